@@ -1,0 +1,52 @@
+# sluice — every target installs what it needs (tools/install.sh caches by name and version in
+# ~/.cache/sluice) and runs on the pinned Node 24 from .tools/bin, never the machine's Node.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+export PATH := $(CURDIR)/.tools/bin:$(PATH)
+NODE := $(CURDIR)/.tools/bin/node
+OPA := $(CURDIR)/.tools/bin/opa
+POLICY_SOURCES := $(wildcard policies/rego/*.rego) $(shell find policies/data -name '*.json')
+BUNDLE := policies/build/bundle.tar.gz
+
+.PHONY: all tools deps policy demo test bench bench-policy schemas clean
+.DEFAULT_GOAL := all
+all: policy
+
+tools:
+	@tools/apt.sh
+	@tools/install.sh
+
+node_modules/.installed: package.json package-lock.json | tools
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+deps: tools node_modules/.installed
+
+# The policy bundle: WASM compiled against the SDK's capabilities (a builtin the runtime lacks
+# fails here, not in production), tests excluded, revision = content hash of the sources.
+$(BUNDLE): $(POLICY_SOURCES) | deps
+	@mkdir -p policies/build
+	@$(NODE) policies/scripts/wasm-capabilities.ts $(OPA) > policies/build/capabilities.json
+	$(OPA) build -t wasm -e sluice/decision --ignore '*_test.rego' --capabilities policies/build/capabilities.json \
+	  -r "$$(cat $(filter-out %_test.rego,$(POLICY_SOURCES)) | sha256sum | cut -c1-12)" -o $@ policies/rego policies/data
+	@rm -rf policies/build/bundle && mkdir -p policies/build/bundle && tar -xzf $@ -C policies/build/bundle 2>/dev/null
+	@echo "built $@ (revision $$(tar -xzOf $@ /.manifest 2>/dev/null | $(NODE) -pe 'JSON.parse(require("fs").readFileSync(0)).revision'))"
+
+policy: deps $(BUNDLE)
+
+schemas: deps
+	$(NODE) api/scripts/generate-schemas.ts
+
+demo: deps policy
+	$(NODE) sidecar/src/demo/main.ts
+
+test: deps policy
+	$(NODE) tools/run-tests.ts
+
+bench: deps policy bench-policy
+
+bench-policy:
+	$(NODE) bench/policy/run.ts
+
+clean:
+	rm -rf policies/build node_modules .tools

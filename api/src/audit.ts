@@ -1,0 +1,83 @@
+// The audit event: one per request, per response, and per policy load, approval step, kill,
+// interception refusal and DNS query. Events of one session form a hash chain: `hash` is
+// SHA-256 over the canonical (RFC 8785) serialisation of the event without `hash`, and
+// `prev_hash` is the previous event's hash, so gaps, reordering and edits are detectable.
+import { z } from 'zod';
+import { Creator, Facts } from './policy.ts';
+
+export const AUDIT_SCHEMA_VERSION = 1;
+/** prev_hash of the first event of a session. */
+export const GENESIS_HASH = '0'.repeat(64);
+
+export const AuditKind = z.enum([
+  'session_start',
+  'request',
+  'response',
+  'policy_load',
+  'approval',
+  'kill',
+  'refusal',
+  'dns',
+  'credential',
+]);
+
+export const AuditEvent = z
+  .object({
+    v: z.literal(AUDIT_SCHEMA_VERSION),
+    id: z.string(),
+    session: z.string(),
+    seq: z.number().int().nonnegative(),
+    prev_hash: z.string().regex(/^[0-9a-f]{64}$/),
+    hash: z.string().regex(/^[0-9a-f]{64}$/),
+    time: z.string().describe('RFC 3339 with milliseconds, UTC'),
+    kind: AuditKind,
+    pod: z
+      .object({ namespace: z.string(), name: z.string(), service_account: z.string().optional() })
+      .strict(),
+    creator: Creator.optional(),
+    request_id: z.string().optional().describe('links a response (and approval steps) to its request'),
+    request: z
+      .object({
+        method: z.string(),
+        scheme: z.string(),
+        host: z.string(),
+        port: z.number().int(),
+        path: z.string(),
+        facts: Facts.optional(),
+      })
+      .strict()
+      .optional(),
+    decision: z
+      .object({
+        action: z.enum(['allow', 'deny', 'hold']),
+        code: z.string(),
+        reason: z.string(),
+        revision: z.string().optional(),
+        scope_used: z.string().optional(),
+      })
+      .strict()
+      .optional(),
+    status: z.number().int().optional(),
+    masking: z
+      .array(
+        z
+          .object({
+            rule: z.string(),
+            direction: z.enum(['request', 'response']),
+            offset: z.number().int().nonnegative(),
+          })
+          .strict(),
+      )
+      .optional()
+      .describe('every redaction by rule id and offset, never the value'),
+    bytes: z.object({ in: z.number().int(), out: z.number().int() }).strict().optional(),
+    timings: z.record(z.string(), z.number()).optional().describe('milliseconds by phase'),
+    body_sample: z.string().optional().describe('masked, size-capped, only when the decision says record_body'),
+    detail: z.record(z.string(), z.unknown()).optional(),
+  })
+  .strict();
+
+export type AuditKind = z.infer<typeof AuditKind>;
+export type AuditEvent = z.infer<typeof AuditEvent>;
+/** An event before chaining: the chain assigns session, seq, prev_hash and hash. */
+export type AuditRecord = Omit<AuditEvent, 'v' | 'session' | 'seq' | 'prev_hash' | 'hash'>;

@@ -1,0 +1,6 @@
+export * from './labels.ts';
+export * from './policy.ts';
+export * from './audit.ts';
+export * from './approval.ts';
+export * from './validation.ts';
+export * from './json-schemas.ts';

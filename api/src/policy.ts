@@ -1,0 +1,168 @@
+// The policy contract: what the sidecar hands to Rego (PolicyInput) and what it expects back
+// (Decision). Both are runtime schemas; their JSON Schema (api/schemas) is what `opa check
+// --strict` type-checks the Rego library against, so policy and code cannot drift apart.
+import { z } from 'zod';
+
+const stringMap = z.record(z.string(), z.string());
+
+export const GitFacts = z
+  .object({
+    service: z.enum(['git-upload-pack', 'git-receive-pack']).describe('smart-HTTP service'),
+    operation: z.enum(['fetch', 'push']),
+    phase: z.enum(['discovery', 'rpc']).describe('info/refs advertisement or the POST that transfers data'),
+    repo: z.string().describe('repository path on the host, without .git suffix, e.g. org/repo'),
+    refs: z
+      .array(z.object({ ref: z.string(), old: z.string(), new: z.string() }).strict())
+      .optional()
+      .describe('ref updates of a receive-pack request (from its pkt-line command section)'),
+  })
+  .strict();
+
+export const AwsFacts = z
+  .object({
+    service: z.string(),
+    region: z.string(),
+    action: z.string().describe('API action, e.g. s3:DeleteObject or sts:GetCallerIdentity'),
+    bucket: z.string().optional(),
+    key: z.string().optional(),
+  })
+  .strict();
+
+export const K8sFacts = z
+  .object({
+    verb: z.string().describe('get, list, watch, create, update, patch, delete, deletecollection'),
+    api_group: z.string().describe('"" for the core group'),
+    api_version: z.string(),
+    resource: z.string(),
+    subresource: z.string().optional(),
+    namespace: z.string().optional(),
+    name: z.string().optional(),
+  })
+  .strict();
+
+export const LlmFacts = z
+  .object({
+    provider: z.enum(['openai', 'anthropic']),
+    endpoint: z.string().describe('e.g. chat.completions, responses, messages'),
+    model: z.string().optional(),
+    prompt_bytes: z.number().int().nonnegative(),
+    stream: z.boolean().optional(),
+  })
+  .strict();
+
+export const Facts = z
+  .object({
+    git: GitFacts.optional(),
+    aws: AwsFacts.optional(),
+    k8s: K8sFacts.optional(),
+    llm: LlmFacts.optional(),
+  })
+  .strict();
+
+export const Creator = z
+  .object({
+    username: z.string(),
+    uid: z.string().optional(),
+    groups: z.array(z.string()),
+  })
+  .strict();
+
+export const PodIdentity = z
+  .object({
+    namespace: z.string(),
+    name: z.string(),
+    service_account: z.string(),
+    labels: stringMap,
+    annotations: stringMap,
+    creator: Creator.optional(),
+  })
+  .strict();
+
+export const RequestSummary = z
+  .object({
+    method: z.string().describe('HTTP method; CONNECT for the connection-level decision before TLS'),
+    scheme: z.enum(['http', 'https']),
+    host: z.string().describe('lower-case destination name (SNI/Host), or an IP literal'),
+    port: z.number().int().min(1).max(65535),
+    path: z.string(),
+    query: z.record(z.string(), z.array(z.string())),
+    headers: stringMap.describe('lower-case names; credential values replaced by "[redacted]"'),
+    ip_literal: z.boolean().describe('true when host is an IPv4/IPv6 literal rather than a name'),
+  })
+  .strict();
+
+export const SessionInfo = z
+  .object({
+    id: z.string(),
+    seq: z.number().int().nonnegative(),
+    bytes_out: z.number().int().nonnegative(),
+  })
+  .strict();
+
+export const PolicyInput = z
+  .object({
+    request: RequestSummary,
+    facts: Facts,
+    pod: PodIdentity,
+    session: SessionInfo,
+  })
+  .strict();
+
+export const ApprovalScope = z.enum(['once', 'session', 'ttl']);
+
+export const Decision = z
+  .object({
+    allow: z.boolean().describe('false denies; true forwards (after approval when require_approval is set)'),
+    code: z
+      .string()
+      .regex(/^[a-z0-9_.]+$/)
+      .describe('stable identifier of the rule that decided: metric label, audit field, runbook key'),
+    reason: z.string().describe('human-readable explanation shown to the agent and the approver'),
+    require_approval: z
+      .object({
+        reason: z.string(),
+        scope: ApprovalScope,
+        ttl: z
+          .string()
+          .regex(/^[0-9]+[smh]$/)
+          .optional(),
+      })
+      .strict()
+      .optional(),
+    mask: z.array(z.string()).optional().describe('masking rule ids to apply to bodies in both directions'),
+    dlp: z.enum(['mask', 'block']).optional().describe('what to do with a secret found in the outbound body'),
+    credential: z
+      .object({ provider: z.string() })
+      .catchall(z.union([z.string(), z.number(), z.boolean()]))
+      .optional()
+      .describe('credential provider to inject for this destination, with its parameters'),
+    record_body: z.boolean().optional(),
+    passthrough: z.boolean().optional().describe('CONNECT only: tunnel uninspected (pinned certs, mTLS)'),
+  })
+  .strict();
+
+export type GitFacts = z.infer<typeof GitFacts>;
+export type AwsFacts = z.infer<typeof AwsFacts>;
+export type K8sFacts = z.infer<typeof K8sFacts>;
+export type LlmFacts = z.infer<typeof LlmFacts>;
+export type Facts = z.infer<typeof Facts>;
+export type Creator = z.infer<typeof Creator>;
+export type PodIdentity = z.infer<typeof PodIdentity>;
+export type RequestSummary = z.infer<typeof RequestSummary>;
+export type SessionInfo = z.infer<typeof SessionInfo>;
+export type PolicyInput = z.infer<typeof PolicyInput>;
+export type ApprovalScope = z.infer<typeof ApprovalScope>;
+export type Decision = z.infer<typeof Decision>;
+
+/** What the sidecar does with a decision. A deny always wins over an approval requirement. */
+export type Action = 'allow' | 'deny' | 'hold';
+
+export function decisionAction(decision: Decision): Action {
+  if (!decision.allow) return 'deny';
+  return decision.require_approval ? 'hold' : 'allow';
+}
+
+/** Fail-closed decisions the engine produces itself; their codes are documented in docs/policy.md. */
+export function engineDeny(code: string, reason: string): Decision {
+  return { allow: false, code, reason };
+}

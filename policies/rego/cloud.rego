@@ -1,0 +1,48 @@
+# METADATA
+# title: Cloud APIs (AWS)
+# description: >-
+#   AWS calls are re-signed with short-lived credentials (aws-sts); destructive actions are held.
+#   A request to an AWS host that the sidecar could not classify is denied.
+# schemas:
+#   - input: schema.input
+package sluice.cloud
+
+import data.config
+import data.sluice.lib
+
+aws_host if {
+	some suffix in config.aws_host_suffixes
+	endswith(input.request.host, concat("", [".", suffix]))
+}
+
+aws := input.facts.aws
+
+credential := {"provider": "aws-sts"}
+
+# Actions are "service:Action"; the pattern applies to the Action part.
+action_name := split(aws.action, ":")[1]
+
+destructive if {
+	some prefix in config.aws_destructive_action_prefixes
+	regex.match(concat("", ["^", prefix]), action_name)
+}
+
+verdicts contains lib.verdict(80, object.union(
+	lib.hold("cloud.destructive_held", sprintf("%s in %s is destructive and needs approval", [aws.action, aws.region]), "once"),
+	{"credential": credential},
+)) if {
+	aws_host
+	destructive
+}
+
+verdicts contains lib.verdict(50, object.union(lib.allow("cloud.aws", sprintf("%s is allowed", [aws.action])), {"credential": credential})) if {
+	aws_host
+	aws.action
+	not destructive
+}
+
+verdicts contains lib.verdict(40, lib.deny("cloud.unclassified", "AWS request could not be classified (no service/action)")) if {
+	aws_host
+	not input.facts.aws
+	input.request.method != "CONNECT"
+}

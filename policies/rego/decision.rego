@@ -1,0 +1,47 @@
+# METADATA
+# title: sluice default policy
+# description: >-
+#   The entrypoint (sluice/decision). Each concern package proposes verdicts; the highest
+#   priority wins; an allowed read of a credential-looking path becomes a hold; anything no
+#   concern recognises is denied.
+# schemas:
+#   - input: schema.input
+package sluice
+
+import data.config
+import data.sluice.cloud
+import data.sluice.git
+import data.sluice.kubernetes
+import data.sluice.llm
+import data.sluice.network
+import data.sluice.paths
+import data.sluice.registries
+
+verdicts := ((((network.verdicts | git.verdicts) | registries.verdicts) | kubernetes.verdicts) | cloud.verdicts) | llm.verdicts
+
+top_priority := max({v.priority | some v in verdicts})
+
+# Sets iterate in sorted order, so equal priorities resolve deterministically.
+top := [v.decision | some v in verdicts; v.priority == top_priority][0]
+
+default decision := {
+	"allow": false,
+	"code": "net.not_allowlisted",
+	"reason": "destination is not on any allow-list",
+}
+
+# METADATA
+# entrypoint: true
+decision := held_if_credential_path(top)
+
+held_if_credential_path(d) := object.union(d, {
+	"code": "paths.credential_read_held",
+	"reason": reason,
+	"require_approval": {"reason": reason, "scope": "once", "ttl": config.approval_ttl},
+}) if {
+	d.allow
+	not d.require_approval
+	input.request.method != "CONNECT"
+	paths.credential_path
+	reason := sprintf("%s looks like a credential file; reading it needs approval", [input.request.path])
+} else := d

@@ -1,0 +1,45 @@
+package sluice_test
+
+import data.sluice
+import data.sluice.lib_test
+
+test_default_deny if {
+	d := sluice.decision with input as lib_test.request("GET", "exfil.example", "/")
+	not d.allow
+	d.code == "net.not_allowlisted"
+}
+
+test_ip_literal_beats_everything if {
+	inp := object.union(lib_test.request("GET", "140.82.112.3", "/"), {"request": {"ip_literal": true}})
+	d := sluice.decision with input as inp
+	d.code == "net.ip_literal_denied"
+}
+
+test_registry_write_beats_git_web_read if {
+	# raw.githubusercontent.com is a registry host; a PUT there is a registry write.
+	d := sluice.decision with input as lib_test.request("PUT", "raw.githubusercontent.com", "/x")
+	d.code == "registry.write_denied"
+}
+
+test_credential_path_turns_allow_into_hold if {
+	d := sluice.decision with input as lib_test.request("GET", "raw.githubusercontent.com", "/acme/app/main/.env")
+	d.code == "paths.credential_read_held"
+	d.require_approval.scope == "once"
+	d.allow
+}
+
+test_credential_path_does_not_rescue_a_deny if {
+	d := sluice.decision with input as lib_test.request("GET", "exfil.example", "/.env")
+	not d.allow
+}
+
+test_existing_hold_keeps_its_code if {
+	d := sluice.decision with input as lib_test.request("POST", "api.github.com", "/repos/a/b/contents/.env")
+	d.code == "git.api_write_requires_approval"
+}
+
+test_connect_never_held_for_path if {
+	d := sluice.decision with input as lib_test.request("CONNECT", "github.com", "")
+	d.code == "net.connect"
+	not d.require_approval
+}

@@ -1,0 +1,40 @@
+# METADATA
+# title: Shared helpers
+# description: Host matching, method classes and the verdict shape every concern package returns.
+package sluice.lib
+
+import data.config
+
+# A pattern is an exact host or "*.suffix" (any subdomain, never the bare suffix).
+host_matches(host, pattern) if host == pattern
+
+host_matches(host, pattern) if {
+	startswith(pattern, "*.")
+	endswith(host, substring(pattern, 1, -1))
+}
+
+host_in(host, patterns) if {
+	some pattern in patterns
+	host_matches(host, pattern)
+}
+
+read_methods := {"GET", "HEAD", "OPTIONS"}
+
+is_read(method) if method in read_methods
+
+# A concern package proposes decisions; the highest priority wins (see sluice.decision).
+# Priorities: 100 network denies, 90 hard denies, 80 holds, 60 passthrough, 50 allows, 40 host-level defaults.
+verdict(priority, decision) := {"priority": priority, "decision": decision}
+
+# Allowed responses are masked with the configured rules (default: all).
+allow(code, reason) := {"allow": true, "code": code, "reason": reason, "mask": config.mask_rules}
+
+deny(code, reason) := {"allow": false, "code": code, "reason": reason}
+
+hold(code, reason, scope) := {
+	"allow": true,
+	"code": code,
+	"reason": reason,
+	"require_approval": {"reason": reason, "scope": scope, "ttl": config.approval_ttl},
+	"mask": config.mask_rules,
+}

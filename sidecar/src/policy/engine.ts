@@ -1,0 +1,125 @@
+// Evaluates PolicyInput → Decision with the loaded WASM bundle. It must never throw into the
+// request path and never allow what the policy would not: no bundle, an evaluation error or a
+// decision that fails the api/ schema each become a deny whose code says why.
+import { loadPolicy } from '@open-policy-agent/opa-wasm';
+import type { LoadedPolicy } from '@open-policy-agent/opa-wasm';
+import { Decision, POLICY_ENTRYPOINT, describeIssues, engineDeny } from '../../../api/src/index.ts';
+import type { PolicyInput } from '../../../api/src/index.ts';
+import { BundleError } from './bundle.ts';
+import type { PolicyBundle } from './bundle.ts';
+import { importedBuiltins, unsupportedBuiltins } from './wasm-builtins.ts';
+import type { WasmInstance, WasmMemory } from './wasm-builtins.ts';
+
+export const DENY_NOT_LOADED = engineDeny('policy.not_loaded', 'no policy loaded');
+
+export interface LoadedBundle {
+  revision: string;
+  source: string;
+  loadedAt: Date;
+}
+
+export interface Evaluation {
+  decision: Decision;
+  revision: string;
+  /** Set when the engine, not the policy, produced the decision (fail closed). */
+  fault?: 'not_loaded' | 'eval_error' | 'malformed_decision';
+}
+
+interface Compiled {
+  policy: LoadedPolicy;
+  entrypoint: number;
+  meta: LoadedBundle;
+}
+
+/** Compiles a bundle into a ready policy, or throws BundleError naming what is wrong. */
+export async function compileBundle(bundle: PolicyBundle, now: () => Date = () => new Date()): Promise<Compiled> {
+  let policy: LoadedPolicy;
+  try {
+    policy = await loadPolicy(bundle.wasm);
+  } catch (err) {
+    throw new BundleError('bundle.bad_wasm', `${bundle.source}: policy.wasm does not load (${messageOf(err)})`);
+  }
+  const missing = unsupportedBuiltins(importedBuiltins(...wasmParts(policy)));
+  if (missing.length) {
+    throw new BundleError(
+      'bundle.unsupported_builtin',
+      `${bundle.source}: policy calls builtin${missing.length > 1 ? 's' : ''} ${missing.join(', ')} which the WASM runtime does not provide`,
+    );
+  }
+  const entrypoint = (policy.entrypoints as Record<string, number | undefined>)[POLICY_ENTRYPOINT];
+  if (entrypoint === undefined) {
+    throw new BundleError('bundle.no_entrypoint', `${bundle.source}: bundle was not built with entrypoint ${POLICY_ENTRYPOINT}`);
+  }
+  try {
+    policy.setData(bundle.data as object);
+  } catch (err) {
+    throw new BundleError('bundle.bad_data', `${bundle.source}: data.json was refused (${messageOf(err)})`);
+  }
+  return { policy, entrypoint, meta: { revision: bundle.revision, source: bundle.source, loadedAt: now() } };
+}
+
+export class PolicyEngine {
+  #current: Compiled | undefined;
+
+  get ready(): boolean {
+    return this.#current !== undefined;
+  }
+
+  get loaded(): LoadedBundle | undefined {
+    return this.#current?.meta;
+  }
+
+  get revision(): string {
+    return this.#current?.meta.revision ?? '';
+  }
+
+  /** Swaps in a compiled bundle; callers keep the old one when compileBundle throws. */
+  install(compiled: Compiled): void {
+    this.#current = compiled;
+  }
+
+  async load(bundle: PolicyBundle): Promise<LoadedBundle> {
+    const compiled = await compileBundle(bundle);
+    this.install(compiled);
+    return compiled.meta;
+  }
+
+  evaluate(input: PolicyInput): Evaluation {
+    const current = this.#current;
+    if (!current) return { decision: DENY_NOT_LOADED, revision: '', fault: 'not_loaded' };
+    const revision = current.meta.revision;
+    let raw: unknown;
+    try {
+      raw = current.policy.evaluate(input, current.entrypoint) as unknown;
+    } catch (err) {
+      return {
+        decision: engineDeny('policy.eval_error', `policy evaluation failed: ${messageOf(err)}`),
+        revision,
+        fault: 'eval_error',
+      };
+    }
+    const result = Array.isArray(raw) && raw.length === 1 ? (raw[0] as { result?: unknown }).result : undefined;
+    const parsed = Decision.safeParse(result);
+    if (!parsed.success) {
+      const why = result === undefined ? 'policy produced no decision' : describeIssues(parsed.error).join('; ');
+      return {
+        decision: engineDeny('policy.malformed_decision', `malformed decision from policy: ${why}`),
+        revision,
+        fault: 'malformed_decision',
+      };
+    }
+    return { decision: parsed.data, revision };
+  }
+}
+
+// The SDK types these with DOM's WebAssembly namespace, which this project does not load.
+function wasmParts(policy: LoadedPolicy): [WasmInstance, WasmMemory] {
+  const parts = policy as unknown as { wasmInstance: WasmInstance; mem: WasmMemory };
+  return [parts.wasmInstance, parts.mem];
+}
+
+function messageOf(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  if (typeof err === 'object' && err && 'message' in err) return String(err.message);
+  return String(err);
+}
