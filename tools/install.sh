@@ -16,6 +16,12 @@ TOOLS=(
   "node         24.21.0   node"
   "npm          11.21.2   npm npx"
   "opa          1.22.2    opa"
+  "helm         3.22.0    helm"
+  "etcd         3.6.7     etcd"
+  "kube         1.37.2    kube-apiserver"
+  "loki         3.7.8     loki"
+  "gitleaks     8.30.1    gitleaks"
+  "moto         5.2.5     moto_server"
 )
 
 log() { printf '[tools] %s\n' "$*" >&2; }
@@ -40,6 +46,65 @@ build_npm() { # npm run by our Node, so installs see Node 24 (engines checks, na
 build_opa() {
   local version=$1 prefix=$2
   GOBIN="$prefix/bin" CGO_ENABLED=0 go install "github.com/open-policy-agent/opa@v$version"
+}
+
+build_helm() {
+  local version=$1 prefix=$2
+  GOBIN="$prefix/bin" CGO_ENABLED=0 go install "helm.sh/helm/v3/cmd/helm@v$version"
+}
+
+build_gitleaks() {
+  local version=$1 prefix=$2
+  GOBIN="$prefix/bin" CGO_ENABLED=0 go install "github.com/zricethezav/gitleaks/v8@v$version"
+}
+
+# Modules whose go.mod uses local replace directives cannot be `go install`ed; they are built
+# from a wrapper module (go.mod written here, tools.go from tools/go/<name>/) that requires them.
+build_etcd() {
+  local version=$1 prefix=$2 work=$prefix/src
+  mkdir -p "$work"
+  printf 'module sluice.local/etcd\n\ngo 1.25.0\n\nrequire go.etcd.io/etcd/server/v3 v%s\n' "$version" >"$work/go.mod"
+  cp "$ROOT/tools/go/etcd/tools.go" "$work/"
+  (cd "$work" && go mod tidy >/dev/null && CGO_ENABLED=0 go build -trimpath -o "$prefix/bin/etcd" go.etcd.io/etcd/server/v3)
+  rm -rf "$work"
+}
+
+build_kube() { # kube-apiserver; staging replaces generated from k8s.io/kubernetes' own go.mod
+  local version=$1 prefix=$2 work=$prefix/src minor
+  mkdir -p "$work"
+  local gomod; gomod=$(cd "$work" && go mod download -json "k8s.io/kubernetes@v$version" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  {
+    printf 'module sluice.local/kube\n\ngo 1.25.0\n\nrequire k8s.io/kubernetes v%s\n\nreplace (\n' "$version"
+    sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/src/k8s.io/[a-z0-9-]*$#\t\1 => \1 v0.'"${version#1.}"'#p' "$gomod"
+    printf ')\n'
+  } >"$work/go.mod"
+  cp "$ROOT/tools/go/kube/tools.go" "$work/"
+  minor=$(cut -d. -f2 <<<"$version")
+  (cd "$work" && go mod tidy >/dev/null && CGO_ENABLED=0 go build -trimpath -o "$prefix/bin/kube-apiserver" \
+    -ldflags "-X k8s.io/component-base/version.gitVersion=v$version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor" \
+    k8s.io/kubernetes/cmd/kube-apiserver)
+  rm -rf "$work"
+}
+
+build_loki() { # the real audit store for tests; AGPL, so it runs as a separate unmodified binary
+  local version=$1 prefix=$2 work=$prefix/src
+  mkdir -p "$work"
+  local gomod; gomod=$(cd "$work" && go mod download -json "github.com/grafana/loki/v3@v$version" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  {
+    printf 'module sluice.local/loki\n\ngo 1.25.0\n\nrequire github.com/grafana/loki/v3 v%s\n\n' "$version"
+    # every non-local replace of Loki's own go.mod (single-line and block forms)
+    awk '/^replace \(/{b=1;next} b&&/^\)/{b=0;next} b{print "replace " $0; next} /^replace /{print}' "$gomod" | grep -v '=> \./' | sed 's/^replace replace/replace/'
+  } >"$work/go.mod"
+  cp "$ROOT/tools/go/loki/tools.go" "$work/"
+  (cd "$work" && go mod tidy >/dev/null && CGO_ENABLED=0 go build -trimpath -o "$prefix/bin/loki" github.com/grafana/loki/v3/cmd/loki)
+  rm -rf "$work"
+}
+
+build_moto() { # STS emulator in its own venv
+  local version=$1 prefix=$2
+  python3 -m venv "$prefix/venv"
+  "$prefix/venv/bin/pip" install -q "moto[server]==$version"
+  mkdir -p "$prefix/bin" && ln -s ../venv/bin/moto_server "$prefix/bin/moto_server"
 }
 
 install_one() {

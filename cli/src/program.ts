@@ -1,0 +1,19 @@
+// Builds the kubectl-sluice command tree. Each verb lives in its own module under commands/ and
+// registers itself here; main.ts only runs the program and maps errors to exit codes.
+import { Command } from 'commander';
+import { registerPolicyCommands } from './commands/policy.ts';
+
+export interface Io {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+export function buildProgram(io: Io): Command {
+  const program = new Command('kubectl-sluice')
+    .description('Approve, inspect and audit AI-agent traffic guarded by sluice')
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
+    .exitOverride();
+  registerPolicyCommands(program, io);
+  return program;
+}
