@@ -109,8 +109,13 @@ build_moto() { # STS emulator in its own venv
 
 install_one() {
   local name=$1 version=$2; shift 2
-  local prefix="$CACHE/$name-$version"
+  local prefix="$CACHE/$name-$version" lock
+  # One builder per tool at a time (two clones or two make runs share the cache); the others
+  # wait here and then find it built.
+  exec {lock}>"$CACHE/.$name-$version.lock"
+  flock "$lock"
   if [[ ! -f "$prefix/.complete" ]]; then
+    rm -rf "$prefix".partial.*
     log "building $name $version (cached afterwards in $prefix)"
     local staging="$prefix.partial.$$"
     rm -rf "$staging" && mkdir -p "$staging"
@@ -120,6 +125,7 @@ install_one() {
     rm -rf "$prefix" && mv "$staging" "$prefix"
     log "built $name $version in $((SECONDS - started))s"
   fi
+  flock -u "$lock"
   local exe
   for exe in "$@"; do ln -sfn "$prefix/bin/$exe" "$BIN/$exe"; done
 }

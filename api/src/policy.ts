@@ -14,7 +14,11 @@ export const GitFacts = z
     refs: z
       .array(z.object({ ref: z.string(), old: z.string(), new: z.string() }).strict())
       .optional()
-      .describe('ref updates of a receive-pack request (from its pkt-line command section)'),
+      .describe('ref updates of a receive-pack request (from its pkt-line command section); absent when unknown'),
+    push_options: z
+      .array(z.string())
+      .optional()
+      .describe('push options sent with a receive-pack request (git push -o), e.g. GitLab merge_request.create'),
   })
   .strict();
 

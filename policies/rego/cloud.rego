@@ -19,23 +19,30 @@ aws := input.facts.aws
 
 credential := {"provider": "aws-sts"}
 
-# Actions are "service:Action"; the pattern applies to the Action part.
+# Actions are "service:Action"; the lists apply to the Action part.
 action_name := split(aws.action, ":")[1]
 
 destructive if {
 	some prefix in config.aws_destructive_action_prefixes
-	regex.match(concat("", ["^", prefix]), action_name)
+	startswith(action_name, prefix)
+}
+
+# PutBucketPolicy, AttachRolePolicy, SetIdentityPoolRoles' policies, ...
+destructive if {
+	endswith(action_name, "Policy")
+	some verb in config.aws_policy_change_verbs
+	startswith(action_name, verb)
 }
 
 verdicts contains lib.verdict(80, object.union(
-	lib.hold("cloud.destructive_held", sprintf("%s in %s is destructive and needs approval", [aws.action, aws.region]), "once"),
+	lib.hold("cloud.destructive_held", concat("", [aws.action, " in ", aws.region, " is destructive and needs approval"]), "once"),
 	{"credential": credential},
 )) if {
 	aws_host
 	destructive
 }
 
-verdicts contains lib.verdict(50, object.union(lib.allow("cloud.aws", sprintf("%s is allowed", [aws.action])), {"credential": credential})) if {
+verdicts contains lib.verdict(50, object.union(lib.allow("cloud.aws", concat("", [aws.action, " is allowed"])), {"credential": credential})) if {
 	aws_host
 	aws.action
 	not destructive

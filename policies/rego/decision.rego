@@ -43,5 +43,5 @@ held_if_credential_path(d) := object.union(d, {
 	not d.require_approval
 	input.request.method != "CONNECT"
 	paths.credential_path
-	reason := sprintf("%s looks like a credential file; reading it needs approval", [input.request.path])
+	reason := concat("", [input.request.path, " looks like a credential file; reading it needs approval"])
 } else := d

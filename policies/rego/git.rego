@@ -17,7 +17,7 @@ api_host if lib.host_in(input.request.host, config.git_api_hosts)
 
 ref_names := concat(", ", [r.ref | some r in input.facts.git.refs])
 
-verdicts contains lib.verdict(50, lib.allow("git.fetch", sprintf("git fetch of %s is allowed", [input.facts.git.repo]))) if {
+verdicts contains lib.verdict(50, lib.allow("git.fetch", concat("", ["git fetch of ", input.facts.git.repo, " is allowed"]))) if {
 	git_host
 	input.facts.git.operation == "fetch"
 }
@@ -30,7 +30,7 @@ verdicts contains lib.verdict(50, lib.allow("git.push_discovery", "listing refs 
 }
 
 verdicts contains lib.verdict(80, object.union(
-	lib.hold("git.push_requires_approval", sprintf("git push to %s (%s) needs approval", [input.facts.git.repo, ref_names]), config.git_push_approval_scope),
+	lib.hold("git.push_requires_approval", concat("", ["git push to ", input.facts.git.repo, " (", ref_names, ") needs approval"]), config.git_push_approval_scope),
 	{"dlp": "block"},
 )) if {
 	git_host
@@ -59,7 +59,7 @@ verdicts contains lib.verdict(45, lib.allow("git.api_read", "reading the git hos
 }
 
 verdicts contains lib.verdict(80, object.union(
-	lib.hold("git.api_write_requires_approval", sprintf("%s %s on %s needs approval", [input.request.method, input.request.path, input.request.host]), "once"),
+	lib.hold("git.api_write_requires_approval", concat("", [input.request.method, " ", input.request.path, " on ", input.request.host, " needs approval"]), "once"),
 	{"dlp": "block"},
 )) if {
 	api_host

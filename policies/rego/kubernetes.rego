@@ -25,15 +25,15 @@ channel if k8s.subresource in channel_subresources
 
 read_verb if k8s.verb in read_verbs
 
-target := sprintf("%s %s/%s", [k8s.verb, object.get(k8s, "namespace", "*"), k8s.resource])
+target := concat("", [k8s.verb, " ", object.get(k8s, "namespace", "*"), "/", k8s.resource])
 
-verdicts contains lib.verdict(90, lib.deny("k8s.channel_denied", sprintf("%s on %s opens a channel around the gateway", [k8s.subresource, k8s.resource]))) if {
+verdicts contains lib.verdict(90, lib.deny("k8s.channel_denied", concat("", [k8s.subresource, " on ", k8s.resource, " opens a channel around the gateway"]))) if {
 	api_host
 	channel
 }
 
 verdicts contains lib.verdict(80, object.union(
-	lib.hold("k8s.secret_read_held", sprintf("reading Secrets (%s) needs approval", [target]), "once"),
+	lib.hold("k8s.secret_read_held", concat("", ["reading Secrets (", target, ") needs approval"]), "once"),
 	{"credential": credential},
 )) if {
 	api_host
@@ -41,7 +41,7 @@ verdicts contains lib.verdict(80, object.union(
 	read_verb
 }
 
-verdicts contains lib.verdict(50, object.union(lib.allow("k8s.read", sprintf("%s is a read", [target])), {"credential": credential})) if {
+verdicts contains lib.verdict(50, object.union(lib.allow("k8s.read", concat("", [target, " is a read"])), {"credential": credential})) if {
 	api_host
 	read_verb
 	k8s.resource != "secrets"
@@ -49,7 +49,7 @@ verdicts contains lib.verdict(50, object.union(lib.allow("k8s.read", sprintf("%s
 }
 
 verdicts contains lib.verdict(80, object.union(
-	lib.hold("k8s.write_held", sprintf("%s changes the cluster and needs approval", [target]), "once"),
+	lib.hold("k8s.write_held", concat("", [target, " changes the cluster and needs approval"]), "once"),
 	{"credential": credential},
 )) if {
 	api_host
@@ -57,9 +57,34 @@ verdicts contains lib.verdict(80, object.union(
 	not channel
 }
 
-# Discovery (/version, /api, /apis) carries no facts; it is a read.
+# Discovery carries no resource facts. Only the discovery paths qualify: any other GET without
+# facts is a path the sidecar could not classify and stays denied.
+path_segments := split(trim_prefix(trim_suffix(input.request.path, "/"), "/"), "/")
+
+discovery_path if path_segments[0] in {"version", "openapi", "healthz", "livez", "readyz"}
+
+# /api, /api/v1
+discovery_path if {
+	path_segments[0] == "api"
+	count(path_segments) <= 2
+}
+
+# /apis, /apis/<group>, /apis/<group>/<version>
+discovery_path if {
+	path_segments[0] == "apis"
+	count(path_segments) <= 3
+}
+
 verdicts contains lib.verdict(40, object.union(lib.allow("k8s.discovery", "API discovery is a read"), {"credential": credential})) if {
 	api_host
 	not input.facts.k8s
 	input.request.method == "GET"
+	discovery_path
+}
+
+verdicts contains lib.verdict(40, lib.deny("k8s.unclassified", "Kubernetes API request could not be classified")) if {
+	api_host
+	not input.facts.k8s
+	not discovery_path
+	input.request.method != "CONNECT"
 }

@@ -44,3 +44,11 @@ test_discovery if {
 test_other_host_ignored if {
 	count(kubernetes.verdicts) == 0 with input as k8s("list", "pods", {}) with input.request.host as "example.org"
 }
+
+test_discovery_subpath if {
+	codes(kubernetes.verdicts) == {"k8s.discovery"} with input as lib_test.request("GET", "kubernetes.default.svc", "/apis/apps/v1")
+}
+
+test_unclassified_get_denied if {
+	codes(kubernetes.verdicts) == {"k8s.unclassified"} with input as lib_test.request("GET", "kubernetes.default.svc", "/api/v1/namespaces/%zz/pods")
+}

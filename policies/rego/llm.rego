@@ -13,7 +13,7 @@ llm_host if config.llm_hosts[input.request.host]
 model := object.get(object.get(input.facts, "llm", {}), "model", "unknown model")
 
 verdicts contains lib.verdict(50, object.union(
-	lib.allow("llm.allowed", sprintf("%s API call (%s) allowed with outbound masking", [config.llm_hosts[input.request.host], model])),
+	lib.allow("llm.allowed", concat("", [config.llm_hosts[input.request.host], " API call (", model, ") allowed with outbound masking"])),
 	{"dlp": "mask"},
 )) if {
 	llm_host

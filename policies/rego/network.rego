@@ -16,7 +16,7 @@ known_host_lists := [
 	config.registry_hosts,
 	[host | some host, _ in config.llm_hosts],
 	config.kubernetes_hosts,
-	[sprintf("*.%s", [s]) | some s in config.aws_host_suffixes],
+	[concat("", ["*.", s]) | some s in config.aws_host_suffixes],
 ]
 
 known_host(host) if {
@@ -31,7 +31,7 @@ ip_allowed(ip) if {
 
 verdicts contains lib.verdict(100, lib.deny(
 	"net.ip_literal_denied",
-	sprintf("direct connections to IP addresses are not allowed (%s); use a host name", [input.request.host]),
+	concat("", ["direct connections to IP addresses are not allowed (", input.request.host, "); use a host name"]),
 )) if {
 	input.request.ip_literal
 	not ip_allowed(input.request.host)
@@ -50,7 +50,7 @@ verdicts contains lib.verdict(60, object.union(
 	lib.host_in(input.request.host, config.passthrough_hosts)
 }
 
-verdicts contains lib.verdict(50, lib.allow("net.connect", sprintf("%s is a known destination", [input.request.host]))) if {
+verdicts contains lib.verdict(50, lib.allow("net.connect", concat("", [input.request.host, " is a known destination"]))) if {
 	input.request.method == "CONNECT"
 	not input.request.ip_literal
 	known_host(input.request.host)
