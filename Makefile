@@ -8,7 +8,7 @@ OPA := $(CURDIR)/.tools/bin/opa
 POLICY_SOURCES := $(wildcard policies/rego/*.rego) $(shell find policies/data -name '*.json')
 BUNDLE := policies/build/bundle.tar.gz
 
-.PHONY: all tools deps policy demo test bench bench-policy schemas clean
+.PHONY: all tools deps policy demo test bench bench-policy bench-webhook schemas clean
 .DEFAULT_GOAL := all
 all: policy
 
@@ -43,10 +43,13 @@ demo: deps policy
 test: deps policy
 	$(NODE) tools/run-tests.ts
 
-bench: deps policy bench-policy
+bench: deps policy bench-policy bench-webhook
 
 bench-policy:
 	$(NODE) bench/policy/run.ts
+
+bench-webhook:
+	$(NODE) bench/webhook/run.ts
 
 clean:
 	rm -rf policies/build node_modules .tools

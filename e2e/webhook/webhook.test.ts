@@ -1,0 +1,311 @@
+// The admission webhook against a real kube-apiserver + etcd: the shipped webhook configurations
+// and ValidatingAdmissionPolicy are registered (pointed at the webhook process on loopback), pods
+// are created through the API as an authenticated user, and the stored objects are asserted.
+// There is no kubelet: every pod stays Pending, so these tests stop at what the API server stores
+// and refuses; exec/attach are checked at admission (after it, the server answers that the pod has
+// no node, which proves admission let the request through).
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
+import { ANNOTATION_CREATOR, ANNOTATION_KILL } from '../../api/src/index.ts';
+import { parseWebhookConfig } from '../../webhook/src/config.ts';
+import { renderInjection } from '../../webhook/src/render.ts';
+import { firstDifference } from '../../webhook/src/spec-equality.ts';
+import { eventually, pointWebhooksAt, readManifests } from '../support/kube/admission.ts';
+import type { Manifest } from '../support/kube/admission.ts';
+import { KubeCluster } from '../support/kube/cluster.ts';
+import { startWebhookProcess } from './webhook-process.ts';
+import type { WebhookProcess } from './webhook-process.ts';
+
+// A real API server under a loaded CI machine: generous per-test limit (each test is ~10-500 ms here).
+jest.setTimeout(30_000);
+
+const MANIFESTS = join(import.meta.dirname, '..', '..', 'webhook', 'manifests');
+const webhookConfig = {
+  injectorVersion: 'e2e',
+  sidecar: { image: 'ghcr.io/sluice-dev/sluice:e2e', tokenAudiences: [{ audience: 'sts.amazonaws.com', path: 'aws' }] },
+  guard: { staticCredentialSecrets: ['aws-static-keys', 'legacy-*'] },
+};
+const rendered = renderInjection(parseWebhookConfig(webhookConfig));
+
+interface Pod {
+  apiVersion: 'v1';
+  kind: 'Pod';
+  metadata: { name: string; namespace: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  spec: Record<string, unknown> & { containers: Record<string, unknown>[] };
+}
+interface Status {
+  message?: string;
+  reason?: string;
+}
+type StoredPod = Pod & { spec: { initContainers?: { name: string; restartPolicy?: string; image?: string }[]; containers: { name: string; env?: { name: string; value?: string }[]; volumeMounts?: { name: string }[] }[]; volumes?: { name: string }[]; automountServiceAccountToken?: boolean } };
+
+let cluster: KubeCluster;
+let webhook: WebhookProcess;
+let configs: Manifest[];
+let counter = 0;
+let injectedName = '';
+
+function pod(namespace: string, overrides: { labels?: Record<string, string>; annotations?: Record<string, string>; spec?: Record<string, unknown>; container?: Record<string, unknown> } = {}): Pod {
+  counter += 1;
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name: `agent-${counter}`,
+      namespace,
+      labels: overrides.labels ?? { 'sluice.io/inject': 'true' },
+      ...(overrides.annotations ? { annotations: overrides.annotations } : {}),
+    },
+    spec: { containers: [{ name: 'agent', image: 'ghcr.io/example/agent:1', ...overrides.container }], ...overrides.spec },
+  };
+}
+
+async function createAs(user: string, p: Pod, query = '') {
+  return cluster.create<StoredPod & Status>(user, p, query);
+}
+
+/** Three updates of a stored injected pod: swap the sidecar image, rewrite the creator, set the kill switch. */
+async function tryUpdates(url: string) {
+  const get = async () => (await cluster.request<StoredPod>('creator', 'GET', url)).body;
+  const swapped = await get();
+  swapped.spec.initContainers![1]!.image = 'ghcr.io/attacker/noop:1';
+  const swap = await cluster.request<Status>('creator', 'PUT', url, swapped);
+  const relabelled = await get();
+  relabelled.metadata.annotations![ANNOTATION_CREATOR] = '{"username":"someone-else","groups":[]}';
+  const forge = await cluster.request<Status>('creator', 'PUT', url, relabelled);
+  const killed = await get();
+  killed.metadata.annotations![ANNOTATION_KILL] = 'true';
+  const kill = await cluster.request<Status>('creator', 'PUT', url, killed);
+  return { swap, forge, kill };
+}
+
+async function registerWebhooks(): Promise<void> {
+  for (const c of configs) expect((await cluster.create('admin', pointWebhooksAt(c, webhook.baseUrl, cluster.ca.certPem))).status).toBe(201);
+  // The API server applies registrations asynchronously: wait until a dry-run pod comes back injected.
+  await eventually('the injector registration to take effect', async () => {
+    const res = await createAs('admin', pod('team'), 'dryRun=All');
+    return res.status === 201 && res.body.spec.initContainers?.[1]?.name === 'sluice-proxy' ? true : undefined;
+  });
+}
+
+async function unregisterWebhooks(): Promise<void> {
+  for (const c of configs) expect((await cluster.delete('admin', c)).status).toBe(200);
+  // Until the API server drops the registration it still calls the (stopped) webhook and fails.
+  await eventually('the webhook registrations to be gone', async () => {
+    const res = await createAs('admin', pod('plain'), 'dryRun=All');
+    return res.body.message?.includes('failed calling webhook') ? undefined : true;
+  });
+}
+
+beforeAll(async () => {
+  cluster = await KubeCluster.start({
+    namespaces: [{ name: 'agents', labels: { 'sluice.io/inject': 'true' } }, { name: 'team' }, { name: 'plain' }],
+  });
+  const rules = [
+    { apiGroups: [''], resources: ['pods', 'pods/exec', 'pods/attach', 'pods/ephemeralcontainers'], verbs: ['create', 'get', 'list', 'update', 'patch', 'delete'] },
+  ];
+  for (const ns of ['agents', 'team', 'plain']) await cluster.grant('creator', ns, 'pod-author', rules);
+  webhook = await startWebhookProcess(cluster.ca, webhookConfig);
+  configs = [...readManifests(join(MANIFESTS, 'mutating-webhook.yaml')), ...readManifests(join(MANIFESTS, 'validating-webhook.yaml'))];
+  await registerWebhooks();
+  console.log(`kube harness start: ${JSON.stringify(cluster.timings)}`);
+}, 120_000);
+
+afterAll(async () => {
+  await webhook?.stop();
+  await cluster?.stop();
+}, 60_000);
+
+describe('injection through the API server', () => {
+  test('a labelled pod is stored with the native sidecar, trust env, volumes and the creator stamp', async () => {
+    const res = await createAs('creator', pod('team'));
+    expect(res.status).toBe(201);
+    const stored = (await cluster.request<StoredPod>('admin', 'GET', `/api/v1/namespaces/team/pods/${res.body.metadata.name}`)).body;
+    const init = stored.spec.initContainers!;
+    expect(init.map((c) => c.name)).toEqual(['sluice-init', 'sluice-proxy']);
+    // The stored containers are exactly the rendering: the server's defaulting added nothing we did not set.
+    expect(firstDifference(init[0], rendered.initContainer)).toBeUndefined();
+    expect(firstDifference(init[1], rendered.sidecar)).toBeUndefined();
+    expect(init[1]!.restartPolicy).toBe('Always');
+    const agent = stored.spec.containers[0]!;
+    expect(Object.fromEntries(agent.env!.map((e) => [e.name, e.value]))).toMatchObject({
+      SSL_CERT_FILE: '/var/run/sluice/trust/ca-bundle.crt',
+      NODE_EXTRA_CA_CERTS: '/var/run/sluice/trust/ca.crt',
+      HTTPS_PROXY: 'http://127.0.0.1:15080',
+      AWS_ACCESS_KEY_ID: 'SLUICEPLACEHOLDER',
+    });
+    // The ServiceAccount plugin's token is gone from the agent; only sluice's trust mount is there.
+    expect(agent.volumeMounts!.map((m) => m.name)).toEqual(['sluice-trust']);
+    expect(stored.spec.automountServiceAccountToken).toBe(false);
+    expect(stored.spec.volumes!.map((v) => v.name)).toEqual(rendered.volumes.map((v) => v.name));
+    const creator = JSON.parse(stored.metadata.annotations![ANNOTATION_CREATOR]!) as { username: string; uid: string; groups: string[] };
+    expect(creator).toEqual({ username: 'alice@example.com', uid: 'uid-creator', groups: ['developers', 'system:authenticated'] });
+  });
+
+  test('namespace opt-in injects an unlabelled pod; "false" on the pod opts out', async () => {
+    const inNs = await createAs('creator', pod('agents', { labels: {} }));
+    expect(inNs.status).toBe(201);
+    expect(inNs.body.spec.initContainers?.map((c) => c.name)).toEqual(['sluice-init', 'sluice-proxy']);
+    const optOut = await createAs('creator', pod('agents', { labels: { 'sluice.io/inject': 'false' } }));
+    expect(optOut.status).toBe(201);
+    expect(optOut.body.spec.initContainers).toBeUndefined();
+  });
+
+  test('an unlabelled pod in an unlabelled namespace is not touched', async () => {
+    const res = await createAs('creator', pod('team', { labels: { app: 'web' } }));
+    expect(res.status).toBe(201);
+    expect(res.body.spec.initContainers).toBeUndefined();
+    expect(res.body.metadata.annotations?.[ANNOTATION_CREATOR]).toBeUndefined();
+  });
+});
+
+describe('the guard refuses every way around the sidecar', () => {
+  const forbidden: [string, Parameters<typeof pod>[1], string, string][] = [
+    ['hostNetwork', { spec: { hostNetwork: true } }, 'guard.host_namespace', 'spec.hostNetwork'],
+    ['hostPID', { spec: { hostPID: true } }, 'guard.host_namespace', 'spec.hostPID'],
+    ['shareProcessNamespace', { spec: { shareProcessNamespace: true } }, 'guard.share_process_namespace', 'spec.shareProcessNamespace'],
+    ['a privileged agent', { container: { securityContext: { privileged: true } } }, 'guard.privileged', 'spec.containers[0].securityContext.privileged'],
+    ['NET_ADMIN', { container: { securityContext: { capabilities: { add: ['NET_ADMIN'] } } } }, 'guard.capability', 'spec.containers[0].securityContext.capabilities.add[0]'],
+    ['NET_RAW in an init container', { spec: { initContainers: [{ name: 'setup', image: 'busybox', securityContext: { capabilities: { add: ['NET_RAW'] } } }] } }, 'guard.capability', 'spec.initContainers[2].securityContext.capabilities.add[0]'],
+    ["the sidecar's UID on the container", { container: { securityContext: { runAsUser: 1337 } } }, 'guard.proxy_uid', 'spec.containers[0].securityContext.runAsUser'],
+    ["the sidecar's UID on the pod", { spec: { securityContext: { runAsUser: 1337 } } }, 'guard.proxy_uid', 'spec.securityContext.runAsUser'],
+    ["the sidecar's GID as fsGroup", { spec: { securityContext: { fsGroup: 1337 } } }, 'guard.proxy_gid', 'spec.securityContext.fsGroup'],
+    ['a static-credential Secret volume', { spec: { volumes: [{ name: 'creds', secret: { secretName: 'aws-static-keys' } }] } }, 'guard.static_credential', 'spec.volumes[0].secret.secretName'],
+    ['a static-credential Secret in envFrom', { container: { envFrom: [{ secretRef: { name: 'legacy-db' } }] } }, 'guard.static_credential', 'spec.containers[0].envFrom[0].secretRef.name'],
+    ["a mount of the sidecar's token volume", { container: { volumeMounts: [{ name: 'sluice-tokens', mountPath: '/steal' }] } }, 'guard.sluice_volume', 'spec.containers[0].volumeMounts'],
+    ['its own service-account token', { spec: { volumes: [{ name: 'tok', projected: { sources: [{ serviceAccountToken: { path: 'token' } }] } }] }, container: { volumeMounts: [{ name: 'tok', mountPath: '/tok' }] } }, 'guard.service_account_token', 'spec.containers[0].volumeMounts'],
+    ['a container named sluice-proxy', { spec: { containers: [{ name: 'sluice-proxy', image: 'evil' }] } }, 'guard.reserved_name', 'spec.containers[0].name'],
+    ['a user-supplied creator', { annotations: { [ANNOTATION_CREATOR]: '{"username":"ceo@example.com","groups":["sluice-approvers"]}' } }, 'guard.creator_forged', `metadata.annotations[${ANNOTATION_CREATOR}]`],
+  ];
+  test.each(forbidden)('%s is refused', async (_what, overrides, rule, field) => {
+    const res = await createAs('creator', pod('team', overrides));
+    expect(res.status).toBe(403);
+    expect(res.body.message).toContain(`sluice ${rule}: ${field}`);
+    expect(res.body.message).toMatch(/admission webhook "(pod|namespace)\.(guard|inject)\.sluice\.io" denied the request/);
+  });
+
+  test('exec and attach into the sidecar are refused; into the agent they pass admission', async () => {
+    const created = await createAs('creator', pod('team'));
+    const base = `/api/v1/namespaces/team/pods/${created.body.metadata.name}`;
+    const exec = await cluster.request<Status>('creator', 'POST', `${base}/exec?container=sluice-proxy&command=cat&command=/proc/1/environ&stdout=true`);
+    expect(exec.status).toBe(403);
+    expect(exec.body.message).toContain('sluice guard.exec_sidecar: exec.container');
+    const attach = await cluster.request<Status>('creator', 'POST', `${base}/attach?container=sluice-proxy&stdout=true`);
+    expect(attach.status).toBe(403);
+    expect(attach.body.message).toContain('sluice guard.exec_sidecar: attach.container');
+    // Admission passes for the agent; the request then fails only because no kubelet runs the pod.
+    const agentExec = await cluster.request<Status>('creator', 'POST', `${base}/exec?container=agent&command=true&stdout=true`);
+    expect(agentExec.status).toBe(400);
+    expect(agentExec.body.message).toMatch(/host/);
+  });
+
+  test('ephemeral containers: targeting the sidecar or running as its UID is refused, a plain debug container is stored', async () => {
+    const created = await createAs('creator', pod('team'));
+    const path = `/api/v1/namespaces/team/pods/${created.body.metadata.name}/ephemeralcontainers`;
+    const withEphemeral = async (ephemeral: Record<string, unknown>) => {
+      const current = (await cluster.request<StoredPod>('creator', 'GET', `/api/v1/namespaces/team/pods/${created.body.metadata.name}`)).body;
+      return cluster.request<Status & StoredPod>('creator', 'PUT', path, { ...current, spec: { ...current.spec, ephemeralContainers: [ephemeral] } });
+    };
+    const targeted = await withEphemeral({ name: 'peek', image: 'busybox', targetContainerName: 'sluice-proxy' });
+    expect(targeted.status).toBe(403);
+    expect(targeted.body.message).toContain('sluice guard.ephemeral_target: spec.ephemeralContainers[0].targetContainerName');
+    const asProxy = await withEphemeral({ name: 'peek', image: 'busybox', securityContext: { runAsUser: 1337 } });
+    expect(asProxy.status).toBe(403);
+    expect(asProxy.body.message).toContain('sluice guard.proxy_uid: spec.ephemeralContainers[0].securityContext.runAsUser');
+    const plain = await withEphemeral({ name: 'debug', image: 'busybox', targetContainerName: 'agent' });
+    expect(plain.status).toBe(200);
+  });
+
+  test('updates: the sidecar and the creator stamp cannot change; the kill switch can be set', async () => {
+    const created = await createAs('creator', pod('team'));
+    const { swap, forge, kill } = await tryUpdates(`/api/v1/namespaces/team/pods/${created.body.metadata.name}`);
+    expect([swap.status, forge.status, kill.status]).toEqual([403, 403, 200]);
+    expect(swap.body.message).toContain('sluice guard.sidecar_modified: spec.initContainers');
+    expect(forge.body.message).toContain('sluice guard.creator_changed');
+  });
+
+  test('the webhook counts reviews and denials by rule', async () => {
+    const res = await fetch(`http://127.0.0.1:${webhook.metricsPort}/metrics`);
+    const text = await res.text();
+    expect(text).toMatch(/sluice_webhook_reviews_total\{endpoint="mutate",operation="CREATE",result="patched"\} [1-9]/);
+    expect(text).toMatch(/sluice_webhook_denials_total\{endpoint="validate",rule="guard.host_namespace"\} [1-9]/);
+    expect(text).toMatch(/sluice_webhook_review_duration_seconds_count\{endpoint="validate"\} [1-9]/);
+  });
+});
+
+describe('defence in depth: the ValidatingAdmissionPolicy', () => {
+  beforeAll(async () => {
+    for (const m of readManifests(join(MANIFESTS, 'validating-admission-policy.yaml'))) expect((await cluster.create('admin', m)).status).toBe(201);
+  });
+
+  test('an injected pod passes the policy', async () => {
+    // The webhook and the policy both run; a correctly injected pod must get through both.
+    await eventually('the policy to be active', async () => {
+      const res = await createAs('creator', pod('team', { spec: { hostPID: true } }), 'dryRun=All');
+      return res.body.message?.includes("ValidatingAdmissionPolicy 'sluice-guard.sluice.io' with binding 'sluice-guard.sluice.io' denied request: sluice guard.host_namespace")
+        ? true
+        : undefined;
+    });
+    const res = await createAs('creator', pod('agents', { labels: {} }));
+    expect(res.status).toBe(201);
+    injectedName = res.body.metadata.name;
+    // The exec policy comes up on its own; it answers before the webhook once it is active.
+    await eventually('the exec policy to be active', async () => {
+      const exec = await cluster.request<Status>('creator', 'POST', `/api/v1/namespaces/agents/pods/${injectedName}/exec?container=sluice-proxy&command=sh&stdout=true`);
+      return exec.body.message?.includes("ValidatingAdmissionPolicy 'sluice-exec-guard.sluice.io'") ? true : undefined;
+    });
+  });
+
+  test('with the webhook process down, failurePolicy Fail refuses labelled pods', async () => {
+    await webhook.stop();
+    const res = await createAs('creator', pod('team'));
+    expect(res.status).toBe(500);
+    expect(res.body.message).toMatch(/failed calling webhook "pod.inject.sluice.io"/);
+    // exec is not taken away cluster-wide (that webhook fails open) and the policy still guards the sidecar.
+    const base = `/api/v1/namespaces/agents/pods/${injectedName}`;
+    const agentExec = await cluster.request<Status>('creator', 'POST', `${base}/exec?container=agent&command=true&stdout=true`);
+    expect(agentExec.status).toBe(400);
+    expect(agentExec.body.message).toMatch(/host/);
+    const sidecarExec = await cluster.request<Status>('creator', 'POST', `${base}/exec?container=sluice-proxy&command=sh&stdout=true`);
+    expect(sidecarExec.status).toBe(403);
+    expect(sidecarExec.body.message).toContain("ValidatingAdmissionPolicy 'sluice-exec-guard.sluice.io'");
+  });
+
+  test('with the webhooks unregistered, the API server itself refuses a labelled pod without its sidecar', async () => {
+    await unregisterWebhooks();
+    for (const p of [pod('team'), pod('agents', { labels: {} })]) {
+      const res = await createAs('creator', p);
+      expect(res.status).toBe(403);
+      expect(res.body.message).toContain("ValidatingAdmissionPolicy 'sluice-guard.sluice.io' with binding 'sluice-guard.sluice.io' denied request: sluice guard.sidecar_missing");
+    }
+    // A hand-copied sidecar does not help a privileged agent.
+    const copied = pod('team', {
+      annotations: { [ANNOTATION_CREATOR]: '{"username":"alice@example.com","groups":[]}' },
+      spec: { initContainers: [rendered.initContainer, rendered.sidecar], volumes: rendered.volumes },
+      container: { securityContext: { privileged: true } },
+    });
+    const res = await createAs('creator', copied);
+    expect(res.status).toBe(403);
+    expect(res.body.message).toContain('sluice guard.privileged');
+    // Pods that did not ask for sluice are unaffected.
+    expect((await createAs('creator', pod('plain', { labels: {} }))).status).toBe(201);
+  });
+
+  test('with the webhooks unregistered, the policy still guards updates, ephemeral containers and exec', async () => {
+    const url = `/api/v1/namespaces/agents/pods/${injectedName}`;
+    const { swap, forge, kill } = await tryUpdates(url);
+    expect([swap.status, forge.status, kill.status]).toEqual([403, 403, 200]);
+    expect(swap.body.message).toContain('denied request: sluice guard.sidecar_modified');
+    expect(forge.body.message).toContain('denied request: sluice guard.creator_changed');
+    const current = (await cluster.request<StoredPod>('creator', 'GET', url)).body;
+    const ephemeral = await cluster.request<Status>('creator', 'PUT', `${url}/ephemeralcontainers`, {
+      ...current,
+      spec: { ...current.spec, ephemeralContainers: [{ name: 'peek', image: 'busybox', targetContainerName: 'sluice-proxy' }] },
+    });
+    expect(ephemeral.status).toBe(403);
+    expect(ephemeral.body.message).toContain('denied request: sluice guard.ephemeral_target');
+    const exec = await cluster.request<Status>('creator', 'POST', `${url}/exec?container=sluice-proxy&command=sh&stdout=true`);
+    expect(exec.status).toBe(403);
+    expect(exec.body.message).toContain("ValidatingAdmissionPolicy 'sluice-exec-guard.sluice.io' with binding 'sluice-exec-guard.sluice.io' denied request: sluice guard.exec_sidecar");
+  });
+});

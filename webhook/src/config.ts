@@ -1,0 +1,118 @@
+// The webhook's typed configuration (Helm values later): what the injector renders into agent pods,
+// what the guard forbids, and where the server listens. Validated once at start-up and deep-frozen;
+// a bad value fails start-up naming the field. Nothing here reads files or the environment.
+import { z } from 'zod';
+import { parseOrThrow } from '../../api/src/index.ts';
+
+const port = z.number().int().min(1).max(65535);
+const quantity = z.string().regex(/^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$/, 'a Kubernetes quantity such as 100m or 64Mi');
+const ResourceList = z.partialRecord(z.enum(['cpu', 'memory', 'ephemeral-storage']), quantity);
+const Resources = z.object({ requests: ResourceList.optional(), limits: ResourceList.optional() }).strict();
+
+const TokenAudience = z
+  .object({
+    audience: z.string().min(1),
+    /** File name under SLUICE_TOKEN_DIR; defaults to the audience with unsafe characters replaced by `_`. */
+    path: z.string().regex(/^[A-Za-z0-9._-]+$/, 'a plain file name').refine((p) => p !== '.' && p !== '..', 'a plain file name').optional(),
+    expirationSeconds: z.number().int().min(600).max(86_400).default(3600),
+  })
+  .strict();
+
+const Ports = z
+  .object({
+    transparent: port.default(15001),
+    proxy: port.default(15080),
+    dns: port.default(15053),
+    admin: port.default(15090),
+  })
+  .strict()
+  .refine((p) => new Set([p.transparent, p.proxy, p.dns, p.admin]).size === 4, 'the four ports must differ');
+
+const Sidecar = z
+  .object({
+    image: z.string().min(1),
+    imagePullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']).default('IfNotPresent'),
+    resources: Resources.default({ requests: { cpu: '100m', memory: '64Mi' }, limits: { memory: '256Mi' } }),
+    initResources: Resources.default({ requests: { cpu: '10m', memory: '32Mi' }, limits: { cpu: '100m', memory: '64Mi' } }),
+    /** UID and GID the sidecar runs as; the interception rules exempt it, so no agent may use it. */
+    proxyUID: z.number().int().min(1).max(2_147_483_647).default(1337),
+    ports: Ports.prefault({}),
+    startupProbe: z
+      .object({
+        periodSeconds: z.number().int().min(1).default(1),
+        failureThreshold: z.number().int().min(1).default(120),
+        timeoutSeconds: z.number().int().min(1).default(1),
+      })
+      .strict()
+      .prefault({}),
+    /** One projected service-account token per audience the credential providers exchange. */
+    tokenAudiences: z.array(TokenAudience).default([]),
+    /** ConfigMap (in the pod's namespace) holding the policy bundle. */
+    policyConfigMap: z.string().min(1).default('sluice-policy'),
+    spoolSizeLimit: quantity.default('256Mi'),
+  })
+  .strict()
+  .refine((s) => new Set(s.tokenAudiences.map(tokenFileName)).size === s.tokenAudiences.length, {
+    message: 'token audiences must map to distinct file names',
+    path: ['tokenAudiences'],
+  });
+
+const Guard = z
+  .object({
+    /** Secret names (exact, or a prefix ending in `*`) that hold static credentials agents must not see. */
+    staticCredentialSecrets: z.array(z.string().min(1)).default([]),
+    /** Capabilities no agent container may add (compared without the CAP_ prefix, case-insensitive). */
+    forbiddenCapabilities: z.array(z.string().min(1)).default(['NET_ADMIN', 'NET_RAW', 'SYS_ADMIN', 'SYS_PTRACE', 'SYS_MODULE', 'BPF', 'ALL']),
+    /** Refuse agent containers that run, or may run, as root (UID 0 or no runAsNonRoot). */
+    forbidRootAgents: z.boolean().default(false),
+    /** Whether `sluice.io/inject: "false"` on a pod opts it out inside an opted-in namespace. */
+    allowPodOptOut: z.boolean().default(true),
+  })
+  .strict();
+
+const Server = z
+  .object({
+    host: z.string().default('0.0.0.0'),
+    port: z.number().int().min(0).max(65535).default(8443),
+    metricsHost: z.string().default('0.0.0.0'),
+    metricsPort: z.number().int().min(0).max(65535).default(9090),
+    /** Mounted Secret directory holding the serving certificate; watched and reloaded on change. */
+    tlsDir: z.string().min(1).default('/etc/sluice/webhook-tls'),
+    certFile: z.string().min(1).default('tls.crt'),
+    keyFile: z.string().min(1).default('tls.key'),
+    bodyLimitBytes: z.number().int().min(1024).default(8 * 1024 * 1024),
+  })
+  .strict();
+
+export const WebhookConfigSchema = z
+  .object({
+    /** Written into `sluice.io/status`; the pod records which injector produced it. */
+    injectorVersion: z.string().min(1).default('dev'),
+    /** sluice's own namespace: never injected, never guarded. */
+    namespace: z.string().min(1).default('sluice-system'),
+    sidecar: Sidecar,
+    guard: Guard.prefault({}),
+    server: Server.prefault({}),
+  })
+  .strict();
+
+export type WebhookConfig = z.infer<typeof WebhookConfigSchema>;
+export type WebhookConfigInput = z.input<typeof WebhookConfigSchema>;
+export type TokenAudience = z.infer<typeof TokenAudience>;
+
+export function tokenFileName(t: { audience: string; path?: string | undefined }): string {
+  return t.path ?? t.audience.replace(/[^A-Za-z0-9._-]/g, '_');
+}
+
+export function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+/** Validates, applies defaults and freezes; throws SchemaError naming each bad field. */
+export function parseWebhookConfig(value: unknown): Readonly<WebhookConfig> {
+  return deepFreeze(parseOrThrow(WebhookConfigSchema, value, 'webhook config'));
+}

@@ -1,0 +1,233 @@
+// Renders everything sluice owns inside an agent pod from config alone: the interception init
+// container, the native sidecar, the sidecar's volumes, and the env and mount every agent container
+// gets. Pure data in, data out. The output carries the fields the API server would default
+// (terminationMessagePath, probe thresholds, defaultMode, …) so the guard can compare a stored pod's
+// sidecar to this rendering field for field; it must never depend on the pod being injected.
+import type { V1Container, V1EnvVar, V1Probe, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import { INIT_CONTAINER, SIDECAR_CONTAINER } from '../../api/src/index.ts';
+import { deepFreeze, tokenFileName } from './config.ts';
+import type { WebhookConfig } from './config.ts';
+
+export const VOLUME_TRUST = 'sluice-trust';
+export const VOLUME_TOKENS = 'sluice-tokens';
+export const VOLUME_KUBE_API = 'sluice-kube-api-access';
+export const VOLUME_PODINFO = 'sluice-podinfo';
+export const VOLUME_POLICY = 'sluice-policy';
+export const VOLUME_SPOOL = 'sluice-spool';
+
+export const TRUST_DIR = '/var/run/sluice/trust';
+export const TOKEN_DIR = '/var/run/sluice/tokens';
+export const PODINFO_DIR = '/var/run/sluice/podinfo';
+export const SPOOL_DIR = '/var/run/sluice/spool';
+export const POLICY_DIR = '/etc/sluice/policy';
+/** Where client libraries look for the in-cluster service-account token (the sidecar's only). */
+export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+export const RESERVED_CONTAINERS: readonly string[] = [INIT_CONTAINER, SIDECAR_CONTAINER];
+
+const SIDECAR_COMMAND = ['node', '/app/sidecar/src/main.ts'];
+const DEFAULT_MODE = 420; // 0644, what the API server defaults for projected/configMap/downwardAPI
+const KUBE_API_TOKEN_SECONDS = 3607; // the ServiceAccount admission plugin's own choice
+
+export interface Rendered {
+  initContainer: V1Container;
+  sidecar: V1Container;
+  /** The volumes sluice adds, in the order it adds them. */
+  volumes: V1Volume[];
+  /** Env every agent container gets unless it already sets the name (its own value wins). */
+  agentEnv: V1EnvVar[];
+  agentMount: V1VolumeMount;
+}
+
+function fieldEnv(name: string, fieldPath: string): V1EnvVar {
+  return { name, valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath } } };
+}
+
+function httpProbe(path: string, port: number, p: { periodSeconds: number; failureThreshold: number; timeoutSeconds: number }): V1Probe {
+  return {
+    httpGet: { path, port, scheme: 'HTTP' },
+    periodSeconds: p.periodSeconds,
+    failureThreshold: p.failureThreshold,
+    timeoutSeconds: p.timeoutSeconds,
+    successThreshold: 1,
+  };
+}
+
+function commonEnv(config: WebhookConfig): V1EnvVar[] {
+  const { ports, proxyUID } = config.sidecar;
+  return [
+    { name: 'SLUICE_PROXY_UID', value: String(proxyUID) },
+    { name: 'SLUICE_TRANSPARENT_PORT', value: String(ports.transparent) },
+    { name: 'SLUICE_PROXY_PORT', value: String(ports.proxy) },
+    { name: 'SLUICE_DNS_PORT', value: String(ports.dns) },
+    { name: 'SLUICE_ADMIN_PORT', value: String(ports.admin) },
+    fieldEnv('SLUICE_POD_NAME', 'metadata.name'),
+    fieldEnv('SLUICE_POD_NAMESPACE', 'metadata.namespace'),
+    fieldEnv('SLUICE_POD_UID', 'metadata.uid'),
+    fieldEnv('SLUICE_SERVICE_ACCOUNT', 'spec.serviceAccountName'),
+  ];
+}
+
+function renderVolumes(config: WebhookConfig): V1Volume[] {
+  const s = config.sidecar;
+  const volumes: V1Volume[] = [
+    { name: VOLUME_TRUST, emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } },
+    {
+      // Replaces the ServiceAccount plugin's kube-api-access-* volume, which agents no longer get.
+      name: VOLUME_KUBE_API,
+      projected: {
+        defaultMode: DEFAULT_MODE,
+        sources: [
+          { serviceAccountToken: { expirationSeconds: KUBE_API_TOKEN_SECONDS, path: 'token' } },
+          { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+          { downwardAPI: { items: [{ path: 'namespace', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } }] } },
+        ],
+      },
+    },
+    {
+      name: VOLUME_PODINFO,
+      downwardAPI: {
+        defaultMode: DEFAULT_MODE,
+        items: [
+          { path: 'labels', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.labels' } },
+          { path: 'annotations', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.annotations' } },
+        ],
+      },
+    },
+    { name: VOLUME_POLICY, configMap: { name: s.policyConfigMap, defaultMode: DEFAULT_MODE } },
+    { name: VOLUME_SPOOL, emptyDir: { sizeLimit: s.spoolSizeLimit } },
+  ];
+  if (s.tokenAudiences.length) {
+    volumes.splice(2, 0, {
+      name: VOLUME_TOKENS,
+      projected: {
+        defaultMode: DEFAULT_MODE,
+        sources: s.tokenAudiences.map((t) => ({
+          serviceAccountToken: { audience: t.audience, expirationSeconds: t.expirationSeconds, path: tokenFileName(t) },
+        })),
+      },
+    });
+  }
+  return volumes;
+}
+
+function renderSidecar(config: WebhookConfig): V1Container {
+  const s = config.sidecar;
+  const mounts: V1VolumeMount[] = [
+    { name: VOLUME_TRUST, mountPath: TRUST_DIR },
+    { name: VOLUME_KUBE_API, mountPath: SERVICE_ACCOUNT_DIR, readOnly: true },
+    ...(s.tokenAudiences.length ? [{ name: VOLUME_TOKENS, mountPath: TOKEN_DIR, readOnly: true }] : []),
+    { name: VOLUME_PODINFO, mountPath: PODINFO_DIR, readOnly: true },
+    { name: VOLUME_POLICY, mountPath: POLICY_DIR, readOnly: true },
+    { name: VOLUME_SPOOL, mountPath: SPOOL_DIR },
+  ];
+  return {
+    name: SIDECAR_CONTAINER,
+    image: s.image,
+    imagePullPolicy: s.imagePullPolicy,
+    command: [...SIDECAR_COMMAND, 'proxy'],
+    // A native sidecar: starts before every other init and app container, stops after them,
+    // and does not keep a Job from completing.
+    restartPolicy: 'Always',
+    ports: [{ name: 'sluice-admin', containerPort: s.ports.admin, protocol: 'TCP' }],
+    env: [
+      ...commonEnv(config),
+      { name: 'SLUICE_POLICY_PATH', value: POLICY_DIR },
+      { name: 'SLUICE_PODINFO_DIR', value: PODINFO_DIR },
+      { name: 'SLUICE_TOKEN_DIR', value: TOKEN_DIR },
+      { name: 'SLUICE_TRUST_DIR', value: TRUST_DIR },
+      { name: 'SLUICE_SPOOL_DIR', value: SPOOL_DIR },
+    ],
+    resources: structuredClone(s.resources),
+    // /readyz passes only once the pod CA is written, so no agent container starts before trust exists.
+    startupProbe: httpProbe('/readyz', s.ports.admin, s.startupProbe),
+    readinessProbe: httpProbe('/readyz', s.ports.admin, { periodSeconds: 5, failureThreshold: 3, timeoutSeconds: 1 }),
+    livenessProbe: httpProbe('/healthz', s.ports.admin, { periodSeconds: 10, failureThreshold: 3, timeoutSeconds: 1 }),
+    securityContext: {
+      runAsUser: s.proxyUID,
+      runAsGroup: s.proxyUID,
+      runAsNonRoot: true,
+      privileged: false,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+    volumeMounts: mounts,
+    terminationMessagePath: '/dev/termination-log',
+    terminationMessagePolicy: 'File',
+  };
+}
+
+function renderInitContainer(config: WebhookConfig): V1Container {
+  const s = config.sidecar;
+  return {
+    name: INIT_CONTAINER,
+    image: s.image,
+    imagePullPolicy: s.imagePullPolicy,
+    command: [...SIDECAR_COMMAND, 'init-network'],
+    env: commonEnv(config),
+    resources: structuredClone(s.initResources),
+    // The only container of the pod with NET_ADMIN/NET_RAW and root: it installs the interception
+    // rules and exits before anything of the agent's runs.
+    securityContext: {
+      runAsUser: 0,
+      runAsGroup: 0,
+      runAsNonRoot: false,
+      privileged: false,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: false,
+      capabilities: { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+    terminationMessagePath: '/dev/termination-log',
+    terminationMessagePolicy: 'File',
+  };
+}
+
+function renderAgentEnv(config: WebhookConfig): V1EnvVar[] {
+  const bundle = `${TRUST_DIR}/ca-bundle.crt`;
+  const proxy = `http://127.0.0.1:${config.sidecar.ports.proxy}`;
+  const noProxy = 'localhost,127.0.0.1,::1';
+  const env: [string, string][] = [
+    ['SSL_CERT_FILE', bundle],
+    ['REQUESTS_CA_BUNDLE', bundle],
+    ['CURL_CA_BUNDLE', bundle],
+    ['GIT_SSL_CAINFO', bundle],
+    ['AWS_CA_BUNDLE', bundle],
+    ['NODE_EXTRA_CA_CERTS', `${TRUST_DIR}/ca.crt`],
+    ['HTTP_PROXY', proxy],
+    ['HTTPS_PROXY', proxy],
+    ['http_proxy', proxy],
+    ['https_proxy', proxy],
+    ['NO_PROXY', noProxy],
+    ['no_proxy', noProxy],
+    // Placeholders, not secrets: the sidecar re-signs AWS calls with minted credentials.
+    ['AWS_ACCESS_KEY_ID', 'SLUICEPLACEHOLDER'],
+    ['AWS_SECRET_ACCESS_KEY', 'sluice-placeholder'],
+    ['AWS_EC2_METADATA_DISABLED', 'true'],
+  ];
+  return env.map(([name, value]) => ({ name, value }));
+}
+
+const cache = new WeakMap<WebhookConfig, Rendered>();
+
+/** Everything sluice adds, rendered once per (frozen) config. Callers must not mutate the result. */
+export function renderInjection(config: WebhookConfig): Rendered {
+  let rendered = cache.get(config);
+  if (!rendered) {
+    rendered = {
+      initContainer: renderInitContainer(config),
+      sidecar: renderSidecar(config),
+      volumes: renderVolumes(config),
+      agentEnv: renderAgentEnv(config),
+      agentMount: { name: VOLUME_TRUST, mountPath: TRUST_DIR, readOnly: true },
+    };
+    deepFreeze(rendered);
+    cache.set(config, rendered);
+  }
+  return rendered;
+}
+
+/** Names of the volumes sluice owns (whatever the config renders, plus the optional token volume). */
+export const SLUICE_VOLUMES: readonly string[] = [VOLUME_TRUST, VOLUME_KUBE_API, VOLUME_TOKENS, VOLUME_PODINFO, VOLUME_POLICY, VOLUME_SPOOL];

@@ -1,0 +1,72 @@
+// AdmissionReview → AdmissionReview for /mutate and /validate: routes the request to the injector
+// or the guard and turns the result into a response. Pure; the server adds HTTP, timing and metrics.
+import type { V1Pod } from '@kubernetes/client-node';
+import { z } from 'zod';
+import { MalformedReviewError, allow, deny, podOf } from './admission-review.ts';
+import type { AdmissionRequest, AdmissionReviewResponse } from './admission-review.ts';
+import type { WebhookConfig } from './config.ts';
+import { guardConnect, guardPodCreate, guardPodUpdate } from './guard.ts';
+import type { GuardContext } from './guard.ts';
+import { planInjection } from './inject.ts';
+import { describeViolations } from './violations.ts';
+import type { Rule, Violation } from './violations.ts';
+
+/** How the webhook configuration selected the request: by the pod's label or its namespace's. */
+export type Scope = 'pod' | 'namespace';
+
+export type ReviewResult = 'patched' | 'unchanged' | 'skipped' | 'allowed' | 'denied';
+
+export interface ReviewOutcome {
+  review: AdmissionReviewResponse;
+  result: ReviewResult;
+  rules: Rule[];
+  patchBytes: number;
+}
+
+const ConnectOptions = z.looseObject({ container: z.string().optional() });
+
+function context(request: AdmissionRequest, scope: Scope): GuardContext {
+  return { namespace: request.namespace ?? '', namespaceOptedIn: scope === 'namespace', userInfo: request.userInfo };
+}
+
+function denied(uid: string, violations: readonly Violation[]): ReviewOutcome {
+  return { review: deny(uid, describeViolations(violations)), result: 'denied', rules: [...new Set(violations.map((v) => v.rule))], patchBytes: 0 };
+}
+
+const isPods = (r: AdmissionRequest) => r.resource.group === '' && r.resource.resource === 'pods';
+
+export function reviewMutation(request: AdmissionRequest, scope: Scope, config: WebhookConfig): ReviewOutcome {
+  if (!isPods(request) || request.subResource || request.operation !== 'CREATE') {
+    return { review: allow(request.uid), result: 'allowed', rules: [], patchBytes: 0 };
+  }
+  const pod = podOf(request.object, 'object') as V1Pod;
+  const plan = planInjection(pod, context(request, scope), config);
+  switch (plan.kind) {
+    case 'skip':
+      return { review: allow(request.uid), result: 'skipped', rules: [], patchBytes: 0 };
+    case 'deny':
+      return denied(request.uid, plan.violations);
+    case 'patch': {
+      const review = allow(request.uid, plan.patch);
+      return { review, result: plan.patch.length ? 'patched' : 'unchanged', rules: [], patchBytes: review.response.patch ? Buffer.byteLength(review.response.patch, 'base64') : 0 };
+    }
+  }
+}
+
+export function reviewValidation(request: AdmissionRequest, scope: Scope, config: WebhookConfig): ReviewOutcome {
+  let violations: Violation[] = [];
+  if (isPods(request)) {
+    const ctx = context(request, scope);
+    const sub = request.subResource ?? '';
+    if (sub === '' && request.operation === 'CREATE') {
+      violations = guardPodCreate(podOf(request.object, 'object'), ctx, config);
+    } else if ((sub === '' || sub === 'ephemeralcontainers') && request.operation === 'UPDATE') {
+      violations = guardPodUpdate(podOf(request.oldObject, 'oldObject'), podOf(request.object, 'object'), ctx, config);
+    } else if ((sub === 'exec' || sub === 'attach') && request.operation === 'CONNECT') {
+      const options = ConnectOptions.safeParse(request.object ?? {});
+      if (!options.success) throw new MalformedReviewError(`malformed AdmissionReview: request.object is not ${sub} options`);
+      violations = guardConnect(sub, options.data);
+    }
+  }
+  return violations.length ? denied(request.uid, violations) : { review: allow(request.uid), result: 'allowed', rules: [], patchBytes: 0 };
+}

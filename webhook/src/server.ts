@@ -1,0 +1,191 @@
+// The HTTP shell around the pure review functions: HTTPS for the API server (/mutate, /validate
+// and their /namespace variants, one per webhook in the configurations), and a separate plain
+// port for /healthz, /readyz and /metrics. A request it cannot read is a 400 with the reason; a
+// fault inside a review is a deny with code 500 (failurePolicy is Fail anyway). It never exits
+// on a bad request.
+import { createServer as createHttpServer } from 'node:http';
+import type { Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Server as HttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import type { NextFunction, Request, Response } from 'express';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { MalformedReviewError, deny, parseAdmissionReview } from './admission-review.ts';
+import type { WebhookConfig } from './config.ts';
+import type { WebhookMetrics } from './metrics.ts';
+import { registerWebhookMetrics } from './metrics.ts';
+import { reviewMutation, reviewValidation } from './review.ts';
+import type { ReviewOutcome, Scope } from './review.ts';
+import { ServingCertReloader } from './serving-cert.ts';
+
+type Endpoint = 'mutate' | 'validate';
+const REVIEWERS: Record<Endpoint, (r: ReturnType<typeof parseAdmissionReview>, s: Scope, c: WebhookConfig) => ReviewOutcome> = {
+  mutate: reviewMutation,
+  validate: reviewValidation,
+};
+
+export interface AppDeps {
+  config: WebhookConfig;
+  metrics: WebhookMetrics;
+  logger: Logger;
+}
+
+function reviewHandler(endpoint: Endpoint, scope: Scope, { config, metrics, logger }: AppDeps) {
+  return (req: Request, res: Response) => {
+    const started = process.hrtime.bigint();
+    let request;
+    try {
+      request = parseAdmissionReview(req.body);
+    } catch (err) {
+      metrics.malformed.inc({ endpoint });
+      metrics.reviews.inc({ endpoint, operation: 'unknown', result: 'malformed' });
+      res.status(400).json({ error: (err as Error).message });
+      return;
+    }
+    let outcome: ReviewOutcome;
+    try {
+      outcome = REVIEWERS[endpoint](request, scope, config);
+    } catch (err) {
+      if (err instanceof MalformedReviewError) {
+        metrics.malformed.inc({ endpoint });
+        metrics.reviews.inc({ endpoint, operation: request.operation, result: 'malformed' });
+        res.status(400).json({ error: err.message });
+        return;
+      }
+      metrics.errors.inc({ endpoint });
+      metrics.reviews.inc({ endpoint, operation: request.operation, result: 'error' });
+      logger.error({ err, uid: request.uid, endpoint }, 'review failed');
+      res.json(deny(request.uid, 'sluice webhook internal error; the request is refused (see the webhook log)', 500));
+      return;
+    }
+    res.json(outcome.review);
+    metrics.reviews.inc({ endpoint, operation: request.operation, result: outcome.result });
+    for (const rule of outcome.rules) metrics.denials.inc({ endpoint, rule });
+    if (outcome.patchBytes) metrics.patchBytes.observe(outcome.patchBytes);
+    metrics.duration.observe({ endpoint }, Number(process.hrtime.bigint() - started) / 1e9);
+    if (outcome.result === 'denied') {
+      logger.info(
+        { uid: request.uid, endpoint, namespace: request.namespace, name: request.name, user: request.userInfo.username, rules: outcome.rules },
+        outcome.review.response.status?.message ?? 'denied',
+      );
+    }
+  };
+}
+
+/** The admission app alone (no TLS, no listening): what the server mounts and the bench drives. */
+export function createAdmissionApp(deps: AppDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag');
+  app.use(express.json({ limit: deps.config.server.bodyLimitBytes, type: () => true }));
+  for (const endpoint of ['mutate', 'validate'] as const) {
+    app.post(`/${endpoint}`, reviewHandler(endpoint, 'pod', deps));
+    app.post(`/${endpoint}/namespace`, reviewHandler(endpoint, 'namespace', deps));
+  }
+  app.use((_req: Request, res: Response) => {
+    res.status(404).json({ error: 'not found: POST /mutate, /mutate/namespace, /validate or /validate/namespace' });
+  });
+  app.use((err: Error & { type?: string; status?: number }, req: Request, res: Response, _next: NextFunction) => {
+    const endpoint: Endpoint = req.path.startsWith('/validate') ? 'validate' : 'mutate';
+    deps.metrics.malformed.inc({ endpoint });
+    const status = err.type === 'entity.too.large' ? 413 : 400;
+    res.status(status).json({ error: err.type === 'entity.parse.failed' ? `malformed JSON: ${err.message}` : err.message });
+  });
+  return app;
+}
+
+function healthApp(registry: Registry, ready: () => boolean): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.get('/healthz', (_req, res) => {
+    res.type('text/plain').send('ok');
+  });
+  app.get('/readyz', (_req, res) => {
+    res.status(ready() ? 200 : 503).type('text/plain').send(ready() ? 'ok' : 'not ready');
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.type(registry.contentType).send(await registry.metrics());
+  });
+  return app;
+}
+
+export interface RunningWebhook {
+  port: number;
+  metricsPort: number;
+  metrics: WebhookMetrics;
+  certs: ServingCertReloader;
+  close(): Promise<void>;
+}
+
+function listen(server: HttpServer | HttpsServer, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+function closeServer(server: HttpServer | HttpsServer): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeIdleConnections();
+  });
+}
+
+/** Loads the certificate (failing when there is none), then listens on both ports. */
+export async function startWebhookServer(config: WebhookConfig, deps: { registry: Registry; logger: Logger }): Promise<RunningWebhook> {
+  const metrics = registerWebhookMetrics(deps.registry);
+  const { logger } = deps;
+  const s = config.server;
+  // The first load happens before the server exists; later ones swap its context.
+  const serving: { server?: HttpsServer } = {};
+  const certs = new ServingCertReloader({
+    dir: s.tlsDir,
+    certFile: s.certFile,
+    keyFile: s.keyFile,
+    onLoad(cert) {
+      serving.server?.setSecureContext({ cert: cert.cert, key: cert.key });
+      metrics.certReloads.inc({ result: 'success' });
+      metrics.certNotAfter.set(cert.notAfter.getTime() / 1000);
+      logger.info({ notAfter: cert.notAfter.toISOString(), fingerprint: cert.fingerprint.slice(0, 16) }, 'serving certificate loaded');
+    },
+    onError(err) {
+      metrics.certReloads.inc({ result: 'failure' });
+      logger.warn({ code: err.code }, `${err.message}; keeping the certificate in use`);
+    },
+  });
+  const first = await certs.start();
+  const https = createHttpsServer({ cert: first.cert, key: first.key, minVersion: 'TLSv1.2' }, createAdmissionApp({ config, metrics, logger }));
+  // The API server's own webhook timeout is seconds; nothing legitimate needs longer.
+  serving.server = https;
+  https.requestTimeout = 10_000;
+  https.headersTimeout = 5_000;
+  https.keepAliveTimeout = 60_000;
+  let listening = false;
+  const health = createHttpServer(healthApp(deps.registry, () => listening && certs.current !== undefined));
+  try {
+    const port = await listen(https, s.port, s.host);
+    const metricsPort = await listen(health, s.metricsPort, s.metricsHost);
+    listening = true;
+    return {
+      port,
+      metricsPort,
+      metrics,
+      certs,
+      async close() {
+        listening = false;
+        certs.stop();
+        await Promise.all([closeServer(https), closeServer(health)]);
+      },
+    };
+  } catch (err) {
+    certs.stop();
+    https.close();
+    health.close();
+    throw err;
+  }
+}

@@ -1,0 +1,113 @@
+// Golden files, as Istio's injector has them: testdata/<case>.yaml is the pod the API server hands
+// the webhook, <case>.patched.yaml the pod after sluice's JSONPatch. REFRESH_GOLDEN=1 rewrites the
+// expected files; a file without a case here fails. Each case is also injected a second time to
+// prove idempotency, and every operation is checked to stay inside what sluice owns.
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, test } from '@jest/globals';
+import type { V1Pod } from '@kubernetes/client-node';
+import fastJsonPatch from 'fast-json-patch';
+import { stringify } from 'yaml';
+import type { WebhookConfig } from '../src/config.ts';
+import { planInjection } from '../src/inject.ts';
+import type { JsonPatchOp } from '../src/json-patch.ts';
+import { guardPodCreate } from '../src/guard.ts';
+import { TESTDATA, alice, loadPod, testConfig } from './support/fixtures.ts';
+
+interface GoldenCase {
+  name: string;
+  namespaceOptedIn?: boolean;
+  config?: WebhookConfig;
+  /** The pod is not selected: the plan must be a skip and the output equal the input. */
+  skipped?: boolean;
+}
+
+const customConfig = testConfig({
+  injectorVersion: 'test-custom',
+  sidecar: {
+    image: 'registry.internal/sluice:2.0',
+    imagePullPolicy: 'Always',
+    proxyUID: 2042,
+    ports: { transparent: 16001, proxy: 16080, dns: 16053, admin: 16090 },
+    resources: { requests: { cpu: '250m', memory: '128Mi' }, limits: { cpu: '1', memory: '512Mi' } },
+    policyConfigMap: 'team-policy',
+    spoolSizeLimit: '1Gi',
+  },
+});
+
+const CASES: GoldenCase[] = [
+  { name: 'plain-pod' },
+  { name: 'job-pod' },
+  { name: 'existing-init-containers' },
+  { name: 'proxy-env-already-set' },
+  { name: 'namespace-opt-in', namespaceOptedIn: true },
+  { name: 'pod-opt-out', namespaceOptedIn: true, skipped: true },
+  { name: 'not-selected', skipped: true },
+  { name: 'multiple-containers' },
+  { name: 'pod-security-context' },
+  { name: 'container-security-context' },
+  { name: 'existing-native-sidecar' },
+  { name: 'annotations-with-escapes' },
+  { name: 'minimal-no-lists' },
+  { name: 'custom-config', config: customConfig },
+  { name: 'already-injected' },
+  { name: 'reinvoked-after-other-webhook' },
+];
+
+const refresh = process.env.REFRESH_GOLDEN === '1';
+const { applyPatch } = fastJsonPatch;
+
+function apply(pod: V1Pod, patch: readonly JsonPatchOp[]): V1Pod {
+  // validateOperation=true: every op must be applicable to exactly this pod (e.g. no add past the end).
+  return applyPatch(structuredClone(pod), structuredClone(patch) as fastJsonPatch.Operation[], true, false).newDocument;
+}
+
+/** Paths sluice may write: its annotations, the token automount flag, volumes, init containers, agent env/mounts. */
+const OWNED = [
+  /^\/metadata\/annotations(\/sluice\.io~1(status|creator))?$/,
+  /^\/spec\/automountServiceAccountToken$/,
+  /^\/spec\/volumes(\/-|\/[0-9]+)?$/,
+  /^\/spec\/initContainers(\/[01])?$/,
+  /^\/spec\/(initContainers|containers)\/[0-9]+\/(env|volumeMounts)(\/-|\/[0-9]+)?$/,
+];
+
+function run(c: GoldenCase, pod: V1Pod) {
+  return planInjection(pod, { namespace: pod.metadata?.namespace ?? 'agents', namespaceOptedIn: c.namespaceOptedIn ?? false, userInfo: alice }, c.config ?? testConfig());
+}
+
+describe('golden injection', () => {
+  test.each(CASES.map((c) => [c.name, c] as const))('%s', (_name, c) => {
+    const input = loadPod(`${c.name}.yaml`);
+    const plan = run(c, input);
+    if (c.skipped) expect(plan.kind).toBe('skip');
+    else expect(plan.kind).toBe('patch');
+    const patch = plan.kind === 'patch' ? plan.patch : [];
+    for (const op of patch) expect(OWNED.some((re) => re.test(op.path)) ? op.path : `not owned: ${op.path}`).toBe(op.path);
+    // Removals are only of the ServiceAccount plugin's default token (volume or its mounts).
+    for (const op of patch.filter((o) => o.op === 'remove')) {
+      const target = op.path.split('/').slice(1).reduce<unknown>((node, key) => (node as Record<string, unknown>)[key.replace(/~1/g, '/').replace(/~0/g, '~')], input) as { name: string };
+      expect(target.name).toMatch(/^kube-api-access-/);
+    }
+    const patched = apply(input, patch);
+
+    const goldenPath = join(TESTDATA, `${c.name}.patched.yaml`);
+    const rendered = stringify(patched, { lineWidth: 0 });
+    if (refresh) writeFileSync(goldenPath, rendered);
+    expect(rendered).toBe(readFileSync(goldenPath, 'utf8'));
+
+    // Idempotency: injecting the injected pod changes nothing.
+    const again = run(c, patched);
+    expect(again.kind === 'patch' ? again.patch : []).toEqual([]);
+    // And the guard accepts what the injector produced (it is exactly the rendering).
+    if (!c.skipped) expect(guardPodCreate(patched, { namespace: 'agents', namespaceOptedIn: c.namespaceOptedIn ?? false, userInfo: alice }, c.config ?? testConfig())).toEqual([]);
+  });
+
+  test('every file in testdata belongs to a case', () => {
+    const names = new Set(CASES.map((c) => c.name));
+    const orphans = readdirSync(TESTDATA)
+      .filter((f) => f.endsWith('.yaml'))
+      .filter((f) => !names.has(f.replace(/\.patched\.yaml$|\.yaml$/, '')));
+    expect(orphans).toEqual([]);
+    expect(CASES.length).toBeGreaterThanOrEqual(12);
+  });
+});

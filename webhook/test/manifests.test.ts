@@ -1,0 +1,102 @@
+// The shipped registrations keep the promises DESIGN.md makes (failurePolicy Fail, small timeout,
+// no side effects, reinvocation, never kube-system or sluice's own namespace) and point only at
+// paths the server serves; the policy's constants agree with the default config. The real API
+// server accepting and enforcing them is e2e/webhook.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, test } from '@jest/globals';
+import { parseAllDocuments } from 'yaml';
+import { parseWebhookConfig } from '../src/config.ts';
+import { RULES } from '../src/violations.ts';
+
+interface Selector {
+  matchExpressions?: { key: string; operator: string; values: string[] }[];
+}
+interface Webhook {
+  name: string;
+  failurePolicy: string;
+  sideEffects: string;
+  timeoutSeconds: number;
+  admissionReviewVersions: string[];
+  reinvocationPolicy?: string;
+  clientConfig: { service: { path: string } };
+  namespaceSelector: Selector;
+  objectSelector?: unknown;
+}
+interface Doc {
+  kind: string;
+  metadata: { name: string };
+  webhooks?: Webhook[];
+  spec: {
+    policyName: string;
+    validationActions: string[];
+    failurePolicy: string;
+    matchConstraints: { namespaceSelector: Selector };
+    validations: { message: string; reason: string }[];
+  };
+}
+
+const DIR = join(import.meta.dirname, '..', 'manifests');
+const load = (file: string) => parseAllDocuments(readFileSync(join(DIR, file), 'utf8')).map((d) => d.toJS() as Doc);
+const SERVED = new Set(['/mutate', '/mutate/namespace', '/validate', '/validate/namespace']);
+const NEVER = ['kube-system', 'kube-public', 'kube-node-lease', 'sluice-system'];
+
+function excludedNamespaces(selector: Selector): string[] {
+  return selector.matchExpressions?.find((e) => e.key === 'kubernetes.io/metadata.name' && e.operator === 'NotIn')?.values ?? [];
+}
+
+describe.each(['mutating-webhook.yaml', 'validating-webhook.yaml'])('%s', (file) => {
+  const [config] = load(file);
+  const hooks = config!.webhooks ?? [];
+
+  test.each(hooks.map((h) => [h.name, h] as const))('%s is fail-closed, fast and side-effect free', (_name, hook) => {
+    // exec/attach is the one exception: the exec-guard policy enforces it in the API server (below).
+    expect(hook.failurePolicy).toBe(hook.name === 'exec.guard.sluice.io' ? 'Ignore' : 'Fail');
+    expect(hook.sideEffects).toBe('None');
+    expect(hook.timeoutSeconds).toBeLessThanOrEqual(5);
+    expect(hook.admissionReviewVersions).toEqual(['v1']);
+    expect(SERVED.has(hook.clientConfig.service.path)).toBe(true);
+    expect(excludedNamespaces(hook.namespaceSelector)).toEqual(expect.arrayContaining(NEVER));
+    if (config!.kind === 'MutatingWebhookConfiguration') expect(hook.reinvocationPolicy).toBe('IfNeeded');
+  });
+
+  test('the namespace webhook calls the /namespace path and the pod webhook does not', () => {
+    for (const hook of hooks.filter((h) => h.objectSelector)) {
+      const viaNamespace = (hook.namespaceSelector.matchExpressions ?? []).some((e) => e.key === 'sluice.io/inject' && e.operator === 'In');
+      expect(hook.clientConfig.service.path.endsWith('/namespace')).toBe(viaNamespace);
+    }
+  });
+});
+
+describe('validating-admission-policy.yaml', () => {
+  const docs = load('validating-admission-policy.yaml');
+  const policies = docs.filter((d) => d.kind === 'ValidatingAdmissionPolicy');
+  const bindings = docs.filter((d) => d.kind === 'ValidatingAdmissionPolicyBinding');
+
+  test('exec/attach into sluice containers is covered by a policy (the exec webhook may fail open)', () => {
+    const exec = policies.find((p) => p.metadata.name === 'sluice-exec-guard.sluice.io');
+    expect(exec?.spec.validations[0]?.message).toMatch(/^sluice guard\.exec_sidecar:/);
+  });
+
+  test('every policy is bound with Deny and fails closed', () => {
+    expect(bindings.map((b) => b.spec.policyName).sort()).toEqual(policies.map((p) => p.metadata.name).sort());
+    for (const b of bindings) expect(b.spec.validationActions).toEqual(['Deny']);
+    for (const p of policies) {
+      expect(p.spec.failurePolicy).toBe('Fail');
+      expect(excludedNamespaces(p.spec.matchConstraints.namespaceSelector)).toEqual(expect.arrayContaining(NEVER));
+    }
+  });
+
+  test('messages carry the webhook’s rule codes; the UID is the default proxy UID', () => {
+    const text = readFileSync(join(DIR, 'validating-admission-policy.yaml'), 'utf8');
+    for (const p of policies) {
+      for (const v of p.spec.validations) {
+        const code = /^sluice (guard\.[a-z_]+):/.exec(v.message)?.[1];
+        expect(RULES).toContain(code);
+        expect(v.reason).toBe('Forbidden');
+      }
+    }
+    const uids = [...text.matchAll(/\b(\d{4})\b/g)].map((m) => Number(m[1]));
+    expect(new Set(uids)).toEqual(new Set([parseWebhookConfig({ sidecar: { image: 'x' } }).sidecar.proxyUID]));
+  });
+});
