@@ -17,6 +17,11 @@ api_host if lib.host_in(input.request.host, config.git_api_hosts)
 
 ref_names := concat(", ", [r.ref | some r in input.facts.git.refs])
 
+# "acme/app (refs/heads/main)", or just the repository when the refs are unknown.
+push_target := concat("", [input.facts.git.repo, " (", ref_names, ")"]) if {
+	count(input.facts.git.refs) > 0
+} else := input.facts.git.repo
+
 verdicts contains lib.verdict(50, lib.allow("git.fetch", concat("", ["git fetch of ", input.facts.git.repo, " is allowed"]))) if {
 	git_host
 	input.facts.git.operation == "fetch"
@@ -30,7 +35,7 @@ verdicts contains lib.verdict(50, lib.allow("git.push_discovery", "listing refs 
 }
 
 verdicts contains lib.verdict(80, object.union(
-	lib.hold("git.push_requires_approval", concat("", ["git push to ", input.facts.git.repo, " (", ref_names, ") needs approval"]), config.git_push_approval_scope),
+	lib.hold("git.push_requires_approval", concat("", ["git push to ", push_target, " needs approval"]), config.git_push_approval_scope),
 	{"dlp": "block"},
 )) if {
 	git_host

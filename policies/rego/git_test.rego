@@ -46,3 +46,10 @@ test_api_read if {
 test_api_write_held if {
 	codes(git.verdicts) == {"git.api_write_requires_approval"} with input as lib_test.request("POST", "api.github.com", "/gists")
 }
+
+test_push_without_known_refs_names_the_repo if {
+	facts := {"git": {"service": "git-receive-pack", "operation": "push", "phase": "rpc", "repo": "acme/app"}}
+	vs := git.verdicts with input as lib_test.with_facts("POST", "github.com", "/acme/app.git/git-receive-pack", facts)
+	some v in vs
+	v.decision.reason == "git push to acme/app needs approval"
+}

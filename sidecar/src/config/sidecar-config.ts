@@ -1,0 +1,156 @@
+// The sidecar's typed configuration: validated once at start-up (a bad value stops the process
+// with a message naming the field and what was expected) and frozen, so the rest of the program
+// reads a plain object and never re-checks. Sources, later winning: defaults, an optional
+// YAML/JSON file (SLUICE_CONFIG_FILE), SLUICE_* environment variables (set by the webhook).
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { SchemaError, describeIssues } from '../../../api/src/index.ts';
+import { FactsConfig } from '../facts/derive-facts.ts';
+import { FakeIpConfig } from '../dns/fake-ip-map.ts';
+
+// 0 picks a free port (tests and the demo); a pod uses the fixed defaults.
+const Port = z.number().int().min(0).max(65535);
+const Millis = z.number().int().min(1).max(24 * 60 * 60 * 1000);
+
+export const SidecarConfig = z
+  .object({
+    pod: z
+      .object({
+        namespace: z.string().min(1),
+        name: z.string().min(1),
+        uid: z.string().optional(),
+        serviceAccount: z.string().min(1),
+      })
+      .strict(),
+    /** The sidecar's own UID: the only one whose traffic is not redirected. */
+    proxyUID: z.number().int().min(1).max(2 ** 31 - 1).default(1337),
+    ports: z
+      .object({
+        transparent: Port.default(15001),
+        proxy: Port.default(15080),
+        dns: Port.default(15053),
+        admin: Port.default(15090),
+      })
+      .strict()
+      .prefault({}),
+    /** Addresses to bind. Redirected traffic arrives on loopback or a fake IP, so '::' for those. */
+    bind: z
+      .object({
+        transparent: z.string().default('::'),
+        proxy: z.string().default('::'),
+        dns: z.array(z.string()).default(['127.0.0.1', '::1']),
+        admin: z.string().default('0.0.0.0'),
+      })
+      .strict()
+      .prefault({}),
+    policy: z
+      .object({
+        path: z.string().min(1),
+        pollIntervalMs: Millis.default(2000),
+      })
+      .strict(),
+    /** Downward API volume with `labels` and `annotations` (kill switch, creator stamp). */
+    podInfoDir: z.string().optional(),
+    /** Where agents read the pod CA and the trust bundle. */
+    trustDir: z.string().min(1),
+    /** Mounted CA (tls.crt/tls.key); without it a CA is generated at start. */
+    caDir: z.string().optional(),
+    upstream: z
+      .object({
+        /** PEM files with extra roots for upstream verification (private registries, tests). */
+        extraRootsFiles: z.array(z.string()).default([]),
+        /** name[:port] → address:port the sidecar dials instead of resolving (tests, demo, split DNS). */
+        resolve: z.record(z.string(), z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:]+):\d+$/, 'expected address:port')).default({}),
+        connectTimeoutMs: Millis.default(10_000),
+        headersTimeoutMs: Millis.default(300_000),
+        bodyTimeoutMs: Millis.default(300_000),
+        keepAliveTimeoutMs: Millis.default(4_000),
+      })
+      .strict()
+      .prefault({}),
+    limits: z
+      .object({
+        /** Request header block bigger than this → 431. */
+        maxHeaderBytes: z.number().int().min(1024).max(1024 * 1024).default(32 * 1024),
+        /** Slow headers → 408. */
+        headersTimeoutMs: Millis.default(15_000),
+        /** Idle keep-alive connections from the agent are closed after this. */
+        keepAliveTimeoutMs: Millis.default(65_000),
+        /** Time allowed for a redirected connection to show its first bytes. */
+        firstBytesTimeoutMs: Millis.default(10_000),
+        /** Cached leaf certificates (one per destination host). */
+        leafCacheSize: z.number().int().min(16).max(100_000).default(2048),
+      })
+      .strict()
+      .prefault({}),
+    facts: FactsConfig.prefault({}),
+    dns: FakeIpConfig.prefault({}),
+  })
+  .strict();
+
+export type SidecarConfig = z.infer<typeof SidecarConfig>;
+export type SidecarConfigInput = z.input<typeof SidecarConfig>;
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+export function parseSidecarConfig(input: unknown): SidecarConfig {
+  const result = SidecarConfig.safeParse(input);
+  if (!result.success) throw new SchemaError('invalid sidecar configuration', describeIssues(result.error));
+  return deepFreeze(result.data);
+}
+
+type Env = Record<string, string | undefined>;
+
+function intFromEnv(env: Env, name: string): number | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n)) throw new SchemaError('invalid sidecar configuration', [`${name}: expected an integer, got "${raw}"`]);
+  return n;
+}
+
+function setIfDefined(target: Record<string, unknown>, key: string, value: unknown): void {
+  if (value !== undefined) target[key] = value;
+}
+
+function section(base: Record<string, unknown>, key: string): Record<string, unknown> {
+  const value = base[key];
+  return value && typeof value === 'object' ? { ...(value as Record<string, unknown>) } : {};
+}
+
+/** Builds the config from SLUICE_CONFIG_FILE (optional) overlaid with SLUICE_* env vars. */
+export function loadSidecarConfig(env: Env = process.env): SidecarConfig {
+  let base: Record<string, unknown> = {};
+  if (env.SLUICE_CONFIG_FILE) {
+    try {
+      base = (parseYaml(readFileSync(env.SLUICE_CONFIG_FILE, 'utf8')) as Record<string, unknown> | null) ?? {};
+    } catch (err) {
+      throw new SchemaError('invalid sidecar configuration', [`SLUICE_CONFIG_FILE (${env.SLUICE_CONFIG_FILE}): ${(err as Error).message}`]);
+    }
+  }
+  const pod = section(base, 'pod');
+  setIfDefined(pod, 'namespace', env.SLUICE_POD_NAMESPACE);
+  setIfDefined(pod, 'name', env.SLUICE_POD_NAME);
+  setIfDefined(pod, 'uid', env.SLUICE_POD_UID);
+  setIfDefined(pod, 'serviceAccount', env.SLUICE_SERVICE_ACCOUNT);
+  const ports = section(base, 'ports');
+  setIfDefined(ports, 'transparent', intFromEnv(env, 'SLUICE_TRANSPARENT_PORT'));
+  setIfDefined(ports, 'proxy', intFromEnv(env, 'SLUICE_PROXY_PORT'));
+  setIfDefined(ports, 'dns', intFromEnv(env, 'SLUICE_DNS_PORT'));
+  setIfDefined(ports, 'admin', intFromEnv(env, 'SLUICE_ADMIN_PORT'));
+  const policy = section(base, 'policy');
+  setIfDefined(policy, 'path', env.SLUICE_POLICY_PATH);
+  const merged: Record<string, unknown> = { ...base, pod, ports, policy };
+  setIfDefined(merged, 'proxyUID', intFromEnv(env, 'SLUICE_PROXY_UID'));
+  setIfDefined(merged, 'podInfoDir', env.SLUICE_PODINFO_DIR);
+  setIfDefined(merged, 'trustDir', env.SLUICE_TRUST_DIR);
+  setIfDefined(merged, 'caDir', env.SLUICE_CA_DIR);
+  return parseSidecarConfig(merged);
+}

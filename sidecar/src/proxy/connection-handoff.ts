@@ -1,0 +1,123 @@
+// What happens to an agent connection once its first bytes are known — for redirected
+// connections and for CONNECT tunnels alike: plain HTTP goes to the HTTP front; TLS is decided
+// at the connection level (the name from SNI, the CONNECT target or the fake IP), then either
+// tunnelled uninspected (passthrough hosts) or terminated with a leaf for that name; anything
+// else is refused and recorded.
+import { randomUUID } from 'node:crypto';
+import type { Server } from 'node:http';
+import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
+import { classifyFirstBytes, MAX_HELLO_BYTES } from '../listener/first-bytes.ts';
+import type { FirstBytes } from '../listener/first-bytes.ts';
+import type { LeafCertificateCache } from '../tls/leaf-certificates.ts';
+import { attachConnectionInfo } from './connection-info.ts';
+import type { ConnectionInfo } from './connection-info.ts';
+
+export interface ConnectionVerdict {
+  action: 'terminate' | 'passthrough' | 'deny';
+  code: string;
+  reason: string;
+}
+
+export interface HandoffDeps {
+  httpFront: Server;
+  leaves: LeafCertificateCache;
+  firstBytesTimeoutMs: number;
+  /** Connection-level policy decision for a name (CONNECT / SNI). */
+  decideConnection(host: string, port: number): ConnectionVerdict;
+  /** Tunnels the raw socket to name:port without inspection. */
+  passthrough(socket: Socket, host: string, port: number, conn: ConnectionInfo): void;
+  refuse(socket: Socket, code: string, reason: string, conn: Partial<ConnectionInfo>): void;
+  counted(via: ConnectionInfo['via'], kind: 'tls' | 'http' | 'opaque'): void;
+  /** Marks a connection whose requests must all be denied with this verdict. */
+  denyAll(conn: ConnectionInfo, verdict: ConnectionVerdict): void;
+}
+
+export interface HandoffClaims {
+  via: ConnectionInfo['via'];
+  connectTarget?: { host: string; port: number };
+  fakeIpName?: string;
+}
+
+/** Reads the first bytes (bounded in size and time), puts them back, then hands the socket on. */
+export function handOff(socket: Socket, claims: HandoffClaims, deps: HandoffDeps): void {
+  let buffered: Buffer = Buffer.alloc(0);
+  const timer = setTimeout(() => {
+    cleanup();
+    deps.refuse(socket, 'net.first_bytes_timeout', 'connection sent nothing in time', { via: claims.via });
+  }, deps.firstBytesTimeoutMs);
+  const onData = (chunk: Buffer) => {
+    buffered = buffered.length ? Buffer.concat([buffered, chunk]) : chunk;
+    const kind = classifyFirstBytes(buffered);
+    if (kind.kind === 'need-more' && buffered.length < MAX_HELLO_BYTES + 5) return;
+    cleanup();
+    socket.pause();
+    socket.unshift(buffered);
+    dispatch(socket, kind.kind === 'need-more' ? { kind: 'opaque', reason: 'incomplete first bytes' } : kind, claims, deps);
+  };
+  const onEnd = () => {
+    cleanup();
+    socket.destroy();
+  };
+  const cleanup = () => {
+    clearTimeout(timer);
+    socket.off('data', onData);
+    socket.off('end', onEnd);
+  };
+  socket.on('data', onData);
+  socket.on('end', onEnd);
+  socket.on('error', () => socket.destroy());
+}
+
+function dispatch(socket: Socket, kind: FirstBytes, claims: HandoffClaims, deps: HandoffDeps): void {
+  const base = { id: randomUUID(), via: claims.via, openedAt: Date.now(), connectTarget: claims.connectTarget, fakeIpName: claims.fakeIpName };
+  if (kind.kind === 'http') {
+    deps.counted(claims.via, 'http');
+    const conn: ConnectionInfo = { ...base, scheme: 'http' };
+    attachConnectionInfo(socket, conn);
+    deps.httpFront.emit('connection', socket);
+    socket.resume();
+    return;
+  }
+  if (kind.kind !== 'tls') {
+    deps.counted(claims.via, 'opaque');
+    deps.refuse(socket, 'net.not_http', `refused a connection that is ${kind.kind === 'opaque' ? kind.reason : 'not HTTP'}`, base);
+    return;
+  }
+  deps.counted(claims.via, 'tls');
+  const name = kind.sni ?? claims.connectTarget?.host ?? claims.fakeIpName;
+  if (!name) {
+    deps.refuse(socket, 'net.no_server_name', 'TLS connection without a server name to a destination sluice cannot name', base);
+    return;
+  }
+  for (const [claim, value] of [
+    ['CONNECT target', claims.connectTarget?.host],
+    ['DNS name', claims.fakeIpName],
+  ] as const) {
+    if (kind.sni && value && kind.sni !== value) {
+      deps.refuse(socket, 'net.sni_mismatch', `TLS server name ${kind.sni} differs from the ${claim} ${value}`, base);
+      return;
+    }
+  }
+  const port = claims.connectTarget?.port ?? 443;
+  const verdict = deps.decideConnection(name, port);
+  const conn: ConnectionInfo = { ...base, scheme: 'https', sni: name };
+  if (verdict.action === 'passthrough') {
+    deps.passthrough(socket, name, port, conn);
+    return;
+  }
+  // A denied name is still terminated so the agent reads a 403 with the reason rather than a
+  // TLS failure; every request on it is answered with that denial and nothing goes upstream.
+  if (verdict.action === 'deny') deps.denyAll(conn, verdict);
+  deps.leaves.contextFor(name).then(
+    (secureContext) => {
+      const tls = new TLSSocket(socket, { isServer: true, secureContext, ALPNProtocols: ['http/1.1'] });
+      tls.on('error', () => tls.destroy());
+      attachConnectionInfo(tls, conn);
+      // The TLS socket reads the bytes put back on `socket` itself; resuming `socket` here
+      // would let them flow past it.
+      deps.httpFront.emit('connection', tls);
+    },
+    (err: Error) => deps.refuse(socket, 'tls.mint_failed', `could not mint a certificate for ${name}: ${err.message}`, conn),
+  );
+}

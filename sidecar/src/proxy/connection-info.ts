@@ -1,0 +1,28 @@
+// What the sidecar knows about an agent connection before any HTTP request on it: how it
+// arrived and which destination it claims at the connection level (SNI, CONNECT target, fake IP).
+// Every request on the connection is checked against these claims (domain fronting).
+import type { Socket } from 'node:net';
+
+export interface ConnectionInfo {
+  id: string;
+  /** transparent: redirected by iptables; proxy: the explicit HTTP proxy port. */
+  via: 'transparent' | 'proxy';
+  scheme: 'http' | 'https';
+  /** TLS server name the client sent (lower-case), when TLS was terminated. */
+  sni?: string;
+  /** host:port of an HTTP CONNECT that opened this tunnel. */
+  connectTarget?: { host: string; port: number };
+  /** Name behind the fake IP the client dialled (DNS lockdown), when it dialled one. */
+  fakeIpName?: string;
+  openedAt: number;
+}
+
+const infos = new WeakMap<object, ConnectionInfo>();
+
+export function attachConnectionInfo(socket: Socket, info: ConnectionInfo): void {
+  infos.set(socket, info);
+}
+
+export function connectionInfoOf(socket: Socket | null | undefined): ConnectionInfo | undefined {
+  return socket ? infos.get(socket) : undefined;
+}

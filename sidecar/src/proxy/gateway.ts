@@ -1,0 +1,280 @@
+// The egress gateway: the transparent listener (iptables-redirected TCP), the explicit proxy
+// listener (CONNECT and absolute-form HTTP), one HTTP front behind both, and the per-request
+// pipeline of small stages. Other capabilities (approvals, masking, credentials, recording)
+// join as stages; this module only wires them.
+import { randomUUID } from 'node:crypto';
+import { createServer as createHttpServer } from 'node:http';
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
+import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
+import type { Agent } from 'undici';
+import { decisionAction } from '../../../api/src/index.ts';
+import type { PodIdentity, SessionInfo } from '../../../api/src/index.ts';
+import type { FakeIpMap } from '../dns/fake-ip-map.ts';
+import type { FactsConfig } from '../facts/derive-facts.ts';
+import type { PolicyEngine } from '../policy/engine.ts';
+import type { LeafCertificateCache } from '../tls/leaf-certificates.ts';
+import { handOff } from './connection-handoff.ts';
+import type { ConnectionVerdict, HandoffDeps } from './connection-handoff.ts';
+import { attachConnectionInfo, connectionInfoOf } from './connection-info.ts';
+import type { ConnectionInfo } from './connection-info.ts';
+import { createHttpFront } from './http-front.ts';
+import { resolveOverride, tunnel } from './passthrough.ts';
+import type { ProxyMetrics } from './proxy-metrics.ts';
+import { composeStages } from './request-context.ts';
+import type { RequestContext, Stage } from './request-context.ts';
+import { connectSummary, splitHostPort } from './request-summary.ts';
+import { writeRawAnswer } from './sluice-responses.ts';
+import { createAnswerer } from './stages/answer.ts';
+import type { Answerer } from './stages/answer.ts';
+import { connectionVerdictStage, markConnectionDenied } from './stages/connection-verdict.ts';
+import { decideStage, refuseHoldStage } from './stages/decide.ts';
+import { factsStage } from './stages/facts.ts';
+import { forwardStage, prepareUpstreamStage } from './stages/forward.ts';
+import { killSwitchStage } from './stages/kill-switch.ts';
+import { summarizeStage } from './stages/summarize.ts';
+
+export interface GatewayEvents {
+  /** A request finished (answered by sluice or by the upstream). */
+  requestDone?(ctx: RequestContext): void;
+  /** A connection was refused before any request. */
+  refused?(info: { code: string; reason: string; via: string; name?: string }): void;
+  /** A passthrough tunnel ended. */
+  tunnelled?(info: { host: string; port: number; bytesIn: number; bytesOut: number; error?: string }): void;
+  /** The HTTP parser rejected a request. */
+  malformed?(info: { code: string; status: number; reason: string }): void;
+}
+
+export interface GatewayOptions {
+  listen: { transparent?: { host: string; port: number }; proxy?: { host: string; port: number } };
+  limits: { maxHeaderBytes: number; headersTimeoutMs: number; keepAliveTimeoutMs: number; firstBytesTimeoutMs: number };
+  upstream: { resolve: Readonly<Record<string, string>>; connectTimeoutMs: number };
+  facts: FactsConfig;
+  engine: PolicyEngine;
+  agent: Agent;
+  leaves: LeafCertificateCache;
+  metrics: ProxyMetrics;
+  pod: () => PodIdentity;
+  killed: () => boolean;
+  session: { id: string };
+  fakeIps?: FakeIpMap;
+  events?: GatewayEvents;
+  /**
+   * Stages between the policy decision and forwarding (approval hold, outbound masking,
+   * credential injection). Without an approvals stage a hold is refused.
+   */
+  extraStages?: (answer: Answerer) => { holdStage?: Stage; beforeForward?: Stage[] };
+}
+
+export class Gateway {
+  readonly #o: GatewayOptions;
+  readonly #front: HttpServer;
+  readonly #handle: (ctx: RequestContext) => Promise<void>;
+  readonly #servers: (NetServer | HttpServer)[] = [];
+  #seq = 0;
+  #bytesOut = 0;
+  readonly #open = new Set<Socket>();
+  addresses: { transparent?: AddressInfo; proxy?: AddressInfo } = {};
+
+  constructor(options: GatewayOptions) {
+    this.#o = options;
+    const answer = createAnswerer((ctx) => this.#count(ctx));
+    const extra = options.extraStages?.(answer) ?? {};
+    const stages: Stage[] = [
+      connectionVerdictStage(answer),
+      killSwitchStage(options.killed, answer),
+      summarizeStage(answer),
+      factsStage(options.facts, answer),
+      decideStage({
+        engine: options.engine,
+        pod: options.pod,
+        session: () => this.#sessionInfo(),
+        metrics: options.metrics,
+        answer,
+      }),
+      extra.holdStage ?? refuseHoldStage(answer),
+      prepareUpstreamStage(),
+      ...(extra.beforeForward ?? []),
+      forwardStage({ agent: options.agent, metrics: options.metrics, answer, onBytesOut: (n) => (this.#bytesOut += n) }),
+    ];
+    this.#handle = composeStages(stages);
+    this.#front = createHttpFront({
+      ...options.limits,
+      onRequest: (req, res) => this.#onRequest(req, res),
+      onConnect: (req, socket, head) => this.#onConnect(req, socket, head, connectionInfoOf(socket)),
+      onUpgrade: (req, socket) => {
+        options.metrics.httpErrors.inc({ code: 'http.upgrade_denied' });
+        options.events?.malformed?.({ code: 'http.upgrade_denied', status: 403, reason: 'protocol upgrades are not supported' });
+        writeRawAnswer(socket, { status: 403, code: 'http.upgrade_denied', reason: `upgrade to ${String(req.headers.upgrade)} is not supported`, requestId: this.#nextId(), kind: 'deny' });
+      },
+      onClientError: (code, status, reason) => {
+        options.metrics.httpErrors.inc({ code });
+        options.events?.malformed?.({ code, status, reason });
+      },
+      newRequestId: () => this.#nextId(),
+    });
+  }
+
+  #sessionInfo(): SessionInfo {
+    return { id: this.#o.session.id, seq: this.#seq, bytes_out: this.#bytesOut };
+  }
+
+  #nextId(): string {
+    return `${this.#o.session.id.slice(0, 8)}-${++this.#seq}`;
+  }
+
+  /** Counts a request sluice answered itself: deny, refused hold, or fault. */
+  #count(ctx: RequestContext): void {
+    const a = ctx.answer!;
+    this.#o.metrics.requests.inc({ action: a.kind, code: a.code });
+  }
+
+  #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const conn = connectionInfoOf(req.socket) ?? { id: 'direct', via: 'proxy', scheme: 'http', openedAt: Date.now() };
+    const ctx: RequestContext = {
+      id: this.#nextId(),
+      req,
+      res,
+      conn,
+      receivedAt: process.hrtime.bigint(),
+      facts: {},
+      responseHooks: [],
+      continued: false,
+      bytesIn: 0,
+      bytesOut: 0,
+      overhead: 0,
+      timings: {},
+    };
+    this.#handle(ctx)
+      .catch((err: Error) => {
+        if (!res.headersSent) {
+          createAnswerer()(ctx, { status: 502, code: 'sidecar.internal_error', reason: `sidecar error: ${err.message}`, kind: 'error' });
+        } else {
+          res.destroy();
+        }
+      })
+      .finally(() => {
+        if (!ctx.answer) {
+          this.#o.metrics.requests.inc({ action: ctx.action ?? 'allow', code: ctx.evaluation?.decision.code ?? 'none' });
+          this.#o.metrics.addedLatency.observe(ctx.overhead);
+        }
+        this.#o.events?.requestDone?.(ctx);
+      });
+  }
+
+  #decideConnection(host: string, port: number): ConnectionVerdict {
+    if (this.#o.killed()) return { action: 'deny', code: 'pod.killed', reason: 'this pod has been cut off by its kill switch (sluice.io/kill)' };
+    const { decision } = this.#o.engine.evaluate({
+      request: connectSummary(host, port),
+      facts: {},
+      pod: this.#o.pod(),
+      session: this.#sessionInfo(),
+    });
+    const action = decisionAction(decision);
+    if (action === 'deny') return { action: 'deny', code: decision.code, reason: decision.reason };
+    return { action: decision.passthrough ? 'passthrough' : 'terminate', code: decision.code, reason: decision.reason };
+  }
+
+  #handoffDeps(): HandoffDeps {
+    return {
+      httpFront: this.#front,
+      leaves: this.#o.leaves,
+      firstBytesTimeoutMs: this.#o.limits.firstBytesTimeoutMs,
+      decideConnection: (host, port) => this.#decideConnection(host, port),
+      passthrough: (socket, host, port) => {
+        const to = resolveOverride(this.#o.upstream.resolve, host, port);
+        tunnel(socket, to, this.#o.upstream.connectTimeoutMs, (r) => this.#o.events?.tunnelled?.({ host, port, bytesIn: r.bytesIn, bytesOut: r.bytesOut, error: r.error }));
+      },
+      refuse: (socket, code, reason, conn) => this.#refuse(socket, code, reason, conn),
+      counted: (via, kind) => this.#o.metrics.connections.inc({ via, kind }),
+      denyAll: (conn, verdict) => markConnectionDenied(conn, verdict),
+    };
+  }
+
+  #refuse(socket: Socket, code: string, reason: string, conn: Partial<ConnectionInfo>): void {
+    this.#o.metrics.refusals.inc({ code });
+    this.#o.events?.refused?.({ code, reason, via: conn.via ?? 'transparent', name: conn.sni ?? conn.connectTarget?.host ?? conn.fakeIpName });
+    socket.destroy();
+  }
+
+  #onConnect(req: IncomingMessage, socket: Socket, head: Buffer, outer: ConnectionInfo | undefined): void {
+    const target = splitHostPort(req.url ?? '', 443);
+    const id = this.#nextId();
+    socket.on('error', () => socket.destroy());
+    if (!target || !/:\d+$/.test(req.url ?? '')) {
+      this.#o.metrics.refusals.inc({ code: 'http.bad_connect_target' });
+      writeRawAnswer(socket, { status: 400, code: 'http.bad_connect_target', reason: 'CONNECT needs host:port', requestId: id, kind: 'deny' });
+      return;
+    }
+    if (outer?.connectTarget || outer?.scheme === 'https') {
+      writeRawAnswer(socket, { status: 400, code: 'http.nested_connect', reason: 'CONNECT inside a tunnel is not allowed', requestId: id, kind: 'deny' });
+      return;
+    }
+    const verdict = this.#decideConnection(target.host, target.port);
+    if (verdict.action === 'deny') {
+      this.#o.metrics.requests.inc({ action: 'deny', code: verdict.code });
+      this.#o.events?.refused?.({ code: verdict.code, reason: verdict.reason, via: 'proxy', name: target.host });
+      writeRawAnswer(socket, { status: 403, code: verdict.code, reason: verdict.reason, requestId: id, kind: 'deny' });
+      return;
+    }
+    socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    if (head.length) socket.unshift(head);
+    handOff(socket, { via: 'proxy', connectTarget: target }, this.#handoffDeps());
+  }
+
+  #track(socket: Socket): void {
+    this.#open.add(socket);
+    socket.once('close', () => this.#open.delete(socket));
+  }
+
+  async listen(): Promise<void> {
+    const { transparent, proxy } = this.#o.listen;
+    if (transparent) {
+      const server = createNetServer({ pauseOnConnect: false }, (socket) => {
+        this.#track(socket);
+        const local = socket.localAddress?.replace(/^::ffff:/, '');
+        const fakeIpName = local ? this.#o.fakeIps?.lookupFakeIp(local) : undefined;
+        handOff(socket, { via: 'transparent', fakeIpName }, this.#handoffDeps());
+      });
+      this.addresses.transparent = await listenOn(server, transparent);
+      this.#servers.push(server);
+    }
+    if (proxy) {
+      const server = createHttpServer();
+      // The proxy port only accepts the socket and hands it to the shared front, so both ports
+      // share one parser configuration and one pipeline.
+      server.removeAllListeners('connection');
+      server.on('connection', (socket: Socket) => {
+        this.#track(socket);
+        attachConnectionInfo(socket, { id: randomUUID(), via: 'proxy', scheme: 'http', openedAt: Date.now() });
+        this.#o.metrics.connections.inc({ via: 'proxy', kind: 'http' });
+        this.#front.emit('connection', socket);
+      });
+      this.addresses.proxy = await listenOn(server, proxy);
+      this.#servers.push(server);
+    }
+  }
+
+  /** Cuts every open agent connection (kill switch) without stopping the listeners. */
+  cutAll(): number {
+    const n = this.#open.size;
+    for (const s of this.#open) s.destroy();
+    return n;
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.#open) s.destroy();
+    await Promise.all(this.#servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    this.#front.close();
+  }
+}
+
+function listenOn(server: NetServer | HttpServer, at: { host: string; port: number }): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: at.host, port: at.port, ipv6Only: false }, () => {
+      server.off('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}

@@ -1,0 +1,121 @@
+// Stages that talk to the upstream. prepareUpstreamStage fixes what will be sent (origin, path,
+// end-to-end headers, the body with any buffered prefix first) so later stages can rewrite it;
+// forwardStage sends it through undici and streams the answer back through the response hooks,
+// both directions with back-pressure and nothing buffered whole.
+import { PassThrough, Transform } from 'node:stream';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Agent } from 'undici';
+import { endToEndHeaders } from '../hop-by-hop.ts';
+import type { ProxyMetrics } from '../proxy-metrics.ts';
+import type { RequestContext, Stage } from '../request-context.ts';
+import { classifyUpstreamError } from '../upstream.ts';
+import type { Answerer } from './answer.ts';
+import { sendContinueIfAsked } from './continue.ts';
+
+function counter(onChunk: (n: number) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      onChunk(chunk.length);
+      cb(null, chunk);
+    },
+  });
+}
+
+function requestBody(ctx: RequestContext): Readable | null {
+  const h = ctx.req.headers;
+  const hasBody = h['transfer-encoding'] !== undefined || (h['content-length'] !== undefined && h['content-length'] !== '0');
+  if (!hasBody) {
+    ctx.req.resume();
+    return null;
+  }
+  sendContinueIfAsked(ctx);
+  if (!ctx.bodyPrefix) return ctx.req;
+  const body = new PassThrough();
+  body.write(ctx.bodyPrefix);
+  if (ctx.req.readableEnded) body.end();
+  else ctx.req.pipe(body);
+  return body;
+}
+
+export function originOf(scheme: string, host: string, port: number): string {
+  const defaultPort = scheme === 'https' ? 443 : 80;
+  const hostForUrl = host.includes(':') ? `[${host}]` : host;
+  return `${scheme}://${hostForUrl}${port === defaultPort ? '' : `:${port}`}`;
+}
+
+export function prepareUpstreamStage(): Stage {
+  return async (ctx, next) => {
+    const s = ctx.summary!;
+    ctx.upstream = {
+      origin: originOf(s.scheme, s.host, s.port),
+      path: ctx.pathAndQuery!,
+      method: s.method,
+      headers: endToEndHeaders(ctx.req.headers),
+      body: requestBody(ctx),
+    };
+    await next();
+  };
+}
+
+export interface ForwardDeps {
+  agent: Agent;
+  metrics: ProxyMetrics;
+  answer: Answerer;
+  onBytesOut?: (n: number) => void;
+}
+
+export function forwardStage(deps: ForwardDeps): Stage {
+  return async (ctx) => {
+    const up = ctx.upstream!;
+    const abort = new AbortController();
+    ctx.res.once('close', () => {
+      if (!ctx.res.writableFinished) abort.abort();
+    });
+    const body = up.body?.pipe(
+      counter((n) => {
+        ctx.bytesOut += n;
+        deps.onBytesOut?.(n);
+      }),
+    );
+    const beforeUpstream = process.hrtime.bigint();
+    ctx.overhead += Number(beforeUpstream - ctx.receivedAt) / 1e9;
+    let upstream;
+    try {
+      upstream = await deps.agent.request({
+        origin: up.origin,
+        path: up.path,
+        method: up.method,
+        headers: up.headers,
+        body: body ?? null,
+        signal: abort.signal,
+      });
+    } catch (err) {
+      if (abort.signal.aborted) return;
+      const e = classifyUpstreamError(err, up.origin);
+      deps.metrics.upstreamErrors.inc({ code: e.code });
+      deps.answer(ctx, { status: e.status, code: e.code, reason: e.message, kind: 'error' });
+      return;
+    }
+    const afterHeaders = process.hrtime.bigint();
+    ctx.timings.upstream_headers_ms = Number(afterHeaders - beforeUpstream) / 1e6;
+    ctx.status = upstream.statusCode;
+    let headers = endToEndHeaders(upstream.headers);
+    const transforms: Transform[] = [];
+    for (const hook of ctx.responseHooks) {
+      const r = hook({ status: upstream.statusCode, headers });
+      headers = r.headers;
+      if (r.transform) transforms.push(r.transform);
+    }
+    ctx.res.writeHead(upstream.statusCode, headers);
+    ctx.overhead += Number(process.hrtime.bigint() - afterHeaders) / 1e9;
+    try {
+      await pipeline([upstream.body, ...transforms, counter((n) => (ctx.bytesIn += n)), ctx.res]);
+    } catch {
+      // The agent went away or the upstream broke mid-body: the response is cut either way.
+      ctx.res.destroy();
+    }
+    deps.metrics.bytes.inc({ direction: 'out' }, ctx.bytesOut);
+    deps.metrics.bytes.inc({ direction: 'in' }, ctx.bytesIn);
+  };
+}

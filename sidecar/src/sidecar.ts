@@ -1,0 +1,152 @@
+// Assembles a running sidecar from its config: policy engine (hot-reloaded bundle), pod CA and
+// trust bundle, pod facts, DNS lockdown, the gateway's listeners and the admin port. The shell
+// around the pure modules; everything here is wiring and lifecycle.
+import { randomUUID } from 'node:crypto';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
+import type { Logger } from 'pino';
+import type { SidecarConfig } from './config/sidecar-config.ts';
+import { FakeIpMap } from './dns/fake-ip-map.ts';
+import { startDnsServer } from './dns/dns-server.ts';
+import type { DnsServer } from './dns/dns-server.ts';
+import { registerDnsMetrics } from './dns/dns-metrics.ts';
+import { startAdminServer } from './admin-server.ts';
+import { BundleWatcher } from './policy/bundle-watcher.ts';
+import { PolicyEngine } from './policy/engine.ts';
+import { registerPolicyMetrics } from './policy/policy-metrics.ts';
+import { Gateway } from './proxy/gateway.ts';
+import type { GatewayEvents, GatewayOptions } from './proxy/gateway.ts';
+import { PodInfo } from './proxy/pod-info.ts';
+import { registerProxyMetrics } from './proxy/proxy-metrics.ts';
+import { createUpstreamAgent } from './proxy/upstream.ts';
+import { LeafCertificateCache } from './tls/leaf-certificates.ts';
+import { generatePodCa, loadPodCa } from './tls/pod-ca.ts';
+import type { PodCa } from './tls/pod-ca.ts';
+import { writeTrustBundle } from './tls/trust-bundle.ts';
+
+export interface RunningSidecar {
+  sessionId: string;
+  registry: Registry;
+  engine: PolicyEngine;
+  ca: PodCa;
+  gateway: Gateway;
+  podInfo: PodInfo;
+  addresses: { transparent?: AddressInfo; proxy?: AddressInfo; admin: AddressInfo; dns: { udp: AddressInfo; tcp: AddressInfo }[] };
+  trust: { caFile: string; bundleFile: string };
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  logger?: Logger;
+  events?: GatewayEvents;
+  sessionId?: string;
+  extraStages?: GatewayOptions['extraStages'];
+  /** Skip the DNS listener (the demo runs without root and without redirection). */
+  dns?: boolean;
+  transparent?: boolean;
+}
+
+export async function startSidecar(config: SidecarConfig, options: StartOptions = {}): Promise<RunningSidecar> {
+  const log = options.logger ?? pino({ name: 'sluice-sidecar' });
+  const sessionId = options.sessionId ?? randomUUID();
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const policyMetrics = registerPolicyMetrics(registry);
+  const proxyMetrics = registerProxyMetrics(registry);
+
+  const engine = new PolicyEngine();
+  const watcher = new BundleWatcher(
+    config.policy.path,
+    engine,
+    {
+      loaded: (meta) => {
+        policyMetrics.loaded(meta.revision);
+        log.info({ revision: meta.revision, source: meta.source }, 'policy bundle loaded');
+      },
+      failed: (err) => {
+        policyMetrics.failed(err.code);
+        log.error({ code: err.code, err: err.message, keeping: engine.revision || null }, 'policy bundle rejected');
+      },
+    },
+    { pollIntervalMs: config.policy.pollIntervalMs },
+  );
+  await watcher.start();
+
+  const podInfo = new PodInfo({ namespace: config.pod.namespace, name: config.pod.name, serviceAccount: config.pod.serviceAccount, dir: config.podInfoDir });
+  await podInfo.start();
+
+  const ca = config.caDir ? await loadPodCa(config.caDir) : await generatePodCa(`sluice ${config.pod.namespace}/${config.pod.name}`);
+  const trust = await writeTrustBundle(config.trustDir, ca.certPem);
+  const leaves = new LeafCertificateCache(ca, config.limits.leafCacheSize);
+
+  const fakeIps = new FakeIpMap(config.dns);
+  const dnsServers: DnsServer[] = [];
+  if (options.dns !== false) {
+    const dnsMetrics = registerDnsMetrics(registry);
+    dnsMetrics.track(fakeIps);
+    for (const host of config.bind.dns) {
+      dnsServers.push(await startDnsServer({ port: config.ports.dns, host, map: fakeIps, metrics: dnsMetrics }));
+    }
+  }
+
+  const agent = createUpstreamAgent(config.upstream);
+  const gateway = new Gateway({
+    listen: {
+      transparent: options.transparent === false ? undefined : { host: config.bind.transparent, port: config.ports.transparent },
+      proxy: { host: config.bind.proxy, port: config.ports.proxy },
+    },
+    limits: config.limits,
+    upstream: config.upstream,
+    facts: config.facts,
+    engine,
+    agent,
+    leaves,
+    metrics: proxyMetrics,
+    pod: () => podInfo.identity,
+    killed: () => podInfo.killed,
+    session: { id: sessionId },
+    fakeIps,
+    events: options.events,
+    extraStages: options.extraStages,
+  });
+  await gateway.listen();
+  podInfo.onChange(() => {
+    if (podInfo.killed) {
+      const cut = gateway.cutAll();
+      log.warn({ cut }, 'kill switch on: open connections cut, every request denied');
+    }
+  });
+
+  const admin = await startAdminServer({
+    host: config.bind.admin,
+    port: config.ports.admin,
+    registry,
+    ready: () => {
+      const reasons: string[] = [];
+      if (!engine.ready) reasons.push('no policy loaded');
+      return { ready: reasons.length === 0, reasons };
+    },
+  });
+  log.info({ session: sessionId, addresses: gateway.addresses, admin: admin.address }, 'sidecar ready');
+
+  return {
+    sessionId,
+    registry,
+    engine,
+    ca,
+    gateway,
+    podInfo,
+    trust,
+    addresses: { ...gateway.addresses, admin: admin.address, dns: dnsServers.map((d) => ({ udp: d.udp, tcp: d.tcp })) },
+    async stop() {
+      watcher.stop();
+      podInfo.stop();
+      await gateway.close();
+      await Promise.all(dnsServers.map((d) => d.close()));
+      admin.server.closeAllConnections();
+      await new Promise<void>((resolve) => admin.server.close(() => resolve()));
+      await agent.close();
+    },
+  };
+}
