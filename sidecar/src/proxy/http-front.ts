@@ -38,6 +38,7 @@ export function classifyParserError(err: ParserError): { status: number; code: s
     case 'HPE_INVALID_CONTENT_LENGTH':
       return { status: 400, code: 'http.bad_content_length', reason: `invalid Content-Length: ${detail}` };
     case 'HPE_INVALID_TRANSFER_ENCODING':
+      if (/Content-Length/i.test(detail)) return { status: 400, code: 'http.ambiguous_length', reason: `ambiguous message length: ${detail}` };
       return { status: 400, code: 'http.bad_transfer_encoding', reason: `invalid Transfer-Encoding: ${detail}` };
     case 'HPE_INVALID_HEADER_TOKEN':
     case 'HPE_LF_EXPECTED':

@@ -4,7 +4,7 @@ import { isIP } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import type { SecureContext } from 'node:tls';
 import { webcrypto } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
+import { x509 } from './x509.ts';
 import { EC_ALG } from './pod-ca.ts';
 import type { PodCa } from './pod-ca.ts';
 

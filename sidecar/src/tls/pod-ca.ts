@@ -1,14 +1,10 @@
 // The pod's certificate authority: generated at sidecar start (the key lives only in this
 // process's memory) or loaded from a mounted secret. Agents trust its certificate through the
 // trust bundle the sidecar writes; nothing else in the pod ever sees the key.
-// @peculiar/x509 (through tsyringe) needs the Reflect metadata polyfill loaded first.
-import 'reflect-metadata';
 import { webcrypto } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as x509 from '@peculiar/x509';
-
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+import { x509 } from './x509.ts';
 
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
 type CryptoKey = webcrypto.CryptoKey;
