@@ -2,6 +2,7 @@
 // trust bundle, pod facts, DNS lockdown, the gateway's listeners and the admin port. The shell
 // around the pure modules; everything here is wiring and lifecycle.
 import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
@@ -18,6 +19,7 @@ import { registerPolicyMetrics } from './policy/policy-metrics.ts';
 import { Gateway } from './proxy/gateway.ts';
 import type { GatewayEvents, GatewayOptions } from './proxy/gateway.ts';
 import { PodInfo } from './proxy/pod-info.ts';
+import { parseResolvConfSearch } from './proxy/request-summary.ts';
 import { registerProxyMetrics } from './proxy/proxy-metrics.ts';
 import { createUpstreamAgent } from './proxy/upstream.ts';
 import { LeafCertificateCache } from './tls/leaf-certificates.ts';
@@ -107,6 +109,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     killed: () => podInfo.killed,
     session: { id: sessionId },
     fakeIps,
+    searchDomains: parseResolvConfSearch(await readFile(config.resolvConf, 'utf8').catch(() => '')),
     events: options.events,
     extraStages: options.extraStages,
   });

@@ -84,6 +84,8 @@ export const SidecarConfig = z
       })
       .strict()
       .prefault({}),
+    /** The pod's resolv.conf: its search domains tell which names a fake IP may be used for. */
+    resolvConf: z.string().default('/etc/resolv.conf'),
     facts: FactsConfig.prefault({}),
     dns: FakeIpConfig.prefault({}),
   })

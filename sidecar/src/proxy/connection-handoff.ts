@@ -37,6 +37,7 @@ export interface HandoffClaims {
   via: ConnectionInfo['via'];
   connectTarget?: { host: string; port: number };
   fakeIpName?: string;
+  fakeIpNames?: readonly string[];
 }
 
 /** Reads the first bytes (bounded in size and time), puts them back, then hands the socket on. */
@@ -70,7 +71,7 @@ export function handOff(socket: Socket, claims: HandoffClaims, deps: HandoffDeps
 }
 
 function dispatch(socket: Socket, kind: FirstBytes, claims: HandoffClaims, deps: HandoffDeps): void {
-  const base = { id: randomUUID(), via: claims.via, openedAt: Date.now(), connectTarget: claims.connectTarget, fakeIpName: claims.fakeIpName };
+  const base = { id: randomUUID(), via: claims.via, openedAt: Date.now(), connectTarget: claims.connectTarget, fakeIpName: claims.fakeIpName, fakeIpNames: claims.fakeIpNames };
   if (kind.kind === 'http') {
     deps.counted(claims.via, 'http');
     const conn: ConnectionInfo = { ...base, scheme: 'http' };
@@ -90,14 +91,13 @@ function dispatch(socket: Socket, kind: FirstBytes, claims: HandoffClaims, deps:
     deps.refuse(socket, 'net.no_server_name', 'TLS connection without a server name to a destination sluice cannot name', base);
     return;
   }
-  for (const [claim, value] of [
-    ['CONNECT target', claims.connectTarget?.host],
-    ['DNS name', claims.fakeIpName],
-  ] as const) {
-    if (kind.sni && value && kind.sni !== value) {
-      deps.refuse(socket, 'net.sni_mismatch', `TLS server name ${kind.sni} differs from the ${claim} ${value}`, base);
-      return;
-    }
+  if (kind.sni && claims.connectTarget && kind.sni !== claims.connectTarget.host) {
+    deps.refuse(socket, 'net.sni_mismatch', `TLS server name ${kind.sni} differs from the CONNECT target ${claims.connectTarget.host}`, base);
+    return;
+  }
+  if (kind.sni && claims.fakeIpName && !(claims.fakeIpNames ?? [claims.fakeIpName]).includes(kind.sni)) {
+    deps.refuse(socket, 'net.sni_mismatch', `TLS server name ${kind.sni} differs from the DNS name ${claims.fakeIpName}`, base);
+    return;
   }
   const port = claims.connectTarget?.port ?? 443;
   const verdict = deps.decideConnection(name, port);

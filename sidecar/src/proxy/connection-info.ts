@@ -14,6 +14,11 @@ export interface ConnectionInfo {
   connectTarget?: { host: string; port: number };
   /** Name behind the fake IP the client dialled (DNS lockdown), when it dialled one. */
   fakeIpName?: string;
+  /**
+   * Names the client may legitimately use for that fake IP: the resolved name and, when the
+   * resolver appended a search domain (ndots), the name the client actually asked for.
+   */
+  fakeIpNames?: readonly string[];
   openedAt: number;
 }
 

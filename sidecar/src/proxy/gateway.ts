@@ -23,7 +23,7 @@ import { resolveOverride, tunnel } from './passthrough.ts';
 import type { ProxyMetrics } from './proxy-metrics.ts';
 import { composeStages } from './request-context.ts';
 import type { RequestContext, Stage } from './request-context.ts';
-import { connectSummary, splitHostPort } from './request-summary.ts';
+import { connectSummary, namesForResolved, splitHostPort } from './request-summary.ts';
 import { writeRawAnswer } from './sluice-responses.ts';
 import { createAnswerer } from './stages/answer.ts';
 import type { Answerer } from './stages/answer.ts';
@@ -58,6 +58,8 @@ export interface GatewayOptions {
   killed: () => boolean;
   session: { id: string };
   fakeIps?: FakeIpMap;
+  /** The pod resolver's search domains (see namesForResolved). */
+  searchDomains?: readonly string[];
   events?: GatewayEvents;
   /**
    * Stages between the policy decision and forwarding (approval hold, outbound masking,
@@ -234,7 +236,8 @@ export class Gateway {
         this.#track(socket);
         const local = socket.localAddress?.replace(/^::ffff:/, '');
         const fakeIpName = local ? this.#o.fakeIps?.lookupFakeIp(local) : undefined;
-        handOff(socket, { via: 'transparent', fakeIpName }, this.#handoffDeps());
+        const fakeIpNames = fakeIpName ? namesForResolved(fakeIpName, this.#o.searchDomains ?? []) : undefined;
+        handOff(socket, { via: 'transparent', fakeIpName, fakeIpNames }, this.#handoffDeps());
       });
       this.addresses.transparent = await listenOn(server, transparent);
       this.#servers.push(server);

@@ -121,7 +121,7 @@ export function summarizeRequest(req: RawRequest, conn: ConnectionInfo): Summary
   if (conn.connectTarget && conn.connectTarget.host !== target.host) {
     return deny('net.connect_host_mismatch', `CONNECT target ${conn.connectTarget.host} differs from Host ${target.host}`);
   }
-  if (conn.fakeIpName !== undefined && conn.fakeIpName !== target.host) {
+  if (conn.fakeIpName !== undefined && !(conn.fakeIpNames ?? [conn.fakeIpName]).includes(target.host)) {
     return deny('net.dns_host_mismatch', `connection was for ${conn.fakeIpName} but Host is ${target.host}`);
   }
   const port = conn.connectTarget?.port ?? target.port;
@@ -146,4 +146,28 @@ export function summarizeRequest(req: RawRequest, conn: ConnectionInfo): Summary
 /** The connection-level view (CONNECT or TLS SNI) the policy decides on before any request. */
 export function connectSummary(host: string, port: number): RequestSummary {
   return { method: 'CONNECT', scheme: 'https', host, port, path: '', query: {}, headers: {}, ip_literal: isIP(host) !== 0 };
+}
+
+/**
+ * The names a client may use for a fake IP that was handed out for `resolved`: the name itself
+ * and, when it ends with one of the resolver's search domains, the name without it (a client
+ * resolving "github.com" with ndots:5 first asks for "github.com.<ns>.svc.cluster.local").
+ */
+export function namesForResolved(resolved: string, searchDomains: readonly string[]): string[] {
+  const names = [resolved];
+  for (const domain of searchDomains) {
+    const suffix = `.${domain.toLowerCase().replace(/\.$/, '')}`;
+    if (resolved.endsWith(suffix) && resolved.length > suffix.length) names.push(resolved.slice(0, -suffix.length));
+  }
+  return names;
+}
+
+/** The `search` domains of a resolv.conf (the pod's resolver expands names with them). */
+export function parseResolvConfSearch(text: string): string[] {
+  const domains: string[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^\s*(search|domain)\s+(.+)$/.exec(line);
+    if (m) domains.push(...m[2]!.trim().split(/\s+/));
+  }
+  return domains;
 }

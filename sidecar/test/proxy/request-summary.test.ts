@@ -1,6 +1,6 @@
 // The destination is what the request names, and every name a connection claimed must agree.
 import { describe, expect, test } from '@jest/globals';
-import { splitHostPort, summarizeRequest } from '../../src/proxy/request-summary.ts';
+import { namesForResolved, parseResolvConfSearch, splitHostPort, summarizeRequest } from '../../src/proxy/request-summary.ts';
 import type { ConnectionInfo } from '../../src/proxy/connection-info.ts';
 
 const tls = (extra: Partial<ConnectionInfo> = {}): ConnectionInfo => ({ id: 'c', via: 'transparent', scheme: 'https', sni: 'github.com', openedAt: 0, ...extra });
@@ -71,5 +71,24 @@ describe('summarizeRequest', () => {
   test('a missing or broken Host is a 400', () => {
     expect(summarizeRequest({ method: 'GET', url: '/', headers: {} }, proxy)).toMatchObject({ ok: false, status: 400, code: 'http.no_host' });
     expect(summarizeRequest({ method: 'GET', url: '/', headers: { host: 'a b' } }, proxy)).toMatchObject({ ok: false, status: 400, code: 'http.bad_host' });
+  });
+});
+
+describe('fake-IP names and resolver search domains', () => {
+  const search = parseResolvConfSearch('nameserver 10.96.0.10\nsearch agents.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n');
+
+  test('reads the search line of resolv.conf', () => {
+    expect(search).toEqual(['agents.svc.cluster.local', 'svc.cluster.local', 'cluster.local']);
+  });
+
+  test('a name expanded by the resolver may be used by the name the client asked for', () => {
+    expect(namesForResolved('github.com.agents.svc.cluster.local', search)).toEqual(['github.com.agents.svc.cluster.local', 'github.com', 'github.com.agents']);
+    const conn: ConnectionInfo = { id: 'f', via: 'transparent', scheme: 'http', fakeIpName: 'github.com.agents.svc.cluster.local', fakeIpNames: namesForResolved('github.com.agents.svc.cluster.local', search), openedAt: 0 };
+    expect(summarizeRequest({ method: 'GET', url: '/', headers: { host: 'github.com' } }, conn)).toMatchObject({ ok: true });
+    expect(summarizeRequest({ method: 'GET', url: '/', headers: { host: 'gitlab.com' } }, conn)).toMatchObject({ ok: false, code: 'net.dns_host_mismatch' });
+  });
+
+  test('an absolute name stays the only one', () => {
+    expect(namesForResolved('registry.npmjs.org', search)).toEqual(['registry.npmjs.org']);
   });
 });
