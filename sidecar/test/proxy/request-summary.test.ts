@@ -82,7 +82,7 @@ describe('fake-IP names and resolver search domains', () => {
   });
 
   test('a name expanded by the resolver may be used by the name the client asked for', () => {
-    expect(namesForResolved('github.com.agents.svc.cluster.local', search)).toEqual(['github.com.agents.svc.cluster.local', 'github.com', 'github.com.agents']);
+    expect(namesForResolved('github.com.agents.svc.cluster.local', search)).toEqual(['github.com.agents.svc.cluster.local', 'github.com', 'github.com.agents', 'github.com.agents.svc']);
     const conn: ConnectionInfo = { id: 'f', via: 'transparent', scheme: 'http', fakeIpName: 'github.com.agents.svc.cluster.local', fakeIpNames: namesForResolved('github.com.agents.svc.cluster.local', search), openedAt: 0 };
     expect(summarizeRequest({ method: 'GET', url: '/', headers: { host: 'github.com' } }, conn)).toMatchObject({ ok: true });
     expect(summarizeRequest({ method: 'GET', url: '/', headers: { host: 'gitlab.com' } }, conn)).toMatchObject({ ok: false, code: 'net.dns_host_mismatch' });
