@@ -23,6 +23,7 @@ import { parseResolvConfSearch } from './proxy/request-summary.ts';
 import { registerProxyMetrics } from './proxy/proxy-metrics.ts';
 import { createUpstreamAgent } from './proxy/upstream.ts';
 import { LeafCertificateCache } from './tls/leaf-certificates.ts';
+import { loadMasking } from './proxy/stages/masking-setup.ts';
 import { generatePodCa, loadPodCa } from './tls/pod-ca.ts';
 import type { PodCa } from './tls/pod-ca.ts';
 import { writeTrustBundle } from './tls/trust-bundle.ts';
@@ -92,6 +93,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     }
   }
 
+  const masking = await loadMasking(config.masking, registry);
   const agent = createUpstreamAgent(config.upstream);
   const gateway = new Gateway({
     listen: {
@@ -111,7 +113,10 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     fakeIps,
     searchDomains: parseResolvConfSearch(await readFile(config.resolvConf, 'utf8').catch(() => '')),
     events: options.events,
-    extraStages: options.extraStages,
+    extraStages: (answer) => {
+      const extra = options.extraStages?.(answer) ?? {};
+      return { ...extra, beforeForward: [...masking.stages(answer), ...(extra.beforeForward ?? [])] };
+    },
   });
   await gateway.listen();
   podInfo.onChange(() => {

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { SchemaError, describeIssues } from '../../../api/src/index.ts';
 import { FactsConfig } from '../facts/derive-facts.ts';
 import { FakeIpConfig } from '../dns/fake-ip-map.ts';
+import { MaskingConfig } from '../masking/masking-config.ts';
 
 // 0 picks a free port (tests and the demo); a pod uses the fixed defaults.
 const Port = z.number().int().min(0).max(65535);
@@ -88,6 +89,8 @@ export const SidecarConfig = z
     resolvConf: z.string().default('/etc/resolv.conf'),
     facts: FactsConfig.prefault({}),
     dns: FakeIpConfig.prefault({}),
+    /** Secret masking in responses and outbound DLP (docs/masking.md). */
+    masking: MaskingConfig.prefault({}),
   })
   .strict();
 

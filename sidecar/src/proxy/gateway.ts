@@ -141,6 +141,7 @@ export class Gateway {
       receivedAt: process.hrtime.bigint(),
       facts: {},
       responseHooks: [],
+      redactions: [],
       continued: false,
       bytesIn: 0,
       bytesOut: 0,

@@ -34,6 +34,8 @@ export interface RequestContext {
    * add a transform to the body stream (response masking).
    */
   responseHooks: ResponseHook[];
+  /** Every redaction in either direction, by rule id and offset — never the value. */
+  redactions: { rule: string; direction: 'request' | 'response'; offset: number }[];
   /** 100 Continue already sent to an agent that asked for it */
   continued: boolean;
   bytesOut: number;
@@ -68,5 +70,8 @@ export interface UpstreamRequest {
 
 export type ResponseHook = (response: { status: number; headers: Record<string, string | string[]> }) => {
   headers: Record<string, string | string[]>;
-  transform?: Transform;
+  /** Stages the body goes through, in order (decode → mask → encode). */
+  transforms?: Transform[];
+  /** The response must not reach the agent (e.g. an encoding that cannot be scanned). */
+  refuse?: { code: string; reason: string };
 };

@@ -104,8 +104,13 @@ export function forwardStage(deps: ForwardDeps): Stage {
     const transforms: Transform[] = [];
     for (const hook of ctx.responseHooks) {
       const r = hook({ status: upstream.statusCode, headers });
+      if (r.refuse) {
+        upstream.body.destroy();
+        deps.answer(ctx, { status: 502, code: r.refuse.code, reason: r.refuse.reason, kind: 'error' });
+        return;
+      }
       headers = r.headers;
-      if (r.transform) transforms.push(r.transform);
+      transforms.push(...(r.transforms ?? []));
     }
     ctx.res.writeHead(upstream.statusCode, headers);
     ctx.overhead += Number(process.hrtime.bigint() - afterHeaders) / 1e9;
