@@ -43,7 +43,6 @@ function record(ctx: RequestContext, metrics: MaskingMetrics, r: Redaction): voi
   ctx.redactions.push({ rule: r.rule, direction: r.direction, offset: r.offset });
 }
 
-type Headers = Record<string, string | string[]>;
 
 export function responseMaskingStage(deps: MaskingDeps): Stage {
   return async (ctx, next) => {
