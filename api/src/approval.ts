@@ -8,7 +8,8 @@ export const APPROVAL_API_VERSION = 'sluice.io/v1alpha1';
 export const APPROVAL_KIND = 'ApprovalRequest';
 export const APPROVAL_PLURAL = 'approvalrequests';
 
-export const ApprovalState = z.enum(['Pending', 'Approved', 'Denied', 'Expired']);
+/** Revoked: a granted session/ttl scope withdrawn after approval (`kubectl sluice revoke`). */
+export const ApprovalState = z.enum(['Pending', 'Approved', 'Denied', 'Expired', 'Revoked']);
 
 export const ApprovalRequestSpec = z
   .object({
@@ -44,6 +45,8 @@ export const ApprovalRequestStatus = z
     ttl: z.string().optional(),
     expiresAt: z.string().optional().describe('end of a granted ttl scope'),
     reason: z.string().optional(),
+    revokedBy: z.string().optional(),
+    revokedAt: z.string().optional(),
   })
   .strict();
 

@@ -1,7 +1,12 @@
 // Builds the kubectl-sluice command tree. Each verb lives in its own module under commands/ and
 // registers itself here; main.ts only runs the program and maps errors to exit codes.
 import { Command } from 'commander';
+import { registerApprovalsCommand } from './commands/approvals.ts';
+import { registerApproveCommand } from './commands/approve.ts';
+import { registerDenyCommand } from './commands/deny.ts';
+import { registerKillCommand } from './commands/kill.ts';
 import { registerPolicyCommands } from './commands/policy.ts';
+import { registerRevokeCommand } from './commands/revoke.ts';
 
 export interface Io {
   out(text: string): void;
@@ -15,5 +20,10 @@ export function buildProgram(io: Io): Command {
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .exitOverride();
   registerPolicyCommands(program, io);
+  registerApprovalsCommand(program, io);
+  registerApproveCommand(program, io);
+  registerDenyCommand(program, io);
+  registerRevokeCommand(program, io);
+  registerKillCommand(program, io);
   return program;
 }

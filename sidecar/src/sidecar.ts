@@ -13,6 +13,8 @@ import { startDnsServer } from './dns/dns-server.ts';
 import type { DnsServer } from './dns/dns-server.ts';
 import { registerDnsMetrics } from './dns/dns-metrics.ts';
 import { startAdminServer } from './admin-server.ts';
+import { startApprovals } from './approvals/index.ts';
+import type { RunningApprovals } from './approvals/index.ts';
 import { BundleWatcher } from './policy/bundle-watcher.ts';
 import { PolicyEngine } from './policy/engine.ts';
 import { registerPolicyMetrics } from './policy/policy-metrics.ts';
@@ -35,6 +37,8 @@ export interface RunningSidecar {
   ca: PodCa;
   gateway: Gateway;
   podInfo: PodInfo;
+  /** Command-level approval; undefined when off or without an API server identity. */
+  approvals: RunningApprovals | undefined;
   addresses: { transparent?: AddressInfo; proxy?: AddressInfo; admin: AddressInfo; dns: { udp: AddressInfo; tcp: AddressInfo }[] };
   trust: { caFile: string; bundleFile: string };
   stop(): Promise<void>;
@@ -93,6 +97,8 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     }
   }
 
+  const approvals = await startApprovals(config.approvals, { pod: config.pod, sessionId, podInfo, registry, logger: log });
+
   const masking = await loadMasking(config.masking, registry);
   const agent = createUpstreamAgent(config.upstream);
   const gateway = new Gateway({
@@ -115,7 +121,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     events: options.events,
     extraStages: (answer) => {
       const extra = options.extraStages?.(answer) ?? {};
-      return { ...extra, beforeForward: [...masking.stages(answer), ...(extra.beforeForward ?? [])] };
+      return { ...extra, holdStage: extra.holdStage ?? approvals?.holdStage(answer), beforeForward: [...masking.stages(answer), ...(extra.beforeForward ?? [])] };
     },
   });
   await gateway.listen();
@@ -145,10 +151,12 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     ca,
     gateway,
     podInfo,
+    approvals,
     trust,
     addresses: { ...gateway.addresses, admin: admin.address, dns: dnsServers.map((d) => ({ udp: d.udp, tcp: d.tcp })) },
     async stop() {
       watcher.stop();
+      await approvals?.stop();
       podInfo.stop();
       await gateway.close();
       await Promise.all(dnsServers.map((d) => d.close()));

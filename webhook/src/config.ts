@@ -3,6 +3,7 @@
 // a bad value fails start-up naming the field. Nothing here reads files or the environment.
 import { z } from 'zod';
 import { parseOrThrow } from '../../api/src/index.ts';
+import { ApprovalsWebhookConfig } from './approvals/config.ts';
 
 const port = z.number().int().min(1).max(65535);
 const quantity = z.string().regex(/^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$/, 'a Kubernetes quantity such as 100m or 64Mi');
@@ -93,6 +94,8 @@ export const WebhookConfigSchema = z
     sidecar: Sidecar,
     guard: Guard.prefault({}),
     server: Server.prefault({}),
+    /** Who may decide ApprovalRequests (webhook/src/approvals). */
+    approvals: ApprovalsWebhookConfig.prefault({}),
   })
   .strict();
 

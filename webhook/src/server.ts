@@ -13,6 +13,7 @@ import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { MalformedReviewError, deny, parseAdmissionReview } from './admission-review.ts';
+import { reviewApprovalMutation, reviewApprovalValidation } from './approvals/review.ts';
 import type { WebhookConfig } from './config.ts';
 import type { WebhookMetrics } from './metrics.ts';
 import { registerWebhookMetrics } from './metrics.ts';
@@ -21,7 +22,8 @@ import type { ReviewOutcome, Scope } from './review.ts';
 import { ServingCertReloader } from './serving-cert.ts';
 
 type Endpoint = 'mutate' | 'validate';
-const REVIEWERS: Record<Endpoint, (r: ReturnType<typeof parseAdmissionReview>, s: Scope, c: WebhookConfig) => ReviewOutcome> = {
+type Reviewer = (r: ReturnType<typeof parseAdmissionReview>, s: Scope, c: WebhookConfig) => ReviewOutcome;
+const REVIEWERS: Record<Endpoint, Reviewer> = {
   mutate: reviewMutation,
   validate: reviewValidation,
 };
@@ -32,7 +34,7 @@ export interface AppDeps {
   logger: Logger;
 }
 
-function reviewHandler(endpoint: Endpoint, scope: Scope, { config, metrics, logger }: AppDeps) {
+function reviewHandler(endpoint: Endpoint, scope: Scope, { config, metrics, logger }: AppDeps, reviewer: Reviewer = REVIEWERS[endpoint]) {
   return (req: Request, res: Response) => {
     const started = process.hrtime.bigint();
     let request;
@@ -46,7 +48,7 @@ function reviewHandler(endpoint: Endpoint, scope: Scope, { config, metrics, logg
     }
     let outcome: ReviewOutcome;
     try {
-      outcome = REVIEWERS[endpoint](request, scope, config);
+      outcome = reviewer(request, scope, config);
     } catch (err) {
       if (err instanceof MalformedReviewError) {
         metrics.malformed.inc({ endpoint });
@@ -84,8 +86,10 @@ export function createAdmissionApp(deps: AppDeps): express.Express {
     app.post(`/${endpoint}`, reviewHandler(endpoint, 'pod', deps));
     app.post(`/${endpoint}/namespace`, reviewHandler(endpoint, 'namespace', deps));
   }
+  app.post('/mutate/approvals', reviewHandler('mutate', 'pod', deps, reviewApprovalMutation));
+  app.post('/validate/approvals', reviewHandler('validate', 'pod', deps, reviewApprovalValidation));
   app.use((_req: Request, res: Response) => {
-    res.status(404).json({ error: 'not found: POST /mutate, /mutate/namespace, /validate or /validate/namespace' });
+    res.status(404).json({ error: 'not found: POST /mutate, /mutate/namespace, /mutate/approvals, /validate, /validate/namespace or /validate/approvals' });
   });
   app.use((err: Error & { type?: string; status?: number }, req: Request, res: Response, _next: NextFunction) => {
     const endpoint: Endpoint = req.path.startsWith('/validate') ? 'validate' : 'mutate';

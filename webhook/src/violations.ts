@@ -21,6 +21,16 @@ export const RULES = [
   'guard.creator_forged',
   'guard.creator_missing',
   'guard.creator_changed',
+  // ApprovalRequest rules (webhook/src/approvals/rules.ts)
+  'approval.not_the_sidecar',
+  'approval.pod_mismatch',
+  'approval.spec_immutable',
+  'approval.self_approval',
+  'approval.not_an_approver',
+  'approval.creator_unknown',
+  'approval.already_decided',
+  'approval.decider_mismatch',
+  'approval.bad_decision',
 ] as const;
 
 export type Rule = (typeof RULES)[number];

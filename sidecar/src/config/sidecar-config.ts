@@ -9,6 +9,7 @@ import { SchemaError, describeIssues } from '../../../api/src/index.ts';
 import { FactsConfig } from '../facts/derive-facts.ts';
 import { FakeIpConfig } from '../dns/fake-ip-map.ts';
 import { MaskingConfig } from '../masking/masking-config.ts';
+import { ApprovalsConfig } from '../approvals/config.ts';
 
 // 0 picks a free port (tests and the demo); a pod uses the fixed defaults.
 const Port = z.number().int().min(0).max(65535);
@@ -91,6 +92,8 @@ export const SidecarConfig = z
     dns: FakeIpConfig.prefault({}),
     /** Secret masking in responses and outbound DLP (docs/masking.md). */
     masking: MaskingConfig.prefault({}),
+    /** Command-level approval (docs/approvals.md). */
+    approvals: ApprovalsConfig.prefault({}),
   })
   .strict();
 
@@ -152,7 +155,9 @@ export function loadSidecarConfig(env: Env = process.env): SidecarConfig {
   setIfDefined(ports, 'admin', intFromEnv(env, 'SLUICE_ADMIN_PORT'));
   const policy = section(base, 'policy');
   setIfDefined(policy, 'path', env.SLUICE_POLICY_PATH);
-  const merged: Record<string, unknown> = { ...base, pod, ports, policy };
+  const approvals = section(base, 'approvals');
+  if (approvals.inCluster === undefined && env.KUBERNETES_SERVICE_HOST) approvals.inCluster = true;
+  const merged: Record<string, unknown> = { ...base, pod, ports, policy, approvals };
   setIfDefined(merged, 'proxyUID', intFromEnv(env, 'SLUICE_PROXY_UID'));
   setIfDefined(merged, 'podInfoDir', env.SLUICE_PODINFO_DIR);
   setIfDefined(merged, 'trustDir', env.SLUICE_TRUST_DIR);

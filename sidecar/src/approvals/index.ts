@@ -1,0 +1,129 @@
+// Command-level approval for the sidecar: wires the Kubernetes identity, the ApprovalRequest watch,
+// the hold coordinator, notifications and metrics, and hands the gateway its hold stage. Docs:
+// docs/approvals.md. startApprovals returns undefined when approvals are off or no API server
+// identity is available; the gateway then refuses holds ("no approval backend configured").
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { Stage } from '../proxy/request-context.ts';
+import type { Answerer } from '../proxy/stages/answer.ts';
+import type { PodInfo } from '../proxy/pod-info.ts';
+import { ApprovalApi } from './approval-api.ts';
+import { ApprovalWatcher } from './approval-watcher.ts';
+import type { ApprovalsConfig } from './config.ts';
+import { HoldCoordinator } from './hold-coordinator.ts';
+import type { ApprovalEvent } from './hold-coordinator.ts';
+import { approvalHoldStage } from './hold-stage.ts';
+import { KubeRest, loadKubeConfig } from './kube-rest.ts';
+import { podSelector } from './labels.ts';
+import { registerApprovalMetrics } from './metrics.ts';
+import { Notifier } from './notify.ts';
+
+export { ApprovalsConfig } from './config.ts';
+export type { ApprovalsConfigInput } from './config.ts';
+export { registerApprovalMetrics } from './metrics.ts';
+export type { ApprovalMetrics } from './metrics.ts';
+export type { ApprovalEvent, HoldResult } from './hold-coordinator.ts';
+export type { RequestApproval } from './hold-stage.ts';
+export { APPROVAL_CODES } from './errors.ts';
+
+export interface ApprovalsDeps {
+  pod: { namespace: string; name: string; uid?: string | undefined };
+  sessionId: string;
+  podInfo: PodInfo;
+  registry: Registry;
+  logger: Logger;
+  /** ms clock (tests) */
+  clock?: () => number;
+}
+
+export interface RunningApprovals {
+  /** The gateway's holdStage for `extraStages`. */
+  holdStage(answer: Answerer): Stage;
+  /** Approval steps (requested, decided, grant used, cut) for the audit trail. */
+  onEvent(listener: (e: ApprovalEvent) => void): void;
+  coordinator: HoldCoordinator;
+  /** Is the API server's view current (holds possible)? */
+  readonly healthy: boolean;
+  stop(): Promise<void>;
+}
+
+const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+/** A short, typeable ApprovalRequest name: `<pod>-<6 hex>` (pod shortened to fit 63 characters). */
+export function approvalName(pod: string, random: Buffer = randomBytes(3)): string {
+  const base = pod.toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, 55).replace(/-+$/, '');
+  return `${base || 'pod'}-${random.toString('hex')}`;
+}
+
+export async function startApprovals(config: ApprovalsConfig, deps: ApprovalsDeps): Promise<RunningApprovals | undefined> {
+  const log = deps.logger.child({ component: 'approvals' });
+  if (!config.enabled) return undefined;
+  const inCluster = !config.kubeconfig && config.inCluster && existsSync(IN_CLUSTER_TOKEN);
+  if (!config.kubeconfig && !inCluster) {
+    log.warn(config.inCluster ? `approvals: no service-account token at ${IN_CLUSTER_TOKEN}; held requests are refused` : 'approvals: no kubeconfig and not in a pod; held requests are refused (no approval backend)');
+    return undefined;
+  }
+  const rest = new KubeRest(loadKubeConfig({ kubeconfig: config.kubeconfig, context: config.context, inCluster }), config.apiTimeoutMs);
+  const api = new ApprovalApi(rest);
+  const metrics = registerApprovalMetrics(deps.registry);
+  const notifier = Notifier.create(config.notify, { metrics, log: (msg, detail) => log.warn(detail, msg) });
+  const listeners: ((e: ApprovalEvent) => void)[] = [];
+  const coordinator: HoldCoordinator = new HoldCoordinator({
+    api,
+    namespace: deps.pod.namespace,
+    podName: deps.pod.name,
+    session: deps.sessionId,
+    maxWaitMs: config.maxWaitMs,
+    maxConcurrentHolds: config.maxConcurrentHolds,
+    apiGraceMs: config.apiGraceMs,
+    metrics,
+    clock: deps.clock,
+    newName: () => approvalName(deps.pod.name),
+    healthy: (): boolean => watcher.healthy,
+    onCreated: (obj) => {
+      log.info({ approval: obj.metadata.name, summary: obj.spec.request.summary }, 'request held for approval');
+      void notifier?.notify(obj);
+    },
+    onEvent: (e) => {
+      for (const l of listeners) l(e);
+    },
+    log: (level, msg, detail) => log[level](detail, msg),
+  });
+  const watcher: ApprovalWatcher = new ApprovalWatcher(api, { namespace: deps.pod.namespace, labelSelector: podSelector(deps.pod.name) }, coordinator);
+  // Start waits at most apiTimeoutMs for the API server: allowed traffic must flow without it, and
+  // holds fail closed until the first list succeeds.
+  const firstSync = watcher.start().then(
+    () => log.info('approvals: watching ApprovalRequests'),
+    (err: Error) => log.warn({ err: err.message }, 'approvals: API server not reachable yet; holds are refused until it is'),
+  );
+  await Promise.race([firstSync, new Promise((r) => setTimeout(r, config.apiTimeoutMs).unref())]);
+  deps.podInfo.onChange(() => {
+    if (!deps.podInfo.killed) return;
+    const cut = coordinator.cutAll();
+    if (cut) log.warn({ cut }, 'kill switch on: held requests cut');
+  });
+  return {
+    holdStage: (answer) =>
+      approvalHoldStage({
+        coordinator,
+        answer,
+        pod: () => deps.podInfo.identity,
+        podUid: deps.pod.uid,
+        session: deps.sessionId,
+        maxWaitMs: config.maxWaitMs,
+        clock: deps.clock,
+      }),
+    onEvent: (l) => listeners.push(l),
+    coordinator,
+    get healthy() {
+      return watcher.healthy;
+    },
+    async stop() {
+      coordinator.stop();
+      await watcher.stop();
+      await notifier?.stop();
+    },
+  };
+}

@@ -1,0 +1,245 @@
+// Who may do what to an ApprovalRequest, decided from the AdmissionReview alone (never reading the
+// cluster, like the guard). Only the pod's own sidecar (its service account, and when the token is
+// pod-bound, that pod) creates requests and expires them; a human decides, and that human is
+// neither the pod's creator nor the pod's service account and belongs to an approver group of the
+// namespace; a decision is final except that an approval may be revoked; the spec never changes.
+// The stamp (who decided, when, until when) comes from the API server's userInfo and the webhook's
+// clock, never from the client. Pure.
+import { ApprovalRequestSpec, ApprovalRequestStatus } from '../../../api/src/index.ts';
+import type { ApprovalState } from '../../../api/src/index.ts';
+import { pointer } from '../json-patch.ts';
+import type { JsonPatchOp } from '../json-patch.ts';
+import { violation } from '../violations.ts';
+import type { Violation } from '../violations.ts';
+import { approverGroupsFor, ttlMs } from './config.ts';
+import type { ApprovalsWebhookConfig } from './config.ts';
+
+/** Labels the sidecar selects its requests by; changing them would hide a request from it. */
+const SELECTION_LABELS = ['sluice.io/pod', 'sluice.io/session'];
+const POD_NAME_EXTRA = 'authentication.kubernetes.io/pod-name';
+const POD_UID_EXTRA = 'authentication.kubernetes.io/pod-uid';
+
+export interface Actor {
+  username: string;
+  groups: readonly string[];
+  extra: Readonly<Record<string, readonly string[]>>;
+}
+
+interface Stored {
+  metadata?: { name?: string; labels?: Record<string, string> };
+  spec?: unknown;
+  status?: unknown;
+}
+
+export interface ApprovalReviewInput {
+  operation: 'CREATE' | 'UPDATE' | 'DELETE' | 'CONNECT';
+  /** '' for the object itself, 'status' for the status subresource */
+  subResource: string;
+  namespace: string;
+  actor: Actor;
+  object?: Stored | undefined;
+  oldObject?: Stored | undefined;
+}
+
+type Spec = ReturnType<typeof ApprovalRequestSpec.parse>;
+type Status = ReturnType<typeof ApprovalRequestStatus.parse>;
+
+const DECIDED: readonly ApprovalState[] = ['Approved', 'Denied', 'Expired', 'Revoked'];
+
+export function serviceAccountUser(namespace: string, serviceAccount: string): string {
+  return `system:serviceaccount:${namespace}:${serviceAccount}`;
+}
+
+function parseSpec(obj: Stored | undefined): Spec | undefined {
+  const r = ApprovalRequestSpec.safeParse(obj?.spec);
+  return r.success ? r.data : undefined;
+}
+
+function parseStatus(obj: Stored | undefined): Status | undefined | 'invalid' {
+  if (obj?.status === undefined || obj.status === null) return undefined;
+  const r = ApprovalRequestStatus.safeParse(obj.status);
+  return r.success ? r.data : 'invalid';
+}
+
+const stateOf = (s: Status | undefined): ApprovalState => s?.state ?? 'Pending';
+
+function stableJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b))) : v));
+}
+
+const same = (a: unknown, b: unknown) => stableJson(a ?? null) === stableJson(b ?? null);
+
+function sameMembers(a: readonly string[] | undefined, b: readonly string[]): boolean {
+  return a !== undefined && a.length === b.length && [...a].sort().join('\n') === [...b].sort().join('\n');
+}
+
+function describeDecision(s: Status): string {
+  return `${s.state}${s.decidedBy ? ` by ${s.decidedBy}` : ''}${s.decidedAt ? ` at ${s.decidedAt}` : ''}`;
+}
+
+function createViolations(input: ApprovalReviewInput, spec: Spec): Violation[] {
+  const out: Violation[] = [];
+  const sidecar = serviceAccountUser(input.namespace, spec.serviceAccount);
+  if (input.actor.username !== sidecar) {
+    out.push(violation('approval.not_the_sidecar', 'spec.serviceAccount', `only the pod's sidecar (${sidecar}) creates ApprovalRequests for it; ${input.actor.username} may not`));
+  }
+  if (spec.pod.namespace !== input.namespace) {
+    out.push(violation('approval.pod_mismatch', 'spec.pod.namespace', `the request names namespace ${spec.pod.namespace} but lives in ${input.namespace}`));
+  }
+  const podName = input.actor.extra[POD_NAME_EXTRA]?.[0];
+  if (podName !== undefined && podName !== spec.pod.name) {
+    out.push(violation('approval.pod_mismatch', 'spec.pod.name', `the creating token is bound to pod ${podName}, not ${spec.pod.name}`));
+  }
+  const podUid = input.actor.extra[POD_UID_EXTRA]?.[0];
+  if (podUid !== undefined && spec.pod.uid !== undefined && podUid !== spec.pod.uid) {
+    out.push(violation('approval.pod_mismatch', 'spec.pod.uid', `the creating token is bound to pod uid ${podUid}, not ${spec.pod.uid}`));
+  }
+  const status = parseStatus(input.object);
+  if (status !== undefined && (status === 'invalid' || status.state !== 'Pending' || status.decidedBy !== undefined)) {
+    out.push(violation('approval.bad_decision', 'status', 'a new ApprovalRequest starts Pending, undecided'));
+  }
+  return out;
+}
+
+function specUpdateViolations(input: ApprovalReviewInput): Violation[] {
+  const out: Violation[] = [];
+  if (!same(input.oldObject?.spec, input.object?.spec)) {
+    out.push(violation('approval.spec_immutable', 'spec', 'the spec of an ApprovalRequest is written once by the sidecar and cannot change'));
+  }
+  const before = input.oldObject?.metadata?.labels ?? {};
+  const after = input.object?.metadata?.labels ?? {};
+  for (const key of SELECTION_LABELS) {
+    if (before[key] !== after[key]) out.push(violation('approval.spec_immutable', `metadata.labels[${key}]`, 'the labels the sidecar selects its requests by cannot change'));
+  }
+  return out;
+}
+
+/** Approver-group membership and not-self, the two rules every decision by a human must pass. */
+function deciderViolations(input: ApprovalReviewInput, spec: Spec, state: 'Approved' | 'Denied' | 'Revoked', config: ApprovalsWebhookConfig): Violation[] {
+  const who = input.actor.username;
+  const name = input.object?.metadata?.name ?? '';
+  const sidecar = serviceAccountUser(input.namespace, spec.serviceAccount);
+  const verb = state === 'Approved' ? 'approve' : state === 'Denied' ? 'deny' : 'revoke';
+  if (who === sidecar) {
+    return [violation('approval.self_approval', 'status.state', `${who} is the pod's own service account and cannot ${verb} its requests`)];
+  }
+  const isCreator = spec.creator !== undefined && spec.creator.username === who;
+  if (state === 'Approved') {
+    if (!spec.creator) return [violation('approval.creator_unknown', 'spec.creator', `the pod ${spec.pod.name} has no creator stamp, so self-approval cannot be ruled out; the request can only be denied`)];
+    if (isCreator) return [violation('approval.self_approval', 'status.state', `${who} created pod ${spec.pod.name} and cannot approve its requests; another approver must`)];
+  }
+  // The creator may always deny or revoke what their own pod asked for: it only takes access away.
+  if (isCreator) return [];
+  const allowed = approverGroupsFor(config, input.namespace);
+  if (!input.actor.groups.some((g) => allowed.includes(g))) {
+    return [violation('approval.not_an_approver', 'status.state', `${who} may not ${verb} ${name}: not a member of an approver group for namespace ${input.namespace} (${allowed.join(', ')})`)];
+  }
+  return [];
+}
+
+function decisionShapeViolations(input: ApprovalReviewInput, status: Status, config: ApprovalsWebhookConfig): Violation[] {
+  const out: Violation[] = [];
+  if (status.decidedBy !== input.actor.username || !sameMembers(status.decidedByGroups, input.actor.groups) || !status.decidedAt) {
+    out.push(violation('approval.decider_mismatch', 'status.decidedBy', `the decision must be stamped with the deciding user (${input.actor.username}) by the sluice webhook`));
+  }
+  if (status.state === 'Denied') {
+    if (status.scope !== undefined || status.ttl !== undefined || status.expiresAt !== undefined) out.push(violation('approval.bad_decision', 'status.scope', 'a denial grants no scope'));
+    return out;
+  }
+  if (!status.scope) out.push(violation('approval.bad_decision', 'status.scope', 'an approval needs a scope (once, session or ttl)'));
+  if (status.scope === 'ttl') {
+    const ms = status.ttl === undefined ? undefined : ttlMs(status.ttl);
+    const max = ttlMs(config.maxTTL)!;
+    if (ms === undefined || ms <= 0) out.push(violation('approval.bad_decision', 'status.ttl', 'a ttl scope needs a duration such as 30m or 8h'));
+    else if (ms > max) out.push(violation('approval.bad_decision', 'status.ttl', `a ttl scope may last at most ${config.maxTTL}`));
+    if (!status.expiresAt || Number.isNaN(Date.parse(status.expiresAt))) out.push(violation('approval.bad_decision', 'status.expiresAt', 'a ttl scope needs its expiry'));
+  } else if (status.ttl !== undefined || status.expiresAt !== undefined) {
+    out.push(violation('approval.bad_decision', 'status.ttl', `a ${status.scope ?? 'missing'} scope has no ttl`));
+  }
+  if (status.revokedBy !== undefined || status.revokedAt !== undefined) out.push(violation('approval.bad_decision', 'status.revokedBy', 'only a revocation sets revokedBy'));
+  return out;
+}
+
+function statusViolations(input: ApprovalReviewInput, spec: Spec, config: ApprovalsWebhookConfig): Violation[] {
+  const oldStatus = parseStatus(input.oldObject);
+  const status = parseStatus(input.object);
+  if (status === 'invalid') return [violation('approval.bad_decision', 'status', 'the status does not match the ApprovalRequest schema')];
+  const before = oldStatus === 'invalid' ? undefined : oldStatus;
+  if (same(before, status)) return [];
+  const from = stateOf(before);
+  const to = stateOf(status);
+  const name = input.object?.metadata?.name ?? '';
+  if (DECIDED.includes(from)) {
+    if (from === 'Approved' && to === 'Revoked' && status) {
+      const out = deciderViolations(input, spec, 'Revoked', config);
+      const { revokedBy, revokedAt, state: _s, ...rest } = status;
+      const { state: _o, ...restBefore } = before!;
+      if (!same(rest, restBefore)) out.push(violation('approval.already_decided', 'status', `revoking ${name} may only add revokedBy and revokedAt`));
+      if (revokedBy !== input.actor.username || !revokedAt) out.push(violation('approval.decider_mismatch', 'status.revokedBy', `the revocation must be stamped with the revoking user (${input.actor.username}) by the sluice webhook`));
+      return out;
+    }
+    return [violation('approval.already_decided', 'status.state', `${name} was already ${describeDecision(before!)}; a decision is final${from === 'Approved' ? ' (it can only be revoked)' : ''}`)];
+  }
+  switch (to) {
+    case 'Pending':
+      if (status && (status.decidedBy ?? status.decidedAt ?? status.scope ?? status.revokedBy) !== undefined) {
+        return [violation('approval.bad_decision', 'status', 'a Pending request carries no decision')];
+      }
+      return [];
+    case 'Expired': {
+      const sidecar = serviceAccountUser(input.namespace, spec.serviceAccount);
+      if (input.actor.username !== sidecar) return [violation('approval.not_the_sidecar', 'status.state', `only the pod's sidecar (${sidecar}) expires requests; to refuse one, deny it`)];
+      return [];
+    }
+    case 'Revoked':
+      return [violation('approval.bad_decision', 'status.state', `${name} was never approved, so there is nothing to revoke`)];
+    case 'Approved':
+    case 'Denied': {
+      const out = deciderViolations(input, spec, to, config);
+      return out.length ? out : decisionShapeViolations(input, status!, config);
+    }
+  }
+}
+
+/** Every rule the ApprovalRequest change breaks; empty when it may proceed. */
+export function approvalViolations(input: ApprovalReviewInput, config: ApprovalsWebhookConfig): Violation[] {
+  if (input.operation === 'DELETE' || input.operation === 'CONNECT') return [];
+  const spec = parseSpec(input.object);
+  if (!spec) return [violation('approval.bad_decision', 'spec', 'the spec does not match the ApprovalRequest schema')];
+  if (input.operation === 'CREATE') return input.subResource ? [] : createViolations(input, spec);
+  if (input.subResource === 'status') return statusViolations(input, spec, config);
+  if (input.subResource === '') return specUpdateViolations(input);
+  return [];
+}
+
+/**
+ * The mutating half: on a status update that decides (Pending → Approved|Denied) or revokes
+ * (Approved → Revoked), stamps who did it and when from the API server's userInfo and the
+ * webhook's clock; an approval without a scope gets the one the policy asked for, and a ttl scope
+ * its expiry. Anything a client wrote into these fields is overwritten.
+ */
+export function approvalStamp(input: ApprovalReviewInput, now: Date): JsonPatchOp[] {
+  if (input.operation !== 'UPDATE' || input.subResource !== 'status') return [];
+  const spec = parseSpec(input.object);
+  const status = parseStatus(input.object);
+  const oldStatus = parseStatus(input.oldObject);
+  if (!spec || !status || status === 'invalid' || oldStatus === 'invalid') return [];
+  const from = stateOf(oldStatus);
+  const to = status.state;
+  const set = (field: string, value: unknown): JsonPatchOp => ({ op: 'add', path: pointer('status', field), value });
+  const at = now.toISOString();
+  if (from === 'Approved' && to === 'Revoked') return [set('revokedBy', input.actor.username), set('revokedAt', at)];
+  if (from !== 'Pending' || (to !== 'Approved' && to !== 'Denied')) return [];
+  const ops = [set('decidedBy', input.actor.username), set('decidedByGroups', [...input.actor.groups]), set('decidedAt', at)];
+  if (to === 'Approved') {
+    const scope = status.scope ?? spec.requestedScope;
+    if (!status.scope) ops.push(set('scope', scope));
+    if (scope === 'ttl') {
+      const ttl = status.ttl ?? spec.requestedTTL;
+      const ms = ttl === undefined ? undefined : ttlMs(ttl);
+      if (ttl !== undefined && status.ttl === undefined) ops.push(set('ttl', ttl));
+      if (ms !== undefined) ops.push(set('expiresAt', new Date(now.getTime() + ms).toISOString()));
+    }
+  }
+  return ops;
+}

@@ -1,0 +1,185 @@
+// The approver rules as pure functions over AdmissionReview inputs: who may create, decide, revoke
+// and expire an ApprovalRequest, and what the stamp writes. The real API server enforcing them
+// through the registered webhook is e2e/approvals.
+import { describe, expect, test } from '@jest/globals';
+import type { ApprovalRequestSpec, ApprovalRequestStatus } from '../../../api/src/index.ts';
+import { ApprovalsWebhookConfig, ttlMs } from '../../src/approvals/config.ts';
+import { approvalStamp, approvalViolations } from '../../src/approvals/rules.ts';
+import type { Actor, ApprovalReviewInput } from '../../src/approvals/rules.ts';
+import { SAMPLE_SPEC } from '../../../sidecar/test/approvals/sample-approval.ts';
+
+const config = ApprovalsWebhookConfig.parse({ namespaces: { payments: { approverGroups: ['payments-leads'] } }, maxTTL: '8h' });
+const NOW = new Date('2030-01-01T12:00:00.000Z');
+
+const spec: ApprovalRequestSpec = SAMPLE_SPEC;
+
+const sidecar: Actor = { username: 'system:serviceaccount:agents:coder', groups: ['system:serviceaccounts', 'system:serviceaccounts:agents'], extra: { 'authentication.kubernetes.io/pod-name': ['coder-0'], 'authentication.kubernetes.io/pod-uid': ['pod-uid-1'] } };
+const alice: Actor = { username: 'alice@example.com', groups: ['developers', 'sluice-approvers'], extra: {} };
+const bob: Actor = { username: 'bob@example.com', groups: ['sluice-approvers', 'system:authenticated'], extra: {} };
+const mallory: Actor = { username: 'mallory@example.com', groups: ['system:authenticated'], extra: {} };
+
+const obj = (status?: Partial<ApprovalRequestStatus>, s: ApprovalRequestSpec = spec, labels = { 'sluice.io/pod': 'coder-0' }) => ({ metadata: { name: 'coder-0-abc', labels }, spec: s, ...(status ? { status } : {}) });
+
+function statusUpdate(actor: Actor, from: Partial<ApprovalRequestStatus> | undefined, to: Partial<ApprovalRequestStatus>, namespace = 'agents'): ApprovalReviewInput {
+  return { operation: 'UPDATE', subResource: 'status', namespace, actor, oldObject: obj(from), object: obj(to) };
+}
+
+/** What the webhook pair does to a decision: stamp (mutating), then validate the stamped object. */
+function decide(actor: Actor, from: Partial<ApprovalRequestStatus> | undefined, to: Partial<ApprovalRequestStatus>, namespace = 'agents') {
+  const input = statusUpdate(actor, from, to, namespace);
+  const stamped = { ...to };
+  for (const op of approvalStamp(input, NOW)) (stamped as Record<string, unknown>)[op.path.split('/').pop()!] = op.value;
+  return { stamped, rules: approvalViolations({ ...input, object: obj(stamped) }, config).map((v) => v.rule), messages: approvalViolations({ ...input, object: obj(stamped) }, config).map((v) => v.message) };
+}
+
+const pending = { state: 'Pending' } as const;
+
+describe('creating', () => {
+  test('the pod-bound sidecar token may create; status starts empty or Pending', () => {
+    expect(approvalViolations({ operation: 'CREATE', subResource: '', namespace: 'agents', actor: sidecar, object: obj() }, config)).toEqual([]);
+    expect(approvalViolations({ operation: 'CREATE', subResource: '', namespace: 'agents', actor: sidecar, object: obj(pending) }, config)).toEqual([]);
+  });
+
+  test.each([
+    ['a human', { ...bob }, 'approval.not_the_sidecar'],
+    ['another service account', { ...sidecar, username: 'system:serviceaccount:agents:other' }, 'approval.not_the_sidecar'],
+    ['a token bound to another pod', { ...sidecar, extra: { 'authentication.kubernetes.io/pod-name': ['coder-9'] } }, 'approval.pod_mismatch'],
+    ['a token bound to another pod uid', { ...sidecar, extra: { 'authentication.kubernetes.io/pod-uid': ['pod-uid-9'] } }, 'approval.pod_mismatch'],
+  ])('%s may not', (_w, actor, rule) => {
+    expect(approvalViolations({ operation: 'CREATE', subResource: '', namespace: 'agents', actor, object: obj() }, config).map((v) => v.rule)).toContain(rule);
+  });
+
+  test('another namespace in the spec, or a pre-decided status, is refused', () => {
+    expect(approvalViolations({ operation: 'CREATE', subResource: '', namespace: 'team', actor: { ...sidecar, username: 'system:serviceaccount:team:coder' }, object: obj() }, config).map((v) => v.rule)).toEqual(['approval.pod_mismatch']);
+    expect(approvalViolations({ operation: 'CREATE', subResource: '', namespace: 'agents', actor: sidecar, object: obj({ state: 'Approved', scope: 'once' }) }, config).map((v) => v.rule)).toEqual(['approval.bad_decision']);
+  });
+
+  test('a spec that is not an ApprovalRequest spec is refused', () => {
+    expect(approvalViolations({ operation: 'CREATE', subResource: '', namespace: 'agents', actor: sidecar, object: { metadata: {}, spec: { pod: 'x' } } }, config).map((v) => v.rule)).toEqual(['approval.bad_decision']);
+  });
+});
+
+describe('deciding', () => {
+  test('bob approves: the stamp records him, his groups, the time and the requested scope', () => {
+    const { stamped, rules } = decide(bob, pending, { state: 'Approved' });
+    expect(rules).toEqual([]);
+    expect(stamped).toEqual({ state: 'Approved', decidedBy: 'bob@example.com', decidedByGroups: bob.groups, decidedAt: NOW.toISOString(), scope: 'session' });
+  });
+
+  test('a ttl scope gets its expiry from the webhook clock; longer than maxTTL is refused', () => {
+    const { stamped, rules } = decide(bob, pending, { state: 'Approved', scope: 'ttl', ttl: '2h' });
+    expect(rules).toEqual([]);
+    expect(stamped.expiresAt).toBe(new Date(NOW.getTime() + ttlMs('2h')!).toISOString());
+    expect(decide(bob, pending, { state: 'Approved', scope: 'ttl', ttl: '9h' }).messages.join()).toContain('at most 8h');
+    expect(decide(bob, pending, { state: 'Approved', scope: 'ttl', ttl: 'forever' }).rules).toContain('approval.bad_decision');
+    expect(decide(bob, pending, { state: 'Approved', scope: 'once', ttl: '1h' }).rules).toContain('approval.bad_decision');
+  });
+
+  test('a client-written decidedBy is overwritten by the stamp (no impersonation)', () => {
+    const { stamped, rules } = decide(bob, pending, { state: 'Denied', decidedBy: 'ceo@example.com', reason: 'no' });
+    expect(stamped.decidedBy).toBe('bob@example.com');
+    expect(rules).toEqual([]);
+  });
+
+  test('without the stamp (mutating webhook bypassed) the decider must match the user', () => {
+    const input = statusUpdate(bob, pending, { state: 'Approved', scope: 'once', decidedBy: 'ceo@example.com', decidedByGroups: [...bob.groups], decidedAt: NOW.toISOString() });
+    expect(approvalViolations(input, config).map((v) => v.rule)).toEqual(['approval.decider_mismatch']);
+  });
+
+  test('alice, the creator, cannot approve her own pod’s request, even as an approver; she may deny it', () => {
+    const { rules, messages } = decide(alice, pending, { state: 'Approved' });
+    expect(rules).toEqual(['approval.self_approval']);
+    expect(messages[0]).toBe('alice@example.com created pod coder-0 and cannot approve its requests; another approver must');
+    expect(decide(alice, pending, { state: 'Denied', reason: 'oops' }).rules).toEqual([]);
+  });
+
+  test('the pod’s own service account can neither approve nor deny', () => {
+    expect(decide(sidecar, pending, { state: 'Approved' }).rules).toEqual(['approval.self_approval']);
+    expect(decide(sidecar, pending, { state: 'Denied' }).rules).toEqual(['approval.self_approval']);
+  });
+
+  test('mallory is in no approver group: refused, naming the groups', () => {
+    const { rules, messages } = decide(mallory, pending, { state: 'Approved' });
+    expect(rules).toEqual(['approval.not_an_approver']);
+    expect(messages[0]).toBe('mallory@example.com may not approve coder-0-abc: not a member of an approver group for namespace agents (sluice-approvers)');
+    expect(decide(mallory, pending, { state: 'Denied' }).rules).toEqual(['approval.not_an_approver']);
+  });
+
+  test('per-namespace approver groups replace the default', () => {
+    expect(decide(bob, pending, { state: 'Approved' }, 'payments').rules).toEqual(['approval.not_an_approver']);
+    expect(decide({ ...mallory, groups: ['payments-leads'] }, pending, { state: 'Approved' }, 'payments').rules).toEqual([]);
+  });
+
+  test('a request without a creator stamp can be denied but not approved', () => {
+    const { creator: _c, ...noCreator } = spec;
+    const input = { operation: 'UPDATE' as const, subResource: 'status', namespace: 'agents', actor: bob, oldObject: obj(pending, noCreator), object: obj({ state: 'Approved', scope: 'once' }, noCreator) };
+    expect(approvalViolations(input, config).map((v) => v.rule)).toEqual(['approval.creator_unknown']);
+  });
+});
+
+describe('after a decision', () => {
+  const approved: Partial<ApprovalRequestStatus> = { state: 'Approved', scope: 'session', decidedBy: 'bob@example.com', decidedByGroups: [...bob.groups], decidedAt: NOW.toISOString() };
+
+  test.each([
+    ['Approved → Denied', approved, { ...approved, state: 'Denied' as const }],
+    ['a changed scope', approved, { ...approved, scope: 'ttl' as const, ttl: '1h', expiresAt: NOW.toISOString() }],
+    ['Denied → Approved', { state: 'Denied' as const, decidedBy: 'bob@example.com' }, { ...approved }],
+    ['Expired → Pending', { state: 'Expired' as const }, { state: 'Pending' as const }],
+  ])('%s is refused as already decided', (_w, from, to) => {
+    const v = approvalViolations(statusUpdate(bob, from, to), config);
+    expect(v.map((x) => x.rule)).toEqual(['approval.already_decided']);
+  });
+
+  test('the message says who decided and when', () => {
+    expect(approvalViolations(statusUpdate(bob, approved, { ...approved, state: 'Denied' }), config)[0]!.message).toBe(
+      `coder-0-abc was already Approved by bob@example.com at ${NOW.toISOString()}; a decision is final (it can only be revoked)`,
+    );
+  });
+
+  test('an unchanged status (a no-op update) passes', () => {
+    expect(approvalViolations(statusUpdate(bob, approved, { ...approved }), config)).toEqual([]);
+  });
+
+  test('revoke: an approver or the creator, stamped, nothing else changed', () => {
+    const r = decide(bob, approved, { ...approved, state: 'Revoked' });
+    expect(r.rules).toEqual([]);
+    expect(r.stamped).toMatchObject({ revokedBy: 'bob@example.com', revokedAt: NOW.toISOString(), decidedBy: 'bob@example.com' });
+    expect(decide(alice, approved, { ...approved, state: 'Revoked' }).rules).toEqual([]);
+    expect(decide(mallory, approved, { ...approved, state: 'Revoked' }).rules).toEqual(['approval.not_an_approver']);
+    expect(decide(bob, approved, { ...approved, state: 'Revoked', scope: 'once' }).rules).toEqual(['approval.already_decided']);
+  });
+
+  test('revoking what was never approved is refused', () => {
+    expect(decide(bob, pending, { state: 'Revoked' }).rules).toEqual(['approval.bad_decision']);
+  });
+});
+
+describe('the sidecar’s own status writes', () => {
+  test('Pending → Pending (marking it) and Pending → Expired by the sidecar pass; a human cannot expire', () => {
+    expect(approvalViolations(statusUpdate(sidecar, undefined, pending), config)).toEqual([]);
+    expect(approvalViolations(statusUpdate(sidecar, pending, { state: 'Expired', reason: 'timeout' }), config)).toEqual([]);
+    expect(approvalViolations(statusUpdate(bob, pending, { state: 'Expired' }), config).map((v) => v.rule)).toEqual(['approval.not_the_sidecar']);
+  });
+
+  test('a Pending status carrying a decision is refused', () => {
+    expect(approvalViolations(statusUpdate(sidecar, undefined, { state: 'Pending', decidedBy: 'x' }), config).map((v) => v.rule)).toEqual(['approval.bad_decision']);
+  });
+
+  test('the stamp leaves the sidecar’s writes alone', () => {
+    expect(approvalStamp(statusUpdate(sidecar, pending, { state: 'Expired' }), NOW)).toEqual([]);
+    expect(approvalStamp(statusUpdate(sidecar, undefined, pending), NOW)).toEqual([]);
+  });
+});
+
+describe('the object itself', () => {
+  test('the spec and the selection labels cannot change; other labels can', () => {
+    const update = (o: object, n: object): ApprovalReviewInput => ({ operation: 'UPDATE', subResource: '', namespace: 'agents', actor: bob, oldObject: o, object: n });
+    expect(approvalViolations(update(obj(), obj(undefined, { ...spec, reason: 'harmless' })), config).map((v) => v.rule)).toEqual(['approval.spec_immutable']);
+    expect(approvalViolations(update(obj(), obj(undefined, spec, { 'sluice.io/pod': 'elsewhere' })), config).map((v) => v.rule)).toEqual(['approval.spec_immutable']);
+    expect(approvalViolations(update(obj(), obj(undefined, spec, { 'sluice.io/pod': 'coder-0', team: 'x' } as Record<string, string> as { 'sluice.io/pod': string })), config)).toEqual([]);
+  });
+
+  test('deletes are not this webhook’s business', () => {
+    expect(approvalViolations({ operation: 'DELETE', subResource: '', namespace: 'agents', actor: mallory, object: undefined }, config)).toEqual([]);
+  });
+});
