@@ -43,6 +43,16 @@ verdicts contains lib.verdict(80, object.union(
 	input.facts.git.phase == "rpc"
 }
 
+# For a push over http.postBuffer git first sends a probe: a receive-pack POST holding only a
+# flush-pkt, no ref update. It changes nothing, so it is not held (refs known and empty; unknown
+# refs stay held).
+verdicts contains lib.verdict(85, lib.allow("git.push_probe", "an empty receive-pack probe changes nothing")) if {
+	git_host
+	input.facts.git.operation == "push"
+	input.facts.git.phase == "rpc"
+	count(input.facts.git.refs) == 0
+}
+
 verdicts contains lib.verdict(40, lib.allow("git.web_read", "reading from a git host is allowed")) if {
 	git_host
 	not input.facts.git

@@ -53,3 +53,11 @@ test_push_without_known_refs_names_the_repo if {
 	some v in vs
 	v.decision.reason == "git push to acme/app needs approval"
 }
+
+test_large_push_probe_is_not_held if {
+	facts := {"git": {"service": "git-receive-pack", "operation": "push", "phase": "rpc", "repo": "acme/app", "refs": []}}
+	vs := git.verdicts with input as lib_test.with_facts("POST", "github.com", "/acme/app.git/git-receive-pack", facts)
+	some v in vs
+	v.decision.code == "git.push_probe"
+	v.priority > 80
+}
