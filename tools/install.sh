@@ -22,6 +22,9 @@ TOOLS=(
   "loki         3.7.8     loki"
   "gitleaks     8.30.1    gitleaks"
   "moto         5.2.5     moto_server"
+  "awscli       1.46.3    aws"
+  "mitmproxy    11.0.2    mitmdump"
+  "smokescreen  0.1.0     smokescreen"
 )
 
 log() { printf '[tools] %s\n' "$*" >&2; }
@@ -100,11 +103,25 @@ build_loki() { # the real audit store for tests; AGPL, so it runs as a separate 
   rm -rf "$work"
 }
 
-build_moto() { # STS emulator in its own venv
-  local version=$1 prefix=$2
+# A Python tool in its own venv. The venv's scripts name the staging path in their shebang, which
+# the rename into the cache moves away, so the linked command runs the script through the venv's
+# python, found relative to itself.
+pyvenv_tool() { # <prefix> <pip requirement> <script>
+  local prefix=$1 requirement=$2 script=$3
   python3 -m venv "$prefix/venv"
-  "$prefix/venv/bin/pip" install -q "moto[server]==$version"
-  mkdir -p "$prefix/bin" && ln -s ../venv/bin/moto_server "$prefix/bin/moto_server"
+  "$prefix/venv/bin/pip" install -q "$requirement"
+  mkdir -p "$prefix/bin"
+  printf '#!/bin/sh\nhere="$(dirname "$(readlink -f "$0")")"\nexec "$here/../venv/bin/python3" "$here/../venv/bin/%s" "$@"\n' "$script" >"$prefix/bin/$script"
+  chmod +x "$prefix/bin/$script"
+}
+
+build_moto() { pyvenv_tool "$2" "moto[server]==$1" moto_server; }          # STS emulator (e2e/credentials)
+build_awscli() { pyvenv_tool "$2" "awscli==$1" aws; }                      # the real AWS CLI as an agent
+build_mitmproxy() { pyvenv_tool "$2" "mitmproxy==$1" mitmdump; }           # intercepting peer (bench/proxy); 11.0.2 is the newest for Python 3.11
+
+build_smokescreen() { # CONNECT-proxy-with-ACLs peer for bench/proxy
+  local version=$1 prefix=$2
+  GOBIN="$prefix/bin" CGO_ENABLED=0 go install "github.com/stripe/smokescreen@v$version"
 }
 
 install_one() {

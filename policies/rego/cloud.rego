@@ -42,7 +42,13 @@ verdicts contains lib.verdict(80, object.union(
 	destructive
 }
 
-verdicts contains lib.verdict(50, object.union(lib.allow("cloud.aws", concat("", [aws.action, " is allowed"])), {"credential": credential})) if {
+# Object data is passed unmasked: clients check its length and checksum (ETag), which a masked
+# body breaks. Secrets inside S3 objects are outside what response masking can fix.
+mask_for_action := [] if aws.action in config.aws_unmasked_actions
+
+else := config.mask_rules
+
+verdicts contains lib.verdict(50, object.union(lib.allow("cloud.aws", concat("", [aws.action, " is allowed"])), {"credential": credential, "mask": mask_for_action})) if {
 	aws_host
 	aws.action
 	not destructive

@@ -37,3 +37,15 @@ test_unclassified_denied if {
 test_lookalike_host_ignored if {
 	count(cloud.verdicts) == 0 with input as aws("s3.evilamazonaws.com", "s3:GetObject")
 }
+
+test_object_data_is_not_masked if {
+	vs := cloud.verdicts with input as aws("s3.eu-west-1.amazonaws.com", "s3:GetObject")
+	some v in vs
+	v.decision.mask == []
+}
+
+test_api_responses_are_masked if {
+	vs := cloud.verdicts with input as aws("ec2.eu-west-1.amazonaws.com", "ec2:DescribeInstances")
+	some v in vs
+	v.decision.mask == ["*"]
+}

@@ -13,6 +13,7 @@ import { startDnsServer } from './dns/dns-server.ts';
 import type { DnsServer } from './dns/dns-server.ts';
 import { registerDnsMetrics } from './dns/dns-metrics.ts';
 import { startAdminServer } from './admin-server.ts';
+import { createCredentials } from './credentials/index.ts';
 import { startApprovals } from './approvals/index.ts';
 import type { RunningApprovals } from './approvals/index.ts';
 import { BundleWatcher } from './policy/bundle-watcher.ts';
@@ -101,6 +102,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
 
   const masking = await loadMasking(config.masking, registry);
   const agent = createUpstreamAgent(config.upstream);
+  const credentials = createCredentials(config.credentials, { registry, upstream: agent, pod: config.pod, log });
   const gateway = new Gateway({
     listen: {
       transparent: options.transparent === false ? undefined : { host: config.bind.transparent, port: config.ports.transparent },
@@ -121,7 +123,8 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     events: options.events,
     extraStages: (answer) => {
       const extra = options.extraStages?.(answer) ?? {};
-      return { ...extra, holdStage: extra.holdStage ?? approvals?.holdStage(answer), beforeForward: [...masking.stages(answer), ...(extra.beforeForward ?? [])] };
+      // Credentials go last: a signature must cover the body as it leaves (after outbound masking).
+      return { ...extra, holdStage: extra.holdStage ?? approvals?.holdStage(answer), beforeForward: [...masking.stages(answer), ...(extra.beforeForward ?? []), credentials.stage(answer)] };
     },
   });
   await gateway.listen();
@@ -162,6 +165,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
       await Promise.all(dnsServers.map((d) => d.close()));
       admin.server.closeAllConnections();
       await new Promise<void>((resolve) => admin.server.close(() => resolve()));
+      await credentials.close();
       await agent.close();
     },
   };

@@ -10,6 +10,7 @@ import { FactsConfig } from '../facts/derive-facts.ts';
 import { FakeIpConfig } from '../dns/fake-ip-map.ts';
 import { MaskingConfig } from '../masking/masking-config.ts';
 import { ApprovalsConfig } from '../approvals/config.ts';
+import { CredentialsConfig } from '../credentials/credentials-config.ts';
 
 // 0 picks a free port (tests and the demo); a pod uses the fixed defaults.
 const Port = z.number().int().min(0).max(65535);
@@ -94,6 +95,8 @@ export const SidecarConfig = z
     masking: MaskingConfig.prefault({}),
     /** Command-level approval (docs/approvals.md). */
     approvals: ApprovalsConfig.prefault({}),
+    /** Just-in-time credentials (docs/credentials.md). */
+    credentials: CredentialsConfig.prefault({}),
   })
   .strict();
 
@@ -162,5 +165,8 @@ export function loadSidecarConfig(env: Env = process.env): SidecarConfig {
   setIfDefined(merged, 'podInfoDir', env.SLUICE_PODINFO_DIR);
   setIfDefined(merged, 'trustDir', env.SLUICE_TRUST_DIR);
   setIfDefined(merged, 'caDir', env.SLUICE_CA_DIR);
+  const credentials = section(base, 'credentials');
+  setIfDefined(credentials, 'tokenDir', env.SLUICE_TOKEN_DIR);
+  merged.credentials = credentials;
   return parseSidecarConfig(merged);
 }

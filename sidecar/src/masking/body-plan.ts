@@ -91,6 +91,11 @@ export function planBodyMasking(headers: Headers, opts: BodyPlanOptions = {}): B
   if (mediaType === 'application/x-git-receive-pack-request') {
     return withCodings(plan('scan-pack', 'masking.git_push'), headers, opts, supported);
   }
+  // No body, nothing to hide: keep Content-Length and ETag, which clients rely on (the AWS CLI
+  // reads an upload's ETag from an empty 200).
+  if (opts.status === 204 || opts.status === 304 || header(headers, 'content-length') === '0') {
+    return plan('pass', 'masking.empty_body');
+  }
   if (mediaType.startsWith('application/x-git-')) {
     // Fetched packs and ref advertisements are checksummed git data: changing a byte breaks them.
     return plan('pass', 'masking.git_data');

@@ -7,18 +7,7 @@ import { DEFAULT_FACTS_CONFIG, bodyPrefixNeeded, deriveFacts, moreBodyNeeded, pa
 import type { FactsRequest } from '../../src/facts/derive-facts.ts';
 import { parseReceivePackCommands } from '../../src/facts/git-receive-pack.ts';
 import { scanTopLevelJson } from '../../src/facts/json-top-level-scan.ts';
-
-/** mulberry32: small, seeded, good enough to spread inputs. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng as rng } from '../support/prng.ts';
 
 const rand = rng(0x5111ce);
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;

@@ -117,3 +117,15 @@ describe('planBodyMasking', () => {
     expect(planRequestForMaskedResponse({ 'accept-encoding': 'compress' }).remove).toContain('accept-encoding');
   });
 });
+
+describe('empty bodies', () => {
+  test.each([
+    [{ 'content-type': 'application/json', 'content-length': '0', etag: '"abc"' }, 200],
+    [{ 'content-type': 'text/plain' }, 204],
+    [{ 'content-type': 'text/plain', etag: '"abc"' }, 304],
+  ])('pass untouched, keeping ETag and Content-Length (%j, %i)', (headers, status) => {
+    const plan = planBodyMasking(headers, { status });
+    expect(plan.action).toBe('pass');
+    expect(plan.headerChanges.remove).toEqual([]);
+  });
+});

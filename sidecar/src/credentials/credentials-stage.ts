@@ -1,0 +1,58 @@
+// The pipeline stage that puts a credential on a request the policy allowed: it reads
+// `decision.credential`, asks the named provider to inject it into `ctx.upstream`, and makes sure
+// the value cannot come back to the agent in the response. It runs last before forwarding (after
+// outbound masking, which may change the body a signature covers). A provider failure fails the
+// request closed: 502/503 with a stable code naming the provider, counted by provider and code.
+import type { Logger } from 'pino';
+import type { Answerer } from '../proxy/stages/answer.ts';
+import type { Stage } from '../proxy/request-context.ts';
+import { redactEchoesHook } from './echo-redaction.ts';
+import { CredentialError } from './errors.ts';
+import type { CredentialMetrics } from './metrics.ts';
+import type { CredentialProvider } from './provider.ts';
+
+export interface CredentialsStageDeps {
+  providers: ReadonlyMap<string, CredentialProvider>;
+  metrics: CredentialMetrics;
+  answer: Answerer;
+  log?: Logger;
+  /** Echoed credentials that were redacted from a response. */
+  onEchoRedacted?: (provider: string, hits: number) => void;
+}
+
+export function credentialsStage(deps: CredentialsStageDeps): Stage {
+  return async (ctx, next) => {
+    const spec = ctx.evaluation?.decision.credential;
+    if (!spec || !ctx.upstream) {
+      await next();
+      return;
+    }
+    const provider = deps.providers.get(spec.provider);
+    const started = process.hrtime.bigint();
+    try {
+      if (!provider) {
+        throw new CredentialError('credentials.unknown_provider', 'unknown', `credential provider "${String(spec.provider).slice(0, 64)}" is not one sluice knows`);
+      }
+      const s = ctx.summary!;
+      if (s.scheme !== 'https') {
+        throw new CredentialError('credentials.plaintext_refused', provider.name, `${provider.name}: credentials are only sent over TLS; use https://${s.host}`);
+      }
+      const aws = ctx.facts.aws ? { service: ctx.facts.aws.service, region: ctx.facts.aws.region } : undefined;
+      const injection = await provider.inject(ctx.upstream, spec, { host: s.host, port: s.port, scheme: s.scheme, aws });
+      if (injection.injected) deps.metrics.injected.inc({ provider: provider.name, jit: String(provider.jit) });
+      if (injection.secrets.length) ctx.responseHooks.push(redactEchoesHook(injection.secrets, (hits) => deps.onEchoRedacted?.(provider.name, hits)));
+    } catch (err) {
+      const e =
+        err instanceof CredentialError
+          ? err
+          : new CredentialError('credentials.internal_error', provider?.name ?? 'unknown', `${provider?.name ?? 'credentials'}: sidecar fault while injecting a credential (${(err as Error).name})`, { cause: err });
+      deps.metrics.errors.inc({ provider: e.provider, code: e.code });
+      deps.log?.warn({ provider: e.provider, code: e.code, request: ctx.id }, 'credential injection failed; request failed closed');
+      deps.answer(ctx, { status: e.status, code: e.code, reason: e.message, kind: 'error' });
+      return;
+    } finally {
+      ctx.timings.credentials_ms = Number(process.hrtime.bigint() - started) / 1e6;
+    }
+    await next();
+  };
+}

@@ -1,0 +1,70 @@
+// Failures of credential injection that the proxy acts on. Each has a stable code (metric label,
+// audit reason, docs/credentials.md row) and the HTTP status the agent gets. A provider failure
+// names the provider in its message; no message ever carries a credential value, a token or a
+// signature (callers pass only codes, statuses and names into them).
+
+export type CredentialErrorCode =
+  /** The provider's endpoint could not be reached, timed out or answered 5xx/throttled (503). */
+  | 'credentials.provider_unavailable'
+  /** The provider answered and refused (4xx: bad token, access denied) or answered nonsense (502). */
+  | 'credentials.provider_rejected'
+  /** The projected service-account token for the audience is missing, unreadable or expired (503). */
+  | 'credentials.subject_token_unavailable'
+  /** The decision names a provider, profile, role or secret that config does not define (502). */
+  | 'credentials.not_configured'
+  /** The decision names a provider sluice does not know (502). */
+  | 'credentials.unknown_provider'
+  /** Config forbids this credential for the destination host (502). */
+  | 'credentials.host_not_allowed'
+  /** The destination is plain HTTP: credentials only ever leave over TLS (403). */
+  | 'credentials.plaintext_refused'
+  /** The mounted static secret cannot be read (503). */
+  | 'credentials.secret_unavailable'
+  /** An AWS request shape sluice cannot re-sign: SigV2, SigV4A, ECDSA-signed streaming (501). */
+  | 'credentials.aws_signature_unsupported'
+  /** The agent's SigV4 authorization could not be parsed (400). */
+  | 'credentials.aws_signature_malformed'
+  /** The agent's presigned URL has expired (403): sluice does not extend it. */
+  | 'credentials.aws_presign_expired'
+  /** A body that must be hashed is larger than the configured bound and the service has no unsigned-payload mode (413). */
+  | 'credentials.aws_body_too_large'
+  /** The body did not match the payload hash the agent declared, or an aws-chunked body is malformed (400). */
+  | 'credentials.aws_body_invalid'
+  /** A fault in sluice itself while injecting (502). */
+  | 'credentials.internal_error';
+
+const STATUS: Readonly<Record<CredentialErrorCode, number>> = {
+  'credentials.provider_unavailable': 503,
+  'credentials.provider_rejected': 502,
+  'credentials.subject_token_unavailable': 503,
+  'credentials.not_configured': 502,
+  'credentials.unknown_provider': 502,
+  'credentials.host_not_allowed': 502,
+  'credentials.plaintext_refused': 403,
+  'credentials.secret_unavailable': 503,
+  'credentials.aws_signature_unsupported': 501,
+  'credentials.aws_signature_malformed': 400,
+  'credentials.aws_presign_expired': 403,
+  'credentials.aws_body_too_large': 413,
+  'credentials.aws_body_invalid': 400,
+  'credentials.internal_error': 502,
+};
+
+export class CredentialError extends Error {
+  readonly code: CredentialErrorCode;
+  readonly status: number;
+  /** The provider involved (metric label), e.g. `aws-sts`. */
+  readonly provider: string;
+  constructor(code: CredentialErrorCode, provider: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'CredentialError';
+    this.code = code;
+    this.status = STATUS[code];
+    this.provider = provider;
+  }
+}
+
+/** Status code of a code (docs and tests use it without constructing an error). */
+export function credentialErrorStatus(code: CredentialErrorCode): number {
+  return STATUS[code];
+}
