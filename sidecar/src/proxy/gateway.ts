@@ -80,7 +80,7 @@ export class Gateway {
 
   constructor(options: GatewayOptions) {
     this.#o = options;
-    const answer = createAnswerer((ctx) => this.#count(ctx));
+    const answer = createAnswerer();
     const extra = options.extraStages?.(answer) ?? {};
     const stages: Stage[] = [
       connectionVerdictStage(answer),
@@ -125,12 +125,6 @@ export class Gateway {
     return `${this.#o.session.id.slice(0, 8)}-${++this.#seq}`;
   }
 
-  /** Counts a request sluice answered itself: deny, refused hold, or fault. */
-  #count(ctx: RequestContext): void {
-    const a = ctx.answer!;
-    this.#o.metrics.requests.inc({ action: a.kind, code: a.code });
-  }
-
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
     const conn = connectionInfoOf(req.socket) ?? { id: 'direct', via: 'proxy', scheme: 'http', openedAt: Date.now() };
     const ctx: RequestContext = {
@@ -157,7 +151,11 @@ export class Gateway {
         }
       })
       .finally(() => {
-        if (!ctx.answer) {
+        // One place counts every request, however it ended: sluice's own answer (deny, refused
+        // hold, fault — including answers a stage wrote in a client's own protocol) or upstream's.
+        if (ctx.answer) {
+          this.#o.metrics.requests.inc({ action: ctx.answer.kind, code: ctx.answer.code });
+        } else {
           this.#o.metrics.requests.inc({ action: ctx.action ?? 'allow', code: ctx.evaluation?.decision.code ?? 'none' });
           this.#o.metrics.addedLatency.observe(ctx.overhead);
         }
