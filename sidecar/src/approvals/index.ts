@@ -15,7 +15,6 @@ import type { ApprovalsConfig } from './config.ts';
 import { HoldCoordinator } from './hold-coordinator.ts';
 import type { ApprovalEvent } from './hold-coordinator.ts';
 import { approvalHoldStage } from './hold-stage.ts';
-import { KubeRest, loadKubeConfig } from './kube-rest.ts';
 import { podSelector } from './labels.ts';
 import { registerApprovalMetrics } from './metrics.ts';
 import { Notifier } from './notify.ts';
@@ -65,6 +64,8 @@ export async function startApprovals(config: ApprovalsConfig, deps: ApprovalsDep
     log.warn(config.inCluster ? `approvals: no service-account token at ${IN_CLUSTER_TOKEN}; held requests are refused` : 'approvals: no kubeconfig and not in a pod; held requests are refused (no approval backend)');
     return undefined;
   }
+  // @kubernetes/client-node costs ~85 MB of heap: load it only when approvals are on.
+  const { KubeRest, loadKubeConfig } = await import('./kube-rest.ts');
   const rest = new KubeRest(loadKubeConfig({ kubeconfig: config.kubeconfig, context: config.context, inCluster }), config.apiTimeoutMs);
   const api = new ApprovalApi(rest);
   const metrics = registerApprovalMetrics(deps.registry);

@@ -4,7 +4,7 @@
 // become CredentialErrors: throttling, 5xx and network faults are `provider_unavailable`, any
 // other refusal (InvalidIdentityToken, AccessDenied, ExpiredToken...) `provider_rejected`,
 // named by the STS error code only.
-import { AssumeRoleWithWebIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import type * as StsSdk from '@aws-sdk/client-sts';
 import type { Dispatcher } from 'undici';
 import type { AwsRole, AwsStsConfig } from '../credentials-config.ts';
 import { CredentialError } from '../errors.ts';
@@ -51,19 +51,26 @@ export function classifyStsError(err: unknown): CredentialError {
 }
 
 export function createAssumeRoleClient(config: AwsStsConfig, dispatcher: Dispatcher, timeoutMs: number): AssumeRoleClient {
-  const client = new STSClient({
-    region: config.region,
-    endpoint: config.endpoint,
-    maxAttempts: config.maxAttempts,
-    requestHandler: new UndiciRequestHandler(dispatcher, timeoutMs),
-    // AssumeRoleWithWebIdentity is unsigned; never let the SDK look for ambient credentials.
-    credentials: () => Promise.reject(new Error('sluice signs no STS call')),
-  });
+  // The AWS SDK costs ~26 MB of heap: load it on the first issuance, not in every sidecar.
+  let sdk: Promise<{ client: StsSdk.STSClient; Command: typeof StsSdk.AssumeRoleWithWebIdentityCommand }> | undefined;
+  const load = () =>
+    (sdk ??= import('@aws-sdk/client-sts').then((m) => ({
+      client: new m.STSClient({
+        region: config.region,
+        endpoint: config.endpoint,
+        maxAttempts: config.maxAttempts,
+        requestHandler: new UndiciRequestHandler(dispatcher, timeoutMs),
+        // AssumeRoleWithWebIdentity is unsigned; never let the SDK look for ambient credentials.
+        credentials: () => Promise.reject(new Error('sluice signs no STS call')),
+      }),
+      Command: m.AssumeRoleWithWebIdentityCommand,
+    })));
   return {
     async assume(roleArn, sessionName, webIdentityToken) {
       let out;
       try {
-        out = await client.send(new AssumeRoleWithWebIdentityCommand({ RoleArn: roleArn, RoleSessionName: sessionName, WebIdentityToken: webIdentityToken, DurationSeconds: config.durationSeconds }));
+        const { client, Command } = await load();
+        out = await client.send(new Command({ RoleArn: roleArn, RoleSessionName: sessionName, WebIdentityToken: webIdentityToken, DurationSeconds: config.durationSeconds }));
       } catch (err) {
         throw classifyStsError(err);
       }
@@ -74,7 +81,7 @@ export function createAssumeRoleClient(config: AwsStsConfig, dispatcher: Dispatc
       return { accessKeyId: c.AccessKeyId, secretAccessKey: c.SecretAccessKey, sessionToken: c.SessionToken, expiresAt: c.Expiration.getTime() };
     },
     close() {
-      client.destroy();
+      void sdk?.then(({ client }) => client.destroy());
     },
   };
 }

@@ -3,8 +3,7 @@
 // forwardStage sends it through undici and streams the answer back through the response hooks,
 // both directions with back-pressure and nothing buffered whole.
 import { PassThrough, Transform } from 'node:stream';
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { Readable, Writable } from 'node:stream';
 import type { Agent } from 'undici';
 import { endToEndHeaders } from '../hop-by-hop.ts';
 import type { ProxyMetrics } from '../proxy-metrics.ts';
@@ -36,6 +35,30 @@ function requestBody(ctx: RequestContext): Readable | null {
   if (ctx.req.readableEnded) body.end();
   else ctx.req.pipe(body);
   return body;
+}
+
+/**
+ * upstream body → transforms → agent, with back-pressure (pipe) and without stream.pipeline's
+ * per-request error objects: the hot path of every response. Any failure cuts the whole chain;
+ * resolves once the agent's response has finished or closed.
+ */
+function streamResponse(source: Readable, transforms: Transform[], sink: Writable, onBytes: (n: number) => void): Promise<void> {
+  return new Promise((resolve) => {
+    const chain: (Readable | Transform)[] = [source, ...transforms];
+    const cut = () => {
+      for (const s of chain) s.destroy();
+      sink.destroy();
+    };
+    for (const s of chain) s.once('error', cut);
+    sink.once('error', cut);
+    sink.once('close', () => {
+      if (!sink.writableFinished) for (const s of chain) s.destroy();
+      resolve();
+    });
+    const last = transforms.reduce<Readable>((from, to) => from.pipe(to), source);
+    last.on('data', (c: Buffer) => onBytes(c.length));
+    last.pipe(sink);
+  });
 }
 
 export function originOf(scheme: string, host: string, port: number): string {
@@ -114,12 +137,7 @@ export function forwardStage(deps: ForwardDeps): Stage {
     }
     ctx.res.writeHead(upstream.statusCode, headers);
     ctx.overhead += Number(process.hrtime.bigint() - afterHeaders) / 1e9;
-    try {
-      await pipeline([upstream.body, ...transforms, counter((n) => (ctx.bytesIn += n)), ctx.res]);
-    } catch {
-      // The agent went away or the upstream broke mid-body: the response is cut either way.
-      ctx.res.destroy();
-    }
+    await streamResponse(upstream.body, transforms, ctx.res, (n) => (ctx.bytesIn += n));
     deps.metrics.bytes.inc({ direction: 'out' }, ctx.bytesOut);
     deps.metrics.bytes.inc({ direction: 'in' }, ctx.bytesIn);
   };
