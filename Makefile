@@ -8,7 +8,7 @@ OPA := $(CURDIR)/.tools/bin/opa
 POLICY_SOURCES := $(wildcard policies/rego/*.rego) $(shell find policies/data -name '*.json')
 BUNDLE := policies/build/bundle.tar.gz
 
-.PHONY: all tools deps policy demo test bench bench-policy bench-webhook schemas clean
+.PHONY: all tools deps policy demo test bench bench-policy bench-webhook bench-masking bench-credentials bench-proxy schemas clean
 .DEFAULT_GOAL := all
 all: policy
 
@@ -43,13 +43,23 @@ demo: deps policy
 test: deps policy
 	$(NODE) tools/run-tests.ts
 
-bench: deps policy bench-policy bench-webhook
+bench: deps policy bench-policy bench-webhook bench-masking bench-credentials bench-proxy
 
 bench-policy:
 	$(NODE) bench/policy/run.ts
 
 bench-webhook:
 	$(NODE) bench/webhook/run.ts
+
+bench-masking:
+	$(NODE) bench/masking/run.ts
+
+bench-credentials:
+	$(NODE) bench/credentials/run.ts
+
+# Needs root: peers resolve the bench host through a private /etc/hosts (mount namespace).
+bench-proxy:
+	$(NODE) bench/proxy/run.ts
 
 clean:
 	rm -rf policies/build node_modules .tools

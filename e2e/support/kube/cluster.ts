@@ -357,6 +357,29 @@ export class KubeCluster {
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
       subjects: [subj],
     });
+    await this.#untilAuthorized(subj, namespace, rules[0]);
+  }
+
+  /**
+   * The RBAC authorizer serves from an informer cache, so a fresh binding takes effect a moment
+   * later; wait (bounded) until a SubjectAccessReview for the first rule says allowed.
+   */
+  async #untilAuthorized(subj: { kind: string; name: string }, namespace: string, rule: { apiGroups: string[]; resources: string[]; verbs: string[] } | undefined): Promise<void> {
+    if (!rule) return;
+    const review = {
+      apiVersion: 'authorization.k8s.io/v1',
+      kind: 'SubjectAccessReview',
+      spec: {
+        ...(subj.kind === 'Group' ? { user: 'sluice-probe', groups: [subj.name] } : { user: subj.name }),
+        resourceAttributes: { namespace, group: rule.apiGroups[0] ?? '', resource: rule.resources[0], verb: rule.verbs[0] },
+      },
+    };
+    for (let i = 0; i < 100; i++) {
+      const res = await this.request<{ status?: { allowed?: boolean } }>('admin', 'POST', '/apis/authorization.k8s.io/v1/subjectaccessreviews', review);
+      if (res.body.status?.allowed) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`RBAC grant for ${subj.kind} ${subj.name} in ${namespace} did not take effect within 5 s`);
   }
 
   async #mustSucceed(method: string, path: string, body: unknown): Promise<void> {
