@@ -8,7 +8,7 @@ OPA := $(CURDIR)/.tools/bin/opa
 POLICY_SOURCES := $(wildcard policies/rego/*.rego) $(shell find policies/data -name '*.json')
 BUNDLE := policies/build/bundle.tar.gz
 
-.PHONY: all tools deps policy demo test bench bench-policy bench-webhook bench-masking bench-credentials bench-proxy schemas clean
+.PHONY: all tools deps policy demo test image chart bench bench-policy bench-webhook bench-masking bench-credentials bench-proxy schemas clean
 .DEFAULT_GOAL := all
 all: policy
 
@@ -42,6 +42,14 @@ demo: deps policy
 
 test: deps policy
 	$(NODE) tools/run-tests.ts
+
+# OCI image archives for the sidecar and the webhook, without a Docker daemon (charts/images).
+image: deps policy
+	$(NODE) charts/images/build-images.ts
+
+# Regenerates the chart's schema, values docs, dashboards and rules (charts/src).
+chart: deps policy
+	$(NODE) charts/src/generate.ts
 
 bench: deps policy bench-policy bench-webhook bench-masking bench-credentials bench-proxy
 

@@ -11,6 +11,7 @@ export const GENESIS_HASH = '0'.repeat(64);
 
 export const AuditKind = z.enum([
   'session_start',
+  'session_end',
   'request',
   'response',
   'policy_load',
@@ -19,6 +20,7 @@ export const AuditKind = z.enum([
   'refusal',
   'dns',
   'credential',
+  'dropped',
 ]);
 
 export const AuditEvent = z
@@ -79,5 +81,8 @@ export const AuditEvent = z
 
 export type AuditKind = z.infer<typeof AuditKind>;
 export type AuditEvent = z.infer<typeof AuditEvent>;
-/** An event before chaining: the chain assigns session, seq, prev_hash and hash. */
-export type AuditRecord = Omit<AuditEvent, 'v' | 'session' | 'seq' | 'prev_hash' | 'hash'>;
+/**
+ * An event before chaining: the recorder assigns id, time (its own monotonic clock, so time
+ * never runs backwards along the chain), session, seq, prev_hash and hash.
+ */
+export type AuditRecord = Omit<AuditEvent, 'v' | 'id' | 'time' | 'session' | 'seq' | 'prev_hash' | 'hash'>;

@@ -56,6 +56,8 @@ export async function startSluice(net: BenchNet, proxyPort: number, o: { nodeFla
     pod: { namespace: 'bench', name: 'bench-agent-0', serviceAccount: 'bench-agent' },
     policy: { path: join(net.root, 'policies', 'build', 'bundle.tar.gz') },
     trustDir: join(dir, 'trust'),
+    // The production default: every request and response durably spooled (fsync) before it completes.
+    audit: { spoolDir: join(dir, 'spool') },
     ports: { transparent: 443, proxy: proxyPort, dns: 0, admin: 0 },
     bind: { transparent: net.sluiceTransparentIp, proxy: '127.0.0.1', dns: ['127.0.0.1'], admin: '127.0.0.1' },
     upstream: {

@@ -25,6 +25,11 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
 
 const isEntry = process.argv[1] !== undefined && /kubectl-sluice(\.js)?$|cli\/src\/main\.ts$/.test(process.argv[1]);
 if (isEntry) {
+  // `kubectl sluice replay … | head`: the reader went away; stop quietly like any Unix tool.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
   const code = await runCli(process.argv.slice(2), {
     out: (s) => process.stdout.write(s),
     err: (s) => process.stderr.write(s),

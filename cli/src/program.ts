@@ -6,7 +6,9 @@ import { registerApproveCommand } from './commands/approve.ts';
 import { registerDenyCommand } from './commands/deny.ts';
 import { registerKillCommand } from './commands/kill.ts';
 import { registerPolicyCommands } from './commands/policy.ts';
+import { registerReplayCommand } from './commands/replay.ts';
 import { registerRevokeCommand } from './commands/revoke.ts';
+import { registerVerifyCommand } from './commands/verify.ts';
 
 export interface Io {
   out(text: string): void;
@@ -25,5 +27,7 @@ export function buildProgram(io: Io): Command {
   registerDenyCommand(program, io);
   registerRevokeCommand(program, io);
   registerKillCommand(program, io);
+  registerReplayCommand(program, io);
+  registerVerifyCommand(program, io);
   return program;
 }

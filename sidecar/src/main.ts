@@ -3,7 +3,7 @@
 // message naming the field.
 import { pino } from 'pino';
 import { SchemaError } from '../../api/src/index.ts';
-import { loadSidecarConfig } from './config/sidecar-config.ts';
+import { loadInterceptionSettings, loadSidecarConfig } from './config/sidecar-config.ts';
 import { applyInterception } from './interception/apply.ts';
 import { renderInterception } from './interception/rules.ts';
 import { startSidecar } from './sidecar.ts';
@@ -11,8 +11,9 @@ import { startSidecar } from './sidecar.ts';
 const log = pino({ name: 'sluice' });
 
 async function main(command: string | undefined): Promise<void> {
-  const config = loadSidecarConfig();
   if (command === 'init-network') {
+    // The init container gets only the common env: it must not need the sidecar's own settings.
+    const config = loadInterceptionSettings();
     const plan = renderInterception({
       proxyUID: config.proxyUID,
       transparentPort: config.ports.transparent,
@@ -26,6 +27,7 @@ async function main(command: string | undefined): Promise<void> {
     return;
   }
   if (command !== 'proxy' && command !== undefined) throw new SchemaError('usage', [`unknown command "${command}" (expected proxy or init-network)`]);
+  const config = loadSidecarConfig();
   const sidecar = await startSidecar(config, { logger: log });
   const stop = (signal: string) => {
     log.info({ signal }, 'stopping');

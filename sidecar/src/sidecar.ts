@@ -13,6 +13,9 @@ import { startDnsServer } from './dns/dns-server.ts';
 import type { DnsServer } from './dns/dns-server.ts';
 import { registerDnsMetrics } from './dns/dns-metrics.ts';
 import { startAdminServer } from './admin-server.ts';
+import { AuditRecorder, registerAuditMetrics } from './audit/index.ts';
+import type { AuditRecord } from '../../api/src/index.ts';
+import { eventRecord, podOf } from './proxy/audit-records.ts';
 import { createCredentials } from './credentials/index.ts';
 import { startApprovals } from './approvals/index.ts';
 import type { RunningApprovals } from './approvals/index.ts';
@@ -57,11 +60,36 @@ export interface StartOptions {
 
 export async function startSidecar(config: SidecarConfig, options: StartOptions = {}): Promise<RunningSidecar> {
   const log = options.logger ?? pino({ name: 'sluice-sidecar' });
-  const sessionId = options.sessionId ?? randomUUID();
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const policyMetrics = registerPolicyMetrics(registry);
   const proxyMetrics = registerProxyMetrics(registry);
+
+  const podInfo = new PodInfo({ namespace: config.pod.namespace, name: config.pod.name, serviceAccount: config.pod.serviceAccount, dir: config.podInfoDir });
+  await podInfo.start();
+
+  // The audit trail starts first: a restarted sidecar resumes its session from the spool, and
+  // everything after this point (policy loads included) is recorded.
+  const recorder = config.audit.enabled
+    ? new AuditRecorder(
+        {
+          spoolDir: config.audit.spoolDir,
+          pod: podOf(podInfo.identity),
+          ...(podInfo.identity.creator ? { creator: podInfo.identity.creator } : {}),
+          ...(options.sessionId ? { session: options.sessionId } : {}),
+          spool: config.audit.spool,
+          ...(config.audit.loki ? { loki: config.audit.loki } : {}),
+        },
+        { metrics: registerAuditMetrics(registry), log: { info: (o, m) => log.info(o, m), warn: (o, m) => log.warn(o, m) } },
+      )
+    : undefined;
+  if (recorder) await recorder.start();
+  else log.warn('audit is disabled: requests are forwarded without an audit trail');
+  const sessionId = recorder?.session ?? options.sessionId ?? randomUUID();
+  /** Events outside a request's own path: recorded in order, a failure is the recorder's to count. */
+  const note = (kind: AuditRecord['kind'], detail: Record<string, unknown>, requestId?: string) => {
+    recorder?.record(eventRecord(kind, podInfo.identity, detail, requestId)).catch(() => undefined);
+  };
 
   const engine = new PolicyEngine();
   const watcher = new BundleWatcher(
@@ -70,19 +98,18 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     {
       loaded: (meta) => {
         policyMetrics.loaded(meta.revision);
+        note('policy_load', { result: 'loaded', revision: meta.revision, source: meta.source });
         log.info({ revision: meta.revision, source: meta.source }, 'policy bundle loaded');
       },
       failed: (err) => {
         policyMetrics.failed(err.code);
+        note('policy_load', { result: 'rejected', code: err.code, reason: err.message, keeping: engine.revision || null });
         log.error({ code: err.code, err: err.message, keeping: engine.revision || null }, 'policy bundle rejected');
       },
     },
     { pollIntervalMs: config.policy.pollIntervalMs },
   );
   await watcher.start();
-
-  const podInfo = new PodInfo({ namespace: config.pod.namespace, name: config.pod.name, serviceAccount: config.pod.serviceAccount, dir: config.podInfoDir });
-  await podInfo.start();
 
   const ca = config.caDir ? await loadPodCa(config.caDir) : await generatePodCa(`sluice ${config.pod.namespace}/${config.pod.name}`);
   const trust = await writeTrustBundle(config.trustDir, ca.certPem);
@@ -94,15 +121,33 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     const dnsMetrics = registerDnsMetrics(registry);
     dnsMetrics.track(fakeIps);
     for (const host of config.bind.dns) {
-      dnsServers.push(await startDnsServer({ port: config.ports.dns, host, map: fakeIps, metrics: dnsMetrics }));
+      dnsServers.push(
+        await startDnsServer({
+          port: config.ports.dns,
+          host,
+          map: fakeIps,
+          metrics: dnsMetrics,
+          onQuery: (q) => note('dns', { name: q.name, type: q.type, result: q.result, transport: q.transport, ...(q.reason ? { reason: q.reason } : {}) }),
+        }),
+      );
     }
   }
 
   const approvals = await startApprovals(config.approvals, { pod: config.pod, sessionId, podInfo, registry, logger: log });
+  approvals?.onEvent((e) => note('approval', { ...e }, 'requestId' in e ? e.requestId : undefined));
 
   const masking = await loadMasking(config.masking, registry);
   const agent = createUpstreamAgent(config.upstream);
-  const credentials = createCredentials(config.credentials, { registry, upstream: agent, pod: config.pod, log });
+  const credentials = createCredentials(config.credentials, {
+    registry,
+    upstream: agent,
+    pod: config.pod,
+    log,
+    events: {
+      issued: (i) => note('credential', { result: 'issued', provider: i.provider, jit: i.jit, audience: i.audience, role: i.role, expires_at: new Date(i.expiresAt).toISOString() }),
+      failed: (f) => note('credential', { result: 'failed', provider: f.provider, audience: f.audience, role: f.role, code: f.code, reason: f.reason }),
+    },
+  });
   const gateway = new Gateway({
     listen: {
       transparent: options.transparent === false ? undefined : { host: config.bind.transparent, port: config.ports.transparent },
@@ -120,7 +165,22 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     session: { id: sessionId },
     fakeIps,
     searchDomains: parseResolvConfSearch(await readFile(config.resolvConf, 'utf8').catch(() => '')),
-    events: options.events,
+    events: {
+      ...options.events,
+      refused: (r) => {
+        note('refusal', { ...r });
+        options.events?.refused?.(r);
+      },
+      malformed: (m) => {
+        note('refusal', { ...m });
+        options.events?.malformed?.(m);
+      },
+      tunnelled: (t) => {
+        note('request', { passthrough: true, ...t });
+        options.events?.tunnelled?.(t);
+      },
+    },
+    ...(recorder ? { audit: { record: (rec: AuditRecord) => recorder.record(rec), pod: () => podInfo.identity } } : {}),
     extraStages: (answer) => {
       const extra = options.extraStages?.(answer) ?? {};
       // Credentials go last: a signature must cover the body as it leaves (after outbound masking).
@@ -131,6 +191,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
   podInfo.onChange(() => {
     if (podInfo.killed) {
       const cut = gateway.cutAll();
+      note('kill', { cut, annotation: 'sluice.io/kill' });
       log.warn({ cut }, 'kill switch on: open connections cut, every request denied');
     }
   });
@@ -167,6 +228,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
       await new Promise<void>((resolve) => admin.server.close(() => resolve()));
       await credentials.close();
       await agent.close();
+      await recorder?.stop();
     },
   };
 }

@@ -50,6 +50,11 @@ const Sidecar = z
     tokenAudiences: z.array(TokenAudience).default([]),
     /** ConfigMap (in the pod's namespace) holding the policy bundle. */
     policyConfigMap: z.string().min(1).default('sluice-policy'),
+    /**
+     * ConfigMap (in the pod's namespace) whose `sidecar.yaml` holds the sidecar's runtime settings
+     * (approvals, credentials, masking, upstream, audit). Mounted optional: a pod starts without it.
+     */
+    sidecarConfigMap: z.string().min(1).default('sluice-sidecar'),
     spoolSizeLimit: quantity.default('256Mi'),
   })
   .strict()

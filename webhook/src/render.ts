@@ -14,12 +14,16 @@ export const VOLUME_KUBE_API = 'sluice-kube-api-access';
 export const VOLUME_PODINFO = 'sluice-podinfo';
 export const VOLUME_POLICY = 'sluice-policy';
 export const VOLUME_SPOOL = 'sluice-spool';
+export const VOLUME_CONFIG = 'sluice-config';
 
 export const TRUST_DIR = '/var/run/sluice/trust';
 export const TOKEN_DIR = '/var/run/sluice/tokens';
 export const PODINFO_DIR = '/var/run/sluice/podinfo';
 export const SPOOL_DIR = '/var/run/sluice/spool';
 export const POLICY_DIR = '/etc/sluice/policy';
+export const CONFIG_DIR = '/etc/sluice/config';
+/** The sidecar's settings file: key `sidecar.yaml` of the `sidecar.sidecarConfigMap` ConfigMap. */
+export const CONFIG_FILE = `${CONFIG_DIR}/sidecar.yaml`;
 /** Where client libraries look for the in-cluster service-account token (the sidecar's only). */
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
@@ -65,7 +69,15 @@ function commonEnv(config: WebhookConfig): V1EnvVar[] {
     fieldEnv('SLUICE_POD_NAMESPACE', 'metadata.namespace'),
     fieldEnv('SLUICE_POD_UID', 'metadata.uid'),
     fieldEnv('SLUICE_SERVICE_ACCOUNT', 'spec.serviceAccountName'),
+    // Both containers read the same settings file: the interception rules the init container
+    // installs depend on settings the sidecar also uses (the fake-IP ranges of `dns`).
+    { name: 'SLUICE_CONFIG_FILE', value: CONFIG_FILE },
   ];
+}
+
+/** Read-only in both sluice containers; agents never mount it (the guard refuses that). */
+function configMount(): V1VolumeMount {
+  return { name: VOLUME_CONFIG, mountPath: CONFIG_DIR, readOnly: true };
 }
 
 function renderVolumes(config: WebhookConfig): V1Volume[] {
@@ -96,6 +108,9 @@ function renderVolumes(config: WebhookConfig): V1Volume[] {
     },
     { name: VOLUME_POLICY, configMap: { name: s.policyConfigMap, defaultMode: DEFAULT_MODE } },
     { name: VOLUME_SPOOL, emptyDir: { sizeLimit: s.spoolSizeLimit } },
+    // optional: a namespace the chart did not provision (no ConfigMap) still starts pods; the
+    // sidecar then runs on its defaults (a missing file is not an error there).
+    { name: VOLUME_CONFIG, configMap: { name: s.sidecarConfigMap, defaultMode: DEFAULT_MODE, optional: true } },
   ];
   if (s.tokenAudiences.length) {
     volumes.splice(2, 0, {
@@ -120,6 +135,7 @@ function renderSidecar(config: WebhookConfig): V1Container {
     { name: VOLUME_PODINFO, mountPath: PODINFO_DIR, readOnly: true },
     { name: VOLUME_POLICY, mountPath: POLICY_DIR, readOnly: true },
     { name: VOLUME_SPOOL, mountPath: SPOOL_DIR },
+    configMount(),
   ];
   return {
     name: SIDECAR_CONTAINER,
@@ -168,6 +184,7 @@ function renderInitContainer(config: WebhookConfig): V1Container {
     command: [...SIDECAR_COMMAND, 'init-network'],
     env: commonEnv(config),
     resources: structuredClone(s.initResources),
+    volumeMounts: [configMount()],
     // The only container of the pod with NET_ADMIN/NET_RAW and root: it installs the interception
     // rules and exits before anything of the agent's runs.
     securityContext: {
@@ -230,4 +247,4 @@ export function renderInjection(config: WebhookConfig): Rendered {
 }
 
 /** Names of the volumes sluice owns (whatever the config renders, plus the optional token volume). */
-export const SLUICE_VOLUMES: readonly string[] = [VOLUME_TRUST, VOLUME_KUBE_API, VOLUME_TOKENS, VOLUME_PODINFO, VOLUME_POLICY, VOLUME_SPOOL];
+export const SLUICE_VOLUMES: readonly string[] = [VOLUME_TRUST, VOLUME_KUBE_API, VOLUME_TOKENS, VOLUME_PODINFO, VOLUME_POLICY, VOLUME_SPOOL, VOLUME_CONFIG];

@@ -32,8 +32,8 @@ describe('guard on CREATE', () => {
     ['proxy GID (container)', (p) => (agent(p).securityContext = { runAsGroup: 1337 }), 'guard.proxy_gid spec.containers[0].securityContext.runAsGroup'],
     ['proxy GID (supplemental)', (p) => (p.spec!.securityContext = { supplementalGroups: [10, 1337] }), 'guard.proxy_gid spec.securityContext.supplementalGroups[1]'],
     ['proxy GID (fsGroup)', (p) => (p.spec!.securityContext = { fsGroup: 1337 }), 'guard.proxy_gid spec.securityContext.fsGroup'],
-    ['static Secret volume', (p) => p.spec!.volumes!.push({ name: 'k', secret: { secretName: 'aws-static-keys' } }), 'guard.static_credential spec.volumes[6].secret.secretName'],
-    ['static Secret by prefix in a projected volume', (p) => p.spec!.volumes!.push({ name: 'k', projected: { sources: [{ secret: { name: 'legacy-db' } }] } }), 'guard.static_credential spec.volumes[6].projected.sources[0].secret.name'],
+    ['static Secret volume', (p) => p.spec!.volumes!.push({ name: 'k', secret: { secretName: 'aws-static-keys' } }), 'guard.static_credential spec.volumes[7].secret.secretName'],
+    ['static Secret by prefix in a projected volume', (p) => p.spec!.volumes!.push({ name: 'k', projected: { sources: [{ secret: { name: 'legacy-db' } }] } }), 'guard.static_credential spec.volumes[7].projected.sources[0].secret.name'],
     ['static Secret in env', (p) => agent(p).env!.push({ name: 'K', valueFrom: { secretKeyRef: { name: 'aws-static-keys', key: 'id' } } }), 'guard.static_credential spec.containers[0].env[15].valueFrom.secretKeyRef.name'],
     ['sidecar volume in an agent', (p) => agent(p).volumeMounts!.push({ name: 'sluice-tokens', mountPath: '/x' }), 'guard.sluice_volume spec.containers[0].volumeMounts[1].name'],
     ['trust volume writable', (p) => (agent(p).volumeMounts![0]!.readOnly = false), 'guard.sluice_volume spec.containers[0].volumeMounts[0].name'],
@@ -41,6 +41,9 @@ describe('guard on CREATE', () => {
     ['sidecar image changed', (p) => (p.spec!.initContainers![1]!.image = 'evil:1'), 'guard.sidecar_modified spec.initContainers[1].image'],
     ['sidecar env changed', (p) => (p.spec!.initContainers![1]!.env![0]!.value = '0'), 'guard.sidecar_modified spec.initContainers[1].env[0].value'],
     ['sidecar volume changed', (p) => (p.spec!.volumes![0] = { name: 'sluice-trust', hostPath: { path: '/' } }), 'guard.reserved_name spec.volumes[0]'],
+    ['sidecar config from another ConfigMap', (p) => (p.spec!.volumes!.find((v) => v.name === 'sluice-config')!.configMap!.name = 'attacker-settings'), 'guard.reserved_name spec.volumes[6]'],
+    ['sidecar config file moved', (p) => (p.spec!.initContainers![1]!.env!.find((e) => e.name === 'SLUICE_CONFIG_FILE')!.value = '/tmp/x.yaml'), 'guard.sidecar_modified spec.initContainers[1].env[9].value'],
+    ['sidecar settings mounted in an agent', (p) => agent(p).volumeMounts!.push({ name: 'sluice-config', mountPath: '/x', readOnly: true }), 'guard.sluice_volume spec.containers[0].volumeMounts[1].name'],
     ['creator forged', (p) => (p.metadata!.annotations![ANNOTATION_CREATOR] = '{"username":"root","groups":[]}'), `guard.creator_forged metadata.annotations[${ANNOTATION_CREATOR}]`],
     ['creator missing', (p) => delete p.metadata!.annotations![ANNOTATION_CREATOR], `guard.creator_missing metadata.annotations[${ANNOTATION_CREATOR}]`],
   ];
@@ -105,6 +108,7 @@ describe('guard on UPDATE', () => {
     expect(update((p) => (p.spec!.initContainers![1]!.image = 'evil:1'))).toEqual(['guard.sidecar_modified spec.initContainers']);
     expect(update((p) => p.spec!.initContainers!.splice(0, 2))).toContain('guard.sidecar_missing spec.initContainers');
     expect(update((p) => (p.spec!.volumes![3] = { name: 'sluice-podinfo', emptyDir: {} }))).toContain('guard.sidecar_modified spec.volumes');
+    expect(update((p) => (p.spec!.volumes = p.spec!.volumes!.filter((v) => v.name !== 'sluice-config')))).toContain('guard.sidecar_modified spec.volumes');
     expect(update((p) => delete p.metadata!.annotations![ANNOTATION_CREATOR])).toEqual([`guard.creator_changed metadata.annotations[${ANNOTATION_CREATOR}]`]);
   });
 

@@ -31,6 +31,7 @@ const customConfig = testConfig({
     ports: { transparent: 16001, proxy: 16080, dns: 16053, admin: 16090 },
     resources: { requests: { cpu: '250m', memory: '128Mi' }, limits: { cpu: '1', memory: '512Mi' } },
     policyConfigMap: 'team-policy',
+    sidecarConfigMap: 'team-sidecar',
     spoolSizeLimit: '1Gi',
   },
 });

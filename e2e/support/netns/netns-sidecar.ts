@@ -44,6 +44,7 @@ export async function startNetnsSidecar(ns: AgentNetns, o: NetnsSidecarOptions):
     trustDir,
     ports: PORTS,
     upstream: { resolve: o.resolve, extraRootsFiles: roots.map((r) => r.to) },
+    audit: { spoolDir: join(work, 'spool') },
     ...o.extraConfig,
   };
   const configFile = join(work, 'config.yaml');

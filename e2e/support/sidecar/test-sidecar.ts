@@ -36,6 +36,8 @@ export async function startTestSidecar(o: TestSidecarOptions = {}): Promise<Test
     ports: { proxy: 0, transparent: 0, admin: 0, dns: 0 },
     bind: { proxy: '127.0.0.1', transparent: '127.0.0.1', admin: '127.0.0.1', dns: ['127.0.0.1'] },
     upstream: { resolve: o.resolve ?? {}, extraRootsFiles: o.extraRootsFiles ?? [] },
+    // A private spool per test sidecar; tests that care about durability set their own audit.
+    audit: { spoolDir: join(dir, 'spool'), spool: { fsync: 'none' } },
     ...o.config,
   });
   const sidecar = await startSidecar(config, { logger: pino({ level: process.env.SLUICE_TEST_LOG ?? 'silent' }), dns: false, ...o });

@@ -9,6 +9,7 @@ import { SchemaError, describeIssues } from '../../../api/src/index.ts';
 import { FactsConfig } from '../facts/derive-facts.ts';
 import { FakeIpConfig } from '../dns/fake-ip-map.ts';
 import { MaskingConfig } from '../masking/masking-config.ts';
+import { SidecarAuditSettings } from '../audit/config.ts';
 import { ApprovalsConfig } from '../approvals/config.ts';
 import { CredentialsConfig } from '../credentials/credentials-config.ts';
 
@@ -93,6 +94,8 @@ export const SidecarConfig = z
     dns: FakeIpConfig.prefault({}),
     /** Secret masking in responses and outbound DLP (docs/masking.md). */
     masking: MaskingConfig.prefault({}),
+    /** The hash-chained audit trail: spool and Loki shipping (docs/audit.md). */
+    audit: SidecarAuditSettings.prefault({}),
     /** Command-level approval (docs/approvals.md). */
     approvals: ApprovalsConfig.prefault({}),
     /** Just-in-time credentials (docs/credentials.md). */
@@ -138,13 +141,45 @@ function section(base: Record<string, unknown>, key: string): Record<string, unk
 
 /** Builds the config from SLUICE_CONFIG_FILE (optional) overlaid with SLUICE_* env vars. */
 export function loadSidecarConfig(env: Env = process.env): SidecarConfig {
+  return parseSidecarConfig(mergeConfigSources(env));
+}
+
+/**
+ * What the interception init container needs: the sidecar's UID, its ports and the fake-IP
+ * ranges — read from the same sources as the sidecar so the rules and the DNS answers agree,
+ * without requiring what only the sidecar has (policy path, trust dir).
+ */
+export const InterceptionSettings = z.object({
+  proxyUID: SidecarConfig.shape.proxyUID,
+  ports: SidecarConfig.shape.ports,
+  dns: SidecarConfig.shape.dns,
+});
+export type InterceptionSettings = z.infer<typeof InterceptionSettings>;
+
+export function loadInterceptionSettings(env: Env = process.env): InterceptionSettings {
+  const result = InterceptionSettings.safeParse(mergeConfigSources(env));
+  if (!result.success) throw new SchemaError('invalid interception configuration', describeIssues(result.error));
+  return result.data;
+}
+
+function mergeConfigSources(env: Env): Record<string, unknown> {
   let base: Record<string, unknown> = {};
-  if (env.SLUICE_CONFIG_FILE) {
+  const file = env.SLUICE_CONFIG_FILE;
+  if (file) {
+    // The webhook mounts the settings ConfigMap as optional: a missing file (no ConfigMap in the
+    // namespace, or no sidecar.yaml key) means no file settings. Anything else stops start-up.
+    let parsed: unknown = null;
     try {
-      base = (parseYaml(readFileSync(env.SLUICE_CONFIG_FILE, 'utf8')) as Record<string, unknown> | null) ?? {};
+      parsed = parseYaml(readFileSync(file, 'utf8'));
     } catch (err) {
-      throw new SchemaError('invalid sidecar configuration', [`SLUICE_CONFIG_FILE (${env.SLUICE_CONFIG_FILE}): ${(err as Error).message}`]);
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        throw new SchemaError('invalid sidecar configuration', [`SLUICE_CONFIG_FILE (${file}): ${(err as Error).message}`]);
+      }
     }
+    if (parsed !== null && (typeof parsed !== 'object' || Array.isArray(parsed))) {
+      throw new SchemaError('invalid sidecar configuration', [`SLUICE_CONFIG_FILE (${file}): expected a mapping of settings, got ${Array.isArray(parsed) ? 'a list' : typeof parsed}`]);
+    }
+    base = (parsed ?? {}) as Record<string, unknown>;
   }
   const pod = section(base, 'pod');
   setIfDefined(pod, 'namespace', env.SLUICE_POD_NAMESPACE);
@@ -165,8 +200,11 @@ export function loadSidecarConfig(env: Env = process.env): SidecarConfig {
   setIfDefined(merged, 'podInfoDir', env.SLUICE_PODINFO_DIR);
   setIfDefined(merged, 'trustDir', env.SLUICE_TRUST_DIR);
   setIfDefined(merged, 'caDir', env.SLUICE_CA_DIR);
+  const audit = section(base, 'audit');
+  setIfDefined(audit, 'spoolDir', env.SLUICE_SPOOL_DIR);
+  merged.audit = audit;
   const credentials = section(base, 'credentials');
   setIfDefined(credentials, 'tokenDir', env.SLUICE_TOKEN_DIR);
   merged.credentials = credentials;
-  return parseSidecarConfig(merged);
+  return merged;
 }

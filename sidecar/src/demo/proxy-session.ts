@@ -13,6 +13,7 @@ import type { TestSidecar } from '../../../e2e/support/sidecar/test-sidecar.ts';
 import { createTestCa, echoHandler, startHttpsUpstream } from '../../../e2e/support/sidecar/upstreams.ts';
 import type { TestUpstream } from '../../../e2e/support/sidecar/upstreams.ts';
 import { HEADER_DECISION } from '../../../api/src/index.ts';
+import { runCli } from '../../../cli/src/main.ts';
 
 const run = promisify(execFile);
 
@@ -62,7 +63,9 @@ export async function runProxySession(write: (s: string) => void): Promise<void>
     echoHandler(req, res, body);
   });
   upstreams.push(git, api);
+  const spoolDir = join(mkdtempSync(join(tmpdir(), 'sluice-demo-audit-')), 'spool');
   const sidecar: TestSidecar = await startTestSidecar({
+    config: { audit: { spoolDir } },
     resolve: {
       'github.com:443': git.dial,
       'registry.npmjs.org:443': api.dial,
@@ -120,6 +123,12 @@ export async function runProxySession(write: (s: string) => void): Promise<void>
     await sidecar.stop();
     for (const u of upstreams) await u.close();
   }
+  // The session was recorded as a hash chain in the sidecar's spool; read it back like an auditor.
+  const session = sidecar.sessionId;
+  write(`\n${paint('1', `▶ kubectl sluice replay ${session} --spool ${spoolDir}`)}\n`);
+  await runCli(['replay', session, '--spool', spoolDir], { out: write, err: write });
+  write(`\n${paint('1', `▶ kubectl sluice verify ${session} --spool ${spoolDir} --require-end`)}\n`);
+  await runCli(['verify', session, '--spool', spoolDir, '--require-end'], { out: write, err: write });
 }
 
 function pair(c: readonly [string, readonly string[]]): { cmd: string; args: string[] } {

@@ -33,6 +33,9 @@ import { factsStage } from './stages/facts.ts';
 import { forwardStage, prepareUpstreamStage } from './stages/forward.ts';
 import { killSwitchStage } from './stages/kill-switch.ts';
 import { summarizeStage } from './stages/summarize.ts';
+import { auditState, recordRequestStage } from './stages/record.ts';
+import type { RequestAudit } from './stages/record.ts';
+import { answeredRecord, responseRecord } from './audit-records.ts';
 
 export interface GatewayEvents {
   /** A request finished (answered by sluice or by the upstream). */
@@ -58,6 +61,8 @@ export interface GatewayOptions {
   killed: () => boolean;
   session: { id: string };
   fakeIps?: FakeIpMap;
+  /** The audit trail: request events before forwarding, response events before completion. */
+  audit?: RequestAudit;
   /** The pod resolver's search domains (see namesForResolved). */
   searchDomains?: readonly string[];
   events?: GatewayEvents;
@@ -94,10 +99,17 @@ export class Gateway {
         metrics: options.metrics,
         answer,
       }),
+      ...(options.audit ? [recordRequestStage(options.audit, answer)] : []),
       extra.holdStage ?? refuseHoldStage(answer),
       prepareUpstreamStage(),
       ...(extra.beforeForward ?? []),
-      forwardStage({ agent: options.agent, metrics: options.metrics, answer, onBytesOut: (n) => (this.#bytesOut += n) }),
+      forwardStage({
+        agent: options.agent,
+        metrics: options.metrics,
+        answer,
+        onBytesOut: (n) => (this.#bytesOut += n),
+        ...(options.audit ? { beforeResponseEnd: (ctx: RequestContext) => this.#recordResponse(ctx) } : {}),
+      }),
     ];
     this.#handle = composeStages(stages);
     this.#front = createHttpFront({
@@ -159,8 +171,28 @@ export class Gateway {
           this.#o.metrics.requests.inc({ action: ctx.action ?? 'allow', code: ctx.evaluation?.decision.code ?? 'none' });
           this.#o.metrics.addedLatency.observe(ctx.overhead);
         }
+        this.#recordEnd(ctx);
         this.#o.events?.requestDone?.(ctx);
       });
+  }
+
+  async #recordResponse(ctx: RequestContext): Promise<void> {
+    const audit = this.#o.audit!;
+    await audit.record(responseRecord(ctx, audit.pod()));
+    auditState(ctx).response = true;
+  }
+
+  /**
+   * Whatever a request's stages did not record durably on the way (a deny, a refused hold, an
+   * upstream fault, a cut response), recorded now. Not awaited: the answer is already out.
+   */
+  #recordEnd(ctx: RequestContext): void {
+    const audit = this.#o.audit;
+    if (!audit) return;
+    const state = auditState(ctx);
+    if (state.response) return;
+    const rec = state.request ? responseRecord(ctx, audit.pod()) : answeredRecord(ctx, audit.pod());
+    audit.record(rec).catch(() => undefined); // the recorder counts and logs its own failures
   }
 
   #decideConnection(host: string, port: number): ConnectionVerdict {

@@ -42,7 +42,7 @@ function requestBody(ctx: RequestContext): Readable | null {
  * per-request error objects: the hot path of every response. Any failure cuts the whole chain;
  * resolves once the agent's response has finished or closed.
  */
-function streamResponse(source: Readable, transforms: Transform[], sink: Writable, onBytes: (n: number) => void): Promise<void> {
+function streamResponse(source: Readable, transforms: Transform[], sink: Writable, onBytes: (n: number) => void, beforeEnd?: () => Promise<void>): Promise<void> {
   return new Promise((resolve) => {
     const chain: (Readable | Transform)[] = [source, ...transforms];
     const cut = () => {
@@ -57,7 +57,17 @@ function streamResponse(source: Readable, transforms: Transform[], sink: Writabl
     });
     const last = transforms.reduce<Readable>((from, to) => from.pipe(to), source);
     last.on('data', (c: Buffer) => onBytes(c.length));
-    last.pipe(sink);
+    if (!beforeEnd) {
+      last.pipe(sink);
+      return;
+    }
+    last.pipe(sink, { end: false });
+    last.once('end', () => {
+      beforeEnd().then(
+        () => sink.end(),
+        () => cut(),
+      );
+    });
   });
 }
 
@@ -86,6 +96,11 @@ export interface ForwardDeps {
   metrics: ProxyMetrics;
   answer: Answerer;
   onBytesOut?: (n: number) => void;
+  /**
+   * Runs once the upstream body has been relayed and before the agent's response is ended (the
+   * audit's response event); a rejection cuts the response instead of completing it.
+   */
+  beforeResponseEnd?: (ctx: RequestContext) => Promise<void>;
 }
 
 export function forwardStage(deps: ForwardDeps): Stage {
@@ -137,7 +152,7 @@ export function forwardStage(deps: ForwardDeps): Stage {
     }
     ctx.res.writeHead(upstream.statusCode, headers);
     ctx.overhead += Number(process.hrtime.bigint() - afterHeaders) / 1e9;
-    await streamResponse(upstream.body, transforms, ctx.res, (n) => (ctx.bytesIn += n));
+    await streamResponse(upstream.body, transforms, ctx.res, (n) => (ctx.bytesIn += n), deps.beforeResponseEnd ? () => deps.beforeResponseEnd!(ctx) : undefined);
     deps.metrics.bytes.inc({ direction: 'out' }, ctx.bytesOut);
     deps.metrics.bytes.inc({ direction: 'in' }, ctx.bytesIn);
   };

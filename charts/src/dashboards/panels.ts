@@ -1,0 +1,116 @@
+// Small builders over @grafana/grafana-foundation-sdk so each dashboard reads as a list of
+// questions and their PromQL. Every query goes through `q()`, which is how the tests find them
+// all; every panel uses the dashboard's `datasource` variable.
+import type * as cog from '@grafana/grafana-foundation-sdk/cog';
+import { DashboardBuilder, DatasourceVariableBuilder, QueryVariableBuilder, RowBuilder } from '@grafana/grafana-foundation-sdk/dashboard';
+import type { Dashboard, Panel } from '@grafana/grafana-foundation-sdk/dashboard';
+import { DataqueryBuilder } from '@grafana/grafana-foundation-sdk/prometheus';
+import { PanelBuilder as StatBuilder } from '@grafana/grafana-foundation-sdk/stat';
+import { PanelBuilder as TimeseriesBuilder } from '@grafana/grafana-foundation-sdk/timeseries';
+
+export const DATASOURCE = { type: 'prometheus', uid: '${datasource}' };
+
+export interface Query {
+  expr: string;
+  legend?: string;
+}
+
+export interface PanelSpec {
+  title: string;
+  description: string;
+  unit: string;
+  queries: Query[];
+  /** width in grid units (24 = full) */
+  width?: number;
+  kind?: 'timeseries' | 'stat';
+}
+
+export function q(expr: string, legend?: string): Query {
+  return legend === undefined ? { expr } : { expr, legend };
+}
+
+function targets(queries: Query[], instant: boolean): cog.Builder<cog.Dataquery>[] {
+  return queries.map((query, i) => {
+    const b = new DataqueryBuilder()
+      .datasource(DATASOURCE)
+      .expr(query.expr)
+      .refId(String.fromCharCode(65 + i))
+      .legendFormat(query.legend ?? '__auto');
+    return instant ? b.instant() : b.range();
+  });
+}
+
+export function panel(spec: PanelSpec): cog.Builder<Panel> {
+  if (spec.kind === 'stat') {
+    return new StatBuilder()
+      .title(spec.title)
+      .description(spec.description)
+      .datasource(DATASOURCE)
+      .unit(spec.unit)
+      .span(spec.width ?? 6)
+      .height(4)
+      .targets(targets(spec.queries, true));
+  }
+  return new TimeseriesBuilder()
+    .title(spec.title)
+    .description(spec.description)
+    .datasource(DATASOURCE)
+    .unit(spec.unit)
+    .span(spec.width ?? 12)
+    .height(8)
+    .targets(targets(spec.queries, false));
+}
+
+export interface Section {
+  row: string;
+  panels: PanelSpec[];
+}
+
+export interface DashboardSpec {
+  uid: string;
+  title: string;
+  description: string;
+  /** variables after `datasource`, each a label_values() over a sluice metric */
+  variables: { name: string; label: string; query: string; multi: boolean }[];
+  sections: Section[];
+}
+
+export function buildDashboard(spec: DashboardSpec): Dashboard {
+  const b = new DashboardBuilder(spec.title)
+    .uid(spec.uid)
+    .description(spec.description)
+    .tags(['sluice'])
+    .editable()
+    .refresh('30s')
+    .time({ from: 'now-6h', to: 'now' })
+    .timezone('browser')
+    .withVariable(new DatasourceVariableBuilder('datasource').label('Data source').type('prometheus'));
+  for (const v of spec.variables) {
+    const variable = new QueryVariableBuilder(v.name).label(v.label).datasource(DATASOURCE).query(v.query).definition(v.query).refresh(2).sort(1);
+    b.withVariable(v.multi ? variable.multi(true).includeAll(true).allValue('.*') : variable);
+  }
+  for (const section of spec.sections) {
+    b.withRow(new RowBuilder(section.row));
+    for (const p of section.panels) b.withPanel(panel(p));
+  }
+  return b.build();
+}
+
+/** The parts of a dashboard's JSON that hold PromQL (as Grafana reads the committed file). */
+export interface DashboardJson {
+  title?: string;
+  panels?: { title?: string; targets?: { expr?: string }[] }[];
+  templating?: { list?: { type?: string; name?: string; query?: unknown }[] };
+}
+
+/** Every PromQL expression in a dashboard's JSON: panel targets and query variables. */
+export function dashboardQueries(d: DashboardJson): { where: string; expr: string }[] {
+  const out: { where: string; expr: string }[] = [];
+  for (const p of d.panels ?? []) {
+    for (const t of p.targets ?? []) if (t.expr) out.push({ where: `${d.title ?? '?'} / ${p.title ?? '?'}`, expr: t.expr });
+  }
+  for (const v of d.templating?.list ?? []) {
+    if (v.type === 'query' && typeof v.query === 'string') out.push({ where: `${d.title ?? '?'} / variable ${v.name ?? '?'}`, expr: v.query });
+  }
+  return out;
+}

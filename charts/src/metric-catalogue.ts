@@ -1,0 +1,104 @@
+// What the code cannot say about sluice's metrics: the bounded value set of every label, and the
+// naming review. Name, type and help come from the exporters themselves (metric-exporters.ts);
+// charts/test/metrics.test.ts fails when a metric or a label here and in the code disagree, and
+// e2e/chart/promql.test.ts proves every metric a dashboard or an alert uses reaches Prometheus.
+import type { ExportedMetric } from './metric-exporters.ts';
+
+/** label → the values it takes, in words (every label of every metric; bounded by construction). */
+export const LABEL_VALUES: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  sluice_requests_total: {
+    action: '`allow`, `deny`, `hold`, `error`',
+    code: 'decision code of the policy library (`git.push_requires_approval`, `network.default_deny`, …) or of the sidecar (`sidecar.*`, `approval.*`, `credentials.*`); `none` when the policy gave none',
+  },
+  sluice_connections_total: { via: '`transparent`, `proxy`', kind: 'first-bytes class: `tls`, `http`, `connect`, `opaque`, …' },
+  sluice_refusals_total: { code: 'refusal codes (`net.opaque_tunnel`, `tls.no_sni`, `http.bad_connect_target`, …)' },
+  sluice_http_errors_total: { code: '`http.*` parser codes' },
+  sluice_upstream_errors_total: { code: '`upstream.*` codes (connect refused, timeout, TLS verify, reset)' },
+  sluice_proxied_bytes_total: { direction: '`out` (agent to upstream), `in`' },
+  sluice_policy_bundle_info: { revision: 'the live bundle revision: one series per sidecar at a time' },
+  sluice_policy_loads_total: { result: '`success`, `failure`', code: '`ok` or a `bundle.*` error code' },
+  sluice_dns_queries_total: { type: 'A, AAAA, HTTPS, SVCB, TXT, MX, ANY, CNAME, NS, PTR, SRV, SOA, NULL, CAA, `NONE` or `OTHER`', result: '`answered`, `nodata`, `nxdomain`, `refused`, `formerr`, `notimp`, `dropped`' },
+  sluice_dns_refusals_total: { reason: 'fixed reasons (`type_refused`, `label_too_long`, `malformed_packet`, …)' },
+  sluice_dns_queries_by_transport_total: { transport: '`udp`, `tcp`' },
+  sluice_approvals_decisions_total: { outcome: '`approved`, `denied`, `expired`, `revoked`, `unavailable`, `killed`, `abandoned`, `deleted`, `rejected`' },
+  sluice_approvals_time_to_decision_seconds: { outcome: 'as `sluice_approvals_decisions_total`' },
+  sluice_approvals_grant_uses_total: { scope: '`session`, `ttl`' },
+  sluice_approvals_notifications_total: { result: '`sent`, `retried`, `failed`' },
+  sluice_approvals_api_errors_total: { operation: '`create`, `status`, `watch`' },
+  sluice_masking_redactions_total: { rule: 'rule ids of the loaded rule set (built-in plus the platform team’s)', direction: '`request`, `response`' },
+  sluice_masking_scanned_bytes_total: { direction: '`request`, `response`' },
+  sluice_masking_pack_verdicts_total: { verdict: '`clean`, `secrets`, `unscannable`', reason: 'the unscannable reason code, else empty' },
+  sluice_credentials_issued_total: { provider: '`aws-sts`, `oauth2-token-exchange`, `kubernetes`, `static`', jit: '`true`, `false` (a static secret)' },
+  sluice_credentials_cache_hits_total: { provider: 'as above' },
+  sluice_credentials_cache_misses_total: { provider: 'as above' },
+  sluice_credentials_errors_total: { provider: 'as above', code: '`credentials.*` error codes' },
+  sluice_credentials_injected_total: { provider: 'as above', jit: '`true`, `false`' },
+  sluice_credentials_issue_seconds: { provider: 'as above' },
+  sluice_credentials_time_to_expiry_seconds: { provider: 'as above' },
+  sluice_audit_events_dropped_total: { reason: '`spool_full`, `spool_io`, `corrupt`' },
+  sluice_audit_append_errors_total: { code: '`audit.*` error codes' },
+  sluice_audit_pushes_total: { outcome: '`ok`, `retry_network`, `retry_status`, `rejected`' },
+  sluice_webhook_reviews_total: {
+    endpoint: '`mutate`, `validate`',
+    operation: '`CREATE`, `UPDATE`, `CONNECT`, `unknown`',
+    result: '`patched`, `unchanged`, `skipped`, `allowed`, `denied`, `malformed`, `error`',
+  },
+  sluice_webhook_denials_total: { endpoint: '`mutate`, `validate`', rule: '`guard.*` and approval rule codes (docs/webhook.md)' },
+  sluice_webhook_review_duration_seconds: { endpoint: '`mutate`, `validate`' },
+  sluice_webhook_malformed_reviews_total: { endpoint: '`mutate`, `validate`' },
+  sluice_webhook_internal_errors_total: { endpoint: '`mutate`, `validate`' },
+  sluice_webhook_cert_reloads_total: { result: '`success`, `failure`' },
+};
+
+/** Labels that would make a series per request, host or person: never allowed on a sluice metric. */
+export const UNBOUNDED_LABELS = ['host', 'hostname', 'url', 'path', 'ip', 'address', 'user', 'username', 'uid', 'session', 'request_id', 'id', 'name', 'repo', 'role', 'audience', 'value', 'secret'];
+
+/** Naming rules every sluice metric follows; returns what is wrong with one, or []. */
+export function namingProblems(m: Pick<ExportedMetric, 'name' | 'type' | 'labelNames'>): string[] {
+  const problems: string[] = [];
+  if (!/^sluice_[a-z][a-z0-9_]*$/.test(m.name)) problems.push('must be sluice_ + lower snake case');
+  if (m.type === 'counter' && !m.name.endsWith('_total')) problems.push('a counter ends in _total');
+  if (m.type !== 'counter' && m.name.endsWith('_total')) problems.push('only counters end in _total');
+  if (/_(ms|millis|milliseconds|micros|kb|mb|gb|kib|mib|gib|percent)(_|$)/.test(m.name)) problems.push('use base units (seconds, bytes, ratios)');
+  if (m.type === 'histogram' && !/_(seconds|bytes)$/.test(m.name)) problems.push('a histogram names its unit (_seconds or _bytes)');
+  if (/(time|age|duration|latency|expiry|timestamp)/.test(m.name) && !/_seconds(_total)?$/.test(m.name)) problems.push('a time is in _seconds');
+  for (const l of m.labelNames) if (UNBOUNDED_LABELS.includes(l)) problems.push(`label "${l}" is unbounded`);
+  return problems;
+}
+
+export interface ReviewNote {
+  metric: string;
+  note: string;
+}
+
+/**
+ * The naming review's findings that the mechanical rules above do not catch: what the owners of
+ * those modules should change (reported to the lead; this chart's dashboards and alerts use the
+ * names as they are today).
+ */
+export const REVIEW_NOTES: readonly ReviewNote[] = [
+  {
+    metric: 'sluice_requests_total',
+    note: '`code` is whatever the loaded policy returns: bounded for the shipped library, but a custom policy that puts a host or a path into a code would make a series per value. The sidecar should cap distinct codes (or map codes outside a pattern such as `^[a-z0-9_.]{1,64}$` to `other`).',
+  },
+  {
+    metric: 'sluice_dns_queries_by_transport_total',
+    note: 'counts the same queries as `sluice_dns_queries_total`; a `transport` label on that counter would say the same with one metric less.',
+  },
+  {
+    metric: 'sluice_credentials_time_to_expiry_seconds',
+    note: 'a relative time goes stale between scrapes and cannot be compared across pods; Prometheus convention is an absolute `sluice_credentials_expiry_timestamp_seconds` (as the webhook does for its certificate) and `… - time()` in queries.',
+  },
+  {
+    metric: 'sluice_audit_spool_unshipped_bytes',
+    note: 'the spool’s capacity (`spool.maxBytes`) is not exported, so SluiceAuditSpoolNearFull compares against the default 64 MiB; a `sluice_audit_spool_capacity_bytes` gauge would let the alert use a ratio whatever the configuration.',
+  },
+  {
+    metric: 'sluice_masking_pack_verdicts_total',
+    note: '`reason` is the empty string for `clean` and `secrets`; fine for Prometheus, but `none` would read better in legends.',
+  },
+  {
+    metric: '(all)',
+    note: 'neither the sidecar nor the webhook exports a `sluice_build_info{version,revision}` gauge; dashboards cannot show which build runs where.',
+  },
+];

@@ -1,0 +1,363 @@
+// The chart's values, described once: types, defaults and a sentence per value. From this model
+// `charts/src/generate.ts` writes values.schema.json (so a typo or a wrong type fails
+// `helm install` naming the field), values.yaml (defaults with the descriptions as comments) and
+// the README's values table. It never reads files or the cluster; edit here, then regenerate.
+import { z } from 'zod';
+import { SidecarConfig } from '../../sidecar/src/config/sidecar-config.ts';
+import type { JsonSchema } from './values-docs.ts';
+
+const quantity = z.string().regex(/^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$/, 'a Kubernetes quantity such as 100m or 64Mi');
+const port = z.number().int().min(1).max(65535);
+const duration = z.string().regex(/^([0-9]+(ms|s|m|h))+$/, 'a duration such as 30s or 1h');
+const labelMap = (what: string) => z.record(z.string(), z.string()).default({}).describe(what);
+
+const resourceList = (requests: Record<string, string>, what: string) =>
+  z
+    .strictObject({
+      cpu: quantity.optional().describe('CPU'),
+      memory: quantity.optional().describe('memory'),
+      'ephemeral-storage': quantity.optional().describe('ephemeral storage'),
+    })
+    .default(requests)
+    .describe(what);
+
+const resources = (requests: Record<string, string>, limits: Record<string, string>, what: string) =>
+  z
+    .strictObject({
+      requests: resourceList(requests, 'requests'),
+      limits: resourceList(limits, 'limits'),
+    })
+    .prefault({})
+    .describe(what);
+
+const image = (repository: string, what: string) =>
+  z
+    .strictObject({
+      repository: z.string().min(1).default(repository).describe('image repository'),
+      tag: z.string().default('').describe("image tag; empty means the chart's appVersion"),
+      digest: z
+        .string()
+        .regex(/^(sha256:[0-9a-f]{64})?$/, 'sha256:<64 hex digits>')
+        .default('')
+        .describe('image digest (sha256:…); when set it is used instead of the tag'),
+      pullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']).default('IfNotPresent').describe('imagePullPolicy'),
+    })
+    .prefault({})
+    .describe(what);
+
+const Toleration = z.strictObject({
+  key: z.string().optional().describe('taint key'),
+  operator: z.enum(['Exists', 'Equal']).optional().describe('Exists or Equal'),
+  value: z.string().optional().describe('taint value'),
+  effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute', '']).optional().describe('taint effect'),
+  tolerationSeconds: z.number().int().optional().describe('for NoExecute'),
+});
+
+const PolicyRule = z.strictObject({
+  apiGroups: z.array(z.string()).describe('API groups'),
+  resources: z.array(z.string()).describe('resources'),
+  verbs: z.array(z.string()).min(1).describe('verbs'),
+  resourceNames: z.array(z.string()).optional().describe('resource names'),
+});
+
+const TokenAudience = z.strictObject({
+  audience: z.string().min(1).describe('token audience'),
+  path: z.string().regex(/^[A-Za-z0-9._-]+$/).optional().describe('file name under /var/run/sluice/tokens'),
+  expirationSeconds: z.number().int().min(600).max(86_400).optional().describe('token lifetime'),
+});
+
+/**
+ * What `sidecar.config` may hold: the sidecar's own config schema (sidecar/src/config), so Helm
+ * refuses what the sidecar would refuse at start-up and a new sidecar section is accepted as soon
+ * as it exists — less what the webhook sets for each pod through SLUICE_* env, which would win over
+ * the file anyway (loadSidecarConfig): pod identity, ports, UID and the mounted directories.
+ * Input shape: anything with a default may be left out, as in the sidecar's file.
+ */
+export const SidecarSettings = SidecarConfig.omit({ pod: true, proxyUID: true, ports: true, podInfoDir: true, trustDir: true }).extend({
+  policy: SidecarConfig.shape.policy.omit({ path: true }).optional(),
+  credentials: SidecarConfig.shape.credentials.unwrap().omit({ tokenDir: true }).optional(),
+  // The spool is the webhook's emptyDir (SLUICE_SPOOL_DIR); the rest of the audit settings are the chart user's.
+  audit: SidecarConfig.shape.audit.unwrap().omit({ spoolDir: true }).optional(),
+});
+
+/** The name of the ConfigMap holding the sidecar's settings (the webhook mounts it in every injected pod). */
+export const SIDECAR_CONFIG_MAP = 'sluice-sidecar';
+
+const Webhook = z
+  .strictObject({
+    image: image('ghcr.io/sluice-dev/sluice-webhook', 'the admission webhook image'),
+    replicas: z.number().int().min(1).default(2).describe('webhook replicas; keep ≥ 2 (failurePolicy is Fail: no webhook, no agent pods)'),
+    antiAffinity: z
+      .enum(['soft', 'hard', 'none'])
+      .default('soft')
+      .describe('spread replicas over nodes: soft (preferred), hard (required) or none'),
+    podDisruptionBudget: z
+      .strictObject({
+        enabled: z.boolean().default(true).describe('create a PodDisruptionBudget when replicas > 1'),
+        minAvailable: z.number().int().min(1).default(1).describe('replicas that must stay up during voluntary disruptions'),
+      })
+      .prefault({})
+      .describe('PodDisruptionBudget'),
+    resources: resources({ cpu: '50m', memory: '96Mi' }, { memory: '256Mi' }, 'webhook container resources'),
+    timeoutSeconds: z.number().int().min(1).max(30).default(5).describe('how long the API server waits for an admission answer'),
+    excludedNamespaces: z
+      .array(z.string().min(1))
+      .default(['kube-system', 'kube-public', 'kube-node-lease'])
+      .describe("namespaces never injected or guarded (the release namespace is always added)"),
+    logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info').describe('log level'),
+    nodeSelector: labelMap('node selector for webhook pods'),
+    tolerations: z.array(Toleration).default([]).describe('tolerations for webhook pods'),
+    priorityClassName: z.string().default('').describe('priority class of webhook pods (system-cluster-critical is a good choice)'),
+    podAnnotations: labelMap('extra annotations on webhook pods'),
+    podLabels: labelMap('extra labels on webhook pods'),
+  })
+  .prefault({})
+  .describe('the admission webhook (injector and guard)');
+
+const Sidecar = z
+  .strictObject({
+    image: image('ghcr.io/sluice-dev/sluice-sidecar', 'the sidecar image (also the interception init container)'),
+    proxyUID: z.number().int().min(1).max(2_147_483_647).default(1337).describe('UID and GID of the sidecar; no agent may use it'),
+    ports: z
+      .strictObject({
+        transparent: port.default(15001).describe('redirected TCP'),
+        proxy: port.default(15080).describe('explicit HTTP(S) proxy'),
+        dns: port.default(15053).describe('DNS (UDP and TCP)'),
+        admin: port.default(15090).describe('health, readiness and /metrics'),
+      })
+      .prefault({})
+      .describe('sidecar ports inside the agent pod'),
+    resources: resources({ cpu: '100m', memory: '64Mi' }, { memory: '256Mi' }, 'sidecar container resources'),
+    initResources: resources({ cpu: '10m', memory: '32Mi' }, { cpu: '100m', memory: '64Mi' }, 'interception init container resources'),
+    startupProbe: z
+      .strictObject({
+        periodSeconds: z.number().int().min(1).default(1).describe('seconds between probes'),
+        failureThreshold: z.number().int().min(1).default(120).describe('probes before the pod is restarted'),
+        timeoutSeconds: z.number().int().min(1).default(1).describe('probe timeout'),
+      })
+      .prefault({})
+      .describe('startup probe of the sidecar (agents start only after it passes)'),
+    tokenAudiences: z
+      .array(TokenAudience)
+      .default([{ audience: 'sts.amazonaws.com' }])
+      .describe(
+        'projected service-account tokens for the credential providers, one file per audience: sts.amazonaws.com for aws-sts (credentials.aws.audience), plus each token exchange subjectTokenAudience',
+      ),
+    spoolSizeLimit: quantity.default('256Mi').describe('size limit of the audit spool emptyDir'),
+    // The default is an empty file, not the sidecar's defaults spelled out: the sidecar applies
+    // its own (zod's default is returned as it is, never parsed).
+    config: SidecarSettings.default({} as z.output<typeof SidecarSettings>).describe(
+      `runtime settings of every injected sidecar (approvals, credentials, masking, upstream, audit, …), written as sidecar.yaml into the ${SIDECAR_CONFIG_MAP} ConfigMap of each agent namespace; the schema is the sidecar's own config less what the webhook sets per pod (see docs/install.md)`,
+    ),
+  })
+  .prefault({})
+  .describe('the egress sidecar injected into agent pods');
+
+const Guard = z
+  .strictObject({
+    staticCredentialSecrets: z
+      .array(z.string().min(1))
+      .default([])
+      .describe('Secrets (exact names or prefix-*) agents may not mount or read from env'),
+    forbiddenCapabilities: z
+      .array(z.string().min(1))
+      .default(['NET_ADMIN', 'NET_RAW', 'SYS_ADMIN', 'SYS_PTRACE', 'SYS_MODULE', 'BPF', 'ALL'])
+      .describe('capabilities no agent container may add'),
+    forbidRootAgents: z.boolean().default(false).describe('refuse agent containers that run, or may run, as root'),
+    allowPodOptOut: z
+      .boolean()
+      .default(true)
+      .describe('a pod labelled sluice.io/inject=false opts out inside an opted-in namespace'),
+  })
+  .prefault({})
+  .describe('guardrails the webhook enforces on agent pods');
+
+const Agents = z
+  .strictObject({
+    namespaces: z
+      .array(z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a namespace name'))
+      .default([])
+      .describe('agent namespaces the chart provisions: policy ConfigMap, sidecar and approver RoleBindings'),
+    serviceAccounts: z
+      .array(z.string().min(1))
+      .default([])
+      .describe('agent service accounts bound to the sidecar Role; empty binds every service account of the namespace'),
+    extraSidecarRules: z.array(PolicyRule).default([]).describe('extra RBAC rules for the sidecar Role (e.g. for a credential provider)'),
+  })
+  .prefault({})
+  .describe('namespaces where agents run');
+
+const groups = z.array(z.string().min(1)).min(1);
+
+const Approvals = z
+  .strictObject({
+    approverGroups: groups
+      .default(['sluice-approvers'])
+      .describe('groups (as the API server authenticates them: OIDC/SAML groups) that may decide held requests; bound to the approver ClusterRole in every agent namespace'),
+    namespaces: z
+      .record(z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a namespace name'), z.strictObject({ approverGroups: groups.describe('groups that may decide in this namespace') }))
+      .default({})
+      .describe('per-namespace approver groups, replacing approverGroups there (webhook and RoleBinding alike)'),
+    maxTTL: z
+      .string()
+      .regex(/^[0-9]+[smh]$/, 'a duration such as 30m or 8h')
+      .default('24h')
+      .describe('longest ttl-scoped grant an approver may give'),
+    grantKillSwitch: z.boolean().default(true).describe('let approvers patch agent pods to set the kill switch (kubectl sluice kill)'),
+  })
+  .prefault({})
+  .describe('who may approve held requests');
+
+const Policy = z
+  .strictObject({
+    create: z.boolean().default(true).describe('create the policy bundle ConfigMap in every agent namespace'),
+    configMapName: z
+      .string()
+      .regex(/^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/)
+      .default('sluice-policy')
+      .describe('name of the policy bundle ConfigMap the sidecar mounts'),
+    override: z
+      .strictObject({
+        wasmBase64: z.string().default('').describe('policy.wasm, base64 (e.g. --set-file with a base64 file)'),
+        dataJson: z.string().default('').describe('data.json'),
+        manifest: z.string().default('').describe('.manifest (JSON with the revision)'),
+      })
+      .prefault({})
+      .describe('your own bundle (all three or none); empty uses the default library built from policies/'),
+  })
+  .prefault({})
+  .describe('the policy bundle');
+
+const IssuerRef = z.strictObject({
+  name: z.string().min(1).describe('issuer name'),
+  kind: z.enum(['Issuer', 'ClusterIssuer']).default('Issuer').describe('Issuer or ClusterIssuer'),
+  group: z.string().default('cert-manager.io').describe('issuer API group'),
+});
+
+const Certificates = z
+  .strictObject({
+    mode: z
+      .enum(['helm', 'cert-manager'])
+      .default('helm')
+      .describe('helm: a self-signed CA generated once and kept across upgrades; cert-manager: Certificates and CA injection'),
+    caValidityDays: z.number().int().min(30).default(3650).describe('helm mode: validity of the generated CA'),
+    validityDays: z.number().int().min(7).default(365).describe('helm mode: validity of the serving certificate'),
+    renewBeforeDays: z.number().int().min(1).default(30).describe('helm mode: an upgrade re-issues the serving certificate this close to expiry'),
+    certManager: z
+      .strictObject({
+        issuerRef: IssuerRef.nullable().default(null).describe('issuer to use; null creates a self-signed CA Issuer for sluice'),
+        duration: duration.default('8760h').describe('serving certificate duration'),
+        renewBefore: duration.default('720h').describe('renew this long before expiry'),
+      })
+      .prefault({})
+      .describe('cert-manager mode'),
+  })
+  .prefault({})
+  .describe("the webhook's serving certificate");
+
+const Monitoring = z
+  .strictObject({
+    serviceMonitor: z
+      .strictObject({
+        enabled: z.boolean().default(false).describe('create a ServiceMonitor for the webhook (Prometheus Operator)'),
+        interval: duration.default('30s').describe('scrape interval'),
+        labels: labelMap('labels your Prometheus selects ServiceMonitors by'),
+      })
+      .prefault({})
+      .describe('webhook scraping'),
+    podMonitor: z
+      .strictObject({
+        enabled: z.boolean().default(false).describe('create a PodMonitor for the sidecars (port sluice-admin)'),
+        interval: duration.default('30s').describe('scrape interval'),
+        labels: labelMap('labels your Prometheus selects PodMonitors by'),
+      })
+      .prefault({})
+      .describe('sidecar scraping'),
+    prometheusRule: z
+      .strictObject({
+        enabled: z.boolean().default(false).describe('create the PrometheusRule with sluice alerts'),
+        labels: labelMap('labels your Prometheus selects rules by'),
+        runbookBaseURL: z
+          .url()
+          .default('https://github.com/sluice-dev/sluice/blob/main/docs/runbooks')
+          .describe('base of every runbook_url annotation (<base>/<Alert>.md)'),
+        disabledAlerts: z.array(z.string().regex(/^Sluice[A-Za-z]+$/)).default([]).describe('alert names to leave out'),
+      })
+      .prefault({})
+      .describe('alerts'),
+    dashboards: z
+      .strictObject({
+        enabled: z.boolean().default(false).describe("create dashboard ConfigMaps for Grafana's sidecar"),
+        namespace: z.string().default('').describe('namespace of the dashboard ConfigMaps; empty is the release namespace'),
+        label: z.string().min(1).default('grafana_dashboard').describe("label Grafana's sidecar watches"),
+        labelValue: z.string().default('1').describe('value of that label'),
+        folder: z.string().default('sluice').describe('grafana_folder annotation (folder in Grafana)'),
+      })
+      .prefault({})
+      .describe('Grafana dashboards'),
+  })
+  .prefault({})
+  .describe('Prometheus Operator objects and Grafana dashboards');
+
+export const ChartValues = z
+  .strictObject({
+    nameOverride: z.string().default('').describe('replaces the chart name in object names'),
+    fullnameOverride: z.string().default('').describe('replaces the release-derived prefix of object names'),
+    imagePullSecrets: z
+      .array(z.strictObject({ name: z.string().min(1).describe('Secret name') }))
+      .default([])
+      .describe('pull secrets for the webhook pods'),
+    webhook: Webhook,
+    sidecar: Sidecar,
+    guard: Guard,
+    agents: Agents,
+    approvals: Approvals,
+    policy: Policy,
+    certificates: Certificates,
+    crds: z
+      .strictObject({
+        install: z.boolean().default(true).describe('install the ApprovalRequest CRD with the chart'),
+        keep: z.boolean().default(true).describe('keep the CRD (and every ApprovalRequest) on helm uninstall'),
+      })
+      .prefault({})
+      .describe('CustomResourceDefinitions'),
+    admissionPolicy: z
+      .strictObject({
+        enabled: z.boolean().default(true).describe('install the ValidatingAdmissionPolicies (guardrails evaluated in the API server)'),
+      })
+      .prefault({})
+      .describe('ValidatingAdmissionPolicy'),
+    networkPolicy: z
+      .strictObject({
+        enabled: z.boolean().default(true).describe('restrict traffic to the webhook pods'),
+        metricsFrom: z
+          .array(z.looseObject({}))
+          .default([])
+          .describe('NetworkPolicy peers allowed to scrape the webhook metrics port; empty allows any'),
+      })
+      .prefault({})
+      .describe('NetworkPolicy for the webhook'),
+    monitoring: Monitoring,
+  })
+  .describe('sluice Helm chart values');
+
+export type ChartValues = z.infer<typeof ChartValues>;
+
+/** The defaults: what `helm install` uses with no values. */
+export function defaultValues(): ChartValues {
+  return ChartValues.parse({});
+}
+
+/** Paths whose values are Kubernetes objects passed through as they are (checked by the API server). */
+export const PASSTHROUGH_PATHS = ['networkPolicy.metricsFrom[]'];
+
+/**
+ * Values whose schema belongs to another component and is documented there: one row in the values
+ * table, no per-field descriptions required (the sidecar's schema has none; docs/*.md explain it).
+ */
+export const EMBEDDED_SCHEMA_PATHS = ['sidecar.config'];
+
+/** values.schema.json as Helm reads it (draft 2020-12, additionalProperties: false on every object). */
+export function valuesJsonSchema(): JsonSchema {
+  return z.toJSONSchema(ChartValues, { io: 'input', target: 'draft-2020-12' }) as JsonSchema;
+}

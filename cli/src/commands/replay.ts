@@ -1,0 +1,179 @@
+// `kubectl sluice replay SESSION`: reads a session's audit events back from Loki, a spool
+// directory or an NDJSON export and prints them as a timeline (request, decision, masked response
+// summary) or, with --output json, as the stored NDJSON lines (which `verify --file` accepts).
+// Read-only: it never writes to the store or the spool.
+import type { Command } from 'commander';
+import type { AuditEvent } from '../../../api/src/index.ts';
+import { SessionSourceError, readSession } from '../../../sidecar/src/audit/session-source.ts';
+import type { SessionSource, StoredItem } from '../../../sidecar/src/audit/session-source.ts';
+import { CliError, EXIT_USAGE } from '../errors.ts';
+import type { Io } from '../program.ts';
+
+export interface SourceFlags {
+  loki?: string;
+  tenant?: string;
+  spool?: string;
+  file?: string;
+}
+
+/** Adds the flags that pick where a session is read from. */
+export function addSourceOptions(cmd: Command): Command {
+  return cmd
+    .option('--loki <url>', 'read from Loki at this base URL (default: $SLUICE_LOKI_URL)')
+    .option('--tenant <id>', 'Loki tenant (X-Scope-OrgID)', process.env.SLUICE_LOKI_TENANT)
+    .option('--spool <dir>', 'read from a sidecar spool directory')
+    .option('--file <path>', 'read from an NDJSON export ("-" for stdin)');
+}
+
+export function sourceFromFlags(flags: SourceFlags): SessionSource {
+  const picked = [flags.loki, flags.spool, flags.file].filter((v) => v !== undefined).length;
+  if (picked > 1) throw new CliError('give only one of --loki, --spool, --file');
+  if (flags.spool !== undefined) return { kind: 'spool', dir: flags.spool };
+  if (flags.file !== undefined) return { kind: 'file', path: flags.file };
+  const url = flags.loki ?? process.env.SLUICE_LOKI_URL;
+  if (url === undefined) throw new CliError('no source: give --loki URL (or set SLUICE_LOKI_URL), --spool DIR or --file PATH');
+  try {
+    new URL(url);
+  } catch {
+    throw new CliError(`--loki ${url} is not a URL`);
+  }
+  return { kind: 'loki', url, tenant: flags.tenant };
+}
+
+/** Turns a reader failure into a CLI error: exit 2, "could not check", never "tampered". */
+export function sourceFailure(err: unknown): never {
+  if (err instanceof SessionSourceError) throw new CliError(`${err.message} (${err.code})`, EXIT_USAGE);
+  throw err;
+}
+
+const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** --from: an RFC 3339 time, or a duration ago such as 30m, 2h, 7d. */
+export function parseFromFlag(value: string, nowMs: number): number {
+  const rel = /^(\d+)([smhd])$/.exec(value);
+  if (rel) return nowMs - Number(rel[1]) * UNITS[rel[2]!]!;
+  const at = Date.parse(value);
+  if (Number.isNaN(at) || !/^\d{4}-\d{2}-\d{2}/.test(value)) throw new CliError(`--from ${value}: expected an RFC 3339 time or a duration like 30m, 2h, 7d`);
+  return at;
+}
+
+// --- timeline --------------------------------------------------------------------------------
+
+function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+function factsSummary(ev: AuditEvent): string {
+  const f = ev.request?.facts;
+  if (!f) return '';
+  if (f.git) return ` [git ${f.git.operation} ${f.git.repo}${f.git.refs?.length ? ` ${f.git.refs.map((r) => r.ref).join(',')}` : ''}]`;
+  if (f.aws) return ` [aws ${f.aws.action} ${f.aws.region}${f.aws.bucket ? ` ${f.aws.bucket}` : ''}]`;
+  if (f.k8s) return ` [k8s ${f.k8s.verb} ${f.k8s.resource}${f.k8s.namespace ? ` -n ${f.k8s.namespace}` : ''}${f.k8s.name ? ` ${f.k8s.name}` : ''}]`;
+  if (f.llm) return ` [llm ${f.llm.provider} ${f.llm.endpoint}${f.llm.model ? ` ${f.llm.model}` : ''} prompt ${formatBytes(f.llm.prompt_bytes)}]`;
+  return '';
+}
+
+function maskingSummary(ev: AuditEvent): string {
+  if (!ev.masking?.length) return '';
+  const byRule = new Map<string, number>();
+  for (const m of ev.masking) byRule.set(m.rule, (byRule.get(m.rule) ?? 0) + 1);
+  return ` masked ${ev.masking.length} (${[...byRule].map(([rule, n]) => `${rule}×${n}`).join(', ')})`;
+}
+
+function detailSummary(detail: Record<string, unknown> | undefined): string {
+  if (!detail) return '';
+  const parts = Object.entries(detail).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
+  return parts.length ? ` ${parts.join(' ')}` : '';
+}
+
+/** One timeline line for an event (pure). */
+export function formatTimelineLine(ev: AuditEvent): string {
+  return timelineText(ev).trimEnd();
+}
+
+function timelineText(ev: AuditEvent): string {
+  const head = `${ev.time}  #${String(ev.seq).padEnd(6)} ${ev.kind.padEnd(13)}`;
+  const dec = ev.decision ? ` → ${ev.decision.action} ${ev.decision.code}${ev.decision.reason ? ` (${ev.decision.reason})` : ''}` : '';
+  const req = ev.request_id ? ` req=${ev.request_id}` : '';
+  switch (ev.kind) {
+    case 'request': {
+      const r = ev.request;
+      const target = r ? `${r.method} ${r.scheme}://${r.host}${(r.scheme === 'https' && r.port === 443) || (r.scheme === 'http' && r.port === 80) ? '' : `:${r.port}`}${r.path}` : '';
+      const out = ev.bytes ? ` out ${formatBytes(ev.bytes.out)}` : '';
+      return `${head} ${target}${factsSummary(ev)}${dec}${out}${maskingSummary(ev)}${req}`;
+    }
+    case 'response': {
+      const status = ev.status === undefined ? '' : ` ${ev.status}`;
+      const bytes = ev.bytes ? ` in ${formatBytes(ev.bytes.in)} out ${formatBytes(ev.bytes.out)}` : '';
+      const total = ev.timings?.total === undefined ? '' : ` ${ev.timings.total.toFixed(1)} ms`;
+      const sample = ev.body_sample === undefined ? '' : ` body sample ${formatBytes(Buffer.byteLength(ev.body_sample))}`;
+      return `${head}${status}${bytes}${total}${maskingSummary(ev)}${sample}${req}`;
+    }
+    case 'session_start': {
+      const who = ev.creator ? ` creator ${ev.creator.username}` : '';
+      return `${head} pod ${ev.pod.namespace}/${ev.pod.name}${who}${detailSummary(ev.detail)}`;
+    }
+    default:
+      return `${head}${ev.request ? ` ${ev.request.method} ${ev.request.host}${ev.request.path}` : ''}${dec}${req}${detailSummary(ev.detail)}`;
+  }
+}
+
+function formatItem(item: StoredItem): string {
+  const v = item.value as Partial<AuditEvent> | string;
+  if (typeof v === 'string' || typeof v.kind !== 'string' || typeof v.seq !== 'number' || typeof v.time !== 'string') {
+    return `(unreadable stored line: ${item.line.slice(0, 120)})`;
+  }
+  return formatTimelineLine(v as AuditEvent);
+}
+
+export interface ReplayFlags extends SourceFlags {
+  from?: string;
+  follow?: boolean;
+  output: string;
+  pollMs?: string;
+}
+
+export async function replayCommand(session: string, flags: ReplayFlags, io: Io, signal?: AbortSignal): Promise<void> {
+  if (flags.output !== 'text' && flags.output !== 'json') throw new CliError(`--output ${flags.output}: expected text or json`);
+  const source = sourceFromFlags(flags);
+  const fromMs = flags.from === undefined ? undefined : parseFromFlag(flags.from, Date.now());
+  let count = 0;
+  try {
+    for await (const item of readSession(source, {
+      session,
+      fromMs,
+      follow: flags.follow ?? false,
+      pollMs: flags.pollMs === undefined ? 1000 : Number(flags.pollMs),
+      signal,
+    })) {
+      count++;
+      io.out(flags.output === 'json' ? `${item.line}\n` : `${formatItem(item)}\n`);
+    }
+  } catch (err) {
+    sourceFailure(err);
+  }
+  if (count === 0 && flags.output === 'text') io.err(`no events found for session ${session}\n`);
+}
+
+export function registerReplayCommand(program: Command, io: Io): void {
+  const cmd = program
+    .command('replay')
+    .description('print a session\'s audit events as a timeline (request, decision, masked response summary)')
+    .argument('<session>', 'session id (one per pod start)')
+    .option('--from <time>', 'start at this RFC 3339 time or this long ago (30m, 2h, 7d)')
+    .option('-f, --follow', 'keep printing new events until the session ends (Ctrl-C stops)')
+    .option('-o, --output <format>', 'text or json (the stored NDJSON lines)', 'text')
+    .option('--poll-ms <ms>', 'how often --follow polls the source', '1000');
+  addSourceOptions(cmd).action(async (session: string, flags: ReplayFlags) => {
+    const ac = new AbortController();
+    const onInt = (): void => ac.abort();
+    process.once('SIGINT', onInt);
+    try {
+      await replayCommand(session, flags, io, ac.signal);
+    } finally {
+      process.off('SIGINT', onInt);
+    }
+  });
+}

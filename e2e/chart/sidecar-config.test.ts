@@ -1,0 +1,160 @@
+// The sidecar's runtime settings from `helm install` to the sidecar, against a real kube-apiserver +
+// etcd (e2e/support/kube): the chart writes `sidecar.config` into the sluice-sidecar ConfigMap of
+// the agent namespace; the real webhook, started from the installed config and called by the API
+// server through the installed registrations, injects a pod that mounts it read-only where
+// SLUICE_CONFIG_FILE points; and the sidecar's loadSidecarConfig, given the stored container's env
+// and the stored ConfigMap laid out as the kubelet would, reads the settings back. `helm upgrade
+// --set` changes them in place. There is no kubelet: the volume is materialised by the test.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
+import type { V1Pod } from '@kubernetes/client-node';
+import { parse as parseYaml } from 'yaml';
+import { loadAsMounted, settingsMount } from '../../sidecar/test/config/settings-volume.ts';
+import type { PodFields } from '../../sidecar/test/config/settings-volume.ts';
+import { CHART, helm as runHelm, valuesFile } from '../../charts/test/support/helm.ts';
+import { eventually, pointWebhooksAt } from '../support/kube/admission.ts';
+import type { Manifest } from '../support/kube/admission.ts';
+import { KubeCluster } from '../support/kube/cluster.ts';
+import { startWebhookProcess } from '../webhook/webhook-process.ts';
+import type { WebhookProcess } from '../webhook/webhook-process.ts';
+import { agentPod } from './agent-pod.ts';
+
+jest.setTimeout(120_000);
+
+const NS = 'sluice-system';
+const ROLE_ARN = 'arn:aws:iam::123456789012:role/agent-coder';
+/** As docs/install.md shows it: an AWS role for the agents' service account, and approval settings. */
+const SETTINGS = {
+  credentials: { aws: { region: 'eu-west-1', roles: [{ namespace: 'agents', serviceAccount: 'default', roleArn: ROLE_ARN }] } },
+  approvals: { maxWaitMs: 120_000, notify: { url: 'https://hooks.slack.example.com/services/T0/B0/x' } },
+  masking: { passTypes: ['application/zip', 'image/png'] },
+};
+
+interface ConfigMap {
+  data: Record<string, string>;
+}
+
+let cluster: KubeCluster;
+let webhook: WebhookProcess;
+let helmEnv: NodeJS.ProcessEnv;
+let counter = 0;
+
+const helm = (args: string[]) => runHelm([...args, '--kubeconfig', cluster.kubeconfigPath('admin')], helmEnv);
+const settingsMap = async () => (await cluster.request<ConfigMap>('admin', 'GET', '/api/v1/namespaces/agents/configmaps/sluice-sidecar')).body;
+
+const REGISTRATIONS = ['/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/sluice-injector', '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/sluice-guard'];
+type Registration = Manifest & { webhooks: { clientConfig: unknown }[] };
+/** clientConfig of each installed webhook, as Helm wrote it, by registration path. */
+const installedClients = new Map<string, unknown[]>();
+
+async function putClients(path: string, clients: (r: Registration) => unknown[]): Promise<void> {
+  const current = (await cluster.request<Registration>('admin', 'GET', path)).body;
+  const next = clients(current);
+  const res = await cluster.request('admin', 'PUT', path, { ...current, webhooks: current.webhooks.map((w, i) => ({ ...w, clientConfig: next[i] })) });
+  if (res.status !== 200) throw new Error(`updating ${path} failed: ${res.status} ${JSON.stringify(res.body)}`);
+}
+
+/** Points the installed registrations at the webhook process (the in-cluster Service has no pods here). */
+async function pointInstalledWebhooks(): Promise<void> {
+  for (const path of REGISTRATIONS) {
+    await putClients(path, (r) => {
+      if (!installedClients.has(path)) installedClients.set(path, r.webhooks.map((w) => w.clientConfig));
+      return (pointWebhooksAt(r, webhook.baseUrl, cluster.ca.certPem) as Registration).webhooks.map((w) => w.clientConfig);
+    });
+  }
+  await eventually('the installed registrations to call the webhook', async () => {
+    const r = await cluster.create<V1Pod>('creator', agentPod('agents', 'probe', {}), 'dryRun=All');
+    return r.status === 201 && r.body.spec?.initContainers?.[1]?.name === 'sluice-proxy' ? true : undefined;
+  });
+}
+
+/** Puts back what Helm installed, so an upgrade's three-way merge applies cleanly. */
+async function restoreInstalledWebhooks(): Promise<void> {
+  for (const path of REGISTRATIONS) await putClients(path, () => installedClients.get(path)!);
+}
+
+async function createAgentPod(): Promise<V1Pod> {
+  const res = await cluster.create<V1Pod & { message?: string }>('creator', agentPod('agents', `coder-${++counter}`, {}));
+  if (res.status !== 201) throw new Error(`pod creation refused: ${res.status} ${res.body.message}`);
+  return res.body;
+}
+
+/** The stored sidecar, and the downward API fields a kubelet would fill in from the stored pod. */
+function storedSidecar(pod: V1Pod) {
+  const fields: PodFields = {
+    'metadata.name': pod.metadata?.name,
+    'metadata.namespace': pod.metadata?.namespace,
+    'metadata.uid': pod.metadata?.uid,
+    'spec.serviceAccountName': pod.spec?.serviceAccountName,
+  };
+  return { sidecar: pod.spec!.initContainers!.find((c) => c.name === 'sluice-proxy')!, fields };
+}
+
+beforeAll(async () => {
+  cluster = await KubeCluster.start({ namespaces: [{ name: 'agents' }] });
+  const home = mkdtempSync(join(tmpdir(), 'sluice-helm-'));
+  helmEnv = { HELM_CACHE_HOME: join(home, 'cache'), HELM_CONFIG_HOME: join(home, 'config'), HELM_DATA_HOME: join(home, 'data') };
+  const res = await helm(['install', 'sluice', CHART, '-n', NS, '--create-namespace', '--set', 'agents.namespaces={agents}', '-f', valuesFile({ sidecar: { config: SETTINGS } })]);
+  if (res.code !== 0) throw new Error(`helm install failed:\n${res.stderr}`);
+  const label = await cluster.request('admin', 'PATCH', '/api/v1/namespaces/agents', { metadata: { labels: { 'sluice.io/inject': 'true' } } }, 'application/merge-patch+json');
+  if (label.status !== 200) throw new Error(`labelling the namespace failed: ${JSON.stringify(label.body)}`);
+  await cluster.grant('creator', 'agents', 'pod-author', [{ apiGroups: [''], resources: ['pods'], verbs: ['create', 'get'] }]);
+  const installed = (await cluster.request<ConfigMap>('admin', 'GET', `/api/v1/namespaces/${NS}/configmaps/sluice-webhook`)).body;
+  webhook = await startWebhookProcess(cluster.ca, parseYaml(installed.data['config.yaml']!) as Record<string, unknown>);
+  await pointInstalledWebhooks();
+}, 180_000);
+
+afterAll(async () => {
+  await webhook?.stop();
+  await cluster?.stop();
+}, 60_000);
+
+describe('sidecar.config from helm install to the sidecar', () => {
+  test('the agent namespace holds the ConfigMap with exactly those settings', async () => {
+    const cm = await settingsMap();
+    expect(Object.keys(cm.data)).toEqual(['sidecar.yaml']);
+    expect(parseYaml(cm.data['sidecar.yaml']!)).toEqual(SETTINGS);
+  });
+
+  test('a pod created in the labelled namespace is stored mounting it read-only, and the sidecar loads it', async () => {
+    const pod = await createAgentPod();
+    const volume = pod.spec!.volumes!.find((v) => v.configMap?.name === 'sluice-sidecar');
+    expect(volume?.configMap).toMatchObject({ optional: true });
+    for (const name of ['sluice-init', 'sluice-proxy']) {
+      const c = pod.spec!.initContainers!.find((x) => x.name === name)!;
+      expect(c.volumeMounts).toContainEqual(expect.objectContaining({ name: volume!.name, readOnly: true }));
+    }
+    for (const c of pod.spec!.containers) expect((c.volumeMounts ?? []).map((m) => m.name)).not.toContain(volume!.name);
+
+    const { sidecar, fields } = storedSidecar(pod);
+    expect(settingsMount(sidecar).mount.name).toBe(volume!.name);
+    const config = loadAsMounted(sidecar, (await settingsMap()).data, fields);
+    expect(config.credentials.aws.region).toBe('eu-west-1');
+    expect(config.credentials.aws.roles).toEqual([{ namespace: 'agents', serviceAccount: 'default', name: 'default', roleArn: ROLE_ARN }]);
+    expect(config.approvals).toMatchObject({ maxWaitMs: 120_000, notify: { url: SETTINGS.approvals.notify.url } });
+    expect(config.pod).toEqual({ namespace: 'agents', name: pod.metadata!.name, uid: pod.metadata!.uid, serviceAccount: 'default' });
+  });
+
+  test('helm upgrade --set changes the settings in place; a pod (re)started then reads the new ones', async () => {
+    await restoreInstalledWebhooks();
+    const res = await helm(['upgrade', 'sluice', CHART, '-n', NS, '--reuse-values', '--set', 'sidecar.config.approvals.maxWaitMs=30000']);
+    expect(res.stderr).toBe('');
+    expect(res.code).toBe(0);
+    await pointInstalledWebhooks();
+    const cm = await settingsMap();
+    expect(parseYaml(cm.data['sidecar.yaml']!)).toEqual({ ...SETTINGS, approvals: { ...SETTINGS.approvals, maxWaitMs: 30_000 } });
+    const pod = await createAgentPod();
+    const { sidecar, fields } = storedSidecar(pod);
+    expect(loadAsMounted(sidecar, cm.data, fields).approvals.maxWaitMs).toBe(30_000);
+  });
+
+  test('a typo in the settings fails the upgrade naming the field, and the ConfigMap stays as it was', async () => {
+    const before = await settingsMap();
+    const res = await helm(['upgrade', 'sluice', CHART, '-n', NS, '--reuse-values', '--set', 'sidecar.config.credentials.aws.regoin=us-east-1']);
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toMatch(/sidecar\/config\/credentials\/aws.*regoin/);
+    expect(await settingsMap()).toEqual(before);
+  });
+});

@@ -1,0 +1,100 @@
+// Prometheus metrics of the audit trail, registered on a registry the caller owns (never the
+// global one). Labels are bounded enums: outcome, reason, error code. Gauges that describe the
+// spool read their value at scrape time from the recorder bound with `track`.
+import { Counter, Gauge, Histogram } from 'prom-client';
+import type { Registry } from 'prom-client';
+
+export interface AuditGaugeSource {
+  spoolBytes(): number;
+  unshippedBytes(): number;
+  /** Seconds since the oldest event not yet acknowledged by the store was written; 0 when none. */
+  oldestUnshippedAgeSeconds(): number;
+}
+
+export interface AuditMetrics {
+  eventsWritten: Counter;
+  eventsShipped: Counter;
+  /** Events sent again after a failed push. */
+  eventsRetried: Counter;
+  /** Events not recorded (onFull: drop) or not shippable (corrupt line), by reason. */
+  eventsDropped: Counter<'reason'>;
+  /** record() rejections by error code (fail-closed: each is a 503 for the agent). */
+  appendErrors: Counter<'code'>;
+  /** Push requests by outcome: ok, retry_network, retry_status, rejected. */
+  pushes: Counter<'outcome'>;
+  appendSeconds: Histogram;
+  pushSeconds: Histogram;
+  /** From an event's write to the store's acknowledgement (the oldest event of each batch). */
+  shipLatencySeconds: Histogram;
+  /** Binds the scrape-time gauges to a recorder; the last bound source wins. */
+  track(source: AuditGaugeSource): void;
+}
+
+export function registerAuditMetrics(registry: Registry): AuditMetrics {
+  let source: AuditGaugeSource | undefined;
+  const registers = [registry];
+  const metrics: AuditMetrics = {
+    eventsWritten: new Counter({ name: 'sluice_audit_events_written_total', help: 'Audit events written to the spool', registers }),
+    eventsShipped: new Counter({ name: 'sluice_audit_events_shipped_total', help: 'Audit events acknowledged by the store', registers }),
+    eventsRetried: new Counter({ name: 'sluice_audit_events_retried_total', help: 'Audit events sent again after a failed push', registers }),
+    eventsDropped: new Counter({
+      name: 'sluice_audit_events_dropped_total',
+      help: 'Audit events not recorded or not shippable, by reason (spool_full, spool_io, corrupt)',
+      labelNames: ['reason'],
+      registers,
+    }),
+    appendErrors: new Counter({
+      name: 'sluice_audit_append_errors_total',
+      help: 'record() calls refused by error code (fail closed: the request is answered 503)',
+      labelNames: ['code'],
+      registers,
+    }),
+    pushes: new Counter({ name: 'sluice_audit_pushes_total', help: 'Push requests to the store by outcome', labelNames: ['outcome'], registers }),
+    appendSeconds: new Histogram({
+      name: 'sluice_audit_append_duration_seconds',
+      help: 'Time record() took to make an event durable in the spool',
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
+      registers,
+    }),
+    pushSeconds: new Histogram({
+      name: 'sluice_audit_push_duration_seconds',
+      help: 'Duration of push requests to the store',
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+      registers,
+    }),
+    shipLatencySeconds: new Histogram({
+      name: 'sluice_audit_ship_latency_seconds',
+      help: 'Time from writing an event to the store acknowledging it',
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers,
+    }),
+    track(s) {
+      source = s;
+    },
+  };
+  new Gauge({
+    name: 'sluice_audit_spool_bytes',
+    help: 'Bytes held in spool segment files',
+    registers,
+    collect() {
+      this.set(source?.spoolBytes() ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'sluice_audit_spool_unshipped_bytes',
+    help: 'Spooled bytes not yet acknowledged by the store',
+    registers,
+    collect() {
+      this.set(source?.unshippedBytes() ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'sluice_audit_oldest_unshipped_age_seconds',
+    help: 'Age of the oldest audit event not yet acknowledged by the store (0 when all are shipped)',
+    registers,
+    collect() {
+      this.set(source?.oldestUnshippedAgeSeconds() ?? 0);
+    },
+  });
+  return metrics;
+}

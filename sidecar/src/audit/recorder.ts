@@ -1,0 +1,472 @@
+// The audit recorder the proxy calls: `record()` links an event into the session's hash chain and
+// resolves once it is durable in the spool (per the fsync policy); a shipper streams the spool to
+// Loki behind it. Concurrent records share one write and one sync (group commit). The chain head
+// only moves after a successful write, so a failed write leaves no gap and a restart resumes from
+// the spool's last event. It must never resolve a record that is not written, and never throw
+// anything but an AuditError at the proxy.
+import { randomUUID } from 'node:crypto';
+import { AuditEvent, describeIssues } from '../../../api/src/index.ts';
+import type { AuditRecord } from '../../../api/src/index.ts';
+import { chainEventLine, genesisHead, hashEvent } from './chain.ts';
+import type { ChainHead, ChainedEvent } from './chain.ts';
+import { parseAuditConfig } from './config.ts';
+import type { AuditConfig, AuditConfigInput } from './config.ts';
+import { AuditError, spoolIoError } from './errors.ts';
+import type { AuditMetrics } from './metrics.ts';
+import { LokiShipper, silentLogger } from './shipper.ts';
+import type { AuditLogger } from './shipper.ts';
+import { Spool } from './spool.ts';
+import { entryTag } from './loki-push.ts';
+import type { EntryTag, StreamLabels } from './loki-push.ts';
+import type { Dispatcher } from 'undici';
+
+export interface AuditRecorderDeps {
+  metrics?: AuditMetrics;
+  log?: AuditLogger;
+  /** Wall clock in ms (tests inject a fixed one). */
+  clock?: () => number;
+  /** Event ids. */
+  newId?: () => string;
+  /** Session id when neither config nor the spool provides one. */
+  newSessionId?: () => string;
+  /** Uniform [0,1) for retry jitter. */
+  random?: () => number;
+  /** undici dispatcher for the pushes (default: the shipper's own keep-alive Agent). */
+  dispatcher?: Dispatcher;
+}
+
+export interface AuditStopOptions {
+  /** How long stop() waits for the store to acknowledge what is spooled. Default 5000 ms. */
+  drainTimeoutMs?: number;
+}
+
+/** How the recorder found its spool at start(). */
+export interface AuditStartInfo {
+  session: string;
+  /** The session continues a chain found in the spool (a restart of the same pod). */
+  resumed: boolean;
+  /** Seq of the session_start event written by this start. */
+  seq: number;
+  /** Bytes of an unacknowledged torn write cut from the spool. */
+  truncatedBytes: number;
+}
+
+interface Pending {
+  rec: AuditRecord;
+  atMs: number;
+  /** The recorder's own events (session_start/_end): never dropped, never refused for state. */
+  internal: boolean;
+  resolve(ev: AuditEvent | undefined): void;
+  reject(err: AuditError): void;
+}
+
+interface DropTally {
+  count: number;
+  spool_full: number;
+  spool_io: number;
+  firstMs: number;
+  lastMs: number;
+}
+
+function noDrops(): DropTally {
+  return { count: 0, spool_full: 0, spool_io: 0, firstMs: 0, lastMs: 0 };
+}
+
+/**
+ * Records chained into one append. While one group is being written and synced, the next one is
+ * built as records arrive (chaining is synchronous in record()), so the CPU work overlaps the disk
+ * wait and a group holds everything that arrived during the previous sync.
+ */
+interface Group {
+  lines: string[];
+  lineBytes: number[];
+  tags: EntryTag[];
+  accepted: { p: Pending; event: AuditEvent }[];
+  bytes: number;
+  /** The chain head after the group's last event (tentative until the write succeeds). */
+  head: ChainHead;
+  /** The drop tally its `dropped` event reports, if it has one. */
+  reported: DropTally | undefined;
+  /** A record was refused as not fitting: later ones in this group are refused too (order). */
+  full: AuditError | undefined;
+}
+
+/** What the proxy may hand to record(): the event without the fields the chain makes. */
+const RecordSchema = AuditEvent.omit({ v: true, id: true, time: true, session: true, seq: true, prev_hash: true, hash: true });
+
+type State = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+/** Reads the chain head from a spooled line, or undefined when the line is not an intact event. */
+export function headFromLine(line: string): ChainHead | undefined {
+  try {
+    const ev = JSON.parse(line) as AuditEvent;
+    if (typeof ev.session !== 'string' || typeof ev.seq !== 'number' || typeof ev.time !== 'string') return undefined;
+    if (hashEvent(ev) !== ev.hash) return undefined;
+    return { session: ev.session, seq: ev.seq, hash: ev.hash, time: ev.time };
+  } catch {
+    return undefined;
+  }
+}
+
+export class AuditRecorder {
+  readonly config: AuditConfig;
+  private readonly metrics: AuditMetrics | undefined;
+  private readonly log: AuditLogger;
+  private readonly clock: () => number;
+  private readonly newId: () => string;
+  private readonly newSessionId: () => string;
+  private readonly random: () => number;
+  private readonly dispatcher: Dispatcher | undefined;
+  private state: State = 'new';
+  private spool: Spool<EntryTag> | undefined;
+  /** The stream labels of the current session, shared by every tag. */
+  private labels: StreamLabels | undefined;
+  private shipper: LokiShipper | undefined;
+  private head: ChainHead | undefined;
+  /** The group new records are chained into; written once the write before it is done. */
+  private building: Group | undefined;
+  /** The group being written (and synced) right now. */
+  private writing: Group | undefined;
+  private flushing: Promise<void> | undefined;
+  private flushActive = false;
+  /** Drops not yet reported by a `dropped` event. */
+  private dropped: DropTally = noDrops();
+
+  /** Validates the config (throws SchemaError naming the field); does no I/O. */
+  constructor(config: AuditConfigInput | AuditConfig, deps: AuditRecorderDeps = {}) {
+    this.config = parseAuditConfig(config);
+    this.metrics = deps.metrics;
+    this.log = deps.log ?? silentLogger;
+    this.clock = deps.clock ?? Date.now;
+    this.newId = deps.newId ?? randomUUID;
+    this.newSessionId = deps.newSessionId ?? randomUUID;
+    this.random = deps.random ?? Math.random;
+    this.dispatcher = deps.dispatcher;
+  }
+
+  /** The session id (one per pod start; a sidecar restart in the same pod resumes it). */
+  get session(): string {
+    if (!this.head) throw new AuditError('audit.not_running', 'the recorder has not started');
+    return this.head.session;
+  }
+
+  /** The last event durable in the spool: what `verify --head-seq/--head-hash` can be held to. */
+  get lastDurable(): { seq: number; hash: string } | undefined {
+    return this.head && this.head.seq >= 0 ? { seq: this.head.seq, hash: this.head.hash } : undefined;
+  }
+
+  /**
+   * Opens the spool (recovering after any kind of stop), picks the session, writes a
+   * session_start event and starts shipping. Throws AuditError (audit.spool_io) when the spool
+   * directory is unusable.
+   */
+  async start(): Promise<AuditStartInfo> {
+    if (this.state !== 'new') throw new AuditError('audit.not_running', `start() called in state ${this.state}`);
+    this.state = 'starting';
+    let opened;
+    try {
+      opened = await Spool.open<EntryTag>(this.config.spoolDir, {
+        segmentBytes: this.config.spool.segmentBytes,
+        fsync: this.config.spool.fsync,
+        fsyncIntervalMs: this.config.spool.fsyncIntervalMs,
+        isValidTail: (line) => headFromLine(line) !== undefined,
+      });
+    } catch (err) {
+      this.state = 'stopped';
+      throw err;
+    }
+    const { spool, recovery } = opened;
+    this.spool = spool;
+    const found = recovery.lastLine === undefined ? undefined : headFromLine(recovery.lastLine);
+    const wanted = this.config.session;
+    const resumed = found !== undefined && (wanted === undefined || wanted === found.session);
+    this.head = resumed ? found : genesisHead(wanted ?? this.newSessionId());
+    if (recovery.truncatedBytes) this.log.warn({ bytes: recovery.truncatedBytes }, 'audit spool: cut an unacknowledged torn write');
+    this.metrics?.track({
+      spoolBytes: () => this.spool?.bytes ?? 0,
+      unshippedBytes: () => this.spool?.unshippedBytes ?? 0,
+      oldestUnshippedAgeSeconds: () => this.oldestUnshippedAgeSeconds(),
+    });
+    if (this.config.loki) {
+      this.shipper = new LokiShipper({
+        spool,
+        config: this.config.loki,
+        metrics: this.metrics,
+        clock: this.clock,
+        random: this.random,
+        log: this.log,
+        dispatcher: this.dispatcher,
+      });
+      this.shipper.start();
+    }
+    const detail: Record<string, unknown> = { resumed };
+    if (found && !resumed) detail.previous_session = found.session;
+    if (recovery.truncatedBytes) detail.truncated_bytes = recovery.truncatedBytes;
+    let start: AuditEvent | undefined;
+    try {
+      start = await this.enqueue(this.internalRecord('session_start', detail), true);
+    } catch (err) {
+      // A full disk must not keep the sidecar from starting: the shipper is what frees it, and
+      // records fail closed meanwhile. Only a record that cannot be written at all stops here.
+      if (!(err instanceof AuditError && err.retryable)) {
+        await this.shipper?.stop();
+        await spool.close().catch(() => undefined);
+        this.state = 'stopped';
+        throw err;
+      }
+      this.log.warn({ code: err.code, errno: err.errno }, 'audit: could not write session_start; starting anyway');
+    }
+    this.state = 'running';
+    return { session: this.head.session, resumed, seq: start?.seq ?? this.head.seq, truncatedBytes: recovery.truncatedBytes };
+  }
+
+  /**
+   * Chains the record and resolves with the event once it is durable in the spool (fsync
+   * `always`: on disk). Rejects with AuditError: `audit.spool_full` / `audit.spool_io` (fail
+   * closed: answer the agent 503), `audit.not_running`, `audit.bad_record` (a bug in the caller).
+   * With onFull `drop`, a full spool or a failed write resolves `undefined` and is counted.
+   */
+  record(rec: AuditRecord): Promise<AuditEvent | undefined> {
+    if (this.state !== 'running') {
+      this.metrics?.appendErrors.inc({ code: 'audit.not_running' });
+      return Promise.reject(new AuditError('audit.not_running', `audit recorder is ${this.state}`));
+    }
+    return this.enqueue(rec, false);
+  }
+
+  /**
+   * Resolves true once every event recorded before the call is acknowledged by the store, false
+   * when the signal aborts first or there is no store configured.
+   */
+  async whenShipped(signal?: AbortSignal): Promise<boolean> {
+    await this.flushing;
+    if (!this.shipper || !this.spool) return false;
+    return this.shipper.shippedUpTo(this.spool.end, signal);
+  }
+
+  /**
+   * Stops taking records, writes session_end, waits up to drainTimeoutMs for the store to take
+   * what is spooled, then closes. What is not shipped stays in the spool for the next start.
+   * Resolves whether everything was shipped.
+   */
+  async stop(opts: AuditStopOptions = {}): Promise<{ shipped: boolean }> {
+    if (this.state === 'stopped' || this.state === 'stopping' || this.state === 'new') {
+      this.state = 'stopped';
+      return { shipped: false };
+    }
+    this.state = 'stopping';
+    await this.flushing;
+    try {
+      await this.enqueue(this.internalRecord('session_end', {}), true);
+    } catch (err) {
+      this.log.warn({ err: String(err) }, 'audit: could not write session_end');
+    }
+    let shipped = false;
+    if (this.shipper) {
+      shipped = await this.whenShipped(AbortSignal.timeout(opts.drainTimeoutMs ?? 5000));
+      await this.shipper.stop();
+    }
+    try {
+      await this.spool?.close();
+    } catch (err) {
+      this.log.warn({ err: String(err) }, 'audit: spool close failed');
+    }
+    this.state = 'stopped';
+    return { shipped };
+  }
+
+  private oldestUnshippedAgeSeconds(): number {
+    const first = this.shipper?.oldestUnshippedMs();
+    return first === undefined ? 0 : Math.max(0, this.clock() - first) / 1000;
+  }
+
+  private internalRecord(kind: 'session_start' | 'session_end' | 'dropped', detail: Record<string, unknown>): AuditRecord {
+    return { kind, pod: { ...this.config.pod }, ...(this.config.creator ? { creator: this.config.creator } : {}), detail };
+  }
+
+  private enqueue(rec: AuditRecord, internal: boolean): Promise<AuditEvent | undefined> {
+    return new Promise((resolve, reject) => {
+      this.add({ rec, atMs: this.clock(), internal, resolve, reject });
+      if (!this.flushActive && this.building) {
+        this.flushActive = true;
+        this.flushing = this.flushLoop();
+      }
+    });
+  }
+
+  private chain(head: ChainHead, rec: AuditRecord, atMs: number): ChainedEvent {
+    // The record is checked, not the event: the chain fields are made here, correct by construction.
+    const checked = RecordSchema.safeParse(rec);
+    if (!checked.success) throw new AuditError('audit.bad_record', `record does not match the audit event schema: ${describeIssues(checked.error).join('; ')}`);
+    try {
+      return chainEventLine(head, rec, { id: this.newId(), now: atMs });
+    } catch (err) {
+      if (err instanceof AuditError) throw err;
+      throw new AuditError('audit.bad_record', String(err));
+    }
+  }
+
+  /** Refuses a record that could not be written: a counted drop, or an error for the caller. */
+  private refuse(p: Pending, err: AuditError): void {
+    if (!p.internal && this.config.spool.onFull === 'drop' && (err.code === 'audit.spool_full' || err.code === 'audit.spool_io')) {
+      const reason = err.code === 'audit.spool_full' ? 'spool_full' : 'spool_io';
+      if (this.dropped.count === 0) this.dropped.firstMs = p.atMs;
+      this.dropped.count++;
+      this.dropped[reason]++;
+      this.dropped.lastMs = p.atMs;
+      this.metrics?.eventsDropped.inc({ reason });
+      p.resolve(undefined);
+      return;
+    }
+    this.metrics?.appendErrors.inc({ code: err.code });
+    p.reject(err);
+  }
+
+  private droppedRecord(d: DropTally): AuditRecord {
+    return this.internalRecord('dropped', {
+      count: d.count,
+      spool_full: d.spool_full,
+      spool_io: d.spool_io,
+      first: new Date(d.firstMs).toISOString(),
+      last: new Date(d.lastMs).toISOString(),
+    });
+  }
+
+  /** Puts a tally whose `dropped` event was not written back in front of newer drops. */
+  private unreport(d: DropTally): void {
+    const now = this.dropped;
+    this.dropped = {
+      count: d.count + now.count,
+      spool_full: d.spool_full + now.spool_full,
+      spool_io: d.spool_io + now.spool_io,
+      firstMs: d.firstMs,
+      lastMs: now.count ? now.lastMs : d.lastMs,
+    };
+  }
+
+  /** Chains a record into the group being built, or settles it at once when it cannot be written. */
+  private add(p: Pending): void {
+    const spool = this.spool!;
+    const maxBytes = this.config.spool.maxBytes;
+    const g = (this.building ??= {
+      lines: [],
+      lineBytes: [],
+      tags: [],
+      accepted: [],
+      bytes: 0,
+      head: this.writing?.head ?? this.head!,
+      reported: undefined,
+      full: undefined,
+    });
+    if (g.full && !p.internal) {
+      this.refuse(p, g.full);
+      return;
+    }
+    const fits = (len: number): boolean => spool.bytes + (this.writing?.bytes ?? 0) + g.bytes + len <= maxBytes;
+    // After drops, the next event written is preceded by a `dropped` event saying how many and when.
+    if (this.dropped.count > 0 && !p.internal) {
+      const tally = this.dropped;
+      const marker = this.chain(g.head, this.droppedRecord(tally), p.atMs);
+      const len = Buffer.byteLength(marker.line) + 1;
+      if (fits(len)) {
+        g.reported = mergeTallies(g.reported, tally);
+        this.dropped = noDrops();
+        this.take(g, marker, len);
+      }
+    }
+    let chained: ChainedEvent;
+    try {
+      chained = this.chain(g.head, p.rec, p.atMs);
+    } catch (err) {
+      this.refuse(p, err instanceof AuditError ? err : new AuditError('audit.bad_record', String(err)));
+      return;
+    }
+    const len = Buffer.byteLength(chained.line) + 1;
+    // The recorder's own few events (session_start/_end) may pass the bound: a restart with a
+    // full spool must still start, so its shipper can drain it.
+    if (!p.internal && !fits(len)) {
+      g.full = new AuditError('audit.spool_full', `audit spool holds ${spool.bytes} of ${maxBytes} bytes not yet shipped`);
+      this.refuse(p, g.full);
+      return;
+    }
+    this.take(g, chained, len);
+    g.accepted.push({ p, event: chained.event });
+  }
+
+  private take(g: Group, c: ChainedEvent, len: number): void {
+    g.lines.push(c.line);
+    g.lineBytes.push(len - 1);
+    const tag = entryTag(c.event, this.labels);
+    this.labels = tag.labels;
+    g.tags.push(tag);
+    g.bytes += len;
+    g.head = c.event;
+  }
+
+  /**
+   * Writes groups one after another until none is waiting. It starts a tick late, so records
+   * made in the same tick share the first write, and clears flushActive in the same synchronous
+   * step that finds nothing left, so a record from a just-resolved caller starts a new loop.
+   */
+  private async flushLoop(): Promise<void> {
+    await Promise.resolve();
+    for (;;) {
+      const g = this.building;
+      if (!g) {
+        this.flushActive = false;
+        return;
+      }
+      this.building = undefined;
+      if (!g.accepted.length) {
+        if (g.reported) this.unreport(g.reported);
+        continue;
+      }
+      this.writing = g;
+      const err = await this.write(g);
+      this.writing = undefined;
+      if (err) {
+        this.fail(g, err);
+        // The group built meanwhile was chained after the failed one: chain it again from the
+        // durable head, so the failure leaves no gap.
+        const next = this.building as Group | undefined;
+        if (next) {
+          this.building = undefined;
+          if (next.reported) this.unreport(next.reported);
+          for (const a of next.accepted) this.add(a.p);
+        }
+      } else {
+        this.commit(g);
+      }
+    }
+  }
+
+  private async write(g: Group): Promise<AuditError | undefined> {
+    try {
+      await this.spool!.append(Buffer.from(`${g.lines.join('\n')}\n`, 'utf8'), { lines: g.lines, lineBytes: g.lineBytes, tags: g.tags });
+      return undefined;
+    } catch (err) {
+      return err instanceof AuditError ? err : spoolIoError('cannot write audit spool', err);
+    }
+  }
+
+  private commit(g: Group): void {
+    this.head = g.head;
+    const now = this.clock();
+    this.metrics?.eventsWritten.inc(g.lines.length);
+    for (const a of g.accepted) {
+      this.metrics?.appendSeconds.observe(Math.max(0, now - a.p.atMs) / 1000);
+      a.p.resolve(a.event);
+    }
+  }
+
+  private fail(g: Group, err: AuditError): void {
+    this.log.warn({ code: err.code, errno: err.errno, events: g.accepted.length }, 'audit spool write failed');
+    if (g.reported) this.unreport(g.reported);
+    for (const a of g.accepted) this.refuse(a.p, err);
+  }
+}
+
+function mergeTallies(a: DropTally | undefined, b: DropTally): DropTally {
+  if (!a) return b;
+  return { count: a.count + b.count, spool_full: a.spool_full + b.spool_full, spool_io: a.spool_io + b.spool_io, firstMs: a.firstMs, lastMs: b.lastMs };
+}

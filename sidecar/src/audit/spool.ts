@@ -1,0 +1,608 @@
+// The audit write-ahead spool: a directory of append-only NDJSON segment files plus a cursor that
+// says how far the store has acknowledged. append() returns once the bytes are written and, per
+// the fsync policy, synced; read() hands written lines to the shipper; ack() moves the cursor and
+// deletes segments that are wholly shipped. It knows nothing about events: a line is opaque
+// except to the `isValidTail` check used at recovery. It must never throw anything but an
+// AuditError out of a file-system failure, and never leave a partial line before a later write.
+import { mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { AuditError, spoolIoError } from './errors.ts';
+import type { SpoolConfig } from './config.ts';
+
+export interface SpoolPosition {
+  segment: number;
+  offset: number;
+}
+
+export interface SpoolBatch<Tag = never> {
+  lines: string[];
+  /** Per line, what the writer attached when the line was served from memory (see HotLines). */
+  tags: (Tag | undefined)[] | undefined;
+  bytes: number;
+  /** Position just after the last line of the batch: what to ack once the store has it. */
+  end: SpoolPosition;
+}
+
+export interface SpoolRecovery {
+  /** The last complete, valid line of the spool (the chain head), if any. */
+  lastLine: string | undefined;
+  /** Bytes cut from the end of the newest segment: a torn or invalid tail of an unacknowledged write. */
+  truncatedBytes: number;
+}
+
+/**
+ * The lines of an append as the writer knows them, with a tag each (what the shipper needs to
+ * know about a line). Kept in memory until shipped so a reader keeping up never re-reads the disk
+ * or re-parses a line; bounded, past the bound readers fall back to the files.
+ */
+export interface HotLines<Tag> {
+  lines: string[];
+  /** Byte length of each line, without its newline. */
+  lineBytes: number[];
+  tags: Tag[];
+}
+
+interface RecentAppend<Tag> {
+  segment: number;
+  start: number;
+  end: number;
+  lines: string[];
+  /** Offset of each line's first byte. */
+  starts: number[];
+  tags: Tag[];
+}
+
+/** Bytes of recent appends kept in memory for the reader. */
+const RECENT_MAX_BYTES = 8 * 1024 * 1024;
+
+export type SpoolOptions = Pick<SpoolConfig, 'segmentBytes' | 'fsync' | 'fsyncIntervalMs'> & {
+  /** Recovery keeps the tail of the newest segment only up to the last line this accepts. */
+  isValidTail?: (line: string) => boolean;
+};
+
+const SEGMENT_RE = /^seg-(\d{20})\.ndjson$/;
+const CURSOR_FILE = 'cursor.json';
+const NEWLINE = 0x0a;
+
+export function comparePositions(a: SpoolPosition, b: SpoolPosition): number {
+  return a.segment - b.segment || a.offset - b.offset;
+}
+
+function isNoSpace(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+export function segmentFileName(n: number): string {
+  return `seg-${String(n).padStart(20, '0')}.ndjson`;
+}
+
+/** Lines of a buffer up to its last newline (a tail without newline is an unfinished write). */
+export function completeLines(buf: Buffer): { lines: string[]; consumed: number } {
+  const last = buf.lastIndexOf(NEWLINE);
+  if (last < 0) return { lines: [], consumed: 0 };
+  const text = buf.toString('utf8', 0, last);
+  return { lines: text.length ? text.split('\n') : [''], consumed: last + 1 };
+}
+
+interface CursorFile extends SpoolPosition {
+  /** The last line acknowledged, so the chain head survives even when no segment holds it. */
+  last?: string;
+}
+
+function parseCursor(text: string): CursorFile | undefined {
+  try {
+    const c = JSON.parse(text) as { segment?: unknown; offset?: unknown; last?: unknown };
+    if (Number.isSafeInteger(c.segment) && Number.isSafeInteger(c.offset) && (c.offset as number) >= 0) {
+      return { segment: c.segment as number, offset: c.offset as number, ...(typeof c.last === 'string' ? { last: c.last } : {}) };
+    }
+  } catch {
+    // An unreadable cursor costs only re-shipping: the store folds exact duplicates.
+  }
+  return undefined;
+}
+
+export class Spool<Tag = never> {
+  readonly dir: string;
+  private readonly opts: SpoolOptions;
+  /** Segment number → size in bytes written (the active one is the highest). */
+  private readonly sizes = new Map<number, number>();
+  private active = 0;
+  private fh: FileHandle | undefined;
+  /** The file may hold bytes past sizes[active] from a failed write; cut them before the next. */
+  private dirtyTail = false;
+  private unsynced = false;
+  private syncTimer: NodeJS.Timeout | undefined;
+  private syncError: AuditError | undefined;
+  private cursorPos: SpoolPosition = { segment: 0, offset: 0 };
+  private lastAcked: string | undefined;
+  private readonly waiters = new Set<() => void>();
+  private readFh: { segment: number; fh: FileHandle } | undefined;
+  private totalBytes = 0;
+  private closed = false;
+  private recent: RecentAppend<Tag>[] = [];
+  private recentBytes = 0;
+
+  private constructor(dir: string, opts: SpoolOptions) {
+    this.dir = dir;
+    this.opts = opts;
+  }
+
+  /** Opens (creating) the spool directory and recovers its state after any kind of stop. */
+  static async open<T = never>(dir: string, opts: SpoolOptions): Promise<{ spool: Spool<T>; recovery: SpoolRecovery }> {
+    const spool = new Spool<T>(dir, opts);
+    const recovery = await spool.recover();
+    return { spool, recovery };
+  }
+
+  private async recover(): Promise<SpoolRecovery> {
+    try {
+      await mkdir(this.dir, { recursive: true });
+      const names = await readdir(this.dir);
+      const segments = names
+        .map((n) => SEGMENT_RE.exec(n))
+        .filter((m): m is RegExpExecArray => m !== null)
+        .map((m) => Number(m[1]))
+        .sort((a, b) => a - b);
+      let cursor: CursorFile | undefined;
+      try {
+        cursor = parseCursor(await readFile(join(this.dir, CURSOR_FILE), 'utf8'));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+      // Segments wholly before the cursor were shipped; a crash between cursor write and unlink left them.
+      for (const n of segments) {
+        if (cursor && n < cursor.segment) await unlink(join(this.dir, segmentFileName(n)));
+        else this.sizes.set(n, (await stat(join(this.dir, segmentFileName(n)))).size);
+      }
+      let lastLine: string | undefined;
+      let truncatedBytes = 0;
+      const kept = [...this.sizes.keys()];
+      // Only the newest segment can end in an unacknowledged, torn or garbage write: cut it back to
+      // its last valid line. The head of the chain is the last valid line, maybe in an older segment.
+      for (let i = kept.length - 1; i >= 0 && lastLine === undefined; i--) {
+        const n = kept[i]!;
+        const path = join(this.dir, segmentFileName(n));
+        const buf = await readFile(path);
+        const { lines, consumed } = completeLines(buf);
+        let keep = consumed;
+        for (let j = lines.length - 1; j >= 0; j--) {
+          const line = lines[j]!;
+          if (line.length && (this.opts.isValidTail?.(line) ?? true)) {
+            lastLine = line;
+            break;
+          }
+          keep -= Buffer.byteLength(line) + 1;
+        }
+        if (i === kept.length - 1 && keep < buf.length) {
+          const fh = await open(path, 'r+');
+          try {
+            await fh.truncate(keep);
+            await fh.sync();
+          } finally {
+            await fh.close();
+          }
+          truncatedBytes += buf.length - keep;
+          this.sizes.set(n, keep);
+        }
+      }
+      if (lastLine === undefined && cursor?.last !== undefined && (this.opts.isValidTail?.(cursor.last) ?? true)) lastLine = cursor.last;
+      this.lastAcked = cursor?.last;
+      const newest = kept.at(-1);
+      this.active = newest ?? (cursor ? cursor.segment : 1);
+      if (newest === undefined) this.sizes.set(this.active, 0);
+      const segs = [...this.sizes.keys()].sort((a, b) => a - b);
+      if (!cursor) cursor = { segment: segs[0]!, offset: 0 };
+      else if (!this.sizes.has(cursor.segment)) {
+        const after = cursor.segment;
+        cursor = { segment: segs.find((n) => n > after) ?? this.active, offset: 0 };
+      }
+      this.cursorPos = { segment: cursor.segment, offset: Math.min(cursor.offset, this.sizes.get(cursor.segment) ?? 0) };
+      this.fh = await open(join(this.dir, segmentFileName(this.active)), 'a');
+      if (newest === undefined) await this.syncDir();
+      this.recount();
+      return { lastLine, truncatedBytes };
+    } catch (err) {
+      if (err instanceof AuditError) throw err;
+      throw spoolIoError(`cannot recover spool ${this.dir}`, err);
+    }
+  }
+
+  private recount(): void {
+    let total = 0;
+    for (const size of this.sizes.values()) total += size;
+    this.totalBytes = total;
+  }
+
+  /** Bytes the spool's segment files hold (shipped or not, until trimmed). */
+  get bytes(): number {
+    return this.totalBytes;
+  }
+
+  get cursor(): SpoolPosition {
+    return { ...this.cursorPos };
+  }
+
+  /** Bytes written that the store has not acknowledged. */
+  get unshippedBytes(): number {
+    let total = 0;
+    for (const [n, size] of this.sizes) {
+      if (n > this.cursorPos.segment) total += size;
+      else if (n === this.cursorPos.segment) total += size - this.cursorPos.offset;
+    }
+    return total;
+  }
+
+  /**
+   * Appends complete lines (each ending in "\n") in one write. Resolves when the bytes are written
+   * and, with fsync `always`, on disk. On failure the segment is cut back to its previous length,
+   * so a later append never lands after half a line.
+   */
+  async append(data: Buffer, hot?: HotLines<Tag>): Promise<void> {
+    if (this.closed) throw new AuditError('audit.not_running', 'spool is closed');
+    if (this.syncError) {
+      const err = this.syncError;
+      this.syncError = undefined;
+      throw err;
+    }
+    if (this.dirtyTail) await this.cutTail();
+    const size = this.sizes.get(this.active) ?? 0;
+    if (size > 0 && size + data.length > this.opts.segmentBytes) await this.rotate();
+    try {
+      await this.writeAll(data);
+    } catch (err) {
+      // A full disk while everything in the active segment is shipped: only a fresh segment lets
+      // that one be deleted, so recycle it and try once more.
+      if (!isNoSpace(err) || !this.activeFullyShipped()) throw spoolIoError(`cannot write spool segment ${segmentFileName(this.active)}`, err);
+      await this.recycleActive();
+      try {
+        await this.writeAll(data);
+      } catch (again) {
+        throw spoolIoError(`cannot write spool segment ${segmentFileName(this.active)}`, again);
+      }
+    }
+    const start = this.sizes.get(this.active) ?? 0;
+    this.sizes.set(this.active, start + data.length);
+    this.totalBytes += data.length;
+    if (hot) this.remember(start, data.length, hot);
+    if (this.opts.fsync === 'interval') this.scheduleSync();
+    for (const wake of this.waiters) wake();
+    this.waiters.clear();
+  }
+
+  /** Writes and (fsync always) syncs; on failure cuts the segment back so no partial line stays. */
+  private async writeAll(data: Buffer): Promise<void> {
+    const fh = this.fh!;
+    let written = 0;
+    try {
+      while (written < data.length) {
+        const res = await fh.write(data, written, data.length - written);
+        written += res.bytesWritten;
+      }
+      if (this.opts.fsync === 'always') await fh.datasync();
+    } catch (err) {
+      this.dirtyTail = true;
+      await this.cutTail().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private activeFullyShipped(): boolean {
+    const size = this.sizes.get(this.active) ?? 0;
+    return size > 0 && this.cursorPos.segment === this.active && this.cursorPos.offset >= size;
+  }
+
+  /** Starts a new segment and deletes the old active one, which the store holds entirely. */
+  private async recycleActive(): Promise<void> {
+    const old = this.active;
+    try {
+      await this.rotate();
+      await unlink(join(this.dir, segmentFileName(old)));
+    } catch (err) {
+      throw spoolIoError(`cannot recycle spool segment ${segmentFileName(old)}`, err);
+    }
+    this.dirtyTail = false;
+    this.totalBytes -= this.sizes.get(old) ?? 0;
+    this.sizes.delete(old);
+    this.cursorPos = { segment: this.active, offset: 0 };
+    this.forgetRecent();
+  }
+
+  private remember(start: number, length: number, hot: HotLines<Tag>): void {
+    const starts = new Array<number>(hot.lines.length);
+    let at = start;
+    for (let i = 0; i < hot.lines.length; i++) {
+      starts[i] = at;
+      at += hot.lineBytes[i]! + 1;
+    }
+    // A writer that miscounted would make memory and disk disagree: keep such an append on disk only.
+    if (at !== start + length) return;
+    this.recent.push({ segment: this.active, start, end: start + length, lines: hot.lines, starts, tags: hot.tags });
+    this.recentBytes += length;
+    while (this.recentBytes > RECENT_MAX_BYTES && this.recent.length) {
+      const old = this.recent.shift()!;
+      this.recentBytes -= old.end - old.start;
+    }
+  }
+
+  /** Forgets recent appends the cursor has passed (or whose segment is gone). */
+  private forgetRecent(): void {
+    const c = this.cursorPos;
+    while (this.recent.length) {
+      const e = this.recent[0]!;
+      if (e.segment > c.segment || (e.segment === c.segment && e.end > c.offset)) break;
+      this.recentBytes -= e.end - e.start;
+      this.recent.shift();
+    }
+  }
+
+  /** Serves a read from memory when `pos` is the start of a remembered line; undefined otherwise. */
+  private readRecent(pos: SpoolPosition, maxLines: number, maxBytes: number): SpoolBatch<Tag> | undefined {
+    let k = this.recent.findIndex((e) => e.segment === pos.segment && e.start <= pos.offset && pos.offset < e.end);
+    if (k < 0) return undefined;
+    let e = this.recent[k]!;
+    let i = e.starts.indexOf(pos.offset);
+    if (i < 0) return undefined;
+    const lines: string[] = [];
+    const tags: Tag[] = [];
+    let bytes = 0;
+    let offset = pos.offset;
+    for (;;) {
+      const end = i + 1 < e.starts.length ? e.starts[i + 1]! : e.end;
+      const len = end - offset;
+      if (lines.length && (lines.length >= maxLines || bytes + len > maxBytes)) break;
+      lines.push(e.lines[i]!);
+      tags.push(e.tags[i]!);
+      bytes += len;
+      offset = end;
+      i++;
+      if (i < e.lines.length) continue;
+      const next = this.recent[k + 1];
+      if (!next || next.segment !== e.segment || next.start !== e.end) break;
+      k++;
+      e = next;
+      i = 0;
+    }
+    return { lines, tags, bytes, end: { segment: pos.segment, offset } };
+  }
+
+  private async cutTail(): Promise<void> {
+    try {
+      await this.fh!.truncate(this.sizes.get(this.active) ?? 0);
+      this.dirtyTail = false;
+    } catch (err) {
+      throw spoolIoError(`cannot cut the failed write from ${segmentFileName(this.active)}`, err);
+    }
+  }
+
+  private scheduleSync(): void {
+    this.unsynced = true;
+    if (this.syncTimer) return;
+    this.syncTimer = setTimeout(() => {
+      this.syncTimer = undefined;
+      this.syncNow().catch((err: unknown) => {
+        // Reported on the next append: the writer must learn that earlier data may not be durable.
+        this.syncError = err instanceof AuditError ? err : spoolIoError('cannot sync spool', err);
+      });
+    }, this.opts.fsyncIntervalMs);
+    this.syncTimer.unref();
+  }
+
+  private async syncNow(): Promise<void> {
+    if (!this.unsynced || !this.fh) return;
+    this.unsynced = false;
+    try {
+      await this.fh.datasync();
+    } catch (err) {
+      throw spoolIoError(`cannot sync spool segment ${segmentFileName(this.active)}`, err);
+    }
+  }
+
+  private async syncDir(): Promise<void> {
+    if (this.opts.fsync === 'none') return;
+    const dh = await open(this.dir, 'r');
+    try {
+      await dh.sync();
+    } finally {
+      await dh.close();
+    }
+  }
+
+  /** Seals the active segment and starts the next; the new file exists before the old is closed. */
+  private async rotate(): Promise<void> {
+    const next = this.active + 1;
+    let fh: FileHandle;
+    try {
+      fh = await open(join(this.dir, segmentFileName(next)), 'ax');
+    } catch (err) {
+      throw spoolIoError(`cannot create spool segment ${segmentFileName(next)}`, err);
+    }
+    const old = this.fh!;
+    try {
+      if (this.opts.fsync !== 'none') await old.datasync();
+      await this.syncDir();
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      await unlink(join(this.dir, segmentFileName(next))).catch(() => undefined);
+      throw spoolIoError(`cannot seal spool segment ${segmentFileName(this.active)}`, err);
+    }
+    this.unsynced = false;
+    await old.close().catch(() => undefined);
+    this.fh = fh;
+    this.active = next;
+    this.sizes.set(next, 0);
+  }
+
+  /** The position just after the last written line. */
+  get end(): SpoolPosition {
+    return { segment: this.active, offset: this.sizes.get(this.active) ?? 0 };
+  }
+
+  /** True when lines were written after `pos`. */
+  hasDataAfter(pos: SpoolPosition): boolean {
+    for (const [n, size] of this.sizes) {
+      if (n > pos.segment && size > 0) return true;
+      if (n === pos.segment && size > pos.offset) return true;
+    }
+    return false;
+  }
+
+  /** Resolves when data is written after `pos`, or when the signal aborts. */
+  waitForData(pos: SpoolPosition, signal?: AbortSignal): Promise<void> {
+    if (this.hasDataAfter(pos) || signal?.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const wake = (): void => {
+        this.waiters.delete(wake);
+        signal?.removeEventListener('abort', wake);
+        resolve();
+      };
+      this.waiters.add(wake);
+      signal?.addEventListener('abort', wake, { once: true });
+    });
+  }
+
+  /** Reads written lines from `from`, at most maxLines and about maxBytes (a longer single line is read whole). */
+  async read(from: SpoolPosition, maxLines: number, maxBytes: number): Promise<SpoolBatch<Tag>> {
+    let pos = this.normalise(from);
+    const size = this.sizes.get(pos.segment);
+    if (size !== undefined && pos.offset >= size) {
+      const next = this.nextSegment(pos.segment);
+      if (next !== undefined) pos = { segment: next, offset: 0 };
+    }
+    const fromMemory = this.readRecent(pos, maxLines, maxBytes);
+    if (fromMemory) return fromMemory;
+    const lines: string[] = [];
+    let bytes = 0;
+    try {
+      while (lines.length < maxLines && bytes < maxBytes) {
+        const size = this.sizes.get(pos.segment);
+        if (size === undefined) break;
+        if (pos.offset >= size) {
+          const next = this.nextSegment(pos.segment);
+          if (next === undefined) break;
+          pos = { segment: next, offset: 0 };
+          continue;
+        }
+        const fh = await this.readerFor(pos.segment);
+        let want = Math.min(size - pos.offset, Math.max(maxBytes - bytes, 64 * 1024));
+        let got = await readAt(fh, pos.offset, want);
+        let parsed = completeLines(got);
+        while (parsed.consumed === 0 && want < size - pos.offset) {
+          // One line longer than the window: widen until it is whole.
+          want = Math.min(size - pos.offset, want * 2);
+          got = await readAt(fh, pos.offset, want);
+          parsed = completeLines(got);
+        }
+        if (parsed.consumed === 0) break;
+        let used = 0;
+        let full = false;
+        for (const line of parsed.lines) {
+          const len = Buffer.byteLength(line) + 1;
+          if (lines.length && (lines.length >= maxLines || bytes + len > maxBytes)) {
+            full = true;
+            break;
+          }
+          lines.push(line);
+          bytes += len;
+          used += len;
+        }
+        pos = { segment: pos.segment, offset: pos.offset + used };
+        if (full) break;
+      }
+    } catch (err) {
+      throw spoolIoError(`cannot read spool segment ${segmentFileName(pos.segment)}`, err);
+    }
+    return { lines, tags: undefined, bytes, end: pos };
+  }
+
+  private normalise(pos: SpoolPosition): SpoolPosition {
+    if (this.sizes.has(pos.segment)) return pos;
+    const next = this.nextSegment(pos.segment);
+    return next === undefined ? pos : { segment: next, offset: 0 };
+  }
+
+  private nextSegment(after: number): number | undefined {
+    let best: number | undefined;
+    for (const n of this.sizes.keys()) if (n > after && (best === undefined || n < best)) best = n;
+    return best;
+  }
+
+  private async readerFor(segment: number): Promise<FileHandle> {
+    if (this.readFh?.segment === segment) return this.readFh.fh;
+    await this.readFh?.fh.close().catch(() => undefined);
+    this.readFh = undefined;
+    const fh = await open(join(this.dir, segmentFileName(segment)), 'r');
+    this.readFh = { segment, fh };
+    return fh;
+  }
+
+  /**
+   * Records that the store holds everything before `pos`: persists the cursor and deletes sealed
+   * segments wholly before it. `lastLine` (the batch's last line) is kept in the cursor file so the
+   * chain head is recoverable after every segment holding it was trimmed. The cursor is renamed
+   * into place but not synced: losing it only re-ships events, and the store folds exact duplicates.
+   */
+  async ack(pos: SpoolPosition, lastLine?: string): Promise<void> {
+    let next = pos;
+    const size = this.sizes.get(pos.segment);
+    if (size !== undefined && pos.offset >= size && pos.segment !== this.active) {
+      const after = this.nextSegment(pos.segment);
+      if (after !== undefined) next = { segment: after, offset: 0 };
+    }
+    if (comparePositions(next, this.cursorPos) < 0) return;
+    this.cursorPos = next;
+    if (lastLine !== undefined) this.lastAcked = lastLine;
+    this.forgetRecent();
+    try {
+      // Trim before writing the cursor: on a full disk the deletes are what make room for it.
+      for (const n of [...this.sizes.keys()]) {
+        if (n >= next.segment || n === this.active) continue;
+        if (this.readFh?.segment === n) {
+          await this.readFh.fh.close().catch(() => undefined);
+          this.readFh = undefined;
+        }
+        await unlink(join(this.dir, segmentFileName(n)));
+        this.totalBytes -= this.sizes.get(n) ?? 0;
+        this.sizes.delete(n);
+      }
+      const tmp = join(this.dir, `${CURSOR_FILE}.tmp`);
+      const file: CursorFile = { ...next, ...(this.lastAcked === undefined ? {} : { last: this.lastAcked }) };
+      await writeFile(tmp, JSON.stringify(file));
+      await rename(tmp, join(this.dir, CURSOR_FILE));
+    } catch (err) {
+      throw spoolIoError('cannot record shipped position', err);
+    }
+  }
+
+  /** Syncs what is written (any policy) and closes the files. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.syncTimer) clearTimeout(this.syncTimer);
+    this.syncTimer = undefined;
+    for (const wake of this.waiters) wake();
+    this.waiters.clear();
+    try {
+      if (this.fh && this.opts.fsync !== 'none') await this.fh.datasync();
+    } catch (err) {
+      throw spoolIoError('cannot sync spool at close', err);
+    } finally {
+      await this.fh?.close().catch(() => undefined);
+      await this.readFh?.fh.close().catch(() => undefined);
+      this.fh = undefined;
+      this.readFh = undefined;
+    }
+  }
+}
+
+async function readAt(fh: FileHandle, offset: number, length: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(length);
+  let got = 0;
+  while (got < length) {
+    const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return got === length ? buf : buf.subarray(0, got);
+}

@@ -1,0 +1,68 @@
+// What one request looks like in the audit trail: pure functions from the request's context to
+// AuditRecords (the recorder adds id, time, session, seq and the hash chain). Never a header
+// value, a body or a secret: the request summary, facts, the decision and redactions by rule id
+// and offset.
+import type { AuditRecord, PodIdentity } from '../../../api/src/index.ts';
+import type { RequestContext } from './request-context.ts';
+
+type Pod = AuditRecord['pod'];
+
+export function podOf(identity: PodIdentity): Pod {
+  return { namespace: identity.namespace, name: identity.name, service_account: identity.service_account };
+}
+
+function base(kind: AuditRecord['kind'], identity: PodIdentity): Pick<AuditRecord, 'kind' | 'pod' | 'creator'> {
+  return { kind, pod: podOf(identity), ...(identity.creator ? { creator: identity.creator } : {}) };
+}
+
+function requestPart(ctx: RequestContext): AuditRecord['request'] {
+  const s = ctx.summary;
+  if (!s) {
+    return { method: ctx.req.method ?? '', scheme: ctx.conn.scheme, host: ctx.conn.sni ?? ctx.conn.connectTarget?.host ?? '', port: ctx.conn.connectTarget?.port ?? 0, path: (ctx.req.url ?? '').split('?')[0] ?? '' };
+  }
+  const facts = Object.keys(ctx.facts).length ? { facts: ctx.facts } : {};
+  return { method: s.method, scheme: s.scheme, host: s.host, port: s.port, path: s.path, ...facts };
+}
+
+function decisionPart(ctx: RequestContext): AuditRecord['decision'] {
+  const ev = ctx.evaluation;
+  const answered = ctx.answer;
+  if (!ev && !answered) return undefined;
+  const d = ev?.decision;
+  const scope = (ctx as { approval?: { scope?: string } }).approval?.scope;
+  return {
+    action: answered && answered.kind !== 'hold' && ctx.action !== 'deny' ? 'deny' : (ctx.action ?? 'deny'),
+    code: answered?.code ?? d?.code ?? 'none',
+    reason: answered?.reason ?? d?.reason ?? '',
+    ...(ev?.revision ? { revision: ev.revision } : {}),
+    ...(scope ? { scope_used: scope } : {}),
+  };
+}
+
+/** The request as decided, recorded before anything is sent upstream. */
+export function requestRecord(ctx: RequestContext, identity: PodIdentity): AuditRecord {
+  return { ...base('request', identity), request_id: ctx.id, request: requestPart(ctx), decision: decisionPart(ctx) };
+}
+
+/** How the request ended: the upstream's answer (streamed) or sluice's own. */
+export function responseRecord(ctx: RequestContext, identity: PodIdentity): AuditRecord {
+  return {
+    ...base('response', identity),
+    request_id: ctx.id,
+    request: requestPart(ctx),
+    decision: decisionPart(ctx),
+    ...(ctx.status !== undefined ? { status: ctx.status } : {}),
+    ...(ctx.redactions.length ? { masking: ctx.redactions.slice(0, 1000) } : {}),
+    bytes: { in: ctx.bytesIn, out: ctx.bytesOut },
+    timings: { ...ctx.timings, total_ms: Number(process.hrtime.bigint() - ctx.receivedAt) / 1e6 },
+  };
+}
+
+/** A request sluice answered without a request event (denied before the record stage). */
+export function answeredRecord(ctx: RequestContext, identity: PodIdentity): AuditRecord {
+  return { ...responseRecord(ctx, identity), kind: 'request' };
+}
+
+export function eventRecord(kind: AuditRecord['kind'], identity: PodIdentity, detail: Record<string, unknown>, requestId?: string): AuditRecord {
+  return { ...base(kind, identity), ...(requestId ? { request_id: requestId } : {}), detail };
+}

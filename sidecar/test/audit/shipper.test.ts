@@ -1,0 +1,216 @@
+// The shipper's HTTP behaviour against a loopback stand-in store that decodes every push: order,
+// headers, retries on 5xx/429, the JSON fallback on 415, trimming, and the `dropped` event after
+// a full spool in drop mode. Loki itself is exercised in e2e/audit; this store only lets a test
+// script its answers.
+import { createServer } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { Registry } from 'prom-client';
+import type { AuditEvent, AuditRecord } from '../../../api/src/index.ts';
+import { verifyChain } from '../../src/audit/chain.ts';
+import type { LokiConfig } from '../../src/audit/config.ts';
+import { decodePushBody } from '../../src/audit/loki-push.ts';
+import { registerAuditMetrics } from '../../src/audit/metrics.ts';
+import { AuditRecorder } from '../../src/audit/recorder.ts';
+import { splitStreams } from '../../src/audit/shipper.ts';
+
+interface Push {
+  contentType: string;
+  tenant: string | undefined;
+  streams: { labels: string; entries: { ts: bigint; line: string }[] }[];
+}
+
+/** A store whose answer to each push is scripted; it keeps the pushes it accepted. */
+class ScriptedStore {
+  readonly accepted: Push[] = [];
+  readonly seen: number[] = [];
+  answer: (push: Push, n: number) => { status: number; headers?: Record<string, string> } = () => ({ status: 204 });
+  private readonly server: Server;
+  private waiters: (() => void)[] = [];
+
+  constructor() {
+    this.server = createServer((req, res) => {
+      void this.handle(req).then(({ status, headers }) => {
+        res.writeHead(status, headers).end(status >= 300 ? 'scripted failure' : undefined);
+        for (const w of this.waiters.splice(0)) w();
+      });
+    });
+  }
+
+  private async handle(req: IncomingMessage): Promise<{ status: number; headers?: Record<string, string> }> {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const contentType = req.headers['content-type'] ?? '';
+    const push: Push = {
+      contentType,
+      tenant: req.headers['x-scope-orgid'] as string | undefined,
+      streams: decodePushBody(contentType, Buffer.concat(chunks)),
+    };
+    const verdict = this.answer(push, this.seen.length);
+    this.seen.push(verdict.status);
+    if (verdict.status >= 200 && verdict.status < 300) this.accepted.push(push);
+    return verdict;
+  }
+
+  async listen(): Promise<string> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  lines(): string[] {
+    return this.accepted.flatMap((p) => p.streams.flatMap((s) => s.entries.map((e) => e.line)));
+  }
+
+  events(): AuditEvent[] {
+    return this.lines().map((l) => JSON.parse(l) as AuditEvent);
+  }
+
+  close(): Promise<void> {
+    this.server.closeAllConnections();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+const pod = { namespace: 'agents', name: 'agent-1' };
+const request = (i: number): AuditRecord => ({
+  kind: 'request',
+  pod,
+  request: { method: 'GET', scheme: 'https', host: 'pypi.org', port: 443, path: `/simple/p${i}/` },
+  decision: { action: 'allow', code: 'registry.read', reason: 'read-only' },
+});
+
+let dir: string;
+let store: ScriptedStore;
+let url: string;
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'sluice-shipper-'));
+  store = new ScriptedStore();
+  url = await store.listen();
+});
+afterEach(async () => {
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function recorder(loki: Partial<LokiConfig> = {}, spool: Record<string, unknown> = {}, registry?: Registry): AuditRecorder {
+  return new AuditRecorder(
+    { spoolDir: dir, pod, session: 'sess-ship', spool, loki: { url, lingerMs: 0, retryInitialMs: 1, retryMaxMs: 5, ...loki } },
+    { random: () => 0, ...(registry ? { metrics: registerAuditMetrics(registry) } : {}) },
+  );
+}
+
+describe('splitStreams', () => {
+  it('cuts a batch in two halves by entries, keeping order and labels', () => {
+    const labels = (session: string) => ({ namespace: 'n', pod: 'p', session });
+    const e = (i: number) => ({ ts: BigInt(i), line: String(i) });
+    const [a, b] = splitStreams([
+      { labels: labels('s1'), entries: [e(1), e(2), e(3)] },
+      { labels: labels('s2'), entries: [e(4), e(5)] },
+    ]);
+    expect(a).toEqual([{ labels: labels('s1'), entries: [e(1), e(2)] }]);
+    expect(b).toEqual([
+      { labels: labels('s1'), entries: [e(3)] },
+      { labels: labels('s2'), entries: [e(4), e(5)] },
+    ]);
+  });
+});
+
+describe('LokiShipper', () => {
+  it('ships every event in order as snappy protobuf with the tenant and only the three labels', async () => {
+    const registry = new Registry();
+    const rec = recorder({ tenant: 'team-a', batchMaxEvents: 7 }, {}, registry);
+    await rec.start();
+    await Promise.all(Array.from({ length: 50 }, (_, i) => rec.record(request(i))));
+    expect(await rec.whenShipped()).toBe(true);
+    await rec.stop();
+    const events = store.events();
+    expect(events.map((e) => e.seq)).toEqual(Array.from({ length: 52 }, (_, i) => i));
+    expect(verifyChain(events, { requireEnd: true })).toMatchObject({ ok: true, count: 52 });
+    expect(store.accepted.every((p) => p.contentType === 'application/x-protobuf' && p.tenant === 'team-a')).toBe(true);
+    expect(new Set(store.accepted.flatMap((p) => p.streams.map((s) => s.labels)))).toEqual(
+      new Set(['{namespace="agents", pod="agent-1", session="sess-ship"}']),
+    );
+    expect(Math.max(...store.accepted.map((p) => p.streams[0]!.entries.length))).toBeLessThanOrEqual(7);
+    const text = await registry.metrics();
+    expect(text).toContain('sluice_audit_events_shipped_total 52');
+    expect(text).toContain('sluice_audit_oldest_unshipped_age_seconds 0');
+  });
+
+  it('retries 500 and 429 answers until accepted, losing and reordering nothing', async () => {
+    const registry = new Registry();
+    store.answer = (_p, n) => (n % 3 === 0 ? { status: 500 } : n % 3 === 1 ? { status: 429, headers: { 'retry-after': '0' } } : { status: 204 });
+    const rec = recorder({ batchMaxEvents: 5 }, {}, registry);
+    await rec.start();
+    for (let i = 0; i < 30; i++) await rec.record(request(i));
+    expect(await rec.whenShipped()).toBe(true);
+    await rec.stop();
+    expect(store.seen.filter((s) => s >= 500 || s === 429).length).toBeGreaterThan(5);
+    expect(verifyChain(store.events(), { requireEnd: true })).toMatchObject({ ok: true, count: 32, duplicates: 0 });
+    const text = await registry.metrics();
+    expect(text).toMatch(/sluice_audit_pushes_total\{outcome="retry_status"\} [1-9]/);
+    expect(text).toMatch(/sluice_audit_events_retried_total [1-9]/);
+  });
+
+  it('falls back to JSON when the store answers 415 to protobuf', async () => {
+    store.answer = (p) => (p.contentType === 'application/x-protobuf' ? { status: 415 } : { status: 204 });
+    const rec = recorder();
+    await rec.start();
+    await rec.record(request(0));
+    expect(await rec.whenShipped()).toBe(true);
+    await rec.stop();
+    expect(store.accepted.every((p) => p.contentType === 'application/json')).toBe(true);
+    expect(verifyChain(store.events(), { requireEnd: true })).toMatchObject({ ok: true, count: 3 });
+  });
+
+  it.each([413, 500])('splits a batch the store keeps refusing (%i for more than 8 events) and still delivers in order', async (status) => {
+    store.answer = (p) => (p.streams.reduce((n, st) => n + st.entries.length, 0) > 8 ? { status } : { status: 204 });
+    const rec = recorder({ batchMaxEvents: 100 });
+    await rec.start();
+    await Promise.all(Array.from({ length: 60 }, (_, i) => rec.record(request(i))));
+    expect(await rec.whenShipped()).toBe(true);
+    await rec.stop();
+    expect(verifyChain(store.events(), { requireEnd: true })).toMatchObject({ ok: true, count: 62, duplicates: 0 });
+  });
+
+  it('keeps unshipped events across a restart and ships them once the store is back', async () => {
+    store.answer = () => ({ status: 503 });
+    const first = recorder();
+    await first.start();
+    for (let i = 0; i < 10; i++) await first.record(request(i));
+    expect(await first.stop({ drainTimeoutMs: 50 })).toEqual({ shipped: false });
+    expect(store.accepted).toHaveLength(0);
+    store.answer = () => ({ status: 204 });
+    const second = recorder();
+    await second.start();
+    expect(await second.whenShipped()).toBe(true);
+    await second.stop();
+    expect(verifyChain(store.events())).toMatchObject({ ok: true, count: 14, ended: true });
+  });
+
+  it('in drop mode writes a `dropped` event before the next event once shipping made room', async () => {
+    let storeUp = false;
+    store.answer = () => ({ status: storeUp ? 204 : 503 });
+    const registry = new Registry();
+    const rec = recorder({}, { maxBytes: 64 * 1024, segmentBytes: 8 * 1024, onFull: 'drop' }, registry);
+    await rec.start();
+    let dropped = 0;
+    for (let i = 0; i < 400; i++) if ((await rec.record(request(i))) === undefined) dropped++;
+    expect(dropped).toBeGreaterThan(0);
+    expect(await registry.metrics()).toMatch(/sluice_audit_oldest_unshipped_age_seconds \d/);
+    storeUp = true;
+    expect(await rec.whenShipped()).toBe(true);
+    const next = await rec.record(request(999));
+    expect(next).toBeDefined();
+    expect(await rec.whenShipped()).toBe(true);
+    await rec.stop();
+    const events = store.events();
+    expect(verifyChain(events, { requireEnd: true })).toMatchObject({ ok: true });
+    const marker = events.find((e) => e.kind === 'dropped')!;
+    expect(marker.detail).toMatchObject({ count: dropped, spool_full: dropped, spool_io: 0 });
+    expect(marker.seq).toBe(next!.seq - 1);
+  });
+});

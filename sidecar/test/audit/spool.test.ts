@@ -1,0 +1,200 @@
+// The write-ahead spool on a real file system: appends land in segments, reads return whole
+// lines in order, acks trim, and recovery cuts a torn or garbage tail and finds the head.
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { Spool, completeLines, segmentFileName } from '../../src/audit/spool.ts';
+import type { SpoolOptions } from '../../src/audit/spool.ts';
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'sluice-spool-'));
+});
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const opts: SpoolOptions = { segmentBytes: 100, fsync: 'always', fsyncIntervalMs: 10 };
+const lines = (from: number, n: number): string[] => Array.from({ length: n }, (_, i) => `{"n":${from + i},"pad":"xxxxxxxxxx"}`);
+const buf = (ls: string[]): Buffer => Buffer.from(`${ls.join('\n')}\n`);
+const segments = (): string[] => readdirSync(dir).filter((n) => n.startsWith('seg-')).sort();
+
+describe('completeLines', () => {
+  it('keeps only newline-terminated lines', () => {
+    expect(completeLines(Buffer.from('a\nb\nc'))).toEqual({ lines: ['a', 'b'], consumed: 4 });
+    expect(completeLines(Buffer.from('abc'))).toEqual({ lines: [], consumed: 0 });
+    expect(completeLines(Buffer.from(''))).toEqual({ lines: [], consumed: 0 });
+  });
+});
+
+describe('Spool', () => {
+  it('appends into rotating segments and reads everything back in order', async () => {
+    const { spool, recovery } = await Spool.open(dir, opts);
+    expect(recovery).toEqual({ lastLine: undefined, truncatedBytes: 0 });
+    for (let i = 0; i < 10; i++) await spool.append(buf(lines(i * 2, 2)));
+    expect(segments().length).toBeGreaterThan(3);
+    const got: string[] = [];
+    let pos = spool.cursor;
+    for (;;) {
+      const batch = await spool.read(pos, 3, 1000);
+      if (!batch.lines.length) break;
+      got.push(...batch.lines);
+      pos = batch.end;
+    }
+    expect(got).toEqual(lines(0, 20));
+    expect(spool.bytes).toBe(segments().reduce((n, s) => n + statSync(join(dir, s)).size, 0));
+    await spool.close();
+  });
+
+  it('trims acknowledged segments and keeps the unshipped ones', async () => {
+    const { spool } = await Spool.open(dir, opts);
+    for (let i = 0; i < 10; i++) await spool.append(buf(lines(i * 2, 2)));
+    const before = segments().length;
+    const batch = await spool.read(spool.cursor, 12, 10_000);
+    await spool.ack(batch.end, batch.lines.at(-1));
+    expect(segments().length).toBeLessThan(before);
+    expect(spool.unshippedBytes).toBe(buf(lines(12, 8)).length);
+    const rest = await spool.read(spool.cursor, 100, 10_000);
+    expect(rest.lines).toEqual(lines(12, 8));
+    await spool.close();
+    // The cursor survives a restart: reading resumes after the acknowledged lines.
+    const { spool: again } = await Spool.open(dir, opts);
+    expect((await again.read(again.cursor, 100, 10_000)).lines).toEqual(lines(12, 8));
+    await again.close();
+  });
+
+  it('recovers after a torn write: cuts the partial line and reports the last whole one', async () => {
+    const { spool } = await Spool.open(dir, { ...opts, segmentBytes: 10_000 });
+    await spool.append(buf(lines(0, 3)));
+    await spool.close();
+    const seg = join(dir, segments().at(-1)!);
+    appendFileSync(seg, '{"n":3,"pad":"xx');
+    const { spool: again, recovery } = await Spool.open(dir, { ...opts, segmentBytes: 10_000 });
+    expect(recovery.lastLine).toBe(lines(2, 1)[0]);
+    expect(recovery.truncatedBytes).toBe('{"n":3,"pad":"xx'.length);
+    await again.append(buf(lines(3, 1)));
+    expect(readFileSync(seg, 'utf8')).toBe(buf(lines(0, 4)).toString());
+    await again.close();
+  });
+
+  it('cuts trailing lines the validator rejects (zeros from a lost write) back to the last valid one', async () => {
+    const isValidTail = (l: string): boolean => l.startsWith('{"n"');
+    const { spool } = await Spool.open(dir, { ...opts, segmentBytes: 10_000, isValidTail });
+    await spool.append(buf(lines(0, 2)));
+    await spool.close();
+    const seg = join(dir, segments().at(-1)!);
+    appendFileSync(seg, Buffer.concat([Buffer.alloc(40), Buffer.from('\n'), Buffer.alloc(10)]));
+    const { spool: again, recovery } = await Spool.open(dir, { ...opts, segmentBytes: 10_000, isValidTail });
+    expect(recovery.lastLine).toBe(lines(1, 1)[0]);
+    expect(statSync(seg).size).toBe(buf(lines(0, 2)).length);
+    await again.close();
+  });
+
+  it('finds the head in an older segment when the newest is empty, and in the cursor when all were trimmed', async () => {
+    const { spool } = await Spool.open(dir, opts);
+    for (let i = 0; i < 6; i++) await spool.append(buf(lines(i, 1)));
+    await spool.close();
+    writeFileSync(join(dir, segmentFileName(99)), '');
+    let { spool: s2, recovery } = await Spool.open(dir, opts);
+    expect(recovery.lastLine).toBe(lines(5, 1)[0]);
+    const all = await s2.read(s2.cursor, 100, 10_000);
+    await s2.ack(all.end, all.lines.at(-1));
+    await s2.close();
+    for (const s of segments()) truncateSync(join(dir, s), 0);
+    ({ spool: s2, recovery } = await Spool.open(dir, opts));
+    expect(recovery.lastLine).toBe(lines(5, 1)[0]);
+    await s2.close();
+  });
+
+  it('wakes a reader waiting for data', async () => {
+    const { spool } = await Spool.open(dir, opts);
+    const waiting = spool.waitForData(spool.cursor);
+    let woke = false;
+    void waiting.then(() => {
+      woke = true;
+    });
+    await Promise.resolve();
+    expect(woke).toBe(false);
+    await spool.append(buf(lines(0, 1)));
+    await waiting;
+    expect(woke).toBe(true);
+    await spool.close();
+  });
+
+  it('ends a batch at maxBytes and continues from there', async () => {
+    const { spool } = await Spool.open(dir, { ...opts, segmentBytes: 1 << 20 });
+    await spool.append(buf(lines(0, 10)));
+    const len = buf(lines(0, 1)).length;
+    const first = await spool.read(spool.cursor, 100, len * 3 + 5);
+    expect(first.lines).toEqual(lines(0, 3));
+    const second = await spool.read(first.end, 100, len * 3 + 5);
+    expect(second.lines).toEqual(lines(3, 3));
+    await spool.close();
+  });
+
+  it('serves lines it still holds in memory with their tags, exactly as the files hold them', async () => {
+    const { spool } = await Spool.open<number>(dir, opts);
+    for (let i = 0; i < 10; i++) {
+      const ls = lines(i * 2, 2);
+      await spool.append(buf(ls), { lines: ls, lineBytes: ls.map((l) => Buffer.byteLength(l)), tags: [i * 2, i * 2 + 1] });
+    }
+    const memory: string[] = [];
+    const tags: (number | undefined)[] = [];
+    let pos = spool.cursor;
+    for (;;) {
+      const batch = await spool.read(pos, 3, 1000);
+      if (!batch.lines.length) break;
+      memory.push(...batch.lines);
+      tags.push(...(batch.tags ?? batch.lines.map(() => undefined)));
+      pos = batch.end;
+    }
+    expect(memory).toEqual(lines(0, 20));
+    expect(tags).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    await spool.close();
+    // A fresh process has no memory of them: the same lines come from the files, untagged.
+    const { spool: again } = await Spool.open<number>(dir, opts);
+    const disk = await again.read(again.cursor, 3, 1000);
+    expect(disk.lines).toEqual(lines(0, 3));
+    expect(disk.tags).toBeUndefined();
+    await again.close();
+  });
+
+  it('keeps an append whose line sizes do not add up out of memory', async () => {
+    const { spool } = await Spool.open<number>(dir, { ...opts, segmentBytes: 10_000 });
+    const ls = lines(0, 2);
+    await spool.append(buf(ls), { lines: ls, lineBytes: [1, 1], tags: [0, 1] });
+    const batch = await spool.read(spool.cursor, 10, 10_000);
+    expect(batch.lines).toEqual(ls);
+    expect(batch.tags).toBeUndefined();
+    await spool.close();
+  });
+
+  it('reads one line longer than the read window whole', async () => {
+    const { spool } = await Spool.open(dir, { ...opts, segmentBytes: 1 << 20 });
+    const long = `{"big":"${'y'.repeat(200_000)}"}`;
+    await spool.append(buf([long, 'x']));
+    const batch = await spool.read(spool.cursor, 10, 1000);
+    expect(batch.lines).toEqual([long]);
+    await spool.close();
+  });
+
+  it.each(['interval', 'none'] as const)('writes with fsync %s and syncs on close', async (fsync) => {
+    const { spool } = await Spool.open(dir, { ...opts, fsync });
+    await spool.append(buf(lines(0, 2)));
+    await spool.close();
+    expect(readFileSync(join(dir, segments()[0]!), 'utf8')).toBe(buf(lines(0, 2)).toString());
+  });
+
+  it('refuses appends after close with audit.not_running', async () => {
+    const { spool } = await Spool.open(dir, opts);
+    await spool.close();
+    await expect(spool.append(buf(['x']))).rejects.toMatchObject({ code: 'audit.not_running' });
+  });
+
+  it('reports an unusable directory as audit.spool_io', async () => {
+    const file = join(dir, 'not-a-dir');
+    writeFileSync(file, 'x');
+    await expect(Spool.open(join(file, 'spool'), opts)).rejects.toMatchObject({ code: 'audit.spool_io', errno: 'ENOTDIR' });
+  });
+});
