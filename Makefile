@@ -8,7 +8,7 @@ OPA := $(CURDIR)/.tools/bin/opa
 POLICY_SOURCES := $(wildcard policies/rego/*.rego) $(shell find policies/data -name '*.json')
 BUNDLE := policies/build/bundle.tar.gz
 
-.PHONY: all tools deps policy demo test image chart bench bench-policy bench-webhook bench-masking bench-credentials bench-proxy schemas clean
+.PHONY: all tools deps policy demo test image chart bench bench-policy bench-webhook bench-masking bench-credentials bench-audit bench-proxy schemas clean
 .DEFAULT_GOAL := all
 all: policy
 
@@ -51,7 +51,7 @@ image: deps policy
 chart: deps policy
 	$(NODE) charts/src/generate.ts
 
-bench: deps policy bench-policy bench-webhook bench-masking bench-credentials bench-proxy
+bench: deps policy bench-policy bench-webhook bench-masking bench-credentials bench-audit bench-proxy
 
 bench-policy:
 	$(NODE) bench/policy/run.ts
@@ -64,6 +64,9 @@ bench-masking:
 
 bench-credentials:
 	$(NODE) bench/credentials/run.ts
+
+bench-audit:
+	$(NODE) bench/audit/run.ts
 
 # Needs root: peers resolve the bench host through a private /etc/hosts (mount namespace).
 bench-proxy:
