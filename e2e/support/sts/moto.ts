@@ -3,10 +3,10 @@
 // verifying hop acts as, roles with inline policies, buckets. Provisioning runs with moto's IAM
 // checks off; `enforceIam()` then turns them on for every later call, so moto verifies each
 // request's SigV4 signature (with botocore) and the caller's IAM permissions from then on.
-import { existsSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { request } from 'undici';
 import { freePort, startProcess, stopProcess, waitReady } from '../kube/cluster.ts';
 import { refSignHeaders } from './sigv4-reference.ts';
@@ -24,14 +24,11 @@ export class MotoHarnessError extends Error {
   }
 }
 
-/** The venv python and moto_server script behind .tools/bin/moto_server (its shebang names a build path). */
-function motoCommand(): { python: string; script: string } {
-  const link = join(ROOT, '.tools', 'bin', 'moto_server');
-  if (!existsSync(link)) throw new MotoHarnessError('SLUICE_MOTO_MISSING', `${link} is missing: run \`make tools\` (tools/install.sh builds moto)`);
-  // .tools/bin/moto_server → <cache>/moto-<v>/bin/moto_server → ../venv/bin/moto_server; the venv's
-  // python3 beside it runs the script whatever its shebang says.
-  const script = realpathSync(link);
-  return { python: join(dirname(script), 'python3'), script };
+/** .tools/bin/moto_server: tools/install.sh's wrapper runs moto through its venv's python. */
+function motoCommand(): string {
+  const command = join(ROOT, '.tools', 'bin', 'moto_server');
+  if (!existsSync(command)) throw new MotoHarnessError('SLUICE_MOTO_MISSING', `${command} is missing: run \`make tools\` (tools/install.sh builds moto)`);
+  return command;
 }
 
 export interface AwsUserKeys extends RefCredentials {
@@ -51,11 +48,11 @@ export class Moto {
   }
 
   static async start(): Promise<Moto> {
-    const { python, script } = motoCommand();
+    const command = motoCommand();
     const port = await freePort();
     const dir = mkdtempSync(join(tmpdir(), 'sluice-moto-'));
     const log = join(dir, 'moto.log');
-    const child = startProcess(python, [script, '-H', '127.0.0.1', '-p', String(port)], log);
+    const child = startProcess(command, ['-H', '127.0.0.1', '-p', String(port)], log);
     const endpoint = `http://127.0.0.1:${port}`;
     await waitReady('moto', child, log, 60_000, async () => {
       const res = await request(`${endpoint}/moto-api/`);
