@@ -142,6 +142,10 @@ export const Decision = z
       .describe('credential provider to inject for this destination, with its parameters'),
     record_body: z.boolean().optional(),
     passthrough: z.boolean().optional().describe('CONNECT only: tunnel uninspected (pinned certs, mTLS)'),
+    allow_upgrade: z
+      .boolean()
+      .optional()
+      .describe('allow a protocol upgrade (WebSocket) on this request; the upgraded stream is relayed uninspected and recorded as opaque'),
   })
   .strict();
 

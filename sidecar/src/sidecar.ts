@@ -27,7 +27,7 @@ import type { GatewayEvents, GatewayOptions } from './proxy/gateway.ts';
 import { PodInfo } from './proxy/pod-info.ts';
 import { parseResolvConfSearch } from './proxy/request-summary.ts';
 import { registerProxyMetrics } from './proxy/proxy-metrics.ts';
-import { createUpstreamAgent } from './proxy/upstream.ts';
+import { createUpstreamAgent, upstreamSecureContext } from './proxy/upstream.ts';
 import { LeafCertificateCache } from './tls/leaf-certificates.ts';
 import { loadMasking } from './proxy/stages/masking-setup.ts';
 import { generatePodCa, loadPodCa } from './tls/pod-ca.ts';
@@ -137,7 +137,8 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
   approvals?.onEvent((e) => note('approval', { ...e }, 'requestId' in e ? e.requestId : undefined));
 
   const masking = await loadMasking(config.masking, registry);
-  const agent = createUpstreamAgent(config.upstream);
+  const upstreamTls = upstreamSecureContext(config.upstream.extraRootsFiles);
+  const agent = createUpstreamAgent(config.upstream, upstreamTls);
   const credentials = createCredentials(config.credentials, {
     registry,
     upstream: agent,
@@ -154,7 +155,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
       proxy: { host: config.bind.proxy, port: config.ports.proxy },
     },
     limits: config.limits,
-    upstream: config.upstream,
+    upstream: { ...config.upstream, secureContext: upstreamTls },
     facts: config.facts,
     engine,
     agent,

@@ -23,7 +23,7 @@ import { resolveOverride, tunnel } from './passthrough.ts';
 import type { ProxyMetrics } from './proxy-metrics.ts';
 import { composeStages } from './request-context.ts';
 import type { RequestContext, Stage } from './request-context.ts';
-import { connectSummary, namesForResolved, splitHostPort } from './request-summary.ts';
+import { connectSummary, namesForResolved, splitHostPort, summarizeRequest } from './request-summary.ts';
 import { writeRawAnswer } from './sluice-responses.ts';
 import { createAnswerer } from './stages/answer.ts';
 import type { Answerer } from './stages/answer.ts';
@@ -35,7 +35,10 @@ import { killSwitchStage } from './stages/kill-switch.ts';
 import { summarizeStage } from './stages/summarize.ts';
 import { auditState, recordRequestStage } from './stages/record.ts';
 import type { RequestAudit } from './stages/record.ts';
-import { answeredRecord, responseRecord } from './audit-records.ts';
+import { answeredRecord, eventRecord, responseRecord } from './audit-records.ts';
+import { relayUpgrade, upgradeRequestHead } from './upgrade.ts';
+import { upstreamSecureContext } from './upstream.ts';
+import type { SecureContext } from 'node:tls';
 
 export interface GatewayEvents {
   /** A request finished (answered by sluice or by the upstream). */
@@ -51,7 +54,7 @@ export interface GatewayEvents {
 export interface GatewayOptions {
   listen: { transparent?: { host: string; port: number }; proxy?: { host: string; port: number } };
   limits: { maxHeaderBytes: number; headersTimeoutMs: number; keepAliveTimeoutMs: number; firstBytesTimeoutMs: number };
-  upstream: { resolve: Readonly<Record<string, string>>; connectTimeoutMs: number };
+  upstream: { resolve: Readonly<Record<string, string>>; connectTimeoutMs: number; secureContext?: SecureContext };
   facts: FactsConfig;
   engine: PolicyEngine;
   agent: Agent;
@@ -79,6 +82,7 @@ export class Gateway {
   readonly #handle: (ctx: RequestContext) => Promise<void>;
   readonly #servers: (NetServer | HttpServer)[] = [];
   #seq = 0;
+  #upstreamTls: SecureContext | undefined;
   #bytesOut = 0;
   readonly #open = new Set<Socket>();
   addresses: { transparent?: AddressInfo; proxy?: AddressInfo } = {};
@@ -116,11 +120,7 @@ export class Gateway {
       ...options.limits,
       onRequest: (req, res) => this.#onRequest(req, res),
       onConnect: (req, socket, head) => this.#onConnect(req, socket, head, connectionInfoOf(socket)),
-      onUpgrade: (req, socket) => {
-        options.metrics.httpErrors.inc({ code: 'http.upgrade_denied' });
-        options.events?.malformed?.({ code: 'http.upgrade_denied', status: 403, reason: 'protocol upgrades are not supported' });
-        writeRawAnswer(socket, { status: 403, code: 'http.upgrade_denied', reason: `upgrade to ${String(req.headers.upgrade)} is not supported`, requestId: this.#nextId(), kind: 'deny' });
-      },
+      onUpgrade: (req, socket, head) => void this.#onUpgrade(req, socket, head),
       onClientError: (code, status, reason) => {
         options.metrics.httpErrors.inc({ code });
         options.events?.malformed?.({ code, status, reason });
@@ -193,6 +193,44 @@ export class Gateway {
     if (state.response) return;
     const rec = state.request ? responseRecord(ctx, audit.pod()) : answeredRecord(ctx, audit.pod());
     audit.record(rec).catch(() => undefined); // the recorder counts and logs its own failures
+  }
+
+  /** A protocol upgrade: decided like a request; relayed only where the decision allows it. */
+  async #onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
+    const id = this.#nextId();
+    socket.on('error', () => socket.destroy());
+    const conn = connectionInfoOf(socket) ?? { id, via: 'proxy' as const, scheme: 'http' as const, openedAt: Date.now() };
+    const identity = this.#o.pod();
+    const refuse = (status: number, code: string, reason: string, decided?: Record<string, unknown>) => {
+      this.#o.metrics.requests.inc({ action: 'deny', code });
+      this.#o.audit?.record(eventRecord('request', identity, { upgrade: String(req.headers.upgrade), status, code, reason, ...decided }, id)).catch(() => undefined);
+      writeRawAnswer(socket, { status, code, reason, requestId: id, kind: 'deny' });
+    };
+    const summarized = summarizeRequest({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers }, conn);
+    if (!summarized.ok) return refuse(summarized.status, summarized.code, summarized.reason);
+    if (this.#o.killed()) return refuse(403, 'pod.killed', 'this pod has been cut off by its kill switch (sluice.io/kill)');
+    const summary = summarized.summary;
+    const { decision, revision } = this.#o.engine.evaluate({ request: summary, facts: {}, pod: identity, session: this.#sessionInfo() });
+    const action = decisionAction(decision);
+    const target = { host: summary.host, path: summary.path, revision };
+    if (action !== 'allow') return refuse(403, decision.code, decision.reason, target);
+    if (!decision.allow_upgrade) {
+      return refuse(403, 'http.upgrade_denied', `the policy allows this request (${decision.code}) but not an upgrade to ${String(req.headers.upgrade)}`, target);
+    }
+    const detail = { upgrade: String(req.headers.upgrade), method: summary.method, scheme: summary.scheme, host: summary.host, port: summary.port, path: summary.path, code: decision.code, revision };
+    try {
+      await this.#o.audit?.record(eventRecord('request', identity, { ...detail, opaque: true }, id));
+    } catch (err) {
+      const e = err as { code?: string; message?: string };
+      writeRawAnswer(socket, { status: 503, code: e.code ?? 'audit.error', reason: `the audit trail cannot take this request: ${e.message ?? ''}`, requestId: id, kind: 'error' });
+      return;
+    }
+    this.#o.metrics.requests.inc({ action: 'allow', code: decision.code });
+    const requestHead = upgradeRequestHead(req, summarized.pathAndQuery, String(req.headers.host));
+    const secureContext = (this.#upstreamTls ??= this.#o.upstream.secureContext ?? upstreamSecureContext([]));
+    relayUpgrade(socket, head, requestHead, summary, { resolve: this.#o.upstream.resolve, secureContext, connectTimeoutMs: this.#o.upstream.connectTimeoutMs }, (r) => {
+      this.#o.audit?.record(eventRecord('response', identity, { ...detail, opaque: true, bytes_in: r.bytesIn, bytes_out: r.bytesOut, ...(r.error ? { error: r.error } : {}) }, id)).catch(() => undefined);
+    });
   }
 
   #decideConnection(host: string, port: number): ConnectionVerdict {

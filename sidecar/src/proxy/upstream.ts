@@ -4,6 +4,7 @@
 // verification is an error with a stable code, never a downgrade.
 import { readFileSync } from 'node:fs';
 import { createSecureContext, rootCertificates } from 'node:tls';
+import type { SecureContext } from 'node:tls';
 import { Agent, buildConnector } from 'undici';
 import type { Dispatcher } from 'undici';
 
@@ -67,11 +68,15 @@ function splitAddress(address: string): { host: string; port: number } {
   return { host, port: Number(address.slice(colon + 1)) };
 }
 
-export function createUpstreamAgent(options: UpstreamOptions): Agent {
-  const ca = [...rootCertificates, ...options.extraRootsFiles.map((f) => readFileSync(f, 'utf8'))];
-  // One context for every upstream connection: passing `ca` instead re-parses ~150 roots per
-  // new TLS connection.
-  const secureContext = createSecureContext({ ca });
+/**
+ * One context for every upstream connection (undici's and upgraded streams'): passing `ca`
+ * instead re-parses ~150 roots per new TLS connection.
+ */
+export function upstreamSecureContext(extraRootsFiles: readonly string[]): SecureContext {
+  return createSecureContext({ ca: [...rootCertificates, ...extraRootsFiles.map((f) => readFileSync(f, 'utf8'))] });
+}
+
+export function createUpstreamAgent(options: UpstreamOptions, secureContext: SecureContext = upstreamSecureContext(options.extraRootsFiles)): Agent {
   const base = buildConnector({ secureContext, timeout: options.connectTimeoutMs, rejectUnauthorized: true, maxCachedSessions: 256 });
   const connect: buildConnector.connector = (opts, callback) => {
     const port = opts.port || (opts.protocol === 'https:' ? '443' : '80');

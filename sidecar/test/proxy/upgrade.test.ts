@@ -1,0 +1,80 @@
+// Protocol upgrades are relayed only where the policy says allow_upgrade; elsewhere the upgrade
+// request is refused with a 403 naming why, and nothing reaches the upstream.
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { createServer, request } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { startTestSidecar } from '../../../e2e/support/sidecar/test-sidecar.ts';
+import type { TestSidecar } from '../../../e2e/support/sidecar/test-sidecar.ts';
+import { buildBundle } from '../support/opa-build.ts';
+
+const POLICY = `package sluice
+
+default decision := {"allow": false, "code": "test.deny", "reason": "not listed"}
+
+decision := {"allow": true, "code": "test.ws", "reason": "websocket allowed", "allow_upgrade": true} if input.request.host == "ws.example"
+
+decision := {"allow": true, "code": "test.plain", "reason": "allowed, no upgrade"} if input.request.host == "plain.example"
+`;
+
+let upstream: Server;
+let upgrades = 0;
+let sidecar: TestSidecar;
+
+beforeAll(async () => {
+  upstream = createServer((_req, res) => res.end('plain'));
+  upstream.on('upgrade', (_req: IncomingMessage, socket: Socket) => {
+    upgrades++;
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+    socket.on('data', (d: Buffer) => socket.write(d.toString().toUpperCase()));
+  });
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', () => r()));
+  const dial = `127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+  sidecar = await startTestSidecar({ resolve: { 'ws.example:80': dial, 'plain.example:80': dial, 'other.example:80': dial }, bundle: buildBundle(POLICY, 'upgrade-test') });
+}, 60_000);
+
+afterAll(async () => {
+  await sidecar?.stop();
+  upstream?.closeAllConnections();
+  upstream?.close();
+});
+
+/** An upgrade request through the explicit proxy: the relayed socket, or the refusal. */
+function upgrade(host: string): Promise<{ socket: Socket } | { status: number; body: string }> {
+  const proxy = new URL(sidecar.proxyUrl);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: proxy.hostname, port: proxy.port, path: `http://${host}/chat`, headers: { host, connection: 'Upgrade', upgrade: 'websocket' } });
+    req.on('upgrade', (_res, socket) => resolve({ socket }));
+    req.on('response', (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('upgrades', () => {
+  test('where the decision allows an upgrade, the stream is relayed both ways', async () => {
+    const r = await upgrade('ws.example');
+    if (!('socket' in r)) throw new Error(`refused: ${r.status} ${r.body}`);
+    const echoed = new Promise<string>((resolve) => r.socket.once('data', (d: Buffer) => resolve(d.toString())));
+    r.socket.write('hello through sluice');
+    expect(await echoed).toBe('HELLO THROUGH SLUICE');
+    r.socket.destroy();
+  });
+
+  test('an allowed request without allow_upgrade is refused as an upgrade', async () => {
+    const before = upgrades;
+    const r = await upgrade('plain.example');
+    expect(r).toMatchObject({ status: 403 });
+    expect(JSON.parse((r as { body: string }).body)).toMatchObject({ error: 'http.upgrade_denied' });
+    expect(upgrades).toBe(before);
+  });
+
+  test('a denied destination is refused with the rule that denied it', async () => {
+    const r = await upgrade('other.example');
+    expect(JSON.parse((r as { body: string }).body)).toMatchObject({ error: 'test.deny' });
+  });
+});
