@@ -24,3 +24,12 @@ export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, wha
   if (!result.success) throw new SchemaError(what, describeIssues(result.error));
   return result.data;
 }
+
+/** Freezes a parsed config all the way down: the rest of a program reads it and never changes it. */
+export function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}

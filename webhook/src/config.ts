@@ -2,7 +2,9 @@
 // what the guard forbids, and where the server listens. Validated once at start-up and deep-frozen;
 // a bad value fails start-up naming the field. Nothing here reads files or the environment.
 import { z } from 'zod';
-import { parseOrThrow } from '../../api/src/index.ts';
+import { deepFreeze, parseOrThrow } from '../../api/src/index.ts';
+
+export { deepFreeze };
 import { ApprovalsWebhookConfig } from './approvals/config.ts';
 
 const port = z.number().int().min(1).max(65535);
@@ -112,13 +114,6 @@ export function tokenFileName(t: { audience: string; path?: string | undefined }
   return t.path ?? t.audience.replace(/[^A-Za-z0-9._-]/g, '_');
 }
 
-export function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const v of Object.values(value)) deepFreeze(v);
-  }
-  return value;
-}
 
 /** Validates, applies defaults and freezes; throws SchemaError naming each bad field. */
 export function parseWebhookConfig(value: unknown): Readonly<WebhookConfig> {

@@ -2,7 +2,7 @@
 // value fails fast naming the field. Never read from the environment here; the sidecar's config
 // module maps its env/flags onto this shape.
 import { z } from 'zod';
-import { Creator, parseOrThrow } from '../../../api/src/index.ts';
+import { Creator, deepFreeze, parseOrThrow } from '../../../api/src/index.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -63,13 +63,6 @@ export type AuditConfig = z.infer<typeof AuditConfig>;
 export type SpoolConfig = z.infer<typeof SpoolConfig>;
 export type LokiConfig = z.infer<typeof LokiConfig>;
 
-function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object') {
-    for (const v of Object.values(value)) deepFreeze(v);
-    Object.freeze(value);
-  }
-  return value;
-}
 
 /** Validates, applies defaults and freezes; throws SchemaError naming every bad field. */
 export function parseAuditConfig(raw: unknown): AuditConfig {

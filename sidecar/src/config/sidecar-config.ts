@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { SchemaError, describeIssues } from '../../../api/src/index.ts';
+import { SchemaError, deepFreeze, describeIssues } from '../../../api/src/index.ts';
 import { FactsConfig } from '../facts/derive-facts.ts';
 import { FakeIpConfig } from '../dns/fake-ip-map.ts';
 import { MaskingConfig } from '../masking/masking-config.ts';
@@ -106,13 +106,6 @@ export const SidecarConfig = z
 export type SidecarConfig = z.infer<typeof SidecarConfig>;
 export type SidecarConfigInput = z.input<typeof SidecarConfig>;
 
-function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object') {
-    for (const v of Object.values(value)) deepFreeze(v);
-    Object.freeze(value);
-  }
-  return value;
-}
 
 export function parseSidecarConfig(input: unknown): SidecarConfig {
   const result = SidecarConfig.safeParse(input);
