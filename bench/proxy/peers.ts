@@ -56,8 +56,9 @@ export async function startSluice(net: BenchNet, proxyPort: number, o: { nodeFla
     pod: { namespace: 'bench', name: 'bench-agent-0', serviceAccount: 'bench-agent' },
     policy: { path: join(net.root, 'policies', 'build', 'bundle.tar.gz') },
     trustDir: join(dir, 'trust'),
-    // The production default: every request and response durably spooled (fsync) before it completes.
-    audit: { spoolDir: join(dir, 'spool') },
+    // The production default: every request and response durably spooled (fsync) before it
+    // completes. No Loki here, so nothing is trimmed: a spool large enough for the whole run.
+    audit: { spoolDir: join(dir, 'spool'), spool: { maxBytes: 8 * 1024 ** 3, segmentBytes: 64 * 1024 ** 2 } },
     ports: { transparent: 443, proxy: proxyPort, dns: 0, admin: 0 },
     bind: { transparent: net.sluiceTransparentIp, proxy: '127.0.0.1', dns: ['127.0.0.1'], admin: '127.0.0.1' },
     upstream: {
