@@ -49,7 +49,11 @@ function peer(name: string, child: ChildProcess, extra: Partial<RunningPeer>): R
   return { name, child, pids: () => processTree(pid), stop: () => stopProcess(child), ...extra };
 }
 
-export async function startSluice(net: BenchNet, proxyPort: number, o: { nodeFlags?: string[]; tag?: string } = {}): Promise<RunningPeer> {
+export async function startSluice(
+  net: BenchNet,
+  proxyPort: number,
+  o: { nodeFlags?: string[]; tag?: string; unrecorded?: boolean } = {},
+): Promise<RunningPeer> {
   const dir = join(net.work, `sluice${o.tag ?? ''}`);
   mkdirSync(dir, { recursive: true });
   const config = {
@@ -58,7 +62,8 @@ export async function startSluice(net: BenchNet, proxyPort: number, o: { nodeFla
     trustDir: join(dir, 'trust'),
     // The production default: every request and response durably spooled (fsync) before it
     // completes. No Loki here, so nothing is trimmed: a spool large enough for the whole run.
-    audit: { spoolDir: join(dir, 'spool'), spool: { maxBytes: 8 * 1024 ** 3, segmentBytes: 64 * 1024 ** 2 } },
+    // `unrecorded` turns the audit trail off: the row that prices recording.
+    audit: { enabled: !o.unrecorded, spoolDir: join(dir, 'spool'), spool: { maxBytes: 8 * 1024 ** 3, segmentBytes: 64 * 1024 ** 2 } },
     ports: { transparent: 443, proxy: proxyPort, dns: 0, admin: 0 },
     bind: { transparent: net.sluiceTransparentIp, proxy: '127.0.0.1', dns: ['127.0.0.1'], admin: '127.0.0.1' },
     upstream: {

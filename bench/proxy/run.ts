@@ -17,7 +17,7 @@
 // Writes bench/results/proxy.json. Bounded: about 4 minutes with the defaults.
 //   node bench/proxy/run.ts [--rounds 3] [--latency-seconds 2] [--load-seconds 2] [--concurrency 16]
 //     [--profile-seconds 6] [--profile-dir DIR (keep the .cpuprofile files)] [--nice N (e.g. -10 on a
-//     busy machine; root)] [--only sluice,node-floor,tinyproxy,squid,mitmproxy,smokescreen]
+//     busy machine; root)] [--only sluice,sluice-unrecorded,node-floor,tinyproxy,squid,mitmproxy,smokescreen]
 // Needs root (private mount namespaces for /etc/hosts, ports 80/443 on 127.77.0.x), wrk, tinyproxy
 // and squid (tools/apt.sh), mitmdump and smokescreen (tools/install.sh).
 import { execFileSync } from 'node:child_process';
@@ -78,6 +78,7 @@ const NET = process.env.BENCH_PROXY_NET ?? '127.77.0';
 const UPSTREAM_IP = `${NET}.1`;
 const SLUICE_TRANSPARENT_IP = `${NET}.2`;
 const PROFILE_TRANSPARENT_IP = `${NET}.3`;
+const UNRECORDED_TRANSPARENT_IP = `${NET}.4`;
 
 // ---------- measurement ----------
 
@@ -192,7 +193,8 @@ function buildCases(net: BenchNet, peers: Map<string, RunningPeer>, hostsToSluic
   const httpTarget = `http://${NAME}${PATH}`;
   cases.push({ section: 'http', label: 'direct', run: (c, s) => runWrk({ url: `http://${UPSTREAM_IP}${PATH}`, host: NAME }, c, s) });
   for (const [name, label, note] of [
-    ['sluice', 'sluice', 'policy-checked'],
+    ['sluice', 'sluice', 'policy-checked, recorded (fsync)'],
+    ['sluice-unrecorded', 'sluice, audit off', 'policy-checked'],
     ['node-floor', 'node floor', 'http + undici, no policy'],
     ['tinyproxy', 'tinyproxy', ''],
     ['squid', 'squid', 'no cache'],
@@ -251,6 +253,8 @@ async function startPeers(net: BenchNet): Promise<{ peers: Map<string, RunningPe
   const failed: Record<string, string> = {};
   const starters: [string, (port: number) => Promise<RunningPeer>][] = [
     ['sluice', (p) => startSluice(net, p)],
+    // Same sidecar without its audit trail, plain HTTP only: what recording costs.
+    ['sluice-unrecorded', (p) => startSluice({ ...net, sluiceTransparentIp: UNRECORDED_TRANSPARENT_IP }, p, { tag: '-unrecorded', unrecorded: true })],
     ['node-floor', (p) => startNodeFloor(net, p)],
     ['tinyproxy', (p) => startTinyproxy(net, p)],
     ['squid', (p) => startSquid(net, p)],

@@ -4,6 +4,7 @@
 // the README's values table. It never reads files or the cluster; edit here, then regenerate.
 import { z } from 'zod';
 import { SidecarConfig } from '../../sidecar/src/config/sidecar-config.ts';
+import { SidecarMount } from '../../webhook/src/config.ts';
 import type { JsonSchema } from './values-docs.ts';
 
 const quantity = z.string().regex(/^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$/, 'a Kubernetes quantity such as 100m or 64Mi');
@@ -144,6 +145,12 @@ const Sidecar = z
         'projected service-account tokens for the credential providers, one file per audience: sts.amazonaws.com for aws-sts (credentials.aws.audience), plus each token exchange subjectTokenAudience',
       ),
     spoolSizeLimit: quantity.default('256Mi').describe('size limit of the audit spool emptyDir'),
+    mounts: z
+      .array(SidecarMount)
+      .default([])
+      .describe(
+        'Secrets and ConfigMaps of the agent namespace mounted read-only into the sidecar only, at /etc/sluice/mounts/<name>, for the files sidecar.config names (static secrets, extra roots, masking rules, notification URLs); agents may not mount or read a Secret listed here',
+      ),
     // The default is an empty file, not the sidecar's defaults spelled out: the sidecar applies
     // its own (zod's default is returned as it is, never parsed).
     config: SidecarSettings.default({} as z.output<typeof SidecarSettings>).describe(

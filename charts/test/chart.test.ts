@@ -96,6 +96,8 @@ describe('values.schema.json refuses what is not a value', () => {
     ['a number where a list goes', { agents: { namespaces: 3 } }, /namespaces/],
     ['an unknown certificate mode', { certificates: { mode: 'vault' } }, /mode/],
     ['a malformed quantity', { sidecar: { spoolSizeLimit: '1 GB' } }, /spoolSizeLimit/],
+    ['a sidecar mount naming both a Secret and a ConfigMap', { sidecar: { mounts: [{ name: 'x', secret: 's', configMap: 'c' }] } }, /mounts/],
+    ['a sidecar mount with an upper-case name', { sidecar: { mounts: [{ name: 'X', secret: 's' }] } }, /mounts/],
     ['zero replicas', { webhook: { replicas: 0 } }, /replicas/],
     ['an invalid namespace name', { agents: { namespaces: ['Agents_1'] } }, /namespaces/],
     ['a bad approval ttl', { approvals: { maxTTL: '2 days' } }, /maxTTL/],
@@ -195,7 +197,12 @@ describe('the webhook configuration', () => {
 
   test('values flow into it: sidecar, guard, approvals', async () => {
     const objs = await template({
-      sidecar: { proxyUID: 2600, image: { digest: `sha256:${'a'.repeat(64)}` }, tokenAudiences: [{ audience: 'sts.amazonaws.com', path: 'aws' }] },
+      sidecar: {
+        proxyUID: 2600,
+        image: { digest: `sha256:${'a'.repeat(64)}` },
+        tokenAudiences: [{ audience: 'sts.amazonaws.com', path: 'aws' }],
+        mounts: [{ name: 'github', secret: 'github-app-token', items: [{ key: 'token', path: 'token' }] }],
+      },
       guard: { forbidRootAgents: true, staticCredentialSecrets: ['aws-keys'] },
       approvals: { approverGroups: ['sec'], namespaces: { agents: { approverGroups: ['team-a'] } }, maxTTL: '8h' },
     });
@@ -203,6 +210,7 @@ describe('the webhook configuration', () => {
     const c = parseWebhookConfig(parseYaml(cm.data['config.yaml']));
     expect(c.sidecar).toMatchObject({ proxyUID: 2600, image: `ghcr.io/sluice-dev/sluice-sidecar@sha256:${'a'.repeat(64)}` });
     expect(c.sidecar.tokenAudiences).toEqual([{ audience: 'sts.amazonaws.com', path: 'aws', expirationSeconds: 3600 }]);
+    expect(c.sidecar.mounts).toEqual([{ name: 'github', secret: 'github-app-token', items: [{ key: 'token', path: 'token' }], optional: false }]);
     expect(c.guard).toMatchObject({ forbidRootAgents: true, staticCredentialSecrets: ['aws-keys'] });
     expect(c.approvals).toEqual({ approverGroups: ['sec'], namespaces: { agents: { approverGroups: ['team-a'] } }, maxTTL: '8h' });
   });

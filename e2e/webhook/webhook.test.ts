@@ -22,7 +22,12 @@ jest.setTimeout(30_000);
 const MANIFESTS = join(import.meta.dirname, '..', '..', 'webhook', 'manifests');
 const webhookConfig = {
   injectorVersion: 'e2e',
-  sidecar: { image: 'ghcr.io/sluice-dev/sluice:e2e', tokenAudiences: [{ audience: 'sts.amazonaws.com', path: 'aws' }] },
+  sidecar: {
+    image: 'ghcr.io/sluice-dev/sluice:e2e',
+    tokenAudiences: [{ audience: 'sts.amazonaws.com', path: 'aws' }],
+    // A Secret for the sidecar alone (static credentials, extra roots): agents may not touch it.
+    mounts: [{ name: 'github', secret: 'github-app-token', optional: true }],
+  },
   guard: { staticCredentialSecrets: ['aws-static-keys', 'legacy-*'] },
 };
 const rendered = renderInjection(parseWebhookConfig(webhookConfig));
@@ -138,6 +143,9 @@ describe('injection through the API server', () => {
     expect(agent.volumeMounts!.map((m) => m.name)).toEqual(['sluice-trust']);
     expect(stored.spec.automountServiceAccountToken).toBe(false);
     expect(stored.spec.volumes!.map((v) => v.name)).toEqual(rendered.volumes.map((v) => v.name));
+    // The configured Secret is the sidecar's alone, read-only (an optional mount: the pod starts without it).
+    expect(stored.spec.volumes).toContainEqual({ name: 'sluice-mount-github', secret: { secretName: 'github-app-token', defaultMode: 420, optional: true } });
+    expect((init[1] as { volumeMounts?: unknown[] }).volumeMounts).toContainEqual({ name: 'sluice-mount-github', mountPath: '/etc/sluice/mounts/github', readOnly: true });
     const creator = JSON.parse(stored.metadata.annotations![ANNOTATION_CREATOR]!) as { username: string; uid: string; groups: string[] };
     expect(creator).toEqual({ username: 'alice@example.com', uid: 'uid-creator', groups: ['developers', 'system:authenticated'] });
   });
@@ -172,6 +180,8 @@ describe('the guard refuses every way around the sidecar', () => {
     ["the sidecar's GID as fsGroup", { spec: { securityContext: { fsGroup: 1337 } } }, 'guard.proxy_gid', 'spec.securityContext.fsGroup'],
     ['a static-credential Secret volume', { spec: { volumes: [{ name: 'creds', secret: { secretName: 'aws-static-keys' } }] } }, 'guard.static_credential', 'spec.volumes[0].secret.secretName'],
     ['a static-credential Secret in envFrom', { container: { envFrom: [{ secretRef: { name: 'legacy-db' } }] } }, 'guard.static_credential', 'spec.containers[0].envFrom[0].secretRef.name'],
+    ["a Secret mounted into the sidecar, read by an agent", { container: { env: [{ name: 'GH', valueFrom: { secretKeyRef: { name: 'github-app-token', key: 'token' } } }] } }, 'guard.static_credential', 'spec.containers[0].env[0].valueFrom.secretKeyRef.name'],
+    ["a mount of the sidecar's Secret volume", { container: { volumeMounts: [{ name: 'sluice-mount-github', mountPath: '/steal', readOnly: true }] } }, 'guard.sluice_volume', 'spec.containers[0].volumeMounts'],
     ["a mount of the sidecar's token volume", { container: { volumeMounts: [{ name: 'sluice-tokens', mountPath: '/steal' }] } }, 'guard.sluice_volume', 'spec.containers[0].volumeMounts'],
     ['its own service-account token', { spec: { volumes: [{ name: 'tok', projected: { sources: [{ serviceAccountToken: { path: 'token' } }] } }] }, container: { volumeMounts: [{ name: 'tok', mountPath: '/tok' }] } }, 'guard.service_account_token', 'spec.containers[0].volumeMounts'],
     ['a container named sluice-proxy', { spec: { containers: [{ name: 'sluice-proxy', image: 'evil' }] } }, 'guard.reserved_name', 'spec.containers[0].name'],

@@ -21,6 +21,43 @@ const TokenAudience = z
   })
   .strict();
 
+/** A Kubernetes object name (DNS subdomain), as Secrets and ConfigMaps have. */
+const objectName = z
+  .string()
+  .max(253)
+  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, 'a Kubernetes object name (lower-case DNS subdomain)');
+
+const KeyToPath = z
+  .object({
+    key: z.string().min(1),
+    path: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/, 'a relative path')
+      .refine((p) => !p.split('/').some((part) => part === '..' || part === '.'), 'a relative path without . or ..'),
+  })
+  .strict();
+
+/**
+ * A Secret or ConfigMap of the pod's namespace mounted read-only into the sidecar only, at
+ * `/etc/sluice/mounts/<name>`: the files the sidecar's settings name (static credentials, extra
+ * upstream roots, masking rules, notification URLs). A mounted Secret is a static credential for
+ * the guard: no agent container may mount it or read it from env.
+ */
+const mountFields = {
+  name: z
+    .string()
+    .max(50)
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a DNS label (lower-case letters, digits and -)')
+    .describe('directory under /etc/sluice/mounts; the volume is sluice-mount-<name>'),
+  items: z.array(KeyToPath).min(1).optional().describe('only these keys, at these paths (default: every key as a file)'),
+  optional: z.boolean().default(false).describe('start the pod even when the Secret or ConfigMap does not exist'),
+};
+// Two strict shapes rather than a refine, so the chart's JSON Schema refuses both or neither too.
+export const SidecarMount = z.union([
+  z.object({ ...mountFields, secret: objectName.describe("a Secret in the pod's namespace") }).strict(),
+  z.object({ ...mountFields, configMap: objectName.describe("a ConfigMap in the pod's namespace") }).strict(),
+]);
+
 const Ports = z
   .object({
     transparent: port.default(15001),
@@ -58,12 +95,15 @@ const Sidecar = z
      */
     sidecarConfigMap: z.string().min(1).default('sluice-sidecar'),
     spoolSizeLimit: quantity.default('256Mi'),
+    /** Secrets and ConfigMaps mounted into the sidecar only (render.ts: MOUNTS_DIR). */
+    mounts: z.array(SidecarMount).default([]),
   })
   .strict()
   .refine((s) => new Set(s.tokenAudiences.map(tokenFileName)).size === s.tokenAudiences.length, {
     message: 'token audiences must map to distinct file names',
     path: ['tokenAudiences'],
-  });
+  })
+  .refine((s) => new Set(s.mounts.map((m) => m.name)).size === s.mounts.length, { message: 'mount names must be unique', path: ['mounts'] });
 
 const Guard = z
   .object({
@@ -109,6 +149,7 @@ export const WebhookConfigSchema = z
 export type WebhookConfig = z.infer<typeof WebhookConfigSchema>;
 export type WebhookConfigInput = z.input<typeof WebhookConfigSchema>;
 export type TokenAudience = z.infer<typeof TokenAudience>;
+export type SidecarMount = z.infer<typeof SidecarMount>;
 
 export function tokenFileName(t: { audience: string; path?: string | undefined }): string {
   return t.path ?? t.audience.replace(/[^A-Za-z0-9._-]/g, '_');

@@ -9,7 +9,7 @@ import { creatorStamp } from './creator.ts';
 import type { UserInfo } from './creator.ts';
 import { agentContainers, effectiveSecurity, isSluicePod, sluicePrefixLength } from './pod-model.ts';
 import type { AgentContainer } from './pod-model.ts';
-import { RESERVED_CONTAINERS, SLUICE_VOLUMES, renderInjection } from './render.ts';
+import { RESERVED_CONTAINERS, isSluiceVolume, renderInjection } from './render.ts';
 import { missingSidecarViolations, modifiedSidecarViolations, reservedNameViolations } from './sidecar-integrity.ts';
 import { sameSpec } from './spec-equality.ts';
 import { violation, violationKey } from './violations.ts';
@@ -22,6 +22,17 @@ export interface GuardContext {
 }
 
 const normaliseCapability = (c: string) => c.toUpperCase().replace(/^CAP_/, '');
+
+/** Static-credential Secrets: the configured ones plus every Secret the sidecar mounts. */
+const staticSecretsCache = new WeakMap<WebhookConfig, readonly string[]>();
+function staticSecrets(config: WebhookConfig): readonly string[] {
+  let list = staticSecretsCache.get(config);
+  if (!list) {
+    list = [...config.guard.staticCredentialSecrets, ...config.sidecar.mounts.flatMap((m) => ('secret' in m ? [m.secret] : []))];
+    staticSecretsCache.set(config, list);
+  }
+  return list;
+}
 
 function secretListed(name: string | undefined, listed: readonly string[]): boolean {
   if (!name) return false;
@@ -53,8 +64,11 @@ function podIdentityViolations(pod: V1Pod, config: WebhookConfig): Violation[] {
 
 function volumeViolations(pod: V1Pod, config: WebhookConfig): Violation[] {
   const out: Violation[] = [];
-  const listed = config.guard.staticCredentialSecrets;
+  const listed = staticSecrets(config);
   (pod.spec?.volumes ?? []).forEach((v, i) => {
+    // sluice's own volumes (a Secret mounted into the sidecar) are checked against the rendering
+    // by reservedNameViolations; agents may not mount them at all.
+    if (isSluiceVolume(v.name)) return;
     if (secretListed(v.secret?.secretName, listed)) {
       out.push(violation('guard.static_credential', `spec.volumes[${i}].secret.secretName`, `Secret "${v.secret?.secretName}" holds static credentials; sluice mints short-lived ones instead`));
     }
@@ -93,13 +107,13 @@ function containerViolations(pod: V1Pod, agent: AgentContainer, config: WebhookC
   }
   (c.volumeMounts ?? []).forEach((m, i) => {
     const mf = `${f}.volumeMounts[${i}]`;
-    if (SLUICE_VOLUMES.includes(m.name) && !(m.name === renderInjection(config).agentMount.name && m.readOnly === true)) {
+    if (isSluiceVolume(m.name) && !(m.name === renderInjection(config).agentMount.name && m.readOnly === true)) {
       out.push(violation('guard.sluice_volume', `${mf}.name`, `${who} mounts "${m.name}", which belongs to the sluice sidecar (only the trust bundle, read-only, is shared)`));
     } else if (tokenVolumes.has(m.name)) {
       out.push(violation('guard.service_account_token', `${mf}.name`, `${who} mounts a service-account token ("${m.name}"); agents reach the API through the sidecar`));
     }
   });
-  const listed = config.guard.staticCredentialSecrets;
+  const listed = staticSecrets(config);
   (c.env ?? []).forEach((e, i) => {
     const name = e.valueFrom?.secretKeyRef?.name;
     if (secretListed(name, listed)) out.push(violation('guard.static_credential', `${f}.env[${i}].valueFrom.secretKeyRef.name`, `${who} reads Secret "${name}", which holds static credentials`));
@@ -158,7 +172,7 @@ export function guardPodUpdate(oldPod: V1Pod, pod: V1Pod, ctx: GuardContext, con
   const out: Violation[] = [];
   const sluiceParts = (p: V1Pod) => ({
     init: (p.spec?.initContainers ?? []).slice(0, sluicePrefixLength(p)),
-    volumes: (p.spec?.volumes ?? []).filter((v) => SLUICE_VOLUMES.includes(v.name)),
+    volumes: (p.spec?.volumes ?? []).filter((v) => isSluiceVolume(v.name)),
   });
   const before = sluiceParts(oldPod);
   const after = sluiceParts(pod);

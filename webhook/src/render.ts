@@ -6,7 +6,7 @@
 import type { V1Container, V1EnvVar, V1Probe, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import { INIT_CONTAINER, SIDECAR_CONTAINER } from '../../api/src/index.ts';
 import { deepFreeze, tokenFileName } from './config.ts';
-import type { WebhookConfig } from './config.ts';
+import type { SidecarMount, WebhookConfig } from './config.ts';
 
 export const VOLUME_TRUST = 'sluice-trust';
 export const VOLUME_TOKENS = 'sluice-tokens';
@@ -22,6 +22,9 @@ export const PODINFO_DIR = '/var/run/sluice/podinfo';
 export const SPOOL_DIR = '/var/run/sluice/spool';
 export const POLICY_DIR = '/etc/sluice/policy';
 export const CONFIG_DIR = '/etc/sluice/config';
+/** `sidecar.mounts[].name` is mounted at `${MOUNTS_DIR}/<name>` from volume `${VOLUME_MOUNT_PREFIX}<name>`. */
+export const MOUNTS_DIR = '/etc/sluice/mounts';
+export const VOLUME_MOUNT_PREFIX = 'sluice-mount-';
 /** The sidecar's settings file: key `sidecar.yaml` of the `sidecar.sidecarConfigMap` ConfigMap. */
 export const CONFIG_FILE = `${CONFIG_DIR}/sidecar.yaml`;
 /** Where client libraries look for the in-cluster service-account token (the sidecar's only). */
@@ -80,6 +83,13 @@ function configMount(): V1VolumeMount {
   return { name: VOLUME_CONFIG, mountPath: CONFIG_DIR, readOnly: true };
 }
 
+function mountVolume(m: SidecarMount): V1Volume {
+  const items = m.items?.map((i) => ({ key: i.key, path: i.path }));
+  const name = `${VOLUME_MOUNT_PREFIX}${m.name}`;
+  if ('secret' in m) return { name, secret: { secretName: m.secret, defaultMode: DEFAULT_MODE, optional: m.optional, ...(items ? { items } : {}) } };
+  return { name, configMap: { name: m.configMap, defaultMode: DEFAULT_MODE, optional: m.optional, ...(items ? { items } : {}) } };
+}
+
 function renderVolumes(config: WebhookConfig): V1Volume[] {
   const s = config.sidecar;
   const volumes: V1Volume[] = [
@@ -123,7 +133,7 @@ function renderVolumes(config: WebhookConfig): V1Volume[] {
       },
     });
   }
-  return volumes;
+  return [...volumes, ...s.mounts.map(mountVolume)];
 }
 
 function renderSidecar(config: WebhookConfig): V1Container {
@@ -136,6 +146,7 @@ function renderSidecar(config: WebhookConfig): V1Container {
     { name: VOLUME_POLICY, mountPath: POLICY_DIR, readOnly: true },
     { name: VOLUME_SPOOL, mountPath: SPOOL_DIR },
     configMount(),
+    ...s.mounts.map((m) => ({ name: `${VOLUME_MOUNT_PREFIX}${m.name}`, mountPath: `${MOUNTS_DIR}/${m.name}`, readOnly: true })),
   ];
   return {
     name: SIDECAR_CONTAINER,
@@ -247,4 +258,9 @@ export function renderInjection(config: WebhookConfig): Rendered {
 }
 
 /** Names of the volumes sluice owns (whatever the config renders, plus the optional token volume). */
-export const SLUICE_VOLUMES: readonly string[] = [VOLUME_TRUST, VOLUME_KUBE_API, VOLUME_TOKENS, VOLUME_PODINFO, VOLUME_POLICY, VOLUME_SPOOL, VOLUME_CONFIG];
+const SLUICE_VOLUMES: readonly string[] = [VOLUME_TRUST, VOLUME_KUBE_API, VOLUME_TOKENS, VOLUME_PODINFO, VOLUME_POLICY, VOLUME_SPOOL, VOLUME_CONFIG];
+
+/** Whether a volume name is reserved for sluice: its fixed volumes and every `sluice-mount-*`. */
+export function isSluiceVolume(name: string): boolean {
+  return SLUICE_VOLUMES.includes(name) || name.startsWith(VOLUME_MOUNT_PREFIX);
+}

@@ -4,7 +4,7 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { INIT_CONTAINER, SIDECAR_CONTAINER } from '../../api/src/index.ts';
 import { agentContainers, sluicePrefixLength } from './pod-model.ts';
-import { RESERVED_CONTAINERS, SLUICE_VOLUMES, TRUST_DIR } from './render.ts';
+import { RESERVED_CONTAINERS, isSluiceVolume, TRUST_DIR } from './render.ts';
 import type { Rendered } from './render.ts';
 import { firstDifference } from './spec-equality.ts';
 import { violation } from './violations.ts';
@@ -25,7 +25,7 @@ export function reservedNameViolations(pod: V1Pod, rendered: Rendered): Violatio
     });
   }
   (pod.spec?.volumes ?? []).forEach((v, i) => {
-    if (!SLUICE_VOLUMES.includes(v.name)) return;
+    if (!isSluiceVolume(v.name)) return;
     const mine = rendered.volumes.find((r) => r.name === v.name);
     if (!mine || firstDifference(v, mine) !== undefined) {
       out.push(violation('guard.reserved_name', `spec.volumes[${i}]`, `volume name "${v.name}" is reserved for sluice and differs from what sluice injects`));

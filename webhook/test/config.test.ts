@@ -25,6 +25,11 @@ describe('webhook config', () => {
     [{ sidecar: { image: 'i', tokenAudiences: [{ audience: 'a', path: '../x' }] } }, 'sidecar.tokenAudiences.0.path'],
     [{ sidecar: { image: 'i', tokenAudiences: [{ audience: 'a/b' }, { audience: 'a:b' }] } }, 'distinct file names'],
     [{ sidecar: { image: 'i', proxyUID: 0 } }, 'sidecar.proxyUID'],
+    [{ sidecar: { image: 'i', mounts: [{ name: 'a', secret: 's', configMap: 'c' }] } }, 'sidecar.mounts.0'],
+    [{ sidecar: { image: 'i', mounts: [{ name: 'a' }] } }, 'sidecar.mounts.0'],
+    [{ sidecar: { image: 'i', mounts: [{ name: 'Tokens', secret: 's' }] } }, 'sidecar.mounts.0'],
+    [{ sidecar: { image: 'i', mounts: [{ name: 'a', secret: 's', items: [{ key: 'k', path: '../k' }] }] } }, 'sidecar.mounts.0'],
+    [{ sidecar: { image: 'i', mounts: [{ name: 'a', secret: 's' }, { name: 'a', configMap: 'c' }] } }, 'mount names must be unique'],
     [{ sidecar: { image: 'i' }, guard: { forbidRoot: true } }, 'guard'],
   ])('rejects %j naming %s', (input, field) => {
     expect(() => parseWebhookConfig(input)).toThrow(SchemaError);

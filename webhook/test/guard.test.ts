@@ -3,11 +3,15 @@
 // exec/attach are judged by the target container alone.
 import { describe, expect, test } from '@jest/globals';
 import type { V1Pod } from '@kubernetes/client-node';
+import fastJsonPatch from 'fast-json-patch';
+import type { Operation } from 'fast-json-patch';
 import { ANNOTATION_CREATOR, ANNOTATION_KILL } from '../../api/src/index.ts';
 import { guardConnect, guardPodCreate, guardPodUpdate } from '../src/guard.ts';
 import type { GuardContext } from '../src/guard.ts';
+import { planInjection } from '../src/inject.ts';
 import { alice, loadPod, testConfig } from './support/fixtures.ts';
 
+const { applyPatch } = fastJsonPatch;
 const config = testConfig();
 const ctx: GuardContext = { namespace: 'agents', namespaceOptedIn: false, userInfo: alice };
 const injected = () => loadPod('plain-pod.patched.yaml');
@@ -51,6 +55,66 @@ describe('guard on CREATE', () => {
     const pod = injected();
     mutate(pod);
     expect(found(pod)).toContain(expected);
+  });
+
+  describe('Secrets and ConfigMaps mounted into the sidecar (sidecar.mounts)', () => {
+    const mountConfig = testConfig({
+      sidecar: {
+        image: 'ghcr.io/sluice-dev/sluice:test',
+        mounts: [
+          { name: 'github-token', secret: 'github-app-token' },
+          { name: 'roots', configMap: 'corp-roots' },
+        ],
+      },
+    });
+    const injectedWithMounts = () => {
+      const pod = loadPod('plain-pod.yaml');
+      const plan = planInjection(pod, { namespace: 'agents', namespaceOptedIn: false, userInfo: alice }, mountConfig);
+      if (plan.kind !== 'patch') throw new Error(`expected a patch, got ${plan.kind}`);
+      return structuredClone(applyPatch(pod, plan.patch as Operation[], false, false).newDocument);
+    };
+    const mountFound = (pod: V1Pod) => guardPodCreate(pod, ctx, mountConfig).map((v) => `${v.rule} ${v.field}`);
+    const sidecarOf = (pod: V1Pod) => pod.spec!.initContainers!.find((c) => c.name === 'sluice-proxy')!;
+
+    test('only the sidecar mounts them, read-only, and the injected pod passes', () => {
+      const pod = injectedWithMounts();
+      expect(sidecarOf(pod).volumeMounts).toEqual(
+        expect.arrayContaining([
+          { name: 'sluice-mount-github-token', mountPath: '/etc/sluice/mounts/github-token', readOnly: true },
+          { name: 'sluice-mount-roots', mountPath: '/etc/sluice/mounts/roots', readOnly: true },
+        ]),
+      );
+      expect(pod.spec!.volumes).toEqual(expect.arrayContaining([{ name: 'sluice-mount-github-token', secret: { secretName: 'github-app-token', defaultMode: 420, optional: false } }]));
+      for (const c of pod.spec!.containers) expect((c.volumeMounts ?? []).map((m) => m.name)).not.toContain('sluice-mount-github-token');
+      expect(mountFound(pod)).toEqual([]);
+    });
+
+    test('an agent may not mount the sidecar\'s volume', () => {
+      const pod = injectedWithMounts();
+      agent(pod).volumeMounts!.push({ name: 'sluice-mount-github-token', mountPath: '/x', readOnly: true });
+      expect(mountFound(pod)).toContain('guard.sluice_volume spec.containers[0].volumeMounts[1].name');
+    });
+
+    test('a Secret the sidecar mounts is a static credential: agents may not mount it or read it from env', () => {
+      const pod = injectedWithMounts();
+      const at = pod.spec!.volumes!.length;
+      pod.spec!.volumes!.push({ name: 'mine', secret: { secretName: 'github-app-token' } });
+      agent(pod).env!.push({ name: 'GH', valueFrom: { secretKeyRef: { name: 'github-app-token', key: 'token' } } });
+      const envAt = agent(pod).env!.length - 1;
+      expect(mountFound(pod)).toEqual(
+        expect.arrayContaining([`guard.static_credential spec.volumes[${at}].secret.secretName`, `guard.static_credential spec.containers[0].env[${envAt}].valueFrom.secretKeyRef.name`]),
+      );
+    });
+
+    test('a mount pointed at another Secret, or a forged sluice-mount-* volume, is refused', () => {
+      const swapped = injectedWithMounts();
+      const i = swapped.spec!.volumes!.findIndex((v) => v.name === 'sluice-mount-github-token');
+      swapped.spec!.volumes![i]!.secret!.secretName = 'someone-elses-token';
+      expect(mountFound(swapped)).toContain(`guard.reserved_name spec.volumes[${i}]`);
+      const forged = injectedWithMounts();
+      forged.spec!.volumes!.push({ name: 'sluice-mount-extra', emptyDir: {} });
+      expect(mountFound(forged)).toContain(`guard.reserved_name spec.volumes[${forged.spec!.volumes!.length - 1}]`);
+    });
   });
 
   test('a labelled pod without the sidecar is refused (created around the injector)', () => {

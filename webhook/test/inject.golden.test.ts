@@ -33,6 +33,10 @@ const customConfig = testConfig({
     policyConfigMap: 'team-policy',
     sidecarConfigMap: 'team-sidecar',
     spoolSizeLimit: '1Gi',
+    mounts: [
+      { name: 'github-token', secret: 'github-app-token', items: [{ key: 'token', path: 'token' }] },
+      { name: 'extra-roots', configMap: 'corp-roots', optional: true },
+    ],
   },
 });
 
