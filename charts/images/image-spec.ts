@@ -126,7 +126,8 @@ export function imageConfig(spec: ImageSpec, b: BuildInfo, layers: readonly Laye
     os: 'linux',
     config: {
       User: spec.user,
-      Env: ['PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin', 'NODE_ENV=production'],
+      // SLUICE_REVISION feeds sluice_build_info{revision}.
+      Env: ['PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin', 'NODE_ENV=production', `SLUICE_REVISION=${b.revision}`],
       Entrypoint: spec.entrypoint,
       Cmd: spec.cmd,
       WorkingDir: '/app',

@@ -8,7 +8,7 @@ import type { ExportedMetric } from './metric-exporters.ts';
 export const LABEL_VALUES: Readonly<Record<string, Readonly<Record<string, string>>>> = {
   sluice_requests_total: {
     action: '`allow`, `deny`, `hold`, `error`',
-    code: 'decision code of the policy library (`git.push_requires_approval`, `network.default_deny`, …) or of the sidecar (`sidecar.*`, `approval.*`, `credentials.*`); `none` when the policy gave none',
+    code: 'decision code of the policy library (`git.push_requires_approval`, `network.default_deny`, …) or of the sidecar (`sidecar.*`, `approval.*`, `credentials.*`); `none` when the policy gave none; `other` for a code that is not lower-case `a-z0-9_.-` (≤ 64) or past the first 200 distinct codes of a sidecar',
   },
   sluice_connections_total: { via: '`transparent`, `proxy`', kind: 'first-bytes class: `tls`, `http`, `connect`, `opaque`, …' },
   sluice_refusals_total: { code: 'refusal codes (`net.opaque_tunnel`, `tls.no_sni`, `http.bad_connect_target`, …)' },
@@ -48,6 +48,12 @@ export const LABEL_VALUES: Readonly<Record<string, Readonly<Record<string, strin
   sluice_webhook_malformed_reviews_total: { endpoint: '`mutate`, `validate`' },
   sluice_webhook_internal_errors_total: { endpoint: '`mutate`, `validate`' },
   sluice_webhook_cert_reloads_total: { result: '`success`, `failure`' },
+  sluice_build_info: {
+    component: '`sidecar`, `webhook`',
+    version: 'the package version: one value per release',
+    revision: 'the git commit the image was built from (`unknown` outside an image)',
+    node_version: 'the Node.js runtime (`v24.x.y`)',
+  },
 };
 
 /** Labels that would make a series per request, host or person: never allowed on a sluice metric. */
@@ -78,10 +84,6 @@ export interface ReviewNote {
  */
 export const REVIEW_NOTES: readonly ReviewNote[] = [
   {
-    metric: 'sluice_requests_total',
-    note: '`code` is whatever the loaded policy returns: bounded for the shipped library, but a custom policy that puts a host or a path into a code would make a series per value. The sidecar should cap distinct codes (or map codes outside a pattern such as `^[a-z0-9_.]{1,64}$` to `other`).',
-  },
-  {
     metric: 'sluice_dns_queries_by_transport_total',
     note: 'counts the same queries as `sluice_dns_queries_total`; a `transport` label on that counter would say the same with one metric less.',
   },
@@ -96,9 +98,5 @@ export const REVIEW_NOTES: readonly ReviewNote[] = [
   {
     metric: 'sluice_masking_pack_verdicts_total',
     note: '`reason` is the empty string for `clean` and `secrets`; fine for Prometheus, but `none` would read better in legends.',
-  },
-  {
-    metric: '(all)',
-    note: 'neither the sidecar nor the webhook exports a `sluice_build_info{version,revision}` gauge; dashboards cannot show which build runs where.',
   },
 ];

@@ -12,6 +12,7 @@ import { registerMaskingMetrics } from '../../sidecar/src/masking/metrics.ts';
 import { registerPolicyMetrics } from '../../sidecar/src/policy/policy-metrics.ts';
 import { registerProxyMetrics } from '../../sidecar/src/proxy/proxy-metrics.ts';
 import { registerWebhookMetrics } from '../../webhook/src/metrics.ts';
+import { buildInfo, registerBuildInfo } from '../../api/src/build-info.ts';
 
 export type MetricType = 'counter' | 'gauge' | 'histogram' | 'summary';
 export type Component = 'sidecar' | 'webhook';
@@ -33,6 +34,8 @@ export const EXPORTERS: readonly Exporter[] = [
   { component: 'sidecar', area: 'Credentials', source: 'sidecar/src/credentials/metrics.ts', register: (r) => registerCredentialMetrics(r) },
   { component: 'sidecar', area: 'Audit', source: 'sidecar/src/audit/metrics.ts', register: registerAuditMetrics },
   { component: 'webhook', area: 'Admission webhook', source: 'webhook/src/metrics.ts', register: registerWebhookMetrics },
+  // Both components export it; listed once.
+  { component: 'sidecar', area: 'Build (sidecar and webhook)', source: 'api/src/build-info.ts', register: (r) => registerBuildInfo(r, buildInfo('sidecar')) },
 ];
 
 export interface ExportedMetric {

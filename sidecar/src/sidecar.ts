@@ -15,6 +15,7 @@ import { registerDnsMetrics } from './dns/dns-metrics.ts';
 import { startAdminServer } from './admin-server.ts';
 import { AuditRecorder, registerAuditMetrics } from './audit/index.ts';
 import type { AuditRecord } from '../../api/src/index.ts';
+import { buildInfo, registerBuildInfo } from '../../api/src/build-info.ts';
 import { eventRecord, podOf } from './proxy/audit-records.ts';
 import { createCredentials } from './credentials/index.ts';
 import { startApprovals } from './approvals/index.ts';
@@ -62,6 +63,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
   const log = options.logger ?? pino({ name: 'sluice-sidecar' });
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  registerBuildInfo(registry, buildInfo('sidecar'));
   const policyMetrics = registerPolicyMetrics(registry);
   const proxyMetrics = registerProxyMetrics(registry);
 

@@ -2,22 +2,18 @@
 // JSON config (a bad value stops start-up naming the field), loads the serving certificate, serves
 // until SIGTERM/SIGINT, then drains. It prints one JSON log line "listening" with both ports.
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Command } from 'commander';
 import { pino } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { parse as parseYaml } from 'yaml';
 import { SchemaError } from '../../api/src/index.ts';
+import { buildInfo, registerBuildInfo, sluiceVersion } from '../../api/src/build-info.ts';
 import { parseWebhookConfig } from './config.ts';
 import { startWebhookServer } from './server.ts';
 import type { ServingCertError } from './serving-cert.ts';
 
 const DEFAULT_CONFIG = '/etc/sluice/webhook/config.yaml';
 
-function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(join(import.meta.dirname, '../../package.json'), 'utf8')) as { version?: string };
-  return pkg.version ?? 'dev';
-}
 
 async function main(argv: string[]): Promise<void> {
   const program = new Command('sluice-webhook')
@@ -35,7 +31,7 @@ async function main(argv: string[]): Promise<void> {
     logger.fatal(`cannot read config ${opts.config}: ${(err as Error).message}`);
     process.exit(2);
   }
-  if (raw && typeof raw === 'object' && !('injectorVersion' in raw)) raw = { ...raw, injectorVersion: packageVersion() };
+  if (raw && typeof raw === 'object' && !('injectorVersion' in raw)) raw = { ...raw, injectorVersion: sluiceVersion() };
   let config;
   try {
     config = parseWebhookConfig(raw);
@@ -47,6 +43,7 @@ async function main(argv: string[]): Promise<void> {
 
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  registerBuildInfo(registry, buildInfo('webhook'));
   let server;
   try {
     server = await startWebhookServer(config, { registry, logger });

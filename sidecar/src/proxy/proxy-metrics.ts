@@ -1,10 +1,28 @@
 // Metrics of the request path. Labels are bounded: actions are three, codes come from the policy
-// library and the sidecar's own fixed set, `via`/`kind` are enums. Never a host or a path.
+// library and the sidecar's own fixed set, `via`/`kind` are enums. Never a host or a path. A
+// custom policy may return any code, so `sluice_requests_total{code}` takes codes through
+// boundedCode: an odd-looking code, or one past the first MAX_CODES distinct ones, counts as `other`.
 import { Counter, Histogram } from 'prom-client';
 import type { Registry } from 'prom-client';
 
+/** Distinct decision codes one sidecar reports before the rest count as `other`. */
+export const MAX_CODES = 200;
+const CODE_SHAPE = /^[a-z][a-z0-9_.-]{0,63}$/;
+
+/** The code label for a decision code: itself if it looks like a code and fits the budget, else `other`. */
+export function boundedCode(code: string, seen: Set<string>, max = MAX_CODES): string {
+  if (seen.has(code)) return code;
+  if (!CODE_SHAPE.test(code) || seen.size >= max) return 'other';
+  seen.add(code);
+  return code;
+}
+
+export interface RequestCounter {
+  inc(labels: { action: string; code: string }): void;
+}
+
 export interface ProxyMetrics {
-  requests: Counter<'action' | 'code'>;
+  requests: RequestCounter;
   addedLatency: Histogram;
   policyEval: Histogram;
   connections: Counter<'via' | 'kind'>;
@@ -18,8 +36,10 @@ const LATENCY_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
 
 export function registerProxyMetrics(registry: Registry): ProxyMetrics {
   const r = [registry];
+  const requests = new Counter({ name: 'sluice_requests_total', help: 'Agent requests by decision action and code', labelNames: ['action', 'code'], registers: r });
+  const codes = new Set<string>();
   return {
-    requests: new Counter({ name: 'sluice_requests_total', help: 'Agent requests by decision action and code', labelNames: ['action', 'code'], registers: r }),
+    requests: { inc: ({ action, code }) => requests.inc({ action, code: boundedCode(code, codes) }) },
     addedLatency: new Histogram({
       name: 'sluice_request_added_latency_seconds',
       help: 'Time the sidecar adds to a forwarded request (its own work before the upstream request and after its response headers)',
