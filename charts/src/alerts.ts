@@ -33,8 +33,8 @@ const POD = 'namespace="agents",pod="coder-0"';
 const POD_LABELS = { namespace: 'agents', pod: 'coder-0' };
 const threshold = (signal: string, condition: string) => ({ signal, expr: `${signal} ${condition}` });
 
-// 80 % of the spool's default capacity. The sidecar exports no capacity gauge yet; a spool
-// configured larger needs this threshold raised (see docs/runbooks/SluiceAuditSpoolNearFull.md).
+// The alert compares unshipped bytes with each sidecar's own capacity gauge; the test series use
+// the default capacity.
 const SPOOL_MAX_BYTES = SpoolConfig.parse({}).maxBytes;
 const SPOOL_NEAR_FULL_BYTES = Math.floor(SPOOL_MAX_BYTES * 0.8);
 
@@ -208,13 +208,18 @@ export const ALERTS: readonly AlertSpec[] = [
   {
     alert: 'SluiceAuditSpoolNearFull',
     group: 'sluice-audit',
-    ...threshold('max by (namespace, pod) (sluice_audit_spool_unshipped_bytes)', `> ${SPOOL_NEAR_FULL_BYTES}`),
+    ...threshold('max by (namespace, pod) (sluice_audit_spool_unshipped_bytes / sluice_audit_spool_capacity_bytes)', '> 0.8'),
     for: '5m',
     severity: 'warning',
     summary: 'The audit spool is over 80 % full',
-    description: `{{ $labels.namespace }}/{{ $labels.pod }} holds over ${SPOOL_NEAR_FULL_BYTES} unshipped audit bytes (80 % of the default ${SPOOL_MAX_BYTES}); when it is full, requests are refused (fail-closed) or events dropped.`,
-    fires: { series: { [`sluice_audit_spool_unshipped_bytes{${POD}}`]: `${SPOOL_NEAR_FULL_BYTES + 1024}x20` }, at: 10, labels: POD_LABELS },
-    quiet: { series: { [`sluice_audit_spool_unshipped_bytes{${POD}}`]: '1048576x20' }, at: 10 },
+    description: '{{ $labels.namespace }}/{{ $labels.pod }} has filled over 80 % of its audit spool (audit.spool.maxBytes) with events Loki has not acknowledged; when it is full, requests are refused (fail-closed) or events dropped.',
+    fires: {
+      series: { [`sluice_audit_spool_unshipped_bytes{${POD}}`]: `${SPOOL_NEAR_FULL_BYTES + 1024}x20`, [`sluice_audit_spool_capacity_bytes{${POD}}`]: `${SPOOL_MAX_BYTES}x20` },
+      at: 10,
+      labels: POD_LABELS,
+    },
+    // The same bytes are not near full in a spool configured four times larger.
+    quiet: { series: { [`sluice_audit_spool_unshipped_bytes{${POD}}`]: `${SPOOL_NEAR_FULL_BYTES + 1024}x20`, [`sluice_audit_spool_capacity_bytes{${POD}}`]: `${SPOOL_MAX_BYTES * 4}x20` }, at: 10 },
   },
   {
     alert: 'SluiceWebhookDown',

@@ -92,10 +92,6 @@ export const REVIEW_NOTES: readonly ReviewNote[] = [
     note: 'a relative time goes stale between scrapes and cannot be compared across pods; Prometheus convention is an absolute `sluice_credentials_expiry_timestamp_seconds` (as the webhook does for its certificate) and `… - time()` in queries.',
   },
   {
-    metric: 'sluice_audit_spool_unshipped_bytes',
-    note: 'the spool’s capacity (`spool.maxBytes`) is not exported, so SluiceAuditSpoolNearFull compares against the default 64 MiB; a `sluice_audit_spool_capacity_bytes` gauge would let the alert use a ratio whatever the configuration.',
-  },
-  {
     metric: 'sluice_masking_pack_verdicts_total',
     note: '`reason` is the empty string for `clean` and `secrets`; fine for Prometheus, but `none` would read better in legends.',
   },

@@ -7,6 +7,8 @@ import type { Registry } from 'prom-client';
 export interface AuditGaugeSource {
   spoolBytes(): number;
   unshippedBytes(): number;
+  /** The spool's `maxBytes`: what unshipped bytes may reach before `onFull` applies. */
+  capacityBytes(): number;
   /** Seconds since the oldest event not yet acknowledged by the store was written; 0 when none. */
   oldestUnshippedAgeSeconds(): number;
 }
@@ -86,6 +88,14 @@ export function registerAuditMetrics(registry: Registry): AuditMetrics {
     registers,
     collect() {
       this.set(source?.unshippedBytes() ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'sluice_audit_spool_capacity_bytes',
+    help: 'Unshipped bytes the spool may hold before onFull applies (spool.maxBytes)',
+    registers,
+    collect() {
+      this.set(source?.capacityBytes() ?? 0);
     },
   });
   new Gauge({

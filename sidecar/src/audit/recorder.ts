@@ -185,6 +185,7 @@ export class AuditRecorder {
     this.metrics?.track({
       spoolBytes: () => this.spool?.bytes ?? 0,
       unshippedBytes: () => this.spool?.unshippedBytes ?? 0,
+      capacityBytes: () => this.config.spool.maxBytes,
       oldestUnshippedAgeSeconds: () => this.oldestUnshippedAgeSeconds(),
     });
     if (this.config.loki) {
