@@ -15,6 +15,14 @@ const SECRET_NAME =
   '^(?!.*(?:page|next|continu|sync|cursor|resume|idempoten|publishable|public|csrf_?token_?(?:name|header|field)))' +
   '.*(?:secret|token|passw(?:or)?d|passwd|pwd|api.?key|apikey|access.?key|auth(?!or)|credential|private.?key|' +
   'signing.?key|encryption.?key|master.?key|session.?(?:key|token)|(?:^|[_.-])key$)';
+// What may stand between a keyword name and its value when a rule matches from the name: `NAME=v`,
+// `NAME: "v"`, Go's `:=`, `\"NAME\": \"v\"` (JSON inside a JSON prompt) and a Kubernetes env entry
+// (`- name: NAME` then `value: v` on the next line).
+const ASSIGNED = `\\\\?["']?(?:[ \\t]*:?=|[ \\t]*:|[ \\t]*\\r?\\n[ \\t]*value[ \\t]*:)[ \\t]*\\\\?["']?`;
+// A line break in a key file as written to disk, JSON-escaped (`\n`, `\r\n`) or indented in a YAML block.
+const NL = '(?:\\r?\\n|\\\\r\\\\n|\\\\n)[ \\t]*';
+const HEX32 = '[0-9a-f]{32}';
+const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
 // Matched from the `://` (the keyword); the scheme is checked by lookbehind so the regex starts there.
 const URL_USERINFO = `://(?<user>[^\\s:/@?#'"<>]{0,128}):(?<secret>[^\\s/@?#'"<>]{1,128})@`;
 
@@ -82,11 +90,15 @@ const rules: RuleSpecInput[] = [
   },
   {
     id: 'gitlab-token',
-    description: 'GitLab personal, deploy, runner, trigger, feed, incoming-mail, agent and OAuth tokens',
+    description: 'GitLab personal, deploy, runner (auth and registration), trigger, feed, incoming-mail, agent, OAuth, CI job, SCIM and feature-flag tokens, legacy and routable',
     confidence: 'high',
-    keywords: ['glpat-', 'gldt-', 'glrt-', 'glptt-', 'glft-', 'glimt-', 'glagent-', 'gloas-', 'glcbt-', 'glsoat-'],
-    pattern: `${B}gl(?:pat|dt|rt|ptt|ft|imt|agent|oas|cbt|soat)-[A-Za-z0-9_-]{20,64}(?:\\.[0-9a-z]{2}\\.[0-9a-z]{7,9})?${E}`,
-    maxLength: 90,
+    keywords: ['glpat-', 'gldt-', 'glrt-', 'glrtr-', 'glptt-', 'glft-', 'glimt-', 'glagent-', 'gloas-', 'glcbt-', 'glsoat-', 'glffct-', 'GR1348941'],
+    // A `-` may precede: self-managed instances can prefix every token (`SIE-glpat-...`). Routable
+    // tokens end in `.<2 base36>.<length + CRC32, base36>`.
+    pattern: `(?<![A-Za-z0-9_])(?:gl(?:pat|dt|rtr|rt|ptt|ft|imt|agent|oas|cbt|soat|ffct)-[A-Za-z0-9_-]{20,300}(?:\\.[0-9a-z]{2}\\.[0-9a-z]{7,9})?|GR1348941[A-Za-z0-9_-]{20,64})${E}`,
+    maxLength: 330,
+    // Documentation fillers: one character repeated (`glrt-xxxxxxxxxxxxxxxxxxxx`).
+    allowlist: ['^(?:gl[a-z]+-|GR1348941)([A-Za-z0-9_])\\1+$'],
   },
   {
     id: 'slack-token',
@@ -203,10 +215,15 @@ const rules: RuleSpecInput[] = [
   },
   {
     id: 'vault-token',
-    description: 'HashiCorp Vault service, batch and recovery tokens',
+    description: 'HashiCorp Vault service, batch and recovery tokens (hvs./hvb./hvr.); legacy s. service tokens in a Vault context',
     confidence: 'high',
-    keywords: ['hvs.', 'hvb.', 'hvr.'],
-    pattern: `${B}hv[sbr]\\.[A-Za-z0-9_-]{90,200}${E}`,
+    keywords: ['hvs.', 'hvb.', 'hvr.', 'VAULT_TOKEN', 'vault_token', 'X-Vault-Token', 'x-vault-token', 'client_token', 'vault login '],
+    // Legacy `s.` + 24 base62 (`.xxxxx` names a namespace) is too short and plain to find alone:
+    // only after VAULT_TOKEN / X-Vault-Token / "client_token" (login responses) or `vault login`.
+    pattern:
+      `${B}hv[sbr]\\.[A-Za-z0-9_-]{90,200}${E}|` +
+      `(?:(?:VAULT_TOKEN|vault_token|[Xx]-[Vv]ault-[Tt]oken|client_token)${ASSIGNED}|vault login (?:-[a-z-]{1,24}(?:=[^\\s]{1,64})? ){0,4}(?:token=)?)` +
+      '(?<secret>s\\.[A-Za-z0-9]{24}(?:\\.[A-Za-z0-9]{5})?)(?![A-Za-z0-9_.-])',
     maxLength: 210,
   },
   {
@@ -224,6 +241,123 @@ const rules: RuleSpecInput[] = [
     keywords: ['dop_v1_', 'doo_v1_', 'dor_v1_'],
     pattern: `${B}do[por]_v1_[a-f0-9]{64}${E}`,
     maxLength: 72,
+  },
+  {
+    id: 'twilio-api-key',
+    description: 'Twilio API key SID (SK + 32 hex), the identifier half of an API key pair',
+    confidence: 'medium',
+    keywords: ['SK'],
+    pattern: `${B}SK${HEX32}${E}`,
+    maxLength: 34,
+    validator: 'random-hex',
+  },
+  {
+    id: 'twilio-auth-token',
+    description: 'Twilio account auth token (32 hex) assigned to a Twilio-named key',
+    confidence: 'high',
+    kind: 'assignment',
+    names: 'twilio.{0,32}(?:token|secret)',
+    value: `(?<secret>${HEX32})${E}`,
+    validator: 'random-hex',
+  },
+  {
+    id: 'mailgun-api-key',
+    description: 'Mailgun private API key: key- + 32 hex anywhere; the newer 32-8-8 hex form after api: (basic auth) or under a MAILGUN_* name',
+    confidence: 'high',
+    // Not `mailgun`/`Mailgun`: a keyword on `g` or `M` costs a scan pass over every body. Lower-case
+    // names (mailgun_api_key: ...) are left to generic-secret, which masks the 50-character value.
+    keywords: ['key-', 'api:', 'MAILGUN'],
+    pattern:
+      `(?:(?<![A-Za-z0-9_-])api:|MAILGUN[A-Za-z0-9_.-]{0,32}${ASSIGNED})(?<secret>key-${HEX32}|${HEX32}-[0-9a-f]{8}-[0-9a-f]{8})${E}|` +
+      `${B}key-${HEX32}${E}`,
+    maxLength: 120,
+    validator: 'random-hex',
+  },
+  {
+    id: 'heroku-api-key',
+    description: 'Heroku API key in the current format (HRKU-AA...)',
+    confidence: 'high',
+    keywords: ['HRKU-'],
+    pattern: `${B}HRKU-AA[A-Za-z0-9_-]{42}(?:[A-Za-z0-9_-]{16})?${E}`,
+    maxLength: 66,
+    validator: 'random',
+  },
+  {
+    id: 'heroku-api-key-legacy',
+    description: 'Heroku API key / OAuth token in the older UUID form, assigned to a Heroku-named key',
+    confidence: 'high',
+    kind: 'assignment',
+    // Not `auth`: HEROKU_AUTHORIZATION_ID holds the id of a token, a UUID that grants nothing.
+    names: 'heroku.{0,24}(?:api.?key|token|secret|passw(?:or)?d)',
+    value: `(?<secret>${UUID})${E}`,
+    validator: 'random-hex',
+  },
+  {
+    id: 'shopify-token',
+    description: 'Shopify Admin API, custom-app and private-app access tokens and shared secrets (shpat_, shpca_, shppa_, shpss_)',
+    confidence: 'high',
+    keywords: ['shpat_', 'shpca_', 'shppa_', 'shpss_'],
+    pattern: `${B}shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}${E}`,
+    maxLength: 38,
+    validator: 'random-hex',
+  },
+  {
+    id: 'databricks-token',
+    description: 'Databricks personal access token (dapi + 32 hex, optional -N suffix)',
+    confidence: 'high',
+    keywords: ['dapi'],
+    pattern: `${B}dapi${HEX32}(?:-[0-9])?${E}`,
+    maxLength: 38,
+    validator: 'random-hex',
+  },
+  {
+    id: 'atlassian-api-token',
+    description: 'Atlassian (Jira, Confluence, Bitbucket) API token, CRC32-checked',
+    confidence: 'high',
+    keywords: ['ATATT3'],
+    pattern: `${B}ATATT3[A-Za-z0-9_=-]{150,300}=[0-9A-F]{8}${E}`,
+    maxLength: 320,
+    validator: 'crc32-suffix',
+  },
+  {
+    id: 'datadog-api-key',
+    description: 'Datadog API key (32 hex) under a Datadog name (DD_API_KEY, the DD-API-KEY header, datadog_api_key)',
+    confidence: 'high',
+    kind: 'assignment',
+    names: '(?:^|[^a-z0-9])dd[_.-]?api[_.-]?key$|datadog.{0,24}api.?key$',
+    value: `(?<secret>${HEX32})${E}`,
+    validator: 'random-hex',
+  },
+  {
+    id: 'datadog-app-key',
+    description: 'Datadog application key (40 hex) under a Datadog name (DD_APP_KEY, the DD-APPLICATION-KEY header)',
+    confidence: 'high',
+    kind: 'assignment',
+    names: '(?:^|[^a-z0-9])dd[_.-]?app(?:lication)?[_.-]?key$|datadog.{0,24}app(?:lication)?.?key$',
+    value: `(?<secret>[0-9a-f]{40})${E}`,
+    validator: 'random-hex',
+  },
+  {
+    id: 'azure-ad-client-secret',
+    description: 'Microsoft Entra ID (Azure AD) application client secret: three characters, a digit, Q~, 31-34 more',
+    confidence: 'high',
+    keywords: ['Q~'],
+    pattern: '(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.-]{3}[0-9]Q~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])',
+    lookbehind: 4,
+    maxLength: 40,
+    validator: 'random',
+  },
+  {
+    id: 'putty-private-key',
+    description: 'PuTTY private key file (.ppk v2/v3): the Private-Lines block and its Private-MAC',
+    confidence: 'high',
+    keywords: ['PuTTY-User-Key-File-'],
+    // Header lines (`Name: value`) and public lines up to `Private-Lines: N`, then base64 lines up to
+    // the MAC, which ends the match: a key cut off before it stays undecided in a stream.
+    pattern:
+      `PuTTY-User-Key-File-[23]: [A-Za-z0-9@.-]{3,64}${NL}(?:[A-Za-z0-9-]{2,32}: [^\\r\\n\\\\]{0,256}${NL}|[A-Za-z0-9+/=]{1,64}${NL}){2,80}?` +
+      `Private-Lines: [0-9]{1,4}${NL}(?<secret>(?:[A-Za-z0-9+/=]{1,64}${NL}){1,200}Private-MAC: [0-9a-f]{40,64})(?![0-9a-f])`,
+    maxLength: 16384,
   },
   {
     id: 'azure-connection-string',

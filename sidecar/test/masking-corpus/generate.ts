@@ -6,6 +6,7 @@
 //   node sidecar/test/masking-corpus/generate.ts          # rewrites the .jsonl files beside it
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import { base62Crc32 } from '../../src/masking/validators.ts';
 import { prng } from '../support/prng.ts';
 
@@ -460,7 +461,7 @@ export function generatePositives(seed = 7): Positive[] {
       out.push({ id: `p${String(out.length + 1).padStart(4, '0')}`, rule, context: ctxName, text, secrets: made.secrets ?? [made.value] });
     }
   }
-  return out;
+  return [...out, ...addedPositives(seed, out.length)];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -596,6 +597,397 @@ const NEGATIVES: Record<string, NegMaker> = {
     `const config = {\n  authScheme: ${g.pick(['AuthScheme.Bearer', 'DynamoDBHttpAuthSchemeProvider', 'defaultAuthSchemeProvider'])},\n  tokenProvider: ${g.pick(['fromTokenFile', 'StaticTokenProvider', 'createTokenProvider'])}(),\n  secretsManager: new SecretsManagerClient({ region }),\n  passwordHasher: argon2id,\n};\n`,
 };
 
+// ---------------------------------------------------------------------------------------------
+// Formats added after the first corpus (Twilio, Mailgun, Heroku, Shopify, Databricks, Atlassian,
+// Datadog, Entra ID, legacy Vault tokens, PuTTY keys, newer GitLab prefixes). They draw from their
+// own seeded streams and are appended, so adding them left every earlier row as it was.
+
+const ADDED_ALPHABET_AZURE = B62 + '_~.-';
+
+function hex(g: Gen, n: number): string {
+  return g.str(HEX, n);
+}
+
+/** Atlassian API token: ATATT3xFfGF0 + base64url, `=`, CRC32 of everything before as 8 upper-case hex. */
+function atlassianToken(g: Gen): string {
+  const head = `ATATT3xFfGF0${g.str(B64URL, 171)}=`;
+  return head + crc32(head).toString(16).toUpperCase().padStart(8, '0');
+}
+
+/** Heroku's current keys: HRKU-AA, 42 base64url, `_____w` (0xffffffff in the payload) and 10 more. */
+function herokuKey(g: Gen): string {
+  return `HRKU-AA${g.str(B64URL, 42)}_____w${g.str(B64URL, 10)}`;
+}
+
+function sshString(s: string | Buffer): Buffer {
+  const b = typeof s === 'string' ? Buffer.from(s) : s;
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(b.length);
+  return Buffer.concat([len, b]);
+}
+
+function base64Lines(b: Buffer): string[] {
+  const s = b.toString('base64');
+  const lines: string[] = [];
+  for (let i = 0; i < s.length; i += 64) lines.push(s.slice(i, i + 64));
+  return lines;
+}
+
+/** A .ppk file (v2 or v3, plain or passphrase-protected) with random key material. */
+function ppk(g: Gen, nl: string, version: 2 | 3, alg: string, encrypted: boolean): { text: string; secrets: string[] } {
+  const pub =
+    alg === 'ssh-rsa'
+      ? Buffer.concat([sshString(alg), sshString(Buffer.from([1, 0, 1])), sshString(g.bytes(257))])
+      : alg === 'ssh-ed25519'
+        ? Buffer.concat([sshString(alg), sshString(g.bytes(32))])
+        : Buffer.concat([sshString(alg), sshString('nistp256'), sshString(g.bytes(65))]);
+  let priv = alg === 'ssh-rsa' ? Buffer.concat([sshString(g.bytes(256)), sshString(g.bytes(129)), sshString(g.bytes(129)), sshString(g.bytes(128))]) : sshString(g.bytes(32));
+  if (encrypted) priv = Buffer.concat([priv, g.bytes(16 - (priv.length % 16))]);
+  const publicLines = base64Lines(pub);
+  const privateLines = base64Lines(priv);
+  const mac = hex(g, version === 2 ? 40 : 64);
+  const comment = `${alg === 'ssh-rsa' ? 'rsa' : alg === 'ssh-ed25519' ? 'ed25519' : 'ecdsa'}-key-2025${g.int(10, 12)}${g.int(10, 28)}`;
+  const kdf =
+    version === 3 && encrypted
+      ? ['Key-Derivation: Argon2id', 'Argon2-Memory: 8192', 'Argon2-Passes: 21', 'Argon2-Parallelism: 1', `Argon2-Salt: ${hex(g, 32)}`]
+      : [];
+  const lines = [
+    `PuTTY-User-Key-File-${String(version)}: ${alg}`,
+    `Encryption: ${encrypted ? 'aes256-cbc' : 'none'}`,
+    `Comment: ${comment}`,
+    `Public-Lines: ${String(publicLines.length)}`,
+    ...publicLines,
+    ...kdf,
+    `Private-Lines: ${String(privateLines.length)}`,
+    ...privateLines,
+    `Private-MAC: ${mac}`,
+  ];
+  return { text: lines.join(nl) + nl, secrets: [...privateLines, mac] };
+}
+
+const ADDED_MAKERS: Record<string, (g: Gen) => Made> = {
+  'twilio-api-key': (g) => ({ value: `SK${hex(g, 32)}`, names: ['TWILIO_API_KEY', 'TWILIO_API_KEY_SID', 'twilio_api_key', 'apiKeySid'] }),
+  'twilio-auth-token': (g) => ({ value: hex(g, 32), names: ['TWILIO_AUTH_TOKEN', 'twilio_auth_token', 'twilioAuthToken', 'TWILIO_TOKEN'] }),
+  'mailgun-api-key': (g) => ({
+    value: g.pick([`key-${hex(g, 32)}`, `${hex(g, 32)}-${hex(g, 8)}-${hex(g, 8)}`]),
+    names: ['MAILGUN_API_KEY', 'mailgun_api_key', 'mailgunApiKey', 'MAILGUN_SIGNING_KEY'],
+  }),
+  'heroku-api-key': (g) => ({ value: herokuKey(g), names: ['HEROKU_API_KEY', 'heroku_api_key', 'herokuApiKey', 'HEROKU_TOKEN'] }),
+  'heroku-api-key-legacy': (g) => ({ value: g.uuid(), names: ['HEROKU_API_KEY', 'heroku_api_key', 'herokuApiKey', 'HEROKU_OAUTH_TOKEN'] }),
+  'shopify-token': (g) => ({
+    value: `${g.pick(['shpat', 'shpat', 'shpca', 'shppa', 'shpss'])}_${hex(g, 32)}`,
+    names: ['SHOPIFY_ACCESS_TOKEN', 'shopify_admin_token', 'accessToken', 'SHOPIFY_API_SECRET'],
+  }),
+  'databricks-token': (g) => ({ value: `dapi${hex(g, 32)}${g.pick(['', '', '', '-2', '-3'])}`, names: ['DATABRICKS_TOKEN', 'databricks_token', 'token', 'DBX_TOKEN'] }),
+  'atlassian-api-token': (g) => ({ value: atlassianToken(g), names: ['JIRA_API_TOKEN', 'ATLASSIAN_API_TOKEN', 'CONFLUENCE_TOKEN', 'jira_token', 'apiToken'] }),
+  'datadog-api-key': (g) => ({ value: hex(g, 32), names: ['DD_API_KEY', 'DATADOG_API_KEY', 'datadog_api_key', 'ddApiKey'] }),
+  'datadog-app-key': (g) => ({ value: hex(g, 40), names: ['DD_APP_KEY', 'DD_APPLICATION_KEY', 'DATADOG_APP_KEY', 'datadog_app_key'] }),
+  'azure-ad-client-secret': (g) => ({
+    value: `${g.str(ADDED_ALPHABET_AZURE, 3)}${g.str(DIGITS, 1)}Q~${g.str(ADDED_ALPHABET_AZURE, 34)}`,
+    names: ['AZURE_CLIENT_SECRET', 'clientSecret', 'client_secret', 'ARM_CLIENT_SECRET'],
+  }),
+  'vault-token': (g) => ({ value: `s.${g.str(B62, 24)}${g.pick(['', '', `.${g.str(B62, 5)}`])}`, names: ['VAULT_TOKEN'] }),
+  'gitlab-token': (g) => {
+    const instance = g.int(0, 5) === 0 ? `${g.pick(['SIE', 'ACME', 'corp'])}-` : '';
+    const token = g.pick([
+      () => `glrtr-${g.str(B62 + '-_', 20)}`,
+      () => `glrt-t${String(g.int(1, 3))}_${g.str(B64URL, 27)}.01.${g.str(LOWER + DIGITS, 9)}`,
+      () => `glpat-${g.str(B64URL, 38)}.01.${g.str(LOWER + DIGITS, 9)}`,
+      () => `glffct-${g.str(B62 + '-_', 20)}`,
+      () => `GR1348941${g.str(B62 + '-_', 20)}`,
+      () => `glcbt-${String(g.int(1, 99))}_${g.str(B62 + '-_', 20)}`,
+    ])();
+    return { value: `${instance}${token}`, names: ['GITLAB_RUNNER_TOKEN', 'CI_SERVER_TOKEN', 'token', 'REGISTRATION_TOKEN'], secrets: [token] };
+  },
+};
+
+const curlHeader =
+  (header: string): Context =>
+  (g, _name, value) =>
+    `curl -sS -X ${g.pick(['GET', 'POST'])} "https://${g.host()}/api/v2/${g.word()}" \\\n  -H "Content-Type: application/json" \\\n  -H "${header}: ${value}"`;
+
+const vaultContexts: Record<string, Context> = {
+  envFile: (g, _n, v) => envFile(g, 'VAULT_TOKEN', v),
+  'login-response': (g, _n, v) =>
+    JSON.stringify(
+      {
+        request_id: g.uuid(),
+        lease_id: '',
+        renewable: false,
+        auth: { client_token: v, accessor: g.str(B62, 24), policies: ['default', g.word()], token_type: 'service', lease_duration: 2764800, renewable: true },
+      },
+      null,
+      g.pick([0, 2]),
+    ),
+  httpDump: (g, _n, v) => `curl -sS -H "X-Vault-Token: ${v}" https://vault.${g.host()}:8200/v1/secret/data/${g.word()}`,
+  'k8s-env': (g, _n, v) => `      containers:\n      - name: ${g.word()}\n        env:\n        - name: VAULT_ADDR\n          value: https://vault.${g.host()}:8200\n        - name: VAULT_TOKEN\n          value: "${v}"\n`,
+  ciLog: (g, _n, v) => `${g.ts()} $ vault login -no-print ${v}\n${g.ts()} $ vault kv get -field=password secret/${g.word()}\n${g.ts()} ${g.sentence()}`,
+  prompt,
+};
+
+const ADDED_CONTEXTS_FOR: Record<string, Record<string, Context>> = {
+  'twilio-api-key': {
+    ...ALL,
+    'twilio-api-response': (g, _n, v) =>
+      JSON.stringify({ sid: v, friendly_name: `${g.word()}-ci`, date_created: new Date(Date.parse(g.ts())).toUTCString(), date_updated: new Date(Date.parse(g.ts())).toUTCString() }),
+  },
+  'twilio-auth-token': { json, envFile, yamlDoc, ciLog, source, prompt, ini },
+  'mailgun-api-key': {
+    envFile,
+    json,
+    yamlDoc,
+    ciLog,
+    source,
+    prompt,
+    curl: (g, _n, v) => `curl -s --user 'api:${v}' https://api.mailgun.net/v3/mg.${g.pick(['example.com', 'corp.local'])}/messages \\\n  -F from='ci <ci@mg.example.com>' -F to=${g.word()}@example.com -F subject='${g.sentence(3)}'`,
+  },
+  'heroku-api-key': { ...ALL, netrc: (g, _n, v) => `machine api.heroku.com\n  login ${g.word()}@example.com\n  password ${v}\nmachine git.heroku.com\n  login ${g.word()}@example.com\n  password ${v}\n` },
+  'heroku-api-key-legacy': { json, envFile, yamlDoc, ciLog, source, prompt, ini },
+  'shopify-token': { ...ALL, httpDump: curlHeader('X-Shopify-Access-Token') },
+  'databricks-token': { ...ALL, databrickscfg: (g, _n, v) => `[DEFAULT]\nhost  = https://adb-${g.str(DIGITS, 16)}.${String(g.int(1, 19))}.azuredatabricks.net\ntoken = ${v}\n` },
+  'atlassian-api-token': ALL,
+  'datadog-api-key': { json, envFile, yamlDoc, ciLog, source, prompt, httpDump: curlHeader('DD-API-KEY') },
+  'datadog-app-key': { json, envFile, yamlDoc, ciLog, source, prompt, httpDump: curlHeader('DD-APPLICATION-KEY') },
+  'azure-ad-client-secret': {
+    ...ALL,
+    'az-cli': (g, _n, v) => JSON.stringify({ appId: g.uuid(), displayName: `${g.word()}-sp`, password: v, tenant: g.uuid() }, null, 2),
+  },
+  'vault-token': vaultContexts,
+  'gitlab-token': {
+    ...ALL,
+    'runner-config': (g, _n, v) =>
+      `concurrent = 4\n\n[[runners]]\n  name = "${g.word()}-runner"\n  url = "https://gitlab.${g.pick(['example.com', 'corp.local'])}/"\n  id = ${String(g.int(1, 999))}\n  token = "${v}"\n  executor = "docker"\n`,
+  },
+};
+
+/** Row i of a rule with its own generator; `undefined` for rules made by ADDED_MAKERS. */
+function addedSpecial(rule: string, g: Gen, i: number): { context: string; text: string; secrets: string[] } | undefined {
+  if (rule !== 'putty-private-key') return undefined;
+  // Every context, version, algorithm and protection appears (v3 + passphrase adds the Argon2 lines).
+  const context = ['file', 'file-crlf', 'ci-log', 'json', 'yaml', 'prompt'][i % 6] ?? 'file';
+  const alg = ['ssh-ed25519', 'ssh-rsa', 'ecdsa-sha2-nistp256', 'ssh-rsa'][i % 4] ?? 'ssh-rsa';
+  // Windows tools write CRLF; a key pasted into JSON keeps it as `\r\n`.
+  const k = ppk(g, context === 'file-crlf' || context === 'json' ? '\r\n' : '\n', i % 3 === 0 ? 2 : 3, alg, i % 5 === 1 || i % 5 === 3);
+  const name = `${g.word()}-deploy.ppk`;
+  let text: string;
+  if (context === 'file' || context === 'file-crlf') text = k.text;
+  else if (context === 'ci-log') text = `${g.ts()} + cat keys/${name}\n${k.text}${g.ts()} + pscp -i keys/${name} build.zip deploy@${g.host()}:/srv/`;
+  else if (context === 'json') text = JSON.stringify({ name, type: 'ppk', content: k.text }, null, 2);
+  else if (context === 'yaml') text = yamlDoc(g, 'deploy.ppk', k.text.trimEnd());
+  else text = JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: `WinSCP says "unable to use key file" for this key, why?\n\n${k.text}` }] });
+  return { context, text, secrets: k.secrets };
+}
+
+/** Rows per added rule; the extended rules (gitlab-token, vault-token) get rows for their new formats. */
+const ADDED_RULES: [string, number][] = [
+  ['twilio-api-key', 11],
+  ['twilio-auth-token', 11],
+  ['mailgun-api-key', 12],
+  ['heroku-api-key', 11],
+  ['heroku-api-key-legacy', 11],
+  ['shopify-token', 11],
+  ['databricks-token', 11],
+  ['atlassian-api-token', 11],
+  ['datadog-api-key', 11],
+  ['datadog-app-key', 11],
+  ['azure-ad-client-secret', 11],
+  ['vault-token', 10],
+  ['putty-private-key', 12],
+  ['gitlab-token', 12],
+];
+
+function addedPositives(seed: number, first: number): Positive[] {
+  const out: Positive[] = [];
+  for (const [rule, per] of ADDED_RULES) {
+    // One stream per rule: a rule added later does not reshuffle the rows of another.
+    const g = new Gen(seed * 1000 + crc32(rule));
+    for (let i = 0; i < per; i++) {
+      const id = `p${String(first + out.length + 1).padStart(4, '0')}`;
+      const sp = addedSpecial(rule, g, i);
+      if (sp) {
+        out.push({ id, rule, context: sp.context, text: sp.text, secrets: sp.secrets });
+        continue;
+      }
+      const made = (ADDED_MAKERS[rule] as (g: Gen) => Made)(g);
+      const contexts = ADDED_CONTEXTS_FOR[rule] ?? ALL;
+      const names = Object.keys(contexts);
+      const ctxName = names[i % names.length] ?? 'raw';
+      const text = (contexts[ctxName] as Context)(g, g.pick(made.names), made.value);
+      out.push({ id, rule, context: ctxName, text, secrets: made.secrets ?? [made.value] });
+    }
+  }
+  return out;
+}
+
+// Look-alikes for the added formats: every variant of a kind appears, in order, then again.
+const ADDED_NEGATIVES: Record<string, NegMaker[]> = {
+  'twilio-lookalikes': [
+    (g) => {
+      const ac = `AC${hex(g, 32)}`;
+      const sm = `SM${hex(g, 32)}`;
+      return JSON.stringify({ sid: sm, account_sid: ac, messaging_service_sid: `MG${hex(g, 32)}`, status: 'queued', num_segments: '1', uri: `/2010-04-01/Accounts/${ac}/Messages/${sm}.json` });
+    },
+    (g) => `TWILIO_ACCOUNT_SID=AC${hex(g, 32)}\nTWILIO_PHONE_NUMBER=+1415555${g.str(DIGITS, 4)}\nTWILIO_VERIFY_SERVICE_SID=VA${hex(g, 32)}\n`,
+    () => `## Twilio\n\nCreate an API key in the Console. Its SID starts with \`SK\` (for example \`SKxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\`) and comes with a secret you see once.\n`,
+    (g) => `| key | owner | state |\n|---|---|---|\n| SK${hex(g, 31)} | ${g.word()}-bot | revoked |\n`,
+    (g) => JSON.stringify({ object: `SK${hex(g, 40)}`, size: g.int(100, 9999) }),
+    (g) => `part,description\nSK${hex(g, 32).toUpperCase()},${g.word()} bracket\n`,
+    (g) => JSON.stringify({ task: `TASK${hex(g, 32)}`, disk: `DISK${hex(g, 32)}` }),
+    (g) => `ToCountry=US&CallSid=CA${hex(g, 32)}&AccountSid=AC${hex(g, 32)}&From=%2B1415555${g.str(DIGITS, 4)}&CallStatus=ringing&ApiVersion=2010-04-01`,
+    () => `TWILIO_AUTH_TOKEN=your_auth_token\nTWILIO_API_SECRET=\${TWILIO_API_SECRET}\n`,
+    (g) => `twilio:\n  auth_token_ttl: 3600\n  edge: ashburn\n  region: us1\n  account_sid: AC${hex(g, 32)}\n`,
+    (g) => `${g.ts()} POST /sms/inbound 200\n  X-Twilio-Signature: ${g.bytes(20).toString('base64')}\n  I-Twilio-Idempotency-Token: ${g.uuid()}`,
+  ],
+  'mailgun-lookalikes': [
+    () => `Replace key-3ax6xnjp29jd6fds4gc373sgvjxteol0 in the examples with your own private API key.`,
+    (g) => `mailgun.validate({ publicKey: 'pubkey-${hex(g, 32)}', address: input.email });`,
+    (g) => `${g.ts()} cache hit cache-key-${hex(g, 32)} (${g.int(1, 90)} ms)`,
+    (g) => `expired: key-${hex(g, 31)}`,
+    (g) => `KEY-${hex(g, 32).toUpperCase()} rotated`,
+    (g) => JSON.stringify({ event: 'delivered', id: g.str(B64URL, 22), timestamp: g.int(1700000000, 1760000000), recipient: `${g.word()}@example.com`, message: { headers: { 'message-id': `20250101.${hex(g, 16)}@mg.example.com` } } }),
+    (g) => `MAILGUN_DOMAIN=mg.${g.pick(['example.com', 'corp.local'])}\nMAILGUN_FROM="${g.word()} <noreply@mg.example.com>"\nMAILGUN_REGION=eu\n`,
+    () => `api:\n  version: v3\n  base_url: https://api.mailgun.net\n`,
+    (g) => `basic auth api:${hex(g, 32)}-${hex(g, 8)} rejected`,
+    (g) => `mailgun_route_id: ${hex(g, 24)}\nmailgun_webhook_url: https://hooks.example.com/mailgun/${g.word()}\n`,
+    (g) => `Use a key-value store: key-${g.word()}-${g.word()} maps to ${g.word()}.`,
+  ],
+  'heroku-lookalikes': [
+    (g) => `HEROKU_APP_ID=${g.uuid()}\nHEROKU_APP_NAME=${g.word()}-${g.word()}\nHEROKU_DYNO_ID=${g.uuid()}\nHEROKU_SLUG_COMMIT=${hex(g, 40)}\nHEROKU_RELEASE_VERSION=v${String(g.int(10, 400))}\n`,
+    (g) => JSON.stringify({ id: g.uuid(), name: `${g.word()}-${g.word()}`, owner: { id: g.uuid(), email: `${g.word()}@example.com` }, region: { id: g.uuid(), name: 'us' }, stack: { id: g.uuid(), name: 'heroku-24' } }, null, 2),
+    (g) => `HEROKU_AUTHORIZATION_ID=${g.uuid()}\nHEROKU_AUTHORIZATION_SCOPE=global\n`,
+    (g) => `$ heroku authorizations\nHeroku CLI login from 203.0.113.${String(g.int(1, 254))}  ${g.uuid()}  global\nLong-lived user authorization   ${g.uuid()}  global\n`,
+    () => `New Heroku API keys start with \`HRKU-AA\`; older ones are UUIDs. Rotate both with \`heroku authorizations:rotate\`.`,
+    (g) => `${g.ts()} auth failed for HRKU-AA${g.str(B64URL, 20)}… (truncated)`,
+    () => `heroku config:set HEROKU_API_KEY=HRKU-AAxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx`,
+    () => `provider "heroku" {\n  email   = var.heroku_email\n  api_key = var.heroku_api_key\n}\n`,
+    () => `      - uses: akhileshns/heroku-deploy@v3.13.15\n        with:\n          heroku_api_key: \${{ secrets.HEROKU_API_KEY }}\n          heroku_email: ci@example.com\n`,
+    () => JSON.stringify({ name: 'app', env: { HEROKU_API_KEY: { description: 'API key for the release task', required: true } } }),
+    (g) => `git push https://git.heroku.com/${g.word()}-${g.word()}.git main\nheroku git:remote -a ${g.word()}`,
+    (g) => `at=info method=GET path="/api/${g.word()}" host=${g.word()}.herokuapp.com request_id=${g.uuid()} fwd="203.0.113.${String(g.int(1, 254))}" dyno=web.1 connect=0ms service=${String(g.int(2, 400))}ms status=200 bytes=${String(g.int(100, 9000))}`,
+  ],
+  'shopify-lookalikes': [
+    (g) => `${g.ts()} 401 from admin API for token shpat_${hex(g, 31)}`,
+    () => `Your Admin API access token looks like \`shpat_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\`.`,
+    (g) => `curl -X POST https://${g.word()}.myshopify.com/admin/api/2025-01/graphql.json -H 'X-Shopify-Access-Token: shpat_<your-access-token>'`,
+    (g) => `client_id = "${hex(g, 32)}"\nname = "${g.word()}-app"\napplication_url = "https://${g.word()}.example.com"\nembedded = true\n`,
+    (g) => JSON.stringify({ product: { id: g.int(100000000, 999999999), title: `${g.word()} ${g.word()}`, handle: `${g.word()}-${g.word()}`, admin_graphql_api_id: `gid://shopify/Product/${String(g.int(100000000, 999999999))}`, variants: [{ sku: `${g.str(UPPER, 4)}${String(g.int(1000, 9999))}` }] } }),
+    (g) => `X-Shopify-Hmac-Sha256: ${g.bytes(32).toString('base64')}\nX-Shopify-Webhook-Id: ${g.uuid()}\nX-Shopify-Shop-Domain: ${g.word()}.myshopify.com\nX-Shopify-Topic: orders/create\n`,
+    (g) => `it('rejects malformed tokens', () => {\n  expect(isShopifyToken('shpat_${g.str('ghijklmnopqrstuvwxyz', 32)}')).toBe(false);\n});`,
+    (g) => JSON.stringify({ shop_id: `shop_${hex(g, 32)}`, plan: 'basic' }),
+    (g) => `Merge branch 'fix/shpat_${hex(g, 8)}-rotation' into main`,
+    (g) => `SHOPIFY_STORE_DOMAIN=${g.word()}.myshopify.com\nSHOPIFY_API_VERSION=2025-01\nSHOPIFY_APP_URL=https://${g.word()}.example.com\n`,
+    (g) => `shpat_ + 32 hex digits, e.g. shpat_${hex(g, 32).toUpperCase().replace(/[A-F]/g, 'X')}`,
+  ],
+  'databricks-lookalikes': [
+    (g) => `${g.ts()} 403 Invalid access token dapi${hex(g, 31)}`,
+    () => `Generate a token in User Settings; it looks like \`dapixxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\`.`,
+    () => `export DATABRICKS_TOKEN=dapi<your-token>`,
+    (g) => JSON.stringify({ cluster_id: `${String(g.int(1000, 1231))}-${String(g.int(100000, 999999))}-${g.str(LOWER, 5)}${String(g.int(100, 999))}`, spark_version: '15.4.x-scala2.12', node_type_id: 'i3.xlarge', autotermination_minutes: 60, default_tags: { team: g.word() } }),
+    (g) => `DATABRICKS_HOST=https://adb-${g.str(DIGITS, 16)}.${String(g.int(1, 19))}.azuredatabricks.net\nDATABRICKS_WAREHOUSE_ID=${hex(g, 16)}\nDATABRICKS_CLUSTER_ID=${String(g.int(1000, 1231))}-${String(g.int(100000, 999999))}-${g.str(LOWER, 8)}\n`,
+    (g) => `checksum dapi${hex(g, 32).toUpperCase()} ok`,
+    (g) => JSON.stringify({ run_id: g.int(100000000, 999999999), run_page_url: `https://${g.word()}.cloud.databricks.com/#job/${String(g.int(1, 9999))}/run/${String(g.int(1, 9999))}`, git_source: { git_commit: hex(g, 40), git_branch: 'main' } }),
+    (g) => `The ${g.word()} sections were counterstained with DAPI (dapi, 1 µg/ml) for ${String(g.int(2, 20))} min.`,
+    (g) => `databricks secrets put-secret --scope ${g.word()} --key token\ndatabricks clusters list --output json | jq '.[].cluster_id'`,
+    (g) => `[DEFAULT]\nhost = https://${g.word()}.cloud.databricks.com\ntoken = \${DATABRICKS_TOKEN}\n`,
+    (g) => `GET /api/2.0/preview/scim/v2/Users?filter=userName+eq+${g.word()}%40example.com`,
+  ],
+  'atlassian-lookalikes': [
+    (g) => {
+      const t = atlassianToken(g);
+      const bad = t.slice(0, -8) + (t.endsWith('0') ? '1' : '0') + t.slice(-7);
+      return `it('rejects a corrupted token', async () => {\n  await expect(client.authenticate('${bad}')).rejects.toThrow(/checksum/);\n});`;
+    },
+    () => `<input type="password" name="jiraToken" placeholder="ATATT3xFfGF0..." autocomplete="off">`,
+    () => `--jira-credential ATATT3xFfGF0-EXAMPLE-NOT-A-REAL-TOKEN`,
+    (g) => `${g.ts()} token ATATT3xFfGF0${g.str(B64URL, 171)} has no checksum suffix`,
+    (g) => `sample: ATATT3xFfGF0${g.str(B64URL, 171)}=${hex(g, 8)}`,
+    (g) => JSON.stringify({ id: String(g.int(10000, 99999)), key: `${g.str(UPPER, 3)}-${String(g.int(1, 999))}`, self: `https://${g.word()}.atlassian.net/rest/api/3/issue/${String(g.int(10000, 99999))}`, fields: { summary: g.sentence(5), status: { name: 'In Progress' } } }),
+    (g) => `BITBUCKET_COMMIT=${hex(g, 40)}\nBITBUCKET_BUILD_NUMBER=${String(g.int(1, 9999))}\nBITBUCKET_REPO_UUID={${g.uuid()}}\nBITBUCKET_BRANCH=main\n`,
+    (g) => JSON.stringify({ accountId: `${hex(g, 6)}:${g.uuid()}`, displayName: `${g.word()} ${g.word()}`, avatarUrls: { '48x48': `https://avatar-management.services.atlassian.com/${hex(g, 6)}/${g.uuid()}/48` } }),
+    (g) => `${g.bytes(90).toString('base64')}ATATT3${g.bytes(150).toString('base64')}`,
+    (g) => JSON.stringify({ id: String(g.int(100000, 999999)), type: 'page', title: g.sentence(4), version: { number: g.int(1, 40) }, _links: { base: `https://${g.word()}.atlassian.net/wiki`, webui: `/spaces/${g.str(UPPER, 3)}/pages/${String(g.int(100000, 999999))}` } }),
+    (g) => `curl -u ${g.word()}@example.com:$JIRA_API_TOKEN https://${g.word()}.atlassian.net/rest/api/3/myself`,
+  ],
+  'datadog-lookalikes': [
+    (g) => `DD_GIT_COMMIT_SHA=${hex(g, 40)}\nDD_GIT_REPOSITORY_URL=https://github.com/${g.word()}/${g.word()}\nDD_SERVICE=${g.word()}\nDD_ENV=prod\nDD_VERSION=${hex(g, 7)}\n`,
+    (g) => `DD_APPLICATION_ID=${g.uuid()}\nDD_SITE=datadoghq.eu\nDD_RUM_SESSION_SAMPLE_RATE=100\n`,
+    (g) => JSON.stringify({ 'dd.trace_id': g.str(DIGITS, 19), 'dd.span_id': g.str(DIGITS, 19), dd: { trace_id: hex(g, 32), span_id: hex(g, 16) }, message: g.sentence() }),
+    () => `DD_API_KEY=\${DD_API_KEY}\nDD_APP_KEY="<DATADOG_APP_KEY>"\n`,
+    () => `datadog_api_key: "{{ vault_datadog_api_key }}"\ndatadog_site: datadoghq.com\n`,
+    (g) => `API Keys status\n===============\n  API key ending with ${hex(g, 5)}: API Key valid\n`,
+    (g) => JSON.stringify({ id: g.int(1000000, 9999999), name: `${g.word()} CPU high`, query: 'avg(last_5m):avg:system.cpu.user{env:prod} > 90', tags: [`team:${g.word()}`], creator: { email: `${g.word()}@example.com`, id: g.int(100, 9999) } }),
+    (g) => `DATADOG_HOST_ID=${hex(g, 32)}\nDATADOG_HOSTNAME=${g.host()}\n`,
+    (g) => `${g.ts()} INFO request handled dd.trace_id=${g.str(DIGITS, 19)} dd.span_id=${g.str(DIGITS, 19)} dd.service=${g.word()} dd.env=prod`,
+    () => `datadog:\n  apiKeyExistingSecret: datadog-secret\n  appKeyExistingSecret: datadog-secret\n  site: datadoghq.com\n`,
+    (g) => `DD_TAGS=env:prod,git.commit.sha:${hex(g, 40)},team:${g.word()}\n`,
+  ],
+  'azure-lookalikes': [
+    (g) => JSON.stringify([{ customKeyIdentifier: null, displayName: 'ci', endDateTime: g.ts(), hint: g.str(ADDED_ALPHABET_AZURE, 3), keyId: g.uuid(), secretText: null, startDateTime: g.ts() }], null, 2),
+    (g) => `AZURE_CLIENT_ID=${g.uuid()}\nAZURE_TENANT_ID=${g.uuid()}\nAZURE_SUBSCRIPTION_ID=${g.uuid()}\n`,
+    () => `AZURE_CLIENT_SECRET=<client-secret>\nARM_CLIENT_SECRET=\${ARM_CLIENT_SECRET}\n`,
+    (g) => `see id ${g.str(B62, 2)}${g.str(DIGITS, 1)}Q~${g.str(B62, 34)} in the audit log`,
+    (g) => `marker ${g.str(B62, 4)}Q~${g.str(B62, 34)} is not a secret`,
+    (g) => `short ${g.str(B62, 3)}${g.str(DIGITS, 1)}Q~${g.str(B62, 25)} value`,
+    (g) => `long ${g.str(B62, 3)}${g.str(DIGITS, 1)}Q~${g.str(B62, 40)} value`,
+    () => `Client secrets look like \`abc8Q~xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\`: copy the Value column, not the Secret ID.`,
+    (g) => JSON.stringify({ keyCredentials: [{ customKeyIdentifier: hex(g, 40).toUpperCase(), displayName: `CN=${g.word()}`, keyId: g.uuid(), type: 'AsymmetricX509Cert', usage: 'Verify' }] }),
+    () => `az login --service-principal -u "$AZURE_CLIENT_ID" -p "$AZURE_CLIENT_SECRET" --tenant "$AZURE_TENANT_ID"`,
+    (g) => `cp ~/.azure/msal_token_cache.json /tmp/${g.word()}~bak && ls ~/.azure`,
+  ],
+  'vault-lookalikes': [
+    (g) => `VAULT_ADDR=https://vault.${g.host()}:8200\nVAULT_NAMESPACE=admin/${g.word()}\nVAULT_SKIP_VERIFY=false\n`,
+    (g) => JSON.stringify({ data: { accessor: g.str(B62, 24), creation_ttl: 2764800, display_name: 'token', entity_id: g.uuid(), policies: ['default'], type: 'service', orphan: false } }, null, 2),
+    (g) => `curl -H "X-Vault-Token: $(cat ~/.vault-token)" https://vault.${g.host()}:8200/v1/sys/health`,
+    () => `        env:\n          VAULT_TOKEN: \${{ secrets.VAULT_TOKEN }}\n`,
+    (g) => `${g.ts()} renewed lease accessor=${g.str(B62, 24)} policy=default type=service`,
+    () => `token_ttl: 1h\nclient_token_max_ttl: 768h\n`,
+    () => JSON.stringify({ auth: null, data: null, wrap_info: null, warnings: ['client_token is empty'], client_token: null }),
+    (g) => `$ vault login -method=oidc role=${g.word()}\nComplete the login via your OIDC provider.`,
+    (g) => `path "secret/data/${g.word()}/*" {\n  capabilities = ["read", "list"]\n}\n`,
+    () => `auto_auth {\n  method "kubernetes" {\n    config = { role = "app" }\n  }\n  sink "file" {\n    config = { path = "/home/vault/.vault-token" }\n  }\n}\n`,
+    (g) => `mv s.${g.str(B62, 24)}.tmp s.${g.str(B62, 24)}.dat`,
+  ],
+  'putty-lookalikes': [
+    (g) => `---- BEGIN SSH2 PUBLIC KEY ----\nComment: "rsa-key-20250101"\n${base64Lines(g.bytes(279)).join('\n')}\n---- END SSH2 PUBLIC KEY ----\n`,
+    (g) => `ssh-rsa ${g.bytes(279).toString('base64')} rsa-key-20250101\n`,
+    () => `Convert a \`PuTTY-User-Key-File-3\` key for OpenSSH with \`puttygen key.ppk -O private-openssh -o id_rsa\`.`,
+    (g) => `PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\nComment: ed25519-key-20250101\nPublic-Lines: 2\n${base64Lines(g.bytes(51)).join('\n')}\n(private part removed)\n`,
+    () => `PuTTY-User-Key-File-2: ssh-rsa\nEncryption: none\nComment: <comment>\nPublic-Lines: 6\n<public key>\nPrivate-Lines: 14\n<private key here>\nPrivate-MAC: <mac>\n`,
+    (g) => `[HKEY_CURRENT_USER\\Software\\SimonTatham\\PuTTY\\Sessions\\${g.word()}]\n"HostName"="${g.host()}"\n"PublicKeyFile"="C:\\\\Users\\\\${g.word()}\\\\.ssh\\\\id.ppk"\n`,
+    (g) => `ssh-ed25519@22:${g.host()} 0x${hex(g, 64)},0x${hex(g, 64)}`,
+    (g) => `Pageant: adding key "${g.word()}-key" from C:\\keys\\${g.word()}.ppk`,
+    (g) => `[Sessions\\${g.word()}]\nHostName=${g.host()}\nPublicKeyFile=C:%5CUsers%5C${g.word()}%5Ckey.ppk\n`,
+    () => `The file ends with a Private-MAC line: an HMAC over the algorithm, encryption, comment and both key blobs.`,
+    (g) => `ssh-ed25519 255 SHA256:${g.bytes(32).toString('base64').replace(/=+$/, '')}`,
+    (g) => `PuTTY-User-Key-File-3: ssh-rsa\nEncryption: none\nComment: rsa-key-2025\nPublic-Lines: 6\n${base64Lines(g.bytes(279)).join('\n')}\nPrivate-Lines: 14\n[REDACTED]\nPrivate-MAC: [REDACTED]\n`,
+  ],
+  'gitlab-lookalikes': [
+    () => `vault_gitlab_runner_auth_tokens:\n  runner-01: "glrt-xxxxxxxxxxxxxxxxxxxx"\n  runner-02: "glrt-yyyyyyyyyyyyyyyyyyyy"\n`,
+    (g) => `${g.ts()} runner glrtr-${g.str(B62, 12)} verified`,
+    (g) => `registration prefix GR1348941${g.str(B62, 10)}`,
+    (g) => `[[runners]]\n  name = "${g.word()}-runner"\n  url = "https://gitlab.com/"\n  id = ${String(g.int(1, 999))}\n  token_obtained_at = 2025-0${String(g.int(1, 9))}-1${String(g.int(0, 9))}T10:00:00Z\n  token_expires_at = 0001-01-01T00:00:00Z\n  executor = "docker"\n`,
+    () => `Runner authentication tokens have the prefix \`glrt-\`; the deprecated registration tokens start with \`GR1348941\`.`,
+    (g) => `See https://gitlab.com/${g.word()}/${g.word()}/-/merge_requests/${String(g.int(1, 9999))} (commit ${hex(g, 40)}).`,
+    (g) => `xglpat-${g.str(B62, 20)}`,
+    (g) => JSON.stringify({ id: g.int(1, 9999), name: `${g.word()}-ci`, revoked: false, scopes: ['api', 'read_repository'], active: true, expires_at: '2026-01-01', user_id: g.int(1, 9999) }),
+    (g) => `CI_COMMIT_SHA=${hex(g, 40)}\nCI_JOB_ID=${String(g.int(1000000, 9999999))}\nCI_PIPELINE_IID=${String(g.int(1, 9999))}\nCI_RUNNER_ID=${String(g.int(1, 9999))}\n`,
+    () => `GITLAB_FEATURE_FLAGS_INSTANCE_ID=glffct-<instance-id>\n`,
+    () => `https://docs.gitlab.com/user/profile/personal_access_tokens/#glpat-prefix`,
+  ],
+};
+
+function addedNegatives(seed: number, first: number): Negative[] {
+  const out: Negative[] = [];
+  for (const [kind, variants] of Object.entries(ADDED_NEGATIVES)) {
+    const g = new Gen(seed * 1000 + crc32(kind));
+    for (let i = 0; i < 12; i++) {
+      const make = variants[i % variants.length] as NegMaker;
+      out.push({ id: `n${String(first + out.length + 1).padStart(4, '0')}`, kind, text: make(g) });
+    }
+  }
+  return out;
+}
+
 export function generateNegatives(seed = 11): Negative[] {
   const g = new Gen(seed);
   const out: Negative[] = [];
@@ -604,7 +996,7 @@ export function generateNegatives(seed = 11): Negative[] {
   for (const kind of kinds) {
     for (let i = 0; i < per; i++) out.push({ id: `n${String(out.length + 1).padStart(4, '0')}`, kind, text: (NEGATIVES[kind] as NegMaker)(g) });
   }
-  return out;
+  return [...out, ...addedNegatives(seed, out.length)];
 }
 
 function toJsonl(rows: object[]): string {

@@ -1,6 +1,7 @@
 // Rules as data: selection by id (policy's decision.mask), rule files from platform teams (JSON and
 // YAML) validated at load, validators, and the metrics the engine exports.
 import { describe, expect, test } from '@jest/globals';
+import { crc32 } from 'node:zlib';
 import { Registry } from 'prom-client';
 import {
   BUILTIN_RULES,
@@ -14,6 +15,7 @@ import {
   parseRuleFile,
   registerMaskingMetrics,
 } from '../../src/masking/index.ts';
+import { hasCrc32HexSuffix, looksRandomHex } from '../../src/masking/validators.ts';
 
 const r30 = 'Xy7Qw2Er4Ty6Ui8Op0As1Df3Gh5Jk9';
 const ghp = `ghp_${r30}${base62Crc32(r30)}`;
@@ -118,5 +120,102 @@ describe('metrics', () => {
     expect(text).toContain('sluice_masking_redactions_total{rule="npm-token",direction="request"} 1');
     expect(text).toContain('sluice_masking_scanned_bytes_total{direction="response"} 4096');
     expect(text).toContain('sluice_masking_pack_verdicts_total{verdict="unscannable",reason="pack.too_large"} 1');
+  });
+});
+
+describe('vendor formats found by prefix, checksum or context', () => {
+  const all = createMasker('*');
+  const rulesIn = (s: string): string[] => all.maskText(s).findings.map((f) => f.rule);
+  const h32 = 'a3cf4c4d2d6001aec3afa0ee0dd0bcd7';
+  const h40 = '0724613d24efa1d2f37a419c65469025bb2bf541';
+  const uuid = '9ea96563-1096-4365-8f6f-4a88497d01b7';
+
+  test('validators: Atlassian CRC32 suffix, random hex bodies', () => {
+    const head = `ATATT3xFfGF0${'Zq8Lm2Vx7pKt4Rw9sNd3Hy6Jc1Bf5Gu0AeXoQi_-'.repeat(4)}=`;
+    const token = head + crc32(head).toString(16).toUpperCase().padStart(8, '0');
+    expect(hasCrc32HexSuffix(token)).toBe(true);
+    expect(hasCrc32HexSuffix(token.replace('Zq8', 'Zq9'))).toBe(false);
+    expect(rulesIn(`auth('${token}')`)).toEqual(['atlassian-api-token']);
+    expect(rulesIn(`auth('${token.replace('Zq8', 'Zq9')}')`)).toEqual([]);
+    for (const v of [h32, h40, `dapi${h32}`, uuid]) expect(looksRandomHex(v)).toBe(true);
+    for (const v of ['0'.repeat(32), '1234567890abcdef'.repeat(2), 'deadbeef'.repeat(4), 'fedcba9876543210'.repeat(2), h32.slice(1)]) expect(looksRandomHex(v)).toBe(false);
+  });
+
+  test('prefixed formats are found anywhere; fillers and wrong shapes are not', () => {
+    expect(rulesIn(`sid SK${h32} created`)).toEqual(['twilio-api-key']);
+    expect(rulesIn(`SK${'1234567890abcdef'.repeat(2)} SKxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx TASK${h32} SK${h32}0`)).toEqual([]);
+    expect(rulesIn(`X-Shopify-Access-Token: shpat_${h32}`)).toEqual(['shopify-token']);
+    expect(rulesIn(`token = dapi${h32}-2`)).toEqual(['databricks-token']);
+    expect(rulesIn(`dapi${h32.slice(1)} DAPI${h32} rapidapi${h32}`)).toEqual([]);
+    expect(rulesIn(`-F key=key-${h32}`)).toEqual(['mailgun-api-key']);
+    expect(rulesIn(`pubkey-${h32} cache-key-${h32} key-3ax6xnjp29jd6fds4gc373sgvjxteol0`)).toEqual([]);
+    const hrku = 'HRKU-AA61gQUMnmB39rlJERdL2OH1JXkqi1I5pMTXTt9E67iq_____w6yzgUfhxzV';
+    expect(rulesIn(`password ${hrku}`)).toEqual(['heroku-api-key']);
+    expect(rulesIn('HEROKU_API_KEY = getenv("HRKU-AAZq8Lm2Vx7pKt4Rw9sNd3Hy6Jc1Bf5Gu0AeXoQi_-k2")')).toEqual(['heroku-api-key']);
+    expect(rulesIn(`HRKU-AA${'x'.repeat(58)} HRKU-AA61gQUMnmB39rlJERdL2OH1`)).toEqual([]);
+  });
+
+  test('Entra ID client secrets: the Q~ marker after three characters and a digit', () => {
+    const secret = 'cFD9Q~HG9q-ZDrk_CjZcKQSEH5eI9GlMH_N2IDWP';
+    expect(rulesIn(`"password": "${secret}"`)).toEqual(['azure-ad-client-secret']);
+    expect(all.maskText(`AZURE_CLIENT_SECRET=${secret}\n`).output).toBe('AZURE_CLIENT_SECRET=[REDACTED:azure-ad-client-secret]\n');
+    for (const near of ['cF9Q~HG9q-ZDrk_CjZcKQSEH5eI9GlMH_N2IDWP', 'cFDxQ~HG9q-ZDrk_CjZcKQSEH5eI9GlMH_N2IDWP', 'cFD9Q~HG9q-ZDrk_CjZcKQSEH5e', 'abc8Q~xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx']) {
+      expect(rulesIn(`id ${near} in the log`)).toEqual([]);
+    }
+  });
+
+  test('hex and UUID keys count only under their vendor names, and beat the generic rules there', () => {
+    expect(rulesIn(`DD_API_KEY=${h32}\nDD_APP_KEY=${h40}\n`)).toEqual(['datadog-api-key', 'datadog-app-key']);
+    expect(rulesIn(`curl -H "DD-API-KEY: ${h32}" -H "DD-APPLICATION-KEY: ${h40}"`)).toEqual(['datadog-api-key', 'datadog-app-key']);
+    expect(rulesIn(`DD_GIT_COMMIT_SHA=${h40}\nDATADOG_HOST_ID=${h32}\nDD_API_KEY=${h40}\n`)).not.toContain('datadog-api-key');
+    expect(rulesIn(`TWILIO_AUTH_TOKEN=${h32}`)).toEqual(['twilio-auth-token']);
+    expect(rulesIn(`TWILIO_ACCOUNT_SID=AC${h32}`)).toEqual([]);
+    expect(rulesIn(`HEROKU_API_KEY=${uuid}`)).toEqual(['heroku-api-key-legacy']);
+    expect(rulesIn(`HEROKU_DYNO_ID=${uuid}\nrequest_id=${uuid}`)).toEqual([]);
+    expect(rulesIn(`MAILGUN_API_KEY=${h32}-8ee6bc61-af1a11ee`)).toEqual(['mailgun-api-key']);
+    expect(rulesIn(`curl --user 'api:${h32}-8ee6bc61-af1a11ee'`)).toEqual(['mailgun-api-key']);
+    expect(rulesIn(`id ${h32}-8ee6bc61-af1a11ee`)).toEqual([]);
+  });
+
+  test('legacy Vault s. tokens only in a Vault context', () => {
+    const s = 's.WLh2i8XhAzKfou4fVAr18WFJ';
+    for (const text of [
+      `VAULT_TOKEN=${s}`,
+      `curl -H "X-Vault-Token: ${s}" https://vault:8200/v1/sys/health`,
+      `{"auth":{"client_token":"${s}","accessor":"1W94XlGJd0JLuZo21uCx5UQc"}}`,
+      `- name: VAULT_TOKEN\n  value: "${s}.nYaSB"`,
+      `$ vault login -no-print ${s}`,
+    ]) {
+      expect({ text, rules: rulesIn(text) }).toEqual({ text, rules: ['vault-token'] });
+    }
+    expect(rulesIn(`mv ${s}.tmp done; accessor=${s.slice(2)}`)).toEqual([]);
+  });
+
+  test('PuTTY keys: private lines and MAC are redacted, header and public lines kept', () => {
+    const ppk = [
+      'PuTTY-User-Key-File-3: ssh-ed25519',
+      'Encryption: none',
+      'Comment: ed25519-key-20250101',
+      'Public-Lines: 2',
+      'AAAAC3NzaC1lZDI1NTE5AAAAIJXdwlYRkCJebgV/XSTDFsUMRCKVT7gT21k2OTM8',
+      'qNb/',
+      'Private-Lines: 1',
+      'AAAAICXv+PhjJBwHEL0B1DmrJ8ubjioUnM27BiGU9lSTXK50',
+      'Private-MAC: e98e870c692ca6917ca909455f41e10f15325858e98e870c692ca6917ca90945',
+      '',
+    ].join('\r\n');
+    const out = all.maskText(ppk).output;
+    expect(out).toBe(ppk.slice(0, ppk.indexOf('AAAAICXv')) + '[REDACTED:putty-private-key]\r\n');
+    // Cut before the MAC (or with placeholders) it is not a key file.
+    expect(rulesIn(ppk.slice(0, ppk.indexOf('Private-MAC')))).toEqual([]);
+    expect(rulesIn(JSON.stringify({ ppk }))).toEqual(['putty-private-key']);
+  });
+
+  test('GitLab: newer prefixes, routable and instance-prefixed tokens; fillers are not', () => {
+    for (const t of ['glrtr-8Z3rAx367z94drzLLIme', 'glffct-C_af25Kpuj30JySnBUuz', 'GR1348941tCy2s0nxFkHAy7Xq_cNi', 'glrt-t3_PVCgbLjwOikp3jtzXJ8Rtvnrz6W.01.ykg2tiblr']) {
+      expect(all.maskText(`token = "${t}"`).output).toBe('token = "[REDACTED:gitlab-token]"');
+    }
+    expect(all.maskText('rejected SIE-glpat-t_J66wVMEuPM_PUfBsoZqDD8quE (401)').output).toBe('rejected SIE-[REDACTED:gitlab-token] (401)');
+    expect(rulesIn('runner-01: "glrt-xxxxxxxxxxxxxxxxxxxx"\nGR1348941aaaaaaaaaaaaaaaaaaaa xglpat-t_J66wVMEuPM_PUfBsoZqDD8quE')).toEqual([]);
   });
 });
