@@ -429,7 +429,7 @@ describe('the API server goes away', () => {
     expect(again.stderr).toContain('sluice approval.unavailable');
     // Clients other than git get sluice's JSON answer, marked as the hold's outcome.
     const api = await run('curl', ['-sS', '-D', '-', '-X', 'POST', '-d', '{"title":"x"}', 'https://api.github.com/repos/acme/app/issues'], { env: agentEnv(sidecar) }).done;
-    expect(api.stdout).toMatch(/^HTTP\/1\.1 503 /m);
+    expect(api.stdout).toMatch(/^HTTP\/(1\.1|2) 503 /m);
     expect(api.stdout).toMatch(/^x-sluice-decision: hold; code=approval\.unavailable\r?$/m);
     expect(api.stdout).toContain('"error":"approval.unavailable"');
     expect(receivePackAt.length).toBe(before);

@@ -120,7 +120,8 @@ async function call(host: string, path = '/', s: TestSidecar = sidecar): Promise
   const run = await agent.run('curl', ['-sS', '-D', '-', '--proxy', s.proxyUrl, '--cacert', s.trust.bundleFile, '-H', `Authorization: Bearer ${AGENT_BEARER}`, `https://${host}${path}`]);
   const text = run.stdout.replace(/^HTTP\/1.1 200 Connection Established\r\n\r\n/, '');
   const cut = text.indexOf('\r\n\r\n');
-  return { status: Number(/^HTTP\/1.1 (\d+)/.exec(text)?.[1]), headers: text.slice(0, cut), body: text.slice(cut + 4) };
+  // HTTP/2 with curl (ALPN h2 on the intercepted tunnel), HTTP/1.1 with other clients.
+  return { status: Number(/^HTTP\/(?:1\.1|2) (\d+)/.exec(text)?.[1]), headers: text.slice(0, cut), body: text.slice(cut + 4) };
 }
 
 beforeAll(async () => {

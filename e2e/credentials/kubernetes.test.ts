@@ -113,7 +113,7 @@ describe('the agent talks to the Kubernetes API with a minted token', () => {
     const other = await sidecarFor('other-sa');
     try {
       const run = await agent.run('curl', ['-sS', '-D', '-', '--proxy', other.proxyUrl, '--cacert', other.trust.bundleFile, `${API}/api/v1/namespaces/${NS}/pods`]);
-      expect(run.stdout).toMatch(/^HTTP\/1.1 502/m);
+      expect(run.stdout).toMatch(/^HTTP\/(1\.1|2) 502/m);
       expect(run.stdout).toMatch(/x-sluice-decision: error; code=credentials.provider_rejected/i);
       expect(run.stdout).toContain('kubernetes: https://127.0.0.1:');
       expect(run.stdout).toContain('answered 403 (Forbidden)');
@@ -126,7 +126,7 @@ describe('the agent talks to the Kubernetes API with a minted token', () => {
     const broken = await sidecarFor('agent-reader', { tokenFile: '/nonexistent/token' });
     try {
       const run = await agent.run('curl', ['-sS', '-D', '-', '--proxy', broken.proxyUrl, '--cacert', broken.trust.bundleFile, `${API}/api/v1/namespaces/${NS}/pods`]);
-      expect(run.stdout).toMatch(/^HTTP\/1.1 503/m);
+      expect(run.stdout).toMatch(/^HTTP\/(1\.1|2) 503/m);
       expect(run.stdout).toMatch(/code=credentials.subject_token_unavailable/);
     } finally {
       await broken.stop();

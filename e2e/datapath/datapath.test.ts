@@ -112,6 +112,18 @@ describeNetns('transparent interception with real clients', () => {
     expect(git.requests.some((q) => q.method === 'POST' && q.url.endsWith('/git-receive-pack'))).toBe(false);
   });
 
+  test('curl and git negotiate HTTP/2 on the intercepted connection; the policy is the same', async () => {
+    const r = await ns.run('curl', ['-sS', '--http2', '-o', '/dev/null', '-w', '%{http_version} %{http_code}', 'https://registry.npmjs.org/express'], { uid: AGENT_UID, env: sidecar.agentEnv });
+    expect(r.stdout).toBe('2 200');
+    const denied = await ns.run('curl', ['-sS', '--http2', '-o', '/dev/null', '-w', '%{http_version} %{http_code}', 'https://exfil.example/'], { uid: AGENT_UID, env: sidecar.agentEnv });
+    expect(denied.stdout).toBe('2 403');
+    const home = ns.dirFor(AGENT_UID, 'agent-home');
+    const ls = await ns.run('git', ['-c', 'http.version=HTTP/2', 'ls-remote', 'https://github.com/acme/app.git'], { uid: AGENT_UID, env: { ...sidecar.agentEnv, HOME: home, GIT_TRACE_CURL: '1', GIT_TRACE_CURL_NO_DATA: '1' } });
+    expect(ls.code).toBe(0);
+    expect(ls.stdout).toMatch(/refs\/heads\/main/);
+    expect(ls.stderr).toMatch(/ALPN.*h2|using HTTP\/2|HTTP\/2 200/i);
+  });
+
   test('Node fetch and Python requests work as agents', async () => {
     const node = await ns.run(ns.node, ['-e', 'fetch("https://registry.npmjs.org/left-pad").then(r => r.text()).then(t => console.log(t))'], { uid: AGENT_UID, env: sidecar.agentEnv });
     expect(JSON.parse(node.stdout)).toMatchObject({ url: '/left-pad', host: 'registry.npmjs.org' });

@@ -141,6 +141,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
   const masking = await loadMasking(config.masking, registry);
   const upstreamTls = upstreamSecureContext(config.upstream.extraRootsFiles);
   const agent = createUpstreamAgent(config.upstream, upstreamTls);
+  const grpcAgent = config.http2.enabled ? createUpstreamAgent(config.upstream, upstreamTls, { allowH2: true }) : undefined;
   const credentials = createCredentials(config.credentials, {
     registry,
     upstream: agent,
@@ -157,10 +158,12 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
       proxy: { host: config.bind.proxy, port: config.ports.proxy },
     },
     limits: config.limits,
+    http2: config.http2,
     upstream: { ...config.upstream, secureContext: upstreamTls },
     facts: config.facts,
     engine,
     agent,
+    ...(grpcAgent ? { grpcAgent } : {}),
     leaves,
     metrics: proxyMetrics,
     pod: () => podInfo.identity,
@@ -231,6 +234,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
       await new Promise<void>((resolve) => admin.server.close(() => resolve()));
       await credentials.close();
       await agent.close();
+      await grpcAgent?.close();
       await recorder?.stop();
     },
   };

@@ -9,6 +9,7 @@ import type { ApprovalScope, PodIdentity } from '../../../api/src/index.ts';
 import { HEADER_DECISION, HEADER_REQUEST_ID } from '../../../api/src/index.ts';
 import type { RequestContext, Stage } from '../proxy/request-context.ts';
 import { decisionHeader } from '../proxy/sluice-responses.ts';
+import { responseGone, writeResponseHead } from '../proxy/agent-request.ts';
 import type { Answerer } from '../proxy/stages/answer.ts';
 import { draftApproval } from './approval-draft.ts';
 import { RECEIVE_PACK_RESULT, gitPushRejection } from './git-rejection.ts';
@@ -59,7 +60,7 @@ function answerGitPush(ctx: RequestContext, result: Extract<HoldResult, { kind: 
   ctx.status = 200;
   ctx.answer = { code: result.code, reason: result.reason, kind: 'hold' };
   ctx.req.resume();
-  ctx.res.writeHead(200, {
+  writeResponseHead(ctx.res, 200, {
     'content-type': RECEIVE_PACK_RESULT,
     'content-length': body.length,
     'cache-control': 'no-store',
@@ -96,7 +97,7 @@ export function approvalHoldStage(deps: HoldStageDeps): Stage {
     const gone = new AbortController();
     const onClose = () => gone.abort();
     ctx.res.once('close', onClose);
-    if (ctx.res.destroyed || ctx.req.socket.destroyed) gone.abort();
+    if (responseGone(ctx.res)) gone.abort();
     let result: HoldResult;
     try {
       result = await deps.coordinator.hold(draft, gone.signal, ctx.id);
@@ -119,7 +120,7 @@ export function approvalHoldStage(deps: HoldStageDeps): Stage {
       await next();
       return;
     }
-    if (gone.signal.aborted || ctx.res.destroyed) {
+    if (gone.signal.aborted || responseGone(ctx.res)) {
       ctx.status = 499;
       ctx.answer = { code: result.code, reason: result.reason, kind: 'hold' };
       return;

@@ -88,6 +88,18 @@ export const SidecarConfig = z
       })
       .strict()
       .prefault({}),
+    /**
+     * HTTP/2 towards the agent on intercepted TLS, negotiated through ALPN (curl, git, gRPC and
+     * most SDKs prefer it). Upstream requests go out as HTTP/1.1, except gRPC, which needs HTTP/2
+     * end to end.
+     */
+    http2: z
+      .object({
+        enabled: z.boolean().default(true),
+        maxConcurrentStreams: z.number().int().min(1).max(1000).default(100),
+      })
+      .strict()
+      .prefault({}),
     /** The pod's resolv.conf: its search domains tell which names a fake IP may be used for. */
     resolvConf: z.string().default('/etc/resolv.conf'),
     facts: FactsConfig.prefault({}),

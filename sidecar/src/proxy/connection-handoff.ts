@@ -5,6 +5,7 @@
 // else is refused and recorded.
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
+import type { Http2Server } from 'node:http2';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { classifyFirstBytes, MAX_HELLO_BYTES } from '../listener/first-bytes.ts';
@@ -21,6 +22,8 @@ export interface ConnectionVerdict {
 
 export interface HandoffDeps {
   httpFront: Server;
+  /** Offered through ALPN on terminated TLS when present; HTTP/1.1 only without it. */
+  http2Front?: Http2Server;
   leaves: LeafCertificateCache;
   firstBytesTimeoutMs: number;
   /** Connection-level policy decision for a name (CONNECT / SNI). */
@@ -111,12 +114,33 @@ function dispatch(socket: Socket, kind: FirstBytes, claims: HandoffClaims, deps:
   if (verdict.action === 'deny') deps.denyAll(conn, verdict);
   deps.leaves.contextFor(name).then(
     (secureContext) => {
-      const tls = new TLSSocket(socket, { isServer: true, secureContext, ALPNProtocols: ['http/1.1'] });
+      const h2 = deps.http2Front;
+      const tls = new TLSSocket(socket, { isServer: true, secureContext, ALPNProtocols: h2 ? ['h2', 'http/1.1'] : ['http/1.1'] });
+      // A TLS socket inherits allowHalfOpen from the socket it wraps, and a CONNECT tunnel's comes
+      // from node:http (true): an HTTP/2 session on it would never see the agent hang up.
+      tls.allowHalfOpen = false;
       tls.on('error', () => tls.destroy());
       attachConnectionInfo(tls, conn);
       // The TLS socket reads the bytes put back on `socket` itself; resuming `socket` here
       // would let them flow past it.
-      deps.httpFront.emit('connection', tls);
+      if (!h2) {
+        deps.httpFront.emit('connection', tls);
+        return;
+      }
+      // Which front parses the connection is known once the handshake has chosen (ALPN).
+      const timer = setTimeout(() => tls.destroy(), deps.firstBytesTimeoutMs);
+      tls.once('close', () => clearTimeout(timer));
+      tls.once('secure', () => {
+        clearTimeout(timer);
+        if (tls.alpnProtocol !== 'h2') {
+          deps.httpFront.emit('connection', tls);
+          return;
+        }
+        // tls.Server clears this flag before it hands a server socket on; an HTTP/2 session
+        // built on a socket still marked as connecting waits for an event that never comes.
+        (tls as TLSSocket & { secureConnecting: boolean }).secureConnecting = false;
+        h2.emit('connection', tls);
+      });
     },
     (err: Error) => deps.refuse(socket, 'tls.mint_failed', `could not mint a certificate for ${name}: ${err.message}`, conn),
   );

@@ -22,12 +22,15 @@ export interface ConnectionInfo {
   openedAt: number;
 }
 
-const infos = new WeakMap<object, ConnectionInfo>();
+// A symbol property rather than a WeakMap: an HTTP/2 request's `socket` is node:http2's Proxy
+// of the TLS socket, which routes property reads to the socket itself but is not the same key.
+const INFO = Symbol('sluice.connectionInfo');
+type WithInfo = { [INFO]?: ConnectionInfo };
 
 export function attachConnectionInfo(socket: Socket, info: ConnectionInfo): void {
-  infos.set(socket, info);
+  (socket as WithInfo)[INFO] = info;
 }
 
 export function connectionInfoOf(socket: Socket | null | undefined): ConnectionInfo | undefined {
-  return socket ? infos.get(socket) : undefined;
+  return socket ? (socket as WithInfo)[INFO] : undefined;
 }

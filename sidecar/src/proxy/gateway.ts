@@ -4,7 +4,8 @@
 // join as stages; this module only wires them.
 import { randomUUID } from 'node:crypto';
 import { createServer as createHttpServer } from 'node:http';
-import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import type { Http2Server } from 'node:http2';
 import { createServer as createNetServer } from 'node:net';
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import type { Agent } from 'undici';
@@ -19,12 +20,15 @@ import type { ConnectionVerdict, HandoffDeps } from './connection-handoff.ts';
 import { attachConnectionInfo, connectionInfoOf } from './connection-info.ts';
 import type { ConnectionInfo } from './connection-info.ts';
 import { createHttpFront } from './http-front.ts';
+import { createHttp2Front } from './http2-front.ts';
+import { isHttp2 } from './agent-request.ts';
+import type { AgentRequest, AgentResponse } from './agent-request.ts';
 import { resolveOverride, tunnel } from './passthrough.ts';
 import type { ProxyMetrics } from './proxy-metrics.ts';
 import { composeStages } from './request-context.ts';
 import type { RequestContext, Stage } from './request-context.ts';
 import { connectSummary, namesForResolved, splitHostPort, summarizeRequest } from './request-summary.ts';
-import { writeRawAnswer } from './sluice-responses.ts';
+import { sendAnswer, writeRawAnswer } from './sluice-responses.ts';
 import { createAnswerer } from './stages/answer.ts';
 import type { Answerer } from './stages/answer.ts';
 import { connectionVerdictStage, markConnectionDenied } from './stages/connection-verdict.ts';
@@ -54,10 +58,14 @@ export interface GatewayEvents {
 export interface GatewayOptions {
   listen: { transparent?: { host: string; port: number }; proxy?: { host: string; port: number } };
   limits: { maxHeaderBytes: number; headersTimeoutMs: number; keepAliveTimeoutMs: number; firstBytesTimeoutMs: number };
+  /** HTTP/2 for agents on terminated TLS (offered through ALPN); absent or off: HTTP/1.1 only. */
+  http2?: { enabled: boolean; maxConcurrentStreams: number };
   upstream: { resolve: Readonly<Record<string, string>>; connectTimeoutMs: number; secureContext?: SecureContext };
   facts: FactsConfig;
   engine: PolicyEngine;
   agent: Agent;
+  /** HTTP/2-capable upstream agent for gRPC (which has no HTTP/1.1 form) */
+  grpcAgent?: Agent;
   leaves: LeafCertificateCache;
   metrics: ProxyMetrics;
   pod: () => PodIdentity;
@@ -79,6 +87,7 @@ export interface GatewayOptions {
 export class Gateway {
   readonly #o: GatewayOptions;
   readonly #front: HttpServer;
+  readonly #front2: Http2Server | undefined;
   readonly #handle: (ctx: RequestContext) => Promise<void>;
   readonly #servers: (NetServer | HttpServer)[] = [];
   #seq = 0;
@@ -109,6 +118,7 @@ export class Gateway {
       ...(extra.beforeForward ?? []),
       forwardStage({
         agent: options.agent,
+        ...(options.grpcAgent ? { grpcAgent: options.grpcAgent } : {}),
         metrics: options.metrics,
         answer,
         onBytesOut: (n) => (this.#bytesOut += n),
@@ -127,6 +137,18 @@ export class Gateway {
       },
       newRequestId: () => this.#nextId(),
     });
+    this.#front2 = options.http2?.enabled
+      ? createHttp2Front({
+          maxHeaderBytes: options.limits.maxHeaderBytes,
+          keepAliveTimeoutMs: options.limits.keepAliveTimeoutMs,
+          maxConcurrentStreams: options.http2.maxConcurrentStreams,
+          onRequest: (req, res) => this.#onRequest(req, res),
+          onSessionError: (code, reason) => {
+            options.metrics.httpErrors.inc({ code });
+            options.events?.malformed?.({ code, status: 400, reason });
+          },
+        })
+      : undefined;
   }
 
   #sessionInfo(): SessionInfo {
@@ -137,8 +159,13 @@ export class Gateway {
     return `${this.#o.session.id.slice(0, 8)}-${++this.#seq}`;
   }
 
-  #onRequest(req: IncomingMessage, res: ServerResponse): void {
-    const conn = connectionInfoOf(req.socket) ?? { id: 'direct', via: 'proxy', scheme: 'http', openedAt: Date.now() };
+  #onRequest(req: AgentRequest, res: AgentResponse): void {
+    // HTTP/2 only ever arrives on a terminated TLS connection, which always carries its info.
+    const conn = connectionInfoOf(req.socket) ?? (isHttp2(req) ? undefined : { id: 'direct', via: 'proxy' as const, scheme: 'http' as const, openedAt: Date.now() });
+    if (!conn) {
+      sendAnswer(res, { status: 502, code: 'sidecar.internal_error', reason: 'sidecar error: an HTTP/2 stream without its connection', requestId: this.#nextId(), kind: 'error' });
+      return;
+    }
     const ctx: RequestContext = {
       id: this.#nextId(),
       req,
@@ -249,6 +276,7 @@ export class Gateway {
   #handoffDeps(): HandoffDeps {
     return {
       httpFront: this.#front,
+      ...(this.#front2 ? { http2Front: this.#front2 } : {}),
       leaves: this.#o.leaves,
       firstBytesTimeoutMs: this.#o.limits.firstBytesTimeoutMs,
       decideConnection: (host, port) => this.#decideConnection(host, port),

@@ -26,7 +26,8 @@ export function endToEndHeaders(headers: Headers, extraDrop: ReadonlySet<string>
   const named = connectionTokens(headers);
   const out: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || named.has(name) || extraDrop.has(name)) continue;
+    // HTTP/2 pseudo-headers (:method, :path, :authority, :scheme, :status) never cross over.
+    if (value === undefined || HOP_BY_HOP.has(name) || named.has(name) || extraDrop.has(name) || name.startsWith(':')) continue;
     out[name] = value;
   }
   return out;

@@ -1,14 +1,15 @@
 // The state one agent request carries through the pipeline's stages.
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable, Transform } from 'node:stream';
 import type { Action, Facts, PolicyInput, RequestSummary } from '../../../api/src/index.ts';
 import type { Evaluation } from '../policy/engine.ts';
+import type { AgentRequest, AgentResponse } from './agent-request.ts';
 import type { ConnectionInfo } from './connection-info.ts';
 
 export interface RequestContext {
   readonly id: string;
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
+  /** HTTP/1.1 or HTTP/2 (agent-request.ts reads both alike) */
+  readonly req: AgentRequest;
+  readonly res: AgentResponse;
   readonly conn: ConnectionInfo;
   /** process.hrtime.bigint() when the request head was parsed */
   readonly receivedAt: bigint;
@@ -66,6 +67,8 @@ export interface UpstreamRequest {
   method: string;
   headers: Record<string, string | string[]>;
   body: Readable | null;
+  /** gRPC: sent over HTTP/2 (it has no HTTP/1.1 form), with its trailers relayed back */
+  grpc?: boolean;
 }
 
 export type ResponseHook = (response: { status: number; headers: Record<string, string | string[]> }) => {

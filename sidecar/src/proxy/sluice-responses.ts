@@ -1,9 +1,10 @@
 // Answers the sidecar gives itself (deny, hold outcome, faults): JSON `{error, reason,
 // request_id}` plus x-sluice-decision, so agents, humans and scripts can all tell a sluice
 // decision from an upstream's answer.
-import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { HEADER_DECISION, HEADER_REQUEST_ID } from '../../../api/src/index.ts';
+import { writeResponseHead } from './agent-request.ts';
+import type { AgentResponse } from './agent-request.ts';
 
 export interface SluiceAnswer {
   status: number;
@@ -22,13 +23,13 @@ export function decisionHeader(a: SluiceAnswer): string {
   return `${a.kind}; code=${a.code}`;
 }
 
-export function sendAnswer(res: ServerResponse, a: SluiceAnswer): void {
+export function sendAnswer(res: AgentResponse, a: SluiceAnswer): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
   const body = answerBody(a);
-  res.writeHead(a.status, {
+  writeResponseHead(res, a.status, {
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(body),
     [HEADER_DECISION]: decisionHeader(a),

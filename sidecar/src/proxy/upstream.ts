@@ -76,7 +76,11 @@ export function upstreamSecureContext(extraRootsFiles: readonly string[]): Secur
   return createSecureContext({ ca: [...rootCertificates, ...extraRootsFiles.map((f) => readFileSync(f, 'utf8'))] });
 }
 
-export function createUpstreamAgent(options: UpstreamOptions, secureContext: SecureContext = upstreamSecureContext(options.extraRootsFiles)): Agent {
+/**
+ * The upstream dispatcher. HTTP/1.1 unless `allowH2`: the gateway keeps a second, HTTP/2-capable
+ * agent for gRPC, which has no HTTP/1.1 form.
+ */
+export function createUpstreamAgent(options: UpstreamOptions, secureContext: SecureContext = upstreamSecureContext(options.extraRootsFiles), o: { allowH2?: boolean } = {}): Agent {
   const base = buildConnector({ secureContext, timeout: options.connectTimeoutMs, rejectUnauthorized: true, maxCachedSessions: 256 });
   const connect: buildConnector.connector = (opts, callback) => {
     const port = opts.port || (opts.protocol === 'https:' ? '443' : '80');
@@ -94,7 +98,7 @@ export function createUpstreamAgent(options: UpstreamOptions, secureContext: Sec
     headersTimeout: options.headersTimeoutMs,
     bodyTimeout: options.bodyTimeoutMs,
     keepAliveTimeout: options.keepAliveTimeoutMs,
-    allowH2: false,
+    allowH2: o.allowH2 ?? false,
   });
 }
 

@@ -2,6 +2,7 @@
 // body prefix they need. A deriver fault denies rather than deciding on facts with a hole.
 import { FactsError, bodyPrefixNeeded, deriveFacts, moreBodyNeeded } from '../../facts/derive-facts.ts';
 import type { FactsConfig, FactsRequest } from '../../facts/derive-facts.ts';
+import { agentHead, requestHasBody } from '../agent-request.ts';
 import { readBodyPrefix } from '../body-prefix-reader.ts';
 import type { Stage } from '../request-context.ts';
 import { sendContinueIfAsked } from './continue.ts';
@@ -10,11 +11,11 @@ import type { Answerer } from './answer.ts';
 export function factsStage(config: FactsConfig, answer: Answerer): Stage {
   return async (ctx, next) => {
     const s = ctx.summary!;
-    const req: FactsRequest = { method: s.method, host: s.host, path: s.path, query: s.query, headers: ctx.req.headers as Record<string, string> };
+    const req: FactsRequest = { method: s.method, host: s.host, path: s.path, query: s.query, headers: agentHead(ctx.req).headers as Record<string, string> };
     try {
       const cap = bodyPrefixNeeded(req, config);
       let body: Buffer | undefined;
-      if (cap > 0 && hasBody(ctx.req.headers)) {
+      if (cap > 0 && requestHasBody(ctx.req)) {
         sendContinueIfAsked(ctx);
         const read = await readBodyPrefix(ctx.req, (prefix) => moreBodyNeeded(req, prefix, config) === 0, cap);
         body = read.prefix;
@@ -28,9 +29,4 @@ export function factsStage(config: FactsConfig, answer: Answerer): Stage {
     }
     await next();
   };
-}
-
-function hasBody(headers: Record<string, string | string[] | undefined>): boolean {
-  const length = headers['content-length'];
-  return headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }

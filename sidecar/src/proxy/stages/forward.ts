@@ -5,6 +5,8 @@
 import { PassThrough, Transform } from 'node:stream';
 import type { Readable, Writable } from 'node:stream';
 import type { Agent } from 'undici';
+import { isGrpc, requestHasBody, responseCompleted, writeResponseHead } from '../agent-request.ts';
+import type { AgentResponse } from '../agent-request.ts';
 import { endToEndHeaders } from '../hop-by-hop.ts';
 import type { ProxyMetrics } from '../proxy-metrics.ts';
 import type { RequestContext, Stage } from '../request-context.ts';
@@ -22,9 +24,7 @@ function counter(onChunk: (n: number) => void): Transform {
 }
 
 function requestBody(ctx: RequestContext): Readable | null {
-  const h = ctx.req.headers;
-  const hasBody = h['transfer-encoding'] !== undefined || (h['content-length'] !== undefined && h['content-length'] !== '0');
-  if (!hasBody) {
+  if (!requestHasBody(ctx.req)) {
     ctx.req.resume();
     return null;
   }
@@ -42,7 +42,14 @@ function requestBody(ctx: RequestContext): Readable | null {
  * per-request error objects: the hot path of every response. Any failure cuts the whole chain;
  * resolves once the agent's response has finished or closed.
  */
-function streamResponse(source: Readable, transforms: Transform[], sink: Writable, onBytes: (n: number) => void, beforeEnd?: () => Promise<void>): Promise<void> {
+function streamResponse(
+  source: Readable,
+  transforms: Transform[],
+  sink: Writable,
+  onBytes: (n: number) => void,
+  beforeEnd?: () => Promise<void>,
+  trailers?: () => Record<string, string | string[]> | undefined,
+): Promise<void> {
   return new Promise((resolve) => {
     const chain: (Readable | Transform)[] = [source, ...transforms];
     const cut = () => {
@@ -52,19 +59,24 @@ function streamResponse(source: Readable, transforms: Transform[], sink: Writabl
     for (const s of chain) s.once('error', cut);
     sink.once('error', cut);
     sink.once('close', () => {
-      if (!sink.writableFinished) for (const s of chain) s.destroy();
+      if (!responseCompleted(sink)) for (const s of chain) s.destroy();
       resolve();
     });
     const last = transforms.reduce<Readable>((from, to) => from.pipe(to), source);
     last.on('data', (c: Buffer) => onBytes(c.length));
-    if (!beforeEnd) {
+    if (!beforeEnd && !trailers) {
       last.pipe(sink);
       return;
     }
     last.pipe(sink, { end: false });
     last.once('end', () => {
-      beforeEnd().then(
-        () => sink.end(),
+      (beforeEnd ?? (() => Promise.resolve()))().then(
+        () => {
+          // Trailers are known once the upstream body has ended (gRPC's grpc-status lives there).
+          const t = trailers?.();
+          if (t && Object.keys(t).length && 'addTrailers' in sink) (sink as unknown as AgentResponse).addTrailers(t);
+          sink.end();
+        },
         () => cut(),
       );
     });
@@ -87,12 +99,19 @@ export function prepareUpstreamStage(): Stage {
       headers: endToEndHeaders(ctx.req.headers),
       body: requestBody(ctx),
     };
+    if (isGrpc(ctx.req)) {
+      ctx.upstream.grpc = true;
+      // gRPC servers require `te: trailers` (RFC 9110 drops TE as hop-by-hop; gRPC proxies re-add it).
+      ctx.upstream.headers.te = 'trailers';
+    }
     await next();
   };
 }
 
 export interface ForwardDeps {
   agent: Agent;
+  /** HTTP/2-capable agent for gRPC requests (UpstreamRequest.grpc) */
+  grpcAgent?: Agent;
   metrics: ProxyMetrics;
   answer: Answerer;
   onBytesOut?: (n: number) => void;
@@ -108,7 +127,7 @@ export function forwardStage(deps: ForwardDeps): Stage {
     const up = ctx.upstream!;
     const abort = new AbortController();
     ctx.res.once('close', () => {
-      if (!ctx.res.writableFinished) abort.abort();
+      if (!responseCompleted(ctx.res)) abort.abort();
     });
     const body = up.body?.pipe(
       counter((n) => {
@@ -120,7 +139,7 @@ export function forwardStage(deps: ForwardDeps): Stage {
     ctx.overhead += Number(beforeUpstream - ctx.receivedAt) / 1e9;
     let upstream;
     try {
-      upstream = await deps.agent.request({
+      upstream = await (up.grpc && deps.grpcAgent ? deps.grpcAgent : deps.agent).request({
         origin: up.origin,
         path: up.path,
         method: up.method,
@@ -150,9 +169,10 @@ export function forwardStage(deps: ForwardDeps): Stage {
       headers = r.headers;
       transforms.push(...(r.transforms ?? []));
     }
-    ctx.res.writeHead(upstream.statusCode, headers);
+    writeResponseHead(ctx.res, upstream.statusCode, headers);
     ctx.overhead += Number(process.hrtime.bigint() - afterHeaders) / 1e9;
-    await streamResponse(upstream.body, transforms, ctx.res, (n) => (ctx.bytesIn += n), deps.beforeResponseEnd ? () => deps.beforeResponseEnd!(ctx) : undefined);
+    const relayTrailers = up.grpc ? () => endToEndHeaders(upstream.trailers) : undefined;
+    await streamResponse(upstream.body, transforms, ctx.res, (n) => (ctx.bytesIn += n), deps.beforeResponseEnd ? () => deps.beforeResponseEnd!(ctx) : undefined, relayTrailers);
     deps.metrics.bytes.inc({ direction: 'out' }, ctx.bytesOut);
     deps.metrics.bytes.inc({ direction: 'in' }, ctx.bytesIn);
   };

@@ -1,0 +1,45 @@
+// The agent-facing HTTP/2 server: like the HTTP/1.1 front it never listens itself; the TLS
+// handoff gives it connections whose ALPN chose h2. Requests reach the same pipeline through
+// node:http2's compatibility API (agent-request.ts reads both protocols alike). nghttp2 does
+// the strict framing (malformed frames, pseudo-header rules, flow control); the limits here keep
+// one agent connection from holding unbounded memory or streams.
+import { createServer } from 'node:http2';
+import type { Http2Server, Http2ServerRequest, Http2ServerResponse, ServerHttp2Session } from 'node:http2';
+
+export interface Http2FrontOptions {
+  maxHeaderBytes: number;
+  maxConcurrentStreams: number;
+  /** an idle session (no open stream) is closed after this */
+  keepAliveTimeoutMs: number;
+  onRequest: (req: Http2ServerRequest, res: Http2ServerResponse) => void;
+  /** a session ended by a protocol error (bad frames, a peer that broke the rules) */
+  onSessionError: (code: string, reason: string) => void;
+}
+
+export function createHttp2Front(options: Http2FrontOptions): Http2Server {
+  const server = createServer({
+    settings: {
+      enablePush: false,
+      maxConcurrentStreams: options.maxConcurrentStreams,
+      maxHeaderListSize: options.maxHeaderBytes,
+    },
+    // Header blocks past the limit are refused by nghttp2 (the stream is reset: HTTP/2's 431).
+    maxHeaderListPairs: 256,
+    // MiB of nghttp2 memory per session before new streams are refused.
+    maxSessionMemory: 16,
+  });
+  server.on('request', options.onRequest);
+  // As on HTTP/1.1 (http-front.ts): 100-continue is sent only once the policy lets the body come.
+  server.on('checkContinue', options.onRequest);
+  server.on('session', (session: ServerHttp2Session) => {
+    session.setTimeout(options.keepAliveTimeoutMs, () => {
+      // Idle (the timeout fires on inactivity of the whole session): a graceful GOAWAY.
+      session.close();
+    });
+    session.on('error', (err: Error & { code?: string }) => {
+      options.onSessionError('http.h2_protocol_error', `HTTP/2 session error: ${err.code ?? err.message}`);
+    });
+  });
+  server.on('sessionError', () => undefined); // reported through the session's own 'error'
+  return server;
+}
