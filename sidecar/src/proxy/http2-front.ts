@@ -16,6 +16,8 @@ export interface Http2FrontOptions {
   onSessionError: (code: string, reason: string) => void;
 }
 
+const PEER_GONE = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ETIMEDOUT', 'ERR_STREAM_PREMATURE_CLOSE']);
+
 export function createHttp2Front(options: Http2FrontOptions): Http2Server {
   const server = createServer({
     settings: {
@@ -37,6 +39,8 @@ export function createHttp2Front(options: Http2FrontOptions): Http2Server {
       session.close();
     });
     session.on('error', (err: Error & { code?: string }) => {
+      // An agent that hangs up is not malformed input; a peer that breaks the protocol is.
+      if (err.code && PEER_GONE.has(err.code)) return;
       options.onSessionError('http.h2_protocol_error', `HTTP/2 session error: ${err.code ?? err.message}`);
     });
   });

@@ -271,6 +271,24 @@ describe('HTTP/2 towards the agent', () => {
     await endlessClosed.promise;
   });
 
+  test('a connection that breaks the HTTP/2 framing is closed and counted; nothing goes upstream', async () => {
+    const before = registry.requests.length;
+    const socket = tlsConnect({ host: '127.0.0.1', port: sidecar.addresses.transparent!.port, servername: 'registry.npmjs.org', ca: readFileSync(sidecar.trust.caFile), ALPNProtocols: ['h2'] });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('secureConnect', () => resolve());
+      socket.once('error', reject);
+    });
+    socket.on('error', () => undefined);
+    socket.resume();
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    // Not the client preface: nghttp2 refuses the session (GOAWAY) and the sidecar closes it.
+    socket.write(Buffer.from('PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n\x00\x00\x04\x08\x00\x00\x00\x00\x00garbage!'));
+    await closed;
+    const text = await (await fetch(`${sidecar.adminUrl}/metrics`)).text();
+    expect(text).toMatch(/sluice_http_errors_total\{code="http.h2_protocol_error"\} [1-9]/);
+    expect(registry.requests.length).toBe(before);
+  });
+
   test('h2 requests are counted like any other', async () => {
     const text = await (await fetch(`${sidecar.adminUrl}/metrics`)).text();
     expect(text).toMatch(/sluice_requests_total\{action="deny",code="registry.write_denied"\} 1/);
