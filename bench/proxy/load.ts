@@ -21,6 +21,8 @@ export interface LoadSpec {
   proxy?: string;
   /** PEM files the client trusts (the upstream CA, or the intercepting proxy's CA) */
   caFiles: string[];
+  /** offer h2 in ALPN (direct dial only): the workers' requests share multiplexed connections */
+  h2?: boolean;
   concurrency: number;
   warmupMs: number;
   durationMs: number;
@@ -43,7 +45,7 @@ function dispatcherFor(spec: LoadSpec): Dispatcher {
   if (spec.proxy) return new ProxyAgent({ uri: spec.proxy, requestTls: { ca, servername: name } });
   if (!spec.dial) throw new Error('a load spec needs dial or proxy');
   // Dial the address, but present and verify the benchmark name (SNI + certificate check).
-  return new Pool(`https://${spec.dial}`, { connections: spec.concurrency, connect: { ca, servername: name } });
+  return new Pool(`https://${spec.dial}`, { connections: spec.concurrency, connect: { ca, servername: name }, ...(spec.h2 ? { allowH2: true } : {}) });
 }
 
 export async function runLoad(spec: LoadSpec): Promise<LoadResult> {

@@ -213,6 +213,8 @@ function buildCases(net: BenchNet, peers: Map<string, RunningPeer>, hostsToSluic
   if (sluice) {
     const t = sluice.transparent!;
     cases.push({ section: 'https-node', label: 'sluice transparent', peer: 'sluice', note: 'intercepted', run: (c, s) => runNodeLoad({ dial: `${t.ip}:${t.port}`, caFiles: [sluice.caFile!] }, c, s) });
+    // The same client offering h2: sluice serves HTTP/2 to the agent, HTTP/1.1 to the upstream.
+    cases.push({ section: 'https-node', label: 'sluice transparent, HTTP/2', peer: 'sluice', note: 'intercepted', run: (c, s) => runNodeLoad({ dial: `${t.ip}:${t.port}`, caFiles: [sluice.caFile!], h2: true }, c, s) });
     cases.push({ section: 'https-node', label: 'sluice CONNECT', peer: 'sluice', note: 'intercepted', run: (c, s) => runNodeLoad({ proxy: sluice.proxyUrl!, caFiles: [sluice.caFile!] }, c, s) });
   }
   const mitm = peers.get('mitmproxy');
