@@ -48,14 +48,8 @@ export async function waitForPort(name: string, host: string, port: number, chil
   throw new Error(`${name} did not listen on ${host}:${port} within ${timeoutMs} ms`);
 }
 
-export async function stopProcess(child: ChildProcess, timeoutMs = 5000): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  await exited;
-  clearTimeout(timer);
-}
+// SIGTERM, then SIGKILL after a grace period: the e2e harness's helper, shared.
+export { stopProcess } from '../../e2e/support/kube/cluster.ts';
 
 interface ProcStat {
   ppid: number;

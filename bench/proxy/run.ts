@@ -22,12 +22,11 @@
 // and squid (tools/apt.sh), mitmdump and smokescreen (tools/install.sh).
 import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { freePort } from '../../e2e/support/kube/cluster.ts';
 import { createTestCa } from '../../e2e/support/sidecar/upstreams.ts';
 import { mintLeafCertificate } from '../../sidecar/src/tls/leaf-certificates.ts';
 import { summarizeCpuProfile } from '../lib/cpu-profile.ts';
@@ -227,14 +226,6 @@ function buildCases(net: BenchNet, peers: Map<string, RunningPeer>, hostsToSluic
 }
 
 // ---------- set-up ----------
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 async function startUpstream(net: BenchNet): Promise<ReturnType<typeof spawnPinned>> {
   const child = spawnPinned(node, [join(import.meta.dirname, 'upstream.ts'), UPSTREAM_IP, '80', '443', join(net.work, 'upstream-cert.pem'), join(net.work, 'upstream-key.pem')], { cpu: LOAD_CPU, nice: NICE, stdio: 'pipe' });

@@ -208,18 +208,18 @@ export const ALERTS: readonly AlertSpec[] = [
   {
     alert: 'SluiceAuditSpoolNearFull',
     group: 'sluice-audit',
-    ...threshold('max by (namespace, pod) (sluice_audit_spool_unshipped_bytes / sluice_audit_spool_capacity_bytes)', '> 0.8'),
+    ...threshold('max by (namespace, pod) (sluice_audit_spool_bytes / sluice_audit_spool_capacity_bytes)', '> 0.8'),
     for: '5m',
     severity: 'warning',
     summary: 'The audit spool is over 80 % full',
-    description: '{{ $labels.namespace }}/{{ $labels.pod }} has filled over 80 % of its audit spool (audit.spool.maxBytes) with events Loki has not acknowledged; when it is full, requests are refused (fail-closed) or events dropped.',
+    description: '{{ $labels.namespace }}/{{ $labels.pod }} has filled over 80 % of its audit spool (audit.spool.maxBytes), mostly with events Loki has not acknowledged; when it is full, requests are refused (fail-closed) or events dropped.',
     fires: {
-      series: { [`sluice_audit_spool_unshipped_bytes{${POD}}`]: `${SPOOL_NEAR_FULL_BYTES + 1024}x20`, [`sluice_audit_spool_capacity_bytes{${POD}}`]: `${SPOOL_MAX_BYTES}x20` },
+      series: { [`sluice_audit_spool_bytes{${POD}}`]: `${SPOOL_NEAR_FULL_BYTES + 1024}x20`, [`sluice_audit_spool_capacity_bytes{${POD}}`]: `${SPOOL_MAX_BYTES}x20` },
       at: 10,
       labels: POD_LABELS,
     },
     // The same bytes are not near full in a spool configured four times larger.
-    quiet: { series: { [`sluice_audit_spool_unshipped_bytes{${POD}}`]: `${SPOOL_NEAR_FULL_BYTES + 1024}x20`, [`sluice_audit_spool_capacity_bytes{${POD}}`]: `${SPOOL_MAX_BYTES * 4}x20` }, at: 10 },
+    quiet: { series: { [`sluice_audit_spool_bytes{${POD}}`]: `${SPOOL_NEAR_FULL_BYTES + 1024}x20`, [`sluice_audit_spool_capacity_bytes{${POD}}`]: `${SPOOL_MAX_BYTES * 4}x20` }, at: 10 },
   },
   {
     alert: 'SluiceWebhookDown',

@@ -4,7 +4,7 @@
 // the README's values table. It never reads files or the cluster; edit here, then regenerate.
 import { z } from 'zod';
 import { SidecarConfig } from '../../sidecar/src/config/sidecar-config.ts';
-import { SidecarMount } from '../../webhook/src/config.ts';
+import { SidecarMount, TokenAudience } from '../../webhook/src/config.ts';
 import type { JsonSchema } from './values-docs.ts';
 
 const quantity = z.string().regex(/^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$/, 'a Kubernetes quantity such as 100m or 64Mi');
@@ -59,12 +59,6 @@ const PolicyRule = z.strictObject({
   resources: z.array(z.string()).describe('resources'),
   verbs: z.array(z.string()).min(1).describe('verbs'),
   resourceNames: z.array(z.string()).optional().describe('resource names'),
-});
-
-const TokenAudience = z.strictObject({
-  audience: z.string().min(1).describe('token audience'),
-  path: z.string().regex(/^[A-Za-z0-9._-]+$/).optional().describe('file name under /var/run/sluice/tokens'),
-  expirationSeconds: z.number().int().min(600).max(86_400).optional().describe('token lifetime'),
 });
 
 /**
@@ -140,7 +134,7 @@ const Sidecar = z
       .describe('startup probe of the sidecar (agents start only after it passes)'),
     tokenAudiences: z
       .array(TokenAudience)
-      .default([{ audience: 'sts.amazonaws.com' }])
+      .default([{ audience: 'sts.amazonaws.com', expirationSeconds: 3600 }])
       .describe(
         'projected service-account tokens for the credential providers, one file per audience: sts.amazonaws.com for aws-sts (credentials.aws.audience), plus each token exchange subjectTokenAudience',
       ),

@@ -97,6 +97,7 @@ describe('values.schema.json refuses what is not a value', () => {
     ['an unknown certificate mode', { certificates: { mode: 'vault' } }, /mode/],
     ['a malformed quantity', { sidecar: { spoolSizeLimit: '1 GB' } }, /spoolSizeLimit/],
     ['a sidecar mount naming both a Secret and a ConfigMap', { sidecar: { mounts: [{ name: 'x', secret: 's', configMap: 'c' }] } }, /mounts/],
+    ['a token file named ..', { sidecar: { tokenAudiences: [{ audience: 'sts.amazonaws.com', path: '..' }] } }, /tokenAudiences/],
     ['a sidecar mount with an upper-case name', { sidecar: { mounts: [{ name: 'X', secret: 's' }] } }, /mounts/],
     ['zero replicas', { webhook: { replicas: 0 } }, /replicas/],
     ['an invalid namespace name', { agents: { namespaces: ['Agents_1'] } }, /namespaces/],

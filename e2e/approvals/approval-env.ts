@@ -105,22 +105,10 @@ export class ApprovalEnv {
       // Mallory has the RBAC to try; the sluice webhook is what must stop him.
       await cluster.grant('outsider', NAMESPACE, 'would-be-approver', [APPROVAL_READ, APPROVAL_DECIDE]);
       // The sidecar's Role, as the chart ships it: its own namespace's requests only.
-      await cluster.request('admin', 'POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${NAMESPACE}/roles`, {
-        apiVersion: 'rbac.authorization.k8s.io/v1',
-        kind: 'Role',
-        metadata: { name: 'sluice-sidecar' },
-        rules: [
-          { apiGroups: ['sluice.io'], resources: ['approvalrequests'], verbs: ['create', 'get', 'list', 'watch'] },
-          { apiGroups: ['sluice.io'], resources: ['approvalrequests/status'], verbs: ['get', 'patch'] },
-        ],
-      });
-      await cluster.request('admin', 'POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${NAMESPACE}/rolebindings`, {
-        apiVersion: 'rbac.authorization.k8s.io/v1',
-        kind: 'RoleBinding',
-        metadata: { name: 'sluice-sidecar' },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'sluice-sidecar' },
-        subjects: [{ kind: 'ServiceAccount', name: SERVICE_ACCOUNT, namespace: NAMESPACE }],
-      });
+      await cluster.grant(`serviceaccount:${SERVICE_ACCOUNT}`, NAMESPACE, 'sluice-sidecar', [
+        { apiGroups: ['sluice.io'], resources: ['approvalrequests'], verbs: ['create', 'get', 'list', 'watch'] },
+        { apiGroups: ['sluice.io'], resources: ['approvalrequests/status'], verbs: ['get', 'patch'] },
+      ]);
       const webhook = await startWebhookProcess(cluster.ca, webhookConfig);
       const env = new ApprovalEnv(cluster, webhook);
       const configs = ['mutating-webhook.yaml', 'validating-webhook.yaml', 'approvals-webhook.yaml'].flatMap((f) => readManifests(join(MANIFESTS, f)));

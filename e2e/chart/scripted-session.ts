@@ -63,22 +63,10 @@ export class ScriptedSession {
     const cluster = this.env.cluster;
     // The agent's service account may mint its own tokens (the kubernetes credential provider)
     // and list pods (the agent's Kubernetes read).
-    await cluster.request('admin', 'POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${NAMESPACE}/roles`, {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'Role',
-      metadata: { name: 'coder-self-token' },
-      rules: [
-        { apiGroups: [''], resources: ['serviceaccounts/token'], verbs: ['create'], resourceNames: [SERVICE_ACCOUNT] },
-        { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list'] },
-      ],
-    });
-    await cluster.request('admin', 'POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${NAMESPACE}/rolebindings`, {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'RoleBinding',
-      metadata: { name: 'coder-self-token' },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'coder-self-token' },
-      subjects: [{ kind: 'ServiceAccount', name: SERVICE_ACCOUNT, namespace: NAMESPACE }],
-    });
+    await cluster.grant(`serviceaccount:${SERVICE_ACCOUNT}`, NAMESPACE, 'coder-self-token', [
+      { apiGroups: [''], resources: ['serviceaccounts/token'], verbs: ['create'], resourceNames: [SERVICE_ACCOUNT] },
+      { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list'] },
+    ]);
     const dir = mkdtempSync(join(tmpdir(), 'sluice-session-'));
     this.#clusterCaFile = join(dir, 'cluster-ca.pem');
     writeFileSync(this.#clusterCaFile, cluster.ca.certPem);

@@ -28,17 +28,6 @@ async function admin(method: string, path: string, body: unknown): Promise<void>
   if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(res.body)}`);
 }
 
-async function role(name: string, rules: unknown[], serviceAccount: string): Promise<void> {
-  await admin('POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/roles`, { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name }, rules });
-  await admin('POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/rolebindings`, {
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'RoleBinding',
-    metadata: { name },
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
-    subjects: [{ kind: 'ServiceAccount', name: serviceAccount, namespace: NS }],
-  });
-}
-
 function sidecarFor(serviceAccount: string, s?: { tokenFile?: string }): Promise<TestSidecar> {
   const port = new URL(cluster.server).port;
   return startTestSidecar({
@@ -61,8 +50,8 @@ beforeAll(async () => {
   cluster = await KubeCluster.start({ namespaces: [{ name: NS }] });
   for (const sa of ['coder', 'agent-reader', 'other-sa']) await admin('POST', `/api/v1/namespaces/${NS}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: sa } });
   // The pod's own account may mint tokens for agent-reader only; agent-reader may read pods only.
-  await role('mint-agent-reader', [{ apiGroups: [''], resources: ['serviceaccounts/token'], resourceNames: ['agent-reader'], verbs: ['create'] }], 'coder');
-  await role('read-pods', [{ apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] }], 'agent-reader');
+  await cluster.grant('serviceaccount:coder', NS, 'mint-agent-reader', [{ apiGroups: [''], resources: ['serviceaccounts/token'], resourceNames: ['agent-reader'], verbs: ['create'] }]);
+  await cluster.grant('serviceaccount:agent-reader', NS, 'read-pods', [{ apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] }]);
   await admin('POST', `/api/v1/namespaces/${NS}/pods`, { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'victim' }, spec: { containers: [{ name: 'c', image: 'busybox' }] } });
   const dir = mkdtempSync(join(tmpdir(), 'sluice-k8s-'));
   caFile = join(dir, 'ca.crt');

@@ -135,10 +135,10 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     }
   }
 
-  const approvals = await startApprovals(config.approvals, { pod: config.pod, sessionId, podInfo, registry, logger: log });
+  const masking = await loadMasking(config.masking, registry);
+  const approvals = await startApprovals(config.approvals, { pod: config.pod, sessionId, podInfo, registry, logger: log, masker: masking.all });
   approvals?.onEvent((e) => note('approval', { ...e }, 'requestId' in e ? e.requestId : undefined));
 
-  const masking = await loadMasking(config.masking, registry);
   const upstreamTls = upstreamSecureContext(config.upstream.extraRootsFiles);
   const agent = createUpstreamAgent(config.upstream, upstreamTls);
   const grpcAgent = config.http2.enabled ? createUpstreamAgent(config.upstream, upstreamTls, { allowH2: true }) : undefined;

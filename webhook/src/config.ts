@@ -3,8 +3,6 @@
 // a bad value fails start-up naming the field. Nothing here reads files or the environment.
 import { z } from 'zod';
 import { deepFreeze, parseOrThrow } from '../../api/src/index.ts';
-
-export { deepFreeze };
 import { ApprovalsWebhookConfig } from './approvals/config.ts';
 
 const port = z.number().int().min(1).max(65535);
@@ -12,12 +10,15 @@ const quantity = z.string().regex(/^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$/,
 const ResourceList = z.partialRecord(z.enum(['cpu', 'memory', 'ephemeral-storage']), quantity);
 const Resources = z.object({ requests: ResourceList.optional(), limits: ResourceList.optional() }).strict();
 
-const TokenAudience = z
+/** A plain file name, never `.` or `..` (RE2-compatible: the chart's JSON Schema uses it too). */
+const FILE_NAME = /^([A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+)$/;
+
+export const TokenAudience = z
   .object({
-    audience: z.string().min(1),
+    audience: z.string().min(1).describe('token audience'),
     /** File name under SLUICE_TOKEN_DIR; defaults to the audience with unsafe characters replaced by `_`. */
-    path: z.string().regex(/^[A-Za-z0-9._-]+$/, 'a plain file name').refine((p) => p !== '.' && p !== '..', 'a plain file name').optional(),
-    expirationSeconds: z.number().int().min(600).max(86_400).default(3600),
+    path: z.string().regex(FILE_NAME, 'a plain file name').optional().describe('file name under /var/run/sluice/tokens (default: the audience, unsafe characters as _)'),
+    expirationSeconds: z.number().int().min(600).max(86_400).default(3600).describe('token lifetime'),
   })
   .strict();
 

@@ -23,15 +23,23 @@ export interface GuardContext {
 
 const normaliseCapability = (c: string) => c.toUpperCase().replace(/^CAP_/, '');
 
-/** Static-credential Secrets: the configured ones plus every Secret the sidecar mounts. */
-const staticSecretsCache = new WeakMap<WebhookConfig, readonly string[]>();
-function staticSecrets(config: WebhookConfig): readonly string[] {
-  let list = staticSecretsCache.get(config);
-  if (!list) {
-    list = [...config.guard.staticCredentialSecrets, ...config.sidecar.mounts.flatMap((m) => ('secret' in m ? [m.secret] : []))];
-    staticSecretsCache.set(config, list);
+/** What the guard derives from a (frozen) config once, not per review. */
+interface GuardPlan {
+  /** Static-credential Secrets: the configured ones plus every Secret the sidecar mounts. */
+  staticSecrets: readonly string[];
+  forbiddenCapabilities: ReadonlySet<string>;
+}
+const plans = new WeakMap<WebhookConfig, GuardPlan>();
+function planFor(config: WebhookConfig): GuardPlan {
+  let plan = plans.get(config);
+  if (!plan) {
+    plan = {
+      staticSecrets: [...config.guard.staticCredentialSecrets, ...config.sidecar.mounts.flatMap((m) => ('secret' in m ? [m.secret] : []))],
+      forbiddenCapabilities: new Set(config.guard.forbiddenCapabilities.map(normaliseCapability)),
+    };
+    plans.set(config, plan);
   }
-  return list;
+  return plan;
 }
 
 function secretListed(name: string | undefined, listed: readonly string[]): boolean {
@@ -64,15 +72,27 @@ function podIdentityViolations(pod: V1Pod, config: WebhookConfig): Violation[] {
 
 function volumeViolations(pod: V1Pod, config: WebhookConfig): Violation[] {
   const out: Violation[] = [];
-  const listed = staticSecrets(config);
+  const listed = planFor(config).staticSecrets;
+  const settings = config.sidecar.sidecarConfigMap;
   (pod.spec?.volumes ?? []).forEach((v, i) => {
     // sluice's own volumes (a Secret mounted into the sidecar) are checked against the rendering
     // by reservedNameViolations; agents may not mount them at all.
     if (isSluiceVolume(v.name)) return;
+    if (v.hostPath) {
+      // The node's files hold every pod's Secret volumes (the sidecar's mounts among them) and
+      // its container runtime: not something an agent may reach.
+      out.push(violation('guard.host_path', `spec.volumes[${i}].hostPath`, `a hostPath volume (${v.hostPath.path}) reaches the node's files, including the sidecar's mounted Secrets`));
+    }
+    if (v.configMap?.name === settings) {
+      out.push(violation('guard.sluice_settings', `spec.volumes[${i}].configMap.name`, `ConfigMap "${settings}" holds the sidecar's settings (notification URLs among them); agents may not read it`));
+    }
     if (secretListed(v.secret?.secretName, listed)) {
       out.push(violation('guard.static_credential', `spec.volumes[${i}].secret.secretName`, `Secret "${v.secret?.secretName}" holds static credentials; sluice mints short-lived ones instead`));
     }
     (v.projected?.sources ?? []).forEach((s, j) => {
+      if (s.configMap?.name === settings) {
+        out.push(violation('guard.sluice_settings', `spec.volumes[${i}].projected.sources[${j}].configMap.name`, `ConfigMap "${settings}" holds the sidecar's settings; agents may not read it`));
+      }
       if (secretListed(s.secret?.name, listed)) {
         out.push(violation('guard.static_credential', `spec.volumes[${i}].projected.sources[${j}].secret.name`, `Secret "${s.secret?.name}" holds static credentials; sluice mints short-lived ones instead`));
       }
@@ -88,7 +108,7 @@ function containerViolations(pod: V1Pod, agent: AgentContainer, config: WebhookC
   const uid = config.sidecar.proxyUID;
   const who = `container "${c.name}"`;
   if (c.securityContext?.privileged) out.push(violation('guard.privileged', `${f}.securityContext.privileged`, `${who} is privileged and could rewrite the pod's interception rules`));
-  const forbidden = new Set(config.guard.forbiddenCapabilities.map(normaliseCapability));
+  const forbidden = planFor(config).forbiddenCapabilities;
   (c.securityContext?.capabilities?.add ?? []).forEach((cap, i) => {
     if (forbidden.has(normaliseCapability(cap))) {
       out.push(violation('guard.capability', `${f}.securityContext.capabilities.add[${i}]`, `${who} adds ${cap}, which could bypass or rewrite the interception rules`));
@@ -105,22 +125,30 @@ function containerViolations(pod: V1Pod, agent: AgentContainer, config: WebhookC
       out.push(violation('guard.root_user', nonRoot.field, `${who} may run as root (set runAsNonRoot: true or a non-zero runAsUser)`));
     }
   }
+  const agentMount = renderInjection(config).agentMount.name;
   (c.volumeMounts ?? []).forEach((m, i) => {
     const mf = `${f}.volumeMounts[${i}]`;
-    if (isSluiceVolume(m.name) && !(m.name === renderInjection(config).agentMount.name && m.readOnly === true)) {
+    if (isSluiceVolume(m.name) && !(m.name === agentMount && m.readOnly === true)) {
       out.push(violation('guard.sluice_volume', `${mf}.name`, `${who} mounts "${m.name}", which belongs to the sluice sidecar (only the trust bundle, read-only, is shared)`));
     } else if (tokenVolumes.has(m.name)) {
       out.push(violation('guard.service_account_token', `${mf}.name`, `${who} mounts a service-account token ("${m.name}"); agents reach the API through the sidecar`));
     }
   });
-  const listed = staticSecrets(config);
+  const listed = planFor(config).staticSecrets;
+  const settings = config.sidecar.sidecarConfigMap;
   (c.env ?? []).forEach((e, i) => {
     const name = e.valueFrom?.secretKeyRef?.name;
     if (secretListed(name, listed)) out.push(violation('guard.static_credential', `${f}.env[${i}].valueFrom.secretKeyRef.name`, `${who} reads Secret "${name}", which holds static credentials`));
+    if (e.valueFrom?.configMapKeyRef?.name === settings) {
+      out.push(violation('guard.sluice_settings', `${f}.env[${i}].valueFrom.configMapKeyRef.name`, `${who} reads ConfigMap "${settings}", the sidecar's settings`));
+    }
   });
   (c.envFrom ?? []).forEach((e, i) => {
     const name = e.secretRef?.name;
     if (secretListed(name, listed)) out.push(violation('guard.static_credential', `${f}.envFrom[${i}].secretRef.name`, `${who} reads Secret "${name}", which holds static credentials`));
+    if (e.configMapRef?.name === settings) {
+      out.push(violation('guard.sluice_settings', `${f}.envFrom[${i}].configMapRef.name`, `${who} reads ConfigMap "${settings}", the sidecar's settings`));
+    }
   });
   const target = (c as V1EphemeralContainer).targetContainerName;
   if (agent.list === 'ephemeralContainers' && target && RESERVED_CONTAINERS.includes(target)) {

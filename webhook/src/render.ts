@@ -4,8 +4,8 @@
 // (terminationMessagePath, probe thresholds, defaultMode, …) so the guard can compare a stored pod's
 // sidecar to this rendering field for field; it must never depend on the pod being injected.
 import type { V1Container, V1EnvVar, V1Probe, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
-import { INIT_CONTAINER, SIDECAR_CONTAINER } from '../../api/src/index.ts';
-import { deepFreeze, tokenFileName } from './config.ts';
+import { INIT_CONTAINER, SIDECAR_CONTAINER, deepFreeze } from '../../api/src/index.ts';
+import { tokenFileName } from './config.ts';
 import type { SidecarMount, WebhookConfig } from './config.ts';
 
 export const VOLUME_TRUST = 'sluice-trust';

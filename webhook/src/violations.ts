@@ -11,6 +11,8 @@ export const RULES = [
   'guard.proxy_gid',
   'guard.root_user',
   'guard.static_credential',
+  'guard.host_path',
+  'guard.sluice_settings',
   'guard.service_account_token',
   'guard.sluice_volume',
   'guard.reserved_name',

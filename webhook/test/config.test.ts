@@ -23,6 +23,8 @@ describe('webhook config', () => {
     [{ sidecar: { image: 'i', ports: { proxy: 15001 } } }, 'the four ports must differ'],
     [{ sidecar: { image: 'i', resources: { requests: { cpu: 'lots' } } } }, 'sidecar.resources.requests.cpu'],
     [{ sidecar: { image: 'i', tokenAudiences: [{ audience: 'a', path: '../x' }] } }, 'sidecar.tokenAudiences.0.path'],
+    [{ sidecar: { image: 'i', tokenAudiences: [{ audience: 'a', path: '..' }] } }, 'sidecar.tokenAudiences.0.path'],
+    [{ sidecar: { image: 'i', tokenAudiences: [{ audience: 'a', path: '.' }] } }, 'sidecar.tokenAudiences.0.path'],
     [{ sidecar: { image: 'i', tokenAudiences: [{ audience: 'a/b' }, { audience: 'a:b' }] } }, 'distinct file names'],
     [{ sidecar: { image: 'i', proxyUID: 0 } }, 'sidecar.proxyUID'],
     [{ sidecar: { image: 'i', mounts: [{ name: 'a', secret: 's', configMap: 'c' }] } }, 'sidecar.mounts.0'],

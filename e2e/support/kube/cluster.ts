@@ -142,6 +142,14 @@ export async function waitReady(what: string, child: ChildProcess, logFile: stri
   throw new KubeHarnessError('SLUICE_KUBE_NOT_READY', `${what} not ready after ${timeoutMs} ms:\n${tail(logFile)}`);
 }
 
+/** One rule of a Role. */
+export interface RbacRule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+  resourceNames?: string[];
+}
+
 export class KubeCluster {
   readonly dir: string;
   readonly server: string;
@@ -344,12 +352,17 @@ export class KubeCluster {
     await this.#mustSucceed('POST', `/api/v1/namespaces/${name}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default' } });
   }
 
-  /** A Role with `rules` in `namespace`, bound to a test user (by handle) or a group (`group:NAME`). */
-  async grant(subject: string, namespace: string, name: string, rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[]): Promise<void> {
+  /**
+   * A Role with `rules` in `namespace`, bound to a test user (by handle), a group (`group:NAME`)
+   * or a service account of that namespace (`serviceaccount:NAME`); returns once RBAC applies it.
+   */
+  async grant(subject: string, namespace: string, name: string, rules: RbacRule[]): Promise<void> {
     await this.#mustSucceed('POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${namespace}/roles`, { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name }, rules });
     const subj = subject.startsWith('group:')
       ? { kind: 'Group', apiGroup: 'rbac.authorization.k8s.io', name: subject.slice('group:'.length) }
-      : { kind: 'User', apiGroup: 'rbac.authorization.k8s.io', name: this.user(subject).name };
+      : subject.startsWith('serviceaccount:')
+        ? { kind: 'ServiceAccount', name: subject.slice('serviceaccount:'.length), namespace }
+        : { kind: 'User', apiGroup: 'rbac.authorization.k8s.io', name: this.user(subject).name };
     await this.#mustSucceed('POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${namespace}/rolebindings`, {
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'RoleBinding',
@@ -364,14 +377,28 @@ export class KubeCluster {
    * The RBAC authorizer serves from an informer cache, so a fresh binding takes effect a moment
    * later; wait (bounded) until a SubjectAccessReview for the first rule says allowed.
    */
-  async #untilAuthorized(subj: { kind: string; name: string }, namespace: string, rule: { apiGroups: string[]; resources: string[]; verbs: string[] } | undefined): Promise<void> {
+  async #untilAuthorized(subj: { kind: string; name: string; namespace?: string }, namespace: string, rule: RbacRule | undefined): Promise<void> {
     if (!rule) return;
+    const who =
+      subj.kind === 'Group'
+        ? { user: 'sluice-probe', groups: [subj.name] }
+        : subj.kind === 'ServiceAccount'
+          ? { user: `system:serviceaccount:${subj.namespace}:${subj.name}`, groups: ['system:serviceaccounts', `system:serviceaccounts:${subj.namespace}`] }
+          : { user: subj.name };
+    const [resource, subresource] = (rule.resources[0] ?? '').split('/');
     const review = {
       apiVersion: 'authorization.k8s.io/v1',
       kind: 'SubjectAccessReview',
       spec: {
-        ...(subj.kind === 'Group' ? { user: 'sluice-probe', groups: [subj.name] } : { user: subj.name }),
-        resourceAttributes: { namespace, group: rule.apiGroups[0] ?? '', resource: rule.resources[0], verb: rule.verbs[0] },
+        ...who,
+        resourceAttributes: {
+          namespace,
+          group: rule.apiGroups[0] ?? '',
+          resource,
+          ...(subresource ? { subresource } : {}),
+          ...(rule.resourceNames?.[0] ? { name: rule.resourceNames[0] } : {}),
+          verb: rule.verbs[0],
+        },
       },
     };
     for (let i = 0; i < 100; i++) {

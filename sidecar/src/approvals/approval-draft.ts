@@ -17,6 +17,8 @@ export interface DraftInput {
   session: string;
   /** When the sidecar stops waiting (ISO time). */
   expiresAt: string;
+  /** The sidecar's masker (built-in plus the platform team's rules); built-ins alone without it. */
+  masker?: Masker | undefined;
 }
 
 export interface ApprovalDraft {
@@ -38,14 +40,18 @@ function secretMasker(): Masker {
   return masker;
 }
 
-/** Path plus query with credential-looking query values and known token formats masked. */
-export function maskedPathAndQuery(path: string, query: Readonly<Record<string, readonly string[]>>): string {
+/**
+ * Path plus query with credential-looking query values and known token formats masked. Masked
+ * before any escaping (an escaped `/`, `+` or `=` would hide a token from its pattern); only
+ * whitespace and control characters are escaped, for one readable line.
+ */
+export function maskedPathAndQuery(path: string, query: Readonly<Record<string, readonly string[]>>, masker: Masker = secretMasker()): string {
   const pairs: string[] = [];
   for (const [key, values] of Object.entries(query)) {
-    for (const v of values) pairs.push(`${encodeURIComponent(key)}=${SECRET_QUERY_KEY.test(key) && v !== '' ? '[redacted]' : encodeURIComponent(v)}`);
+    for (const v of values) pairs.push(`${key}=${SECRET_QUERY_KEY.test(key) && v !== '' ? '[redacted]' : v}`);
   }
   const full = pairs.length ? `${path}?${pairs.join('&')}` : path;
-  const { output } = secretMasker().maskText(full);
+  const output = masker.maskText(full).output.replace(/[\s\p{Cc}]/gu, (c) => encodeURIComponent(c));
   return output.length > MAX_PATH ? `${output.slice(0, MAX_PATH - 1)}…` : output;
 }
 
@@ -102,7 +108,7 @@ export function grantKeyOf(spec: Pick<ApprovalRequestSpec, 'code' | 'request'>):
 
 export function draftApproval(input: DraftInput): ApprovalDraft {
   const { summary, facts, decision, pod } = input;
-  const path = maskedPathAndQuery(summary.path, summary.query);
+  const path = maskedPathAndQuery(summary.path, summary.query, input.masker);
   const hasFacts = Object.keys(facts).length > 0;
   const approval = decision.require_approval;
   const spec: ApprovalRequestSpec = {

@@ -11,6 +11,7 @@ import type { RequestContext, Stage } from '../proxy/request-context.ts';
 import { decisionHeader } from '../proxy/sluice-responses.ts';
 import { responseGone, writeResponseHead } from '../proxy/agent-request.ts';
 import type { Answerer } from '../proxy/stages/answer.ts';
+import type { Masker } from '../masking/index.ts';
 import { draftApproval } from './approval-draft.ts';
 import { RECEIVE_PACK_RESULT, gitPushRejection } from './git-rejection.ts';
 import type { HoldCoordinator, HoldResult } from './hold-coordinator.ts';
@@ -44,6 +45,8 @@ export interface HoldStageDeps {
   session: string;
   maxWaitMs: number;
   clock?: () => number;
+  /** Masks what the ApprovalRequest shows (the sidecar's rules, the platform team's included). */
+  masker?: Masker | undefined;
 }
 
 /** A refused push answered as git understands it; false when the request is not one git can take. */
@@ -86,6 +89,7 @@ export function approvalHoldStage(deps: HoldStageDeps): Stage {
       pod: { namespace: pod.namespace, name: pod.name, uid: deps.podUid, serviceAccount: pod.service_account, creator: pod.creator },
       session: deps.session,
       expiresAt: new Date(clock() + deps.maxWaitMs).toISOString(),
+      masker: deps.masker,
     });
     const grant = deps.coordinator.grantFor(draft.grantKey);
     if (grant) {

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import type { Masker } from '../masking/index.ts';
 import type { Stage } from '../proxy/request-context.ts';
 import type { Answerer } from '../proxy/stages/answer.ts';
 import type { PodInfo } from '../proxy/pod-info.ts';
@@ -35,6 +36,8 @@ export interface ApprovalsDeps {
   logger: Logger;
   /** ms clock (tests) */
   clock?: () => number;
+  /** The sidecar's masker for what ApprovalRequests show (built-in rules without it). */
+  masker?: Masker | undefined;
 }
 
 export interface RunningApprovals {
@@ -115,6 +118,7 @@ export async function startApprovals(config: ApprovalsConfig, deps: ApprovalsDep
         session: deps.sessionId,
         maxWaitMs: config.maxWaitMs,
         clock: deps.clock,
+        masker: deps.masker,
       }),
     onEvent: (l) => listeners.push(l),
     coordinator,

@@ -18,7 +18,7 @@ export const FsyncPolicy = z
 
 export const SpoolConfig = z
   .object({
-    maxBytes: z.number().int().min(64 * KiB).default(64 * MiB).describe('unshipped bytes the spool may hold before onFull applies'),
+    maxBytes: z.number().int().min(64 * KiB).default(64 * MiB).describe('bytes the spool may hold on disk (unshipped events plus the segment being shipped) before onFull applies'),
     segmentBytes: z.number().int().min(4 * KiB).default(4 * MiB).describe('a segment is sealed and a new one started past this size'),
     fsync: FsyncPolicy.default('always'),
     fsyncIntervalMs: z.number().int().min(1).max(60_000).default(100),

@@ -92,7 +92,7 @@ export function registerAuditMetrics(registry: Registry): AuditMetrics {
   });
   new Gauge({
     name: 'sluice_audit_spool_capacity_bytes',
-    help: 'Unshipped bytes the spool may hold before onFull applies (spool.maxBytes)',
+    help: 'Bytes the spool may hold on disk before onFull applies (spool.maxBytes)',
     registers,
     collect() {
       this.set(source?.capacityBytes() ?? 0);

@@ -386,7 +386,7 @@ export class AuditRecorder {
     // The recorder's own few events (session_start/_end) may pass the bound: a restart with a
     // full spool must still start, so its shipper can drain it.
     if (!p.internal && !fits(len)) {
-      g.full = new AuditError('audit.spool_full', `audit spool holds ${spool.bytes} of ${maxBytes} bytes not yet shipped`);
+      g.full = new AuditError('audit.spool_full', `audit spool holds ${spool.bytes} of its ${maxBytes} bytes (${spool.unshippedBytes} not yet shipped)`);
       this.refuse(p, g.full);
       return;
     }

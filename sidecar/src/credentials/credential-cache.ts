@@ -4,6 +4,7 @@
 // served (refresh ahead), and after a failure callers fail fast for a short back-off instead of
 // hammering a provider that is down. Pure logic over an injected clock; it never logs and never
 // exposes a value except to the caller that asked for it.
+import { CredentialError } from './errors.ts';
 
 export interface CacheKey {
   provider: string;
@@ -93,6 +94,11 @@ export class CredentialCache {
     const p = (async () => {
       try {
         const issued = await issue();
+        // An already-expired credential (clock skew, a bad expiry) would be re-issued on every
+        // request and fail upstream: a provider error instead, with its back-off.
+        if (issued.expiresAt <= this.#o.now()) {
+          throw new CredentialError('credentials.provider_rejected', entry.key.provider, `${entry.key.provider} issued a credential that had already expired (${new Date(issued.expiresAt).toISOString()})`);
+        }
         const lifetime = Math.max(0, issued.expiresAt - started);
         entry.value = issued;
         // Short-lived credentials refresh at half-life and stay usable for three quarters of it.

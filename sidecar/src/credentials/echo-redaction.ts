@@ -72,6 +72,7 @@ function needlesFor(secrets: readonly string[]): Buffer[] {
   return needles;
 }
 
+/** `secrets` here are the needles as text: raw and percent-encoded (a Location with a presigned URL). */
 function maskHeaders(headers: Record<string, string | string[]>, secrets: readonly string[], shortest: number): Record<string, string | string[]> {
   let out: Record<string, string | string[]> | undefined;
   for (const [name, value] of Object.entries(headers)) {
@@ -86,10 +87,11 @@ function maskHeaders(headers: Record<string, string | string[]>, secrets: readon
 /** The response hook for one request whose upstream received `secrets`. */
 export function redactEchoesHook(secrets: readonly string[], onHit?: (n: number) => void): ResponseHook {
   const needles = needlesFor(secrets);
+  const texts = needles.map((n) => n.toString('utf8'));
   const shortest = Math.min(...needles.map((n) => n.length));
   return ({ headers }) => {
     if (needles.length === 0) return { headers };
-    const out = maskHeaders(headers, secrets, shortest);
+    const out = maskHeaders(headers, texts, shortest);
     const encoding = String(headers['content-encoding'] ?? 'identity').toLowerCase();
     if (encoding !== 'identity' && encoding !== '') return { headers: out };
     // A body shorter than every needle cannot hold one.

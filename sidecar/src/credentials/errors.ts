@@ -63,8 +63,3 @@ export class CredentialError extends Error {
     this.provider = provider;
   }
 }
-
-/** Status code of a code (docs and tests use it without constructing an error). */
-export function credentialErrorStatus(code: CredentialErrorCode): number {
-  return STATUS[code];
-}

@@ -36,12 +36,13 @@ export function specString(spec: CredentialSpec, name: string): string | undefin
 
 /**
  * Puts `value` on the request as the configured header. The agent's own Authorization (and any
- * value it sent in the configured header) is dropped. Accept-Encoding is dropped too, so the
- * answer arrives uncompressed and an echoed credential can be found and redacted.
+ * value it sent in the configured header) is dropped. Accept-Encoding becomes identity (no header
+ * would allow any coding, RFC 9110 §12.5.3), so the answer arrives uncompressed and an echoed
+ * credential can be found and redacted.
  */
 export function setCredentialHeader(up: UpstreamRequest, header: string, scheme: string, value: string): void {
   delete up.headers.authorization;
   delete up.headers[header];
-  delete up.headers['accept-encoding'];
+  up.headers['accept-encoding'] = 'identity';
   up.headers[header] = scheme ? `${scheme} ${value}` : value;
 }

@@ -107,6 +107,12 @@ export function planBodyMasking(headers: Headers, opts: BodyPlanOptions = {}): B
   if (mediaType !== '' && passTypes.some((p) => mediaType.startsWith(p))) {
     return plan('pass', 'masking.binary_type');
   }
+  if (mediaType.startsWith('application/grpc')) {
+    // Length-prefixed (and often per-message compressed) frames: a redaction that changes a length
+    // breaks the stream and compressed messages cannot be scanned. Refused unless passTypes lists
+    // it (accepting unscanned gRPC for that sidecar).
+    return plan('refuse', 'masking.grpc_unsupported');
+  }
   const result = withCodings(plan('mask', 'masking.scan'), headers, opts, supported);
   if (result.action !== 'mask') return result;
   if (mediaType === 'text/event-stream') result.flushAt = '\n\n';

@@ -2,6 +2,9 @@
 // JSON/YAML file share it. Loading validates every field (zod), compiles every regex once and
 // freezes the result, so a bad rule file fails at start-up naming the rule and field, never during
 // a request. Nothing here scans text.
+import { createRequire } from 'node:module';
+import type * as Regexpp from '@eslint-community/regexpp';
+import type * as Scslre from 'scslre';
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { VALIDATORS } from './validators.ts';
@@ -73,16 +76,47 @@ export type AssignmentRuleSpec = z.output<typeof AssignmentRuleSpec>;
 export type RuleSpec = z.output<typeof RuleSpec>;
 export type RuleSpecInput = z.input<typeof RuleSpec>;
 
-function checkRegex(id: string, field: string, source: string, flags: string): void {
+// The backtracking analysis (scslre, ~14 MB) is loaded only when a rule file is: most sidecars
+// run the built-in rules alone.
+type Analyser = (source: string, flags: string) => { type: string; exponential: boolean } | undefined;
+let analyser: Analyser | undefined;
+function backtrackingReport(source: string, flags: string): ReturnType<Analyser> {
+  if (!analyser) {
+    const require = createRequire(import.meta.url);
+    const { RegExpParser } = require('@eslint-community/regexpp') as typeof Regexpp;
+    const { analyse } = require('scslre') as typeof Scslre;
+    const parser = new RegExpParser({ ecmaVersion: 2025 });
+    analyser = (src, fl) => analyse(parser.parseLiteral(`/${src.replace(/(?<!\\)\//g, '\\/')}/${fl.replace(/[^dgimsuvy]/g, '')}`)).reports[0];
+  }
+  return analyser(source, flags);
+}
+
+function checkRegex(id: string, field: string, source: string, flags: string, backtracking: boolean): void {
   try {
     new RegExp(source, flags);
   } catch (err) {
     throw new MaskingRuleError('masking.bad_regex', `rule ${id}: ${field} is not a valid regex (${(err as Error).message})`);
   }
+  if (!backtracking) return;
+  // A rule file is someone else's regex run over every body: one with super-linear backtracking
+  // (nested quantifiers, overlapping alternatives) would stall the sidecar on a crafted response.
+  let report;
+  try {
+    report = backtrackingReport(source, flags);
+  } catch (err) {
+    throw new MaskingRuleError('masking.bad_regex', `rule ${id}: ${field} cannot be analysed (${(err as Error).message})`);
+  }
+  if (report) {
+    throw new MaskingRuleError('masking.slow_regex', `rule ${id}: ${field} can backtrack super-linearly (${report.type}: ${report.exponential ? 'exponential' : 'polynomial'} in the input length); rewrite it without nested or overlapping quantifiers`);
+  }
 }
 
-/** Validates rule objects, checks their regexes compile, and returns them frozen. */
-export function parseRules(input: unknown, source = 'rules'): readonly RuleSpec[] {
+/**
+ * Validates rule objects, checks their regexes compile (and, for rules from a file, that they
+ * cannot backtrack super-linearly), and returns them frozen.
+ */
+export function parseRules(input: unknown, source = 'rules', o: { checkBacktracking?: boolean } = {}): readonly RuleSpec[] {
+  const bt = o.checkBacktracking ?? false;
   const parsed = z.array(RuleSpec).safeParse(input);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -94,13 +128,13 @@ export function parseRules(input: unknown, source = 'rules'): readonly RuleSpec[
     if (seen.has(rule.id)) throw new MaskingRuleError('masking.duplicate_rule', `${source}: rule id ${rule.id} is defined twice`);
     seen.add(rule.id);
     if (rule.kind === 'assignment') {
-      checkRegex(rule.id, 'names', rule.names, 'i');
-      checkRegex(rule.id, 'value', rule.value, 'y');
+      checkRegex(rule.id, 'names', rule.names, 'i', bt);
+      checkRegex(rule.id, 'value', rule.value, 'y', bt);
     } else {
-      checkRegex(rule.id, 'pattern', rule.pattern, rule.flags);
+      checkRegex(rule.id, 'pattern', rule.pattern, rule.flags, bt);
     }
     rule.allowlist.forEach((a, i) => {
-      checkRegex(rule.id, `allowlist.${i}`, a, '');
+      checkRegex(rule.id, `allowlist.${i}`, a, '', bt);
     });
   }
   return Object.freeze(parsed.data.map((r) => Object.freeze(r)));
@@ -117,7 +151,7 @@ export function parseRuleFile(text: string, source: string): readonly RuleSpec[]
   if (typeof doc !== 'object' || doc === null || !Array.isArray((doc as { rules?: unknown }).rules)) {
     throw new MaskingRuleError('masking.bad_rule_file', `${source}: expected an object with a "rules" list`);
   }
-  return parseRules((doc as { rules: unknown[] }).rules, source);
+  return parseRules((doc as { rules: unknown[] }).rules, source, { checkBacktracking: true });
 }
 
 /** Built-in rules plus added ones; an added rule with a built-in id replaces it. */

@@ -7,6 +7,9 @@ import type { RequestContext } from './request-context.ts';
 
 type Pod = AuditRecord['pod'];
 
+/** Redactions listed on one response event (all are counted in metrics); stages keep no more. */
+export const MAX_RECORDED_REDACTIONS = 1000;
+
 export function podOf(identity: PodIdentity): Pod {
   return { namespace: identity.namespace, name: identity.name, service_account: identity.service_account };
 }
@@ -52,7 +55,7 @@ export function responseRecord(ctx: RequestContext, identity: PodIdentity): Audi
     request: requestPart(ctx),
     decision: decisionPart(ctx),
     ...(ctx.status !== undefined ? { status: ctx.status } : {}),
-    ...(ctx.redactions.length ? { masking: ctx.redactions.slice(0, 1000) } : {}),
+    ...(ctx.redactions.length ? { masking: ctx.redactions.slice(0, MAX_RECORDED_REDACTIONS) } : {}),
     bytes: { in: ctx.bytesIn, out: ctx.bytesOut },
     timings: { ...ctx.timings, total_ms: Number(process.hrtime.bigint() - ctx.receivedAt) / 1e6 },
   };

@@ -119,7 +119,17 @@ function dispatch(socket: Socket, kind: FirstBytes, claims: HandoffClaims, deps:
       // A TLS socket inherits allowHalfOpen from the socket it wraps, and a CONNECT tunnel's comes
       // from node:http (true): an HTTP/2 session on it would never see the agent hang up.
       tls.allowHalfOpen = false;
-      tls.on('error', () => tls.destroy());
+      // A handshake that fails (an agent that does not trust the pod CA, a broken hello) is a
+      // refusal the operator should see; an error after it is an ordinary hang-up.
+      let settled = false;
+      const failed = (reason: string) => {
+        if (settled) return;
+        settled = true;
+        deps.refuse(tls, 'tls.handshake_failed', reason, conn);
+      };
+      tls.once('secure', () => (settled = true));
+      tls.on('error', (err: Error) => (settled ? tls.destroy() : failed(`TLS handshake with the agent failed: ${err.message}`)));
+      tls.once('close', () => failed('the agent closed the connection during the TLS handshake (does it trust the pod CA?)'));
       attachConnectionInfo(tls, conn);
       // The TLS socket reads the bytes put back on `socket` itself; resuming `socket` here
       // would let them flow past it.
@@ -128,7 +138,10 @@ function dispatch(socket: Socket, kind: FirstBytes, claims: HandoffClaims, deps:
         return;
       }
       // Which front parses the connection is known once the handshake has chosen (ALPN).
-      const timer = setTimeout(() => tls.destroy(), deps.firstBytesTimeoutMs);
+      const timer = setTimeout(() => {
+        settled = true;
+        deps.refuse(tls, 'tls.handshake_timeout', 'TLS handshake with the agent did not complete in time', conn);
+      }, deps.firstBytesTimeoutMs);
       tls.once('close', () => clearTimeout(timer));
       tls.once('secure', () => {
         clearTimeout(timer);

@@ -31,7 +31,7 @@ import { connectSummary, namesForResolved, splitHostPort, summarizeRequest } fro
 import { sendAnswer, writeRawAnswer } from './sluice-responses.ts';
 import { createAnswerer } from './stages/answer.ts';
 import type { Answerer } from './stages/answer.ts';
-import { connectionVerdictStage, markConnectionDenied } from './stages/connection-verdict.ts';
+import { connectionDenial, connectionVerdictStage, markConnectionDenied } from './stages/connection-verdict.ts';
 import { decideStage, refuseHoldStage } from './stages/decide.ts';
 import { factsStage } from './stages/facts.ts';
 import { forwardStage, prepareUpstreamStage } from './stages/forward.ts';
@@ -166,6 +166,12 @@ export class Gateway {
       sendAnswer(res, { status: 502, code: 'sidecar.internal_error', reason: 'sidecar error: an HTTP/2 stream without its connection', requestId: this.#nextId(), kind: 'error' });
       return;
     }
+    if (isHttp2(req)) {
+      // node:http2 ends an agent's reset stream like a complete body; turn the reset into an error
+      // so no stage reads, and no upstream receives, a truncated body as if it were whole.
+      req.on('error', () => undefined);
+      req.once('aborted', () => req.destroy(new Error('the agent reset the stream')));
+    }
     const ctx: RequestContext = {
       id: this.#nextId(),
       req,
@@ -183,11 +189,15 @@ export class Gateway {
     };
     this.#handle(ctx)
       .catch((err: Error) => {
-        if (!res.headersSent) {
-          createAnswerer()(ctx, { status: 502, code: 'sidecar.internal_error', reason: `sidecar error: ${err.message}`, kind: 'error' });
-        } else {
-          res.destroy();
+        try {
+          if (!res.headersSent) {
+            createAnswerer()(ctx, { status: 502, code: 'sidecar.internal_error', reason: `sidecar error: ${err.message}`, kind: 'error' });
+            return;
+          }
+        } catch {
+          // the answer itself failed: nothing left but to cut the exchange (below)
         }
+        res.destroy();
       })
       .finally(() => {
         // One place counts every request, however it ended: sluice's own answer (deny, refused
@@ -233,6 +243,9 @@ export class Gateway {
       this.#o.audit?.record(eventRecord('request', identity, { upgrade: String(req.headers.upgrade), status, code, reason, ...decided }, id)).catch(() => undefined);
       writeRawAnswer(socket, { status, code, reason, requestId: id, kind: 'deny' });
     };
+    // A connection denied at its TLS name or CONNECT target stays denied for upgrades too.
+    const denial = connectionDenial(conn);
+    if (denial) return refuse(403, denial.code, denial.reason);
     const summarized = summarizeRequest({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers }, conn);
     if (!summarized.ok) return refuse(summarized.status, summarized.code, summarized.reason);
     if (this.#o.killed()) return refuse(403, 'pod.killed', 'this pod has been cut off by its kill switch (sluice.io/kill)');
@@ -252,6 +265,7 @@ export class Gateway {
       writeRawAnswer(socket, { status: 503, code: e.code ?? 'audit.error', reason: `the audit trail cannot take this request: ${e.message ?? ''}`, requestId: id, kind: 'error' });
       return;
     }
+    if (socket.destroyed) return; // the agent left while the request was recorded
     this.#o.metrics.requests.inc({ action: 'allow', code: decision.code });
     const requestHead = upgradeRequestHead(req, summarized.pathAndQuery, String(req.headers.host));
     const secureContext = (this.#upstreamTls ??= this.#o.upstream.secureContext ?? upstreamSecureContext([]));

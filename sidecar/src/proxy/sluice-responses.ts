@@ -29,6 +29,8 @@ export function sendAnswer(res: AgentResponse, a: SluiceAnswer): void {
     return;
   }
   const body = answerBody(a);
+  // A failed writeHead (an upstream header HTTP/2 refuses) leaves its headers on the response.
+  for (const name of res.getHeaderNames()) res.removeHeader(name);
   writeResponseHead(res, a.status, {
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(body),

@@ -5,6 +5,7 @@ import { describe, expect, test } from '@jest/globals';
 import type { Decision, Facts, RequestSummary } from '../../../api/src/index.ts';
 import { ApprovalRequestSpec } from '../../../api/src/index.ts';
 import { draftApproval, grantKeyOf, maskedPathAndQuery } from '../../src/approvals/approval-draft.ts';
+import { BUILTIN_RULES, createMasker, mergeRules, parseRuleFile } from '../../src/masking/index.ts';
 import { base62Crc32 } from '../../src/masking/index.ts';
 import type { DraftInput } from '../../src/approvals/approval-draft.ts';
 
@@ -73,6 +74,19 @@ describe('the ApprovalRequest spec', () => {
     expect(masked).not.toContain(token);
     expect(masked).toContain('page=2');
     expect(masked).toContain('access_token=[redacted]');
+  });
+
+  test('values are masked before escaping, and the sidecar\'s own rules (a platform rule file) apply', () => {
+    // An AWS key pair under a key name nothing flags: the secret holds / and +, which escaping
+    // would have split away from its pattern.
+    const secret = 'q8Zr/Tn2Lx+Vb5Hw9Kd3Mf7Pj1Rs6Gu0Ya4Ce8Nt';
+    const pair = maskedPathAndQuery('/upload', { id: [`AKIAQ3EGVP7TNWY4LKRM ${secret}`] });
+    expect(pair).not.toContain(secret);
+    expect(pair).not.toContain(encodeURIComponent(secret));
+    const rules = mergeRules(BUILTIN_RULES, parseRuleFile('rules: [{id: acme-key, description: x, confidence: high, keywords: [acme_], pattern: "acme_[a-z0-9]{24}", maxLength: 29}]', 'acme.yaml'));
+    const acme = 'acme_0123456789abcdefghijklmn';
+    expect(maskedPathAndQuery(`/x/${acme}`, {})).toContain(acme);
+    expect(maskedPathAndQuery(`/x/${acme}`, {}, createMasker('*', rules))).toBe('/x/[REDACTED:acme-key]');
   });
 });
 

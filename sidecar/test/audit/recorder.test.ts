@@ -120,6 +120,10 @@ describe('AuditRecorder (spool only)', () => {
     expect(text).toContain(`sluice_audit_append_errors_total{code="audit.spool_full"} ${refused}`);
     expect(text).toContain(`sluice_audit_events_written_total ${ok + 1}`);
     expect(text).toMatch(/sluice_audit_spool_bytes [1-9]\d*/);
+    // What the SluiceAuditSpoolNearFull alert divides: it refused at the capacity it exports.
+    expect(text).toContain(`sluice_audit_spool_capacity_bytes ${64 * 1024}`);
+    const held = Number(/^sluice_audit_spool_bytes (\d+)/m.exec(text)![1]);
+    expect(held / (64 * 1024)).toBeGreaterThan(0.8);
     await rec.stop();
     // session_start, the accepted records, and session_end (the recorder's own events may pass the bound).
     expect(verifyChain(spooled(), { requireEnd: true })).toMatchObject({ ok: true, count: ok + 2 });

@@ -86,7 +86,7 @@ describe('static-secret', () => {
     const up = upstream();
     const got = await p.inject(up, { provider: 'static-secret' }, { host: 'legacy.example.test', port: 443, scheme: 'https' });
     expect(got).toEqual({ injected: true, secrets: ['first-value-0001'] });
-    expect(up.headers).toEqual({ authorization: 'token first-value-0001', accept: '*/*' });
+    expect(up.headers).toEqual({ authorization: 'token first-value-0001', accept: '*/*', 'accept-encoding': 'identity' });
     writeFileSync(file, 'second-value-002\n');
     now += 10_000;
     const again = upstream();
@@ -105,7 +105,7 @@ describe('static-secret', () => {
     const p = new StaticSecretProvider({ secrets: { api: StaticSecret.parse({ file, header: 'x-api-key', scheme: '', hosts: ['api.example.test'] }) }, cache: cache(Date.now), now: Date.now });
     const up = upstream({ 'x-api-key': 'agent-guess' });
     await p.inject(up, { provider: 'static-secret' }, { host: 'api.example.test', port: 443, scheme: 'https' });
-    expect(up.headers).toEqual({ 'x-api-key': 'k-123456789', accept: '*/*' });
+    expect(up.headers).toEqual({ 'x-api-key': 'k-123456789', accept: '*/*', 'accept-encoding': 'identity' });
   });
 
   test('an unreadable or multi-line secret is secret_unavailable (503)', async () => {

@@ -106,6 +106,18 @@ describe('CredentialCache', () => {
     expect((await t.cache.get(KEY, t.instant)).value).toBe('cred-1');
   });
 
+  test('an already-expired credential is a provider error with its back-off, not a credential', async () => {
+    const t = setup({ failureBackoffMs: 1000 });
+    let calls = 0;
+    const stale = () => {
+      calls++;
+      return Promise.resolve({ value: 'expired', expiresAt: t.now() - 1 });
+    };
+    await expect(t.cache.get(KEY, stale)).rejects.toMatchObject({ code: 'credentials.provider_rejected', provider: 'aws-sts' });
+    await expect(t.cache.get(KEY, stale)).rejects.toMatchObject({ code: 'credentials.provider_rejected' });
+    expect(calls).toBe(1);
+  });
+
   test('a failed background refresh keeps serving the old credential until it is no longer usable', async () => {
     const t = setup({ failureBackoffMs: 0 });
     await t.cache.get(KEY, t.instant);

@@ -31,6 +31,9 @@ describe('echo redaction', () => {
     const plain = hook({ status: 200, headers: { 'x-echo': `Bearer ${SECRET}`, 'set-cookie': [`a=${SECRET}`, 'b=1'] } });
     expect(plain.headers).toEqual({ 'x-echo': `Bearer ${'*'.repeat(SECRET.length)}`, 'set-cookie': [`a=${'*'.repeat(SECRET.length)}`, 'b=1'] });
     expect(plain.transforms).toHaveLength(1);
+    // A redirect to a presigned URL carries the token percent-encoded.
+    const location = `https://b.s3.amazonaws.com/k?X-Amz-Security-Token=${encodeURIComponent(SECRET)}&X-Amz-Signature=abc`;
+    expect(hook({ status: 307, headers: { location } }).headers).toEqual({ location: location.replace(encodeURIComponent(SECRET), '*'.repeat(encodeURIComponent(SECRET).length)) });
     expect(hook({ status: 200, headers: { 'content-encoding': 'gzip' } }).transforms).toBeUndefined();
     // Nothing to mask: the same headers come back, and a body too short to hold a secret is not scanned.
     const clean = { 'content-type': 'application/json', 'content-length': String(SECRET.length - 1) };

@@ -97,6 +97,9 @@ describe('planBodyMasking', () => {
     expect(planBodyMasking({ 'content-encoding': 'compress' })).toMatchObject({ action: 'refuse', reason: 'masking.unknown_encoding' });
     expect(planBodyMasking({ 'content-encoding': 'compress' }, { unknownEncoding: 'pass' }).action).toBe('pass');
     expect(planBodyMasking({ 'content-type': 'text/plain' }, { status: 206 })).toMatchObject({ action: 'refuse', reason: 'masking.partial_content' });
+    // gRPC frames cannot take a redaction of another length: refused, unless listed as a pass type.
+    expect(planBodyMasking({ 'content-type': 'application/grpc+proto' })).toMatchObject({ action: 'refuse', reason: 'masking.grpc_unsupported' });
+    expect(planBodyMasking({ 'content-type': 'application/grpc' }, { passTypes: ['application/grpc'] })).toMatchObject({ action: 'pass' });
     expect(planBodyMasking({ 'content-encoding': 'zstd' }, { supported: ['gzip'] }).action).toBe('refuse');
   });
 

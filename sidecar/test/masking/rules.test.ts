@@ -77,6 +77,9 @@ describe('rule files', () => {
     ['rules: [{id: ok-id, description: x, confidence: high, keywords: [a], pattern: a, maxLength: 1, validator: nope}]', 'masking.bad_rule', /validator/],
     ['rules: [{id: a1, description: x, confidence: high, keywords: [a], pattern: a, maxLength: 1}, {id: a1, description: x, confidence: high, keywords: [a], pattern: a, maxLength: 1}]', 'masking.duplicate_rule', /a1/],
     ['just: text', 'masking.bad_rule_file', /rules/],
+    // Catastrophic backtracking: nested quantifiers, overlapping alternatives.
+    ['rules: [{id: tok, description: x, confidence: high, keywords: [tok_], pattern: "tok_(?:[a-z]+)+!", maxLength: 64}]', 'masking.slow_regex', /tok: pattern .*exponential/],
+    ['rules: [{id: env, description: x, confidence: high, kind: assignment, names: "(x|x)*y", value: "(?<secret>\\\\S{8,})"}]', 'masking.slow_regex', /env: names/],
   ])('a bad rule file fails at load naming the problem: %s', (src, code, message) => {
     let err: unknown;
     try {

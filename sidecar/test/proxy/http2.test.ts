@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { connect as h2connect, createSecureServer } from 'node:http2';
+import { constants as h2constants, connect as h2connect, createSecureServer } from 'node:http2';
 import type { ClientHttp2Session, Http2SecureServer, IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import { connect as netConnect } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -30,6 +30,10 @@ let sidecar: TestSidecar;
 let allowAll: TestSidecar;
 let h1Only: TestSidecar;
 let endlessClosed = Promise.withResolvers<void>();
+/** path → resolves with the status once the allow-all sidecar has finished that request */
+const allowAllDone = new Map<string, PromiseWithResolvers<number>>();
+/** refusal code → resolves with the reason once the main sidecar reports it */
+const refusals = new Map<string, PromiseWithResolvers<string>>();
 
 /** A unary gRPC-shaped upstream: echoes the message framed, then grpc-status in the trailers. */
 async function startGrpcUpstream(): Promise<void> {
@@ -67,6 +71,12 @@ beforeAll(async () => {
       });
       return;
     }
+    if (req.url === '/dup-etag') {
+      // Legal to send on HTTP/1.1, refused by HTTP/2 (Location is a single-value field).
+      res.setHeader('location', ['/a', '/b']);
+      res.end('x');
+      return;
+    }
     if (req.url !== '/endless') return echoHandler(req, res, body);
     // Streams until the client goes away: the sidecar must release it when the agent does.
     res.writeHead(200, { 'content-type': 'application/octet-stream' });
@@ -80,8 +90,13 @@ beforeAll(async () => {
   });
   await startGrpcUpstream();
   const resolve = { 'registry.npmjs.org:443': registry.dial, 'grpc.example.com:443': grpcDial };
-  sidecar = await startTestSidecar({ resolve, extraRootsFiles: [ca.caFile] });
-  allowAll = await startTestSidecar({ resolve, extraRootsFiles: [ca.caFile], bundle: buildBundle(allowAllRego('test.allow'), 'allow-all') });
+  sidecar = await startTestSidecar({ resolve, extraRootsFiles: [ca.caFile], events: { refused: (r) => refusals.get(r.code)?.resolve(r.reason) } });
+  allowAll = await startTestSidecar({
+    resolve,
+    extraRootsFiles: [ca.caFile],
+    bundle: buildBundle(allowAllRego('test.allow'), 'allow-all'),
+    events: { requestDone: (ctx) => allowAllDone.get(ctx.summary?.path ?? '')?.resolve(ctx.status ?? 0) },
+  });
   h1Only = await startTestSidecar({ resolve, extraRootsFiles: [ca.caFile], config: { http2: { enabled: false } } });
 }, 60_000);
 
@@ -192,6 +207,36 @@ describe('HTTP/2 towards the agent', () => {
     }
   });
 
+  test('a stream the agent resets mid-body never reaches the upstream as a complete request', async () => {
+    const done = Promise.withResolvers<number>();
+    allowAllDone.set('/truncated', done);
+    const s = session(allowAll, 'registry.npmjs.org');
+    s.on('error', () => undefined);
+    try {
+      const stream = s.request({ ':method': 'POST', ':path': '/truncated', 'content-type': 'application/octet-stream' }, { endStream: false });
+      stream.on('error', () => undefined);
+      stream.write(randomBytes(64 * 1024));
+      await new Promise<void>((resolve) => stream.once('ready', () => resolve()));
+      stream.close(h2constants.NGHTTP2_CANCEL);
+      expect(await done.promise).toBe(499);
+      expect(registry.requests.some((r) => r.url === '/truncated')).toBe(false);
+    } finally {
+      await close(s);
+    }
+  });
+
+  test('an upstream header HTTP/2 cannot carry is a 502, and the sidecar carries on', async () => {
+    const s = session(sidecar, 'registry.npmjs.org');
+    try {
+      const bad = await request(s, { ':method': 'GET', ':path': '/dup-etag' });
+      expect(bad.status).toBe(502);
+      expect(JSON.parse(bad.body.toString())).toMatchObject({ error: 'upstream.bad_headers' });
+      expect((await request(s, { ':method': 'GET', ':path': '/after' })).status).toBe(200);
+    } finally {
+      await close(s);
+    }
+  });
+
   test(':authority other than the TLS server name is refused (domain fronting)', async () => {
     const s = session(sidecar, 'registry.npmjs.org');
     try {
@@ -287,6 +332,16 @@ describe('HTTP/2 towards the agent', () => {
     const text = await (await fetch(`${sidecar.adminUrl}/metrics`)).text();
     expect(text).toMatch(/sluice_http_errors_total\{code="http.h2_protocol_error"\} [1-9]/);
     expect(registry.requests.length).toBe(before);
+  });
+
+  test('an agent that does not trust the pod CA fails the handshake, and the sidecar records why', async () => {
+    const refused = Promise.withResolvers<string>();
+    refusals.set('tls.handshake_failed', refused);
+    const socket = tlsConnect({ host: '127.0.0.1', port: sidecar.addresses.transparent!.port, servername: 'registry.npmjs.org', ALPNProtocols: ['h2'] });
+    await new Promise<void>((resolve) => socket.once('error', () => resolve()));
+    expect(await refused.promise).toMatch(/TLS handshake/);
+    const text = await (await fetch(`${sidecar.adminUrl}/metrics`)).text();
+    expect(text).toMatch(/sluice_refusals_total\{code="tls.handshake_failed"\} [1-9]/);
   });
 
   test('h2 requests are counted like any other', async () => {

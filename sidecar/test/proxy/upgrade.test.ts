@@ -2,6 +2,8 @@
 // request is refused with a 403 naming why, and nothing reaches the upstream.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { createServer, request } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { connect as tlsConnect } from 'node:tls';
 import type { IncomingMessage, Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { startTestSidecar } from '../../../e2e/support/sidecar/test-sidecar.ts';
@@ -15,6 +17,17 @@ default decision := {"allow": false, "code": "test.deny", "reason": "not listed"
 decision := {"allow": true, "code": "test.ws", "reason": "websocket allowed", "allow_upgrade": true} if input.request.host == "ws.example"
 
 decision := {"allow": true, "code": "test.plain", "reason": "allowed, no upgrade"} if input.request.host == "plain.example"
+
+# Denied as a connection (its TLS name), allowed with an upgrade as a request: the connection wins.
+decision := {"allow": false, "code": "test.conn_denied", "reason": "this name is denied at the connection"} if {
+	input.request.host == "wss.example"
+	input.request.method == "CONNECT"
+}
+
+decision := {"allow": true, "code": "test.wss", "reason": "websocket allowed", "allow_upgrade": true} if {
+	input.request.host == "wss.example"
+	input.request.method != "CONNECT"
+}
 `;
 
 let upstream: Server;
@@ -56,6 +69,18 @@ function upgrade(host: string): Promise<{ socket: Socket } | { status: number; b
 }
 
 describe('upgrades', () => {
+  test('an upgrade on a connection denied at its TLS name is refused with that denial', async () => {
+    const socket = tlsConnect({ host: '127.0.0.1', port: sidecar.addresses.transparent!.port, servername: 'wss.example', ca: readFileSync(sidecar.trust.caFile), ALPNProtocols: ['http/1.1'] });
+    socket.setEncoding('utf8');
+    let answer = '';
+    socket.on('data', (d: string) => (answer += d));
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.once('secureConnect', () => socket.write('GET /chat HTTP/1.1\r\nHost: wss.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n'));
+    await closed;
+    expect(answer).toMatch(/^HTTP\/1\.1 403/);
+    expect(answer).toContain('test.conn_denied');
+  });
+
   test('where the decision allows an upgrade, the stream is relayed both ways', async () => {
     const r = await upgrade('ws.example');
     if (!('socket' in r)) throw new Error(`refused: ${r.status} ${r.body}`);

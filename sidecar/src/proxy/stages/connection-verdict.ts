@@ -11,6 +11,11 @@ export function markConnectionDenied(conn: ConnectionInfo, verdict: ConnectionVe
   denied.set(conn, verdict);
 }
 
+/** The connection-level denial of a connection, if it has one (upgrades check it too). */
+export function connectionDenial(conn: ConnectionInfo): ConnectionVerdict | undefined {
+  return denied.get(conn);
+}
+
 export function connectionVerdictStage(answer: Answerer): Stage {
   return async (ctx, next) => {
     const verdict = denied.get(ctx.conn);

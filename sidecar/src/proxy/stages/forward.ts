@@ -5,7 +5,7 @@
 import { PassThrough, Transform } from 'node:stream';
 import type { Readable, Writable } from 'node:stream';
 import type { Agent } from 'undici';
-import { isGrpc, requestHasBody, responseCompleted, writeResponseHead } from '../agent-request.ts';
+import { isGrpc, requestHasBody, responseCompleted, responseGone, writeResponseHead } from '../agent-request.ts';
 import type { AgentResponse } from '../agent-request.ts';
 import { endToEndHeaders } from '../hop-by-hop.ts';
 import type { ProxyMetrics } from '../proxy-metrics.ts';
@@ -33,7 +33,11 @@ function requestBody(ctx: RequestContext): Readable | null {
   const body = new PassThrough();
   body.write(ctx.bodyPrefix);
   if (ctx.req.readableEnded) body.end();
-  else ctx.req.pipe(body);
+  else {
+    // pipe() does not carry errors: an agent reset must fail the upstream body, not stall it.
+    ctx.req.once('error', (err) => body.destroy(err));
+    ctx.req.pipe(body);
+  }
   return body;
 }
 
@@ -83,6 +87,20 @@ function streamResponse(
   });
 }
 
+/** Drops an upstream body sluice will not relay (destroying it makes undici emit an abort error). */
+function discard(body: Readable): void {
+  body.on('error', () => undefined);
+  body.destroy();
+}
+
+/** Whether the agent has gone (reset its stream or closed); if so the request is accounted 499. */
+function agentLeft(ctx: RequestContext): boolean {
+  if (!ctx.req.aborted && !responseGone(ctx.res)) return false;
+  ctx.status = 499;
+  ctx.answer = { code: 'http.client_closed', reason: 'the agent closed the request before it was answered', kind: 'error' };
+  return true;
+}
+
 export function originOf(scheme: string, host: string, port: number): string {
   const defaultPort = scheme === 'https' ? 443 : 80;
   const hostForUrl = host.includes(':') ? `[${host}]` : host;
@@ -125,6 +143,11 @@ export interface ForwardDeps {
 export function forwardStage(deps: ForwardDeps): Stage {
   return async (ctx) => {
     const up = ctx.upstream!;
+    if (agentLeft(ctx)) {
+      // The agent left while an earlier stage waited (facts, audit, approval): nothing to forward.
+      up.body?.destroy();
+      return;
+    }
     const abort = new AbortController();
     ctx.res.once('close', () => {
       if (!responseCompleted(ctx.res)) abort.abort();
@@ -148,7 +171,7 @@ export function forwardStage(deps: ForwardDeps): Stage {
         signal: abort.signal,
       });
     } catch (err) {
-      if (abort.signal.aborted) return;
+      if (agentLeft(ctx) || abort.signal.aborted) return;
       const e = classifyUpstreamError(err, up.origin);
       deps.metrics.upstreamErrors.inc({ code: e.code });
       deps.answer(ctx, { status: e.status, code: e.code, reason: e.message, kind: 'error' });
@@ -162,14 +185,24 @@ export function forwardStage(deps: ForwardDeps): Stage {
     for (const hook of ctx.responseHooks) {
       const r = hook({ status: upstream.statusCode, headers });
       if (r.refuse) {
-        upstream.body.destroy();
+        discard(upstream.body);
         deps.answer(ctx, { status: 502, code: r.refuse.code, reason: r.refuse.reason, kind: 'error' });
         return;
       }
       headers = r.headers;
       transforms.push(...(r.transforms ?? []));
     }
-    writeResponseHead(ctx.res, upstream.statusCode, headers);
+    try {
+      writeResponseHead(ctx.res, upstream.statusCode, headers);
+    } catch (err) {
+      // HTTP/2 refuses what HTTP/1.1 lets through (a repeated single-value field such as ETag):
+      // a malformed upstream answer is a 502, never a crash.
+      discard(upstream.body);
+      const e = err as Error & { code?: string };
+      deps.metrics.upstreamErrors.inc({ code: 'upstream.bad_headers' });
+      deps.answer(ctx, { status: 502, code: 'upstream.bad_headers', reason: `upstream ${up.origin} sent headers the agent's protocol cannot carry: ${e.message}`, kind: 'error' });
+      return;
+    }
     ctx.overhead += Number(process.hrtime.bigint() - afterHeaders) / 1e9;
     const relayTrailers = up.grpc ? () => endToEndHeaders(upstream.trailers) : undefined;
     await streamResponse(upstream.body, transforms, ctx.res, (n) => (ctx.bytesIn += n), deps.beforeResponseEnd ? () => deps.beforeResponseEnd!(ctx) : undefined, relayTrailers);

@@ -2,6 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Registry } from 'prom-client';
 import { BUILTIN_RULES, MaskerCache, mergeRules, parseRuleFile, registerMaskingMetrics } from '../../masking/index.ts';
+import type { Masker } from '../../masking/index.ts';
 import type { MaskingConfig } from '../../masking/masking-config.ts';
 import type { Stage } from '../request-context.ts';
 import type { Answerer } from './answer.ts';
@@ -10,6 +11,8 @@ import { DEFAULT_MASKING_PASS_TYPES, outboundDlpStage, responseMaskingStage } fr
 export interface LoadedMasking {
   /** Response masking first (it rewrites the upstream request's Range/Accept-Encoding), then DLP. */
   stages(answer: Answerer): Stage[];
+  /** Every loaded rule (built-in plus the rule file): for what sluice shows elsewhere (approvals). */
+  all: Masker;
 }
 
 export async function loadMasking(config: MaskingConfig, registry: Registry): Promise<LoadedMasking> {
@@ -17,6 +20,7 @@ export async function loadMasking(config: MaskingConfig, registry: Registry): Pr
   const maskers = new MaskerCache(rules);
   const metrics = registerMaskingMetrics(registry);
   return {
+    all: maskers.get('*'),
     stages(answer) {
       const deps = {
         maskers,

@@ -14,6 +14,7 @@ import {
   planRequestForMaskedResponse,
 } from '../../masking/index.ts';
 import type { MaskerCache, MaskingMetrics, PackLimits, Redaction } from '../../masking/index.ts';
+import { MAX_RECORDED_REDACTIONS } from '../audit-records.ts';
 import type { RequestContext, Stage } from '../request-context.ts';
 import type { Answerer } from './answer.ts';
 
@@ -40,7 +41,8 @@ export const DEFAULT_MASKING_PASS_TYPES: readonly string[] = [
 
 function record(ctx: RequestContext, metrics: MaskingMetrics, r: Redaction): void {
   metrics.recordRedaction(r);
-  ctx.redactions.push({ rule: r.rule, direction: r.direction, offset: r.offset });
+  // A body full of secret-shaped tokens must not grow the context without bound.
+  if (ctx.redactions.length < MAX_RECORDED_REDACTIONS) ctx.redactions.push({ rule: r.rule, direction: r.direction, offset: r.offset });
 }
 
 
@@ -112,7 +114,7 @@ export function outboundDlpStage(deps: MaskingDeps): Stage {
       deps.metrics.recordPackVerdict(verdict);
       if (verdict.verdict === 'secrets') {
         const f = verdict.findings[0]!;
-        for (const finding of verdict.findings) ctx.redactions.push({ rule: finding.rule, direction: 'request', offset: finding.offset });
+        for (const finding of verdict.findings.slice(0, MAX_RECORDED_REDACTIONS - ctx.redactions.length)) ctx.redactions.push({ rule: finding.rule, direction: 'request', offset: finding.offset });
         deps.answer(ctx, { status: 403, code: 'dlp.secret_in_push', reason: `push blocked: ${f.path ?? f.object} contains a secret (${f.rule})`, kind: 'deny' });
         return;
       }
