@@ -80,6 +80,8 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
           ...(podInfo.identity.creator ? { creator: podInfo.identity.creator } : {}),
           ...(options.sessionId ? { session: options.sessionId } : {}),
           spool: config.audit.spool,
+          // Absent store: none (a warned local ring); both store and loki: refused by the recorder.
+          ...(config.audit.store !== undefined ? { store: config.audit.store } : {}),
           ...(config.audit.loki ? { loki: config.audit.loki } : {}),
         },
         { metrics: registerAuditMetrics(registry), log: { info: (o, m) => log.info(o, m), warn: (o, m) => log.warn(o, m) } },

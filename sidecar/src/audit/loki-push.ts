@@ -7,10 +7,68 @@ import protobuf from 'protobufjs';
 import { compress, uncompress } from 'snappyjs';
 import type { AuditEvent } from '../../../api/src/index.ts';
 import { storeTimestampNs } from './chain.ts';
+import { canonicalJson } from './canonical-json.ts';
+import type { StoreConfig } from './config.ts';
 
 export const PUSH_PATH = '/loki/api/v1/push';
 export const PROTOBUF_CONTENT_TYPE = 'application/x-protobuf';
 export const JSON_CONTENT_TYPE = 'application/json';
+
+/** Where and with which headers a store takes pushes: the path and query are typed per store. */
+export function pushTarget(store: StoreConfig): { url: string; headers: Record<string, string> } {
+  const base = store.url.replace(/\/+$/, '');
+  if (store.type === 'victorialogs') {
+    const headers: Record<string, string> = {};
+    if (store.accountID !== undefined) headers.accountid = String(store.accountID);
+    if (store.projectID !== undefined) headers.projectid = String(store.projectID);
+    // disable_message_parsing=1: VictoriaLogs keeps the line as _msg byte for byte instead of
+    // unpacking the JSON into fields; the hash chain is over those bytes.
+    return { url: `${base}${store.pushPath}${store.disableMessageParsing ? '?disable_message_parsing=1' : ''}`, headers };
+  }
+  return { url: `${base}${store.pushPath}`, headers: store.tenant ? { 'x-scope-orgid': store.tenant } : {} };
+}
+
+/** Why a store did not get an event's content (the stub and the chained notice say so). */
+export type OmissionReason = 'store_refused_size' | 'over_max_entry_bytes';
+
+export interface Omission {
+  seq: number;
+  hash: string;
+  /** Bytes of the event line that was not shipped. */
+  bytes: number;
+  reason: OmissionReason;
+  /** The store's HTTP status, when it refused. */
+  status?: number;
+}
+
+/**
+ * The line shipped instead of an event the store will not take: the event's chain fields (so the
+ * links before and after it still verify) and what was omitted, never its content. Canonical
+ * JSON, like every stored line. Undefined when `line` is not an event.
+ */
+export function omittedStub(line: string, o: Pick<Omission, 'bytes' | 'reason' | 'status'>): string | undefined {
+  let ev: Partial<AuditEvent>;
+  try {
+    ev = JSON.parse(line) as Partial<AuditEvent>;
+  } catch {
+    return undefined;
+  }
+  if (typeof ev.seq !== 'number' || typeof ev.hash !== 'string' || typeof ev.session !== 'string') return undefined;
+  const stub = {
+    v: ev.v,
+    id: ev.id,
+    session: ev.session,
+    seq: ev.seq,
+    prev_hash: ev.prev_hash,
+    hash: ev.hash,
+    time: ev.time,
+    kind: ev.kind,
+    pod: ev.pod,
+    ...(ev.request_id === undefined ? {} : { request_id: ev.request_id }),
+    omitted: { bytes: o.bytes, reason: o.reason, ...(o.status === undefined ? {} : { status: o.status }) },
+  };
+  return canonicalJson(stub);
+}
 
 const root = protobuf.parse(readFileSync(new URL('./loki-push.proto', import.meta.url), 'utf8'), { keepCase: true }).root;
 const PushRequestType = root.lookupType('sluice.audit.loki.PushRequest');

@@ -3,6 +3,10 @@
 // spool read their value at scrape time from the recorder bound with `track`.
 import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Registry } from 'prom-client';
+import { SPOOL_STATES } from './spool-state.ts';
+import type { SpoolState } from './spool-state.ts';
+
+export const STORE_TYPES = ['none', 'loki', 'victorialogs'] as const;
 
 export interface AuditGaugeSource {
   spoolBytes(): number;
@@ -11,6 +15,10 @@ export interface AuditGaugeSource {
   capacityBytes(): number;
   /** Seconds since the oldest event not yet acknowledged by the store was written; 0 when none. */
   oldestUnshippedAgeSeconds(): number;
+  /** Where events go (`none`: a local ring, nothing shipped). */
+  store(): (typeof STORE_TYPES)[number];
+  /** The spool's state now (re-evaluated at scrape time, so a change is logged then too). */
+  state(): SpoolState;
 }
 
 export interface AuditMetrics {
@@ -18,8 +26,10 @@ export interface AuditMetrics {
   eventsShipped: Counter;
   /** Events sent again after a failed push. */
   eventsRetried: Counter;
-  /** Events not recorded (onFull: drop) or not shippable (corrupt line), by reason. */
+  /** Events not recorded (onFull: drop), not shippable (corrupt line) or shipped as a stub (oversized), by reason. */
   eventsDropped: Counter<'reason'>;
+  /** Events a ring (store none) trimmed to make room: never shipped anywhere. */
+  eventsTrimmed: Counter;
   /** record() rejections by error code (fail-closed: each is a 503 for the agent). */
   appendErrors: Counter<'code'>;
   /** Push requests by outcome: ok, retry_network, retry_status, rejected. */
@@ -41,8 +51,13 @@ export function registerAuditMetrics(registry: Registry): AuditMetrics {
     eventsRetried: new Counter({ name: 'sluice_audit_events_retried_total', help: 'Audit events sent again after a failed push', registers }),
     eventsDropped: new Counter({
       name: 'sluice_audit_events_dropped_total',
-      help: 'Audit events not recorded or not shippable, by reason (spool_full, spool_io, corrupt)',
+      help: 'Audit events not recorded, not shippable or shipped without their content, by reason (spool_full, spool_io, corrupt, oversized)',
       labelNames: ['reason'],
+      registers,
+    }),
+    eventsTrimmed: new Counter({
+      name: 'sluice_audit_events_trimmed_total',
+      help: 'Audit events the local ring (audit.store none) trimmed to make room; never shipped to any store',
       registers,
     }),
     appendErrors: new Counter({
@@ -104,6 +119,26 @@ export function registerAuditMetrics(registry: Registry): AuditMetrics {
     registers,
     collect() {
       this.set(source?.oldestUnshippedAgeSeconds() ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'sluice_audit_store_info',
+    help: 'Where audit events go: 1 for the configured store type (none means a local ring, nothing shipped)',
+    labelNames: ['type'],
+    registers,
+    collect() {
+      const current = source?.store();
+      for (const type of STORE_TYPES) this.set({ type }, type === current ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'sluice_audit_spool_state',
+    help: 'The audit spool state: 1 for the current one of ok, behind, near_full, full',
+    labelNames: ['state'],
+    registers,
+    collect() {
+      const current = source?.state() ?? 'ok';
+      for (const state of SPOOL_STATES) this.set({ state }, state === current ? 1 : 0);
     },
   });
   return metrics;

@@ -1,6 +1,8 @@
 // The audit recorder the proxy calls: `record()` links an event into the session's hash chain and
 // resolves once it is durable in the spool (per the fsync policy); a shipper streams the spool to
-// Loki behind it. Concurrent records share one write and one sync (group commit). The chain head
+// the store (Loki or VictoriaLogs) behind it. With `store: none` the spool is a bounded ring: the
+// oldest events are trimmed when it is full instead of refusing traffic, warned loudly. Every
+// change of the spool's state (ok, behind, near full, full) is logged. Concurrent records share one write and one sync (group commit). The chain head
 // only moves after a successful write, so a failed write leaves no gap and a restart resumes from
 // the spool's last event. It must never resolve a record that is not written, and never throw
 // anything but an AuditError at the proxy.
@@ -9,15 +11,17 @@ import { AuditEvent, describeIssues } from '../../../api/src/index.ts';
 import type { AuditRecord } from '../../../api/src/index.ts';
 import { chainEventLine, genesisHead, hashEvent } from './chain.ts';
 import type { ChainHead, ChainedEvent } from './chain.ts';
-import { parseAuditConfig } from './config.ts';
-import type { AuditConfig, AuditConfigInput } from './config.ts';
+import { parseAuditConfig, resolveStore } from './config.ts';
+import type { AuditConfig, AuditConfigInput, AuditStore } from './config.ts';
 import { AuditError, spoolIoError } from './errors.ts';
 import type { AuditMetrics } from './metrics.ts';
 import { LokiShipper, silentLogger } from './shipper.ts';
 import type { AuditLogger } from './shipper.ts';
 import { Spool } from './spool.ts';
 import { entryTag } from './loki-push.ts';
-import type { EntryTag, StreamLabels } from './loki-push.ts';
+import type { EntryTag, Omission, StreamLabels } from './loki-push.ts';
+import { isWorse, spoolState } from './spool-state.ts';
+import type { SpoolState } from './spool-state.ts';
 import type { Dispatcher } from 'undici';
 
 export interface AuditRecorderDeps {
@@ -33,6 +37,8 @@ export interface AuditRecorderDeps {
   random?: () => number;
   /** undici dispatcher for the pushes (default: the shipper's own keep-alive Agent). */
   dispatcher?: Dispatcher;
+  /** How often the spool's state is re-evaluated between writes and acknowledgements (default 5000 ms). */
+  stateCheckMs?: number;
 }
 
 export interface AuditStopOptions {
@@ -49,6 +55,8 @@ export interface AuditStartInfo {
   seq: number;
   /** Bytes of an unacknowledged torn write cut from the spool. */
   truncatedBytes: number;
+  /** Where events go: `none` keeps a bounded local ring and ships nothing. */
+  store: 'none' | 'loki' | 'victorialogs';
 }
 
 interface Pending {
@@ -96,6 +104,16 @@ const RecordSchema = AuditEvent.omit({ v: true, id: true, time: true, session: t
 
 type State = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
 
+/** The write time of a spooled line (its `time`), for the spool's own oldest-unshipped age. */
+function lineTimeMs(line: string): number | undefined {
+  try {
+    const t = (JSON.parse(line) as { time?: unknown }).time;
+    return typeof t === 'string' ? Date.parse(t) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Reads the chain head from a spooled line, or undefined when the line is not an intact event. */
 export function headFromLine(line: string): ChainHead | undefined {
   try {
@@ -117,6 +135,11 @@ export class AuditRecorder {
   private readonly newSessionId: () => string;
   private readonly random: () => number;
   private readonly dispatcher: Dispatcher | undefined;
+  private readonly stateCheckMs: number;
+  /** The resolved store; `none` is a ring. */
+  private readonly store: AuditStore;
+  /** `store` was written in the config (or the legacy `loki`), not defaulted. */
+  private readonly storeExplicit: boolean;
   private state: State = 'new';
   private spool: Spool<EntryTag> | undefined;
   /** The stream labels of the current session, shared by every tag. */
@@ -131,6 +154,12 @@ export class AuditRecorder {
   private flushActive = false;
   /** Drops not yet reported by a `dropped` event. */
   private dropped: DropTally = noDrops();
+  /** Spool bytes when a record was last refused or dropped for room; cleared by the next write. */
+  private fullAtBytes: number | undefined;
+  /** The ring (store none) has trimmed events: it is full and stays so. */
+  private ringWrapped = false;
+  private spoolHealth: SpoolState = 'ok';
+  private stateTimer: NodeJS.Timeout | undefined;
 
   /** Validates the config (throws SchemaError naming the field); does no I/O. */
   constructor(config: AuditConfigInput | AuditConfig, deps: AuditRecorderDeps = {}) {
@@ -142,6 +171,23 @@ export class AuditRecorder {
     this.newSessionId = deps.newSessionId ?? randomUUID;
     this.random = deps.random ?? Math.random;
     this.dispatcher = deps.dispatcher;
+    this.stateCheckMs = deps.stateCheckMs ?? 5000;
+    const store = resolveStore(this.config);
+    this.storeExplicit = store !== undefined;
+    this.store = store ?? 'none';
+  }
+
+  /** What the spool's state is now (ok, behind, near_full, full); logged on every change. */
+  get spoolState(): SpoolState {
+    return this.spoolHealth;
+  }
+
+  private get ring(): boolean {
+    return this.store === 'none';
+  }
+
+  private get storeType(): 'none' | 'loki' | 'victorialogs' {
+    return this.store === 'none' ? 'none' : this.store.type;
   }
 
   /** The session id (one per pod start; a sidecar restart in the same pod resumes it). */
@@ -170,6 +216,7 @@ export class AuditRecorder {
         fsync: this.config.spool.fsync,
         fsyncIntervalMs: this.config.spool.fsyncIntervalMs,
         isValidTail: (line) => headFromLine(line) !== undefined,
+        lineTimeMs,
       });
     } catch (err) {
       this.state = 'stopped';
@@ -187,19 +234,34 @@ export class AuditRecorder {
       unshippedBytes: () => this.spool?.unshippedBytes ?? 0,
       capacityBytes: () => this.config.spool.maxBytes,
       oldestUnshippedAgeSeconds: () => this.oldestUnshippedAgeSeconds(),
+      store: () => this.storeType,
+      state: () => this.checkState(),
     });
-    if (this.config.loki) {
+    if (this.store === 'none') {
+      // Loud on purpose: a release without a log store keeps only the newest maxBytes of events,
+      // on the pod's own disk, lost with the pod.
+      this.log.warn(
+        { store: 'none', explicit: this.storeExplicit, ringBytes: this.config.spool.maxBytes, spoolDir: this.config.spoolDir },
+        this.storeExplicit
+          ? 'AUDIT EVENTS ARE NOT SHIPPED: audit.store is none; the spool is a bounded local ring and its oldest events are trimmed when it is full (set audit.store to {type: loki|victorialogs, url} to keep them)'
+          : 'AUDIT EVENTS ARE NOT SHIPPED: audit.store is not set, so it is none; the spool is a bounded local ring and its oldest events are trimmed when it is full (set audit.store to none to say so, or to {type: loki|victorialogs, url} to keep them)',
+      );
+    } else {
       this.shipper = new LokiShipper({
         spool,
-        config: this.config.loki,
+        config: this.store,
         metrics: this.metrics,
         clock: this.clock,
         random: this.random,
         log: this.log,
         dispatcher: this.dispatcher,
+        recordOmission: (o) => this.recordOmission(o),
+        onAck: () => this.checkState(),
       });
       this.shipper.start();
     }
+    this.stateTimer = setInterval(() => this.checkState(), this.stateCheckMs);
+    this.stateTimer.unref();
     const detail: Record<string, unknown> = { resumed };
     if (found && !resumed) detail.previous_session = found.session;
     if (recovery.truncatedBytes) detail.truncated_bytes = recovery.truncatedBytes;
@@ -210,6 +272,8 @@ export class AuditRecorder {
       // A full disk must not keep the sidecar from starting: the shipper is what frees it, and
       // records fail closed meanwhile. Only a record that cannot be written at all stops here.
       if (!(err instanceof AuditError && err.retryable)) {
+        clearInterval(this.stateTimer);
+        this.stateTimer = undefined;
         await this.shipper?.stop();
         await spool.close().catch(() => undefined);
         this.state = 'stopped';
@@ -218,7 +282,8 @@ export class AuditRecorder {
       this.log.warn({ code: err.code, errno: err.errno }, 'audit: could not write session_start; starting anyway');
     }
     this.state = 'running';
-    return { session: this.head.session, resumed, seq: start?.seq ?? this.head.seq, truncatedBytes: recovery.truncatedBytes };
+    this.checkState();
+    return { session: this.head.session, resumed, seq: start?.seq ?? this.head.seq, truncatedBytes: recovery.truncatedBytes, store: this.storeType };
   }
 
   /**
@@ -256,6 +321,8 @@ export class AuditRecorder {
       return { shipped: false };
     }
     this.state = 'stopping';
+    if (this.stateTimer) clearInterval(this.stateTimer);
+    this.stateTimer = undefined;
     await this.flushing;
     try {
       await this.enqueue(this.internalRecord('session_end', {}), true);
@@ -276,9 +343,61 @@ export class AuditRecorder {
     return { shipped };
   }
 
+  /** Measured by the spool itself, shipper or not: with store none it is the age of the ring. */
   private oldestUnshippedAgeSeconds(): number {
-    const first = this.shipper?.oldestUnshippedMs();
+    const first = this.spool?.oldestUnshippedMs;
     return first === undefined ? 0 : Math.max(0, this.clock() - first) / 1000;
+  }
+
+  /** Re-evaluates the spool's state and logs a change; returns the state. */
+  private checkState(): SpoolState {
+    const spool = this.spool;
+    if (!spool) return this.spoolHealth;
+    const bytes = spool.bytes;
+    if (this.fullAtBytes !== undefined && bytes < this.fullAtBytes) this.fullAtBytes = undefined;
+    const measures = {
+      bytes,
+      capacityBytes: this.config.spool.maxBytes,
+      oldestUnshippedAgeSeconds: this.oldestUnshippedAgeSeconds(),
+      shipping: !this.ring,
+      full: this.ring ? this.ringWrapped : this.fullAtBytes !== undefined,
+    };
+    const next = spoolState(measures);
+    const prev = this.spoolHealth;
+    if (next === prev) return next;
+    this.spoolHealth = next;
+    const fields = {
+      from: prev,
+      to: next,
+      store: this.storeType,
+      spoolBytes: bytes,
+      capacityBytes: measures.capacityBytes,
+      unshippedBytes: spool.unshippedBytes,
+      oldestUnshippedAgeSeconds: Math.round(measures.oldestUnshippedAgeSeconds),
+      ...(this.shipper?.lastFailure ? { lastPushFailure: this.shipper.lastFailure } : {}),
+    };
+    const what =
+      next === 'full'
+        ? this.ring
+          ? 'the ring is full: its oldest events are now trimmed, never shipped'
+          : this.config.spool.onFull === 'drop'
+            ? 'full: events are dropped'
+            : 'full: records are refused and agent requests answered 503'
+        : next === 'near_full'
+          ? 'near full'
+          : next === 'behind'
+            ? 'behind: the store has not acknowledged events for a minute'
+            : 'ok';
+    const msg = `audit spool ${prev} → ${next}: ${what}`;
+    if (isWorse(prev, next)) this.log.warn(fields, msg);
+    else this.log.info(fields, msg);
+    return next;
+  }
+
+  /** A chained `dropped` event saying which event the store gets only as a stub, and why. */
+  private async recordOmission(o: Omission): Promise<void> {
+    const entry = { seq: o.seq, hash: o.hash, bytes: o.bytes, ...(o.status === undefined ? {} : { status: o.status }) };
+    await this.enqueue(this.internalRecord('dropped', { reason: o.reason, omitted: [entry] }), true);
   }
 
   private internalRecord(kind: 'session_start' | 'session_end' | 'dropped', detail: Record<string, unknown>): AuditRecord {
@@ -363,7 +482,8 @@ export class AuditRecorder {
       this.refuse(p, g.full);
       return;
     }
-    const fits = (len: number): boolean => spool.bytes + (this.writing?.bytes ?? 0) + g.bytes + len <= maxBytes;
+    // A ring (store none) always has room: write() trims its oldest events first.
+    const fits = (len: number): boolean => this.ring || spool.bytes + (this.writing?.bytes ?? 0) + g.bytes + len <= maxBytes;
     // After drops, the next event written is preceded by a `dropped` event saying how many and when.
     if (this.dropped.count > 0 && !p.internal) {
       const tally = this.dropped;
@@ -387,7 +507,9 @@ export class AuditRecorder {
     // full spool must still start, so its shipper can drain it.
     if (!p.internal && !fits(len)) {
       g.full = new AuditError('audit.spool_full', `audit spool holds ${spool.bytes} of its ${maxBytes} bytes (${spool.unshippedBytes} not yet shipped)`);
+      this.fullAtBytes = spool.bytes;
       this.refuse(p, g.full);
+      this.checkState();
       return;
     }
     this.take(g, chained, len);
@@ -443,6 +565,14 @@ export class AuditRecorder {
 
   private async write(g: Group): Promise<AuditError | undefined> {
     try {
+      if (this.ring) {
+        const data = g.bytes;
+        const trimmed = await this.spool!.makeRoom(data, this.config.spool.maxBytes);
+        if (trimmed.lines > 0) {
+          this.ringWrapped = true;
+          this.metrics?.eventsTrimmed.inc(trimmed.lines);
+        }
+      }
       await this.spool!.append(Buffer.from(`${g.lines.join('\n')}\n`, 'utf8'), { lines: g.lines, lineBytes: g.lineBytes, tags: g.tags });
       return undefined;
     } catch (err) {
@@ -452,12 +582,14 @@ export class AuditRecorder {
 
   private commit(g: Group): void {
     this.head = g.head;
+    if (g.accepted.some((a) => !a.p.internal)) this.fullAtBytes = undefined;
     const now = this.clock();
     this.metrics?.eventsWritten.inc(g.lines.length);
     for (const a of g.accepted) {
       this.metrics?.appendSeconds.observe(Math.max(0, now - a.p.atMs) / 1000);
       a.p.resolve(a.event);
     }
+    this.checkState();
   }
 
   private fail(g: Group, err: AuditError): void {

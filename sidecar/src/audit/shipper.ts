@@ -1,15 +1,18 @@
-// Ships spooled audit lines to Loki's push API in order, one batch in flight, and acknowledges a
-// batch to the spool only after the store answered 2xx. Every failure is retried with capped,
-// jittered exponential back-off: a batch is never skipped, so nothing written is ever lost; a
-// store that keeps refusing fills the spool, which then fails closed (or drops) by config. It
-// must never let a network or store failure escape as an exception.
+// Ships spooled audit lines with the Loki push API (to Loki or VictoriaLogs) in order, one batch in
+// flight, and acknowledges a batch to the spool only after the store answered 2xx. Every failure is
+// retried with capped, jittered exponential back-off: a batch is never skipped, so nothing written
+// is ever lost; a store that keeps refusing fills the spool, which then fails closed (or drops) by
+// config. The one exception is a single event the store refuses as too large (or over
+// maxEntryBytes): retrying it could never succeed, so its line is replaced by an `omitted` stub
+// after the recorder has chained a `dropped` event saying so. It must never let a network or store
+// failure escape as an exception.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import type { Dispatcher } from 'undici';
 import { backoffDelayMs, parseRetryAfterMs } from './backoff.ts';
-import type { LokiConfig } from './config.ts';
-import { PUSH_PATH, encodePush, groupLines } from './loki-push.ts';
-import type { EntryTag, PushStream } from './loki-push.ts';
+import type { StoreConfig } from './config.ts';
+import { encodePush, groupLines, omittedStub, pushTarget } from './loki-push.ts';
+import type { EntryTag, Omission, PushStream } from './loki-push.ts';
 import type { AuditMetrics } from './metrics.ts';
 import { comparePositions } from './spool.ts';
 import type { Spool, SpoolPosition } from './spool.ts';
@@ -23,8 +26,15 @@ export const silentLogger: AuditLogger = { info: () => undefined, warn: () => un
 
 export interface ShipperDeps {
   spool: Spool<EntryTag>;
-  config: LokiConfig;
+  config: StoreConfig;
   metrics?: AuditMetrics | undefined;
+  /**
+   * Makes a chained record of an omission durable before the stub replaces the event in the
+   * store (what verify holds a stub to). Rejects when it cannot: the event is then retried.
+   */
+  recordOmission?: ((o: Omission) => Promise<void>) | undefined;
+  /** Called after each acknowledged batch (the recorder re-evaluates the spool's state). */
+  onAck?: (() => void) | undefined;
   clock: () => number;
   random: () => number;
   log: AuditLogger;
@@ -34,8 +44,13 @@ export interface ShipperDeps {
 
 export type PushOutcome = 'ok' | 'retry_network' | 'retry_status' | 'rejected';
 
-function pushUrl(base: string): string {
-  return `${base.replace(/\/+$/, '')}${PUSH_PATH}`;
+/**
+ * A refusal about size: 413, or a 400 whose text says so (Loki: "Max entry size '262144' bytes
+ * exceeded"; gateways: "request entity too large"). Other 400s (auth, old timestamps) are not.
+ */
+export function isSizeRefusal(status: number, text: string): boolean {
+  if (status === 413) return true;
+  return status === 400 && /entry size|line size|too (large|long|big)|max(imum)?[ _-]*(line|entry|message|body|request)[ _-]*(size|length|bytes)/i.test(text);
 }
 
 class Stopped extends Error {}
@@ -70,6 +85,7 @@ export function splitStreams(streams: readonly PushStream[]): [PushStream[], Pus
 export class LokiShipper {
   private readonly deps: ShipperDeps;
   private readonly url: string;
+  private readonly headers: Record<string, string>;
   private readonly dispatcher: Dispatcher;
   private readonly ownsDispatcher: boolean;
   private encoding: 'protobuf' | 'json';
@@ -79,10 +95,14 @@ export class LokiShipper {
   private inflightFirstMs: number | undefined;
   private readonly shippedWaiters = new Set<() => void>();
   private lastError: string | undefined;
+  /** Entries whose line is already a stub. */
+  private readonly stubs = new WeakSet<object>();
 
   constructor(deps: ShipperDeps) {
     this.deps = deps;
-    this.url = pushUrl(deps.config.url);
+    const target = pushTarget(deps.config);
+    this.url = target.url;
+    this.headers = { ...deps.config.headers, ...target.headers };
     this.encoding = deps.config.encoding;
     this.ownsDispatcher = deps.dispatcher === undefined;
     this.dispatcher = deps.dispatcher ?? new Agent({ keepAliveTimeout: 30_000, connections: 2 });
@@ -166,6 +186,7 @@ export class LokiShipper {
       this.inflightFirstMs = firstTimeMs;
       if (streams.length) {
         try {
+          await this.omitOverMax(streams);
           await this.shipStreams(streams);
         } catch (err) {
           if (err instanceof Stopped) break;
@@ -184,6 +205,7 @@ export class LokiShipper {
       if (firstTimeMs !== undefined) this.deps.metrics?.shipLatencySeconds.observe(Math.max(0, this.deps.clock() - firstTimeMs) / 1000);
       this.inflightFirstMs = undefined;
       for (const wake of this.shippedWaiters) wake();
+      this.deps.onAck?.();
     }
   }
 
@@ -197,19 +219,68 @@ export class LokiShipper {
     }
   }
 
+  /** Replaces, before the first push, every line longer than maxEntryBytes by its stub. */
+  private async omitOverMax(streams: PushStream[]): Promise<void> {
+    const max = this.deps.config.maxEntryBytes;
+    for (const s of streams) {
+      for (const e of s.entries) {
+        // A UTF-8 string never has more bytes than 3 per UTF-16 unit: skip the count when it cannot exceed.
+        if (e.line.length * 3 <= max) continue;
+        const bytes = Buffer.byteLength(e.line);
+        if (bytes > max) await this.omit(e, { bytes, reason: 'over_max_entry_bytes' });
+      }
+    }
+  }
+
+  /** Records the omission (retrying until the recorder has it), then swaps the line for its stub. */
+  private async omit(entry: { line: string }, o: Pick<Omission, 'bytes' | 'reason' | 'status'>): Promise<boolean> {
+    if (this.stubs.has(entry)) return false;
+    const stub = omittedStub(entry.line, o);
+    if (stub === undefined) return false;
+    const ev = JSON.parse(stub) as { seq: number; hash: string };
+    const omission: Omission = { seq: ev.seq, hash: ev.hash, ...o };
+    for (let attempt = 0; this.deps.recordOmission; attempt++) {
+      if (this.abort.signal.aborted) throw new Stopped();
+      try {
+        await this.deps.recordOmission(omission);
+        break;
+      } catch (err) {
+        this.deps.log.warn({ err: String(err), seq: ev.seq }, 'audit: could not record an omission; retrying');
+        const delay = backoffDelayMs(attempt, { initialMs: this.deps.config.retryInitialMs, maxMs: this.deps.config.retryMaxMs }, this.deps.random());
+        if (!(await this.pause(delay))) throw new Stopped();
+      }
+    }
+    this.deps.metrics?.eventsDropped.inc({ reason: 'oversized' });
+    this.deps.log.warn({ seq: ev.seq, bytes: o.bytes, reason: o.reason, status: o.status }, 'audit: an event is too large for the store; shipped as an omitted stub');
+    entry.line = stub;
+    this.stubs.add(entry);
+    return true;
+  }
+
   /**
    * Pushes streams until accepted; a batch the store keeps refusing is split in halves, each
-   * shipped in order (a batch over the store's message or burst limits can never pass whole).
+   * shipped in order (a batch over the store's message or burst limits can never pass whole). A
+   * single event refused as too large is replaced by its `omitted` stub.
    */
   private async shipStreams(streams: PushStream[]): Promise<void> {
-    if ((await this.pushUntilAccepted(streams)) === 'accepted') return;
+    const result = await this.pushUntilAccepted(streams);
+    if (result === 'accepted') return;
+    if (typeof result === 'object') {
+      const entry = streams.find((s) => s.entries.length)!.entries[0]!;
+      if (!(await this.omit(entry, { bytes: Buffer.byteLength(entry.line), reason: 'store_refused_size', status: result.status }))) {
+        // Already a stub (or not an event): there is nothing smaller to send. Back off and retry.
+        if (!(await this.pause(this.deps.config.retryMaxMs))) throw new Stopped();
+      }
+      await this.shipStreams(streams);
+      return;
+    }
     const [first, second] = splitStreams(streams);
     this.deps.log.warn({ events: countEntries(streams) }, 'audit store keeps refusing a batch; splitting it');
     await this.shipStreams(first);
     await this.shipStreams(second);
   }
 
-  private async pushUntilAccepted(streams: PushStream[]): Promise<'accepted' | 'split'> {
+  private async pushUntilAccepted(streams: PushStream[]): Promise<'accepted' | 'split' | { oversized: true; status: number }> {
     const { config, metrics, log } = this.deps;
     const events = countEntries(streams);
     let body = encodePush(streams, this.encoding, config.compression);
@@ -223,11 +294,7 @@ export class LokiShipper {
         const res = await request(this.url, {
           method: 'POST',
           body: body.body,
-          headers: {
-            ...config.headers,
-            'content-type': body.contentType,
-            ...(config.tenant ? { 'x-scope-orgid': config.tenant } : {}),
-          },
+          headers: { ...this.headers, 'content-type': body.contentType },
           dispatcher: this.dispatcher,
           headersTimeout: config.timeoutMs,
           bodyTimeout: config.timeoutMs,
@@ -251,9 +318,17 @@ export class LokiShipper {
         }
         outcome = res.statusCode === 429 || res.statusCode >= 500 ? 'retry_status' : 'rejected';
         retryAfterMs = parseRetryAfterMs(res.headers['retry-after'], this.deps.clock());
+        const tooLarge = isSizeRefusal(res.statusCode, text);
+        // One event the store refuses as too large can never pass: retrying it forever would
+        // stall every later event behind it.
+        if (events === 1 && tooLarge) {
+          metrics?.pushes.inc({ outcome });
+          this.lastError = detail;
+          return { oversized: true, status: res.statusCode };
+        }
         // An answer (not a network failure) refusing a multi-event batch again and again may be
         // about its size (413, Loki's 4 MB internal gRPC limit as a 500, a 429 over the burst).
-        if (events > 1 && (res.statusCode === 413 || attempt + 1 >= SPLIT_AFTER_REFUSALS)) {
+        if (events > 1 && (tooLarge || attempt + 1 >= SPLIT_AFTER_REFUSALS)) {
           metrics?.pushes.inc({ outcome });
           metrics?.eventsRetried.inc(events);
           this.lastError = detail;

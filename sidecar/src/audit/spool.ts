@@ -59,7 +59,18 @@ const RECENT_MAX_BYTES = 8 * 1024 * 1024;
 export type SpoolOptions = Pick<SpoolConfig, 'segmentBytes' | 'fsync' | 'fsyncIntervalMs'> & {
   /** Recovery keeps the tail of the newest segment only up to the last line this accepts. */
   isValidTail?: (line: string) => boolean;
+  /**
+   * The write time (ms since the epoch) of a line, for `oldestUnshippedMs`: the spool measures
+   * how far behind it is itself, whether or not anything ships from it.
+   */
+  lineTimeMs?: (line: string) => number | undefined;
 };
+
+/** What making room in a ring trimmed: lines that were never acknowledged by a store. */
+export interface TrimResult {
+  lines: number;
+  bytes: number;
+}
 
 const SEGMENT_RE = /^seg-(\d{20})\.ndjson$/;
 const CURSOR_FILE = 'cursor.json';
@@ -123,6 +134,7 @@ export class Spool<Tag = never> {
   private closed = false;
   private recent: RecentAppend<Tag>[] = [];
   private recentBytes = 0;
+  private oldestMs: number | undefined;
 
   private constructor(dir: string, opts: SpoolOptions) {
     this.dir = dir;
@@ -202,6 +214,7 @@ export class Spool<Tag = never> {
       this.fh = await open(join(this.dir, segmentFileName(this.active)), 'a');
       if (newest === undefined) await this.syncDir();
       this.recount();
+      await this.refreshOldest();
       return { lastLine, truncatedBytes };
     } catch (err) {
       if (err instanceof AuditError) throw err;
@@ -222,6 +235,15 @@ export class Spool<Tag = never> {
 
   get cursor(): SpoolPosition {
     return { ...this.cursorPos };
+  }
+
+  /**
+   * Write time of the oldest line the store has not acknowledged (undefined when there is none),
+   * kept by the spool itself: set by the append that ends an empty stretch, re-read at the cursor
+   * whenever it moves (ack, trim, recovery).
+   */
+  get oldestUnshippedMs(): number | undefined {
+    return this.oldestMs;
   }
 
   /** Bytes written that the store has not acknowledged. */
@@ -247,6 +269,7 @@ export class Spool<Tag = never> {
       throw err;
     }
     if (this.dirtyTail) await this.cutTail();
+    const wasEmpty = !this.hasDataAfter(this.cursorPos);
     const size = this.sizes.get(this.active) ?? 0;
     if (size > 0 && size + data.length > this.opts.segmentBytes) await this.rotate();
     try {
@@ -265,6 +288,7 @@ export class Spool<Tag = never> {
     const start = this.sizes.get(this.active) ?? 0;
     this.sizes.set(this.active, start + data.length);
     this.totalBytes += data.length;
+    if (wasEmpty || this.oldestMs === undefined) this.oldestMs = this.timeOf(hot?.lines[0] ?? firstLine(data));
     if (hot) this.remember(start, data.length, hot);
     if (this.opts.fsync === 'interval') this.scheduleSync();
     for (const wake of this.waiters) wake();
@@ -572,6 +596,89 @@ export class Spool<Tag = never> {
       await rename(tmp, join(this.dir, CURSOR_FILE));
     } catch (err) {
       throw spoolIoError('cannot record shipped position', err);
+    } finally {
+      await this.refreshOldest();
+    }
+  }
+
+  /**
+   * A ring without a store: deletes the oldest segments, shipped or not, until `incoming` more
+   * bytes fit in `maxBytes` (the cursor passes them as if shipped, and the last line of the last
+   * one trimmed becomes the recoverable chain head). The active segment is sealed first when it is
+   * the only one left. Returns what was trimmed that no store had acknowledged.
+   */
+  async makeRoom(incoming: number, maxBytes: number): Promise<TrimResult> {
+    const trimmed: TrimResult = { lines: 0, bytes: 0 };
+    while (this.totalBytes + incoming > maxBytes) {
+      const oldest = [...this.sizes.keys()].sort((a, b) => a - b)[0];
+      if (oldest === undefined) break;
+      const size = this.sizes.get(oldest) ?? 0;
+      if (oldest === this.active) {
+        if (size === 0) break;
+        await this.rotate();
+        continue;
+      }
+      const from = oldest === this.cursorPos.segment ? this.cursorPos.offset : oldest > this.cursorPos.segment ? 0 : size;
+      let last: string | undefined;
+      if (from < size) {
+        let buf: Buffer;
+        try {
+          buf = await readFile(join(this.dir, segmentFileName(oldest)));
+        } catch (err) {
+          throw spoolIoError(`cannot read spool segment ${segmentFileName(oldest)} to trim it`, err);
+        }
+        const { lines } = completeLines(buf.subarray(from));
+        trimmed.lines += lines.length;
+        trimmed.bytes += size - from;
+        last = lines.at(-1);
+      }
+      await this.ack({ segment: oldest, offset: size }, last);
+      if (this.sizes.has(oldest)) break; // ack could not move past it (it kept the cursor): stop rather than spin
+    }
+    return trimmed;
+  }
+
+  private timeOf(line: string | undefined): number | undefined {
+    if (line === undefined || !this.opts.lineTimeMs) return undefined;
+    const t = this.opts.lineTimeMs(line);
+    return t === undefined || !Number.isFinite(t) ? undefined : t;
+  }
+
+  /** Re-reads the time of the line at the cursor (memory first, else the segment file). */
+  private async refreshOldest(): Promise<void> {
+    if (!this.hasDataAfter(this.cursorPos)) {
+      this.oldestMs = undefined;
+      return;
+    }
+    try {
+      this.oldestMs = this.timeOf(await this.firstLineFrom(this.cursorPos));
+    } catch {
+      // Keep the older value: over-stating the age is the safe error.
+    }
+  }
+
+  /** The first whole line at or after `from`, read through its own file handle (never the reader's). */
+  private async firstLineFrom(from: SpoolPosition): Promise<string | undefined> {
+    let pos = this.normalise(from);
+    const size = this.sizes.get(pos.segment);
+    if (size !== undefined && pos.offset >= size) {
+      const next = this.nextSegment(pos.segment);
+      if (next === undefined) return undefined;
+      pos = { segment: next, offset: 0 };
+    }
+    const mem = this.readRecent(pos, 1, 1);
+    if (mem) return mem.lines[0];
+    const end = this.sizes.get(pos.segment) ?? 0;
+    const fh = await open(join(this.dir, segmentFileName(pos.segment)), 'r');
+    try {
+      for (let want = 4096; ; want *= 2) {
+        const got = await readAt(fh, pos.offset, Math.min(want, end - pos.offset));
+        const nl = got.indexOf(NEWLINE);
+        if (nl >= 0) return got.toString('utf8', 0, nl);
+        if (pos.offset + got.length >= end || got.length === 0) return undefined;
+      }
+    } finally {
+      await fh.close();
     }
   }
 
@@ -594,6 +701,11 @@ export class Spool<Tag = never> {
       this.readFh = undefined;
     }
   }
+}
+
+function firstLine(data: Buffer): string {
+  const nl = data.indexOf(NEWLINE);
+  return data.toString('utf8', 0, nl < 0 ? data.length : nl);
 }
 
 async function readAt(fh: FileHandle, offset: number, length: number): Promise<Buffer> {

@@ -106,7 +106,7 @@ export const SidecarConfig = z
     dns: FakeIpConfig.prefault({}),
     /** Secret masking in responses and outbound DLP (docs/masking.md). */
     masking: MaskingConfig.prefault({}),
-    /** The hash-chained audit trail: spool and Loki shipping (docs/audit.md). */
+    /** The hash-chained audit trail: spool, and shipping to Loki or VictoriaLogs, or a local ring with store none (docs/audit.md). */
     audit: SidecarAuditSettings.prefault({}),
     /** Command-level approval (docs/approvals.md). */
     approvals: ApprovalsConfig.prefault({}),
