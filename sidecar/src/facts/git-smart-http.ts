@@ -1,13 +1,16 @@
 // Git smart-HTTP facts: which service (upload-pack = fetch, receive-pack = push), which phase
 // (the `info/refs` advertisement or the POST that moves objects), which repository, and for a
 // push the ref updates from the request body. Works for GitHub/GitLab/Gitea/Bitbucket/Azure
-// shapes because it reads only the protocol's fixed path suffixes. It must never guess: a path
-// that does not decode cleanly, or a method that does not match the phase, yields no git facts.
+// shapes because it reads only the protocol's fixed path suffixes. A push gates what the
+// upstream executes, so the path is read as liberally as any server could read it (encoded
+// slashes, `;params`, case) and an ambiguous `service` counts as receive-pack: a request some
+// server would run as a push is never classified as a fetch. Refs it cannot read exactly are
+// left out (unknown), never guessed.
 import type { GitFacts } from '../../../api/src/index.ts';
-import { decodedBodyPrefix } from './body-prefix.ts';
+import { bodyEncoding, decodedBodyPrefix } from './body-prefix.ts';
 import { parseReceivePackCommands } from './git-receive-pack.ts';
 import type { ReceivePackParse } from './git-receive-pack.ts';
-import { normalisedSegments, queryOf } from './request.ts';
+import { liberalSegments } from './request.ts';
 import type { FactsRequest } from './request.ts';
 
 type GitService = GitFacts['service'];
@@ -19,8 +22,28 @@ export interface GitRequestShape {
   repo: string;
 }
 
-function isService(value: string | undefined): value is GitService {
-  return value === 'git-upload-pack' || value === 'git-receive-pack';
+/** A service name as a server comparing loosely would read it (case, a C string's NUL). */
+function serviceOf(value: string): GitService | undefined {
+  const nul = value.indexOf('\0');
+  const name = (nul >= 0 ? value.slice(0, nul) : value).trim().toLowerCase();
+  return name === 'git-upload-pack' || name === 'git-receive-pack' ? name : undefined;
+}
+
+/**
+ * The `service` of an info/refs request. Servers differ on which of repeated parameters wins
+ * (git http-backend takes the last one), so any receive-pack among them makes it receive-pack.
+ */
+function queryService(req: FactsRequest): GitService | undefined {
+  let found: GitService | undefined;
+  for (const [name, values] of Object.entries(req.query)) {
+    if (name.toLowerCase() !== 'service' || !Array.isArray(values)) continue;
+    for (const v of values) {
+      const s = typeof v === 'string' ? serviceOf(v) : undefined;
+      if (s === 'git-receive-pack') return s;
+      found ??= s;
+    }
+  }
+  return found;
 }
 
 /** Repository path from the segments before the protocol suffix: `org/repo`, `group/sub/project`. */
@@ -35,21 +58,22 @@ function repoFrom(segments: string[]): string | undefined {
 /** Classifies a git smart-HTTP request from method, path and query alone (no body). */
 export function classifyGitRequest(req: FactsRequest): GitRequestShape | undefined {
   const method = req.method.toUpperCase();
-  // Cheap reject before any decoding: every smart-HTTP path ends in one of these.
-  const p = req.path;
-  if (!p.endsWith('/info/refs') && !p.endsWith('/git-upload-pack') && !p.endsWith('/git-receive-pack')) return undefined;
-  const segments = normalisedSegments(p);
-  if (!segments || segments.length < 2) return undefined;
-  const tail = segments[segments.length - 1]!;
-  if (tail === 'refs' && segments[segments.length - 2] === 'info') {
-    const service = queryOf(req, 'service');
-    if ((method !== 'GET' && method !== 'HEAD') || !isService(service)) return undefined;
+  // Cheap reject before any decoding: every smart-HTTP path names one of these (any case, any escaping).
+  const lower = req.path.toLowerCase();
+  if (!lower.includes('refs') && !lower.includes('pack') && !lower.includes('%')) return undefined;
+  const segments = liberalSegments(req.path);
+  if (segments.length < 2) return undefined;
+  const tail = segments[segments.length - 1]!.toLowerCase();
+  if (tail === 'refs' && segments[segments.length - 2]!.toLowerCase() === 'info') {
+    const service = queryService(req);
+    if ((method !== 'GET' && method !== 'HEAD') || service === undefined) return undefined;
     const repo = repoFrom(segments.slice(0, -2));
     return repo === undefined ? undefined : shape(service, 'discovery', repo);
   }
-  if (!isService(tail) || method !== 'POST') return undefined;
+  const service = serviceOf(tail);
+  if (service === undefined || method !== 'POST') return undefined;
   const repo = repoFrom(segments.slice(0, -1));
-  return repo === undefined ? undefined : shape(tail, 'rpc', repo);
+  return repo === undefined ? undefined : shape(service, 'rpc', repo);
 }
 
 function shape(service: GitService, phase: GitFacts['phase'], repo: string): GitRequestShape {
@@ -66,6 +90,11 @@ export function gitBodyPrefixNeeded(shape: GitRequestShape | undefined, maxBytes
 }
 
 function parseBody(req: FactsRequest, prefix: Buffer, maxBytes: number): ReceivePackParse {
+  // A server that ignores Content-Encoding reads the raw bytes: when those could be pkt-lines
+  // too (a brotli stream can start with any bytes), the two readings may carry different commands.
+  if (bodyEncoding(req) !== 'identity' && /^[0-9a-fA-F]{4}/.test(prefix.toString('latin1', 0, 4))) {
+    return { status: 'invalid', reason: 'a content-encoded body that also reads as pkt-lines' };
+  }
   const decoded = decodedBodyPrefix(req, prefix, maxBytes);
   if (decoded === undefined) return { status: 'invalid', reason: 'unreadable content encoding' };
   return parseReceivePackCommands(decoded, maxBytes);
@@ -82,7 +111,8 @@ export function gitMoreBodyNeeded(req: FactsRequest, shape: GitRequestShape | un
 
 /**
  * Git facts for a classified request. `refs` is present only for a push whose command section
- * was read completely; a truncated, oversized or malformed section leaves it out (unknown).
+ * was read completely (an empty list is a probe that changes nothing); a truncated, oversized,
+ * malformed or ambiguous section leaves it out (unknown refs: the policy holds the push).
  */
 export function gitFacts(req: FactsRequest, shape: GitRequestShape, body: Buffer | undefined, maxBytes: number): GitFacts {
   const facts: GitFacts = { service: shape.service, operation: shape.operation, phase: shape.phase, repo: shape.repo };

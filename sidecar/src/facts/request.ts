@@ -7,7 +7,10 @@ export interface FactsRequest {
   method: string;
   /** Lower-case destination name (SNI/Host) or IP literal; a `:port` suffix is tolerated. */
   host: string;
-  /** Request path as sent on the wire (still percent-encoded), without the query. */
+  /**
+   * Request path without the query, still percent-encoded: the canonical target the proxy
+   * forwards (sidecar/src/proxy/request-target.ts: no fragment, dot segments resolved).
+   */
   path: string;
   /** Decoded query parameters; repeated names keep every value in order. */
   query: Record<string, string[]>;
@@ -69,6 +72,38 @@ export function normalisedSegments(path: string): string[] | undefined {
       continue;
     }
     out.push(seg);
+  }
+  return out;
+}
+
+/** Percent-decoding that never fails: escapes become bytes, read as UTF-8 when valid, else latin1. */
+function decodeLoose(text: string): string {
+  if (!text.includes('%')) return text;
+  const bytes = Buffer.from(text.replace(/%([0-9a-fA-F]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16))), 'latin1');
+  const utf8 = bytes.toString('utf8');
+  return utf8.includes('\ufffd') ? bytes.toString('latin1') : utf8;
+}
+
+/**
+ * Path segments as the most liberal server could read them, for classifiers whose facts gate
+ * what the upstream executes (a git push): percent-decoded, encoded slashes and backslashes
+ * (`%2F`, `%5C`) taken as separators, `;params` dropped from each segment (Tomcat, Jetty), the
+ * path cut at a NUL (C servers), empty segments and `.` dropped, `..` resolved and clamped at
+ * the root. Reading a path more liberally than an upstream can only classify more, never less.
+ */
+export function liberalSegments(path: string): string[] {
+  const out: string[] = [];
+  for (const raw of path.split('/')) {
+    const decoded = decodeLoose(raw);
+    const nul = decoded.indexOf('\0');
+    for (const part of (nul >= 0 ? decoded.slice(0, nul) : decoded).split(/[/\\]/)) {
+      const semi = part.indexOf(';');
+      const seg = semi >= 0 ? part.slice(0, semi) : part;
+      if (seg === '' || seg === '.') continue;
+      if (seg === '..') out.pop();
+      else out.push(seg);
+    }
+    if (nul >= 0) break;
   }
   return out;
 }

@@ -5,6 +5,7 @@
 import { isIP } from 'node:net';
 import type { RequestSummary } from '../../../api/src/index.ts';
 import type { ConnectionInfo } from './connection-info.ts';
+import { canonicalRequestTarget } from './request-target.ts';
 
 /** Header values the policy and the audit never see in clear. */
 const REDACTED_HEADERS = new Set([
@@ -87,21 +88,18 @@ const deny = (code: string, reason: string, status = 403): SummaryResult => ({ o
 export function summarizeRequest(req: RawRequest, conn: ConnectionInfo): SummaryResult {
   const defaultPort = conn.scheme === 'https' ? 443 : 80;
   let authority: string | undefined;
-  let pathAndQuery = req.url;
-  if (!req.url.startsWith('/') && req.url !== '*') {
+  // One canonical target for facts, policy, audit and forwarding (request-target.ts).
+  const canonical = canonicalRequestTarget(req.url);
+  if (!canonical.ok) return deny(canonical.code, canonical.reason, canonical.status);
+  const t = canonical.target;
+  const pathAndQuery = t.pathAndQuery;
+  if (t.form === 'absolute') {
     // absolute-form: only for plain HTTP through the explicit proxy
-    let url: URL;
-    try {
-      url = new URL(req.url);
-    } catch {
-      return deny('http.bad_target', 'request target is not a valid URL', 400);
-    }
-    if (url.protocol !== 'http:' || conn.scheme !== 'http' || conn.via !== 'proxy' || conn.connectTarget) {
+    if (t.scheme !== 'http' || conn.scheme !== 'http' || conn.via !== 'proxy' || conn.connectTarget) {
       return deny('http.bad_target', 'absolute-form requests are accepted only as plain HTTP through the proxy port', 400);
     }
-    if (url.username || url.password) return deny('http.credentials_in_url', 'credentials in the proxy request URL are not allowed', 400);
-    authority = url.host;
-    pathAndQuery = `${url.pathname}${url.search}`;
+    if (t.authority!.includes('@')) return deny('http.credentials_in_url', 'credentials in the proxy request URL are not allowed', 400);
+    authority = t.authority!;
   }
   const hostHeader = req.headers.host;
   if (typeof hostHeader !== 'string' || hostHeader === '') return deny('http.no_host', 'request has no Host header', 400);
@@ -125,8 +123,6 @@ export function summarizeRequest(req: RawRequest, conn: ConnectionInfo): Summary
     return deny('net.dns_host_mismatch', `connection was for ${conn.fakeIpName} but Host is ${target.host}`);
   }
   const port = conn.connectTarget?.port ?? target.port;
-  const q = pathAndQuery.indexOf('?');
-  const path = q >= 0 ? pathAndQuery.slice(0, q) : pathAndQuery;
   return {
     ok: true,
     pathAndQuery,
@@ -135,8 +131,8 @@ export function summarizeRequest(req: RawRequest, conn: ConnectionInfo): Summary
       scheme: conn.scheme,
       host: target.host,
       port,
-      path,
-      query: parseQuery(q >= 0 ? pathAndQuery.slice(q + 1) : ''),
+      path: t.path,
+      query: parseQuery(t.query),
       headers: policyHeaders(req.headers),
       ip_literal: isIP(target.host) !== 0,
     },

@@ -231,7 +231,34 @@ describe('path shapes', () => {
     expect(shape('GET', '/acme/app.git/info/refs', 'git-upload-archive')).toBeUndefined();
     expect(shape('GET', '/../info/refs', 'git-upload-pack')).toBeUndefined();
     expect(shape('GET', '/info/refs', 'git-upload-pack')).toBeUndefined();
-    expect(shape('POST', '/a/%zz/git-upload-pack')).toBeUndefined();
-    expect(shape('POST', '/a/b%2Fc/git-upload-pack')).toBeUndefined();
+    expect(shape('GET', '/acme/app.git/git-receive-pack/x')).toBeUndefined();
+  });
+
+  // A push gates what the upstream executes: every reading some server makes of the path counts.
+  const push = { service: 'git-receive-pack', operation: 'push', phase: 'rpc' };
+  test.each([
+    ['/acme/app.git/git-receive-pack;jsessionid=1', 'acme/app'],
+    ['/acme/app.git;x=1/git-receive-pack', 'acme/app'],
+    ['/acme/app.git%2Fgit-receive-pack', 'acme/app'],
+    ['/acme%2Fapp.git%5Cgit-receive-pack', 'acme/app'],
+    ['/acme/app.git/Git-Receive-Pack', 'acme/app'],
+    ['/acme/app.git/git%2Dreceive%2Dpack', 'acme/app'],
+    ['/acme/app.git/git-receive-pack/', 'acme/app'],
+    ['/acme/app.git/git-receive-pack%00.css', 'acme/app'],
+    ['/acme/%ff/app.git/git-receive-pack', 'acme/\u00ff/app'],
+  ])('a push however the path is spelled: %s', (path, repo) => {
+    expect(shape('POST', path)).toEqual({ ...push, repo });
+    expect(shape('post', path)).toEqual({ ...push, repo });
+  });
+
+  test('an info/refs service that some server reads as receive-pack is receive-pack', () => {
+    const q = (service: string[]) => deriveFacts({ method: 'GET', host: 'h', path: '/acme/app.git/info/refs', query: { service }, headers: {} }).git;
+    expect(q(['git-upload-pack', 'git-receive-pack'])).toMatchObject({ service: 'git-receive-pack', operation: 'push', phase: 'discovery' });
+    expect(q(['git-receive-pack', 'git-upload-pack'])).toMatchObject({ service: 'git-receive-pack' });
+    expect(q(['GIT-RECEIVE-PACK'])).toMatchObject({ service: 'git-receive-pack' });
+    expect(q(['git-receive-pack\0x'])).toMatchObject({ service: 'git-receive-pack' });
+    expect(q(['git-upload-archive', 'git-upload-pack'])).toMatchObject({ service: 'git-upload-pack' });
+    const upper = deriveFacts({ method: 'GET', host: 'h', path: '/acme/app.git/INFO/Refs', query: { Service: ['git-receive-pack'] }, headers: {} }).git;
+    expect(upper).toMatchObject({ service: 'git-receive-pack', phase: 'discovery', repo: 'acme/app' });
   });
 });
