@@ -1,5 +1,6 @@
 export * from './labels.ts';
 export * from './policy.ts';
+export * from './organisation.ts';
 export * from './audit.ts';
 export * from './approval.ts';
 export * from './validation.ts';

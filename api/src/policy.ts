@@ -29,6 +29,14 @@ export const AwsFacts = z
     action: z.string().describe('API action, e.g. s3:DeleteObject or sts:GetCallerIdentity'),
     bucket: z.string().optional(),
     key: z.string().optional(),
+    signed: z
+      .boolean()
+      .optional()
+      .describe('the agent signed the request (SigV4/SigV4a/SigV2, header or presigned); false: unsigned (anonymous)'),
+    copy_source_bucket: z.string().optional().describe('S3 CopyObject/UploadPartCopy: the bucket named by x-amz-copy-source'),
+    role_arn: z.string().optional().describe('sts:AssumeRole*: the RoleArn asked for'),
+    role_account: z.string().optional().describe('sts:AssumeRole*: the 12-digit account of RoleArn'),
+    with_decryption: z.boolean().optional().describe('ssm:GetParameter(s|ByPath): WithDecryption as sent (absent: unknown)'),
   })
   .strict();
 
@@ -47,7 +55,11 @@ export const K8sFacts = z
 export const LlmFacts = z
   .object({
     provider: z.enum(['openai', 'anthropic']),
-    endpoint: z.string().describe('e.g. chat.completions, responses, messages'),
+    endpoint: z.string().describe('e.g. chat.completions, responses, messages; files, batches, … for other operations'),
+    operation: z
+      .enum(['inference', 'models', 'files', 'uploads', 'fine_tuning', 'batches', 'assistants', 'threads', 'vector_stores', 'other'])
+      .optional()
+      .describe('what the call does: inference (a prompt in, a completion out) or an API that stores data with the provider'),
     model: z.string().optional(),
     prompt_bytes: z.number().int().nonnegative(),
     stream: z.boolean().optional(),

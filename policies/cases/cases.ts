@@ -22,7 +22,7 @@ export interface DecisionCase {
 
 interface RawCase {
   name: string;
-  request: { method: string; host: string; path: string; port?: number; scheme?: 'http' | 'https'; query?: Record<string, string[]>; ip_literal?: boolean };
+  request: { method: string; host: string; path: string; port?: number; scheme?: 'http' | 'https'; query?: Record<string, string[]>; headers?: Record<string, string>; ip_literal?: boolean };
   facts?: Facts;
   expect: DecisionCase['expect'];
 }

@@ -1,17 +1,25 @@
 # METADATA
 # title: Cloud APIs (AWS)
 # description: >-
-#   AWS calls are re-signed with short-lived credentials (aws-sts); destructive actions are held.
-#   A request to an AWS host that the sidecar could not classify is denied.
+#   AWS calls are re-signed with the pod's short-lived credentials (aws-sts), so the library must
+#   know what is the organisation's: S3 writes and copies go only to its buckets and reads of
+#   other buckets only where data allows; AssumeRole only into its accounts (held unless the role
+#   is listed); secrets stores and KMS decrypt are held; IAM writes denied (or held); unsigned
+#   requests are denied except reads of buckets listed for anonymous access; only listed services,
+#   regions and endpoints are reachable; destructive actions are held. A request to an AWS host
+#   that the sidecar could not classify is denied.
 # schemas:
 #   - input: schema.input
+#   - data.organisation: schema.organisation
 package sluice.cloud
 
 import data.config
+import data.organisation
 import data.sluice.lib
+import data.sluice.org
 
 aws_host if {
-	some suffix in config.aws_host_suffixes
+	some suffix in organisation.aws.host_suffixes
 	endswith(input.request.host, concat("", [".", suffix]))
 }
 
@@ -21,6 +29,184 @@ credential := {"provider": "aws-sts"}
 
 # Actions are "service:Action"; the lists apply to the Action part.
 action_name := split(aws.action, ":")[1]
+
+with_credential(decision) := object.union(decision, {"credential": credential})
+
+# --- what is reachable at all -----------------------------------------------------------------
+
+listed_endpoint if lib.host_in(input.request.host, org.merged("aws", "endpoints"))
+
+listed_service if aws.service in org.merged("aws", "services")
+
+region_allowed if count(org.merged("aws", "regions")) == 0
+
+region_allowed if aws.region in org.merged("aws", "regions")
+
+verdicts contains lib.verdict(90, lib.deny(
+	"cloud.service_not_listed",
+	concat("", [aws.service, " (", input.request.host, ") is not an AWS service the organisation lists"]),
+)) if {
+	aws_host
+	aws.action
+	not listed_service
+	not listed_endpoint
+}
+
+# Individual endpoints (an API Gateway execute-api host, ...) the organisation lists: allowed and
+# re-signed, whether or not the sidecar can name an action there.
+verdicts contains lib.verdict(45, with_credential(lib.allow("cloud.endpoint", concat("", [input.request.host, " is an AWS endpoint the organisation lists"])))) if {
+	aws_host
+	listed_endpoint
+	input.request.method != "CONNECT"
+}
+
+verdicts contains lib.verdict(90, lib.deny("cloud.region_denied", concat("", [aws.action, " in ", aws.region, ": not a region the organisation uses"]))) if {
+	aws_host
+	aws.action
+	not region_allowed
+}
+
+# --- unsigned requests ------------------------------------------------------------------------
+
+# Absent means unknown and counts as unsigned.
+unsigned if not aws.signed
+
+s3 if aws.service in {"s3", "s3express"}
+
+s3_read if {
+	s3
+	some prefix in config.aws_s3_read_prefixes
+	startswith(action_name, prefix)
+}
+
+anonymous_read if {
+	unsigned
+	s3_read
+	lib.name_in(aws.bucket, org.merged("aws", "anonymous_buckets"))
+}
+
+# 95: an unsigned request is refused as such, before whose bucket it names matters.
+verdicts contains lib.verdict(95, lib.deny(
+	"cloud.unsigned_denied",
+	concat("", ["unsigned ", aws.action, " on ", input.request.host, ": AWS requests must be signed (anonymous reads only of listed buckets)"]),
+)) if {
+	aws_host
+	aws.action
+	unsigned
+	not anonymous_read
+}
+
+# Public data read without credentials: nothing is signed or injected.
+verdicts contains lib.verdict(55, lib.allow("cloud.anonymous_read", concat("", ["anonymous ", aws.action, " of ", aws.bucket, " is allowed"]))) if {
+	aws_host
+	anonymous_read
+}
+
+# --- S3: own and foreign buckets --------------------------------------------------------------
+
+verdicts contains lib.verdict(90, lib.deny(
+	"cloud.s3_foreign_write_denied",
+	concat("", [aws.action, " to ", aws.bucket, ": not a bucket of the organisation"]),
+)) if {
+	aws_host
+	aws.bucket
+	s3
+	not s3_read
+	not org.own_bucket(aws.bucket)
+}
+
+verdicts contains lib.verdict(90, lib.deny(
+	"cloud.s3_foreign_read_denied",
+	concat("", [aws.action, " from ", aws.bucket, ": not a bucket of the organisation nor one it lists as readable"]),
+)) if {
+	aws_host
+	aws.bucket
+	s3_read
+	not org.readable_bucket(aws.bucket)
+	not anonymous_read
+}
+
+copy if aws.action in config.aws_s3_copy_actions
+
+copy_source_readable if org.readable_bucket(aws.copy_source_bucket)
+
+# A copy reads its source server-side: the source must be readable like a GET would have to be
+# (an unreadable x-amz-copy-source header names no bucket and is denied too).
+verdicts contains lib.verdict(90, lib.deny(
+	"cloud.s3_copy_source_denied",
+	concat("", [aws.action, " from ", object.get(aws, "copy_source_bucket", "an unreadable source"), ": not a bucket the organisation may read"]),
+)) if {
+	aws_host
+	copy
+	not copy_source_readable
+}
+
+# --- STS: whose roles ---------------------------------------------------------------------------
+
+assume_role if aws.action in config.aws_assume_role_actions
+
+own_role_account if org.own_account(aws.role_account)
+
+listed_role if lib.name_in(aws.role_arn, org.merged("aws", "roles"))
+
+role_name := object.get(aws, "role_arn", "a role the sidecar could not read")
+
+verdicts contains lib.verdict(90, lib.deny(
+	"cloud.assume_role_foreign_denied",
+	concat("", [aws.action, " into ", role_name, ": not an account of the organisation"]),
+)) if {
+	aws_host
+	assume_role
+	not own_role_account
+}
+
+verdicts contains lib.verdict(80, with_credential(lib.hold("cloud.assume_role_held", concat("", [aws.action, " into ", role_name, " needs approval"]), "once"))) if {
+	aws_host
+	assume_role
+	own_role_account
+	not listed_role
+}
+
+# --- secrets stores and decryption --------------------------------------------------------------
+
+secret_read if aws.action in config.aws_secret_read_actions
+
+# WithDecryption absent (unknown) counts as true.
+secret_read if {
+	aws.action in config.aws_decrypting_parameter_actions
+	not aws.with_decryption == false
+}
+
+verdicts contains lib.verdict(80, with_credential(lib.hold("cloud.secret_read_held", concat("", [aws.action, " in ", aws.region, " reads a secret and needs approval"]), "once"))) if {
+	aws_host
+	secret_read
+}
+
+# --- IAM ------------------------------------------------------------------------------------------
+
+iam_write if {
+	aws.service == "iam"
+	not iam_read
+}
+
+iam_read if {
+	some prefix in config.aws_iam_read_prefixes
+	startswith(action_name, prefix)
+}
+
+verdicts contains lib.verdict(90, lib.deny("cloud.iam_write_denied", concat("", [aws.action, " changes identities or their permissions"]))) if {
+	aws_host
+	iam_write
+	organisation.aws.iam_writes == "deny"
+}
+
+verdicts contains lib.verdict(85, with_credential(lib.hold("cloud.iam_write_held", concat("", [aws.action, " changes identities or their permissions and needs approval"]), "once"))) if {
+	aws_host
+	iam_write
+	organisation.aws.iam_writes == "hold"
+}
+
+# --- destructive actions and the rest -----------------------------------------------------------
 
 destructive if {
 	some prefix in config.aws_destructive_action_prefixes
@@ -34,10 +220,7 @@ destructive if {
 	startswith(action_name, verb)
 }
 
-verdicts contains lib.verdict(80, object.union(
-	lib.hold("cloud.destructive_held", concat("", [aws.action, " in ", aws.region, " is destructive and needs approval"]), "once"),
-	{"credential": credential},
-)) if {
+verdicts contains lib.verdict(80, with_credential(lib.hold("cloud.destructive_held", concat("", [aws.action, " in ", aws.region, " is destructive and needs approval"]), "once"))) if {
 	aws_host
 	destructive
 }

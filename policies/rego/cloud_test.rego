@@ -3,27 +3,34 @@ package sluice.cloud_test
 import data.sluice.cloud
 import data.sluice.lib_test
 
-aws(host, action) := lib_test.with_facts("POST", host, "/", {"aws": {"service": split(action, ":")[0], "region": "eu-west-1", "action": action}})
+# A signed AWS request with the given facts (service and region filled in from the action).
+aws_with(host, action, extra) := lib_test.with_facts("POST", host, "/", {"aws": object.union(
+	{"service": split(action, ":")[0], "region": "eu-west-1", "action": action, "signed": true},
+	extra,
+)})
+
+aws(host, action) := aws_with(host, action, {})
+
+s3(action, extra) := aws_with("s3.eu-west-1.amazonaws.com", action, extra)
 
 codes(vs) := {v.decision.code | some v in vs}
 
+# The highest-priority code, as sluice.decision would pick it.
+top(vs) := [v.decision.code | some v in vs; v.priority == max({w.priority | some w in vs})][0]
+
 test_get_object_allowed_with_sts if {
-	vs := cloud.verdicts with input as aws("s3.eu-west-1.amazonaws.com", "s3:GetObject")
+	vs := cloud.verdicts with input as s3("s3:GetObject", {"bucket": "acme-build-cache", "key": "a"})
 	codes(vs) == {"cloud.aws"}
 	some v in vs
 	v.decision.credential.provider == "aws-sts"
 }
 
 test_delete_held if {
-	codes(cloud.verdicts) == {"cloud.destructive_held"} with input as aws("s3.eu-west-1.amazonaws.com", "s3:DeleteBucket")
+	top(cloud.verdicts) == "cloud.destructive_held" with input as s3("s3:DeleteBucket", {"bucket": "acme-x"})
 }
 
 test_terminate_held if {
 	codes(cloud.verdicts) == {"cloud.destructive_held"} with input as aws("ec2.eu-west-1.amazonaws.com", "ec2:TerminateInstances")
-}
-
-test_policy_change_held if {
-	codes(cloud.verdicts) == {"cloud.destructive_held"} with input as aws("iam.amazonaws.com", "iam:AttachRolePolicy")
 }
 
 test_describe_allowed if {
@@ -39,8 +46,9 @@ test_lookalike_host_ignored if {
 }
 
 test_object_data_is_not_masked if {
-	vs := cloud.verdicts with input as aws("s3.eu-west-1.amazonaws.com", "s3:GetObject")
+	vs := cloud.verdicts with input as s3("s3:GetObject", {"bucket": "acme-a", "key": "k"})
 	some v in vs
+	v.decision.code == "cloud.aws"
 	v.decision.mask == []
 }
 
@@ -48,4 +56,193 @@ test_api_responses_are_masked if {
 	vs := cloud.verdicts with input as aws("ec2.eu-west-1.amazonaws.com", "ec2:DescribeInstances")
 	some v in vs
 	v.decision.mask == ["*"]
+}
+
+# --- services, endpoints, regions
+
+test_unlisted_service_denied if {
+	top(cloud.verdicts) == "cloud.service_not_listed" with input as aws("bedrock.eu-west-1.amazonaws.com", "bedrock:InvokeModel")
+}
+
+test_execute_api_unlisted_denied if {
+	codes(cloud.verdicts) == {"cloud.unclassified"} with input as lib_test.request("POST", "a1b2c3.execute-api.eu-west-1.amazonaws.com", "/prod/upload")
+}
+
+test_execute_api_listed_allowed if {
+	vs := cloud.verdicts with input as lib_test.request("POST", "a1b2c3.execute-api.eu-west-1.amazonaws.com", "/prod/x")
+		with data.organisation.aws.endpoints as ["a1b2c3.execute-api.eu-west-1.amazonaws.com"]
+	top(vs) == "cloud.endpoint"
+	some v in vs
+	v.decision.credential.provider == "aws-sts"
+}
+
+test_region_denied if {
+	top(cloud.verdicts) == "cloud.region_denied" with input as aws_with("ec2.ap-south-1.amazonaws.com", "ec2:DescribeInstances", {"region": "ap-south-1"})
+}
+
+test_no_regions_means_any if {
+	vs := cloud.verdicts with input as aws_with("ec2.ap-south-1.amazonaws.com", "ec2:DescribeInstances", {"region": "ap-south-1"})
+		with data.organisation.aws.regions as []
+	top(vs) == "cloud.aws"
+}
+
+# --- unsigned
+
+test_unsigned_put_denied if {
+	top(cloud.verdicts) == "cloud.unsigned_denied" with input as s3("s3:PutObject", {"bucket": "attacker-drop", "key": "k", "signed": false})
+}
+
+test_signature_unknown_counts_as_unsigned if {
+	inp := lib_test.with_facts("GET", "s3.eu-west-1.amazonaws.com", "/acme-a/k", {"aws": {"service": "s3", "region": "eu-west-1", "action": "s3:GetObject", "bucket": "acme-a"}})
+	top(cloud.verdicts) == "cloud.unsigned_denied" with input as inp
+}
+
+test_unsigned_read_of_listed_bucket_allowed_without_credential if {
+	vs := cloud.verdicts with input as s3("s3:GetObject", {"bucket": "open-data", "key": "k", "signed": false})
+		with data.organisation.aws.anonymous_buckets as ["open-*"]
+	top(vs) == "cloud.anonymous_read"
+	some v in vs
+	v.decision.code == "cloud.anonymous_read"
+	not v.decision.credential
+}
+
+test_unsigned_write_to_anonymous_bucket_denied if {
+	vs := cloud.verdicts with input as s3("s3:PutObject", {"bucket": "open-data", "key": "k", "signed": false})
+		with data.organisation.aws.anonymous_buckets as ["open-*"]
+	top(vs) == "cloud.unsigned_denied"
+}
+
+# --- S3 own and foreign
+
+test_put_to_own_bucket_allowed if {
+	top(cloud.verdicts) == "cloud.aws" with input as s3("s3:PutObject", {"bucket": "acme-artifacts", "key": "k"})
+}
+
+test_put_to_foreign_bucket_denied if {
+	top(cloud.verdicts) == "cloud.s3_foreign_write_denied" with input as s3("s3:PutObject", {"bucket": "attacker-drop", "key": "k"})
+}
+
+test_multipart_to_foreign_bucket_denied if {
+	every action in ["s3:CreateMultipartUpload", "s3:UploadPart", "s3:CompleteMultipartUpload"] {
+		top(cloud.verdicts) == "cloud.s3_foreign_write_denied" with input as s3(action, {"bucket": "attacker-drop", "key": "k"})
+	}
+}
+
+test_acl_change_on_foreign_bucket_denied if {
+	top(cloud.verdicts) == "cloud.s3_foreign_write_denied" with input as s3("s3:PutBucketAcl", {"bucket": "someone-else"})
+}
+
+test_read_of_foreign_bucket_denied if {
+	top(cloud.verdicts) == "cloud.s3_foreign_read_denied" with input as s3("s3:GetObject", {"bucket": "someone-else", "key": "k"})
+}
+
+test_read_of_listed_foreign_bucket_allowed if {
+	vs := cloud.verdicts with input as s3("s3:ListObjectsV2", {"bucket": "partner-share"})
+		with data.organisation.aws.readable_buckets as ["partner-share"]
+	top(vs) == "cloud.aws"
+}
+
+test_namespace_override_adds_a_bucket if {
+	vs := cloud.verdicts with input as s3("s3:PutObject", {"bucket": "team-a-scratch", "key": "k"})
+		with data.organisation.namespaces as {"agents": {"aws": {"buckets": ["team-a-*"]}}}
+	top(vs) == "cloud.aws"
+}
+
+test_namespace_override_is_only_for_that_namespace if {
+	vs := cloud.verdicts with input as s3("s3:PutObject", {"bucket": "team-a-scratch", "key": "k"})
+		with data.organisation.namespaces as {"other": {"aws": {"buckets": ["team-a-*"]}}}
+	top(vs) == "cloud.s3_foreign_write_denied"
+}
+
+test_copy_from_foreign_bucket_denied if {
+	top(cloud.verdicts) == "cloud.s3_copy_source_denied" with input as s3("s3:CopyObject", {"bucket": "acme-a", "key": "k", "copy_source_bucket": "someone-else"})
+}
+
+test_copy_to_foreign_bucket_denied if {
+	top(cloud.verdicts) == "cloud.s3_foreign_write_denied" with input as s3("s3:CopyObject", {"bucket": "attacker-drop", "key": "k", "copy_source_bucket": "acme-a"})
+}
+
+test_copy_without_readable_source_denied if {
+	top(cloud.verdicts) == "cloud.s3_copy_source_denied" with input as s3("s3:UploadPartCopy", {"bucket": "acme-a", "key": "k"})
+}
+
+test_copy_between_own_buckets_allowed if {
+	top(cloud.verdicts) == "cloud.aws" with input as s3("s3:CopyObject", {"bucket": "acme-a", "key": "k", "copy_source_bucket": "acme-b"})
+}
+
+# --- STS
+
+sts(action, extra) := aws_with("sts.eu-west-1.amazonaws.com", action, extra)
+
+test_assume_role_foreign_account_denied if {
+	top(cloud.verdicts) == "cloud.assume_role_foreign_denied" with input as sts("sts:AssumeRole", {"role_arn": "arn:aws:iam::999999999999:role/x", "role_account": "999999999999"})
+}
+
+test_assume_role_unknown_account_denied if {
+	top(cloud.verdicts) == "cloud.assume_role_foreign_denied" with input as sts("sts:AssumeRole", {})
+}
+
+test_assume_role_own_account_held if {
+	vs := cloud.verdicts with input as sts("sts:AssumeRole", {"role_arn": "arn:aws:iam::123456789012:role/deploy", "role_account": "123456789012"})
+	top(vs) == "cloud.assume_role_held"
+	some v in vs
+	v.decision.credential.provider == "aws-sts"
+}
+
+test_assume_listed_role_allowed if {
+	vs := cloud.verdicts with input as sts("sts:AssumeRole", {"role_arn": "arn:aws:iam::123456789012:role/agent-readonly", "role_account": "123456789012"})
+		with data.organisation.aws.roles as ["arn:aws:iam::123456789012:role/agent-*"]
+	top(vs) == "cloud.aws"
+}
+
+test_get_caller_identity_allowed if {
+	top(cloud.verdicts) == "cloud.aws" with input as sts("sts:GetCallerIdentity", {})
+}
+
+# --- secrets
+
+test_secrets_manager_value_held if {
+	vs := cloud.verdicts with input as aws("secretsmanager.eu-west-1.amazonaws.com", "secretsmanager:GetSecretValue")
+	top(vs) == "cloud.secret_read_held"
+	some v in vs
+	v.decision.credential.provider == "aws-sts"
+}
+
+test_kms_decrypt_held if {
+	top(cloud.verdicts) == "cloud.secret_read_held" with input as aws("kms.eu-west-1.amazonaws.com", "kms:Decrypt")
+}
+
+test_ssm_parameter_with_decryption_held if {
+	top(cloud.verdicts) == "cloud.secret_read_held" with input as aws_with("ssm.eu-west-1.amazonaws.com", "ssm:GetParameters", {"with_decryption": true})
+}
+
+test_ssm_parameter_decryption_unknown_held if {
+	top(cloud.verdicts) == "cloud.secret_read_held" with input as aws("ssm.eu-west-1.amazonaws.com", "ssm:GetParameter")
+}
+
+test_ssm_parameter_without_decryption_allowed if {
+	top(cloud.verdicts) == "cloud.aws" with input as aws_with("ssm.eu-west-1.amazonaws.com", "ssm:GetParameter", {"with_decryption": false})
+}
+
+test_secret_listing_allowed if {
+	top(cloud.verdicts) == "cloud.aws" with input as aws("secretsmanager.eu-west-1.amazonaws.com", "secretsmanager:ListSecrets")
+}
+
+# --- IAM
+
+test_iam_write_denied if {
+	top(cloud.verdicts) == "cloud.iam_write_denied" with input as aws("iam.amazonaws.com", "iam:CreateAccessKey")
+}
+
+test_policy_change_denied if {
+	top(cloud.verdicts) == "cloud.iam_write_denied" with input as aws("iam.amazonaws.com", "iam:AttachRolePolicy")
+}
+
+test_iam_write_held_when_data_says_hold if {
+	top(cloud.verdicts) == "cloud.iam_write_held" with input as aws("iam.amazonaws.com", "iam:TagRole")
+		with data.organisation.aws.iam_writes as "hold"
+}
+
+test_iam_read_allowed if {
+	top(cloud.verdicts) == "cloud.aws" with input as aws("iam.amazonaws.com", "iam:ListRoles")
 }

@@ -34,7 +34,7 @@ test_credential_path_does_not_rescue_a_deny if {
 }
 
 test_existing_hold_keeps_its_code if {
-	d := sluice.decision with input as lib_test.request("POST", "api.github.com", "/repos/a/b/contents/.env")
+	d := sluice.decision with input as lib_test.request("PUT", "api.github.com", "/repos/acme/app/contents/.env")
 	d.code == "git.api_write_requires_approval"
 }
 
@@ -42,4 +42,22 @@ test_connect_never_held_for_path if {
 	d := sluice.decision with input as lib_test.request("CONNECT", "github.com", "")
 	d.code == "net.connect"
 	not d.require_approval
+}
+
+test_port_denied_beats_an_allow if {
+	inp := object.union(lib_test.request("GET", "github.com", "/acme/app"), {"request": {"port": 8443}})
+	d := sluice.decision with input as inp
+	d.code == "net.port_denied"
+	not d.allow
+}
+
+test_credential_path_through_forge_api_held if {
+	d := sluice.decision with input as lib_test.request("GET", "api.github.com", "/repos/acme/app/contents/deploy/secrets/prod.yaml")
+	d.code == "paths.credential_read_held"
+}
+
+test_foreign_push_is_not_rescued_by_anything if {
+	facts := {"git": {"service": "git-receive-pack", "operation": "push", "phase": "rpc", "repo": "attacker/drop", "refs": []}}
+	d := sluice.decision with input as lib_test.with_facts("POST", "github.com", "/attacker/drop.git/git-receive-pack", facts)
+	d.code == "git.push_foreign_denied"
 }

@@ -1,19 +1,23 @@
 # METADATA
 # title: Git hosts
 # description: >-
-#   Fetch from allow-listed git hosts; push (the receive-pack POST that carries refs and objects)
-#   is held for approval with secrets in the pack blocked. Web reads on git hosts are allowed,
-#   web writes denied; API writes (issues, gists, comments) are held.
+#   Fetch from the organisation's git forges; a push (the receive-pack POST that carries refs and
+#   objects) to the organisation's repositories is held for approval with secrets in the pack
+#   blocked, a push anywhere else is denied. Web reads on forges are allowed, web writes denied.
+#   API writes to the organisation's repositories are held; to other repositories, and pastes
+#   (gists, snippets), they are denied; other API writes are held.
 # schemas:
 #   - input: schema.input
+#   - data.organisation: schema.organisation
 package sluice.git
 
 import data.config
 import data.sluice.lib
+import data.sluice.org
 
-git_host if lib.host_in(input.request.host, config.git_hosts)
+git_host if lib.host_in(input.request.host, org.forge_hosts)
 
-api_host if lib.host_in(input.request.host, config.git_api_hosts)
+api_host if lib.host_in(input.request.host, org.api_hosts)
 
 ref_names := concat(", ", [r.ref | some r in input.facts.git.refs])
 
@@ -21,6 +25,8 @@ ref_names := concat(", ", [r.ref | some r in input.facts.git.refs])
 push_target := concat("", [input.facts.git.repo, " (", ref_names, ")"]) if {
 	count(input.facts.git.refs) > 0
 } else := input.facts.git.repo
+
+own_push_repo if org.own_repo(input.request.host, input.facts.git.repo)
 
 verdicts contains lib.verdict(50, lib.allow("git.fetch", concat("", ["git fetch of ", input.facts.git.repo, " is allowed"]))) if {
 	git_host
@@ -32,6 +38,7 @@ verdicts contains lib.verdict(50, lib.allow("git.push_discovery", "listing refs 
 	git_host
 	input.facts.git.operation == "push"
 	input.facts.git.phase == "discovery"
+	own_push_repo
 }
 
 verdicts contains lib.verdict(80, object.union(
@@ -41,6 +48,18 @@ verdicts contains lib.verdict(80, object.union(
 	git_host
 	input.facts.git.operation == "push"
 	input.facts.git.phase == "rpc"
+	own_push_repo
+}
+
+# A push to a repository that is not the organisation's is how code and secrets leave: denied,
+# whatever its phase (a probe or the ref listing included).
+verdicts contains lib.verdict(90, lib.deny(
+	"git.push_foreign_denied",
+	concat("", [input.request.host, "/", input.facts.git.repo, " is not a repository of the organisation; pushing there is not allowed"]),
+)) if {
+	git_host
+	input.facts.git.operation == "push"
+	not own_push_repo
 }
 
 # For a push over http.postBuffer git first sends a probe: a receive-pack POST holding only a
@@ -51,6 +70,7 @@ verdicts contains lib.verdict(85, lib.allow("git.push_probe", "an empty receive-
 	input.facts.git.operation == "push"
 	input.facts.git.phase == "rpc"
 	count(input.facts.git.refs) == 0
+	own_push_repo
 }
 
 verdicts contains lib.verdict(40, lib.allow("git.web_read", "reading from a git host is allowed")) if {
@@ -73,12 +93,80 @@ verdicts contains lib.verdict(45, lib.allow("git.api_read", "reading the git hos
 	lib.is_read(input.request.method)
 }
 
-verdicts contains lib.verdict(80, object.union(
-	lib.hold("git.api_write_requires_approval", concat("", [input.request.method, " ", input.request.path, " on ", input.request.host, " needs approval"]), "once"),
-	{"dlp": "block"},
-)) if {
+# The repository an API path addresses, by forge kind. GitLab names a project by id or by its
+# URL-encoded path (acme%2Fapp); a numeric id names no repository here.
+segments := [s | some s in split(input.request.path, "/"); s != ""]
+
+api_repo := concat("/", array.slice(segments, 1, 3)) if {
+	org.api_kind == "github"
+	segments[0] == "repos"
+	count(segments) >= 3
+}
+
+api_repo := concat("/", array.slice(segments, 2, 4)) if {
+	org.api_kind == "bitbucket"
+	segments[0] == "2.0"
+	segments[1] == "repositories"
+	count(segments) >= 4
+}
+
+api_repo := concat("/", array.slice(segments, 3, 5)) if {
+	org.api_kind == "gitea"
+	array.slice(segments, 0, 3) == ["api", "v1", "repos"]
+	count(segments) >= 5
+}
+
+api_repo := lower(strings.replace_n({"%2f": "/", "%2F": "/"}, segments[3])) if {
+	org.api_kind == "gitlab"
+	array.slice(segments, 0, 3) == ["api", "v4", "projects"]
+	contains(lower(segments[3]), "%2f")
+}
+
+api_write if {
 	api_host
 	not input.facts.git
 	not lib.is_read(input.request.method)
 	input.request.method != "CONNECT"
+}
+
+# The forge that serves an API host: the API host itself for GitLab/Gitea, the web host otherwise.
+forge_of_api := [f.host | some f in data.organisation.git.forges; lib.host_in(input.request.host, f.api_hosts)][0]
+
+own_api_repo if org.own_repo(forge_of_api, api_repo)
+
+paste if {
+	some prefix in config.git_paste_paths
+	lib.path_under(input.request.path, prefix)
+}
+
+verdicts contains lib.verdict(80, object.union(
+	lib.hold("git.api_write_requires_approval", concat("", [input.request.method, " ", input.request.path, " on ", input.request.host, " needs approval"]), "once"),
+	{"dlp": "block"},
+)) if {
+	api_write
+	not paste
+	not api_repo
+}
+
+verdicts contains lib.verdict(80, object.union(
+	lib.hold("git.api_write_requires_approval", concat("", [input.request.method, " ", input.request.path, " on ", input.request.host, " needs approval"]), "once"),
+	{"dlp": "block"},
+)) if {
+	api_write
+	own_api_repo
+}
+
+verdicts contains lib.verdict(90, lib.deny(
+	"git.api_write_foreign_denied",
+	concat("", [input.request.method, " on ", api_repo, ": not a repository of the organisation"]),
+)) if {
+	api_write
+	api_repo
+	not own_api_repo
+}
+
+# Gists and snippets publish text under any account: a classic way out for data.
+verdicts contains lib.verdict(90, lib.deny("git.paste_denied", concat("", [input.request.method, " ", input.request.path, " creates or changes a paste (gist, snippet)"]))) if {
+	api_write
+	paste
 }

@@ -43,8 +43,8 @@ test_api_read if {
 	codes(git.verdicts) == {"git.api_read"} with input as lib_test.request("GET", "api.github.com", "/repos/acme/app")
 }
 
-test_api_write_held if {
-	codes(git.verdicts) == {"git.api_write_requires_approval"} with input as lib_test.request("POST", "api.github.com", "/gists")
+test_api_write_without_repo_held if {
+	codes(git.verdicts) == {"git.api_write_requires_approval"} with input as lib_test.request("POST", "api.github.com", "/graphql")
 }
 
 test_push_without_known_refs_names_the_repo if {
@@ -60,4 +60,81 @@ test_large_push_probe_is_not_held if {
 	some v in vs
 	v.decision.code == "git.push_probe"
 	v.priority > 80
+}
+
+top(vs) := [v.decision.code | some v in vs; v.priority == max({w.priority | some w in vs})][0]
+
+push(repo, refs) := lib_test.with_facts("POST", "github.com", concat("", ["/", repo, ".git/git-receive-pack"]), {"git": {
+	"service": "git-receive-pack", "operation": "push", "phase": "rpc", "repo": repo, "refs": refs,
+}})
+
+test_push_to_foreign_repo_denied if {
+	top(git.verdicts) == "git.push_foreign_denied" with input as push("attacker/drop", [{"ref": "refs/heads/main", "old": "a", "new": "b"}])
+}
+
+test_probe_to_foreign_repo_denied if {
+	top(git.verdicts) == "git.push_foreign_denied" with input as push("attacker/drop", [])
+}
+
+test_push_discovery_on_foreign_repo_denied if {
+	top(git.verdicts) == "git.push_foreign_denied" with input as lib_test.with_facts("GET", "github.com", "/attacker/drop.git/info/refs", object.union(git_facts("push", "discovery"), {"git": {"repo": "attacker/drop"}}))
+}
+
+test_owner_match_ignores_case if {
+	top(git.verdicts) == "git.push_requires_approval" with input as push("ACME/app", [{"ref": "refs/heads/x", "old": "a", "new": "b"}])
+}
+
+test_owner_on_another_forge_is_foreign if {
+	inp := object.union(push("acme/app", []), {"request": {"host": "codeberg.org"}})
+	top(git.verdicts) == "git.push_foreign_denied" with input as inp
+}
+
+test_listed_repo_of_another_owner_is_own if {
+	vs := git.verdicts with input as push("partner/shared", [{"ref": "refs/heads/x", "old": "a", "new": "b"}])
+		with data.organisation.git.repos as ["github.com/partner/shared"]
+	top(vs) == "git.push_requires_approval"
+}
+
+test_namespace_override_adds_an_owner if {
+	vs := git.verdicts with input as push("team-a/tool", [{"ref": "refs/heads/x", "old": "a", "new": "b"}])
+		with data.organisation.namespaces as {"agents": {"git": {"owners": ["github.com/team-a"]}}}
+	top(vs) == "git.push_requires_approval"
+}
+
+test_gist_denied if {
+	top(git.verdicts) == "git.paste_denied" with input as lib_test.request("POST", "api.github.com", "/gists")
+}
+
+test_gitlab_snippet_denied if {
+	top(git.verdicts) == "git.paste_denied" with input as lib_test.request("POST", "gitlab.com", "/api/v4/snippets")
+}
+
+test_issue_on_own_repo_held if {
+	top(git.verdicts) == "git.api_write_requires_approval" with input as lib_test.request("POST", "api.github.com", "/repos/acme/app/issues")
+}
+
+test_issue_on_foreign_repo_denied if {
+	vs := git.verdicts with input as lib_test.request("POST", "api.github.com", "/repos/attacker/inbox/issues")
+	top(vs) == "git.api_write_foreign_denied"
+	some v in vs
+	contains(v.decision.reason, "attacker/inbox")
+}
+
+test_gitlab_project_by_path if {
+	top(git.verdicts) == "git.api_write_requires_approval" with input as lib_test.request("POST", "gitlab.com", "/api/v4/projects/acme%2Fapp/issues")
+	top(git.verdicts) == "git.api_write_foreign_denied" with input as lib_test.request("POST", "gitlab.com", "/api/v4/projects/evil%2Finbox/notes")
+}
+
+test_gitlab_project_by_id_held if {
+	top(git.verdicts) == "git.api_write_requires_approval" with input as lib_test.request("POST", "gitlab.com", "/api/v4/projects/42/issues")
+}
+
+test_bitbucket_repo if {
+	top(git.verdicts) == "git.api_write_foreign_denied" with input as lib_test.request("POST", "api.bitbucket.org", "/2.0/repositories/evil/inbox/issues")
+}
+
+test_gitea_repo if {
+	vs := git.verdicts with input as lib_test.request("POST", "codeberg.org", "/api/v1/repos/evil/inbox/issues")
+		with data.organisation.git.forges as [{"host": "codeberg.org", "kind": "gitea", "api_hosts": ["codeberg.org"]}]
+	top(vs) == "git.api_write_foreign_denied"
 }

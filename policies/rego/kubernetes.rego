@@ -2,15 +2,18 @@
 # title: Kubernetes API
 # description: >-
 #   Reads are allowed with a short-lived token; Secret reads and writes are held; exec, attach,
-#   port-forward and proxy are denied (they open channels around the gateway).
+#   port-forward and proxy are denied (they open channels around the gateway). Requests into a
+#   namespace other than the pod's own are denied unless the organisation lists it.
 # schemas:
 #   - input: schema.input
+#   - data.organisation: schema.organisation
 package sluice.kubernetes
 
-import data.config
+import data.organisation
 import data.sluice.lib
+import data.sluice.org
 
-api_host if lib.host_in(input.request.host, config.kubernetes_hosts)
+api_host if lib.host_in(input.request.host, organisation.kubernetes.api_servers)
 
 k8s := input.facts.k8s
 
@@ -30,6 +33,21 @@ target := concat("", [k8s.verb, " ", object.get(k8s, "namespace", "*"), "/", k8s
 verdicts contains lib.verdict(90, lib.deny("k8s.channel_denied", concat("", [k8s.subresource, " on ", k8s.resource, " opens a channel around the gateway"]))) if {
 	api_host
 	channel
+}
+
+# Namespaced requests stay in the pod's own namespace and the ones the organisation lists;
+# cluster-scoped requests (no namespace) are decided by verb as usual.
+namespace_allowed if k8s.namespace == input.pod.namespace
+
+namespace_allowed if lib.name_in(k8s.namespace, org.merged("kubernetes", "namespaces"))
+
+verdicts contains lib.verdict(90, lib.deny(
+	"k8s.foreign_namespace_denied",
+	concat("", ["namespace ", k8s.namespace, " is not the pod's own (", input.pod.namespace, ") nor listed by the organisation"]),
+)) if {
+	api_host
+	k8s.namespace
+	not namespace_allowed
 }
 
 verdicts contains lib.verdict(80, object.union(

@@ -52,3 +52,20 @@ test_discovery_subpath if {
 test_unclassified_get_denied if {
 	codes(kubernetes.verdicts) == {"k8s.unclassified"} with input as lib_test.request("GET", "kubernetes.default.svc", "/api/v1/namespaces/%zz/pods")
 }
+
+test_foreign_namespace_denied if {
+	inp := k8s("list", "pods", {"namespace": "kube-system"})
+	vs := kubernetes.verdicts with input as inp
+	"k8s.foreign_namespace_denied" in codes(vs)
+	some v in vs
+	v.priority == 90
+}
+
+test_listed_namespace_allowed if {
+	inp := k8s("list", "pods", {"namespace": "shared-tools"})
+	codes(kubernetes.verdicts) == {"k8s.read"} with input as inp with data.organisation.kubernetes.namespaces as ["shared-*"]
+}
+
+test_cluster_scoped_read_allowed if {
+	codes(kubernetes.verdicts) == {"k8s.read"} with input as lib_test.with_facts("GET", "kubernetes.default.svc", "/api/v1/nodes", {"k8s": {"verb": "list", "api_group": "", "api_version": "v1", "resource": "nodes"}})
+}

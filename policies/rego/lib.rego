@@ -18,6 +18,26 @@ host_in(host, patterns) if {
 	host_matches(host, pattern)
 }
 
+# A name pattern is an exact name, "prefix*" (any name starting with prefix) or "*" (any name).
+name_matches(_, "*")
+
+name_matches(name, pattern) if name == pattern
+
+name_matches(name, pattern) if {
+	endswith(pattern, "*")
+	startswith(name, trim_suffix(pattern, "*"))
+}
+
+name_in(name, patterns) if {
+	some pattern in patterns
+	name_matches(name, pattern)
+}
+
+# path is prefix or below it ("/gists" covers "/gists/1", not "/gistsx").
+path_under(path, prefix) if path == prefix
+
+path_under(path, prefix) if startswith(path, concat("", [prefix, "/"]))
+
 read_methods := {"GET", "HEAD", "OPTIONS"}
 
 is_read(method) if method in read_methods

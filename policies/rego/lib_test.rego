@@ -36,3 +36,13 @@ test_hold_carries_scope if {
 	h.require_approval.scope == "session"
 	h.allow
 }
+
+test_name_exact if lib.name_matches("acme-data", "acme-data")
+
+test_name_prefix if lib.name_matches("acme-data", "acme-*")
+
+test_name_any if lib.name_matches("anything", "*")
+
+test_name_prefix_is_not_substring if not lib.name_matches("evil-acme-data", "acme-*")
+
+test_name_in if lib.name_in("b", ["a", "b*"])

@@ -1,23 +1,50 @@
 # METADATA
 # title: Network-level rules
 # description: >-
-#   Connection-level (CONNECT / TLS SNI) decisions, IP-literal destinations and passthrough hosts.
-#   A CONNECT is allowed to any host some concern recognises; each request inside is decided again.
+#   Connection-level (CONNECT / TLS SNI) decisions, destination ports, IP-literal destinations and
+#   passthrough hosts. A CONNECT is allowed to any host some concern recognises; each request
+#   inside is decided again.
 # schemas:
 #   - input: schema.input
+#   - data.organisation: schema.organisation
 package sluice.network
 
 import data.config
+import data.organisation
 import data.sluice.lib
+import data.sluice.org
 
 known_host_lists := [
-	config.git_hosts,
-	config.git_api_hosts,
-	config.registry_hosts,
-	[host | some host, _ in config.llm_hosts],
-	config.kubernetes_hosts,
-	[concat("", ["*.", s]) | some s in config.aws_host_suffixes],
+	org.forge_hosts,
+	org.api_hosts,
+	org.merged("registries", "read"),
+	org.merged("registries", "images"),
+	organisation.registries.go_proxies,
+	[r.host | some r in org.merged("registries", "own")],
+	[h | some p in organisation.llm.providers; some h in p.hosts],
+	organisation.kubernetes.api_servers,
+	[concat("", ["*.", s]) | some s in organisation.aws.host_suffixes],
 ]
+
+# Ports are policy: https requests go to the https ports (443), plain-HTTP requests to the http
+# ports (80); a CONNECT may carry either, and what runs inside it is decided again.
+port_allowed if {
+	input.request.method != "CONNECT"
+	input.request.port in org.ports(input.request.scheme)
+}
+
+port_allowed if {
+	input.request.method == "CONNECT"
+	some scheme in ["https", "http"]
+	input.request.port in org.ports(scheme)
+}
+
+verdicts contains lib.verdict(100, lib.deny(
+	"net.port_denied",
+	concat("", ["port ", format_int(input.request.port, 10), " is not allowed for ", input.request.scheme, " (", input.request.host, ")"]),
+)) if {
+	not port_allowed
+}
 
 known_host(host) if {
 	some list in known_host_lists

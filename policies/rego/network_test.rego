@@ -35,3 +35,40 @@ test_passthrough if {
 	v.decision.passthrough
 	v.priority == 60
 }
+
+with_port(inp, scheme, port) := object.union(inp, {"request": {"scheme": scheme, "port": port}})
+
+test_https_on_443_passes if {
+	not "net.port_denied" in codes(network.verdicts) with input as lib_test.request("GET", "github.com", "/")
+}
+
+test_https_on_other_port_denied if {
+	"net.port_denied" in codes(network.verdicts) with input as with_port(lib_test.request("GET", "github.com", "/"), "https", 8443)
+}
+
+test_plain_http_on_80_passes if {
+	not "net.port_denied" in codes(network.verdicts) with input as with_port(lib_test.request("GET", "deb.debian.org", "/"), "http", 80)
+}
+
+test_https_on_80_denied if {
+	"net.port_denied" in codes(network.verdicts) with input as with_port(lib_test.request("GET", "github.com", "/"), "https", 80)
+}
+
+test_connect_to_either_port if {
+	not "net.port_denied" in codes(network.verdicts) with input as with_port(lib_test.request("CONNECT", "github.com", ""), "https", 80)
+	"net.port_denied" in codes(network.verdicts) with input as with_port(lib_test.request("CONNECT", "github.com", ""), "https", 22)
+}
+
+test_data_adds_a_port if {
+	inp := with_port(lib_test.request("GET", "kubernetes.default.svc", "/version"), "https", 6443)
+	not "net.port_denied" in codes(network.verdicts) with input as inp with data.organisation.network.ports.https as [443, 6443]
+}
+
+test_namespace_override_adds_a_port if {
+	inp := with_port(lib_test.request("GET", "github.com", "/"), "https", 8443)
+	not "net.port_denied" in codes(network.verdicts) with input as inp with data.organisation.namespaces as {"agents": {"network": {"ports": {"https": [8443]}}}}
+}
+
+test_connect_image_registry_known if {
+	"net.connect" in codes(network.verdicts) with input as lib_test.request("CONNECT", "ghcr.io", "")
+}

@@ -1,0 +1,54 @@
+# METADATA
+# title: The organisation
+# description: >-
+#   Reads data.organisation (typed by api/src/organisation.ts): what is the organisation's own
+#   (git owners and repositories, AWS accounts and buckets, namespaces, registries) and what agents
+#   may reach. A namespace's entry in `namespaces` adds to the organisation-wide lists for pods in
+#   that namespace (input.pod.namespace comes from the sidecar, never from the agent).
+# schemas:
+#   - input: schema.input
+#   - data.organisation: schema.organisation
+package sluice.org
+
+import data.config
+import data.organisation
+import data.sluice.lib
+
+override := object.get(organisation.namespaces, input.pod.namespace, {})
+
+# The organisation-wide list organisation[section][field] plus this namespace's additions.
+merged(section, field) := array.concat(organisation[section][field], object.get(override, [section, field], []))
+
+ports(scheme) := array.concat(organisation.network.ports[scheme], object.get(override, ["network", "ports", scheme], []))
+
+forge_hosts := [f.host | some f in organisation.git.forges]
+
+api_hosts := [h | some f in organisation.git.forges; some h in f.api_hosts]
+
+# The kind of forge an API host belongs to (github, gitlab, ...); the first listed wins.
+api_kinds := [f.kind | some f in organisation.git.forges; lib.host_in(input.request.host, f.api_hosts)]
+
+api_kind := api_kinds[0]
+
+lower_all(names) := {lower(n) | some n in names}
+
+# "owner/repo" on host is the organisation's when host/owner is an owner or host/owner/repo a repo.
+# Forges treat owner and repository names case-insensitively, so the comparison does too.
+own_repo(host, repo) if {
+	owner := split(repo, "/")[0]
+	lower(concat("/", [host, owner])) in lower_all(merged("git", "owners"))
+}
+
+own_repo(host, repo) if lower(concat("/", [host, repo])) in lower_all(merged("git", "repos"))
+
+own_account(account) if account in merged("aws", "accounts")
+
+own_bucket(bucket) if lib.name_in(bucket, merged("aws", "buckets"))
+
+readable_bucket(bucket) if own_bucket(bucket)
+
+readable_bucket(bucket) if lib.name_in(bucket, merged("aws", "readable_buckets"))
+
+# The request path with percent-encoded unreserved characters and slashes decoded (once, as the
+# server will) and lower-cased, for matching names an agent could otherwise spell as %2Eenv.
+decoded_path := lower(strings.replace_n(config.percent_decoding, input.request.path))

@@ -1,0 +1,41 @@
+// The organisation data the default library ships with (policies/data/organisation) must be a
+// valid Organisation in its parsed form: what `opa check --strict` types the library against is
+// what the file holds, with no default left for Rego to guess.
+import { expect, test } from '@jest/globals';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Organisation } from '../../api/src/index.ts';
+import type { OrganisationInput } from '../../api/src/index.ts';
+
+const file = join(import.meta.dirname, '..', 'data', 'organisation', 'data.json');
+const data = JSON.parse(readFileSync(file, 'utf8')) as unknown;
+
+test('policies/data/organisation/data.json is a complete Organisation', () => {
+  const parsed = Organisation.safeParse(data);
+  expect(parsed.error?.issues ?? []).toEqual([]);
+  expect(parsed.data).toEqual(data);
+});
+
+test('the example organisation is safe: no foreign bucket reads, no anonymous buckets, IAM writes denied, standard ports', () => {
+  const org = Organisation.parse(data);
+  expect(org.aws.readable_buckets).toEqual([]);
+  expect(org.aws.anonymous_buckets).toEqual([]);
+  expect(org.aws.iam_writes).toBe('deny');
+  expect(org.network.ports).toEqual({ https: [443], http: [80] });
+  expect(org.llm.providers.every((p) => p.credential === undefined)).toBe(true);
+});
+
+test('patterns and identifiers are checked', () => {
+  const bad = (patch: (o: OrganisationInput & { namespaces: Record<string, unknown> }) => void) => {
+    const o = structuredClone(data) as OrganisationInput & { namespaces: Record<string, unknown> };
+    patch(o);
+    return Organisation.safeParse(o).success;
+  };
+  expect(bad((o) => (o.aws.accounts = ['12345']))).toBe(false);
+  expect(bad((o) => (o.git.owners = ['acme']))).toBe(false);
+  expect(bad((o) => (o.registries.read = ['*evil.example']))).toBe(false);
+  expect(bad((o) => (o.aws.buckets = ['a*b']))).toBe(false);
+  expect(bad((o) => (o.network.ports = { https: [0] }))).toBe(false);
+  expect(bad((o) => (o.namespaces = { agents: { aws: { buckets: ['team-*'] } } }))).toBe(true);
+  expect(bad((o) => (o.namespaces = { agents: { aws: { iam_writes: 'hold' } } }))).toBe(false);
+});
