@@ -4,6 +4,7 @@
 // It must never accept an event whose stored form differs from what was hashed.
 import { hash as oneShotHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
+import { z } from 'zod';
 import { AUDIT_SCHEMA_VERSION, AuditEvent, GENESIS_HASH, describeIssues } from '../../../api/src/index.ts';
 import type { AuditRecord } from '../../../api/src/index.ts';
 import { canonicalJson } from './canonical-json.ts';
@@ -173,9 +174,32 @@ export interface VerifyOptions {
   head?: { seq: number; hash: string };
 }
 
+/**
+ * What the store holds instead of an event it refused as too large (sidecar/src/audit/shipper.ts):
+ * the event's chain fields and what was omitted, never its content.
+ */
+export const OmittedStub = AuditEvent.pick({ v: true, id: true, session: true, seq: true, prev_hash: true, hash: true, time: true, kind: true, pod: true, request_id: true })
+  .extend({
+    omitted: z
+      .object({ bytes: z.number().int().nonnegative(), reason: z.enum(['store_refused_size', 'over_max_entry_bytes']), status: z.number().int().optional() })
+      .strict(),
+  })
+  .strict();
+export type OmittedStub = z.infer<typeof OmittedStub>;
+
+/** The {seq, hash} pairs a chained `dropped` event says were shipped as stubs. */
+function announcedOmissions(ev: AuditEvent): { seq: number; hash: string }[] {
+  if (ev.kind !== 'dropped' || !Array.isArray(ev.detail?.omitted)) return [];
+  return (ev.detail.omitted as unknown[]).filter(
+    (o): o is { seq: number; hash: string } => typeof (o as { seq?: unknown }).seq === 'number' && typeof (o as { hash?: unknown }).hash === 'string',
+  );
+}
+
 export interface ChainSummary {
   session: string;
   count: number;
+  /** Seqs whose content the store does not have (an `omitted` stub, announced by a chained `dropped` event). */
+  omitted: number[];
   /** Identical re-deliveries of an event that were skipped (at-least-once shipping). */
   duplicates: number;
   lastSeq: number;
@@ -205,11 +229,42 @@ export function verifyChain(events: readonly unknown[], opts: VerifyOptions = {}
   const present = new Set<number>();
   for (const raw of events) present.add(seqOf(raw, -1));
   let session = opts.session;
-  let prev: AuditEvent | undefined;
+  let prev: Pick<AuditEvent, 'seq' | 'hash' | 'kind'> | undefined;
   let duplicates = 0;
+  /** Stubs not yet announced by a later chained event: seq → hash. */
+  const unannounced = new Map<number, { hash: string; index: number }>();
+  const omitted: number[] = [];
   for (let index = 0; index < events.length; index++) {
     const raw = events[index];
     const expected = prev ? prev.seq + 1 : 0;
+    if (raw !== null && typeof raw === 'object' && 'omitted' in raw) {
+      // A stub links like an event (seq, prev_hash, and the next event's prev_hash is its hash),
+      // but its content cannot be checked: it is accepted only when a later chained event of the
+      // sidecar announces exactly this seq and hash.
+      const stub = OmittedStub.safeParse(raw);
+      if (!stub.success) {
+        const seq = seqOf(raw, expected);
+        return fault(seq, 'malformed', `seq ${seq}: not an omitted-event stub (${describeIssues(stub.error).join('; ')})`, index, seen.size);
+      }
+      const st = stub.data;
+      session ??= st.session;
+      if (st.session !== session) return fault(st.seq, 'wrong_session', `seq ${st.seq}: belongs to session ${st.session}, not ${session}`, index, seen.size);
+      const known = seen.get(st.seq);
+      if (known !== undefined) {
+        if (known === st.hash) {
+          duplicates++;
+          continue;
+        }
+        return fault(st.seq, 'fork', `seq ${st.seq}: two different events claim this seq`, index, seen.size);
+      }
+      if (st.seq !== expected) return fault(expected, st.seq < expected || present.has(expected) ? 'reordered' : 'gap', `seq ${expected}: missing or out of order before the stub of seq ${st.seq}`, index, seen.size);
+      if (st.prev_hash !== (prev ? prev.hash : GENESIS_HASH)) return fault(st.seq, prev ? 'broken_link' : 'bad_genesis', `seq ${st.seq}: prev_hash does not match`, index, seen.size);
+      unannounced.set(st.seq, { hash: st.hash, index });
+      omitted.push(st.seq);
+      seen.set(st.seq, st.hash);
+      prev = st;
+      continue;
+    }
     const parsed = AuditEvent.safeParse(raw);
     if (!parsed.success) {
       const seq = seqOf(raw, expected);
@@ -250,7 +305,10 @@ export function verifyChain(events: readonly unknown[], opts: VerifyOptions = {}
     }
     seen.set(ev.seq, ev.hash);
     prev = ev;
+    for (const o of announcedOmissions(ev)) if (unannounced.get(o.seq)?.hash === o.hash) unannounced.delete(o.seq);
   }
+  const [orphan] = unannounced;
+  if (orphan) return fault(orphan[0], 'edited', `seq ${orphan[0]}: its content is omitted without a chained event of the sidecar saying so`, orphan[1].index, seen.size);
   const count = seen.size;
   const lastSeq = prev ? prev.seq : -1;
   if (opts.head) {
@@ -270,6 +328,7 @@ export function verifyChain(events: readonly unknown[], opts: VerifyOptions = {}
     ok: true,
     session: session ?? '',
     count,
+    omitted,
     duplicates,
     lastSeq,
     lastHash: prev ? prev.hash : GENESIS_HASH,

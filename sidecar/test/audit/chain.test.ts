@@ -133,6 +133,7 @@ describe('verifyChain', () => {
       session: 'golden-session-1',
       count: 6,
       duplicates: 0,
+      omitted: [],
       lastSeq: 5,
       lastHash: events[5]!.hash,
       ended: true,

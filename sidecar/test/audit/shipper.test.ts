@@ -16,9 +16,11 @@ import type { LokiConfig } from '../../src/audit/config.ts';
 import { decodePushBody } from '../../src/audit/loki-push.ts';
 import { registerAuditMetrics } from '../../src/audit/metrics.ts';
 import { AuditRecorder } from '../../src/audit/recorder.ts';
-import { splitStreams } from '../../src/audit/shipper.ts';
+import { isSizeRefusal, splitStreams } from '../../src/audit/shipper.ts';
 
 interface Push {
+  url: string;
+  headers: IncomingMessage['headers'];
   contentType: string;
   tenant: string | undefined;
   streams: { labels: string; entries: { ts: bigint; line: string }[] }[];
@@ -46,6 +48,8 @@ class ScriptedStore {
     for await (const c of req) chunks.push(c as Buffer);
     const contentType = req.headers['content-type'] ?? '';
     const push: Push = {
+      url: req.url ?? '',
+      headers: req.headers,
       contentType,
       tenant: req.headers['x-scope-orgid'] as string | undefined,
       streams: decodePushBody(contentType, Buffer.concat(chunks)),
@@ -212,5 +216,93 @@ describe('LokiShipper', () => {
     const marker = events.find((e) => e.kind === 'dropped')!;
     expect(marker.detail).toMatchObject({ count: dropped, spool_full: dropped, spool_io: 0 });
     expect(marker.seq).toBe(next!.seq - 1);
+  });
+
+  it('pushes to VictoriaLogs on its Loki path with disable_message_parsing=1 and its tenant headers', async () => {
+    const rec = new AuditRecorder(
+      { spoolDir: dir, pod, session: 'sess-vl', store: { type: 'victorialogs', url: `${url}/`, accountID: 3, projectID: 7, lingerMs: 0 } },
+      { random: () => 0 },
+    );
+    await rec.start();
+    await rec.record(request(0));
+    expect(await rec.whenShipped()).toBe(true);
+    await rec.stop();
+    expect(new Set(store.accepted.map((p) => p.url))).toEqual(new Set(['/insert/loki/api/v1/push?disable_message_parsing=1']));
+    expect(store.accepted[0]!.headers).toMatchObject({ accountid: '3', projectid: '7' });
+    expect(verifyChain(store.events(), { requireEnd: true })).toMatchObject({ ok: true, count: 3 });
+  });
+});
+
+describe('an event the store will not take (oversized)', () => {
+  const big = (i: number): AuditRecord => ({ ...request(i), body_sample: 'x'.repeat(20_000) });
+  const longest = (p: Push) => Math.max(...p.streams.flatMap((st) => st.entries.map((e) => e.line.length)));
+
+  it('a single event refused with 413 is shipped as a stub after a chained notice, not retried forever; verify accepts it and names it', async () => {
+    const registry = new Registry();
+    store.answer = (p) => (longest(p) > 10_000 ? { status: 413 } : { status: 204 });
+    const rec = recorder({ batchMaxEvents: 100 }, {}, registry);
+    await rec.start();
+    await rec.record(request(0));
+    const huge = await rec.record(big(1));
+    for (let i = 2; i < 6; i++) await rec.record(request(i));
+    expect(await rec.whenShipped(AbortSignal.timeout(10_000))).toBe(true);
+    await rec.stop();
+    // Halving the batch, then one refusal of the event alone: never more than a few 413s.
+    expect(store.seen.filter((st) => st === 413).length).toBeLessThanOrEqual(5);
+    const events = store.events() as unknown as Record<string, unknown>[];
+    const stub = events.find((e) => e.seq === huge!.seq)!;
+    expect(stub).toEqual({
+      v: 1,
+      id: huge!.id,
+      session: 'sess-ship',
+      seq: huge!.seq,
+      prev_hash: huge!.prev_hash,
+      hash: huge!.hash,
+      time: huge!.time,
+      kind: 'request',
+      pod,
+      request_id: huge!.request_id,
+      omitted: { bytes: expect.any(Number), reason: 'store_refused_size', status: 413 },
+    });
+    expect((stub.omitted as { bytes: number }).bytes).toBeGreaterThan(20_000);
+    const notice = events.find((e) => e.kind === 'dropped')!;
+    expect(notice.detail).toEqual({ reason: 'store_refused_size', omitted: [{ seq: huge!.seq, hash: huge!.hash, bytes: (stub.omitted as { bytes: number }).bytes, status: 413 }] });
+    expect(verifyChain(events, { requireEnd: true })).toMatchObject({ ok: true, omitted: [huge!.seq], count: 9 });
+    expect(await registry.metrics()).toContain('sluice_audit_events_dropped_total{reason="oversized"} 1');
+  });
+
+  it('a line over maxEntryBytes is never sent: its stub goes instead', async () => {
+    const rec = recorder({ maxEntryBytes: 8 * 1024 });
+    await rec.start();
+    const huge = await rec.record(big(0));
+    expect(await rec.whenShipped()).toBe(true);
+    await rec.stop();
+    expect(Math.max(...store.accepted.map(longest))).toBeLessThan(8 * 1024);
+    expect(store.seen.every((st) => st === 204)).toBe(true);
+    const events = store.events() as unknown as Record<string, unknown>[];
+    expect(events.find((e) => e.seq === huge!.seq)!.omitted).toMatchObject({ reason: 'over_max_entry_bytes' });
+    expect(verifyChain(events, { requireEnd: true })).toMatchObject({ ok: true, omitted: [huge!.seq] });
+  });
+
+  it('a stub nobody announced (content removed in the store) fails verify as edited', async () => {
+    const rec = recorder({ batchMaxEvents: 100 });
+    await rec.start();
+    for (let i = 0; i < 4; i++) await rec.record(request(i));
+    expect(await rec.whenShipped()).toBe(true);
+    await rec.stop();
+    const events = store.events() as unknown as Record<string, unknown>[];
+    const victim = events[2]!;
+    const forged = { v: 1, id: victim.id, session: victim.session, seq: victim.seq, prev_hash: victim.prev_hash, hash: victim.hash, time: victim.time, kind: victim.kind, pod, omitted: { bytes: 999, reason: 'store_refused_size', status: 413 } };
+    if (victim.request_id !== undefined) (forged as Record<string, unknown>).request_id = victim.request_id;
+    expect(verifyChain(events.map((e, i) => (i === 2 ? forged : e)))).toMatchObject({ ok: false, fault: { seq: 2, code: 'edited' } });
+  });
+
+  it('isSizeRefusal: 413, and a 400 that says the entry is too large; not other 400s', () => {
+    expect(isSizeRefusal(413, '')).toBe(true);
+    expect(isSizeRefusal(400, "Max entry size '262144' bytes exceeded for stream '{namespace=\"agents\"}' while adding an entry with length '300000' bytes")).toBe(true);
+    expect(isSizeRefusal(400, 'request entity too large')).toBe(true);
+    expect(isSizeRefusal(400, "entry for stream '{}' has timestamp too old")).toBe(false);
+    expect(isSizeRefusal(401, 'no org id')).toBe(false);
+    expect(isSizeRefusal(500, 'entry too large')).toBe(false);
   });
 });
