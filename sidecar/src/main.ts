@@ -17,6 +17,7 @@ async function main(command: string | undefined): Promise<void> {
     const plan = renderInterception({
       proxyUID: config.proxyUID,
       transparentPort: config.ports.transparent,
+      proxyPort: config.ports.proxy,
       dnsPort: config.ports.dns,
       adminPort: config.ports.admin,
       fakeIpv4Cidr: config.dns.ipv4Cidr,

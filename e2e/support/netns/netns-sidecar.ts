@@ -91,11 +91,35 @@ export async function startNetnsSidecar(ns: AgentNetns, o: NetnsSidecarOptions):
       AWS_CA_BUNDLE: bundleFile,
       NODE_EXTRA_CA_CERTS: caFile,
     },
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      }),
+    stop: () => stopSidecar(child, logFile),
   };
+}
+
+/** How long a sidecar may take to stop after SIGTERM before it is killed and the test fails. */
+const STOP_GRACE_MS = 10_000;
+
+/**
+ * Stops the sidecar and fails (rejects) when it did not stop cleanly: when it had already died
+ * (a crash: a non-zero exit code or a signal such as SIGSEGV/SIGKILL — `exitCode` stays null
+ * then, `signalCode` is set) or when it does not exit on SIGTERM in time. Never waits unbounded.
+ */
+export function stopSidecar(child: ChildProcess, logFile: string): Promise<void> {
+  const describe = (code: number | null, signal: NodeJS.Signals | null) => (signal ? `signal ${signal}` : `exit code ${code}`);
+  if (child.exitCode !== null || child.signalCode !== null) {
+    if (child.exitCode === 0) return Promise.resolve();
+    return Promise.reject(new Error(`the sidecar had died before stop() (${describe(child.exitCode, child.signalCode)}); see ${logFile}`));
+  }
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`the sidecar did not stop within ${STOP_GRACE_MS} ms of SIGTERM; killed; see ${logFile}`));
+    }, STOP_GRACE_MS);
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      // `ip netns exec` relays the sidecar's own exit status; SIGTERM handled is exit 0.
+      if (code === 0) resolve();
+      else reject(new Error(`the sidecar stopped uncleanly (${describe(code, signal)}); see ${logFile}`));
+    });
+    child.kill('SIGTERM');
+  });
 }

@@ -81,6 +81,11 @@ export const SidecarConfig = z
         headersTimeoutMs: Millis.default(15_000),
         /** Idle keep-alive connections from the agent are closed after this. */
         keepAliveTimeoutMs: Millis.default(65_000),
+        /**
+         * A request body the sidecar is reading that stalls (no byte from the agent) this long → 408.
+         * Time the sidecar itself holds a request (policy, approval, a slow upstream) never counts.
+         */
+        requestBodyTimeoutMs: Millis.default(60_000),
         /** Time allowed for a redirected connection to show its first bytes. */
         firstBytesTimeoutMs: Millis.default(10_000),
         /** Cached leaf certificates (one per destination host). */

@@ -5,10 +5,15 @@
 // their address so the sidecar can name them); DNS (UDP and TCP 53) goes to the sidecar's DNS
 // listener; loopback stays local except the admin port, which agents cannot reach; everything
 // else outbound (other UDP, ICMP, SCTP, …) is dropped. Never exempt anything but the sidecar UID.
+// Inbound, the sidecar's agent-facing ports (transparent, explicit proxy, DNS) answer only what
+// the pod itself sends (it arrives on lo, redirected or not): from another host they are refused,
+// or anyone who can reach the pod IP would get requests out with the pod's identity and credentials.
 
 export interface InterceptionOptions {
   proxyUID: number;
   transparentPort: number;
+  /** the explicit proxy port (HTTPS_PROXY) */
+  proxyPort: number;
   dnsPort: number;
   adminPort: number;
   /** DNS fake-IP ranges (from the sidecar's DNS config); null disables IPv6 fake IPs. */
@@ -25,6 +30,7 @@ export interface InterceptionPlan {
 
 const CHAIN_NAT = 'SLUICE_NAT';
 const CHAIN_FILTER = 'SLUICE_OUT';
+const CHAIN_INPUT = 'SLUICE_IN';
 
 function family(o: InterceptionOptions, v6: boolean): string {
   const fake = v6 ? o.fakeIpv6Cidr : o.fakeIpv4Cidr;
@@ -49,6 +55,7 @@ function family(o: InterceptionOptions, v6: boolean): string {
   const filter = [
     '*filter',
     `:${CHAIN_FILTER} - [0:0]`,
+    `:${CHAIN_INPUT} - [0:0]`,
     `-A OUTPUT -j ${CHAIN_FILTER}`,
     `-A ${CHAIN_FILTER} ${uid} -j ACCEPT`,
     `-A ${CHAIN_FILTER} -p tcp --dport ${o.adminPort} -m addrtype --dst-type LOCAL -j REJECT --reject-with tcp-reset`,
@@ -60,9 +67,18 @@ function family(o: InterceptionOptions, v6: boolean): string {
     // IPv6 needs neighbour discovery to reach anything, the sidecar's upstreams included.
     ...(v6 ? ['neighbour-solicitation', 'neighbour-advertisement', 'router-solicitation'].map((t) => `-A ${CHAIN_FILTER} -p ipv6-icmp --icmpv6-type ${t} -j ACCEPT`) : []),
     `-A ${CHAIN_FILTER} -j DROP`,
+  ];
+  // Everything the pod sends itself, redirected or addressed to its own IP, comes in on lo; the
+  // admin port stays open (the kubelet probes it from the node).
+  const agentPorts = `${o.transparentPort},${o.proxyPort},${o.dnsPort}`;
+  const input = [
+    `-A INPUT -j ${CHAIN_INPUT}`,
+    `-A ${CHAIN_INPUT} -i lo -j RETURN`,
+    `-A ${CHAIN_INPUT} -p tcp -m multiport --dports ${agentPorts} -j REJECT --reject-with tcp-reset`,
+    `-A ${CHAIN_INPUT} -p udp --dport ${o.dnsPort} -j REJECT --reject-with ${v6 ? 'icmp6-port-unreachable' : 'icmp-port-unreachable'}`,
     'COMMIT',
   ];
-  return `${[...nat, ...filter].join('\n')}\n`;
+  return `${[...nat, ...filter, ...input].join('\n')}\n`;
 }
 
 export function renderInterception(o: InterceptionOptions): InterceptionPlan {

@@ -12,6 +12,8 @@ import type { Agent } from 'undici';
 import { decisionAction } from '../../../api/src/index.ts';
 import type { PodIdentity, SessionInfo } from '../../../api/src/index.ts';
 import type { FakeIpMap } from '../dns/fake-ip-map.ts';
+import { podPeers } from '../listener/pod-peers.ts';
+import type { PodPeers } from '../listener/pod-peers.ts';
 import type { FactsConfig } from '../facts/derive-facts.ts';
 import type { PolicyEngine } from '../policy/engine.ts';
 import type { LeafCertificateCache } from '../tls/leaf-certificates.ts';
@@ -51,13 +53,16 @@ export interface GatewayEvents {
   refused?(info: { code: string; reason: string; via: string; name?: string }): void;
   /** A passthrough tunnel ended. */
   tunnelled?(info: { host: string; port: number; bytesIn: number; bytesOut: number; error?: string }): void;
-  /** The HTTP parser rejected a request. */
-  malformed?(info: { code: string; status: number; reason: string }): void;
+  /**
+   * A request refused before it reached the pipeline: the HTTP parser's own rejections, a
+   * timeout, an unusable CONNECT, an HTTP/2 protocol error.
+   */
+  malformed?(info: { code: string; status: number; reason: string; via?: string; request_id?: string }): void;
 }
 
 export interface GatewayOptions {
   listen: { transparent?: { host: string; port: number }; proxy?: { host: string; port: number } };
-  limits: { maxHeaderBytes: number; headersTimeoutMs: number; keepAliveTimeoutMs: number; firstBytesTimeoutMs: number };
+  limits: { maxHeaderBytes: number; headersTimeoutMs: number; keepAliveTimeoutMs: number; firstBytesTimeoutMs: number; requestBodyTimeoutMs?: number };
   /** HTTP/2 for agents on terminated TLS (offered through ALPN); absent or off: HTTP/1.1 only. */
   http2?: { enabled: boolean; maxConcurrentStreams: number };
   upstream: { resolve: Readonly<Record<string, string>>; connectTimeoutMs: number; secureContext?: SecureContext };
@@ -72,6 +77,11 @@ export interface GatewayOptions {
   killed: () => boolean;
   session: { id: string };
   fakeIps?: FakeIpMap;
+  /**
+   * Which peers are inside the pod (default: loopback, the pod's interface addresses and the
+   * fake-IP ranges). The agent-facing listeners refuse and record every other peer.
+   */
+  podPeers?: PodPeers;
   /** The audit trail: request events before forwarding, response events before completion. */
   audit?: RequestAudit;
   /** The pod resolver's search domains (see namesForResolved). */
@@ -94,10 +104,12 @@ export class Gateway {
   #upstreamTls: SecureContext | undefined;
   #bytesOut = 0;
   readonly #open = new Set<Socket>();
+  readonly #peers: PodPeers;
   addresses: { transparent?: AddressInfo; proxy?: AddressInfo } = {};
 
   constructor(options: GatewayOptions) {
     this.#o = options;
+    this.#peers = options.podPeers ?? podPeers({ localCidrs: [options.fakeIps?.config.ipv4Cidr, options.fakeIps?.config.ipv6Cidr] });
     const answer = createAnswerer();
     const extra = options.extraStages?.(answer) ?? {};
     const stages: Stage[] = [
@@ -128,25 +140,21 @@ export class Gateway {
     this.#handle = composeStages(stages);
     this.#front = createHttpFront({
       ...options.limits,
+      requestBodyTimeoutMs: options.limits.requestBodyTimeoutMs ?? 0,
       onRequest: (req, res) => this.#onRequest(req, res),
       onConnect: (req, socket, head) => this.#onConnect(req, socket, head, connectionInfoOf(socket)),
       onUpgrade: (req, socket, head) => void this.#onUpgrade(req, socket, head),
-      onClientError: (code, status, reason) => {
-        options.metrics.httpErrors.inc({ code });
-        options.events?.malformed?.({ code, status, reason });
-      },
-      newRequestId: () => this.#nextId(),
+      refuse: (socket, r) => this.#refuseRequest(socket, r),
     });
     this.#front2 = options.http2?.enabled
       ? createHttp2Front({
           maxHeaderBytes: options.limits.maxHeaderBytes,
           keepAliveTimeoutMs: options.limits.keepAliveTimeoutMs,
+          headersTimeoutMs: options.limits.headersTimeoutMs,
           maxConcurrentStreams: options.http2.maxConcurrentStreams,
           onRequest: (req, res) => this.#onRequest(req, res),
-          onSessionError: (code, reason) => {
-            options.metrics.httpErrors.inc({ code });
-            options.events?.malformed?.({ code, status: 400, reason });
-          },
+          // No stream to answer on: the session ends (GOAWAY); it is counted and recorded.
+          onSessionError: (code, reason, status) => this.#recordRefusal({ status: status ?? 400, code, reason }, 'transparent', this.#nextId()),
         })
       : undefined;
   }
@@ -310,17 +318,31 @@ export class Gateway {
     socket.destroy();
   }
 
+  /**
+   * The one place that refuses a request the pipeline never saw (parser rejections, timeouts,
+   * unusable CONNECTs): answered on the socket with the decision header, counted, recorded.
+   */
+  #refuseRequest(socket: Socket, r: { status: number; code: string; reason: string }, id = this.#nextId()): void {
+    socket.on('error', () => socket.destroy());
+    this.#recordRefusal(r, connectionInfoOf(socket)?.via ?? 'proxy', id);
+    writeRawAnswer(socket, { ...r, requestId: id, kind: 'deny' });
+  }
+
+  #recordRefusal(r: { status: number; code: string; reason: string }, via: string, id: string): void {
+    this.#o.metrics.httpErrors.inc({ code: r.code });
+    this.#o.events?.malformed?.({ code: r.code, status: r.status, reason: r.reason, via, request_id: id });
+  }
+
   #onConnect(req: IncomingMessage, socket: Socket, head: Buffer, outer: ConnectionInfo | undefined): void {
     const target = splitHostPort(req.url ?? '', 443);
     const id = this.#nextId();
     socket.on('error', () => socket.destroy());
     if (!target || !/:\d+$/.test(req.url ?? '')) {
-      this.#o.metrics.refusals.inc({ code: 'http.bad_connect_target' });
-      writeRawAnswer(socket, { status: 400, code: 'http.bad_connect_target', reason: 'CONNECT needs host:port', requestId: id, kind: 'deny' });
+      this.#refuseRequest(socket, { status: 400, code: 'http.bad_connect_target', reason: 'CONNECT needs host:port' }, id);
       return;
     }
     if (outer?.connectTarget || outer?.scheme === 'https') {
-      writeRawAnswer(socket, { status: 400, code: 'http.nested_connect', reason: 'CONNECT inside a tunnel is not allowed', requestId: id, kind: 'deny' });
+      this.#refuseRequest(socket, { status: 400, code: 'http.nested_connect', reason: 'CONNECT inside a tunnel is not allowed' }, id);
       return;
     }
     const verdict = this.#decideConnection(target.host, target.port);
@@ -335,6 +357,17 @@ export class Gateway {
     handOff(socket, { via: 'proxy', connectTarget: target }, this.#handoffDeps());
   }
 
+  /**
+   * The agent-facing ports serve the pod only: a peer from outside (anyone who can reach the pod
+   * IP) would otherwise send requests with the pod's identity and credentials.
+   */
+  #fromPod(socket: Socket, via: ConnectionInfo['via']): boolean {
+    if (this.#peers.isInside(socket.remoteAddress)) return true;
+    socket.on('error', () => undefined);
+    this.#refuse(socket, 'net.outside_pod', `refused a connection from ${socket.remoteAddress ?? 'an unknown address'}, which is outside the pod`, { via });
+    return false;
+  }
+
   #track(socket: Socket): void {
     this.#open.add(socket);
     socket.once('close', () => this.#open.delete(socket));
@@ -346,6 +379,7 @@ export class Gateway {
       // noDelay: without it Nagle holds small writes back ~40 ms on every redirected connection.
       const server = createNetServer({ noDelay: true }, (socket) => {
         this.#track(socket);
+        if (!this.#fromPod(socket, 'transparent')) return;
         const local = socket.localAddress?.replace(/^::ffff:/, '');
         const fakeIpName = local ? this.#o.fakeIps?.lookupFakeIp(local) : undefined;
         const fakeIpNames = fakeIpName ? namesForResolved(fakeIpName, this.#o.searchDomains ?? []) : undefined;
@@ -361,6 +395,7 @@ export class Gateway {
       server.removeAllListeners('connection');
       server.on('connection', (socket: Socket) => {
         this.#track(socket);
+        if (!this.#fromPod(socket, 'proxy')) return;
         attachConnectionInfo(socket, { id: randomUUID(), via: 'proxy', scheme: 'http', openedAt: Date.now() });
         this.#o.metrics.connections.inc({ via: 'proxy', kind: 'http' });
         this.#front.emit('connection', socket);

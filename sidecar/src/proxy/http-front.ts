@@ -1,22 +1,32 @@
 // The agent-facing HTTP/1.1 parser: one node:http Server that never listens itself; listeners
 // hand it sockets (plain or TLS-terminated). Strict parsing is llhttp's (CL+TE together,
 // duplicate or invalid Content-Length, invalid header bytes are errors); oversized header
-// blocks are 431 and slow headers 408. Each rejection is answered, counted and reported.
+// blocks are 431 and slow headers 408. Each rejection goes to `refuse`, the one place that
+// answers and records it; node:http is never left to answer on its own (no bare 400 for a
+// missing Host, no bare 417). The timeouts are the sidecar's own (connection-timers.ts).
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
-import { writeRawAnswer } from './sluice-responses.ts';
+import { trackHttp1Timeouts } from './connection-timers.ts';
 
 export interface HttpFrontOptions {
   maxHeaderBytes: number;
   headersTimeoutMs: number;
   keepAliveTimeoutMs: number;
+  /** a request body the sidecar reads that stalls this long → 408; 0: off */
+  requestBodyTimeoutMs: number;
   onRequest: (req: IncomingMessage, res: ServerResponse) => void;
   onConnect: (req: IncomingMessage, socket: Socket, head: Buffer) => void;
   onUpgrade: (req: IncomingMessage, socket: Socket, head: Buffer) => void;
-  onClientError: (code: string, status: number, reason: string, socket: Duplex) => void;
-  newRequestId: () => string;
+  /** Answers a refusal straight on the socket (then closes it), counts and records it. */
+  refuse: (socket: Socket, refusal: FrontRefusal) => void;
+}
+
+export interface FrontRefusal {
+  status: number;
+  code: string;
+  reason: string;
 }
 
 interface ParserError extends Error {
@@ -54,7 +64,9 @@ export function classifyParserError(err: ParserError): { status: number; code: s
 export function createHttpFront(options: HttpFrontOptions): Server {
   const server = createServer({
     maxHeaderSize: options.maxHeaderBytes,
-    requireHostHeader: true,
+    // A request without Host reaches the pipeline, which refuses it like any bad authority
+    // (http.no_host) with an answer and a record; node:http's own check answers a bare 400.
+    requireHostHeader: false,
     insecureHTTPParser: false,
     joinDuplicateHeaders: false,
     headersTimeout: options.headersTimeoutMs,
@@ -74,8 +86,20 @@ export function createHttpFront(options: HttpFrontOptions): Server {
       socket.destroy();
       return;
     }
-    options.onClientError(c.code, c.status, c.reason, socket);
-    writeRawAnswer(socket as Socket, { ...c, requestId: options.newRequestId(), kind: 'deny' });
+    options.refuse(socket as Socket, c);
+  });
+  // Without a listener node:http answers any Expect but 100-continue with a bare 417.
+  server.on('checkExpectation', (req: IncomingMessage) => {
+    options.refuse(req.socket, { status: 417, code: 'http.bad_expect', reason: `unsupported Expect: ${String(req.headers.expect).slice(0, 100)}` });
+  });
+  trackHttp1Timeouts(server, options, {
+    headersTimedOut: (socket) => options.refuse(socket, { status: 408, code: 'http.headers_timeout', reason: `request headers were not received within ${options.headersTimeoutMs} ms` }),
+    bodyTimedOut: (socket, req, res) => {
+      const reason = `the request body stalled for ${options.requestBodyTimeoutMs} ms`;
+      req.destroy(new Error(reason));
+      if (res.headersSent) socket.destroy();
+      else options.refuse(socket, { status: 408, code: 'http.request_timeout', reason });
+    },
   });
   return server;
 }

@@ -5,15 +5,18 @@
 // one agent connection from holding unbounded memory or streams.
 import { createServer } from 'node:http2';
 import type { Http2Server, Http2ServerRequest, Http2ServerResponse, ServerHttp2Session } from 'node:http2';
+import { trackHttp2Timeouts } from './connection-timers.ts';
 
 export interface Http2FrontOptions {
   maxHeaderBytes: number;
   maxConcurrentStreams: number;
-  /** an idle session (no open stream) is closed after this */
+  /** an idle session (no open stream) is closed after this, whatever PINGs it sends */
   keepAliveTimeoutMs: number;
+  /** a new session must open its first stream within this */
+  headersTimeoutMs: number;
   onRequest: (req: Http2ServerRequest, res: Http2ServerResponse) => void;
-  /** a session ended by a protocol error (bad frames, a peer that broke the rules) */
-  onSessionError: (code: string, reason: string) => void;
+  /** a session ended by a protocol error (bad frames, a peer that broke the rules) or a timeout */
+  onSessionError: (code: string, reason: string, status?: number) => void;
 }
 
 const PEER_GONE = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ETIMEDOUT', 'ERR_STREAM_PREMATURE_CLOSE']);
@@ -34,10 +37,6 @@ export function createHttp2Front(options: Http2FrontOptions): Http2Server {
   // As on HTTP/1.1 (http-front.ts): 100-continue is sent only once the policy lets the body come.
   server.on('checkContinue', options.onRequest);
   server.on('session', (session: ServerHttp2Session) => {
-    session.setTimeout(options.keepAliveTimeoutMs, () => {
-      // Idle (the timeout fires on inactivity of the whole session): a graceful GOAWAY.
-      session.close();
-    });
     session.on('error', (err: Error & { code?: string }) => {
       // An agent that hangs up is not malformed input; a peer that breaks the protocol is.
       if (err.code && PEER_GONE.has(err.code)) return;
@@ -45,5 +44,13 @@ export function createHttp2Front(options: Http2FrontOptions): Http2Server {
     });
   });
   server.on('sessionError', () => undefined); // reported through the session's own 'error'
+  trackHttp2Timeouts(server, { ...options, requestBodyTimeoutMs: 0 }, {
+    headersTimedOut: (session) => {
+      options.onSessionError('http.headers_timeout', `no request headers within ${options.headersTimeoutMs} ms of the HTTP/2 session`, 408);
+      session.close();
+      // A peer in the middle of a header block keeps no stream open that close() would wait for.
+      session.destroy();
+    },
+  });
   return server;
 }

@@ -41,7 +41,7 @@ export function sendAnswer(res: AgentResponse, a: SluiceAnswer): void {
   res.end(body);
 }
 
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 403: 'Forbidden', 408: 'Request Timeout', 431: 'Request Header Fields Too Large', 502: 'Bad Gateway', 503: 'Service Unavailable' };
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 403: 'Forbidden', 408: 'Request Timeout', 417: 'Expectation Failed', 431: 'Request Header Fields Too Large', 502: 'Bad Gateway', 503: 'Service Unavailable' };
 
 /** The same answer written straight to a socket (CONNECT refusals, parser errors). */
 export function writeRawAnswer(socket: Socket, a: SluiceAnswer): void {

@@ -3,7 +3,7 @@
 import { expect, test } from '@jest/globals';
 import { renderInterception } from '../../src/interception/rules.ts';
 
-const plan = renderInterception({ proxyUID: 1337, transparentPort: 15001, dnsPort: 15053, adminPort: 15090, fakeIpv4Cidr: '198.18.0.0/15', fakeIpv6Cidr: 'fd73:6c75:6963::/64' });
+const plan = renderInterception({ proxyUID: 1337, transparentPort: 15001, proxyPort: 15080, dnsPort: 15053, adminPort: 15090, fakeIpv4Cidr: '198.18.0.0/15', fakeIpv6Cidr: 'fd73:6c75:6963::/64' });
 
 test('only the sidecar UID is exempt, in both tables and both families', () => {
   for (const text of [plan.iptables, plan.ip6tables]) {
@@ -15,8 +15,9 @@ test('only the sidecar UID is exempt, in both tables and both families', () => {
 test('DNS goes to the sidecar, TCP to the transparent port, everything else is dropped last', () => {
   expect(plan.iptables).toContain('-A SLUICE_NAT -p udp --dport 53 -j REDIRECT --to-ports 15053');
   expect(plan.iptables).toContain('-A SLUICE_NAT -p tcp -j REDIRECT --to-ports 15001');
-  const filter = plan.iptables.slice(plan.iptables.indexOf('*filter'));
-  expect(filter.trim().split('\n').slice(-2)).toEqual(['-A SLUICE_OUT -j DROP', 'COMMIT']);
+  const out = plan.iptables.split('\n').filter((l) => l.startsWith('-A SLUICE_OUT'));
+  expect(out.at(-1)).toBe('-A SLUICE_OUT -j DROP');
+  expect(plan.iptables.trim().split('\n').at(-1)).toBe('COMMIT');
 });
 
 test('fake-IP destinations keep their address (DNAT of the port only) and are routed locally', () => {
@@ -39,4 +40,16 @@ test('the admin port is rejected for agents before any accept rule', () => {
 test('IPv6 keeps neighbour discovery working; IPv4 has no ICMPv6 rules', () => {
   expect(plan.ip6tables).toContain('--icmpv6-type neighbour-solicitation -j ACCEPT');
   expect(plan.iptables).not.toContain('icmpv6');
+});
+
+test("the sidecar's agent ports refuse whatever does not come in on lo; the admin port stays open to the kubelet", () => {
+  for (const text of [plan.iptables, plan.ip6tables]) {
+    const input = text.split('\n').filter((l) => l.startsWith('-A INPUT') || l.startsWith('-A SLUICE_IN'));
+    expect(input[0]).toBe('-A INPUT -j SLUICE_IN');
+    expect(input[1]).toBe('-A SLUICE_IN -i lo -j RETURN');
+    expect(input[2]).toBe('-A SLUICE_IN -p tcp -m multiport --dports 15001,15080,15053 -j REJECT --reject-with tcp-reset');
+    expect(input[3]).toMatch(/^-A SLUICE_IN -p udp --dport 15053 -j REJECT/);
+    expect(input.join('\n')).not.toContain('15090');
+    expect(text).toContain(':SLUICE_IN - [0:0]');
+  }
 });
