@@ -16,10 +16,10 @@ TOOLS=(
   "node         24.21.0   node"
   "npm          11.21.2   npm npx"
   "opa          1.22.2    opa"
-  "helm         3.22.0    helm"
+  "helm         4.3.2     helm"
   "etcd         3.6.7     etcd"
   "kube         1.37.2    kube-apiserver"
-  "loki         3.7.8     loki"
+  "victorialogs 1.52.2    victoria-logs"
   "gitleaks     8.30.1    gitleaks"
   "moto         5.2.5     moto_server"
   "awscli       1.46.3    aws"
@@ -53,7 +53,7 @@ build_opa() {
 
 build_helm() {
   local version=$1 prefix=$2
-  GOBIN="$prefix/bin" CGO_ENABLED=0 go install "helm.sh/helm/v3/cmd/helm@v$version"
+  GOBIN="$prefix/bin" CGO_ENABLED=0 go install "helm.sh/helm/v4/cmd/helm@v$version"
 }
 
 build_gitleaks() {
@@ -89,18 +89,11 @@ build_kube() { # kube-apiserver; staging replaces generated from k8s.io/kubernet
   rm -rf "$work"
 }
 
-build_loki() { # the real audit store for tests; AGPL, so it runs as a separate unmodified binary
-  local version=$1 prefix=$2 work=$prefix/src
-  mkdir -p "$work"
-  local gomod; gomod=$(cd "$work" && go mod download -json "github.com/grafana/loki/v3@v$version" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
-  {
-    printf 'module sluice.local/loki\n\ngo 1.25.0\n\nrequire github.com/grafana/loki/v3 v%s\n\n' "$version"
-    # every non-local replace of Loki's own go.mod (single-line and block forms)
-    awk '/^replace \(/{b=1;next} b&&/^\)/{b=0;next} b{print "replace " $0; next} /^replace /{print}' "$gomod" | grep -v '=> \./' | sed 's/^replace replace/replace/'
-  } >"$work/go.mod"
-  cp "$ROOT/tools/go/loki/tools.go" "$work/"
-  (cd "$work" && go mod tidy >/dev/null && CGO_ENABLED=0 go build -trimpath -o "$prefix/bin/loki" github.com/grafana/loki/v3/cmd/loki)
-  rm -rf "$work"
+# The real audit store for tests: VictoriaLogs (Apache-2.0) accepts the Loki push API that sluice
+# speaks. Loki itself is AGPL and the module proxy marks it not to be used, so it is never built.
+build_victorialogs() {
+  local version=$1 prefix=$2
+  GOBIN="$prefix/bin" CGO_ENABLED=0 go install "github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs@v$version"
 }
 
 # A Python tool in its own venv. The venv's scripts name the staging path in their shebang, which

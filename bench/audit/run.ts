@@ -17,7 +17,7 @@ import type { AuditRecord } from '../../api/src/index.ts';
 import { verifyChain } from '../../sidecar/src/audit/chain.ts';
 import type { AuditConfigInput } from '../../sidecar/src/audit/config.ts';
 import { AuditRecorder } from '../../sidecar/src/audit/recorder.ts';
-import { LokiServer } from '../../e2e/support/loki/loki.ts';
+import { VictoriaLogsServer } from '../../e2e/support/logstore/victoria-logs.ts';
 
 const { values } = parseArgs({
   options: {
@@ -122,8 +122,8 @@ async function spoolOnly(fsync: 'none' | 'interval' | 'always'): Promise<Row> {
   return row;
 }
 
-async function checkStore(loki: LokiServer, session: string, expected: number): Promise<string> {
-  const stored = await loki.session(session);
+async function checkStore(vlogs: VictoriaLogsServer, session: string, expected: number): Promise<string> {
+  const stored = await vlogs.session(session);
   const result = verifyChain(
     stored.map((s) => s.value),
     { session, requireEnd: true },
@@ -133,7 +133,7 @@ async function checkStore(loki: LokiServer, session: string, expected: number): 
   return `${result.count} in store, chain verified, 0 lost`;
 }
 
-async function toLoki(loki: LokiServer, encoding: 'protobuf' | 'json', compression: 'snappy' | 'none' = 'snappy'): Promise<Row[]> {
+async function toLoki(vlogs: VictoriaLogsServer, encoding: 'protobuf' | 'json', compression: 'snappy' | 'none' = 'snappy'): Promise<Row[]> {
   const session = `bench-${encoding}-${compression}-${Date.now()}`;
   const label = encoding === 'json' ? 'json' : `protobuf+${compression === 'snappy' ? 'snappy' : 'uncompressed'}`;
   const { row, recorder, t0, c0 } = await recordAll(`record (fsync=always) + ship, ${label}`, {
@@ -141,22 +141,22 @@ async function toLoki(loki: LokiServer, encoding: 'protobuf' | 'json', compressi
     pod,
     session,
     spool: spoolLimits,
-    loki: { url: loki.url, encoding, compression, ...lokiBatch },
+    loki: { url: vlogs.pushUrl, encoding, compression, ...lokiBatch },
   });
   if (!(await recorder.whenShipped(AbortSignal.timeout(600_000)))) throw new Error('shipping did not finish');
   const seconds = (performance.now() - t0) / 1000;
   const cpuMicros = (cpuNow() - c0) / N;
   await recorder.stop({ drainTimeoutMs: 60_000 });
-  const note = await checkStore(loki, session, N + 2);
+  const note = await checkStore(vlogs, session, N + 2);
   return [row, { peer: `spool → Loki acknowledged, ${label}`, events: N, seconds, perSecond: N / seconds, cpuMicros, note }];
 }
 
-async function backlog(loki: LokiServer): Promise<Row> {
+async function backlog(vlogs: VictoriaLogsServer): Promise<Row> {
   const session = `bench-backlog-${Date.now()}`;
   const spoolDir = freshDir();
   const { recorder } = await recordAll('fill', { spoolDir, pod, session, spool: { ...spoolLimits, fsync: 'none' } });
   await recorder.stop();
-  const shipper = new AuditRecorder({ spoolDir, pod, session, spool: spoolLimits, loki: { url: loki.url, ...lokiBatch } });
+  const shipper = new AuditRecorder({ spoolDir, pod, session, spool: spoolLimits, loki: { url: vlogs.pushUrl, ...lokiBatch } });
   const c0 = cpuNow();
   const t0 = performance.now();
   await shipper.start();
@@ -164,11 +164,11 @@ async function backlog(loki: LokiServer): Promise<Row> {
   const seconds = (performance.now() - t0) / 1000;
   const cpuMicros = (cpuNow() - c0) / N;
   await shipper.stop({ drainTimeoutMs: 60_000 });
-  const note = await checkStore(loki, session, N + 4);
+  const note = await checkStore(vlogs, session, N + 4);
   return { peer: 'ship backlog only (protobuf)', events: N, seconds, perSecond: N / seconds, cpuMicros, note };
 }
 
-const loki = await LokiServer.start();
+const vlogs = await VictoriaLogsServer.start();
 let pinned = 'not pinned';
 if (!values['no-pin']) {
   // Pin this process (every thread, and threads created later) to CPU 0; Loki keeps the others.
@@ -186,15 +186,15 @@ try {
   add(await spoolOnly('none'));
   add(await spoolOnly('interval'));
   add(await spoolOnly('always'));
-  add(...(await toLoki(loki, 'protobuf')));
-  add(...(await toLoki(loki, 'protobuf', 'none')));
-  add(...(await toLoki(loki, 'json')));
-  add(await backlog(loki));
+  add(...(await toLoki(vlogs, 'protobuf')));
+  add(...(await toLoki(vlogs, 'protobuf', 'none')));
+  add(...(await toLoki(vlogs, 'json')));
+  add(await backlog(vlogs));
 } catch (err) {
-  console.error(`benchmark failed: ${String(err)}\nloki log tail:\n${loki.logTail(20)}`);
+  console.error(`benchmark failed: ${String(err)}\nstore log tail:\n${vlogs.logTail(20)}`);
   process.exitCode = 1;
 } finally {
-  await loki.stop();
+  await vlogs.stop();
   rmSync(scratch, { recursive: true, force: true });
 }
 

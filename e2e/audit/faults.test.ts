@@ -1,4 +1,4 @@
-// Fault tests of the audit trail against the real Loki. Each one asserts that no acknowledged
+// Fault tests of the audit trail against a real log store (VictoriaLogs). Each one asserts that no acknowledged
 // event is lost and that the chain read back from the store verifies afterwards (or, for
 // tampering, that verify names the damaged seq).
 import { spawn, spawnSync } from 'node:child_process';
@@ -16,8 +16,8 @@ import { runCli } from '../../cli/src/main.ts';
 import { verifyChain } from '../../sidecar/src/audit/chain.ts';
 import { AuditError } from '../../sidecar/src/audit/errors.ts';
 import { AuditRecorder } from '../../sidecar/src/audit/recorder.ts';
-import { FaultProxy } from '../support/loki/fault-proxy.ts';
-import { LokiServer } from '../support/loki/loki.ts';
+import { FaultProxy } from '../support/logstore/fault-proxy.ts';
+import { VictoriaLogsServer } from '../support/logstore/victoria-logs.ts';
 
 const pod = { namespace: 'agents', name: 'agent-faults' };
 const rec = (i: number, action: 'allow' | 'deny' = 'allow'): AuditRecord => ({
@@ -41,12 +41,12 @@ function tempDir(prefix: string): string {
 
 const fastRetry = { lingerMs: 5, retryInitialMs: 20, retryMaxMs: 200 };
 
-let loki: LokiServer;
+let vlogs: VictoriaLogsServer;
 beforeAll(async () => {
-  loki = await LokiServer.start();
+  vlogs = await VictoriaLogsServer.start();
 }, 90_000);
 afterAll(async () => {
-  await loki?.stop();
+  await vlogs?.stop();
 });
 
 /** Every acknowledged event is in the store with the same hash, and the whole chain verifies. */
@@ -57,11 +57,11 @@ function expectNothingLost(stored: AuditEvent[], acked: readonly AuditEvent[] | 
   expect(verifyChain(stored, { requireEnd })).toMatchObject({ ok: true, duplicates: 0 });
 }
 
-describe('audit trail under faults (real Loki)', () => {
+describe('audit trail under faults (real store)', () => {
   it('store down for the whole recording, then up: everything arrives', async () => {
-    const later = await LokiServer.prepare();
+    const later = await VictoriaLogsServer.prepare();
     cleanups.push(() => later.stop());
-    const recorder = new AuditRecorder({ spoolDir: tempDir('sluice-f-down-'), pod, session: 'f-down', loki: { url: later.url, ...fastRetry } });
+    const recorder = new AuditRecorder({ spoolDir: tempDir('sluice-f-down-'), pod, session: 'f-down', loki: { url: later.pushUrl, ...fastRetry } });
     await recorder.start();
     const acked: AuditEvent[] = [];
     for (let i = 0; i < 500; i += 50) acked.push(...((await Promise.all(Array.from({ length: 50 }, (_, k) => recorder.record(rec(i + k))))) as AuditEvent[]));
@@ -74,7 +74,7 @@ describe('audit trail under faults (real Loki)', () => {
   }, 120_000);
 
   it('store answering 500, 429 and cutting connections intermittently: nothing lost, nothing doubled', async () => {
-    const proxy = await FaultProxy.start(loki.url);
+    const proxy = await FaultProxy.start(vlogs.pushUrl);
     cleanups.push(() => proxy.close());
     proxy.fault = ({ n }) => {
       if (n % 5 === 0) return { kind: 'status', status: 500 };
@@ -89,7 +89,7 @@ describe('audit trail under faults (real Loki)', () => {
     for (let i = 0; i < 3000; i += 100) acked.push(...((await Promise.all(Array.from({ length: 100 }, (_, k) => recorder.record(rec(i + k))))) as AuditEvent[]));
     expect(await recorder.stop({ drainTimeoutMs: 60_000 })).toEqual({ shipped: true });
     expect(proxy.outcomes).toEqual(expect.arrayContaining([500, 429, 0, 204]));
-    const stored = await loki.sessionEvents('f-flaky');
+    const stored = await vlogs.sessionEvents('f-flaky');
     expect(stored).toHaveLength(3002);
     expectNothingLost(stored, acked);
   }, 180_000);
@@ -99,7 +99,7 @@ describe('audit trail under faults (real Loki)', () => {
     const child = join(import.meta.dirname, 'recorder-child.ts');
     const acked = new Map<number, string>();
     const run = (args: string[], onLine: (line: string, kill: () => void) => void): Promise<{ code: number | null; signal: NodeJS.Signals | null }> => {
-      const proc = spawn(process.execPath, [child, '--spool', spoolDir, '--loki', loki.url, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const proc = spawn(process.execPath, [child, '--spool', spoolDir, '--loki', vlogs.pushUrl, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
       const kill = (): void => {
         if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
       };
@@ -134,7 +134,7 @@ describe('audit trail under faults (real Loki)', () => {
     // The resumed chain continues after everything the killed process acknowledged (a write in
     // flight at the kill may have landed too: it is in the chain, just never acknowledged).
     expect(resumed!.seq).toBeGreaterThan(lastAckedBeforeKill);
-    const stored = await loki.sessionEvents(firstSession);
+    const stored = await vlogs.sessionEvents(firstSession);
     expectNothingLost(stored, acked);
     expect(stored.filter((e) => e.kind === 'session_start').map((e) => e.detail?.resumed)).toEqual([false, true]);
   }, 180_000);
@@ -152,7 +152,7 @@ describe('audit trail under faults (real Loki)', () => {
     });
 
     it('fails closed: the agent gets 503 while the disk is full and 200 once shipping frees it; nothing acknowledged is lost', async () => {
-      const store = await LokiServer.prepare();
+      const store = await VictoriaLogsServer.prepare();
       cleanups.push(() => store.stop());
       const spoolDir = join(mountPoint, 'spool');
       mkdirSync(spoolDir);
@@ -162,7 +162,7 @@ describe('audit trail under faults (real Loki)', () => {
         pod,
         session: 'f-full',
         spool: { maxBytes: 64 * 1024 * 1024, segmentBytes: 32 * 1024 },
-        loki: { url: store.url, ...fastRetry },
+        loki: { url: store.pushUrl, ...fastRetry },
       });
       await recorder.start();
       cleanups.push(async () => {
@@ -237,10 +237,10 @@ describe('audit trail under faults (real Loki)', () => {
     });
 
     it('record() fails closed with audit.spool_io (EIO), nothing crashes, and every acknowledged event survives', async () => {
-      const store = await LokiServer.prepare();
+      const store = await VictoriaLogsServer.prepare();
       cleanups.push(() => store.stop());
       const spoolDir = join(mountPoint, 'spool');
-      const config = { spoolDir, pod, session: 'f-eio', spool: { segmentBytes: 64 * 1024 }, loki: { url: store.url, ...fastRetry } };
+      const config = { spoolDir, pod, session: 'f-eio', spool: { segmentBytes: 64 * 1024 }, loki: { url: store.pushUrl, ...fastRetry } };
       const recorder = new AuditRecorder(config);
       await recorder.start();
       const acked: AuditEvent[] = [];
@@ -265,7 +265,7 @@ describe('audit trail under faults (real Loki)', () => {
 
   describe('tampering in the store', () => {
     async function shipThrough(session: string, rewrite: FaultProxy['fault']): Promise<void> {
-      const proxy = await FaultProxy.start(loki.url);
+      const proxy = await FaultProxy.start(vlogs.pushUrl);
       cleanups.push(() => proxy.close());
       proxy.fault = rewrite;
       const recorder = new AuditRecorder({ spoolDir: tempDir('sluice-f-tamper-'), pod, session, loki: { url: proxy.url, ...fastRetry } });
@@ -275,8 +275,9 @@ describe('audit trail under faults (real Loki)', () => {
     }
 
     const verify = async (session: string): Promise<{ code: number; err: string }> => {
+      await vlogs.flush();
       let err = '';
-      const code = await runCli(['verify', session, '--loki', loki.url], { out: () => undefined, err: (s) => (err += s) });
+      const code = await runCli(['verify', session, '--victorialogs', vlogs.url], { out: () => undefined, err: (s) => (err += s) });
       return { code, err };
     };
 
@@ -289,7 +290,7 @@ describe('audit trail under faults (real Loki)', () => {
             entries: s.entries.map((e) => (e.line.includes('"request_id":"r-7"') ? { ...e, line: e.line.replace('"action":"deny"', '"action":"allow"') } : e)),
           })),
       }));
-      const events = await loki.sessionEvents('f-edit');
+      const events = await vlogs.sessionEvents('f-edit');
       expect(events.find((e) => e.request_id === 'r-7')!.decision!.action).toBe('allow');
       const { code, err } = await verify('f-edit');
       expect(code).toBe(1);

@@ -1,12 +1,12 @@
 // A recorded session end to end: an agent's requests through a real sidecar become a hash-chained
-// session in a real Loki — every request and response, the policy load, a deny, a masked response
+// session in a real log store (VictoriaLogs) — every request and response, the policy load, a deny, a masked response
 // (by rule id, never the value) — and `kubectl sluice replay`/`verify` read it back intact.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { AuditEvent } from '../../api/src/index.ts';
 import { runCli } from '../../cli/src/main.ts';
-import { LokiServer } from '../support/loki/loki.ts';
+import { VictoriaLogsServer } from '../support/logstore/victoria-logs.ts';
 import { startTestSidecar } from '../support/sidecar/test-sidecar.ts';
 import type { TestSidecar } from '../support/sidecar/test-sidecar.ts';
 import { createTestCa, echoHandler, startHttpsUpstream } from '../support/sidecar/upstreams.ts';
@@ -15,7 +15,7 @@ import type { TestUpstream } from '../support/sidecar/upstreams.ts';
 const run = promisify(execFile);
 const SECRET = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYzQ8Lk3Tq9V';
 
-let loki: LokiServer;
+let vlogs: VictoriaLogsServer;
 let api: TestUpstream;
 let sidecar: TestSidecar;
 let session: string;
@@ -27,7 +27,7 @@ function capture() {
 }
 
 beforeAll(async () => {
-  loki = await LokiServer.start();
+  vlogs = await VictoriaLogsServer.start();
   const ca = await createTestCa();
   api = await startHttpsUpstream(ca, ['registry.npmjs.org'], (req, res, body) => {
     if (req.url === '/config') return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ aws_secret_access_key: SECRET }));
@@ -36,19 +36,20 @@ beforeAll(async () => {
   sidecar = await startTestSidecar({
     resolve: { 'registry.npmjs.org:443': api.dial },
     extraRootsFiles: [ca.caFile],
-    config: { audit: { spoolDir: `${loki.dir}/spool`, spool: { fsync: 'always' }, loki: { url: loki.url, lingerMs: 5 } } },
+    config: { audit: { spoolDir: `${vlogs.dir}/spool`, spool: { fsync: 'always' }, loki: { url: vlogs.pushUrl, lingerMs: 5 } } },
   });
   session = sidecar.sessionId;
   const curl = (url: string) => run('curl', ['-sS', '--cacert', sidecar.trust.caFile, '-x', sidecar.proxyUrl, url]).catch(() => undefined);
   await curl('https://registry.npmjs.org/express');
   await curl('https://registry.npmjs.org/config');
   await curl('https://paste.example/upload');
-  await sidecar.stop(); // session_end, then a bounded drain to Loki
+  await sidecar.stop(); // session_end, then a bounded drain to the store
+  await vlogs.flush(); // what was acknowledged is searchable now
 }, 120_000);
 
 afterAll(async () => {
   await api?.close();
-  await loki?.stop();
+  await vlogs?.stop();
 });
 
 describe('a recorded session', () => {
@@ -56,7 +57,7 @@ describe('a recorded session', () => {
 
   beforeAll(async () => {
     const c = capture();
-    expect(await runCli(['replay', session, '--loki', loki.url, '--output', 'json'], c.io)).toBe(0);
+    expect(await runCli(['replay', session, '--victorialogs', vlogs.url, '--output', 'json'], c.io)).toBe(0);
     events = c
       .out()
       .split('\n')
@@ -89,12 +90,12 @@ describe('a recorded session', () => {
 
   test('kubectl sluice verify checks the chain end to end', async () => {
     const c = capture();
-    expect(await runCli(['verify', session, '--loki', loki.url, '--require-end'], c.io)).toBe(0);
+    expect(await runCli(['verify', session, '--victorialogs', vlogs.url, '--require-end'], c.io)).toBe(0);
   });
 
   test('the human timeline names requests, decisions and statuses', async () => {
     const c = capture();
-    expect(await runCli(['replay', session, '--loki', loki.url], c.io)).toBe(0);
+    expect(await runCli(['replay', session, '--victorialogs', vlogs.url], c.io)).toBe(0);
     expect(c.out()).toContain('registry.npmjs.org');
     expect(c.out()).toContain('registry.read');
   });

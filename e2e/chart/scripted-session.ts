@@ -1,10 +1,10 @@
 // The world every shipped PromQL expression is proven against: a real kube-apiserver with the
 // real webhook registered (e2e/approvals' ApprovalEnv), two agent pods whose sidecars run in this
-// process (startTestSidecar), a real Loki, and a scripted session of agent traffic that drives
+// process (startTestSidecar), a real log store (VictoriaLogs), and a scripted session of agent traffic that drives
 // every metric the dashboards and alerts read: allowed, denied, held-then-approved and
 // held-until-expired requests, a Kubernetes read with a just-in-time token, an AWS call whose
 // provider is not configured, an unreachable upstream, a malformed request, a non-HTTP connection,
-// a DNS query, secrets the sidecar masks, a refused policy bundle, audit events shipped, dropped (Loki down
+// a DNS query, secrets the sidecar masks, a refused policy bundle, audit events shipped, dropped (store down
 // at first) and refused (a fail-closed spool with no store), admission reviews patched, denied and
 // malformed, and a serving certificate that fails to reload.
 import { createSocket } from 'node:dgram';
@@ -20,7 +20,7 @@ import { runCli } from '../../cli/src/main.ts';
 import { ApprovalEnv, NAMESPACE, SERVICE_ACCOUNT } from '../approvals/approval-env.ts';
 import type { AgentPod } from '../approvals/approval-env.ts';
 import { freePort } from '../support/kube/cluster.ts';
-import { LokiServer } from '../support/loki/loki.ts';
+import { VictoriaLogsServer } from '../support/logstore/victoria-logs.ts';
 import { startTestSidecar, defaultBundlePath } from '../support/sidecar/test-sidecar.ts';
 import type { TestSidecar } from '../support/sidecar/test-sidecar.ts';
 import { createTestCa, startHttpUpstream, startHttpsUpstream } from '../support/sidecar/upstreams.ts';
@@ -44,7 +44,7 @@ export interface SessionLog {
 export class ScriptedSession {
   env!: ApprovalEnv;
   pods: ScrapedPod[] = [];
-  loki!: LokiServer;
+  vlogs!: VictoriaLogsServer;
   log: SessionLog = { statuses: {}, approved: '', expired: '' };
   #upstream!: TestUpstream;
   #chat!: TestUpstream;
@@ -84,9 +84,9 @@ export class ScriptedSession {
     this.#chat = await startHttpUpstream((_req, res) => {
       res.writeHead(++notifications === 1 ? 503 : 200).end();
     });
-    // Loki is prepared but not started: coder-0's first events find no store (retries, a full
+    // The store is prepared but not started: coder-0's first events find no store (retries, a full
     // spool, drops), then it comes up and the spool drains.
-    this.loki = await LokiServer.prepare();
+    this.vlogs = await VictoriaLogsServer.prepare();
     const apiServer = new URL(cluster.server);
 
     let firstKubeconfig: string | undefined;
@@ -101,11 +101,11 @@ export class ScriptedSession {
       const approvalsKubeconfig = firstKubeconfig;
       const spoolDir = mkdtempSync(join(tmpdir(), `sluice-spool-${name}-`));
       const spool = { maxBytes: 64 * 1024, segmentBytes: 16 * 1024, fsync: 'none' as const };
-      // coder-0 drops events when its spool is full and ships to Loki; coder-1 fails closed and
+      // coder-0 drops events when its spool is full and ships to the store; coder-1 fails closed and
       // its store never answers, so its spool fills and writes are refused.
       const audit =
         name === 'coder-0'
-          ? { spoolDir, spool: { ...spool, onFull: 'drop' as const }, loki: { url: this.loki.url, retryInitialMs: 50, retryMaxMs: 300, lingerMs: 5 } }
+          ? { spoolDir, spool: { ...spool, onFull: 'drop' as const }, loki: { url: this.vlogs.pushUrl, retryInitialMs: 50, retryMaxMs: 300, lingerMs: 5 } }
           : { spoolDir, spool: { ...spool, onFull: 'fail-closed' as const }, loki: { url: `http://127.0.0.1:${closed}`, retryInitialMs: 50, retryMaxMs: 300 } };
       const sidecar = await startTestSidecar({
         resolve: {
@@ -212,9 +212,9 @@ export class ScriptedSession {
 
   async run(): Promise<void> {
     const [coder0, coder1] = [this.pods[0]!.sidecar, this.pods[1]!.sidecar];
-    // A probing agent: a flood of denied requests fills coder-0's spool while Loki is still down.
+    // A probing agent: a flood of denied requests fills coder-0's spool while the store is still down.
     for (let i = 0; i < 150; i++) await this.#get('denied', `http://example.org/probe/${i}?pad=${'x'.repeat(200)}`);
-    await this.loki.up();
+    await this.vlogs.up();
     await this.#get('allowed', 'https://registry.npmjs.org/left-pad');
     await this.#get('masked', 'https://registry.npmjs.org/leaky/config.txt');
     await this.#get('kubernetes read', `https://kubernetes.default.svc/api/v1/namespaces/${NAMESPACE}/pods`);
@@ -307,7 +307,7 @@ export class ScriptedSession {
     for (const p of this.pods) await p.sidecar.stop();
     await this.#upstream?.close();
     await this.#chat?.close();
-    await this.loki?.stop();
+    await this.vlogs?.stop();
     await this.env?.stop();
   }
 }

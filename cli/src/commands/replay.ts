@@ -1,16 +1,17 @@
-// `kubectl sluice replay SESSION`: reads a session's audit events back from Loki, a spool
-// directory or an NDJSON export and prints them as a timeline (request, decision, masked response
+// `kubectl sluice replay SESSION`: reads a session's audit events back from Loki, VictoriaLogs, a
+// spool directory or an NDJSON export and prints them as a timeline (request, decision, masked response
 // summary) or, with --output json, as the stored NDJSON lines (which `verify --file` accepts).
 // Read-only: it never writes to the store or the spool.
 import type { Command } from 'commander';
 import type { AuditEvent } from '../../../api/src/index.ts';
 import { SessionSourceError, readSession } from '../../../sidecar/src/audit/session-source.ts';
-import type { SessionSource, StoredItem } from '../../../sidecar/src/audit/session-source.ts';
+import type { SessionSource, StoreSource, StoredItem } from '../../../sidecar/src/audit/session-source.ts';
 import { CliError, EXIT_USAGE } from '../errors.ts';
 import type { Io } from '../program.ts';
 
 export interface SourceFlags {
   loki?: string;
+  victorialogs?: string;
   tenant?: string;
   spool?: string;
   file?: string;
@@ -20,24 +21,36 @@ export interface SourceFlags {
 export function addSourceOptions(cmd: Command): Command {
   return cmd
     .option('--loki <url>', 'read from Loki at this base URL (default: $SLUICE_LOKI_URL)')
-    .option('--tenant <id>', 'Loki tenant (X-Scope-OrgID)', process.env.SLUICE_LOKI_TENANT)
+    .option('--victorialogs <url>', 'read from VictoriaLogs at this base URL (default: $SLUICE_VICTORIALOGS_URL)')
+    .option('--tenant <id>', 'store tenant: Loki X-Scope-OrgID, or VictoriaLogs AccountID[:ProjectID] (default: $SLUICE_STORE_TENANT)', process.env.SLUICE_STORE_TENANT ?? process.env.SLUICE_LOKI_TENANT)
     .option('--spool <dir>', 'read from a sidecar spool directory')
     .option('--file <path>', 'read from an NDJSON export ("-" for stdin)');
 }
 
 export function sourceFromFlags(flags: SourceFlags): SessionSource {
-  const picked = [flags.loki, flags.spool, flags.file].filter((v) => v !== undefined).length;
-  if (picked > 1) throw new CliError('give only one of --loki, --spool, --file');
+  const picked = [flags.loki, flags.victorialogs, flags.spool, flags.file].filter((v) => v !== undefined).length;
+  if (picked > 1) throw new CliError('give only one of --loki, --victorialogs, --spool, --file');
   if (flags.spool !== undefined) return { kind: 'spool', dir: flags.spool };
   if (flags.file !== undefined) return { kind: 'file', path: flags.file };
-  const url = flags.loki ?? process.env.SLUICE_LOKI_URL;
-  if (url === undefined) throw new CliError('no source: give --loki URL (or set SLUICE_LOKI_URL), --spool DIR or --file PATH');
+  const store = storeFromFlags(flags);
+  if (store === undefined) {
+    throw new CliError('no source: give --loki URL or --victorialogs URL (or set SLUICE_LOKI_URL / SLUICE_VICTORIALOGS_URL), --spool DIR or --file PATH');
+  }
+  return store;
+}
+
+/** The log store the flags (or the environment) name, if any. */
+export function storeFromFlags(flags: SourceFlags): StoreSource | undefined {
+  const fromFlag = flags.loki !== undefined ? 'loki' : flags.victorialogs !== undefined ? 'victorialogs' : undefined;
+  const kind = fromFlag ?? (process.env.SLUICE_LOKI_URL ? 'loki' : process.env.SLUICE_VICTORIALOGS_URL ? 'victorialogs' : undefined);
+  if (kind === undefined) return undefined;
+  const url = (kind === 'loki' ? (flags.loki ?? process.env.SLUICE_LOKI_URL) : (flags.victorialogs ?? process.env.SLUICE_VICTORIALOGS_URL))!;
   try {
     new URL(url);
   } catch {
-    throw new CliError(`--loki ${url} is not a URL`);
+    throw new CliError(`--${kind} ${url} is not a URL`);
   }
-  return { kind: 'loki', url, tenant: flags.tenant };
+  return { kind, url, tenant: flags.tenant };
 }
 
 /** Turns a reader failure into a CLI error: exit 2, "could not check", never "tampered". */

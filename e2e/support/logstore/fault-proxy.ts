@@ -1,4 +1,4 @@
-// A loopback HTTP proxy in front of the real Loki that injects faults into pushes: answer with a
+// A loopback HTTP proxy in front of the real log store (its Loki push API) that injects faults into pushes: answer with a
 // status instead of forwarding (500, 429), cut the connection, or rewrite the pushed entries (a
 // tampered or deleted event reaching the store). Everything else is forwarded unchanged, so the
 // store and the wire format stay real. It only ever listens on and connects to 127.0.0.1.

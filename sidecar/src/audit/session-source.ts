@@ -1,5 +1,6 @@
-// Reads one session's audit events back, in stored order, from Loki (query_range, paged), from a
-// spool directory, or from an NDJSON export; optionally following new events. Used by `kubectl
+// Reads one session's audit events back, in stored order, from Loki (query_range, paged), from
+// VictoriaLogs (LogsQL, paged), from a spool directory, or from an NDJSON export; optionally
+// following new events. Used by `kubectl
 // sluice replay|verify` and by the tests that prove what reached the store. Read-only: it must
 // never write to the store or the spool, and never reorder what the store returned (verification
 // judges that order).
@@ -11,10 +12,18 @@ import type { Dispatcher } from 'undici';
 import { SESSION_ID_PATTERN } from './config.ts';
 import { completeLines } from './spool.ts';
 
-export type SessionSource =
-  | { kind: 'loki'; url: string; tenant?: string | undefined; headers?: Record<string, string>; dispatcher?: Dispatcher }
-  | { kind: 'spool'; dir: string }
-  | { kind: 'file'; path: string };
+/** A log store reached over HTTP: Loki's query API, or VictoriaLogs' LogsQL API. */
+export interface StoreSource {
+  kind: 'loki' | 'victorialogs';
+  /** Base URL of the query API (Loki: before /loki/api/v1; VictoriaLogs: before /select). */
+  url: string;
+  /** Loki: X-Scope-OrgID. VictoriaLogs: `AccountID` or `AccountID:ProjectID`. */
+  tenant?: string | undefined;
+  headers?: Record<string, string>;
+  dispatcher?: Dispatcher;
+}
+
+export type SessionSource = StoreSource | { kind: 'spool'; dir: string } | { kind: 'file'; path: string };
 
 export interface ReadSessionOptions {
   session: string;
@@ -24,10 +33,10 @@ export interface ReadSessionOptions {
   follow?: boolean;
   pollMs?: number;
   signal?: AbortSignal | undefined;
-  /** Loki only: how far back to look when fromMs is not given (its default max query length is 30 days). */
+  /** Stores only: how far back to look when fromMs is not given (Loki's default max query length is 30 days). */
   lookbackMs?: number;
   /**
-   * Loki only: entries per query_range call. Default 1000: Loki caps a page at 5000 entries, and
+   * Stores only: entries per query call. Default 1000: Loki caps a page at 5000 entries, and
    * its internal 4 MB gRPC message limit refuses 5000 audit events of about 1 KB.
    */
   pageSize?: number;
@@ -37,7 +46,7 @@ export interface ReadSessionOptions {
 export interface StoredItem {
   line: string;
   value: unknown;
-  /** Loki's entry timestamp (ns) when read from Loki. */
+  /** The store's entry timestamp (ns) when read from a store. */
   ts?: bigint;
 }
 
@@ -89,7 +98,8 @@ export async function* readSession(source: SessionSource, opts: ReadSessionOptio
   }
   switch (source.kind) {
     case 'loki':
-      yield* readLoki(source, opts);
+    case 'victorialogs':
+      yield* readStore(source, opts);
       return;
     case 'spool':
       yield* readSpoolDir(source.dir, opts);
@@ -117,78 +127,158 @@ async function pollOrStop(opts: ReadSessionOptions): Promise<boolean> {
   }
 }
 
-// --- Loki ------------------------------------------------------------------------------------
+// --- log stores ------------------------------------------------------------------------------
+
+/** One stored entry as a store returns it: its timestamp (ns) and the line byte for byte. */
+export interface StoreEntry {
+  ts: bigint;
+  line: string;
+}
 
 interface QueryRangeResponse {
   status?: string;
   data?: { resultType?: string; result?: { stream?: Record<string, string>; values?: [string, string][] }[] };
 }
 
-async function queryRangePage(
-  source: Extract<SessionSource, { kind: 'loki' }>,
-  session: string,
-  startNs: bigint,
-  endNs: bigint,
-  limit: number,
-  signal: AbortSignal | undefined,
-): Promise<{ ts: bigint; line: string }[]> {
-  const url = new URL(`${source.url.replace(/\/+$/, '')}/loki/api/v1/query_range`);
+function storeName(source: StoreSource): string {
+  return source.kind === 'loki' ? 'Loki' : 'VictoriaLogs';
+}
+
+/** Request headers for a store: the caller's, plus the tenant in the store's own header(s). */
+export function storeHeaders(source: StoreSource): Record<string, string> {
+  const headers: Record<string, string> = { ...source.headers };
+  if (source.tenant === undefined) return headers;
+  if (source.kind === 'loki') {
+    headers['x-scope-orgid'] = source.tenant;
+  } else {
+    const [account, project] = source.tenant.split(':');
+    if (!/^\d+$/.test(account ?? '') || (project !== undefined && !/^\d+$/.test(project))) {
+      throw new SessionSourceError('source.bad_tenant', `VictoriaLogs tenant ${JSON.stringify(source.tenant)} is not AccountID or AccountID:ProjectID (numbers)`);
+    }
+    headers.accountid = account!;
+    if (project !== undefined) headers.projectid = project;
+  }
+  return headers;
+}
+
+/** GETs a store URL and returns the body text; any failure is a SessionSourceError. */
+export async function storeGet(source: StoreSource, url: URL, what: string, signal: AbortSignal | undefined): Promise<string> {
+  let res;
+  try {
+    res = await request(url, {
+      method: 'GET',
+      headers: storeHeaders(source),
+      ...(source.dispatcher ? { dispatcher: source.dispatcher } : {}),
+      ...(signal ? { signal } : {}),
+    });
+  } catch (err) {
+    throw new SessionSourceError('source.unreachable', `cannot reach ${storeName(source)} at ${source.url}: ${(err as Error).message}`);
+  }
+  const text = await res.body.text();
+  if (res.statusCode !== 200) {
+    throw new SessionSourceError('source.query_failed', `${storeName(source)} ${what} answered ${res.statusCode}: ${text.slice(0, 300).trim()}`);
+  }
+  return text;
+}
+
+function storeUrl(source: StoreSource, path: string): URL {
+  return new URL(`${source.url.replace(/\/+$/, '')}${path}`);
+}
+
+function byTimestamp(a: StoreEntry, b: StoreEntry): number {
+  return a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0;
+}
+
+async function lokiPage(source: StoreSource, session: string, startNs: bigint, endNs: bigint, limit: number, signal: AbortSignal | undefined): Promise<StoreEntry[]> {
+  const url = storeUrl(source, '/loki/api/v1/query_range');
   url.searchParams.set('query', `{session="${session}"}`);
   url.searchParams.set('start', startNs.toString());
   url.searchParams.set('end', endNs.toString());
   url.searchParams.set('limit', String(limit));
   url.searchParams.set('direction', 'forward');
-  let res;
-  try {
-    res = await request(url, {
-      method: 'GET',
-      headers: { ...source.headers, ...(source.tenant ? { 'x-scope-orgid': source.tenant } : {}) },
-      ...(source.dispatcher ? { dispatcher: source.dispatcher } : {}),
-      ...(signal ? { signal } : {}),
-    });
-  } catch (err) {
-    throw new SessionSourceError('source.unreachable', `cannot reach Loki at ${source.url}: ${(err as Error).message}`);
-  }
-  const text = await res.body.text();
-  if (res.statusCode !== 200) {
-    throw new SessionSourceError('source.query_failed', `Loki query_range answered ${res.statusCode}: ${text.slice(0, 300).trim()}`);
-  }
+  const text = await storeGet(source, url, 'query_range', signal);
   let body: QueryRangeResponse;
   try {
     body = JSON.parse(text) as QueryRangeResponse;
   } catch {
     throw new SessionSourceError('source.query_failed', 'Loki query_range answered something that is not JSON');
   }
-  const entries: { ts: bigint; line: string }[] = [];
+  const entries: StoreEntry[] = [];
   for (const stream of body.data?.result ?? []) for (const [ts, line] of stream.values ?? []) entries.push({ ts: BigInt(ts), line });
   // A session is one stream, but merge defensively: stable sort by timestamp only.
-  entries.sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
-  return entries;
+  return entries.sort(byTimestamp);
 }
 
-async function* readLoki(source: Extract<SessionSource, { kind: 'loki' }>, opts: ReadSessionOptions): AsyncGenerator<StoredItem> {
+/** RFC 3339 with nanoseconds, which VictoriaLogs' start/end arguments accept exactly. */
+export function rfc3339Nano(ns: bigint): string {
+  const ms = ns / 1_000_000n;
+  const iso = new Date(Number(ms)).toISOString(); // ...T12:34:56.789Z
+  return `${iso.slice(0, -1)}${(ns % 1_000_000n).toString().padStart(6, '0')}Z`;
+}
+
+/** Parses VictoriaLogs' `_time` (RFC 3339, up to nanoseconds) into ns since the epoch. */
+export function parseRfc3339Nano(text: string): bigint {
+  const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z$/.exec(text);
+  if (!m) throw new SessionSourceError('source.query_failed', `VictoriaLogs returned a _time that is not RFC 3339 UTC: ${JSON.stringify(text)}`);
+  const seconds = BigInt(Date.parse(`${m[1]!}Z`) / 1000);
+  return seconds * 1_000_000_000n + BigInt((m[2] ?? '').padEnd(9, '0'));
+}
+
+/**
+ * One page of a session from VictoriaLogs. The line is `_msg`, which the store keeps byte for
+ * byte only when pushes carry disable_message_parsing=1 (or it runs with
+ * -loki.disableMessageParsing); otherwise it parsed the JSON into fields and the chain cannot be
+ * verified from it — reported as a line that is not the event.
+ */
+async function victoriaLogsPage(source: StoreSource, session: string, startNs: bigint, endNs: bigint, limit: number, signal: AbortSignal | undefined): Promise<StoreEntry[]> {
+  const url = storeUrl(source, '/select/logsql/query');
+  url.searchParams.set('query', `{session="${session}"} | sort by (_time) | limit ${limit} | fields _time, _msg`);
+  url.searchParams.set('start', rfc3339Nano(startNs));
+  url.searchParams.set('end', rfc3339Nano(endNs));
+  const text = await storeGet(source, url, 'LogsQL query', signal);
+  const entries: StoreEntry[] = [];
+  for (const row of text.split('\n')) {
+    if (!row.trim()) continue;
+    let value: { _time?: unknown; _msg?: unknown };
+    try {
+      value = JSON.parse(row) as typeof value;
+    } catch {
+      throw new SessionSourceError('source.query_failed', 'VictoriaLogs answered a line that is not JSON');
+    }
+    if (typeof value._time !== 'string') throw new SessionSourceError('source.query_failed', 'VictoriaLogs answered a row without _time');
+    entries.push({ ts: parseRfc3339Nano(value._time), line: typeof value._msg === 'string' ? value._msg : '' });
+  }
+  return entries.sort(byTimestamp);
+}
+
+/**
+ * Pages through a session in timestamp order. Each page starts at the last timestamp seen;
+ * entries at that boundary were yielded already and are skipped by content, so equal timestamps
+ * neither repeat nor vanish.
+ */
+async function* readStore(source: StoreSource, opts: ReadSessionOptions): AsyncGenerator<StoredItem> {
+  const page = source.kind === 'loki' ? lokiPage : victoriaLogsPage;
   const limit = opts.pageSize ?? 1000;
   const nowNs = (): bigint => BigInt(Date.now() + 60_000) * 1_000_000n;
   let startNs = BigInt(opts.fromMs ?? Date.now() - (opts.lookbackMs ?? 30 * DAY_MS)) * 1_000_000n;
-  // Entries at the boundary timestamp were yielded already; a page may start with them again.
   let boundary = new Set<string>();
   for (;;) {
-    const page = await queryRangePage(source, opts.session, startNs, nowNs(), limit, opts.signal);
+    const entries = await page(source, opts.session, startNs, nowNs(), limit, opts.signal);
     let ended = false;
-    const fresh = page.filter((e) => !(e.ts === startNs && boundary.has(e.line)));
+    const fresh = entries.filter((e) => !(e.ts === startNs && boundary.has(e.line)));
     for (const e of fresh) {
       const item = { ...parseLine(e.line), ts: e.ts };
       if (!wanted(item, opts)) continue;
       ended ||= isEnd(item.value);
       yield item;
     }
-    if (page.length) {
-      const lastTs = page.at(-1)!.ts;
+    if (entries.length) {
+      const lastTs = entries.at(-1)!.ts;
       if (lastTs !== startNs) boundary = new Set();
-      for (const e of page) if (e.ts === lastTs) boundary.add(e.line);
+      for (const e of entries) if (e.ts === lastTs) boundary.add(e.line);
       startNs = lastTs;
     }
-    if (page.length >= limit && fresh.length) continue;
+    if (entries.length >= limit && fresh.length) continue;
     if (!opts.follow || ended) return;
     if (!(await pollOrStop(opts))) return;
   }
