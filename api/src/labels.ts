@@ -4,6 +4,12 @@
 export const GROUP = 'sluice.io';
 
 export const LABEL_INJECT = `${GROUP}/inject`;
+/**
+ * Pod label only the injector writes ("true" on every pod it injected) and the guard keeps: the
+ * webhook registrations and the ValidatingAdmissionPolicy key "is this pod guarded" on it (and on
+ * the status annotation of the old object), never on LABEL_INJECT, which the pod's author edits.
+ */
+export const LABEL_INJECTED = `${GROUP}/injected`;
 /** Pod annotation the webhook writes: the injector version that produced the pod (idempotency). */
 export const ANNOTATION_STATUS = `${GROUP}/status`;
 /** Pod annotation the webhook stamps from AdmissionReview userInfo; agents cannot set it. */

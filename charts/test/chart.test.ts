@@ -177,7 +177,21 @@ describe('admission registrations come from webhook/manifests', () => {
     expect(ns).toHaveLength(2);
     for (const w of ns) expect(w.objectSelector).toBeUndefined();
     const vap = find(objs, 'ValidatingAdmissionPolicy', 'sluice-guard.sluice.io') as K8sObject & { spec: { variables: { name: string; expression: string }[] } };
-    expect(vap.spec.variables.find((v) => v.name === 'agentPod')!.expression).toBe("variables.podLabel == 'true' || variables.namespaceOptedIn");
+    // Opting out is gone; what keys the policy on injected pods (the markers) stays.
+    expect(vap.spec.variables.find((v) => v.name === 'agentPod')!.expression).toBe(
+      "variables.podLabel == 'true' || variables.namespaceOptedIn || variables.injectedBefore || variables.newInjected != '<absent>' || variables.newStatus != '<absent>'",
+    );
+  });
+
+  test("the sidecar's ports reach the admission policies (each to its own value, even when they trade places)", async () => {
+    const objs = await template({ sidecar: { ports: { transparent: 15080, proxy: 15001, dns: 16053, admin: 16090 } } });
+    const guard = find(objs, 'ValidatingAdmissionPolicy', 'sluice-guard.sluice.io') as K8sObject & { spec: { variables: { name: string; expression: string }[] } };
+    expect(guard.spec.variables.find((v) => v.name === 'sidecarPorts')!.expression).toBe('[15080, 15001, 16053, 16090]');
+    const connect = JSON.stringify(find(objs, 'ValidatingAdmissionPolicy', 'sluice-connect-guard.sluice.io'));
+    expect(connect).toContain("['15080', '15001', '16053', '16090']");
+    expect(connect).not.toContain('15090');
+    const settings = find(objs, 'ValidatingAdmissionPolicy', 'sluice-settings-guard.sluice.io') as K8sObject & { spec: { matchConstraints: { resourceRules: { resourceNames: string[] }[] } } };
+    expect(settings.spec.matchConstraints.resourceRules[0]!.resourceNames).toEqual(['sluice-sidecar']);
   });
 
   test('the sidecar UID reaches the admission policy', async () => {

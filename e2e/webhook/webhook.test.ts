@@ -6,13 +6,15 @@
 // no node, which proves admission let the request through).
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
-import { ANNOTATION_CREATOR, ANNOTATION_KILL } from '../../api/src/index.ts';
+import { ANNOTATION_CREATOR, ANNOTATION_KILL, LABEL_INJECTED } from '../../api/src/index.ts';
 import { parseWebhookConfig } from '../../webhook/src/config.ts';
 import { renderInjection } from '../../webhook/src/render.ts';
 import { firstDifference } from '../../webhook/src/spec-equality.ts';
 import { eventually, pointWebhooksAt, readManifests } from '../support/kube/admission.ts';
 import type { Manifest } from '../support/kube/admission.ts';
 import { KubeCluster } from '../support/kube/cluster.ts';
+import { TYPICAL_AGENT_RULES, serviceAccountClient } from './service-account.ts';
+import type { ServiceAccountClient } from './service-account.ts';
 import { startWebhookProcess } from './webhook-process.ts';
 import type { WebhookProcess } from './webhook-process.ts';
 
@@ -49,6 +51,8 @@ let webhook: WebhookProcess;
 let configs: Manifest[];
 let counter = 0;
 let injectedName = '';
+/** The agent: a ServiceAccount token per namespace with typical agent RBAC (TYPICAL_AGENT_RULES). */
+const agentSa: Record<string, ServiceAccountClient> = {};
 
 function pod(namespace: string, overrides: { labels?: Record<string, string>; annotations?: Record<string, string>; spec?: Record<string, unknown>; container?: Record<string, unknown> } = {}): Pod {
   counter += 1;
@@ -61,7 +65,8 @@ function pod(namespace: string, overrides: { labels?: Record<string, string>; an
       labels: overrides.labels ?? { 'sluice.io/inject': 'true' },
       ...(overrides.annotations ? { annotations: overrides.annotations } : {}),
     },
-    spec: { containers: [{ name: 'agent', image: 'ghcr.io/example/agent:1', ...overrides.container }], ...overrides.spec },
+    // An explicit non-root UID, as sluice requires of agent pods (the image's USER could be 1337).
+    spec: { securityContext: { runAsUser: 1000, runAsNonRoot: true }, containers: [{ name: 'agent', image: 'ghcr.io/example/agent:1', ...overrides.container }], ...overrides.spec },
   };
 }
 
@@ -110,6 +115,15 @@ beforeAll(async () => {
     { apiGroups: [''], resources: ['pods', 'pods/exec', 'pods/attach', 'pods/ephemeralcontainers'], verbs: ['create', 'get', 'list', 'update', 'patch', 'delete'] },
   ];
   for (const ns of ['agents', 'team', 'plain']) await cluster.grant('creator', ns, 'pod-author', rules);
+  // Approvers may update pods (the kill switch) and port-forward; the developer also manages Deployments and Secrets.
+  for (const ns of ['agents', 'team']) {
+    await cluster.grant('approver', ns, 'approver-pods', [{ apiGroups: [''], resources: ['pods', 'pods/portforward', 'pods/proxy'], verbs: ['get', 'update', 'patch', 'create'] }]);
+    await cluster.grant('creator', ns, 'developer-extra', [
+      { apiGroups: ['apps'], resources: ['deployments'], verbs: ['create', 'get', 'update', 'patch'] },
+      { apiGroups: [''], resources: ['secrets', 'configmaps', 'pods/portforward', 'pods/proxy', 'pods/resize'], verbs: ['create', 'get', 'update', 'patch', 'delete'] },
+    ]);
+    agentSa[ns] = await serviceAccountClient(cluster, ns, 'coder', TYPICAL_AGENT_RULES);
+  }
   webhook = await startWebhookProcess(cluster.ca, webhookConfig);
   configs = [...readManifests(join(MANIFESTS, 'mutating-webhook.yaml')), ...readManifests(join(MANIFESTS, 'validating-webhook.yaml'))];
   await registerWebhooks();
@@ -117,6 +131,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  for (const sa of Object.values(agentSa)) await sa.close();
   await webhook?.stop();
   await cluster?.stop();
 }, 60_000);
@@ -188,6 +203,15 @@ describe('the guard refuses every way around the sidecar', () => {
     ['its own service-account token', { spec: { volumes: [{ name: 'tok', projected: { sources: [{ serviceAccountToken: { path: 'token' } }] } }] }, container: { volumeMounts: [{ name: 'tok', mountPath: '/tok' }] } }, 'guard.service_account_token', 'spec.containers[0].volumeMounts'],
     ['a container named sluice-proxy', { spec: { containers: [{ name: 'sluice-proxy', image: 'evil' }] } }, 'guard.reserved_name', 'spec.containers[0].name'],
     ['a user-supplied creator', { annotations: { [ANNOTATION_CREATOR]: '{"username":"ceo@example.com","groups":["sluice-approvers"]}' } }, 'guard.creator_forged', `metadata.annotations[${ANNOTATION_CREATOR}]`],
+    // Issue 15: no way into the sidecar's UID exemption, reserved ports, legacy tokens, capability spellings.
+    ['no explicit UID (an image whose USER is 1337 would run as the sidecar)', { spec: { securityContext: { runAsNonRoot: true } } }, 'guard.uid_unset', 'spec.containers[0].securityContext.runAsUser'],
+    ['privilege escalation left on', { container: { securityContext: { allowPrivilegeEscalation: true } } }, 'guard.privilege_escalation', 'spec.containers[0].securityContext.allowPrivilegeEscalation'],
+    ['a root agent that keeps CAP_SETUID', { container: { securityContext: { runAsUser: 0 } } }, 'guard.uid_change', 'spec.containers[0].securityContext.capabilities.drop'],
+    ['SETUID added', { container: { securityContext: { capabilities: { add: ['SETUID'] } } } }, 'guard.uid_change', 'spec.containers[0].securityContext.capabilities.add[0]'],
+    ['NET_ADMIN spelled " cap_net_admin"', { container: { securityContext: { capabilities: { add: [' cap_net_admin'] } } } }, 'guard.capability', 'spec.containers[0].securityContext.capabilities.add[0]'],
+    ['an agent port numbered as the sidecar admin port', { container: { ports: [{ containerPort: 15090 }] } }, 'guard.reserved_port', 'spec.containers[0].ports[0].containerPort'],
+    ['an agent port named like the metrics port', { container: { ports: [{ name: 'sluice-admin', containerPort: 9000 }] } }, 'guard.reserved_port', 'spec.containers[0].ports[0].name'],
+    ['a legacy service-account token Secret', { spec: { volumes: [{ name: 'tok', secret: { secretName: 'default-token-x7k2q' } }] }, container: { volumeMounts: [{ name: 'tok', mountPath: '/tok' }] } }, 'guard.legacy_token_secret', 'spec.volumes[0].secret.secretName'],
   ];
   test.each(forbidden)('%s is refused', async (_what, overrides, rule, field) => {
     const res = await createAs('creator', pod('team', overrides));
@@ -221,10 +245,16 @@ describe('the guard refuses every way around the sidecar', () => {
     const targeted = await withEphemeral({ name: 'peek', image: 'busybox', targetContainerName: 'sluice-proxy' });
     expect(targeted.status).toBe(403);
     expect(targeted.body.message).toContain('sluice guard.ephemeral_target: spec.ephemeralContainers[0].targetContainerName');
-    const asProxy = await withEphemeral({ name: 'peek', image: 'busybox', securityContext: { runAsUser: 1337 } });
+    const asProxy = await withEphemeral({ name: 'peek', image: 'busybox', securityContext: { runAsUser: 1337, allowPrivilegeEscalation: false } });
     expect(asProxy.status).toBe(403);
     expect(asProxy.body.message).toContain('sluice guard.proxy_uid: spec.ephemeralContainers[0].securityContext.runAsUser');
-    const plain = await withEphemeral({ name: 'debug', image: 'busybox', targetContainerName: 'agent' });
+    // `kubectl debug --profile=restricted`: non-root (the pod's UID), no privilege escalation, no capabilities.
+    const plain = await withEphemeral({
+      name: 'debug',
+      image: 'busybox',
+      targetContainerName: 'agent',
+      securityContext: { runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } },
+    });
     expect(plain.status).toBe(200);
   });
 
@@ -242,6 +272,164 @@ describe('the guard refuses every way around the sidecar', () => {
     expect(text).toMatch(/sluice_webhook_reviews_total\{endpoint="mutate",operation="CREATE",result="patched"\} [1-9]/);
     expect(text).toMatch(/sluice_webhook_denials_total\{endpoint="validate",rule="guard.host_namespace"\} [1-9]/);
     expect(text).toMatch(/sluice_webhook_review_duration_seconds_count\{endpoint="validate"\} [1-9]/);
+  });
+});
+
+const MERGE = 'application/merge-patch+json';
+
+/** A pod created by the developer and stored injected; returns its URL. */
+async function injectedPod(namespace: string, overrides: Parameters<typeof pod>[1] = {}): Promise<string> {
+  const res = await createAs('creator', pod(namespace, overrides));
+  expect(res.status).toBe(201);
+  expect(res.body.metadata.labels?.[LABEL_INJECTED]).toBe('true');
+  return `/api/v1/namespaces/${namespace}/pods/${res.body.metadata.name}`;
+}
+
+/** The agent's ServiceAccount adds one ephemeral container (what `kubectl debug` does). */
+async function addEphemeral(sa: ServiceAccountClient, url: string, ephemeral: Record<string, unknown>) {
+  const current = (await sa.request<StoredPod>('GET', url)).body;
+  const existing = (current.spec as { ephemeralContainers?: unknown[] }).ephemeralContainers ?? [];
+  return sa.request<Status>('PUT', `${url}/ephemeralcontainers`, { ...current, spec: { ...current.spec, ephemeralContainers: [...existing, ephemeral] } });
+}
+
+describe('issue 15: injected means injected (the agent ServiceAccount against the webhook)', () => {
+  test.each([
+    ['team', 'pod label'],
+    ['agents', 'namespace opt-in'],
+  ])('in %s (%s): the inject label and the markers cannot be flipped or removed', async (ns) => {
+    const sa = agentSa[ns]!;
+    const url = await injectedPod(ns, ns === 'agents' ? { labels: {} } : {});
+    const flip = await sa.request<Status>('PATCH', url, { metadata: { labels: { 'sluice.io/inject': 'false' } } }, MERGE);
+    expect(flip.status).toBe(403);
+    expect(flip.body.message).toContain('admission webhook "injected.guard.sluice.io" denied the request');
+    expect(flip.body.message).toContain('sluice guard.injection_marker: metadata.labels[sluice.io/inject]');
+    const removeInjected = await sa.request<Status>('PATCH', url, { metadata: { labels: { [LABEL_INJECTED]: null } } }, MERGE);
+    expect(removeInjected.status).toBe(403);
+    expect(removeInjected.body.message).toContain(`sluice guard.injection_marker: metadata.labels[${LABEL_INJECTED}]`);
+    const removeStatus = await sa.request<Status>('PATCH', url, { metadata: { annotations: { 'sluice.io/status': null } } }, MERGE);
+    expect(removeStatus.status).toBe(403);
+    expect(removeStatus.body.message).toContain('sluice guard.injection_marker: metadata.annotations[sluice.io/status]');
+    if (ns === 'team') {
+      const remove = await sa.request<Status>('PATCH', url, { metadata: { labels: { 'sluice.io/inject': null } } }, MERGE);
+      expect(remove.status).toBe(403);
+      expect(remove.body.message).toContain('sluice guard.injection_marker: metadata.labels[sluice.io/inject]');
+    }
+    const stored = (await cluster.request<StoredPod>('admin', 'GET', url)).body;
+    expect(stored.metadata.labels?.[LABEL_INJECTED]).toBe('true');
+  });
+
+  test('a pod sluice did not inject cannot claim the injected label', async () => {
+    const res = await createAs('creator', pod('plain', { labels: {} }));
+    expect(res.status).toBe(201);
+    const url = `/api/v1/namespaces/plain/pods/${res.body.metadata.name}`;
+    const claim = await cluster.request<Status>('creator', 'PATCH', url, { metadata: { labels: { [LABEL_INJECTED]: 'true' } } }, MERGE);
+    expect(claim.status).toBe(403);
+    expect(claim.body.message).toContain(`sluice guard.injection_marker: metadata.labels[${LABEL_INJECTED}]`);
+  });
+
+  const ephemeralAttacks: [string, Record<string, unknown>, string][] = [
+    ['privileged', { securityContext: { privileged: true } }, 'guard.privileged: spec.ephemeralContainers[0].securityContext.privileged'],
+    ['NET_ADMIN', { securityContext: { allowPrivilegeEscalation: false, capabilities: { add: ['NET_ADMIN'] } } }, 'guard.capability: spec.ephemeralContainers[0].securityContext.capabilities.add[0]'],
+    ['net_raw with CAP_ and spaces', { securityContext: { allowPrivilegeEscalation: false, capabilities: { add: ['  CAP_net_raw '] } } }, 'guard.capability: spec.ephemeralContainers[0].securityContext.capabilities.add[0]'],
+    ["the sidecar's UID", { securityContext: { runAsUser: 1337, allowPrivilegeEscalation: false } }, 'guard.proxy_uid: spec.ephemeralContainers[0].securityContext.runAsUser'],
+    ['root keeping CAP_SETUID', { securityContext: { runAsUser: 0, allowPrivilegeEscalation: false } }, 'guard.uid_change: spec.ephemeralContainers[0].securityContext.capabilities.drop'],
+    ['SETUID added', { securityContext: { allowPrivilegeEscalation: false, capabilities: { add: ['SETUID'] } } }, 'guard.uid_change: spec.ephemeralContainers[0].securityContext.capabilities.add[0]'],
+    ['privilege escalation left on', {}, 'guard.privilege_escalation: spec.ephemeralContainers[0].securityContext.allowPrivilegeEscalation'],
+    ["the sidecar's API token", { securityContext: { allowPrivilegeEscalation: false }, volumeMounts: [{ name: 'sluice-kube-api-access', mountPath: '/t' }] }, 'guard.sluice_volume: spec.ephemeralContainers[0].volumeMounts[0].name'],
+    ["the sidecar's projected tokens", { securityContext: { allowPrivilegeEscalation: false }, volumeMounts: [{ name: 'sluice-tokens', mountPath: '/t' }] }, 'guard.sluice_volume: spec.ephemeralContainers[0].volumeMounts[0].name'],
+    ["the sidecar's audit spool", { securityContext: { allowPrivilegeEscalation: false }, volumeMounts: [{ name: 'sluice-spool', mountPath: '/t' }] }, 'guard.sluice_volume: spec.ephemeralContainers[0].volumeMounts[0].name'],
+    ['the trust bundle writable (the CA)', { securityContext: { allowPrivilegeEscalation: false }, volumeMounts: [{ name: 'sluice-trust', mountPath: '/t' }] }, 'guard.sluice_volume: spec.ephemeralContainers[0].volumeMounts[0].name'],
+  ];
+  test.each(ephemeralAttacks)('after a refused label flip, an ephemeral container that is %s is refused', async (_what, spec, expected) => {
+    const sa = agentSa.agents!;
+    const url = await injectedPod('agents', { labels: {} });
+    expect((await sa.request('PATCH', url, { metadata: { labels: { 'sluice.io/inject': 'false' } } }, MERGE)).status).toBe(403);
+    const res = await addEphemeral(sa, url, { name: 'x', image: 'busybox', ...spec });
+    expect(res.status).toBe(403);
+    expect(res.body.message).toContain(`sluice ${expected}`);
+  });
+
+  test("an ephemeral container without a UID on a pod that sets none is refused (the image's USER decides)", async () => {
+    const url = await injectedPod('agents', { labels: {}, spec: { securityContext: {} }, container: { securityContext: { runAsUser: 1000 } } });
+    const res = await addEphemeral(agentSa.agents!, url, { name: 'x', image: 'busybox', securityContext: { allowPrivilegeEscalation: false, runAsNonRoot: true } });
+    expect(res.status).toBe(403);
+    expect(res.body.message).toContain('sluice guard.uid_unset: spec.ephemeralContainers[0].securityContext.runAsUser');
+  });
+
+  test('the kill switch: anyone may engage it, only an approver may clear it', async () => {
+    const url = await injectedPod('agents', { labels: {} });
+    const kill = (who: 'creator' | 'approver' | 'agent', value: string | null) =>
+      who === 'agent'
+        ? agentSa.agents!.request<Status>('PATCH', url, { metadata: { annotations: { [ANNOTATION_KILL]: value } } }, MERGE)
+        : cluster.request<Status>(who, 'PATCH', url, { metadata: { annotations: { [ANNOTATION_KILL]: value } } }, MERGE);
+    expect((await kill('creator', 'true')).status).toBe(200);
+    const cleared = await kill('agent', null);
+    expect(cleared.status).toBe(403);
+    expect(cleared.body.message).toContain(`sluice guard.kill_switch: metadata.annotations[${ANNOTATION_KILL}]`);
+    expect((await kill('agent', 'false')).status).toBe(403);
+    expect((await kill('creator', null)).status).toBe(403);
+    expect((await kill('approver', null)).status).toBe(200);
+    expect((await kill('agent', 'true')).status).toBe(200);
+    const stored = (await cluster.request<StoredPod>('admin', 'GET', url)).body;
+    expect(stored.metadata.annotations?.[ANNOTATION_KILL]).toBe('true');
+  });
+
+  test('pods/resize may not shrink the sidecar', async () => {
+    const url = await injectedPod('team');
+    const current = (await cluster.request<StoredPod>('creator', 'GET', url)).body;
+    const shrunk = structuredClone(current) as StoredPod & { spec: { initContainers: { resources?: unknown }[] } };
+    shrunk.spec.initContainers[1]!.resources = { requests: { cpu: '1m', memory: '64Mi' }, limits: { memory: '256Mi' } };
+    const res = await agentSa.team!.request<Status>('PUT', `${url}/resize`, shrunk);
+    expect(res.status).toBe(403);
+    expect(res.body.message).toContain('sluice guard.sidecar_resize: spec.initContainers');
+  });
+
+  test('port-forward in an opted-in namespace: only approvers, and never to the sidecar ports; proxy never to them', async () => {
+    const url = await injectedPod('agents', { labels: {} });
+    const agentForward = await agentSa.agents!.request<Status>('POST', `${url}/portforward`);
+    expect(agentForward.status).toBe(403);
+    expect(agentForward.body.message).toContain('sluice guard.port_forward: portforward');
+    const developerForward = await cluster.request<Status>('creator', 'POST', `${url}/portforward?ports=8080`);
+    expect(developerForward.status).toBe(403);
+    // An approver passes admission (the request then fails only because no kubelet runs the pod)…
+    const approverForward = await cluster.request<Status>('approver', 'POST', `${url}/portforward?ports=8080`);
+    expect(approverForward.status).not.toBe(403);
+    // …but not to the sidecar's ports.
+    const approverToSidecar = await cluster.request<Status>('approver', 'POST', `${url}/portforward?ports=15090`);
+    expect(approverToSidecar.status).toBe(403);
+    expect(approverToSidecar.body.message).toContain('sluice guard.port_forward: portforward.ports[0]');
+    const proxy = await agentSa.agents!.request<Status>('GET', `${url}:15090/proxy/metrics`);
+    expect(proxy.status).toBe(403);
+    expect(proxy.body.message).toContain('sluice guard.port_forward: proxy.port');
+    const named = await agentSa.agents!.request<Status>('GET', `${url}:sluice-admin/proxy/readyz`);
+    expect(named.status).toBe(403);
+    const agentPort = await agentSa.agents!.request<Status>('GET', `${url}:8080/proxy/`);
+    expect(agentPort.status).not.toBe(403);
+  });
+
+  test('legitimate work goes on: a developer updates an injected pod and a Deployment image', async () => {
+    const url = await injectedPod('team');
+    const image = await cluster.request<StoredPod & Status>('creator', 'PATCH', url, { spec: { containers: [{ name: 'agent', image: 'ghcr.io/example/agent:2' }] } }, 'application/strategic-merge-patch+json');
+    expect(image.status).toBe(200);
+    expect(image.body.spec.containers[0]!.name).toBe('agent');
+    const deployment = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: `coder-${++counter}`, namespace: 'team' },
+      spec: {
+        selector: { matchLabels: { app: 'coder' } },
+        template: { metadata: { labels: { app: 'coder', 'sluice.io/inject': 'true' } }, spec: { securityContext: { runAsUser: 1000 }, containers: [{ name: 'agent', image: 'ghcr.io/example/agent:1' }] } },
+      },
+    };
+    expect((await cluster.create('creator', deployment)).status).toBe(201);
+    const updated = await cluster.request<Status>(
+      'creator',
+      'PATCH',
+      `/apis/apps/v1/namespaces/team/deployments/${deployment.metadata.name}`,
+      { spec: { template: { spec: { containers: [{ name: 'agent', image: 'ghcr.io/example/agent:2' }] } } } },
+      'application/strategic-merge-patch+json',
+    );
+    expect(updated.status).toBe(200);
   });
 });
 
@@ -312,12 +500,82 @@ describe('defence in depth: the ValidatingAdmissionPolicy', () => {
     const current = (await cluster.request<StoredPod>('creator', 'GET', url)).body;
     const ephemeral = await cluster.request<Status>('creator', 'PUT', `${url}/ephemeralcontainers`, {
       ...current,
-      spec: { ...current.spec, ephemeralContainers: [{ name: 'peek', image: 'busybox', targetContainerName: 'sluice-proxy' }] },
+      // Otherwise unobjectionable (the policy reports the first rule a request breaks).
+      spec: { ...current.spec, ephemeralContainers: [{ name: 'peek', image: 'busybox', targetContainerName: 'sluice-proxy', securityContext: { allowPrivilegeEscalation: false } }] },
     });
     expect(ephemeral.status).toBe(403);
     expect(ephemeral.body.message).toContain('denied request: sluice guard.ephemeral_target');
     const exec = await cluster.request<Status>('creator', 'POST', `${url}/exec?container=sluice-proxy&command=sh&stdout=true`);
     expect(exec.status).toBe(403);
     expect(exec.body.message).toContain("ValidatingAdmissionPolicy 'sluice-exec-guard.sluice.io' with binding 'sluice-exec-guard.sluice.io' denied request: sluice guard.exec_sidecar");
+  });
+
+  test('with the webhooks unregistered, the policy keys on the markers: a label flip and what it was for are refused', async () => {
+    const url = `/api/v1/namespaces/agents/pods/${injectedName}`;
+    const sa = agentSa.agents!;
+    const flip = await sa.request<Status>('PATCH', url, { metadata: { labels: { 'sluice.io/inject': 'false' } } }, MERGE);
+    expect(flip.status).toBe(403);
+    expect(flip.body.message).toContain("ValidatingAdmissionPolicy 'sluice-guard.sluice.io' with binding 'sluice-guard.sluice.io' denied request: sluice guard.injection_marker");
+    const unmark = await sa.request<Status>('PATCH', url, { metadata: { labels: { [LABEL_INJECTED]: null }, annotations: { 'sluice.io/status': null } } }, MERGE);
+    expect(unmark.status).toBe(403);
+    expect(unmark.body.message).toContain('denied request: sluice guard.injection_marker');
+    for (const [spec, rule] of [
+      [{ securityContext: { privileged: true } }, 'guard.privileged'],
+      [{ securityContext: { allowPrivilegeEscalation: false, capabilities: { add: [' cap_net_admin'] } } }, 'guard.capability'],
+      [{ securityContext: { allowPrivilegeEscalation: false, runAsUser: 1337 } }, 'guard.proxy_uid'],
+      [{ securityContext: { allowPrivilegeEscalation: false, runAsUser: 0 } }, 'guard.uid_change'],
+      [{ securityContext: { runAsUser: 2000 } }, 'guard.privilege_escalation'],
+    ] as const) {
+      const res = await addEphemeral(sa, url, { name: `x${++counter}`, image: 'busybox', ...spec });
+      expect(res.status).toBe(403);
+      expect(res.body.message).toContain(`denied request: sluice ${rule}`);
+    }
+    const plain = await addEphemeral(sa, url, { name: 'debug', image: 'busybox', securityContext: { runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } } });
+    expect(plain.status).toBe(200);
+  });
+
+  test("the sidecar settings ConfigMap: agents and developers cannot write or delete it; cluster admins can", async () => {
+    const cm = (data: string) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'sluice-sidecar', namespace: 'agents' }, data: { 'sidecar.yaml': data } });
+    expect((await cluster.create('admin', cm('approvals: {}\n'))).status).toBe(201);
+    const path = '/api/v1/namespaces/agents/configmaps/sluice-sidecar';
+    const rewrite = await agentSa.agents!.request<Status>('PUT', path, cm('audit: { sink: none }\n'));
+    expect(rewrite.status).toBe(403);
+    expect(rewrite.body.message).toContain('sluice guard.sluice_settings_write: configmaps/sluice-sidecar: system:serviceaccount:agents:coder may not update');
+    const remove = await agentSa.agents!.request<Status>('DELETE', path);
+    expect(remove.status).toBe(403);
+    expect((await cluster.request<Status>('creator', 'DELETE', path)).status).toBe(403);
+    const elsewhere = await agentSa.team!.request<Status>('POST', '/api/v1/namespaces/team/configmaps', { ...cm('{}\n'), metadata: { name: 'sluice-sidecar', namespace: 'team' } });
+    expect(elsewhere.status).toBe(403);
+    // Other ConfigMaps stay the agent's to write; an admin may change the settings.
+    expect((await agentSa.agents!.request('POST', '/api/v1/namespaces/agents/configmaps', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'scratch' }, data: {} })).status).toBe(201);
+    expect((await cluster.request('admin', 'PUT', path, cm('approvals: { timeout: 60s }\n'))).status).toBe(200);
+  });
+
+  test('legacy service-account token Secrets are not created in opted-in namespaces', async () => {
+    const secret = (namespace: string) => ({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: `coder-token-${++counter}`, namespace, annotations: { 'kubernetes.io/service-account.name': 'coder' } },
+      type: 'kubernetes.io/service-account-token',
+    });
+    const developer = await cluster.create<Status>('creator', secret('agents'));
+    expect(developer.status).toBe(403);
+    expect(developer.body.message).toContain('sluice guard.legacy_token_secret: type');
+    expect((await cluster.create('admin', secret('agents'))).status).toBe(201);
+    const ordinary = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'ordinary', namespace: 'agents' }, stringData: { a: 'b' } };
+    expect((await cluster.create('creator', ordinary)).status).toBe(201);
+  });
+
+  test('proxy and port-forward to the sidecar ports are refused by the API server in every namespace', async () => {
+    const url = `/api/v1/namespaces/agents/pods/${injectedName}`;
+    for (const port of ['15090', '15080', '15001', 'sluice-admin']) {
+      const res = await cluster.request<Status>('creator', 'GET', `${url}:${port}/proxy/`);
+      expect(res.status).toBe(403);
+      expect(res.body.message).toContain("ValidatingAdmissionPolicy 'sluice-connect-guard.sluice.io' with binding 'sluice-connect-guard.sluice.io' denied request: sluice guard.port_forward");
+    }
+    const forward = await cluster.request<Status>('creator', 'POST', `${url}/portforward?ports=8080&ports=15090`);
+    expect(forward.status).toBe(403);
+    expect(forward.body.message).toContain('denied request: sluice guard.port_forward: portforward.ports');
+    expect((await cluster.request<Status>('creator', 'GET', `${url}:8080/proxy/`)).status).not.toBe(403);
   });
 });

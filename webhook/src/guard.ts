@@ -1,9 +1,12 @@
-// The guard: pod (CREATE/UPDATE), pods/ephemeralcontainers and pods/exec|attach → violations.
-// It holds for pods created around the injector, so it re-derives everything from the object under
-// review and the config; it never reads the cluster. On UPDATE it refuses only what the update
-// introduces, so a kill-switch annotation on an older pod is never blocked by a newer rule.
+// The guard: pod (CREATE/UPDATE), pods/ephemeralcontainers, pods/resize and the CONNECT
+// subresources (exec, attach, portforward, proxy) → violations. It holds for pods created around
+// the injector, so it re-derives everything from the object under review and the config; it never
+// reads the cluster. Once a pod carries sluice's injection markers every later change is judged,
+// whatever its labels say. On UPDATE it refuses only what the update introduces, so engaging the
+// kill switch on an older pod is never blocked by a newer rule.
 import type { V1Container, V1EphemeralContainer, V1Pod } from '@kubernetes/client-node';
-import { ANNOTATION_CREATOR } from '../../api/src/index.ts';
+import { ANNOTATION_CREATOR, ANNOTATION_KILL, ANNOTATION_STATUS, LABEL_INJECT, LABEL_INJECTED } from '../../api/src/index.ts';
+import { approverGroupsFor } from './approvals/config.ts';
 import type { WebhookConfig } from './config.ts';
 import { creatorStamp } from './creator.ts';
 import type { UserInfo } from './creator.ts';
@@ -21,7 +24,40 @@ export interface GuardContext {
   userInfo: UserInfo;
 }
 
-const normaliseCapability = (c: string) => c.toUpperCase().replace(/^CAP_/, '');
+/**
+ * A capability as the runtime reads it: surrounding whitespace, case and a `CAP_` prefix do not
+ * matter (containerd and CRI-O add the prefix and upper-case), so neither may they here.
+ */
+export const normaliseCapability = (c: string) => c.trim().toUpperCase().replace(/^CAP_/, '');
+
+/** Capabilities that let a process change its UID or GID, and so reach the sidecar's exemption. */
+const UID_CAPABILITIES = new Set(['SETUID', 'SETGID', 'ALL']);
+
+/**
+ * Secret names the (pre-1.24) token controller generated for legacy service-account token Secrets:
+ * `<serviceaccount>-token-<5 characters from its alphabet>`. The webhook cannot see a referenced
+ * Secret's type (it reads no Secrets: that would need read access to every Secret of the cluster),
+ * so it refuses these names; the `sluice-token-secret-guard` policy refuses creating new ones.
+ */
+const LEGACY_TOKEN_NAME = /-token-[bcdfghjklmnpqrstvwxz2456789]{5}$/;
+
+/** Is the user one of the approvers of the namespace (the same groups that may decide ApprovalRequests)? */
+export function isApprover(user: UserInfo, namespace: string, config: WebhookConfig): boolean {
+  const groups = new Set(user.groups ?? []);
+  return approverGroupsFor(config.approvals, namespace).some((g) => groups.has(g));
+}
+
+/** Whether sluice injected the pod: it carries a marker only the injector writes and the guard keeps. */
+export function carriesInjectionMarkers(pod: V1Pod): boolean {
+  return pod.metadata?.annotations?.[ANNOTATION_STATUS] !== undefined || pod.metadata?.labels?.[LABEL_INJECTED] === 'true';
+}
+
+/** The sidecar's port numbers, and whether a port name is sluice's (`sluice-admin`, the PodMonitor's). */
+function sidecarPorts(config: WebhookConfig): ReadonlySet<number> {
+  const p = config.sidecar.ports;
+  return new Set([p.transparent, p.proxy, p.dns, p.admin]);
+}
+const isSluicePortName = (name: string | undefined) => name !== undefined && name.toLowerCase().startsWith('sluice');
 
 /** What the guard derives from a (frozen) config once, not per review. */
 interface GuardPlan {
@@ -45,6 +81,16 @@ function planFor(config: WebhookConfig): GuardPlan {
 function secretListed(name: string | undefined, listed: readonly string[]): boolean {
   if (!name) return false;
   return listed.some((p) => (p.endsWith('*') ? name.startsWith(p.slice(0, -1)) : name === p));
+}
+
+/** A Secret reference of the pod: static credentials and legacy service-account tokens are refused. */
+function secretReferenceViolations(name: string | undefined, field: string, config: WebhookConfig, who: string): Violation[] {
+  if (!name) return [];
+  if (secretListed(name, planFor(config).staticSecrets)) return [violation('guard.static_credential', field, `${who} Secret "${name}", which holds static credentials; sluice mints short-lived ones instead`)];
+  if (LEGACY_TOKEN_NAME.test(name)) {
+    return [violation('guard.legacy_token_secret', field, `${who} Secret "${name}", named like a legacy service-account token Secret (a long-lived API token); agents reach the API through the sidecar`)];
+  }
+  return [];
 }
 
 function hostNamespaceViolations(pod: V1Pod): Violation[] {
@@ -72,7 +118,6 @@ function podIdentityViolations(pod: V1Pod, config: WebhookConfig): Violation[] {
 
 function volumeViolations(pod: V1Pod, config: WebhookConfig): Violation[] {
   const out: Violation[] = [];
-  const listed = planFor(config).staticSecrets;
   const settings = config.sidecar.sidecarConfigMap;
   (pod.spec?.volumes ?? []).forEach((v, i) => {
     // sluice's own volumes (a Secret mounted into the sidecar) are checked against the rendering
@@ -86,16 +131,12 @@ function volumeViolations(pod: V1Pod, config: WebhookConfig): Violation[] {
     if (v.configMap?.name === settings) {
       out.push(violation('guard.sluice_settings', `spec.volumes[${i}].configMap.name`, `ConfigMap "${settings}" holds the sidecar's settings (notification URLs among them); agents may not read it`));
     }
-    if (secretListed(v.secret?.secretName, listed)) {
-      out.push(violation('guard.static_credential', `spec.volumes[${i}].secret.secretName`, `Secret "${v.secret?.secretName}" holds static credentials; sluice mints short-lived ones instead`));
-    }
+    out.push(...secretReferenceViolations(v.secret?.secretName, `spec.volumes[${i}].secret.secretName`, config, 'the volume mounts'));
     (v.projected?.sources ?? []).forEach((s, j) => {
       if (s.configMap?.name === settings) {
         out.push(violation('guard.sluice_settings', `spec.volumes[${i}].projected.sources[${j}].configMap.name`, `ConfigMap "${settings}" holds the sidecar's settings; agents may not read it`));
       }
-      if (secretListed(s.secret?.name, listed)) {
-        out.push(violation('guard.static_credential', `spec.volumes[${i}].projected.sources[${j}].secret.name`, `Secret "${s.secret?.name}" holds static credentials; sluice mints short-lived ones instead`));
-      }
+      out.push(...secretReferenceViolations(s.secret?.name, `spec.volumes[${i}].projected.sources[${j}].secret.name`, config, 'the volume projects'));
     });
   });
   return out;
@@ -110,21 +151,46 @@ function containerViolations(pod: V1Pod, agent: AgentContainer, config: WebhookC
   if (c.securityContext?.privileged) out.push(violation('guard.privileged', `${f}.securityContext.privileged`, `${who} is privileged and could rewrite the pod's interception rules`));
   const forbidden = planFor(config).forbiddenCapabilities;
   (c.securityContext?.capabilities?.add ?? []).forEach((cap, i) => {
-    if (forbidden.has(normaliseCapability(cap))) {
-      out.push(violation('guard.capability', `${f}.securityContext.capabilities.add[${i}]`, `${who} adds ${cap}, which could bypass or rewrite the interception rules`));
+    const name = normaliseCapability(cap);
+    if (forbidden.has(name)) {
+      out.push(violation('guard.capability', `${f}.securityContext.capabilities.add[${i}]`, `${who} adds ${JSON.stringify(cap)}, which could bypass or rewrite the interception rules`));
+    }
+    if (UID_CAPABILITIES.has(name)) {
+      out.push(violation('guard.uid_change', `${f}.securityContext.capabilities.add[${i}]`, `${who} adds ${JSON.stringify(cap)}, with which it could switch to UID ${uid}, the sidecar's, which the interception rules exempt`));
     }
   });
+  // The UID exemption (docs/webhook.md): an agent process must never become UID `uid`. It runs as
+  // an explicit UID (not the image's USER, which admission cannot see), cannot gain privileges
+  // through setuid binaries or file capabilities, and, as root, holds no SETUID/SETGID.
+  if (c.securityContext?.allowPrivilegeEscalation !== false) {
+    out.push(violation('guard.privilege_escalation', `${f}.securityContext.allowPrivilegeEscalation`, `${who} must set allowPrivilegeEscalation: false (a setuid binary could otherwise switch it to UID ${uid}, the sidecar's)`));
+  }
   const user = effectiveSecurity(pod, agent, 'runAsUser');
-  if (user.value === uid) out.push(violation('guard.proxy_uid', user.field, `${who} runs as UID ${uid}, the sidecar's, which the interception rules exempt`));
-  const group = effectiveSecurity(pod, agent, 'runAsGroup');
-  if (group.value === uid) out.push(violation('guard.proxy_gid', group.field, `${who} runs as GID ${uid}, the sidecar's, which the interception rules exempt`));
-  if (config.guard.forbidRootAgents) {
-    const nonRoot = effectiveSecurity(pod, agent, 'runAsNonRoot');
-    if (user.value === 0) out.push(violation('guard.root_user', user.field, `${who} runs as root, which this cluster's sluice config forbids for agents`));
-    else if (user.value === undefined && nonRoot.value !== true) {
-      out.push(violation('guard.root_user', nonRoot.field, `${who} may run as root (set runAsNonRoot: true or a non-zero runAsUser)`));
+  if (user.value === undefined || user.value === null) {
+    out.push(violation('guard.uid_unset', `${f}.securityContext.runAsUser`, `${who} must run as an explicit runAsUser (container or pod): without one the image's USER decides, and an image built with USER ${uid} would run as the sidecar`));
+  }
+  if (user.value === uid) out.push(violation('guard.proxy_uid', user.field, `${who} runs as UID ${uid}, the sidecar's, which the interception rules exempt`, f));
+  if (user.value === 0) {
+    if (config.guard.forbidRootAgents) out.push(violation('guard.root_user', user.field, `${who} runs as root, which this cluster's sluice config forbids for agents`, f));
+    const dropped = new Set((c.securityContext?.capabilities?.drop ?? []).map(normaliseCapability));
+    if (!dropped.has('ALL') && !(dropped.has('SETUID') && dropped.has('SETGID'))) {
+      out.push(violation('guard.uid_change', `${f}.securityContext.capabilities.drop`, `${who} runs as root holding CAP_SETUID/CAP_SETGID and could switch to UID ${uid}, the sidecar's: drop ALL (or SETUID and SETGID), or run as a non-root UID`, f));
     }
   }
+  const group = effectiveSecurity(pod, agent, 'runAsGroup');
+  if (group.value === uid) out.push(violation('guard.proxy_gid', group.field, `${who} runs as GID ${uid}, the sidecar's, which the interception rules exempt`, f));
+  const ports = sidecarPorts(config);
+  (c.ports ?? []).forEach((p, i) => {
+    if (ports.has(p.containerPort)) {
+      out.push(violation('guard.reserved_port', `${f}.ports[${i}].containerPort`, `${who} declares port ${p.containerPort}, which belongs to the sluice sidecar`));
+    }
+    if (p.hostPort !== undefined && ports.has(p.hostPort)) {
+      out.push(violation('guard.reserved_port', `${f}.ports[${i}].hostPort`, `${who} declares host port ${p.hostPort}, a port of the sluice sidecar`));
+    }
+    if (isSluicePortName(p.name)) {
+      out.push(violation('guard.reserved_port', `${f}.ports[${i}].name`, `${who} names a port "${p.name}": port names starting with "sluice" are the sidecar's (its metrics are scraped by that name)`));
+    }
+  });
   const agentMount = renderInjection(config).agentMount.name;
   (c.volumeMounts ?? []).forEach((m, i) => {
     const mf = `${f}.volumeMounts[${i}]`;
@@ -134,18 +200,15 @@ function containerViolations(pod: V1Pod, agent: AgentContainer, config: WebhookC
       out.push(violation('guard.service_account_token', `${mf}.name`, `${who} mounts a service-account token ("${m.name}"); agents reach the API through the sidecar`));
     }
   });
-  const listed = planFor(config).staticSecrets;
   const settings = config.sidecar.sidecarConfigMap;
   (c.env ?? []).forEach((e, i) => {
-    const name = e.valueFrom?.secretKeyRef?.name;
-    if (secretListed(name, listed)) out.push(violation('guard.static_credential', `${f}.env[${i}].valueFrom.secretKeyRef.name`, `${who} reads Secret "${name}", which holds static credentials`));
+    out.push(...secretReferenceViolations(e.valueFrom?.secretKeyRef?.name, `${f}.env[${i}].valueFrom.secretKeyRef.name`, config, `${who} reads`));
     if (e.valueFrom?.configMapKeyRef?.name === settings) {
       out.push(violation('guard.sluice_settings', `${f}.env[${i}].valueFrom.configMapKeyRef.name`, `${who} reads ConfigMap "${settings}", the sidecar's settings`));
     }
   });
   (c.envFrom ?? []).forEach((e, i) => {
-    const name = e.secretRef?.name;
-    if (secretListed(name, listed)) out.push(violation('guard.static_credential', `${f}.envFrom[${i}].secretRef.name`, `${who} reads Secret "${name}", which holds static credentials`));
+    out.push(...secretReferenceViolations(e.secretRef?.name, `${f}.envFrom[${i}].secretRef.name`, config, `${who} reads`));
     if (e.configMapRef?.name === settings) {
       out.push(violation('guard.sluice_settings', `${f}.envFrom[${i}].configMapRef.name`, `${who} reads ConfigMap "${settings}", the sidecar's settings`));
     }
@@ -178,6 +241,17 @@ function creatorOnCreate(pod: V1Pod, user: UserInfo): Violation[] {
   return [];
 }
 
+function markersOnCreate(pod: V1Pod): Violation[] {
+  const out: Violation[] = [];
+  if (pod.metadata?.labels?.[LABEL_INJECTED] !== 'true') {
+    out.push(violation('guard.injection_marker', `metadata.labels[${LABEL_INJECTED}]`, `an injected pod must carry the label ${LABEL_INJECTED}: "true" that the sluice mutating webhook writes`));
+  }
+  if (pod.metadata?.annotations?.[ANNOTATION_STATUS] === undefined) {
+    out.push(violation('guard.injection_marker', `metadata.annotations[${ANNOTATION_STATUS}]`, 'an injected pod must carry the status annotation that the sluice mutating webhook writes'));
+  }
+  return out;
+}
+
 /** A pod being created: everything must hold, the sidecar must be exactly the injector's. */
 export function guardPodCreate(pod: V1Pod, ctx: GuardContext, config: WebhookConfig): Violation[] {
   if (!isSluicePod(pod, ctx.namespace, ctx.namespaceOptedIn, config)) return [];
@@ -188,16 +262,52 @@ export function guardPodCreate(pod: V1Pod, ctx: GuardContext, config: WebhookCon
     ...reservedNameViolations(pod, rendered),
     ...agentPodViolations(pod, config),
     ...creatorOnCreate(pod, ctx.userInfo),
+    ...markersOnCreate(pod),
   ];
+}
+
+/**
+ * The markers on UPDATE. An injected pod keeps them and its `sluice.io/inject` label exactly: a
+ * flip to "false" (or removing the label) must not take it out of the webhook's and the policy's
+ * view. A pod sluice did not inject may not acquire them either (they would claim a sidecar).
+ */
+function markerViolations(oldPod: V1Pod, pod: V1Pod): Violation[] {
+  const out: Violation[] = [];
+  const fields: [string, (p: V1Pod) => string | undefined][] = [
+    [`metadata.labels[${LABEL_INJECTED}]`, (p) => p.metadata?.labels?.[LABEL_INJECTED]],
+    [`metadata.annotations[${ANNOTATION_STATUS}]`, (p) => p.metadata?.annotations?.[ANNOTATION_STATUS]],
+  ];
+  if (carriesInjectionMarkers(oldPod)) fields.push([`metadata.labels[${LABEL_INJECT}]`, (p) => p.metadata?.labels?.[LABEL_INJECT]]);
+  for (const [field, read] of fields) {
+    if (read(oldPod) !== read(pod)) {
+      out.push(violation('guard.injection_marker', field, 'an injected pod stays injected: this label or annotation cannot be changed, added or removed'));
+    }
+  }
+  return out;
+}
+
+/**
+ * The kill switch: anyone who may update the pod may engage it (set it to "true": failing closed is
+ * always allowed, so an on-call developer can stop an agent at once); every other change — clearing
+ * it, or any other value — is an approver's decision (approvals.approverGroups, per namespace).
+ */
+function killSwitchViolations(oldPod: V1Pod, pod: V1Pod, ctx: GuardContext, config: WebhookConfig): Violation[] {
+  const before = oldPod.metadata?.annotations?.[ANNOTATION_KILL];
+  const after = pod.metadata?.annotations?.[ANNOTATION_KILL];
+  if (before === after || after === 'true' || isApprover(ctx.userInfo, ctx.namespace, config)) return [];
+  return [violation('guard.kill_switch', `metadata.annotations[${ANNOTATION_KILL}]`, `only approvers may clear or change the kill switch (${before === undefined ? 'unset' : JSON.stringify(before)} → ${after === undefined ? 'removed' : JSON.stringify(after)}); anyone may set it to "true"`)];
 }
 
 /**
  * A pod update (including pods/ephemeralcontainers): sluice's containers, volumes and the creator
  * stamp must not change, and the update may not add a violation the old pod did not have.
  */
-export function guardPodUpdate(oldPod: V1Pod, pod: V1Pod, ctx: GuardContext, config: WebhookConfig): Violation[] {
-  if (!isSluicePod(oldPod, ctx.namespace, ctx.namespaceOptedIn, config) && !isSluicePod(pod, ctx.namespace, ctx.namespaceOptedIn, config)) return [];
-  const out: Violation[] = [];
+export function guardPodUpdate(oldPod: V1Pod, pod: V1Pod, ctx: GuardContext, config: WebhookConfig, subResource = ''): Violation[] {
+  if (!isSluicePod(oldPod, ctx.namespace, ctx.namespaceOptedIn, config) && !isSluicePod(pod, ctx.namespace, ctx.namespaceOptedIn, config)) {
+    // Not sluice's pod (and not becoming one): it may still not claim to be.
+    return markerViolations(oldPod, pod);
+  }
+  const out: Violation[] = [...markerViolations(oldPod, pod), ...killSwitchViolations(oldPod, pod, ctx, config)];
   const sluiceParts = (p: V1Pod) => ({
     init: (p.spec?.initContainers ?? []).slice(0, sluicePrefixLength(p)),
     volumes: (p.spec?.volumes ?? []).filter((v) => isSluiceVolume(v.name)),
@@ -205,7 +315,8 @@ export function guardPodUpdate(oldPod: V1Pod, pod: V1Pod, ctx: GuardContext, con
   const before = sluiceParts(oldPod);
   const after = sluiceParts(pod);
   if (!sameSpec(after.init, before.init)) {
-    out.push(violation(after.init.length < before.init.length ? 'guard.sidecar_missing' : 'guard.sidecar_modified', 'spec.initContainers', "an update may not remove or change sluice's containers"));
+    if (subResource === 'resize') out.push(violation('guard.sidecar_resize', 'spec.initContainers', "pods/resize may not change the resources of sluice's containers"));
+    else out.push(violation(after.init.length < before.init.length ? 'guard.sidecar_missing' : 'guard.sidecar_modified', 'spec.initContainers', "an update may not remove or change sluice's containers"));
   }
   if (!sameSpec(after.volumes, before.volumes)) out.push(violation('guard.sidecar_modified', 'spec.volumes', "an update may not remove or change sluice's volumes"));
   const oldCreator = oldPod.metadata?.annotations?.[ANNOTATION_CREATOR];
@@ -215,6 +326,41 @@ export function guardPodUpdate(oldPod: V1Pod, pod: V1Pod, ctx: GuardContext, con
   const rendered = renderInjection(config);
   const existing = new Set([...reservedNameViolations(oldPod, rendered), ...agentPodViolations(oldPod, config)].map(violationKey));
   out.push(...[...reservedNameViolations(pod, rendered), ...agentPodViolations(pod, config)].filter((v) => !existing.has(violationKey(v))));
+  return out;
+}
+
+/**
+ * pods/proxy: the API server itself connects to `<pod IP>:<port>` named in the request's name
+ * (`[scheme:]pod[:port]`), so the port is decidable here: never one of the sidecar's, by number or
+ * by a `sluice*` name (agent containers cannot declare either: guard.reserved_port).
+ */
+export function guardProxy(name: string | undefined, config: WebhookConfig): Violation[] {
+  const parts = (name ?? '').split(':');
+  const port = parts.length >= 2 ? parts[parts.length - 1]! : '';
+  if (port === '') return [];
+  const numeric = /^[0-9]+$/.test(port) ? Number(port) : undefined;
+  if ((numeric !== undefined && sidecarPorts(config).has(numeric)) || isSluicePortName(port)) {
+    return [violation('guard.port_forward', 'proxy.port', `pods/proxy to port ${port} is refused: it is the sluice sidecar's (its proxy would act with the pod's credentials)`)];
+  }
+  return [];
+}
+
+/**
+ * pods/portforward. The options carry `ports` only for the WebSocket protocol; over SPDY (what
+ * kubectl speaks, also tunnelled through WebSockets) the ports travel in stream headers after
+ * admission, and the kubelet does not hold them to the query. So: a port named in the options that
+ * is the sidecar's is refused everywhere; in a namespace opted in to sluice (scope "namespace"),
+ * where every pod is an agent's, only approvers may port-forward at all.
+ */
+export function guardPortForward(options: { ports?: readonly number[] | undefined }, ctx: GuardContext, config: WebhookConfig): Violation[] {
+  const sidecar = sidecarPorts(config);
+  const out: Violation[] = [];
+  (options.ports ?? []).forEach((p, i) => {
+    if (sidecar.has(p)) out.push(violation('guard.port_forward', `portforward.ports[${i}]`, `port-forward to port ${p} is refused: it is the sluice sidecar's`));
+  });
+  if (ctx.namespaceOptedIn && !isApprover(ctx.userInfo, ctx.namespace, config)) {
+    out.push(violation('guard.port_forward', 'portforward', 'in a namespace opted in to sluice only approvers may port-forward: the ports are chosen after admission, so the sidecar\'s cannot be ruled out'));
+  }
   return out;
 }
 

@@ -3,9 +3,11 @@
 // annotations, env and one read-only mount in agent containers — and removes only the default
 // service-account token that the ServiceAccount admission plugin put into agent containers;
 // (2) running it on its own output yields an empty patch, so reinvocation adds nothing;
-// (3) an agent's own env value wins over sluice's (HTTP_PROXY already set stays as it is).
+// (3) an agent's own env value wins over sluice's (HTTP_PROXY already set stays as it is);
+// (4) the one securityContext field it fills in is allowPrivilegeEscalation: false on agent
+// containers that leave it unset (the guard requires it: docs/webhook.md, "The UID exemption").
 import type { V1Container, V1Pod, V1Volume } from '@kubernetes/client-node';
-import { ANNOTATION_CREATOR, ANNOTATION_STATUS } from '../../api/src/index.ts';
+import { ANNOTATION_CREATOR, ANNOTATION_STATUS, LABEL_INJECTED } from '../../api/src/index.ts';
 import type { WebhookConfig } from './config.ts';
 import { creatorStamp } from './creator.ts';
 import type { UserInfo } from './creator.ts';
@@ -46,8 +48,21 @@ export function isDefaultTokenVolume(v: V1Volume): boolean {
   return v.name.startsWith('kube-api-access-') && (v.projected?.sources ?? []).some((s) => s.serviceAccountToken !== undefined);
 }
 
+/**
+ * allowPrivilegeEscalation: false where the container leaves it unset, so no setuid binary can move
+ * an agent process to the sidecar's UID. Not where the API server would reject the combination
+ * (privileged, or adding SYS_ADMIN): the guard then names the real problem.
+ */
+function privilegeEscalationOps(container: V1Container, path: (string | number)[]): JsonPatchOp[] {
+  const sc = container.securityContext;
+  if (sc?.allowPrivilegeEscalation !== undefined && sc.allowPrivilegeEscalation !== null) return [];
+  if (sc?.privileged === true || (sc?.capabilities?.add ?? []).some((c) => /^\s*(CAP_)?SYS_ADMIN\s*$/i.test(c))) return [];
+  if (!sc) return [{ op: 'add', path: pointer(...path, 'securityContext'), value: { allowPrivilegeEscalation: false } }];
+  return [{ op: 'add', path: pointer(...path, 'securityContext', 'allowPrivilegeEscalation'), value: false }];
+}
+
 function containerOps(container: V1Container, path: (string | number)[], rendered: Rendered, defaultTokenVolumes: ReadonlySet<string>): JsonPatchOp[] {
-  const ops: JsonPatchOp[] = [];
+  const ops: JsonPatchOp[] = [...privilegeEscalationOps(container, path)];
   const env = container.env ?? [];
   const have = new Set(env.map((e) => e.name));
   const missing = rendered.agentEnv.filter((e) => !have.has(e.name));
@@ -117,14 +132,20 @@ export function planInjection(pod: V1Pod, ctx: MutationContext, config: WebhookC
   }
   // 5. No default token for agents; the ServiceAccount plugin skips the pod if it runs again.
   if (spec.automountServiceAccountToken !== false) ops.push({ op: 'add', path: pointer('spec', 'automountServiceAccountToken'), value: false });
-  // 6. Annotations: status and the creator stamp.
+  // 6. The injected label (what the guard's registration and the policy key on from now on).
+  const labels = pod.metadata?.labels;
+  if (labels?.[LABEL_INJECTED] !== 'true') {
+    if (!pod.metadata) ops.push({ op: 'add', path: pointer('metadata'), value: {} });
+    if (!labels) ops.push({ op: 'add', path: pointer('metadata', 'labels'), value: { [LABEL_INJECTED]: 'true' } });
+    else ops.push({ op: 'add', path: pointer('metadata', 'labels', LABEL_INJECTED), value: 'true' });
+  }
+  // 7. Annotations: status and the creator stamp.
   const annotations = pod.metadata?.annotations;
   const status = statusAnnotation(config, rendered);
   const wanted: Record<string, string> = {};
   if (annotations?.[ANNOTATION_STATUS] !== status) wanted[ANNOTATION_STATUS] = status;
   if (annotations?.[ANNOTATION_CREATOR] === undefined) wanted[ANNOTATION_CREATOR] = stamp;
-  if (!pod.metadata) ops.push({ op: 'add', path: pointer('metadata'), value: { annotations: wanted } });
-  else if (!annotations && Object.keys(wanted).length) ops.push({ op: 'add', path: pointer('metadata', 'annotations'), value: wanted });
+  if (!annotations && Object.keys(wanted).length) ops.push({ op: 'add', path: pointer('metadata', 'annotations'), value: wanted });
   else for (const [k, v] of Object.entries(wanted)) ops.push({ op: 'add', path: pointer('metadata', 'annotations', k), value: v });
 
   return { kind: 'patch', patch: ops, reason: selection.reason };

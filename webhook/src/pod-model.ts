@@ -2,7 +2,7 @@
 // which containers are the agent's (everything but sluice's own prefix of init containers), and
 // what UID/GID a container effectively runs as. Pure functions over the pod JSON.
 import type { V1Container, V1EphemeralContainer, V1Pod } from '@kubernetes/client-node';
-import { ANNOTATION_STATUS, INIT_CONTAINER, LABEL_INJECT, SIDECAR_CONTAINER } from '../../api/src/index.ts';
+import { ANNOTATION_STATUS, INIT_CONTAINER, LABEL_INJECT, LABEL_INJECTED, SIDECAR_CONTAINER } from '../../api/src/index.ts';
 import type { WebhookConfig } from './config.ts';
 
 export type Selection =
@@ -26,7 +26,8 @@ export function selectForInjection(pod: V1Pod, namespace: string, namespaceOpted
 /** True when sluice injected (or was meant to inject) the pod, so the guard applies to it. */
 export function isSluicePod(pod: V1Pod, namespace: string, namespaceOptedIn: boolean, config: WebhookConfig): boolean {
   if (selectForInjection(pod, namespace, namespaceOptedIn, config).inject) return true;
-  if (pod.metadata?.annotations?.[ANNOTATION_STATUS] !== undefined) return true;
+  // The markers only sluice writes: whatever the pod's labels say now, an injected pod stays guarded.
+  if (pod.metadata?.annotations?.[ANNOTATION_STATUS] !== undefined || pod.metadata?.labels?.[LABEL_INJECTED] === 'true') return true;
   return [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].some((c) => c.name === SIDECAR_CONTAINER || c.name === INIT_CONTAINER);
 }
 

@@ -26,7 +26,8 @@ export const CONFIG_DIR = '/etc/sluice/config';
 export const MOUNTS_DIR = '/etc/sluice/mounts';
 export const VOLUME_MOUNT_PREFIX = 'sluice-mount-';
 /** The sidecar's settings file: key `sidecar.yaml` of the `sidecar.sidecarConfigMap` ConfigMap. */
-export const CONFIG_FILE = `${CONFIG_DIR}/sidecar.yaml`;
+export const CONFIG_KEY = 'sidecar.yaml';
+export const CONFIG_FILE = `${CONFIG_DIR}/${CONFIG_KEY}`;
 /** Where client libraries look for the in-cluster service-account token (the sidecar's only). */
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
@@ -118,9 +119,13 @@ function renderVolumes(config: WebhookConfig): V1Volume[] {
     },
     { name: VOLUME_POLICY, configMap: { name: s.policyConfigMap, defaultMode: DEFAULT_MODE } },
     { name: VOLUME_SPOOL, emptyDir: { sizeLimit: s.spoolSizeLimit } },
-    // optional: a namespace the chart did not provision (no ConfigMap) still starts pods; the
-    // sidecar then runs on its defaults (a missing file is not an error there).
-    { name: VOLUME_CONFIG, configMap: { name: s.sidecarConfigMap, defaultMode: DEFAULT_MODE, optional: true } },
+    // Not optional, and the one key named: the kubelet does not start the pod while the ConfigMap
+    // or its sidecar.yaml is missing, so a deleted or emptied ConfigMap never means "defaults"
+    // (the sluice-settings-guard policy keeps agents from writing or deleting it).
+    {
+      name: VOLUME_CONFIG,
+      configMap: { name: s.sidecarConfigMap, defaultMode: DEFAULT_MODE, optional: false, items: [{ key: CONFIG_KEY, path: CONFIG_KEY }] },
+    },
   ];
   if (s.tokenAudiences.length) {
     volumes.splice(2, 0, {

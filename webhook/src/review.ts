@@ -5,14 +5,18 @@ import { z } from 'zod';
 import { MalformedReviewError, allow, deny, podOf } from './admission-review.ts';
 import type { AdmissionRequest, AdmissionReviewResponse } from './admission-review.ts';
 import type { WebhookConfig } from './config.ts';
-import { guardConnect, guardPodCreate, guardPodUpdate } from './guard.ts';
+import { guardConnect, guardPodCreate, guardPodUpdate, guardPortForward, guardProxy } from './guard.ts';
 import type { GuardContext } from './guard.ts';
 import { planInjection } from './inject.ts';
 import { describeViolations } from './violations.ts';
 import type { Rule, Violation } from './violations.ts';
 
-/** How the webhook configuration selected the request: by the pod's label or its namespace's. */
-export type Scope = 'pod' | 'namespace';
+/**
+ * How the webhook configuration selected the request: by the pod's label, its namespace's, or the
+ * pod's injection marker (`sluice.io/injected`, written only by the injector; the registration of
+ * every update of an injected pod).
+ */
+export type Scope = 'pod' | 'namespace' | 'injected';
 
 export type ReviewResult = 'patched' | 'unchanged' | 'skipped' | 'allowed' | 'denied';
 
@@ -24,6 +28,7 @@ export interface ReviewOutcome {
 }
 
 const ConnectOptions = z.looseObject({ container: z.string().optional() });
+const PortForwardOptions = z.looseObject({ ports: z.array(z.number().int()).optional() });
 
 function context(request: AdmissionRequest, scope: Scope): GuardContext {
   return { namespace: request.namespace ?? '', namespaceOptedIn: scope === 'namespace', userInfo: request.userInfo };
@@ -60,12 +65,18 @@ export function reviewValidation(request: AdmissionRequest, scope: Scope, config
     const sub = request.subResource ?? '';
     if (sub === '' && request.operation === 'CREATE') {
       violations = guardPodCreate(podOf(request.object, 'object'), ctx, config);
-    } else if ((sub === '' || sub === 'ephemeralcontainers') && request.operation === 'UPDATE') {
-      violations = guardPodUpdate(podOf(request.oldObject, 'oldObject'), podOf(request.object, 'object'), ctx, config);
+    } else if ((sub === '' || sub === 'ephemeralcontainers' || sub === 'resize') && request.operation === 'UPDATE') {
+      violations = guardPodUpdate(podOf(request.oldObject, 'oldObject'), podOf(request.object, 'object'), ctx, config, sub);
     } else if ((sub === 'exec' || sub === 'attach') && request.operation === 'CONNECT') {
       const options = ConnectOptions.safeParse(request.object ?? {});
       if (!options.success) throw new MalformedReviewError(`malformed AdmissionReview: request.object is not ${sub} options`);
       violations = guardConnect(sub, options.data);
+    } else if (sub === 'portforward' && request.operation === 'CONNECT') {
+      const options = PortForwardOptions.safeParse(request.object ?? {});
+      if (!options.success) throw new MalformedReviewError('malformed AdmissionReview: request.object is not portforward options');
+      violations = guardPortForward(options.data, ctx, config);
+    } else if (sub === 'proxy' && request.operation === 'CONNECT') {
+      violations = guardProxy(request.name, config);
     }
   }
   return violations.length ? denied(request.uid, violations) : { review: allow(request.uid), result: 'allowed', rules: [], patchBytes: 0 };

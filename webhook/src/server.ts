@@ -86,10 +86,12 @@ export function createAdmissionApp(deps: AppDeps): express.Express {
     app.post(`/${endpoint}`, reviewHandler(endpoint, 'pod', deps));
     app.post(`/${endpoint}/namespace`, reviewHandler(endpoint, 'namespace', deps));
   }
+  // Every update of an injected pod, selected by the sluice.io/injected label (old or new object).
+  app.post('/validate/injected', reviewHandler('validate', 'injected', deps));
   app.post('/mutate/approvals', reviewHandler('mutate', 'pod', deps, reviewApprovalMutation));
   app.post('/validate/approvals', reviewHandler('validate', 'pod', deps, reviewApprovalValidation));
   app.use((_req: Request, res: Response) => {
-    res.status(404).json({ error: 'not found: POST /mutate, /mutate/namespace, /mutate/approvals, /validate, /validate/namespace or /validate/approvals' });
+    res.status(404).json({ error: 'not found: POST /mutate, /mutate/namespace, /mutate/approvals, /validate, /validate/namespace, /validate/injected or /validate/approvals' });
   });
   app.use((err: Error & { type?: string; status?: number }, req: Request, res: Response, _next: NextFunction) => {
     const endpoint: Endpoint = req.path.startsWith('/validate') ? 'validate' : 'mutate';

@@ -23,6 +23,21 @@ export const RULES = [
   'guard.creator_forged',
   'guard.creator_missing',
   'guard.creator_changed',
+  // Injected means injected: the markers only sluice writes (sluice.io/injected, sluice.io/status)
+  // and the pod's sluice.io/inject label never change once a pod is injected.
+  'guard.injection_marker',
+  // No way into the sidecar's UID exemption (docs/webhook.md "The UID exemption").
+  'guard.privilege_escalation',
+  'guard.uid_change',
+  'guard.uid_unset',
+  'guard.legacy_token_secret',
+  'guard.reserved_port',
+  'guard.kill_switch',
+  'guard.port_forward',
+  'guard.sidecar_resize',
+  // ValidatingAdmissionPolicy only: the sidecar settings ConfigMap is written by holders of the
+  // virtual permission sidecarsettings.sluice.io alone.
+  'guard.sluice_settings_write',
   // ApprovalRequest rules (webhook/src/approvals/rules.ts)
   'approval.not_the_sidecar',
   'approval.pod_mismatch',
@@ -42,10 +57,16 @@ export interface Violation {
   /** Field path in the object under review, e.g. spec.containers[0].securityContext.privileged. */
   field: string;
   message: string;
+  /**
+   * The container a rule judged when `field` is shared (a pod-level securityContext field that a
+   * container inherits): keeps "the update introduces this" per container, so an ephemeral
+   * container inheriting a grandfathered pod-level value is still judged on its own.
+   */
+  subject?: string;
 }
 
-export function violation(rule: Rule, field: string, message: string): Violation {
-  return { rule, field, message };
+export function violation(rule: Rule, field: string, message: string, subject?: string): Violation {
+  return subject === undefined ? { rule, field, message } : { rule, field, message, subject };
 }
 
 /** One line per violation, the text the API server shows after "denied the request:". */
@@ -54,5 +75,5 @@ export function describeViolations(violations: readonly Violation[]): string {
 }
 
 export function violationKey(v: Violation): string {
-  return `${v.rule} ${v.field}`;
+  return v.subject === undefined ? `${v.rule} ${v.field}` : `${v.rule} ${v.field} ${v.subject}`;
 }

@@ -5,8 +5,8 @@ import { describe, expect, test } from '@jest/globals';
 import type { V1Pod } from '@kubernetes/client-node';
 import fastJsonPatch from 'fast-json-patch';
 import type { Operation } from 'fast-json-patch';
-import { ANNOTATION_CREATOR, ANNOTATION_KILL } from '../../api/src/index.ts';
-import { guardConnect, guardPodCreate, guardPodUpdate } from '../src/guard.ts';
+import { ANNOTATION_CREATOR, ANNOTATION_KILL, ANNOTATION_STATUS, LABEL_INJECT, LABEL_INJECTED } from '../../api/src/index.ts';
+import { guardConnect, guardPodCreate, guardPodUpdate, guardPortForward, guardProxy, normaliseCapability } from '../src/guard.ts';
 import type { GuardContext } from '../src/guard.ts';
 import { planInjection } from '../src/inject.ts';
 import { alice, loadPod, testConfig } from './support/fixtures.ts';
@@ -141,15 +141,18 @@ describe('guard on CREATE', () => {
     expect(found(pod)).toContain('guard.host_namespace spec.hostPID');
   });
 
-  test('root agents are refused only when config forbids them', () => {
+  test('root agents: refused while they hold SETUID/SETGID; refused outright when config forbids them', () => {
     const strict = testConfig({ guard: { forbidRootAgents: true } });
     const pod = injected();
     expect(guardPodCreate(pod, ctx, config)).toEqual([]);
-    expect(guardPodCreate(pod, ctx, strict).map((v) => `${v.rule} ${v.field}`)).toEqual(['guard.root_user spec.securityContext.runAsNonRoot']);
-    pod.spec!.securityContext = { runAsNonRoot: true };
     expect(guardPodCreate(pod, ctx, strict)).toEqual([]);
-    agent(pod).securityContext = { runAsUser: 0 };
-    expect(guardPodCreate(pod, ctx, strict).map((v) => v.field)).toEqual(['spec.containers[0].securityContext.runAsUser']);
+    agent(pod).securityContext = { runAsUser: 0, allowPrivilegeEscalation: false };
+    expect(found(pod)).toEqual(['guard.uid_change spec.containers[0].securityContext.capabilities.drop']);
+    agent(pod).securityContext = { runAsUser: 0, allowPrivilegeEscalation: false, capabilities: { drop: ['setuid', ' CAP_SETGID'] } };
+    expect(found(pod)).toEqual([]);
+    agent(pod).securityContext = { runAsUser: 0, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } };
+    expect(found(pod)).toEqual([]);
+    expect(guardPodCreate(pod, ctx, strict).map((v) => `${v.rule} ${v.field}`)).toEqual(['guard.root_user spec.containers[0].securityContext.runAsUser']);
   });
 
   test('every message names the rule, the field and the container', () => {
@@ -182,10 +185,11 @@ describe('guard on UPDATE', () => {
   });
 
   test('ephemeral containers: target, identity and mounts are checked; a plain one passes', () => {
-    const add = (e: Record<string, unknown>) => update((p) => (p.spec!.ephemeralContainers = [{ name: 'dbg', image: 'busybox', ...e }]));
+    const plain = { allowPrivilegeEscalation: false };
+    const add = (e: Record<string, unknown>) => update((p) => (p.spec!.ephemeralContainers = [{ name: 'dbg', image: 'busybox', securityContext: plain, ...e }]));
     expect(add({ targetContainerName: 'agent' })).toEqual([]);
     expect(add({ targetContainerName: 'sluice-proxy' })).toEqual(['guard.ephemeral_target spec.ephemeralContainers[0].targetContainerName']);
-    expect(add({ securityContext: { runAsUser: 1337 } })).toEqual(['guard.proxy_uid spec.ephemeralContainers[0].securityContext.runAsUser']);
+    expect(add({ securityContext: { ...plain, runAsUser: 1337 } })).toEqual(['guard.proxy_uid spec.ephemeralContainers[0].securityContext.runAsUser']);
     expect(add({ volumeMounts: [{ name: 'sluice-kube-api-access', mountPath: '/t' }] })).toEqual(['guard.sluice_volume spec.ephemeralContainers[0].volumeMounts[0].name']);
     expect(add({ name: 'sluice-proxy' })).toEqual(['guard.reserved_name spec.ephemeralContainers[0].name']);
   });
@@ -202,5 +206,185 @@ describe('guard on exec/attach', () => {
     expect(guardConnect('attach', { container: 'sluice-init' }).map((v) => v.field)).toEqual(['attach.container']);
     expect(guardConnect('exec', { container: 'agent' })).toEqual([]);
     expect(guardConnect('exec', {})).toEqual([]);
+  });
+});
+
+describe('no way into the UID exemption (agent, init and ephemeral containers alike)', () => {
+  const cases: [string, (p: V1Pod) => void, string][] = [
+    ['no explicit UID: the image USER could be 1337', (p) => delete p.spec!.securityContext!.runAsUser, 'guard.uid_unset spec.containers[0].securityContext.runAsUser'],
+    ['runAsNonRoot alone does not say which UID', (p) => (p.spec!.securityContext = { runAsNonRoot: true }), 'guard.uid_unset spec.containers[0].securityContext.runAsUser'],
+    ['privilege escalation left on', (p) => (agent(p).securityContext!.allowPrivilegeEscalation = true), 'guard.privilege_escalation spec.containers[0].securityContext.allowPrivilegeEscalation'],
+    ['privilege escalation unset', (p) => delete agent(p).securityContext!.allowPrivilegeEscalation, 'guard.privilege_escalation spec.containers[0].securityContext.allowPrivilegeEscalation'],
+    ['SETUID added', (p) => (agent(p).securityContext!.capabilities = { add: ['SETUID'] }), 'guard.uid_change spec.containers[0].securityContext.capabilities.add[0]'],
+    ['setgid added, lower case with CAP_', (p) => (agent(p).securityContext!.capabilities = { add: ['cap_setgid'] }), 'guard.uid_change spec.containers[0].securityContext.capabilities.add[0]'],
+    ['ALL added', (p) => (agent(p).securityContext!.capabilities = { add: ['all'] }), 'guard.uid_change spec.containers[0].securityContext.capabilities.add[0]'],
+    ['root keeping its capabilities', (p) => (p.spec!.securityContext!.runAsUser = 0), 'guard.uid_change spec.containers[0].securityContext.capabilities.drop'],
+    [
+      'a user init container without an explicit UID',
+      (p) => {
+        delete p.spec!.securityContext!.runAsUser;
+        agent(p).securityContext!.runAsUser = 1000;
+        p.spec!.initContainers!.push({ name: 'setup', image: 'busybox', securityContext: { allowPrivilegeEscalation: false, runAsNonRoot: true } });
+      },
+      'guard.uid_unset spec.initContainers[2].securityContext.runAsUser',
+    ],
+  ];
+  test.each(cases)('%s', (_name, mutate, expected) => {
+    const pod = injected();
+    mutate(pod);
+    expect(found(pod)).toContain(expected);
+  });
+
+  test('capability names are normalised: spaces, case and the CAP_ prefix', () => {
+    expect([' NET_ADMIN', 'net_admin', 'CAP_NET_ADMIN', '\tcap_net_admin ', 'Cap_Net_Admin'].map(normaliseCapability)).toEqual(Array(5).fill('NET_ADMIN'));
+    for (const cap of [' NET_ADMIN', 'CAP_NET_RAW ', 'cap_sys_admin', ' all ']) {
+      const pod = injected();
+      agent(pod).securityContext!.capabilities = { add: [cap] };
+      expect(found(pod)).toContain('guard.capability spec.containers[0].securityContext.capabilities.add[0]');
+    }
+  });
+
+  test('an ephemeral container inheriting a grandfathered pod-level UID is still judged on its own', () => {
+    const old = injected();
+    old.spec!.securityContext = { runAsNonRoot: true }; // a pod from before explicit UIDs were required
+    const next = structuredClone(old);
+    next.spec!.ephemeralContainers = [{ name: 'dbg', image: 'busybox', securityContext: { allowPrivilegeEscalation: false } }];
+    expect(guardPodUpdate(old, next, ctx, config).map((v) => `${v.rule} ${v.field}`)).toEqual(['guard.uid_unset spec.ephemeralContainers[0].securityContext.runAsUser']);
+    const asProxy = structuredClone(old);
+    asProxy.spec!.securityContext = { runAsUser: 1337 };
+    const withDebug = structuredClone(asProxy);
+    withDebug.spec!.ephemeralContainers = [{ name: 'dbg', image: 'busybox', securityContext: { allowPrivilegeEscalation: false } }];
+    expect(guardPodUpdate(asProxy, withDebug, ctx, config).map((v) => `${v.rule} ${v.field}`)).toContain('guard.proxy_uid spec.securityContext.runAsUser');
+  });
+});
+
+describe('reserved ports and legacy token Secrets', () => {
+  const cases: [string, (p: V1Pod) => void, string][] = [
+    ['the admin port number', (p) => (agent(p).ports = [{ containerPort: 15090 }]), 'guard.reserved_port spec.containers[0].ports[0].containerPort'],
+    ['the explicit proxy port number', (p) => (agent(p).ports = [{ name: 'http', containerPort: 15080 }]), 'guard.reserved_port spec.containers[0].ports[0].containerPort'],
+    ['the metrics port name the PodMonitor scrapes', (p) => (agent(p).ports = [{ name: 'sluice-admin', containerPort: 9000 }]), 'guard.reserved_port spec.containers[0].ports[0].name'],
+    ['a sluice-like port name', (p) => (agent(p).ports = [{ name: 'sluice-metrics', containerPort: 9000 }]), 'guard.reserved_port spec.containers[0].ports[0].name'],
+    ['a host port of the sidecar', (p) => (agent(p).ports = [{ containerPort: 8080, hostPort: 15001 }]), 'guard.reserved_port spec.containers[0].ports[0].hostPort'],
+    ['a legacy token Secret volume', (p) => p.spec!.volumes!.push({ name: 't', secret: { secretName: 'default-token-x7k2q' } }), 'guard.legacy_token_secret spec.volumes[7].secret.secretName'],
+    ['a legacy token Secret projected', (p) => p.spec!.volumes!.push({ name: 't', projected: { sources: [{ secret: { name: 'builder-token-4bz9p' } }] } }), 'guard.legacy_token_secret spec.volumes[7].projected.sources[0].secret.name'],
+    ['a legacy token in env', (p) => agent(p).env!.push({ name: 'T', valueFrom: { secretKeyRef: { name: 'default-token-x7k2q', key: 'token' } } }), 'guard.legacy_token_secret spec.containers[0].env[15].valueFrom.secretKeyRef.name'],
+    ['a legacy token in envFrom', (p) => (agent(p).envFrom = [{ secretRef: { name: 'default-token-x7k2q' } }]), 'guard.legacy_token_secret spec.containers[0].envFrom[0].secretRef.name'],
+  ];
+  test.each(cases)('%s', (_name, mutate, expected) => {
+    const pod = injected();
+    mutate(pod);
+    expect(found(pod)).toContain(expected);
+  });
+
+  test('ordinary ports and Secret names pass', () => {
+    const pod = injected();
+    agent(pod).ports = [{ name: 'http', containerPort: 8080 }];
+    pod.spec!.volumes!.push({ name: 'gh', secret: { secretName: 'github-token-prod1' } });
+    expect(found(pod)).toEqual([]);
+  });
+});
+
+describe('injected means injected', () => {
+  const update = (mutate: (p: V1Pod) => void, old = injected(), context = ctx) => {
+    const next = structuredClone(old);
+    mutate(next);
+    return guardPodUpdate(old, next, context, config).map((v) => `${v.rule} ${v.field}`);
+  };
+
+  test('the injector output carries the markers; a pod without them is refused at creation', () => {
+    expect(injected().metadata!.labels![LABEL_INJECTED]).toBe('true');
+    const pod = injected();
+    delete pod.metadata!.labels![LABEL_INJECTED];
+    expect(found(pod)).toEqual([`guard.injection_marker metadata.labels[${LABEL_INJECTED}]`]);
+  });
+
+  test.each<[string, (p: V1Pod) => void, string]>([
+    ['inject label flipped to "false"', (p) => (p.metadata!.labels![LABEL_INJECT] = 'false'), `metadata.labels[${LABEL_INJECT}]`],
+    ['inject label removed', (p) => delete p.metadata!.labels![LABEL_INJECT], `metadata.labels[${LABEL_INJECT}]`],
+    ['injected label removed', (p) => delete p.metadata!.labels![LABEL_INJECTED], `metadata.labels[${LABEL_INJECTED}]`],
+    ['injected label changed', (p) => (p.metadata!.labels![LABEL_INJECTED] = 'no'), `metadata.labels[${LABEL_INJECTED}]`],
+    ['status annotation removed', (p) => delete p.metadata!.annotations![ANNOTATION_STATUS], `metadata.annotations[${ANNOTATION_STATUS}]`],
+  ])('%s is refused', (_name, mutate, field) => {
+    expect(update(mutate)).toContain(`guard.injection_marker ${field}`);
+  });
+
+  test('after a label flip (in the same update) an ephemeral container is still judged', () => {
+    const found = update((p) => {
+      p.metadata!.labels![LABEL_INJECT] = 'false';
+      p.spec!.ephemeralContainers = [{ name: 'x', image: 'busybox', securityContext: { privileged: true, capabilities: { add: ['NET_ADMIN'] } } }];
+    });
+    expect(found).toEqual(
+      expect.arrayContaining([
+        `guard.injection_marker metadata.labels[${LABEL_INJECT}]`,
+        'guard.privileged spec.ephemeralContainers[0].securityContext.privileged',
+        'guard.capability spec.ephemeralContainers[0].securityContext.capabilities.add[0]',
+      ]),
+    );
+  });
+
+  test('a pod sluice did not inject may not claim the markers', () => {
+    const old = loadPod('not-selected.yaml');
+    expect(update((p) => (p.metadata!.labels = { ...p.metadata!.labels, [LABEL_INJECTED]: 'true' }), old)).toEqual([`guard.injection_marker metadata.labels[${LABEL_INJECTED}]`]);
+  });
+
+  test('pods/resize may not touch sluice containers; agent containers may be resized', () => {
+    const next = injected();
+    next.spec!.initContainers![1]!.resources = { requests: { cpu: '1m', memory: '1Mi' }, limits: { memory: '2Mi' } };
+    expect(guardPodUpdate(injected(), next, ctx, config, 'resize').map((v) => `${v.rule} ${v.field}`)).toEqual(['guard.sidecar_resize spec.initContainers']);
+    const agentResized = injected();
+    agent(agentResized).resources = { requests: { cpu: '2', memory: '2Gi' } };
+    expect(guardPodUpdate(injected(), agentResized, ctx, config, 'resize')).toEqual([]);
+  });
+});
+
+describe('the kill switch', () => {
+  const agentSa = { username: 'system:serviceaccount:agents:coder', groups: ['system:serviceaccounts', 'system:serviceaccounts:agents', 'system:authenticated'] };
+  const approver = { username: 'bob@example.com', groups: ['sluice-approvers', 'system:authenticated'] };
+  const as = (userInfo: GuardContext['userInfo'], before: string | undefined, after: string | undefined) => {
+    const old = injected();
+    if (before !== undefined) old.metadata!.annotations![ANNOTATION_KILL] = before;
+    const next = structuredClone(old);
+    if (after === undefined) delete next.metadata!.annotations![ANNOTATION_KILL];
+    else next.metadata!.annotations![ANNOTATION_KILL] = after;
+    return guardPodUpdate(old, next, { ...ctx, userInfo }, config).map((v) => v.rule);
+  };
+
+  test('anyone may engage it; only approvers may clear or change it', () => {
+    expect(as(agentSa, undefined, 'true')).toEqual([]);
+    expect(as(alice, undefined, 'true')).toEqual([]);
+    expect(as(agentSa, 'true', undefined)).toEqual(['guard.kill_switch']);
+    expect(as(agentSa, 'true', 'false')).toEqual(['guard.kill_switch']);
+    expect(as(alice, 'true', undefined)).toEqual(['guard.kill_switch']);
+    expect(as(agentSa, undefined, 'false')).toEqual(['guard.kill_switch']);
+    expect(as(approver, 'true', undefined)).toEqual([]);
+    expect(as(approver, 'true', 'false')).toEqual([]);
+  });
+
+  test('per-namespace approver groups decide', () => {
+    const perNs = testConfig({ approvals: { namespaces: { agents: { approverGroups: ['team-leads'] } } } });
+    const old = injected();
+    old.metadata!.annotations![ANNOTATION_KILL] = 'true';
+    const next = structuredClone(old);
+    delete next.metadata!.annotations![ANNOTATION_KILL];
+    expect(guardPodUpdate(old, next, { ...ctx, userInfo: approver }, perNs).map((v) => v.rule)).toEqual(['guard.kill_switch']);
+    expect(guardPodUpdate(old, next, { ...ctx, userInfo: { username: 'lead', groups: ['team-leads'] } }, perNs)).toEqual([]);
+  });
+});
+
+describe('port-forward and proxy to the sidecar', () => {
+  const approver = { username: 'bob@example.com', groups: ['sluice-approvers'] };
+  test('proxy: the sidecar ports by number or sluice name are refused, others pass', () => {
+    for (const name of ['agent:15090', 'https:agent:15080', 'agent:15001', 'agent:15053', 'agent:sluice-admin']) expect(guardProxy(name, config).map((v) => v.rule)).toEqual(['guard.port_forward']);
+    for (const name of ['agent', 'agent:8080', 'http:agent:http']) expect(guardProxy(name, config)).toEqual([]);
+  });
+
+  test('portforward: a sidecar port named in the options is refused anywhere; in an opted-in namespace only approvers may forward', () => {
+    const plainNs = { ...ctx, namespaceOptedIn: false };
+    const agentNs = { ...ctx, namespaceOptedIn: true };
+    expect(guardPortForward({ ports: [8080, 15090] }, plainNs, config).map((v) => v.field)).toEqual(['portforward.ports[1]']);
+    expect(guardPortForward({ ports: [8080] }, plainNs, config)).toEqual([]);
+    expect(guardPortForward({}, agentNs, config).map((v) => v.rule)).toEqual(['guard.port_forward']);
+    expect(guardPortForward({ ports: [8080] }, agentNs, config).map((v) => v.rule)).toEqual(['guard.port_forward']);
+    expect(guardPortForward({}, { ...agentNs, userInfo: approver }, config)).toEqual([]);
   });
 });

@@ -67,9 +67,14 @@ function apply(pod: V1Pod, patch: readonly JsonPatchOp[]): V1Pod {
   return applyPatch(structuredClone(pod), structuredClone(patch) as fastJsonPatch.Operation[], true, false).newDocument;
 }
 
-/** Paths sluice may write: its annotations, the token automount flag, volumes, init containers, agent env/mounts. */
+/**
+ * Paths sluice may write: its annotations and injected label, the token automount flag, volumes,
+ * init containers, agent env/mounts, and allowPrivilegeEscalation where an agent container leaves it unset.
+ */
 const OWNED = [
   /^\/metadata\/annotations(\/sluice\.io~1(status|creator))?$/,
+  /^\/metadata\/labels(\/sluice\.io~1injected)?$/,
+  /^\/spec\/(initContainers|containers)\/[0-9]+\/securityContext(\/allowPrivilegeEscalation)?$/,
   /^\/spec\/automountServiceAccountToken$/,
   /^\/spec\/volumes(\/-|\/[0-9]+)?$/,
   /^\/spec\/initContainers(\/[01])?$/,
@@ -103,8 +108,14 @@ describe('golden injection', () => {
     // Idempotency: injecting the injected pod changes nothing.
     const again = run(c, patched);
     expect(again.kind === 'patch' ? again.patch : []).toEqual([]);
-    // And the guard accepts what the injector produced (it is exactly the rendering).
-    if (!c.skipped) expect(guardPodCreate(patched, { namespace: 'agents', namespaceOptedIn: c.namespaceOptedIn ?? false, userInfo: alice }, c.config ?? testConfig())).toEqual([]);
+    // And the guard accepts what the injector produced (it is exactly the rendering). The one thing
+    // the injector deliberately does not choose is the agent's UID: a pod that sets none is refused
+    // for that alone (guard.uid_unset), never for anything sluice wrote.
+    if (!c.skipped) {
+      const found = guardPodCreate(patched, { namespace: 'agents', namespaceOptedIn: c.namespaceOptedIn ?? false, userInfo: alice }, c.config ?? testConfig());
+      expect(found.filter((v) => v.rule !== 'guard.uid_unset')).toEqual([]);
+      if (c.name === 'plain-pod' || c.name === 'already-injected') expect(found).toEqual([]);
+    }
   });
 
   test('every file in testdata belongs to a case', () => {

@@ -38,7 +38,7 @@ interface Doc {
 
 const DIR = join(import.meta.dirname, '..', 'manifests');
 const load = (file: string) => parseAllDocuments(readFileSync(join(DIR, file), 'utf8')).map((d) => d.toJS() as Doc);
-const SERVED = new Set(['/mutate', '/mutate/namespace', '/validate', '/validate/namespace']);
+const SERVED = new Set(['/mutate', '/mutate/namespace', '/validate', '/validate/namespace', '/validate/injected']);
 const NEVER = ['kube-system', 'kube-public', 'kube-node-lease', 'sluice-system'];
 
 function excludedNamespaces(selector: Selector): string[] {
@@ -65,6 +65,33 @@ describe.each(['mutating-webhook.yaml', 'validating-webhook.yaml'])('%s', (file)
       const viaNamespace = (hook.namespaceSelector.matchExpressions ?? []).some((e) => e.key === 'sluice.io/inject' && e.operator === 'In');
       expect(hook.clientConfig.service.path.endsWith('/namespace')).toBe(viaNamespace);
     }
+  });
+});
+
+describe('injected means injected: what keys the guard on updates', () => {
+  const hooks = load('validating-webhook.yaml')[0]!.webhooks as (Webhook & { rules: { operations: string[]; resources: string[] }[]; objectSelector?: { matchLabels?: Record<string, string>; matchExpressions?: unknown[] } })[];
+
+  test('every UPDATE registration is keyed on sluice.io/injected, which only the injector writes, never on sluice.io/inject', () => {
+    const updates = hooks.filter((h) => h.rules.some((r) => r.operations.includes('UPDATE')));
+    expect(updates.map((h) => h.name)).toEqual(['injected.guard.sluice.io']);
+    const [hook] = updates;
+    expect(hook!.objectSelector).toEqual({ matchLabels: { 'sluice.io/injected': 'true' } });
+    expect(hook!.namespaceSelector.matchExpressions!.map((e) => e.key)).toEqual(['kubernetes.io/metadata.name']);
+    expect(hook!.rules[0]!.resources.sort()).toEqual(['pods', 'pods/ephemeralcontainers', 'pods/resize']);
+    expect(hook!.clientConfig.service.path).toBe('/validate/injected');
+  });
+
+  test('port-forward and proxy are registered where agents live, fail closed', () => {
+    const hook = hooks.find((h) => h.rules.some((r) => r.resources.includes('pods/portforward')))!;
+    expect(hook.rules[0]!.resources.sort()).toEqual(['pods/portforward', 'pods/proxy']);
+    expect(hook.failurePolicy).toBe('Fail');
+    expect(hook.clientConfig.service.path).toBe('/validate/namespace');
+  });
+
+  test('the policy decides "guarded" from the markers of the old object too', () => {
+    const text = readFileSync(join(DIR, 'validating-admission-policy.yaml'), 'utf8');
+    expect(text).toMatch(/name: injectedBefore\n\s+expression: "variables.oldStatus != '<absent>' \|\| variables.oldInjected == 'true'"/);
+    expect(text).toMatch(/variables.injectedBefore \|\| variables.newInjected != '<absent>'/);
   });
 });
 

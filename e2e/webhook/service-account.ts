@@ -1,0 +1,57 @@
+// Acting as a ServiceAccount against the harness's API server: the agent of the issue-15 attacks
+// holds a real token for its namespace's ServiceAccount (minted by TokenRequest, as a projected
+// volume or a stolen sidecar token would be) and the RBAC a platform team typically gives an
+// agent. Requests go out exactly like cluster.request, with that bearer token instead of a user's.
+import { Agent, request as undiciRequest } from 'undici';
+import type { KubeCluster, KubeResponse, RbacRule } from '../support/kube/cluster.ts';
+
+export interface ServiceAccountClient {
+  /** system:serviceaccount:<namespace>:<name> */
+  username: string;
+  request<T = Record<string, unknown>>(method: string, path: string, body?: unknown, contentType?: string): Promise<KubeResponse<T>>;
+  close(): Promise<void>;
+}
+
+/** What an agent's ServiceAccount commonly may do in its own namespace (the issue's "typical agent RBAC"). */
+export const TYPICAL_AGENT_RULES: RbacRule[] = [
+  { apiGroups: [''], resources: ['pods'], verbs: ['create', 'get', 'list', 'watch', 'update', 'patch', 'delete'] },
+  { apiGroups: [''], resources: ['pods/ephemeralcontainers', 'pods/resize'], verbs: ['get', 'update', 'patch'] },
+  { apiGroups: [''], resources: ['pods/exec', 'pods/portforward', 'pods/proxy', 'pods/attach'], verbs: ['create', 'get'] },
+  { apiGroups: [''], resources: ['configmaps'], verbs: ['create', 'get', 'list', 'update', 'patch', 'delete'] },
+  { apiGroups: ['apps'], resources: ['deployments'], verbs: ['create', 'get', 'list', 'update', 'patch', 'delete'] },
+];
+
+/** Creates the ServiceAccount (as admin), grants it `rules` in its namespace and mints a token for it. */
+export async function serviceAccountClient(cluster: KubeCluster, namespace: string, name: string, rules: RbacRule[]): Promise<ServiceAccountClient> {
+  const created = await cluster.request('admin', 'POST', `/api/v1/namespaces/${namespace}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name } });
+  if (created.status !== 201 && created.status !== 409) throw new Error(`creating ServiceAccount ${namespace}/${name}: ${created.status} ${JSON.stringify(created.body)}`);
+  await cluster.grant(`serviceaccount:${name}`, namespace, `${name}-agent`, rules);
+  const minted = await cluster.request<{ status?: { token?: string } }>('admin', 'POST', `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`, {
+    apiVersion: 'authentication.k8s.io/v1',
+    kind: 'TokenRequest',
+    spec: { expirationSeconds: 3600 },
+  });
+  const token = minted.body.status?.token;
+  if (minted.status !== 201 || !token) throw new Error(`TokenRequest for ${namespace}/${name}: ${minted.status} ${JSON.stringify(minted.body)}`);
+  const dispatcher = new Agent({ connect: { ca: cluster.ca.certPem }, keepAliveTimeout: 10_000 });
+  return {
+    username: `system:serviceaccount:${namespace}:${name}`,
+    async request<T>(method: string, path: string, body?: unknown, contentType = 'application/json') {
+      const res = await undiciRequest(`${cluster.server}${path}`, {
+        method: method as 'GET',
+        dispatcher,
+        headers: { authorization: `Bearer ${token}`, accept: 'application/json, */*', ...(body === undefined ? {} : { 'content-type': contentType }) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await res.body.text();
+      let parsed: unknown = text;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        // non-JSON answers stay text
+      }
+      return { status: res.statusCode, body: parsed as T };
+    },
+    close: () => dispatcher.close(),
+  };
+}
