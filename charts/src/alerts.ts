@@ -40,6 +40,16 @@ const SPOOL_NEAR_FULL_BYTES = Math.floor(SPOOL_MAX_BYTES * 0.8);
 
 const denyRate = 'sum by (namespace, pod) (rate(sluice_requests_total{action="deny"}[5m]))';
 
+/** Pods whose audit store is `none`: a ring that is always full and never ships is not an outage. */
+const STORE_NONE = 'unless on (namespace, pod) (max by (namespace, pod) (sluice_audit_store_info{type="none"}) == 1)';
+
+// Predicted unshipped bytes in 4 hours (linear over the last 30 minutes) reach the capacity, while
+// the store has not acknowledged anything for 5 minutes: the spool will refuse traffic (or drop)
+// well before anyone would notice from the 80 % warning.
+const spoolFullSoon = 'max by (namespace, pod) (predict_linear(sluice_audit_spool_unshipped_bytes[30m], 4 * 3600))';
+
+const approvalWaitRatio = 'max by (namespace, pod) (sluice_approvals_oldest_pending_age_seconds / sluice_approvals_max_wait_seconds)';
+
 export const ALERTS: readonly AlertSpec[] = [
   {
     alert: 'SluiceSidecarDown',
@@ -132,15 +142,17 @@ export const ALERTS: readonly AlertSpec[] = [
   {
     alert: 'SluiceApprovalsWaitingTooLong',
     group: 'sluice-sidecar',
-    // Half the sidecar's default hold (approvals.maxWaitMs, 10 minutes): approvers hear of it
-    // while there is still time to decide.
-    ...threshold('max by (namespace, pod) (sluice_approvals_oldest_pending_age_seconds)', '> 300'),
+    // Half of each sidecar's own maximum hold (approvals.maxWaitMs, exported as
+    // sluice_approvals_max_wait_seconds): approvers hear of it while there is still time to decide,
+    // whatever the hold is configured to (a fixed 300 s could never fire with maxWaitMs 300000).
+    ...threshold(approvalWaitRatio, '> 0.5'),
     for: '1m',
     severity: 'warning',
-    summary: 'A held request has waited 5 minutes for an approver',
-    description: 'A request of {{ $labels.namespace }}/{{ $labels.pod }} has been held for approval for over 5 minutes; the agent is blocked on it and it is denied when the hold times out.',
-    fires: { series: { [`sluice_approvals_oldest_pending_age_seconds{${POD}}`]: '0+60x30' }, at: 20, labels: POD_LABELS },
-    quiet: { series: { [`sluice_approvals_oldest_pending_age_seconds{${POD}}`]: '0+10x30' }, at: 20 },
+    summary: 'A held request has used half its time waiting for an approver',
+    description: 'A request of {{ $labels.namespace }}/{{ $labels.pod }} has been held for approval for over half of approvals.maxWaitMs; the agent is blocked on it and it is denied when the hold times out.',
+    // maxWaitMs 300000 (install.md's example): at 3 minutes the alert has fired, before the hold expires at 5.
+    fires: { series: { [`sluice_approvals_oldest_pending_age_seconds{${POD}}`]: '0+20x30', [`sluice_approvals_max_wait_seconds{${POD}}`]: '300x30' }, at: 9, labels: POD_LABELS },
+    quiet: { series: { [`sluice_approvals_oldest_pending_age_seconds{${POD}}`]: '0+20x30', [`sluice_approvals_max_wait_seconds{${POD}}`]: '3600x30' }, at: 9 },
   },
   {
     alert: 'SluiceApprovalsExpiring',
@@ -156,6 +168,17 @@ export const ALERTS: readonly AlertSpec[] = [
       labels: POD_LABELS,
     },
     quiet: { series: { [`sluice_approvals_decisions_total{outcome="expired",${POD}}`]: '1x60' }, at: 50 },
+  },
+  {
+    alert: 'SluiceApprovalsApiErrors',
+    group: 'sluice-sidecar',
+    ...threshold('sum by (namespace, pod, operation) (increase(sluice_approvals_api_errors_total[10m]))', '> 0'),
+    for: '5m',
+    severity: 'warning',
+    summary: 'A sidecar cannot reach the ApprovalRequest API',
+    description: '{{ $labels.namespace }}/{{ $labels.pod }} fails Kubernetes API calls for approvals ({{ $labels.operation }}); held requests cannot be created or decided and are denied (unavailable).',
+    fires: { series: { [`sluice_approvals_api_errors_total{operation="create",${POD}}`]: '0+2x20' }, at: 10, labels: { operation: 'create', ...POD_LABELS } },
+    quiet: { series: { [`sluice_approvals_api_errors_total{operation="create",${POD}}`]: '4x20' }, at: 15 },
   },
   {
     alert: 'SluiceCredentialIssuanceFailing',
@@ -175,13 +198,48 @@ export const ALERTS: readonly AlertSpec[] = [
   {
     alert: 'SluiceAuditShippingStalled',
     group: 'sluice-audit',
-    ...threshold('max by (namespace, pod) (sluice_audit_oldest_unshipped_age_seconds)', '> 300'),
+    signal: 'max by (namespace, pod) (sluice_audit_oldest_unshipped_age_seconds)',
+    expr: `max by (namespace, pod) (sluice_audit_oldest_unshipped_age_seconds) > 300 ${STORE_NONE}`,
     for: '5m',
     severity: 'warning',
-    summary: 'Audit events are not reaching Loki',
-    description: 'The oldest audit event of {{ $labels.namespace }}/{{ $labels.pod }} not yet acknowledged by Loki is over 5 minutes old; the spool is filling.',
-    fires: { series: { [`sluice_audit_oldest_unshipped_age_seconds{${POD}}`]: '0+60x30' }, at: 15, labels: POD_LABELS },
-    quiet: { series: { [`sluice_audit_oldest_unshipped_age_seconds{${POD}}`]: '0 1 0 2 0 1 0 0 1 0 0 0 0 0 0 0 0 0 0 0' }, at: 15 },
+    summary: 'Audit events are not reaching the log store',
+    description: 'The oldest audit event of {{ $labels.namespace }}/{{ $labels.pod }} not yet acknowledged by the store is over 5 minutes old; the spool is filling.',
+    fires: {
+      series: { [`sluice_audit_oldest_unshipped_age_seconds{${POD}}`]: '0+60x30', [`sluice_audit_store_info{type="loki",${POD}}`]: '1x30', [`sluice_audit_store_info{type="none",${POD}}`]: '0x30' },
+      at: 15,
+      labels: POD_LABELS,
+    },
+    // The same age in a pod whose store is none (a ring nothing ships from) is not a stall.
+    quiet: { series: { [`sluice_audit_oldest_unshipped_age_seconds{${POD}}`]: '0+60x30', [`sluice_audit_store_info{type="none",${POD}}`]: '1x30' }, at: 15 },
+  },
+  {
+    alert: 'SluiceAuditSpoolFullSoon',
+    group: 'sluice-audit',
+    signal: spoolFullSoon,
+    expr: `(${spoolFullSoon} >= max by (namespace, pod) (sluice_audit_spool_capacity_bytes)) and on (namespace, pod) (max by (namespace, pod) (sluice_audit_oldest_unshipped_age_seconds) > 300) ${STORE_NONE}`,
+    for: '5m',
+    severity: 'critical',
+    summary: 'The audit spool will be full within 4 hours',
+    description: 'The store has not acknowledged audit events of {{ $labels.namespace }}/{{ $labels.pod }} for over 5 minutes and, at the rate its spool is filling, it is full within 4 hours; then requests are refused (fail-closed) or events dropped.',
+    // Unshipped bytes growing 1 MiB a minute towards 64 MiB behind a dead store.
+    fires: {
+      series: {
+        [`sluice_audit_spool_unshipped_bytes{${POD}}`]: `0+${1024 * 1024}x40`,
+        [`sluice_audit_spool_capacity_bytes{${POD}}`]: `${SPOOL_MAX_BYTES}x40`,
+        [`sluice_audit_oldest_unshipped_age_seconds{${POD}}`]: '0+60x40',
+      },
+      at: 15,
+      labels: POD_LABELS,
+    },
+    // A shipper keeping up: a little unshipped, never old.
+    quiet: {
+      series: {
+        [`sluice_audit_spool_unshipped_bytes{${POD}}`]: '0 4096 0 8192 0 2048 0 0 4096 0 0 0 8192 0 0 0 0 0 0 0',
+        [`sluice_audit_spool_capacity_bytes{${POD}}`]: `${SPOOL_MAX_BYTES}x20`,
+        [`sluice_audit_oldest_unshipped_age_seconds{${POD}}`]: '0 1 0 2 0 1 0 0 1 0 0 0 1 0 0 0 0 0 0 0',
+      },
+      at: 15,
+    },
   },
   {
     alert: 'SluiceAuditEventsDropped',
@@ -208,11 +266,12 @@ export const ALERTS: readonly AlertSpec[] = [
   {
     alert: 'SluiceAuditSpoolNearFull',
     group: 'sluice-audit',
-    ...threshold('max by (namespace, pod) (sluice_audit_spool_bytes / sluice_audit_spool_capacity_bytes)', '> 0.8'),
+    signal: 'max by (namespace, pod) (sluice_audit_spool_bytes / sluice_audit_spool_capacity_bytes)',
+    expr: `max by (namespace, pod) (sluice_audit_spool_bytes / sluice_audit_spool_capacity_bytes) > 0.8 ${STORE_NONE}`,
     for: '5m',
     severity: 'warning',
     summary: 'The audit spool is over 80 % full',
-    description: '{{ $labels.namespace }}/{{ $labels.pod }} has filled over 80 % of its audit spool (audit.spool.maxBytes), mostly with events Loki has not acknowledged; when it is full, requests are refused (fail-closed) or events dropped.',
+    description: '{{ $labels.namespace }}/{{ $labels.pod }} has filled over 80 % of its audit spool (audit.spool.maxBytes), mostly with events the store has not acknowledged; when it is full, requests are refused (fail-closed) or events dropped.',
     fires: {
       series: { [`sluice_audit_spool_bytes{${POD}}`]: `${SPOOL_NEAR_FULL_BYTES + 1024}x20`, [`sluice_audit_spool_capacity_bytes{${POD}}`]: `${SPOOL_MAX_BYTES}x20` },
       at: 10,
@@ -231,6 +290,33 @@ export const ALERTS: readonly AlertSpec[] = [
     description: 'Webhook replica {{ $labels.namespace }}/{{ $labels.pod }} has not answered for 5 minutes. With every replica down, no agent pod can be created (failurePolicy Fail).',
     fires: { series: { 'up{container="sluice-webhook",namespace="sluice-system",pod="sluice-webhook-0"}': '0x10' }, at: 8, labels: { container: 'sluice-webhook', namespace: 'sluice-system', pod: 'sluice-webhook-0' } },
     quiet: { series: { 'up{container="sluice-webhook",namespace="sluice-system",pod="sluice-webhook-0"}': '1x10' }, at: 8 },
+  },
+  {
+    alert: 'SluiceWebhookAllReplicasDown',
+    group: 'sluice-webhook',
+    signal: 'up{container="sluice-webhook"}',
+    expr: 'absent(up{container="sluice-webhook"} == 1)',
+    for: '2m',
+    severity: 'critical',
+    summary: 'No sluice webhook replica is up',
+    description: 'No webhook replica has answered a scrape for 2 minutes (or none is scraped at all). The API server cannot call the webhook (failurePolicy Fail): no agent pod can be created or updated.',
+    fires: {
+      series: {
+        'up{container="sluice-webhook",namespace="sluice-system",pod="sluice-webhook-0"}': '1 1 0x10',
+        'up{container="sluice-webhook",namespace="sluice-system",pod="sluice-webhook-1"}': '1 1 0x10',
+      },
+      at: 6,
+      // absent() of a filtered vector carries no labels.
+      labels: {},
+    },
+    // One replica of two down is SluiceWebhookDown's (a warning), not this.
+    quiet: {
+      series: {
+        'up{container="sluice-webhook",namespace="sluice-system",pod="sluice-webhook-0"}': '0x10',
+        'up{container="sluice-webhook",namespace="sluice-system",pod="sluice-webhook-1"}': '1x10',
+      },
+      at: 8,
+    },
   },
   {
     alert: 'SluiceWebhookErrors',
@@ -313,7 +399,26 @@ export const ALERTS: readonly AlertSpec[] = [
     },
     quiet: { series: { 'sluice_webhook_cert_expiry_timestamp_seconds{namespace="sluice-system",pod="sluice-webhook-0"}': '31536000x30' }, at: 20 },
   },
+  {
+    alert: 'SluiceWebhookCertExpiryCritical',
+    group: 'sluice-webhook',
+    ...threshold('min by (namespace, pod) (sluice_webhook_cert_expiry_timestamp_seconds) - time()', '< 2 * 86400'),
+    for: '5m',
+    severity: 'critical',
+    summary: 'The webhook serving certificate expires within 2 days',
+    description: 'The certificate {{ $labels.namespace }}/{{ $labels.pod }} serves expires in under 2 days; when it does, the API server refuses to call the webhook and no agent pod can be created. Renew it now.',
+    fires: {
+      series: { 'sluice_webhook_cert_expiry_timestamp_seconds{namespace="sluice-system",pod="sluice-webhook-0"}': '86400x30' },
+      at: 20,
+      labels: { namespace: 'sluice-system', pod: 'sluice-webhook-0' },
+    },
+    // Ten days left is SluiceWebhookCertExpiringSoon's (a warning), not this.
+    quiet: { series: { 'sluice_webhook_cert_expiry_timestamp_seconds{namespace="sluice-system",pod="sluice-webhook-0"}': `${10 * 86400}x30` }, at: 20 },
+  },
 ];
+
+/** Every alert name: what monitoring.prometheusRule.disabledAlerts may list (values.schema.json enum). */
+export const ALERT_NAMES = ALERTS.map((a) => a.alert) as [string, ...string[]];
 
 function annotations(a: AlertSpec): Record<string, string> {
   return { summary: a.summary, description: a.description, runbook_url: `${RUNBOOK_BASE}/${a.alert}.md` };
@@ -337,6 +442,14 @@ export function alertRuleGroups(): { name: string; rules: Record<string, unknown
 /** `{{ $labels.x }}` expanded as Prometheus would for one alert's labels. */
 function expand(text: string, labels: Record<string, string>): string {
   return text.replace(/\{\{ \$labels\.([a-z_]+) \}\}/g, (_m, name: string) => labels[name] ?? '');
+}
+
+/** What promtool should see for an alert firing with these labels (severity added). */
+export function expectedAlert(alert: string, labels: Record<string, string>): { exp_labels: Record<string, string>; exp_annotations: Record<string, string> } {
+  const a = ALERTS.find((x) => x.alert === alert);
+  if (!a) throw new Error(`no alert ${alert}`);
+  const all = { ...labels, severity: a.severity };
+  return { exp_labels: all, exp_annotations: { ...annotations(a), summary: expand(a.summary, all), description: expand(a.description, all) } };
 }
 
 function inputSeries(c: AlertCase): { series: string; values: string }[] {

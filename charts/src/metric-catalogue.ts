@@ -35,7 +35,9 @@ export const LABEL_VALUES: Readonly<Record<string, Readonly<Record<string, strin
   sluice_credentials_injected_total: { provider: 'as above', jit: '`true`, `false`' },
   sluice_credentials_issue_seconds: { provider: 'as above' },
   sluice_credentials_time_to_expiry_seconds: { provider: 'as above' },
-  sluice_audit_events_dropped_total: { reason: '`spool_full`, `spool_io`, `corrupt`' },
+  sluice_audit_events_dropped_total: { reason: '`spool_full`, `spool_io`, `corrupt`, `oversized` (shipped as an `omitted` stub)' },
+  sluice_audit_store_info: { type: '`none`, `loki`, `victorialogs`' },
+  sluice_audit_spool_state: { state: '`ok`, `behind`, `near_full`, `full`' },
   sluice_audit_append_errors_total: { code: '`audit.*` error codes' },
   sluice_audit_pushes_total: { outcome: '`ok`, `retry_network`, `retry_status`, `rejected`' },
   sluice_webhook_reviews_total: {

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { SidecarConfig } from '../../sidecar/src/config/sidecar-config.ts';
 import { SidecarMount, TokenAudience } from '../../webhook/src/config.ts';
 import type { JsonSchema } from './values-docs.ts';
+import { ALERT_NAMES } from './alerts.ts';
 
 const quantity = z.string().regex(/^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$/, 'a Kubernetes quantity such as 100m or 64Mi');
 const port = z.number().int().min(1).max(65535);
@@ -282,7 +283,10 @@ const Monitoring = z
           .url()
           .default('https://github.com/sluice-dev/sluice/blob/main/docs/runbooks')
           .describe('base of every runbook_url annotation (<base>/<Alert>.md)'),
-        disabledAlerts: z.array(z.string().regex(/^Sluice[A-Za-z]+$/)).default([]).describe('alert names to leave out'),
+        disabledAlerts: z
+          .array(z.enum(ALERT_NAMES))
+          .default([])
+          .describe('alert names to leave out (one of the alerts in docs/runbooks; a misspelt name fails the install)'),
       })
       .prefault({})
       .describe('alerts'),

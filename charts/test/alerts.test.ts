@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, jest, test } from '@jest/globals';
 import { stringify as toYaml } from 'yaml';
 import { ALERTS, RUNBOOK_BASE, promtoolTests } from '../src/alerts.ts';
-import { CHART, REPO, find, template } from './support/helm.ts';
+import { CHART, REPO, find, template, templateError } from './support/helm.ts';
 import type { K8sObject } from './support/helm.ts';
 
 jest.setTimeout(60_000);
@@ -88,5 +88,23 @@ describe('alerts and runbooks', () => {
     const files = new Set(ALERTS.map((a) => `${a.alert}.md`));
     const extra = readdirSync(RUNBOOKS).filter((f) => f.endsWith('.md') && f !== 'README.md' && !files.has(f));
     expect(extra).toEqual([]);
+  });
+});
+
+describe('monitoring.prometheusRule.disabledAlerts', () => {
+  test('a misspelt alert name fails the install, naming the field (values.schema.json enum)', async () => {
+    const err = await templateError({ monitoring: { prometheusRule: { enabled: true, disabledAlerts: ['SluiceDenySpik'] } } });
+    expect(err).toMatch(/disabledAlerts/);
+    expect(err).toMatch(/SluiceDenySpike/);
+  });
+
+  test('a listed alert is left out of the PrometheusRule, the others stay', async () => {
+    const rule = find(await template({ monitoring: { prometheusRule: { enabled: true, disabledAlerts: ['SluiceDenySpike', 'SluiceWebhookAllReplicasDown'] } } }), 'PrometheusRule') as K8sObject & {
+      spec: { groups: { rules: { alert: string }[] }[] };
+    };
+    const names = rule.spec.groups.flatMap((g) => g.rules.map((r) => r.alert));
+    expect(names).not.toContain('SluiceDenySpike');
+    expect(names).not.toContain('SluiceWebhookAllReplicasDown');
+    expect(names.length).toBe(ALERTS.length - 2);
   });
 });

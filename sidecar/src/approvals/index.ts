@@ -72,6 +72,7 @@ export async function startApprovals(config: ApprovalsConfig, deps: ApprovalsDep
   const rest = new KubeRest(loadKubeConfig({ kubeconfig: config.kubeconfig, context: config.context, inCluster }), config.apiTimeoutMs);
   const api = new ApprovalApi(rest);
   const metrics = registerApprovalMetrics(deps.registry);
+  metrics.maxWaitSeconds.set(config.maxWaitMs / 1000);
   const notifier = Notifier.create(config.notify, { metrics, log: (msg, detail) => log.warn(detail, msg) });
   const listeners: ((e: ApprovalEvent) => void)[] = [];
   const coordinator: HoldCoordinator = new HoldCoordinator({

@@ -17,6 +17,8 @@ export interface ApprovalMetrics {
   grantUses: Counter<'scope'>;
   notifications: Counter<'result'>;
   apiErrors: Counter<'operation'>;
+  /** approvals.maxWaitMs in seconds: what SluiceApprovalsWaitingTooLong measures the oldest wait against. */
+  maxWaitSeconds: Gauge;
   /** Age of the oldest request still waiting, read at scrape time from `oldestPendingSource`. */
   oldestPendingAge: Gauge;
   /** Set by the coordinator: seconds the oldest pending request has waited, undefined when none. */
@@ -49,6 +51,7 @@ export function registerApprovalMetrics(registry: Registry): ApprovalMetrics {
       registers,
     }),
     apiErrors: new Counter({ name: 'sluice_approvals_api_errors_total', help: 'Failed Kubernetes API calls by operation (create|status|watch)', labelNames: ['operation'], registers }),
+    maxWaitSeconds: new Gauge({ name: 'sluice_approvals_max_wait_seconds', help: 'How long a held request may wait for a decision before it expires (approvals.maxWaitMs)', registers }),
     oldestPendingAge: new Gauge({
       name: 'sluice_approvals_oldest_pending_age_seconds',
       help: 'How long the oldest ApprovalRequest this sidecar waits on has been pending (0 when none)',
