@@ -1,12 +1,16 @@
 // AWS facts: service, region, API action (`service:Operation`) and S3 bucket/key. The action
 // comes from whichever wire protocol the request speaks: X-Amz-Target (JSON 1.0/1.1), the
 // Smithy RPC v2 path, `Action=` in the query or a form body (query protocol, presigned STS), or
-// the S3 REST shape. It must never emit facts without an action: a request it cannot name is
-// left without `aws` facts so that policy denies it as unclassified instead of allowing a blank.
+// the S3 REST shape. Besides the action it reports what own-vs-foreign rules need: whether the
+// agent signed the request, an S3 copy's source bucket, the role an AssumeRole asks for (RoleArn,
+// from query, form or JSON body) and SSM's WithDecryption. It must never emit facts without an
+// action: a request it cannot name is left without `aws` facts so that policy denies it as
+// unclassified instead of allowing a blank; a parameter it cannot read unambiguously is left out.
 import type { AwsFacts } from '../../../api/src/index.ts';
 import { credentialScope, iamPrefix, isAwsSigned, parseAwsHost } from './aws-endpoint.ts';
 import type { AwsHost } from './aws-endpoint.ts';
 import { decodedBodyPrefix } from './body-prefix.ts';
+import { scanTopLevelJson } from './json-top-level-scan.ts';
 import { decodePercent, headerOf, queryOf } from './request.ts';
 import type { FactsRequest } from './request.ts';
 import { s3RestAction } from './s3-rest-action.ts';
@@ -19,8 +23,44 @@ export interface AwsRequestShape {
   operation?: string;
   /** The query-protocol form body must be read to find `Action=`. */
   actionInBody: boolean;
+  /** Where the parameters the facts report (RoleArn, WithDecryption) may be sent besides the query. */
+  paramsIn?: 'form' | 'json';
   bucket?: string;
   key?: string;
+  signed: boolean;
+  copySourceBucket?: string;
+}
+
+/** Parameters reported as facts, by the operations that take them. */
+const ROLE_OPERATIONS = new Set(['sts:AssumeRole', 'sts:AssumeRoleWithWebIdentity', 'sts:AssumeRoleWithSAML']);
+const DECRYPT_OPERATIONS = new Set(['ssm:GetParameter', 'ssm:GetParameters', 'ssm:GetParametersByPath', 'ssm:GetParameterHistory']);
+const ROLE_ARN = /^arn:aws[a-z-]*:iam::(\d{12}):role\/[\w+=,.@/-]{1,512}$/;
+const COPY_OPERATIONS = new Set(['CopyObject', 'UploadPartCopy']);
+
+function wantedParams(service: string, operation: string | undefined): string[] {
+  if (operation === undefined) return [];
+  const action = `${service}:${operation}`;
+  if (ROLE_OPERATIONS.has(action)) return ['RoleArn'];
+  if (DECRYPT_OPERATIONS.has(action)) return ['WithDecryption'];
+  return [];
+}
+
+/**
+ * The bucket an `x-amz-copy-source` header names (`bucket/key`, `/bucket/key`, percent-encoded,
+ * `?versionId=` allowed). An access point ARN is returned up to its object part; it is no bucket
+ * name, so policy treats it as foreign unless the organisation lists it.
+ */
+export function copySourceBucket(header: string): string | undefined {
+  const decoded = decodePercent(header.trim());
+  if (decoded === undefined) return undefined;
+  const source = decoded.startsWith('/') ? decoded.slice(1) : decoded;
+  if (source.startsWith('arn:')) {
+    const at = source.indexOf('/object/');
+    return at > 0 ? source.slice(0, at) : undefined;
+  }
+  const slash = source.indexOf('/');
+  const bucket = slash < 0 ? source : source.slice(0, slash);
+  return bucket === '' || bucket.includes('?') ? undefined : bucket;
 }
 
 const S3_SERVICES = new Set(['s3', 's3express']);
@@ -63,6 +103,7 @@ export function classifyAwsRequest(req: FactsRequest, hostSuffixes: readonly str
     service: iamPrefix(signingName),
     region: scope?.region ?? host?.region ?? 'us-east-1',
     actionInBody: false,
+    signed: isAwsSigned(req),
   };
   const target = headerOf(req, 'x-amz-target');
   const rpcV2 = /^\/service\/[^/]+\/operation\/([^/]+)$/.exec(req.path);
@@ -78,10 +119,36 @@ export function classifyAwsRequest(req: FactsRequest, hostSuffixes: readonly str
     shape.operation = s3RestAction(req, bucket, key);
     if (bucket !== undefined) shape.bucket = bucket;
     if (key !== undefined) shape.key = key;
+    const copySource = headerOf(req, 'x-amz-copy-source');
+    if (shape.operation !== undefined && COPY_OPERATIONS.has(shape.operation) && copySource !== undefined) {
+      const source = copySourceBucket(copySource);
+      if (source !== undefined) shape.copySourceBucket = source;
+    }
   } else if (req.method.toUpperCase() === 'POST' && isFormBody(req)) {
     shape.actionInBody = true;
   }
+  if (shape.actionInBody) shape.paramsIn = 'form';
+  else if (wantedParams(shape.service, shape.operation).length > 0 && req.method.toUpperCase() === 'POST') {
+    shape.paramsIn = target !== undefined && !isFormBody(req) ? 'json' : isFormBody(req) ? 'form' : undefined;
+    if (shape.paramsIn === undefined) delete shape.paramsIn;
+  }
   return shape;
+}
+
+/** How many body bytes AWS facts can use: the form or JSON body prefix, when parameters live there. */
+export function awsBodyPrefixNeeded(shape: AwsRequestShape | undefined, maxBytes: number): number {
+  return shape?.paramsIn !== undefined ? maxBytes : 0;
+}
+
+/** Every value of each wanted parameter in a form body prefix (only complete parameters count). */
+function formParams(body: Buffer, complete: boolean, names: readonly string[]): Map<string, string[]> {
+  let text = body.toString('latin1');
+  if (!complete) {
+    const amp = text.lastIndexOf('&');
+    text = amp < 0 ? '' : text.slice(0, amp);
+  }
+  const params = new URLSearchParams(text);
+  return new Map(names.map((n) => [n, params.getAll(n)]));
 }
 
 /** `Action=` from a form body prefix; only complete parameters count (the last may be cut). */
@@ -95,11 +162,67 @@ export function formAction(body: Buffer, complete: boolean): string | undefined 
   return action !== null && OPERATION.test(action) ? action : undefined;
 }
 
+/**
+ * 0 once the prefix holds what the facts need (the action and, for the operations that take
+ * them, their parameters) or can never hold it; else 1. A form parameter may be repeated later
+ * in the body, so a form that names the parameter is still read to its end (within maxBytes).
+ */
 export function awsMoreBodyNeeded(req: FactsRequest, shape: AwsRequestShape | undefined, prefix: Buffer, maxBytes: number): number {
-  if (!shape?.actionInBody || prefix.length >= maxBytes) return 0;
+  if (shape?.paramsIn === undefined || prefix.length >= maxBytes) return 0;
   const decoded = decodedBodyPrefix(req, prefix, maxBytes);
-  if (decoded === undefined || formAction(decoded, false) !== undefined) return 0;
-  return 1;
+  if (decoded === undefined) return 0;
+  if (shape.paramsIn === 'json') {
+    const scan = scanTopLevelJson(decoded, new Set(wantedParams(shape.service, shape.operation)));
+    return scan.complete || scan.invalid ? 0 : 1;
+  }
+  const operation = shape.operation ?? formAction(decoded, false);
+  if (operation === undefined) return 1;
+  return wantedParams(shape.service, operation).length > 0 ? 1 : 0;
+}
+
+/** RoleArn and WithDecryption as facts; a parameter sent with conflicting values is left out. */
+function paramFacts(
+  req: FactsRequest,
+  shape: AwsRequestShape,
+  operation: string,
+  body: Buffer | undefined,
+  bodyComplete: boolean,
+  maxBytes: number,
+): Pick<AwsFacts, 'role_arn' | 'role_account' | 'with_decryption'> {
+  const names = wantedParams(shape.service, operation);
+  if (names.length === 0) return {};
+  const values = new Map<string, unknown[]>(names.map((n) => [n, [...(req.query[n] ?? [])]]));
+  if (shape.paramsIn !== undefined) {
+    // Parameters may be sent in the body too: only a body seen whole says which values the
+    // service will read (a value past the prefix could contradict the ones seen).
+    const decoded = body === undefined ? undefined : decodedBodyPrefix(req, body, maxBytes);
+    if (decoded === undefined) return {};
+    if (shape.paramsIn === 'form') {
+      if (!bodyComplete || decoded !== body) return {};
+      for (const [n, vs] of formParams(decoded, true, names)) values.get(n)!.push(...vs);
+    } else {
+      const scan = scanTopLevelJson(decoded, new Set(names));
+      if (!scan.complete) return {};
+      for (const n of names) if (scan.values.has(n)) values.get(n)!.push(scan.values.get(n));
+    }
+  }
+  const single = (n: string): unknown => {
+    const vs = new Set(values.get(n));
+    return vs.size === 1 ? [...vs][0] : undefined;
+  };
+  const out: Pick<AwsFacts, 'role_arn' | 'role_account' | 'with_decryption'> = {};
+  const roleArn = single('RoleArn');
+  if (typeof roleArn === 'string') {
+    const m = ROLE_ARN.exec(roleArn);
+    if (m) {
+      out.role_arn = roleArn;
+      out.role_account = m[1]!;
+    }
+  }
+  const decrypt = single('WithDecryption');
+  if (decrypt === true || decrypt === 'true') out.with_decryption = true;
+  else if (decrypt === false || decrypt === 'false') out.with_decryption = false;
+  return out;
 }
 
 /**
@@ -116,5 +239,7 @@ export function awsFacts(req: FactsRequest, shape: AwsRequestShape, body: Buffer
   const facts: AwsFacts = { service: shape.service, region: shape.region, action: `${shape.service}:${operation}` };
   if (shape.bucket !== undefined) facts.bucket = shape.bucket;
   if (shape.key !== undefined) facts.key = shape.key;
-  return facts;
+  facts.signed = shape.signed;
+  if (shape.copySourceBucket !== undefined) facts.copy_source_bucket = shape.copySourceBucket;
+  return { ...facts, ...paramFacts(req, shape, operation, body, bodyComplete, maxBytes) };
 }

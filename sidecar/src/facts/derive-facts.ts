@@ -7,7 +7,7 @@
 // facts with a hole in them.
 import { z } from 'zod';
 import type { Facts } from '../../../api/src/index.ts';
-import { awsFacts, awsMoreBodyNeeded, classifyAwsRequest } from './aws-request.ts';
+import { awsBodyPrefixNeeded, awsFacts, awsMoreBodyNeeded, classifyAwsRequest } from './aws-request.ts';
 import type { AwsRequestShape } from './aws-request.ts';
 import { classifyGitRequest, gitBodyPrefixNeeded, gitFacts, gitMoreBodyNeeded } from './git-smart-http.ts';
 import type { GitRequestShape } from './git-smart-http.ts';
@@ -98,8 +98,8 @@ export function bodyPrefixNeeded(req: FactsRequest, config: FactsConfig = DEFAUL
     const s = classify(req, config);
     return Math.max(
       gitBodyPrefixNeeded(s.git, config.maxGitCommandBytes),
-      s.aws?.actionInBody ? config.maxAwsFormBytes : 0,
-      s.llm ? config.maxLlmBodyBytes : 0,
+      awsBodyPrefixNeeded(s.aws, config.maxAwsFormBytes),
+      s.llm?.scanBody ? config.maxLlmBodyBytes : 0,
     );
   });
 }

@@ -10,6 +10,7 @@ import { DeleteTableCommand, DynamoDBClient, PutItemCommand } from '@aws-sdk/cli
 import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { Facts } from '../../../api/src/index.ts';
 import type { AwsFacts } from '../../../api/src/index.ts';
+import { copySourceBucket } from '../../src/facts/aws-request.ts';
 import { bodyPrefixNeeded, deriveFacts, moreBodyNeeded } from '../../src/facts/derive-facts.ts';
 import type { FactsRequest } from '../../src/facts/derive-facts.ts';
 
@@ -72,7 +73,8 @@ describe('S3 via the AWS SDK', () => {
     ['GetObject', new s3.GetObjectCommand({ Bucket, Key: 'dir/a b+c.txt' }), { action: 's3:GetObject', bucket: Bucket, key: 'dir/a b+c.txt' }],
     ['HeadObject', new s3.HeadObjectCommand({ Bucket, Key: 'k' }), { action: 's3:HeadObject', key: 'k' }],
     ['PutObject', new s3.PutObjectCommand({ Bucket, Key: 'k', Body: 'x' }), { action: 's3:PutObject', key: 'k' }],
-    ['CopyObject', new s3.CopyObjectCommand({ Bucket, Key: 'k2', CopySource: `${Bucket}/k` }), { action: 's3:CopyObject', key: 'k2' }],
+    ['CopyObject', new s3.CopyObjectCommand({ Bucket, Key: 'k2', CopySource: `other-bucket/k` }), { action: 's3:CopyObject', key: 'k2', copy_source_bucket: 'other-bucket' }],
+    ['UploadPartCopy', new s3.UploadPartCopyCommand({ Bucket, Key: 'k2', UploadId: 'u1', PartNumber: 1, CopySource: '/src.bucket/a%20b?versionId=3' }), { action: 's3:UploadPartCopy', copy_source_bucket: 'src.bucket' }],
     ['DeleteObject', new s3.DeleteObjectCommand({ Bucket, Key: 'k' }), { action: 's3:DeleteObject', bucket: Bucket, key: 'k' }],
     ['DeleteObjects', new s3.DeleteObjectsCommand({ Bucket, Delete: { Objects: [{ Key: 'a' }, { Key: 'b' }] } }), { action: 's3:DeleteObjects', bucket: Bucket }],
     ['CreateMultipartUpload', new s3.CreateMultipartUploadCommand({ Bucket, Key: 'big' }), { action: 's3:CreateMultipartUpload', key: 'big' }],
@@ -92,7 +94,7 @@ describe('S3 via the AWS SDK', () => {
   ];
   test.each(cases)('%s', async (_name, command, expected) => {
     const facts = await sdkFacts(client, rec.seen, command);
-    expect(facts.aws).toMatchObject({ service: 's3', region: 'eu-west-1', ...expected });
+    expect(facts.aws).toMatchObject({ service: 's3', region: 'eu-west-1', signed: true, ...expected });
     expect(rec.seen.at(-1)!.req.host).toMatch(/s3\.eu-west-1\.amazonaws\.com$/);
   });
 
@@ -101,14 +103,14 @@ describe('S3 via the AWS SDK', () => {
     const c = new s3.S3Client({ region: 'us-west-2', credentials, maxAttempts: 1, forcePathStyle: true, requestHandler: r.requestHandler as never });
     const facts = await sdkFacts(c, r.seen, new s3.DeleteObjectCommand({ Bucket: 'my.dotted.bucket', Key: 'x/y.txt' }));
     expect(r.seen[0]!.req.host).toBe('s3.us-west-2.amazonaws.com');
-    expect(facts.aws).toEqual({ service: 's3', region: 'us-west-2', action: 's3:DeleteObject', bucket: 'my.dotted.bucket', key: 'x/y.txt' });
+    expect(facts.aws).toEqual({ service: 's3', region: 'us-west-2', action: 's3:DeleteObject', bucket: 'my.dotted.bucket', key: 'x/y.txt', signed: true });
   });
 
   test('a custom S3-compatible endpoint (not an AWS host) is classified from the signature', async () => {
     const r = recorder();
     const c = new s3.S3Client({ region: 'us-east-1', credentials, maxAttempts: 1, forcePathStyle: true, endpoint: 'http://127.0.0.1:9000', requestHandler: r.requestHandler as never });
     const facts = await sdkFacts(c, r.seen, new s3.PutObjectCommand({ Bucket: 'b', Key: 'k', Body: 'x' }));
-    expect(facts.aws).toEqual({ service: 's3', region: 'us-east-1', action: 's3:PutObject', bucket: 'b', key: 'k' });
+    expect(facts.aws).toEqual({ service: 's3', region: 'us-east-1', action: 's3:PutObject', bucket: 'b', key: 'k', signed: true });
   });
 });
 
@@ -117,7 +119,7 @@ describe('query and JSON protocols via the AWS SDK', () => {
     const r = recorder();
     const c = new STSClient({ region: 'eu-central-1', credentials, maxAttempts: 1, requestHandler: r.requestHandler as never });
     const facts = await sdkFacts(c, r.seen, new GetCallerIdentityCommand({}));
-    expect(facts.aws).toEqual({ service: 'sts', region: 'eu-central-1', action: 'sts:GetCallerIdentity' });
+    expect(facts.aws).toEqual({ service: 'sts', region: 'eu-central-1', action: 'sts:GetCallerIdentity', signed: true });
     const { req, body } = r.seen[0]!;
     expect(bodyPrefixNeeded(req)).toBe(16 * 1024);
     expect(moreBodyNeeded(req, body!.subarray(0, 5))).toBeGreaterThan(0);
@@ -125,7 +127,7 @@ describe('query and JSON protocols via the AWS SDK', () => {
     expect(deriveFacts(req).aws).toBeUndefined(); // without the body there is no action: no facts
     await c.send(new AssumeRoleCommand({ RoleArn: 'arn:aws:iam::123456789012:role/x', RoleSessionName: 's' })).catch(() => undefined);
     const assume = r.seen[1]!;
-    expect(deriveFacts(assume.req, assume.body).aws!.action).toBe('sts:AssumeRole');
+    expect(deriveFacts(assume.req, assume.body).aws).toMatchObject({ action: 'sts:AssumeRole', role_arn: 'arn:aws:iam::123456789012:role/x', role_account: '123456789012' });
   });
 
   test('DynamoDB (JSON protocol): action from X-Amz-Target', async () => {
@@ -135,6 +137,7 @@ describe('query and JSON protocols via the AWS SDK', () => {
       service: 'dynamodb',
       region: 'ap-southeast-2',
       action: 'dynamodb:PutItem',
+      signed: true,
     });
     expect((await sdkFacts(c, r.seen, new DeleteTableCommand({ TableName: 't' }))).aws!.action).toBe('dynamodb:DeleteTable');
     expect(bodyPrefixNeeded(r.seen[0]!.req)).toBe(0);
@@ -156,7 +159,7 @@ describe('@smithy/signature-v4 headers and presigned URLs', () => {
       body: '{}',
     });
     expect(signed.headers.authorization).toMatch(/^AWS4-HMAC-SHA256 Credential=SLUICEPLACEHOLDER\/\d{8}\/eu-west-1\/monitoring\/aws4_request/);
-    expect(deriveFacts(asFacts(signed)).aws).toEqual({ service: 'cloudwatch', region: 'eu-west-1', action: 'cloudwatch:DeleteAlarms' });
+    expect(deriveFacts(asFacts(signed)).aws).toEqual({ service: 'cloudwatch', region: 'eu-west-1', action: 'cloudwatch:DeleteAlarms', signed: true });
   });
 
   test('the scope wins over a host that claims another region', async () => {
@@ -167,7 +170,7 @@ describe('@smithy/signature-v4 headers and presigned URLs', () => {
       path: '/',
       headers: { host: 'logs.eu-west-1.amazonaws.com', 'x-amz-target': 'Logs_20140328.PutLogEvents' },
     });
-    expect(deriveFacts(asFacts(signed)).aws).toEqual({ service: 'logs', region: 'us-east-2', action: 'logs:PutLogEvents' });
+    expect(deriveFacts(asFacts(signed)).aws).toEqual({ service: 'logs', region: 'us-east-2', action: 'logs:PutLogEvents', signed: true });
   });
 
   test('presigned S3 GET: scope from X-Amz-Credential', async () => {
@@ -176,7 +179,7 @@ describe('@smithy/signature-v4 headers and presigned URLs', () => {
       { expiresIn: 300 },
     );
     expect(url.query?.['X-Amz-Credential']).toMatch(/\/eu-north-1\/s3\/aws4_request$/);
-    expect(deriveFacts(asFacts(url)).aws).toEqual({ service: 's3', region: 'eu-north-1', action: 's3:GetObject', bucket: 'acme', key: 'reports/q1.csv' });
+    expect(deriveFacts(asFacts(url)).aws).toEqual({ service: 's3', region: 'eu-north-1', action: 's3:GetObject', bucket: 'acme', key: 'reports/q1.csv', signed: true });
   });
 
   test('presigned STS GetCallerIdentity (the EKS token shape): action from the query', async () => {
@@ -184,7 +187,7 @@ describe('@smithy/signature-v4 headers and presigned URLs', () => {
       { method: 'GET', protocol: 'https:', hostname: 'sts.amazonaws.com', path: '/', query: { Action: 'GetCallerIdentity', Version: '2011-06-15' }, headers: { host: 'sts.amazonaws.com', 'x-k8s-aws-id': 'cluster' } },
       { expiresIn: 60 },
     );
-    expect(deriveFacts(asFacts(url)).aws).toEqual({ service: 'sts', region: 'us-east-1', action: 'sts:GetCallerIdentity' });
+    expect(deriveFacts(asFacts(url)).aws).toEqual({ service: 'sts', region: 'us-east-1', action: 'sts:GetCallerIdentity', signed: true });
   });
 
   test('SigV4a scope (no region) takes the region set header', () => {
@@ -211,7 +214,7 @@ describe('host-only classification', () => {
     ['GET', 'ec2.us-west-1.amazonaws.com:443', '/', { service: 'ec2', region: 'us-west-1', action: 'ec2:DescribeInstances' }],
   ] as const)('%s %s%s', (method, host, path, expected) => {
     const query: Record<string, string[]> = expected.action === 'ec2:DescribeInstances' ? { Action: ['DescribeInstances'] } : {};
-    expect(facts(method, host, path, query)).toEqual(expected);
+    expect(facts(method, host, path, query)).toEqual({ ...expected, signed: false });
   });
 
   test('no action, no facts: unknown REST APIs, S3 control, unsigned non-AWS hosts', () => {
@@ -220,5 +223,112 @@ describe('host-only classification', () => {
     expect(facts('GET', 'example.com', '/bucket/key')).toBeUndefined();
     expect(facts('PATCH', 'acme.s3.amazonaws.com', '/k')).toBeUndefined();
     expect(facts('GET', 'iam.amazonaws.com', '/', { Action: ['Delete;Users'] })).toBeUndefined();
+  });
+});
+
+describe('facts for own-vs-foreign rules', () => {
+  const signer = (service: string, region: string) => new SignatureV4({ service, region, credentials, sha256: Hash.bind(null, 'sha256') });
+  const form = (body: string, extra: Record<string, string> = {}): { req: FactsRequest; body: Buffer } => {
+    const buf = Buffer.from(body);
+    return {
+      req: {
+        method: 'POST',
+        host: 'sts.amazonaws.com',
+        path: '/',
+        query: {},
+        headers: { authorization: 'AWS4-HMAC-SHA256 Credential=AKID/20250101/us-east-1/sts/aws4_request, SignedHeaders=host, Signature=00', 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(buf.length), ...extra },
+      },
+      body: buf,
+    };
+  };
+  /** Feeds the body the way the proxy does: grows the prefix while moreBodyNeeded asks for more. */
+  const buffered = (req: FactsRequest, body: Buffer): Buffer => {
+    const cap = bodyPrefixNeeded(req);
+    let n = Math.min(8, body.length);
+    while (n < Math.min(cap, body.length) && moreBodyNeeded(req, body.subarray(0, n)) > 0) n++;
+    return body.subarray(0, n);
+  };
+
+  test('AssumeRole: the RoleArn and its account, read even when it comes after Action', () => {
+    const { req, body } = form('Action=AssumeRole&Version=2011-06-15&RoleSessionName=s&RoleArn=arn%3Aaws%3Aiam%3A%3A999999999999%3Arole%2Fdrop');
+    const seen = buffered(req, body);
+    expect(seen.length).toBe(body.length);
+    expect(deriveFacts(req, seen).aws).toEqual({ service: 'sts', region: 'us-east-1', action: 'sts:AssumeRole', signed: true, role_arn: 'arn:aws:iam::999999999999:role/drop', role_account: '999999999999' });
+  });
+
+  test('AssumeRole: a RoleArn sent twice with different values, or cut off, is unknown', () => {
+    const twice = form('Action=AssumeRole&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fok&RoleArn=arn%3Aaws%3Aiam%3A%3A999999999999%3Arole%2Fdrop');
+    expect(deriveFacts(twice.req, twice.body).aws).toEqual({ service: 'sts', region: 'us-east-1', action: 'sts:AssumeRole', signed: true });
+    const cut = form('Action=AssumeRole&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fok&x=1');
+    expect(deriveFacts(cut.req, cut.body.subarray(0, cut.body.length - 2)).aws).not.toHaveProperty('role_arn');
+    const queryAndBody = { ...form('RoleArn=arn%3Aaws%3Aiam%3A%3A999999999999%3Arole%2Fdrop') };
+    queryAndBody.req.query = { Action: ['AssumeRole'], RoleArn: ['arn:aws:iam::123456789012:role/ok'] };
+    expect(deriveFacts(queryAndBody.req, queryAndBody.body).aws).not.toHaveProperty('role_account');
+  });
+
+  test('AssumeRole: a RoleArn in the presigned query alone', () => {
+    const { req } = form('');
+    req.method = 'GET';
+    req.headers = {};
+    req.query = { Action: ['AssumeRole'], RoleArn: ['arn:aws:iam::123456789012:role/ci'], 'X-Amz-Credential': ['AKID/20250101/us-east-1/sts/aws4_request'] };
+    expect(deriveFacts(req).aws).toMatchObject({ role_arn: 'arn:aws:iam::123456789012:role/ci', role_account: '123456789012', signed: true });
+  });
+
+  test('SSM GetParameter(s) (JSON protocol): WithDecryption from the body, absent when not sent or not readable', async () => {
+    const ssm = async (payload: string) => {
+      const signed = await signer('ssm', 'eu-west-1').sign({
+        method: 'POST',
+        protocol: 'https:',
+        hostname: 'ssm.eu-west-1.amazonaws.com',
+        path: '/',
+        headers: { host: 'ssm.eu-west-1.amazonaws.com', 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': 'AmazonSSM.GetParameters', 'content-length': String(payload.length) },
+        body: payload,
+      });
+      const req = toFacts({ ...signed, query: {} }).req;
+      expect(bodyPrefixNeeded(req)).toBe(16 * 1024);
+      return deriveFacts(req, buffered(req, Buffer.from(payload))).aws;
+    };
+    expect(await ssm('{"Names":["/prod/db"],"WithDecryption":true}')).toEqual({ service: 'ssm', region: 'eu-west-1', action: 'ssm:GetParameters', signed: true, with_decryption: true });
+    expect(await ssm('{"WithDecryption":false,"Names":["/a"]}')).toMatchObject({ with_decryption: false });
+    expect(await ssm('{"Names":["/a"]}')).not.toHaveProperty('with_decryption');
+    expect(await ssm('{"WithDecryption":false,"WithDecryption":true}')).toMatchObject({ with_decryption: true }); // last wins, as the service parses it
+  });
+
+  test('Secrets Manager and KMS: the action is enough, no body is buffered', async () => {
+    const signed = await signer('secretsmanager', 'eu-west-1').sign({
+      method: 'POST',
+      protocol: 'https:',
+      hostname: 'secretsmanager.eu-west-1.amazonaws.com',
+      path: '/',
+      headers: { host: 'secretsmanager.eu-west-1.amazonaws.com', 'x-amz-target': 'secretsmanager.GetSecretValue' },
+      body: '{"SecretId":"prod/db"}',
+    });
+    const req = toFacts({ ...signed, query: {} }).req;
+    expect(bodyPrefixNeeded(req)).toBe(0);
+    expect(deriveFacts(req).aws).toEqual({ service: 'secretsmanager', region: 'eu-west-1', action: 'secretsmanager:GetSecretValue', signed: true });
+  });
+
+  test('an unsigned S3 PUT to any bucket says so', () => {
+    const req: FactsRequest = { method: 'PUT', host: 'attacker-drop.s3.amazonaws.com', path: '/loot', query: {}, headers: { 'content-length': '4' } };
+    expect(deriveFacts(req).aws).toEqual({ service: 's3', region: 'us-east-1', action: 's3:PutObject', bucket: 'attacker-drop', key: 'loot', signed: false });
+  });
+
+  test.each([
+    ['acme/k', 'acme'],
+    ['/acme/dir/k', 'acme'],
+    ['my.bucket/a%20b?versionId=1', 'my.bucket'],
+    ['%2Facme%2Fk', 'acme'],
+    ['arn:aws:s3:us-west-2:123456789012:accesspoint/ap/object/k', 'arn:aws:s3:us-west-2:123456789012:accesspoint/ap'],
+    ['', undefined],
+    ['/', undefined],
+    ['%zz', undefined],
+    ['arn:aws:s3:us-west-2:1:accesspoint/ap', undefined],
+  ])('copy source %j names bucket %j', (header, bucket) => {
+    expect(copySourceBucket(header)).toBe(bucket);
+  });
+
+  test('a copy whose source cannot be read has no copy_source_bucket', () => {
+    const req: FactsRequest = { method: 'PUT', host: 'acme.s3.amazonaws.com', path: '/k', query: {}, headers: { 'x-amz-copy-source': '%zz', authorization: 'AWS4-HMAC-SHA256 Credential=AKID/20250101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00' } };
+    expect(deriveFacts(req).aws).toEqual({ service: 's3', region: 'us-east-1', action: 's3:CopyObject', bucket: 'acme', key: 'k', signed: true });
   });
 });
