@@ -1,7 +1,8 @@
 // The agent pod the chart's e2e tests hand to the webhook, and the AdmissionReview the API server
 // would send for creating it (as alice, in a namespace opted in to injection).
 export function agentPod(namespace: string, name: string, labels: Record<string, string> = { 'sluice.io/inject': 'true' }) {
-  return { apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace, labels }, spec: { containers: [{ name: 'agent', image: 'ghcr.io/example/agent:1' }] } };
+  // An explicit non-root UID: the sluice guard requires one of agent pods (guard.uid_unset).
+  return { apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace, labels }, spec: { securityContext: { runAsUser: 1000, runAsNonRoot: true }, containers: [{ name: 'agent', image: 'ghcr.io/example/agent:1' }] } };
 }
 
 export function podCreateReview(namespace = 'agents', name = 'coder-0') {

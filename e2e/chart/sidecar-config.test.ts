@@ -121,7 +121,8 @@ describe('sidecar.config from helm install to the sidecar', () => {
   test('a pod created in the labelled namespace is stored mounting it read-only, and the sidecar loads it', async () => {
     const pod = await createAgentPod();
     const volume = pod.spec!.volumes!.find((v) => v.configMap?.name === 'sluice-sidecar');
-    expect(volume?.configMap).toMatchObject({ optional: true });
+    // Required: the kubelet does not start the pod without the ConfigMap or its sidecar.yaml.
+    expect(volume?.configMap).toMatchObject({ optional: false, items: [{ key: 'sidecar.yaml', path: 'sidecar.yaml' }] });
     for (const name of ['sluice-init', 'sluice-proxy']) {
       const c = pod.spec!.initContainers!.find((x) => x.name === name)!;
       expect(c.volumeMounts).toContainEqual(expect.objectContaining({ name: volume!.name, readOnly: true }));

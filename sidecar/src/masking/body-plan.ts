@@ -172,3 +172,45 @@ export function applyHeaderChanges<T extends string | string[] | undefined>(head
   for (const [k, v] of Object.entries(changes.set)) out[k] = v;
   return out;
 }
+
+/**
+ * Plans outbound DLP for a request body from what it is, not from the Content-Type the agent
+ * chose: a git push (by the request's facts, its Content-Type, or bytes that read as receive-pack
+ * commands) goes to the pack scanner; a body whose first bytes are compressed or packed data
+ * without a Content-Encoding saying so (gzip, zlib, zstd, zip, a git pack) cannot be read by the
+ * text scanner and is refused; everything else — git fetch requests, binary types included — is
+ * scanned as text with its decoded views (sniffRequestBody then looks at the bytes themselves).
+ */
+export function planRequestBodyMasking(headers: Headers, opts: { isPush: boolean; supported?: readonly ContentCoding[] }): BodyPlan {
+  const supported = new Set<string>(opts.supported ?? ['gzip', 'deflate', 'br', 'zstd']);
+  const mediaType = (header(headers, 'content-type').toLowerCase().split(';')[0] ?? '').trim();
+  if (opts.isPush || mediaType === 'application/x-git-receive-pack-request') {
+    return withCodings(plan('scan-pack', 'masking.git_push'), headers, { reencode: false }, supported);
+  }
+  if (header(headers, 'content-length') === '0') return plan('pass', 'masking.empty_body');
+  if (mediaType.startsWith('application/grpc')) return plan('refuse', 'masking.grpc_unsupported');
+  return withCodings(plan('mask', 'masking.scan'), headers, { reencode: false }, supported);
+}
+
+/** What the first bytes of a (content-decoded) request body are, when that decides its scanner. */
+export function sniffRequestBody(prefix: Buffer): 'receive-pack' | 'compressed' | 'text' {
+  if (looksLikeReceivePack(prefix)) return 'receive-pack';
+  const b0 = prefix[0] ?? -1;
+  const b1 = prefix[1] ?? -1;
+  if (b0 === 0x1f && b1 === 0x8b) return 'compressed'; // gzip
+  if (b0 === 0x28 && b1 === 0xb5 && prefix[2] === 0x2f && prefix[3] === 0xfd) return 'compressed'; // zstd
+  if (b0 === 0x50 && b1 === 0x4b && prefix[2] === 0x03 && prefix[3] === 0x04) return 'compressed'; // zip
+  if (prefix.subarray(0, 4).toString('latin1') === 'PACK') return 'compressed'; // a bare git pack
+  if ((b0 & 0x0f) === 8 && b0 >> 4 <= 7 && ((b0 << 8) | b1) % 31 === 0 && prefix.length > 2 && !isPrintable(b1)) return 'compressed'; // zlib
+  return 'text';
+}
+
+function isPrintable(b: number): boolean {
+  return (b >= 0x20 && b < 0x7f) || b === 0x09 || b === 0x0a || b === 0x0d;
+}
+
+/** A pkt-line holding `<old-oid> <new-oid> <ref>` (optionally after push-cert/shallow lines). */
+function looksLikeReceivePack(prefix: Buffer): boolean {
+  const text = prefix.subarray(0, 4096).toString('latin1');
+  return /^(?:[0-9a-f]{4}(?:shallow [0-9a-f]{40,64}\n?|push-cert\0?[^\n]*\n?))*[0-9a-f]{4}[0-9a-f]{40,64} [0-9a-f]{40,64} \S/.test(text) || /^[0-9a-f]{4}push-cert/.test(text);
+}

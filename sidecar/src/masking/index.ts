@@ -41,7 +41,14 @@ export { MaskerCache, applyFindings, createMasker, replacementFor } from './mask
 export type { Direction, Masker, Redaction, RuleSelection } from './masker.ts';
 export { MaskingTransform, StreamMasker, maskingTransform } from './stream.ts';
 export type { MaskingTransformOptions } from './stream.ts';
-export { DEFAULT_PASS_TYPES, applyHeaderChanges, planBodyMasking, planRequestForMaskedResponse } from './body-plan.ts';
+export { DEFAULT_PASS_TYPES, applyHeaderChanges, planBodyMasking, planRequestBodyMasking, planRequestForMaskedResponse, sniffRequestBody } from './body-plan.ts';
+export { DEFAULT_DECODE_LIMITS, escapeFragment, isTextLike, percentFragment, scanDecoded } from './decoded-views.ts';
+export type { DecodeLimits, DecodedScan, DecodedScanOptions, ViewEncoding, ViewFinding } from './decoded-views.ts';
+export { DecodedViewsTransform, DlpStreamError, segmentEnd } from './decoded-stream.ts';
+export type { DecodedStreamOptions } from './decoded-stream.ts';
+export { DEFAULT_EXEMPT_HEADERS, maskRequestHead } from './request-head.ts';
+export type { HeadFinding, MaskedHead } from './request-head.ts';
+export { UNRECORDABLE, maskAuditText, maskAuditValue } from './audit-text.ts';
 export type { BodyAction, BodyPlan, BodyPlanOptions, ContentCoding, HeaderChanges } from './body-plan.ts';
 export { SUPPORTED_CODINGS, createDecoder, createEncoder, maskingStages } from './body-codecs.ts';
 export {

@@ -7,7 +7,10 @@ export const MaskingConfig = z
     rulesFile: z.string().optional(),
     /** Media types passed unscanned; default: media, fonts, archives, octet-stream, git data. */
     passTypes: z.array(z.string()).optional(),
-    /** Largest request body buffered for a `dlp: block` scan; bigger bodies are refused. */
+    /**
+     * Largest request body buffered for a `dlp: block` scan (bigger bodies are refused), and the
+     * window outbound DLP decodes whole under `dlp: mask` (bigger bodies are decoded in segments).
+     */
     maxBlockScanBytes: z.number().int().min(1024).max(1024 * 1024 * 1024).default(8 * 1024 * 1024),
     /** Largest git push buffered for scanning; bigger pushes are refused as unscannable. */
     maxPackBytes: z.number().int().min(1024).max(4 * 1024 * 1024 * 1024).default(256 * 1024 * 1024),

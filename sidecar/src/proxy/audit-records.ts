@@ -1,9 +1,29 @@
 // What one request looks like in the audit trail: pure functions from the request's context to
 // AuditRecords (the recorder adds id, time, session, seq and the hash chain). Never a header
 // value, a body or a secret: the request summary, facts, the decision and redactions by rule id
-// and offset.
+// and offset. Everything the agent wrote that reaches a record — path, host, method, facts, the
+// decision's reason (policies quote paths), event details (DNS names, refusal reasons) — is
+// masked first with every rule and decoded view (masking/audit-text.ts), whatever the policy
+// chose to mask on the wire.
 import type { AuditRecord, PodIdentity } from '../../../api/src/index.ts';
+import { createMasker, maskAuditValue } from '../masking/index.ts';
+import type { Masker } from '../masking/index.ts';
 import type { RequestContext } from './request-context.ts';
+
+let auditMasker: Masker | undefined;
+
+/** The rules audit text is masked with: the built-in set until the sidecar loads its own (built-in plus the platform's). */
+export function useAuditMasker(masker: Masker): void {
+  auditMasker = masker;
+}
+
+function masker(): Masker {
+  auditMasker ??= createMasker('*');
+  return auditMasker;
+}
+
+/** Request parts are built twice per request (request and response events): masked once. */
+const maskedParts = new WeakMap<RequestContext, { summary: unknown; facts: unknown; part: AuditRecord['request'] }>();
 
 type Pod = AuditRecord['pod'];
 
@@ -19,6 +39,14 @@ function base(kind: AuditRecord['kind'], identity: PodIdentity): Pick<AuditRecor
 }
 
 function requestPart(ctx: RequestContext): AuditRecord['request'] {
+  const memo = maskedParts.get(ctx);
+  if (memo && memo.summary === ctx.summary && memo.facts === ctx.facts) return memo.part;
+  const part = maskAuditValue(rawRequestPart(ctx), masker());
+  maskedParts.set(ctx, { summary: ctx.summary, facts: ctx.facts, part });
+  return part;
+}
+
+function rawRequestPart(ctx: RequestContext): AuditRecord['request'] {
   const s = ctx.summary;
   if (!s) {
     return { method: ctx.req.method ?? '', scheme: ctx.conn.scheme, host: ctx.conn.sni ?? ctx.conn.connectTarget?.host ?? '', port: ctx.conn.connectTarget?.port ?? 0, path: (ctx.req.url ?? '').split('?')[0] ?? '' };
@@ -36,7 +64,7 @@ function decisionPart(ctx: RequestContext): AuditRecord['decision'] {
   return {
     action: answered && answered.kind !== 'hold' && ctx.action !== 'deny' ? 'deny' : (ctx.action ?? 'deny'),
     code: answered?.code ?? d?.code ?? 'none',
-    reason: answered?.reason ?? d?.reason ?? '',
+    reason: maskAuditValue(answered?.reason ?? d?.reason ?? '', masker()),
     ...(ev?.revision ? { revision: ev.revision } : {}),
     ...(scope ? { scope_used: scope } : {}),
   };
@@ -67,5 +95,5 @@ export function answeredRecord(ctx: RequestContext, identity: PodIdentity): Audi
 }
 
 export function eventRecord(kind: AuditRecord['kind'], identity: PodIdentity, detail: Record<string, unknown>, requestId?: string): AuditRecord {
-  return { ...base(kind, identity), ...(requestId ? { request_id: requestId } : {}), detail };
+  return { ...base(kind, identity), ...(requestId ? { request_id: requestId } : {}), detail: maskAuditValue(detail, masker()) };
 }

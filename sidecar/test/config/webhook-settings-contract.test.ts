@@ -1,7 +1,8 @@
 // The contract between the webhook and loadSidecarConfig, on a pod the real injector mutates: both
-// sluice containers name a SLUICE_CONFIG_FILE inside a read-only mount of the optional settings
-// ConfigMap (key sidecar.yaml), no agent container mounts it, and the sidecar loads the file it
-// finds there — or its defaults when the ConfigMap is absent.
+// sluice containers name a SLUICE_CONFIG_FILE inside a read-only mount of the settings ConfigMap
+// (key sidecar.yaml), mounted non-optional with that key named so the kubelet does not start the pod
+// without it (a missing ConfigMap never means defaults), no agent container mounts it, and the
+// sidecar loads the file it finds there.
 import { describe, expect, test } from '@jest/globals';
 import fastJsonPatch from 'fast-json-patch';
 import { planInjection } from '../../../webhook/src/inject.ts';
@@ -20,11 +21,11 @@ describe('webhook ⇄ sidecar settings file', () => {
   test.each([
     ['sluice-proxy', sidecar!],
     ['sluice-init', init!],
-  ])('%s reads sidecar.yaml from the optional ConfigMap, mounted read-only', (name, c) => {
+  ])('%s reads sidecar.yaml from the required ConfigMap, mounted read-only', (name, c) => {
     expect(c.name).toBe(name);
     const { mount, key } = settingsMount(c);
     expect(mount.readOnly).toBe(true);
-    expect(pod.spec!.volumes!.find((v) => v.name === mount.name)!.configMap).toMatchObject({ name: 'team-sidecar', optional: true });
+    expect(pod.spec!.volumes!.find((v) => v.name === mount.name)!.configMap).toEqual({ name: 'team-sidecar', defaultMode: 420, optional: false, items: [{ key: 'sidecar.yaml', path: 'sidecar.yaml' }] });
     expect(key).toBe('sidecar.yaml');
   });
 

@@ -4,6 +4,7 @@ import type { Registry } from 'prom-client';
 import { BUILTIN_RULES, MaskerCache, mergeRules, parseRuleFile, registerMaskingMetrics } from '../../masking/index.ts';
 import type { Masker } from '../../masking/index.ts';
 import type { MaskingConfig } from '../../masking/masking-config.ts';
+import { useAuditMasker } from '../audit-records.ts';
 import type { Stage } from '../request-context.ts';
 import type { Answerer } from './answer.ts';
 import { DEFAULT_MASKING_PASS_TYPES, outboundDlpStage, responseMaskingStage } from './masking.ts';
@@ -19,6 +20,8 @@ export async function loadMasking(config: MaskingConfig, registry: Registry): Pr
   const rules = config.rulesFile ? mergeRules(BUILTIN_RULES, parseRuleFile(await readFile(config.rulesFile, 'utf8'), config.rulesFile)) : BUILTIN_RULES;
   const maskers = new MaskerCache(rules);
   const metrics = registerMaskingMetrics(registry);
+  // Audit records are masked with every loaded rule, whatever a decision masks on the wire.
+  useAuditMasker(maskers.get('*'));
   return {
     all: maskers.get('*'),
     stages(answer) {

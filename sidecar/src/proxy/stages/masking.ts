@@ -1,19 +1,28 @@
 // Stages that keep secrets where they belong. responseMaskingStage redacts secrets in what the
 // agent receives (streaming, through gzip/deflate/br/zstd); outboundDlpStage scans what the agent
-// sends — masking it or blocking the request per the decision's `dlp`, and scanning every blob of
-// a git push, which is forwarded only on a clean verdict. Nothing unscannable goes either way.
+// sends — its path, query and headers, and its body with every decoded view (base64, hex, percent,
+// escapes, UTF-16, format characters, JSON values joined) — masking it or blocking the request per
+// the decision's `dlp`, and scanning every blob of a git push, which is forwarded only on a clean
+// verdict. The body's scanner is chosen by its bytes, not its Content-Type. Nothing unscannable
+// goes either way.
 import { Readable, pipeline } from 'node:stream';
 import type { Transform } from 'node:stream';
 import {
   DEFAULT_PASS_TYPES,
+  DecodedViewsTransform,
   PackCollector,
   applyHeaderChanges,
   createDecoder,
+  maskRequestHead,
   maskingStages,
+  maskingTransform,
   planBodyMasking,
+  planRequestBodyMasking,
   planRequestForMaskedResponse,
+  scanDecoded,
+  sniffRequestBody,
 } from '../../masking/index.ts';
-import type { MaskerCache, MaskingMetrics, PackLimits, Redaction } from '../../masking/index.ts';
+import type { Masker, MaskerCache, MaskingMetrics, PackLimits, Redaction, ViewFinding } from '../../masking/index.ts';
 import { MAX_RECORDED_REDACTIONS } from '../audit-records.ts';
 import type { RequestContext, Stage } from '../request-context.ts';
 import type { Answerer } from './answer.ts';
@@ -70,22 +79,63 @@ export function responseMaskingStage(deps: MaskingDeps): Stage {
   };
 }
 
-function readAll(body: Readable, limit: number): Promise<{ body: Buffer; overflow: boolean }> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    body.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > limit) {
-        body.destroy();
-        resolve({ body: Buffer.alloc(0), overflow: true });
-        return;
-      }
-      chunks.push(c);
-    });
-    body.once('end', () => resolve({ body: Buffer.concat(chunks), overflow: false }));
-    body.once('error', reject);
-  });
+/**
+ * Reads `body` until it ends or passes `limit` bytes. `rest` is the whole body as a stream again
+ * (what was read, then what follows), for bodies that did not end within the limit.
+ */
+async function readUpTo(body: Readable, limit: number): Promise<{ whole: Buffer | undefined; rest: Readable; head: Buffer }> {
+  const it = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for (;;) {
+    const r = await it.next();
+    if (r.done) {
+      const whole = Buffer.concat(chunks);
+      return { whole, rest: Readable.from([]), head: whole };
+    }
+    const c = typeof r.value === 'string' ? Buffer.from(r.value) : r.value;
+    chunks.push(c);
+    size += c.length;
+    if (size > limit) break;
+  }
+  async function* again(): AsyncGenerator<Buffer> {
+    yield* chunks;
+    for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
+  }
+  const head = Buffer.concat(chunks.slice(0, 64)).subarray(0, 4096);
+  return { whole: undefined, rest: Readable.from(again()), head };
+}
+
+const VIA = (via: readonly string[]): string => (via.length ? `, ${via.join(' in ')}` : '');
+
+/**
+ * Outbound DLP on the request head: path, query and headers (not the request's own credential
+ * headers) scanned with their decoded views; masked in place or blocked per `decision.dlp`.
+ * Returns false when it answered the request.
+ */
+function headDlp(ctx: RequestContext, deps: MaskingDeps, masker: Masker, dlp: 'mask' | 'block'): boolean {
+  const up = ctx.upstream!;
+  const head = maskRequestHead(up.path, up.headers, masker);
+  if (head.unscannable) {
+    deps.answer(ctx, { status: 403, code: head.unscannable.reason, reason: `request ${head.unscannable.where} cannot be decoded within sluice's bounds (${head.unscannable.reason})`, kind: 'deny' });
+    return false;
+  }
+  if (head.findings.length === 0) return true;
+  for (const f of head.findings) record(ctx, deps.metrics, { rule: f.rule, direction: 'request', offset: f.offset, length: 0 });
+  const f = head.findings[0]!;
+  const where = f.where.startsWith('header:') ? 'header' : 'url';
+  if (dlp === 'block') {
+    deps.answer(ctx, { status: 403, code: `dlp.secret_in_${where}`, reason: `request blocked: its ${f.where} holds a secret (${f.rule}${VIA(f.via)})`, kind: 'deny' });
+    return false;
+  }
+  if (head.unmaskable) {
+    const u = head.unmaskable;
+    deps.answer(ctx, { status: 403, code: 'dlp.unmaskable_secret', reason: `request blocked: its ${u.where} holds a secret (${u.rule}${VIA(u.via)}) that cannot be masked where it is`, kind: 'deny' });
+    return false;
+  }
+  up.path = head.path;
+  up.headers = head.headers;
+  return true;
 }
 
 export function outboundDlpStage(deps: MaskingDeps): Stage {
@@ -93,68 +143,101 @@ export function outboundDlpStage(deps: MaskingDeps): Stage {
     const up = ctx.upstream;
     const decision = ctx.evaluation?.decision;
     const isPush = ctx.facts.git?.operation === 'push' && ctx.facts.git.phase === 'rpc';
-    if (!up?.body || !decision || (!decision.dlp && !isPush)) {
+    if (!up || !decision || (!decision.dlp && !isPush)) {
       await next();
       return;
     }
     const masker = deps.maskers.get(decision.mask?.length ? decision.mask : '*');
-    const plan = planBodyMasking(up.headers, { passTypes: [] });
+    if (decision.dlp && !headDlp(ctx, deps, masker, decision.dlp)) return;
+    if (!up.body) {
+      await next();
+      return;
+    }
+    // The scanner is picked by what the body is: the Content-Type is the agent's word.
+    const plan = planRequestBodyMasking(up.headers, { isPush });
     if (plan.action === 'refuse') {
       deps.answer(ctx, { status: 403, code: 'dlp.unscannable_body', reason: `request body cannot be scanned for secrets (${plan.reason})`, kind: 'deny' });
       return;
     }
+    if (plan.action === 'pass') {
+      await next();
+      return;
+    }
+    const decoded = chain(up.body, plan.decode.map(createDecoder));
     if (plan.action === 'scan-pack') {
-      // A push is scanned whole (every blob, deltas resolved) before one byte goes upstream.
-      const collector = new PackCollector(deps.packLimits);
-      const source = chain(up.body, plan.decode.map(createDecoder));
-      for await (const chunk of source as AsyncIterable<Buffer>) {
-        if (!collector.push(chunk)) break;
-      }
-      const verdict = collector.verdict(masker.scanner);
-      deps.metrics.recordPackVerdict(verdict);
-      if (verdict.verdict === 'secrets') {
-        const f = verdict.findings[0]!;
-        for (const finding of verdict.findings.slice(0, MAX_RECORDED_REDACTIONS - ctx.redactions.length)) ctx.redactions.push({ rule: finding.rule, direction: 'request', offset: finding.offset });
-        deps.answer(ctx, { status: 403, code: 'dlp.secret_in_push', reason: `push blocked: ${f.path ?? f.object} contains a secret (${f.rule})`, kind: 'deny' });
+      await scanPush(ctx, deps, masker, decoded, next);
+      return;
+    }
+    const window = deps.maxBlockScanBytes;
+    const { whole, rest, head } = await readUpTo(decoded, window);
+    const sniffed = sniffRequestBody(head);
+    if (sniffed === 'receive-pack') {
+      // A push under another name: it goes through the pack scanner like any push.
+      await scanPush(ctx, deps, masker, whole ? Readable.from([whole]) : rest, next);
+      return;
+    }
+    if (sniffed === 'compressed') {
+      deps.answer(ctx, { status: 403, code: 'dlp.unscannable_body', reason: 'request body holds compressed or packed data that no Content-Encoding names: it cannot be scanned for secrets', kind: 'deny' });
+      return;
+    }
+    if (whole === undefined) {
+      if (decision.dlp === 'block') {
+        deps.answer(ctx, { status: 403, code: 'dlp.body_too_large', reason: `request body exceeds ${window} bytes and cannot be scanned`, kind: 'deny' });
         return;
       }
-      if (verdict.verdict === 'unscannable') {
-        deps.answer(ctx, { status: 403, code: 'dlp.unscannable_push', reason: `push blocked: the pack cannot be scanned (${verdict.reason})`, kind: 'deny' });
-        return;
-      }
-      const body = collector.body();
-      up.body = Readable.from([body]);
-      up.headers = { ...up.headers, 'content-length': String(body.length) };
+      // Larger than the window: decoded in segments, then raw-masked as a stream (decoded-stream.ts).
+      const onFinding = (f: ViewFinding) => record(ctx, deps.metrics, { rule: f.rule, direction: 'request', offset: f.offset, length: f.length });
+      up.body = chain(rest, [new DecodedViewsTransform({ masker, window, onFinding }), maskingTransform({ masker, direction: 'request', onRedaction: (r) => record(ctx, deps.metrics, r) })]);
       delete up.headers['content-encoding'];
+      delete up.headers['content-length'];
       await next();
       return;
     }
-    if (plan.action !== 'mask') {
-      await next();
+    const scan = scanDecoded(whole, masker.scanner, { mode: decision.dlp === 'mask' ? 'mask' : 'scan', maskRaw: true });
+    if (scan.unscannable) {
+      deps.answer(ctx, { status: 403, code: scan.unscannable, reason: `request body cannot be decoded within sluice's bounds (${scan.unscannable}): it is not sent unscanned`, kind: 'deny' });
       return;
     }
-    if (decision.dlp === 'block') {
-      const { body, overflow } = await readAll(chain(up.body, plan.decode.map(createDecoder)), deps.maxBlockScanBytes);
-      if (overflow) {
-        deps.answer(ctx, { status: 403, code: 'dlp.body_too_large', reason: `request body exceeds ${deps.maxBlockScanBytes} bytes and cannot be scanned`, kind: 'deny' });
-        return;
-      }
-      const { findings } = masker.maskBuffer(body);
-      if (findings.length) {
-        for (const f of findings) record(ctx, deps.metrics, { rule: f.rule, direction: 'request', offset: f.start, length: f.end - f.start });
-        deps.answer(ctx, { status: 403, code: 'dlp.secret_in_request', reason: `request blocked: it contains a secret (${findings[0]!.rule})`, kind: 'deny' });
-        return;
-      }
-      up.body = Readable.from([body]);
-      up.headers = { ...up.headers, 'content-length': String(body.length) };
-      delete up.headers['content-encoding'];
-      await next();
+    for (const f of scan.findings) record(ctx, deps.metrics, { rule: f.rule, direction: 'request', offset: f.offset, length: f.length });
+    if (scan.findings.length && (decision.dlp !== 'mask' || scan.unmaskable)) {
+      const raw = scan.findings.find((f) => f.via.length === 0);
+      const f = scan.unmaskable ?? raw ?? scan.findings[0]!;
+      const code = scan.unmaskable ? 'dlp.unmaskable_secret' : raw ? 'dlp.secret_in_request' : 'dlp.encoded_secret_in_request';
+      const why = scan.unmaskable ? ' that cannot be masked in its encoding' : '';
+      deps.answer(ctx, { status: 403, code, reason: `request blocked: it contains a secret (${f.rule}${VIA(f.via)})${why}`, kind: 'deny' });
       return;
     }
-    up.headers = applyHeaderChanges(up.headers, plan.headerChanges);
-    up.body = chain(up.body, maskingStages(plan, { masker, direction: 'request', onRedaction: (r) => record(ctx, deps.metrics, r) }));
+    up.body = Readable.from([scan.output]);
+    up.headers = { ...up.headers, 'content-length': String(scan.output.length) };
+    delete up.headers['content-encoding'];
     await next();
   };
+}
+
+/** A push is scanned whole (every blob, deltas resolved) before one byte goes upstream. */
+async function scanPush(ctx: RequestContext, deps: MaskingDeps, masker: Masker, source: Readable, next: () => Promise<void>): Promise<void> {
+  const up = ctx.upstream!;
+  const collector = new PackCollector(deps.packLimits);
+  for await (const chunk of source as AsyncIterable<Buffer>) {
+    if (!collector.push(chunk)) break;
+  }
+  const verdict = collector.verdict(masker.scanner);
+  deps.metrics.recordPackVerdict(verdict);
+  if (verdict.verdict === 'secrets') {
+    const f = verdict.findings[0]!;
+    for (const finding of verdict.findings.slice(0, MAX_RECORDED_REDACTIONS - ctx.redactions.length)) ctx.redactions.push({ rule: finding.rule, direction: 'request', offset: finding.offset });
+    deps.answer(ctx, { status: 403, code: 'dlp.secret_in_push', reason: `push blocked: ${f.path ?? f.object} contains a secret (${f.rule})`, kind: 'deny' });
+    return;
+  }
+  if (verdict.verdict === 'unscannable') {
+    deps.answer(ctx, { status: 403, code: 'dlp.unscannable_push', reason: `push blocked: the pack cannot be scanned (${verdict.reason})`, kind: 'deny' });
+    return;
+  }
+  const body = collector.body();
+  up.body = Readable.from([body]);
+  up.headers = { ...up.headers, 'content-length': String(body.length) };
+  delete up.headers['content-encoding'];
+  await next();
 }
 
 /** source → transforms…, errors anywhere destroying the whole chain; returns the readable end. */
