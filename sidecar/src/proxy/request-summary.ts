@@ -5,7 +5,7 @@
 import { isIP } from 'node:net';
 import type { RequestSummary } from '../../../api/src/index.ts';
 import type { ConnectionInfo } from './connection-info.ts';
-import { canonicalRequestTarget } from './request-target.ts';
+import { canonicalRequestTarget, targetOverride } from './request-target.ts';
 
 /** Header values the policy and the audit never see in clear. */
 const REDACTED_HEADERS = new Set([
@@ -89,7 +89,7 @@ export function summarizeRequest(req: RawRequest, conn: ConnectionInfo): Summary
   const defaultPort = conn.scheme === 'https' ? 443 : 80;
   let authority: string | undefined;
   // One canonical target for facts, policy, audit and forwarding (request-target.ts).
-  const canonical = canonicalRequestTarget(req.url);
+  const canonical = targetOverride(req.headers) ?? canonicalRequestTarget(req.url);
   if (!canonical.ok) return deny(canonical.code, canonical.reason, canonical.status);
   const t = canonical.target;
   const pathAndQuery = t.pathAndQuery;

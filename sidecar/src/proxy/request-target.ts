@@ -11,8 +11,9 @@
 // including percent-encoded dots (`%2e%2E`), are resolved (RFC 3986 §5.2.4). Everything else is
 // forwarded byte for byte — encoded slashes on their own (`@scope%2Fname` on npm,
 // `group%2Fproject` on GitLab) stay encoded, `//` stays, the query is untouched — so signatures
-// over the path (AWS SigV4) still hold. It must never rewrite a target into one that means
-// something else, and never pass one it could not read.
+// over the path (AWS SigV4) still hold. Header fields that replace the target on some servers
+// (X-Original-URL, X-Rewrite-URL) are refused too. It must never rewrite a target into one that
+// means something else, and never pass one it could not read.
 
 /** Stable codes of the refusals (answered 400 with `x-sluice-decision: deny; code=…`). */
 export type TargetErrorCode =
@@ -21,7 +22,8 @@ export type TargetErrorCode =
   | 'http.target_bad_escape'
   | 'http.target_above_root'
   | 'http.target_ambiguous'
-  | 'http.target_form';
+  | 'http.target_form'
+  | 'http.target_override';
 
 export interface CanonicalTarget {
   /** origin-form (`/path?query`) or absolute-form (`http://authority/path?query`, proxy port only) */
@@ -138,4 +140,17 @@ export function canonicalRequestTarget(raw: string): TargetResult {
   if (scheme !== undefined) target.scheme = scheme;
   if (authority !== undefined) target.authority = authority;
   return { ok: true, target };
+}
+
+/**
+ * Header fields some servers and frameworks (IIS URL Rewrite, Symfony, Zend, some reverse-proxy
+ * setups) take as the real request target in place of the request line. An agent has no reason to
+ * send them; a server that honours one would run a target the policy never saw.
+ */
+const TARGET_OVERRIDE_HEADERS = ['x-original-url', 'x-rewrite-url', 'x-override-url'];
+
+/** A refusal when the request carries a header that replaces its target on some servers. */
+export function targetOverride(headers: Record<string, unknown>): TargetResult | undefined {
+  const name = TARGET_OVERRIDE_HEADERS.find((h) => headers[h] !== undefined);
+  return name ? refuse('http.target_override', `the ${name} header replaces the request target on some servers and is not forwarded`) : undefined;
 }

@@ -84,6 +84,13 @@ describe('summary, facts and forwarding use the canonical target', () => {
     expect(facts.git).toMatchObject({ service: 'git-receive-pack', operation: 'push', phase: 'rpc', repo: 'acme/app' });
   });
 
+  test('a header that replaces the target on some servers is refused', () => {
+    for (const name of ['x-original-url', 'x-rewrite-url', 'x-override-url']) {
+      const r = summarizeRequest({ method: 'POST', url: '/acme/app.git/git-upload-pack', headers: { host: 'github.com', [name]: '/acme/app.git/git-receive-pack' } }, tls);
+      expect(r).toMatchObject({ ok: false, status: 400, code: 'http.target_override' });
+    }
+  });
+
   test('absolute-form through the proxy port is canonicalised the same way', () => {
     const r = summarizeRequest({ method: 'POST', url: 'http://github.com/acme/app.git/git-upload-pack/../git-receive-pack', headers: { host: 'github.com' } }, proxy);
     expect(r).toMatchObject({ ok: true, pathAndQuery: '/acme/app.git/git-receive-pack', summary: { path: '/acme/app.git/git-receive-pack', port: 80 } });
