@@ -146,9 +146,10 @@ const Sidecar = z
       .describe(
         'Secrets and ConfigMaps of the agent namespace mounted read-only into the sidecar only, at /etc/sluice/mounts/<name>, for the files sidecar.config names (static secrets, extra roots, masking rules, notification URLs); agents may not mount or read a Secret listed here',
       ),
-    // The default is an empty file, not the sidecar's defaults spelled out: the sidecar applies
-    // its own (zod's default is returned as it is, never parsed).
-    config: SidecarSettings.default({} as z.output<typeof SidecarSettings>).describe(
+    // The default is not the sidecar's defaults spelled out (the sidecar applies its own; zod's
+    // default is returned as it is, never parsed) but one explicit choice: no audit log store.
+    // The sidecar keeps a bounded local ring and warns at every start; NOTES.txt says so loudly.
+    config: SidecarSettings.default({ audit: { store: 'none' } } as z.output<typeof SidecarSettings>).describe(
       `runtime settings of every injected sidecar (approvals, credentials, masking, upstream, audit, …), written as sidecar.yaml into the ${SIDECAR_CONFIG_MAP} ConfigMap of each agent namespace; the schema is the sidecar's own config less what the webhook sets per pod (see docs/install.md)`,
     ),
   })

@@ -12,6 +12,7 @@ import { parseWebhookConfig } from '../../webhook/src/config.ts';
 import { renderInjection } from '../../webhook/src/render.ts';
 import type { Rendered } from '../../webhook/src/render.ts';
 import type { JsonSchema } from '../src/values-docs.ts';
+import { resolveStore } from '../../sidecar/src/audit/config.ts';
 import { SIDECAR_CONFIG_MAP, valuesJsonSchema } from '../src/values-schema.ts';
 import { find, template } from './support/helm.ts';
 import type { K8sObject } from './support/helm.ts';
@@ -59,7 +60,8 @@ describe('sidecar.config', () => {
     for (const ns of ['agents', 'team-b']) {
       const cm = settingsMap(configured, ns);
       expect(Object.keys(cm.data)).toEqual(['sidecar.yaml']);
-      expect(parseYaml(cm.data['sidecar.yaml']!)).toEqual(SETTINGS);
+      // The chart's default audit.store (none) is merged in by Helm next to the user's settings.
+      expect(parseYaml(cm.data['sidecar.yaml']!)).toEqual({ ...SETTINGS, audit: { store: 'none' } });
       expect(cm.data['sidecar.yaml']).toContain('maxSignedBodyBytes: 16777216');
     }
   });
@@ -80,11 +82,16 @@ describe('sidecar.config', () => {
     expect([loaded.pod.namespace, loaded.policy.path, loaded.trustDir]).toEqual(['agents', '/etc/sluice/policy', '/var/run/sluice/trust']);
   });
 
-  test('the default is an empty file; without the ConfigMap at all the sidecar starts on the same defaults', () => {
+  test('the default file says one thing, audit.store: none; without the ConfigMap at all the sidecar starts on the same settings', () => {
     const cm = settingsMap(defaults, 'agents');
-    expect(parseYaml(cm.data['sidecar.yaml']!)).toEqual({});
+    expect(parseYaml(cm.data['sidecar.yaml']!)).toEqual({ audit: { store: 'none' } });
     const { rendered } = injection(defaults);
-    expect(loadAsMounted(rendered.sidecar, undefined)).toEqual(loadAsMounted(rendered.sidecar, cm.data));
+    const withFile = loadAsMounted(rendered.sidecar, cm.data);
+    const without = loadAsMounted(rendered.sidecar, undefined);
+    // Written out or left unset, the store is none (the sidecar warns either way).
+    expect(resolveStore(withFile.audit)).toBe('none');
+    expect(resolveStore(without.audit) ?? 'none').toBe('none');
+    expect({ ...without, audit: { ...without.audit, store: 'none' } }).toEqual(withFile);
   });
 
   test('by default a token for sts.amazonaws.com is projected where the aws-sts provider reads it', () => {

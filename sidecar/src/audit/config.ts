@@ -107,13 +107,14 @@ export const AuditStore = z
 
 /** The store a config names: `store`, else the legacy `loki` block, else undefined (not set). */
 export function resolveStore(c: { store?: AuditStore | undefined; loki?: LokiConfig | undefined }): AuditStore | undefined {
-  if (c.store !== undefined) return c.store;
-  if (c.loki) return LokiStoreConfig.parse({ type: 'loki', ...c.loki });
-  return undefined;
+  // A legacy `loki` block wins over `store: none`: the chart's default values carry `store: none`
+  // and Helm merges a user's old `audit.loki` next to it.
+  if (c.loki && (c.store === undefined || c.store === 'none')) return LokiStoreConfig.parse({ type: 'loki', ...c.loki });
+  return c.store;
 }
 
-const oneStore = (c: { store?: unknown; loki?: unknown }) => !(c.store !== undefined && c.loki !== undefined);
-const oneStoreMessage = { message: 'give audit.store or the legacy audit.loki, not both', path: ['loki'] };
+const oneStore = (c: { store?: unknown; loki?: unknown }) => !(typeof c.store === 'object' && c.store !== null && c.loki !== undefined);
+const oneStoreMessage = { message: 'give audit.store {type, url} or the legacy audit.loki, not both', path: ['loki'] };
 
 export const AuditConfig = z
   .object({

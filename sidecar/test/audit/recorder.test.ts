@@ -13,6 +13,7 @@ import type { AuditEvent, AuditRecord } from '../../../api/src/index.ts';
 import { verifyChain } from '../../src/audit/chain.ts';
 import { registerAuditMetrics } from '../../src/audit/metrics.ts';
 import { AuditRecorder } from '../../src/audit/recorder.ts';
+import { resolveStore } from '../../src/audit/config.ts';
 import type { AuditConfigInput } from '../../src/audit/config.ts';
 
 let dir: string;
@@ -194,7 +195,9 @@ describe('AuditRecorder (spool only)', () => {
     expect(() => new AuditRecorder({ spoolDir: dir, pod, store: { type: 'victorialogs', url: 'http://vl:9428', pushPath: '/loki/api/v1/push' } } as unknown as AuditConfigInput)).toThrow(
       /store: pushPath/,
     );
-    expect(() => new AuditRecorder({ spoolDir: dir, pod, store: 'none', loki: { url: 'http://loki:3100' } })).toThrow(/loki: give audit\.store or the legacy audit\.loki, not both/);
+    expect(() => new AuditRecorder({ spoolDir: dir, pod, store: { type: 'loki', url: 'http://a:3100' }, loki: { url: 'http://loki:3100' } })).toThrow(/loki: give audit\.store \{type, url\} or the legacy audit\.loki, not both/);
+    // The chart's default store: none next to a user's legacy loki block (Helm merges them): loki wins.
+    expect(resolveStore(new AuditRecorder({ spoolDir: dir, pod, store: 'none', loki: { url: 'http://loki:3100' } }).config)).toMatchObject({ type: 'loki', url: 'http://loki:3100' });
   });
 });
 
@@ -222,7 +225,7 @@ describe('AuditRecorder with store none (a bounded local ring)', () => {
     const registry = new Registry();
     const { logs, log } = capture();
     const maxBytes = 64 * 1024;
-    const rec = new AuditRecorder(config({ spool: { maxBytes, segmentBytes: 8 * 1024 } }), { ...deps(), metrics: registerAuditMetrics(registry), log });
+    const rec = new AuditRecorder(config({ spool: { maxBytes, segmentBytes: 8 * 1024, fsync: 'none' } }), { ...deps(), metrics: registerAuditMetrics(registry), log });
     expect(await rec.start()).toMatchObject({ store: 'none' });
     expect(logs[0]).toMatchObject({ level: 'warn', obj: { store: 'none', explicit: false, ringBytes: maxBytes } });
     expect(logs[0]!.msg).toMatch(/^AUDIT EVENTS ARE NOT SHIPPED: audit\.store is not set, so it is none/);
@@ -259,7 +262,7 @@ describe('AuditRecorder with store none (a bounded local ring)', () => {
     expect(await again.start()).toMatchObject({ resumed: true, seq: 1002 });
     expect(logs.filter((l) => l.msg.startsWith('AUDIT EVENTS ARE NOT SHIPPED')).at(-1)!.msg).toMatch(/^AUDIT EVENTS ARE NOT SHIPPED: audit\.store is none;/);
     await again.stop();
-  });
+  }, 30_000);
 });
 
 describe('spool state changes are logged', () => {
