@@ -516,6 +516,11 @@ describe('defence in depth: the ValidatingAdmissionPolicy', () => {
     const flip = await sa.request<Status>('PATCH', url, { metadata: { labels: { 'sluice.io/inject': 'false' } } }, MERGE);
     expect(flip.status).toBe(403);
     expect(flip.body.message).toContain("ValidatingAdmissionPolicy 'sluice-guard.sluice.io' with binding 'sluice-guard.sluice.io' denied request: sluice guard.injection_marker");
+    // Through the status subresource (no webhook is registered there): refused by the policy, or at least never stored.
+    const viaStatus = await cluster.request<Status>('admin', 'PATCH', `${url}/status`, { metadata: { labels: { 'sluice.io/inject': 'false', [LABEL_INJECTED]: null } } }, MERGE);
+    expect(viaStatus.status).toBe(403);
+    expect(viaStatus.body.message).toContain('denied request: sluice guard.injection_marker');
+    expect((await cluster.request<StoredPod>('admin', 'GET', url)).body.metadata.labels?.[LABEL_INJECTED]).toBe('true');
     const unmark = await sa.request<Status>('PATCH', url, { metadata: { labels: { [LABEL_INJECTED]: null }, annotations: { 'sluice.io/status': null } } }, MERGE);
     expect(unmark.status).toBe(403);
     expect(unmark.body.message).toContain('denied request: sluice guard.injection_marker');
