@@ -31,16 +31,23 @@ function serviceOf(value: string): GitService | undefined {
 
 /**
  * The `service` of an info/refs request. Servers differ on which of repeated parameters wins
- * (git http-backend takes the last one), so any receive-pack among them makes it receive-pack.
+ * (git http-backend takes the last one) and on whether `;` separates parameters, so any
+ * receive-pack among the readings makes it receive-pack.
  */
 function queryService(req: FactsRequest): GitService | undefined {
   let found: GitService | undefined;
   for (const [name, values] of Object.entries(req.query)) {
     if (name.toLowerCase() !== 'service' || !Array.isArray(values)) continue;
     for (const v of values) {
-      const s = typeof v === 'string' ? serviceOf(v) : undefined;
-      if (s === 'git-receive-pack') return s;
-      found ??= s;
+      if (typeof v !== 'string') continue;
+      // Some CGI libraries also split the query on ';': "service=a;service=b" is two values there.
+      const [first, ...more] = v.split(';');
+      const candidates = [first!, ...more.filter((p) => /^service=/i.test(p)).map((p) => p.slice('service='.length))];
+      for (const c of candidates) {
+        const s = serviceOf(c);
+        if (s === 'git-receive-pack') return s;
+        found ??= s;
+      }
     }
   }
   return found;

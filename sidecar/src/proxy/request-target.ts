@@ -6,11 +6,11 @@
 // request target — a fragment, whitespace, control bytes, non-ASCII bytes — plus backslashes
 // (WHATWG URL parsers and some servers read them as `/`), malformed or NUL escapes, dot segments
 // that climb above the root, and encodings servers disagree on: an encoded slash or backslash
-// (`%2F`, `%5C`) next to dot segments, or a dot segment with `;params` (`..;/`, Tomcat and Jetty
-// read it as `..`). Normalised, because every server reads the result alike: dot segments,
+// (`%2F`, `%5C`) next to dot segments, a dot segment with `;params` (`..;/`, Tomcat and Jetty
+// read it as `..`), a path starting with `//` (WHATWG URL parsers read a host name there). Normalised, because every server reads the result alike: dot segments,
 // including percent-encoded dots (`%2e%2E`), are resolved (RFC 3986 §5.2.4). Everything else is
 // forwarded byte for byte — encoded slashes on their own (`@scope%2Fname` on npm,
-// `group%2Fproject` on GitLab) stay encoded, `//` stays, the query is untouched — so signatures
+// `group%2Fproject` on GitLab) stay encoded, `//` inside the path stays, the query is untouched — so signatures
 // over the path (AWS SigV4) still hold. Header fields that replace the target on some servers
 // (X-Original-URL, X-Rewrite-URL) are refused too. It must never rewrite a target into one that
 // means something else, and never pass one it could not read.
@@ -136,6 +136,9 @@ export function canonicalRequestTarget(raw: string): TargetResult {
   if (escapes) return escapes;
   const path = canonicalPath(rawPath);
   if (typeof path !== 'string') return path;
+  // WHATWG URL parsers (new URL(target, base), common in Node and Deno servers) read "//x/…" as
+  // the authority x and the path "/…": a path whose first segment the facts saw is gone.
+  if (path.startsWith('//')) return refuse('http.target_ambiguous', 'the request path starts with //, which URL parsers read as a host name');
   const target: CanonicalTarget = { form, path, query, pathAndQuery: q >= 0 ? `${path}?${query}` : path };
   if (scheme !== undefined) target.scheme = scheme;
   if (authority !== undefined) target.authority = authority;

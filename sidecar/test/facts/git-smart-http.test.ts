@@ -257,6 +257,7 @@ describe('path shapes', () => {
     expect(q(['git-receive-pack', 'git-upload-pack'])).toMatchObject({ service: 'git-receive-pack' });
     expect(q(['GIT-RECEIVE-PACK'])).toMatchObject({ service: 'git-receive-pack' });
     expect(q(['git-receive-pack\0x'])).toMatchObject({ service: 'git-receive-pack' });
+    expect(q(['git-upload-pack;service=git-receive-pack'])).toMatchObject({ service: 'git-receive-pack' });
     expect(q(['git-upload-archive', 'git-upload-pack'])).toMatchObject({ service: 'git-upload-pack' });
     const upper = deriveFacts({ method: 'GET', host: 'h', path: '/acme/app.git/INFO/Refs', query: { Service: ['git-receive-pack'] }, headers: {} }).git;
     expect(upper).toMatchObject({ service: 'git-receive-pack', phase: 'discovery', repo: 'acme/app' });

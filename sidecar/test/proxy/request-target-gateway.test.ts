@@ -155,10 +155,12 @@ describe('a push disguised in :path never runs (HTTP/2)', () => {
       const headers = (path: string) => ({ ':method': 'POST', ':path': path, 'content-type': 'application/x-git-receive-pack-request' });
       const frag = await h2request(s, headers('/acme/app.git/git-receive-pack#/git-upload-pack'), PUSH);
       expect({ status: frag.status, decision: frag.headers['x-sluice-decision'] }).toEqual({ status: 400, decision: 'deny; code=http.target_fragment' });
-      for (const path of ['/acme/app.git/git-upload-pack/../git-receive-pack', '/acme/app.git/git-upload-pack/%2E%2e/git-receive-pack', '/acme/app.git/git-receive-pack;x', '//acme/app.git//git-receive-pack']) {
+      for (const path of ['/acme/app.git/git-upload-pack/../git-receive-pack', '/acme/app.git/git-upload-pack/%2E%2e/git-receive-pack', '/acme/app.git/git-receive-pack;x', '/acme//app.git//git-receive-pack']) {
         const r = await h2request(s, headers(path), PUSH);
         expect({ path, status: r.status, decision: r.headers['x-sluice-decision'] }).toEqual({ path, status: 403, decision: 'hold; code=git.push_requires_approval' });
       }
+      const authority = await h2request(s, headers('//evil.example/acme/app.git/git-receive-pack'), PUSH);
+      expect({ status: authority.status, decision: authority.headers['x-sluice-decision'] }).toEqual({ status: 400, decision: 'deny; code=http.target_ambiguous' });
       const nonAscii = await h2request(s, headers('/acme/app.git/git-receive-pack\u00e9'), PUSH);
       expect({ status: nonAscii.status, decision: nonAscii.headers['x-sluice-decision'] }).toEqual({ status: 400, decision: 'deny; code=http.target_bad_char' });
     } finally {

@@ -3,7 +3,9 @@
 // else is forwarded byte for byte. The summary (policy input), the facts and the forwarded
 // target are all the canonical one.
 import { describe, expect, test } from '@jest/globals';
+import fc from 'fast-check';
 import { deriveFacts } from '../../src/facts/derive-facts.ts';
+import { liberalSegments } from '../../src/facts/request.ts';
 import type { ConnectionInfo } from '../../src/proxy/connection-info.ts';
 import { canonicalRequestTarget } from '../../src/proxy/request-target.ts';
 import { summarizeRequest } from '../../src/proxy/request-summary.ts';
@@ -32,6 +34,9 @@ describe('canonicalRequestTarget', () => {
     ['/acme/app.git/git-upload-pack/..%5Cgit-receive-pack', 'http.target_ambiguous'],
     ['/acme/app.git/git-upload-pack/..;/git-receive-pack', 'http.target_ambiguous'],
     ['/acme/app.git/x/%2e%2e;jsessionid=1/git-receive-pack', 'http.target_ambiguous'],
+    ['//evil.example/acme/app.git/git-receive-pack', 'http.target_ambiguous'],
+    ['//', 'http.target_ambiguous'],
+    ['/a/..//x', 'http.target_ambiguous'],
     ['*', 'http.target_form'],
     ['github.com:443', 'http.target_form'],
     ['acme/app', 'http.target_form'],
@@ -96,5 +101,40 @@ describe('summary, facts and forwarding use the canonical target', () => {
     expect(r).toMatchObject({ ok: true, pathAndQuery: '/acme/app.git/git-receive-pack', summary: { path: '/acme/app.git/git-receive-pack', port: 80 } });
     expect(summarizeRequest({ method: 'GET', url: 'http://u:p@github.com/', headers: { host: 'github.com' } }, proxy)).toMatchObject({ ok: false, code: 'http.credentials_in_url' });
     expect(summarizeRequest({ method: 'GET', url: 'http://github.com/a#b', headers: { host: 'github.com' } }, proxy)).toMatchObject({ ok: false, code: 'http.target_fragment' });
+  });
+});
+
+// Properties over generated targets built from the pieces that make targets ambiguous. Seeded, so
+// a failure reproduces; fast-check shrinks it to the smallest target that breaks the property.
+describe('canonical targets (properties)', () => {
+  const piece = fc.constantFrom('/', '//', '.', '..', '%2e', '%2E', '%2f', '%2F', '%5c', ';', ';x=1', '?', '&', '=', '#', '%', '%zz', '%00', '%41', '\\', ' ', 'é', 'a', 'git-receive-pack', 'git-upload-pack', 'info', 'refs', 'app.git', 'service');
+  const target = fc.array(piece, { maxLength: 12 }).map((parts) => `/${parts.join('')}`);
+  const params = { seed: 0x5_1ce_16, numRuns: 3000 };
+
+  test('never throws; a canonical target is canonical again, unchanged', () => {
+    fc.assert(
+      fc.property(target, (raw) => {
+        const r = canonicalRequestTarget(raw);
+        if (!r.ok) return;
+        const again = canonicalRequestTarget(r.target.pathAndQuery);
+        expect(again).toEqual(r);
+        expect(r.target.path.startsWith('/')).toBe(true);
+        expect(r.target.path.split('/').some((s) => /^(?:\.|%2e){1,2}$/i.test(s))).toBe(false);
+      }),
+      params,
+    );
+  });
+
+  test('a WHATWG URL parser (what many servers use) reads an accepted target as the facts do', () => {
+    fc.assert(
+      fc.property(target, (raw) => {
+        const r = canonicalRequestTarget(raw);
+        if (!r.ok) return;
+        const server = new URL(raw, 'http://upstream');
+        expect(liberalSegments(server.pathname)).toEqual(liberalSegments(r.target.path));
+        expect(server.search.replace(/^\?/, '')).toBe(new URL(r.target.pathAndQuery, 'http://upstream').search.replace(/^\?/, ''));
+      }),
+      params,
+    );
   });
 });
