@@ -15,11 +15,12 @@ let session: ScriptedSession;
 let prometheus: PrometheusServer;
 let scraped = new Set<string>();
 
-/** Grafana's variables as the test fills them: the session's namespace and first pod. */
+/** Grafana's variables as the test fills them: every cluster (`All`), the session's namespace and first pod. */
 function substitute(expr: string): string {
   return expr
     .replaceAll('$__rate_interval', '1m')
     .replaceAll('$__range', '10m')
+    .replaceAll('$cluster', '.*')
     .replaceAll('$namespace', 'agents')
     .replaceAll('$pod', 'coder-0');
 }

@@ -1,15 +1,19 @@
 // Approvals: the approvers' queue — how much is held, for how long, what becomes of it, and
 // which pods wait.
 import type { DashboardSpec } from './panels.ts';
-import { q } from './panels.ts';
+import { CLUSTER, UIDS, q } from './panels.ts';
 
-const NS = 'namespace=~"$namespace"';
+const NS = `${CLUSTER},namespace=~"$namespace"`;
 
 export const approvals: DashboardSpec = {
   uid: 'sluice-approvals',
   title: 'sluice / Approvals',
   description: 'Requests held for human approval (kubectl sluice approve|deny).',
-  variables: [{ name: 'namespace', label: 'Namespace', query: 'label_values(sluice_policy_loaded, namespace)', multi: true }],
+  variables: [{ name: 'namespace', label: 'Namespace', query: `label_values(sluice_policy_loaded{${CLUSTER}}, namespace)`, multi: true }],
+  links: [
+    { title: 'Overview', uid: UIDS.overview, tooltip: 'Every sidecar and the webhook' },
+    { title: 'Pod', uid: UIDS.pod, tooltip: 'One agent pod' },
+  ],
   sections: [
     {
       row: 'Queue',
@@ -35,15 +39,24 @@ export const approvals: DashboardSpec = {
         },
         {
           title: 'Pending by pod',
-          description: 'ApprovalRequests waiting per agent pod.',
+          description: 'ApprovalRequests waiting per agent pod (kubectl sluice approvals -n <namespace>). Click a series for the pod.',
           unit: 'short',
+          podLink: true,
           queries: [q(`sum by (namespace, pod) (sluice_approvals_pending{${NS}})`, '{{namespace}}/{{pod}}')],
         },
         {
           title: 'Oldest wait by pod',
-          description: 'How long the oldest pending ApprovalRequest of each agent pod has waited (SluiceApprovalsWaitingTooLong fires past 5 minutes).',
+          description: 'How long the oldest pending ApprovalRequest of each agent pod has waited. Click a series for the pod.',
           unit: 's',
+          podLink: true,
           queries: [q(`max by (namespace, pod) (sluice_approvals_oldest_pending_age_seconds{${NS}})`, '{{namespace}}/{{pod}}')],
+        },
+        {
+          title: 'Share of the maximum wait used',
+          description: 'The oldest wait over the pod’s approvals.maxWaitMs; at 1 the request is denied as expired (SluiceApprovalsWaitingTooLong fires past 0.5).',
+          unit: 'percentunit',
+          podLink: true,
+          queries: [q(`max by (namespace, pod) (sluice_approvals_oldest_pending_age_seconds{${NS}} / sluice_approvals_max_wait_seconds{${NS}})`, '{{namespace}}/{{pod}}')],
         },
         {
           title: 'Held by reason',
@@ -79,7 +92,7 @@ export const approvals: DashboardSpec = {
         },
         {
           title: 'Approval plumbing',
-          description: 'Failed Kubernetes API calls of the sidecars (create, status, watch) and notification webhook attempts.',
+          description: 'Failed Kubernetes API calls of the sidecars (create, status, watch; SluiceApprovalsApiErrors) and notification webhook attempts.',
           unit: 'short',
           queries: [
             q(`sum by (operation) (increase(sluice_approvals_api_errors_total{${NS}}[$__rate_interval]))`, 'api error: {{operation}}'),

@@ -1,16 +1,20 @@
 // Overview: the whole fleet of sidecars and the webhook on one page — is traffic flowing, what is
 // denied and why, is anything held, masked, unaudited or failing to get credentials.
 import type { DashboardSpec } from './panels.ts';
-import { q } from './panels.ts';
+import { CLUSTER, UIDS, q } from './panels.ts';
 
-const NS = 'namespace=~"$namespace"';
+const NS = `${CLUSTER},namespace=~"$namespace"`;
 const rate = (metric: string, extra = '') => `rate(${metric}{${NS}${extra ? `,${extra}` : ''}}[$__rate_interval])`;
 
 export const overview: DashboardSpec = {
   uid: 'sluice-overview',
   title: 'sluice / Overview',
   description: 'Agent egress through every sluice sidecar: decisions, latency, approvals, masking, audit, credentials and the admission webhook.',
-  variables: [{ name: 'namespace', label: 'Namespace', query: 'label_values(sluice_policy_loaded, namespace)', multi: true }],
+  variables: [{ name: 'namespace', label: 'Namespace', query: `label_values(sluice_policy_loaded{${CLUSTER}}, namespace)`, multi: true }],
+  links: [
+    { title: 'Pod', uid: UIDS.pod, tooltip: 'One agent pod: its requests, approvals, masking and audit trail' },
+    { title: 'Approvals', uid: UIDS.approvals, tooltip: 'The approvers’ queue' },
+  ],
   sections: [
     {
       row: 'Traffic',
@@ -119,30 +123,71 @@ export const overview: DashboardSpec = {
       ],
     },
     {
-      row: 'Audit and credentials',
+      row: 'Audit trail and credentials',
       panels: [
         {
+          kind: 'stat',
+          title: 'Audit stores',
+          description: 'Sidecars by where their audit events go. none: a local ring only (oldest trimmed, nothing shipped; set sidecar.config.audit.store).',
+          unit: 'short',
+          width: 6,
+          queries: [q(`count by (type) (sluice_audit_store_info{${NS}} == 1)`, '{{type}}')],
+        },
+        {
+          kind: 'stat',
+          title: 'Audit spool states',
+          description: 'Sidecars by spool state: ok, behind (store not acknowledging for a minute), near_full (80 %), full (refusing or dropping; for store none, trimming).',
+          unit: 'short',
+          width: 6,
+          queries: [q(`count by (state) (sluice_audit_spool_state{${NS}} == 1)`, '{{state}}')],
+        },
+        {
+          kind: 'stat',
+          title: 'Audit pushes failing',
+          description: 'Share of pushes to the store that failed (retried or rejected) over the range.',
+          unit: 'percentunit',
+          width: 6,
+          queries: [q(`sum(increase(sluice_audit_pushes_total{${NS},outcome!="ok"}[$__range])) / sum(increase(sluice_audit_pushes_total{${NS}}[$__range]))`)],
+        },
+        {
+          kind: 'stat',
+          title: 'Audit events trimmed unshipped',
+          description: 'Events the local rings (store none) trimmed over the range: never shipped anywhere.',
+          unit: 'short',
+          width: 6,
+          queries: [q(`sum(increase(sluice_audit_events_trimmed_total{${NS}}[$__range])) or vector(0)`)],
+        },
+        {
           title: 'Audit lag',
-          description: 'Age of the oldest audit event Loki has not acknowledged, per pod (0 when all are shipped).',
+          description: 'Age of the oldest audit event the store has not acknowledged, per pod, measured by the spool itself (0 when all are shipped; for store none, the age of the ring). Click a series for the pod.',
           unit: 's',
+          podLink: true,
           queries: [q(`max by (namespace, pod) (sluice_audit_oldest_unshipped_age_seconds{${NS}})`, '{{namespace}}/{{pod}}')],
         },
         {
+          title: 'Audit pushes by outcome',
+          description: 'Push requests to the log store: ok, retry_network (unreachable), retry_status (429/5xx), rejected (other 4xx, 415).',
+          unit: 'reqps',
+          queries: [q(`sum by (outcome) (${rate('sluice_audit_pushes_total')})`, '{{outcome}}')],
+        },
+        {
           title: 'Audit events',
-          description: 'Events written to the spool, shipped to Loki and dropped (a gap in the trail).',
+          description: 'Events written to the spool, shipped to the store, dropped (a gap in the trail, or content shipped as an omitted stub), trimmed by a ring, and records refused.',
           unit: 'short',
           queries: [
             q(`sum(${rate('sluice_audit_events_written_total')})`, 'written'),
             q(`sum(${rate('sluice_audit_events_shipped_total')})`, 'shipped'),
             q(`sum by (reason) (${rate('sluice_audit_events_dropped_total')})`, 'dropped: {{reason}}'),
+            q(`sum(${rate('sluice_audit_events_trimmed_total')})`, 'trimmed (store none)'),
             q(`sum by (code) (${rate('sluice_audit_append_errors_total')})`, 'refused (fail-closed): {{code}}'),
           ],
         },
         {
-          title: 'Audit spool',
-          description: 'Unshipped bytes in each pod’s spool; when full, requests are refused (fail-closed) or events dropped.',
-          unit: 'bytes',
-          queries: [q(`max by (namespace, pod) (sluice_audit_spool_unshipped_bytes{${NS}})`, '{{namespace}}/{{pod}}')],
+          title: 'Audit spool fill',
+          description: 'Bytes in each pod’s spool over its capacity (audit.spool.maxBytes); at 1 requests are refused (fail-closed) or events dropped, or a ring trims. Click a series for the pod.',
+          unit: 'percentunit',
+          podLink: true,
+          queries: [q(`max by (namespace, pod) (sluice_audit_spool_bytes{${NS}} / sluice_audit_spool_capacity_bytes{${NS}})`, '{{namespace}}/{{pod}}')],
         },
         {
           title: 'Credential errors',
@@ -162,25 +207,25 @@ export const overview: DashboardSpec = {
           title: 'Admission reviews',
           description: 'Reviews by endpoint and result (patched, unchanged, skipped, allowed, denied, malformed, error).',
           unit: 'reqps',
-          queries: [q('sum by (endpoint, result) (rate(sluice_webhook_reviews_total[$__rate_interval]))', '{{endpoint}} {{result}}')],
+          queries: [q(`sum by (endpoint, result) (rate(sluice_webhook_reviews_total{${CLUSTER}}[$__rate_interval]))`, '{{endpoint}} {{result}}')],
         },
         {
           title: 'Review latency',
           description: 'p99 time to answer an AdmissionReview.',
           unit: 's',
-          queries: [q('histogram_quantile(0.99, sum by (le, endpoint) (rate(sluice_webhook_review_duration_seconds_bucket[$__rate_interval])))', 'p99 {{endpoint}}')],
+          queries: [q(`histogram_quantile(0.99, sum by (le, endpoint) (rate(sluice_webhook_review_duration_seconds_bucket{${CLUSTER}}[$__rate_interval])))`, 'p99 {{endpoint}}')],
         },
         {
           title: 'Guard denials by rule',
           description: 'Pods, updates and exec the webhook refused, by rule code (docs/webhook.md).',
           unit: 'short',
-          queries: [q('sum by (rule) (increase(sluice_webhook_denials_total[$__rate_interval]))', '{{rule}}')],
+          queries: [q(`sum by (rule) (increase(sluice_webhook_denials_total{${CLUSTER}}[$__rate_interval]))`, '{{rule}}')],
         },
         {
           title: 'Serving certificate',
           description: 'Time left on the serving certificate of each webhook replica.',
           unit: 's',
-          queries: [q('min by (pod) (sluice_webhook_cert_expiry_timestamp_seconds) - time()', '{{pod}}')],
+          queries: [q(`min by (pod) (sluice_webhook_cert_expiry_timestamp_seconds{${CLUSTER}}) - time()`, '{{pod}}')],
         },
       ],
     },

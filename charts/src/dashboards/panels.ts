@@ -1,14 +1,28 @@
 // Small builders over @grafana/grafana-foundation-sdk so each dashboard reads as a list of
 // questions and their PromQL. Every query goes through `q()`, which is how the tests find them
-// all; every panel uses the dashboard's `datasource` variable.
+// all; every panel uses the dashboard's `datasource` variable and every dashboard has a `cluster`
+// variable (every selector filters on it; `.*` also matches a Prometheus without the label).
+// Dashboards link to each other, and per-pod panels link a series to that pod's dashboard.
 import type * as cog from '@grafana/grafana-foundation-sdk/cog';
-import { DashboardBuilder, DatasourceVariableBuilder, QueryVariableBuilder, RowBuilder } from '@grafana/grafana-foundation-sdk/dashboard';
+import { DashboardBuilder, DashboardLinkBuilder, DashboardLinkType, DatasourceVariableBuilder, QueryVariableBuilder, RowBuilder } from '@grafana/grafana-foundation-sdk/dashboard';
 import type { Dashboard, Panel } from '@grafana/grafana-foundation-sdk/dashboard';
 import { DataqueryBuilder } from '@grafana/grafana-foundation-sdk/prometheus';
 import { PanelBuilder as StatBuilder } from '@grafana/grafana-foundation-sdk/stat';
 import { PanelBuilder as TimeseriesBuilder } from '@grafana/grafana-foundation-sdk/timeseries';
 
 export const DATASOURCE = { type: 'prometheus', uid: '${datasource}' };
+
+/** The selector every query starts with: the dashboard's cluster variable. */
+export const CLUSTER = 'cluster=~"$cluster"';
+
+/** The `cluster` variable: from sluice_build_info, which every sidecar and webhook exports. */
+export const CLUSTER_VARIABLE = { name: 'cluster', label: 'Cluster', query: 'label_values(sluice_build_info, cluster)', multi: true };
+
+/** Dashboard uids, for links. */
+export const UIDS = { overview: 'sluice-overview', pod: 'sluice-pod', approvals: 'sluice-approvals' } as const;
+
+/** A series' pod dashboard, with the series' namespace and pod, the cluster and the time range. */
+export const POD_DATA_LINK = `/d/${UIDS.pod}/sluice-pod?\${__url_time_range}&\${datasource:queryparam}&\${cluster:queryparam}&var-namespace=\${__field.labels.namespace}&var-pod=\${__field.labels.pod}`;
 
 export interface Query {
   expr: string;
@@ -23,6 +37,8 @@ export interface PanelSpec {
   /** width in grid units (24 = full) */
   width?: number;
   kind?: 'timeseries' | 'stat';
+  /** Series carry namespace and pod: clicking one opens that pod's dashboard. */
+  podLink?: boolean;
 }
 
 export function q(expr: string, legend?: string): Query {
@@ -51,7 +67,7 @@ export function panel(spec: PanelSpec): cog.Builder<Panel> {
       .height(4)
       .targets(targets(spec.queries, true));
   }
-  return new TimeseriesBuilder()
+  const b = new TimeseriesBuilder()
     .title(spec.title)
     .description(spec.description)
     .datasource(DATASOURCE)
@@ -59,6 +75,8 @@ export function panel(spec: PanelSpec): cog.Builder<Panel> {
     .span(spec.width ?? 12)
     .height(8)
     .targets(targets(spec.queries, false));
+  if (spec.podLink) b.dataLinks([new DashboardLinkBuilder('Open this pod').type(DashboardLinkType.Link).url(POD_DATA_LINK)]);
+  return b;
 }
 
 export interface Section {
@@ -70,8 +88,10 @@ export interface DashboardSpec {
   uid: string;
   title: string;
   description: string;
-  /** variables after `datasource`, each a label_values() over a sluice metric */
+  /** variables after `datasource` and `cluster`, each a label_values() over a sluice metric */
   variables: { name: string; label: string; query: string; multi: boolean }[];
+  /** the other dashboards this one links to (carrying the variables and the time range) */
+  links: { title: string; uid: string; tooltip: string }[];
   sections: Section[];
 }
 
@@ -85,7 +105,10 @@ export function buildDashboard(spec: DashboardSpec): Dashboard {
     .time({ from: 'now-6h', to: 'now' })
     .timezone('browser')
     .withVariable(new DatasourceVariableBuilder('datasource').label('Data source').type('prometheus'));
-  for (const v of spec.variables) {
+  for (const l of spec.links) {
+    b.link(new DashboardLinkBuilder(l.title).type(DashboardLinkType.Link).url(`/d/${l.uid}`).tooltip(l.tooltip).icon('dashboard').includeVars(true).keepTime(true));
+  }
+  for (const v of [CLUSTER_VARIABLE, ...spec.variables]) {
     const variable = new QueryVariableBuilder(v.name).label(v.label).datasource(DATASOURCE).query(v.query).definition(v.query).refresh(2).sort(1);
     b.withVariable(v.multi ? variable.multi(true).includeAll(true).allValue('.*') : variable);
   }

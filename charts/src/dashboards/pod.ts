@@ -1,9 +1,9 @@
 // Per-pod drill-down: one agent pod's sidecar — what it asked for, what was decided, how fast,
 // what was masked, whether its audit trail keeps up, and the sidecar's own resource use.
 import type { DashboardSpec } from './panels.ts';
-import { q } from './panels.ts';
+import { CLUSTER, UIDS, q } from './panels.ts';
 
-const POD = 'namespace="$namespace",pod="$pod"';
+const POD = `${CLUSTER},namespace="$namespace",pod="$pod"`;
 const rate = (metric: string, extra = '') => `rate(${metric}{${POD}${extra ? `,${extra}` : ''}}[$__rate_interval])`;
 
 export const pod: DashboardSpec = {
@@ -11,8 +11,12 @@ export const pod: DashboardSpec = {
   title: 'sluice / Pod',
   description: 'One agent pod through its sluice sidecar.',
   variables: [
-    { name: 'namespace', label: 'Namespace', query: 'label_values(sluice_policy_loaded, namespace)', multi: false },
-    { name: 'pod', label: 'Pod', query: 'label_values(sluice_policy_loaded{namespace="$namespace"}, pod)', multi: false },
+    { name: 'namespace', label: 'Namespace', query: `label_values(sluice_policy_loaded{${CLUSTER}}, namespace)`, multi: false },
+    { name: 'pod', label: 'Pod', query: `label_values(sluice_policy_loaded{${CLUSTER},namespace="$namespace"}, pod)`, multi: false },
+  ],
+  links: [
+    { title: 'Overview', uid: UIDS.overview, tooltip: 'Every sidecar and the webhook' },
+    { title: 'Approvals', uid: UIDS.approvals, tooltip: 'The approvers’ queue (kubectl sluice approvals)' },
   ],
   sections: [
     {
@@ -83,8 +87,41 @@ export const pod: DashboardSpec = {
       row: 'Audit and the sidecar itself',
       panels: [
         {
+          kind: 'stat',
+          title: 'Audit store',
+          description: 'Where this sidecar’s audit events go (none: a local ring only). Its sessions: kubectl sluice sessions --pod $pod -n $namespace; replay: kubectl sluice replay --pod $pod -n $namespace.',
+          unit: 'short',
+          width: 8,
+          queries: [q(`sluice_audit_store_info{${POD}} == 1`, '{{type}}')],
+        },
+        {
+          kind: 'stat',
+          title: 'Audit spool state',
+          description: 'ok, behind (the store has not acknowledged for a minute), near_full (80 %), full (refusing or dropping; a ring trimming). Each change is logged by the sidecar.',
+          unit: 'short',
+          width: 8,
+          queries: [q(`sluice_audit_spool_state{${POD}} == 1`, '{{state}}')],
+        },
+        {
+          kind: 'stat',
+          title: 'Audit spool fill',
+          description: 'Spool bytes over audit.spool.maxBytes.',
+          unit: 'percentunit',
+          width: 8,
+          queries: [q(`sluice_audit_spool_bytes{${POD}} / sluice_audit_spool_capacity_bytes{${POD}}`)],
+        },
+        {
+          title: 'Audit pushes',
+          description: 'Push requests to the log store by outcome, and p99 push duration.',
+          unit: 'short',
+          queries: [
+            q(`sum by (outcome) (increase(sluice_audit_pushes_total{${POD}}[$__rate_interval]))`, '{{outcome}}'),
+            q(`histogram_quantile(0.99, sum by (le) (${rate('sluice_audit_push_duration_seconds_bucket')}))`, 'push p99 (s)'),
+          ],
+        },
+        {
           title: 'Audit trail',
-          description: 'Age of the oldest event Loki has not acknowledged, and p99 from writing an event to Loki acknowledging it.',
+          description: 'Age of the oldest event the store has not acknowledged (measured by the spool), and p99 from writing an event to the store acknowledging it.',
           unit: 's',
           queries: [
             q(`sluice_audit_oldest_unshipped_age_seconds{${POD}}`, 'oldest unshipped'),
