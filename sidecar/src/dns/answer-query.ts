@@ -77,6 +77,16 @@ export function checkName(name: string, options: AnswerOptions = {}): DnsRefusal
   return undefined;
 }
 
+/** Does a reply that echoes this question decode again (labels of at most 63 bytes)? */
+function echoable(q: Question): boolean {
+  try {
+    dnsPacket.decode(dnsPacket.encode({ type: 'response', id: 0, questions: [q] }));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function isLocalhost(name: string): boolean {
   return name === 'localhost' || name.endsWith('.localhost');
 }
@@ -101,6 +111,11 @@ export function answerQuery(query: Buffer, map: FakeIpMap, options: AnswerOption
     return { response: headerOnly(id, flags, RCODE.FORMERR), event: { name: '', type: '', result: 'formerr', reason: 'question_count' } };
   }
   const q = questions[0]!;
+  // dns-packet reads label bytes as UTF-8: an invalid byte becomes U+FFFD and re-encodes longer,
+  // so a reply echoing such a question would hold a label no client can decode (found by fuzzing).
+  if (!echoable(q)) {
+    return { response: headerOnly(id, flags, RCODE.FORMERR), event: { name: '', type: '', result: 'formerr', reason: 'malformed_name' } };
+  }
   const name = q.name.toLowerCase().replace(/\.$/, '');
   const type = TYPE_NAMES[q.type] ?? q.type;
   const reply = (rcode: number, answers: Answer[] = []): Buffer =>
