@@ -6,6 +6,7 @@
 // signed and unsigned, capabilities on a later line, shallow lines between commands, upper-case
 // object ids, NULs inside certificate lines, signature markers, delimiters.
 import { beforeAll, describe, expect, test } from '@jest/globals';
+import fc from 'fast-check';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -137,4 +138,65 @@ describe('what the parser cannot read is never a probe', () => {
     expect(many.length).toBeGreaterThan(65536);
     expect(push(many.subarray(0, 65536)).refs).toBeUndefined();
   });
+});
+
+// Generated command sections (seeded fast-check) through real git: unsigned commands, shallow lines
+// and capabilities around a push certificate whose pieces (header, blank lines, commands,
+// signature markers, NULs) land in pkt-lines one by one or joined, ended by push-cert-end or a
+// flush. Whatever the shape, a section the parser calls complete lists every ref git updated, and
+// a probe (complete, no refs) changes nothing.
+describe('generated sections against git (property)', () => {
+  let n = 0;
+  const unsigned = fc.constantFrom('cmd', 'caps', 'shallow', 'nul-cmd');
+  const certPart = fc.constantFrom('header', 'blank', 'header-blank', 'cmd', 'sig', 'nul', 'cmd-no-lf');
+  const section = fc.record({
+    before: fc.array(unsigned, { maxLength: 3 }),
+    cert: fc.option(fc.record({ parts: fc.array(certPart, { maxLength: 6 }), join: fc.boolean(), end: fc.constantFrom('end', 'flush') })),
+    after: fc.array(unsigned, { maxLength: 2 }),
+  });
+
+  const unsignedLine = (u: string): Buffer => {
+    const ref = `refs/heads/g${n++}`;
+    if (u === 'caps') return pkt(cmd(ref, '\0report-status'));
+    if (u === 'shallow') return pkt(`shallow ${base}\n`);
+    if (u === 'nul-cmd') return pkt(`${ZERO} ${next} ${ref}\0junk\0more\n`);
+    return pkt(cmd(ref));
+  };
+  const certText = (p: string): string => {
+    const ref = `refs/heads/c${n++}`;
+    if (p === 'header') return certHeader;
+    if (p === 'blank') return '\n';
+    if (p === 'header-blank') return `${certHeader}\n`;
+    if (p === 'sig') return '-----BEGIN PGP SIGNATURE-----\n';
+    if (p === 'nul') return `${ZERO} ${next} ${ref}\0x\n`;
+    if (p === 'cmd-no-lf') return `${ZERO} ${next} ${ref}`;
+    return cmd(ref);
+  };
+
+  function render(s: { before: string[]; cert: { parts: string[]; join: boolean; end: string } | null; after: string[] }): Buffer {
+    const out: Buffer[] = s.before.map(unsignedLine);
+    if (s.cert) {
+      out.push(pkt(out.length === 0 ? 'push-cert\0report-status\n' : 'push-cert\n'));
+      const texts = s.cert.parts.map(certText);
+      if (s.cert.join && texts.length) out.push(pkt(texts.join('')));
+      else out.push(...texts.map(pkt));
+      if (s.cert.end === 'end') out.push(pkt('push-cert-end\n'));
+    }
+    if (!s.cert || s.cert.end === 'end') out.push(...s.after.map(unsignedLine));
+    return Buffer.concat([...out, Buffer.from('0000'), pack]);
+  }
+
+  test('complete sections list every ref git updates; probes change nothing', () => {
+    fc.assert(
+      fc.property(section, (s) => {
+        const b = render(s);
+        const parsed = parseReceivePackCommands(b, 65536);
+        const executed = gitExecutes(b);
+        if (parsed.status !== 'complete') return;
+        for (const ref of executed) expect(parsed.refs.map((r) => r.ref)).toContain(ref);
+        if (parsed.refs.length === 0) expect(executed).toEqual([]);
+      }),
+      { seed: 0x9e7, numRuns: 100 },
+    );
+  }, 120_000);
 });
