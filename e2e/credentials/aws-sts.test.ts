@@ -106,7 +106,8 @@ beforeAll(async () => {
   // The default library with response masking off: masking strips ETag and Content-Length from
   // S3 answers (UploadPart, GetObject), which the AWS CLI cannot do without — a masking/S3 clash
   // outside credentials, reported separately. Everything else is the shipped policy.
-  bundle = await buildDefaultPolicyWith({ mask_rules: [] });
+  // The test bucket is the organisation's (the default organisation owns acme-* buckets only).
+  bundle = await buildDefaultPolicyWith({ mask_rules: [] }, { aws: { buckets: [BUCKET] } });
   sidecar = await startTestSidecar({
     bundle,
     resolve: world.resolve,

@@ -18,7 +18,9 @@ const SESSION = [
   's3 delete object held',
   'git push receive-pack POST is held',
   'npm publish denied',
-  'gist creation held',
+  'gist creation denied',
+  's3 put to a foreign bucket denied',
+  'git push to a foreign repository denied',
   'unknown host post denied',
   'ipv4 literal denied',
 ];

@@ -31,6 +31,7 @@ function passthroughBundle(): string {
   const dir = scratchDir('bundle-');
   cpSync(join(repoRoot, 'policies', 'rego'), join(dir, 'rego'), { recursive: true });
   mkdirSync(join(dir, 'data', 'config'), { recursive: true });
+  cpSync(join(repoRoot, 'policies', 'data', 'organisation'), join(dir, 'data', 'organisation'), { recursive: true });
   const data = JSON.parse(readFileSync(join(repoRoot, 'policies', 'data', 'config', 'data.json'), 'utf8')) as Record<string, unknown>;
   data.passthrough_hosts = ['pinned.example'];
   writeFileSync(join(dir, 'data', 'config', 'data.json'), JSON.stringify(data));
@@ -97,7 +98,7 @@ describe('explicit proxy', () => {
     const body = randomBytes(6 * 1024 * 1024);
     const file = join(scratchDir(), 'upload.bin');
     writeFileSync(file, body);
-    const r = await curl(['-H', 'Transfer-Encoding: chunked', '-H', 'content-type: application/json', '--data-binary', `@${file}`, 'https://api.openai.com/v1/files']);
+    const r = await curl(['-H', 'Transfer-Encoding: chunked', '-H', 'content-type: application/json', '--data-binary', `@${file}`, 'https://api.openai.com/v1/chat/completions']);
     expect(JSON.parse(r.stdout.toString())).toMatchObject({ method: 'POST', bytes: body.length });
     const seen = api.requests.at(-1)!;
     expect(createHash('sha256').update(seen.body).digest('hex')).toBe(createHash('sha256').update(body).digest('hex'));
