@@ -8,6 +8,7 @@ import { registerKillCommand } from './commands/kill.ts';
 import { registerPolicyCommands } from './commands/policy.ts';
 import { registerReplayCommand } from './commands/replay.ts';
 import { registerRevokeCommand } from './commands/revoke.ts';
+import { registerSessionsCommand } from './commands/sessions.ts';
 import { registerVerifyCommand } from './commands/verify.ts';
 
 export interface Io {
@@ -27,6 +28,7 @@ export function buildProgram(io: Io): Command {
   registerDenyCommand(program, io);
   registerRevokeCommand(program, io);
   registerKillCommand(program, io);
+  registerSessionsCommand(program, io);
   registerReplayCommand(program, io);
   registerVerifyCommand(program, io);
   return program;

@@ -181,3 +181,46 @@ describe('a multi-tenant store', () => {
     expect(await vlogs.session(session)).toEqual([]);
   }, 60_000);
 });
+
+describe('kubectl sluice sessions and replay --pod', () => {
+  const agentPod = { namespace: 'agents', name: `agent-list-${Date.now()}`, service_account: 'agent' };
+  const sessions = [`rt-list-a-${Date.now()}`, `rt-list-b-${Date.now()}`];
+  beforeAll(async () => {
+    // Two sessions of one pod (a restart), the second with a hold, a deny and a masked response.
+    for (const [k, session] of sessions.entries()) {
+      const spoolDir = mkdtempSync(join(tmpdir(), 'sluice-rt-list-'));
+      dirs.push(spoolDir);
+      const recorder = new AuditRecorder({ spoolDir, pod: agentPod, session, loki: { url: vlogs.pushUrl, lingerMs: 5 } });
+      await recorder.start();
+      const records = k === 0 ? [sampleRecord(2)] : [0, 1, 3].map((i) => ({ ...sampleRecord(i), pod: agentPod }));
+      for (const r of records) await recorder.record({ ...r, pod: agentPod });
+      expect(await recorder.stop({ drainTimeoutMs: 30_000 })).toEqual({ shipped: true });
+    }
+    await vlogs.flush();
+  }, 60_000);
+
+  it('lists the pod\'s sessions, newest first, with what happened in each', async () => {
+    const c = captureIo();
+    expect(await runCli(['sessions', '--victorialogs', vlogs.url, '-n', 'agents', '--pod', agentPod.name, '-o', 'json'], c.io)).toBe(0);
+    const rows = JSON.parse(c.out()) as { session: string; events: number; requests: number; holds: number; denies: number; masked: number; first: string; last: string }[];
+    expect(rows.map((r) => r.session)).toEqual([sessions[1], sessions[0]]);
+    // session_start + 3 records + session_end; one request held, one refusal denied, one response masked.
+    expect(rows[0]).toMatchObject({ events: 5, requests: 1, holds: 1, denies: 1, masked: 1 });
+    expect(rows[1]).toMatchObject({ events: 3, requests: 0, holds: 0, denies: 0, masked: 0 });
+    expect(Date.parse(rows[0]!.last) >= Date.parse(rows[0]!.first)).toBe(true);
+    const table = captureIo();
+    expect(await runCli(['sessions', '--victorialogs', vlogs.url, '--pod', agentPod.name], table.io)).toBe(0);
+    expect(table.out().split('\n')[0]).toMatch(/^NAMESPACE +POD +SESSION +LAST +EVENTS +REQUESTS +HOLDS +DENIES +MASKED$/);
+    expect(table.out()).toContain(sessions[1]);
+  });
+
+  it('replay --pod replays that pod\'s latest session', async () => {
+    const c = captureIo();
+    expect(await runCli(['replay', '--pod', agentPod.name, '-n', 'agents', '--victorialogs', vlogs.url], c.io)).toBe(0);
+    expect(c.err()).toContain(`session ${sessions[1]} (pod agents/${agentPod.name}, 2 sessions found)`);
+    expect(c.out()).toContain('hold git.push_requires_approval');
+    const none = captureIo();
+    expect(await runCli(['replay', '--pod', 'no-such-pod', '--victorialogs', vlogs.url], none.io)).toBe(2);
+    expect(none.err()).toContain('no session found for pod no-such-pod');
+  });
+});

@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import type { AuditEvent } from '../../../api/src/index.ts';
 import { SessionSourceError, readSession } from '../../../sidecar/src/audit/session-source.ts';
 import type { SessionSource, StoreSource, StoredItem } from '../../../sidecar/src/audit/session-source.ts';
+import { listSessions } from '../../../sidecar/src/audit/session-list.ts';
 import { CliError, EXIT_USAGE } from '../errors.ts';
 import type { Io } from '../program.ts';
 
@@ -142,6 +143,8 @@ function formatItem(item: StoredItem): string {
 }
 
 export interface ReplayFlags extends SourceFlags {
+  pod?: string;
+  namespace?: string;
   from?: string;
   follow?: boolean;
   output: string;
@@ -170,21 +173,46 @@ export async function replayCommand(session: string, flags: ReplayFlags, io: Io,
   if (count === 0 && flags.output === 'text') io.err(`no events found for session ${session}\n`);
 }
 
+/** The session named, or the latest session the store holds for --pod. */
+export async function sessionToReplay(session: string | undefined, flags: ReplayFlags, io: Io): Promise<string> {
+  if (session !== undefined && flags.pod !== undefined) throw new CliError('give a session id or --pod, not both');
+  if (session !== undefined) return session;
+  if (flags.pod === undefined) throw new CliError('give a session id, or --pod NAME to replay that pod\'s latest session');
+  const store = storeFromFlags(flags);
+  if (store === undefined) throw new CliError('--pod needs a log store: give --loki URL or --victorialogs URL');
+  const nowMs = Date.now();
+  let rows;
+  try {
+    rows = await listSessions(store, { namespace: flags.namespace, pod: flags.pod, sinceMs: flags.from === undefined ? nowMs - 30 * 86_400_000 : parseFromFlag(flags.from, nowMs), nowMs });
+  } catch (err) {
+    sourceFailure(err);
+  }
+  const latest = rows[0];
+  if (latest === undefined) throw new CliError(`no session found for pod ${flags.pod}${flags.namespace ? ` in namespace ${flags.namespace}` : ''}`);
+  if (rows.some((r) => r.namespace !== latest.namespace)) {
+    throw new CliError(`pod ${flags.pod} has sessions in several namespaces (${[...new Set(rows.map((r) => r.namespace))].join(', ')}): give -n`);
+  }
+  io.err(`session ${latest.session} (pod ${latest.namespace}/${latest.pod}, ${rows.length} session${rows.length === 1 ? '' : 's'} found)\n`);
+  return latest.session;
+}
+
 export function registerReplayCommand(program: Command, io: Io): void {
   const cmd = program
     .command('replay')
     .description('print a session\'s audit events as a timeline (request, decision, masked response summary)')
-    .argument('<session>', 'session id (one per pod start)')
+    .argument('[session]', 'session id (one per pod start); or give --pod')
+    .option('--pod <name>', "replay this pod's latest session (read from the log store)")
+    .option('-n, --namespace <ns>', 'with --pod: the pod\'s namespace')
     .option('--from <time>', 'start at this RFC 3339 time or this long ago (30m, 2h, 7d)')
     .option('-f, --follow', 'keep printing new events until the session ends (Ctrl-C stops)')
     .option('-o, --output <format>', 'text or json (the stored NDJSON lines)', 'text')
     .option('--poll-ms <ms>', 'how often --follow polls the source', '1000');
-  addSourceOptions(cmd).action(async (session: string, flags: ReplayFlags) => {
+  addSourceOptions(cmd).action(async (session: string | undefined, flags: ReplayFlags) => {
     const ac = new AbortController();
     const onInt = (): void => ac.abort();
     process.once('SIGINT', onInt);
     try {
-      await replayCommand(session, flags, io, ac.signal);
+      await replayCommand(await sessionToReplay(session, flags, io), flags, io, ac.signal);
     } finally {
       process.off('SIGINT', onInt);
     }

@@ -8,6 +8,7 @@ import type { IncomingHttpHeaders, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { listSessions, lokiSessionsQueries, victoriaLogsSessionsQuery } from '../../src/audit/session-list.ts';
 import { SessionSourceError, collectSession, parseRfc3339Nano, rfc3339Nano, storeHeaders } from '../../src/audit/session-source.ts';
 
 const TESTDATA = join(import.meta.dirname, 'testdata', 'loki');
@@ -90,5 +91,33 @@ describe('VictoriaLogs LogsQL', () => {
   it('round-trips nanosecond timestamps through RFC 3339', () => {
     for (const ns of [0n, 1n, 1765100000123456789n, 1765100000000000000n]) expect(parseRfc3339Nano(rfc3339Nano(ns))).toBe(ns);
     expect(() => parseRfc3339Nano('yesterday')).toThrow(SessionSourceError);
+  });
+});
+
+describe('listing sessions', () => {
+  it('Loki: one instant metric query per column, merged by namespace/pod/session', async () => {
+    seen.length = 0;
+    answer = (s) => {
+      const q = s.query.get('query')!;
+      if (q.includes('"hold"')) return { status: 200, body: recorded('query-vector-holds.json') };
+      if (q.includes('| json') || q.includes('|=')) return { status: 200, body: recorded('query_range-empty.json').replace('"streams"', '"vector"') };
+      return { status: 200, body: recorded('query-vector-events.json') };
+    };
+    const rows = await listSessions({ kind: 'loki', url: base }, { namespace: 'agents', sinceMs: 1765096400000, nowMs: 1765100000000 });
+    expect(rows).toEqual([
+      { namespace: 'agents', pod: 'agent-0', session: 's-a', events: 12, requests: 0, holds: 2, denies: 0, masked: 0 },
+      { namespace: 'agents', pod: 'agent-1', session: 's-b', events: 3, requests: 0, holds: 0, denies: 0, masked: 0 },
+    ]);
+    expect(seen.map((s) => s.path)).toEqual(Array(5).fill('/loki/api/v1/query'));
+    expect(seen[0]!.query.get('query')).toBe('sum by (namespace, pod, session) (count_over_time({namespace="agents"} [3600s]))');
+    expect(seen[0]!.query.get('time')).toBe('1765100000000000000');
+  });
+
+  it('writes only Kubernetes names into a query (no LogQL/LogsQL injection through a pod name)', async () => {
+    expect(lokiSessionsQueries({ pod: 'agent-0', sinceMs: 0 }, 60).holds).toBe(
+      'sum by (namespace, pod, session) (count_over_time({pod="agent-0"} | json action="decision.action" | action="hold" [60s]))',
+    );
+    expect(victoriaLogsSessionsQuery({ sinceMs: 0 })).toMatch(/^\{session=~"\.\+"\} \| unpack_json/);
+    await expect(listSessions({ kind: 'victorialogs', url: base }, { pod: 'x"} or {', sinceMs: 0 })).rejects.toMatchObject({ code: 'source.bad_selector' });
   });
 });
