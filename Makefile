@@ -8,7 +8,7 @@ OPA := $(CURDIR)/.tools/bin/opa
 POLICY_SOURCES := $(wildcard policies/rego/*.rego) $(shell find policies/data -name '*.json')
 BUNDLE := policies/build/bundle.tar.gz
 
-.PHONY: all tools deps policy demo test image chart bench bench-policy bench-webhook bench-masking bench-credentials bench-audit bench-proxy schemas clean
+.PHONY: all tools tools-base base-deps deps policy demo test image chart bench bench-policy bench-webhook bench-masking bench-credentials bench-audit bench-proxy schemas clean
 .DEFAULT_GOAL := all
 all: policy
 
@@ -16,15 +16,23 @@ tools:
 	@tools/apt.sh
 	@tools/install.sh
 
-node_modules/.installed: package.json package-lock.json | tools
+# What building the policy and running the demo need, and no more: Node, npm, OPA, git and curl.
+# (`make demo` on a fresh machine must not wait for kube-apiserver or the benchmark peers.)
+tools-base:
+	@tools/apt.sh --only git curl ca-certificates
+	@tools/install.sh node npm opa
+
+node_modules/.installed: package.json package-lock.json | tools-base
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-deps: tools node_modules/.installed
+base-deps: tools-base node_modules/.installed
+
+deps: tools base-deps
 
 # The policy bundle: WASM compiled against the SDK's capabilities (a builtin the runtime lacks
 # fails here, not in production), tests excluded, revision = content hash of the sources.
-$(BUNDLE): $(POLICY_SOURCES) | deps
+$(BUNDLE): $(POLICY_SOURCES) | base-deps
 	@mkdir -p policies/build
 	@$(NODE) policies/scripts/wasm-capabilities.ts $(OPA) > policies/build/capabilities.json
 	$(OPA) build -t wasm -e sluice/decision --ignore '*_test.rego' --capabilities policies/build/capabilities.json \
@@ -32,12 +40,12 @@ $(BUNDLE): $(POLICY_SOURCES) | deps
 	@rm -rf policies/build/bundle && mkdir -p policies/build/bundle && tar -xzf $@ -C policies/build/bundle 2>/dev/null
 	@echo "built $@ (revision $$(tar -xzOf $@ /.manifest 2>/dev/null | $(NODE) -pe 'JSON.parse(require("fs").readFileSync(0)).revision'))"
 
-policy: deps $(BUNDLE)
+policy: base-deps $(BUNDLE)
 
 schemas: deps
 	$(NODE) api/scripts/generate-schemas.ts
 
-demo: deps policy
+demo: base-deps policy
 	$(NODE) sidecar/src/demo/main.ts
 
 test: deps policy

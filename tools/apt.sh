@@ -2,7 +2,12 @@
 # Ensures the Debian packages sluice's tests and demo use are installed (system-wide: apt has no
 # per-project prefix). Installs only what is missing, so a warm machine spends no time here.
 set -euo pipefail
+# `--only PKG…` installs just those (what `make demo` needs); otherwise everything below plus any arguments.
 PACKAGES=(git curl iptables iproute2 ca-certificates dnsutils prometheus python3-requests util-linux tinyproxy squid wrk crun)
+if [[ ${1:-} == --only ]]; then
+  shift
+  PACKAGES=()
+fi
 missing=()
 for pkg in "${PACKAGES[@]}" "$@"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

@@ -30,6 +30,9 @@ interface Step {
 const tty = process.stdout.isTTY;
 const paint = (code: string, text: string) => (tty ? `\x1b[${code}m${text}\x1b[0m` : text);
 
+/** curl prints this after the response (-w), so the status is read whatever HTTP version it used. */
+const STATUS_MARK = 'sluice-demo-status:';
+
 function verdictLine(out: string, err: string): string {
   const decision = new RegExp(`^${HEADER_DECISION}: (.*)$`, 'mi').exec(out)?.[1]?.trim();
   const body = /\{"error":"([^"]+)","reason":"([^"]+)"/.exec(out);
@@ -39,14 +42,15 @@ function verdictLine(out: string, err: string): string {
     const reason = body?.[2] ?? 'refused at CONNECT, before any request was sent';
     return `${paint(kind === 'hold' ? '33' : '31', kind.toUpperCase().padEnd(5))} ${code}: ${reason}`;
   }
-  const status = /^HTTP\/1\.1 (\d+)/m.exec(out.split(/\r?\n\r?\n/).find((b) => !b.startsWith('HTTP/1.1 200 Connection')) ?? '')?.[1];
-  if (status) {
+  const status = new RegExp(`^${STATUS_MARK} (\\d{3})$`, 'm').exec(out)?.[1];
+  if (status && status !== '000') {
     const masked = [...out.matchAll(/\[REDACTED:([a-z0-9-]+)\]/g)].map((m) => m[1]);
-    const body = out.split(/\r?\n\r?\n/).pop() ?? '';
+    // The body is what follows the last header block, up to the status line curl appended.
+    const body = (out.split(/\r?\n\r?\n/).pop() ?? '').replace(new RegExp(`\\n?${STATUS_MARK} \\d{3}\\s*$`), '');
     if (masked.length) return `${paint('32', 'ALLOW')} upstream answered ${status}; ${paint('36', `masked ${masked.length} secret(s): ${[...new Set(masked)].join(', ')}`)}\n        the agent saw: ${body.trim()}`;
     return `${paint('32', 'ALLOW')} upstream answered ${status}`;
   }
-  return `${paint('31', 'FAIL ')} ${err.trim().split('\n').pop() ?? ''}`;
+  return `${paint('31', 'FAIL ')} ${err.trim().split('\n').pop() || `curl exited without a response (status ${status ?? 'none'})`}`;
 }
 
 export async function runProxySession(write: (s: string) => void): Promise<void> {
@@ -86,7 +90,8 @@ export async function runProxySession(write: (s: string) => void): Promise<void>
     GIT_COMMITTER_NAME: 'agent',
     GIT_COMMITTER_EMAIL: 'agent@example.com',
   };
-  const curl = (...a: string[]) => ['curl', ['-sS', '-i', '--max-time', '20', '--cacert', sidecar.trust.caFile, '-x', sidecar.proxyUrl, ...a]] as const;
+  const curl = (...a: string[]) =>
+    ['curl', ['-sS', '-i', '--max-time', '20', '-w', `\n${STATUS_MARK} %{http_code}\n`, '--cacert', sidecar.trust.caFile, '-x', sidecar.proxyUrl, ...a]] as const;
   const steps: Step[] = [
     { say: 'clone the repository', cmd: 'git', args: ['clone', '-q', 'https://github.com/acme/app.git', join(work, 'app')] },
     { say: 'install a dependency', ...pair(curl('https://registry.npmjs.org/express')) },
