@@ -4,6 +4,7 @@
 // cannot be masked in its encoding, is replaced whole. Pure; it never returns what it found.
 import { scanDecoded } from './decoded-views.ts';
 import type { Masker } from './masker.ts';
+import { scanText } from './request-head.ts';
 
 /** What undecodable or unmaskable text is recorded as. */
 export const UNRECORDABLE = '[REDACTED:undecodable]';
@@ -13,6 +14,11 @@ const MIN_LENGTH = 8;
 
 export function maskAuditText(text: string, masker: Masker): string {
   if (text.length < MIN_LENGTH) return text;
+  if (text.includes('/') && !/[\n\u0100-\uffff]/.test(text)) {
+    // Paths and names: slashes separate words (see scanText).
+    const r = scanText(text, masker, 'audit', undefined);
+    return r.unscannable || r.unmaskable ? UNRECORDABLE : r.output;
+  }
   const r = scanDecoded(Buffer.from(text, 'utf8'), masker.scanner, { mode: 'mask', maskRaw: true, json: true });
   if (r.unscannable || r.unmaskable) return UNRECORDABLE;
   return r.findings.length ? r.output.toString('utf8') : text;

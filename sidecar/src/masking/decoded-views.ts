@@ -663,50 +663,68 @@ interface JoinResult {
   decodedBytes: number;
 }
 
-/** The values of a JSON document joined: findings that span two or more values, and how to mask each piece. */
+/**
+ * The values of a JSON document joined — all of them in order, and those under the same key in
+ * order (a prompt's `content` across messages) — for findings that span two or more values, and
+ * how to mask each piece (the first becomes the label, the others empty).
+ */
 function joinJson(buf: Buffer, scanner: Scanner, maxStrings: number): JoinResult {
   const strings = jsonStrings(buf, maxStrings);
   const result: JoinResult = { findings: [], edits: [], decodedBytes: 0 };
   if (!strings) return result;
-  const values = strings.filter((s) => !s.key && s.end > s.start);
+  const values: JsonString[] = [];
+  const keys: string[] = [];
+  let key = '';
+  for (const s of strings) {
+    if (s.key) key = buf.toString('latin1', s.start, s.end);
+    else if (s.end > s.start) {
+      values.push(s);
+      keys.push(key);
+    }
+  }
   if (values.length < 2) return result;
-  const maps: Mapped[] = [];
+  const maps = values.map((v) => {
+    const src = buf.subarray(v.start, v.end);
+    return (src.includes(0x5c) ? decodeEscapes(src) : undefined) ?? identityMap(src);
+  });
+  const groups: number[][] = [values.map((_, i) => i)];
+  const byKey = new Map<string, number[]>();
+  keys.forEach((k, i) => byKey.set(k, [...(byKey.get(k) ?? []), i]));
+  for (const g of byKey.values()) if (g.length >= 2 && g.length < values.length) groups.push(g);
+  for (const g of groups) joinGroup(scanner, values, maps, g, result);
+  return result;
+}
+
+function joinGroup(scanner: Scanner, values: readonly JsonString[], maps: readonly Mapped[], group: readonly number[], result: JoinResult): void {
   const offsets: number[] = [];
   let total = 0;
-  for (const v of values) {
-    const src = buf.subarray(v.start, v.end);
-    const m = (src.includes(0x5c) ? decodeEscapes(src) : undefined) ?? identityMap(src);
-    maps.push(m);
+  for (const i of group) {
     offsets.push(total);
-    total += m.decoded.length;
+    total += maps[i]!.decoded.length;
   }
-  result.decodedBytes = total;
-  const joined = Buffer.concat(maps.map((m) => m.decoded));
-  const { findings } = scanner.scan(joined, 0, true);
-  for (const f of findings) {
-    // The value holding each end of the finding.
-    let a = upperBound(offsets, f.start) - 1;
+  result.decodedBytes += total;
+  const joined = Buffer.concat(group.map((i) => maps[i]!.decoded));
+  for (const f of scanner.scan(joined, 0, true).findings) {
+    // The values holding each end of the finding.
+    const a = upperBound(offsets, f.start) - 1;
     const b = upperBound(offsets, f.end - 1) - 1;
     if (a === b || a < 0) continue;
-    const first = values[a]!;
-    let firstPiece = true;
+    let offset = -1;
     let lastEnd = 0;
-    for (; a <= b; a++) {
-      const v = values[a]!;
-      const m = maps[a]!;
-      const s = Math.max(f.start - offsets[a]!, 0);
-      const e = Math.min(f.end - offsets[a]!, m.decoded.length);
+    for (let k = a; k <= b; k++) {
+      const v = values[group[k]!]!;
+      const m = maps[group[k]!]!;
+      const s = Math.max(f.start - offsets[k]!, 0);
+      const e = Math.min(f.end - offsets[k]!, m.decoded.length);
       if (e <= s) continue;
       const start = v.start + (m.from[s] ?? 0);
       const end = v.start + (m.to[e - 1] ?? m.decoded.length);
-      result.edits.push({ start, end, replacement: firstPiece ? replacementFor({ ...f, keepLength: false }) : EMPTY });
-      firstPiece = false;
+      result.edits.push({ start, end, replacement: offset < 0 ? replacementFor({ ...f, keepLength: false }) : EMPTY });
+      if (offset < 0) offset = start;
       lastEnd = end;
     }
-    const offset = first.start + (maps[upperBound(offsets, f.start) - 1]!.from[f.start - offsets[upperBound(offsets, f.start) - 1]!] ?? 0);
     result.findings.push({ rule: f.rule, via: ['json-join'], offset, length: Math.max(0, lastEnd - offset) });
   }
-  return result;
 }
 
 function upperBound(xs: readonly number[], x: number): number {

@@ -41,15 +41,41 @@ export interface HeadOptions {
 
 type Found = { output: string; findings: HeadFinding[]; unmaskable: boolean; unscannable: string | undefined };
 
-function scanText(text: string, masker: Masker, where: string, fragment: ((b: Buffer) => Buffer) | undefined, limits: Partial<DecodeLimits> | undefined): Found {
-  const input = Buffer.from(text, 'latin1');
+function scanOnce(input: Buffer, masker: Masker, where: string, fragment: ((b: Buffer) => Buffer) | undefined, limits: Partial<DecodeLimits> | undefined): Found & { bytes: Buffer } {
   const r = scanDecoded(input, masker.scanner, { mode: 'mask', maskRaw: true, json: false, ...(fragment ? { rawFragment: fragment } : {}), ...(limits ? { limits } : {}) });
   return {
-    output: r.findings.length ? r.output.toString('latin1') : text,
+    bytes: r.findings.length ? r.output : input,
+    output: '',
     findings: r.findings.map((f) => ({ rule: f.rule, where, via: f.via, offset: f.offset })),
     unmaskable: r.unmaskable !== undefined,
     unscannable: r.unscannable,
   };
+}
+
+/**
+ * Twice when the text has slashes: as it is (base64 holds `/`), then with every `/` read as a line
+ * break — in a path or a User-Agent a slash separates words, and rules will not start a key id
+ * after a `/` (in base64 that is noise). Neither URLs nor header values can hold a line break, so
+ * the second pass maps back exactly.
+ */
+export function scanText(text: string, masker: Masker, where: string, fragment: ((b: Buffer) => Buffer) | undefined, limits?: Partial<DecodeLimits>): Found {
+  const first = scanOnce(Buffer.from(text, 'latin1'), masker, where, fragment, limits);
+  let bytes = first.bytes;
+  const found = { ...first };
+  if (bytes.includes(0x2f) && !bytes.includes(0x0a)) {
+    const slashed = Buffer.from(bytes);
+    for (let i = 0; i < slashed.length; i++) if (slashed[i] === 0x2f) slashed[i] = 0x0a;
+    const second = scanOnce(slashed, masker, where, fragment, limits);
+    if (second.findings.length) {
+      bytes = Buffer.from(second.bytes);
+      for (let i = 0; i < bytes.length; i++) if (bytes[i] === 0x0a) bytes[i] = 0x2f;
+      found.findings = [...first.findings, ...second.findings];
+      found.unmaskable ||= second.unmaskable;
+      found.unscannable ??= second.unscannable;
+    }
+  }
+  found.output = found.findings.length ? bytes.toString('latin1') : text;
+  return found;
 }
 
 /** Header values may not hold line breaks or NULs: a rebuilt value that would is not sent. */
