@@ -70,7 +70,8 @@ describe('sidecar.config', () => {
     const { rendered, sidecarConfigMap } = injection(configured);
     expect(sidecarConfigMap).toBe(SIDECAR_CONFIG_MAP);
     const volume = rendered.volumes.find((v) => v.configMap?.name === SIDECAR_CONFIG_MAP);
-    expect(volume?.configMap?.optional).toBe(true);
+    // Required (issue 15): the kubelet does not start a pod without it, so a missing ConfigMap never means defaults.
+    expect(volume?.configMap).toMatchObject({ optional: false, items: [{ key: 'sidecar.yaml', path: 'sidecar.yaml' }] });
     expect(rendered.sidecar.volumeMounts).toContainEqual(expect.objectContaining({ name: volume!.name, readOnly: true }));
     const loaded = loadAsMounted(rendered.sidecar, settingsMap(configured, 'agents').data);
     expect(loaded.approvals).toMatchObject({ maxWaitMs: 120_000, notify: { url: SETTINGS.approvals.notify.url } });
