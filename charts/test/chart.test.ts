@@ -124,7 +124,8 @@ describe('values.schema.json refuses what is not a value', () => {
 
 describe('admission registrations come from webhook/manifests', () => {
   test('with release "sluice" in sluice-system they equal the manifests but for the caBundle and chart labels', () => {
-    const source = sourceManifests();
+    // The reader ClusterRole is rendered (renamed, bound) by webhook-rbac.yaml; see the RBAC tests.
+    const source = sourceManifests().filter((o) => /WebhookConfiguration$|ValidatingAdmissionPolicy/.test(o.kind));
     const objs = rendered.defaults!;
     const shipped = objs.filter((o) => /WebhookConfiguration$|ValidatingAdmissionPolicy/.test(o.kind));
     expect(shipped.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual(source.map((o) => `${o.kind}/${o.metadata.name}`).sort());
@@ -144,6 +145,7 @@ describe('admission registrations come from webhook/manifests', () => {
     expect(regs.map((r) => `${r.kind}/${r.metadata.name}`).sort()).toEqual([
       'MutatingWebhookConfiguration/guard-sluice-approvals',
       'MutatingWebhookConfiguration/guard-sluice-injector',
+      'MutatingWebhookConfiguration/guard-sluice-workloads',
       'ValidatingWebhookConfiguration/guard-sluice-approvals',
       'ValidatingWebhookConfiguration/guard-sluice-guard',
     ]);
@@ -181,6 +183,16 @@ describe('admission registrations come from webhook/manifests', () => {
     expect(vap.spec.variables.find((v) => v.name === 'agentPod')!.expression).toBe(
       "variables.podLabel == 'true' || variables.namespaceOptedIn || variables.injectedBefore || variables.newInjected != '<absent>' || variables.newStatus != '<absent>'",
     );
+  });
+
+  test('the approvers reach the kill-switch rule of the admission policy', async () => {
+    const variable = async (values: unknown, name: string) =>
+      ((find(await template(values), 'ValidatingAdmissionPolicy', 'sluice-guard.sluice.io') as K8sObject & { spec: { variables: { name: string; expression: string }[] } }).spec.variables.find((v) => v.name === name)!.expression);
+    expect(await variable({}, 'namespaceApprovers')).toBe('{}');
+    expect(await variable({}, 'approverGroups')).toContain(': ["sluice-approvers"]');
+    const custom = { approvals: { approverGroups: ['sec', 'on-call'], namespaces: { agents: { approverGroups: ['team-a'] } } } };
+    expect(await variable(custom, 'namespaceApprovers')).toBe('{"agents":["team-a"]}');
+    expect(await variable(custom, 'approverGroups')).toContain(': ["sec","on-call"]');
   });
 
   test("the sidecar's ports reach the admission policies (each to its own value, even when they trade places)", async () => {
@@ -292,7 +304,8 @@ describe('the webhook Deployment', () => {
     expect(d.spec.replicas).toBeGreaterThanOrEqual(2);
     const pod = d.spec.template.spec;
     expect(pod.affinity?.podAntiAffinity).toHaveProperty('preferredDuringSchedulingIgnoredDuringExecution');
-    expect(pod.automountServiceAccountToken).toBe(false);
+    // It reads pods and workload owners (get only) to copy creator stamps: see the RBAC tests.
+    expect(pod.automountServiceAccountToken).toBe(true);
     expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
     const c = pod.containers[0]!;
     expect(c.image).toBe('ghcr.io/sluice-dev/sluice-webhook:0.1.0');
@@ -321,9 +334,9 @@ describe('the webhook Deployment', () => {
 describe('RBAC is least privilege', () => {
   const rules = (objs: K8sObject[]) => [...findAll(objs, 'Role'), ...findAll(objs, 'ClusterRole')] as Role[];
 
-  test('no wildcard, no ClusterRoleBinding, no Secret access anywhere', () => {
+  test('no wildcard, no ClusterRoleBinding but the webhook reader’s, no Secret access anywhere', () => {
     for (const objs of [...Object.values(rendered), agents]) {
-      expect(findAll(objs, 'ClusterRoleBinding')).toEqual([]);
+      expect(findAll(objs, 'ClusterRoleBinding').map((b) => b.metadata.name)).toEqual(['sluice-webhook-reader']);
       for (const r of rules(objs)) {
         for (const rule of r.rules) {
           expect([...rule.verbs, ...rule.resources, ...rule.apiGroups]).not.toContain('*');
@@ -333,9 +346,15 @@ describe('RBAC is least privilege', () => {
     }
   });
 
-  test('the webhook has no token and no role: it calls no Kubernetes API', () => {
-    const sa = find(agents, 'ServiceAccount', 'sluice-webhook') as K8sObject & { automountServiceAccountToken: boolean };
-    expect(sa.automountServiceAccountToken).toBe(false);
+  test('the webhook only reads: get on pods and workload owners, from webhook/manifests/reader-clusterrole.yaml, and no namespaced role', () => {
+    const role = find(agents, 'ClusterRole', 'sluice-webhook-reader') as Role;
+    const source = sourceManifests().find((o) => o.kind === 'ClusterRole') as Role;
+    expect(role.rules).toEqual(source.rules);
+    for (const rule of role.rules) expect(rule.verbs).toEqual(['get']);
+    expect(role.rules.flatMap((r) => r.resources).sort()).toEqual(['cronjobs', 'daemonsets', 'deployments', 'jobs', 'pods', 'replicasets', 'statefulsets']);
+    const binding = find(agents, 'ClusterRoleBinding', 'sluice-webhook-reader') as Binding & { roleRef: { name: string } };
+    expect(binding.roleRef.name).toBe('sluice-webhook-reader');
+    expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: 'sluice-webhook', namespace: NAMESPACE }]);
     const bindings = findAll(agents, 'RoleBinding') as Binding[];
     expect(bindings.flatMap((b) => b.subjects).filter((s) => s.name === 'sluice-webhook')).toEqual([]);
   });

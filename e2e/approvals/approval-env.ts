@@ -1,8 +1,9 @@
 // The approvals test bed: a real kube-apiserver + etcd with the ApprovalRequest CRD applied, the
-// real webhook process registered for injection, guard and approvals (exactly the shipped
-// manifests, pointed at loopback), RBAC for the sidecar's service account, the creator (alice),
-// the approver group (bob) and an outsider (mallory), and agent pods created by alice through the
-// API. There is no kubelet, so the harness plays its two parts the sidecar depends on: a pod-bound
+// real webhook process registered for injection, guard, approvals and workload creator stamps
+// (exactly the shipped manifests, pointed at loopback) and reading the API with its own
+// ServiceAccount token under the shipped reader ClusterRole, RBAC for the sidecar's service
+// account, the creator (alice), the approver group (bob) and an outsider (mallory), and agent pods
+// created by alice through the API. There is no kubelet, so the harness plays its two parts the sidecar depends on: a pod-bound
 // service-account token (TokenRequest, as the projected volume would hold) and the downward-API
 // files with the pod's live labels and annotations (kill switch, creator stamp).
 import { execFile, spawn } from 'node:child_process';
@@ -24,6 +25,14 @@ const ROOT = join(import.meta.dirname, '..', '..');
 const CLI = join(ROOT, 'cli', 'bin', 'kubectl-sluice.js');
 const CRD = join(ROOT, 'api', 'crds', 'approvalrequests.sluice.io.yaml');
 const MANIFESTS = join(ROOT, 'webhook', 'manifests');
+export const WEBHOOK_NAMESPACE = 'sluice-system';
+export const WEBHOOK_SERVICE_ACCOUNT = 'sluice-webhook';
+/** Agent containers as a hardened platform writes them (non-root, no privilege escalation). */
+export const AGENT_CONTAINER = {
+  name: 'agent',
+  image: 'ghcr.io/example/agent:1',
+  securityContext: { runAsUser: 1000, runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+};
 
 const webhookConfig = {
   injectorVersion: 'e2e',
@@ -62,6 +71,67 @@ function downwardApiText(map: Record<string, string> | undefined): string {
     .join('\n');
 }
 
+/**
+ * A TokenRequest token for a ServiceAccount, bound to a pod when `pod` is given (what the kubelet's
+ * projected volume holds; the API server then adds the pod's name and uid to userInfo.extra).
+ */
+export async function serviceAccountToken(cluster: KubeCluster, namespace: string, serviceAccount: string, pod?: { name: string; uid: string }): Promise<string> {
+  const token = await cluster.request<{ status: { token: string } }>('admin', 'POST', `/api/v1/namespaces/${namespace}/serviceaccounts/${serviceAccount}/token`, {
+    apiVersion: 'authentication.k8s.io/v1',
+    kind: 'TokenRequest',
+    spec: { expirationSeconds: 3600, ...(pod ? { boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: pod.name, uid: pod.uid } } : {}) },
+  });
+  if (token.status !== 201) throw new Error(`TokenRequest failed: ${JSON.stringify(token.body)}`);
+  return token.body.status.token;
+}
+
+/** A kubeconfig (YAML text) authenticating with a bearer token. */
+export function tokenKubeconfig(cluster: KubeCluster, token: string, namespace: string): string {
+  return toYaml({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'e2e', cluster: { server: cluster.server, 'certificate-authority-data': Buffer.from(cluster.ca.certPem).toString('base64') } }],
+    users: [{ name: 'sidecar', user: { token } }],
+    contexts: [{ name: 'sidecar', context: { cluster: 'e2e', user: 'sidecar', namespace } }],
+    'current-context': 'sidecar',
+  });
+}
+
+/**
+ * The webhook's own identity, as the chart gives it: a ServiceAccount in sluice's namespace bound to
+ * the shipped reader ClusterRole (webhook/manifests/reader-clusterrole.yaml); returns a kubeconfig
+ * with its token, once RBAC lets it read pods.
+ */
+async function webhookIdentity(cluster: KubeCluster): Promise<string> {
+  const must = async (path: string, body: unknown) => {
+    const res = await cluster.request('admin', 'POST', path, body);
+    if (res.status !== 201) throw new Error(`POST ${path} refused: ${JSON.stringify(res.body)}`);
+  };
+  await must(`/api/v1/namespaces/${WEBHOOK_NAMESPACE}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: WEBHOOK_SERVICE_ACCOUNT } });
+  const [role] = readManifests(join(MANIFESTS, 'reader-clusterrole.yaml'));
+  await must('/apis/rbac.authorization.k8s.io/v1/clusterroles', role);
+  await must('/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRoleBinding',
+    metadata: { name: role!.metadata.name },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role!.metadata.name },
+    subjects: [{ kind: 'ServiceAccount', name: WEBHOOK_SERVICE_ACCOUNT, namespace: WEBHOOK_NAMESPACE }],
+  });
+  const token = await serviceAccountToken(cluster, WEBHOOK_NAMESPACE, WEBHOOK_SERVICE_ACCOUNT);
+  const path = join(cluster.dir, 'kubeconfig-sluice-webhook.yaml');
+  writeFileSync(path, tokenKubeconfig(cluster, token, WEBHOOK_NAMESPACE), { mode: 0o600 });
+  const rest = new KubeRest(loadKubeConfig({ kubeconfig: path }));
+  await eventually('the webhook reader ClusterRole to apply', async () => {
+    try {
+      await rest.call('GET', `/api/v1/namespaces/${NAMESPACE}/pods/none`);
+    } catch (err) {
+      return (err as { code?: string }).code === 'SLUICE_APPROVAL_API_NOT_FOUND' ? true : undefined;
+    }
+    return true;
+  });
+  return path;
+}
+
 export class ApprovalEnv {
   readonly cluster: KubeCluster;
   readonly webhook: WebhookProcess;
@@ -73,8 +143,11 @@ export class ApprovalEnv {
     this.webhook = webhook;
   }
 
-  static async start(): Promise<ApprovalEnv> {
-    const cluster = await KubeCluster.start({ namespaces: [{ name: NAMESPACE, labels: { 'sluice.io/inject': 'true' } }] });
+  static async start(options: { users?: Record<string, { name: string; groups?: string[] }> } = {}): Promise<ApprovalEnv> {
+    const cluster = await KubeCluster.start({
+      namespaces: [{ name: NAMESPACE, labels: { 'sluice.io/inject': 'true' } }, { name: WEBHOOK_NAMESPACE }],
+      ...(options.users ? { users: options.users } : {}),
+    });
     try {
       for (const crd of readManifests(CRD)) {
         const res = await cluster.create('admin', crd);
@@ -109,9 +182,10 @@ export class ApprovalEnv {
         { apiGroups: ['sluice.io'], resources: ['approvalrequests'], verbs: ['create', 'get', 'list', 'watch'] },
         { apiGroups: ['sluice.io'], resources: ['approvalrequests/status'], verbs: ['get', 'patch'] },
       ]);
-      const webhook = await startWebhookProcess(cluster.ca, webhookConfig);
+      const webhookKubeconfig = await webhookIdentity(cluster);
+      const webhook = await startWebhookProcess(cluster.ca, { ...webhookConfig, kube: { kubeconfig: webhookKubeconfig } });
       const env = new ApprovalEnv(cluster, webhook);
-      const configs = ['mutating-webhook.yaml', 'validating-webhook.yaml', 'approvals-webhook.yaml'].flatMap((f) => readManifests(join(MANIFESTS, f)));
+      const configs = ['mutating-webhook.yaml', 'validating-webhook.yaml', 'approvals-webhook.yaml', 'workloads-webhook.yaml'].flatMap((f) => readManifests(join(MANIFESTS, f)));
       for (const c of configs) {
         const res = await cluster.create('admin', pointWebhooksAt(c, webhook.baseUrl, cluster.ca.certPem));
         if (res.status !== 201) throw new Error(`webhook registration refused: ${JSON.stringify(res.body)}`);
@@ -129,7 +203,7 @@ export class ApprovalEnv {
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: { name, namespace: NAMESPACE, labels: { 'sluice.io/inject': 'true', app: 'coder' } },
-      spec: { serviceAccountName: SERVICE_ACCOUNT, containers: [{ name: 'agent', image: 'ghcr.io/example/agent:1', securityContext: { runAsUser: 1000, runAsNonRoot: true } }] },
+      spec: { serviceAccountName: SERVICE_ACCOUNT, containers: [AGENT_CONTAINER] },
     };
     // The registrations are applied asynchronously; retry until the pod comes back injected.
     const created = await eventually(`pod ${name} to be created injected`, async () => {
@@ -139,27 +213,15 @@ export class ApprovalEnv {
       if (!res.body.spec.initContainers?.some((c) => c.name === 'sluice-proxy')) throw new Error(`pod ${name} was not injected`);
       return res.body;
     });
+    return this.adoptPod(name, created);
+  }
+
+  /** The harness's kubelet part for a pod that exists: its bound token and mirrored pod info. */
+  async adoptPod(name: string, created: { metadata: { uid: string; labels?: Record<string, string>; annotations?: Record<string, string> } }): Promise<AgentPod> {
     const uid = created.metadata.uid;
-    const token = await this.cluster.request<{ status: { token: string } }>('admin', 'POST', `/api/v1/namespaces/${NAMESPACE}/serviceaccounts/${SERVICE_ACCOUNT}/token`, {
-      apiVersion: 'authentication.k8s.io/v1',
-      kind: 'TokenRequest',
-      spec: { expirationSeconds: 3600, boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name, uid } },
-    });
-    if (token.status !== 201) throw new Error(`TokenRequest failed: ${JSON.stringify(token.body)}`);
     const dir = mkdtempSync(join(tmpdir(), `sluice-${name}-`));
     const kubeconfig = join(dir, 'kubeconfig.yaml');
-    writeFileSync(
-      kubeconfig,
-      toYaml({
-        apiVersion: 'v1',
-        kind: 'Config',
-        clusters: [{ name: 'e2e', cluster: { server: this.cluster.server, 'certificate-authority-data': Buffer.from(this.cluster.ca.certPem).toString('base64') } }],
-        users: [{ name: 'sidecar', user: { token: token.body.status.token } }],
-        contexts: [{ name: 'sidecar', context: { cluster: 'e2e', user: 'sidecar', namespace: NAMESPACE } }],
-        'current-context': 'sidecar',
-      }),
-      { mode: 0o600 },
-    );
+    writeFileSync(kubeconfig, tokenKubeconfig(this.cluster, await serviceAccountToken(this.cluster, NAMESPACE, SERVICE_ACCOUNT, { name, uid }), NAMESPACE), { mode: 0o600 });
     const podInfoDir = join(dir, 'podinfo');
     mkdirSync(podInfoDir);
     let lastWrite = 0;

@@ -4,6 +4,8 @@
 import { z } from 'zod';
 import { deepFreeze, parseOrThrow } from '../../api/src/index.ts';
 import { ApprovalsWebhookConfig } from './approvals/config.ts';
+import { KubeAccessConfig } from './kube-reader.ts';
+import { CreatorsConfig } from './workload-creator.ts';
 
 const port = z.number().int().min(1).max(65535);
 const quantity = z.string().regex(/^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$/, 'a Kubernetes quantity such as 100m or 64Mi');
@@ -144,6 +146,10 @@ export const WebhookConfigSchema = z
     server: Server.prefault({}),
     /** Who may decide ApprovalRequests (webhook/src/approvals). */
     approvals: ApprovalsWebhookConfig.prefault({}),
+    /** Whose creations inherit their controller owner's creator stamp (webhook/src/workload-creator.ts). */
+    creators: CreatorsConfig.prefault({}),
+    /** How the webhook reads pods and owners with its own credentials (webhook/src/kube-reader.ts). */
+    kube: KubeAccessConfig.prefault({}),
   })
   .strict();
 

@@ -22,6 +22,8 @@ export interface GuardContext {
   namespace: string;
   namespaceOptedIn: boolean;
   userInfo: UserInfo;
+  /** Whom a pod being created is stamped with when not the caller (a controller's pod: its owner's creator). */
+  creator?: UserInfo;
 }
 
 /**
@@ -261,7 +263,7 @@ export function guardPodCreate(pod: V1Pod, ctx: GuardContext, config: WebhookCon
     ...modifiedSidecarViolations(pod, rendered),
     ...reservedNameViolations(pod, rendered),
     ...agentPodViolations(pod, config),
-    ...creatorOnCreate(pod, ctx.userInfo),
+    ...creatorOnCreate(pod, ctx.creator ?? ctx.userInfo),
     ...markersOnCreate(pod),
   ];
 }

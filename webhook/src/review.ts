@@ -7,6 +7,7 @@ import type { AdmissionRequest, AdmissionReviewResponse } from './admission-revi
 import type { WebhookConfig } from './config.ts';
 import { guardConnect, guardPodCreate, guardPodUpdate, guardPortForward, guardProxy } from './guard.ts';
 import type { GuardContext } from './guard.ts';
+import type { UserInfo } from './creator.ts';
 import { planInjection } from './inject.ts';
 import { describeViolations } from './violations.ts';
 import type { Rule, Violation } from './violations.ts';
@@ -30,8 +31,8 @@ export interface ReviewOutcome {
 const ConnectOptions = z.looseObject({ container: z.string().optional() });
 const PortForwardOptions = z.looseObject({ ports: z.array(z.number().int()).optional() });
 
-function context(request: AdmissionRequest, scope: Scope): GuardContext {
-  return { namespace: request.namespace ?? '', namespaceOptedIn: scope === 'namespace', userInfo: request.userInfo };
+function context(request: AdmissionRequest, scope: Scope, creator?: UserInfo): GuardContext {
+  return { namespace: request.namespace ?? '', namespaceOptedIn: scope === 'namespace', userInfo: request.userInfo, ...(creator ? { creator } : {}) };
 }
 
 function denied(uid: string, violations: readonly Violation[]): ReviewOutcome {
@@ -40,12 +41,17 @@ function denied(uid: string, violations: readonly Violation[]): ReviewOutcome {
 
 const isPods = (r: AdmissionRequest) => r.resource.group === '' && r.resource.resource === 'pods';
 
-export function reviewMutation(request: AdmissionRequest, scope: Scope, config: WebhookConfig): ReviewOutcome {
+/**
+ * `creator`: who a pod being created is stamped with when that is not the caller (a controller's
+ * pod inherits its owner's creator; workload-review.ts resolves it before this pure step).
+ */
+export function reviewMutation(request: AdmissionRequest, scope: Scope, config: WebhookConfig, creator?: UserInfo): ReviewOutcome {
   if (!isPods(request) || request.subResource || request.operation !== 'CREATE') {
     return { review: allow(request.uid), result: 'allowed', rules: [], patchBytes: 0 };
   }
   const pod = podOf(request.object, 'object') as V1Pod;
-  const plan = planInjection(pod, context(request, scope), config);
+  const ctx = context(request, scope);
+  const plan = planInjection(pod, creator ? { ...ctx, userInfo: creator } : ctx, config);
   switch (plan.kind) {
     case 'skip':
       return { review: allow(request.uid), result: 'skipped', rules: [], patchBytes: 0 };
@@ -58,10 +64,10 @@ export function reviewMutation(request: AdmissionRequest, scope: Scope, config: 
   }
 }
 
-export function reviewValidation(request: AdmissionRequest, scope: Scope, config: WebhookConfig): ReviewOutcome {
+export function reviewValidation(request: AdmissionRequest, scope: Scope, config: WebhookConfig, creator?: UserInfo): ReviewOutcome {
   let violations: Violation[] = [];
   if (isPods(request)) {
-    const ctx = context(request, scope);
+    const ctx = context(request, scope, creator);
     const sub = request.subResource ?? '';
     if (sub === '' && request.operation === 'CREATE') {
       violations = guardPodCreate(podOf(request.object, 'object'), ctx, config);

@@ -18,24 +18,51 @@ import type { WebhookConfig } from './config.ts';
 import type { WebhookMetrics } from './metrics.ts';
 import { registerWebhookMetrics } from './metrics.ts';
 import { reviewMutation, reviewValidation } from './review.ts';
+import { ANNOTATION_CREATOR, ANNOTATION_STATUS } from '../../api/src/index.ts';
+import { podOf } from './admission-review.ts';
+import { createKubeReader } from './kube-reader.ts';
+import type { KubeReader } from './kube-reader.ts';
+import { selectForInjection } from './pod-model.ts';
+import { describeViolations } from './violations.ts';
+import { podCreator, reviewWorkloadMutation } from './workload-review.ts';
 import type { ReviewOutcome, Scope } from './review.ts';
 import { ServingCertReloader } from './serving-cert.ts';
 
 type Endpoint = 'mutate' | 'validate';
-type Reviewer = (r: ReturnType<typeof parseAdmissionReview>, s: Scope, c: WebhookConfig) => ReviewOutcome;
-const REVIEWERS: Record<Endpoint, Reviewer> = {
-  mutate: reviewMutation,
-  validate: reviewValidation,
-};
+type Reviewer = (r: ReturnType<typeof parseAdmissionReview>, s: Scope, c: WebhookConfig) => ReviewOutcome | Promise<ReviewOutcome>;
 
 export interface AppDeps {
   config: WebhookConfig;
   metrics: WebhookMetrics;
   logger: Logger;
+  /** Reads pods and owners with the webhook's own credentials; without it, what needs a read is refused. */
+  kube?: KubeReader | undefined;
 }
 
-function reviewHandler(endpoint: Endpoint, scope: Scope, { config, metrics, logger }: AppDeps, reviewer: Reviewer = REVIEWERS[endpoint]) {
-  return (req: Request, res: Response) => {
+/**
+ * A pod review whose creator is resolved first (a controller's pod inherits its owner's stamp,
+ * workload-review.ts): only for pods being created that sluice injects (mutate) or injected
+ * (validate), so a pod sluice leaves alone never waits on, or is refused for, an API read.
+ */
+function withPodCreator(review: typeof reviewMutation, kube: KubeReader | undefined, endpoint: Endpoint): Reviewer {
+  return async (request, scope, config) => {
+    if (request.resource.group !== '' || request.resource.resource !== 'pods' || request.subResource || request.operation !== 'CREATE') return review(request, scope, config);
+    const pod = podOf(request.object, 'object');
+    const concerned =
+      endpoint === 'mutate'
+        ? selectForInjection(pod, request.namespace ?? '', scope === 'namespace', config).inject
+        : pod.metadata.annotations?.[ANNOTATION_STATUS] !== undefined || pod.metadata.annotations?.[ANNOTATION_CREATOR] !== undefined;
+    if (!concerned) return review(request, scope, config);
+    const creator = await podCreator(request, config, kube);
+    if ('violations' in creator) {
+      return { review: deny(request.uid, describeViolations(creator.violations)), result: 'denied', rules: [...new Set(creator.violations.map((v) => v.rule))], patchBytes: 0 };
+    }
+    return review(request, scope, config, creator.user);
+  };
+}
+
+function reviewHandler(endpoint: Endpoint, scope: Scope, { config, metrics, logger, kube }: AppDeps, reviewer: Reviewer = withPodCreator(endpoint === 'mutate' ? reviewMutation : reviewValidation, kube, endpoint)) {
+  return async (req: Request, res: Response) => {
     const started = process.hrtime.bigint();
     let request;
     try {
@@ -48,7 +75,7 @@ function reviewHandler(endpoint: Endpoint, scope: Scope, { config, metrics, logg
     }
     let outcome: ReviewOutcome;
     try {
-      outcome = reviewer(request, scope, config);
+      outcome = await reviewer(request, scope, config);
     } catch (err) {
       if (err instanceof MalformedReviewError) {
         metrics.malformed.inc({ endpoint });
@@ -88,10 +115,11 @@ export function createAdmissionApp(deps: AppDeps): express.Express {
   }
   // Every update of an injected pod, selected by the sluice.io/injected label (old or new object).
   app.post('/validate/injected', reviewHandler('validate', 'injected', deps));
-  app.post('/mutate/approvals', reviewHandler('mutate', 'pod', deps, reviewApprovalMutation));
-  app.post('/validate/approvals', reviewHandler('validate', 'pod', deps, reviewApprovalValidation));
+  app.post('/mutate/approvals', reviewHandler('mutate', 'pod', deps, (r, _s, c) => reviewApprovalMutation(r, c, deps.kube)));
+  app.post('/validate/approvals', reviewHandler('validate', 'pod', deps, (r, _s, c) => reviewApprovalValidation(r, c, deps.kube)));
+  app.post('/mutate/workloads', reviewHandler('mutate', 'pod', deps, (r, _s, c) => reviewWorkloadMutation(r, c, deps.kube)));
   app.use((_req: Request, res: Response) => {
-    res.status(404).json({ error: 'not found: POST /mutate, /mutate/namespace, /mutate/approvals, /validate, /validate/namespace, /validate/injected or /validate/approvals' });
+    res.status(404).json({ error: 'not found: POST /mutate, /mutate/namespace, /mutate/approvals, /validate, /validate/namespace, /validate/injected, /validate/approvals or /mutate/workloads' });
   });
   app.use((err: Error & { type?: string; status?: number }, req: Request, res: Response, _next: NextFunction) => {
     const endpoint: Endpoint = req.path.startsWith('/validate') ? 'validate' : 'mutate';
@@ -143,9 +171,18 @@ function closeServer(server: HttpServer | HttpsServer): Promise<void> {
 }
 
 /** Loads the certificate (failing when there is none), then listens on both ports. */
-export async function startWebhookServer(config: WebhookConfig, deps: { registry: Registry; logger: Logger }): Promise<RunningWebhook> {
+export async function startWebhookServer(config: WebhookConfig, deps: { registry: Registry; logger: Logger; kube?: KubeReader }): Promise<RunningWebhook> {
   const metrics = registerWebhookMetrics(deps.registry);
   const { logger } = deps;
+  let kube = deps.kube;
+  if (!kube) {
+    try {
+      kube = createKubeReader(config.kube);
+    } catch (err) {
+      // Fail closed: ApprovalRequest creates and controller-made pods are refused until it can read.
+      logger.warn({ err: (err as Error).message }, 'no Kubernetes API access: ApprovalRequests cannot be created and pods made by controllers are refused');
+    }
+  }
   const s = config.server;
   // The first load happens before the server exists; later ones swap its context.
   const serving: { server?: HttpsServer } = {};
@@ -165,7 +202,7 @@ export async function startWebhookServer(config: WebhookConfig, deps: { registry
     },
   });
   const first = await certs.start();
-  const https = createHttpsServer({ cert: first.cert, key: first.key, minVersion: 'TLSv1.2' }, createAdmissionApp({ config, metrics, logger }));
+  const https = createHttpsServer({ cert: first.cert, key: first.key, minVersion: 'TLSv1.2' }, createAdmissionApp({ config, metrics, logger, kube }));
   // The API server's own webhook timeout is seconds; nothing legitimate needs longer.
   serving.server = https;
   https.requestTimeout = 10_000;

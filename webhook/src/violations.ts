@@ -48,6 +48,16 @@ export const RULES = [
   'approval.already_decided',
   'approval.decider_mismatch',
   'approval.bad_decision',
+  // ApprovalRequests only from the sidecar of the pod they name (webhook/src/approvals/rules.ts)
+  'approval.not_pod_bound',
+  'approval.pod_unknown',
+  'approval.creator_forged',
+  'approval.summary_mismatch',
+  'approval.owner_missing',
+  'approval.expired',
+  // Creator stamps of workloads and controller-made pods (webhook/src/workload-creator.ts)
+  'creator.forged',
+  'creator.unresolved',
 ] as const;
 
 export type Rule = (typeof RULES)[number];

@@ -5,6 +5,7 @@
 // It must never put a header value, a body byte or an unmasked secret into the spec.
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
+import { MAX_SUMMARY, approvalSummaryLine } from '../../../api/src/index.ts';
 import type { ApprovalRequestSpec, Creator, Decision, Facts, RequestSummary } from '../../../api/src/index.ts';
 import { createMasker } from '../masking/index.ts';
 import type { Masker } from '../masking/index.ts';
@@ -32,7 +33,6 @@ export interface ApprovalDraft {
 /** Query parameter names whose values are credentials often enough to always mask. */
 const SECRET_QUERY_KEY = /(^|[_-])(token|access[_-]?token|key|api[_-]?key|secret|password|passwd|pwd|sig|signature|auth|code|session|credential)s?$|^x-amz-(signature|credential|security-token)$/i;
 const MAX_PATH = 512;
-const MAX_SUMMARY = 200;
 
 let masker: Masker | undefined;
 function secretMasker(): Masker {
@@ -55,28 +55,34 @@ export function maskedPathAndQuery(path: string, query: Readonly<Record<string, 
   return output.length > MAX_PATH ? `${output.slice(0, MAX_PATH - 1)}…` : output;
 }
 
-function listRefs(refs: readonly { ref: string }[] | undefined): string {
-  if (!refs?.length) return '';
-  const names = refs.map((r) => r.ref);
-  return ` ${names.slice(0, 3).join(', ')}${names.length > 3 ? ` (+${names.length - 3} more)` : ''}`;
-}
-
 function hostAndPort(s: RequestSummary): string {
   return s.port === (s.scheme === 'https' ? 443 : 80) ? s.host : `${s.host}:${s.port}`;
 }
 
-/** One line for humans: "git push acme/app refs/heads/main on github.com", "aws s3:DeleteObject bucket/key". */
+/** A masked span the cut must not split (a half label would not match the line it stands for). */
+const MASKED_SPAN = /\[REDACTED:[^\]]*\]\**/g;
+
+/** `text` cut to MAX_SUMMARY with "…", never inside a masked span. */
+function cutSummary(text: string): string {
+  if (text.length <= MAX_SUMMARY) return text;
+  let end = MAX_SUMMARY - 1;
+  for (const m of text.matchAll(MASKED_SPAN)) {
+    if (m.index >= end) break;
+    if (m.index + m[0].length > end) end = m.index;
+  }
+  // A `*` run split by the cut still stands for as many characters; a surrogate pair must not be.
+  if (/[\uD800-\uDBFF]/.test(text.charAt(end - 1))) end--;
+  return `${text.slice(0, end)}…`;
+}
+
+/**
+ * One line for humans: "git push acme/app refs/heads/main on github.com", "aws s3:DeleteObject
+ * bucket/key". The line is api's approvalSummaryLine over exactly what the spec carries, masked;
+ * the webhook refuses a summary that is not that line (up to masking and the cut).
+ */
 export function summarize(summary: RequestSummary, facts: Facts, maskedPath: string): string {
-  let line: string;
-  if (facts.git) line = `git ${facts.git.operation} ${facts.git.repo}${listRefs(facts.git.refs)} on ${hostAndPort(summary)}`;
-  else if (facts.aws) line = `aws ${facts.aws.action}${facts.aws.bucket ? ` ${facts.aws.bucket}${facts.aws.key ? `/${facts.aws.key}` : ''}` : ''} (${facts.aws.region})`;
-  else if (facts.k8s) {
-    const k = facts.k8s;
-    line = `kubernetes ${k.verb} ${k.resource}${k.subresource ? `/${k.subresource}` : ''}${k.name ? ` ${k.name}` : ''}${k.namespace ? ` -n ${k.namespace}` : ''}`;
-  } else if (facts.llm) line = `${facts.llm.provider} ${facts.llm.endpoint}${facts.llm.model ? ` ${facts.llm.model}` : ''} (${facts.llm.prompt_bytes} prompt bytes)`;
-  else line = `${summary.method} ${hostAndPort(summary)}${maskedPath}`;
-  const { output } = secretMasker().maskText(line);
-  return output.length > MAX_SUMMARY ? `${output.slice(0, MAX_SUMMARY - 1)}…` : output;
+  const line = approvalSummaryLine({ method: summary.method, host: hostAndPort(summary), path: maskedPath, facts });
+  return cutSummary(secretMasker().maskText(line).output);
 }
 
 function hash(value: unknown): string {

@@ -1,7 +1,10 @@
 // Standing grants: which approved ApprovalRequests let later matching requests through without
 // asking. Derived only from the API server's objects (so a revoke, a deletion or a restart is seen
 // the same way) and keyed by grant key. `once` never stands; `session` stands for the sidecar
-// session that asked; `ttl` stands for the pod until its expiry. Pure: the caller passes the clock.
+// session that asked; `ttl` stands for the pod until its expiry. An object grants only if it names
+// this very pod (namespace, name and, when known, uid) and its service account: the watch selects
+// by a label, and a label alone is never proof of whose request it was. Pure: the caller passes
+// the clock.
 import type { ApprovalRequest, ApprovalScope } from '../../../api/src/index.ts';
 import { grantKeyOf } from './approval-draft.ts';
 
@@ -14,12 +17,31 @@ export interface Grant {
   expiresAtMs?: number;
 }
 
-/** The grant an object confers on `session`, if any (ignoring expiry, which is checked at use). */
-export function grantOf(obj: ApprovalRequest, session: string): (Grant & { key: string }) | undefined {
+/** Whose grants a table holds: the sidecar's own pod, service account and session. */
+export interface GrantOwner {
+  namespace: string;
+  pod: string;
+  /** The pod's uid; when known, an object for another pod of the same name grants nothing. */
+  podUid?: string | undefined;
+  serviceAccount: string;
+  session: string;
+}
+
+/** Is the object a request of this pod and service account? */
+export function isOwnRequest(obj: ApprovalRequest, owner: GrantOwner): boolean {
+  const pod = obj.spec.pod;
+  if (pod.namespace !== owner.namespace || pod.name !== owner.pod || obj.spec.serviceAccount !== owner.serviceAccount) return false;
+  if (obj.metadata.namespace !== undefined && obj.metadata.namespace !== owner.namespace) return false;
+  return owner.podUid === undefined || pod.uid === owner.podUid;
+}
+
+/** The grant an object confers on `owner`, if any (ignoring expiry, which is checked at use). */
+export function grantOf(obj: ApprovalRequest, owner: GrantOwner): (Grant & { key: string }) | undefined {
   const s = obj.status;
   if (s?.state !== 'Approved' || !obj.metadata.name) return undefined;
+  if (!isOwnRequest(obj, owner)) return undefined;
   if (s.scope === 'session') {
-    if (obj.spec.session !== session) return undefined;
+    if (obj.spec.session !== owner.session) return undefined;
     return { key: grantKeyOf(obj.spec), name: obj.metadata.name, scope: 'session', ...(s.decidedBy ? { decidedBy: s.decidedBy } : {}) };
   }
   if (s.scope === 'ttl') {
@@ -32,19 +54,19 @@ export function grantOf(obj: ApprovalRequest, session: string): (Grant & { key: 
 }
 
 export class GrantTable {
-  readonly #session: string;
+  readonly #owner: GrantOwner;
   /** name → grant; small (one per approval), so lookups scan. */
   readonly #byName = new Map<string, Grant & { key: string }>();
 
-  constructor(session: string) {
-    this.#session = session;
+  constructor(owner: GrantOwner) {
+    this.#owner = { ...owner };
   }
 
   /** Applies an added or modified object. */
   upsert(obj: ApprovalRequest): void {
     const name = obj.metadata.name;
     if (!name) return;
-    const grant = grantOf(obj, this.#session);
+    const grant = grantOf(obj, this.#owner);
     if (grant) this.#byName.set(name, grant);
     else this.#byName.delete(name);
   }

@@ -10,7 +10,7 @@ import type { ApprovalApi } from './approval-api.ts';
 import type { ApprovalDraft } from './approval-draft.ts';
 import { APPROVAL_CODES, ApprovalApiError } from './errors.ts';
 import type { ApprovalCode } from './errors.ts';
-import { GrantTable } from './grants.ts';
+import { GrantTable, isOwnRequest } from './grants.ts';
 import type { Grant } from './grants.ts';
 import { LABEL_APPROVAL_POD, LABEL_APPROVAL_SESSION, approvalLabelValue } from './labels.ts';
 import type { ApprovalMetrics, Outcome } from './metrics.ts';
@@ -32,6 +32,10 @@ export interface CoordinatorDeps {
   api: Pick<ApprovalApi, 'create' | 'get' | 'patchStatus'>;
   namespace: string;
   podName: string;
+  /** The pod's uid (from the downward API); grants and clean-up then require it too. */
+  podUid?: string | undefined;
+  /** The pod's service account; an object naming another grants nothing. */
+  serviceAccount: string;
   session: string;
   maxWaitMs: number;
   maxConcurrentHolds: number;
@@ -91,7 +95,7 @@ export class HoldCoordinator implements WatcherListener {
   constructor(deps: CoordinatorDeps) {
     this.#d = deps;
     this.#clock = deps.clock ?? Date.now;
-    this.grants = new GrantTable(deps.session);
+    this.grants = new GrantTable({ namespace: deps.namespace, pod: deps.podName, podUid: deps.podUid, serviceAccount: deps.serviceAccount, session: deps.session });
     deps.metrics.oldestPendingSource = () => {
       let oldest: number | undefined;
       for (const p of this.#byName.values()) if (oldest === undefined || p.createdAtMs < oldest) oldest = p.createdAtMs;
@@ -396,6 +400,7 @@ export class HoldCoordinator implements WatcherListener {
     for (const o of objs) {
       const state = o.status?.state ?? 'Pending';
       if (state !== 'Pending' || o.spec.session === this.#d.session || !o.metadata.name) continue;
+      if (!isOwnRequest(o, { namespace: this.#d.namespace, pod: this.#d.podName, podUid: this.#d.podUid, serviceAccount: this.#d.serviceAccount, session: this.#d.session })) continue;
       void this.#d.api
         .patchStatus(this.#d.namespace, o.metadata.name, { state: 'Expired', reason: 'the sidecar restarted; the held request no longer exists' }, o.metadata.resourceVersion as string)
         .catch(() => undefined);

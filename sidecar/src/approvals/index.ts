@@ -79,6 +79,8 @@ export async function startApprovals(config: ApprovalsConfig, deps: ApprovalsDep
     api,
     namespace: deps.pod.namespace,
     podName: deps.pod.name,
+    podUid: deps.pod.uid,
+    serviceAccount: deps.podInfo.identity.service_account,
     session: deps.sessionId,
     maxWaitMs: config.maxWaitMs,
     maxConcurrentHolds: config.maxConcurrentHolds,

@@ -89,6 +89,7 @@ function setup(over: Partial<CoordinatorDeps> = {}) {
     api: store,
     namespace: 'agents',
     podName: 'coder-0',
+    serviceAccount: 'coder',
     session: 's-1',
     maxWaitMs: 5_000,
     maxConcurrentHolds: 3,

@@ -1,12 +1,17 @@
-// Who may do what to an ApprovalRequest, decided from the AdmissionReview alone (never reading the
-// cluster, like the guard). Only the pod's own sidecar (its service account, and when the token is
-// pod-bound, that pod) creates requests and expires them; a human decides, and that human is
-// neither the pod's creator nor the pod's service account and belongs to an approver group of the
-// namespace; a decision is final except that an approval may be revoked; the spec never changes.
-// The stamp (who decided, when, until when) comes from the API server's userInfo and the webhook's
-// clock, never from the client. Pure.
-import { ApprovalRequestSpec, ApprovalRequestStatus } from '../../../api/src/index.ts';
-import type { ApprovalState } from '../../../api/src/index.ts';
+// Who may do what to an ApprovalRequest, decided from the AdmissionReview plus what the API server
+// stores about the pod the caller's token is bound to (read by review.ts with the webhook's own
+// credentials and passed in as `boundPod`). Only the sidecar of the pod a request names creates it:
+// the caller's token must be bound to that pod (userInfo.extra pod-name/pod-uid, which the API
+// server sets for TokenRequest tokens bound to a pod, as the kubelet's projected token is), of the
+// pod's service account, the pod injected by sluice, the request labelled for that pod, owned by it,
+// its creator the pod's stamp and its summary the line its facts give. Only that sidecar expires,
+// marks or deletes it. A human decides, and that human is neither the pod's creator nor the pod's
+// service account and belongs to an approver group of the namespace; a decision is final except
+// that an approval may be revoked; nothing is approved after the sidecar stopped waiting; the spec
+// never changes. The stamps (creator and owner at create; who decided, when, until when) come from
+// the API server's records and the webhook's clock, never from the client. Pure.
+import { ApprovalRequestSpec, ApprovalRequestStatus, LABEL_APPROVAL_POD, UNKNOWN_CREATOR_USERNAME, approvalLabelValue, approvalSummaryLine, summaryShowsLine } from '../../../api/src/index.ts';
+import type { ApprovalState, Creator } from '../../../api/src/index.ts';
 import { pointer } from '../json-patch.ts';
 import type { JsonPatchOp } from '../json-patch.ts';
 import { violation } from '../violations.ts';
@@ -15,7 +20,9 @@ import { approverGroupsFor, ttlMs } from './config.ts';
 import type { ApprovalsWebhookConfig } from './config.ts';
 
 /** Labels the sidecar selects its requests by; changing them would hide a request from it. */
-const SELECTION_LABELS = ['sluice.io/pod', 'sluice.io/session'];
+const SELECTION_LABELS = [LABEL_APPROVAL_POD, 'sluice.io/session'];
+/** Longest a sidecar may say it waits (its maxWaitMs is at most 24 h), plus clock skew. */
+const MAX_WAIT_MS = 24 * 3_600_000 + 60_000;
 const POD_NAME_EXTRA = 'authentication.kubernetes.io/pod-name';
 const POD_UID_EXTRA = 'authentication.kubernetes.io/pod-uid';
 
@@ -26,7 +33,7 @@ export interface Actor {
 }
 
 interface Stored {
-  metadata?: { name?: string; labels?: Record<string, string> };
+  metadata?: { name?: string; labels?: Record<string, string>; ownerReferences?: { kind?: string; name?: string; uid?: string; apiVersion?: string }[] };
   spec?: unknown;
   status?: unknown;
 }
@@ -39,6 +46,25 @@ export interface ApprovalReviewInput {
   actor: Actor;
   object?: Stored | undefined;
   oldObject?: Stored | undefined;
+  /**
+   * The pod the caller's token is bound to, as the API server stores it (CREATE only): undefined
+   * when the token is bound to no pod, 'missing' when no such pod exists, 'unreadable' when the
+   * webhook could not read it.
+   */
+  boundPod?: BoundPod | 'missing' | 'unreadable' | undefined;
+  /** The webhook's clock (expiry checks). */
+  now?: Date | undefined;
+}
+
+/** What the API server stores about a pod, as far as these rules need it. */
+export interface BoundPod {
+  name: string;
+  uid: string;
+  serviceAccount: string;
+  /** Carries sluice's injection status (the sidecar is sluice's). */
+  injected: boolean;
+  /** Its sluice.io/creator annotation, parsed; undefined when absent or unreadable. */
+  creator?: Creator | undefined;
 }
 
 type Spec = ReturnType<typeof ApprovalRequestSpec.parse>;
@@ -77,8 +103,56 @@ function describeDecision(s: Status): string {
   return `${s.state}${s.decidedBy ? ` by ${s.decidedBy}` : ''}${s.decidedAt ? ` at ${s.decidedAt}` : ''}`;
 }
 
+/** The pod name and uid the caller's token is bound to, if it is a pod-bound token. */
+export function tokenPod(actor: Actor): { name: string; uid: string } | undefined {
+  const name = actor.extra[POD_NAME_EXTRA]?.[0];
+  const uid = actor.extra[POD_UID_EXTRA]?.[0];
+  return name && uid ? { name, uid } : undefined;
+}
+
+/** Is the caller the sidecar of the pod the request names (its service account, a token bound to that pod)? */
+function isOwnSidecar(actor: Actor, namespace: string, spec: Spec): boolean {
+  const pod = tokenPod(actor);
+  return actor.username === serviceAccountUser(namespace, spec.serviceAccount) && pod !== undefined && pod.name === spec.pod.name && pod.uid === spec.pod.uid;
+}
+
+function notOwnSidecar(input: ApprovalReviewInput, spec: Spec, field: string, what: string): Violation {
+  const pod = tokenPod(input.actor);
+  const who = pod ? `${input.actor.username} (a token bound to pod ${pod.name})` : input.actor.username;
+  return violation('approval.not_the_sidecar', field, `only the sidecar of pod ${spec.pod.name} (${serviceAccountUser(input.namespace, spec.serviceAccount)}, with a token bound to that pod) ${what}; ${who} may not`);
+}
+
+function creatorKey(c: Creator | undefined): string {
+  return c ? stableJson({ username: c.username, uid: c.uid ?? null, groups: [...c.groups].sort() }) : 'none';
+}
+
+function boundPodViolations(input: ApprovalReviewInput, spec: Spec, pod: { name: string; uid: string }): Violation[] {
+  const bound = input.boundPod;
+  if (bound === 'unreadable' || bound === undefined) return [violation('approval.pod_unknown', 'spec.pod', `the sluice webhook could not read pod ${input.namespace}/${pod.name} to check the request against it; refused (fail closed)`)];
+  if (bound === 'missing' || bound.uid !== pod.uid) return [violation('approval.pod_unknown', 'spec.pod', `pod ${input.namespace}/${pod.name} with uid ${pod.uid} does not exist`)];
+  const out: Violation[] = [];
+  if (!bound.injected) out.push(violation('approval.not_the_sidecar', 'spec.pod', `pod ${bound.name} has no sluice sidecar; only a sluice sidecar asks for approvals`));
+  if (bound.serviceAccount !== spec.serviceAccount) out.push(violation('approval.pod_mismatch', 'spec.serviceAccount', `pod ${bound.name} runs as service account ${bound.serviceAccount}, not ${spec.serviceAccount}`));
+  if (creatorKey(bound.creator) !== creatorKey(spec.creator)) {
+    out.push(violation('approval.creator_forged', 'spec.creator', `the creator is copied by the sluice webhook from pod ${bound.name}'s stamp (${bound.creator?.username ?? 'none'}); ${spec.creator?.username ?? 'none'} was supplied`));
+  }
+  const owned = (input.object?.metadata?.ownerReferences ?? []).some((r) => r.kind === 'Pod' && r.uid === bound.uid);
+  if (!owned) out.push(violation('approval.owner_missing', 'metadata.ownerReferences', `the request must be owned by pod ${bound.name} (the sluice webhook adds the reference), so it goes when the pod goes`));
+  return out;
+}
+
 function createViolations(input: ApprovalReviewInput, spec: Spec): Violation[] {
   const out: Violation[] = [];
+  const pod = tokenPod(input.actor);
+  if (!pod) {
+    return [
+      violation(
+        'approval.not_pod_bound',
+        'metadata',
+        `ApprovalRequests are created only with the service-account token bound to the sidecar's pod (the kubelet's projected token); ${input.actor.username} presented no pod-bound token`,
+      ),
+    ];
+  }
   const sidecar = serviceAccountUser(input.namespace, spec.serviceAccount);
   if (input.actor.username !== sidecar) {
     out.push(violation('approval.not_the_sidecar', 'spec.serviceAccount', `only the pod's sidecar (${sidecar}) creates ApprovalRequests for it; ${input.actor.username} may not`));
@@ -86,14 +160,26 @@ function createViolations(input: ApprovalReviewInput, spec: Spec): Violation[] {
   if (spec.pod.namespace !== input.namespace) {
     out.push(violation('approval.pod_mismatch', 'spec.pod.namespace', `the request names namespace ${spec.pod.namespace} but lives in ${input.namespace}`));
   }
-  const podName = input.actor.extra[POD_NAME_EXTRA]?.[0];
-  if (podName !== undefined && podName !== spec.pod.name) {
-    out.push(violation('approval.pod_mismatch', 'spec.pod.name', `the creating token is bound to pod ${podName}, not ${spec.pod.name}`));
+  if (pod.name !== spec.pod.name) {
+    out.push(violation('approval.pod_mismatch', 'spec.pod.name', `the creating token is bound to pod ${pod.name}, not ${spec.pod.name}`));
   }
-  const podUid = input.actor.extra[POD_UID_EXTRA]?.[0];
-  if (podUid !== undefined && spec.pod.uid !== undefined && podUid !== spec.pod.uid) {
-    out.push(violation('approval.pod_mismatch', 'spec.pod.uid', `the creating token is bound to pod uid ${podUid}, not ${spec.pod.uid}`));
+  if (pod.uid !== spec.pod.uid) {
+    out.push(violation('approval.pod_mismatch', 'spec.pod.uid', `the creating token is bound to pod uid ${pod.uid}, not ${spec.pod.uid ?? '(none)'}`));
   }
+  const label = input.object?.metadata?.labels?.[LABEL_APPROVAL_POD];
+  if (label !== approvalLabelValue(pod.name)) {
+    out.push(violation('approval.pod_mismatch', `metadata.labels[${LABEL_APPROVAL_POD}]`, `the request must be labelled for pod ${pod.name} (${approvalLabelValue(pod.name)}), the pod whose sidecar watches it; ${label ?? 'no label'} was given`));
+  }
+  if (out.length) return out;
+  out.push(...boundPodViolations(input, spec, pod));
+  const line = approvalSummaryLine(spec.request);
+  if (!summaryShowsLine(spec.request.summary, line)) {
+    out.push(violation('approval.summary_mismatch', 'spec.request.summary', `the summary an approver reads must be the line the request's facts give (${line.slice(0, 160)}), masked at most`));
+  }
+  const now = (input.now ?? new Date()).getTime();
+  const until = Date.parse(spec.expiresAt);
+  if (Number.isNaN(until) || until <= now) out.push(violation('approval.expired', 'spec.expiresAt', `the request must wait into the future; ${spec.expiresAt} is not`));
+  else if (until > now + MAX_WAIT_MS) out.push(violation('approval.bad_decision', 'spec.expiresAt', 'a request waits at most 24 h for a decision'));
   const status = parseStatus(input.object);
   if (status !== undefined && (status === 'invalid' || status.state !== 'Pending' || status.decidedBy !== undefined)) {
     out.push(violation('approval.bad_decision', 'status', 'a new ApprovalRequest starts Pending, undecided'));
@@ -125,7 +211,7 @@ function deciderViolations(input: ApprovalReviewInput, spec: Spec, state: 'Appro
   }
   const isCreator = spec.creator !== undefined && spec.creator.username === who;
   if (state === 'Approved') {
-    if (!spec.creator) return [violation('approval.creator_unknown', 'spec.creator', `the pod ${spec.pod.name} has no creator stamp, so self-approval cannot be ruled out; the request can only be denied`)];
+    if (!spec.creator || spec.creator.username === UNKNOWN_CREATOR_USERNAME) return [violation('approval.creator_unknown', 'spec.creator', `the pod ${spec.pod.name} has no creator stamp, so self-approval cannot be ruled out; the request can only be denied`)];
     if (isCreator) return [violation('approval.self_approval', 'status.state', `${who} created pod ${spec.pod.name} and cannot approve its requests; another approver must`)];
   }
   // The creator may always deny or revoke what their own pod asked for: it only takes access away.
@@ -185,10 +271,10 @@ function statusViolations(input: ApprovalReviewInput, spec: Spec, config: Approv
       if (status && (status.decidedBy ?? status.decidedAt ?? status.scope ?? status.revokedBy) !== undefined) {
         return [violation('approval.bad_decision', 'status', 'a Pending request carries no decision')];
       }
+      if (!isOwnSidecar(input.actor, input.namespace, spec)) return [notOwnSidecar(input, spec, 'status.state', 'marks its requests Pending')];
       return [];
     case 'Expired': {
-      const sidecar = serviceAccountUser(input.namespace, spec.serviceAccount);
-      if (input.actor.username !== sidecar) return [violation('approval.not_the_sidecar', 'status.state', `only the pod's sidecar (${sidecar}) expires requests; to refuse one, deny it`)];
+      if (!isOwnSidecar(input.actor, input.namespace, spec)) return [notOwnSidecar(input, spec, 'status.state', 'expires its requests; to refuse one, deny it')];
       return [];
     }
     case 'Revoked':
@@ -196,6 +282,11 @@ function statusViolations(input: ApprovalReviewInput, spec: Spec, config: Approv
     case 'Approved':
     case 'Denied': {
       const out = deciderViolations(input, spec, to, config);
+      const until = Date.parse(spec.expiresAt);
+      if (to === 'Approved' && !out.length && !(until > (input.now ?? new Date()).getTime())) {
+        // The sidecar stopped waiting: an approval now would only leave a standing grant behind.
+        return [violation('approval.expired', 'spec.expiresAt', `${name} stopped waiting at ${spec.expiresAt}; it can no longer be approved`)];
+      }
       return out.length ? out : decisionShapeViolations(input, status!, config);
     }
   }
@@ -203,7 +294,14 @@ function statusViolations(input: ApprovalReviewInput, spec: Spec, config: Approv
 
 /** Every rule the ApprovalRequest change breaks; empty when it may proceed. */
 export function approvalViolations(input: ApprovalReviewInput, config: ApprovalsWebhookConfig): Violation[] {
-  if (input.operation === 'DELETE' || input.operation === 'CONNECT') return [];
+  if (input.operation === 'CONNECT') return [];
+  if (input.operation === 'DELETE') {
+    // A pod's sidecar may clean up its own requests, never another pod's (people and the garbage
+    // collector delete under RBAC alone).
+    const spec = parseSpec(input.oldObject);
+    if (spec && tokenPod(input.actor) && !isOwnSidecar(input.actor, input.namespace, spec)) return [notOwnSidecar(input, spec, 'metadata', 'deletes its requests')];
+    return [];
+  }
   const spec = parseSpec(input.object);
   if (!spec) return [violation('approval.bad_decision', 'spec', 'the spec does not match the ApprovalRequest schema')];
   if (input.operation === 'CREATE') return input.subResource ? [] : createViolations(input, spec);
@@ -213,12 +311,33 @@ export function approvalViolations(input: ApprovalReviewInput, config: Approvals
 }
 
 /**
+ * The mutating half of a create: the creator is the stamp of the pod the caller's token is bound
+ * to, and that pod owns the request (garbage-collected with it). Whatever the client wrote there
+ * is overwritten; a request the validating half will refuse anyway is left as it is.
+ */
+function createStamp(input: ApprovalReviewInput): JsonPatchOp[] {
+  const pod = tokenPod(input.actor);
+  const bound = input.boundPod;
+  const spec = input.object?.spec as { creator?: unknown } | undefined;
+  if (!pod || !bound || typeof bound !== 'object' || bound.uid !== pod.uid || !spec || typeof spec !== 'object') return [];
+  const ops: JsonPatchOp[] = [];
+  if (bound.creator) ops.push({ op: 'add', path: pointer('spec', 'creator'), value: bound.creator });
+  else if ('creator' in spec) ops.push({ op: 'remove', path: pointer('spec', 'creator') });
+  // No blockOwnerDeletion: it would need delete permission on the pod, which a sidecar lacks.
+  const owner = { apiVersion: 'v1', kind: 'Pod', name: bound.name, uid: bound.uid };
+  if (!input.object?.metadata) ops.push({ op: 'add', path: pointer('metadata'), value: { ownerReferences: [owner] } });
+  else ops.push({ op: 'add', path: pointer('metadata', 'ownerReferences'), value: [owner] });
+  return ops;
+}
+
+/**
  * The mutating half: on a status update that decides (Pending → Approved|Denied) or revokes
  * (Approved → Revoked), stamps who did it and when from the API server's userInfo and the
  * webhook's clock; an approval without a scope gets the one the policy asked for, and a ttl scope
  * its expiry. Anything a client wrote into these fields is overwritten.
  */
 export function approvalStamp(input: ApprovalReviewInput, now: Date): JsonPatchOp[] {
+  if (input.operation === 'CREATE' && input.subResource === '') return createStamp(input);
   if (input.operation !== 'UPDATE' || input.subResource !== 'status') return [];
   const spec = parseSpec(input.object);
   const status = parseStatus(input.object);

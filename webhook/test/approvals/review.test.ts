@@ -89,15 +89,25 @@ describe('the approvals endpoints', () => {
     expect(denials.find((v) => v.labels.rule === 'approval.self_approval')?.value).toBe(1);
   });
 
+  test('a create by a pod-bound token, with no API access to read its pod, fails closed', async () => {
+    const sidecar = { username: 'system:serviceaccount:agents:coder', groups: ['system:serviceaccounts'], extra: { 'authentication.kubernetes.io/pod-name': ['coder-0'], 'authentication.kubernetes.io/pod-uid': ['pod-uid-1'] } };
+    const body = review(sidecar, {});
+    body.request = { ...body.request, operation: 'CREATE', subResource: undefined, oldObject: undefined, object: { metadata: { name: 'coder-0-abc', labels: { 'sluice.io/pod': 'coder-0' } }, spec } };
+    expect((await post('/mutate/approvals', body)).response).toEqual({ uid: 'u-1', allowed: true });
+    const res = await post('/validate/approvals', body);
+    expect(res.response.allowed).toBe(false);
+    expect(res.response.status.message).toMatch(/^sluice approval.pod_unknown: spec.pod: the sluice webhook could not read pod agents\/coder-0/);
+  });
+
   test('other resources pass both endpoints untouched', async () => {
     const other = review(bob, { state: 'Approved' }, { state: 'Pending' }, 'configmaps');
     expect((await post('/mutate/approvals', other)).response).toEqual({ uid: 'u-1', allowed: true });
     expect((await post('/validate/approvals', other)).response).toEqual({ uid: 'u-1', allowed: true });
   });
 
-  test('the stamp uses the injected clock', () => {
+  test('the stamp uses the injected clock', async () => {
     const parsedReq = parseAdmissionReview(review(bob, { state: 'Approved', scope: 'ttl', ttl: '30m' }));
-    const out = reviewApprovalMutation(parsedReq, 'pod', config, new Date('2030-01-01T00:00:00Z'));
+    const out = await reviewApprovalMutation(parsedReq, config, undefined, new Date('2030-01-01T00:00:00Z'));
     const patch = JSON.parse(Buffer.from(out.review.response.patch!, 'base64').toString()) as { path: string; value: unknown }[];
     expect(patch.find((p) => p.path === '/status/expiresAt')?.value).toBe('2030-01-01T00:30:00.000Z');
   });
@@ -115,13 +125,16 @@ describe('approvals-webhook.yaml', () => {
   }
   const docs = parseAllDocuments(readFileSync(join(import.meta.dirname, '..', '..', 'manifests', 'approvals-webhook.yaml'), 'utf8')).map((d) => d.toJS() as { kind: string; webhooks: Hook[] });
 
-  test('a mutating stamp on status updates and a validating check on create, update and status', () => {
+  test('a mutating stamp on create and status updates, a validating check on create, update, status and delete', () => {
     const mutating = docs.find((d) => d.kind === 'MutatingWebhookConfiguration')!.webhooks;
     const validating = docs.find((d) => d.kind === 'ValidatingWebhookConfiguration')!.webhooks;
     expect(mutating.map((h) => h.clientConfig.service.path)).toEqual(['/mutate/approvals']);
-    expect(mutating[0]!.rules[0]).toMatchObject({ apiGroups: ['sluice.io'], resources: ['approvalrequests/status'], operations: ['UPDATE'] });
+    expect(mutating[0]!.rules).toMatchObject([
+      { apiGroups: ['sluice.io'], resources: ['approvalrequests'], operations: ['CREATE'] },
+      { apiGroups: ['sluice.io'], resources: ['approvalrequests/status'], operations: ['UPDATE'] },
+    ]);
     expect(validating.map((h) => h.clientConfig.service.path)).toEqual(['/validate/approvals']);
-    expect(validating[0]!.rules[0]).toMatchObject({ resources: ['approvalrequests', 'approvalrequests/status'], operations: ['CREATE', 'UPDATE'] });
+    expect(validating[0]!.rules[0]).toMatchObject({ resources: ['approvalrequests', 'approvalrequests/status'], operations: ['CREATE', 'UPDATE', 'DELETE'] });
   });
 
   test.each(docs.flatMap((d) => d.webhooks.map((h) => [h.name, h] as const)))('%s fails closed, is fast, has no side effects, skips system namespaces', (_n, hook) => {

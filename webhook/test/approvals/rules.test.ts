@@ -5,7 +5,7 @@ import { describe, expect, test } from '@jest/globals';
 import type { ApprovalRequestSpec, ApprovalRequestStatus } from '../../../api/src/index.ts';
 import { ApprovalsWebhookConfig, ttlMs } from '../../src/approvals/config.ts';
 import { approvalStamp, approvalViolations } from '../../src/approvals/rules.ts';
-import type { Actor, ApprovalReviewInput } from '../../src/approvals/rules.ts';
+import type { Actor, ApprovalReviewInput, BoundPod } from '../../src/approvals/rules.ts';
 import { SAMPLE_SPEC } from '../../../sidecar/test/approvals/sample-approval.ts';
 
 const config = ApprovalsWebhookConfig.parse({ namespaces: { payments: { approverGroups: ['payments-leads'] } }, maxTTL: '8h' });
@@ -21,7 +21,7 @@ const mallory: Actor = { username: 'mallory@example.com', groups: ['system:authe
 const obj = (status?: Partial<ApprovalRequestStatus>, s: ApprovalRequestSpec = spec, labels = { 'sluice.io/pod': 'coder-0' }) => ({ metadata: { name: 'coder-0-abc', labels }, spec: s, ...(status ? { status } : {}) });
 
 function statusUpdate(actor: Actor, from: Partial<ApprovalRequestStatus> | undefined, to: Partial<ApprovalRequestStatus>, namespace = 'agents'): ApprovalReviewInput {
-  return { operation: 'UPDATE', subResource: 'status', namespace, actor, oldObject: obj(from), object: obj(to) };
+  return { operation: 'UPDATE', subResource: 'status', namespace, actor, oldObject: obj(from), object: obj(to), now: NOW };
 }
 
 /** What the webhook pair does to a decision: stamp (mutating), then validate the stamped object. */
@@ -34,28 +34,98 @@ function decide(actor: Actor, from: Partial<ApprovalRequestStatus> | undefined, 
 
 const pending = { state: 'Pending' } as const;
 
+const POD_UID = 'pod-uid-1';
+const boundPod: BoundPod = { name: 'coder-0', uid: POD_UID, serviceAccount: 'coder', injected: true, creator: SAMPLE_SPEC.creator };
+const owned = { name: 'coder-0-abc', labels: { 'sluice.io/pod': 'coder-0' }, ownerReferences: [{ apiVersion: 'v1', kind: 'Pod', name: 'coder-0', uid: POD_UID }] };
+const future = new Date(NOW.getTime() + 600_000).toISOString();
+
+/** A create as the API server hands it to the validating webhook (after the mutating one). */
+function create(over: { actor?: Actor; spec?: Partial<ApprovalRequestSpec>; metadata?: object; status?: object; boundPod?: ApprovalReviewInput['boundPod']; namespace?: string } = {}): ApprovalReviewInput {
+  return {
+    operation: 'CREATE',
+    subResource: '',
+    namespace: over.namespace ?? 'agents',
+    actor: over.actor ?? sidecar,
+    object: { metadata: { ...owned, ...over.metadata }, spec: { ...spec, expiresAt: future, ...over.spec }, ...(over.status ? { status: over.status } : {}) },
+    boundPod: 'boundPod' in over ? over.boundPod : boundPod,
+    now: NOW,
+  };
+}
+const rulesOf = (input: ApprovalReviewInput) => approvalViolations(input, config).map((v) => v.rule);
+
 describe('creating', () => {
-  test('the pod-bound sidecar token may create; status starts empty or Pending', () => {
-    expect(approvalViolations({ operation: 'CREATE', subResource: '', namespace: 'agents', actor: sidecar, object: obj() }, config)).toEqual([]);
-    expect(approvalViolations({ operation: 'CREATE', subResource: '', namespace: 'agents', actor: sidecar, object: obj(pending) }, config)).toEqual([]);
+  test('the sidecar of the pod, with the token bound to it, may create; status starts empty or Pending', () => {
+    expect(approvalViolations(create(), config)).toEqual([]);
+    expect(approvalViolations(create({ status: pending }), config)).toEqual([]);
   });
 
   test.each([
-    ['a human', { ...bob }, 'approval.not_the_sidecar'],
-    ['another service account', { ...sidecar, username: 'system:serviceaccount:agents:other' }, 'approval.not_the_sidecar'],
-    ['a token bound to another pod', { ...sidecar, extra: { 'authentication.kubernetes.io/pod-name': ['coder-9'] } }, 'approval.pod_mismatch'],
-    ['a token bound to another pod uid', { ...sidecar, extra: { 'authentication.kubernetes.io/pod-uid': ['pod-uid-9'] } }, 'approval.pod_mismatch'],
+    ['a human', { ...bob }, 'approval.not_pod_bound'],
+    ['a plain (not pod-bound) token of the pod’s own service account', { ...sidecar, extra: {} }, 'approval.not_pod_bound'],
+    ['a token with a pod name but no pod uid', { ...sidecar, extra: { 'authentication.kubernetes.io/pod-name': ['coder-0'] } }, 'approval.not_pod_bound'],
+    ['another service account’s pod-bound token', { ...sidecar, username: 'system:serviceaccount:agents:other' }, 'approval.not_the_sidecar'],
+    ['a token bound to another pod', { ...sidecar, extra: { 'authentication.kubernetes.io/pod-name': ['coder-9'], 'authentication.kubernetes.io/pod-uid': [POD_UID] } }, 'approval.pod_mismatch'],
+    ['a token bound to another pod uid', { ...sidecar, extra: { 'authentication.kubernetes.io/pod-name': ['coder-0'], 'authentication.kubernetes.io/pod-uid': ['pod-uid-9'] } }, 'approval.pod_mismatch'],
   ])('%s may not', (_w, actor, rule) => {
-    expect(approvalViolations({ operation: 'CREATE', subResource: '', namespace: 'agents', actor, object: obj() }, config).map((v) => v.rule)).toContain(rule);
+    expect(rulesOf(create({ actor }))).toContain(rule);
+  });
+
+  test('the request must be labelled for the token’s pod, so no other sidecar watches it', () => {
+    expect(rulesOf(create({ metadata: { labels: { 'sluice.io/pod': 'coder-1' } } }))).toEqual(['approval.pod_mismatch']);
+    expect(rulesOf(create({ metadata: { labels: {} } }))).toEqual(['approval.pod_mismatch']);
+  });
+
+  test('the spec must name the token’s pod, uid included', () => {
+    expect(rulesOf(create({ spec: { pod: { namespace: 'agents', name: 'coder-0' } } }))).toEqual(['approval.pod_mismatch']);
+    expect(rulesOf(create({ spec: { pod: { namespace: 'agents', name: 'coder-1', uid: POD_UID } } }))).toEqual(['approval.pod_mismatch']);
+  });
+
+  test('checked against the pod as the API server stores it', () => {
+    expect(rulesOf(create({ boundPod: 'missing' }))).toEqual(['approval.pod_unknown']);
+    expect(rulesOf(create({ boundPod: 'unreadable' }))).toEqual(['approval.pod_unknown']);
+    expect(rulesOf(create({ boundPod: { ...boundPod, uid: 'recreated' } }))).toEqual(['approval.pod_unknown']);
+    expect(rulesOf(create({ boundPod: { ...boundPod, injected: false } }))).toEqual(['approval.not_the_sidecar']);
+    expect(rulesOf(create({ boundPod: { ...boundPod, serviceAccount: 'builder' } }))).toEqual(['approval.pod_mismatch']);
+  });
+
+  test('the creator must be the pod’s stamp, and the pod must own the request', () => {
+    expect(rulesOf(create({ spec: { creator: { username: 'mallory@example.com', groups: [] } } }))).toEqual(['approval.creator_forged']);
+    expect(rulesOf(create({ boundPod: { ...boundPod, creator: undefined } }))).toEqual(['approval.creator_forged']);
+    expect(rulesOf(create({ metadata: { ownerReferences: [] } }))).toEqual(['approval.owner_missing']);
+    expect(rulesOf(create({ metadata: { ownerReferences: [{ kind: 'Pod', name: 'coder-0', uid: 'other' }] } }))).toEqual(['approval.owner_missing']);
+  });
+
+  test('the summary must be the line the facts give (masked at most): a harmless summary over a push is refused', () => {
+    const request = { ...spec.request, summary: 'GET github.com/acme/app/info/refs' };
+    expect(rulesOf(create({ spec: { request } }))).toEqual(['approval.summary_mismatch']);
+    const masked = { ...spec.request, summary: 'git push acme/[REDACTED:github-pat] refs/heads/main on github.com' };
+    expect(rulesOf(create({ spec: { request: masked } }))).toEqual([]);
+  });
+
+  test('a request must wait into the future, at most 24 h', () => {
+    expect(rulesOf(create({ spec: { expiresAt: new Date(NOW.getTime() - 1).toISOString() } }))).toEqual(['approval.expired']);
+    expect(rulesOf(create({ spec: { expiresAt: 'tomorrow' } }))).toEqual(['approval.expired']);
+    expect(rulesOf(create({ spec: { expiresAt: new Date(NOW.getTime() + 48 * 3_600_000).toISOString() } }))).toEqual(['approval.bad_decision']);
   });
 
   test('another namespace in the spec, or a pre-decided status, is refused', () => {
-    expect(approvalViolations({ operation: 'CREATE', subResource: '', namespace: 'team', actor: { ...sidecar, username: 'system:serviceaccount:team:coder' }, object: obj() }, config).map((v) => v.rule)).toEqual(['approval.pod_mismatch']);
-    expect(approvalViolations({ operation: 'CREATE', subResource: '', namespace: 'agents', actor: sidecar, object: obj({ state: 'Approved', scope: 'once' }) }, config).map((v) => v.rule)).toEqual(['approval.bad_decision']);
+    expect(rulesOf(create({ spec: { pod: { namespace: 'team', name: 'coder-0', uid: POD_UID } } }))).toEqual(['approval.pod_mismatch']);
+    expect(rulesOf(create({ status: { state: 'Approved', scope: 'once' } }))).toEqual(['approval.bad_decision']);
   });
 
   test('a spec that is not an ApprovalRequest spec is refused', () => {
     expect(approvalViolations({ operation: 'CREATE', subResource: '', namespace: 'agents', actor: sidecar, object: { metadata: {}, spec: { pod: 'x' } } }, config).map((v) => v.rule)).toEqual(['approval.bad_decision']);
+  });
+
+  test('the stamp copies the creator from the pod and makes the pod the owner, over whatever the client wrote', () => {
+    const input = create({ spec: { creator: { username: 'mallory@example.com', groups: [] } }, metadata: { ownerReferences: [] } });
+    expect(approvalStamp(input, NOW)).toEqual([
+      { op: 'add', path: '/spec/creator', value: SAMPLE_SPEC.creator },
+      { op: 'add', path: '/metadata/ownerReferences', value: [{ apiVersion: 'v1', kind: 'Pod', name: 'coder-0', uid: POD_UID }] },
+    ]);
+    expect(approvalStamp(create({ boundPod: { ...boundPod, creator: undefined } }), NOW)[0]).toEqual({ op: 'remove', path: '/spec/creator' });
+    expect(approvalStamp(create({ actor: { ...sidecar, extra: {} } }), NOW)).toEqual([]);
+    expect(approvalStamp(create({ boundPod: 'unreadable' }), NOW)).toEqual([]);
   });
 });
 
@@ -117,6 +187,25 @@ describe('deciding', () => {
   });
 });
 
+describe('expiry and unknown creators', () => {
+  test('once the sidecar stopped waiting, a request can be denied but not approved', () => {
+    const late = (actor: Actor, to: Partial<ApprovalRequestStatus>) => {
+      const input = { ...statusUpdate(actor, pending, to), now: new Date(Date.parse(spec.expiresAt) + 1) };
+      const stamped = { ...to };
+      for (const op of approvalStamp(input, input.now)) (stamped as Record<string, unknown>)[op.path.split('/').pop()!] = op.value;
+      return approvalViolations({ ...input, object: obj(stamped) }, config).map((v) => v.rule);
+    };
+    expect(late(bob, { state: 'Approved' })).toEqual(['approval.expired']);
+    expect(late(bob, { state: 'Denied' })).toEqual([]);
+  });
+
+  test('the unknown-creator stamp (a controller-made pod whose owners carry none) is never approvable', () => {
+    const unknown = { ...spec, creator: { username: 'sluice:unknown-creator', groups: [] } };
+    const input: ApprovalReviewInput = { operation: 'UPDATE', subResource: 'status', namespace: 'agents', actor: bob, oldObject: obj(pending, unknown), object: obj({ state: 'Approved', scope: 'once', decidedBy: 'bob@example.com', decidedByGroups: bob.groups as string[], decidedAt: NOW.toISOString() }, unknown), now: NOW };
+    expect(approvalViolations(input, config).map((v) => v.rule)).toEqual(['approval.creator_unknown']);
+  });
+});
+
 describe('after a decision', () => {
   const approved: Partial<ApprovalRequestStatus> = { state: 'Approved', scope: 'session', decidedBy: 'bob@example.com', decidedByGroups: [...bob.groups], decidedAt: NOW.toISOString() };
 
@@ -161,6 +250,24 @@ describe('the sidecar’s own status writes', () => {
     expect(approvalViolations(statusUpdate(bob, pending, { state: 'Expired' }), config).map((v) => v.rule)).toEqual(['approval.not_the_sidecar']);
   });
 
+  const otherPod: Actor = { ...sidecar, extra: { 'authentication.kubernetes.io/pod-name': ['coder-1'], 'authentication.kubernetes.io/pod-uid': ['pod-uid-2'] } };
+  test.each([
+    ['another pod’s sidecar (same service account)', otherPod],
+    ['a plain token of the service account', { ...sidecar, extra: {} }],
+    ['a token bound to a pod of the same name but another uid', { ...sidecar, extra: { 'authentication.kubernetes.io/pod-name': ['coder-0'], 'authentication.kubernetes.io/pod-uid': ['pod-uid-9'] } }],
+  ] as [string, Actor][])('%s can neither expire nor mark the request', (_w, actor) => {
+    expect(approvalViolations(statusUpdate(actor, pending, { state: 'Expired', reason: 'x' }), config).map((v) => v.rule)).toEqual(['approval.not_the_sidecar']);
+    expect(approvalViolations(statusUpdate(actor, undefined, pending), config).map((v) => v.rule)).toEqual(['approval.not_the_sidecar']);
+  });
+
+  test('deleting: a pod’s token only its own pod’s requests; people and the garbage collector under RBAC alone', () => {
+    const del = (actor: Actor): ApprovalReviewInput => ({ operation: 'DELETE', subResource: '', namespace: 'agents', actor, oldObject: obj(pending), object: undefined });
+    expect(approvalViolations(del(otherPod), config).map((v) => v.rule)).toEqual(['approval.not_the_sidecar']);
+    expect(approvalViolations(del(sidecar), config)).toEqual([]);
+    expect(approvalViolations(del(bob), config)).toEqual([]);
+    expect(approvalViolations(del({ username: 'system:serviceaccount:kube-system:generic-garbage-collector', groups: [], extra: {} }), config)).toEqual([]);
+  });
+
   test('a Pending status carrying a decision is refused', () => {
     expect(approvalViolations(statusUpdate(sidecar, undefined, { state: 'Pending', decidedBy: 'x' }), config).map((v) => v.rule)).toEqual(['approval.bad_decision']);
   });
@@ -179,7 +286,7 @@ describe('the object itself', () => {
     expect(approvalViolations(update(obj(), obj(undefined, spec, { 'sluice.io/pod': 'coder-0', team: 'x' } as Record<string, string> as { 'sluice.io/pod': string })), config)).toEqual([]);
   });
 
-  test('deletes are not this webhook’s business', () => {
+  test('deletes by people are RBAC’s business', () => {
     expect(approvalViolations({ operation: 'DELETE', subResource: '', namespace: 'agents', actor: mallory, object: undefined }, config)).toEqual([]);
   });
 });
