@@ -173,10 +173,14 @@ describe('RBAC, as the API server authorizes it', () => {
     expect(await allowed('mallory', [], 'patch', 'approvalrequests', 'agents', 'sluice.io', 'status')).toBe(false);
   });
 
-  test('the webhook’s service account may do nothing', async () => {
+  test('the webhook’s service account only reads pods and workload owners (get), nothing else', async () => {
     const user = `system:serviceaccount:${NS}:sluice-webhook`;
-    for (const [verb, resource] of [['get', 'pods'], ['list', 'secrets'], ['create', 'approvalrequests']] as const) {
-      expect(await allowed(user, ['system:serviceaccounts', `system:serviceaccounts:${NS}`], verb, resource, 'agents')).toBe(false);
+    const groups = ['system:serviceaccounts', `system:serviceaccounts:${NS}`];
+    expect(await allowed(user, groups, 'get', 'pods', 'agents')).toBe(true);
+    expect(await allowed(user, groups, 'get', 'replicasets', 'team-b', 'apps')).toBe(true);
+    expect(await allowed(user, groups, 'get', 'cronjobs', 'agents', 'batch')).toBe(true);
+    for (const [verb, resource, group] of [['list', 'pods', ''], ['list', 'secrets', ''], ['get', 'secrets', ''], ['create', 'approvalrequests', 'sluice.io'], ['update', 'deployments', 'apps']] as const) {
+      expect(await allowed(user, groups, verb, resource, 'agents', group)).toBe(false);
     }
   });
 });
