@@ -539,6 +539,19 @@ describe('defence in depth: the ValidatingAdmissionPolicy', () => {
     expect(plain.status).toBe(200);
   });
 
+  test('with the webhooks unregistered, the policy still lets only approvers clear the kill switch', async () => {
+    const url = `/api/v1/namespaces/agents/pods/${injectedName}`;
+    const kill = (value: string | null) => ({ metadata: { annotations: { [ANNOTATION_KILL]: value } } });
+    expect((await cluster.request<Status>('creator', 'PATCH', url, kill('true'), MERGE)).status).toBe(200);
+    for (const clear of [() => agentSa.agents!.request<Status>('PATCH', url, kill(null), MERGE), () => cluster.request<Status>('creator', 'PATCH', url, kill('false'), MERGE)]) {
+      const res = await clear();
+      expect(res.status).toBe(403);
+      expect(res.body.message).toContain("ValidatingAdmissionPolicy 'sluice-guard.sluice.io' with binding 'sluice-guard.sluice.io' denied request: sluice guard.kill_switch");
+    }
+    expect((await cluster.request<Status>('approver', 'PATCH', url, kill(null), MERGE)).status).toBe(200);
+    expect((await agentSa.agents!.request<Status>('PATCH', url, kill('true'), MERGE)).status).toBe(200);
+  });
+
   test("the sidecar settings ConfigMap: agents and developers cannot write or delete it; cluster admins can", async () => {
     const cm = (data: string) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'sluice-sidecar', namespace: 'agents' }, data: { 'sidecar.yaml': data } });
     expect((await cluster.create('admin', cm('approvals: {}\n'))).status).toBe(201);
