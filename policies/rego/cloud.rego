@@ -34,13 +34,13 @@ with_credential(decision) := object.union(decision, {"credential": credential})
 
 # --- what is reachable at all -----------------------------------------------------------------
 
-listed_endpoint if lib.host_in(input.request.host, org.merged("aws", "endpoints"))
+listed_endpoint if lib.host_in(input.request.host, org.aws_endpoints)
 
-listed_service if aws.service in org.merged("aws", "services")
+listed_service if aws.service in org.aws_services
 
-region_allowed if count(org.merged("aws", "regions")) == 0
+region_allowed if count(org.aws_regions) == 0
 
-region_allowed if aws.region in org.merged("aws", "regions")
+region_allowed if aws.region in org.aws_regions
 
 verdicts contains lib.verdict(90, lib.deny(
 	"cloud.service_not_listed",
@@ -82,7 +82,7 @@ s3_read if {
 anonymous_read if {
 	unsigned
 	s3_read
-	lib.name_in(aws.bucket, org.merged("aws", "anonymous_buckets"))
+	lib.name_in(aws.bucket, org.aws_anonymous_buckets)
 }
 
 # 95: an unsigned request is refused as such, before whose bucket it names matters.
@@ -147,7 +147,7 @@ assume_role if aws.action in config.aws_assume_role_actions
 
 own_role_account if org.own_account(aws.role_account)
 
-listed_role if lib.name_in(aws.role_arn, org.merged("aws", "roles"))
+listed_role if lib.name_in(aws.role_arn, org.aws_roles)
 
 role_name := object.get(aws, "role_arn", "a role the sidecar could not read")
 

@@ -39,7 +39,7 @@ verdicts contains lib.verdict(90, lib.deny("k8s.channel_denied", concat("", [k8s
 # cluster-scoped requests (no namespace) are decided by verb as usual.
 namespace_allowed if k8s.namespace == input.pod.namespace
 
-namespace_allowed if lib.name_in(k8s.namespace, org.merged("kubernetes", "namespaces"))
+namespace_allowed if lib.name_in(k8s.namespace, org.kubernetes_namespaces)
 
 verdicts contains lib.verdict(90, lib.deny(
 	"k8s.foreign_namespace_denied",

@@ -17,10 +17,10 @@ import data.sluice.org
 known_host_lists := [
 	org.forge_hosts,
 	org.api_hosts,
-	org.merged("registries", "read"),
-	org.merged("registries", "images"),
+	org.registries_read,
+	org.registries_images,
 	organisation.registries.go_proxies,
-	[r.host | some r in org.merged("registries", "own")],
+	[r.host | some r in org.registries_own],
 	[h | some p in organisation.llm.providers; some h in p.hosts],
 	organisation.kubernetes.api_servers,
 	[concat("", ["*.", s]) | some s in organisation.aws.host_suffixes],
@@ -30,13 +30,13 @@ known_host_lists := [
 # ports (80); a CONNECT may carry either, and what runs inside it is decided again.
 port_allowed if {
 	input.request.method != "CONNECT"
-	input.request.port in org.ports(input.request.scheme)
+	input.request.port in org.ports[input.request.scheme]
 }
 
 port_allowed if {
 	input.request.method == "CONNECT"
 	some scheme in ["https", "http"]
-	input.request.port in org.ports(scheme)
+	input.request.port in org.ports[scheme]
 }
 
 verdicts contains lib.verdict(100, lib.deny(

@@ -19,7 +19,41 @@ override := object.get(organisation.namespaces, input.pod.namespace, {})
 # The organisation-wide list organisation[section][field] plus this namespace's additions.
 merged(section, field) := array.concat(organisation[section][field], object.get(override, [section, field], []))
 
-ports(scheme) := array.concat(organisation.network.ports[scheme], object.get(override, ["network", "ports", scheme], []))
+# Complete rules, not calls of merged(): the WASM runtime memoizes a complete rule within one
+# evaluation, a function call it evaluates again at every reference.
+git_owners := {lower(o) | some o in merged("git", "owners")}
+
+git_repos := {lower(r) | some r in merged("git", "repos")}
+
+aws_accounts := merged("aws", "accounts")
+
+aws_regions := merged("aws", "regions")
+
+aws_services := merged("aws", "services")
+
+aws_endpoints := merged("aws", "endpoints")
+
+aws_buckets := merged("aws", "buckets")
+
+aws_readable_buckets := merged("aws", "readable_buckets")
+
+aws_anonymous_buckets := merged("aws", "anonymous_buckets")
+
+aws_roles := merged("aws", "roles")
+
+kubernetes_namespaces := merged("kubernetes", "namespaces")
+
+registries_read := merged("registries", "read")
+
+registries_images := merged("registries", "images")
+
+registries_go_module_hosts := merged("registries", "go_module_hosts")
+
+registries_own := merged("registries", "own")
+
+ports := {scheme: array.concat(list, object.get(override, ["network", "ports", scheme], [])) |
+	some scheme, list in organisation.network.ports
+}
 
 forge_hosts := [f.host | some f in organisation.git.forges]
 
@@ -30,25 +64,26 @@ api_kinds := [f.kind | some f in organisation.git.forges; lib.host_in(input.requ
 
 api_kind := api_kinds[0]
 
-lower_all(names) := {lower(n) | some n in names}
-
 # "owner/repo" on host is the organisation's when host/owner is an owner or host/owner/repo a repo.
 # Forges treat owner and repository names case-insensitively, so the comparison does too.
 own_repo(host, repo) if {
 	owner := split(repo, "/")[0]
-	lower(concat("/", [host, owner])) in lower_all(merged("git", "owners"))
+	lower(concat("/", [host, owner])) in git_owners
 }
 
-own_repo(host, repo) if lower(concat("/", [host, repo])) in lower_all(merged("git", "repos"))
+own_repo(host, repo) if lower(concat("/", [host, repo])) in git_repos
 
-own_account(account) if account in merged("aws", "accounts")
+own_account(account) if account in aws_accounts
 
-own_bucket(bucket) if lib.name_in(bucket, merged("aws", "buckets"))
+own_bucket(bucket) if lib.name_in(bucket, aws_buckets)
 
 readable_bucket(bucket) if own_bucket(bucket)
 
-readable_bucket(bucket) if lib.name_in(bucket, merged("aws", "readable_buckets"))
+readable_bucket(bucket) if lib.name_in(bucket, aws_readable_buckets)
 
 # The request path with percent-encoded unreserved characters and slashes decoded (once, as the
 # server will) and lower-cased, for matching names an agent could otherwise spell as %2Eenv.
-decoded_path := lower(strings.replace_n(config.percent_decoding, input.request.path))
+# Most paths have no escape at all: they skip the replacement.
+decoded_path := lower(strings.replace_n(config.percent_decoding, input.request.path)) if {
+	contains(input.request.path, "%")
+} else := lower(input.request.path)

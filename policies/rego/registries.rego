@@ -18,13 +18,13 @@ host := input.request.host
 
 go_proxy if lib.host_in(host, organisation.registries.go_proxies)
 
-registry_host if lib.host_in(host, org.merged("registries", "read"))
+registry_host if lib.host_in(host, org.registries_read)
 
-registry_host if lib.host_in(host, org.merged("registries", "images"))
+registry_host if lib.host_in(host, org.registries_images)
 
 registry_host if go_proxy
 
-own_registries := [r | some r in org.merged("registries", "own"); lib.host_matches(host, r.host)]
+own_registries := [r | some r in org.registries_own; lib.host_matches(host, r.host)]
 
 registry_host if count(own_registries) > 0
 
@@ -74,7 +74,7 @@ else := module_segments[0]
 
 module_host_listed if lib.host_in(module_host, org.forge_hosts)
 
-module_host_listed if lib.host_in(module_host, org.merged("registries", "go_module_hosts"))
+module_host_listed if lib.host_in(module_host, org.registries_go_module_hosts)
 
 module_read_allowed if sumdb_static
 
