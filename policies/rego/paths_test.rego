@@ -42,3 +42,8 @@ test_percent_encoded_name if credential("/acme/app/main/%2Eenv")
 test_upper_case_name if credential("/acme/app/main/ID_RSA")
 
 test_bitbucket_src if credential("/2.0/repositories/acme/app/src/main/.git-credentials")
+
+# Signatures and release keys are public: apt and release downloads read them all the time.
+test_apt_release_signature if not credential("/debian/dists/bookworm/Release.gpg")
+
+test_detached_signature if not credential("/releases/download/v1.0.0/SHA256SUMS.asc")
