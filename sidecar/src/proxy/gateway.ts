@@ -47,10 +47,14 @@ import { upstreamSecureContext } from './upstream.ts';
 import type { SecureContext } from 'node:tls';
 
 export interface GatewayEvents {
+  /** A request entered the pipeline (each one is followed by exactly one requestDone). */
+  requestStart?(ctx: RequestContext): void;
   /** A request finished (answered by sluice or by the upstream). */
   requestDone?(ctx: RequestContext): void;
   /** A connection was refused before any request. */
   refused?(info: { code: string; reason: string; via: string; name?: string }): void;
+  /** A protocol upgrade was decided (it is recorded in the audit trail as a request). */
+  upgradeDecided?(info: { request_id: string; status: number; code: string }): void;
   /** A passthrough tunnel ended. */
   tunnelled?(info: { host: string; port: number; bytesIn: number; bytesOut: number; error?: string }): void;
   /**
@@ -113,6 +117,7 @@ export class Gateway {
     const answer = createAnswerer();
     const extra = options.extraStages?.(answer) ?? {};
     const stages: Stage[] = [
+      singleHostStage(answer),
       connectionVerdictStage(answer),
       killSwitchStage(options.killed, answer),
       summarizeStage(answer),
@@ -195,6 +200,7 @@ export class Gateway {
       overhead: 0,
       timings: {},
     };
+    this.#o.events?.requestStart?.(ctx);
     this.#handle(ctx)
       .catch((err: Error) => {
         try {
@@ -249,6 +255,7 @@ export class Gateway {
     const refuse = (status: number, code: string, reason: string, decided?: Record<string, unknown>) => {
       this.#o.metrics.requests.inc({ action: 'deny', code });
       this.#o.audit?.record(eventRecord('request', identity, { upgrade: String(req.headers.upgrade), status, code, reason, ...decided }, id)).catch(() => undefined);
+      this.#o.events?.upgradeDecided?.({ request_id: id, status, code });
       writeRawAnswer(socket, { status, code, reason, requestId: id, kind: 'deny' });
     };
     // A connection denied at its TLS name or CONNECT target stays denied for upgrades too.
@@ -417,6 +424,23 @@ export class Gateway {
     await Promise.all(this.#servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     this.#front.close();
   }
+}
+
+/**
+ * RFC 9112 §3.2: a request with more than one Host field line is a 400. node:http keeps the first
+ * and drops the rest, so without this the request would be decided on one of two authorities.
+ */
+function singleHostStage(answer: Answerer): Stage {
+  return async (ctx, next) => {
+    const raw = ctx.req.rawHeaders;
+    let hosts = 0;
+    for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'host') hosts++;
+    if (hosts > 1) {
+      answer(ctx, { status: 400, code: 'http.bad_host', reason: 'the request has more than one Host field', kind: 'deny' });
+      return;
+    }
+    await next();
+  };
 }
 
 function listenOn(server: NetServer | HttpServer, at: { host: string; port: number }): Promise<AddressInfo> {
