@@ -1,13 +1,14 @@
 // The dashboards as Grafana reads the generated JSON: every one has the `cluster` variable and
 // every metric selector filters on it; Overview links to Pod and Approvals, and back; per-pod
 // panels link a series to its pod; audit shipping health (store, spool state, push results) is
-// on the Overview and Pod dashboards. (Every PromQL runs against a real Prometheus in
-// e2e/chart/promql.test.ts.)
+// on the Overview and Pod dashboards; the Audit trail dashboard reads the pod's events from the log
+// store. (Every PromQL runs against a real Prometheus in e2e/chart/promql.test.ts, every LogsQL
+// against a real VictoriaLogs in e2e/audit/investigator-questions.test.ts.)
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from '@jest/globals';
 import { DASHBOARDS } from '../src/dashboards/index.ts';
-import { POD_DATA_LINK, dashboardQueries } from '../src/dashboards/panels.ts';
+import { LOGS_PLUGIN, POD_DATA_LINK, dashboardLogsQueries, dashboardQueries } from '../src/dashboards/panels.ts';
 import type { DashboardJson } from '../src/dashboards/panels.ts';
 import { CHART } from './support/helm.ts';
 
@@ -24,7 +25,7 @@ const SELECTOR = /\b(sluice_[a-z0-9_]+|up|process_[a-z0-9_]+)(\{[^}]*\})?/g;
 describe('dashboards', () => {
   test.each(dashboards.map((d) => [d.title!, d] as const))('%s: a cluster variable, and every metric selector filters on it', (_t, d) => {
     const variables = d.templating!.list!.map((v) => v.name);
-    expect(variables.slice(0, 2)).toEqual(['datasource', 'cluster']);
+    expect(variables.filter((v) => v !== 'logs').slice(0, 2)).toEqual(['datasource', 'cluster']);
     const unfiltered = dashboardQueries(d)
       .filter((q) => !q.where.endsWith('variable cluster'))
       .flatMap((q) => [...q.expr.matchAll(SELECTOR)].filter((m) => !(m[2] ?? '').includes('cluster=~"$cluster"')).map((m) => `${q.where}: ${m[0]}`));
@@ -40,6 +41,7 @@ describe('dashboards', () => {
     expect(links('sluice-pod')).toEqual([
       ['Overview', '/d/sluice-overview', true, true],
       ['Approvals', '/d/sluice-approvals', true, true],
+      ['Audit trail', '/d/sluice-audit-trail', true, true],
     ]);
     expect(links('sluice-approvals').map((l) => l[0])).toEqual(['Overview', 'Pod']);
   });
@@ -56,5 +58,22 @@ describe('dashboards', () => {
       const exprs = dashboardQueries(byUid(uid)).map((q) => q.expr).join('\n');
       for (const metric of ['sluice_audit_pushes_total', 'sluice_audit_store_info', 'sluice_audit_spool_state', 'sluice_audit_oldest_unshipped_age_seconds']) expect(exprs).toContain(metric);
     }
+  });
+});
+
+describe('the Audit trail dashboard', () => {
+  const d = byUid('sluice-audit-trail');
+
+  test('reads the audit store through a VictoriaLogs datasource variable, one pod at a time', () => {
+    expect(d.templating!.list!.find((v) => v.name === 'logs')).toMatchObject({ type: 'datasource', query: LOGS_PLUGIN });
+    const logs = dashboardLogsQueries(d);
+    expect(logs.length).toBeGreaterThanOrEqual(7);
+    for (const q of logs) expect(q.expr.startsWith('_stream:{namespace="$namespace",pod="$pod"}')).toBe(true);
+    // LogsQL is not PromQL: none of it reaches the Prometheus checks.
+    expect(dashboardQueries(d).every((q) => q.where.includes('/ variable '))).toBe(true);
+  });
+
+  test('the Pod dashboard links to it', () => {
+    expect((byUid('sluice-pod').links ?? []).map((l) => l.url)).toContain('/d/sluice-audit-trail');
   });
 });

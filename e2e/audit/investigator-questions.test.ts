@@ -2,13 +2,17 @@
 // `store: {type: victorialogs}` ships a scripted session (a held git push approved by a person, a
 // masked secret, a denied host, an event too large for the store) to VictoriaLogs, and every
 // LogsQL query the doc gives must appear there verbatim and return the expected rows. The
-// oversized event is stored as an `omitted` stub that verify accepts and names.
+// oversized event is stored as an `omitted` stub that verify accepts and names. Every LogsQL query of
+// the chart's Audit trail dashboard runs too, with Grafana's variables filled, and finds rows.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
 import { request } from 'undici';
 import type { AuditRecord } from '../../api/src/index.ts';
+import { auditTrail } from '../../charts/src/dashboards/audit-trail.ts';
+import { buildDashboard, dashboardLogsQueries } from '../../charts/src/dashboards/panels.ts';
+import type { DashboardJson } from '../../charts/src/dashboards/panels.ts';
 import { verifyChain } from '../../sidecar/src/audit/chain.ts';
 import { AuditRecorder } from '../../sidecar/src/audit/recorder.ts';
 import { VictoriaLogsServer } from '../support/logstore/victoria-logs.ts';
@@ -139,5 +143,13 @@ describe("docs/audit.md's investigator queries against the real VictoriaLogs", (
     expect(verifyChain(events, { requireEnd: true })).toMatchObject({ ok: true, omitted: [oversizedSeq] });
     // Every other line is stored byte for byte: the chain verifies over them.
     expect(events.filter((e) => 'omitted' in e)).toHaveLength(1);
+  });
+});
+
+describe('the Audit trail dashboard against the real VictoriaLogs', () => {
+  const queries = dashboardLogsQueries(buildDashboard(auditTrail) as DashboardJson);
+  test.each(queries.map((q) => [q.where, q.expr] as const))('%s', async (_where, expr) => {
+    const rows = await logsql(expr.replaceAll('$namespace', 'agents').replaceAll('$pod', 'coder-0'));
+    expect(rows.length).toBeGreaterThan(0);
   });
 });

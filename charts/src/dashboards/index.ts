@@ -1,6 +1,7 @@
 // The dashboards the chart ships, each written to charts/sluice/dashboards/<file>.
 import type { Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
 import { approvals } from './approvals.ts';
+import { auditTrail } from './audit-trail.ts';
 import { overview } from './overview.ts';
 import { buildDashboard } from './panels.ts';
 import type { DashboardSpec } from './panels.ts';
@@ -14,4 +15,4 @@ export interface ShippedDashboard {
 
 const ship = (file: string, spec: DashboardSpec): ShippedDashboard => ({ file, spec, build: () => buildDashboard(spec) });
 
-export const DASHBOARDS: readonly ShippedDashboard[] = [ship('overview.json', overview), ship('pod.json', pod), ship('approvals.json', approvals)];
+export const DASHBOARDS: readonly ShippedDashboard[] = [ship('overview.json', overview), ship('pod.json', pod), ship('approvals.json', approvals), ship('audit-trail.json', auditTrail)];

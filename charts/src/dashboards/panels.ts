@@ -7,10 +7,16 @@ import type * as cog from '@grafana/grafana-foundation-sdk/cog';
 import { DashboardBuilder, DashboardLinkBuilder, DashboardLinkType, DatasourceVariableBuilder, QueryVariableBuilder, RowBuilder } from '@grafana/grafana-foundation-sdk/dashboard';
 import type { Dashboard, Panel } from '@grafana/grafana-foundation-sdk/dashboard';
 import { DataqueryBuilder } from '@grafana/grafana-foundation-sdk/prometheus';
+import { PanelBuilder as LogsBuilder } from '@grafana/grafana-foundation-sdk/logs';
 import { PanelBuilder as StatBuilder } from '@grafana/grafana-foundation-sdk/stat';
+import { PanelBuilder as TableBuilder } from '@grafana/grafana-foundation-sdk/table';
 import { PanelBuilder as TimeseriesBuilder } from '@grafana/grafana-foundation-sdk/timeseries';
 
 export const DATASOURCE = { type: 'prometheus', uid: '${datasource}' };
+
+/** The VictoriaLogs datasource (its Grafana plugin) of the audit-trail dashboard: LogsQL queries. */
+export const LOGS_PLUGIN = 'victoriametrics-logs-datasource';
+export const LOGS_DATASOURCE = { type: LOGS_PLUGIN, uid: '${logs}' };
 
 /** The selector every query starts with: the dashboard's cluster variable. */
 export const CLUSTER = 'cluster=~"$cluster"';
@@ -19,7 +25,7 @@ export const CLUSTER = 'cluster=~"$cluster"';
 export const CLUSTER_VARIABLE = { name: 'cluster', label: 'Cluster', query: 'label_values(sluice_build_info, cluster)', multi: true };
 
 /** Dashboard uids, for links. */
-export const UIDS = { overview: 'sluice-overview', pod: 'sluice-pod', approvals: 'sluice-approvals' } as const;
+export const UIDS = { overview: 'sluice-overview', pod: 'sluice-pod', approvals: 'sluice-approvals', auditTrail: 'sluice-audit-trail' } as const;
 
 /** A series' pod dashboard, with the series' namespace and pod, the cluster and the time range. */
 export const POD_DATA_LINK = `/d/${UIDS.pod}/sluice-pod?\${__url_time_range}&\${datasource:queryparam}&\${cluster:queryparam}&var-namespace=\${__field.labels.namespace}&var-pod=\${__field.labels.pod}`;
@@ -36,7 +42,8 @@ export interface PanelSpec {
   queries: Query[];
   /** width in grid units (24 = full) */
   width?: number;
-  kind?: 'timeseries' | 'stat';
+  /** logs and table panels query the audit store (LogsQL), the others Prometheus */
+  kind?: 'timeseries' | 'stat' | 'logs' | 'table';
   /** Series carry namespace and pod: clicking one opens that pod's dashboard. */
   podLink?: boolean;
 }
@@ -56,7 +63,44 @@ function targets(queries: Query[], instant: boolean): cog.Builder<cog.Dataquery>
   });
 }
 
+/** A LogsQL query as the VictoriaLogs plugin stores it (no typed builder exists for the plugin). */
+class LogsQueryBuilder implements cog.Builder<cog.Dataquery> {
+  private readonly query: { refId: string; expr: string; queryType: 'instant' | 'range' };
+  constructor(refId: string, expr: string, queryType: 'instant' | 'range') {
+    this.query = { refId, expr, queryType };
+  }
+  build(): cog.Dataquery {
+    return { datasource: LOGS_DATASOURCE, ...this.query, _implementsDataqueryVariant: () => undefined } as cog.Dataquery;
+  }
+}
+
+function logsTargets(queries: Query[], queryType: 'instant' | 'range'): cog.Builder<cog.Dataquery>[] {
+  return queries.map((query, i) => new LogsQueryBuilder(String.fromCharCode(65 + i), query.expr, queryType));
+}
+
 export function panel(spec: PanelSpec): cog.Builder<Panel> {
+  if (spec.kind === 'logs') {
+    return new LogsBuilder()
+      .title(spec.title)
+      .description(spec.description)
+      .datasource(LOGS_DATASOURCE)
+      .span(spec.width ?? 24)
+      .height(12)
+      .showTime(true)
+      .wrapLogMessage(true)
+      .prettifyLogMessage(true)
+      .enableLogDetails(true)
+      .targets(logsTargets(spec.queries, 'range'));
+  }
+  if (spec.kind === 'table') {
+    return new TableBuilder()
+      .title(spec.title)
+      .description(spec.description)
+      .datasource(LOGS_DATASOURCE)
+      .span(spec.width ?? 12)
+      .height(8)
+      .targets(logsTargets(spec.queries, 'instant'));
+  }
   if (spec.kind === 'stat') {
     return new StatBuilder()
       .title(spec.title)
@@ -92,6 +136,8 @@ export interface DashboardSpec {
   variables: { name: string; label: string; query: string; multi: boolean }[];
   /** the other dashboards this one links to (carrying the variables and the time range) */
   links: { title: string; uid: string; tooltip: string }[];
+  /** a `logs` datasource variable for the audit store (VictoriaLogs) */
+  logs?: boolean;
   sections: Section[];
 }
 
@@ -105,6 +151,7 @@ export function buildDashboard(spec: DashboardSpec): Dashboard {
     .time({ from: 'now-6h', to: 'now' })
     .timezone('browser')
     .withVariable(new DatasourceVariableBuilder('datasource').label('Data source').type('prometheus'));
+  if (spec.logs) b.withVariable(new DatasourceVariableBuilder('logs').label('Audit store').type(LOGS_PLUGIN));
   for (const l of spec.links) {
     b.link(new DashboardLinkBuilder(l.title).type(DashboardLinkType.Link).url(`/d/${l.uid}`).tooltip(l.tooltip).icon('dashboard').includeVars(true).keepTime(true));
   }
@@ -122,7 +169,7 @@ export function buildDashboard(spec: DashboardSpec): Dashboard {
 /** The parts of a dashboard's JSON that hold PromQL (as Grafana reads the committed file). */
 export interface DashboardJson {
   title?: string;
-  panels?: { title?: string; targets?: { expr?: string }[] }[];
+  panels?: { title?: string; targets?: { expr?: string; datasource?: { type?: string } }[] }[];
   templating?: { list?: { type?: string; name?: string; query?: unknown }[] };
 }
 
@@ -130,10 +177,19 @@ export interface DashboardJson {
 export function dashboardQueries(d: DashboardJson): { where: string; expr: string }[] {
   const out: { where: string; expr: string }[] = [];
   for (const p of d.panels ?? []) {
-    for (const t of p.targets ?? []) if (t.expr) out.push({ where: `${d.title ?? '?'} / ${p.title ?? '?'}`, expr: t.expr });
+    for (const t of p.targets ?? []) if (t.expr && t.datasource?.type !== LOGS_PLUGIN) out.push({ where: `${d.title ?? '?'} / ${p.title ?? '?'}`, expr: t.expr });
   }
   for (const v of d.templating?.list ?? []) {
     if (v.type === 'query' && typeof v.query === 'string') out.push({ where: `${d.title ?? '?'} / variable ${v.name ?? '?'}`, expr: v.query });
+  }
+  return out;
+}
+
+/** Every LogsQL expression in a dashboard's JSON (targets of the audit store's datasource). */
+export function dashboardLogsQueries(d: DashboardJson): { where: string; expr: string }[] {
+  const out: { where: string; expr: string }[] = [];
+  for (const p of d.panels ?? []) {
+    for (const t of p.targets ?? []) if (t.expr && t.datasource?.type === LOGS_PLUGIN) out.push({ where: `${d.title ?? '?'} / ${p.title ?? '?'}`, expr: t.expr });
   }
   return out;
 }

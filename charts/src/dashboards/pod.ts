@@ -17,6 +17,7 @@ export const pod: DashboardSpec = {
   links: [
     { title: 'Overview', uid: UIDS.overview, tooltip: 'Every sidecar and the webhook' },
     { title: 'Approvals', uid: UIDS.approvals, tooltip: 'The approvers’ queue (kubectl sluice approvals)' },
+    { title: 'Audit trail', uid: UIDS.auditTrail, tooltip: 'This pod’s audit events from the log store (VictoriaLogs)' },
   ],
   sections: [
     {
