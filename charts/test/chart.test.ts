@@ -471,7 +471,7 @@ describe('CRD, NetworkPolicy and monitoring', () => {
 
   test('dashboards are ConfigMaps Grafana’s sidecar picks up, holding the committed JSON', () => {
     const cms = findAll(rendered['monitoring-on']!, 'ConfigMap').filter((c) => c.metadata.labels?.grafana_dashboard === '1') as (K8sObject & { data: Record<string, string> })[];
-    expect(cms.map((c) => c.metadata.name).sort()).toEqual(['sluice-dashboard-approvals', 'sluice-dashboard-overview', 'sluice-dashboard-pod']);
+    expect(cms.map((c) => c.metadata.name).sort()).toEqual(['sluice-dashboard-approvals', 'sluice-dashboard-audit-trail', 'sluice-dashboard-overview', 'sluice-dashboard-pod']);
     for (const cm of cms) {
       expect(cm.metadata.annotations?.grafana_folder).toBe('sluice');
       const [key, json] = Object.entries(cm.data)[0]!;
