@@ -24,7 +24,7 @@ export const LABEL_VALUES: Readonly<Record<string, Readonly<Record<string, strin
   sluice_approvals_time_to_decision_seconds: { outcome: 'as `sluice_approvals_decisions_total`' },
   sluice_approvals_grant_uses_total: { scope: '`session`, `ttl`' },
   sluice_approvals_notifications_total: { result: '`sent`, `retried`, `failed`' },
-  sluice_approvals_api_errors_total: { operation: '`create`, `status`, `watch`' },
+  sluice_approvals_api_errors_total: { operation: '`create`, `status`, `watch`, `delete`' },
   sluice_masking_redactions_total: { rule: 'rule ids of the loaded rule set (built-in plus the platform team’s)', direction: '`request`, `response`' },
   sluice_masking_scanned_bytes_total: { direction: '`request`, `response`' },
   sluice_masking_pack_verdicts_total: { verdict: '`clean`, `secrets`, `unscannable`', reason: 'the unscannable reason code, else empty' },

@@ -179,7 +179,7 @@ export class ApprovalEnv {
       await cluster.grant('outsider', NAMESPACE, 'would-be-approver', [APPROVAL_READ, APPROVAL_DECIDE]);
       // The sidecar's Role, as the chart ships it: its own namespace's requests only.
       await cluster.grant(`serviceaccount:${SERVICE_ACCOUNT}`, NAMESPACE, 'sluice-sidecar', [
-        { apiGroups: ['sluice.io'], resources: ['approvalrequests'], verbs: ['create', 'get', 'list', 'watch'] },
+        { apiGroups: ['sluice.io'], resources: ['approvalrequests'], verbs: ['create', 'get', 'list', 'watch', 'delete'] },
         { apiGroups: ['sluice.io'], resources: ['approvalrequests/status'], verbs: ['get', 'patch'] },
       ]);
       const webhookKubeconfig = await webhookIdentity(cluster);

@@ -142,6 +142,14 @@ describe('ApprovalRequests only from the sidecar of the pod they name', () => {
     const other = await apiWith(podA.kubeconfig).create(NAMESPACE, heldPush(podA));
     expect((await apiWith(podA.kubeconfig).patchStatus(NAMESPACE, other.metadata.name!, { state: 'Expired', reason: 'timeout' })).status?.state).toBe('Expired');
   });
+
+  test('pod B (and a plain token of the account) cannot delete pod A’s request; pod A deletes its own', async () => {
+    const own = await apiWith(podA.kubeconfig).create(NAMESPACE, heldPush(podA));
+    const name = own.metadata.name!;
+    expect(await refusal(apiWith(podB.kubeconfig).delete(NAMESPACE, name))).toContain('sluice approval.not_the_sidecar: metadata: only the sidecar of pod coder-a');
+    expect(await refusal(apiWith(plainKubeconfig).delete(NAMESPACE, name))).toContain('sluice approval.not_the_sidecar');
+    expect(await refusal(apiWith(podA.kubeconfig).delete(NAMESPACE, name, { uid: own.metadata.uid as string }))).toBe('allowed');
+  });
 });
 
 interface Obj {

@@ -1,5 +1,5 @@
 // ApprovalRequest operations over the Kubernetes API (sluice.io/v1alpha1): the sidecar creates,
-// lists, watches and expires its own pod's requests; `kubectl sluice` reads and decides them.
+// lists, watches, expires and (once finished) deletes its own pod's requests; `kubectl sluice` reads and decides them.
 // Status changes are JSON merge patches carrying the resourceVersion they were based on, so a
 // decision never silently overwrites another one (the API server answers 409 instead).
 import { APPROVAL_API_VERSION, APPROVAL_PLURAL, GROUP } from '../../../api/src/index.ts';
@@ -43,6 +43,12 @@ export class ApprovalApi {
   patchStatus(namespace: string, name: string, status: Partial<ApprovalRequestStatus>, resourceVersion?: string): Promise<ApprovalRequest> {
     const body = { ...(resourceVersion ? { metadata: { resourceVersion } } : {}), status };
     return this.rest.call<ApprovalRequest>('PATCH', approvalsPath(namespace, name, 'status'), { body, contentType: MERGE_PATCH });
+  }
+
+  /** Deletes the object only if it is still the version judged (uid and resourceVersion preconditions). */
+  delete(namespace: string, name: string, preconditions: { uid?: string | undefined; resourceVersion?: string | undefined } = {}): Promise<unknown> {
+    const body = { apiVersion: 'v1', kind: 'DeleteOptions', preconditions: Object.fromEntries(Object.entries(preconditions).filter(([, v]) => v !== undefined)) };
+    return this.rest.call<unknown>('DELETE', approvalsPath(namespace, name), { body });
   }
 
   watch(namespace: string | undefined, query: { labelSelector?: string | undefined; resourceVersion?: string | undefined; timeoutSeconds?: number }, onEvent: (e: WatchEvent<ApprovalRequest>) => void): Promise<WatchHandle> {

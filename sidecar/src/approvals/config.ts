@@ -42,6 +42,12 @@ export const ApprovalsConfig = z
     maxConcurrentHolds: z.number().int().min(1).max(10_000).default(32),
     /** Held requests survive the API server being unreachable this long, then are denied. */
     apiGraceMs: Millis.default(5_000),
+    /**
+     * A finished request (denied, expired, revoked, approved once, an ended ttl grant, a session
+     * grant of an earlier session) is deleted this long after it finished; its pod's deletion removes
+     * the rest (ownerReference). The audit trail keeps every step.
+     */
+    retainFinishedMs: Millis.default(60 * 60 * 1000),
     /** Each API call (create, status patch, list) is abandoned after this. */
     apiTimeoutMs: Millis.default(5_000),
     notify: NotifyConfig.prefault({}),

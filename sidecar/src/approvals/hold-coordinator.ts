@@ -10,8 +10,9 @@ import type { ApprovalApi } from './approval-api.ts';
 import type { ApprovalDraft } from './approval-draft.ts';
 import { APPROVAL_CODES, ApprovalApiError } from './errors.ts';
 import type { ApprovalCode } from './errors.ts';
+import { requestsToDelete } from './cleanup.ts';
 import { GrantTable, isOwnRequest } from './grants.ts';
-import type { Grant } from './grants.ts';
+import type { Grant, GrantOwner } from './grants.ts';
 import { LABEL_APPROVAL_POD, LABEL_APPROVAL_SESSION, approvalLabelValue } from './labels.ts';
 import type { ApprovalMetrics, Outcome } from './metrics.ts';
 import type { WatcherListener } from './approval-watcher.ts';
@@ -29,7 +30,7 @@ export type ApprovalEvent =
   | { type: 'cut'; count: number; code: string };
 
 export interface CoordinatorDeps {
-  api: Pick<ApprovalApi, 'create' | 'get' | 'patchStatus'>;
+  api: Pick<ApprovalApi, 'create' | 'get' | 'patchStatus'> & Partial<Pick<ApprovalApi, 'delete'>>;
   namespace: string;
   podName: string;
   /** The pod's uid (from the downward API); grants and clean-up then require it too. */
@@ -38,6 +39,8 @@ export interface CoordinatorDeps {
   serviceAccount: string;
   session: string;
   maxWaitMs: number;
+  /** How long finished requests stay before sweep() deletes them; undefined: never. */
+  retainFinishedMs?: number | undefined;
   maxConcurrentHolds: number;
   apiGraceMs: number;
   metrics: ApprovalMetrics;
@@ -87,6 +90,9 @@ export class HoldCoordinator implements WatcherListener {
   readonly grants: GrantTable;
   readonly #byName = new Map<string, Pending>();
   readonly #byFingerprint = new Map<string, Pending>();
+  /** Every own-pod request the watch shows (for sweep()). */
+  readonly #seen = new Map<string, ApprovalRequest>();
+  readonly #owner: GrantOwner;
   #heldCount = 0;
   #graceTimer: NodeJS.Timeout | undefined;
   #stopped = false;
@@ -95,7 +101,8 @@ export class HoldCoordinator implements WatcherListener {
   constructor(deps: CoordinatorDeps) {
     this.#d = deps;
     this.#clock = deps.clock ?? Date.now;
-    this.grants = new GrantTable({ namespace: deps.namespace, pod: deps.podName, podUid: deps.podUid, serviceAccount: deps.serviceAccount, session: deps.session });
+    this.#owner = { namespace: deps.namespace, pod: deps.podName, podUid: deps.podUid, serviceAccount: deps.serviceAccount, session: deps.session };
+    this.grants = new GrantTable(this.#owner);
     deps.metrics.oldestPendingSource = () => {
       let oldest: number | undefined;
       for (const p of this.#byName.values()) if (oldest === undefined || p.createdAtMs < oldest) oldest = p.createdAtMs;
@@ -342,6 +349,8 @@ export class HoldCoordinator implements WatcherListener {
 
   reset(objs: readonly ApprovalRequest[]): void {
     this.grants.reset(objs);
+    this.#seen.clear();
+    for (const o of objs) if (o.metadata.name) this.#seen.set(o.metadata.name, o);
     const seen = new Map(objs.map((o) => [o.metadata.name ?? '', o]));
     for (const p of [...this.#byName.values()]) {
       const obj = seen.get(p.name);
@@ -356,6 +365,7 @@ export class HoldCoordinator implements WatcherListener {
 
   upsert(obj: ApprovalRequest): void {
     this.grants.upsert(obj);
+    if (obj.metadata.name) this.#seen.set(obj.metadata.name, obj);
     const p = obj.metadata.name ? this.#byName.get(obj.metadata.name) : undefined;
     if (p) this.#upsertPending(p, obj);
   }
@@ -363,6 +373,7 @@ export class HoldCoordinator implements WatcherListener {
   remove(obj: ApprovalRequest): void {
     const name = obj.metadata.name ?? '';
     this.grants.remove(name);
+    this.#seen.delete(name);
     const p = this.#byName.get(name);
     if (p) this.#finish(p, this.#refusal(APPROVAL_CODES.deleted, 'deleted', `approval request ${name} was deleted before a decision`, p.createdAtMs, { name }));
   }
@@ -393,6 +404,29 @@ export class HoldCoordinator implements WatcherListener {
         this.#finish(p, this.#refusal(APPROVAL_CODES.deleted, 'deleted', `approval request ${p.name} was deleted before a decision`, p.createdAtMs, { name: p.name }));
       }
     }
+  }
+
+  /**
+   * Deletes own requests finished for retainFinishedMs (cleanup.ts), each only if unchanged since
+   * it was judged; returns how many deletes were sent. Best effort: a failure is counted and the
+   * next sweep tries again.
+   */
+  async sweep(): Promise<number> {
+    const retain = this.#d.retainFinishedMs;
+    const del = this.#d.api.delete?.bind(this.#d.api);
+    if (retain === undefined || !del || !this.#d.healthy()) return 0;
+    const doomed = requestsToDelete(this.#seen.values(), this.#owner, this.#clock(), retain).filter((o) => !this.#byName.has(o.metadata.name!));
+    await Promise.all(
+      doomed.map(async (o) => {
+        try {
+          await del(this.#d.namespace, o.metadata.name!, { uid: o.metadata.uid as string | undefined, resourceVersion: o.metadata.resourceVersion as string | undefined });
+        } catch (e) {
+          const code = (e as ApprovalApiError).code;
+          if (code !== 'SLUICE_APPROVAL_API_NOT_FOUND' && code !== 'SLUICE_APPROVAL_API_CONFLICT') this.#d.metrics.apiErrors.inc({ operation: 'delete' });
+        }
+      }),
+    );
+    return doomed.length;
   }
 
   /** Pending requests of an earlier session of this pod have no agent waiting any more. */

@@ -83,6 +83,7 @@ export async function startApprovals(config: ApprovalsConfig, deps: ApprovalsDep
     serviceAccount: deps.podInfo.identity.service_account,
     session: deps.sessionId,
     maxWaitMs: config.maxWaitMs,
+    retainFinishedMs: config.retainFinishedMs,
     maxConcurrentHolds: config.maxConcurrentHolds,
     apiGraceMs: config.apiGraceMs,
     metrics,
@@ -106,6 +107,9 @@ export async function startApprovals(config: ApprovalsConfig, deps: ApprovalsDep
     (err: Error) => log.warn({ err: err.message }, 'approvals: API server not reachable yet; holds are refused until it is'),
   );
   await Promise.race([firstSync, new Promise((r) => setTimeout(r, config.apiTimeoutMs).unref())]);
+  // Finished requests of this pod are deleted after retainFinishedMs (cleanup.ts).
+  const sweeper = setInterval(() => void coordinator.sweep(), Math.min(config.retainFinishedMs, 60_000));
+  sweeper.unref();
   deps.podInfo.onChange(() => {
     if (!deps.podInfo.killed) return;
     const cut = coordinator.cutAll();
@@ -129,6 +133,7 @@ export async function startApprovals(config: ApprovalsConfig, deps: ApprovalsDep
       return watcher.healthy;
     },
     async stop() {
+      clearInterval(sweeper);
       coordinator.stop();
       await watcher.stop();
       await notifier?.stop();

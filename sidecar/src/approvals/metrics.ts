@@ -50,7 +50,7 @@ export function registerApprovalMetrics(registry: Registry): ApprovalMetrics {
       labelNames: ['result'],
       registers,
     }),
-    apiErrors: new Counter({ name: 'sluice_approvals_api_errors_total', help: 'Failed Kubernetes API calls by operation (create|status|watch)', labelNames: ['operation'], registers }),
+    apiErrors: new Counter({ name: 'sluice_approvals_api_errors_total', help: 'Failed Kubernetes API calls by operation (create|status|watch|delete)', labelNames: ['operation'], registers }),
     maxWaitSeconds: new Gauge({ name: 'sluice_approvals_max_wait_seconds', help: 'How long a held request may wait for a decision before it expires (approvals.maxWaitMs)', registers }),
     oldestPendingAge: new Gauge({
       name: 'sluice_approvals_oldest_pending_age_seconds',

@@ -296,10 +296,11 @@ function statusViolations(input: ApprovalReviewInput, spec: Spec, config: Approv
 export function approvalViolations(input: ApprovalReviewInput, config: ApprovalsWebhookConfig): Violation[] {
   if (input.operation === 'CONNECT') return [];
   if (input.operation === 'DELETE') {
-    // A pod's sidecar may clean up its own requests, never another pod's (people and the garbage
-    // collector delete under RBAC alone).
+    // A pod's sidecar may clean up its own requests, never another pod's; its ServiceAccount's
+    // other tokens not at all (people and the garbage collector delete under RBAC alone).
     const spec = parseSpec(input.oldObject);
-    if (spec && tokenPod(input.actor) && !isOwnSidecar(input.actor, input.namespace, spec)) return [notOwnSidecar(input, spec, 'metadata', 'deletes its requests')];
+    const sidecarIdentity = spec !== undefined && (tokenPod(input.actor) !== undefined || input.actor.username === serviceAccountUser(input.namespace, spec.serviceAccount));
+    if (spec && sidecarIdentity && !isOwnSidecar(input.actor, input.namespace, spec)) return [notOwnSidecar(input, spec, 'metadata', 'deletes its requests')];
     return [];
   }
   const spec = parseSpec(input.object);

@@ -260,9 +260,10 @@ describe('the sidecar’s own status writes', () => {
     expect(approvalViolations(statusUpdate(actor, undefined, pending), config).map((v) => v.rule)).toEqual(['approval.not_the_sidecar']);
   });
 
-  test('deleting: a pod’s token only its own pod’s requests; people and the garbage collector under RBAC alone', () => {
+  test('deleting: a pod’s token only its own pod’s requests, a plain token of its account none; people and the garbage collector under RBAC alone', () => {
     const del = (actor: Actor): ApprovalReviewInput => ({ operation: 'DELETE', subResource: '', namespace: 'agents', actor, oldObject: obj(pending), object: undefined });
     expect(approvalViolations(del(otherPod), config).map((v) => v.rule)).toEqual(['approval.not_the_sidecar']);
+    expect(approvalViolations(del({ ...sidecar, extra: {} }), config).map((v) => v.rule)).toEqual(['approval.not_the_sidecar']);
     expect(approvalViolations(del(sidecar), config)).toEqual([]);
     expect(approvalViolations(del(bob), config)).toEqual([]);
     expect(approvalViolations(del({ username: 'system:serviceaccount:kube-system:generic-garbage-collector', groups: [], extra: {} }), config)).toEqual([]);
