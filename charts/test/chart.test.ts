@@ -167,9 +167,9 @@ describe('admission registrations come from webhook/manifests', () => {
     }
   });
 
-  test('failurePolicy is Fail for every pod and approval webhook (exec stays Ignore, backed by the admission policy)', () => {
+  test('failurePolicy is Fail for every pod and approval webhook (exec and connect stay Ignore, backed by the admission policies)', () => {
     for (const r of registrations(rendered.defaults!)) {
-      for (const w of r.webhooks) expect([w.name, w.failurePolicy]).toEqual([w.name, w.name === 'exec.guard.sluice.io' ? 'Ignore' : 'Fail']);
+      for (const w of r.webhooks) expect([w.name, w.failurePolicy]).toEqual([w.name, ['exec.guard.sluice.io', 'connect.guard.sluice.io'].includes(w.name) ? 'Ignore' : 'Fail']);
     }
   });
 

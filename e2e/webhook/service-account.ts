@@ -2,7 +2,11 @@
 // holds a real token for its namespace's ServiceAccount (minted by TokenRequest, as a projected
 // volume or a stolen sidecar token would be) and the RBAC a platform team typically gives an
 // agent. Requests go out exactly like cluster.request, with that bearer token instead of a user's.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Agent, request as undiciRequest } from 'undici';
+import { stringify as toYaml } from 'yaml';
+import { eventually, readManifests } from '../support/kube/admission.ts';
 import type { KubeCluster, KubeResponse, RbacRule } from '../support/kube/cluster.ts';
 
 export interface ServiceAccountClient {
@@ -54,4 +58,58 @@ export async function serviceAccountClient(cluster: KubeCluster, namespace: stri
     },
     close: () => dispatcher.close(),
   };
+}
+
+/**
+ * The webhook's own identity as the chart gives it: ServiceAccount sluice-webhook in sluice-system
+ * bound to the shipped reader ClusterRole (webhook/manifests/reader-clusterrole.yaml, get only).
+ * Returns the path of a kubeconfig with its token, once RBAC lets it read pods.
+ */
+export async function webhookReaderKubeconfig(cluster: KubeCluster, manifests: string): Promise<string> {
+  const must = async (path: string, body: unknown) => {
+    const res = await cluster.request('admin', 'POST', path, body);
+    if (res.status !== 201) throw new Error(`POST ${path} refused: ${res.status} ${JSON.stringify(res.body)}`);
+  };
+  await cluster.createNamespace('sluice-system');
+  await must('/api/v1/namespaces/sluice-system/serviceaccounts', { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'sluice-webhook' } });
+  const [role] = readManifests(join(manifests, 'reader-clusterrole.yaml'));
+  await must('/apis/rbac.authorization.k8s.io/v1/clusterroles', role);
+  await must('/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRoleBinding',
+    metadata: { name: role!.metadata.name },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role!.metadata.name },
+    subjects: [{ kind: 'ServiceAccount', name: 'sluice-webhook', namespace: 'sluice-system' }],
+  });
+  const minted = await cluster.request<{ status?: { token?: string } }>('admin', 'POST', '/api/v1/namespaces/sluice-system/serviceaccounts/sluice-webhook/token', {
+    apiVersion: 'authentication.k8s.io/v1',
+    kind: 'TokenRequest',
+    spec: { expirationSeconds: 3600 },
+  });
+  const token = minted.body.status?.token;
+  if (!token) throw new Error(`TokenRequest for the webhook: ${minted.status} ${JSON.stringify(minted.body)}`);
+  const path = join(cluster.dir, 'kubeconfig-sluice-webhook-reader.yaml');
+  writeFileSync(
+    path,
+    toYaml({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'e2e', cluster: { server: cluster.server, 'certificate-authority-data': Buffer.from(cluster.ca.certPem).toString('base64') } }],
+      users: [{ name: 'webhook', user: { token } }],
+      contexts: [{ name: 'webhook', context: { cluster: 'e2e', user: 'webhook' } }],
+      'current-context': 'webhook',
+    }),
+    { mode: 0o600 },
+  );
+  const dispatcher = new Agent({ connect: { ca: cluster.ca.certPem } });
+  try {
+    await eventually('the webhook reader ClusterRole to apply', async () => {
+      const res = await undiciRequest(`${cluster.server}/api/v1/namespaces/default/pods/none`, { dispatcher, headers: { authorization: `Bearer ${token}` } });
+      await res.body.dump();
+      return res.statusCode === 404 ? true : undefined;
+    });
+  } finally {
+    await dispatcher.close();
+  }
+  return path;
 }

@@ -13,7 +13,7 @@ import { firstDifference } from '../../webhook/src/spec-equality.ts';
 import { eventually, pointWebhooksAt, readManifests } from '../support/kube/admission.ts';
 import type { Manifest } from '../support/kube/admission.ts';
 import { KubeCluster } from '../support/kube/cluster.ts';
-import { TYPICAL_AGENT_RULES, serviceAccountClient } from './service-account.ts';
+import { TYPICAL_AGENT_RULES, serviceAccountClient, webhookReaderKubeconfig } from './service-account.ts';
 import type { ServiceAccountClient } from './service-account.ts';
 import { startWebhookProcess } from './webhook-process.ts';
 import type { WebhookProcess } from './webhook-process.ts';
@@ -124,7 +124,8 @@ beforeAll(async () => {
     ]);
     agentSa[ns] = await serviceAccountClient(cluster, ns, 'coder', TYPICAL_AGENT_RULES);
   }
-  webhook = await startWebhookProcess(cluster.ca, webhookConfig);
+  // The webhook reads target pods (port-forward outside opted-in namespaces) with its own reader identity.
+  webhook = await startWebhookProcess(cluster.ca, { ...webhookConfig, kube: { kubeconfig: await webhookReaderKubeconfig(cluster, MANIFESTS) } });
   configs = [...readManifests(join(MANIFESTS, 'mutating-webhook.yaml')), ...readManifests(join(MANIFESTS, 'validating-webhook.yaml'))];
   await registerWebhooks();
   console.log(`kube harness start: ${JSON.stringify(cluster.timings)}`);
@@ -405,6 +406,24 @@ describe('issue 15: injected means injected (the agent ServiceAccount against th
     expect(named.status).toBe(403);
     const agentPort = await agentSa.agents!.request<Status>('GET', `${url}:8080/proxy/`);
     expect(agentPort.status).not.toBe(403);
+  });
+
+  test('port-forward outside opted-in namespaces: the webhook reads the pod; to an injected one only approvers', async () => {
+    const url = await injectedPod('team');
+    const agentForward = await agentSa.team!.request<Status>('POST', `${url}/portforward`);
+    expect(agentForward.status).toBe(403);
+    expect(agentForward.body.message).toContain('admission webhook "connect.guard.sluice.io" denied the request');
+    expect(agentForward.body.message).toContain('sluice guard.port_forward: portforward');
+    expect((await cluster.request<Status>('creator', 'POST', `${url}/portforward`)).status).toBe(403);
+    // An approver, and anyone to a pod sluice did not inject, pass admission (then fail: no kubelet).
+    expect((await cluster.request<Status>('approver', 'POST', `${url}/portforward`)).status).not.toBe(403);
+    const plain = await createAs('creator', pod('team', { labels: { app: 'web' } }));
+    expect(plain.status).toBe(201);
+    const toPlain = await agentSa.team!.request<Status>('POST', `/api/v1/namespaces/team/pods/${plain.body.metadata.name}/portforward`);
+    expect(toPlain.status).not.toBe(403);
+    const proxy = await agentSa.team!.request<Status>('GET', `${url}:15080/proxy/`);
+    expect(proxy.status).toBe(403);
+    expect(proxy.body.message).toContain('sluice guard.port_forward: proxy.port');
   });
 
   test('legitimate work goes on: a developer updates an injected pod and a Deployment image', async () => {

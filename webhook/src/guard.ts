@@ -351,17 +351,18 @@ export function guardProxy(name: string | undefined, config: WebhookConfig): Vio
  * pods/portforward. The options carry `ports` only for the WebSocket protocol; over SPDY (what
  * kubectl speaks, also tunnelled through WebSockets) the ports travel in stream headers after
  * admission, and the kubelet does not hold them to the query. So: a port named in the options that
- * is the sidecar's is refused everywhere; in a namespace opted in to sluice (scope "namespace"),
- * where every pod is an agent's, only approvers may port-forward at all.
+ * is the sidecar's is refused everywhere; to an injected pod — every pod of a namespace opted in
+ * to sluice (scope "namespace"), or a pod the webhook read and found injected (`podInjected`) —
+ * only approvers may port-forward at all.
  */
-export function guardPortForward(options: { ports?: readonly number[] | undefined }, ctx: GuardContext, config: WebhookConfig): Violation[] {
+export function guardPortForward(options: { ports?: readonly number[] | undefined }, ctx: GuardContext, config: WebhookConfig, podInjected = false): Violation[] {
   const sidecar = sidecarPorts(config);
   const out: Violation[] = [];
   (options.ports ?? []).forEach((p, i) => {
     if (sidecar.has(p)) out.push(violation('guard.port_forward', `portforward.ports[${i}]`, `port-forward to port ${p} is refused: it is the sluice sidecar's`));
   });
-  if (ctx.namespaceOptedIn && !isApprover(ctx.userInfo, ctx.namespace, config)) {
-    out.push(violation('guard.port_forward', 'portforward', 'in a namespace opted in to sluice only approvers may port-forward: the ports are chosen after admission, so the sidecar\'s cannot be ruled out'));
+  if ((ctx.namespaceOptedIn || podInjected) && !isApprover(ctx.userInfo, ctx.namespace, config)) {
+    out.push(violation('guard.port_forward', 'portforward', 'only approvers may port-forward to a pod sluice injected: the ports are chosen after admission, so the sidecar\'s cannot be ruled out'));
   }
   return out;
 }

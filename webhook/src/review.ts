@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { MalformedReviewError, allow, deny, podOf } from './admission-review.ts';
 import type { AdmissionRequest, AdmissionReviewResponse } from './admission-review.ts';
 import type { WebhookConfig } from './config.ts';
-import { guardConnect, guardPodCreate, guardPodUpdate, guardPortForward, guardProxy } from './guard.ts';
+import { carriesInjectionMarkers, guardConnect, guardPodCreate, guardPodUpdate, guardPortForward, guardProxy } from './guard.ts';
 import type { GuardContext } from './guard.ts';
 import type { UserInfo } from './creator.ts';
 import { planInjection } from './inject.ts';
@@ -62,6 +62,18 @@ export function reviewMutation(request: AdmissionRequest, scope: Scope, config: 
       return { review, result: plan.patch.length ? 'patched' : 'unchanged', rules: [], patchBytes: review.response.patch ? Buffer.byteLength(review.response.patch, 'base64') : 0 };
     }
   }
+}
+
+/**
+ * pods/portforward to a pod the webhook read with its own credentials (the connect registration,
+ * outside opted-in namespaces): `target` is the stored pod, undefined when there is none (the API
+ * server answers 404 itself).
+ */
+export function reviewPortForward(request: AdmissionRequest, target: V1Pod | undefined, config: WebhookConfig): ReviewOutcome {
+  const options = PortForwardOptions.safeParse(request.object ?? {});
+  if (!options.success) throw new MalformedReviewError('malformed AdmissionReview: request.object is not portforward options');
+  const violations = guardPortForward(options.data, context(request, 'pod'), config, target !== undefined && carriesInjectionMarkers(target));
+  return violations.length ? denied(request.uid, violations) : { review: allow(request.uid), result: 'allowed', rules: [], patchBytes: 0 };
 }
 
 export function reviewValidation(request: AdmissionRequest, scope: Scope, config: WebhookConfig, creator?: UserInfo): ReviewOutcome {

@@ -17,13 +17,13 @@ import { reviewApprovalMutation, reviewApprovalValidation } from './approvals/re
 import type { WebhookConfig } from './config.ts';
 import type { WebhookMetrics } from './metrics.ts';
 import { registerWebhookMetrics } from './metrics.ts';
-import { reviewMutation, reviewValidation } from './review.ts';
+import { reviewMutation, reviewPortForward, reviewValidation } from './review.ts';
 import { ANNOTATION_CREATOR, ANNOTATION_STATUS } from '../../api/src/index.ts';
 import { podOf } from './admission-review.ts';
-import { createKubeReader } from './kube-reader.ts';
+import { KubeReadError, createKubeReader } from './kube-reader.ts';
 import type { KubeReader } from './kube-reader.ts';
 import { selectForInjection } from './pod-model.ts';
-import { describeViolations } from './violations.ts';
+import { describeViolations, violation } from './violations.ts';
 import { podCreator, reviewWorkloadMutation } from './workload-review.ts';
 import type { ReviewOutcome, Scope } from './review.ts';
 import { ServingCertReloader } from './serving-cert.ts';
@@ -58,6 +58,30 @@ function withPodCreator(review: typeof reviewMutation, kube: KubeReader | undefi
       return { review: deny(request.uid, describeViolations(creator.violations)), result: 'denied', rules: [...new Set(creator.violations.map((v) => v.rule))], patchBytes: 0 };
     }
     return review(request, scope, config, creator.user);
+  };
+}
+
+/**
+ * CONNECT outside opted-in namespaces (/validate/connect): a port-forward's ports are chosen after
+ * admission, so whether it may go ahead depends on the pod — read with the webhook's own
+ * credentials. A pod it cannot read is refused (fail closed); proxy is decided by its port alone.
+ */
+function withConnectTarget(kube: KubeReader | undefined): Reviewer {
+  return async (request, scope, config) => {
+    if (request.resource.group !== '' || request.resource.resource !== 'pods' || request.subResource !== 'portforward' || request.operation !== 'CONNECT') {
+      return reviewValidation(request, scope, config);
+    }
+    const path = `/api/v1/namespaces/${encodeURIComponent(request.namespace ?? '')}/pods/${encodeURIComponent(request.name ?? '')}`;
+    let target: Record<string, unknown> | undefined;
+    try {
+      if (!kube) throw new KubeReadError('the webhook has no Kubernetes API access');
+      target = await kube.get(path);
+    } catch (err) {
+      if (!(err instanceof KubeReadError)) throw err;
+      const v = violation('guard.port_forward', 'portforward', `cannot tell whether the pod is one sluice injected (${err.message}); the port-forward is refused`);
+      return { review: deny(request.uid, describeViolations([v])), result: 'denied', rules: [v.rule], patchBytes: 0 };
+    }
+    return reviewPortForward(request, target === undefined ? undefined : podOf(target, 'object'), config);
   };
 }
 
@@ -115,6 +139,8 @@ export function createAdmissionApp(deps: AppDeps): express.Express {
   }
   // Every update of an injected pod, selected by the sluice.io/injected label (old or new object).
   app.post('/validate/injected', reviewHandler('validate', 'injected', deps));
+  // port-forward and proxy outside opted-in namespaces: the target pod is read to decide.
+  app.post('/validate/connect', reviewHandler('validate', 'pod', deps, withConnectTarget(deps.kube)));
   app.post('/mutate/approvals', reviewHandler('mutate', 'pod', deps, (r, _s, c) => reviewApprovalMutation(r, c, deps.kube)));
   app.post('/validate/approvals', reviewHandler('validate', 'pod', deps, (r, _s, c) => reviewApprovalValidation(r, c, deps.kube)));
   app.post('/mutate/workloads', reviewHandler('mutate', 'pod', deps, (r, _s, c) => reviewWorkloadMutation(r, c, deps.kube)));

@@ -387,4 +387,11 @@ describe('port-forward and proxy to the sidecar', () => {
     expect(guardPortForward({ ports: [8080] }, agentNs, config).map((v) => v.rule)).toEqual(['guard.port_forward']);
     expect(guardPortForward({}, { ...agentNs, userInfo: approver }, config)).toEqual([]);
   });
+
+  test('portforward elsewhere: to a pod the webhook read and found injected, only approvers', () => {
+    const plainNs = { ...ctx, namespaceOptedIn: false };
+    expect(guardPortForward({}, plainNs, config, true).map((v) => v.field)).toEqual(['portforward']);
+    expect(guardPortForward({}, plainNs, config, false)).toEqual([]);
+    expect(guardPortForward({}, { ...plainNs, userInfo: approver }, config, true)).toEqual([]);
+  });
 });

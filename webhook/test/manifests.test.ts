@@ -38,7 +38,9 @@ interface Doc {
 
 const DIR = join(import.meta.dirname, '..', 'manifests');
 const load = (file: string) => parseAllDocuments(readFileSync(join(DIR, file), 'utf8')).map((d) => d.toJS() as Doc);
-const SERVED = new Set(['/mutate', '/mutate/namespace', '/validate', '/validate/namespace', '/validate/injected']);
+const SERVED = new Set(['/mutate', '/mutate/namespace', '/validate', '/validate/namespace', '/validate/injected', '/validate/connect']);
+/** Webhooks that see requests cluster-wide and fail open, each backed by an admission policy. */
+const FAIL_OPEN = new Set(['exec.guard.sluice.io', 'connect.guard.sluice.io']);
 const NEVER = ['kube-system', 'kube-public', 'kube-node-lease', 'sluice-system'];
 
 function excludedNamespaces(selector: Selector): string[] {
@@ -51,7 +53,7 @@ describe.each(['mutating-webhook.yaml', 'validating-webhook.yaml'])('%s', (file)
 
   test.each(hooks.map((h) => [h.name, h] as const))('%s is fail-closed, fast and side-effect free', (_name, hook) => {
     // exec/attach is the one exception: the exec-guard policy enforces it in the API server (below).
-    expect(hook.failurePolicy).toBe(hook.name === 'exec.guard.sluice.io' ? 'Ignore' : 'Fail');
+    expect(hook.failurePolicy).toBe(FAIL_OPEN.has(hook.name) ? 'Ignore' : 'Fail');
     expect(hook.sideEffects).toBe('None');
     expect(hook.timeoutSeconds).toBeLessThanOrEqual(5);
     expect(hook.admissionReviewVersions).toEqual(['v1']);
@@ -81,11 +83,18 @@ describe('injected means injected: what keys the guard on updates', () => {
     expect(hook!.clientConfig.service.path).toBe('/validate/injected');
   });
 
-  test('port-forward and proxy are registered where agents live, fail closed', () => {
-    const hook = hooks.find((h) => h.rules.some((r) => r.resources.includes('pods/portforward')))!;
-    expect(hook.rules[0]!.resources.sort()).toEqual(['pods/portforward', 'pods/proxy']);
-    expect(hook.failurePolicy).toBe('Fail');
-    expect(hook.clientConfig.service.path).toBe('/validate/namespace');
+  test('port-forward and proxy: fail closed where agents live, by the target pod everywhere else', () => {
+    const connect = hooks.filter((h) => h.rules.some((r) => r.resources.includes('pods/portforward')));
+    expect(connect.map((h) => [h.name, h.clientConfig.service.path, h.failurePolicy])).toEqual([
+      ['portforward.guard.sluice.io', '/validate/namespace', 'Fail'],
+      ['connect.guard.sluice.io', '/validate/connect', 'Ignore'],
+    ]);
+    for (const h of connect) expect(h.rules[0]!.resources.sort()).toEqual(['pods/portforward', 'pods/proxy']);
+    // Together they cover every non-system namespace: opted in, and not.
+    expect(connect.map((h) => h.namespaceSelector.matchExpressions!.find((e) => e.key === 'sluice.io/inject'))).toEqual([
+      { key: 'sluice.io/inject', operator: 'In', values: ['true'] },
+      { key: 'sluice.io/inject', operator: 'NotIn', values: ['true'] },
+    ]);
   });
 
   test('the policy decides "guarded" from the markers of the old object too', () => {
