@@ -23,11 +23,11 @@ const byteCap = z.number().int().min(1024).max(16 * 1024 * 1024);
 
 export const FactsConfig = z
   .object({
-    /** Host → provider for LLM APIs (mirrors policy data `llm_hosts`); other hosts go by path shape. */
+    /** Host → provider for LLM APIs (mirrors `llm.providers[].hosts` of the organisation policy data); other hosts go by path shape. */
     llmHosts: z.record(z.string(), z.enum(['openai', 'anthropic'])).default({ 'api.openai.com': 'openai', 'api.anthropic.com': 'anthropic' }),
-    /** Hosts whose requests are read as Kubernetes API calls (mirrors policy data `kubernetes_hosts`). */
+    /** Hosts whose requests are read as Kubernetes API calls (mirrors `kubernetes.api_servers` of the organisation). */
     kubernetesHosts: z.array(z.string()).default(['kubernetes.default.svc', 'kubernetes.default.svc.cluster.local', 'kubernetes.default', 'kubernetes']),
-    /** Host suffixes of AWS endpoints (mirrors policy data `aws_host_suffixes`); signed requests count on any host. */
+    /** Host suffixes of AWS endpoints (mirrors `aws.host_suffixes` of the organisation); signed requests count on any host. */
     awsHostSuffixes: z.array(z.string()).default(['amazonaws.com', 'amazonaws.com.cn']),
     /** Hard cap on the receive-pack command section read from a push body. */
     maxGitCommandBytes: byteCap.default(64 * 1024),

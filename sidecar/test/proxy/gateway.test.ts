@@ -102,7 +102,7 @@ describe('explicit proxy', () => {
     expect(JSON.parse(r.stdout.toString())).toMatchObject({ method: 'POST', bytes: body.length });
     const seen = api.requests.at(-1)!;
     expect(createHash('sha256').update(seen.body).digest('hex')).toBe(createHash('sha256').update(body).digest('hex'));
-  });
+  }, 30_000); // 6 MB through outbound DLP: ~4 s on a loaded 2-core machine
 
   test('streams an 8 MB download intact', async () => {
     const r = await curl(['https://registry.npmjs.org/big']);
