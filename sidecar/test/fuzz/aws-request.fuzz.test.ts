@@ -72,7 +72,7 @@ function readInChunks(req: FactsRequest, body: Buffer, cuts: number[], cap: numb
 }
 
 test('AWS requests: schema-valid facts, a bounded body protocol, and facts independent of chunking', async () => {
-  await fuzz('aws-request', awsRequest, 1500, ({ req, body, cuts }) => {
+  await fuzz('aws-request', awsRequest, 2500, ({ req, body, cuts }) => {
     const cap = bodyPrefixNeeded(req);
     expect(cap).toBeGreaterThanOrEqual(0);
     const whole = deriveFacts(req, cap > 0 ? body : undefined);

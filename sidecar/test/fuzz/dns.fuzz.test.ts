@@ -41,7 +41,7 @@ const query = fc
 
 test('any query packet gets a well-formed, bounded reply that carries nothing but a fake address', async () => {
   const input = fc.oneof({ weight: 3, arbitrary: mutated(query) }, { weight: 1, arbitrary: fc.uint8Array({ maxLength: 80 }).map((a) => Buffer.from(a)) }, { weight: 2, arbitrary: query });
-  await fuzz('dns-query', input, 2000, (packet) => {
+  await fuzz('dns-query', input, 3000, (packet) => {
     const { response, event } = answerQuery(packet, map);
     if (!response) {
       expect(event.result).toBe('dropped');

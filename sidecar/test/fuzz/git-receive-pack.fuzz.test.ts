@@ -110,7 +110,7 @@ function check(r: ReceivePackParse, buf: Buffer, cap: number): void {
 }
 
 test('receive-pack sections: never a probe when a command is there, stable under what follows and how it is cut', async () => {
-  await fuzz('git-receive-pack', input, 2500, ({ body: buf, cap }) => {
+  await fuzz('git-receive-pack', input, 4000, ({ body: buf, cap }) => {
     const r = parseReceivePackCommands(buf, cap);
     check(r, buf, cap);
     if (r.status === 'complete') {

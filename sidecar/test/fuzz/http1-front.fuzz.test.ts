@@ -240,7 +240,7 @@ const input = fc.record({ bytes: fc.oneof({ weight: 3, arbitrary: pipelined }, {
 
 describe('HTTP/1.1 front', () => {
   test('generated and mutated pipelines: no desync, nothing unread forwarded, every answer recorded', async () => {
-    await fuzz('http1-front', input, 250, ({ bytes, splits }) => check(bytes, splits));
+    await fuzz('http1-front', input, 400, ({ bytes, splits }) => check(bytes, splits));
     // Still up and serving after all of it.
     await check(Buffer.from('GET /alive HTTP/1.1\r\nHost: github.com\r\n\r\n'));
     expect(h.heads.at(-1)).toMatchObject({ method: 'GET', url: '/alive' });
