@@ -61,3 +61,9 @@ test_foreign_push_is_not_rescued_by_anything if {
 	d := sluice.decision with input as lib_test.with_facts("POST", "github.com", "/attacker/drop.git/git-receive-pack", facts)
 	d.code == "git.push_foreign_denied"
 }
+
+test_ip_literal_on_another_port_is_an_ip_literal_denial if {
+	inp := object.union(lib_test.request("GET", "203.0.113.7", "/secret"), {"request": {"ip_literal": true, "scheme": "http", "port": 41234}})
+	d := sluice.decision with input as inp
+	d.code == "net.ip_literal_denied"
+}

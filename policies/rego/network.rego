@@ -39,7 +39,8 @@ port_allowed if {
 	input.request.port in org.ports[scheme]
 }
 
-verdicts contains lib.verdict(100, lib.deny(
+# 98: below an IP-literal denial (the more telling reason), above every other concern.
+verdicts contains lib.verdict(98, lib.deny(
 	"net.port_denied",
 	concat("", ["port ", format_int(input.request.port, 10), " is not allowed for ", input.request.scheme, " (", input.request.host, ")"]),
 )) if {
