@@ -120,8 +120,9 @@ type Token = { lit: string } | { exact: number } | { any: true };
 
 /**
  * Does `summary` show `line`, with only masked spans and the length cut standing for parts of it?
- * A `[REDACTED:rule]` stands for some text (its `*` padding for as many characters), a run of `*`
- * for as many characters, and a trailing "…" (the sidecar's cut) for the rest. Matched by
+ * A `[REDACTED:rule]` stands for some text without whitespace (a secret is one token: a mask cannot
+ * hide the words around it), its `*` padding and a run of `*` for as many non-space characters,
+ * and a trailing "…" (the sidecar's cut) for the rest. Matched by
  * walking the set of reachable positions (linear per token), never by a backtracking regex: the
  * summary is written by whoever holds the token, and must not be able to stall the webhook.
  */
@@ -146,23 +147,37 @@ function spanMatch(text: string, line: string, cut: boolean): boolean {
   }
   if (last < text.length) tokens.push({ lit: text.slice(last) });
   if (cut) tokens.push({ any: true });
-  let reach = new Uint8Array(line.length + 1);
+  const n = line.length;
+  // spaces[i]: whitespace characters in line[0, i), so "no whitespace in [p, q)" is one subtraction.
+  const spaces = new Uint32Array(n + 1);
+  for (let i = 0; i < n; i++) spaces[i + 1] = spaces[i]! + (/\s/.test(line[i]!) ? 1 : 0);
+  let reach = new Uint8Array(n + 1);
   reach[0] = 1;
-  for (const t of tokens) {
-    const next = new Uint8Array(line.length + 1);
-    let first = -1;
-    for (let p = 0; p <= line.length; p++) {
-      if (!reach[p]) continue;
-      if ('lit' in t) {
-        if (line.startsWith(t.lit, p)) next[p + t.lit.length] = 1;
-      } else if ('exact' in t) {
-        if (p + t.exact <= line.length) next[p + t.exact] = 1;
-      } else if (first < 0) {
-        first = p;
+  for (let ti = 0; ti < tokens.length; ti++) {
+    const t = tokens[ti]!;
+    const rest = cut && ti === tokens.length - 1;
+    const next = new Uint8Array(n + 1);
+    if ('any' in t) {
+      // One or more characters; without whitespace unless it is the cut's rest of the line.
+      let active = false;
+      for (let q = 0; q <= n; q++) {
+        if (q > 0) {
+          if (!rest && spaces[q]! > spaces[q - 1]!) active = false;
+          else if (active) next[q] = 1;
+        }
+        if (reach[q]) active = true;
+      }
+    } else {
+      for (let p = 0; p <= n; p++) {
+        if (!reach[p]) continue;
+        if ('lit' in t) {
+          if (line.startsWith(t.lit, p)) next[p + t.lit.length] = 1;
+        } else if (p + t.exact <= n && spaces[p + t.exact] === spaces[p]) {
+          next[p + t.exact] = 1;
+        }
       }
     }
-    if (first >= 0) next.fill(1, first + 1);
     reach = next;
   }
-  return reach[line.length] === 1;
+  return reach[n] === 1;
 }

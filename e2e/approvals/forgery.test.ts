@@ -14,6 +14,7 @@ import { draftApproval } from '../../sidecar/src/approvals/approval-draft.ts';
 import { KubeRest, loadKubeConfig } from '../../sidecar/src/approvals/kube-rest.ts';
 import { approvalLabelValue } from '../../sidecar/src/approvals/labels.ts';
 import { eventually } from '../support/kube/admission.ts';
+import { startTestSidecar } from '../support/sidecar/test-sidecar.ts';
 import { AGENT_CONTAINER, ApprovalEnv, NAMESPACE, SERVICE_ACCOUNT, serviceAccountToken, tokenKubeconfig } from './approval-env.ts';
 import type { AgentPod } from './approval-env.ts';
 
@@ -149,6 +150,28 @@ describe('ApprovalRequests only from the sidecar of the pod they name', () => {
     expect(await refusal(apiWith(podB.kubeconfig).delete(NAMESPACE, name))).toContain('sluice approval.not_the_sidecar: metadata: only the sidecar of pod coder-a');
     expect(await refusal(apiWith(plainKubeconfig).delete(NAMESPACE, name))).toContain('sluice approval.not_the_sidecar');
     expect(await refusal(apiWith(podA.kubeconfig).delete(NAMESPACE, name, { uid: own.metadata.uid as string }))).toBe('allowed');
+  });
+});
+
+describe('finished requests are cleaned up by their own sidecar', () => {
+  test('the real sidecar of pod A deletes A’s finished requests after retainFinishedMs, keeps a live ttl grant and B’s', async () => {
+    const a = apiWith(podA.kubeconfig);
+    const denied = await a.create(NAMESPACE, heldPush(podA));
+    await env.api('approver').patchStatus(NAMESPACE, denied.metadata.name!, { state: 'Denied', reason: 'no' });
+    const granted = await a.create(NAMESPACE, heldPush(podA));
+    await env.api('approver').patchStatus(NAMESPACE, granted.metadata.name!, { state: 'Approved' });
+    const ofB = await apiWith(podB.kubeconfig).create(NAMESPACE, heldPush(podB));
+    await apiWith(podB.kubeconfig).patchStatus(NAMESPACE, ofB.metadata.name!, { state: 'Expired' });
+    const sidecar = await startTestSidecar({ config: { pod: { namespace: NAMESPACE, name: podA.name, uid: podA.uid, serviceAccount: SERVICE_ACCOUNT }, podInfoDir: podA.podInfoDir, approvals: { kubeconfig: podA.kubeconfig, retainFinishedMs: 500 } } });
+    try {
+      const admin = env.api('admin');
+      await eventually('pod A’s denied request to be deleted', async () => ((await admin.list(NAMESPACE, 'sluice.io/pod=coder-a')).items.some((o) => o.metadata.name === denied.metadata.name) ? undefined : true));
+      const left = (await admin.list(NAMESPACE, undefined)).items.map((o) => o.metadata.name);
+      expect(left).toContain(granted.metadata.name);
+      expect(left).toContain(ofB.metadata.name);
+    } finally {
+      await sidecar.stop();
+    }
   });
 });
 

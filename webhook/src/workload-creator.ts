@@ -141,10 +141,11 @@ export async function resolveCreator(actor: Actor, namespace: string, owners: re
   }
   const podName = actor.extra?.[POD_NAME_EXTRA]?.[0];
   const podUid = actor.extra?.[POD_UID_EXTRA]?.[0];
-  const saPrefix = `system:serviceaccount:${namespace}:`;
-  if (podName && podUid && username.startsWith(saPrefix)) {
-    const what = `the pod ${namespace}/${podName} the caller's token is bound to`;
-    const got = await read(reader, `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(podName)}`, what);
+  // A pod-bound token's pod lives in its ServiceAccount's namespace, whichever namespace it acts in.
+  const podNamespace = /^system:serviceaccount:([^:]+):[^:]+$/.exec(username)?.[1];
+  if (podName && podUid && podNamespace) {
+    const what = `the pod ${podNamespace}/${podName} the caller's token is bound to`;
+    const got = await read(reader, `/api/v1/namespaces/${encodeURIComponent(podNamespace)}/pods/${encodeURIComponent(podName)}`, what);
     if (isResolution(got)) return got;
     if (!got) return unresolved(`${what} does not exist`);
     const meta = metaOf(got);

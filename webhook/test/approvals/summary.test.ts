@@ -40,9 +40,11 @@ describe('summaryShowsLine', () => {
     }
   });
 
-  test('a mask cannot swallow the words around it, and a star run stands for exactly its length', () => {
-    expect(summaryShowsLine('[REDACTED:x] on github.com', line)).toBe(true);
-    expect(summaryShowsLine('[REDACTED:x] on gitlab.com', line)).toBe(false);
+  test('a mask stands for one token, never the words around it; a star run for exactly its length', () => {
+    expect(summaryShowsLine('git [REDACTED:x] acme/app refs/heads/main on github.com', line)).toBe(true);
+    expect(summaryShowsLine('git push [REDACTED:x] on github.com', line)).toBe(false);
+    expect(summaryShowsLine('[REDACTED:x] on github.com', line)).toBe(false);
+    expect(summaryShowsLine('git push acme/app refs/heads/main on [REDACTED:x]', line)).toBe(true);
     expect(summaryShowsLine('git push ********* refs/heads/main on github.com', line)).toBe(false);
   });
 
