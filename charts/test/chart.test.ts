@@ -363,7 +363,8 @@ describe('RBAC is least privilege', () => {
     for (const ns of ['agents', 'team-b']) {
       const role = agents.find((o) => o.kind === 'Role' && o.metadata.namespace === ns && o.metadata.name === 'sluice-sidecar') as Role;
       expect(role.rules).toEqual([
-        { apiGroups: ['sluice.io'], resources: ['approvalrequests'], verbs: ['create', 'get', 'list', 'watch'] },
+        // delete: its own finished requests (the webhook refuses another pod's), docs/approvals.md "Expiry".
+        { apiGroups: ['sluice.io'], resources: ['approvalrequests'], verbs: ['create', 'get', 'list', 'watch', 'delete'] },
         { apiGroups: ['sluice.io'], resources: ['approvalrequests/status'], verbs: ['get', 'patch'] },
       ]);
       const binding = agents.find((o) => o.kind === 'RoleBinding' && o.metadata.namespace === ns && o.metadata.name === 'sluice-sidecar') as Binding;
