@@ -246,3 +246,9 @@ test_iam_write_held_when_data_says_hold if {
 test_iam_read_allowed if {
 	top(cloud.verdicts) == "cloud.aws" with input as aws("iam.amazonaws.com", "iam:ListRoles")
 }
+
+# Calls that answer with fresh credentials hand out something usable without the sidecar.
+test_credential_minting_held if {
+	top(cloud.verdicts) == "cloud.secret_read_held" with input as sts("sts:GetFederationToken", {})
+	top(cloud.verdicts) == "cloud.secret_read_held" with input as sts("sts:GetSessionToken", {})
+}

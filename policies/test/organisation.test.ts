@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Organisation } from '../../api/src/index.ts';
 import type { OrganisationInput } from '../../api/src/index.ts';
+import { DEFAULT_FACTS_CONFIG } from '../../sidecar/src/facts/derive-facts.ts';
 
 const file = join(import.meta.dirname, '..', 'data', 'organisation', 'data.json');
 const data = JSON.parse(readFileSync(file, 'utf8')) as unknown;
@@ -38,4 +39,11 @@ test('patterns and identifiers are checked', () => {
   expect(bad((o) => (o.network.ports = { https: [0] }))).toBe(false);
   expect(bad((o) => (o.namespaces = { agents: { aws: { buckets: ['team-*'] } } }))).toBe(true);
   expect(bad((o) => Object.assign(o, { namespaces: { agents: { aws: { iam_writes: 'hold' } } } }))).toBe(false); // overrides only add to lists
+});
+
+test('the sidecar’s default facts config knows the hosts of the default organisation', () => {
+  const org = Organisation.parse(data);
+  for (const p of org.llm.providers) for (const h of p.hosts) expect([h, DEFAULT_FACTS_CONFIG.llmHosts[h]]).toEqual([h, p.name]);
+  for (const h of org.kubernetes.api_servers) expect(DEFAULT_FACTS_CONFIG.kubernetesHosts).toContain(h);
+  for (const s of org.aws.host_suffixes) expect(DEFAULT_FACTS_CONFIG.awsHostSuffixes).toContain(s);
 });
