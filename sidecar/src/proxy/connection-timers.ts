@@ -15,7 +15,7 @@
 // Time spent while the sidecar holds a request (policy, approval, a slow upstream) never counts:
 // only waits on the agent do. Never answers or records itself: it reports to its caller.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { Http2Server, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
+import type { Http2Server, Http2ServerRequest, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 
 export interface AgentTimeouts {
@@ -48,7 +48,7 @@ interface Tracked {
  * nothing is buffered: bytes the agent sent but nobody read (a hold, a slow upstream) would sit in
  * the request's buffer, and then the wait is the sidecar's, not the agent's.
  */
-function waitsForAgent(req: IncomingMessage): boolean {
+function waitsForAgent(req: IncomingMessage | Http2ServerRequest): boolean {
   if (req.complete || req.destroyed || req.readableLength > 0) return false;
   return req.readableFlowing === true || req.listenerCount('readable') > 0;
 }
@@ -149,6 +149,8 @@ export interface Http2TimeoutEvents {
   /** No stream opened in time on a new session. */
   headersTimedOut(session: ServerHttp2Session): void;
   idleClosed?(session: ServerHttp2Session): void;
+  /** The agent stalled mid-body on a stream while the sidecar was reading it. */
+  bodyTimedOut?(req: Http2ServerRequest): void;
 }
 
 /** Tracks the sessions of an HTTP/2 server by their open streams (see the header comment). */
@@ -181,4 +183,49 @@ export function trackHttp2Timeouts(server: Http2Server, t: AgentTimeouts, events
     });
     session.once('close', () => clearTimeout(timer));
   });
+  if (!t.requestBodyTimeoutMs || !events.bodyTimedOut) return;
+  const onStall = (req: Http2ServerRequest) => events.bodyTimedOut?.(req);
+  // Request bodies: a stream's DATA frames are its progress (PINGs or other streams are not).
+  const bodies = new Map<Http2ServerRequest, { last: number; watching: boolean }>();
+  let interval: NodeJS.Timeout | undefined;
+  const untrack = (req: Http2ServerRequest) => {
+    bodies.delete(req);
+    if (bodies.size === 0 && interval) {
+      clearInterval(interval);
+      interval = undefined;
+    }
+  };
+  const tick = () => {
+    const at = Date.now();
+    for (const [req, b] of bodies) {
+      if (req.complete || req.stream.destroyed) {
+        untrack(req);
+        continue;
+      }
+      if (!waitsForAgent(req)) {
+        b.last = at;
+        continue;
+      }
+      // node:http2 starts reading the stream ('data') only when the request is first read; a
+      // 'data' listener added before that would switch the stream on and take the body away.
+      if (!b.watching && req.stream.readableFlowing === true) {
+        b.watching = true;
+        b.last = at;
+        req.stream.on('data', () => (b.last = Date.now()));
+        continue;
+      }
+      if (b.watching && at - b.last >= t.requestBodyTimeoutMs) {
+        untrack(req);
+        onStall(req);
+      }
+    }
+  };
+  const started = (req: Http2ServerRequest) => {
+    if (req.complete || req.stream.readableEnded) return;
+    bodies.set(req, { last: Date.now(), watching: false });
+    req.stream.once('close', () => untrack(req));
+    interval ??= setInterval(tick, tickMs(t)).unref();
+  };
+  server.on('request', started);
+  server.on('checkContinue', started);
 }

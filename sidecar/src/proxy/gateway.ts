@@ -156,6 +156,7 @@ export class Gateway {
           maxHeaderBytes: options.limits.maxHeaderBytes,
           keepAliveTimeoutMs: options.limits.keepAliveTimeoutMs,
           headersTimeoutMs: options.limits.headersTimeoutMs,
+          requestBodyTimeoutMs: options.limits.requestBodyTimeoutMs ?? 0,
           maxConcurrentStreams: options.http2.maxConcurrentStreams,
           onRequest: (req, res) => this.#onRequest(req, res),
           // No stream to answer on: the session ends (GOAWAY); it is counted and recorded.

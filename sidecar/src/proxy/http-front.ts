@@ -94,11 +94,11 @@ export function createHttpFront(options: HttpFrontOptions): Server {
   });
   trackHttp1Timeouts(server, options, {
     headersTimedOut: (socket) => options.refuse(socket, { status: 408, code: 'http.headers_timeout', reason: `request headers were not received within ${options.headersTimeoutMs} ms` }),
-    bodyTimedOut: (socket, req, res) => {
-      const reason = `the request body stalled for ${options.requestBodyTimeoutMs} ms`;
-      req.destroy(new Error(reason));
+    // The answer ends the connection, which aborts the request: the pipeline releases the
+    // upstream request and records its end (destroying the request first would lose the answer).
+    bodyTimedOut: (socket, _req, res) => {
       if (res.headersSent) socket.destroy();
-      else options.refuse(socket, { status: 408, code: 'http.request_timeout', reason });
+      else options.refuse(socket, { status: 408, code: 'http.request_timeout', reason: `the request body stalled for ${options.requestBodyTimeoutMs} ms` });
     },
   });
   return server;

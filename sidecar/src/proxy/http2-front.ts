@@ -3,7 +3,7 @@
 // node:http2's compatibility API (agent-request.ts reads both protocols alike). nghttp2 does
 // the strict framing (malformed frames, pseudo-header rules, flow control); the limits here keep
 // one agent connection from holding unbounded memory or streams.
-import { createServer } from 'node:http2';
+import { constants, createServer } from 'node:http2';
 import type { Http2Server, Http2ServerRequest, Http2ServerResponse, ServerHttp2Session } from 'node:http2';
 import { trackHttp2Timeouts } from './connection-timers.ts';
 
@@ -14,6 +14,8 @@ export interface Http2FrontOptions {
   keepAliveTimeoutMs: number;
   /** a new session must open its first stream within this */
   headersTimeoutMs: number;
+  /** a request body the sidecar reads that stalls this long → the stream is cancelled; 0: off */
+  requestBodyTimeoutMs?: number;
   onRequest: (req: Http2ServerRequest, res: Http2ServerResponse) => void;
   /** a session ended by a protocol error (bad frames, a peer that broke the rules) or a timeout */
   onSessionError: (code: string, reason: string, status?: number) => void;
@@ -44,7 +46,12 @@ export function createHttp2Front(options: Http2FrontOptions): Http2Server {
     });
   });
   server.on('sessionError', () => undefined); // reported through the session's own 'error'
-  trackHttp2Timeouts(server, { ...options, requestBodyTimeoutMs: 0 }, {
+  trackHttp2Timeouts(server, { ...options, requestBodyTimeoutMs: options.requestBodyTimeoutMs ?? 0 }, {
+    bodyTimedOut: (req) => {
+      options.onSessionError('http.request_timeout', `the request body stalled for ${options.requestBodyTimeoutMs} ms`, 408);
+      // The pipeline sees the stream cut (recorded as 499) and releases the upstream request.
+      req.stream.close(constants.NGHTTP2_CANCEL);
+    },
     headersTimedOut: (session) => {
       options.onSessionError('http.headers_timeout', `no request headers within ${options.headersTimeoutMs} ms of the HTTP/2 session`, 408);
       session.close();
