@@ -506,6 +506,15 @@ describe('defence in depth: the ValidatingAdmissionPolicy', () => {
     const res = await createAs('creator', copied);
     expect(res.status).toBe(403);
     expect(res.body.message).toContain('sluice guard.privileged');
+    // Nor one reading a legacy service-account token Secret (issue 15).
+    const copiedWithToken = pod('team', {
+      annotations: { [ANNOTATION_CREATOR]: '{"username":"alice@example.com","groups":[]}' },
+      spec: { securityContext: { runAsUser: 1000 }, initContainers: [rendered.initContainer, rendered.sidecar], volumes: rendered.volumes },
+      container: { securityContext: { allowPrivilegeEscalation: false }, envFrom: [{ secretRef: { name: 'builder-token-4bz9p' } }] },
+    });
+    const withToken = await createAs('creator', copiedWithToken);
+    expect(withToken.status).toBe(403);
+    expect(withToken.body.message).toContain('denied request: sluice guard.legacy_token_secret: env/envFrom');
     // Pods that did not ask for sluice are unaffected.
     expect((await createAs('creator', pod('plain', { labels: {} }))).status).toBe(201);
   });
