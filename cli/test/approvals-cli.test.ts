@@ -47,7 +47,18 @@ describe('output', () => {
 
   test('with states: the granted scope and its expiry', () => {
     const text = approvalsTable([approval('a', { scope: 'ttl', expiresAt: new Date(NOW + 3_600_000).toISOString() })], { allNamespaces: false, showState: true, nowMs: NOW });
-    expect(text.split('\n')[1]).toMatch(/^a +coder-0 +alice@example.com +git push .* +ttl +Approved +42s +60m$/);
+    expect(text.split('\n')[0]).toMatch(/^NAME +POD +CREATOR +SUMMARY +SCOPE +STATE +DECIDED-BY +AGE +EXPIRES$/);
+    expect(text.split('\n')[1]).toMatch(/^a +coder-0 +alice@example.com +git push .* +ttl +Approved +- +42s +60m$/);
+  });
+
+  test('who decided (or revoked) sits next to the state; an unknown creator shows as <unknown>', () => {
+    const decided = approval('d', { scope: 'once', decidedBy: 'bob@example.com' });
+    const revoked = approval('r', { state: 'Revoked', scope: 'session', decidedBy: 'bob@example.com', revokedBy: 'carol@example.com' });
+    const unknown = sampleApproval({ name: 'u', spec: { creator: { username: 'sluice:unknown-creator', groups: [] }, expiresAt: new Date(NOW + 1000).toISOString() }, createdAt: new Date(NOW).toISOString() });
+    const lines = approvalsTable([decided, revoked, unknown], { allNamespaces: false, showState: true, nowMs: NOW }).split('\n');
+    expect(lines[1]).toMatch(/ +Approved +bob@example.com +/);
+    expect(lines[2]).toMatch(/ +Revoked +carol@example.com +/);
+    expect(lines[3]).toMatch(/^u +coder-0 +<unknown> +.* Pending +- +/);
   });
 
   test('short durations', () => {

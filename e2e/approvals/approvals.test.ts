@@ -303,9 +303,9 @@ describe('a held git push', () => {
     await eventually('the watch to list the held request', () => Promise.resolve(watch.output().includes(next.metadata.name!) ? true : undefined));
     const deny = await env.cli('approver', ['deny', next.metadata.name!, '-n', NAMESPACE, '--reason', 'not during the release freeze']);
     expect(deny.code).toBe(0);
-    await eventually('the watch to show the denial', () => Promise.resolve(new RegExp(`^${next.metadata.name!} .* Denied `, 'm').test(watch.output()) ? true : undefined));
+    await eventually('the watch to show the denial and who denied', () => Promise.resolve(new RegExp(`^${next.metadata.name!} .* Denied +bob@example.com `, 'm').test(watch.output()) ? true : undefined));
     const watched = await watch.stop();
-    expect(watched.stdout.split('\n')[0]).toMatch(/^NAME +POD +CREATOR +SUMMARY +SCOPE +STATE +AGE +EXPIRES$/);
+    expect(watched.stdout.split('\n')[0]).toMatch(/^NAME +POD +CREATOR +SUMMARY +SCOPE +STATE +DECIDED-BY +AGE +EXPIRES$/);
     expect(watched.code).toBe(0);
     const refused = await third.done;
     expect(refused.code).not.toBe(0);

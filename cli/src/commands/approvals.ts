@@ -4,24 +4,25 @@
 // with stable exit codes (not found → 2, forbidden / already decided / unreachable → 1).
 // Read-only: listing never changes an ApprovalRequest.
 import type { Command } from 'commander';
+import { UNKNOWN_CREATOR_USERNAME } from '../../../api/src/index.ts';
 import type { ApprovalRequest } from '../../../api/src/index.ts';
 import { ApprovalApi } from '../../../sidecar/src/approvals/approval-api.ts';
 import { ApprovalApiError } from '../../../sidecar/src/approvals/errors.ts';
 import type { KubeRest } from '../../../sidecar/src/approvals/kube-rest.ts';
 import { CliError, EXIT_FAILED, EXIT_USAGE } from '../errors.ts';
+import { kubeClient } from '../kube.ts';
+import type { GlobalKubeFlags } from '../kube.ts';
+import { formatData, parseOutput } from '../output.ts';
 import type { Io } from '../program.ts';
 
-export interface KubeFlags {
-  kubeconfig?: string;
-  context?: string;
-  namespace?: string;
-}
+export type KubeFlags = GlobalKubeFlags;
 
+/**
+ * The kubeconfig flags (--kubeconfig, --context, -n, --as, --as-group, --request-timeout) are
+ * global now (kube.ts): the root accepts them anywhere and hands them to the verb that runs.
+ */
 export function addKubeOptions(cmd: Command): Command {
-  return cmd
-    .option('--kubeconfig <file>', 'kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)')
-    .option('--context <name>', 'kubeconfig context to use')
-    .option('-n, --namespace <ns>', "namespace (default: the context's, else default)");
+  return cmd;
 }
 
 export interface Connection {
@@ -31,16 +32,9 @@ export interface Connection {
 }
 
 export async function connect(flags: KubeFlags): Promise<Connection> {
-  // Loaded on use: @kubernetes/client-node takes about a second to import, which every other verb
-  // (policy eval, replay, verify) would otherwise pay too.
-  const { KubeRest, contextNamespace, loadKubeConfig } = await import('../../../sidecar/src/approvals/kube-rest.ts');
-  let rest: KubeRest;
-  try {
-    rest = new KubeRest(loadKubeConfig({ kubeconfig: flags.kubeconfig ?? process.env.KUBECONFIG, context: flags.context }));
-  } catch (err) {
-    throw new CliError(`cannot load kubeconfig: ${(err as Error).message}`, EXIT_USAGE);
-  }
-  return { api: new ApprovalApi(rest), rest, namespace: flags.namespace ?? contextNamespace(rest.kc) };
+  // One client for every verb: the global kubeconfig flags (--as, --request-timeout, …) included.
+  const { rest, namespace } = await kubeClient(flags);
+  return { api: new ApprovalApi(rest), rest, namespace };
 }
 
 /** What went wrong talking to the API server, as the person at the terminal needs to read it. */
@@ -79,11 +73,14 @@ export interface TableOptions {
   allNamespaces: boolean;
   showState: boolean;
   nowMs: number;
+  /** -o wide: also the state, the decider, the session and the code the policy held with */
+  wide?: boolean;
 }
 
 /** Rows as kubectl prints them: upper-case headers, columns padded to the widest cell. */
 export function approvalsTable(items: readonly ApprovalRequest[], o: TableOptions, header = true): string {
-  const head = [...(o.allNamespaces ? ['NAMESPACE'] : []), 'NAME', 'POD', 'CREATOR', 'SUMMARY', 'SCOPE', ...(o.showState ? ['STATE'] : []), 'AGE', 'EXPIRES'];
+  const states = o.showState || o.wide === true;
+  const head = [...(o.allNamespaces ? ['NAMESPACE'] : []), 'NAME', 'POD', 'CREATOR', 'SUMMARY', 'SCOPE', ...(states ? ['STATE', 'DECIDED-BY'] : []), 'AGE', 'EXPIRES', ...(o.wide ? ['SESSION', 'CODE'] : [])];
   const rows = items.map((a) => {
     const state = stateOf(a);
     const scope = a.status?.scope ?? a.spec.requestedScope;
@@ -92,12 +89,14 @@ export function approvalsTable(items: readonly ApprovalRequest[], o: TableOption
       ...(o.allNamespaces ? [a.metadata.namespace ?? ''] : []),
       a.metadata.name ?? '',
       a.spec.pod.name,
-      a.spec.creator?.username ?? '<unknown>',
+      // No stamp, or the stamp of a controller-made pod whose owners carry none: nobody may approve.
+      a.spec.creator && a.spec.creator.username !== UNKNOWN_CREATOR_USERNAME ? a.spec.creator.username : '<unknown>',
       a.spec.request.summary,
       scope,
-      ...(o.showState ? [state] : []),
+      ...(states ? [state, a.status?.revokedBy ?? a.status?.decidedBy ?? '-'] : []),
       shortDuration(o.nowMs - created(a)),
       expires,
+      ...(o.wide ? [a.spec.session, a.spec.code] : []),
     ];
   });
   const all = header ? [head, ...rows] : rows;
@@ -109,9 +108,12 @@ interface ListFlags extends KubeFlags {
   allNamespaces?: boolean;
   watch?: boolean;
   allStates?: boolean;
+  output?: string;
 }
 
 async function listCommand(flags: ListFlags, io: Io): Promise<void> {
+  const output = parseOutput(flags.output);
+  if (flags.watch && (output === 'json' || output === 'yaml')) throw new CliError(`--watch prints table rows; it does not go with --output ${output}`, EXIT_USAGE);
   const { api, namespace } = await connect(flags);
   const ns = flags.allNamespaces ? undefined : namespace;
   const where = ns ? `namespace ${ns}` : 'any namespace';
@@ -123,7 +125,12 @@ async function listCommand(flags: ListFlags, io: Io): Promise<void> {
   }
   const shown = (a: ApprovalRequest) => flags.allStates || stateOf(a) === 'Pending';
   const byAge = list.items.filter(shown).sort((a, b) => created(a) - created(b));
-  const table = { allNamespaces: flags.allNamespaces === true, showState: flags.allStates === true || flags.watch === true, nowMs: Date.now() };
+  if (output === 'json' || output === 'yaml') {
+    // What `kubectl get -o json` prints for several objects: a v1 List (empty when none wait).
+    io.out(formatData({ apiVersion: 'v1', kind: 'List', items: byAge }, output));
+    return;
+  }
+  const table = { allNamespaces: flags.allNamespaces === true, showState: flags.allStates === true || flags.watch === true, nowMs: Date.now(), wide: output === 'wide' };
   if (!byAge.length && !flags.watch) {
     io.err(`No pending approval requests in ${where}.\n`);
     return;
@@ -153,6 +160,7 @@ export function registerApprovalsCommand(program: Command, io: Io): void {
       .description('list approval requests waiting for a decision')
       .option('-A, --all-namespaces', 'list across every namespace')
       .option('-w, --watch', 'after listing, print a row for every new or changed request')
-      .option('--all-states', 'include decided requests (Approved, Denied, Expired, Revoked)'),
+      .option('--all-states', 'include decided requests (Approved, Denied, Expired, Revoked)')
+      .option('-o, --output <format>', 'text, wide, json or yaml', 'text'),
   ).action((flags: ListFlags) => listCommand(flags, io));
 }
