@@ -198,3 +198,52 @@ describe('Spool', () => {
     await expect(Spool.open(join(file, 'spool'), opts)).rejects.toMatchObject({ code: 'audit.spool_io', errno: 'ENOTDIR' });
   });
 });
+
+describe('Spool: its own oldest-unshipped time and the ring', () => {
+  // Lines carry their write time in `t` (the recorder's lines carry `time`).
+  const timed = (from: number, n: number, t: number): string[] => Array.from({ length: n }, (_, i) => `{"n":${from + i},"t":${t + i}}`);
+  const lineTimeMs = (l: string): number | undefined => (JSON.parse(l) as { t?: number }).t;
+  const ring: SpoolOptions = { segmentBytes: 100, fsync: 'none', fsyncIntervalMs: 10, lineTimeMs };
+
+  it('knows the write time of the oldest line no store acknowledged, with or without a reader, across a restart', async () => {
+    const { spool } = await Spool.open(dir, ring);
+    expect(spool.oldestUnshippedMs).toBeUndefined();
+    await spool.append(buf(timed(0, 3, 1000)));
+    await spool.append(buf(timed(3, 3, 2000)));
+    expect(spool.oldestUnshippedMs).toBe(1000);
+    // Acknowledge the first three lines: the oldest is now the fourth (read back from memory or disk).
+    const first = await spool.read(spool.cursor, 3, 10_000);
+    await spool.ack(first.end, first.lines.at(-1));
+    expect(spool.oldestUnshippedMs).toBe(2000);
+    await spool.close();
+    const again = await Spool.open(dir, ring);
+    expect(again.spool.oldestUnshippedMs).toBe(2000);
+    const rest = await again.spool.read(again.spool.cursor, 100, 10_000);
+    await again.spool.ack(rest.end, rest.lines.at(-1));
+    expect(again.spool.oldestUnshippedMs).toBeUndefined();
+    await again.spool.append(buf(timed(6, 1, 5000)));
+    expect(again.spool.oldestUnshippedMs).toBe(5000);
+    await again.spool.close();
+  });
+
+  it('makeRoom trims the oldest segments, counts what no store had, and keeps the head recoverable', async () => {
+    const { spool } = await Spool.open(dir, ring);
+    let trimmed = 0;
+    for (let i = 0; i < 40; i++) {
+      const data = buf(timed(i * 2, 2, i * 10));
+      trimmed += (await spool.makeRoom(data.length, 400)).lines;
+      await spool.append(data);
+      expect(spool.bytes).toBeLessThanOrEqual(400);
+    }
+    const kept = (await spool.read(spool.cursor, 1000, 100_000)).lines;
+    expect(kept.length + trimmed).toBe(80);
+    // What is left is the newest lines, in order, and the oldest-unshipped time is the first of them.
+    expect(kept.map((l) => (JSON.parse(l) as { n: number }).n)).toEqual(Array.from({ length: kept.length }, (_, i) => 80 - kept.length + i));
+    expect(spool.oldestUnshippedMs).toBe(lineTimeMs(kept[0]!));
+    await spool.close();
+    const again = await Spool.open(dir, ring);
+    expect(again.recovery.lastLine).toBe(kept.at(-1));
+    expect((await again.spool.read(again.spool.cursor, 1000, 100_000)).lines).toEqual(kept);
+    await again.spool.close();
+  });
+});
