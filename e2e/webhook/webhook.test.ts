@@ -488,6 +488,15 @@ describe('defence in depth: the ValidatingAdmissionPolicy', () => {
     const sidecarExec = await cluster.request<Status>('creator', 'POST', `${base}/exec?container=sluice-proxy&command=sh&stdout=true`);
     expect(sidecarExec.status).toBe(403);
     expect(sidecarExec.body.message).toContain("ValidatingAdmissionPolicy 'sluice-exec-guard.sluice.io'");
+    // The emergency stop still works (the update webhook is not called for engaging it alone)…
+    const engage = await cluster.request<Status>('creator', 'PATCH', base, { metadata: { annotations: { [ANNOTATION_KILL]: 'true' } } }, MERGE);
+    expect(engage.status).toBe(200);
+    // …but any other change to an injected pod waits for the webhook (failurePolicy Fail).
+    const relabel = await cluster.request<Status>('creator', 'PATCH', base, { metadata: { labels: { app: 'other' } } }, MERGE);
+    expect(relabel.status).toBe(500);
+    expect(relabel.body.message).toMatch(/failed calling webhook "injected.guard.sluice.io"/);
+    const engageAndMore = await cluster.request<Status>('creator', 'PATCH', base, { metadata: { annotations: { [ANNOTATION_KILL]: 'true', note: 'x' } } }, MERGE);
+    expect(engageAndMore.status).toBe(500);
   });
 
   test('with the webhooks unregistered, the API server itself refuses a labelled pod without its sidecar', async () => {
