@@ -177,7 +177,7 @@ export function applyHeaderChanges<T extends string | string[] | undefined>(head
  * Plans outbound DLP for a request body from what it is, not from the Content-Type the agent
  * chose: a git push (by the request's facts, its Content-Type, or bytes that read as receive-pack
  * commands) goes to the pack scanner; a body whose first bytes are compressed or packed data
- * without a Content-Encoding saying so (gzip, zlib, zstd, zip, a git pack) cannot be read by the
+ * without a Content-Encoding saying so (gzip, zstd, zip, a git pack) cannot be read by the
  * text scanner and is refused; everything else — git fetch requests, binary types included — is
  * scanned as text with its decoded views (sniffRequestBody then looks at the bytes themselves).
  */
@@ -197,16 +197,12 @@ export function sniffRequestBody(prefix: Buffer): 'receive-pack' | 'compressed' 
   if (looksLikeReceivePack(prefix)) return 'receive-pack';
   const b0 = prefix[0] ?? -1;
   const b1 = prefix[1] ?? -1;
-  if (b0 === 0x1f && b1 === 0x8b) return 'compressed'; // gzip
+  if (b0 === 0x1f && b1 === 0x8b && prefix[2] === 0x08) return 'compressed'; // gzip
   if (b0 === 0x28 && b1 === 0xb5 && prefix[2] === 0x2f && prefix[3] === 0xfd) return 'compressed'; // zstd
   if (b0 === 0x50 && b1 === 0x4b && prefix[2] === 0x03 && prefix[3] === 0x04) return 'compressed'; // zip
-  if (prefix.subarray(0, 4).toString('latin1') === 'PACK') return 'compressed'; // a bare git pack
-  if ((b0 & 0x0f) === 8 && b0 >> 4 <= 7 && ((b0 << 8) | b1) % 31 === 0 && prefix.length > 2 && !isPrintable(b1)) return 'compressed'; // zlib
+  if (prefix.subarray(0, 4).toString('latin1') === 'PACK' && prefix[4] === 0 && prefix[5] === 0 && prefix[6] === 0 && (prefix[7] === 2 || prefix[7] === 3)) return 'compressed'; // a bare git pack
+  // A zlib stream has a two-byte header only: too weak a signature to refuse a body by.
   return 'text';
-}
-
-function isPrintable(b: number): boolean {
-  return (b >= 0x20 && b < 0x7f) || b === 0x09 || b === 0x0a || b === 0x0d;
 }
 
 /** A pkt-line holding `<old-oid> <new-oid> <ref>` (optionally after push-cert/shallow lines). */

@@ -144,6 +144,13 @@ function findBase64AndHex(buf: Buffer, out: Run[]): void {
       i++;
       continue;
     }
+    // A run glued to a JSON/JS escape (`\nQUtJ…`, `\u00e9QUtJ…`) starts after the escape.
+    if (buf[i - 1] === 0x5c) {
+      const c = buf[i] ?? 0;
+      if (c === 0x75 && isHex(buf[i + 1] ?? 0) && isHex(buf[i + 2] ?? 0) && isHex(buf[i + 3] ?? 0) && isHex(buf[i + 4] ?? 0)) i += 5;
+      else if (c === 0x6e || c === 0x72 || c === 0x74 || c === 0x62 || c === 0x66 || c === 0x2f) i += 1;
+      if (i >= n || B64_CLASS[buf[i] ?? 0] === 0) continue;
+    }
     const start = i;
     let lettersOnly = true;
     while (i < n && B64_CLASS[buf[i] ?? 0] !== 0) {
@@ -326,29 +333,76 @@ class MapBuilder {
 }
 
 /** Token bounds around `i`: the run of non-stop bytes containing it, at most `max` each way. */
-function tokenAround(buf: Buffer, i: number, lo: number, hi: number, max = 65536): [number, number] {
+function isEscapeLetter(c: number): boolean {
+  return c === 0x6e || c === 0x72 || c === 0x74 || c === 0x62 || c === 0x66 || c === 0x2f || c === 0x5c;
+}
+
+/**
+ * Token bounds around `i`: the run of non-stop bytes containing it, at most `max` each way. With
+ * `escapesEnd`, a JSON escape (`\n`, `\t`, …) also ends it: a token inside a JSON-escaped file
+ * starts after the line break's `\n`, not at its `n`.
+ */
+function tokenAround(buf: Buffer, i: number, lo: number, hi: number, escapesEnd: boolean, max = 65536): [number, number] {
   let a = i;
   const floor = Math.max(lo, i - max);
-  while (a > floor && !isTokenStop(buf[a - 1] ?? 0)) a--;
+  while (a > floor && !isTokenStop(buf[a - 1] ?? 0) && !(escapesEnd && (buf[a - 1] === 0x5c || (buf[a - 2] === 0x5c && isEscapeLetter(buf[a - 1] ?? 0))))) a--;
   let b = i;
   const ceil = Math.min(hi, i + max);
-  while (b < ceil && !isTokenStop(buf[b] ?? 0)) b++;
+  while (b < ceil && !isTokenStop(buf[b] ?? 0) && !(escapesEnd && buf[b] === 0x5c)) b++;
   return [a, b];
 }
 
 /** Finds tokens around each hit of `needle` (merged when they touch) and builds mapped runs. */
-function findTokens(buf: Buffer, text: string, from: number, to: number, needle: RegExp, make: (a: number, b: number) => Run | undefined, out: Run[]): void {
+function findTokens(buf: Buffer, text: string, from: number, to: number, needle: RegExp, escapesEnd: boolean, make: (a: number, b: number) => Run | undefined, out: Run[]): void {
   needle.lastIndex = from;
   let covered = from;
   for (let m = needle.exec(text); m !== null && m.index < to; m = needle.exec(text)) {
     if (m.index < covered) continue;
-    const [a0, b] = tokenAround(buf, m.index, from, to);
+    const [a0, b] = tokenAround(buf, m.index, from, to, escapesEnd);
     // Tokens never overlap: one that touches the previous starts where that one ended.
     const a = Math.max(a0, covered);
     const run = make(a, b);
     if (run) out.push(run);
     covered = b;
     needle.lastIndex = Math.max(needle.lastIndex, b);
+  }
+}
+
+/** Unescaped `"` (an even number of backslashes before it). */
+function isQuote(buf: Buffer, i: number): boolean {
+  if (buf[i] !== 0x22) return false;
+  let bs = 0;
+  for (let k = i - 1; k >= 0 && buf[k] === 0x5c; k--) bs++;
+  return bs % 2 === 0;
+}
+
+const STRING_MAX = 65536;
+
+/**
+ * Escape runs: the string literal around each escape (up to an unescaped quote or a raw line
+ * break, at most STRING_MAX bytes), decoded whole so rules read it as the receiver will.
+ */
+function findStrings(buf: Buffer, text: string, n: number, out: Run[]): void {
+  ESCAPE_HIT.lastIndex = 0;
+  let covered = 0;
+  for (let m = ESCAPE_HIT.exec(text); m !== null; m = ESCAPE_HIT.exec(text)) {
+    if (m.index < covered) continue;
+    let a = m.index;
+    const floor = Math.max(covered, m.index - STRING_MAX);
+    while (a > floor && !isQuote(buf, a - 1) && buf[a - 1] !== 0x0a && buf[a - 1] !== 0x0d && buf[a - 1] !== 0x01) a--;
+    let b = m.index;
+    const ceil = Math.min(n, m.index + STRING_MAX);
+    while (b < ceil && !isQuote(buf, b) && buf[b] !== 0x0a && buf[b] !== 0x0d && buf[b] !== 0x01) b++;
+    // Never end inside an escape.
+    let bs = 0;
+    for (let k = b - 1; k >= a && buf[k] === 0x5c; k--) bs++;
+    if (bs % 2 === 1) b--;
+    if (b > a) {
+      const run = mappedRun(a, b, 'escape', buf, decodeEscapes, escapeFragment);
+      if (run) out.push(run);
+    }
+    covered = Math.max(b, m.index + 1);
+    ESCAPE_HIT.lastIndex = covered;
   }
 }
 
@@ -421,6 +475,7 @@ function decodeEscapes(src: Buffer, always = false): Mapped | undefined {
     if (v !== undefined) {
       mb.push(v, i, i + 2);
       i += 2;
+      any = true;
       continue;
     }
     mb.push(c, i, i + 1);
@@ -437,7 +492,8 @@ export function escapeFragment(b: Buffer): Buffer {
 
 // Format characters: Unicode Cf (zero-width space/joiners, bidi controls, word joiner, BOM, soft
 // hyphen, tags …) and other invisible fillers (combining grapheme joiner, variation selectors,
-// Hangul fillers). Stripped in the view; the rebuilt token simply has none.
+// Hangul fillers). The view is the text around them (4 KiB either side) with all of them
+// stripped; a rebuilt run has none where a secret was masked and keeps the rest byte for byte.
 
 // Variation selectors and the combining grapheme joiner combine with what precedes them (hence the lint exception).
 // eslint-disable-next-line no-misleading-character-class
@@ -491,6 +547,9 @@ function decodeInvisible(src: Buffer, always = false): Mapped | undefined {
 
 const HIGH_LEAD = new RegExp(`[${[...new Set([...INVISIBLE_UTF8].map((u) => u.charCodeAt(0)))].map((c) => `\\x${c.toString(16)}`).join('')}]`, 'g');
 
+const INVISIBLE_CONTEXT = 4096;
+const INVISIBLE_MAX_RUN = 1 << 20;
+
 function findInvisible(buf: Buffer, text: string, from: number, to: number, out: Run[]): void {
   HIGH_LEAD.lastIndex = from;
   let covered = from;
@@ -499,11 +558,22 @@ function findInvisible(buf: Buffer, text: string, from: number, to: number, out:
     if (i < covered) continue;
     const n = utf8Len(buf[i] ?? 0);
     if (!INVISIBLE_UTF8.has(text.slice(i, i + n))) continue;
-    // The token around it: format characters do not stop it (they are what we strip).
-    let a = i;
-    while (a > Math.max(from, covered, i - 4096) && !isTokenStop(buf[a - 1] ?? 0)) a--;
-    let b = i + n;
-    while (b < Math.min(to, i + 4096) && !isTokenStop(buf[b] ?? 0)) b++;
+    // The view reaches CONTEXT bytes either side of the invisible characters (further while more
+    // follow): rules read names and neighbours, and a PEM block or a .ppk spans lines.
+    // Not across the separator between decoded runs of one level (SEP).
+    const sepBefore = buf.lastIndexOf(0x01, i);
+    const sepAfter = buf.indexOf(0x01, i);
+    const end = sepAfter < 0 ? to : Math.min(to, sepAfter - 1);
+    const a = Math.max(from, covered, i - INVISIBLE_CONTEXT, sepBefore < 0 ? 0 : sepBefore + 2);
+    let last = i + n;
+    let b = Math.min(end, last + INVISIBLE_CONTEXT);
+    HIGH_LEAD.lastIndex = last;
+    for (let k = HIGH_LEAD.exec(text); k !== null && k.index < b && b - a < INVISIBLE_MAX_RUN; k = HIGH_LEAD.exec(text)) {
+      const len = utf8Len(buf[k.index] ?? 0);
+      if (!INVISIBLE_UTF8.has(text.slice(k.index, k.index + len))) continue;
+      last = k.index + len;
+      b = Math.min(end, last + INVISIBLE_CONTEXT);
+    }
     const run = mappedRun(a, b, 'format-chars', buf, decodeInvisible, (r) => r);
     if (run) out.push(run);
     covered = b;
@@ -563,7 +633,8 @@ function findUtf16(buf: Buffer, from: number, to: number, out: Run[]): void {
 // ------------------------------------------------------------------------------ all finders
 
 const PERCENT_HIT = /%[0-9A-Fa-f]{2}/g;
-const ESCAPE_HIT = /\\(?:u[0-9A-Fa-f]{4}|x[0-9A-Fa-f]{2})/g;
+// Any escape: `\n` before a key id is enough to hide it from a rule that wants a word boundary.
+const ESCAPE_HIT = /\\(?:u[0-9A-Fa-f]{4}|x[0-9A-Fa-f]{2}|[nrtbf"\\/'])/g;
 
 /** Every encoded run in `buf` (sorted by start; runs of different encodings may overlap). */
 function findRuns(buf: Buffer): Run[] {
@@ -571,8 +642,8 @@ function findRuns(buf: Buffer): Run[] {
   const n = buf.length;
   const out: Run[] = [];
   findBase64AndHex(buf, out);
-  if (text.includes('%')) findTokens(buf, text, 0, n, PERCENT_HIT, (a, b) => mappedRun(a, b, 'percent', buf, decodePercent, percentFragment), out);
-  if (text.includes('\\')) findTokens(buf, text, 0, n, ESCAPE_HIT, (a, b) => mappedRun(a, b, 'escape', buf, decodeEscapes, escapeFragment), out);
+  if (text.includes('%')) findTokens(buf, text, 0, n, PERCENT_HIT, true, (a, b) => mappedRun(a, b, 'percent', buf, decodePercent, percentFragment), out);
+  if (text.includes('\\')) findStrings(buf, text, n, out);
   findInvisible(buf, text, 0, n, out);
   findUtf16(buf, 0, n, out);
   out.sort((x, y) => x.start - y.start || y.end - x.end);
@@ -616,6 +687,8 @@ interface JsonString {
   start: number;
   end: number;
   key: boolean;
+  /** The object or array it is in. */
+  container: number;
 }
 
 /** String literals of a JSON document, in order; undefined when the input is not JSON-shaped. */
@@ -624,7 +697,18 @@ function jsonStrings(buf: Buffer, max: number): JsonString[] | undefined {
   while (i < buf.length && (buf[i] === 0x20 || buf[i] === 0x0a || buf[i] === 0x0d || buf[i] === 0x09)) i++;
   if (buf[i] !== 0x7b && buf[i] !== 0x5b) return undefined;
   const out: JsonString[] = [];
+  // Containers (objects and arrays) by id, so values of one object can be joined.
+  const stack: number[] = [];
+  let nextId = 0;
+  const structure = (from: number, to: number): void => {
+    for (let k = from; k < to; k++) {
+      const c = buf[k];
+      if (c === 0x7b || c === 0x5b) stack.push(nextId++);
+      else if (c === 0x7d || c === 0x5d) stack.pop();
+    }
+  };
   let q = buf.indexOf(0x22, i);
+  structure(i, q === -1 ? buf.length : q);
   while (q !== -1) {
     let j = q + 1;
     for (;;) {
@@ -640,9 +724,10 @@ function jsonStrings(buf: Buffer, max: number): JsonString[] | undefined {
     }
     let after = j + 1;
     while (after < buf.length && (buf[after] === 0x20 || buf[after] === 0x0a || buf[after] === 0x0d || buf[after] === 0x09)) after++;
-    out.push({ start: q + 1, end: j, key: buf[after] === 0x3a });
+    out.push({ start: q + 1, end: j, key: buf[after] === 0x3a, container: stack[stack.length - 1] ?? -1 });
     if (out.length > max) return out;
     q = buf.indexOf(0x22, j + 1);
+    structure(j + 1, q === -1 ? buf.length : q);
   }
   return out;
 }
@@ -664,9 +749,11 @@ interface JoinResult {
 }
 
 /**
- * The values of a JSON document joined — all of them in order, and those under the same key in
- * order (a prompt's `content` across messages) — for findings that span two or more values, and
- * how to mask each piece (the first becomes the label, the others empty).
+ * The values of a JSON document joined — those of one object or array in order (`{"a": "…AKIA",
+ * "b": "…"}`), and those under the same key in order (a prompt's `content` across messages) — for
+ * findings that span two or more values, and how to mask each piece (the first becomes the label,
+ * the others empty). Values of unrelated places are not joined: a join across them makes up text
+ * nobody sent (and false positives).
  */
 function joinJson(buf: Buffer, scanner: Scanner, maxStrings: number): JoinResult {
   const strings = jsonStrings(buf, maxStrings);
@@ -685,13 +772,19 @@ function joinJson(buf: Buffer, scanner: Scanner, maxStrings: number): JoinResult
   if (values.length < 2) return result;
   const maps = values.map((v) => {
     const src = buf.subarray(v.start, v.end);
-    return (src.includes(0x5c) ? decodeEscapes(src) : undefined) ?? identityMap(src);
+    return (src.includes(0x5c) ? decodeEscapes(src, true) : undefined) ?? identityMap(src);
   });
-  const groups: number[][] = [values.map((_, i) => i)];
   const byKey = new Map<string, number[]>();
-  keys.forEach((k, i) => byKey.set(k, [...(byKey.get(k) ?? []), i]));
-  for (const g of byKey.values()) if (g.length >= 2 && g.length < values.length) groups.push(g);
-  for (const g of groups) joinGroup(scanner, values, maps, g, result);
+  const byContainer = new Map<number, number[]>();
+  values.forEach((v, i) => {
+    const k = byKey.get(keys[i]!);
+    if (k) k.push(i);
+    else byKey.set(keys[i]!, [i]);
+    const c = byContainer.get(v.container);
+    if (c) c.push(i);
+    else byContainer.set(v.container, [i]);
+  });
+  for (const g of [...byContainer.values(), ...byKey.values()]) if (g.length >= 2) joinGroup(scanner, values, maps, g, result);
   return result;
 }
 
@@ -708,7 +801,15 @@ function joinGroup(scanner: Scanner, values: readonly JsonString[], maps: readon
     // The values holding each end of the finding.
     const a = upperBound(offsets, f.start) - 1;
     const b = upperBound(offsets, f.end - 1) - 1;
-    if (a === b || a < 0) continue;
+    if (a < 0) continue;
+    if (a === b) {
+      // Inside one value: the value's own scan finds it, unless its context sits in another
+      // value (a key id in one field, its secret in the next).
+      const own = maps[group[a]!]!.decoded;
+      const s0 = f.start - offsets[a]!;
+      const e0 = f.end - offsets[a]!;
+      if (scanner.scan(own, 0, true).findings.some((g) => g.start < e0 && g.end > s0)) continue;
+    }
     let offset = -1;
     let lastEnd = 0;
     for (let k = a; k <= b; k++) {

@@ -3,7 +3,7 @@
 // a seeded PRNG, so re-running rewrites the same files. No real credential is in here; every secret
 // is random bytes in the right shape (checksums computed where the format has one).
 //
-//   node sidecar/test/masking-corpus/generate.ts          # rewrites the .jsonl files beside it
+//   node sidecar/test/masking-corpus/generate.ts          # rewrites the .jsonl files beside it (and the encoded-*.jsonl of encoded.ts)
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -1010,4 +1010,11 @@ if (import.meta.url === `file://${process.argv[1] ?? ''}`) {
   writeFileSync(join(dir, 'positives.jsonl'), toJsonl(positives));
   writeFileSync(join(dir, 'negatives.jsonl'), toJsonl(negatives));
   console.log(`wrote ${positives.length} positives, ${negatives.length} negatives to ${dir}`);
+  // The same rows as an agent would smuggle them out encoded (encoded.ts).
+  const { ENCODED_FILES, generateEncodedNegatives, generateEncodedPositives } = await import('./encoded.ts');
+  const ep = generateEncodedPositives(positives);
+  const en = generateEncodedNegatives(negatives);
+  writeFileSync(join(dir, ENCODED_FILES.positives), toJsonl(ep));
+  writeFileSync(join(dir, ENCODED_FILES.negatives), toJsonl(en));
+  console.log(`wrote ${ep.length} encoded positives, ${en.length} encoded negatives to ${dir}`);
 }

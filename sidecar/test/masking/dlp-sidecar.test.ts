@@ -89,6 +89,8 @@ describe('dlp: mask on an LLM API', () => {
     const sent = api.requests.at(-1)!;
     expect(sent.url).toBe('/v1/chat/completions');
     expect(leaked(sent)).toEqual([]);
+    // The masked body still says what it said, with the key redacted in its own encoding.
+    expect(sent.body.equals(Buffer.from(prompt(content)))).toBe(false);
     expect(() => JSON.parse(sent.body.toString()) as unknown).not.toThrow();
   });
 
@@ -105,7 +107,7 @@ describe('dlp: mask on an LLM API', () => {
     const utf16 = Buffer.from(`text in utf-16: ${CREDS}`, 'utf16le');
     const file = join(spoolDir, '..', `utf16-${process.pid}.txt`);
     (await import('node:fs')).writeFileSync(file, utf16);
-    await curl(['-H', 'content-type: text/plain; charset=utf-16le', '--data-binary', `@${file}`, 'https://api.openai.com/v1/files']);
+    await curl(['-H', 'content-type: text/plain; charset=utf-16le', '--data-binary', `@${file}`, 'https://api.openai.com/v1/chat/completions']);
     const sent = api.requests.at(-1)!;
     expect(leaked(sent)).toEqual([]);
     expect(sent.body.toString('utf16le')).toContain('[REDACTED:aws-');

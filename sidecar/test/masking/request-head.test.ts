@@ -91,9 +91,9 @@ describe('the body scanner follows the bytes', () => {
     expect(sniffRequestBody(Buffer.from(`${pkt(cmd)}0000PACK`))).toBe('receive-pack');
     expect(sniffRequestBody(Buffer.from(`${pkt('push-cert\0 push-options')}`))).toBe('receive-pack');
     expect(sniffRequestBody(Buffer.from([0x1f, 0x8b, 0x08, 0x00]))).toBe('compressed');
-    expect(sniffRequestBody(Buffer.from([0x78, 0x9c, 0xcb, 0x48]))).toBe('compressed');
+    expect(sniffRequestBody(Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00]))).toBe('compressed');
     expect(sniffRequestBody(Buffer.from('PK\u0003\u0004rest', 'latin1'))).toBe('compressed');
-    expect(sniffRequestBody(Buffer.from('PACK\0\0\0\u0002'))).toBe('compressed');
+    expect(sniffRequestBody(Buffer.from('PACK\0\0\0\u0002\0\0\0\u0001'))).toBe('compressed');
     expect(sniffRequestBody(Buffer.from('{"model":"gpt-5"}'))).toBe('text');
     expect(sniffRequestBody(Buffer.from('0032want 3f786850e387550fdab836ed7e6dc881de23001b\n'))).toBe('text');
     expect(sniffRequestBody(Buffer.from('x = 1'))).toBe('text');
