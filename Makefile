@@ -8,7 +8,7 @@ OPA := $(CURDIR)/.tools/bin/opa
 POLICY_SOURCES := $(wildcard policies/rego/*.rego) $(shell find policies/data -name '*.json')
 BUNDLE := policies/build/bundle.tar.gz
 
-.PHONY: all tools tools-base base-deps deps policy demo test image chart bench bench-policy bench-webhook bench-masking bench-credentials bench-audit bench-proxy schemas clean
+.PHONY: all tools tools-base base-deps deps policy demo test image chart release cli-bundle bench bench-policy bench-webhook bench-masking bench-credentials bench-audit bench-proxy schemas clean test-cluster
 .DEFAULT_GOAL := all
 all: policy
 
@@ -51,9 +51,25 @@ demo: base-deps policy
 test: deps policy
 	$(NODE) tools/run-tests.ts
 
+# sluice on a real single-node Kubernetes (e2e/cluster, docs/e2e-cluster.md): needs root; the
+# node's tools (kubelet, containerd, ...) are built and cached by tools/install.sh on first use.
+test-cluster: deps policy
+	$(NODE) --experimental-vm-modules --no-warnings=ExperimentalWarning node_modules/jest/bin/jest.js --ci e2e/cluster
+
 # OCI image archives for the sidecar and the webhook, without a Docker daemon (charts/images).
 image: deps policy
 	$(NODE) charts/images/build-images.ts
+
+# Everything a platform team installs, into dist/release/ (tools/release.ts): the packaged chart
+# (symlinks resolved, CRD and default policy inside), both images as OCI archives with CycloneDX
+# SBOMs, the CLI as one ESM file (Node >= 20), an npm package and a single executable, the krew
+# manifest and SHA256SUMS.
+release: deps policy
+	$(NODE) tools/release.ts
+
+# The CLI alone (dist/cli: kubectl-sluice.mjs, npm/, sea/kubectl-sluice).
+cli-bundle: base-deps policy
+	$(NODE) cli/scripts/bundle.ts
 
 # Regenerates the chart's schema, values docs, dashboards and rules (charts/src).
 chart: deps policy

@@ -23,8 +23,8 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
   }
 }
 
-const isEntry = process.argv[1] !== undefined && /kubectl-sluice(\.js)?$|cli\/src\/main\.ts$/.test(process.argv[1]);
-if (isEntry) {
+/** Runs the CLI as the process: argv in, exit code out. The bundle's entry calls it directly. */
+export async function runAsProcess(): Promise<void> {
   // `kubectl sluice replay … | head`: the reader went away; stop quietly like any Unix tool.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(0);
@@ -36,3 +36,8 @@ if (isEntry) {
   });
   process.exitCode = code;
 }
+
+// From a checkout (bin/kubectl-sluice.js or `node cli/src/main.ts`); a bundle (SLUICE_BUILD_KIND
+// defined at bundle time) starts through its own entry instead.
+const isEntry = process.env.SLUICE_BUILD_KIND === undefined && process.argv[1] !== undefined && /kubectl-sluice(\.js)?$|cli\/src\/main\.ts$/.test(process.argv[1]);
+if (isEntry) void runAsProcess();

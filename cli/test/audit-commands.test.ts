@@ -151,8 +151,8 @@ describe('kubectl sluice verify', () => {
     expect(JSON.parse(out)).toMatchObject({ session: SESSION, ok: false, fault: { seq: 2, code: 'gap' } });
   });
 
-  it('exits 1 when the session has no events and 2 for bad flags', async () => {
-    expect(await cli(['verify', 'nobody', '--file', golden])).toMatchObject({ code: 1, err: expect.stringContaining('no events found') });
+  it('exits 2 (could not check, not "chain broken") when the session has no events, and 2 for bad flags', async () => {
+    expect(await cli(['verify', 'nobody', '--file', golden])).toMatchObject({ code: 2, err: expect.stringContaining('no events found') });
     expect(await cli(['verify', SESSION, '--file', golden, '--head-seq', '3'])).toMatchObject({ code: 2 });
     expect(await cli(['verify', SESSION, '--file', golden, '--head-seq', 'x', '--head-hash', 'a'.repeat(64)])).toMatchObject({ code: 2 });
   });

@@ -1,7 +1,7 @@
 // `kubectl sluice policy eval|test`: evaluate an input with the same WASM engine the sidecar
 // runs, and run the Rego unit tests with the pinned OPA.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
@@ -11,8 +11,21 @@ import { PolicyEngine } from '../../../sidecar/src/policy/engine.ts';
 import { CliError, EXIT_FAILED } from '../errors.ts';
 import type { Io } from '../program.ts';
 
-const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const DEFAULT_BUNDLE = process.env.SLUICE_BUNDLE ?? join(repoRoot, 'policies', 'build', 'bundle.tar.gz');
+// Where the defaults live. From a checkout: the repository (policies/, .tools/bin/opa). From a
+// release bundle (SLUICE_BUILD_KIND is defined at bundle time): beside the executable, where the
+// npm package and the krew archive put the default policy as policy/bundle.tar.gz.
+const bundled = process.env.SLUICE_BUILD_KIND !== undefined;
+const repoRoot = bundled ? undefined : join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+function beside(): string {
+  const self = process.env.SLUICE_BUILD_KIND === 'sea' ? process.execPath : (process.argv[1] ?? process.execPath);
+  try {
+    return dirname(realpathSync(self));
+  } catch {
+    return dirname(self);
+  }
+}
+const DEFAULT_BUNDLE = process.env.SLUICE_BUNDLE ?? (repoRoot ? join(repoRoot, 'policies', 'build', 'bundle.tar.gz') : join(beside(), 'policy', 'bundle.tar.gz'));
+const DEFAULT_POLICY_DIR = repoRoot ? join(repoRoot, 'policies') : 'policies';
 
 function readInput(file: string): unknown {
   let text: string;
@@ -49,8 +62,8 @@ export async function evalCommand(opts: { input: string; bundle: string }, io: I
 }
 
 function findOpa(): string {
-  const local = join(repoRoot, '.tools', 'bin', 'opa');
-  return process.env.SLUICE_OPA ?? (existsSync(local) ? local : 'opa');
+  const local = repoRoot ? join(repoRoot, '.tools', 'bin', 'opa') : undefined;
+  return process.env.SLUICE_OPA ?? (local && existsSync(local) ? local : 'opa');
 }
 
 export function testCommand(opts: { dir: string; verbose?: boolean }, io: Io): void {
@@ -74,7 +87,7 @@ export function registerPolicyCommands(program: Command, io: Io): void {
   policy
     .command('test')
     .description('run the Rego unit tests (opa test) of a policy library')
-    .option('-d, --dir <dir>', 'policy library with rego/ and data/', join(repoRoot, 'policies'))
+    .option('-d, --dir <dir>', 'policy library with rego/ and data/', DEFAULT_POLICY_DIR)
     .option('-v, --verbose', 'list every test')
     .action((opts: { dir: string; verbose?: boolean }) => testCommand(opts, io));
 }

@@ -1,12 +1,12 @@
 // `kubectl sluice verify SESSION`: reads every stored event of a session and checks its hash chain
 // (edits, gaps, reordering, forks, truncation). Exit 0: intact; exit 1: broken, naming the first
-// bad seq; exit 2: could not check (bad flags, unreadable source). Read-only.
+// bad seq; exit 2: could not check (bad flags, unreadable source, no events for the session). Read-only.
 import type { Command } from 'commander';
 import { verifyChain } from '../../../sidecar/src/audit/chain.ts';
 import type { VerifyOptions, VerifyResult } from '../../../sidecar/src/audit/chain.ts';
 import { collectSession } from '../../../sidecar/src/audit/session-source.ts';
 import type { StoredItem } from '../../../sidecar/src/audit/session-source.ts';
-import { CliError, EXIT_FAILED } from '../errors.ts';
+import { CliError, EXIT_FAILED, EXIT_USAGE } from '../errors.ts';
 import type { Io } from '../program.ts';
 import { addSourceOptions, sourceFailure, sourceFromFlags } from './replay.ts';
 import type { SourceFlags } from './replay.ts';
@@ -48,7 +48,8 @@ export async function verifyCommand(session: string, flags: VerifyFlags, io: Io)
   } catch (err) {
     sourceFailure(err);
   }
-  if (!items.length) throw new CliError(`session ${session}: no events found`, EXIT_FAILED);
+  // Nothing to check is not a broken chain: exit 2 (could not check), like an unreadable source.
+  if (!items.length) throw new CliError(`session ${session}: no events found in the source; check the session id (kubectl sluice sessions lists them) and the source`, EXIT_USAGE);
   const result = verifyChain(
     items.map((i) => i.value),
     opts,
