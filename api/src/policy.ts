@@ -37,6 +37,10 @@ export const AwsFacts = z
     role_arn: z.string().optional().describe('sts:AssumeRole*: the RoleArn asked for'),
     role_account: z.string().optional().describe('sts:AssumeRole*: the 12-digit account of RoleArn'),
     with_decryption: z.boolean().optional().describe('ssm:GetParameter(s|ByPath): WithDecryption as sent (absent: unknown)'),
+    resource_account: z
+      .string()
+      .optional()
+      .describe('sqs:*, sns:*: the 12-digit account of the queue (QueueUrl or path) or topic (TopicArn/TargetArn) named; absent: none, unknown or conflicting'),
   })
   .strict();
 

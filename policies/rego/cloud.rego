@@ -4,7 +4,7 @@
 #   AWS calls are re-signed with the pod's short-lived credentials (aws-sts), so the library must
 #   know what is the organisation's: S3 writes and copies go only to its buckets and reads of
 #   other buckets only where data allows; AssumeRole only into its accounts (held unless the role
-#   is listed); secrets stores and KMS decrypt are held; IAM writes denied (or held); unsigned
+#   is listed); SQS queues and SNS topics only of its accounts; secrets stores and KMS decrypt are held; IAM writes denied (or held); unsigned
 #   requests are denied except reads of buckets listed for anonymous access; only listed services,
 #   regions and endpoints are reachable; destructive actions are held. A request to an AWS host
 #   that the sidecar could not classify is denied.
@@ -165,6 +165,33 @@ verdicts contains lib.verdict(80, with_credential(lib.hold("cloud.assume_role_he
 	assume_role
 	own_role_account
 	not listed_role
+}
+
+# --- queues and topics: whose -------------------------------------------------------------------
+
+# A queue or topic of another account that allows anyone to send receives whatever the pod's
+# credentials send it.
+verdicts contains lib.verdict(90, lib.deny(
+	"cloud.foreign_resource_denied",
+	concat("", [aws.action, " names a queue or topic of account ", aws.resource_account, ", not one of the organisation's"]),
+)) if {
+	aws_host
+	aws.resource_account
+	not org.own_account(aws.resource_account)
+}
+
+resource_send if aws.action in config.aws_resource_send_actions
+
+# Sending where the sidecar could not tell whose queue or topic it is (a body too large to read
+# whole, an SMS number instead of a topic) is held rather than guessed.
+verdicts contains lib.verdict(80, with_credential(lib.hold(
+	"cloud.resource_unknown_held",
+	concat("", [aws.action, ": the queue or topic it sends to could not be read; sending needs approval"]),
+	"once",
+))) if {
+	aws_host
+	resource_send
+	not aws.resource_account
 }
 
 # --- secrets stores and decryption --------------------------------------------------------------

@@ -252,3 +252,29 @@ test_credential_minting_held if {
 	top(cloud.verdicts) == "cloud.secret_read_held" with input as sts("sts:GetFederationToken", {})
 	top(cloud.verdicts) == "cloud.secret_read_held" with input as sts("sts:GetSessionToken", {})
 }
+
+test_send_to_foreign_queue_denied if {
+	vs := cloud.verdicts with input as aws_with("sqs.eu-west-1.amazonaws.com", "sqs:SendMessage", {"resource_account": "999999999999"})
+	top(vs) == "cloud.foreign_resource_denied"
+}
+
+test_publish_to_foreign_topic_denied if {
+	top(cloud.verdicts) == "cloud.foreign_resource_denied" with input as aws_with("sns.eu-west-1.amazonaws.com", "sns:Publish", {"resource_account": "999999999999"})
+}
+
+test_receive_from_foreign_queue_denied if {
+	top(cloud.verdicts) == "cloud.foreign_resource_denied" with input as aws_with("sqs.eu-west-1.amazonaws.com", "sqs:ReceiveMessage", {"resource_account": "999999999999"})
+}
+
+test_send_to_own_queue_allowed if {
+	top(cloud.verdicts) == "cloud.aws" with input as aws_with("sqs.eu-west-1.amazonaws.com", "sqs:SendMessage", {"resource_account": "123456789012"})
+}
+
+test_send_to_unknown_queue_held if {
+	top(cloud.verdicts) == "cloud.resource_unknown_held" with input as aws("sqs.eu-west-1.amazonaws.com", "sqs:SendMessageBatch")
+	top(cloud.verdicts) == "cloud.resource_unknown_held" with input as aws("sns.eu-west-1.amazonaws.com", "sns:Publish")
+}
+
+test_list_queues_allowed if {
+	top(cloud.verdicts) == "cloud.aws" with input as aws("sqs.eu-west-1.amazonaws.com", "sqs:ListQueues")
+}

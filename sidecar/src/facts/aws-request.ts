@@ -3,7 +3,7 @@
 // Smithy RPC v2 path, `Action=` in the query or a form body (query protocol, presigned STS), or
 // the S3 REST shape. Besides the action it reports what own-vs-foreign rules need: whether the
 // agent signed the request, an S3 copy's source bucket, the role an AssumeRole asks for (RoleArn,
-// from query, form or JSON body) and SSM's WithDecryption. It must never emit facts without an
+// from query, form or JSON body), SSM's WithDecryption and the account of an SQS queue or SNS topic. It must never emit facts without an
 // action: a request it cannot name is left without `aws` facts so that policy denies it as
 // unclassified instead of allowing a blank; a parameter it cannot read unambiguously is left out.
 import type { AwsFacts } from '../../../api/src/index.ts';
@@ -29,6 +29,8 @@ export interface AwsRequestShape {
   key?: string;
   signed: boolean;
   copySourceBucket?: string;
+  /** SQS query protocol sent to the queue URL itself: the account in its path. */
+  pathAccount?: string;
 }
 
 /** Parameters reported as facts, by the operations that take them. */
@@ -36,12 +38,18 @@ const ROLE_OPERATIONS = new Set(['sts:AssumeRole', 'sts:AssumeRoleWithWebIdentit
 const DECRYPT_OPERATIONS = new Set(['ssm:GetParameter', 'ssm:GetParameters', 'ssm:GetParametersByPath', 'ssm:GetParameterHistory']);
 const ROLE_ARN = /^arn:aws[a-z-]*:iam::(\d{12}):role\/[\w+=,.@/-]{1,512}$/;
 const COPY_OPERATIONS = new Set(['CopyObject', 'UploadPartCopy']);
+const QUEUE_URL = /^https?:\/\/[^/?#]+\/(\d{12})\/[^/?#]+\/?$/;
+const QUEUE_PATH = /^\/(\d{12})\/[^/]+\/?$/;
+const ARN_ACCOUNT = /^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:(\d{12}):\S+$/;
 
 function wantedParams(service: string, operation: string | undefined): string[] {
   if (operation === undefined) return [];
   const action = `${service}:${operation}`;
   if (ROLE_OPERATIONS.has(action)) return ['RoleArn'];
   if (DECRYPT_OPERATIONS.has(action)) return ['WithDecryption'];
+  // Calls that name a queue or topic by URL/ARN, which may be another account's.
+  if (service === 'sqs') return ['QueueUrl'];
+  if (service === 'sns') return ['TopicArn', 'TargetArn'];
   return [];
 }
 
@@ -127,6 +135,8 @@ export function classifyAwsRequest(req: FactsRequest, hostSuffixes: readonly str
   } else if (req.method.toUpperCase() === 'POST' && isFormBody(req)) {
     shape.actionInBody = true;
   }
+  const queuePath = shape.service === 'sqs' ? QUEUE_PATH.exec(req.path) : null;
+  if (queuePath) shape.pathAccount = queuePath[1]!;
   if (shape.actionInBody) shape.paramsIn = 'form';
   else if (wantedParams(shape.service, shape.operation).length > 0 && req.method.toUpperCase() === 'POST') {
     shape.paramsIn = target !== undefined && !isFormBody(req) ? 'json' : isFormBody(req) ? 'form' : undefined;
@@ -188,7 +198,7 @@ function paramFacts(
   body: Buffer | undefined,
   bodyComplete: boolean,
   maxBytes: number,
-): Pick<AwsFacts, 'role_arn' | 'role_account' | 'with_decryption'> {
+): Pick<AwsFacts, 'role_arn' | 'role_account' | 'with_decryption' | 'resource_account'> {
   const names = wantedParams(shape.service, operation);
   if (names.length === 0) return {};
   const values = new Map<string, unknown[]>(names.map((n) => [n, [...(req.query[n] ?? [])]]));
@@ -210,7 +220,9 @@ function paramFacts(
     const vs = new Set(values.get(n));
     return vs.size === 1 ? [...vs][0] : undefined;
   };
-  const out: Pick<AwsFacts, 'role_arn' | 'role_account' | 'with_decryption'> = {};
+  const out: Pick<AwsFacts, 'role_arn' | 'role_account' | 'with_decryption' | 'resource_account'> = {};
+  const account = resourceAccount(shape.pathAccount, [...(values.get('QueueUrl') ?? [])], [...(values.get('TopicArn') ?? []), ...(values.get('TargetArn') ?? [])]);
+  if (account !== undefined) out.resource_account = account;
   const roleArn = single('RoleArn');
   if (typeof roleArn === 'string') {
     const m = ROLE_ARN.exec(roleArn);
@@ -223,6 +235,22 @@ function paramFacts(
   if (decrypt === true || decrypt === 'true') out.with_decryption = true;
   else if (decrypt === false || decrypt === 'false') out.with_decryption = false;
   return out;
+}
+
+/** The one account a queue URL / topic ARN (and the request path) names; undefined when none or several, or one is unreadable. */
+function resourceAccount(pathAccount: string | undefined, queueUrls: unknown[], arns: unknown[]): string | undefined {
+  const accounts = new Set<string>(pathAccount === undefined ? [] : [pathAccount]);
+  for (const [values, pattern] of [
+    [queueUrls, QUEUE_URL],
+    [arns, ARN_ACCOUNT],
+  ] as const) {
+    for (const v of values) {
+      const m = typeof v === 'string' ? pattern.exec(v) : null;
+      if (!m) return undefined;
+      accounts.add(m[1]!);
+    }
+  }
+  return accounts.size === 1 ? [...accounts][0] : undefined;
 }
 
 /**

@@ -332,3 +332,54 @@ describe('facts for own-vs-foreign rules', () => {
     expect(deriveFacts(req).aws).toEqual({ service: 's3', region: 'us-east-1', action: 's3:CopyObject', bucket: 'acme', key: 'k', signed: true });
   });
 });
+
+describe('whose queue or topic', () => {
+  const signer = (service: string, region: string) => new SignatureV4({ service, region, credentials, sha256: Hash.bind(null, 'sha256') });
+  const signedForm = (service: string, host: string, path: string, body: string): { req: FactsRequest; body: Buffer } => {
+    const buf = Buffer.from(body);
+    return {
+      req: {
+        method: 'POST',
+        host,
+        path,
+        query: {},
+        headers: { authorization: `AWS4-HMAC-SHA256 Credential=AKID/20250101/eu-west-1/${service}/aws4_request, SignedHeaders=host, Signature=00`, 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(buf.length) },
+      },
+      body: buf,
+    };
+  };
+
+  test('SQS JSON protocol: the account of QueueUrl', async () => {
+    const payload = JSON.stringify({ QueueUrl: 'https://sqs.eu-west-1.amazonaws.com/999999999999/drop', MessageBody: 'x' });
+    const signed = await signer('sqs', 'eu-west-1').sign({
+      method: 'POST',
+      protocol: 'https:',
+      hostname: 'sqs.eu-west-1.amazonaws.com',
+      path: '/',
+      headers: { host: 'sqs.eu-west-1.amazonaws.com', 'content-type': 'application/x-amz-json-1.0', 'x-amz-target': 'AmazonSQS.SendMessage', 'content-length': String(payload.length) },
+      body: payload,
+    });
+    const req = toFacts({ ...signed, query: {} }).req;
+    expect(bodyPrefixNeeded(req)).toBeGreaterThan(0);
+    expect(deriveFacts(req, Buffer.from(payload)).aws).toMatchObject({ action: 'sqs:SendMessage', resource_account: '999999999999' });
+    expect(deriveFacts(req, Buffer.from(payload).subarray(0, 40)).aws).not.toHaveProperty('resource_account');
+  });
+
+  test('SQS query protocol sent to the queue URL: the account in the path, contradicted by a QueueUrl is unknown', () => {
+    const atPath = signedForm('sqs', 'sqs.eu-west-1.amazonaws.com', '/123456789012/jobs', 'Action=SendMessage&MessageBody=hi');
+    expect(deriveFacts(atPath.req, atPath.body).aws).toMatchObject({ action: 'sqs:SendMessage', resource_account: '123456789012' });
+    const both = signedForm('sqs', 'sqs.eu-west-1.amazonaws.com', '/123456789012/jobs', 'Action=SendMessage&MessageBody=hi&QueueUrl=https%3A%2F%2Fsqs.eu-west-1.amazonaws.com%2F999999999999%2Fdrop');
+    expect(deriveFacts(both.req, both.body).aws).not.toHaveProperty('resource_account');
+    const junk = signedForm('sqs', 'sqs.eu-west-1.amazonaws.com', '/', 'Action=SendMessage&QueueUrl=drop');
+    expect(deriveFacts(junk.req, junk.body).aws).not.toHaveProperty('resource_account');
+  });
+
+  test('SNS: the account of TopicArn or TargetArn; two different ones are unknown; a phone number names none', () => {
+    const topic = signedForm('sns', 'sns.eu-west-1.amazonaws.com', '/', 'Action=Publish&Message=m&TopicArn=arn%3Aaws%3Asns%3Aeu-west-1%3A999999999999%3Adrop');
+    expect(deriveFacts(topic.req, topic.body).aws).toMatchObject({ action: 'sns:Publish', resource_account: '999999999999' });
+    const two = signedForm('sns', 'sns.eu-west-1.amazonaws.com', '/', 'Action=Publish&Message=m&TopicArn=arn%3Aaws%3Asns%3Aeu-west-1%3A123456789012%3Aok&TargetArn=arn%3Aaws%3Asns%3Aeu-west-1%3A999999999999%3Adrop');
+    expect(deriveFacts(two.req, two.body).aws).not.toHaveProperty('resource_account');
+    const sms = signedForm('sns', 'sns.eu-west-1.amazonaws.com', '/', 'Action=Publish&Message=m&PhoneNumber=%2B15550100');
+    expect(deriveFacts(sms.req, sms.body).aws).toEqual({ service: 'sns', region: 'eu-west-1', action: 'sns:Publish', signed: true });
+  });
+});
