@@ -267,6 +267,18 @@ describe('the creator of a workload is the creator of its pods', () => {
     expect(creatorOf(p)?.username).toBe('alice@example.com');
   });
 
+  test('a ReplicaSet a user made, adopted and written by the Deployment’s controller, keeps the user’s stamp', async () => {
+    const rsPath = `/apis/apps/v1/namespaces/${NAMESPACE}/replicasets/alices`;
+    const mine = await create('creator', { apiVersion: 'apps/v1', kind: 'ReplicaSet', metadata: { name: 'alices', namespace: NAMESPACE, ownerReferences: [ownerRef(deployment)] }, spec: { replicas: 1, selector: { matchLabels: { app: 'agent', own: 'alice' } }, template: { ...podTemplate('ghcr.io/example/evil:1'), metadata: { labels: { app: 'agent', own: 'alice', 'sluice.io/inject': 'true' } } } } });
+    expect(creatorOf(mine)?.username).toBe('alice@example.com');
+    // The deployment controller copies the Deployment's annotations (carol's stamp) and scales it.
+    const written = await patch('controller', rsPath, { metadata: { annotations: deployment.metadata.annotations }, spec: { replicas: 0 } });
+    expect(written.status).toBe(200);
+    expect(creatorOf(written.body)?.username).toBe('alice@example.com');
+    const p = await create('controller', { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'alices-x', namespace: NAMESPACE, labels: { app: 'agent', own: 'alice', 'sluice.io/inject': 'true' }, ownerReferences: [ownerRef(mine)] }, spec: { serviceAccountName: SERVICE_ACCOUNT, containers: [AGENT_CONTAINER] } });
+    expect(creatorOf(p)?.username).toBe('alice@example.com');
+  });
+
   test('a controller’s pod whose owner cannot be found is refused, not stamped with the controller', async () => {
     const ghost = { ...ownerRef(replicaSet), name: 'ghost', uid: '00000000-0000-0000-0000-000000000000' };
     const res = await post('controller', { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'orphan', namespace: NAMESPACE, labels: { 'sluice.io/inject': 'true' }, ownerReferences: [ghost] }, spec: { serviceAccountName: SERVICE_ACCOUNT, containers: [AGENT_CONTAINER] } });

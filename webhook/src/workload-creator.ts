@@ -204,9 +204,10 @@ export interface WorkloadPlan {
 }
 
 /**
- * The stamp a workload must carry after this change and the patch that writes it: the caller's on
- * create and on a pod-template change, the owner's when its controller writes it, else the stamp
- * it had. A caller writing the annotation (or one into the pod template) is refused. Pure.
+ * The stamp a workload must carry after this change and the patch that writes it: on create and
+ * on a pod-template change the caller's (a controller's: its owner's), else the stamp it had. A
+ * caller writing the annotation (or one into the pod template) is refused; a controller's copy is
+ * overwritten. Pure.
  */
 export function planWorkloadStamp(w: WorkloadInput): WorkloadPlan {
   const field = `metadata.annotations[${ANNOTATION_CREATOR}]`;
@@ -225,7 +226,10 @@ export function planWorkloadStamp(w: WorkloadInput): WorkloadPlan {
   const current = annotations?.[ANNOTATION_CREATOR];
   const before = (at(w.oldObject, 'metadata', 'annotations') as Record<string, string> | undefined)?.[ANNOTATION_CREATOR];
   const templateChanged = w.operation === 'CREATE' || stableJson(at(w.object, ...tpl)) !== stableJson(at(w.oldObject, ...tpl));
-  const wanted = w.viaController || templateChanged ? w.stamp : before;
+  // A controller's update that leaves the template alone (scaling an old ReplicaSet, adopting one
+  // somebody else made) keeps the stamp of whoever wrote that template: re-inheriting would let a
+  // user's own ReplicaSet, adopted by someone else's Deployment, pass as theirs.
+  const wanted = templateChanged || (w.viaController && before === undefined) ? w.stamp : before;
   if (!w.viaController && current !== undefined && current !== wanted && (w.operation === 'CREATE' || current !== before)) {
     violations.push(violation('creator.forged', field, `the creator annotation is written by sluice from the authenticated user who last changed the pod template; a supplied value (${current.slice(0, 120)}) is refused`));
   }

@@ -69,7 +69,16 @@ describe('planWorkloadStamp', () => {
       violations: [],
       patch: [{ op: 'add', path: '/metadata/annotations/sluice.io~1creator', value: carol }],
     });
-    expect(planWorkloadStamp({ operation: 'UPDATE', kind: 'ReplicaSet', oldObject: rs, object: rs, viaController: true, stamp: UNKNOWN_CREATOR_STAMP }).patch[0]?.value).toBe(UNKNOWN_CREATOR_STAMP);
+  });
+
+  test('a controller’s update that leaves the template alone keeps the stamp (no laundering by adoption)', () => {
+    // alice made this ReplicaSet herself; carol's Deployment adopts and scales it.
+    const rs = { kind: 'ReplicaSet', metadata: { name: 'mine', annotations: { [KEY]: alice } }, spec: { replicas: 3, template: template('evil:1') } };
+    const scaled = { ...rs, spec: { ...rs.spec, replicas: 0 } };
+    expect(planWorkloadStamp({ operation: 'UPDATE', kind: 'ReplicaSet', oldObject: rs, object: scaled, viaController: true, stamp: carol })).toEqual({ violations: [], patch: [] });
+    // An unstamped (pre-sluice) ReplicaSet takes its owner's stamp on the controller's next write.
+    const bare = { ...rs, metadata: { name: 'old' } };
+    expect(planWorkloadStamp({ operation: 'UPDATE', kind: 'ReplicaSet', oldObject: bare, object: bare, viaController: true, stamp: UNKNOWN_CREATOR_STAMP }).patch).toEqual([{ op: 'add', path: '/metadata/annotations', value: { [KEY]: UNKNOWN_CREATOR_STAMP } }]);
   });
 });
 
