@@ -62,7 +62,7 @@ test('any query packet gets a well-formed, bounded reply that carries nothing bu
     expect(event.result).toBe('answered');
     expect(['A', 'AAAA']).toContain(a.type);
     expect(checkName(event.name)).toBeUndefined();
-    const data = String(a.data);
+    const data = String((a as { data?: unknown }).data);
     const loopback = data === '127.0.0.1' || data === '::1';
     expect({ data, allowed: loopback || fake.check(data, a.type === 'A' ? 'ipv4' : 'ipv6') }).toEqual({ data, allowed: true });
     if (loopback) expect(event.name === 'localhost' || event.name.endsWith('.localhost')).toBe(true);
