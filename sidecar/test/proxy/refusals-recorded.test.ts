@@ -9,7 +9,7 @@ import type { TestSidecar } from '../../../e2e/support/sidecar/test-sidecar.ts';
 import type { RequestContext } from '../../src/proxy/request-context.ts';
 
 let sidecar: TestSidecar;
-const malformed: { code: string; status: number }[] = [];
+const malformed: { code: string; status: number; request_id?: string }[] = [];
 const done: RequestContext[] = [];
 
 beforeAll(async () => {
@@ -60,7 +60,9 @@ describe('refusals the pipeline never sees are answered, counted and recorded', 
     expect(answer).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
     const code = /x-sluice-decision: deny; code=([\w.]+)/.exec(answer)?.[1];
     expect(code).toBeDefined();
-    expect(malformed.slice(seen)).toEqual([expect.objectContaining({ code, status })]);
+    // The record names the request id the agent was given, so the answer can be found in the audit.
+    const id = /x-sluice-request-id: (\S+)/.exec(answer)?.[1];
+    expect(malformed.slice(seen)).toEqual([expect.objectContaining({ code, status, request_id: id })]);
     expect(await counted('sluice_http_errors_total', { code: code! })).toBeGreaterThanOrEqual(1);
     expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toMatchObject({ error: code });
   });
