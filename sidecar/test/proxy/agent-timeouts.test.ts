@@ -36,7 +36,7 @@ async function errorsCounted(code: string): Promise<number> {
 
 /**
  * Sends `head` then one more header line every 100 ms (never finishing the head), and reports
- * what came back and when the connection closed. Gives up after 3 s (the bug: never answered).
+ * what came back and when the connection closed. Gives up after 5 s (the bug: never answered).
  */
 function trickle(socket: Socket, head: string): Promise<{ answer: string; ms: number }> {
   const started = Date.now();
@@ -47,7 +47,7 @@ function trickle(socket: Socket, head: string): Promise<{ answer: string; ms: nu
   const drip = setInterval(() => {
     if (socket.writable) socket.write(`X-Slow-${n++}: ${'a'.repeat(8)}\r\n`);
   }, 100);
-  const giveUp = setTimeout(() => socket.destroy(), 3000);
+  const giveUp = setTimeout(() => socket.destroy(), 5000);
   return new Promise((resolve) => {
     socket.on('error', () => undefined);
     socket.once('close', () => {
@@ -62,7 +62,7 @@ function expect408(r: { answer: string; ms: number }) {
   expect(r.answer).toMatch(/^HTTP\/1\.1 408 /);
   expect(r.answer).toContain('x-sluice-decision: deny; code=http.headers_timeout');
   expect(r.ms).toBeGreaterThanOrEqual(TIMEOUT - 20);
-  expect(r.ms).toBeLessThan(TIMEOUT + 1000);
+  expect(r.ms).toBeLessThan(TIMEOUT + 2000);
 }
 
 function tcp(port: number): Promise<Socket> {
@@ -100,7 +100,7 @@ describe('HTTP/1.1 headers timeout on handed-off sockets', () => {
     expect(answer).not.toMatch(/connection: close/i);
     const r = await trickle(socket, 'GET http://exfil.example/two HTTP/1.1\r\n');
     expect(r.answer).toMatch(/^HTTP\/1\.1 408 /);
-    expect(r.ms).toBeLessThan(TIMEOUT + 1000);
+    expect(r.ms).toBeLessThan(TIMEOUT + 2000);
 
     const idle = await tcp(sidecar.addresses.proxy!.port);
     idle.on('data', () => undefined);
@@ -108,7 +108,7 @@ describe('HTTP/1.1 headers timeout on handed-off sockets', () => {
     await once(idle, 'data');
     const since = Date.now();
     await once(idle, 'close');
-    expect(Date.now() - since).toBeLessThan(TIMEOUT + 1000);
+    expect(Date.now() - since).toBeLessThan(TIMEOUT + 2000);
   });
 });
 
@@ -127,7 +127,7 @@ describe('HTTP/2 sessions', () => {
     const ping = setInterval(() => {
       if (!session.closed && !session.destroyed) session.ping(() => undefined);
     }, 100);
-    const giveUp = setTimeout(() => session.destroy(), 3000);
+    const giveUp = setTimeout(() => session.destroy(), 5000);
     return new Promise((resolve) => {
       session.once('close', () => {
         clearInterval(ping);
@@ -140,7 +140,7 @@ describe('HTTP/2 sessions', () => {
   test('a session that opens no stream is closed at the headers timeout and recorded; one idle after its streams gets GOAWAY at the keep-alive timeout — PINGs or not', async () => {
     const seen = refusals.length;
     const ms = await pingUntilClosed(await h2session());
-    expect(ms).toBeLessThan(TIMEOUT + 1000);
+    expect(ms).toBeLessThan(TIMEOUT + 2000);
     expect(refusals.slice(seen)).toEqual([expect.objectContaining({ code: 'http.headers_timeout', status: 408 })]);
 
     const session = await h2session();
@@ -150,7 +150,7 @@ describe('HTTP/2 sessions', () => {
     expect(headers[':status']).toBe(403);
     await once(req, 'close');
     const goaway = once(session, 'goaway');
-    expect(await pingUntilClosed(session)).toBeLessThan(TIMEOUT + 1000);
+    expect(await pingUntilClosed(session)).toBeLessThan(TIMEOUT + 2000);
     await goaway;
     // Idle is not a refusal: nothing more recorded.
     expect(refusals.slice(seen)).toHaveLength(1);
