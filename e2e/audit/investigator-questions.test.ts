@@ -72,7 +72,7 @@ beforeAll(async () => {
   await rec.record({ kind: 'approval', pod, detail: { type: 'decided', name: 'coder-0-7f3k2', requestIds: ['r1'], outcome: 'approved', decidedBy: 'bob@example.com', waitedMs: 41_000 } });
   await rec.record({ kind: 'response', pod, request_id: 'r1', status: 200, masking: [{ rule: 'github-pat', direction: 'response', offset: 120 }] });
   await rec.record({ kind: 'request', pod, request_id: 'r2', request: { method: 'GET', scheme: 'https', host: 'paste.example', port: 443, path: '/new' }, decision: { action: 'deny', code: 'network.default_deny', reason: 'host not allowed' } });
-  // Over the default maxEntryBytes (256 KiB, VictoriaLogs' and Loki's line limit): shipped as a stub.
+  // Over the default maxEntryBytes (256 KiB, Loki's default max_line_size): shipped as a stub.
   const big = await rec.record({ kind: 'response', pod, request_id: 'r3', status: 200, body_sample: 'x'.repeat(300 * 1024) });
   oversizedSeq = big!.seq;
   expect(await rec.whenShipped(AbortSignal.timeout(30_000))).toBe(true);

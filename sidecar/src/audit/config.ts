@@ -44,7 +44,7 @@ const pushFields = {
     .min(1 * KiB)
     .max(64 * MiB)
     .default(256 * KiB)
-    .describe('an event line longer than this is shipped as an `omitted` stub (and a chained `dropped` event saying so) instead of being refused by the store again and again; both stores refuse lines over 256 KiB by default'),
+    .describe('an event line longer than this is shipped as an `omitted` stub (and a chained `dropped` event saying so) instead of being refused by the store again and again; the default is Loki’s default max_line_size (VictoriaLogs takes longer lines: raise it there to keep bigger events whole)'),
   lingerMs: z.number().int().min(0).max(10_000).default(20).describe('wait this long for a batch to fill once the first event is there'),
   timeoutMs: z.number().int().min(100).max(300_000).default(10_000),
   retryInitialMs: z.number().int().min(1).default(250),
