@@ -102,6 +102,16 @@ describe('reviews over HTTPS', () => {
     const review = admissionReview({ kind: 'PodExecOptions', apiVersion: 'v1', container: 'sluice-proxy', command: ['sh'] }, { operation: 'CONNECT', subResource: 'exec' });
     expect((await post('/validate', JSON.stringify(review))).json.response.allowed).toBe(false);
   });
+
+  test('/validate/connect refuses a port-forward when it cannot read the target pod (fail closed); proxy needs no read', async () => {
+    // This server has no Kubernetes API access (no kubeconfig, not in a pod).
+    const forward = admissionReview({ kind: 'PodPortForwardOptions', apiVersion: 'v1', metadata: { name: 'coder-0' } }, { operation: 'CONNECT', subResource: 'portforward', namespace: 'team' });
+    const res = await post('/validate/connect', JSON.stringify(forward));
+    expect(res.json.response).toMatchObject({ allowed: false, status: { code: 403 } });
+    expect(res.json.response.status.message).toMatch(/^sluice guard\.port_forward: portforward: cannot tell whether the pod is one sluice injected/);
+    const proxy = admissionReview({ kind: 'PodProxyOptions', apiVersion: 'v1', metadata: { name: 'coder-0:8080' }, path: '/' }, { operation: 'CONNECT', subResource: 'proxy', namespace: 'team' });
+    expect((await post('/validate/connect', JSON.stringify(proxy))).json.response.allowed).toBe(true);
+  });
 });
 
 describe('what it cannot read is a 400, never a crash', () => {
