@@ -17,7 +17,29 @@ import data.sluice.network
 import data.sluice.paths
 import data.sluice.registries
 
-verdicts := ((((network.verdicts | git.verdicts) | registries.verdicts) | kubernetes.verdicts) | cloud.verdicts) | llm.verdicts
+# A concern's verdicts are only computed for a host it recognises (every one of its rules requires
+# that anyway): the WASM runtime would otherwise run each of its rule bodies for every request.
+git_verdicts := git.verdicts if git.applies
+
+else := set()
+
+registries_verdicts := registries.verdicts if registries.registry_host
+
+else := set()
+
+kubernetes_verdicts := kubernetes.verdicts if kubernetes.api_host
+
+else := set()
+
+cloud_verdicts := cloud.verdicts if cloud.aws_host
+
+else := set()
+
+llm_verdicts := llm.verdicts if llm.llm_host
+
+else := set()
+
+verdicts := ((((network.verdicts | git_verdicts) | registries_verdicts) | kubernetes_verdicts) | cloud_verdicts) | llm_verdicts
 
 top_priority := max({v.priority | some v in verdicts})
 

@@ -19,6 +19,11 @@ git_host if lib.host_in(input.request.host, org.forge_hosts)
 
 api_host if lib.host_in(input.request.host, org.api_hosts)
 
+# Every rule here needs one of the two (sluice.decision evaluates this package only then).
+applies if git_host
+
+applies if api_host
+
 ref_names := concat(", ", [r.ref | some r in input.facts.git.refs])
 
 # "acme/app (refs/heads/main)", or just the repository when the refs are unknown.

@@ -72,3 +72,8 @@ test_namespace_override_adds_a_port if {
 test_connect_image_registry_known if {
 	"net.connect" in codes(network.verdicts) with input as lib_test.request("CONNECT", "ghcr.io", "")
 }
+
+test_namespace_override_keeps_the_other_scheme if {
+	inp := with_port(lib_test.request("GET", "deb.debian.org", "/"), "http", 80)
+	not "net.port_denied" in codes(network.verdicts) with input as inp with data.organisation.namespaces as {"agents": {"network": {"ports": {"https": [8443]}}}}
+}

@@ -17,7 +17,10 @@ import data.sluice.lib
 override := object.get(organisation.namespaces, input.pod.namespace, {})
 
 # The organisation-wide list organisation[section][field] plus this namespace's additions.
-merged(section, field) := array.concat(organisation[section][field], object.get(override, [section, field], []))
+# Without additions (the common case) the organisation's list itself, not a copy.
+merged(section, field) := array.concat(organisation[section][field], override[section][field]) if {
+	override[section][field]
+} else := organisation[section][field]
 
 # Complete rules, not calls of merged(): the WASM runtime memoizes a complete rule within one
 # evaluation, a function call it evaluates again at every reference.
@@ -51,9 +54,13 @@ registries_go_module_hosts := merged("registries", "go_module_hosts")
 
 registries_own := merged("registries", "own")
 
-ports := {scheme: array.concat(list, object.get(override, ["network", "ports", scheme], [])) |
-	some scheme, list in organisation.network.ports
-}
+ports := {scheme: with_added_ports(scheme, list) | some scheme, list in organisation.network.ports} if {
+	override.network.ports
+} else := organisation.network.ports
+
+with_added_ports(scheme, list) := array.concat(list, override.network.ports[scheme]) if {
+	override.network.ports[scheme]
+} else := list
 
 forge_hosts := [f.host | some f in organisation.git.forges]
 
