@@ -185,9 +185,9 @@ export class ApprovalEnv {
       const webhookKubeconfig = await webhookIdentity(cluster);
       const webhook = await startWebhookProcess(cluster.ca, { ...webhookConfig, kube: { kubeconfig: webhookKubeconfig } });
       const env = new ApprovalEnv(cluster, webhook);
-      const configs = ['mutating-webhook.yaml', 'validating-webhook.yaml', 'approvals-webhook.yaml', 'workloads-webhook.yaml'].flatMap((f) => readManifests(join(MANIFESTS, f)));
+      const configs = ['mutating-webhook.yaml', 'validating-webhook.yaml', 'approvals-webhook.yaml', 'workloads-webhook.yaml', 'approvals-admission-policy.yaml'].flatMap((f) => readManifests(join(MANIFESTS, f)));
       for (const c of configs) {
-        const res = await cluster.create('admin', pointWebhooksAt(c, webhook.baseUrl, cluster.ca.certPem));
+        const res = await cluster.create('admin', c.kind.endsWith('WebhookConfiguration') ? pointWebhooksAt(c, webhook.baseUrl, cluster.ca.certPem) : c);
         if (res.status !== 201) throw new Error(`webhook registration refused: ${JSON.stringify(res.body)}`);
       }
       return env;

@@ -304,3 +304,39 @@ describe('the creator of a workload is the creator of its pods', () => {
     expect(creatorOf(made)?.username).toBe('alice@example.com');
   });
 });
+
+// Last: unregisters the sluice approvals webhooks, leaving the API server's own policy.
+describe('with the approvals webhooks unregistered, the API server’s policy still refuses', () => {
+  beforeAll(async () => {
+    for (const kind of ['mutatingwebhookconfigurations', 'validatingwebhookconfigurations']) {
+      const res = await env.cluster.request('admin', 'DELETE', `/apis/admissionregistration.k8s.io/v1/${kind}/sluice-approvals`);
+      if (res.status !== 200) throw new Error(`unregistering ${kind} failed: ${res.status}`);
+    }
+  });
+
+  test('a token bound to pod A asking for pod B, a plain token, a wrong label; and without the webhook’s owner stamp, even pod A itself', async () => {
+    const a = apiWith(podA.kubeconfig);
+    // Once the webhooks are gone, the only refusal left is the policy's own message.
+    const own = await eventually('the webhooks to be gone and the policy alone to answer', async () => {
+      const msg = await refusal(a.create(NAMESPACE, heldPush(podA)));
+      return msg.includes('ValidatingAdmissionPolicy') ? msg : undefined;
+    });
+    expect(own).toContain('sluice approval.owner_missing');
+    expect(await refusal(a.create(NAMESPACE, heldPush(podB)))).toContain('sluice approval.pod_mismatch: spec.pod');
+    expect(await refusal(apiWith(plainKubeconfig).create(NAMESPACE, heldPush(podA)))).toContain('sluice approval.not_pod_bound');
+    const labelled = heldPush(podA, { label: 'coder-b' });
+    const withOwner = { ...labelled, metadata: { ...labelled.metadata, ownerReferences: [{ apiVersion: 'v1', kind: 'Pod', name: podA.name, uid: podA.uid }] } };
+    expect(await refusal(a.create(NAMESPACE, withOwner))).toContain('sluice approval.pod_mismatch: metadata.labels[sluice.io/pod]');
+  });
+
+  test('pod B can still neither expire nor delete pod A’s requests; pod A asks and expires its own', async () => {
+    // Pod A's own request, with the owner reference the webhook would have added: the policy admits it.
+    const push = heldPush(podA);
+    const ofA = await apiWith(podA.kubeconfig).create(NAMESPACE, { ...push, metadata: { ...push.metadata, ownerReferences: [{ apiVersion: 'v1', kind: 'Pod', name: podA.name, uid: podA.uid }] } });
+    const b = apiWith(podB.kubeconfig);
+    expect(await refusal(b.patchStatus(NAMESPACE, ofA.metadata.name!, { state: 'Expired' }))).toContain('sluice approval.not_the_sidecar');
+    expect(await refusal(b.delete(NAMESPACE, ofA.metadata.name!))).toContain('sluice approval.not_the_sidecar');
+    expect(await refusal(apiWith(plainKubeconfig).delete(NAMESPACE, ofA.metadata.name!))).toContain('sluice approval.not_the_sidecar');
+    expect(await refusal(apiWith(podA.kubeconfig).patchStatus(NAMESPACE, ofA.metadata.name!, { state: 'Expired' }))).toBe('allowed');
+  });
+});
