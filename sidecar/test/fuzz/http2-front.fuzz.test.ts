@@ -77,12 +77,12 @@ interface GenStream {
 }
 
 /**
- * Regular fields whose value holds CR, LF or NUL or starts or ends with whitespace (RFC 9113
- * §8.2.1): node:http2 (nghttp2) drops such a field and
+ * Regular fields whose value holds CR, LF or NUL or starts or ends with whitespace, or whose name
+ * is not a token (RFC 9113 §8.2.1): node:http2 (nghttp2) drops such a field and
  * lets the rest of the request through; they must then not reach the upstream either.
  */
 function droppedFields(s: GenStream): string[] {
-  return s.fields.filter(([n, v]) => !n.startsWith(':') && (/[\0\r\n]/.test(v) || /^[ \t]|[ \t]$/.test(v))).map(([n]) => n);
+  return s.fields.filter(([n, v]) => !n.startsWith(':') && (/[\0\r\n]/.test(v) || /^[ \t]|[ \t]$/.test(v) || /[^!#$%&'*+.^_`|~0-9A-Za-z-]/.test(n))).map(([n]) => n);
 }
 
 function wellFormed(s: GenStream): boolean {
@@ -327,4 +327,36 @@ describe('HTTP/2 front', () => {
     expect(seen.forwarded).toBeGreaterThan(15);
     expect(seen.malformedStreams).toBeGreaterThan(30);
   }, 180_000);
+});
+
+// ---- published HTTP/2 downgrade-smuggling vectors ---------------------------------------------------
+// Kettle, "HTTP/2: The Sequel is Always Worse" (2021) and RFC 9113 §8.1/§8.2: a length, framing or
+// line break smuggled through an HTTP/2 request into the HTTP/1.1 request sent upstream. Each
+// carries GET /smuggled in a place an HTTP/1.1 upstream could read as a request of its own.
+const SMUGGLED = 'GET /smuggled HTTP/1.1\r\nHost: github.com\r\n\r\n';
+const base: [string, string][] = [[':method', 'POST'], [':scheme', 'https'], [':path', '/'], [':authority', 'github.com']];
+const H2_VECTORS: Record<string, { fields: [string, string][]; body: string[] }> = {
+  'H2.CL: content-length 0 with a body': { fields: [...base, ['content-length', '0']], body: [SMUGGLED] },
+  'H2.CL: content-length shorter than the DATA': { fields: [...base, ['content-length', '2']], body: [`xx${SMUGGLED}`] },
+  'H2.TE: transfer-encoding chunked': { fields: [...base, ['transfer-encoding', 'chunked']], body: [`0\r\n\r\n${SMUGGLED}`] },
+  'CRLF in a field value': { fields: [...base, ['x-a', `b\r\nTransfer-Encoding: chunked`]], body: [`0\r\n\r\n${SMUGGLED}`] },
+  'CRLF in a field name': { fields: [...base, ['x-a\r\ntransfer-encoding', 'chunked']], body: [`0\r\n\r\n${SMUGGLED}`] },
+  'request line in :method': { fields: [[':method', `GET /smuggled HTTP/1.1\r\nHost: github.com\r\n\r\nGET`], [':scheme', 'https'], [':path', '/'], [':authority', 'github.com']], body: [] },
+  'request line in :path': { fields: [[':method', 'GET'], [':scheme', 'https'], [':path', `/ HTTP/1.1\r\nHost: github.com\r\n\r\nGET /smuggled`], [':authority', 'github.com']], body: [] },
+  'space in :path': { fields: [[':method', 'GET'], [':scheme', 'https'], [':path', '/x HTTP/1.1'], [':authority', 'github.com']], body: [] },
+  'line break in :authority': { fields: [[':method', 'GET'], [':scheme', 'https'], [':path', '/'], [':authority', 'github.com\r\nX: y']], body: [] },
+  'URL in :scheme': { fields: [[':method', 'GET'], [':scheme', 'https://exfil.example/smuggled?'], [':path', '/'], [':authority', 'github.com']], body: [] },
+  'Host disagreeing with :authority': { fields: [[':method', 'GET'], [':scheme', 'https'], [':path', '/smuggled'], [':authority', 'github.com'], ['host', 'exfil.example']], body: [] },
+  'pseudo-header after a field': { fields: [[':method', 'GET'], [':scheme', 'https'], ['x-a', 'b'], [':path', '/smuggled'], [':authority', 'github.com']], body: [] },
+};
+
+describe('published HTTP/2 smuggling vectors', () => {
+  test.each(Object.keys(H2_VECTORS))('%s: refused or forwarded as one request, never desynchronised', async (name) => {
+    const v = H2_VECTORS[name]!;
+    const s: GenStream = { id: 1, fields: v.fields, body: v.body, pieces: 1, endOnHeaders: v.body.length === 0 };
+    const marks = h.mark();
+    await check({ streams: [s], bytes: Buffer.concat([frame(T.SETTINGS, 0, 0, Buffer.alloc(0)), streamBytes(s)]) });
+    expect(h.heads.slice(marks.heads).filter((x) => x.url.includes('smuggled') && name !== 'Host disagreeing with :authority')).toEqual([]);
+    for (const c of h.complete.slice(marks.complete)) expect(c.headers['transfer-encoding']).toBeUndefined();
+  });
 });
