@@ -10,6 +10,7 @@ import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import type { Command } from 'commander';
 import type { KubeConfig } from '@kubernetes/client-node';
+import type { Dispatcher } from 'undici';
 import type { KubeRest, KubeSource } from '../../sidecar/src/approvals/kube-rest.ts';
 import { CliError, EXIT_USAGE } from './errors.ts';
 
@@ -98,16 +99,49 @@ export function pickKubeSource(flags: GlobalKubeFlags, where: Environment): Kube
 export const processEnvironment = (): Environment => ({ env: process.env, home: process.env.HOME ?? homedir(), exists: existsSync });
 
 /**
+ * Request headers as undici's flat [name, value, …] list with one Impersonate-Group line per group
+ * (the API server reads each line as one group; a comma-joined value would be one group named
+ * "a, b"). Any Impersonate-Group already present is replaced.
+ */
+export function withGroupHeaders(headers: unknown, groups: readonly string[]): string[] {
+  const flat: string[] = [];
+  const push = (k: string, v: unknown) => {
+    if (k.toLowerCase() === 'impersonate-group' || v === undefined || v === null) return;
+    for (const one of Array.isArray(v) ? v : [v]) flat.push(k, String(one));
+  };
+  if (Array.isArray(headers)) for (let i = 0; i + 1 < headers.length; i += 2) push(String(headers[i]), headers[i + 1]);
+  else if (headers && typeof headers === 'object') for (const [k, v] of Object.entries(headers)) push(k, v);
+  for (const g of groups) flat.push('Impersonate-Group', g);
+  return flat;
+}
+
+/**
  * Sends Impersonate-User and one Impersonate-Group header per group on every request this
  * KubeConfig authenticates (the kubeconfig's own `as` is replaced, as kubectl's --as does).
  */
-export function impersonate(kc: KubeConfig, user: string, groups: readonly string[]): void {
+export async function impersonate(kc: KubeConfig, user: string, groups: readonly string[]): Promise<void> {
+  const { Agent, getGlobalDispatcher } = await import('undici');
+  if (groups.length) {
+    // Over HTTP/2 undici folds repeated header lines into one comma-joined value, which the API
+    // server would read as a single group: requests that carry groups go over HTTP/1.1.
+    // createDispatcher is private in the typings; it is what applySecurityAuthentication calls.
+    type Cluster = Parameters<KubeConfig['createDispatcherOptions']>[0];
+    type AgentOptions = Parameters<KubeConfig['createDispatcherOptions']>[1];
+    const open = kc as unknown as { createDispatcher(cluster: Cluster, agentOptions: AgentOptions): Dispatcher | undefined };
+    const create = open.createDispatcher.bind(kc);
+    open.createDispatcher = (cluster, agentOptions) => {
+      const o = kc.createDispatcherOptions(cluster, agentOptions);
+      return o.type === 'agent' ? new Agent({ connect: o.connect, allowH2: false }) : create(cluster, agentOptions);
+    };
+  }
   const apply = kc.applySecurityAuthentication.bind(kc);
   kc.applySecurityAuthentication = async (ctx) => {
     await apply(ctx);
     ctx.setHeaderParam('Impersonate-User', user);
-    // undici sends an array value as repeated headers, which is how the API server reads groups.
-    if (groups.length) ctx.setHeaderParam('Impersonate-Group', [...groups] as unknown as string);
+    if (!groups.length) return;
+    // Header objects cannot repeat a name: the groups are added where the request is dispatched.
+    const base = ctx.getDispatcher() ?? getGlobalDispatcher();
+    ctx.setDispatcher(base.compose((dispatch) => (opts, handler) => dispatch({ ...opts, headers: withGroupHeaders(opts.headers, groups) }, handler)));
   };
 }
 
@@ -134,7 +168,7 @@ export async function kubeClient(flags: GlobalKubeFlags, where: Environment = pr
   } catch (err) {
     throw new CliError(`cannot load kubeconfig${source.kubeconfig ? ` ${source.kubeconfig}` : ''}: ${(err as Error).message}`, EXIT_USAGE);
   }
-  if (flags.as) impersonate(kc, flags.as, flags.asGroup ?? []);
+  if (flags.as) await impersonate(kc, flags.as, flags.asGroup ?? []);
   const rest = new KubeRest(kc, timeoutMs);
   return { rest, kc, namespace: flags.namespace ?? contextNamespace(kc), source: source.inCluster ? 'in-cluster service account' : (source.kubeconfig ?? '') };
 }

