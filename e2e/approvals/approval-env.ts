@@ -185,9 +185,11 @@ export class ApprovalEnv {
       const webhookKubeconfig = await webhookIdentity(cluster);
       const webhook = await startWebhookProcess(cluster.ca, { ...webhookConfig, kube: { kubeconfig: webhookKubeconfig } });
       const env = new ApprovalEnv(cluster, webhook);
-      const configs = ['mutating-webhook.yaml', 'validating-webhook.yaml', 'approvals-webhook.yaml', 'workloads-webhook.yaml', 'approvals-admission-policy.yaml'].flatMap((f) => readManifests(join(MANIFESTS, f)));
+      // The approvals ValidatingAdmissionPolicy is applied on demand (applyApprovalsPolicy): it would
+      // answer before the webhook, and each layer is tested on its own.
+      const configs = ['mutating-webhook.yaml', 'validating-webhook.yaml', 'approvals-webhook.yaml', 'workloads-webhook.yaml'].flatMap((f) => readManifests(join(MANIFESTS, f)));
       for (const c of configs) {
-        const res = await cluster.create('admin', c.kind.endsWith('WebhookConfiguration') ? pointWebhooksAt(c, webhook.baseUrl, cluster.ca.certPem) : c);
+        const res = await cluster.create('admin', pointWebhooksAt(c, webhook.baseUrl, cluster.ca.certPem));
         if (res.status !== 201) throw new Error(`webhook registration refused: ${JSON.stringify(res.body)}`);
       }
       return env;
@@ -249,6 +251,14 @@ export class ApprovalEnv {
     mirror.done.catch(() => undefined);
     this.#mirrors.push(mirror);
     return { name, uid, kubeconfig, podInfoDir, lastPodInfoWrite: () => lastWrite };
+  }
+
+  /** Applies the shipped ApprovalRequest ValidatingAdmissionPolicy and its binding (as the chart does). */
+  async applyApprovalsPolicy(): Promise<void> {
+    for (const obj of readManifests(join(MANIFESTS, 'approvals-admission-policy.yaml'))) {
+      const res = await this.cluster.create('admin', obj);
+      if (res.status !== 201) throw new Error(`${obj.kind} refused: ${JSON.stringify(res.body)}`);
+    }
   }
 
   /** ApprovalRequests as a user sees them. */

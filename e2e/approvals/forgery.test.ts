@@ -305,9 +305,15 @@ describe('the creator of a workload is the creator of its pods', () => {
   });
 });
 
-// Last: unregisters the sluice approvals webhooks, leaving the API server's own policy.
+// Last: applies the API server's own policy, then unregisters the sluice approvals webhooks.
 describe('with the approvals webhooks unregistered, the API server’s policy still refuses', () => {
   beforeAll(async () => {
+    await env.applyApprovalsPolicy();
+    // The policy answers before any webhook once the API server has compiled it.
+    await eventually('the approvals policy to be in force', async () => {
+      const msg = await refusal(apiWith(plainKubeconfig).create(NAMESPACE, heldPush(podA)));
+      return msg.includes('ValidatingAdmissionPolicy') ? true : undefined;
+    });
     for (const kind of ['mutatingwebhookconfigurations', 'validatingwebhookconfigurations']) {
       const res = await env.cluster.request('admin', 'DELETE', `/apis/admissionregistration.k8s.io/v1/${kind}/sluice-approvals`);
       if (res.status !== 200) throw new Error(`unregistering ${kind} failed: ${res.status}`);
