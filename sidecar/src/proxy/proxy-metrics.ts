@@ -48,8 +48,8 @@ export function registerProxyMetrics(registry: Registry): ProxyMetrics {
     }),
     policyEval: new Histogram({ name: 'sluice_policy_eval_seconds', help: 'Policy evaluation time per decision', buckets: [0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.001, 0.01], registers: r }),
     connections: new Counter({ name: 'sluice_connections_total', help: 'Agent connections by listener and first-bytes kind', labelNames: ['via', 'kind'], registers: r }),
-    refusals: new Counter({ name: 'sluice_refusals_total', help: 'Connections refused before any request (non-HTTP, no name, denied CONNECT/SNI)', labelNames: ['code'], registers: r }),
-    httpErrors: new Counter({ name: 'sluice_http_errors_total', help: 'Malformed or abusive agent requests rejected by the HTTP parser', labelNames: ['code'], registers: r }),
+    refusals: new Counter({ name: 'sluice_refusals_total', help: 'Connections refused before any request (non-HTTP, no name, denied CONNECT/SNI, a peer outside the pod)', labelNames: ['code'], registers: r }),
+    httpErrors: new Counter({ name: 'sluice_http_errors_total', help: 'Agent requests refused before the pipeline: by the HTTP parser, a timeout, an unusable CONNECT, an HTTP/2 protocol error', labelNames: ['code'], registers: r }),
     upstreamErrors: new Counter({ name: 'sluice_upstream_errors_total', help: 'Upstream failures by code', labelNames: ['code'], registers: r }),
     bytes: new Counter({ name: 'sluice_proxied_bytes_total', help: 'Body bytes proxied, by direction (out = agent to upstream)', labelNames: ['direction'], registers: r }),
   };
