@@ -5,8 +5,15 @@
 //             sluice runs its streaming path (StreamMasker, 64 KiB chunks; also through node:stream,
 //             and gzip bodies decoded → masked → sent decoded or re-encoded); gitleaks runs
 //             the same bytes as 64 KiB files (`gitleaks dir`) and as one stream (`gitleaks stdin`).
+//             Outbound DLP rows: the same text as request bodies through decoded views (base64,
+//             hex, percent, escapes, UTF-16, format characters, JSON joins) plus the raw rules —
+//             whole 1 MiB bodies (scanDecoded), and a stream decoded in 1 MiB segments
+//             (DecodedViewsTransform → MaskingTransform); and an LLM-prompt-shaped input (the text
+//             as JSON-escaped message contents) through the whole-body path. Before decoded views
+//             outbound DLP ran the raw StreamMasker only (the first row).
 //   quality — recall and false-positive rate of both on sidecar/test/masking-corpus, scored alike
-//             (a positive counts when none of its secrets survives redaction of what was reported).
+//             (a positive counts when none of its secrets survives redaction of what was reported);
+//             and sluice's outbound DLP on the encoded half of the corpus (encoded-*.jsonl).
 // Speed is MB per CPU-second of the process (user+system; for gitleaks its child CPU time from
 // /usr/bin/time), so a busy machine slows the wall clock but not the per-core figure; wall-clock
 // MB/s is printed beside it.
@@ -19,7 +26,8 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
-import { StreamMasker, createMasker, maskingStages, maskingTransform, planBodyMasking } from '../../sidecar/src/masking/index.ts';
+import { DecodedViewsTransform, StreamMasker, createMasker, maskingStages, maskingTransform, planBodyMasking, scanDecoded } from '../../sidecar/src/masking/index.ts';
+import { formatEncodedScore, loadEncodedCorpus, scoreEncoded } from '../../sidecar/test/masking-corpus/encoded.ts';
 import { formatScore, loadCorpus, score } from '../../sidecar/test/masking-corpus/evaluate.ts';
 import type { Detector, Score } from '../../sidecar/test/masking-corpus/evaluate.ts';
 
@@ -142,6 +150,46 @@ function streamCore(input: Buffer): () => void {
     n += core.end().length;
     if (n === 0) throw new Error('no output');
   };
+}
+
+const DLP_BODY = 1024 * 1024;
+
+/** Outbound DLP on whole bodies of DLP_BODY bytes: decoded views and raw rules in one pass. */
+function dlpWhole(input: Buffer): () => void {
+  return () => {
+    let n = 0;
+    for (let i = 0; i < input.length; i += DLP_BODY) {
+      const r = scanDecoded(input.subarray(i, i + DLP_BODY), masker.scanner, { mode: 'mask', maskRaw: true });
+      if (r.unscannable) throw new Error(`unscannable: ${r.unscannable}`);
+      n += r.output.length;
+    }
+    if (n === 0) throw new Error('no output');
+  };
+}
+
+/** Outbound DLP on a body larger than the window: decoded in segments, then raw-masked as it streams. */
+async function dlpStream(input: Buffer): Promise<void> {
+  const chunks: Buffer[] = [];
+  for (let i = 0; i < input.length; i += CHUNK) chunks.push(input.subarray(i, i + CHUNK));
+  let n = 0;
+  const sink = new Writable({
+    write(c: Buffer, _e, cb) {
+      n += c.length;
+      cb();
+    },
+  });
+  await pipeline([Readable.from(chunks), new DecodedViewsTransform({ masker, window: DLP_BODY }), maskingTransform({ masker, direction: 'request' }), sink]);
+  if (n === 0) throw new Error('no output');
+}
+
+/** The text as an LLM prompt: JSON documents whose message contents are the text, JSON-escaped. */
+function asPrompts(input: Buffer): Buffer {
+  const out: Buffer[] = [];
+  for (let i = 0; i < input.length; i += 256 * 1024) {
+    const text = input.subarray(i, i + 256 * 1024).toString('utf8');
+    out.push(Buffer.from(JSON.stringify({ model: 'gpt-5', messages: [{ role: 'system', content: 'You are a coding agent.' }, { role: 'user', content: text }] })));
+  }
+  return Buffer.concat(out);
 }
 
 const gzipped = new Map<Buffer, Buffer>();
@@ -275,6 +323,14 @@ rows.push({ peer: 'sluice', path: 'StreamMasker, 64 KiB chunks', clean: timeSync
 rows.push({ peer: 'sluice', path: 'node:stream Transform pipeline', clean: await timeAsync(() => viaPipeline(clean, 'none')), mixed: await timeAsync(() => viaPipeline(mixed, 'none')) });
 rows.push({ peer: 'sluice', path: 'gzip: decode, mask, sent decoded', clean: await timeAsync(() => viaPipeline(clean, 'decoded')), mixed: await timeAsync(() => viaPipeline(mixed, 'decoded')) });
 rows.push({ peer: 'sluice', path: 'gzip: decode, mask, re-encode', clean: await timeAsync(() => viaPipeline(clean, 'reencode')), mixed: await timeAsync(() => viaPipeline(mixed, 'reencode')) });
+rows.push({ peer: 'sluice DLP', path: 'decoded views, 1 MiB bodies', clean: timeSync(dlpWhole(clean)), mixed: timeSync(dlpWhole(mixed)) });
+rows.push({ peer: 'sluice DLP', path: 'decoded views, 1 MiB segments', clean: await timeAsync(() => dlpStream(clean)), mixed: await timeAsync(() => dlpStream(mixed)) });
+{
+  const cleanPrompts = asPrompts(clean);
+  const mixedPrompts = asPrompts(mixed);
+  rows.push({ peer: 'sluice DLP', path: 'raw only, LLM prompts (before)', clean: timeSync(streamCore(cleanPrompts)), mixed: timeSync(streamCore(mixedPrompts)) });
+  rows.push({ peer: 'sluice DLP', path: 'decoded views, LLM prompts', clean: timeSync(dlpWhole(cleanPrompts)), mixed: timeSync(dlpWhole(mixedPrompts)) });
+}
 const haveGitleaks = gitleaksAvailable();
 if (haveGitleaks) {
   rows.push({ peer: 'gitleaks 8', path: 'gitleaks dir, 64 KiB files', clean: gitleaksDir(clean), mixed: gitleaksDir(mixed) });
@@ -300,6 +356,16 @@ const sluiceScore = score((text) => {
   return { output: r.output, rules: r.findings.map((f) => f.rule) };
 }, corpus);
 console.log('\n' + formatScore(sluiceScore, 'quality on sidecar/test/masking-corpus — sluice'));
+const encodedCorpus = loadEncodedCorpus();
+const encodedScore = scoreEncoded(
+  (body) => {
+    const r = scanDecoded(body, masker.scanner, { mode: 'mask', maskRaw: true });
+    return { output: r.output, rules: r.findings.map((f) => f.rule), blocked: r.unmaskable !== undefined || r.unscannable !== undefined };
+  },
+  encodedCorpus.positives,
+  encodedCorpus.negatives,
+);
+console.log('\n' + formatEncodedScore(encodedScore, 'quality on the encoded corpus (encoded-*.jsonl) — sluice outbound DLP'));
 let gitleaksScore: Score | undefined;
 if (haveGitleaks) {
   const { detector } = gitleaksDetector();
@@ -309,6 +375,7 @@ if (haveGitleaks) {
 const pct = (a: number, b: number): string => `${((100 * a) / b).toFixed(1)}%`;
 console.log(`\n${'peer'.padEnd(12)} ${'recall'.padStart(8)} ${'FP rate'.padStart(8)}`);
 console.log(`${'sluice'.padEnd(12)} ${pct(sluiceScore.detected, sluiceScore.positives).padStart(8)} ${pct(sluiceScore.falsePositives, sluiceScore.negatives).padStart(8)}`);
+console.log(`${'sluice DLP'.padEnd(12)} ${pct(encodedScore.detected, encodedScore.positives).padStart(8)} ${pct(encodedScore.falsePositives, encodedScore.negatives).padStart(8)}  (encoded corpus)`);
 if (gitleaksScore) console.log(`${'gitleaks'.padEnd(12)} ${pct(gitleaksScore.detected, gitleaksScore.positives).padStart(8)} ${pct(gitleaksScore.falsePositives, gitleaksScore.negatives).padStart(8)}`);
 
 console.log(
@@ -321,6 +388,7 @@ console.log(
     speed: rows.map((r) => ({ peer: r.peer, path: r.path, clean_mb_per_cpu_s: mb / r.clean.cpu, mixed_mb_per_cpu_s: mb / r.mixed.cpu, clean_mb_per_s: mb / r.clean.wall, mixed_mb_per_s: mb / r.mixed.wall })),
     quality: {
       sluice: { recall: sluiceScore.detected / sluiceScore.positives, fp: sluiceScore.falsePositives / sluiceScore.negatives },
+      sluice_dlp_encoded: { recall: encodedScore.detected / encodedScore.positives, fp: encodedScore.falsePositives / encodedScore.negatives },
       ...(gitleaksScore ? { gitleaks: { recall: gitleaksScore.detected / gitleaksScore.positives, fp: gitleaksScore.falsePositives / gitleaksScore.negatives } } : {}),
     },
   }),

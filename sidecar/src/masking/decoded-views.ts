@@ -136,30 +136,31 @@ function lineBreakAt(buf: Buffer, i: number): number {
   return 0;
 }
 
-function findBase64AndHex(buf: Buffer, out: Run[]): void {
+// Where a run of 16+ alphabet bytes starts (not inside a longer one): the regex engine finds
+// these far faster than a loop over every byte, and short words cost one failed lookbehind.
+const B64_START = /(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{16}/g;
+
+function findBase64AndHex(buf: Buffer, text: string, out: Run[]): void {
   const n = buf.length;
-  let i = 0;
-  while (i < n) {
-    if (B64_CLASS[buf[i] ?? 0] === 0) {
-      i++;
-      continue;
-    }
+  B64_START.lastIndex = 0;
+  for (let m = B64_START.exec(text); m !== null; m = B64_START.exec(text)) {
+    let start = m.index;
+    let i = start + 16;
+    while (i < n && B64_CLASS[buf[i]!] !== 0) i++;
     // A run glued to a JSON/JS escape (`\nQUtJ…`, `\u00e9QUtJ…`) starts after the escape.
-    if (buf[i - 1] === 0x5c) {
-      const c = buf[i] ?? 0;
-      if (c === 0x75 && isHex(buf[i + 1] ?? 0) && isHex(buf[i + 2] ?? 0) && isHex(buf[i + 3] ?? 0) && isHex(buf[i + 4] ?? 0)) i += 5;
-      else if (c === 0x6e || c === 0x72 || c === 0x74 || c === 0x62 || c === 0x66 || c === 0x2f) i += 1;
-      if (i >= n || B64_CLASS[buf[i] ?? 0] === 0) continue;
-    }
-    const start = i;
-    let lettersOnly = true;
-    while (i < n && B64_CLASS[buf[i] ?? 0] !== 0) {
-      const c = buf[i] ?? 0;
-      if (lettersOnly && !((c | 0x20) >= 0x61 && (c | 0x20) <= 0x7a)) lettersOnly = false;
-      i++;
+    if (buf[start - 1] === 0x5c) {
+      const c = buf[start]!;
+      if (c === 0x75 && isHex(buf[start + 1] ?? 0) && isHex(buf[start + 2] ?? 0) && isHex(buf[start + 3] ?? 0) && isHex(buf[start + 4] ?? 0)) start += 5;
+      else if (c === 0x6e || c === 0x72 || c === 0x74 || c === 0x62 || c === 0x66 || c === 0x2f) start += 1;
     }
     const firstEnd = i;
+    B64_START.lastIndex = firstEnd;
     if (firstEnd - start < B64_MIN) continue;
+    let lettersOnly = true;
+    for (let k = start; k < firstEnd && lettersOnly; k++) {
+      const c = buf[k]! | 0x20;
+      if (c < 0x61 || c > 0x7a) lettersOnly = false;
+    }
     findHexIn(buf, start, firstEnd, out);
     // Continuation lines (MIME wraps at 76, PEM at 64): a break followed by at least 4 more.
     let end = firstEnd;
@@ -168,7 +169,7 @@ function findBase64AndHex(buf: Buffer, out: Run[]): void {
       if (br === 0) break;
       let j = end + br;
       const lineStart = j;
-      while (j < n && B64_CLASS[buf[j] ?? 0] !== 0) j++;
+      while (j < n && B64_CLASS[buf[j]!] !== 0) j++;
       if (j - lineStart < 4) break;
       findHexIn(buf, lineStart, j, out);
       end = j;
@@ -181,7 +182,7 @@ function findBase64AndHex(buf: Buffer, out: Run[]): void {
     }
     const run = base64Run(buf, start, end, lettersOnly && pad === 0);
     if (run) out.push(run);
-    i = end;
+    B64_START.lastIndex = end;
   }
 }
 
@@ -205,7 +206,9 @@ function base64Run(buf: Buffer, start: number, end: number, lettersOnly: boolean
   const hasStd = !lettersOnly && /[+/]/.test(body);
   const hasUrl = !lettersOnly && /[-_]/.test(body);
   if (hasStd && hasUrl) return undefined;
-  const core = body.replace(/=+$/, '');
+  let coreLength = body.length;
+  while (coreLength > 0 && body.charCodeAt(coreLength - 1) === 0x3d) coreLength--;
+  const core = coreLength === body.length ? body : body.slice(0, coreLength);
   if (core.length < B64_MIN || core.length % 4 === 1 || (body.length !== core.length && body.length % 4 !== 0)) return undefined;
   const shape: B64Shape = { url: hasUrl, padded: body.length !== core.length, lineLength: lines.length > 1 ? (lines[0]?.length ?? 0) : 0, sep };
   const decoded = Buffer.from(core, hasUrl ? 'base64url' : 'base64');
@@ -315,20 +318,42 @@ function mappedRun(start: number, end: number, encoding: ViewEncoding, source: B
   };
 }
 
+/** Decoded bytes and their source spans, in typed arrays (a decode per byte must not allocate). */
 class MapBuilder {
-  bytes: number[] = [];
-  from: number[] = [];
-  to: number[] = [];
+  private bytes: Uint8Array;
+  private from: Int32Array;
+  private to: Int32Array;
+  private n = 0;
+  constructor(capacity: number) {
+    const c = Math.max(16, capacity);
+    this.bytes = new Uint8Array(c);
+    this.from = new Int32Array(c);
+    this.to = new Int32Array(c);
+  }
+  private grow(): void {
+    const c = this.bytes.length * 2;
+    const bytes = new Uint8Array(c);
+    bytes.set(this.bytes);
+    const from = new Int32Array(c);
+    from.set(this.from);
+    const to = new Int32Array(c);
+    to.set(this.to);
+    this.bytes = bytes;
+    this.from = from;
+    this.to = to;
+  }
   push(b: number, from: number, to: number): void {
-    this.bytes.push(b);
-    this.from.push(from);
-    this.to.push(to);
+    if (this.n === this.bytes.length) this.grow();
+    this.bytes[this.n] = b;
+    this.from[this.n] = from;
+    this.to[this.n] = to;
+    this.n++;
   }
   pushAll(buf: Buffer, from: number, to: number): void {
     for (const b of buf) this.push(b, from, to);
   }
   done(): Mapped {
-    return { decoded: Buffer.from(this.bytes), from: Int32Array.from(this.from), to: Int32Array.from(this.to) };
+    return { decoded: Buffer.from(this.bytes.subarray(0, this.n)), from: this.from.subarray(0, this.n), to: this.to.subarray(0, this.n) };
   }
 }
 
@@ -409,7 +434,7 @@ function findStrings(buf: Buffer, text: string, n: number, out: Run[]): void {
 // percent-encoding: %XX decoded, every other byte kept (the structure of a query survives the splice)
 
 function decodePercent(src: Buffer, always = false): Mapped | undefined {
-  const mb = new MapBuilder();
+  const mb = new MapBuilder(src.length);
   let any = false;
   for (let i = 0; i < src.length; ) {
     const c = src[i] ?? 0;
@@ -438,45 +463,82 @@ export function percentFragment(b: Buffer): Buffer {
 
 // JSON / JS string escapes: \uXXXX (surrogate pairs joined), \xXX, \n \t \r \b \f \/ \\ \" \'
 
+/** `\n` → LF and the other one-letter escapes; 0 where the letter is not one. */
+const SIMPLE_ESCAPES = new Uint8Array(256);
+for (const [k, v] of [[0x6e, 0x0a], [0x74, 0x09], [0x72, 0x0d], [0x62, 0x08], [0x66, 0x0c], [0x2f, 0x2f], [0x5c, 0x5c], [0x22, 0x22], [0x27, 0x27]] as const) SIMPLE_ESCAPES[k] = v;
+
+function hex4(src: Buffer, i: number): number {
+  if (i + 4 > src.length) return -1;
+  let v = 0;
+  for (let k = 0; k < 4; k++) {
+    const c = src[i + k]!;
+    if (!isHex(c)) return -1;
+    v = (v << 4) | hexVal(c);
+  }
+  return v;
+}
+
+/** Appends the UTF-8 bytes of code point `cp`, all mapped to the source span [from, to). */
+function pushCodePoint(mb: MapBuilder, cp: number, from: number, to: number): void {
+  if (cp < 0x80) mb.push(cp, from, to);
+  else if (cp < 0x800) {
+    mb.push(0xc0 | (cp >> 6), from, to);
+    mb.push(0x80 | (cp & 0x3f), from, to);
+  } else if (cp < 0x10000) {
+    mb.push(0xe0 | (cp >> 12), from, to);
+    mb.push(0x80 | ((cp >> 6) & 0x3f), from, to);
+    mb.push(0x80 | (cp & 0x3f), from, to);
+  } else {
+    mb.push(0xf0 | (cp >> 18), from, to);
+    mb.push(0x80 | ((cp >> 12) & 0x3f), from, to);
+    mb.push(0x80 | ((cp >> 6) & 0x3f), from, to);
+    mb.push(0x80 | (cp & 0x3f), from, to);
+  }
+}
+
 function decodeEscapes(src: Buffer, always = false): Mapped | undefined {
-  const mb = new MapBuilder();
+  const mb = new MapBuilder(src.length);
   let any = false;
-  for (let i = 0; i < src.length; ) {
-    const c = src[i] ?? 0;
-    if (c !== 0x5c || i + 1 >= src.length) {
+  const n = src.length;
+  for (let i = 0; i < n; ) {
+    const c = src[i]!;
+    if (c !== 0x5c || i + 1 >= n) {
       mb.push(c, i, i + 1);
       i++;
       continue;
     }
-    const e = src[i + 1] ?? 0;
-    if (e === 0x75 && i + 5 < src.length + 0 + 0 && [2, 3, 4, 5].every((k) => isHex(src[i + k] ?? 0))) {
-      let cp = parseInt(src.toString('latin1', i + 2, i + 6), 16);
-      let end = i + 6;
-      if (cp >= 0xd800 && cp < 0xdc00 && src[end] === 0x5c && src[end + 1] === 0x75 && [2, 3, 4, 5].every((k) => isHex(src[end + k] ?? 0))) {
-        const lo = parseInt(src.toString('latin1', end + 2, end + 6), 16);
-        if (lo >= 0xdc00 && lo < 0xe000) {
-          cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-          end += 6;
+    const e = src[i + 1]!;
+    if (e === 0x75) {
+      let cp = hex4(src, i + 2);
+      if (cp >= 0) {
+        let end = i + 6;
+        // A lone surrogate decodes to U+FFFD, as it does once the receiver writes it as UTF-8.
+        if (cp >= 0xd800 && cp < 0xdc00 && src[end] === 0x5c && src[end + 1] === 0x75) {
+          const lo = hex4(src, end + 2);
+          if (lo >= 0xdc00 && lo < 0xe000) {
+            cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+            end += 6;
+          }
         }
+        if (cp >= 0xd800 && cp < 0xe000) cp = 0xfffd;
+        pushCodePoint(mb, cp, i, end);
+        i = end;
+        any = true;
+        continue;
       }
-      mb.pushAll(Buffer.from(String.fromCodePoint(cp), 'utf8'), i, end);
-      i = end;
-      any = true;
-      continue;
-    }
-    if (e === 0x78 && isHex(src[i + 2] ?? 0) && isHex(src[i + 3] ?? 0)) {
-      mb.pushAll(Buffer.from(String.fromCharCode(parseInt(src.toString('latin1', i + 2, i + 4), 16)), 'utf8'), i, i + 4);
+    } else if (e === 0x78 && i + 3 < n && isHex(src[i + 2]!) && isHex(src[i + 3]!)) {
+      pushCodePoint(mb, (hexVal(src[i + 2]!) << 4) | hexVal(src[i + 3]!), i, i + 4);
       i += 4;
       any = true;
       continue;
-    }
-    const simple: Record<number, number> = { 0x6e: 0x0a, 0x74: 0x09, 0x72: 0x0d, 0x62: 0x08, 0x66: 0x0c, 0x2f: 0x2f, 0x5c: 0x5c, 0x22: 0x22, 0x27: 0x27 };
-    const v = simple[e];
-    if (v !== undefined) {
-      mb.push(v, i, i + 2);
-      i += 2;
-      any = true;
-      continue;
+    } else {
+      const v = SIMPLE_ESCAPES[e]!;
+      if (v !== 0) {
+        mb.push(v, i, i + 2);
+        i += 2;
+        any = true;
+        continue;
+      }
     }
     mb.push(c, i, i + 1);
     i++;
@@ -524,7 +586,7 @@ function utf8Len(lead: number): number {
 }
 
 function decodeInvisible(src: Buffer, always = false): Mapped | undefined {
-  const mb = new MapBuilder();
+  const mb = new MapBuilder(src.length);
   let any = false;
   for (let i = 0; i < src.length; ) {
     const c = src[i] ?? 0;
@@ -593,7 +655,7 @@ function textUnit(u: number): boolean {
 function decodeUtf16(le: boolean): MapDecoder {
   return (src) => {
     if (src.length % 2 !== 0) return undefined;
-    const mb = new MapBuilder();
+    const mb = new MapBuilder(src.length);
     for (let i = 0; i < src.length; i += 2) {
       const u = utf16Unit(src, i, le);
       mb.pushAll(Buffer.from(String.fromCharCode(u), 'utf8'), i, i + 2);
@@ -641,7 +703,7 @@ function findRuns(buf: Buffer): Run[] {
   const text = buf.toString('latin1');
   const n = buf.length;
   const out: Run[] = [];
-  findBase64AndHex(buf, out);
+  findBase64AndHex(buf, text, out);
   if (text.includes('%')) findTokens(buf, text, 0, n, PERCENT_HIT, true, (a, b) => mappedRun(a, b, 'percent', buf, decodePercent, percentFragment), out);
   if (text.includes('\\')) findStrings(buf, text, n, out);
   findInvisible(buf, text, 0, n, out);
