@@ -262,6 +262,17 @@ describe('the creator of a workload is the creator of its pods', () => {
     expect(creatorOf(jobPod)?.username).toBe('carol@example.com');
   });
 
+  test('StatefulSet → pod and DaemonSet → pod: the controller’s pod carries the workload’s creator', async () => {
+    const selector = { matchLabels: { app: 'agent' } };
+    const sts = await create('admin', { apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: 'sts', namespace: NAMESPACE }, spec: { serviceName: 'sts', selector, template: podTemplate('ghcr.io/example/agent:1') } });
+    const ds = await create('admin', { apiVersion: 'apps/v1', kind: 'DaemonSet', metadata: { name: 'ds', namespace: NAMESPACE }, spec: { selector, template: podTemplate('ghcr.io/example/agent:1') } });
+    for (const [owner, name] of [[sts, 'sts-0'], [ds, 'ds-abcde']] as const) {
+      expect(creatorOf(owner)?.username).toBe('admin@example.com');
+      const p = await create('controller', { apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: NAMESPACE, labels: { app: 'agent', 'sluice.io/inject': 'true' }, ownerReferences: [ownerRef(owner)] }, spec: { serviceAccountName: SERVICE_ACCOUNT, containers: [AGENT_CONTAINER] } });
+      expect(creatorOf(p)?.username).toBe('admin@example.com');
+    }
+  });
+
   test('an ownerReference written by a user launders nothing: the user is the creator', async () => {
     const p = await create('creator', { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'adopted', namespace: NAMESPACE, labels: { 'sluice.io/inject': 'true' }, ownerReferences: [ownerRef(replicaSet)] }, spec: { serviceAccountName: SERVICE_ACCOUNT, containers: [AGENT_CONTAINER] } });
     expect(creatorOf(p)?.username).toBe('alice@example.com');
