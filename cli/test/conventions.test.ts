@@ -153,7 +153,7 @@ describe('version', () => {
 
   test('sidecar versions group injected pods by injector version and image', () => {
     const pod = (v: string | undefined, image: string): PodLike => ({
-      metadata: { annotations: v === undefined ? {} : ({ 'sluice.io/status': JSON.stringify({ version: v }) } as Record<string, string>) },
+      metadata: { annotations: v === undefined ? {} : ({ 'sluice.io/status': JSON.stringify({ version: v }) }) },
       spec: { initContainers: [{ name: 'sluice-init', image: 'x' }, { name: 'sluice-proxy', image }] },
     });
     expect(injectedVersion(pod(undefined, 'i'))).toBe('unknown');
