@@ -81,6 +81,8 @@ interface Edit {
   start: number;
   end: number;
   replacement: Buffer;
+  /** A secret replaced by its label, or a run rebuilt with the secrets inside it masked. */
+  kind?: 'secret' | 'run';
 }
 
 const SEP = Buffer.from([0x0a, 0x01, 0x0a]);
@@ -725,16 +727,19 @@ export function applyEdits(buf: Buffer, edits: readonly Edit[]): Buffer {
 }
 
 /**
- * Sorted, disjoint edits: an edit inside another is dropped (the outer one already hides it); two
- * that partly overlap become one over both, replaced by the first one's label.
+ * Sorted, disjoint edits. An edit inside another is dropped when the outer one hides it: a label
+ * hides everything under it; a rebuilt run hides a secret only if the secret's bytes are gone from
+ * it — otherwise `onUnsafe` (the caller blocks). Two that partly overlap become one over both,
+ * replaced by a label.
  */
-function resolveEdits(edits: Edit[], label: (e: Edit) => Buffer): Edit[] {
+function resolveEdits(edits: Edit[], label: (e: Edit) => Buffer, source: Buffer, onUnsafe: () => void): Edit[] {
   edits.sort((a, b) => a.start - b.start || b.end - a.end);
   const out: Edit[] = [];
   for (const e of edits) {
     const last = out[out.length - 1];
     if (last && e.start < last.end) {
-      if (e.end > last.end) out[out.length - 1] = { start: last.start, end: e.end, replacement: label(last) };
+      if (e.end > last.end) out[out.length - 1] = { start: last.start, end: e.end, replacement: label(last), kind: 'secret' };
+      else if (last.kind === 'run' && e.kind === 'secret' && e.end > e.start && last.replacement.includes(source.subarray(e.start, e.end))) onUnsafe();
       continue;
     }
     out.push(e);
@@ -882,7 +887,7 @@ function joinGroup(scanner: Scanner, values: readonly JsonString[], maps: readon
       if (e <= s) continue;
       const start = v.start + (m.from[s] ?? 0);
       const end = v.start + (m.to[e - 1] ?? m.decoded.length);
-      result.edits.push({ start, end, replacement: offset < 0 ? replacementFor({ ...f, keepLength: false }) : EMPTY });
+      result.edits.push({ start, end, replacement: offset < 0 ? replacementFor({ ...f, keepLength: false }) : EMPTY, kind: 'secret' });
       if (offset < 0) offset = start;
       lastEnd = end;
     }
@@ -945,6 +950,14 @@ function segmentAt(segments: readonly Segment[], pos: number): number {
  */
 export function scanDecoded(input: Buffer, scanner: Scanner, opts: DecodedScanOptions): DecodedScan {
   const limits = { ...DEFAULT_DECODE_LIMITS, ...opts.limits };
+  const join = (opts.json ?? true) ? joinJson(input, scanner, limits.maxRuns) : undefined;
+  if (join && join.edits.length && opts.mode === 'mask') {
+    // Secrets split across values are masked first, in the document itself; the masked document is
+    // then scanned like any other (its runs may hold the same values, already masked).
+    const joined = applyEdits(input, resolveEdits(join.edits, (e) => e.replacement, input, () => undefined));
+    const rest = scanDecoded(joined, scanner, { ...opts, json: false });
+    return { ...rest, findings: [...join.findings, ...rest.findings] };
+  }
   const budget = input.length * limits.budgetFactor + 65536;
   const result: DecodedScan = { output: input, findings: [], unmaskable: undefined, unscannable: undefined };
   let decodedTotal = 0;
@@ -1018,8 +1031,7 @@ export function scanDecoded(input: Buffer, scanner: Scanner, opts: DecodedScanOp
       report({ rule: f.rule, via: seg.via, offset: seg.root[0], length: seg.root[1] - seg.root[0] });
     }
   }
-  const join = opts.json ?? true ? joinJson(input, scanner, limits.maxRuns) : { findings: [], edits: [], decodedBytes: 0 };
-  for (const f of join.findings) report(f);
+  for (const f of join?.findings ?? []) report(f);
   if (opts.mode !== 'mask' || result.findings.length === 0) return result;
 
   // Mask bottom-up: each level's edits rebuild the runs of the level above.
@@ -1038,19 +1050,22 @@ export function scanDecoded(input: Buffer, scanner: Scanner, opts: DecodedScanOp
       const s = segmentAt(lvl.segments, f.start);
       if (s < 0) continue;
       const seg = lvl.segments[s]!;
-      add(s, { start: f.start - seg.start, end: Math.min(f.end, seg.end) - seg.start, replacement: replacementFor(f) });
+      add(s, { start: f.start - seg.start, end: Math.min(f.end, seg.end) - seg.start, replacement: replacementFor(f), kind: 'secret' });
     }
     for (let k = 0; k < lvl.runs.length; k++) {
       const r = lvl.runs[k]!;
       const bytes = rebuilt.get(r);
       if (!bytes) continue;
       const seg = lvl.segments[lvl.runSegment[k]!]!;
-      add(lvl.runSegment[k]!, { start: r.start - seg.start, end: r.end - seg.start, replacement: bytes });
+      add(lvl.runSegment[k]!, { start: r.start - seg.start, end: r.end - seg.start, replacement: bytes, kind: 'run' });
     }
     const next = new Map<Run, Buffer>();
     for (const [s, list] of perSegment) {
       const seg = lvl.segments[s]!;
-      const edits = resolveEdits(list, labelOf);
+      const unsafe = (): void => {
+        result.unmaskable ??= { rule: lvl.findings[0]?.rule ?? 'unknown', via: seg.via, offset: seg.root[0], length: seg.root[1] - seg.root[0] };
+      };
+      const edits = resolveEdits(list, labelOf, seg.run.decoded, unsafe);
       const bytes = seg.run.rebuild(above.buf, edits);
       const expected = applyEdits(seg.run.decoded, edits);
       const again = seg.run.redecode(bytes);
@@ -1064,12 +1079,15 @@ export function scanDecoded(input: Buffer, scanner: Scanner, opts: DecodedScanOp
   }
   const top = levels[0]!;
   const fragment = opts.rawFragment ?? ((b: Buffer) => b);
-  const edits: Edit[] = [...join.edits];
-  for (const f of top.findings) edits.push({ start: f.start, end: f.end, replacement: fragment(replacementFor(f)) });
+  const edits: Edit[] = [];
+  for (const f of top.findings) edits.push({ start: f.start, end: f.end, replacement: fragment(replacementFor(f)), kind: 'secret' });
   for (const r of top.runs) {
     const bytes = rebuilt.get(r);
-    if (bytes) edits.push({ start: r.start, end: r.end, replacement: bytes });
+    if (bytes) edits.push({ start: r.start, end: r.end, replacement: bytes, kind: 'run' });
   }
-  result.output = applyEdits(input, resolveEdits(edits, (e) => fragment(labelOf(e))));
+  const unsafe = (): void => {
+    result.unmaskable ??= result.findings[0];
+  };
+  result.output = applyEdits(input, resolveEdits(edits, (e) => fragment(labelOf(e)), input, unsafe));
   return result;
 }
