@@ -340,6 +340,15 @@ export const ChartValues = z
           .array(z.looseObject({}))
           .default([])
           .describe('NetworkPolicy peers allowed to scrape the webhook metrics port; empty allows any'),
+        apiServerPorts: z
+          .array(z.number().int().min(1).max(65535))
+          .min(1)
+          .default([443, 6443])
+          .describe('TCP ports the webhook may reach the Kubernetes API server on (it reads pods and workload owners; the Service port and the endpoint port after DNAT)'),
+        apiServerPeers: z
+          .array(z.looseObject({}))
+          .default([])
+          .describe('NetworkPolicy peers (e.g. an ipBlock of the control plane) the webhook may reach on apiServerPorts; empty allows any destination on those ports'),
       })
       .prefault({})
       .describe('NetworkPolicy for the webhook'),
@@ -355,7 +364,7 @@ export function defaultValues(): ChartValues {
 }
 
 /** Paths whose values are Kubernetes objects passed through as they are (checked by the API server). */
-export const PASSTHROUGH_PATHS = ['networkPolicy.metricsFrom[]'];
+export const PASSTHROUGH_PATHS = ['networkPolicy.metricsFrom[]', 'networkPolicy.apiServerPeers[]'];
 
 /**
  * Values whose schema belongs to another component and is documented there: one row in the values

@@ -439,11 +439,18 @@ describe('CRD, NetworkPolicy and monitoring', () => {
     expect(crd.metadata.annotations?.['helm.sh/resource-policy']).toBe('keep');
   });
 
-  test('the webhook NetworkPolicy allows admission and scrapes in, nothing out', () => {
+  test('the webhook NetworkPolicy allows admission and scrapes in, only the API server’s ports out', () => {
     const np = find(rendered.defaults!, 'NetworkPolicy') as K8sObject & { spec: { policyTypes: string[]; egress: unknown[]; ingress: { ports: { port: string }[] }[] } };
     expect(np.spec.policyTypes).toEqual(['Ingress', 'Egress']);
-    expect(np.spec.egress).toEqual([]);
+    // The webhook reads pods and workload owners (webhook-rbac.yaml); nothing else leaves the pod.
+    expect(np.spec.egress).toEqual([{ ports: [{ port: 443, protocol: 'TCP' }, { port: 6443, protocol: 'TCP' }] }]);
     expect(np.spec.ingress.flatMap((i) => i.ports.map((p) => p.port)).sort()).toEqual(['https', 'metrics']);
+  });
+
+  test('the API server egress can be narrowed to the control plane', async () => {
+    const peers = [{ ipBlock: { cidr: '10.0.0.1/32' } }];
+    const np = find(await template({ networkPolicy: { apiServerPorts: [6443], apiServerPeers: peers } }), 'NetworkPolicy') as K8sObject & { spec: { egress: unknown[] } };
+    expect(np.spec.egress).toEqual([{ ports: [{ port: 6443, protocol: 'TCP' }], to: peers }]);
   });
 
   test('monitoring off by default; on: ServiceMonitor, PodMonitor, PrometheusRule and dashboards', () => {
