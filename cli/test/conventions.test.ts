@@ -48,6 +48,7 @@ describe('global kubeconfig flags', () => {
     expect(await cli(['approvals', '--as-group', 'g'])).toMatchObject({ code: 2, err: expect.stringContaining('--as-group needs --as') });
     expect(await cli(['approvals', '-o', 'xml'])).toMatchObject({ code: 2, err: 'error: --output xml: expected text, wide, json, yaml\n' });
     expect(await cli(['approvals', '-w', '-o', 'json'])).toMatchObject({ code: 2, err: expect.stringContaining('--watch prints table rows') });
+    expect(await cli(['sessions', '-o', 'xml', '--loki', 'http://127.0.0.1:9'])).toMatchObject({ code: 2, err: 'error: --output xml: expected text, wide, json or yaml\n' });
   });
 
   test('--request-timeout as kubectl reads it', () => {
@@ -218,13 +219,14 @@ describe('check (pure parts)', () => {
     expect(metricRevision('sluice_policy_bundle_info{revision="old"} 0\n')).toBeUndefined();
   });
 
-  test('the text: categories, symbols, hints on what is not ok, and the verdict', () => {
+  test('the text: one block per category, symbols, hints on what is not ok, and the verdict', () => {
     const text = checkText([
       { category: 'a', status: 'ok', message: 'fine', hint: 'not shown' },
       { category: 'a', status: 'warn', message: 'look', hint: 'do x' },
       { category: 'b', status: 'fail', message: 'broken', hint: 'do y' },
       { category: 'b', status: 'skip', message: 'skipped' },
+      { category: 'a', status: 'ok', message: 'later' },
     ]);
-    expect(text).toBe(['a', '-', '✔ fine', '‼ look', '    hint: do x', '', 'b', '-', '✖ broken', '    hint: do y', '- skipped', '', 'Status check results are ✖ (1 failed, 1 to look at)', ''].join('\n'));
+    expect(text).toBe(['a', '-', '✔ fine', '‼ look', '    hint: do x', '✔ later', '', 'b', '-', '✖ broken', '    hint: do y', '- skipped', '', 'Status check results are ✖ (1 failed, 1 to look at)', ''].join('\n'));
   });
 });

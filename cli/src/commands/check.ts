@@ -109,7 +109,10 @@ const SYMBOL: Record<CheckStatus, string> = { ok: '✔', fail: '✖', warn: '‼
 export function checkText(results: readonly CheckResult[]): string {
   const out: string[] = [];
   let category = '';
-  for (const r of results) {
+  // One block per category, in the order categories first appear (checks of one category may run apart).
+  const order = [...new Set(results.map((r) => r.category))];
+  const grouped = order.flatMap((c) => results.filter((r) => r.category === c));
+  for (const r of grouped) {
     if (r.category !== category) {
       if (category) out.push('');
       out.push(r.category, '-'.repeat(r.category.length));

@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { listSessions } from '../../../sidecar/src/audit/session-list.ts';
 import type { SessionSummary } from '../../../sidecar/src/audit/session-list.ts';
 import { CliError } from '../errors.ts';
+import { formatData } from '../output.ts';
 import type { Io } from '../program.ts';
 import { parseFromFlag, sourceFailure, storeFromFlags } from './replay.ts';
 import type { SourceFlags } from './replay.ts';
@@ -36,7 +37,7 @@ export function formatSessionsTable(rows: SessionSummary[]): string {
 }
 
 export async function sessionsCommand(flags: SessionsFlags, io: Io, nowMs = Date.now()): Promise<SessionSummary[]> {
-  if (!['text', 'wide', 'json'].includes(flags.output)) throw new CliError(`--output ${flags.output}: expected text, wide or json`);
+  if (!['text', 'wide', 'json', 'yaml'].includes(flags.output)) throw new CliError(`--output ${flags.output}: expected text, wide, json or yaml`);
   const store = storeFromFlags(flags);
   if (store === undefined) throw new CliError('no log store: give --loki URL or --victorialogs URL (or set SLUICE_LOKI_URL / SLUICE_VICTORIALOGS_URL)');
   let rows: SessionSummary[];
@@ -46,6 +47,7 @@ export async function sessionsCommand(flags: SessionsFlags, io: Io, nowMs = Date
     sourceFailure(err);
   }
   if (flags.output === 'json') io.out(`${JSON.stringify(rows, null, 2)}\n`);
+  else if (flags.output === 'yaml') io.out(formatData(rows, 'yaml'));
   else if (rows.length) io.out(formatSessionsTable(rows));
   else io.err(`no sessions since ${flags.since}${flags.namespace ? ` in namespace ${flags.namespace}` : ''}${flags.pod ? ` for pod ${flags.pod}` : ''}\n`);
   return rows;
@@ -58,7 +60,7 @@ export function registerSessionsCommand(program: Command, io: Io): void {
     .option('-n, --namespace <ns>', 'only this namespace (default: every namespace)')
     .option('--pod <name>', 'only this pod')
     .option('--since <time>', 'sessions with events since this RFC 3339 time or this long ago (30m, 2h, 7d)', '24h')
-    .option('-o, --output <format>', 'text or json', 'text')
+    .option('-o, --output <format>', 'text, json or yaml', 'text')
     .option('--loki <url>', 'Loki base URL (default: $SLUICE_LOKI_URL)')
     .option('--victorialogs <url>', 'VictoriaLogs base URL (default: $SLUICE_VICTORIALOGS_URL)')
     .option('--tenant <id>', 'store tenant: Loki X-Scope-OrgID, or VictoriaLogs AccountID[:ProjectID]', process.env.SLUICE_STORE_TENANT ?? process.env.SLUICE_LOKI_TENANT)
