@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import { MAX_SUMMARY, approvalSummaryLine } from '../../../api/src/index.ts';
 import type { ApprovalRequestSpec, Creator, Decision, Facts, RequestSummary } from '../../../api/src/index.ts';
-import { createMasker } from '../masking/index.ts';
+import { createMasker, maskAuditText } from '../masking/index.ts';
 import type { Masker } from '../masking/index.ts';
 
 export interface DraftInput {
@@ -51,7 +51,8 @@ export function maskedPathAndQuery(path: string, query: Readonly<Record<string, 
     for (const v of values) pairs.push(`${key}=${SECRET_QUERY_KEY.test(key) && v !== '' ? '[redacted]' : v}`);
   }
   const full = pairs.length ? `${path}?${pairs.join('&')}` : path;
-  const output = masker.maskText(full).output.replace(/[\s\p{Cc}]/gu, (c) => encodeURIComponent(c));
+  // Decoded views too: a key percent-encoded, base64'd or hex'd in a URL is masked like a plain one.
+  const output = maskAuditText(full, masker).replace(/[\s\p{Cc}]/gu, (c) => encodeURIComponent(c));
   return output.length > MAX_PATH ? `${output.slice(0, MAX_PATH - 1)}…` : output;
 }
 
@@ -82,7 +83,7 @@ function cutSummary(text: string): string {
  */
 export function summarize(summary: RequestSummary, facts: Facts, maskedPath: string): string {
   const line = approvalSummaryLine({ method: summary.method, host: hostAndPort(summary), path: maskedPath, facts });
-  return cutSummary(secretMasker().maskText(line).output);
+  return cutSummary(maskAuditText(line, secretMasker()));
 }
 
 function hash(value: unknown): string {
