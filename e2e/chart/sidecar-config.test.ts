@@ -115,7 +115,8 @@ describe('sidecar.config from helm install to the sidecar', () => {
   test('the agent namespace holds the ConfigMap with exactly those settings', async () => {
     const cm = await settingsMap();
     expect(Object.keys(cm.data)).toEqual(['sidecar.yaml']);
-    expect(parseYaml(cm.data['sidecar.yaml']!)).toEqual(SETTINGS);
+    // The chart's own default (an explicit `audit.store: none`) is merged under the user's settings.
+    expect(parseYaml(cm.data['sidecar.yaml']!)).toEqual({ ...SETTINGS, audit: { store: 'none' } });
   });
 
   test('a pod created in the labelled namespace is stored mounting it read-only, and the sidecar loads it', async () => {
@@ -145,7 +146,7 @@ describe('sidecar.config from helm install to the sidecar', () => {
     expect(res.code).toBe(0);
     await pointInstalledWebhooks();
     const cm = await settingsMap();
-    expect(parseYaml(cm.data['sidecar.yaml']!)).toEqual({ ...SETTINGS, approvals: { ...SETTINGS.approvals, maxWaitMs: 30_000 } });
+    expect(parseYaml(cm.data['sidecar.yaml']!)).toEqual({ ...SETTINGS, audit: { store: 'none' }, approvals: { ...SETTINGS.approvals, maxWaitMs: 30_000 } });
     const pod = await createAgentPod();
     const { sidecar, fields } = storedSidecar(pod);
     expect(loadAsMounted(sidecar, cm.data, fields).approvals.maxWaitMs).toBe(30_000);
