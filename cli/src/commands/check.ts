@@ -448,7 +448,7 @@ class Checker {
         const facts = `sidecar ${version}, policy ${running ?? (expected ? `${expected} (from the ConfigMap; pod ${pod.status?.phase ?? 'unknown'})` : 'unknown')}`;
         const problems: string[] = [];
         if (webhookVersion && version !== webhookVersion) problems.push(`injected by ${version}, the webhook is ${webhookVersion}: restart the pod to get the current sidecar`);
-        if (running && expected && running !== expected) problems.push(`runs policy ${running}, the ConfigMap holds ${expected}: the sidecar reloads it within a minute; if not, read its logs`);
+        if (running && expected && running !== expected) problems.push(`runs policy ${running}, the ConfigMap holds ${expected}: the sidecar reloads it when the kubelet refreshes the mounted ConfigMap (usually a minute or two); if it stays behind, read the sidecar's logs`);
         if (problems.length) this.add(cat, 'warn', `${id}: ${facts}`, problems.join('; '));
         else this.add(cat, 'ok', `${id}: ${facts}`);
       }
