@@ -64,7 +64,9 @@ image: deps policy
 # (symlinks resolved, CRD and default policy inside), both images as OCI archives with CycloneDX
 # SBOMs, the CLI as one ESM file (Node >= 20), an npm package and a single executable, the krew
 # manifest and SHA256SUMS.
-release: deps policy
+# Needs Helm besides the base tools (and apt for the images' Debian packages), not the test servers.
+release: base-deps policy
+	@tools/install.sh helm
 	$(NODE) tools/release.ts
 
 # The CLI alone (dist/cli: kubectl-sluice.mjs, npm/, sea/kubectl-sluice).
