@@ -4,7 +4,8 @@
 // runs from a temp dir on the machine's Node 20 with no project Node on PATH — version,
 // completion, policy eval against the shipped bundle, verify of an NDJSON export — and talks to
 // that API server: `check --pre` before the install, `check` after it (and with a registration
-// removed), `version` in-cluster, and `--as` reaching the API server as Impersonate-User.
+// removed), `version` in-cluster, and `--as` reaching the API server as Impersonate-User. The
+// single executable runs with no Node on PATH at all.
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,6 +29,7 @@ let cluster: KubeCluster;
 let chartTgz: string;
 let cliDir: string;
 let builtRevision: string;
+let seaDir: string;
 let home: string;
 let helmEnv: NodeJS.ProcessEnv;
 
@@ -74,8 +76,10 @@ beforeAll(async () => {
   helmEnv = { ...process.env, HELM_CACHE_HOME: join(home, 'cache'), HELM_CONFIG_HOME: join(home, 'config'), HELM_DATA_HOME: join(home, 'data') };
   chartTgz = packageChart(join(work, 'release'));
   // The npm package folder, moved away from the checkout (nothing may resolve back into it).
-  const built = await bundleCli(join(work, 'build'), false);
+  const built = await bundleCli(join(work, 'build'), true);
   builtRevision = built.revision;
+  seaDir = join(mkdtempSync(join(tmpdir(), 'kubectl-sluice-sea-')), 'bin');
+  cpSync(join(work, 'build', 'sea'), seaDir, { recursive: true });
   cliDir = join(mkdtempSync(join(tmpdir(), 'kubectl-sluice-')), 'package');
   cpSync(built.npm, cliDir, { recursive: true });
   cluster = await KubeCluster.start({ namespaces: [{ name: 'agents', labels: { 'sluice.io/inject': 'true', 'pod-security.kubernetes.io/enforce': 'privileged' } }, { name: 'team-b' }] });
@@ -153,6 +157,19 @@ describe('the bundled CLI outside the checkout, on Node 20', () => {
     expect((await cli(['verify', 'golden-session-1', '--file', edited])).code).toBe(1);
     const unknown = await cli(['verify', 'nobody', '--file', file]);
     expect([unknown.code, unknown.stderr]).toEqual([2, expect.stringContaining('no events found')]);
+  });
+
+  test('the single executable runs with no Node at all (empty PATH) and finds the policy shipped beside it', () => {
+    const run = (args: string[]) => spawnSync(join(seaDir, 'kubectl-sluice'), args, { cwd: home, env: { PATH: '/nonexistent', HOME: home }, encoding: 'utf8' });
+    const version = run(['version', '--client']);
+    expect([version.status, version.stdout]).toEqual([0, expect.stringMatching(new RegExp(`^Client Version: \\d+\\.\\d+\\.\\d+ \\(revision ${builtRevision}, sea, node v24\\.`))]);
+    const input = join(home, 'sea-input.json');
+    writeFileSync(input, JSON.stringify(agentInput({ method: 'GET', host: 'paste.example', path: '/' })));
+    const evaluated = run(['policy', 'eval', '-i', input]);
+    expect([evaluated.status, evaluated.stderr]).toEqual([0, '']);
+    expect(JSON.parse(evaluated.stdout)).toMatchObject({ action: 'deny', decision: { code: 'net.not_allowlisted' } });
+    const verified = run(['verify', 'golden-session-1', '--file', join(REPO, 'sidecar', 'test', 'audit', 'testdata', 'chain-golden.ndjson')]);
+    expect([verified.status, verified.stdout]).toEqual([0, expect.stringContaining('chain intact')]);
   });
 
   test('with no kubeconfig anywhere it says how to point at one (exit 2)', async () => {
