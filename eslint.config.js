@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.tools/**', '**/testdata/**', 'coverage/**', '.work/**', 'policies/build/**', 'charts/**/dashboards/*.json'] },
+  { ignores: ['node_modules/**', '.tools/**', '**/testdata/**', 'coverage/**', '.work/**', 'policies/build/**', 'dist/**', 'charts/images/build/**', 'charts/**/dashboards/*.json'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
