@@ -11,6 +11,7 @@ import { copyFileSync, cpSync, existsSync, mkdtempSync, readFileSync, writeFileS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
+import { parse as parseYaml } from 'yaml';
 import { bundleCli } from '../../cli/scripts/bundle.ts';
 import type { CheckResult } from '../../cli/src/commands/check.ts';
 import { agentInput } from '../../policies/cases/cases.ts';
@@ -278,7 +279,8 @@ describe('against the API server', () => {
     expect(res.stdout).toMatch(/^clientVersion:\n {2}version: /);
     const json = JSON.parse((await cli(['version', ...admin(), '-o', 'json'])).stdout) as { serverVersion: { gitVersion: string }; webhooks: { namespace: string; name: string; version: string; image: string }[]; sidecars: unknown[] };
     expect(json.serverVersion.gitVersion).toMatch(/^v1\.\d+\.\d+/);
-    expect(json.webhooks).toEqual([expect.objectContaining({ namespace: NS, name: 'sluice-webhook', version: '0.1.0', image: expect.stringContaining('sluice-webhook') })]);
+    const chart = parseYaml(readFileSync(join(REPO, 'charts', 'sluice', 'Chart.yaml'), 'utf8')) as { appVersion: string };
+    expect(json.webhooks).toEqual([expect.objectContaining({ namespace: NS, name: 'sluice-webhook', version: chart.appVersion, image: expect.stringContaining('sluice-webhook') })]);
     expect(json.sidecars).toEqual([]);
   });
 
