@@ -19,6 +19,8 @@ TOOLS=(
   "helm         4.3.2     helm"
   "etcd         3.6.7     etcd"
   "kube         1.37.2    kube-apiserver"
+  "kubenode     1.37.2    kubelet kube-controller-manager kube-scheduler kubectl"
+  "containerd   2.4.2     containerd containerd-shim-runc-v2 ctr"
   "victorialogs 1.52.2    victoria-logs"
   "gitleaks     8.30.1    gitleaks"
   "moto         5.2.5     moto_server"
@@ -72,21 +74,54 @@ build_etcd() {
   rm -rf "$work"
 }
 
-build_kube() { # kube-apiserver; staging replaces generated from k8s.io/kubernetes' own go.mod
-  local version=$1 prefix=$2 work=$prefix/src minor
+# The wrapper module around k8s.io/kubernetes: staging replaces generated from its own go.mod.
+kube_wrapper() { # <version> <work dir> <tools.go dir>
+  local version=$1 work=$2 gomod
   mkdir -p "$work"
-  local gomod; gomod=$(cd "$work" && go mod download -json "k8s.io/kubernetes@v$version" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  gomod=$(cd "$work" && go mod download -json "k8s.io/kubernetes@v$version" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
   {
     printf 'module sluice.local/kube\n\ngo 1.25.0\n\nrequire k8s.io/kubernetes v%s\n\nreplace (\n' "$version"
     sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/src/k8s.io/[a-z0-9-]*$#\t\1 => \1 v0.'"${version#1.}"'#p' "$gomod"
     printf ')\n'
   } >"$work/go.mod"
-  cp "$ROOT/tools/go/kube/tools.go" "$work/"
-  minor=$(cut -d. -f2 <<<"$version")
-  (cd "$work" && go mod tidy >/dev/null && CGO_ENABLED=0 go build -trimpath -o "$prefix/bin/kube-apiserver" \
-    -ldflags "-X k8s.io/component-base/version.gitVersion=v$version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor" \
+  cp "$ROOT/tools/go/$3/tools.go" "$work/"
+  (cd "$work" && go mod tidy >/dev/null)
+}
+
+kube_ldflags() { # <version>: what /version reports
+  local version=$1 minor; minor=$(cut -d. -f2 <<<"$version")
+  printf '%s' "-X k8s.io/component-base/version.gitVersion=v$version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
+}
+
+build_kube() { # kube-apiserver (its own cache entry, so adding the node binaries did not rebuild it)
+  local version=$1 prefix=$2 work=$prefix/src
+  kube_wrapper "$version" "$work" kube
+  (cd "$work" && CGO_ENABLED=0 go build -trimpath -o "$prefix/bin/kube-apiserver" -ldflags "$(kube_ldflags "$version")" \
     k8s.io/kubernetes/cmd/kube-apiserver)
   rm -rf "$work"
+}
+
+# The node for e2e/cluster: same wrapper module and flags as kube-apiserver, one `go build`, so
+# the packages kube-apiserver compiled come from Go's build cache.
+build_kubenode() {
+  local version=$1 prefix=$2 work=$prefix/src
+  kube_wrapper "$version" "$work" kubenode
+  mkdir -p "$prefix/bin"
+  (cd "$work" && CGO_ENABLED=0 go build -trimpath -o "$prefix/bin/" \
+    -ldflags "$(kube_ldflags "$version") -X k8s.io/client-go/pkg/version.gitVersion=v$version" \
+    k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
+  rm -rf "$work"
+}
+
+# The node's container runtime. 2.x because kubelet 1.37 counts runtimes without the
+# RuntimeConfig RPC (Debian's containerd 1.6) as losing support; storage drivers that need cgo
+# are left out. runc and the CNI plugins come from Debian (tools/apt.sh).
+build_containerd() {
+  local version=$1 prefix=$2 m=github.com/containerd/containerd/v2
+  GOBIN="$prefix/bin" CGO_ENABLED=0 go install -trimpath -tags "no_btrfs no_devmapper no_zfs" \
+    -ldflags "-X $m/version.Version=v$version" \
+    "$m/cmd/containerd@v$version" "$m/cmd/containerd-shim-runc-v2@v$version" "$m/cmd/ctr@v$version"
 }
 
 # The real audit store for tests: VictoriaLogs (Apache-2.0) accepts the Loki push API that sluice

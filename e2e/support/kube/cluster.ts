@@ -53,6 +53,19 @@ export interface ClusterOptions {
   namespaces?: NamespaceSpec[];
   /** Extra kube-apiserver flags (`--name=value`). */
   apiserverArgs?: string[];
+  /**
+   * The address kube-apiserver serves on (default 127.0.0.1; e2e/cluster uses its node's bridge
+   * address so pods reach it). Also the advertise address and a SAN of the serving certificate.
+   */
+  bindAddress?: string;
+  /** kube-apiserver's port (default: a free one). */
+  securePort?: number;
+  /** `--service-cluster-ip-range` (default 10.96.0.0/16). */
+  serviceClusterIpRange?: string;
+  /** `--authorization-mode` (default RBAC; a node with a kubelet needs Node,RBAC). */
+  authorizationModes?: string[];
+  /** The cluster CA (default: a new one), for callers that issue certificates before the start. */
+  ca?: TestCA;
   /** How long to wait for each process to become ready. */
   readyTimeoutMs?: number;
 }
@@ -181,9 +194,10 @@ export class KubeCluster {
     let etcd: ChildProcess | undefined;
     let apiserver: ChildProcess | undefined;
     try {
-      const [clientPort, peerPort, securePort] = [await freePort(), await freePort(), await freePort()];
-      const ca = await TestCA.create('sluice e2e cluster CA');
-      const serving = await ca.issue('kube-apiserver', ['127.0.0.1', 'localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc']);
+      const [clientPort, peerPort, securePort] = [await freePort(), await freePort(), options.securePort ?? (await freePort())];
+      const bind = options.bindAddress ?? '127.0.0.1';
+      const ca = options.ca ?? (await TestCA.create('sluice e2e cluster CA'));
+      const serving = await ca.issue('kube-apiserver', [...new Set(['127.0.0.1', bind, 'localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc'])]);
       const sa = await generateSigningKey();
       const users: Record<string, KubeUser> = {};
       for (const [handle, spec] of Object.entries({ ...STANDARD_USERS, ...options.users })) {
@@ -226,9 +240,9 @@ export class KubeCluster {
       const apiLog = join(dir, 'kube-apiserver.log');
       apiserver = startProcess(apiserverBin, [
         `--etcd-servers=http://127.0.0.1:${clientPort}`,
-        '--bind-address=127.0.0.1',
+        `--bind-address=${bind}`,
         `--secure-port=${securePort}`,
-        '--advertise-address=127.0.0.1',
+        `--advertise-address=${bind}`,
         `--cert-dir=${join(dir, 'certs')}`,
         `--tls-cert-file=${files.cert}`,
         `--tls-private-key-file=${files.key}`,
@@ -237,15 +251,15 @@ export class KubeCluster {
         `--service-account-key-file=${files.saPub}`,
         `--service-account-signing-key-file=${files.saKey}`,
         `--token-auth-file=${files.tokens}`,
-        '--authorization-mode=RBAC',
-        '--service-cluster-ip-range=10.96.0.0/16',
+        `--authorization-mode=${(options.authorizationModes ?? ['RBAC']).join(',')}`,
+        `--service-cluster-ip-range=${options.serviceClusterIpRange ?? '10.96.0.0/16'}`,
         '--allow-privileged=true',
         '--endpoint-reconciler-type=none',
         '--enable-priority-and-fairness=false',
         '--profiling=false',
         ...(options.apiserverArgs ?? []),
       ], apiLog);
-      const server = `https://127.0.0.1:${securePort}`;
+      const server = `https://${bind}:${securePort}`;
       const dispatcher = new Agent({ connect: { ca: ca.certPem }, keepAliveTimeout: 10_000 });
       const apiProc = apiserver;
       await waitReady('kube-apiserver', apiProc, apiLog, timeout, async () => {
