@@ -18,6 +18,7 @@ import { agentInput } from '../../policies/cases/cases.ts';
 import { HELM, REPO } from '../../charts/test/support/helm.ts';
 import { eventually } from '../support/kube/admission.ts';
 import { KubeCluster } from '../support/kube/cluster.ts';
+import { VictoriaLogsServer } from '../support/logstore/victoria-logs.ts';
 import { packageChart, symlinksUnder } from '../../tools/release.ts';
 
 jest.setTimeout(180_000);
@@ -252,6 +253,18 @@ describe('against the API server', () => {
     await cluster.request('admin', 'PATCH', '/api/v1/namespaces/agents', { metadata: { labels: { 'pod-security.kubernetes.io/enforce': 'privileged' } } }, 'application/merge-patch+json');
     expect(helm(['upgrade', 'sluice', chartTgz, '-n', NS, '--reuse-values']).code).toBe(0);
     expect(find((await check([])).results, /has no binding/)).toEqual([]);
+  });
+
+  test('the log store: a running VictoriaLogs is ✔, one that is not there is ✖ with a hint', async () => {
+    const vlogs = await VictoriaLogsServer.start();
+    try {
+      const up = (await check(['--victorialogs', vlogs.url])).results.filter((r) => r.category === 'log-store');
+      expect(up).toEqual([{ category: 'log-store', status: 'ok', message: `victorialogs at ${vlogs.url} is ready (from --victorialogs)` }]);
+    } finally {
+      await vlogs.stop();
+    }
+    const down = (await check(['--victorialogs', vlogs.url])).results.filter((r) => r.category === 'log-store');
+    expect(down).toEqual([expect.objectContaining({ status: 'fail', message: expect.stringMatching(/^victorialogs at .* not reachable \(ECONNREFUSED, from --victorialogs\)$/), hint: expect.stringContaining('sidecars spool audit events') })]);
   });
 
   test('an API server that is not there: check exits 2 (could not run)', async () => {
