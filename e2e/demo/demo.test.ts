@@ -35,11 +35,11 @@ describe('make demo', () => {
     ['install a dependency', /^ALLOW upstream answered 200$/],
     ['ask the model for help', /^ALLOW upstream answered 200$/],
     ['read the deployment settings (they contain AWS keys)', /^ALLOW upstream answered 200; masked 2 secret\(s\): aws-access-key-id, aws-secret-access-key$/],
-    ['read a credentials file', /^HOLD  paths\.credential_read_held: /],
-    ['publish a package', /^DENY  registry\.write_denied: /],
-    ['upload the source to a paste site', /^DENY  net\.not_allowlisted: refused at CONNECT/],
-    ['connect to an IP address', /^DENY  net\.ip_literal_denied: /],
-    ['push a commit', /^HOLD  git reports: .*403/],
+    ['read a credentials file', /^HOLD {2}paths\.credential_read_held: /],
+    ['publish a package', /^DENY {2}registry\.write_denied: /],
+    ['upload the source to a paste site', /^DENY {2}net\.not_allowlisted: refused at CONNECT/],
+    ['connect to an IP address', /^DENY {2}net\.ip_literal_denied: /],
+    ['push a commit', /^HOLD {2}git reports: .*403/],
   ])('%s', (say, expected) => {
     expect(verdict(say)).toMatch(expected);
   });
