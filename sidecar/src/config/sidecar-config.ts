@@ -12,6 +12,7 @@ import { MaskingConfig } from '../masking/masking-config.ts';
 import { SidecarAuditSettings } from '../audit/config.ts';
 import { ApprovalsConfig } from '../approvals/config.ts';
 import { CredentialsConfig } from '../credentials/credentials-config.ts';
+import { PolicyVerificationConfig } from '../policy/bundle-signature.ts';
 
 // 0 picks a free port (tests and the demo); a pod uses the fixed defaults.
 const Port = z.number().int().min(0).max(65535);
@@ -52,6 +53,8 @@ export const SidecarConfig = z
       .object({
         path: z.string().min(1),
         pollIntervalMs: Millis.default(2000),
+        /** When set, only bundles signed with this key load (docs/policy.md, Distribution). */
+        verification: PolicyVerificationConfig.optional(),
       })
       .strict(),
     /** Downward API volume with `labels` and `annotations` (kill switch, creator stamp). */

@@ -1,12 +1,14 @@
 // Keeps the engine on the newest good bundle. A mounted ConfigMap updates by swapping its
 // `..data` symlink, so the watcher follows real paths and compares a fingerprint (inode, size,
 // mtime of each file) rather than trusting one kind of fs event; fs.watch makes it prompt and a
-// slow poll makes it certain. A bad bundle is reported and the last good one stays in service.
+// slow poll makes it certain. A bad bundle — or, with a signing key configured, an unsigned or
+// tampered one — is reported and the last good one stays in service.
 import { watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { BundleError, readBundle } from './bundle.ts';
+import type { BundleVerification } from './bundle-signature.ts';
 import { compileBundle } from './engine.ts';
 import type { LoadedBundle, PolicyEngine } from './engine.ts';
 
@@ -17,6 +19,8 @@ export interface BundleWatcherEvents {
 
 export interface BundleWatcherOptions {
   pollIntervalMs: number;
+  /** Only bundles signed by this key load (policy.verification in the sidecar config). */
+  verification?: BundleVerification | undefined;
 }
 
 async function fingerprint(path: string): Promise<string> {
@@ -27,7 +31,7 @@ async function fingerprint(path: string): Promise<string> {
   } catch {
     return 'missing';
   }
-  const files = info.isDirectory() ? ['policy.wasm', 'data.json', '.manifest'].map((f) => join(path, f)) : [path];
+  const files = info.isDirectory() ? ['policy.wasm', 'data.json', '.manifest', '.signatures.json'].map((f) => join(path, f)) : [path];
   for (const file of files) {
     try {
       const real = await realpath(file);
@@ -99,7 +103,7 @@ export class BundleWatcher {
     if (print === this.#lastPrint) return;
     this.#lastPrint = print;
     try {
-      const compiled = await compileBundle(await readBundle(this.#path));
+      const compiled = await compileBundle(await readBundle(this.#path, { verification: this.#options.verification }));
       this.#engine.install(compiled);
       this.#events.loaded(compiled.meta);
     } catch (err) {

@@ -7,6 +7,7 @@ import { Decision, POLICY_ENTRYPOINT, describeIssues, engineDeny } from '../../.
 import type { PolicyInput } from '../../../api/src/index.ts';
 import { BundleError } from './bundle.ts';
 import type { PolicyBundle } from './bundle.ts';
+import type { VerifiedSignature } from './bundle-signature.ts';
 import { importedBuiltins, unsupportedBuiltins } from './wasm-builtins.ts';
 import type { WasmInstance, WasmMemory } from './wasm-builtins.ts';
 
@@ -16,6 +17,8 @@ export interface LoadedBundle {
   revision: string;
   source: string;
   loadedAt: Date;
+  /** The verified signature, when a signing key is configured. */
+  signature?: VerifiedSignature;
 }
 
 export interface Evaluation {
@@ -55,7 +58,9 @@ export async function compileBundle(bundle: PolicyBundle, now: () => Date = () =
   } catch (err) {
     throw new BundleError('bundle.bad_data', `${bundle.source}: data.json was refused (${messageOf(err)})`);
   }
-  return { policy, entrypoint, meta: { revision: bundle.revision, source: bundle.source, loadedAt: now() } };
+  const meta: LoadedBundle = { revision: bundle.revision, source: bundle.source, loadedAt: now() };
+  if (bundle.signature) meta.signature = bundle.signature;
+  return { policy, entrypoint, meta };
 }
 
 export class PolicyEngine {
