@@ -142,7 +142,7 @@ function lineBreakAt(buf: Buffer, i: number): number {
 // these far faster than a loop over every byte, and short words cost one failed lookbehind.
 const B64_START = /(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{16}/g;
 
-function findBase64AndHex(buf: Buffer, text: string, out: Run[]): void {
+function findBase64AndHex(buf: Buffer, text: string, out: Run[], skip: (start: number, end: number) => boolean): void {
   const n = buf.length;
   B64_START.lastIndex = 0;
   for (let m = B64_START.exec(text); m !== null; m = B64_START.exec(text)) {
@@ -157,7 +157,7 @@ function findBase64AndHex(buf: Buffer, text: string, out: Run[]): void {
     }
     const firstEnd = i;
     B64_START.lastIndex = firstEnd;
-    if (firstEnd - start < B64_MIN) continue;
+    if (firstEnd - start < B64_MIN || skip(start, firstEnd)) continue;
     let lettersOnly = true;
     for (let k = start; k < firstEnd && lettersOnly; k++) {
       const c = buf[k]! | 0x20;
@@ -704,14 +704,31 @@ const ESCAPE_HIT = /\\(?:u[0-9A-Fa-f]{4}|x[0-9A-Fa-f]{2}|[nrtbf"\\/'])/g;
 function findRuns(buf: Buffer): Run[] {
   const text = buf.toString('latin1');
   const n = buf.length;
+  // Escaped strings first: what lies wholly inside one is found in its decoded view one level
+  // down (better: unescaped), so it is not decoded twice.
+  const strings: Run[] = [];
+  if (text.includes('\\')) findStrings(buf, text, n, strings);
+  const inString = (a: number, b: number): boolean => {
+    let lo = 0;
+    let hi = strings.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const r = strings[mid]!;
+      if (a < r.start) hi = mid - 1;
+      else if (a >= r.end) lo = mid + 1;
+      else return b <= r.end;
+    }
+    return false;
+  };
   const out: Run[] = [];
-  findBase64AndHex(buf, text, out);
-  if (text.includes('%')) findTokens(buf, text, 0, n, PERCENT_HIT, true, (a, b) => mappedRun(a, b, 'percent', buf, decodePercent, percentFragment), out);
-  if (text.includes('\\')) findStrings(buf, text, n, out);
+  findBase64AndHex(buf, text, out, inString);
+  if (text.includes('%')) findTokens(buf, text, 0, n, PERCENT_HIT, true, (a, b) => (inString(a, b) ? undefined : mappedRun(a, b, 'percent', buf, decodePercent, percentFragment)), out);
   findInvisible(buf, text, 0, n, out);
   findUtf16(buf, 0, n, out);
-  out.sort((x, y) => x.start - y.start || y.end - x.end);
-  return out;
+  const kept = strings.length ? out.filter((r) => !inString(r.start, r.end)) : out;
+  kept.push(...strings);
+  kept.sort((x, y) => x.start - y.start || y.end - x.end);
+  return kept;
 }
 
 export function applyEdits(buf: Buffer, edits: readonly Edit[]): Buffer {
