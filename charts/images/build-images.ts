@@ -120,6 +120,11 @@ function productionModules(dir: string): void {
 
 function appTree(spec: ImageSpec, dir: string): void {
   for (const d of spec.appDirs) cpSync(join(REPO, d), join(dir, d), { recursive: true, filter: (src) => !APP_EXCLUDED.test(relative(REPO, src)) });
+  for (const f of spec.appFiles) {
+    if (!existsSync(join(REPO, f))) throw new Error(`${f} is missing: run \`make policy\` before building the images`);
+    mkdirSync(dirname(join(dir, f)), { recursive: true });
+    copyFileSync(join(REPO, f), join(dir, f));
+  }
   copyFileSync(join(REPO, 'package.json'), join(dir, 'package.json'));
 }
 
@@ -159,7 +164,7 @@ async function buildImage(spec: ImageSpec, info: BuildInfo, work: string, blobs:
   layers.push(shared.get('modules')!);
   const app = join(work, `${spec.component}-app`);
   appTree(spec, app);
-  layers.push({ comment: `app: ${spec.appDirs.join(' ')} package.json`, entries: listTree(app, 'app') });
+  layers.push({ comment: `app: ${[...spec.appDirs, ...spec.appFiles].join(' ')} package.json`, entries: listTree(app, 'app') });
 
   const refs: LayerRef[] = [];
   const built: BuiltImage['layers'] = [];
@@ -218,7 +223,8 @@ export function inputsHash(): string {
     h.update(relative(REPO, path)).update('\0').update(readFileSync(path)).update('\0');
   };
   const dirs = new Set(Object.values(IMAGES).flatMap((i) => i.appDirs));
-  for (const p of [...dirs, 'package.json', 'package-lock.json', 'charts/images/image-spec.ts', 'charts/images/build-images.ts', 'charts/images/tar-layer.ts']) add(join(REPO, p));
+  const files = new Set(Object.values(IMAGES).flatMap((i) => i.appFiles));
+  for (const p of [...dirs, ...files, 'package.json', 'package-lock.json', 'charts/images/image-spec.ts', 'charts/images/build-images.ts', 'charts/images/tar-layer.ts']) add(join(REPO, p));
   h.update(sh(join(REPO, '.tools', 'bin', 'node'), ['--version']));
   h.update(sh('apt-cache', ['policy', ...new Set(Object.values(IMAGES).flatMap((i) => i.packages))]));
   return h.digest('hex');

@@ -60,7 +60,16 @@ export interface ImageSpec {
   packages: string[];
   /** repository folders copied to /app (besides package.json and node_modules) */
   appDirs: string[];
+  /** single repository files copied to the same path under /app (built artefacts such as the policy bundle) */
+  appFiles: string[];
 }
+
+/**
+ * The compiled default policy library (`make policy`), shipped in the sidecar image so it is
+ * versioned with the sidecar and needs no per-namespace copy; the sidecar uses it when no custom
+ * bundle is configured (sidecar/src/policy/builtin-bundle.ts reads it at /app/<this path>).
+ */
+export const POLICY_BUNDLE_FILE = 'policies/build/bundle.tar.gz';
 
 export const IMAGES: Readonly<Record<Component, ImageSpec>> = {
   sidecar: {
@@ -73,6 +82,7 @@ export const IMAGES: Readonly<Record<Component, ImageSpec>> = {
     cmd: ['proxy'],
     packages: [...BASE_PACKAGES, ...NETWORK_PACKAGES],
     appDirs: ['api/src', 'sidecar/src'],
+    appFiles: [POLICY_BUNDLE_FILE],
   },
   webhook: {
     component: 'webhook',
@@ -84,6 +94,7 @@ export const IMAGES: Readonly<Record<Component, ImageSpec>> = {
     cmd: ['--config', '/etc/sluice/webhook/config.yaml'],
     packages: BASE_PACKAGES,
     appDirs: ['api/src', 'webhook/src'],
+    appFiles: [],
   },
 };
 

@@ -90,6 +90,15 @@ describe('both images', () => {
     expect(listings.sidecar.has('app/webhook/src/main.ts')).toBe(false);
   });
 
+  test('the sidecar image carries the default policy library `make policy` built, byte for byte; the webhook image does not', () => {
+    const bundle = 'app/policies/build/bundle.tar.gz';
+    expect(listings.sidecar.get(bundle)).toMatch(/^-rw-r--r-- root\/root$/);
+    expect(listings.webhook.has(bundle)).toBe(false);
+    const layer = images.sidecar.manifest.layers.at(-1)!;
+    const inImage = execFileSync('tar', ['-xzOf', '-', bundle], { input: images.sidecar.blob(layer.digest), maxBuffer: 64 * 1024 * 1024 });
+    expect(inImage.equals(readFileSync(join(REPO, 'policies', 'build', 'bundle.tar.gz')))).toBe(true);
+  });
+
   test('share the node runtime and node_modules layers', () => {
     const digests = (c: Component) => images[c].manifest.layers.map((l) => l.digest);
     const shared = digests('sidecar').filter((d) => digests('webhook').includes(d));
@@ -109,7 +118,7 @@ describe('both images', () => {
       expect(JSON.parse(/^ENTRYPOINT (.+)$/m.exec(stage)![1]!)).toEqual(spec.entrypoint);
       expect(JSON.parse(/^CMD (.+)$/m.exec(stage)![1]!)).toEqual(spec.cmd);
       expect(stage).toContain(`org.opencontainers.image.title="${spec.name}"`);
-      for (const d of spec.appDirs) expect(text).toContain(`COPY ${d} /app/${d}`);
+      for (const d of [...spec.appDirs, ...spec.appFiles]) expect(text).toContain(`COPY ${d} /app/${d}`);
     }
     for (const label of ['version', 'revision', 'source', 'licenses']) expect(text).toContain(`org.opencontainers.image.${label}=`);
   });
@@ -196,6 +205,35 @@ const netns = `sluice-img-${process.pid}`;
       const uids = ps.map((pid) => /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
       expect(uids).toContain('1337');
       expect(uids).not.toContain('0');
+    } finally {
+      await container.stop();
+    }
+  });
+
+  test('the sidecar without a policy path or volume: ready on the default library built into the image', async () => {
+    const podinfo = join(work, 'podinfo-builtin');
+    mkdirSync(podinfo);
+    writeFileSync(join(podinfo, 'labels'), 'sluice.io/inject="true"\n');
+    const env: Record<string, string> = { ...SIDECAR_ENV };
+    delete env.SLUICE_POLICY_PATH;
+    const container = runContainer(images.sidecar, {
+      id: `sluice-sidecar-builtin-${process.pid}`,
+      rootfs: join(work, 'sidecar-rootfs'),
+      netns,
+      env,
+      mounts: [
+        { destination: '/var/run/sluice/podinfo', type: 'bind', source: podinfo },
+        { destination: '/var/run/sluice/trust', type: 'tmpfs' },
+        { destination: '/var/run/sluice/spool', type: 'tmpfs' },
+      ],
+    });
+    try {
+      await until('the sidecar to be ready', () => (curlIn(netns, ['http://127.0.0.1:15090/readyz']).status === 200 ? true : undefined)).catch((err: Error) => {
+        throw new Error(`${err.message}\n${container.output()}`);
+      });
+      const revision = (JSON.parse(readFileSync(join(REPO, 'policies', 'build', 'bundle', '.manifest'), 'utf8')) as { revision: string }).revision;
+      expect(curlIn(netns, ['http://127.0.0.1:15090/metrics']).body).toContain(`sluice_policy_bundle_info{revision="${revision}"} 1`);
+      expect(curlIn(netns, ['-x', 'http://127.0.0.1:15080', 'http://example.org/']).status).toBe(403);
     } finally {
       await container.stop();
     }

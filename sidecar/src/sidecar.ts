@@ -21,7 +21,7 @@ import { createCredentials } from './credentials/index.ts';
 import { startApprovals } from './approvals/index.ts';
 import type { RunningApprovals } from './approvals/index.ts';
 import { BundleWatcher } from './policy/bundle-watcher.ts';
-import { bundleVerification } from './policy/bundle-signature.ts';
+import { policySource } from './policy/builtin-bundle.ts';
 import { PolicyEngine } from './policy/engine.ts';
 import { registerPolicyMetrics } from './policy/policy-metrics.ts';
 import { Gateway } from './proxy/gateway.ts';
@@ -97,13 +97,14 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
   };
 
   const engine = new PolicyEngine();
+  const policy = policySource(config.policy);
   const watcher = new BundleWatcher(
-    config.policy.path,
+    policy.path,
     engine,
     {
       loaded: (meta) => {
         policyMetrics.loaded(meta.revision);
-        note('policy_load', { result: 'loaded', revision: meta.revision, source: meta.source, ...(meta.signature ? { signed: { key_id: meta.signature.keyId, algorithm: meta.signature.algorithm } } : {}) });
+        note('policy_load', { result: 'loaded', revision: meta.revision, source: meta.source, ...(policy.builtin ? { builtin: true } : {}), ...(meta.signature ? { signed: { key_id: meta.signature.keyId, algorithm: meta.signature.algorithm } } : {}) });
         log.info({ revision: meta.revision, source: meta.source }, 'policy bundle loaded');
       },
       failed: (err) => {
@@ -112,7 +113,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
         log.error({ code: err.code, err: err.message, keeping: engine.revision || null }, 'policy bundle rejected');
       },
     },
-    { pollIntervalMs: config.policy.pollIntervalMs, verification: bundleVerification(config.policy.verification) },
+    { pollIntervalMs: config.policy.pollIntervalMs, verification: policy.verification },
   );
   await watcher.start();
 

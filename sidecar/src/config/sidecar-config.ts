@@ -51,7 +51,8 @@ export const SidecarConfig = z
       .prefault({}),
     policy: z
       .object({
-        path: z.string().min(1),
+        /** A custom bundle (file or directory); absent: the default library built into the image. */
+        path: z.string().min(1).optional(),
         pollIntervalMs: Millis.default(2000),
         /** When set, only bundles signed with this key load (docs/policy.md, Distribution). */
         verification: PolicyVerificationConfig.optional(),
