@@ -13,7 +13,7 @@ import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { parseWebhookConfig } from '../../webhook/src/config.ts';
 import { SIDECAR_CONFIG_MAP } from '../src/values-schema.ts';
 import { golden, goldenFiles, snapshot } from './support/golden.ts';
-import { CHART, KUBE_VERSION, MATRIX, NAMESPACE, REPO, find, findAll, helm, lint, parseObjects, template, templateError } from './support/helm.ts';
+import { CHART, KUBE_VERSION, MATRIX, NAMESPACE, REPO, find, findAll, helm, lint, parseObjects, template, templateError, templateText } from './support/helm.ts';
 import type { K8sObject } from './support/helm.ts';
 
 jest.setTimeout(60_000);
@@ -284,6 +284,85 @@ describe('serving certificates', () => {
   });
 });
 
+describe('certificate mode self: the webhook keeps its own certificate', () => {
+  const objs = () => rendered.self!;
+
+  test('no key material and no caBundle; the webhook is told its Secret, Service names and registrations', () => {
+    expect(findAll(objs(), 'Secret')).toEqual([]);
+    expect(findAll(objs(), 'Certificate')).toEqual([]);
+    const regs = registrations(objs());
+    for (const w of regs.flatMap((r) => r.webhooks)) expect(w.clientConfig.caBundle).toBeUndefined();
+    const cm = find(objs(), 'ConfigMap', 'sluice-webhook') as K8sObject & { data: { 'config.yaml': string } };
+    const config = parseWebhookConfig(parseYaml(cm.data['config.yaml']));
+    expect(config.selfCert).toEqual({
+      secretName: 'sluice-webhook-certs',
+      hosts: ['sluice-webhook', 'sluice-webhook.sluice-system', 'sluice-webhook.sluice-system.svc', 'sluice-webhook.sluice-system.svc.cluster.local'],
+      mutatingWebhookConfigurations: regs.filter((r) => r.kind === 'MutatingWebhookConfiguration').map((r) => r.metadata.name).sort(),
+      validatingWebhookConfigurations: regs.filter((r) => r.kind === 'ValidatingWebhookConfiguration').map((r) => r.metadata.name).sort(),
+      caValidityDays: 3650,
+      validityDays: 365,
+      renewBeforeDays: 30,
+      resyncSeconds: 60,
+    });
+    expect(config.selfCert!.mutatingWebhookConfigurations.length + config.selfCert!.validatingWebhookConfigurations.length).toBe(regs.length);
+  });
+
+  test('the other modes tell the webhook nothing of the kind', () => {
+    for (const name of ['defaults', 'cert-manager']) {
+      const cm = find(rendered[name]!, 'ConfigMap', 'sluice-webhook') as K8sObject & { data: { 'config.yaml': string } };
+      expect(parseWebhookConfig(parseYaml(cm.data['config.yaml'])).selfCert).toBeUndefined();
+    }
+  });
+
+  test('the pair is written into an in-memory emptyDir, not read from a Secret volume', () => {
+    type Deployment = K8sObject & { spec: { template: { spec: { volumes: { name: string; emptyDir?: unknown; secret?: unknown }[]; containers: { volumeMounts: { name: string; readOnly: boolean }[] }[] } } } };
+    const spec = (find(objs(), 'Deployment', 'sluice-webhook') as Deployment).spec.template.spec;
+    expect(spec.volumes.find((v) => v.name === 'tls')).toEqual({ name: 'tls', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } });
+    expect(spec.containers[0]!.volumeMounts.find((m) => m.name === 'tls')!.readOnly).toBe(false);
+  });
+
+  test('RBAC: get/update on its one Secret by name, create on Secrets of its namespace only, get/patch on the named registrations', () => {
+    const role = find(objs(), 'Role', 'sluice-webhook-certs') as Role & { rules: (PolicyRule & { resourceNames?: string[] })[] };
+    expect(role.metadata.namespace).toBe(NAMESPACE);
+    expect(role.rules).toEqual([
+      { apiGroups: [''], resources: ['secrets'], resourceNames: ['sluice-webhook-certs'], verbs: ['get', 'update'] },
+      // create cannot be restricted by resourceNames: RBAC decides before the body's name is known.
+      { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
+    ]);
+    const cr = find(objs(), 'ClusterRole', 'sluice-webhook-certs') as Role & { rules: (PolicyRule & { resourceNames?: string[] })[] };
+    const regs = registrations(objs());
+    expect(cr.rules).toEqual([
+      { apiGroups: ['admissionregistration.k8s.io'], resources: ['mutatingwebhookconfigurations'], resourceNames: regs.filter((r) => r.kind === 'MutatingWebhookConfiguration').map((r) => r.metadata.name).sort(), verbs: ['get', 'patch'] },
+      { apiGroups: ['admissionregistration.k8s.io'], resources: ['validatingwebhookconfigurations'], resourceNames: regs.filter((r) => r.kind === 'ValidatingWebhookConfiguration').map((r) => r.metadata.name).sort(), verbs: ['get', 'patch'] },
+    ]);
+    for (const kind of ['RoleBinding', 'ClusterRoleBinding']) {
+      const b = find(objs(), kind, 'sluice-webhook-certs') as Binding;
+      expect(b.subjects).toEqual([{ kind: 'ServiceAccount', name: 'sluice-webhook', namespace: NAMESPACE }]);
+    }
+    expect(findAll(objs(), 'ClusterRoleBinding').map((b) => b.metadata.name).sort()).toEqual(['sluice-webhook-certs', 'sluice-webhook-reader']);
+  });
+});
+
+describe('GitOps: helm template is deterministic', () => {
+  test.each([
+    ['self', { certificates: { mode: 'self' } }],
+    ['cert-manager', { certificates: { mode: 'cert-manager' } }],
+  ])('two renders with the same values are byte-identical in %s mode', async (_mode, values) => {
+    const [a, b] = await Promise.all([templateText(values), templateText(values)]);
+    expect(a.length).toBeGreaterThan(10_000);
+    expect(b).toBe(a);
+  });
+
+  test('helm mode is not (a new CA per render without a live release): why Argo CD and Flux use self or cert-manager', async () => {
+    const [a, b] = await Promise.all([templateText({}), templateText({})]);
+    expect(b).not.toBe(a);
+  });
+
+  test('a global key (from a parent chart) is accepted', async () => {
+    expect(await templateError({ global: { imageRegistry: 'registry.example.com', anything: { nested: true } } })).toBe('');
+  });
+});
+
 describe('the webhook Deployment', () => {
   type Deployment = K8sObject & {
     spec: {
@@ -334,8 +413,8 @@ describe('the webhook Deployment', () => {
 describe('RBAC is least privilege', () => {
   const rules = (objs: K8sObject[]) => [...findAll(objs, 'Role'), ...findAll(objs, 'ClusterRole')] as Role[];
 
-  test('no wildcard, no ClusterRoleBinding but the webhook reader’s, no Secret access anywhere', () => {
-    for (const objs of [...Object.values(rendered), agents]) {
+  test('no wildcard, no ClusterRoleBinding but the webhook reader’s, no Secret access anywhere (but certificate mode self, below)', () => {
+    for (const objs of [...Object.entries(rendered).filter(([name]) => name !== 'self').map(([, o]) => o), agents]) {
       expect(findAll(objs, 'ClusterRoleBinding').map((b) => b.metadata.name)).toEqual(['sluice-webhook-reader']);
       for (const r of rules(objs)) {
         for (const rule of r.rules) {

@@ -1,5 +1,5 @@
 // Runs the real webhook entry point (node webhook/src/main.ts) as a child process for e2e tests:
-// writes its config and serving certificate into a temp dir, waits for its "listening" log line,
+// writes its config and serving certificate (none in certificate mode "self": it makes its own) into a temp dir, waits for its "listening" log line,
 // and stops it with SIGTERM like the kubelet would.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -25,11 +25,15 @@ export async function startWebhookProcess(ca: TestCA, config: Record<string, unk
   const dir = mkdtempSync(join(tmpdir(), 'sluice-webhook-'));
   const tlsDir = join(dir, 'tls');
   mkdirSync(tlsDir);
-  const cert = await ca.issue('sluice-webhook', ['127.0.0.1', 'localhost', 'sluice-webhook.sluice-system.svc']);
-  writeFileSync(join(tlsDir, 'tls.crt'), cert.certPem);
-  writeFileSync(join(tlsDir, 'tls.key'), cert.keyPem, { mode: 0o600 });
+  // Certificate mode "self" (config.selfCert): the webhook writes its own pair into tlsDir.
+  if (!config.selfCert) {
+    const cert = await ca.issue('sluice-webhook', ['127.0.0.1', 'localhost', 'sluice-webhook.sluice-system.svc']);
+    writeFileSync(join(tlsDir, 'tls.crt'), cert.certPem);
+    writeFileSync(join(tlsDir, 'tls.key'), cert.keyPem, { mode: 0o600 });
+  }
   const configPath = join(dir, 'config.yaml');
-  const server = { host: '127.0.0.1', port: 0, metricsHost: '127.0.0.1', metricsPort: 0, tlsDir };
+  // A test may fix the port (a registration must name it before the process starts); tlsDir is always ours.
+  const server = { host: '127.0.0.1', port: 0, metricsHost: '127.0.0.1', metricsPort: 0, ...(config.server as Record<string, unknown> | undefined), tlsDir };
   writeFileSync(configPath, JSON.stringify({ ...config, server }));
   const child: ChildProcess = spawn(process.execPath, [MAIN, '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: string[] = [];

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { deepFreeze, parseOrThrow } from '../../api/src/index.ts';
 import { ApprovalsWebhookConfig } from './approvals/config.ts';
 import { KubeAccessConfig } from './kube-reader.ts';
+import { SelfCertConfig } from './self-cert.ts';
 import { CreatorsConfig } from './workload-creator.ts';
 
 const port = z.number().int().min(1).max(65535);
@@ -150,6 +151,12 @@ export const WebhookConfigSchema = z
     creators: CreatorsConfig.prefault({}),
     /** How the webhook reads pods and owners with its own credentials (webhook/src/kube-reader.ts). */
     kube: KubeAccessConfig.prefault({}),
+    /**
+     * Certificate mode "self" (webhook/src/self-cert.ts): when set, the webhook keeps its CA and
+     * serving certificate in this Secret, writes the pair into server.tlsDir and sets the caBundle
+     * of the named registrations. Absent: the pair in server.tlsDir comes from elsewhere.
+     */
+    selfCert: SelfCertConfig.optional(),
   })
   .strict();
 

@@ -37,7 +37,8 @@ export interface KubeReader {
   get(path: string): Promise<Record<string, unknown> | undefined>;
 }
 
-interface Access {
+/** Where and as whom the webhook reaches the API server (also used by self-cert.ts to write). */
+export interface KubeAccess {
   server: string;
   token: () => string;
   dispatcher: Dispatcher;
@@ -50,7 +51,7 @@ const KubeconfigFile = z.looseObject({
   users: z.array(z.looseObject({ name: z.string(), user: z.looseObject({ token: z.string().optional(), tokenFile: z.string().optional() }) })),
 });
 
-function fromKubeconfig(path: string): Access {
+function fromKubeconfig(path: string): KubeAccess {
   const kc = KubeconfigFile.parse(parseYaml(readFileSync(path, 'utf8')));
   const ctx = kc.contexts.find((c) => c.name === kc['current-context'])?.context;
   const cluster = kc.clusters.find((c) => c.name === ctx?.cluster)?.cluster;
@@ -62,7 +63,7 @@ function fromKubeconfig(path: string): Access {
   return { server: cluster.server.replace(/\/$/, ''), token: () => token ?? readFileSync(tokenFile!, 'utf8').trim(), dispatcher: new Agent({ connect: ca ? { ca } : {} }) };
 }
 
-function inCluster(): Access {
+function inCluster(): KubeAccess {
   const host = process.env.KUBERNETES_SERVICE_HOST;
   const port = process.env.KUBERNETES_SERVICE_PORT ?? '443';
   if (!host) throw new Error('not running in a pod (no KUBERNETES_SERVICE_HOST) and no kube.kubeconfig configured');
@@ -71,8 +72,13 @@ function inCluster(): Access {
   return { server: `https://${host.includes(':') ? `[${host}]` : host}:${port}`, token: () => readFileSync(`${IN_CLUSTER_DIR}/token`, 'utf8').trim(), dispatcher: new Agent({ connect: { ca } }) };
 }
 
+/** The webhook's own credentials: the configured kubeconfig, else the pod's service account. */
+export function kubeAccess(config: KubeAccessConfig): KubeAccess {
+  return config.kubeconfig ? fromKubeconfig(config.kubeconfig) : inCluster();
+}
+
 export function createKubeReader(config: KubeAccessConfig): KubeReader {
-  const access = config.kubeconfig ? fromKubeconfig(config.kubeconfig) : inCluster();
+  const access = kubeAccess(config);
   return {
     async get(path) {
       let res;

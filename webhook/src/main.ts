@@ -1,5 +1,6 @@
 // Entry point of the admission webhook: `node webhook/src/main.ts --config FILE`. Reads the YAML or
-// JSON config (a bad value stops start-up naming the field), loads the serving certificate, serves
+// JSON config (a bad value stops start-up naming the field), loads the serving certificate (in
+// certificate mode "self" first gets or creates it and sets the registrations' caBundle), serves
 // until SIGTERM/SIGINT, then drains. It prints one JSON log line "listening" with both ports.
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
@@ -9,6 +10,8 @@ import { parse as parseYaml } from 'yaml';
 import { SchemaError } from '../../api/src/index.ts';
 import { buildInfo, registerBuildInfo, sluiceVersion } from '../../api/src/build-info.ts';
 import { parseWebhookConfig } from './config.ts';
+import { kubeAccess } from './kube-reader.ts';
+import { SelfCertManager } from './self-cert.ts';
 import { startWebhookServer } from './server.ts';
 import type { ServingCertError } from './serving-cert.ts';
 
@@ -44,6 +47,37 @@ async function main(argv: string[]): Promise<void> {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   registerBuildInfo(registry, buildInfo('webhook'));
+  // Certificate mode "self": the CA and serving pair come from our own Secret, and the server
+  // starts (and /readyz passes) only once every registration's caBundle holds that CA.
+  let selfCert: SelfCertManager | undefined;
+  if (config.selfCert) {
+    try {
+      selfCert = new SelfCertManager({
+        config: config.selfCert,
+        namespace: config.namespace,
+        access: kubeAccess(config.kube),
+        tlsDir: config.server.tlsDir,
+        certFile: config.server.certFile,
+        keyFile: config.server.keyFile,
+        logger,
+      });
+    } catch (err) {
+      logger.fatal({ code: 'SLUICE_WEBHOOK_SELF_CERT' }, `certificate mode self needs Kubernetes API access: ${(err as Error).message}`);
+      process.exit(1);
+    }
+    const aborted = new AbortController();
+    const abort = () => aborted.abort();
+    process.once('SIGTERM', abort);
+    process.once('SIGINT', abort);
+    try {
+      await selfCert.start(aborted.signal);
+    } catch {
+      process.exit(0);
+    }
+    process.off('SIGTERM', abort);
+    process.off('SIGINT', abort);
+  }
+
   let server;
   try {
     server = await startWebhookServer(config, { registry, logger });
@@ -55,6 +89,7 @@ async function main(argv: string[]): Promise<void> {
 
   const stop = (signal: string) => {
     logger.info({ signal }, 'draining');
+    selfCert?.stop();
     void server.close().then(() => process.exit(0));
   };
   process.once('SIGTERM', stop);

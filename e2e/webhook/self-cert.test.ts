@@ -1,0 +1,256 @@
+// Certificate mode "self" against a real kube-apiserver + etcd: the chart rendered with
+// certificates.mode=self (no key material, no caBundle) is applied — its ServiceAccount, its RBAC
+// and its registrations (pointed at loopback, caBundle left empty) — and two real webhook
+// processes start together with the chart's own config. They must converge on one CA in one
+// Secret, set the caBundle of every registration, be called by the API server through that CA
+// (a labelled pod is injected), repair a blanked caBundle and re-issue a serving certificate near
+// expiry from the same CA. The webhook acts with the chart's RBAC only, through a real token.
+import { X509Certificate } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { connect } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
+import { Agent, request } from 'undici';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import { issueServing } from '../../webhook/src/self-cert.ts';
+import { template } from '../../charts/test/support/helm.ts';
+import type { K8sObject } from '../../charts/test/support/helm.ts';
+import { eventually, pointWebhooksAt } from '../support/kube/admission.ts';
+import type { Manifest } from '../support/kube/admission.ts';
+import { KubeCluster } from '../support/kube/cluster.ts';
+import { startWebhookProcess } from './webhook-process.ts';
+import type { WebhookProcess } from './webhook-process.ts';
+
+jest.setTimeout(60_000);
+
+const NS = 'sluice-system';
+const SECRET = 'sluice-webhook-certs';
+const SECRET_PATH = `/api/v1/namespaces/${NS}/secrets/${SECRET}`;
+const ADM = '/apis/admissionregistration.k8s.io/v1';
+
+interface Hook {
+  name: string;
+  clientConfig: { url?: string; caBundle?: string; service?: unknown };
+}
+type Registration = Manifest & { webhooks: Hook[] };
+interface SecretObj {
+  metadata: { uid: string; resourceVersion: string };
+  data: Record<string, string>;
+}
+
+let cluster: KubeCluster;
+let rendered: K8sObject[];
+let registrations: Registration[];
+let webhooks: WebhookProcess[] = [];
+let token = '';
+let kubeconfig = '';
+let serviceAccount = '';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** The certificate a process serves, as a TLS client that trusts only `caPem` sees it. */
+function servedCert(port: number, caPem: string): Promise<X509Certificate> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port, ca: caPem }, () => {
+      const raw = socket.getPeerCertificate().raw;
+      socket.end();
+      resolve(new X509Certificate(raw));
+    });
+    socket.once('error', reject);
+  });
+}
+
+async function readSecret(): Promise<SecretObj> {
+  const res = await cluster.request<SecretObj>('admin', 'GET', SECRET_PATH);
+  expect(res.status).toBe(200);
+  return res.body;
+}
+
+const pem = (s: SecretObj, key: string) => Buffer.from(s.data[key]!, 'base64').toString('utf8');
+
+async function caBundles(): Promise<(string | undefined)[]> {
+  const all: (string | undefined)[] = [];
+  for (const r of registrations) {
+    const plural = r.kind === 'MutatingWebhookConfiguration' ? 'mutatingwebhookconfigurations' : 'validatingwebhookconfigurations';
+    const got = await cluster.request<Registration>('admin', 'GET', `${ADM}/${plural}/${r.metadata.name}`);
+    for (const h of got.body.webhooks) all.push(h.clientConfig.caBundle);
+  }
+  return all;
+}
+
+let counter = 0;
+function labelledPod() {
+  counter += 1;
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: `agent-${counter}`, namespace: 'team', labels: { 'sluice.io/inject': 'true' } },
+    spec: { securityContext: { runAsUser: 1000, runAsNonRoot: true }, containers: [{ name: 'agent', image: 'ghcr.io/example/agent:1' }] },
+  };
+}
+
+/** Creates a labelled pod (dry run); its sidecar when injected, else the refusal's message. */
+async function tryInject(): Promise<{ injected: boolean; message?: string }> {
+  const res = await cluster.create<{ spec?: { initContainers?: { name: string }[] }; message?: string }>('admin', labelledPod(), 'dryRun=All');
+  return res.status === 201 ? { injected: res.body.spec?.initContainers?.some((c) => c.name === 'sluice-proxy') ?? false } : { injected: false, message: res.body.message };
+}
+
+beforeAll(async () => {
+  cluster = await KubeCluster.start({ namespaces: [{ name: 'team' }] });
+  rendered = await template({ certificates: { mode: 'self' } });
+  await cluster.createNamespace(NS);
+  // The webhook's identity exactly as the chart makes it: its ServiceAccount and every RBAC object.
+  for (const o of rendered.filter((x) => ['ServiceAccount', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding'].includes(x.kind) && x.metadata.labels?.['app.kubernetes.io/component'] === 'webhook')) {
+    const res = await cluster.create('admin', o);
+    if (res.status !== 201) throw new Error(`applying ${o.kind} ${o.metadata.name}: ${res.status} ${JSON.stringify(res.body)}`);
+    if (o.kind === 'ServiceAccount') serviceAccount = o.metadata.name;
+  }
+  const minted = await cluster.request<{ status?: { token?: string } }>('admin', 'POST', `/api/v1/namespaces/${NS}/serviceaccounts/${serviceAccount}/token`, {
+    apiVersion: 'authentication.k8s.io/v1',
+    kind: 'TokenRequest',
+    spec: { expirationSeconds: 3600 },
+  });
+  token = minted.body.status!.token!;
+  kubeconfig = join(cluster.dir, 'kubeconfig-sluice-webhook-self.yaml');
+  writeFileSync(
+    kubeconfig,
+    toYaml({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'e2e', cluster: { server: cluster.server, 'certificate-authority-data': Buffer.from(cluster.ca.certPem).toString('base64') } }],
+      users: [{ name: 'webhook', user: { token } }],
+      contexts: [{ name: 'webhook', context: { cluster: 'e2e', user: 'webhook' } }],
+      'current-context': 'webhook',
+    }),
+    { mode: 0o600 },
+  );
+  await eventually('the chart RBAC to apply to the webhook', async () => ((await asWebhook('GET', SECRET_PATH)).status === 404 ? true : undefined));
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.all(webhooks.map((w) => w.stop()));
+  await cluster?.stop();
+}, 60_000);
+
+async function asWebhook(method: string, path: string): Promise<{ status: number }> {
+  const dispatcher = new Agent({ connect: { ca: cluster.ca.certPem } });
+  try {
+    const res = await request(`${cluster.server}${path}`, { method: method as 'GET', dispatcher, headers: { authorization: `Bearer ${token}` } });
+    await res.body.dump();
+    return { status: res.statusCode };
+  } finally {
+    await dispatcher.close();
+  }
+}
+
+describe('the chart in certificate mode self', () => {
+  test('renders no key material and no caBundle', () => {
+    expect(rendered.filter((o) => o.kind === 'Secret')).toEqual([]);
+    const regs = rendered.filter((o) => o.kind.endsWith('WebhookConfiguration')) as Registration[];
+    expect(regs.length).toBeGreaterThanOrEqual(3);
+    for (const r of regs) for (const h of r.webhooks) expect(h.clientConfig.caBundle).toBeUndefined();
+  });
+});
+
+describe('the webhook manages its own serving certificate', () => {
+  let port: number;
+
+  test('until the webhook has set the caBundle, a labelled pod is refused (failurePolicy Fail)', async () => {
+    port = await freePort();
+    registrations = (rendered.filter((o) => o.kind.endsWith('WebhookConfiguration')) as Registration[]).map((r) => {
+      const pointed = pointWebhooksAt(r, `https://127.0.0.1:${port}`, '') as Registration;
+      for (const h of pointed.webhooks) delete h.clientConfig.caBundle;
+      return pointed;
+    });
+    for (const r of registrations) expect((await cluster.create('admin', r)).status).toBe(201);
+    const refused = await eventually('the registrations to take effect', async () => {
+      const r = await tryInject();
+      return r.message?.includes('failed calling webhook') ? r : undefined;
+    });
+    expect(refused.injected).toBe(false);
+  });
+
+  test('two replicas starting together create one Secret, serve its CA and set every caBundle', async () => {
+    const configMap = rendered.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'sluice-webhook') as K8sObject & { data: Record<string, string> };
+    const config = parseYaml(configMap.data['config.yaml']!) as Record<string, unknown> & { selfCert: { hosts: string[] } };
+    const selfCert = { ...config.selfCert, hosts: [...config.selfCert.hosts, '127.0.0.1'], resyncSeconds: 1 };
+    const other = await freePort();
+    const base = { ...config, kube: { kubeconfig }, selfCert };
+    webhooks = await Promise.all([
+      startWebhookProcess(cluster.ca, { ...base, server: { port } }, 30_000),
+      startWebhookProcess(cluster.ca, { ...base, server: { port: other } }, 30_000),
+    ]);
+    const logs = webhooks.flatMap((w) => w.logs);
+    expect(logs.filter((l) => l.includes('created the webhook CA')).length).toBe(1);
+    const secret = await readSecret();
+    const ca = pem(secret, 'ca.crt');
+    expect(new X509Certificate(ca).ca).toBe(true);
+    // Both replicas serve the Secret's serving certificate, which verifies against the Secret's CA.
+    for (const w of webhooks) {
+      const served = await servedCert(w.port, ca);
+      expect(served.fingerprint256).toBe(new X509Certificate(pem(secret, 'tls.crt')).fingerprint256);
+      expect(served.checkIP('127.0.0.1')).toBe('127.0.0.1');
+      expect(served.checkHost('sluice-webhook.sluice-system.svc')).toBe('sluice-webhook.sluice-system.svc');
+    }
+    expect(new Set(await caBundles())).toEqual(new Set([secret.data['ca.crt']]));
+  });
+
+  test('the API server calls the webhook through that CA: a labelled pod is injected', async () => {
+    await eventually('a labelled pod to be injected', async () => ((await tryInject()).injected ? true : undefined));
+  });
+
+  test('a caBundle blanked by an apply of the chart is set again', async () => {
+    const injector = registrations.find((r) => r.kind === 'MutatingWebhookConfiguration' && r.metadata.name === 'sluice-injector')!;
+    const blanked = await cluster.request('admin', 'PATCH', `${ADM}/mutatingwebhookconfigurations/${injector.metadata.name}`, injector.webhooks.map((_, i) => ({ op: 'remove', path: `/webhooks/${i}/clientConfig/caBundle` })), 'application/json-patch+json');
+    expect(blanked.status).toBe(200);
+    const secret = await readSecret();
+    await eventually('the caBundle to be repaired', async () => ((await caBundles()).every((b) => b === secret.data['ca.crt']) ? true : undefined));
+    await eventually('a labelled pod to be injected again', async () => ((await tryInject()).injected ? true : undefined));
+    expect(webhooks.flatMap((w) => w.logs).some((l) => l.includes('set the caBundle') && l.includes('sluice-injector'))).toBe(true);
+  });
+
+  test('a serving certificate near expiry is re-issued from the same CA and served without a restart', async () => {
+    const secret = await readSecret();
+    const ca = { caCert: pem(secret, 'ca.crt'), caKey: pem(secret, 'ca.key') };
+    // A pair from the same CA that expires in two days: inside renewBeforeDays (30).
+    const short = await issueServing(ca, ['sluice-webhook', '127.0.0.1'], 2);
+    const put = await cluster.request('admin', 'PUT', SECRET_PATH, {
+      ...secret,
+      data: { ...secret.data, 'tls.crt': Buffer.from(short.cert).toString('base64'), 'tls.key': Buffer.from(short.key).toString('base64') },
+    });
+    expect(put.status).toBe(200);
+    const renewed = await eventually('the serving certificate to be re-issued', async () => {
+      const s = await readSecret();
+      const leaf = new X509Certificate(pem(s, 'tls.crt'));
+      return new Date(leaf.validTo).getTime() > Date.now() + 300 * 86_400_000 ? s : undefined;
+    });
+    expect(pem(renewed, 'ca.crt')).toBe(ca.caCert);
+    expect(renewed.metadata.uid).toBe(secret.metadata.uid);
+    for (const w of webhooks) {
+      await eventually('the replica to serve the re-issued certificate', async () =>
+        (await servedCert(w.port, ca.caCert)).fingerprint256 === new X509Certificate(pem(renewed, 'tls.crt')).fingerprint256 ? true : undefined,
+      );
+    }
+    await eventually('a labelled pod to be injected', async () => ((await tryInject()).injected ? true : undefined));
+  });
+
+  test("the webhook's RBAC reaches only its own Secret and sluice's registrations", async () => {
+    expect((await asWebhook('GET', `/api/v1/namespaces/${NS}/secrets/someone-elses`)).status).toBe(403);
+    expect((await asWebhook('GET', `/api/v1/namespaces/${NS}/secrets`)).status).toBe(403);
+    expect((await asWebhook('DELETE', SECRET_PATH)).status).toBe(403);
+    expect((await asWebhook('GET', `${ADM}/mutatingwebhookconfigurations/not-sluice`)).status).toBe(403);
+    expect((await asWebhook('GET', `${ADM}/mutatingwebhookconfigurations`)).status).toBe(403);
+    expect((await asWebhook('DELETE', `${ADM}/mutatingwebhookconfigurations/sluice-injector`)).status).toBe(403);
+  });
+});
