@@ -31,7 +31,7 @@ async function fingerprint(path: string): Promise<string> {
   } catch {
     return 'missing';
   }
-  const files = info.isDirectory() ? ['policy.wasm', 'data.json', '.manifest', '.signatures.json'].map((f) => join(path, f)) : [path];
+  const files = info.isDirectory() ? ['policy.wasm', 'data.json', '.manifest', '.signatures.json', 'bundle.tar.gz'].map((f) => join(path, f)) : [path];
   for (const file of files) {
     try {
       const real = await realpath(file);

@@ -1,5 +1,5 @@
 // Reads a policy bundle as `opa build -t wasm` writes it: either the bundle.tar.gz itself or a
-// directory holding policy.wasm, data.json and .manifest (a mounted ConfigMap). Every file of the
+// directory holding policy.wasm, data.json and .manifest, or bundle.tar.gz (a mounted ConfigMap). Every file of the
 // bundle is read (bounded) so a signature can be checked against all of them; when a signing key
 // is configured, a bundle whose signature does not cover exactly its files is refused. Never evaluates.
 import { readFile, readdir, stat } from 'node:fs/promises';
@@ -26,6 +26,8 @@ export interface ReadBundleOptions {
   verification?: BundleVerification | undefined;
 }
 
+/** The ConfigMap/Secret key under which a directory may hold the bundle archive. */
+export const TARBALL_KEY = 'bundle.tar.gz';
 const MAX_MEMBER_BYTES = 64 * 1024 * 1024;
 const MAX_TOTAL_BYTES = 128 * 1024 * 1024;
 const MAX_FILES = 10_000;
@@ -165,6 +167,20 @@ async function readDirectory(dir: string): Promise<Map<string, Buffer>> {
   return members.files;
 }
 
+/**
+ * A directory is the unpacked bundle, or a mounted ConfigMap holding the archive itself under
+ * `bundle.tar.gz` (binaryData: a signed bundle keeps its nested paths and its .signatures.json).
+ */
+async function readDirectoryBundle(dir: string): Promise<Map<string, Buffer>> {
+  const files = await readDirectory(dir);
+  const archive = files.get(TARBALL_KEY);
+  if (!archive) return files;
+  if (files.size > 1) {
+    throw new BundleError('bundle.bad_archive', `${dir}: holds ${TARBALL_KEY} and other files (${[...files.keys()].filter((f) => f !== TARBALL_KEY).slice(0, 3).join(', ')}); use one or the other`);
+  }
+  return readTarball(join(dir, TARBALL_KEY));
+}
+
 /** Loads a bundle from a .tar.gz file or a directory; throws BundleError with a stable code. */
 export async function readBundle(path: string, options: ReadBundleOptions = {}): Promise<PolicyBundle> {
   let info;
@@ -173,7 +189,7 @@ export async function readBundle(path: string, options: ReadBundleOptions = {}):
   } catch {
     throw new BundleError('bundle.missing', `${path}: no policy bundle at this path`);
   }
-  const files = info.isDirectory() ? await readDirectory(path) : await readTarball(path);
+  const files = info.isDirectory() ? await readDirectoryBundle(path) : await readTarball(path);
   // The signature is checked before anything in the bundle is parsed or compiled.
   const signature = options.verification ? await verifyBundleFiles(files, options.verification, path) : undefined;
   const bundle = assemble(files, path);

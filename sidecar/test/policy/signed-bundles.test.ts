@@ -5,7 +5,7 @@
 // policy_load event and counted, and the last good bundle stays in service.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readBundle } from '../../src/policy/bundle.ts';
 import type { BundleError } from '../../src/policy/bundle.ts';
@@ -212,6 +212,50 @@ describe('hot reload with a key configured', () => {
     expect(await q.next()).toMatchObject({ kind: 'loaded', meta: { revision: 'signed-2' } });
     expect(engine.evaluate(input).decision.code).toBe('signed.two');
   }, 60_000);
+});
+
+describe('from a mounted ConfigMap holding the archive (binaryData bundle.tar.gz)', () => {
+  let watcher: BundleWatcher | undefined;
+  afterEach(() => watcher?.stop());
+
+  /** The kubelet's layout: bundle.tar.gz → ..data/bundle.tar.gz, ..data → ..gen_N, swapped atomically. */
+  function configMap(): { dir: string; publish(bundle: string): void } {
+    const dir = scratchDir('configmap-tar-');
+    let gen = 0;
+    return {
+      dir,
+      publish(bundle: string) {
+        const g = join(dir, `..gen_${++gen}`);
+        mkdirSync(g);
+        copyFileSync(bundle, join(g, 'bundle.tar.gz'));
+        symlinkSync(`..gen_${gen}`, join(dir, '..data_tmp'));
+        renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
+        if (gen === 1) symlinkSync(join('..data', 'bundle.tar.gz'), join(dir, 'bundle.tar.gz'));
+      },
+    };
+  }
+
+  test('verifies and hot-reloads the signed archive; a tampered update is refused and the last good stays', async () => {
+    const cm = configMap();
+    cm.publish(signed);
+    const engine = new PolicyEngine();
+    const q = eventQueue();
+    watcher = new BundleWatcher(cm.dir, engine, q.handlers, { pollIntervalMs: 200, verification: verification(rsa) });
+    await watcher.start();
+    expect(await q.next()).toMatchObject({ kind: 'loaded', meta: { revision: 'signed-1', signature: { algorithm: 'RS256' } } });
+    cm.publish(repack(signed, (d) => writeFileSync(join(d, 'data.json'), '{"passthrough":["evil.example"]}')));
+    expect(await q.next()).toMatchObject({ kind: 'failed', error: { code: 'bundle.digest_mismatch' } });
+    expect(engine.revision).toBe('signed-1');
+    cm.publish(build('signed.cm', 'signed-cm', { key: rsa }));
+    expect(await q.next()).toMatchObject({ kind: 'loaded', meta: { revision: 'signed-cm' } });
+  }, 60_000);
+
+  test('an archive beside loose bundle files is refused (which one would be the policy?)', async () => {
+    const dir = scratchDir();
+    copyFileSync(signed, join(dir, 'bundle.tar.gz'));
+    writeFileSync(join(dir, 'policy.wasm'), 'x');
+    await expect(readBundle(dir)).rejects.toMatchObject({ code: 'bundle.bad_archive' });
+  });
 });
 
 describe('a running sidecar', () => {
