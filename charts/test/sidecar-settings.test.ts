@@ -112,7 +112,7 @@ describe('the values schema of sidecar.config', () => {
   test("it is the sidecar's config less what the webhook sets per pod through env", () => {
     const setByTheWebhook = ['pod', 'proxyUID', 'ports', 'podInfoDir', 'trustDir'];
     expect(Object.keys(config.properties).sort()).toEqual(Object.keys(SidecarConfig.shape).filter((k) => !setByTheWebhook.includes(k)).sort());
-    expect(Object.keys(config.properties.policy!.properties!)).toEqual(['pollIntervalMs']);
+    expect(Object.keys(config.properties.policy!.properties!)).toEqual(['pollIntervalMs', 'verification']);
     expect(Object.keys(config.properties.credentials!.properties!)).not.toContain('tokenDir');
     expect(Object.keys(config.properties.audit!.properties!)).not.toContain('spoolDir');
     expect(config.additionalProperties).toBe(false);

@@ -91,8 +91,11 @@ const Sidecar = z
       .prefault({}),
     /** One projected service-account token per audience the credential providers exchange. */
     tokenAudiences: z.array(TokenAudience).default([]),
-    /** ConfigMap (in the pod's namespace) holding the policy bundle. */
-    policyConfigMap: z.string().min(1).default('sluice-policy'),
+    /**
+     * ConfigMap (in the pod's namespace) holding a custom policy bundle, mounted at POLICY_DIR.
+     * null: no policy volume, and the sidecar runs the default library built into its image.
+     */
+    policyConfigMap: z.string().min(1).nullable().default('sluice-policy'),
     /**
      * ConfigMap (in the pod's namespace) whose `sidecar.yaml` holds the sidecar's runtime settings
      * (approvals, credentials, masking, upstream, audit). Mounted optional: a pod starts without it.

@@ -117,7 +117,8 @@ function renderVolumes(config: WebhookConfig): V1Volume[] {
         ],
       },
     },
-    { name: VOLUME_POLICY, configMap: { name: s.policyConfigMap, defaultMode: DEFAULT_MODE } },
+    // Without a custom bundle ConfigMap the sidecar uses the library in its image: no volume at all.
+    ...(s.policyConfigMap !== null ? [{ name: VOLUME_POLICY, configMap: { name: s.policyConfigMap, defaultMode: DEFAULT_MODE } }] : []),
     { name: VOLUME_SPOOL, emptyDir: { sizeLimit: s.spoolSizeLimit } },
     // Not optional, and the one key named: the kubelet does not start the pod while the ConfigMap
     // or its sidecar.yaml is missing, so a deleted or emptied ConfigMap never means "defaults"
@@ -148,7 +149,7 @@ function renderSidecar(config: WebhookConfig): V1Container {
     { name: VOLUME_KUBE_API, mountPath: SERVICE_ACCOUNT_DIR, readOnly: true },
     ...(s.tokenAudiences.length ? [{ name: VOLUME_TOKENS, mountPath: TOKEN_DIR, readOnly: true }] : []),
     { name: VOLUME_PODINFO, mountPath: PODINFO_DIR, readOnly: true },
-    { name: VOLUME_POLICY, mountPath: POLICY_DIR, readOnly: true },
+    ...(s.policyConfigMap !== null ? [{ name: VOLUME_POLICY, mountPath: POLICY_DIR, readOnly: true }] : []),
     { name: VOLUME_SPOOL, mountPath: SPOOL_DIR },
     configMount(),
     ...s.mounts.map((m) => ({ name: `${VOLUME_MOUNT_PREFIX}${m.name}`, mountPath: `${MOUNTS_DIR}/${m.name}`, readOnly: true })),
@@ -164,7 +165,7 @@ function renderSidecar(config: WebhookConfig): V1Container {
     ports: [{ name: 'sluice-admin', containerPort: s.ports.admin, protocol: 'TCP' }],
     env: [
       ...commonEnv(config),
-      { name: 'SLUICE_POLICY_PATH', value: POLICY_DIR },
+      ...(s.policyConfigMap !== null ? [{ name: 'SLUICE_POLICY_PATH', value: POLICY_DIR }] : []),
       { name: 'SLUICE_PODINFO_DIR', value: PODINFO_DIR },
       { name: 'SLUICE_TOKEN_DIR', value: TOKEN_DIR },
       { name: 'SLUICE_TRUST_DIR', value: TRUST_DIR },

@@ -12,7 +12,7 @@ import type { WebhookConfig } from '../src/config.ts';
 import { planInjection } from '../src/inject.ts';
 import type { JsonPatchOp } from '../src/json-patch.ts';
 import { guardPodCreate } from '../src/guard.ts';
-import { TESTDATA, alice, loadPod, testConfig } from './support/fixtures.ts';
+import { TESTDATA, alice, baseConfigInput, loadPod, testConfig } from './support/fixtures.ts';
 
 interface GoldenCase {
   name: string;
@@ -40,6 +40,9 @@ const customConfig = testConfig({
   },
 });
 
+/** No policy ConfigMap: the sidecar runs the library built into its image (no volume, no SLUICE_POLICY_PATH). */
+const builtinPolicyConfig = testConfig({ sidecar: { ...baseConfigInput.sidecar, policyConfigMap: null } });
+
 const CASES: GoldenCase[] = [
   { name: 'plain-pod' },
   { name: 'job-pod' },
@@ -55,6 +58,7 @@ const CASES: GoldenCase[] = [
   { name: 'annotations-with-escapes' },
   { name: 'minimal-no-lists' },
   { name: 'custom-config', config: customConfig },
+  { name: 'builtin-policy', config: builtinPolicyConfig },
   { name: 'already-injected' },
   { name: 'reinvoked-after-other-webhook' },
 ];
