@@ -252,33 +252,39 @@ async function victoriaLogsPage(source: StoreSource, session: string, startNs: b
 }
 
 /**
- * Pages through a session in timestamp order. Each page starts at the last timestamp seen;
- * entries at that boundary were yielded already and are skipped by content, so equal timestamps
- * neither repeat nor vanish.
+ * Pages through a session in timestamp order. Each page starts at the last timestamp seen, so
+ * entries at that boundary come again; an entry whose timestamp and bytes equal one already
+ * yielded is skipped. The same rule drops what a shipper re-sent after a crash (at-least-once
+ * delivery: the sidecar stamps each event's store timestamp itself, so a re-sent event is an exact
+ * copy) — Loki drops such copies at ingest, VictoriaLogs keeps them, and replay reads both alike.
+ * A copy that differs in any byte is not dropped: verification judges it.
  */
 async function* readStore(source: StoreSource, opts: ReadSessionOptions): AsyncGenerator<StoredItem> {
   const page = source.kind === 'loki' ? lokiPage : victoriaLogsPage;
   const limit = opts.pageSize ?? 1000;
   const nowNs = (): bigint => BigInt(Date.now() + 60_000) * 1_000_000n;
   let startNs = BigInt(opts.fromMs ?? Date.now() - (opts.lookbackMs ?? 30 * DAY_MS)) * 1_000_000n;
-  let boundary = new Set<string>();
+  let groupTs = -1n;
+  let group = new Set<string>();
   for (;;) {
     const entries = await page(source, opts.session, startNs, nowNs(), limit, opts.signal);
     let ended = false;
-    const fresh = entries.filter((e) => !(e.ts === startNs && boundary.has(e.line)));
-    for (const e of fresh) {
+    let fresh = 0;
+    for (const e of entries) {
+      if (e.ts !== groupTs) {
+        groupTs = e.ts;
+        group = new Set();
+      }
+      if (group.has(e.line)) continue;
+      group.add(e.line);
+      fresh++;
       const item = { ...parseLine(e.line), ts: e.ts };
       if (!wanted(item, opts)) continue;
       ended ||= isEnd(item.value);
       yield item;
     }
-    if (entries.length) {
-      const lastTs = entries.at(-1)!.ts;
-      if (lastTs !== startNs) boundary = new Set();
-      for (const e of entries) if (e.ts === lastTs) boundary.add(e.line);
-      startNs = lastTs;
-    }
-    if (entries.length >= limit && fresh.length) continue;
+    if (entries.length) startNs = entries.at(-1)!.ts;
+    if (entries.length >= limit && fresh) continue;
     if (!opts.follow || ended) return;
     if (!(await pollOrStop(opts))) return;
   }

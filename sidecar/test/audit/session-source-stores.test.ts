@@ -121,3 +121,19 @@ describe('listing sessions', () => {
     await expect(listSessions({ kind: 'victorialogs', url: base }, { pod: 'x"} or {', sinceMs: 0 })).rejects.toMatchObject({ code: 'source.bad_selector' });
   });
 });
+
+describe('exact copies in a store', () => {
+  it('an entry re-sent after a crash (same timestamp, same bytes) is read once; a differing one is kept for verify to judge', async () => {
+    const line = (seq: number, extra = '') => `{"kind":"request","session":"s-dup","seq":${seq}${extra}}`;
+    const rows = [
+      { _time: '2025-12-07T09:33:20.000000001Z', _msg: line(0) },
+      { _time: '2025-12-07T09:33:20.000000002Z', _msg: line(1) },
+      { _time: '2025-12-07T09:33:20.000000002Z', _msg: line(1) },
+      { _time: '2025-12-07T09:33:20.000000002Z', _msg: line(1, ',"x":1') },
+      { _time: '2025-12-07T09:33:20.000000003Z', _msg: line(2) },
+    ];
+    answer = () => ({ status: 200, body: rows.map((r) => JSON.stringify(r)).join('\n') });
+    const items = await collectSession({ kind: 'victorialogs', url: base }, { session: 's-dup', fromMs: 1765100000000 });
+    expect(items.map((i) => i.line)).toEqual([line(0), line(1), line(1, ',"x":1'), line(2)]);
+  });
+});
