@@ -1,12 +1,13 @@
 // What a node changes on the host, recorded before it starts and put back after it stops: the
 // sysctls the kubelet sets (vm.overcommit_memory, kernel.panic, …), /run/containerd (where
-// containerd's shims put their sockets, a path the tools fix), the kubelet's kubepods cgroups,
-// the pod bridge and its veths, mounts under the node's directory. Synchronous on purpose: the
-// same teardown runs from a process 'exit' handler, where nothing asynchronous completes.
-// It only ever removes what this node made: cgroups named kubepods that did not exist before,
-// links on its own bridge, mounts under its own directory or containerd's netns paths.
+// containerd's shims put their sockets, a path the tools fix), the node's own cgroup root (the
+// kubelet's cgroupRoot, so two nodes on one machine never share — and never clean up — each
+// other's kubepods), the pod bridge and its veths, mounts under the node's directory.
+// Synchronous on purpose: the same teardown runs from a process 'exit' handler, where nothing
+// asynchronous completes. It only ever removes what this node made: its cgroup root, links on
+// its own bridge, mounts under its own directory, shim sockets nobody listens on.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, readlinkSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, realpathSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** The sysctls a kubelet sets at start (pkg/kubelet/cm: setupKernelTunables) and ip_forward, which nothing here should touch. */
@@ -15,8 +16,6 @@ export const KUBELET_SYSCTLS = ['vm.overcommit_memory', 'vm.panic_on_oom', 'kern
 export interface HostState {
   sysctls: Record<string, string>;
   runContainerdExisted: boolean;
-  /** cgroup hierarchies that already had a kubepods directory (another node's: left alone) */
-  kubepodsBefore: string[];
   iptables: string;
   links: string[];
 }
@@ -25,17 +24,32 @@ function sysctlPath(name: string): string {
   return join('/proc/sys', ...name.split('.'));
 }
 
+/** Every mounted cgroup hierarchy (v1 controllers, the hybrid unified one), once each. */
 function cgroupRoots(): string[] {
-  const roots: string[] = [];
+  const roots = new Set<string>();
   for (const name of readdirSync('/sys/fs/cgroup')) {
     const p = join('/sys/fs/cgroup', name);
     try {
-      if (readdirSync(p).length) roots.push(p);
+      if (statSync(p).isDirectory() && existsSync(join(p, 'cgroup.procs'))) roots.add(realpathSync(p));
     } catch {
-      // a file (cgroup v2 unified root files) or unreadable
+      // unreadable
     }
   }
-  return roots;
+  // A pure cgroup v2 host: /sys/fs/cgroup itself.
+  if (!roots.size && existsSync('/sys/fs/cgroup/cgroup.procs')) roots.add('/sys/fs/cgroup');
+  return [...roots];
+}
+
+/** The node's cgroup root (`/<name>` in every hierarchy), made before the kubelet starts: it refuses a missing one. */
+export function createCgroupRoot(name: string): void {
+  for (const root of cgroupRoots()) {
+    const dir = join(root, name);
+    if (!existsSync(dir)) mkdirSync(dir);
+    // cgroup v1 cpuset: a new group has no CPUs or memory nodes until given its parent's.
+    for (const f of ['cpuset.cpus', 'cpuset.mems']) {
+      if (existsSync(join(root, f)) && !readFileSync(join(dir, f), 'utf8').trim()) writeFileSync(join(dir, f), readFileSync(join(root, f), 'utf8').trim());
+    }
+  }
 }
 
 /** iptables-save without counters and comments, for a before/after comparison. */
@@ -62,13 +76,7 @@ export function linkNames(): string[] {
 export function recordHost(): HostState {
   const sysctls: Record<string, string> = {};
   for (const s of KUBELET_SYSCTLS) sysctls[s] = readFileSync(sysctlPath(s), 'utf8').trim();
-  return {
-    sysctls,
-    runContainerdExisted: existsSync('/run/containerd'),
-    kubepodsBefore: cgroupRoots().filter((r) => existsSync(join(r, 'kubepods'))),
-    iptables: iptablesSnapshot(),
-    links: linkNames(),
-  };
+  return { sysctls, runContainerdExisted: existsSync('/run/containerd'), iptables: iptablesSnapshot(), links: linkNames() };
 }
 
 function quietly(cmd: string, args: string[]): boolean {
@@ -118,12 +126,11 @@ function kill(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-/** SIGKILLs the processes still in the node's kubepods cgroups (containers whose shim is gone), then removes the cgroups. */
-export function removeKubepods(state: HostState): string[] {
+/** SIGKILLs the processes still in the node's cgroup root (containers whose shim is gone), then removes it. */
+export function removeCgroupRoot(name: string): string[] {
   const left: string[] = [];
   for (const root of cgroupRoots()) {
-    if (state.kubepodsBefore.includes(root)) continue;
-    const top = join(root, 'kubepods');
+    const top = join(root, name);
     if (!existsSync(top)) continue;
     const dirs: string[] = [];
     const walk = (d: string) => {
@@ -181,10 +188,7 @@ export function restoreHost(state: HostState, bridge: string): string[] {
       }
     }
   }
-  if (!state.runContainerdExisted && existsSync('/run/containerd')) {
-    unmountUnder(['/run/containerd']);
-    rmSync('/run/containerd', { recursive: true, force: true });
-  }
+  removeStaleShimSockets(state);
   const diffs: string[] = [];
   for (const [name, value] of Object.entries(state.sysctls)) {
     const now = readFileSync(sysctlPath(name), 'utf8').trim();
@@ -196,6 +200,33 @@ export function restoreHost(state: HostState, bridge: string): string[] {
   const ours = (l: string) => l === bridge || /^veth[0-9a-f]{8}$/.test(l);
   const added = linkNames().filter((l) => ours(l) && !state.links.includes(l));
   if (added.length) diffs.push(`links left: ${added.join(',')}`);
-  if (!state.runContainerdExisted && existsSync('/run/containerd')) diffs.push('/run/containerd left');
   return diffs;
+}
+
+/**
+ * containerd's shims put their sockets in /run/containerd/s whatever the config says. Another node
+ * (a second test run) may be using the directory, so only sockets nobody listens on are removed,
+ * and the directories only when empty and made by this run.
+ */
+function removeStaleShimSockets(state: HostState): void {
+  const dir = '/run/containerd/s';
+  if (!existsSync(dir)) return;
+  let listening: string;
+  try {
+    listening = execFileSync('ss', ['-xlnH'], { encoding: 'utf8' });
+  } catch {
+    return; // cannot tell which are live: leave them
+  }
+  for (const f of readdirSync(dir)) {
+    const p = join(dir, f);
+    if (!listening.includes(p)) rmSync(p, { force: true });
+  }
+  if (state.runContainerdExisted) return;
+  for (const d of [dir, '/run/containerd']) {
+    try {
+      rmdirSync(d);
+    } catch {
+      // not empty: another node's
+    }
+  }
 }

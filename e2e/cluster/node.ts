@@ -16,13 +16,13 @@
 // It never touches a process, link, mount or cgroup it did not make.
 import { execFileSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeCluster, freePort, startProcess, stopProcess, waitReady } from '../support/kube/cluster.ts';
 import type { UserSpec } from '../support/kube/cluster.ts';
 import { TestCA } from '../support/kube/pki.ts';
-import { deleteBridge, processesOf, recordHost, removeKubepods, restoreHost, unmountUnder } from './host.ts';
+import { createCgroupRoot, deleteBridge, processesOf, recordHost, removeCgroupRoot, restoreHost, unmountUnder } from './host.ts';
 import type { HostState } from './host.ts';
 import type { TestImage } from './test-images.ts';
 
@@ -134,6 +134,7 @@ export class KubeNode {
     const emergency = () => teardownSync({ ...partial, containerdSocket: join(dir, 'run', 'containerd', 'containerd.sock') });
     process.once('exit', emergency);
     try {
+      createCgroupRoot(cgroupRootName(bridge));
       sh('ip', ['link', 'add', bridge, 'type', 'bridge']);
       sh('ip', ['addr', 'add', `${address}/24`, 'dev', bridge]);
       sh('ip', ['link', 'set', bridge, 'up']);
@@ -250,7 +251,7 @@ export class KubeNode {
       const healthzPort = await freePort();
       const kubeletRoot = join(dir, 'kubelet');
       mkdirSync(join(dir, 'pod-logs'), { recursive: true });
-      writeFileSync(join(dir, 'kubelet.yaml'), kubeletConfig({ dir, socket, address, kubeletPort, healthzPort, caFile, cert: files.kubeletCert, key: files.kubeletKey }));
+      writeFileSync(join(dir, 'kubelet.yaml'), kubeletConfig({ cgroupRoot: `/${cgroupRootName(bridge)}`, dir, socket, address, kubeletPort, healthzPort, caFile, cert: files.kubeletCert, key: files.kubeletKey }));
       const kubeletStarted = performance.now();
       const kubelet = spawnLogged('kubelet', [
         `--config=${join(dir, 'kubelet.yaml')}`,
@@ -314,9 +315,17 @@ export class KubeNode {
     return Number(line.split(/\s+/)[1]);
   }
 
-  /** Stops the node and puts the host back; returns what still differs from before (empty = clean). */
-  async stop(): Promise<string[]> {
+  /**
+   * Stops the node and puts the host back; returns what still differs from before (empty = clean).
+   * `keepLogsIn`: the components' logs are copied there first (a failed run's evidence).
+   */
+  async stop(opts: { keepLogsIn?: string } = {}): Promise<string[]> {
     if (this.#stopped) return [];
+    if (opts.keepLogsIn) {
+      rmSync(opts.keepLogsIn, { recursive: true, force: true });
+      cpSync(join(this.dir, 'logs'), opts.keepLogsIn, { recursive: true });
+      cpSync(this.cluster.apiserverLog, join(opts.keepLogsIn, 'kube-apiserver.log'));
+    }
     // Pods first, through the API, while the kubelet still runs: it stops their sandboxes (CNI DEL).
     try {
       const pods = await this.cluster.request<{ items: { metadata: { name: string; namespace: string } }[] }>('admin', 'GET', '/api/v1/pods');
@@ -363,6 +372,11 @@ function killNow(child: ChildProcess | undefined): void {
   if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 }
 
+/** The node's own cgroup root, named after its bridge (unique on the machine while it runs). */
+function cgroupRootName(bridge: string): string {
+  return `sluice-node-${bridge}`;
+}
+
 function teardownSync(t: { dir: string; bridge: string; host: HostState; procs: Map<string, ChildProcess>; containerdSocket: string; cluster: KubeCluster | undefined }): string[] {
   killNow(t.procs.get('kubelet'));
   const ctr = join(BIN, 'ctr');
@@ -393,7 +407,7 @@ function teardownSync(t: { dir: string; bridge: string; host: HostState; procs: 
     }
   }
   // (From an exit handler, cluster.ts's own exit handler kills etcd and kube-apiserver.)
-  const leftCgroups = removeKubepods(t.host);
+  const leftCgroups = removeCgroupRoot(cgroupRootName(t.bridge));
   // Container rootfs, shm and pod netns mounts all live under the node's directory (state dir).
   unmountUnder([t.dir]);
   deleteBridge(t.bridge);
@@ -475,7 +489,7 @@ function cniConfig(c: { bridge: string; net: string; dir: string }): Record<stri
   };
 }
 
-function kubeletConfig(c: { dir: string; socket: string; address: string; kubeletPort: number; healthzPort: number; caFile: string; cert: string; key: string }): string {
+function kubeletConfig(c: { cgroupRoot: string; dir: string; socket: string; address: string; kubeletPort: number; healthzPort: number; caFile: string; cert: string; key: string }): string {
   return JSON.stringify(
     {
       apiVersion: 'kubelet.config.k8s.io/v1beta1',
@@ -483,6 +497,9 @@ function kubeletConfig(c: { dir: string; socket: string; address: string; kubele
       // cgroup v1 hosts (this machine is hybrid): Kubernetes >= 1.35 refuses them unless told.
       failCgroupV1: false,
       cgroupDriver: 'cgroupfs',
+      // Pods under the node's own cgroup root: a second kubelet on the machine (another test run)
+      // would otherwise share /kubepods and kill this one's containers as orphans.
+      cgroupRoot: c.cgroupRoot,
       failSwapOn: false,
       containerRuntimeEndpoint: `unix://${c.socket}`,
       imageServiceEndpoint: `unix://${c.socket}`,
