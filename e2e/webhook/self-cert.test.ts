@@ -47,6 +47,8 @@ let webhooks: WebhookProcess[] = [];
 let token = '';
 let kubeconfig = '';
 let serviceAccount = '';
+/** The chart's webhook config, with this test's kubeconfig and loopback names. */
+let base: Record<string, unknown> = {};
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -186,7 +188,7 @@ describe('the webhook manages its own serving certificate', () => {
     const config = parseYaml(configMap.data['config.yaml']!) as Record<string, unknown> & { selfCert: { hosts: string[] } };
     const selfCert = { ...config.selfCert, hosts: [...config.selfCert.hosts, '127.0.0.1'], resyncSeconds: 1 };
     const other = await freePort();
-    const base = { ...config, kube: { kubeconfig }, selfCert };
+    base = { ...config, kube: { kubeconfig }, selfCert };
     webhooks = await Promise.all([
       startWebhookProcess(cluster.ca, { ...base, server: { port } }, 30_000),
       startWebhookProcess(cluster.ca, { ...base, server: { port: other } }, 30_000),
@@ -263,6 +265,26 @@ describe('the webhook manages its own serving certificate', () => {
       );
     }
     await eventually('a labelled pod to be injected', async () => ((await tryInject()).injected ? true : undefined));
+  });
+
+  test('a replica serves, and its /readyz passes, only once every registration holds the CA', async () => {
+    const approvals = registrations.find((r) => r.kind === 'ValidatingWebhookConfiguration' && r.metadata.name === 'sluice-approvals')!;
+    expect((await cluster.delete('admin', approvals)).status).toBe(200);
+    const [port3, metrics3] = await Promise.all([freePort(), freePort()]);
+    const logs: string[] = [];
+    const starting = startWebhookProcess(cluster.ca, { ...base, server: { port: port3, metricsPort: metrics3 } }, 30_000, logs);
+    starting.catch(() => undefined); // awaited below
+    await eventually('the replica to find a registration missing', () => Promise.resolve(logs.some((l) => l.includes('webhook configurations not found') && l.includes('validating/sluice-approvals')) ? true : undefined));
+    const probe = () => request(`http://127.0.0.1:${metrics3}/readyz`).then(async (r) => (await r.body.dump(), r.statusCode), (err: Error & { code?: string }) => err.code);
+    expect(await probe()).toBe('ECONNREFUSED');
+    const created = await cluster.create('admin', approvals);
+    expect(created.status).toBe(201);
+    const third = await starting;
+    webhooks.push(third);
+    expect(await probe()).toBe(200);
+    const secret = await readSecret();
+    const got = await cluster.request<Registration>('admin', 'GET', `${ADM}/validatingwebhookconfigurations/sluice-approvals`);
+    for (const h of got.body.webhooks) expect(h.clientConfig.caBundle).toBe(secret.data['ca.crt']);
   });
 
   test("the webhook's RBAC reaches only its own Secret and sluice's registrations", async () => {

@@ -21,7 +21,8 @@ export interface WebhookProcess {
   stop(): Promise<void>;
 }
 
-export async function startWebhookProcess(ca: TestCA, config: Record<string, unknown>, timeoutMs = 15_000): Promise<WebhookProcess> {
+/** `logs`: where log lines go from the first one on, for a test that watches a start-up in progress. */
+export async function startWebhookProcess(ca: TestCA, config: Record<string, unknown>, timeoutMs = 15_000, logs: string[] = []): Promise<WebhookProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-webhook-'));
   const tlsDir = join(dir, 'tls');
   mkdirSync(tlsDir);
@@ -36,7 +37,6 @@ export async function startWebhookProcess(ca: TestCA, config: Record<string, unk
   const server = { host: '127.0.0.1', port: 0, metricsHost: '127.0.0.1', metricsPort: 0, ...(config.server as Record<string, unknown> | undefined), tlsDir };
   writeFileSync(configPath, JSON.stringify({ ...config, server }));
   const child: ChildProcess = spawn(process.execPath, [MAIN, '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const logs: string[] = [];
   createInterface({ input: child.stderr! }).on('line', (l) => logs.push(l));
   const listening = new Promise<{ port: number; metricsPort: number }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`webhook did not start in ${timeoutMs} ms:\n${logs.join('\n')}`)), timeoutMs);
