@@ -213,12 +213,18 @@ const Approvals = z
 
 const Policy = z
   .strictObject({
-    create: z.boolean().default(true).describe('create the policy bundle ConfigMap in every agent namespace'),
+    bundle: z
+      .enum(['image', 'configMap'])
+      .default('image')
+      .describe(
+        'image: the sidecar runs the default library built into its image (nothing per namespace; the release does not grow with agents.namespaces); configMap: the sidecar mounts configMapName from the pod\'s namespace (a custom bundle, signed when sidecar.config.policy.verification is set)',
+      ),
+    create: z.boolean().default(true).describe('bundle configMap: create the ConfigMap in every agent namespace from override (or the chart\'s copy of the default library); false: you create it (e.g. binaryData bundle.tar.gz, a signed bundle)'),
     configMapName: z
       .string()
       .regex(/^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/)
       .default('sluice-policy')
-      .describe('name of the policy bundle ConfigMap the sidecar mounts'),
+      .describe('bundle configMap: name of the policy bundle ConfigMap the sidecar mounts'),
     override: z
       .strictObject({
         wasmBase64: z.string().default('').describe('policy.wasm, base64 (e.g. --set-file with a base64 file)'),

@@ -117,7 +117,8 @@ describe('values.schema.json refuses what is not a value', () => {
   test('template-level checks name what is wrong', async () => {
     expect(await templateError({ agents: { namespaces: ['kube-system'] } })).toMatch(/agents\.namespaces: kube-system is excluded/);
     expect(await templateError({ agents: { namespaces: [NAMESPACE] } })).toMatch(/excluded/);
-    expect(await templateError({ agents: { namespaces: ['agents'] }, policy: { override: { dataJson: '{}' } } })).toMatch(/policy\.override: set wasmBase64, dataJson and manifest together/);
+    expect(await templateError({ agents: { namespaces: ['agents'] }, policy: { bundle: 'configMap', override: { dataJson: '{}' } } })).toMatch(/policy\.override: set wasmBase64, dataJson and manifest together/);
+    expect(await templateError({ agents: { namespaces: ['agents'] }, policy: { override: { dataJson: '{}' } } })).toMatch(/policy\.override needs policy\.bundle=configMap/);
     expect(await templateError({ webhook: { replicas: 2, podDisruptionBudget: { minAvailable: 2 } } })).toMatch(/minAvailable must be below webhook\.replicas/);
   });
 });
@@ -483,11 +484,39 @@ describe('RBAC is least privilege', () => {
   });
 });
 
+/** What the release Secret stores of the manifest: gzip, then base64 (Helm's encoding). */
+function releaseBytes(manifest: string): number {
+  return Buffer.from(execFileSync('gzip', ['-9c'], { input: manifest, maxBuffer: 256 * 1024 * 1024 })).toString('base64').length;
+}
+
 describe('agent namespaces', () => {
-  test('the policy bundle ConfigMap holds what make policy built, byte for byte', () => {
+  test('by default no policy is copied into agent namespaces: the webhook mounts none and the sidecar runs the library in its image', () => {
+    expect(agents.filter((o) => o.kind === 'ConfigMap' && o.metadata.namespace === 'agents').map((o) => o.metadata.name)).toEqual([SIDECAR_CONFIG_MAP]);
+    const config = parseWebhookConfig(parseYaml((find(agents, 'ConfigMap', 'sluice-webhook') as K8sObject & { data: { 'config.yaml': string } }).data['config.yaml']));
+    expect(config.sidecar.policyConfigMap).toBeNull();
+  });
+
+  test('the release does not grow with the policy per namespace: 50 agent namespaces stay far below the 1 MiB Secret limit', async () => {
+    const ns = (n: number) => Array.from({ length: n }, (_, i) => `agents-${i + 1}`);
+    const [one, fifty, copiedOne] = await Promise.all([
+      templateText({ agents: { namespaces: ns(1) } }),
+      templateText({ agents: { namespaces: ns(50) } }),
+      templateText({ agents: { namespaces: ns(1) }, policy: { bundle: 'configMap' } }),
+    ]);
+    // Measured 2026-12: ~21 KB for 1 and ~25 KB for 50 (the copied bundle alone was ~148 KB per namespace).
+    const perNamespace = (releaseBytes(fifty) - releaseBytes(one)) / 49;
+    expect(perNamespace).toBeLessThan(1024);
+    expect(releaseBytes(fifty)).toBeLessThan(64 * 1024);
+    expect(releaseBytes(copiedOne) - releaseBytes(one)).toBeGreaterThan(50 * perNamespace);
+  });
+
+  test('policy.bundle configMap: the ConfigMap holds what make policy built, byte for byte, and the webhook mounts it', async () => {
+    const objs = await template({ agents: { namespaces: ['agents', 'team-b'] }, policy: { bundle: 'configMap' } });
+    const config = parseWebhookConfig(parseYaml((find(objs, 'ConfigMap', 'sluice-webhook') as K8sObject & { data: { 'config.yaml': string } }).data['config.yaml']));
+    expect(config.sidecar.policyConfigMap).toBe('sluice-policy');
     const bundle = join(REPO, 'policies', 'build', 'bundle');
     for (const ns of ['agents', 'team-b']) {
-      const cm = agents.find((o) => o.kind === 'ConfigMap' && o.metadata.namespace === ns && o.metadata.name === 'sluice-policy') as K8sObject & { data: Record<string, string>; binaryData: Record<string, string> };
+      const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.namespace === ns && o.metadata.name === 'sluice-policy') as K8sObject & { data: Record<string, string>; binaryData: Record<string, string> };
       expect(Buffer.from(cm.binaryData['policy.wasm']!, 'base64').equals(readFileSync(join(bundle, 'policy.wasm')))).toBe(true);
       expect(cm.data['data.json']).toBe(readFileSync(join(bundle, 'data.json'), 'utf8'));
       expect(JSON.parse(cm.data['.manifest']!)).toEqual(JSON.parse(readFileSync(join(bundle, '.manifest'), 'utf8')));
@@ -496,7 +525,7 @@ describe('agent namespaces', () => {
 
   test('policy.override replaces the bundle; another ConfigMap name reaches the webhook', async () => {
     const manifest = JSON.stringify({ revision: 'custom-1', roots: ['sluice'] });
-    const objs = await template({ agents: { namespaces: ['agents'] }, policy: { configMapName: 'team-policy', override: { wasmBase64: Buffer.from('\0asm').toString('base64'), dataJson: '{"a":1}', manifest } } });
+    const objs = await template({ agents: { namespaces: ['agents'] }, policy: { bundle: 'configMap', configMapName: 'team-policy', override: { wasmBase64: Buffer.from('\0asm').toString('base64'), dataJson: '{"a":1}', manifest } } });
     const cm = find(objs, 'ConfigMap', 'team-policy') as K8sObject & { data: Record<string, string>; binaryData: Record<string, string> };
     expect(cm.data).toEqual({ 'data.json': '{"a":1}', '.manifest': manifest });
     expect(cm.binaryData['policy.wasm']).toBe(Buffer.from('\0asm').toString('base64'));
@@ -504,9 +533,11 @@ describe('agent namespaces', () => {
     expect(config.sidecar.policyConfigMap).toBe('team-policy');
   });
 
-  test('policy.create=false leaves the ConfigMap to you', async () => {
-    const objs = await template({ agents: { namespaces: ['agents'] }, policy: { create: false } });
+  test('policy.create=false leaves the ConfigMap to you (e.g. a signed bundle.tar.gz), still mounted', async () => {
+    const objs = await template({ agents: { namespaces: ['agents'] }, policy: { bundle: 'configMap', create: false } });
     expect(objs.filter((o) => o.kind === 'ConfigMap' && o.metadata.namespace === 'agents').map((o) => o.metadata.name)).toEqual([SIDECAR_CONFIG_MAP]);
+    const config = parseWebhookConfig(parseYaml((find(objs, 'ConfigMap', 'sluice-webhook') as K8sObject & { data: { 'config.yaml': string } }).data['config.yaml']));
+    expect(config.sidecar.policyConfigMap).toBe('sluice-policy');
   });
 });
 

@@ -79,8 +79,8 @@ describe('sidecar.config', () => {
     expect(loaded.credentials.aws.roles).toEqual([{ ...SETTINGS.credentials.aws.roles[0], name: 'default' }]);
     expect(loaded.masking.passTypes).toEqual(['application/zip', 'image/png']);
     expect(loaded.upstream.extraRootsFiles).toEqual(SETTINGS.upstream.extraRootsFiles);
-    // What the webhook sets through env is still the webhook's.
-    expect([loaded.pod.namespace, loaded.policy.path, loaded.trustDir]).toEqual(['agents', '/etc/sluice/policy', '/var/run/sluice/trust']);
+    // What the webhook sets through env is still the webhook's; no policy path by default (policy.bundle image: the library in the sidecar image).
+    expect([loaded.pod.namespace, loaded.policy.path, loaded.trustDir]).toEqual(['agents', undefined, '/var/run/sluice/trust']);
   });
 
   test('the default file says one thing, audit.store: none; without the ConfigMap at all the sidecar starts on the same settings', () => {

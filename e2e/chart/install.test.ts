@@ -249,7 +249,9 @@ describe('helm upgrade', () => {
     expect((await secret('sluice-webhook-ca')).data).toEqual(before.ca.data);
     expect((await secret('sluice-webhook-tls')).data).toEqual(before.tls.data);
     expect((await registration('mutating', 'sluice-injector')).webhooks[0]!.clientConfig.caBundle).toBe(before.bundle);
-    expect((await get('/api/v1/namespaces/team-b/configmaps/sluice-policy')).status).toBe(200);
+    expect((await get('/api/v1/namespaces/team-b/configmaps/sluice-sidecar')).status).toBe(200);
+    // The policy is built into the sidecar image: nothing of it is copied into agent namespaces.
+    expect((await get('/api/v1/namespaces/team-b/configmaps/sluice-policy')).status).toBe(404);
     expect(await allowed('system:serviceaccount:team-b:coder', ['system:serviceaccounts', 'system:serviceaccounts:team-b'], 'create', 'approvalrequests', 'team-b', 'sluice.io')).toBe(true);
   });
 

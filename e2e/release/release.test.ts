@@ -217,9 +217,9 @@ describe('against the API server', () => {
       return r.status === 429 ? undefined : r.status;
     });
     expect(served).toBe(200);
-    // The policy ConfigMap the chart wrote into the agent namespace is the packaged default policy.
-    const cm = await cluster.request<{ data: Record<string, string> }>('admin', 'GET', '/api/v1/namespaces/agents/configmaps/sluice-policy');
-    expect(JSON.parse(cm.body.data['.manifest']!)).toMatchObject({ revision: expect.stringMatching(/^[0-9a-f]{12}$/) });
+    // The default policy is built into the sidecar image: the chart copies none into agent namespaces.
+    expect((await cluster.request('admin', 'GET', '/api/v1/namespaces/agents/configmaps/sluice-policy')).status).toBe(404);
+    expect((await cluster.request('admin', 'GET', '/api/v1/namespaces/agents/configmaps/sluice-sidecar')).status).toBe(200);
   });
 
   test('check after the install: CRD, registrations, policies, certificate and namespaces pass; the webhook has no ready replica here (no kubelet)', async () => {
