@@ -5,7 +5,7 @@
 // policy_load event and counted, and the last good bundle stays in service.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readBundle } from '../../src/policy/bundle.ts';
 import type { BundleError } from '../../src/policy/bundle.ts';
@@ -17,7 +17,7 @@ import { parseSidecarConfig } from '../../src/config/sidecar-config.ts';
 import { agentInput } from '../../../policies/cases/cases.ts';
 import { startTestSidecar } from '../../../e2e/support/sidecar/test-sidecar.ts';
 import type { TestSidecar } from '../../../e2e/support/sidecar/test-sidecar.ts';
-import { allowAllRego, opaBin, scratchDir } from '../support/opa-build.ts';
+import { allowAllRego, opaBin, repoRoot, scratchDir } from '../support/opa-build.ts';
 
 const input = agentInput({ method: 'GET', host: 'registry.npmjs.org', path: '/express' });
 const work = scratchDir('sluice-signed-');
@@ -93,6 +93,21 @@ describe('reading a signed bundle', () => {
     expect(bundle.signature).toMatchObject({ algorithm: 'ES256' });
     expect(bundle.data).toEqual(data);
   });
+
+  test('the real default library (rego + organisation data), built and signed by opa, verifies and decides', async () => {
+    const src = join(work, 'library');
+    mkdirSync(src);
+    cpSync(join(repoRoot, 'policies', 'rego'), join(src, 'rego'), { recursive: true, filter: (f) => !f.endsWith('_test.rego') });
+    cpSync(join(repoRoot, 'policies', 'data'), src, { recursive: true }); // config/, organisation/ at the data root, as make policy lays them
+    const out = join(work, 'library.tar.gz');
+    const caps = join(repoRoot, 'policies', 'build', 'capabilities.json');
+    execFileSync(opaBin, ['build', '-b', '-t', 'wasm', '-e', 'sluice/decision', '--capabilities', caps, '-r', 'lib-1', '--signing-key', rsa.priv, '--signing-alg', 'RS256', '-o', out, '.'], { stdio: 'pipe', cwd: src });
+    const bundle = await readBundle(out, { verification: verification(rsa) });
+    expect(bundle.signature!.files).toBeGreaterThan(5);
+    const engine = new PolicyEngine();
+    await engine.load(bundle);
+    expect(engine.evaluate(input).decision).toMatchObject({ allow: true, code: 'registry.read' });
+  }, 60_000);
 
   test('without a configured key an unsigned bundle still loads (the default library, development)', async () => {
     expect((await readBundle(build('plain', 'plain-1'))).revision).toBe('plain-1');
