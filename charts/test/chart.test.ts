@@ -308,6 +308,11 @@ describe('certificate mode self: the webhook keeps its own certificate', () => {
     expect(config.selfCert!.mutatingWebhookConfigurations.length + config.selfCert!.validatingWebhookConfigurations.length).toBe(regs.length);
   });
 
+  test('a CA too short for the renewal window is refused at render time, naming both values', async () => {
+    expect(await templateError({ certificates: { mode: 'self', caValidityDays: 60, renewBeforeDays: 30 } })).toMatch(/caValidityDays must exceed three times certificates\.renewBeforeDays/);
+    expect(await templateError({ certificates: { mode: 'self', caValidityDays: 91, renewBeforeDays: 30 } })).toBe('');
+  });
+
   test('the other modes tell the webhook nothing of the kind', () => {
     for (const name of ['defaults', 'cert-manager']) {
       const cm = find(rendered[name]!, 'ConfigMap', 'sluice-webhook') as K8sObject & { data: { 'config.yaml': string } };

@@ -14,7 +14,7 @@ import { connect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
 import { Agent, request } from 'undici';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
-import { issueServing } from '../../webhook/src/self-cert.ts';
+import { issueCA, issueServing } from '../../webhook/src/self-cert.ts';
 import { template } from '../../charts/test/support/helm.ts';
 import type { K8sObject } from '../../charts/test/support/helm.ts';
 import { eventually, pointWebhooksAt } from '../support/kube/admission.ts';
@@ -49,6 +49,7 @@ let kubeconfig = '';
 let serviceAccount = '';
 /** The chart's webhook config, with this test's kubeconfig and loopback names. */
 let base: Record<string, unknown> = {};
+const hosts = () => (base.selfCert as { hosts: string[] }).hosts;
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -246,7 +247,7 @@ describe('the webhook manages its own serving certificate', () => {
     const secret = await readSecret();
     const ca = { caCert: pem(secret, 'ca.crt'), caKey: pem(secret, 'ca.key') };
     // A pair from the same CA that expires in two days: inside renewBeforeDays (30).
-    const short = await issueServing(ca, ['sluice-webhook', '127.0.0.1'], 2);
+    const short = await issueServing(ca, hosts(), 2);
     const put = await cluster.request('admin', 'PUT', SECRET_PATH, {
       ...secret,
       data: { ...secret.data, 'tls.crt': Buffer.from(short.cert).toString('base64'), 'tls.key': Buffer.from(short.key).toString('base64') },
@@ -285,6 +286,35 @@ describe('the webhook manages its own serving certificate', () => {
     const secret = await readSecret();
     const got = await cluster.request<Registration>('admin', 'GET', `${ADM}/validatingwebhookconfigurations/sluice-approvals`);
     for (const h of got.body.webhooks) expect(h.clientConfig.caBundle).toBe(secret.data['ca.crt']);
+  });
+
+  test('a CA two thirds through its life is rotated: trusted next to the old one first, then serving certificates move to it', async () => {
+    const secret = await readSecret();
+    // 40 of 150 days left: the CA is due; its serving certificate (clamped to the CA's end) is not.
+    const ageing = await issueCA('ageing CA', 150, new Date(Date.now() - 110 * 86_400_000));
+    const leaf = await issueServing(ageing, hosts(), 365);
+    const enc = (x: string) => Buffer.from(x).toString('base64');
+    const put = await cluster.request('admin', 'PUT', SECRET_PATH, { ...secret, data: { 'ca.crt': enc(ageing.caCert), 'ca.key': enc(ageing.caKey), 'tls.crt': enc(leaf.cert), 'tls.key': enc(leaf.key) } });
+    expect(put.status).toBe(200);
+    const rotated = await eventually('the CA to be rotated and the serving certificate moved to it', async () => {
+      const s = await readSecret();
+      if (!s.data['ca-previous.crt'] || pem(s, 'ca.crt') === ageing.caCert) return undefined;
+      return new X509Certificate(pem(s, 'tls.crt')).verify(new X509Certificate(pem(s, 'ca.crt')).publicKey) ? s : undefined;
+    });
+    expect(pem(rotated, 'ca-previous.crt')).toBe(ageing.caCert);
+    expect(new Date(new X509Certificate(pem(rotated, 'ca.crt')).validTo).getTime()).toBeGreaterThan(Date.now() + 3000 * 86_400_000);
+    const both = enc(`${pem(rotated, 'ca.crt').trim()}\n${ageing.caCert.trim()}\n`);
+    await eventually('every registration to trust both CAs', async () => ((await caBundles()).every((b) => b === both) ? true : undefined));
+    for (const w of webhooks) {
+      await eventually('the replica to serve the certificate of the new CA', async () =>
+        (await servedCert(w.port, pem(rotated, 'ca.crt'))).fingerprint256 === new X509Certificate(pem(rotated, 'tls.crt')).fingerprint256 ? true : undefined,
+      );
+    }
+    // The order: the serving certificate moved only after the registrations trusted the new CA.
+    const messages = webhooks.flatMap((w) => w.logs);
+    expect(messages.some((l) => l.includes('rotating the webhook CA'))).toBe(true);
+    expect(messages.some((l) => l.includes('signed by the previous CA, and every registration now trusts the new one'))).toBe(true);
+    await eventually('a labelled pod to be injected', async () => ((await tryInject()).injected ? true : undefined));
   });
 
   test("the webhook's RBAC reaches only its own Secret and sluice's registrations", async () => {

@@ -1,8 +1,11 @@
 // Certificate mode "self" (as vault-k8s and linkerd do it): the webhook keeps its own CA and serving
 // certificate in one Secret of its namespace, serves with them, and writes the CA into the caBundle
 // of sluice's own webhook registrations, so the chart renders no key material and `helm template`
-// is deterministic (Argo CD, Flux). Pure parts (issuing, renewal decision, the caBundle JSON patch)
-// are plain functions; SelfCertManager is the shell that talks to the API server and the disk.
+// is deterministic (Argo CD, Flux). The serving certificate is re-issued from the same CA near its
+// expiry; the CA is rotated at two thirds of its life in two steps (the new CA joins the old one in
+// caBundle, then serving certificates move to it), so no replica serves a certificate the API
+// server does not trust yet. Pure parts (issuing, renewal decisions, the caBundle JSON patch) are
+// plain functions; SelfCertManager is the shell that talks to the API server and the disk.
 //
 // It must never: take another CA than the one in the Secret once it exists (two replicas starting
 // together converge through a create that fails with AlreadyExists and a re-read), write any field
@@ -50,7 +53,10 @@ export const SelfCertConfig = z
     resyncSeconds: z.number().int().min(1).max(3600).default(60),
   })
   .strict()
-  .refine((c) => c.renewBeforeDays < c.validityDays, { message: 'renewBeforeDays must be less than validityDays', path: ['renewBeforeDays'] });
+  .refine((c) => c.renewBeforeDays < c.validityDays, { message: 'renewBeforeDays must be less than validityDays', path: ['renewBeforeDays'] })
+  // A serving certificate never outlives its CA, which is rotated with a third of its life left:
+  // a shorter CA would make every serving certificate "near expiry" and re-issued at each re-check.
+  .refine((c) => c.caValidityDays > 3 * c.renewBeforeDays, { message: 'caValidityDays must exceed three times renewBeforeDays', path: ['caValidityDays'] });
 export type SelfCertConfig = z.infer<typeof SelfCertConfig>;
 
 export class SelfCertError extends Error {
@@ -66,6 +72,34 @@ export interface CertBundle {
   caKey: string;
   cert: string;
   key: string;
+  /** During a CA rotation: the CA before this one, still in caBundle so its serving certificates keep working. */
+  previousCaCert?: string | undefined;
+}
+
+/**
+ * The CA is renewed once two thirds of its lifetime have passed (as cert-manager's default
+ * renewBefore): the new CA goes into caBundle next to the old one first, and serving certificates
+ * move to it only once every registration trusts both.
+ */
+export function caRenewalDue(caCert: string, now: Date): boolean {
+  const ca = new NodeX509(caCert);
+  const from = new Date(ca.validFrom).getTime();
+  const to = new Date(ca.validTo).getTime();
+  return now.getTime() >= from + ((to - from) * 2) / 3;
+}
+
+function expired(certPem: string, now: Date): boolean {
+  try {
+    return new Date(new NodeX509(certPem).validTo).getTime() <= now.getTime();
+  } catch {
+    return true;
+  }
+}
+
+/** What the registrations must trust: the CA, and during a rotation the previous one until it expires. */
+export function caBundleOf(bundle: Pick<CertBundle, 'caCert' | 'previousCaCert'>, now: Date): string {
+  if (!bundle.previousCaCert || expired(bundle.previousCaCert, now)) return Buffer.from(bundle.caCert).toString('base64');
+  return Buffer.from(`${bundle.caCert.trim()}\n${bundle.previousCaCert.trim()}\n`).toString('base64');
 }
 
 async function keyPem(key: webcrypto.CryptoKey): Promise<string> {
@@ -135,14 +169,21 @@ export function caProblem(bundle: Partial<CertBundle>, now: Date): string | unde
 }
 
 
-/** Why the serving certificate must be re-issued from the CA (undefined: keep it). */
-export function servingProblem(bundle: Partial<CertBundle>, hosts: readonly string[], renewBeforeDays: number, now: Date): string | undefined {
+/**
+ * Why the serving certificate must be re-issued from the CA (undefined: keep it). One signed by the
+ * previous CA (a rotation in progress) is kept until `newCaTrusted`: every registration trusts the new CA.
+ */
+export function servingProblem(bundle: Partial<CertBundle>, hosts: readonly string[], renewBeforeDays: number, now: Date, newCaTrusted = true): string | undefined {
   if (!bundle.cert || !bundle.key || !bundle.caCert) return 'no serving certificate';
   let leaf: NodeX509;
   try {
     leaf = new NodeX509(bundle.cert);
     if (!leaf.checkPrivateKey(createPrivateKey(bundle.key))) return 'tls.key does not belong to tls.crt';
-    if (!leaf.verify(new NodeX509(bundle.caCert).publicKey)) return 'tls.crt was not signed by ca.crt';
+    if (!leaf.verify(new NodeX509(bundle.caCert).publicKey)) {
+      const byPrevious = bundle.previousCaCert !== undefined && leaf.verify(new NodeX509(bundle.previousCaCert).publicKey);
+      if (!byPrevious) return 'tls.crt was not signed by ca.crt';
+      if (newCaTrusted) return 'tls.crt was signed by the previous CA, and every registration now trusts the new one';
+    }
   } catch (err) {
     return `serving certificate does not load: ${(err as Error).message}`;
   }
@@ -174,12 +215,12 @@ export function caBundlePatch(registration: { webhooks?: WebhookEntry[] }, caBun
 
 function fromSecretData(data: Record<string, string> | undefined): Partial<CertBundle> {
   const get = (k: string) => (data?.[k] ? Buffer.from(data[k], 'base64').toString('utf8') : undefined);
-  return { caCert: get('ca.crt'), caKey: get('ca.key'), cert: get('tls.crt'), key: get('tls.key') };
+  return { caCert: get('ca.crt'), caKey: get('ca.key'), cert: get('tls.crt'), key: get('tls.key'), previousCaCert: get('ca-previous.crt') };
 }
 
 function toSecretData(b: CertBundle): Record<string, string> {
   const enc = (s: string) => Buffer.from(s).toString('base64');
-  return { 'ca.crt': enc(b.caCert), 'ca.key': enc(b.caKey), 'tls.crt': enc(b.cert), 'tls.key': enc(b.key) };
+  return { 'ca.crt': enc(b.caCert), 'ca.key': enc(b.caKey), 'tls.crt': enc(b.cert), 'tls.key': enc(b.key), ...(b.previousCaCert ? { 'ca-previous.crt': enc(b.previousCaCert) } : {}) };
 }
 
 /**
@@ -257,6 +298,8 @@ export class SelfCertManager {
   #current: CertBundle | undefined;
   /** Whether every named registration holds the CA (the last time it was checked). */
   registered = false;
+  /** The caBundle every registration held at the last check (undefined: not all of them). */
+  #trustedBundle: string | undefined;
 
   constructor(options: SelfCertOptions) {
     this.#o = options;
@@ -339,11 +382,25 @@ export class SelfCertManager {
         const ca = await issueCA(`${config.secretName} CA`, config.caValidityDays, now);
         next = { ...ca, ...(await issueServing(ca, config.hosts, config.validityDays, now)) };
       } else {
-        const badLeaf = servingProblem(stored, config.hosts, config.renewBeforeDays, now);
-        if (!badLeaf) return stored as CertBundle;
-        logger.info({ secret: config.secretName, reason: badLeaf }, 're-issuing the serving certificate from the same CA');
-        const ca = { caCert: stored.caCert!, caKey: stored.caKey! };
-        next = { ...ca, ...(await issueServing(ca, config.hosts, config.validityDays, now)) };
+        let working = { ...stored } as Partial<CertBundle> & { caCert: string; caKey: string };
+        let changed = false;
+        if (working.previousCaCert && expired(working.previousCaCert, now)) {
+          working = { ...working, previousCaCert: undefined };
+          changed = true;
+        }
+        if (caRenewalDue(working.caCert, now)) {
+          logger.info({ secret: config.secretName }, 'rotating the webhook CA: the new CA is trusted next to the old one before serving certificates move to it');
+          working = { ...working, ...(await issueCA(`${config.secretName} CA`, config.caValidityDays, now)), previousCaCert: working.caCert };
+          changed = true;
+        }
+        const badLeaf = servingProblem(working, config.hosts, config.renewBeforeDays, now, this.#trustedBundle === caBundleOf(working, now));
+        if (badLeaf) {
+          logger.info({ secret: config.secretName, reason: badLeaf }, 're-issuing the serving certificate from the CA');
+          working = { ...working, ...(await issueServing(working, config.hosts, config.validityDays, now)) };
+          changed = true;
+        }
+        if (!changed) return working as CertBundle;
+        next = working as CertBundle;
       }
       const updated = await this.#kube('PUT', `${path}?fieldManager=${FIELD_MANAGER}`, { ...secret, data: toSecretData(next) });
       if (updated.status === 200) return next;
@@ -380,13 +437,14 @@ export class SelfCertManager {
       const bundle = await this.ensureSecret();
       this.#current = bundle;
       if (writeServingFiles(this.#o.tlsDir, this.#o, bundle)) logger.info({ dir: this.#o.tlsDir }, 'wrote the serving certificate');
-      const caBundle = Buffer.from(bundle.caCert).toString('base64');
+      const caBundle = caBundleOf(bundle, this.#o.now?.() ?? new Date());
       const missing: string[] = [];
       for (const [kind, names] of [['mutating', config.mutatingWebhookConfigurations], ['validating', config.validatingWebhookConfigurations]] as const) {
         for (const name of names) if ((await this.ensureRegistration(kind, name, caBundle)) === 'missing') missing.push(`${kind}/${name}`);
       }
       if (missing.length) logger.warn({ missing }, 'webhook configurations not found; their caBundle is set once they exist');
       this.registered = missing.length === 0;
+      this.#trustedBundle = this.registered ? caBundle : undefined;
     });
     this.#running = run.catch(() => undefined);
     await run;

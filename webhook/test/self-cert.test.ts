@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from '@jest/globals';
 import { loadServingCert } from '../src/serving-cert.ts';
-import { caBundlePatch, caProblem, issueCA, issueServing, servingProblem, writeServingFiles } from '../src/self-cert.ts';
+import { caBundleOf, caBundlePatch, caProblem, caRenewalDue, issueCA, issueServing, servingProblem, writeServingFiles } from '../src/self-cert.ts';
 
 const DAY = 86_400_000;
 const HOSTS = ['sluice-webhook', 'sluice-webhook.sluice-system.svc', '127.0.0.1'];
@@ -49,6 +49,27 @@ describe('keep or re-issue the stored serving certificate', () => {
     ['missing', (b: typeof bundle) => ({ ...b, cert: undefined }), HOSTS, now, /no serving/],
   ])('one %s is re-issued', (_what, edit, hosts, at, reason) => {
     expect(servingProblem(edit(bundle), hosts, 30, at)).toMatch(reason);
+  });
+});
+
+describe('CA rotation', () => {
+  test('is due once two thirds of the CA lifetime have passed', () => {
+    expect(caRenewalDue(ca.caCert, new Date(now.getTime() + 2400 * DAY))).toBe(false);
+    expect(caRenewalDue(ca.caCert, new Date(now.getTime() + 2440 * DAY))).toBe(true);
+  });
+
+  test('caBundle holds the new CA and, until it expires, the previous one', () => {
+    expect(Buffer.from(caBundleOf(ca, now), 'base64').toString()).toBe(ca.caCert);
+    const both = Buffer.from(caBundleOf({ caCert: other.caCert, previousCaCert: ca.caCert }, now), 'base64').toString();
+    expect(both).toBe(`${other.caCert.trim()}\n${ca.caCert.trim()}\n`);
+    expect(Buffer.from(caBundleOf({ caCert: other.caCert, previousCaCert: ca.caCert }, new Date(now.getTime() + 3651 * DAY)), 'base64').toString()).toBe(other.caCert);
+  });
+
+  test('a serving certificate of the previous CA is kept until every registration trusts the new one', () => {
+    const rotating = { caCert: other.caCert, caKey: other.caKey, previousCaCert: ca.caCert, cert: leaf.cert, key: leaf.key };
+    expect(servingProblem(rotating, HOSTS, 30, now, false)).toBeUndefined();
+    expect(servingProblem(rotating, HOSTS, 30, now, true)).toMatch(/previous CA/);
+    expect(servingProblem({ ...rotating, previousCaCert: undefined }, HOSTS, 30, now, false)).toMatch(/not signed/);
   });
 });
 
