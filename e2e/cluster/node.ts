@@ -89,6 +89,14 @@ const live = new Set<KubeNode>();
 process.once('exit', () => {
   for (const node of live) node.teardownNow();
 });
+// Interrupted (Ctrl-C, a CI job cancelled): exit, so the 'exit' handlers above (and a start in
+// progress's) tear the node down. Installed with the first node only, and only once.
+let signalsHandled = false;
+function exitOnSignals(): void {
+  if (signalsHandled) return;
+  signalsHandled = true;
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) process.once(signal, () => process.exit(code));
+}
 
 export class KubeNode {
   readonly cluster: KubeCluster;
@@ -121,6 +129,7 @@ export class KubeNode {
     const missing = missingPrerequisites();
     if (missing.length) throw new NodeHarnessError('SLUICE_NODE_PREREQUISITE', `a real node needs:\n  ${missing.join('\n  ')}`);
     const started = performance.now();
+    exitOnSignals();
     const timeout = options.readyTimeoutMs ?? 90_000;
     const host = recordHost();
     const dir = mkdtempSync(join(tmpdir(), 'sluice-node-'));

@@ -19,7 +19,9 @@ import type { PodView, SluiceInstall } from './sluice-on-node.ts';
 import { ensureTestImages } from './test-images.ts';
 import type { TestImages } from './test-images.ts';
 
-jest.setTimeout(120_000);
+// A loaded CI machine (make test runs the other e2e suites beside this one): the interception init
+// container alone takes 9-16 s under its 100m CPU limit here.
+jest.setTimeout(240_000);
 
 const AGENTS = 'agents';
 const PLAIN = 'plain';
@@ -208,7 +210,7 @@ describe('a pod of sluice shape on a real kubelet', () => {
 
   test('with a sidecar that never becomes Ready, the agent never starts', async () => {
     await mustCreatePod('agent', { namespace: BROKEN, command: 'sluice-probe now; exec sleep 100000', podSecurity: { runAsUser: 1000 } });
-    const p = await waitPod(node, BROKEN, 'agent', 'the sidecar to have failed twice', (v) => (v.status.initContainerStatuses ?? []).some((c) => c.name === 'sluice-proxy' && c.restartCount >= 2), 90_000);
+    const p = await waitPod(node, BROKEN, 'agent', 'the sidecar to have failed and been restarted', (v) => (v.status.initContainerStatuses ?? []).some((c) => c.name === 'sluice-proxy' && c.restartCount >= 1 && c.lastState?.terminated !== undefined));
     const agent = containerStatus(p, 'agent');
     expect(agent.state.running).toBeUndefined();
     expect(agent.state.terminated).toBeUndefined();

@@ -104,7 +104,7 @@ export interface SluiceInstall {
 function policyConfigMap(namespace: string): Record<string, unknown> {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-bundle-'));
   try {
-    execFileSync('tar', ['-xzf', BUNDLE, '-C', dir]);
+    execFileSync('tar', ['-xzf', BUNDLE, '-C', dir], { stdio: 'ignore' });
     return {
       apiVersion: 'v1',
       kind: 'ConfigMap',
@@ -178,7 +178,7 @@ export async function getPod(node: KubeNode, namespace: string, name: string): P
 }
 
 /** Polls (every 100 ms, bounded) until `ready(pod)`; the last view is in the error. */
-export async function waitPod(node: KubeNode, namespace: string, name: string, what: string, ready: (p: PodView) => boolean, timeoutMs = 60_000): Promise<PodView> {
+export async function waitPod(node: KubeNode, namespace: string, name: string, what: string, ready: (p: PodView) => boolean, timeoutMs = 150_000): Promise<PodView> {
   const deadline = Date.now() + timeoutMs;
   let last: PodView | undefined;
   while (Date.now() < deadline) {
