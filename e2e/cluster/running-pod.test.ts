@@ -90,6 +90,17 @@ function logs(namespace: string, pod: string, container: string): string {
   return node.kubectl('admin', ['-n', namespace, 'logs', pod, '-c', container]);
 }
 
+/** The container's PROBE lines once it has printed `count` of them (its command runs on after Ready); bounded. */
+async function probeLog(namespace: string, pod: string, container: string, count: number): Promise<ReturnType<typeof probeLines>> {
+  const deadline = Date.now() + 30_000;
+  let lines = probeLines(logs(namespace, pod, container));
+  while (lines.length < count && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 200));
+    lines = probeLines(logs(namespace, pod, container));
+  }
+  return lines;
+}
+
 /** The address:port an agent tries to reach directly, and the path that names the attempt. */
 function target(path: string): string {
   return `${upstream.address} ${upstream.port} ${path}`;
@@ -186,7 +197,7 @@ describe('a pod of sluice shape on a real kubelet', () => {
     expect(sidecar).toMatchObject({ ready: true, started: true, restartCount: 0 });
     expect(Date.parse(sidecar.state.running!.startedAt)).toBeGreaterThanOrEqual(Date.parse(init.state.terminated!.finishedAt));
     expect(Date.parse(agent.state.running!.startedAt)).toBeGreaterThanOrEqual(Date.parse(sidecar.state.running!.startedAt));
-    const first = probeLines(logs(AGENTS, 'agent', 'agent'));
+    const first = await probeLog(AGENTS, 'agent', 'agent', 4);
     figures.agentFirstActions = first;
     expect(first[0]).toMatchObject({ what: 'http', result: 'response' });
     expect(first[1]).toMatchObject({ what: 'trust', result: 'present' });
@@ -230,14 +241,14 @@ describe('attacks only a running pod can test', () => {
     expect(refused.body.message).toContain('guard.uid_unset');
     await mustCreatePod('uid1337-explicit', { image: images.agentUid1337.name, command: `sluice-probe id; sluice-probe http ${target('/uid1337-explicit')}; exec sleep 100000`, podSecurity: { runAsUser: 1000 } });
     const p = await waitPod(node, AGENTS, 'uid1337-explicit', 'ready', allContainersReady);
-    const lines = probeLines(logs(AGENTS, 'uid1337-explicit', 'agent'));
+    const lines = await probeLog(AGENTS, 'uid1337-explicit', 'agent', 2);
     expect(lines[0]).toMatchObject({ what: 'id', fields: { uid: '1000', euid: '1000' } });
     expect(lines[1]!.fields.marker).toMatch(/^x-sluice-decision/i);
     expect(directHits('/uid1337-explicit', p)).toBe(0);
     // Why the guard insists: without sluice the same image really runs as 1337.
     await mustCreatePod('uid1337-plain', { namespace: PLAIN, image: images.agentUid1337.name, command: 'sluice-probe id; exec sleep 100000' });
     await waitPod(node, PLAIN, 'uid1337-plain', 'ready', allContainersReady);
-    expect(probeLines(logs(PLAIN, 'uid1337-plain', 'agent'))[0]).toMatchObject({ what: 'id', fields: { uid: '1337' } });
+    expect((await probeLog(PLAIN, 'uid1337-plain', 'agent', 1))[0]).toMatchObject({ what: 'id', fields: { uid: '1337' } });
     figures.uid1337 = { implicit: refused.body.message, explicit: lines };
   });
 
@@ -251,7 +262,7 @@ describe('attacks only a running pod can test', () => {
       containerSecurity: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
     });
     const p = await waitPod(node, AGENTS, 'root-agent', 'ready', allContainersReady);
-    const lines = probeLines(logs(AGENTS, 'root-agent', 'agent'));
+    const lines = await probeLog(AGENTS, 'root-agent', 'agent', 3);
     figures.rootSetuid = lines;
     expect(lines[0]).toMatchObject({ what: 'id', fields: { uid: '0', capeff: '0000000000000000' } });
     expect(lines[1]).toMatchObject({ what: 'setuid', result: '1337=refused' });
