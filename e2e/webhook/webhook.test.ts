@@ -593,6 +593,11 @@ describe('defence in depth: the ValidatingAdmissionPolicy', () => {
     const cm = (data: string) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'sluice-sidecar', namespace: 'agents' }, data: { 'sidecar.yaml': data } });
     expect((await cluster.create('admin', cm('approvals: {}\n'))).status).toBe(201);
     const path = '/api/v1/namespaces/agents/configmaps/sluice-sidecar';
+    // This policy comes up on its own, like the exec policy: wait until it answers (a dry run changes nothing).
+    await eventually('the settings policy to be active', async () => {
+      const probe = await agentSa.agents!.request<Status>('PUT', `${path}?dryRun=All`, cm('audit: { sink: none }\n'));
+      return probe.status === 403 ? true : undefined;
+    });
     const rewrite = await agentSa.agents!.request<Status>('PUT', path, cm('audit: { sink: none }\n'));
     expect(rewrite.status).toBe(403);
     expect(rewrite.body.message).toContain('sluice guard.sluice_settings_write: configmaps/sluice-sidecar: system:serviceaccount:agents:coder may not update');
@@ -613,6 +618,7 @@ describe('defence in depth: the ValidatingAdmissionPolicy', () => {
       metadata: { name: `coder-token-${++counter}`, namespace, annotations: { 'kubernetes.io/service-account.name': 'coder' } },
       type: 'kubernetes.io/service-account-token',
     });
+    await eventually('the token-Secret policy to be active', async () => ((await cluster.create('creator', secret('agents'), 'dryRun=All')).status === 403 ? true : undefined));
     const developer = await cluster.create<Status>('creator', secret('agents'));
     expect(developer.status).toBe(403);
     expect(developer.body.message).toContain('sluice guard.legacy_token_secret: type');
