@@ -37,26 +37,11 @@ export async function serviceAccountClient(cluster: KubeCluster, namespace: stri
   });
   const token = minted.body.status?.token;
   if (minted.status !== 201 || !token) throw new Error(`TokenRequest for ${namespace}/${name}: ${minted.status} ${JSON.stringify(minted.body)}`);
-  const dispatcher = new Agent({ connect: { ca: cluster.ca.certPem }, keepAliveTimeout: 10_000 });
   return {
     username: `system:serviceaccount:${namespace}:${name}`,
-    async request<T>(method: string, path: string, body?: unknown, contentType = 'application/json') {
-      const res = await undiciRequest(`${cluster.server}${path}`, {
-        method: method as 'GET',
-        dispatcher,
-        headers: { authorization: `Bearer ${token}`, accept: 'application/json, */*', ...(body === undefined ? {} : { 'content-type': contentType }) },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const text = await res.body.text();
-      let parsed: unknown = text;
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        // non-JSON answers stay text
-      }
-      return { status: res.statusCode, body: parsed as T };
-    },
-    close: () => dispatcher.close(),
+    request: <T>(method: string, path: string, body?: unknown, contentType = 'application/json') => cluster.requestWithToken<T>(token, method, path, body, contentType),
+    // The cluster's own connection pool carries these requests; nothing of ours to close.
+    close: () => Promise.resolve(),
   };
 }
 

@@ -318,11 +318,16 @@ export class KubeCluster {
   }
 
   /** A raw API call as the user: the stored JSON exactly as the server returns it. */
-  async request<T = Record<string, unknown>>(handle: string, method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<KubeResponse<T>> {
+  request<T = Record<string, unknown>>(handle: string, method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<KubeResponse<T>> {
+    return this.requestWithToken<T>(this.user(handle).token, method, path, body, contentType);
+  }
+
+  /** The same raw call with any bearer token (a ServiceAccount's, a pod-bound one). */
+  async requestWithToken<T = Record<string, unknown>>(token: string, method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<KubeResponse<T>> {
     const res = await undiciRequest(`${this.server}${path}`, {
       method: method as 'GET',
       dispatcher: this.#dispatcher,
-      headers: { authorization: `Bearer ${this.user(handle).token}`, accept: 'application/json, */*', ...(body === undefined ? {} : { 'content-type': contentType }) },
+      headers: { authorization: `Bearer ${token}`, accept: 'application/json, */*', ...(body === undefined ? {} : { 'content-type': contentType }) },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await res.body.text();
