@@ -123,8 +123,9 @@ const Sidecar = z
       })
       .prefault({})
       .describe('sidecar ports inside the agent pod'),
-    resources: resources({ cpu: '100m', memory: '64Mi' }, { memory: '256Mi' }, 'sidecar container resources'),
-    initResources: resources({ cpu: '10m', memory: '32Mi' }, { cpu: '100m', memory: '64Mi' }, 'interception init container resources'),
+    // Measured: docs/e2e-cluster.md (init container OOMKilled at 64Mi on a real node) and bench/proxy (RSS idle/load).
+    resources: resources({ cpu: '100m', memory: '160Mi' }, { memory: '512Mi' }, 'sidecar container resources (an idle sidecar holds ~143 MiB, ~395 MiB under load)'),
+    initResources: resources({ cpu: '10m', memory: '96Mi' }, { cpu: '1', memory: '128Mi' }, 'interception init container resources (init-network needs ~68 MiB)'),
     startupProbe: z
       .strictObject({
         periodSeconds: z.number().int().min(1).default(1).describe('seconds between probes'),

@@ -76,8 +76,11 @@ const Sidecar = z
   .object({
     image: z.string().min(1),
     imagePullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']).default('IfNotPresent'),
-    resources: Resources.default({ requests: { cpu: '100m', memory: '64Mi' }, limits: { memory: '256Mi' } }),
-    initResources: Resources.default({ requests: { cpu: '10m', memory: '32Mi' }, limits: { cpu: '100m', memory: '64Mi' } }),
+    // From measurement (docs/e2e-cluster.md, bench/proxy): an idle sidecar holds ~143 MiB and ~395 MiB
+    // under 16 connections of load; `node … init-network` needs ~68 MiB in a memory cgroup (64Mi was
+    // OOMKilled on a real node, so no injected agent ever started) and took 9-16 s under a 100m CPU limit.
+    resources: Resources.default({ requests: { cpu: '100m', memory: '160Mi' }, limits: { memory: '512Mi' } }),
+    initResources: Resources.default({ requests: { cpu: '10m', memory: '96Mi' }, limits: { cpu: '1', memory: '128Mi' } }),
     /** UID and GID the sidecar runs as; the interception rules exempt it, so no agent may use it. */
     proxyUID: z.number().int().min(1).max(2_147_483_647).default(1337),
     ports: Ports.prefault({}),
