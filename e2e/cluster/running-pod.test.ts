@@ -19,8 +19,8 @@ import type { PodView, SluiceInstall } from './sluice-on-node.ts';
 import { ensureTestImages } from './test-images.ts';
 import type { TestImages } from './test-images.ts';
 
-// A loaded CI machine (make test runs the other e2e suites beside this one): the interception init
-// container alone takes 9-16 s under its 100m CPU limit here.
+// A loaded CI machine (make test runs the other e2e suites beside this one); the interception init
+// container took 9-16 s under the old 100m CPU limit.
 jest.setTimeout(240_000);
 
 const AGENTS = 'agents';
@@ -28,7 +28,6 @@ const PLAIN = 'plain';
 const BROKEN = 'broken-settings';
 const ADMIN_PORT = 15090;
 const PROXY_PORT = 15080;
-const INIT_RESOURCES = { requests: { cpu: '10m', memory: '32Mi' }, limits: { cpu: '100m', memory: '128Mi' } };
 const LOGS = join(tmpdir(), 'sluice-e2e-cluster-logs');
 const KUBECTL = join(import.meta.dirname, '..', '..', '.tools', 'bin', 'kubectl');
 
@@ -134,10 +133,8 @@ beforeAll(async () => {
     sidecarImageName,
     agentNamespaces: [AGENTS, BROKEN],
     plainNamespaces: [PLAIN],
-    // The shipped default limit (64Mi) is below what `node main.ts init-network` peaks at (~68Mi
-    // in a memory cgroup here): on a real node sluice-init is OOMKilled and no agent ever starts.
-    // Raised here, with the default CPU limit kept, until the default changes (docs/e2e-cluster.md).
-    webhookSidecar: { initResources: INIT_RESOURCES },
+    // The shipped resource defaults, as a user gets them: the old 64Mi limit on sluice-init was
+    // OOMKilled here (init-network peaks at ~68Mi in a memory cgroup) and no agent ever started.
   });
   // The broken namespace's settings stop every sidecar there at start (an unknown audit store).
   const broken = await node.cluster.request('admin', 'PUT', `/api/v1/namespaces/${BROKEN}/configmaps/sluice-sidecar`, {
