@@ -56,6 +56,17 @@ describe('kubectl sluice replay', () => {
     ]);
   });
 
+  it('says so for an event the store holds only as an omitted stub, never printing it as the event', async () => {
+    const response = JSON.parse(goldenLines[3]!) as Record<string, unknown>;
+    const stub: Record<string, unknown> = { omitted: { bytes: 300_000, reason: 'store_refused_size', status: 413 } };
+    for (const k of ['v', 'id', 'session', 'seq', 'prev_hash', 'hash', 'time', 'kind', 'pod', 'request_id']) stub[k] = response[k];
+    const lines = [...goldenLines];
+    lines[3] = JSON.stringify(stub);
+    const { code, out } = await cli(['replay', SESSION, '--file', writeLines('stub.ndjson', lines)]);
+    expect(code).toBe(0);
+    expect(out.trim().split('\n')[3]).toBe('2025-01-02T03:04:09.000Z  #3      response      (omitted: 293.0 KiB not stored, store_refused_size, store answered 413) req=r-1');
+  });
+
   it('--output json prints the stored lines unchanged', async () => {
     const { code, out } = await cli(['replay', SESSION, '--file', golden, '--output', 'json']);
     expect(code).toBe(0);

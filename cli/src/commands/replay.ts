@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import type { AuditEvent } from '../../../api/src/index.ts';
 import { SessionSourceError, readSession } from '../../../sidecar/src/audit/session-source.ts';
 import type { SessionSource, StoreSource, StoredItem } from '../../../sidecar/src/audit/session-source.ts';
+import { OmittedStub } from '../../../sidecar/src/audit/chain.ts';
 import { listSessions } from '../../../sidecar/src/audit/session-list.ts';
 import { CliError, EXIT_USAGE } from '../errors.ts';
 import type { Io } from '../program.ts';
@@ -139,7 +140,19 @@ function formatItem(item: StoredItem): string {
   if (typeof v === 'string' || typeof v.kind !== 'string' || typeof v.seq !== 'number' || typeof v.time !== 'string') {
     return `(unreadable stored line: ${item.line.slice(0, 120)})`;
   }
+  const stub = OmittedStub.safeParse(v);
+  if (stub.success) return formatOmittedLine(stub.data);
   return formatTimelineLine(v as AuditEvent);
+}
+
+/**
+ * A stub the store holds instead of an event it refused as too large: said as such, so a reader
+ * never takes it for the event (verify accepts it only where a chained `dropped` event announced it).
+ */
+export function formatOmittedLine(stub: OmittedStub): string {
+  const status = stub.omitted.status === undefined ? '' : `, store answered ${stub.omitted.status}`;
+  const req = stub.request_id ? ` req=${stub.request_id}` : '';
+  return `${stub.time}  #${String(stub.seq).padEnd(6)} ${stub.kind.padEnd(13)} (omitted: ${formatBytes(stub.omitted.bytes)} not stored, ${stub.omitted.reason}${status})${req}`;
 }
 
 export interface ReplayFlags extends SourceFlags {
