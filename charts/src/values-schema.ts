@@ -170,8 +170,10 @@ const Guard = z
     forbidRootAgents: z.boolean().default(false).describe('refuse agent containers that run, or may run, as root'),
     allowPodOptOut: z
       .boolean()
-      .default(true)
-      .describe('a pod labelled sluice.io/inject=false opts out inside an opted-in namespace'),
+      // Off by default: an agent that may create pods would otherwise start an unguarded one just by
+      // labelling it sluice.io/inject=false in its own opted-in namespace.
+      .default(false)
+      .describe('a pod labelled sluice.io/inject=false opts out inside an opted-in namespace (lets anyone who may create pods there start one without sluice)'),
   })
   .prefault({})
   .describe('guardrails the webhook enforces on agent pods');

@@ -124,10 +124,12 @@ describe('values.schema.json refuses what is not a value', () => {
 });
 
 describe('admission registrations come from webhook/manifests', () => {
-  test('with release "sluice" in sluice-system they equal the manifests but for the caBundle and chart labels', () => {
+  test('with release "sluice" in sluice-system they equal the manifests but for the caBundle and chart labels', async () => {
     // The reader ClusterRole is rendered (renamed, bound) by webhook-rbac.yaml; see the RBAC tests.
+    // The manifests are the pod-opt-out variant; the chart's default (guard.allowPodOptOut: false)
+    // rewrites those parts, tested with the opt-out rules below.
     const source = sourceManifests().filter((o) => /WebhookConfiguration$|ValidatingAdmissionPolicy/.test(o.kind));
-    const objs = rendered.defaults!;
+    const objs = await template({ guard: { allowPodOptOut: true } });
     const shipped = objs.filter((o) => /WebhookConfiguration$|ValidatingAdmissionPolicy/.test(o.kind));
     expect(shipped.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual(source.map((o) => `${o.kind}/${o.metadata.name}`).sort());
     for (const o of shipped) {
