@@ -189,7 +189,15 @@ export async function waitPod(node: KubeNode, namespace: string, name: string, w
   throw new Error(`pod ${namespace}/${name}: ${what} not reached in ${timeoutMs} ms; last status:\n${JSON.stringify(last?.status, null, 2)}`);
 }
 
-export const allContainersReady = (p: PodView) => (p.status.containerStatuses ?? []).length > 0 && (p.status.containerStatuses ?? []).every((c) => c.ready);
+/**
+ * Every app container ready, and every init container that still runs (a native sidecar) ready too:
+ * the kubelet starts the agent once the sidecar's startup probe passes, and reports the sidecar
+ * Ready only at its next readiness probe, so app readiness alone can come first.
+ */
+export const allContainersReady = (p: PodView) =>
+  (p.status.containerStatuses ?? []).length > 0 &&
+  (p.status.containerStatuses ?? []).every((c) => c.ready) &&
+  (p.status.initContainerStatuses ?? []).every((c) => c.state.terminated !== undefined || c.ready);
 
 export function containerStatus(p: PodView, name: string): ContainerStatus {
   const s = [...(p.status.initContainerStatuses ?? []), ...(p.status.containerStatuses ?? [])].find((c) => c.name === name);
