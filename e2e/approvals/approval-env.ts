@@ -10,12 +10,12 @@ import { execFile, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { stringify as toYaml } from 'yaml';
 import { ApprovalApi } from '../../sidecar/src/approvals/approval-api.ts';
 import { KubeRest, loadKubeConfig } from '../../sidecar/src/approvals/kube-rest.ts';
 import type { WatchHandle } from '../../sidecar/src/approvals/kube-rest.ts';
 import { eventually, pointWebhooksAt, readManifests } from '../support/kube/admission.ts';
 import { KubeCluster } from '../support/kube/cluster.ts';
+import { serviceAccountToken, tokenKubeconfig } from '../support/kube/tokens.ts';
 import { startWebhookProcess } from '../webhook/webhook-process.ts';
 import type { WebhookProcess } from '../webhook/webhook-process.ts';
 
@@ -71,31 +71,7 @@ function downwardApiText(map: Record<string, string> | undefined): string {
     .join('\n');
 }
 
-/**
- * A TokenRequest token for a ServiceAccount, bound to a pod when `pod` is given (what the kubelet's
- * projected volume holds; the API server then adds the pod's name and uid to userInfo.extra).
- */
-export async function serviceAccountToken(cluster: KubeCluster, namespace: string, serviceAccount: string, pod?: { name: string; uid: string }): Promise<string> {
-  const token = await cluster.request<{ status: { token: string } }>('admin', 'POST', `/api/v1/namespaces/${namespace}/serviceaccounts/${serviceAccount}/token`, {
-    apiVersion: 'authentication.k8s.io/v1',
-    kind: 'TokenRequest',
-    spec: { expirationSeconds: 3600, ...(pod ? { boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: pod.name, uid: pod.uid } } : {}) },
-  });
-  if (token.status !== 201) throw new Error(`TokenRequest failed: ${JSON.stringify(token.body)}`);
-  return token.body.status.token;
-}
-
-/** A kubeconfig (YAML text) authenticating with a bearer token. */
-export function tokenKubeconfig(cluster: KubeCluster, token: string, namespace: string): string {
-  return toYaml({
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'e2e', cluster: { server: cluster.server, 'certificate-authority-data': Buffer.from(cluster.ca.certPem).toString('base64') } }],
-    users: [{ name: 'sidecar', user: { token } }],
-    contexts: [{ name: 'sidecar', context: { cluster: 'e2e', user: 'sidecar', namespace } }],
-    'current-context': 'sidecar',
-  });
-}
+export { serviceAccountToken, tokenKubeconfig } from '../support/kube/tokens.ts';
 
 /**
  * The webhook's own identity, as the chart gives it: a ServiceAccount in sluice's namespace bound to

@@ -13,13 +13,14 @@ import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
 import { Agent, request } from 'undici';
-import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import { parse as parseYaml } from 'yaml';
 import { issueCA, issueServing } from '../../webhook/src/self-cert.ts';
 import { template } from '../../charts/test/support/helm.ts';
 import type { K8sObject } from '../../charts/test/support/helm.ts';
 import { eventually, pointWebhooksAt } from '../support/kube/admission.ts';
 import type { Manifest } from '../support/kube/admission.ts';
 import { KubeCluster } from '../support/kube/cluster.ts';
+import { serviceAccountToken, tokenKubeconfig } from '../support/kube/tokens.ts';
 import { startWebhookProcess } from './webhook-process.ts';
 import type { WebhookProcess } from './webhook-process.ts';
 
@@ -119,25 +120,9 @@ beforeAll(async () => {
     if (res.status !== 201) throw new Error(`applying ${o.kind} ${o.metadata.name}: ${res.status} ${JSON.stringify(res.body)}`);
     if (o.kind === 'ServiceAccount') serviceAccount = o.metadata.name;
   }
-  const minted = await cluster.request<{ status?: { token?: string } }>('admin', 'POST', `/api/v1/namespaces/${NS}/serviceaccounts/${serviceAccount}/token`, {
-    apiVersion: 'authentication.k8s.io/v1',
-    kind: 'TokenRequest',
-    spec: { expirationSeconds: 3600 },
-  });
-  token = minted.body.status!.token!;
+  token = await serviceAccountToken(cluster, NS, serviceAccount);
   kubeconfig = join(cluster.dir, 'kubeconfig-sluice-webhook-self.yaml');
-  writeFileSync(
-    kubeconfig,
-    toYaml({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [{ name: 'e2e', cluster: { server: cluster.server, 'certificate-authority-data': Buffer.from(cluster.ca.certPem).toString('base64') } }],
-      users: [{ name: 'webhook', user: { token } }],
-      contexts: [{ name: 'webhook', context: { cluster: 'e2e', user: 'webhook' } }],
-      'current-context': 'webhook',
-    }),
-    { mode: 0o600 },
-  );
+  writeFileSync(kubeconfig, tokenKubeconfig(cluster, token), { mode: 0o600 });
   await eventually('the chart RBAC to apply to the webhook', async () => ((await asWebhook('GET', SECRET_PATH)).status === 404 ? true : undefined));
 }, 120_000);
 

@@ -5,9 +5,9 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent, request as undiciRequest } from 'undici';
-import { stringify as toYaml } from 'yaml';
 import { eventually, readManifests } from '../support/kube/admission.ts';
 import type { KubeCluster, KubeResponse, RbacRule } from '../support/kube/cluster.ts';
+import { serviceAccountToken, tokenKubeconfig } from '../support/kube/tokens.ts';
 
 export interface ServiceAccountClient {
   /** system:serviceaccount:<namespace>:<name> */
@@ -30,13 +30,7 @@ export async function serviceAccountClient(cluster: KubeCluster, namespace: stri
   const created = await cluster.request('admin', 'POST', `/api/v1/namespaces/${namespace}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name } });
   if (created.status !== 201 && created.status !== 409) throw new Error(`creating ServiceAccount ${namespace}/${name}: ${created.status} ${JSON.stringify(created.body)}`);
   await cluster.grant(`serviceaccount:${name}`, namespace, `${name}-agent`, rules);
-  const minted = await cluster.request<{ status?: { token?: string } }>('admin', 'POST', `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`, {
-    apiVersion: 'authentication.k8s.io/v1',
-    kind: 'TokenRequest',
-    spec: { expirationSeconds: 3600 },
-  });
-  const token = minted.body.status?.token;
-  if (minted.status !== 201 || !token) throw new Error(`TokenRequest for ${namespace}/${name}: ${minted.status} ${JSON.stringify(minted.body)}`);
+  const token = await serviceAccountToken(cluster, namespace, name);
   return {
     username: `system:serviceaccount:${namespace}:${name}`,
     request: <T>(method: string, path: string, body?: unknown, contentType = 'application/json') => cluster.requestWithToken<T>(token, method, path, body, contentType),
@@ -66,26 +60,9 @@ export async function webhookReaderKubeconfig(cluster: KubeCluster, manifests: s
     roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role!.metadata.name },
     subjects: [{ kind: 'ServiceAccount', name: 'sluice-webhook', namespace: 'sluice-system' }],
   });
-  const minted = await cluster.request<{ status?: { token?: string } }>('admin', 'POST', '/api/v1/namespaces/sluice-system/serviceaccounts/sluice-webhook/token', {
-    apiVersion: 'authentication.k8s.io/v1',
-    kind: 'TokenRequest',
-    spec: { expirationSeconds: 3600 },
-  });
-  const token = minted.body.status?.token;
-  if (!token) throw new Error(`TokenRequest for the webhook: ${minted.status} ${JSON.stringify(minted.body)}`);
+  const token = await serviceAccountToken(cluster, 'sluice-system', 'sluice-webhook');
   const path = join(cluster.dir, 'kubeconfig-sluice-webhook-reader.yaml');
-  writeFileSync(
-    path,
-    toYaml({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [{ name: 'e2e', cluster: { server: cluster.server, 'certificate-authority-data': Buffer.from(cluster.ca.certPem).toString('base64') } }],
-      users: [{ name: 'webhook', user: { token } }],
-      contexts: [{ name: 'webhook', context: { cluster: 'e2e', user: 'webhook' } }],
-      'current-context': 'webhook',
-    }),
-    { mode: 0o600 },
-  );
+  writeFileSync(path, tokenKubeconfig(cluster, token), { mode: 0o600 });
   const dispatcher = new Agent({ connect: { ca: cluster.ca.certPem } });
   try {
     await eventually('the webhook reader ClusterRole to apply', async () => {
