@@ -34,6 +34,11 @@ function runCgi(env: NodeJS.ProcessEnv, body: Buffer): Promise<Buffer> {
     child.stdout.on('data', (c: Buffer) => out.push(c));
     child.on('error', reject);
     child.on('close', () => resolve(Buffer.concat(out)));
+    // git may answer and exit before reading the whole body (a refused or malformed request): its
+    // answer is the result, so the write's EPIPE is expected, not a failure.
+    child.stdin.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') reject(err);
+    });
     child.stdin.end(body);
   });
 }
