@@ -49,6 +49,8 @@ export interface NodeOptions {
   users?: Record<string, UserSpec>;
   /** Each component's readiness bound. */
   readyTimeoutMs?: number;
+  /** Extra kube-apiserver flags (e.g. `--enable-aggregator-routing=true`: Services resolved to endpoints, no kube-proxy needed). */
+  apiserverArgs?: string[];
 }
 
 export interface NodeTimings {
@@ -186,6 +188,7 @@ export class KubeNode {
           `--kubelet-client-key=${files.clientKey}`,
           `--kubelet-certificate-authority=${caFile}`,
           '--kubelet-preferred-address-types=InternalIP',
+          ...(options.apiserverArgs ?? []),
         ],
       });
       partial.cluster = cluster;
