@@ -62,6 +62,67 @@ export const SidecarMount = z.union([
   z.object({ ...mountFields, configMap: objectName.describe("a ConfigMap in the pod's namespace") }).strict(),
 ]);
 
+/**
+ * `spec.imagePullSecrets` entries the injector appends to every injected pod (de-duplicated, the
+ * pod's own kept): the Secret must exist in the pod's namespace, where the kubelet reads it. The
+ * guard treats them as sluice's: no agent container may mount one or read it from env.
+ */
+export const PullSecret = z.object({ name: objectName.describe('a kubernetes.io/dockerconfigjson Secret in the agent namespace') }).strict();
+
+/** An env var for the sidecar. Plain values only: a Secret for the sidecar goes through `mounts`, which the guard protects. */
+export const SidecarEnvVar = z
+  .object({
+    name: z
+      .string()
+      .regex(/^[-._a-zA-Z][-._a-zA-Z0-9]*$/, 'an environment variable name')
+      // SLUICE_* is the webhook's contract with the sidecar (ports, UID, pod identity, directories):
+      // an extra value would silently disagree with the interception rules or the mounts.
+      .refine((n) => !n.toUpperCase().startsWith('SLUICE_'), 'SLUICE_* variables are set by the webhook; use sidecar.config (the settings ConfigMap) instead')
+      .describe('variable name (not SLUICE_*)'),
+    value: z.string().describe('value'),
+  })
+  .strict();
+
+/** A field sluice decides: present at all is refused, naming why. */
+const notOverridable = (why: string) => z.never({ error: why }).optional();
+
+const localProfile = (what: string) =>
+  z.union([
+    z.object({ type: z.literal('RuntimeDefault') }).strict(),
+    z.object({ type: z.literal('Localhost'), localhostProfile: z.string().min(1).describe(`${what} profile on the node`) }).strict(),
+  ]);
+
+/**
+ * What may change in the sidecar's securityContext: only fields that confine it further. Its UID is
+ * `proxyUID` (the one the interception rules exempt, never root, never an agent's: the guard refuses
+ * agents with it), and it stays non-root, unprivileged, without privilege escalation, with every
+ * capability dropped and a read-only root filesystem; Unconfined seccomp/AppArmor and SELinux types
+ * outside the restricted Pod Security profile's are refused here, at start-up, not in a pod.
+ */
+export const SidecarSecurityContext = z
+  .object({
+    seccompProfile: localProfile('seccomp').optional().describe('RuntimeDefault (default) or a Localhost profile; never Unconfined'),
+    appArmorProfile: localProfile('AppArmor').optional().describe('RuntimeDefault or a Localhost profile; never Unconfined'),
+    seLinuxOptions: z
+      .object({
+        level: z.string().min(1).optional().describe('SELinux level (e.g. an MCS label s0:c123,c456)'),
+        type: z.enum(['container_t', 'container_init_t', 'container_kvm_t', 'container_engine_t']).optional().describe('a type the restricted Pod Security profile allows'),
+      })
+      .strict()
+      .optional()
+      .describe('SELinux options (user and role are not allowed)'),
+    runAsUser: notOverridable('the sidecar runs as sidecar.proxyUID, the UID the interception rules exempt (never root, never an agent UID): set proxyUID instead'),
+    runAsGroup: notOverridable('the sidecar runs with group sidecar.proxyUID: set proxyUID instead'),
+    runAsNonRoot: notOverridable('the sidecar always runs as non-root'),
+    privileged: notOverridable('the sidecar never runs privileged'),
+    allowPrivilegeEscalation: notOverridable('the sidecar never allows privilege escalation'),
+    capabilities: notOverridable('the sidecar drops every capability and adds none'),
+    readOnlyRootFilesystem: notOverridable('the sidecar always has a read-only root filesystem'),
+    procMount: notOverridable('the sidecar keeps the default /proc mount'),
+    windowsOptions: notOverridable('the sidecar is a Linux container'),
+  })
+  .strict();
+
 const Ports = z
   .object({
     transparent: port.default(15001),
@@ -107,13 +168,20 @@ const Sidecar = z
     spoolSizeLimit: quantity.default('256Mi'),
     /** Secrets and ConfigMaps mounted into the sidecar only (render.ts: MOUNTS_DIR). */
     mounts: z.array(SidecarMount).default([]),
+    /** Pull secrets for the sidecar image, appended to every injected pod's spec.imagePullSecrets. */
+    imagePullSecrets: z.array(PullSecret).default([]),
+    /** Extra env of the sidecar, after the webhook's own. */
+    extraEnv: z.array(SidecarEnvVar).default([]),
+    /** Tightens the sidecar's securityContext (render.ts merges it over the fixed one). */
+    securityContext: SidecarSecurityContext.default({}),
   })
   .strict()
   .refine((s) => new Set(s.tokenAudiences.map(tokenFileName)).size === s.tokenAudiences.length, {
     message: 'token audiences must map to distinct file names',
     path: ['tokenAudiences'],
   })
-  .refine((s) => new Set(s.mounts.map((m) => m.name)).size === s.mounts.length, { message: 'mount names must be unique', path: ['mounts'] });
+  .refine((s) => new Set(s.mounts.map((m) => m.name)).size === s.mounts.length, { message: 'mount names must be unique', path: ['mounts'] })
+  .refine((s) => new Set(s.extraEnv.map((e) => e.name)).size === s.extraEnv.length, { message: 'extraEnv names must be unique', path: ['extraEnv'] });
 
 const Guard = z
   .object({
@@ -170,6 +238,7 @@ export type WebhookConfig = z.infer<typeof WebhookConfigSchema>;
 export type WebhookConfigInput = z.input<typeof WebhookConfigSchema>;
 export type TokenAudience = z.infer<typeof TokenAudience>;
 export type SidecarMount = z.infer<typeof SidecarMount>;
+export type SidecarSecurityContext = z.infer<typeof SidecarSecurityContext>;
 
 export function tokenFileName(t: { audience: string; path?: string | undefined }): string {
   return t.path ?? t.audience.replace(/[^A-Za-z0-9._-]/g, '_');

@@ -63,7 +63,7 @@ const isSluicePortName = (name: string | undefined) => name !== undefined && nam
 
 /** What the guard derives from a (frozen) config once, not per review. */
 interface GuardPlan {
-  /** Static-credential Secrets: the configured ones plus every Secret the sidecar mounts. */
+  /** Static-credential Secrets: the configured ones, every Secret the sidecar mounts, its pull secrets. */
   staticSecrets: readonly string[];
   forbiddenCapabilities: ReadonlySet<string>;
 }
@@ -72,7 +72,12 @@ function planFor(config: WebhookConfig): GuardPlan {
   let plan = plans.get(config);
   if (!plan) {
     plan = {
-      staticSecrets: [...config.guard.staticCredentialSecrets, ...config.sidecar.mounts.flatMap((m) => ('secret' in m ? [m.secret] : []))],
+      // The sidecar image's pull secrets too: a registry credential is sluice's, not the agent's.
+      staticSecrets: [
+        ...config.guard.staticCredentialSecrets,
+        ...config.sidecar.mounts.flatMap((m) => ('secret' in m ? [m.secret] : [])),
+        ...config.sidecar.imagePullSecrets.map((r) => r.name),
+      ],
       forbiddenCapabilities: new Set(config.guard.forbiddenCapabilities.map(normaliseCapability)),
     };
     plans.set(config, plan);

@@ -1,7 +1,8 @@
 // The injector: pod + config → JSONPatch (RFC 6902). Pure; the HTTP shell only decodes and encodes.
-// Invariants: (1) it adds only what sluice owns — its two init containers, its volumes, its
-// annotations, env and one read-only mount in agent containers — and removes only the default
-// service-account token that the ServiceAccount admission plugin put into agent containers;
+// Invariants: (1) it adds only what sluice owns — its two init containers, its volumes, the
+// sidecar image's pull secrets (appended, the pod's own kept), its annotations, env and one
+// read-only mount in agent containers — and removes only the default service-account token
+// that the ServiceAccount admission plugin put into agent containers;
 // (2) running it on its own output yields an empty patch, so reinvocation adds nothing;
 // (3) an agent's own env value wins over sluice's (HTTP_PROXY already set stays as it is);
 // (4) the one securityContext field it fills in is allowPrivilegeEscalation: false on agent
@@ -81,6 +82,15 @@ function containerOps(container: V1Container, path: (string | number)[], rendere
   return ops;
 }
 
+/** Appends `sidecar.imagePullSecrets` the pod does not name yet; never removes or reorders the pod's own. */
+function pullSecretOps(own: readonly { name?: string }[] | undefined, config: WebhookConfig): JsonPatchOp[] {
+  const have = new Set((own ?? []).map((r) => r.name));
+  const missing = config.sidecar.imagePullSecrets.filter((r) => !have.has(r.name)).map((r) => ({ name: r.name }));
+  if (!missing.length) return [];
+  if (!own) return [{ op: 'add', path: pointer('spec', 'imagePullSecrets'), value: missing }];
+  return missing.map((r) => ({ op: 'add', path: pointer('spec', 'imagePullSecrets', '-'), value: r }));
+}
+
 function creatorViolation(pod: V1Pod, stamp: string): Violation | undefined {
   const current = pod.metadata?.annotations?.[ANNOTATION_CREATOR];
   if (current === undefined || current === stamp) return undefined;
@@ -132,6 +142,8 @@ export function planInjection(pod: V1Pod, ctx: MutationContext, config: WebhookC
   }
   // 5. No default token for agents; the ServiceAccount plugin skips the pod if it runs again.
   if (spec.automountServiceAccountToken !== false) ops.push({ op: 'add', path: pointer('spec', 'automountServiceAccountToken'), value: false });
+  // 5b. Pull secrets for the sidecar image, after the pod's own, each name once.
+  ops.push(...pullSecretOps(spec.imagePullSecrets, config));
   // 6. The injected label (what the guard's registration and the policy key on from now on).
   const labels = pod.metadata?.labels;
   if (labels?.[LABEL_INJECTED] !== 'true') {

@@ -170,6 +170,8 @@ function renderSidecar(config: WebhookConfig): V1Container {
       { name: 'SLUICE_TOKEN_DIR', value: TOKEN_DIR },
       { name: 'SLUICE_TRUST_DIR', value: TRUST_DIR },
       { name: 'SLUICE_SPOOL_DIR', value: SPOOL_DIR },
+      // The platform's own (config.ts refuses SLUICE_* names and duplicates).
+      ...s.extraEnv.map((e) => ({ name: e.name, value: e.value })),
     ],
     resources: structuredClone(s.resources),
     // /readyz passes only once the pod CA is written, so no agent container starts before trust exists.
@@ -185,6 +187,8 @@ function renderSidecar(config: WebhookConfig): V1Container {
       readOnlyRootFilesystem: true,
       capabilities: { drop: ['ALL'] },
       seccompProfile: { type: 'RuntimeDefault' },
+      // Only fields that confine it further (config.ts: SidecarSecurityContext).
+      ...structuredClone(s.securityContext),
     },
     volumeMounts: mounts,
     terminationMessagePath: '/dev/termination-log',

@@ -43,6 +43,19 @@ const customConfig = testConfig({
 /** No policy ConfigMap: the sidecar runs the library built into its image (no volume, no SLUICE_POLICY_PATH). */
 const builtinPolicyConfig = testConfig({ sidecar: { ...baseConfigInput.sidecar, policyConfigMap: null } });
 
+/** Sidecar pull secrets (corp-registry is also the pod's own in pull-secrets.yaml), extra env, a tighter securityContext. */
+const sidecarOverridesConfig = testConfig({
+  sidecar: {
+    ...baseConfigInput.sidecar,
+    imagePullSecrets: [{ name: 'corp-registry' }, { name: 'sluice-pull' }],
+    extraEnv: [
+      { name: 'NODE_OPTIONS', value: '--max-old-space-size=384' },
+      { name: 'TZ', value: 'UTC' },
+    ],
+    securityContext: { seccompProfile: { type: 'Localhost', localhostProfile: 'profiles/sluice.json' }, seLinuxOptions: { level: 's0:c123,c456' } },
+  },
+});
+
 const CASES: GoldenCase[] = [
   { name: 'plain-pod' },
   { name: 'job-pod' },
@@ -59,6 +72,8 @@ const CASES: GoldenCase[] = [
   { name: 'minimal-no-lists' },
   { name: 'custom-config', config: customConfig },
   { name: 'builtin-policy', config: builtinPolicyConfig },
+  { name: 'pull-secrets', config: sidecarOverridesConfig },
+  { name: 'sidecar-overrides', config: sidecarOverridesConfig },
   { name: 'already-injected' },
   { name: 'reinvoked-after-other-webhook' },
 ];
@@ -73,13 +88,15 @@ function apply(pod: V1Pod, patch: readonly JsonPatchOp[]): V1Pod {
 
 /**
  * Paths sluice may write: its annotations and injected label, the token automount flag, volumes,
- * init containers, agent env/mounts, and allowPrivilegeEscalation where an agent container leaves it unset.
+ * init containers, agent env/mounts, allowPrivilegeEscalation where an agent container leaves it unset,
+ * and pull secrets appended at the end of spec.imagePullSecrets (never a replaced or removed entry).
  */
 const OWNED = [
   /^\/metadata\/annotations(\/sluice\.io~1(status|creator))?$/,
   /^\/metadata\/labels(\/sluice\.io~1injected)?$/,
   /^\/spec\/(initContainers|containers)\/[0-9]+\/securityContext(\/allowPrivilegeEscalation)?$/,
   /^\/spec\/automountServiceAccountToken$/,
+  /^\/spec\/imagePullSecrets(\/-)?$/,
   /^\/spec\/volumes(\/-|\/[0-9]+)?$/,
   /^\/spec\/initContainers(\/[01])?$/,
   /^\/spec\/(initContainers|containers)\/[0-9]+\/(env|volumeMounts)(\/-|\/[0-9]+)?$/,
