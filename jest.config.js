@@ -13,7 +13,7 @@ export default {
     {
       ...common,
       displayName: 'unit',
-      testMatch: ['<rootDir>/{api,webhook,sidecar,cli,policies,charts,bench,tools}/**/*.test.ts'],
+      testMatch: ['<rootDir>/{api,webhook,sidecar,cni,cli,policies,charts,bench,tools}/**/*.test.ts'],
     },
     {
       ...common,

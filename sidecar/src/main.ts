@@ -1,11 +1,13 @@
 // The sidecar image's entry point: `proxy` runs the gateway, `init-network` installs the pod's
-// interception rules (init container, NET_ADMIN). Configuration errors stop the process with a
+// interception rules (init container, NET_ADMIN), `check-network` proves that rules a CNI plugin
+// installed are in place (CNI mode, no privileges). Configuration errors stop the process with a
 // message naming the field.
 import { pino } from 'pino';
 import { SchemaError } from '../../api/src/index.ts';
 import { loadInterceptionSettings, loadSidecarConfig } from './config/sidecar-config.ts';
 import { applyInterception } from './interception/apply.ts';
-import { renderInterception } from './interception/rules.ts';
+import { checkInterception } from './interception/check.ts';
+import { planFromSettings } from './interception/plan.ts';
 import { startSidecar } from './sidecar.ts';
 
 const log = pino({ name: 'sluice' });
@@ -14,20 +16,19 @@ async function main(command: string | undefined): Promise<void> {
   if (command === 'init-network') {
     // The init container gets only the common env: it must not need the sidecar's own settings.
     const config = loadInterceptionSettings();
-    const plan = renderInterception({
-      proxyUID: config.proxyUID,
-      transparentPort: config.ports.transparent,
-      proxyPort: config.ports.proxy,
-      dnsPort: config.ports.dns,
-      adminPort: config.ports.admin,
-      fakeIpv4Cidr: config.dns.ipv4Cidr,
-      fakeIpv6Cidr: config.dns.ipv6Cidr,
-    });
+    const plan = planFromSettings(config);
     applyInterception(plan, { ipv6: process.env.SLUICE_IPV6 !== 'false' });
     log.info('interception rules installed');
     return;
   }
-  if (command !== 'proxy' && command !== undefined) throw new SchemaError('usage', [`unknown command "${command}" (expected proxy or init-network)`]);
+  if (command === 'check-network') {
+    // CNI mode: the node installed the rules; prove they work before the sidecar and the agent start.
+    const config = loadInterceptionSettings();
+    await checkInterception({ proxyUID: config.proxyUID, transparentPort: config.ports.transparent, dnsPort: config.ports.dns, fakeIpv4Cidr: config.dns.ipv4Cidr, uid: process.getuid?.() ?? 0 });
+    log.info('interception rules verified');
+    return;
+  }
+  if (command !== 'proxy' && command !== undefined) throw new SchemaError('usage', [`unknown command "${command}" (expected proxy, init-network or check-network)`]);
   const config = loadSidecarConfig();
   const sidecar = await startSidecar(config, { logger: log });
   const stop = (signal: string) => {

@@ -1,0 +1,157 @@
+// The non-privileged proof that a pod's interception rules are in place, run as the first init
+// container in CNI mode (`sluice-init` with command check-network, no capabilities, not root, not
+// the sidecar's UID): the rules were installed by the node's CNI plugin, which the pod cannot see,
+// so it tests what they do instead. It listens where the rules send traffic (the transparent port,
+// the DNS port), sends a fresh nonce to addresses nothing in the pod serves, and passes only when
+// each nonce arrives at its own listener; it also expects other outbound UDP to be dropped
+// (netfilter's DROP in OUTPUT makes sendmsg fail with EPERM). Any other outcome throws, the
+// container exits non-zero, and the kubelet never starts the sidecar or the agent.
+// It must never pass on a timeout, an error it did not expect, or when it runs as the exempt UID.
+import { randomBytes } from 'node:crypto';
+import { createSocket } from 'node:dgram';
+import type { Socket as UdpSocket } from 'node:dgram';
+import { connect, createServer } from 'node:net';
+import type { Server } from 'node:net';
+
+export class InterceptionCheckError extends Error {
+  readonly code = 'interception.not_in_place';
+}
+
+export interface CheckOptions {
+  proxyUID: number;
+  transparentPort: number;
+  dnsPort: number;
+  fakeIpv4Cidr: string;
+  /** The UID this process runs as (process.getuid()). */
+  uid: number;
+  /** Per probe. */
+  timeoutMs?: number;
+}
+
+/** TEST-NET-1 (RFC 5737): never routed, so only a local rule can answer for it. */
+export const SENTINEL_V4 = '192.0.2.1';
+
+/** The first address of an IPv4 CIDR after the network address (a fake IP the sidecar could hand out). */
+export function firstHost(cidr: string): string {
+  const [addr] = cidr.split('/');
+  const parts = (addr ?? '').split('.').map(Number);
+  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) throw new InterceptionCheckError(`not an IPv4 CIDR: ${cidr}`);
+  const n = ((parts[0]! << 24) >>> 0) + (parts[1]! << 16) + (parts[2]! << 8) + parts[3]! + 1;
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+}
+
+function withTimeout<T>(what: string, ms: number, run: (done: (err: Error | null, value?: T) => void) => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let settled = false;
+    const timer = setTimeout(() => finish(new InterceptionCheckError(`${what}: no answer within ${ms} ms`)), ms);
+    function finish(err: Error | null, value?: T): void {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (err) reject(err);
+      else resolve(value as T);
+    }
+    run(finish);
+  });
+}
+
+/** Listens on the transparent port and resolves each nonce it reads to true. */
+function tcpListener(port: number, seen: Map<string, () => void>): Promise<Server> {
+  const server = createServer((sock) => {
+    let buf = '';
+    sock.setEncoding('utf8');
+    sock.on('data', (d: string) => {
+      buf += d;
+      const line = buf.split('\n')[0]!;
+      if (buf.includes('\n')) {
+        seen.get(line)?.();
+        sock.end('ok\n');
+      }
+    });
+    sock.on('error', () => undefined);
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port, host: '0.0.0.0' }, () => resolve(server));
+  });
+}
+
+function udpListener(port: number, seen: Map<string, () => void>): Promise<UdpSocket> {
+  const sock = createSocket('udp4');
+  sock.on('message', (msg) => seen.get(msg.toString('utf8'))?.());
+  return new Promise((resolve, reject) => {
+    sock.once('error', reject);
+    sock.bind(port, '0.0.0.0', () => resolve(sock));
+  });
+}
+
+function expectNonce(seen: Map<string, () => void>): { nonce: string; arrived: Promise<void> } {
+  const nonce = randomBytes(16).toString('hex');
+  let mark!: () => void;
+  const arrived = new Promise<void>((resolve) => (mark = resolve));
+  seen.set(nonce, mark);
+  return { nonce, arrived };
+}
+
+async function tcpProbe(host: string, port: number, seen: Map<string, () => void>, ms: number, what: string): Promise<void> {
+  const { nonce, arrived } = expectNonce(seen);
+  await withTimeout<void>(what, ms, (done) => {
+    const sock = connect({ host, port });
+    sock.on('connect', () => sock.write(`${nonce}\n`));
+    sock.on('error', (err) => done(new InterceptionCheckError(`${what}: ${err.message}`)));
+    arrived.then(() => {
+      sock.destroy();
+      done(null);
+    }, done);
+  });
+}
+
+async function udpProbe(host: string, port: number, seen: Map<string, () => void>, ms: number, what: string): Promise<void> {
+  const { nonce, arrived } = expectNonce(seen);
+  const sock = createSocket('udp4');
+  try {
+    await withTimeout<void>(what, ms, (done) => {
+      sock.send(nonce, port, host, (err) => err && done(new InterceptionCheckError(`${what}: ${err.message}`)));
+      arrived.then(() => done(null), done);
+    });
+  } finally {
+    sock.close();
+  }
+}
+
+/** Outbound UDP that is not DNS must be dropped by SLUICE_OUT: the kernel reports EPERM to the sender. */
+async function dropProbe(ms: number): Promise<void> {
+  const sock = createSocket('udp4');
+  try {
+    await withTimeout<void>('UDP to 192.0.2.1:9 (must be dropped)', ms, (done) => {
+      sock.send('sluice-check', 9, SENTINEL_V4, (err: NodeJS.ErrnoException | null) => {
+        const code = err?.code;
+        if (code === 'EPERM') done(null);
+        else done(new InterceptionCheckError(`UDP to ${SENTINEL_V4}:9 was ${err ? `refused with ${code ?? err.message}` : 'sent'}: the drop rule for other outbound traffic is not in place`));
+      });
+    });
+  } finally {
+    sock.close();
+  }
+}
+
+/** Resolves when the rules redirect and drop as sluice's rules do; throws InterceptionCheckError otherwise. */
+export async function checkInterception(o: CheckOptions): Promise<void> {
+  if (o.uid === o.proxyUID || o.uid === 0) {
+    throw new InterceptionCheckError(`the check runs as UID ${o.uid}, which the rules exempt or which could change them; it proves nothing`);
+  }
+  const ms = o.timeoutMs ?? 3000;
+  const seen = new Map<string, () => void>();
+  const tcp = await tcpListener(o.transparentPort, seen);
+  const udp = await udpListener(o.dnsPort, seen);
+  try {
+    await tcpProbe(SENTINEL_V4, 80, seen, ms, `TCP to ${SENTINEL_V4}:80 (must be redirected to the transparent port ${o.transparentPort})`);
+    const fake = firstHost(o.fakeIpv4Cidr);
+    await tcpProbe(fake, 443, seen, ms, `TCP to the fake IP ${fake}:443 (must reach the transparent port ${o.transparentPort})`);
+    await udpProbe(SENTINEL_V4, 53, seen, ms, `DNS to ${SENTINEL_V4}:53 (must be redirected to the DNS port ${o.dnsPort})`);
+    await dropProbe(ms);
+  } finally {
+    tcp.close();
+    udp.close();
+  }
+}
