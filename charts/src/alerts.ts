@@ -4,9 +4,20 @@
 // `promtool test rules`; e2e/chart/promql.test.ts runs every `signal` against a real Prometheus
 // that scraped a real sidecar and webhook (a signal is the measured part of an expression, so it
 // returns series on a healthy system; `expr` adds the threshold).
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { SpoolConfig } from '../../sidecar/src/audit/config.ts';
 
-export const RUNBOOK_BASE = 'https://github.com/sluice-dev/sluice/blob/main/docs/runbooks';
+/** The chart's appVersion: releases are tagged v<version> (tools/release.ts). */
+const APP_VERSION = (parseYaml(readFileSync(join(import.meta.dirname, '..', 'sluice', 'Chart.yaml'), 'utf8')) as { appVersion: string }).appVersion;
+
+/**
+ * The runbooks of the version the rules ship with, at its release tag, never a moving branch (an
+ * alert from an old install must not open a runbook written for newer metrics). The chart's
+ * PrometheusRule rewrites it from docs.baseURL / runbookBaseURL (templates/_helpers.tpl).
+ */
+export const RUNBOOK_BASE = `https://github.com/sluice-dev/sluice/blob/v${APP_VERSION}/docs/runbooks`;
 
 export interface AlertCase {
   /** promtool input_series: series selector → values notation ('0+60x30'). */

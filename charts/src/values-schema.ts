@@ -4,13 +4,15 @@
 // the README's values table. It never reads files or the cluster; edit here, then regenerate.
 import { z } from 'zod';
 import { SidecarConfig } from '../../sidecar/src/config/sidecar-config.ts';
-import { SidecarMount, TokenAudience } from '../../webhook/src/config.ts';
+import { PullSecret, SidecarEnvVar, SidecarMount, SidecarSecurityContext, TokenAudience } from '../../webhook/src/config.ts';
 import type { JsonSchema } from './values-docs.ts';
 import { ALERT_NAMES } from './alerts.ts';
 
 const quantity = z.string().regex(/^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$/, 'a Kubernetes quantity such as 100m or 64Mi');
 const port = z.number().int().min(1).max(65535);
 const duration = z.string().regex(/^([0-9]+(ms|s|m|h))+$/, 'a duration such as 30s or 1h');
+/** An http(s) URL, or empty for the chart's own default (RE2: values.schema.json uses it too). */
+const urlOrEmpty = z.string().regex(/^(https?:\/\/[^\s]+)?$/, 'an http(s) URL, or empty');
 const labelMap = (what: string) => z.record(z.string(), z.string()).default({}).describe(what);
 
 const resourceList = (requests: Record<string, string>, what: string) =>
@@ -54,6 +56,32 @@ const Toleration = z.strictObject({
   effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute', '']).optional().describe('taint effect'),
   tolerationSeconds: z.number().int().optional().describe('for NoExecute'),
 });
+
+/** A Kubernetes object passed through as it is (the API server checks it): see PASSTHROUGH_PATHS. */
+const k8sObject = () => z.looseObject({});
+
+/** Spread over zones, then nodes, without ever blocking scheduling; the template adds the webhook's labelSelector and matchLabelKeys. */
+const DEFAULT_SPREAD = [
+  { maxSkew: 1, topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'ScheduleAnyway' },
+  { maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway' },
+];
+
+/** The restricted Pod Security profile, as the webhook image runs (UID/GID 65532 of the distroless base). */
+const DEFAULT_POD_SECURITY_CONTEXT = { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } };
+const DEFAULT_SECURITY_CONTEXT = {
+  allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: true,
+  runAsNonRoot: true,
+  privileged: false,
+  capabilities: { drop: ['ALL'] },
+  seccompProfile: { type: 'RuntimeDefault' },
+};
+
+const pullSecrets = (what: string) =>
+  z
+    .array(z.strictObject({ name: z.string().min(1).describe('Secret name') }))
+    .default([])
+    .describe(what);
 
 const PolicyRule = z.strictObject({
   apiGroups: z.array(z.string()).describe('API groups'),
@@ -101,6 +129,25 @@ const Webhook = z
       .default(['kube-system', 'kube-public', 'kube-node-lease'])
       .describe("namespaces never injected or guarded (the release namespace is always added)"),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info').describe('log level'),
+    topologySpreadConstraints: z
+      .array(k8sObject())
+      .default(DEFAULT_SPREAD)
+      .describe(
+        'topology spread of webhook pods (default: over zones, then nodes, ScheduleAnyway); an entry without labelSelector gets the webhook pods\' selector and matchLabelKeys [pod-template-hash]; [] for none',
+      ),
+    affinity: k8sObject()
+      .default({})
+      .describe('affinity of webhook pods, as Kubernetes writes it; the podAntiAffinity of webhook.antiAffinity is added unless this sets podAntiAffinity'),
+    podSecurityContext: k8sObject()
+      .default(DEFAULT_POD_SECURITY_CONTEXT)
+      .describe('pod securityContext of webhook pods (default: restricted Pod Security); on OpenShift set runAsUser, runAsGroup and fsGroup to null'),
+    securityContext: k8sObject()
+      .default(DEFAULT_SECURITY_CONTEXT)
+      .describe('securityContext of the webhook container (default: restricted Pod Security, read-only root filesystem)'),
+    extraEnv: z
+      .array(z.looseObject({ name: z.string().min(1).describe('variable name') }))
+      .default([])
+      .describe('extra env of the webhook container (e.g. NODE_OPTIONS), as Kubernetes EnvVars (value or valueFrom)'),
     nodeSelector: labelMap('node selector for webhook pods'),
     tolerations: z.array(Toleration).default([]).describe('tolerations for webhook pods'),
     priorityClassName: z.string().default('').describe('priority class of webhook pods (system-cluster-critical is a good choice)'),
@@ -147,6 +194,16 @@ const Sidecar = z
       .describe(
         'Secrets and ConfigMaps of the agent namespace mounted read-only into the sidecar only, at /etc/sluice/mounts/<name>, for the files sidecar.config names (static secrets, extra roots, masking rules, notification URLs); agents may not mount or read a Secret listed here',
       ),
+    imagePullSecrets: z
+      .array(PullSecret)
+      .default([])
+      .describe(
+        "pull secrets for the sidecar image, appended to every injected pod's spec.imagePullSecrets (the pod's own kept); each Secret must exist in every agent namespace (docs/install.md); agents may not mount or read them",
+      ),
+    extraEnv: z.array(SidecarEnvVar).default([]).describe('extra env of the sidecar (plain values; SLUICE_* is the webhook\'s; Secrets go through mounts)'),
+    securityContext: SidecarSecurityContext.default({}).describe(
+      'tightens the sidecar\'s securityContext: seccompProfile/appArmorProfile (RuntimeDefault or Localhost), seLinuxOptions (level; a restricted type); UID (proxyUID), non-root, no capabilities, no escalation and a read-only root filesystem are fixed',
+    ),
     // The default is not the sidecar's defaults spelled out (the sidecar applies its own; zod's
     // default is returned as it is, never parsed) but one explicit choice: no audit log store.
     // The sidecar keeps a bounded local ring and warns at every start; NOTES.txt says so loudly.
@@ -303,10 +360,9 @@ const Monitoring = z
       .strictObject({
         enabled: z.boolean().default(false).describe('create the PrometheusRule with sluice alerts'),
         labels: labelMap('labels your Prometheus selects rules by'),
-        runbookBaseURL: z
-          .url()
-          .default('https://github.com/sluice-dev/sluice/blob/main/docs/runbooks')
-          .describe('base of every runbook_url annotation (<base>/<Alert>.md)'),
+        runbookBaseURL: urlOrEmpty
+          .default('')
+          .describe('base of every runbook_url annotation (<base>/<Alert>.md); empty: the runbooks of the installed version, <docs.baseURL>/runbooks'),
         disabledAlerts: z
           .array(z.enum(ALERT_NAMES))
           .default([])
@@ -331,15 +387,17 @@ const Monitoring = z
 export const ChartValues = z
   .strictObject({
     global: z
-      .looseObject({})
+      .looseObject({
+        imagePullSecrets: z
+          .array(z.union([z.string().min(1), z.strictObject({ name: z.string().min(1).describe('Secret name') })]))
+          .optional()
+          .describe('pull secrets (names or {name}) for the webhook pods, as a parent chart shares them; added to imagePullSecrets'),
+      })
       .default({})
-      .describe('values shared with a parent chart when sluice is a subchart (Helm passes them down; sluice reads none of them)'),
+      .describe('values shared with a parent chart when sluice is a subchart (Helm passes them down; sluice reads imagePullSecrets only)'),
     nameOverride: z.string().default('').describe('replaces the chart name in object names'),
     fullnameOverride: z.string().default('').describe('replaces the release-derived prefix of object names'),
-    imagePullSecrets: z
-      .array(z.strictObject({ name: z.string().min(1).describe('Secret name') }))
-      .default([])
-      .describe('pull secrets for the webhook pods'),
+    imagePullSecrets: pullSecrets('pull secrets for the webhook pods (in the release namespace); for injected pods see sidecar.imagePullSecrets'),
     webhook: Webhook,
     sidecar: Sidecar,
     guard: Guard,
@@ -380,6 +438,16 @@ export const ChartValues = z
       .prefault({})
       .describe('NetworkPolicy for the webhook'),
     monitoring: Monitoring,
+    docs: z
+      .strictObject({
+        baseURL: urlOrEmpty
+          .default('')
+          .describe(
+            'where NOTES.txt and the alerts\' runbook links point; empty: the docs of the installed version, https://github.com/sluice-dev/sluice/blob/v<appVersion>/docs (a mirror or an internal copy otherwise)',
+          ),
+      })
+      .prefault({})
+      .describe('links to the documentation'),
   })
   .describe('sluice Helm chart values');
 
@@ -391,7 +459,16 @@ export function defaultValues(): ChartValues {
 }
 
 /** Paths whose values are Kubernetes objects passed through as they are (checked by the API server), and `global` (a parent chart's). */
-export const PASSTHROUGH_PATHS = ['global', 'networkPolicy.metricsFrom[]', 'networkPolicy.apiServerPeers[]'];
+export const PASSTHROUGH_PATHS = [
+  'global',
+  'networkPolicy.metricsFrom[]',
+  'networkPolicy.apiServerPeers[]',
+  'webhook.topologySpreadConstraints[]',
+  'webhook.affinity',
+  'webhook.podSecurityContext',
+  'webhook.securityContext',
+  'webhook.extraEnv[]',
+];
 
 /**
  * Values whose schema belongs to another component and is documented there: one row in the values

@@ -84,12 +84,17 @@ export const SidecarEnvVar = z
   .strict();
 
 /** A field sluice decides: present at all is refused, naming why. */
-const notOverridable = (why: string) => z.never({ error: why }).optional();
+const notOverridable = (why: string) => z.never({ error: why }).optional().describe(`not allowed: ${why}`);
 
 const localProfile = (what: string) =>
   z.union([
-    z.object({ type: z.literal('RuntimeDefault') }).strict(),
-    z.object({ type: z.literal('Localhost'), localhostProfile: z.string().min(1).describe(`${what} profile on the node`) }).strict(),
+    z.object({ type: z.literal('RuntimeDefault').describe("the container runtime's default profile") }).strict(),
+    z
+      .object({
+        type: z.literal('Localhost').describe('a profile loaded on the node'),
+        localhostProfile: z.string().min(1).describe(`${what} profile on the node`),
+      })
+      .strict(),
   ]);
 
 /**

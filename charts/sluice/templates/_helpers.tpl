@@ -73,3 +73,29 @@ app.kubernetes.io/component: webhook
 {{- toJson (dict "wasm" (.Files.Get "files/policy-bundle/policy.wasm" | b64enc) "data" (.Files.Get "files/policy-bundle/data.json") "manifest" (.Files.Get "files/policy-bundle/.manifest")) -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+Pull secrets of sluice's own pods (the webhook; any other workload the chart runs in its namespace),
+as a JSON list of names: global.imagePullSecrets (names or {name}, as a parent chart shares them)
+then imagePullSecrets, each name once. Injected agent pods get sidecar.imagePullSecrets instead.
+Use: {{- with include "sluice.imagePullSecretNames" . | fromJsonArray }} … {{- end }}
+*/}}
+{{- define "sluice.imagePullSecretNames" -}}
+{{- $names := list -}}
+{{- range (concat (default (list) .Values.global.imagePullSecrets) .Values.imagePullSecrets) -}}
+{{- if kindIs "string" . -}}{{- $names = append $names . -}}{{- else -}}{{- $names = append $names .name -}}{{- end -}}
+{{- end -}}
+{{- toJson ($names | compact | uniq) -}}
+{{- end -}}
+
+{{/*
+The documentation of the installed version: docs.baseURL, else the docs folder at the release tag
+v<appVersion> (tools/release.ts tags releases v<version>), never a moving branch.
+*/}}
+{{- define "sluice.docsURL" -}}
+{{- default (printf "https://github.com/sluice-dev/sluice/blob/v%s/docs" .Chart.AppVersion) .Values.docs.baseURL | trimSuffix "/" -}}
+{{- end -}}
+
+{{- define "sluice.runbookBaseURL" -}}
+{{- default (printf "%s/runbooks" (include "sluice.docsURL" .)) .Values.monitoring.prometheusRule.runbookBaseURL | trimSuffix "/" -}}
+{{- end -}}
