@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { deepFreeze, parseOrThrow } from '../../api/src/index.ts';
 import { ApprovalsWebhookConfig } from './approvals/config.ts';
+import { InterceptionConfig } from './cni-mode.ts';
 import { KubeAccessConfig } from './kube-reader.ts';
 import { SelfCertConfig } from './self-cert.ts';
 import { CreatorsConfig } from './workload-creator.ts';
@@ -223,6 +224,8 @@ export const WebhookConfigSchema = z
     namespace: z.string().min(1).default('sluice-system'),
     sidecar: Sidecar,
     guard: Guard.prefault({}),
+    /** Who installs the interception rules (webhook/src/cni-mode.ts). */
+    interception: InterceptionConfig.prefault({}),
     server: Server.prefault({}),
     /** Who may decide ApprovalRequests (webhook/src/approvals). */
     approvals: ApprovalsWebhookConfig.prefault({}),

@@ -41,6 +41,8 @@ export function statusAnnotation(config: WebhookConfig, rendered: Rendered): str
     version: config.injectorVersion,
     initContainers: [rendered.initContainer.name, rendered.sidecar.name],
     volumes: rendered.volumes.map((v) => v.name),
+    // Only in CNI mode, so init-mode pods keep the annotation they always had.
+    ...(config.interception.mode === 'cni' ? { interception: 'cni' } : {}),
   });
 }
 

@@ -5,6 +5,7 @@
 // sidecar to this rendering field for field; it must never depend on the pod being injected.
 import type { V1Container, V1EnvVar, V1Probe, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import { INIT_CONTAINER, SIDECAR_CONTAINER, deepFreeze } from '../../api/src/index.ts';
+import { renderCheckContainer } from './cni-mode.ts';
 import { tokenFileName } from './config.ts';
 import type { SidecarMount, WebhookConfig } from './config.ts';
 
@@ -255,7 +256,10 @@ export function renderInjection(config: WebhookConfig): Rendered {
   let rendered = cache.get(config);
   if (!rendered) {
     rendered = {
-      initContainer: renderInitContainer(config),
+      initContainer:
+        config.interception.mode === 'cni'
+          ? renderCheckContainer(config, { command: SIDECAR_COMMAND, env: commonEnv(config), configMount: configMount() })
+          : renderInitContainer(config),
       sidecar: renderSidecar(config),
       volumes: renderVolumes(config),
       agentEnv: renderAgentEnv(config),

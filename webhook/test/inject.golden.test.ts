@@ -56,6 +56,9 @@ const sidecarOverridesConfig = testConfig({
   },
 });
 
+/** CNI mode (webhook/src/cni-mode.ts): sluice-init is an unprivileged check; the node installs the rules. */
+const cniConfig = testConfig({ interception: { mode: 'cni' } });
+
 const CASES: GoldenCase[] = [
   { name: 'plain-pod' },
   { name: 'job-pod' },
@@ -76,6 +79,7 @@ const CASES: GoldenCase[] = [
   { name: 'sidecar-overrides', config: sidecarOverridesConfig },
   { name: 'already-injected' },
   { name: 'reinvoked-after-other-webhook' },
+  { name: 'cni-mode', config: cniConfig },
 ];
 
 const refresh = process.env.REFRESH_GOLDEN === '1';
