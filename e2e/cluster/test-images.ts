@@ -42,7 +42,7 @@ function gccStatic(source: string, out: string): void {
 }
 
 /** One single-layer image written as an OCI layout, archived as an uncompressed tar. */
-async function writeImage(rootfs: string, name: string, config: { user?: string; entrypoint: string[] }, out: string, work: string): Promise<void> {
+export async function writeImage(rootfs: string, name: string, config: { user?: string; entrypoint: string[] }, out: string, work: string): Promise<void> {
   const layout = join(work, `layout-${createHash('sha256').update(name).digest('hex').slice(0, 8)}`);
   const blobs = join(layout, 'blobs', 'sha256');
   mkdirSync(blobs, { recursive: true });
@@ -98,7 +98,7 @@ async function writeImage(rootfs: string, name: string, config: { user?: string;
   rmSync(layout, { recursive: true, force: true });
 }
 
-function agentRootfs(dir: string, probe: string): void {
+export function agentRootfs(dir: string, probe: string): void {
   for (const d of ['bin', 'usr/local/bin', 'etc', 'tmp', 'proc', 'sys', 'dev', 'var/run']) mkdirSync(join(dir, d), { recursive: true });
   chmodSync(join(dir, 'tmp'), 0o1777);
   copyFileSync(BUSYBOX, join(dir, 'bin/busybox'));

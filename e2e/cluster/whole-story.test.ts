@@ -9,7 +9,7 @@
 // too), pods reach the API server on the bridge address (node.ts).
 //
 // Needs root and the node tools, like running-pod.test.ts. `make test-cluster` runs it.
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +17,13 @@ import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals
 import { ensureImages } from '../../charts/images/build-images.ts';
 import { HELM } from '../../charts/test/support/helm.ts';
 import { packageChart } from '../../tools/release.ts';
+import { APPROVAL_API_VERSION, APPROVAL_PLURAL } from '../../api/src/index.ts';
+import type { ApprovalRequest } from '../../api/src/index.ts';
+import { createBareRepo, gitBackendHandler } from '../support/git/git-backend.ts';
 import { eventually } from '../support/kube/admission.ts';
+import { createTestCa, startHttpsUpstream } from '../support/sidecar/upstreams.ts';
+import type { TestCa, TestUpstream } from '../support/sidecar/upstreams.ts';
+import { ensureToolsAgentImage } from './agent-image.ts';
 import { KubeNode } from './node.ts';
 import { allContainersReady, containerStatus, waitPod } from './sluice-on-node.ts';
 import type { PodView } from './sluice-on-node.ts';
@@ -33,9 +39,18 @@ const PLAIN = 'plain';
 const WEBHOOK_REPO = 'sluice.local/sluice-webhook';
 const SIDECAR_REPO = 'sluice.local/sluice-sidecar';
 const LOGS = join(tmpdir(), 'sluice-e2e-whole-story-logs');
+const CLI = join(ROOT, 'cli', 'bin', 'kubectl-sluice.js');
+// Well-formed but fake AWS keys in a file the agent reads: it must see them masked.
+const LEAKED_KEY_ID = 'AKIAQ4T7ZK2MWX3RPL6N';
+const LEAKED_SECRET = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYzQ8Lk3Tq9V';
 
 let node: KubeNode;
 let images: TestImages;
+let toolsAgent: TestImage;
+let upstreamCa: TestCa;
+let github: TestUpstream;
+let repoPath = '';
+let coderPod = '';
 let version = '';
 let helmEnv: NodeJS.ProcessEnv;
 const figures: Record<string, unknown> = {};
@@ -55,6 +70,61 @@ function kubectl(handle: string, args: string[], input?: string): string {
   return node.kubectl(handle, args, input);
 }
 
+interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** `kubectl sluice ARGS` as one of the cluster's users (the CLI from this tree). */
+function sluice(user: string, args: string[]): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args, '--kubeconfig', node.cluster.kubeconfigPath(user)], { encoding: 'utf8', env: { ...process.env, KUBECONFIG: '' }, timeout: 60_000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/**
+ * The scripted agent: what a coding agent does in its first minute, each step announced on a
+ * `STEP <name> <result>` line of its log. It runs on its own once the kubelet starts it; the push
+ * blocks until someone decides, then it keeps polling GitHub until it is cut off.
+ */
+const AGENT_SCRIPT = [
+  'cd /tmp',
+  'git clone -q https://github.com/acme/app.git app 2>/tmp/clone.err && echo "STEP clone ok" || echo "STEP clone failed $(tr \'\\n\' \' \' </tmp/clone.err)"',
+  'echo "STEP settings $(curl -sS --max-time 20 https://raw.githubusercontent.com/acme/app/main/deploy/settings.json 2>&1)"',
+  'cd app && echo fix >> README.md && git -c user.name=agent -c user.email=agent@example.com commit -qam "fix from the agent"',
+  'git push -q origin main 2>/tmp/push.err && echo "STEP push ok" || echo "STEP push failed $(tr \'\\n\' \' \' </tmp/push.err)"',
+  'while true; do echo "STEP poll $(curl -sS -o /dev/null -w \'%{http_code}\' --max-time 5 https://raw.githubusercontent.com/acme/app/main/README.md 2>/dev/null)"; sleep 1; done',
+].join('\n');
+
+/** The agent's `STEP name …` lines so far. */
+function agentSteps(): { name: string; rest: string }[] {
+  return kubectl('admin', ['-n', AGENTS, 'logs', coderPod, '-c', 'agent'])
+    .split('\n')
+    .filter((l) => l.startsWith('STEP '))
+    .map((l) => {
+      const [, name, ...rest] = l.split(' ');
+      return { name: name!, rest: rest.join(' ') };
+    });
+}
+
+/** The first `STEP name` line (bounded wait while the agent gets there). */
+async function agentStep(name: string, timeoutMs = 60_000): Promise<string> {
+  return eventually(`the agent's step ${name}`, () => Promise.resolve(agentSteps().find((s) => s.name === name)?.rest), timeoutMs);
+}
+
+async function approvalRequests(): Promise<ApprovalRequest[]> {
+  const res = await node.cluster.request<{ items: ApprovalRequest[] }>('admin', 'GET', `/apis/${APPROVAL_API_VERSION}/namespaces/${AGENTS}/${APPROVAL_PLURAL}`);
+  return res.body.items ?? [];
+}
+
+function gitLog(): string {
+  return execFileSync('git', ['--git-dir', repoPath, 'log', '--format=%s', 'main'], { encoding: 'utf8' });
+}
+
 /** The Deployment's one pod (bounded wait for the ReplicaSet to create it). */
 async function deploymentPod(namespace: string, app: string): Promise<PodView> {
   return eventually(`a pod of deployment ${namespace}/${app}`, async () => {
@@ -64,6 +134,10 @@ async function deploymentPod(namespace: string, app: string): Promise<PodView> {
 }
 
 function deployment(name: string, namespace: string, image: string, command: string): string {
+  const env = [
+    { name: 'HOME', value: '/tmp' },
+    { name: 'GIT_TERMINAL_PROMPT', value: '0' },
+  ];
   return JSON.stringify({
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -76,7 +150,7 @@ function deployment(name: string, namespace: string, image: string, command: str
         spec: {
           terminationGracePeriodSeconds: 1,
           securityContext: { runAsUser: 1000, runAsGroup: 1000 },
-          containers: [{ name: 'agent', image, imagePullPolicy: 'Never', command: ['/bin/sh', '-c', command] }],
+          containers: [{ name: 'agent', image, imagePullPolicy: 'Never', command: ['/bin/sh', '-c', command], env }],
         },
       },
     },
@@ -92,6 +166,9 @@ function sluiceImage(component: 'sidecar' | 'webhook', built: Awaited<ReturnType
 beforeAll(async () => {
   const t0 = performance.now();
   images = await ensureTestImages();
+  const tools = await ensureToolsAgentImage();
+  toolsAgent = tools;
+  figures.toolsAgentImageRebuilt = tools.built;
   const { images: built, built: rebuilt } = await ensureImages();
   version = built.version;
   figures.imagesMs = Math.round(performance.now() - t0);
@@ -99,15 +176,36 @@ beforeAll(async () => {
   const home = mkdtempSync(join(tmpdir(), 'sluice-story-home-'));
   helmEnv = { PATH: process.env.PATH, HOME: home, HELM_CACHE_HOME: join(home, 'cache'), HELM_CONFIG_HOME: join(home, 'config'), HELM_DATA_HOME: join(home, 'data') };
   node = await KubeNode.start({
-    images: [images.pause, images.agent, sluiceImage('sidecar', built), sluiceImage('webhook', built)],
+    images: [images.pause, images.agent, toolsAgent, sluiceImage('sidecar', built), sluiceImage('webhook', built)],
     sandboxImage: images.pause.name,
     // No kube-proxy: the API server calls the webhook Service at its endpoints' pod IPs.
     apiserverArgs: ['--enable-aggregator-routing=true'],
+    // The agent's owner is an approver too (a team lead): only the self-approval rule stops her.
+    users: { lead: { name: 'carol@example.com', groups: ['developers', 'sluice-approvers'] } },
   });
   figures.bringUp = Object.fromEntries(Object.entries(node.timings as unknown as Record<string, number>).map(([k, v]) => [k, Math.round(v)]));
+  // "GitHub": git's own http-backend and a raw file server, on the bridge address (pods reach only
+  // that), with certificates from a CA only the sidecar trusts. The agent reaches it only through sluice.
+  upstreamCa = await createTestCa();
+  repoPath = createBareRepo('acme', 'app', mkdtempSync(join(tmpdir(), 'sluice-story-git-'))).path;
+  const backend = gitBackendHandler(join(repoPath, '..', '..'));
+  github = await startHttpsUpstream(
+    upstreamCa,
+    ['github.com', 'raw.githubusercontent.com'],
+    (req, res, body) => {
+      if (req.headers.host?.startsWith('github.com')) return backend(req, res, body);
+      if (req.url === '/acme/app/main/deploy/settings.json') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ region: 'eu-west-1', aws_access_key_id: LEAKED_KEY_ID, aws_secret_access_key: LEAKED_SECRET }));
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('# app\n');
+    },
+    node.address,
+  );
 }, 900_000);
 
 afterAll(async () => {
+  await github?.close();
   const left = await node?.stop({ keepLogsIn: LOGS });
   figures.hostLeftovers = left;
   figures.wholeStoryMs = Math.round(performance.now() - storyStarted);
@@ -120,12 +218,25 @@ describe('the whole story on a real node', () => {
     const work = mkdtempSync(join(tmpdir(), 'sluice-story-chart-'));
     const chart = packageChart(work);
     kubectl('admin', ['create', 'namespace', AGENTS]);
+    // The upstream CA, mounted into the sidecar only (sidecar.mounts): the agent never trusts it.
+    kubectl('admin', ['-n', AGENTS, 'create', 'configmap', 'upstream-ca', `--from-file=ca.pem=${upstreamCa.caFile}`]);
     const values = join(work, 'values.json');
     writeFileSync(
       values,
       JSON.stringify({
         webhook: { image: { repository: WEBHOOK_REPO, tag: version, pullPolicy: 'Never' } },
-        sidecar: { image: { repository: SIDECAR_REPO, tag: version, pullPolicy: 'Never' } },
+        sidecar: {
+          image: { repository: SIDECAR_REPO, tag: version, pullPolicy: 'Never' },
+          mounts: [{ name: 'upstream-ca', configMap: 'upstream-ca' }],
+          config: {
+            audit: { store: 'none' },
+            upstream: {
+              extraRootsFiles: ['/etc/sluice/mounts/upstream-ca/ca.pem'],
+              // split DNS: these names are served on the bridge (there is no DNS or internet here)
+              resolve: { 'github.com:443': github.dial, 'raw.githubusercontent.com:443': github.dial },
+            },
+          },
+        },
         certificates: { mode: 'self', resyncSeconds: 5 },
         agents: { namespaces: [AGENTS] },
       }),
@@ -148,15 +259,15 @@ describe('the whole story on a real node', () => {
       expect(w.clientConfig.service).toBeDefined();
       expect(w.clientConfig.caBundle ?? '').not.toBe('');
     }
-    figures.webhookPodsReadyAfterInstallMs = figures.helmInstallMs;
   });
 
   test('2. label the namespace, apply an agent Deployment: the kubelet runs the init container, then the native sidecar, then the agent', async () => {
     kubectl('admin', ['label', 'namespace', AGENTS, 'sluice.io/inject=true']);
-    await node.cluster.grant('creator', AGENTS, 'deployer', [{ apiGroups: ['apps'], resources: ['deployments'], verbs: ['create', 'get', 'list', 'patch', 'delete'] }]);
+    await node.cluster.grant('lead', AGENTS, 'deployer', [{ apiGroups: ['apps'], resources: ['deployments'], verbs: ['create', 'get', 'list', 'patch', 'delete'] }]);
     const started = performance.now();
-    kubectl('creator', ['apply', '-f', '-'], deployment('coder', AGENTS, images.agent.name, 'exec sleep 100000'));
+    kubectl('lead', ['apply', '-f', '-'], deployment('coder', AGENTS, toolsAgent.name, AGENT_SCRIPT));
     const first = await deploymentPod(AGENTS, 'coder');
+    coderPod = first.metadata.name;
     const pod = await waitPod(node, AGENTS, first.metadata.name, 'ready', allContainersReady);
     figures.podStartInjectedMs = Math.round(performance.now() - started);
     expect(pod.spec.initContainers!.map((c) => [c.name, c.restartPolicy ?? null])).toEqual([
@@ -179,10 +290,60 @@ describe('the whole story on a real node', () => {
     kubectl('admin', ['create', 'namespace', PLAIN]);
     await eventually(`the default ServiceAccount in ${PLAIN}`, async () => ((await node.cluster.request('admin', 'GET', `/api/v1/namespaces/${PLAIN}/serviceaccounts/default`)).status === 200 ? true : undefined));
     const plainStarted = performance.now();
-    kubectl('admin', ['apply', '-f', '-'], deployment('coder', PLAIN, images.agent.name, 'exec sleep 100000'));
+    kubectl('admin', ['apply', '-f', '-'], deployment('coder', PLAIN, toolsAgent.name, 'exec sleep 100000'));
     const plain = await deploymentPod(PLAIN, 'coder');
     const plainPod = await waitPod(node, PLAIN, plain.metadata.name, 'ready', allContainersReady);
     figures.podStartPlainMs = Math.round(performance.now() - plainStarted);
     expect(plainPod.spec.initContainers ?? []).toEqual([]);
+  });
+
+  test('3. the agent clones through sluice, and the leaked keys in a file it reads arrive masked', async () => {
+    expect(await agentStep('clone')).toBe('ok');
+    const settings = await agentStep('settings');
+    figures.maskedSettings = settings;
+    expect(settings).toContain('[REDACTED:aws-access-key-id]');
+    expect(settings).toContain('[REDACTED:aws-secret-access-key]');
+    expect(settings).not.toContain(LEAKED_KEY_ID);
+    expect(settings).not.toContain(LEAKED_SECRET);
+    // It went through the sidecar: the upstream saw the pod's sidecar, with the CA only it trusts.
+    expect(github.requests.some((r) => r.url.startsWith('/acme/app.git/info/refs'))).toBe(true);
+  });
+
+  test('4. the push is held; the creator cannot approve it; an approver can, and it lands', async () => {
+    const held = await eventually('a pending ApprovalRequest for the push', async () => (await approvalRequests()).find((a) => (a.status?.state ?? 'Pending') === 'Pending'), 60_000);
+    const name = held.metadata.name!;
+    expect(agentSteps().some((s) => s.name === 'push')).toBe(false);
+    expect(gitLog()).not.toContain('fix from the agent');
+    const listed = await sluice('approver', ['approvals', '-n', AGENTS]);
+    expect(listed.stdout).toContain(name);
+    // carol created the Deployment (its pod carries her as creator) and is an approver: refused all the same.
+    const carol = await sluice('lead', ['approve', name, '-n', AGENTS]);
+    figures.creatorApproves = carol.stderr.trim();
+    expect(carol.code).not.toBe(0);
+    expect(carol.stderr).toContain('carol@example.com created pod');
+    expect(carol.stderr).toContain('cannot approve its requests');
+    const started = performance.now();
+    const bob = await sluice('approver', ['approve', name, '-n', AGENTS]);
+    expect(bob.code).toBe(0);
+    expect(await agentStep('push')).toBe('ok');
+    figures.approveToPushLandedMs = Math.round(performance.now() - started);
+    expect(gitLog()).toContain('fix from the agent');
+    const decided = (await approvalRequests()).find((a) => a.metadata.name === name)!;
+    expect(decided.status?.state).toBe('Approved');
+    expect(decided.status?.decidedBy).toBe(node.cluster.user('approver').name);
+  });
+
+  test('5. kubectl sluice kill cuts the agent off', async () => {
+    await eventually('the agent polling GitHub successfully', () => Promise.resolve(agentSteps().some((s) => s.name === 'poll' && s.rest === '200') ? true : undefined));
+    const kill = await sluice('approver', ['kill', coderPod, '-n', AGENTS]);
+    expect(kill.code).toBe(0);
+    const before = agentSteps().length;
+    // Every poll after the kill switch took effect fails (bounded: a few polls).
+    const after = await eventually('six polls after the kill', () => {
+      const polls = agentSteps().slice(before).filter((s) => s.name === 'poll');
+      return Promise.resolve(polls.length >= 6 ? polls : undefined);
+    }, 30_000);
+    figures.pollsAfterKill = after.map((p) => p.rest);
+    expect(after.slice(-3).every((p) => p.rest !== '200')).toBe(true);
   });
 });
