@@ -70,12 +70,20 @@ export const LlmFacts = z
   })
   .strict();
 
+export const UpgradeFacts = z
+  .object({
+    protocol: z.string().describe('the Upgrade field as asked, lower-case (websocket); sluice carries only websocket, refusing h2c and every other protocol itself'),
+    subprotocols: z.array(z.string()).optional().describe('Sec-WebSocket-Protocol values offered'),
+  })
+  .strict();
+
 export const Facts = z
   .object({
     git: GitFacts.optional(),
     aws: AwsFacts.optional(),
     k8s: K8sFacts.optional(),
     llm: LlmFacts.optional(),
+    upgrade: UpgradeFacts.optional().describe('present on a protocol-upgrade request (WebSocket opening handshake)'),
   })
   .strict();
 
@@ -161,7 +169,7 @@ export const Decision = z
     allow_upgrade: z
       .boolean()
       .optional()
-      .describe('allow a protocol upgrade (WebSocket) on this request; the upgraded stream is relayed uninspected and recorded as opaque'),
+      .describe('allow a protocol upgrade (WebSocket) on this request; every message is inspected (dlp: mask or block, block when unset) and recorded'),
   })
   .strict();
 
@@ -169,6 +177,7 @@ export type GitFacts = z.infer<typeof GitFacts>;
 export type AwsFacts = z.infer<typeof AwsFacts>;
 export type K8sFacts = z.infer<typeof K8sFacts>;
 export type LlmFacts = z.infer<typeof LlmFacts>;
+export type UpgradeFacts = z.infer<typeof UpgradeFacts>;
 export type Facts = z.infer<typeof Facts>;
 export type Creator = z.infer<typeof Creator>;
 export type PodIdentity = z.infer<typeof PodIdentity>;

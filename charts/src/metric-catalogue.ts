@@ -15,6 +15,8 @@ export const LABEL_VALUES: Readonly<Record<string, Readonly<Record<string, strin
   sluice_http_errors_total: { code: '`http.*` codes (parser rejections, `http.headers_timeout`, `http.request_timeout`, `http.bad_expect`, `http.bad_connect_target`, `http.h2_protocol_error`)' },
   sluice_upstream_errors_total: { code: '`upstream.*` codes (connect refused, timeout, TLS verify, reset)' },
   sluice_proxied_bytes_total: { direction: '`out` (agent to upstream), `in`' },
+  sluice_websocket_frames_total: { direction: '`out` (agent to upstream), `in`', outcome: '`forwarded`, `masked`' },
+  sluice_websocket_closes_total: { code: '`ws.closed`, `ws.peer_gone`, `ws.*` frame errors, `dlp.*` codes' },
   sluice_policy_bundle_info: { revision: 'the live bundle revision: one series per sidecar at a time' },
   sluice_policy_loads_total: { result: '`success`, `failure`', code: '`ok` or a `bundle.*` error code' },
   sluice_dns_queries_total: { type: 'A, AAAA, HTTPS, SVCB, TXT, MX, ANY, CNAME, NS, PTR, SRV, SOA, NULL, CAA, `NONE` or `OTHER`', result: '`answered`, `nodata`, `nxdomain`, `refused`, `formerr`, `notimp`, `dropped`' },

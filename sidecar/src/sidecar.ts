@@ -165,6 +165,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     http2: config.http2,
     upstream: { ...config.upstream, secureContext: upstreamTls },
     facts: config.facts,
+    masking: { maskers: masking.maskers, metrics: masking.metrics },
     engine,
     agent,
     ...(grpcAgent ? { grpcAgent } : {}),

@@ -42,7 +42,16 @@ import { summarizeStage } from './stages/summarize.ts';
 import { auditState, recordRequestStage } from './stages/record.ts';
 import type { RequestAudit } from './stages/record.ts';
 import { answeredRecord, eventRecord, responseRecord } from './audit-records.ts';
-import { relayUpgrade, upgradeRequestHead } from './upgrade.ts';
+import { openWebSocket } from './upgrade.ts';
+import { endToEndHeaders } from './hop-by-hop.ts';
+import { HEADER_REQUEST_ID } from '../../../api/src/index.ts';
+import type { Facts } from '../../../api/src/index.ts';
+import { FactsError, deriveFacts } from '../facts/derive-facts.ts';
+import { MaskerCache, maskRequestHead } from '../masking/index.ts';
+import type { MaskingMetrics } from '../masking/index.ts';
+import { HANDSHAKE_HEADERS, checkUpgradeRequest, newKey, offeredSubprotocols, upgradeProtocol, upstreamRequestHead } from '../websocket/handshake.ts';
+import type { ReaderLimits } from '../websocket/frames.ts';
+import type { WsEnd } from '../websocket/relay.ts';
 import { upstreamSecureContext } from './upstream.ts';
 import type { SecureContext } from 'node:tls';
 
@@ -55,6 +64,8 @@ export interface GatewayEvents {
   refused?(info: { code: string; reason: string; via: string; name?: string }): void;
   /** A protocol upgrade was decided (it is recorded in the audit trail as a request). */
   upgradeDecided?(info: { request_id: string; status: number; code: string }): void;
+  /** A WebSocket connection ended (closed by a side, or by sluice with the code that closed it). */
+  websocketEnded?(info: { request_id: string } & WsEnd): void;
   /** A passthrough tunnel ended. */
   tunnelled?(info: { host: string; port: number; bytesIn: number; bytesOut: number; error?: string }): void;
   /**
@@ -96,6 +107,10 @@ export interface GatewayOptions {
    * credential injection). Without an approvals stage a hold is refused.
    */
   extraStages?: (answer: Answerer) => { holdStage?: Stage; beforeForward?: Stage[] };
+  /** The loaded masking rules (WebSocket messages are inspected with them); default: the built-in rules. */
+  masking?: { maskers: MaskerCache; metrics: MaskingMetrics };
+  /** WebSocket limits: largest message, most fragments (websocket/frames.ts defaults). */
+  websocket?: Partial<ReaderLimits>;
 }
 
 export class Gateway {
@@ -106,6 +121,7 @@ export class Gateway {
   readonly #servers: (NetServer | HttpServer)[] = [];
   #seq = 0;
   #upstreamTls: SecureContext | undefined;
+  #maskers: MaskerCache | undefined;
   #bytesOut = 0;
   readonly #open = new Set<Socket>();
   readonly #peers: PodPeers;
@@ -266,16 +282,42 @@ export class Gateway {
     if (!summarized.ok) return refuse(summarized.status, summarized.code, summarized.reason);
     if (this.#o.killed()) return refuse(403, 'pod.killed', 'this pod has been cut off by its kill switch (sluice.io/kill)');
     const summary = summarized.summary;
-    const { decision, revision } = this.#o.engine.evaluate({ request: summary, facts: {}, pod: identity, session: this.#sessionInfo() });
-    const action = decisionAction(decision);
-    const target = { host: summary.host, path: summary.path, revision };
-    if (action !== 'allow') return refuse(403, decision.code, decision.reason, target);
-    if (!decision.allow_upgrade) {
-      return refuse(403, 'http.upgrade_denied', `the policy allows this request (${decision.code}) but not an upgrade to ${String(req.headers.upgrade)}`, target);
-    }
-    const detail = { upgrade: String(req.headers.upgrade), method: summary.method, scheme: summary.scheme, host: summary.host, port: summary.port, path: summary.path, code: decision.code, revision };
+    const target = { host: summary.host, path: summary.path };
+    // Only WebSocket is carried, and only as inspected messages: h2c and other protocols are refused here.
+    const unusable = checkUpgradeRequest(summary.method, req.headers);
+    if (unusable) return refuse(unusable.status, unusable.code, unusable.reason, target);
+    let facts: Facts;
     try {
-      await this.#o.audit?.record(eventRecord('request', identity, { ...detail, opaque: true }, id));
+      facts = deriveFacts({ method: summary.method, host: summary.host, path: summary.path, query: summary.query, headers: req.headers as Record<string, string> }, undefined, this.#o.facts);
+    } catch (err) {
+      return refuse(403, err instanceof FactsError ? err.code : 'facts.derive_failed', (err as Error).message, target);
+    }
+    const subprotocols = offeredSubprotocols(req.headers);
+    facts.upgrade = { protocol: upgradeProtocol(req.headers), ...(subprotocols.length ? { subprotocols } : {}) };
+    const { decision, revision } = this.#o.engine.evaluate({ request: summary, facts, pod: identity, session: this.#sessionInfo() });
+    const action = decisionAction(decision);
+    const decided = { ...target, facts, revision };
+    if (action !== 'allow') return refuse(403, decision.code, decision.reason, decided);
+    if (!decision.allow_upgrade) {
+      return refuse(403, 'http.upgrade_denied', `the policy allows this request (${decision.code}) but not an upgrade to ${String(req.headers.upgrade)}`, decided);
+    }
+    // Outbound DLP on the handshake's path, query and headers, as on any request (an upgrade
+    // without a `dlp` blocks: its messages follow the same rule, see websocket/inspect.ts).
+    const maskers = (this.#maskers ??= this.#o.masking?.maskers ?? new MaskerCache());
+    const masker = maskers.get(decision.mask?.length ? decision.mask : '*');
+    const dlp = decision.dlp ?? 'block';
+    // The handshake's own fields are not forwarded (sluice writes its own key, version and no
+    // extension offer); the offered subprotocols are, and are scanned like any header.
+    const masked = maskRequestHead(summarized.pathAndQuery, endToEndHeaders(req.headers, HANDSHAKE_HEADERS), masker);
+    if (masked.unscannable) return refuse(403, masked.unscannable.reason, `the upgrade request's ${masked.unscannable.where} cannot be decoded within sluice's bounds`, decided);
+    if (masked.findings.length && (dlp === 'block' || masked.unmaskable)) {
+      const f = masked.unmaskable ?? masked.findings[0]!;
+      const code = masked.unmaskable ? 'dlp.unmaskable_secret' : `dlp.secret_in_${f.where.startsWith('header:') ? 'header' : 'url'}`;
+      return refuse(403, code, `upgrade request blocked: its ${f.where} holds a secret (${f.rule})`, decided);
+    }
+    const detail = { upgrade: String(req.headers.upgrade), method: summary.method, scheme: summary.scheme, host: summary.host, port: summary.port, path: summary.path, code: decision.code, revision, facts, websocket: true };
+    try {
+      await this.#o.audit?.record(eventRecord('request', identity, detail, id));
     } catch (err) {
       const e = err as { code?: string; message?: string };
       writeRawAnswer(socket, { status: 503, code: e.code ?? 'audit.error', reason: `the audit trail cannot take this request: ${e.message ?? ''}`, requestId: id, kind: 'error' });
@@ -283,10 +325,35 @@ export class Gateway {
     }
     if (socket.destroyed) return; // the agent left while the request was recorded
     this.#o.metrics.requests.inc({ action: 'allow', code: decision.code });
-    const requestHead = upgradeRequestHead(req, summarized.pathAndQuery, String(req.headers.host));
+    const upstreamKey = newKey();
+    const requestHead = upstreamRequestHead(masked.path, String(req.headers.host), masked.headers, upstreamKey);
     const secureContext = (this.#upstreamTls ??= this.#o.upstream.secureContext ?? upstreamSecureContext([]));
-    relayUpgrade(socket, head, requestHead, summary, { resolve: this.#o.upstream.resolve, secureContext, connectTimeoutMs: this.#o.upstream.connectTimeoutMs }, (r) => {
-      this.#o.audit?.record(eventRecord('response', identity, { ...detail, opaque: true, bytes_in: r.bytesIn, bytes_out: r.bytesOut, ...(r.error ? { error: r.error } : {}) }, id)).catch(() => undefined);
+    const dial = { resolve: this.#o.upstream.resolve, secureContext, connectTimeoutMs: this.#o.upstream.connectTimeoutMs };
+    // Not awaited: the recorder counts and logs its own failures (as for every end-of-request record).
+    const record = (kind: 'request' | 'response', d: Record<string, unknown>): void => void this.#o.audit?.record(eventRecord(kind, identity, d, id)).catch(() => undefined);
+    const m = this.#o.metrics;
+    openWebSocket(socket, head, requestHead, upstreamKey, req.headers, summary, { [HEADER_REQUEST_ID]: id }, dial, {
+      limits: this.#o.websocket ?? {},
+      outMode: dlp,
+      masker,
+      onMessage: (msg) => {
+        const outcome = msg.findings.length ? 'masked' : 'forwarded';
+        m.websocketMessages.inc({ direction: msg.direction, outcome });
+        for (const f of msg.findings) this.#o.masking?.metrics.recordRedaction({ rule: f.rule, direction: msg.direction === 'out' ? 'request' : 'response', offset: f.offset, length: f.length });
+        const masking = msg.findings.slice(0, 100).map((f) => ({ rule: f.rule, offset: f.offset }));
+        record(msg.direction === 'out' ? 'request' : 'response', { websocket: { direction: msg.direction, kind: msg.kind, bytes: msg.bytes, frames: msg.frames, ...(masking.length ? { masking } : {}) } });
+      },
+      onEnd: (end) => {
+        m.websocketCloses.inc({ code: end.code });
+        record('response', { ...detail, websocket: { end: end.code, by: end.by, reason: end.reason, ...(end.close !== undefined ? { close: end.close } : {}), messages: end.messages, bytes: end.bytes } });
+        this.#o.events?.websocketEnded?.({ request_id: id, ...end });
+      },
+    }, {
+      refused: (r) => {
+        m.upstreamErrors.inc({ code: r.code });
+        record('response', { ...detail, status: r.status, code: r.code, reason: r.reason });
+        writeRawAnswer(socket, { ...r, requestId: id, kind: 'error' });
+      },
     });
   }
 

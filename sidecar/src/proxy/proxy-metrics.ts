@@ -30,6 +30,10 @@ export interface ProxyMetrics {
   httpErrors: Counter<'code'>;
   upstreamErrors: Counter<'code'>;
   bytes: Counter<'direction'>;
+  /** WebSocket messages and control frames by direction (out = agent to upstream) and outcome (forwarded, masked, refused). */
+  websocketMessages: Counter<'direction' | 'outcome'>;
+  /** WebSocket connections ended, by code (ws.closed, ws.peer_gone, or the sluice code that closed it). */
+  websocketCloses: Counter<'code'>;
 }
 
 const LATENCY_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1];
@@ -52,5 +56,7 @@ export function registerProxyMetrics(registry: Registry): ProxyMetrics {
     httpErrors: new Counter({ name: 'sluice_http_errors_total', help: 'Agent requests refused before the pipeline: by the HTTP parser, a timeout, an unusable CONNECT, an HTTP/2 protocol error', labelNames: ['code'], registers: r }),
     upstreamErrors: new Counter({ name: 'sluice_upstream_errors_total', help: 'Upstream failures by code', labelNames: ['code'], registers: r }),
     bytes: new Counter({ name: 'sluice_proxied_bytes_total', help: 'Body bytes proxied, by direction (out = agent to upstream)', labelNames: ['direction'], registers: r }),
+    websocketMessages: new Counter({ name: 'sluice_websocket_frames_total', help: 'WebSocket messages and control frames inspected, by direction (out = agent to upstream) and outcome', labelNames: ['direction', 'outcome'], registers: r }),
+    websocketCloses: new Counter({ name: 'sluice_websocket_closes_total', help: 'WebSocket connections ended, by code (ws.closed, ws.peer_gone, or the sluice code that closed it)', labelNames: ['code'], registers: r }),
   };
 }

@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Registry } from 'prom-client';
 import { BUILTIN_RULES, MaskerCache, mergeRules, parseRuleFile, registerMaskingMetrics } from '../../masking/index.ts';
-import type { Masker } from '../../masking/index.ts';
+import type { Masker, MaskingMetrics } from '../../masking/index.ts';
 import type { MaskingConfig } from '../../masking/masking-config.ts';
 import { useAuditMasker } from '../audit-records.ts';
 import type { Stage } from '../request-context.ts';
@@ -14,6 +14,9 @@ export interface LoadedMasking {
   stages(answer: Answerer): Stage[];
   /** Every loaded rule (built-in plus the rule file): for what sluice shows elsewhere (approvals). */
   all: Masker;
+  /** The loaded rules by selection, and their metrics: for what is inspected outside the stages (WebSocket messages). */
+  maskers: MaskerCache;
+  metrics: MaskingMetrics;
 }
 
 export async function loadMasking(config: MaskingConfig, registry: Registry): Promise<LoadedMasking> {
@@ -24,6 +27,8 @@ export async function loadMasking(config: MaskingConfig, registry: Registry): Pr
   useAuditMasker(maskers.get('*'));
   return {
     all: maskers.get('*'),
+    maskers,
+    metrics,
     stages(answer) {
       const deps = {
         maskers,
