@@ -81,7 +81,8 @@ export const IMAGES: Readonly<Record<Component, ImageSpec>> = {
     entrypoint: ['node', '/app/sidecar/src/main.ts'],
     cmd: ['proxy'],
     packages: [...BASE_PACKAGES, ...NETWORK_PACKAGES],
-    appDirs: ['api/src', 'sidecar/src'],
+    // cni/src: the sluice node agent (interception.mode cni) runs from this image too.
+    appDirs: ['api/src', 'sidecar/src', 'cni/src'],
     appFiles: [POLICY_BUNDLE_FILE],
   },
   webhook: {

@@ -4,6 +4,7 @@
 // the README's values table. It never reads files or the cluster; edit here, then regenerate.
 import { z } from 'zod';
 import { SidecarConfig } from '../../sidecar/src/config/sidecar-config.ts';
+import { Organisation } from '../../api/src/index.ts';
 import { PullSecret, SidecarEnvVar, SidecarMount, SidecarSecurityContext, TokenAudience } from '../../webhook/src/config.ts';
 import type { JsonSchema } from './values-docs.ts';
 import { ALERT_NAMES } from './alerts.ts';
@@ -208,7 +209,7 @@ const Sidecar = z
     // default is returned as it is, never parsed) but one explicit choice: no audit log store.
     // The sidecar keeps a bounded local ring and warns at every start; NOTES.txt says so loudly.
     config: SidecarSettings.default({ audit: { store: 'none' } } as z.output<typeof SidecarSettings>).describe(
-      `runtime settings of every injected sidecar (approvals, credentials, masking, upstream, audit, …), written as sidecar.yaml into the ${SIDECAR_CONFIG_MAP} ConfigMap of each agent namespace; the schema is the sidecar's own config less what the webhook sets per pod (see docs/install.md)`,
+      `runtime settings of every injected sidecar (approvals, credentials, masking, upstream, audit, …), written into spec.sidecar of the SluicePolicy named default (no ${SIDECAR_CONFIG_MAP} ConfigMap in agent namespaces any more); the schema is the sidecar's own config less what the webhook sets per pod; dns.ipv4Cidr/ipv6Cidr go to both sluice containers as env (see docs/policy.md)`,
     ),
   })
   .prefault({})
@@ -240,7 +241,7 @@ const Agents = z
     namespaces: z
       .array(z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a namespace name'))
       .default([])
-      .describe('agent namespaces the chart provisions: policy ConfigMap, sidecar and approver RoleBindings'),
+      .describe('agent namespaces the chart provisions: the sidecar Role for approvals and the approver RoleBindings (the sluice.io/inject label alone protects a namespace: policy and settings come from the SluicePolicy objects)'),
     serviceAccounts: z
       .array(z.string().min(1))
       .default([])
@@ -279,6 +280,10 @@ const Policy = z
       .describe(
         'image: the sidecar runs the default library built into its image (nothing per namespace; the release does not grow with agents.namespaces); configMap: the sidecar mounts configMapName from the pod\'s namespace (a custom bundle, signed when sidecar.config.policy.verification is set)',
       ),
+    writerServiceAccountNamespaces: z
+      .array(z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a namespace name'))
+      .default([])
+      .describe('namespaces whose ServiceAccounts may write SluicePolicy objects (a GitOps controller: argocd, flux-system); every other ServiceAccount is refused at admission whatever its RBAC'),
     create: z.boolean().default(true).describe('bundle configMap: create the ConfigMap in every agent namespace from override (or the chart\'s copy of the default library); false: you create it (e.g. binaryData bundle.tar.gz, a signed bundle)'),
     configMapName: z
       .string()
@@ -384,6 +389,38 @@ const Monitoring = z
   .prefault({})
   .describe('Prometheus Operator objects and Grafana dashboards');
 
+/** interception.mode and the sluice node agent (cni/, charts/sluice/templates/cni-*.yaml, docs/cni.md). */
+const Interception = z
+  .strictObject({
+    mode: z
+      .enum(['init', 'cni'])
+      .default('init')
+      .describe(
+        'who installs each agent pod\'s interception rules: init = a root init container with NET_ADMIN/NET_RAW (agent namespaces must allow Pod Security privileged); cni = the sluice node agent (a privileged DaemonSet in the release namespace) through a chained CNI plugin, and injected pods pass Pod Security restricted (docs/cni.md)',
+      ),
+    cni: z
+      .strictObject({
+        confDir: z.string().min(1).default('/etc/cni/net.d').describe("the node's CNI configuration directory (the runtime's conf_dir)"),
+        binDir: z.string().min(1).default('/opt/cni/bin').describe("the node's CNI plugin directory (the runtime's bin_dir); the agent copies its plugin there"),
+        socketDir: z.string().min(1).default('/var/run/sluice-cni').describe('host directory of the Unix socket the plugin asks the agent on'),
+        exemptNamespaces: z
+          .array(z.string().min(1))
+          .default([])
+          .describe('namespaces whose pods start even when the node agent is down (kube-system and the release namespace always are); every other new pod waits for the agent'),
+        resources: resources({ cpu: '10m', memory: '96Mi' }, { memory: '256Mi' }, 'node agent resources'),
+        priorityClassName: z.string().default('system-node-critical').describe('priority class of the node agent pods (empty: none)'),
+        tolerations: z
+          .array(Toleration)
+          .default([{ operator: 'Exists' }])
+          .describe('tolerations of the node agent: by default every node, tainted or not (an untolerated node runs injected pods without interception, and their check refuses them)'),
+        nodeSelector: labelMap('nodeSelector of the node agent'),
+      })
+      .prefault({})
+      .describe('the sluice node agent (DaemonSet) in mode cni'),
+  })
+  .prefault({})
+  .describe('how agent pods are intercepted');
+
 export const ChartValues = z
   .strictObject({
     global: z
@@ -400,10 +437,14 @@ export const ChartValues = z
     imagePullSecrets: pullSecrets('pull secrets for the webhook pods (in the release namespace); for injected pods see sidecar.imagePullSecrets'),
     webhook: Webhook,
     sidecar: Sidecar,
+    interception: Interception,
     guard: Guard,
     agents: Agents,
     approvals: Approvals,
     policy: Policy,
+    organisation: Organisation.optional().describe(
+      'the organisation model (docs/policy.md) written into the SluicePolicy named default; absent: the default library\'s example organisation "acme" (set your own)',
+    ),
     certificates: Certificates,
     crds: z
       .strictObject({
@@ -474,7 +515,7 @@ export const PASSTHROUGH_PATHS = [
  * Values whose schema belongs to another component and is documented there: one row in the values
  * table, no per-field descriptions required (the sidecar's schema has none; docs/*.md explain it).
  */
-export const EMBEDDED_SCHEMA_PATHS = ['sidecar.config'];
+export const EMBEDDED_SCHEMA_PATHS = ['sidecar.config', 'organisation'];
 
 /** values.schema.json as Helm reads it (draft 2020-12, additionalProperties: false on every object). */
 export function valuesJsonSchema(): JsonSchema {

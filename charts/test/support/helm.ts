@@ -109,6 +109,7 @@ export const MATRIX: Record<string, unknown> = {
   'agents-ha-off': { agents: { namespaces: ['agents'] }, webhook: { replicas: 1, antiAffinity: 'none' } },
   'cert-manager': { agents: { namespaces: ['agents', 'team-b'] }, certificates: { mode: 'cert-manager' } },
   self: { agents: { namespaces: ['agents'] }, certificates: { mode: 'self' } },
+  cni: { agents: { namespaces: ['agents'] }, interception: { mode: 'cni' } },
   'monitoring-on': {
     agents: { namespaces: ['agents'] },
     approvals: { namespaces: { agents: { approverGroups: ['platform-security'] } } },
