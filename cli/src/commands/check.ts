@@ -63,11 +63,22 @@ export function clockSkew(dateHeader: string | undefined, midpointMs: number): C
   return { category: 'kubernetes-api', status: 'ok', message: `clock skew under ${Math.max(1, Math.ceil(skew / 1000))} s` };
 }
 
-/** Pod Security level of an agent namespace: the init container needs NET_ADMIN/NET_RAW and root. */
-export function podSecurityCheck(ns: { metadata: { name?: string; labels?: Record<string, string> } }): CheckResult {
+/** Who installs the interception rules (webhook/src/cni-mode.ts): a root init container, or the node agent. */
+export type InterceptionMode = 'init' | 'cni';
+
+/** The mode in a webhook ConfigMap's config.yaml (absent: init, what webhooks before the setting did). */
+export function interceptionModeOf(configYaml: string | undefined): InterceptionMode {
+  const parsed = configYaml ? (parseYaml(configYaml) as { interception?: { mode?: string } } | null) : null;
+  return parsed?.interception?.mode === 'cni' ? 'cni' : 'init';
+}
+
+/** Pod Security level of an agent namespace: in mode init the init container needs NET_ADMIN/NET_RAW and root. */
+export function podSecurityCheck(ns: { metadata: { name?: string; labels?: Record<string, string> } }, mode: InterceptionMode = 'init'): CheckResult {
   const name = ns.metadata.name ?? '';
   const level = ns.metadata.labels?.[PSA_ENFORCE];
   const category = 'agent-namespaces';
+  // Mode cni: every container sluice injects meets "restricted"; the agent's own containers must too.
+  if (mode === 'cni') return { category, status: 'ok', message: `namespace ${name}: Pod Security "${level ?? 'unset (the cluster default)'}" (mode cni: sluice's containers pass restricted)` };
   if (level === 'baseline' || level === 'restricted') {
     return {
       category,
@@ -355,7 +366,34 @@ class Checker {
     });
   }
 
-  async agentNamespaces(): Promise<string[]> {
+  /** The interception mode from the webhook's ConfigMap, and in mode cni the node agent DaemonSets. */
+  async interception(deployments: readonly DeploymentLike[]): Promise<InterceptionMode> {
+    const cat = 'interception';
+    let mode: InterceptionMode = 'init';
+    await this.guard(cat, 'the interception mode', async () => {
+      const d = deployments[0];
+      if (!d) return;
+      const ns = encodeURIComponent(d.metadata.namespace ?? '');
+      const cm = await this.find<Obj>(`/api/v1/namespaces/${ns}/configmaps/${encodeURIComponent(d.metadata.name ?? '')}`);
+      mode = interceptionModeOf(cm?.data?.['config.yaml']);
+      if (mode === 'init') {
+        this.add(cat, 'ok', 'interception mode init: a root init container with NET_ADMIN/NET_RAW installs each pod\'s rules (agent namespaces must allow Pod Security privileged)');
+        return;
+      }
+      this.add(cat, 'ok', 'interception mode cni: the sluice node agent installs each pod\'s rules; injected pods need no privileges');
+      const sets = (await this.get<List<Obj<unknown, { desiredNumberScheduled?: number; numberReady?: number }>>>(`/apis/apps/v1/namespaces/${ns}/daemonsets`, { labelSelector: `${PART_OF},app.kubernetes.io/component=cni` })).items;
+      if (!sets.length) this.add(cat, 'fail', `no sluice node agent DaemonSet in ${d.metadata.namespace}: new injected pods stay in Init (their check finds no rules)`, 'helm upgrade the release with interception.mode=cni (docs/cni.md)');
+      for (const ds of sets) {
+        const want = ds.status?.desiredNumberScheduled ?? 0;
+        const ready = ds.status?.numberReady ?? 0;
+        if (want > 0 && ready >= want) this.add(cat, 'ok', `DaemonSet ${d.metadata.namespace}/${ds.metadata.name}: ${ready}/${want} node agents ready`);
+        else this.add(cat, 'fail', `DaemonSet ${d.metadata.namespace}/${ds.metadata.name}: ${ready}/${want} node agents ready (new pods on a node without a ready agent do not start)`, `kubectl -n ${d.metadata.namespace} get pods -l app.kubernetes.io/component=cni -o wide; docs/cni.md`);
+      }
+    });
+    return mode;
+  }
+
+  async agentNamespaces(mode: InterceptionMode = 'init'): Promise<string[]> {
     const cat = 'agent-namespaces';
     let names: string[] = [];
     await this.guard(cat, 'the agent namespaces', async () => {
@@ -365,7 +403,7 @@ class Checker {
         this.add(cat, this.#flags.pre ? 'ok' : 'warn', `no namespace is labelled ${LABEL_INJECT}=true yet`, `kubectl label namespace NAME ${LABEL_INJECT}=true`);
         return;
       }
-      for (const ns of items) this.results.push(podSecurityCheck(ns));
+      for (const ns of items) this.results.push(podSecurityCheck(ns, mode));
     });
     return names;
   }
@@ -475,7 +513,8 @@ export async function runChecks(client: KubeClient, flags: CheckFlags): Promise<
   await c.crds();
   const deployments = await c.webhook();
   await c.registrations(deployments);
-  const namespaces = await c.agentNamespaces();
+  const mode = await c.interception(deployments);
+  const namespaces = await c.agentNamespaces(mode);
   await c.logStore(namespaces);
   await c.injectedPods(deployments[0]?.metadata.labels?.['app.kubernetes.io/version']);
   return c.results;
