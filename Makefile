@@ -40,7 +40,12 @@ $(BUNDLE): $(POLICY_SOURCES) | base-deps
 	@rm -rf policies/build/bundle && mkdir -p policies/build/bundle && tar -xzf $@ -C policies/build/bundle 2>/dev/null
 	@echo "built $@ (revision $$(tar -xzOf $@ /.manifest 2>/dev/null | $(NODE) -pe 'JSON.parse(require("fs").readFileSync(0)).revision'))"
 
-policy: base-deps $(BUNDLE)
+# Where each decision code is in the sources (file:line), for `kubectl sluice policy explain`.
+RULE_INDEX := policies/build/rules.json
+$(RULE_INDEX): $(BUNDLE) policies/scripts/rule-index.ts cli/src/policy/rule-index.ts | base-deps
+	$(NODE) policies/scripts/rule-index.ts $(BUNDLE) policies/rego > $@.tmp && mv $@.tmp $@
+
+policy: base-deps $(BUNDLE) $(RULE_INDEX)
 
 schemas: deps
 	$(NODE) api/scripts/generate-schemas.ts

@@ -5,7 +5,7 @@
 //                                   pinned Node 24 with postject (skipped with --no-sea)
 // Assets the sources read from disk next to themselves (the Loki push .proto, the OPA SDK's
 // builtin list, the masking analyser's lazy requires) are compiled in, so nothing is looked up
-// beside the bundle but the optional default policy (policy/bundle.tar.gz).
+// beside the bundle but the optional default policy (policy/bundle.tar.gz, with its rule index rules.json).
 //
 //   node cli/scripts/bundle.ts [--out DIR] [--no-sea]
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -129,6 +129,15 @@ function options(kind: 'bundle' | 'sea', id: { version: string; revision: string
   };
 }
 
+/** `make policy`'s rule index (policies/build/rules.json), for `policy explain`'s file:line. */
+function ruleIndexOf(policy: string): string {
+  return join(dirname(policy), 'rules.json');
+}
+
+function copyRuleIndex(policy: string, dir: string): void {
+  if (existsSync(ruleIndexOf(policy))) copyFileSync(ruleIndexOf(policy), join(dir, 'rules.json'));
+}
+
 function npmPackage(out: string, id: { version: string; revision: string }, policy: string | undefined): void {
   const dir = join(out, 'npm');
   rmSync(dir, { recursive: true, force: true });
@@ -138,6 +147,7 @@ function npmPackage(out: string, id: { version: string; revision: string }, poli
   if (policy) {
     mkdirSync(join(dir, 'bin', 'policy'), { recursive: true });
     copyFileSync(policy, join(dir, 'bin', 'policy', 'bundle.tar.gz'));
+    copyRuleIndex(policy, join(dir, 'bin', 'policy'));
   }
   const root = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { license?: string; repository?: unknown };
   const pkg = {
@@ -147,7 +157,7 @@ function npmPackage(out: string, id: { version: string; revision: string }, poli
     license: root.license ?? 'Apache-2.0',
     type: 'module',
     bin: { 'kubectl-sluice': 'bin/kubectl-sluice.mjs' },
-    files: ['bin/kubectl-sluice.mjs', ...(policy ? ['bin/policy/bundle.tar.gz'] : []), 'README.md'],
+    files: ['bin/kubectl-sluice.mjs', ...(policy ? ['bin/policy/bundle.tar.gz', ...(existsSync(ruleIndexOf(policy)) ? ['bin/policy/rules.json'] : [])] : []), 'README.md'],
     engines: { node: NODE_RANGE },
     homepage: 'https://github.com/sluice-dev/sluice',
     repository: { type: 'git', url: 'git+https://github.com/sluice-dev/sluice.git' },
@@ -205,6 +215,7 @@ export async function bundleCli(out: string, withSea: boolean): Promise<BundleRe
     if (existsSync(policy)) {
       mkdirSync(join(out, 'sea', 'policy'), { recursive: true });
       copyFileSync(policy, join(out, 'sea', 'policy', 'bundle.tar.gz'));
+      copyRuleIndex(policy, join(out, 'sea', 'policy'));
     }
   }
   return result;

@@ -111,7 +111,7 @@ describe('completion', () => {
     const root = specs.find((s) => s.path === '')!;
     expect(root.verbs).toEqual(expect.arrayContaining(['version', 'check', 'completion', 'approvals', 'approve', 'deny', 'revoke', 'kill', 'sessions', 'replay', 'verify', 'policy']));
     expect(root.flags.map((f) => f.long)).toEqual(expect.arrayContaining(['--kubeconfig', '--context', '--namespace', '--as', '--as-group', '--request-timeout']));
-    expect(specs.find((s) => s.path === 'policy')!.verbs).toEqual(['eval', 'test']);
+    expect(specs.find((s) => s.path === 'policy')!.verbs).toEqual(['eval', 'test', 'explain']);
   });
 
   test('bash: verbs, global flags after a verb, file names for path flags', () => {
@@ -136,10 +136,10 @@ describe('completion', () => {
   test('zsh and fish scripts name every verb; an unknown shell exits 2', async () => {
     const zsh = completionScript('zsh', program);
     expect(zsh.startsWith('#compdef kubectl-sluice\n')).toBe(true);
-    expect(zsh).toContain("'policy') echo 'eval test' ;;");
+    expect(zsh).toContain("'policy') echo 'eval test explain' ;;");
     const fish = completionScript('fish', program);
     expect(fish).toContain("complete -c kubectl-sluice -n '__fish_use_subcommand' -a check -d");
-    expect(fish).toContain("complete -c kubectl-sluice -n '__fish_seen_subcommand_from policy; and not __fish_seen_subcommand_from eval test' -a eval");
+    expect(fish).toContain("complete -c kubectl-sluice -n '__fish_seen_subcommand_from policy; and not __fish_seen_subcommand_from eval test explain' -a eval");
     expect(fish).toMatch(/complete -c kubectl-sluice -n '__fish_seen_subcommand_from approvals' -l output -s o -r -a 'text wide json yaml'/);
     expect(await cli(['completion', 'powershell'])).toMatchObject({ code: 2, err: expect.stringContaining('expected bash, zsh or fish') });
   });

@@ -132,7 +132,7 @@ describe('the bundled CLI outside the checkout, on Node 20', () => {
       return spawnSync('bash', ['-c', cmd], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean).sort();
     };
     expect(complete('ver')).toEqual(['verify', 'version']);
-    expect(complete('policy', '')).toEqual(['eval', 'test']);
+    expect(complete('policy', '')).toEqual(['eval', 'explain', 'test']);
     expect(complete('-n', 'agents', 'appro')).toEqual(['approvals', 'approve']);
     expect(complete('approvals', '--all')).toEqual(['--all-namespaces', '--all-states']);
     expect(complete('approvals', '-o', '')).toEqual(['json', 'text', 'wide', 'yaml']);
@@ -146,6 +146,21 @@ describe('the bundled CLI outside the checkout, on Node 20', () => {
     expect([res.code, res.stderr]).toEqual([0, '']);
     const manifest = JSON.parse(readFileSync(join(REPO, 'policies', 'build', 'bundle', '.manifest'), 'utf8')) as { revision: string };
     expect(JSON.parse(res.stdout)).toMatchObject({ action: 'deny', revision: manifest.revision, decision: { code: 'net.not_allowlisted' } });
+  });
+
+  test('policy explain names the rule and its source line from the rule index shipped beside the default policy', async () => {
+    const manifest = JSON.parse(readFileSync(join(REPO, 'policies', 'build', 'bundle', '.manifest'), 'utf8')) as { revision: string };
+    const event = {
+      v: 1, id: 'e-1', session: 'release-session', seq: 3, prev_hash: '0'.repeat(64), hash: '1'.repeat(64), time: '2026-12-07T19:00:00.000Z', kind: 'request',
+      pod: { namespace: 'agents', name: 'coder-0', service_account: 'coder' },
+      request: { method: 'POST', scheme: 'https', host: 'api.github.com', port: 443, path: '/gists' },
+      decision: { action: 'deny', code: 'git.paste_denied', reason: 'recorded', revision: manifest.revision },
+    };
+    const file = join(home, 'event.json');
+    writeFileSync(file, JSON.stringify(event));
+    const res = await cli(['policy', 'explain', file, '-o', 'json']);
+    expect([res.code, res.stderr]).toEqual([0, '']);
+    expect(JSON.parse(res.stdout)).toMatchObject({ reproduced: true, revision: 'match', index: { from: 'sources' }, rules: [{ code: 'git.paste_denied', file: 'policies/rego/git.rego' }] });
   });
 
   test('verify --file checks an NDJSON export: intact 0, edited 1, unknown session 2', async () => {

@@ -1,5 +1,5 @@
-// `kubectl sluice policy eval|test`: evaluate an input with the same WASM engine the sidecar
-// runs, and run the Rego unit tests with the pinned OPA.
+// `kubectl sluice policy eval|test|explain`: evaluate an input with the same WASM engine the sidecar
+// runs, run the Rego unit tests with the pinned OPA, and explain a recorded audit event.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -9,7 +9,10 @@ import { PolicyInput, SchemaError, decisionAction, parseOrThrow } from '../../..
 import { BundleError, readBundle } from '../../../sidecar/src/policy/bundle.ts';
 import { PolicyEngine } from '../../../sidecar/src/policy/engine.ts';
 import { CliError, EXIT_FAILED } from '../errors.ts';
+import { explainCommand } from '../policy/explain-command.ts';
+import type { ExplainFlags } from '../policy/explain-command.ts';
 import type { Io } from '../program.ts';
+import { addSourceOptions } from './replay.ts';
 
 // Where the defaults live. From a checkout: the repository (policies/, .tools/bin/opa). From a
 // release bundle (SLUICE_BUILD_KIND is defined at bundle time): beside the executable, where the
@@ -90,4 +93,13 @@ export function registerPolicyCommands(program: Command, io: Io): void {
     .option('-d, --dir <dir>', 'policy library with rego/ and data/', DEFAULT_POLICY_DIR)
     .option('-v, --verbose', 'list every test')
     .action((opts: { dir: string; verbose?: boolean }) => testCommand(opts, io));
+  const explain = policy
+    .command('explain')
+    .description('show which rule decided a recorded audit event: re-evaluates its request and compares revisions (exit 3: other revision, 4: not reproduced)')
+    .argument('[event]', 'the audit event as JSON, or an NDJSON export with --seq ("-" for stdin)')
+    .option('--session <id>', 'read the event from this session (with --seq and a source)')
+    .option('--seq <n>', 'the event\'s sequence number in the session or export')
+    .option('-b, --bundle <path>', 'bundle.tar.gz or bundle directory to evaluate with', DEFAULT_BUNDLE)
+    .option('-o, --output <format>', 'text, json or yaml', 'text');
+  addSourceOptions(explain).action((event: string | undefined, opts: ExplainFlags & { bundle: string }) => explainCommand(event, opts, io));
 }
