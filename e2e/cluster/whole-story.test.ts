@@ -22,6 +22,8 @@ import type { ApprovalRequest } from '../../api/src/index.ts';
 import { createBareRepo, gitBackendHandler } from '../support/git/git-backend.ts';
 import { eventually } from '../support/kube/admission.ts';
 import { createTestCa, startHttpsUpstream } from '../support/sidecar/upstreams.ts';
+import { startStsWorld } from '../support/sts/sts-world.ts';
+import type { StsWorld } from '../support/sts/sts-world.ts';
 import type { TestCa, TestUpstream } from '../support/sidecar/upstreams.ts';
 import { ensureToolsAgentImage } from './agent-image.ts';
 import { KubeNode } from './node.ts';
@@ -50,6 +52,8 @@ let toolsAgent: TestImage;
 let upstreamCa: TestCa;
 let github: TestUpstream;
 let repoPath = '';
+let aws: StsWorld;
+const BUCKET = 'acme-agent-data';
 let coderPod = '';
 let version = '';
 let helmEnv: NodeJS.ProcessEnv;
@@ -95,6 +99,11 @@ const AGENT_SCRIPT = [
   'cd /tmp',
   'git clone -q https://github.com/acme/app.git app 2>/tmp/clone.err && echo "STEP clone ok" || echo "STEP clone failed $(tr \'\\n\' \' \' </tmp/clone.err)"',
   'echo "STEP settings $(curl -sS --max-time 20 https://raw.githubusercontent.com/acme/app/main/deploy/settings.json 2>&1)"',
+  // S3 with the webhook's placeholder keys: the sidecar trades the pod's projected token for the role's.
+  'echo "STEP whoami $(aws sts get-caller-identity --query Arn --output text 2>&1)"',
+  `echo "STEP s3put $(echo hello-from-agent | aws s3 cp - s3://${BUCKET}/from-agent.txt 2>&1 && echo ok)"`,
+  `echo "STEP s3ls $(aws s3 ls s3://${BUCKET}/ 2>&1 | tr '\\n' ' ')"`,
+  'echo "STEP keys $AWS_ACCESS_KEY_ID $(ls /var/run/secrets/kubernetes.io/serviceaccount 2>&1 | tr \'\\n\' \' \')"',
   'cd app && echo fix >> README.md && git -c user.name=agent -c user.email=agent@example.com commit -qam "fix from the agent"',
   'git push -q origin main 2>/tmp/push.err && echo "STEP push ok" || echo "STEP push failed $(tr \'\\n\' \' \' </tmp/push.err)"',
   'while true; do echo "STEP poll $(curl -sS -o /dev/null -w \'%{http_code}\' --max-time 5 https://raw.githubusercontent.com/acme/app/main/README.md 2>/dev/null)"; sleep 1; done',
@@ -137,6 +146,7 @@ function deployment(name: string, namespace: string, image: string, command: str
   const env = [
     { name: 'HOME', value: '/tmp' },
     { name: 'GIT_TERMINAL_PROMPT', value: '0' },
+    { name: 'AWS_DEFAULT_REGION', value: 'us-east-1' },
   ];
   return JSON.stringify({
     apiVersion: 'apps/v1',
@@ -202,10 +212,14 @@ beforeAll(async () => {
     },
     node.address,
   );
+  // "AWS": moto behind a hop that checks the web identity token against the API server's JWKS,
+  // on the bridge address; the role trusts the agents' default service account.
+  aws = await startStsWorld(node.cluster, { namespace: AGENTS, serviceAccount: 'default', bucket: BUCKET, host: node.address });
 }, 900_000);
 
 afterAll(async () => {
   await github?.close();
+  await aws?.close();
   const left = await node?.stop({ keepLogsIn: LOGS });
   figures.hostLeftovers = left;
   figures.wholeStoryMs = Math.round(performance.now() - storyStarted);
@@ -219,7 +233,7 @@ describe('the whole story on a real node', () => {
     const chart = packageChart(work);
     kubectl('admin', ['create', 'namespace', AGENTS]);
     // The upstream CA, mounted into the sidecar only (sidecar.mounts): the agent never trusts it.
-    kubectl('admin', ['-n', AGENTS, 'create', 'configmap', 'upstream-ca', `--from-file=ca.pem=${upstreamCa.caFile}`]);
+    kubectl('admin', ['-n', AGENTS, 'create', 'configmap', 'upstream-ca', `--from-file=ca.pem=${upstreamCa.caFile}`, `--from-file=aws-ca.pem=${aws.ca.caFile}`]);
     const values = join(work, 'values.json');
     writeFileSync(
       values,
@@ -231,10 +245,11 @@ describe('the whole story on a real node', () => {
           config: {
             audit: { store: 'none' },
             upstream: {
-              extraRootsFiles: ['/etc/sluice/mounts/upstream-ca/ca.pem'],
+              extraRootsFiles: ['/etc/sluice/mounts/upstream-ca/ca.pem', '/etc/sluice/mounts/upstream-ca/aws-ca.pem'],
               // split DNS: these names are served on the bridge (there is no DNS or internet here)
-              resolve: { 'github.com:443': github.dial, 'raw.githubusercontent.com:443': github.dial },
+              resolve: { 'github.com:443': github.dial, 'raw.githubusercontent.com:443': github.dial, ...aws.resolve },
             },
+            credentials: { aws: { roles: [{ namespace: AGENTS, serviceAccount: 'default', roleArn: aws.roleArn }] } },
           },
         },
         certificates: { mode: 'self', resyncSeconds: 5 },
@@ -307,6 +322,26 @@ describe('the whole story on a real node', () => {
     expect(settings).not.toContain(LEAKED_SECRET);
     // It went through the sidecar: the upstream saw the pod's sidecar, with the CA only it trusts.
     expect(github.requests.some((r) => r.url.startsWith('/acme/app.git/info/refs'))).toBe(true);
+  });
+
+  test('3b. S3 through moto with credentials the agent never sees: STS web identity with the kubelet-projected token', async () => {
+    const whoami = await agentStep('whoami');
+    expect(whoami).toBe(`arn:aws:sts::123456789012:assumed-role/agent-role/sluice-${AGENTS}-${coderPod}`);
+    expect(await agentStep('s3put')).toMatch(/ok$/);
+    expect(await agentStep('s3ls')).toContain('from-agent.txt');
+    const stored = await aws.moto.s3('GET', `/${BUCKET}/from-agent.txt`, aws.admin);
+    expect(stored.body.toString()).toBe('hello-from-agent\n');
+    // The agent holds the webhook's placeholder and no service-account token; STS issued the real
+    // keys to the sidecar, for the pod's own identity, and they never appear in the agent's output.
+    expect(await agentStep('keys')).toMatch(/^SLUICEPLACEHOLDER .*No such file or directory/);
+    expect(aws.hop.issued.size).toBeGreaterThanOrEqual(1);
+    const log = kubectl('admin', ['-n', AGENTS, 'logs', coderPod, '-c', 'agent']);
+    for (const c of aws.hop.issued.values()) {
+      expect(c.subject).toBe(`system:serviceaccount:${AGENTS}:default`);
+      expect(log).not.toContain(c.accessKeyId);
+      expect(log).not.toContain(c.secretAccessKey);
+    }
+    figures.awsHop = aws.hop.records.map((r) => `${r.method} ${r.host} ${r.check}`).slice(0, 8);
   });
 
   test('4. the push is held; the creator cannot approve it; an approver can, and it lands', async () => {

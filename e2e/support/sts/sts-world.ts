@@ -20,6 +20,8 @@ export interface StsWorldOptions {
   audience?: string;
   /** the hop's clock */
   now?: () => number;
+  /** the hop's listen address (default loopback) */
+  host?: string;
 }
 
 export interface StsWorld {
@@ -92,6 +94,7 @@ export async function startStsWorld(cluster: KubeCluster, o: StsWorldOptions): P
       trust: { [roleArn]: [`system:serviceaccount:${o.namespace}:${o.serviceAccount}`] },
       hopUser,
       now: o.now,
+      host: o.host,
     });
     const resolve: Record<string, string> = {};
     for (const n of names) resolve[n] = hop.dial;

@@ -33,6 +33,8 @@ export interface HopOptions {
   hopUser: RefCredentials;
   /** The hop's clock (tests move it to make tokens expire). */
   now?: () => number;
+  /** Address to listen on (default loopback; e2e/cluster binds the node's bridge address so pods reach it). */
+  host?: string;
 }
 
 export interface HopRecord {
@@ -66,7 +68,7 @@ export class VerifyingHop {
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
         res.end(`hop error: ${err.message}`);
       });
-    });
+    }, o.host);
     return hop;
   }
 
