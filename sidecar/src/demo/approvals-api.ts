@@ -327,6 +327,8 @@ export class DemoApprovalsApi {
   #watch(ns: string | undefined, url: URL, res: ServerResponse): void {
     const selector = url.searchParams.get('labelSelector');
     res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+    // The client counts the watch as live once it has the 200, which must not wait for a first event.
+    res.flushHeaders();
     const from = Number(url.searchParams.get('resourceVersion') ?? '0');
     const backlog = from > 0 ? this.#events.filter((e) => e.rv > from).map((e) => ({ type: e.type, object: e.object })) : [...this.#objects.values()].map((object) => ({ type: 'ADDED', object }));
     for (const e of backlog) if ((ns === undefined || e.object.metadata.namespace === ns) && matches(selector, e.object.metadata.labels)) res.write(`${JSON.stringify(e)}\n`);
