@@ -242,6 +242,7 @@ export class KubeNode {
       const socket = join(run, 'containerd', 'containerd.sock');
       mkdirSync(join(run, 'containerd'), { recursive: true });
       mkdirSync(join(dir, 'cni', 'net.d'), { recursive: true });
+      mkdirSync(join(dir, 'cni', 'bin'), { recursive: true });
       writeFileSync(join(dir, 'containerd.toml'), containerdConfig({ run, dir, sandboxImage: options.sandboxImage }));
       writeFileSync(join(dir, 'cni', 'net.d', '10-sluice-e2e.conflist'), JSON.stringify(cniConfig({ bridge, net, dir }), null, 2));
       const containerdStarted = performance.now();
@@ -471,7 +472,8 @@ disabled_plugins = ['io.containerd.nri.v1.nri', 'io.containerd.internal.v1.traci
           SystemdCgroup = false
           Root = '${c.run}/runc'
     [plugins.'io.containerd.cri.v1.runtime'.cni]
-      bin_dirs = ['${CNI_BIN}']
+      # The node's own plugin directory next to Debian's: the sluice node agent installs its chained plugin there (e2e/cluster/cni-mode.test.ts).
+      bin_dirs = ['${CNI_BIN}', '${c.dir}/cni/bin']
       conf_dir = '${c.dir}/cni/net.d'
       max_conf_num = 1
 

@@ -128,9 +128,10 @@ async function mustCreate(node: KubeNode, obj: Record<string, unknown> & { apiVe
  */
 export async function installSluice(
   node: KubeNode,
-  opts: { sidecarImageName: string; agentNamespaces: string[]; plainNamespaces: string[]; sidecarSettings?: string; webhookSidecar?: Record<string, unknown> },
+  opts: { sidecarImageName: string; agentNamespaces: string[]; plainNamespaces: string[]; sidecarSettings?: string; webhookSidecar?: Record<string, unknown>; webhookConfig?: Record<string, unknown> },
 ): Promise<SluiceInstall> {
   const webhook = await startWebhookProcess(node.cluster.ca, {
+    ...opts.webhookConfig,
     injectorVersion: 'e2e-cluster',
     sidecar: { image: opts.sidecarImageName, imagePullPolicy: 'Never', ...opts.webhookSidecar },
   });

@@ -10,8 +10,11 @@
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import type { Socket as UdpSocket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import type { Server } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import type { NetworkInterfaceInfo } from 'node:os';
 
 export class InterceptionCheckError extends Error {
   readonly code = 'interception.not_in_place';
@@ -26,18 +29,48 @@ export interface CheckOptions {
   uid: number;
   /** Per probe. */
   timeoutMs?: number;
+  /** Where the probes go (default: probeTarget of this pod's routes and interfaces). */
+  target?: string;
+}
+
+function readRoutes(): string {
+  try {
+    return readFileSync('/proc/net/route', 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 /** TEST-NET-1 (RFC 5737): never routed, so only a local rule can answer for it. */
 export const SENTINEL_V4 = '192.0.2.1';
+
+const toInt = (a: string) => a.split('.').reduce((n, p) => ((n << 8) >>> 0) + Number(p), 0) >>> 0;
+const toAddr = (n: number) => [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+
+/**
+ * Where the probes go: TEST-NET-1 when the pod has a default route; in a pod without one (a CNI
+ * that gives pods only their subnet) an address of its own subnet that is not its own, since a
+ * connection to an unroutable address fails before any rule sees it. Either way only a local rule
+ * can bring the nonce back to this process: a real peer there cannot answer with it.
+ */
+export function probeTarget(routes: string, interfaces: readonly NetworkInterfaceInfo[]): string {
+  const hasDefault = routes.split('\n').slice(1).some((l) => l.split('\t')[1] === '00000000');
+  if (hasDefault) return SENTINEL_V4;
+  const own = interfaces.find((i) => i.family === 'IPv4' && !i.internal && i.cidr);
+  if (!own?.cidr) return SENTINEL_V4;
+  const bits = Number(own.cidr.split('/')[1]);
+  const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+  const network = (toInt(own.address) & mask) >>> 0;
+  const first = network + 1;
+  return toAddr(first === toInt(own.address) ? first + 1 : first);
+}
 
 /** The first address of an IPv4 CIDR after the network address (a fake IP the sidecar could hand out). */
 export function firstHost(cidr: string): string {
   const [addr] = cidr.split('/');
   const parts = (addr ?? '').split('.').map(Number);
   if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) throw new InterceptionCheckError(`not an IPv4 CIDR: ${cidr}`);
-  const n = ((parts[0]! << 24) >>> 0) + (parts[1]! << 16) + (parts[2]! << 8) + parts[3]! + 1;
-  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+  return toAddr(toInt(parts.join('.')) + 1);
 }
 
 function withTimeout<T>(what: string, ms: number, run: (done: (err: Error | null, value?: T) => void) => void): Promise<T> {
@@ -120,14 +153,14 @@ async function udpProbe(host: string, port: number, seen: Map<string, () => void
 }
 
 /** Outbound UDP that is not DNS must be dropped by SLUICE_OUT: the kernel reports EPERM to the sender. */
-async function dropProbe(ms: number): Promise<void> {
+async function dropProbe(target: string, ms: number): Promise<void> {
   const sock = createSocket('udp4');
   try {
-    await withTimeout<void>('UDP to 192.0.2.1:9 (must be dropped)', ms, (done) => {
-      sock.send('sluice-check', 9, SENTINEL_V4, (err: NodeJS.ErrnoException | null) => {
+    await withTimeout<void>(`UDP to ${target}:9 (must be dropped)`, ms, (done) => {
+      sock.send('sluice-check', 9, target, (err: NodeJS.ErrnoException | null) => {
         const code = err?.code;
         if (code === 'EPERM') done(null);
-        else done(new InterceptionCheckError(`UDP to ${SENTINEL_V4}:9 was ${err ? `refused with ${code ?? err.message}` : 'sent'}: the drop rule for other outbound traffic is not in place`));
+        else done(new InterceptionCheckError(`UDP to ${target}:9 was ${err ? `refused with ${code ?? err.message}` : 'sent'}: the drop rule for other outbound traffic is not in place`));
       });
     });
   } finally {
@@ -144,12 +177,13 @@ export async function checkInterception(o: CheckOptions): Promise<void> {
   const seen = new Map<string, () => void>();
   const tcp = await tcpListener(o.transparentPort, seen);
   const udp = await udpListener(o.dnsPort, seen);
+  const target = o.target ?? probeTarget(readRoutes(), Object.values(networkInterfaces()).flatMap((l) => l ?? []));
   try {
-    await tcpProbe(SENTINEL_V4, 80, seen, ms, `TCP to ${SENTINEL_V4}:80 (must be redirected to the transparent port ${o.transparentPort})`);
+    await tcpProbe(target, 80, seen, ms, `TCP to ${target}:80 (must be redirected to the transparent port ${o.transparentPort})`);
     const fake = firstHost(o.fakeIpv4Cidr);
     await tcpProbe(fake, 443, seen, ms, `TCP to the fake IP ${fake}:443 (must reach the transparent port ${o.transparentPort})`);
-    await udpProbe(SENTINEL_V4, 53, seen, ms, `DNS to ${SENTINEL_V4}:53 (must be redirected to the DNS port ${o.dnsPort})`);
-    await dropProbe(ms);
+    await udpProbe(target, 53, seen, ms, `DNS to ${target}:53 (must be redirected to the DNS port ${o.dnsPort})`);
+    await dropProbe(target, ms);
   } finally {
     tcp.close();
     udp.close();
