@@ -14,10 +14,12 @@ import { CliError, EXIT_FAILED, EXIT_USAGE } from '../errors.ts';
 import { formatData, parseOutput } from '../output.ts';
 import type { Io } from '../program.ts';
 import { ruleIndexFor } from './bundle-rules.ts';
-import { EXIT_NOT_REPRODUCED, EXIT_REVISION_MISMATCH, evaluatedDecision, explain, explanationText, inputFromEvent } from './explain.ts';
-import type { EvaluatedDecision } from './explain.ts';
+import { loadClusterPolicy } from './cluster-load.ts';
+import type { ClusterFlags, ClusterLoaded } from './cluster-load.ts';
+import { EXIT_NOT_REPRODUCED, EXIT_REVISION_MISMATCH, evaluatedDecision, explain, explanationText, inputFromEvent, revisionHint } from './explain.ts';
+import type { EvaluatedDecision, Explanation } from './explain.ts';
 
-export interface ExplainFlags extends SourceFlags {
+export interface ExplainFlags extends SourceFlags, ClusterFlags {
   session?: string;
   seq?: string;
   bundle?: string;
@@ -111,28 +113,38 @@ async function readPicked(target: string | undefined, flags: ExplainFlags): Prom
   return pickEvent(values, seq, `session ${flags.session}`);
 }
 
-export async function explainCommand(target: string | undefined, flags: ExplainFlags & { bundle: string }, io: Io): Promise<void> {
+export async function explainCommand(target: string | undefined, flags: ExplainFlags & { bundle: string }, io: Io, bundleExplicit = true): Promise<void> {
   const format = parseOutput(flags.output, ['text', 'json', 'yaml'] as const);
+  if (flags.allowStale && !flags.cluster) throw new CliError('--allow-stale goes with --cluster', EXIT_USAGE);
   const { event, notes } = await readPicked(target, flags);
   const engine = new PolicyEngine();
+  let cluster: ClusterLoaded | undefined;
   try {
-    await engine.load(await readBundle(flags.bundle));
+    if (flags.cluster) {
+      cluster = await loadClusterPolicy(flags, { namespace: flags.namespace ?? event.pod.namespace, bundle: bundleExplicit ? flags.bundle : undefined, explicit: bundleExplicit, defaultBundle: flags.bundle }, io);
+      await engine.load(cluster.bundle);
+    } else {
+      await engine.load(await readBundle(flags.bundle));
+    }
   } catch (err) {
     if (err instanceof BundleError) throw new CliError(`${err.message} (${err.code}); run \`make policy\` to build it, or pass --bundle`, EXIT_FAILED);
     throw err;
   }
+  const bundlePath = cluster ? cluster.plan.bundlePath : flags.bundle;
+  const bundleRevision = engine.loaded?.revision ?? '';
   const rebuilt = inputFromEvent(event);
   let evaluated: EvaluatedDecision | undefined;
   if (rebuilt.ok) {
     const ev = engine.evaluate(rebuilt.input);
-    evaluated = evaluatedDecision(flags.bundle, ev.revision, ev.decision, ev.fault);
+    evaluated = evaluatedDecision(bundlePath, cluster ? cluster.revision : ev.revision, ev.decision, ev.fault);
   }
-  const index = await ruleIndexFor(flags.bundle, engine.revision);
+  const index = await ruleIndexFor(bundlePath, bundleRevision);
   const result = explain({ event, rebuilt, ...(evaluated ? { evaluated } : {}), ...(index ? { index } : {}) });
   result.notes.unshift(...notes);
+  if (cluster) (result as Explanation & { cluster?: unknown }).cluster = cluster.summary;
   io.out(format === 'text' ? explanationText(result) : formatData(result, format));
   if (result.exit_code === EXIT_REVISION_MISMATCH) {
-    throw new CliError(`the event was decided by policy revision ${result.recorded?.revision}, not ${result.evaluated?.revision} (${flags.bundle}): pass --bundle with a build of ${result.recorded?.revision}`, EXIT_REVISION_MISMATCH);
+    throw new CliError(`the event was decided by policy revision ${result.recorded?.revision}, not ${result.evaluated?.revision} (${bundlePath}): ${revisionHint(result.recorded?.revision ?? '', result.evaluated?.revision ?? '')}`, EXIT_REVISION_MISMATCH);
   }
   if (result.exit_code === EXIT_NOT_REPRODUCED) {
     const why = !result.evaluated ? 'the event does not record a request the policy could be asked about again' : result.revision === 'not_recorded' ? 'the event records no policy revision' : `re-evaluation decided ${result.evaluated.code}, the event records ${result.recorded?.code ?? 'no decision'}`;

@@ -206,6 +206,21 @@ export function explain({ event, rebuilt, evaluated, index }: ExplainParts): Exp
   };
 }
 
+/**
+ * How to evaluate with what decided: a revision is the bundle's, plus `+org.<revision>` while the
+ * sidecar ran with the cluster's SluicePolicy organisation.
+ */
+export function revisionHint(recorded: string, evaluated: string): string {
+  const [rb, ro] = recorded.split('+org.');
+  const [eb, eo] = evaluated.split('+org.');
+  const parts: string[] = [];
+  if (rb !== eb) parts.push(`pass --bundle with a build of ${rb}`);
+  if (ro && !eo) parts.push(`pass --cluster: the sidecar ran with the cluster's organisation (revision ${ro})`);
+  else if (ro && eo && ro !== eo) parts.push(`the cluster's organisation changed since (it was ${ro}, it is ${eo} now): the SluicePolicy objects then are not readable any more`);
+  else if (!ro && eo) parts.push('the sidecar ran with its bundle\u2019s own organisation data: drop --cluster');
+  return parts.join('; ') || `pass --bundle with a build of ${recorded}`;
+}
+
 /** The evaluated decision as explain reports it. */
 export function evaluatedDecision(bundle: string, revision: string, decision: Decision, fault?: string): EvaluatedDecision {
   return { bundle, revision, action: decisionAction(decision), code: decision.code, reason: decision.reason, decision, ...(fault ? { fault } : {}) };
@@ -238,7 +253,7 @@ export function explanationText(e: Explanation): string {
   const warn = (s: string) => lines.push(`!! ${s}`);
   if (e.revision === 'differs') {
     warn(`POLICY REVISION MISMATCH: the event was decided by revision ${e.recorded?.revision}, this explanation evaluates ${e.evaluated?.revision} (${e.evaluated?.bundle}).`);
-    warn(`Rules and lines below are those of ${e.evaluated?.revision}, not necessarily what decided. Pass --bundle with a build of ${e.recorded?.revision}.`);
+    warn(`Rules and lines below are those of ${e.evaluated?.revision}, not necessarily what decided: ${revisionHint(e.recorded?.revision ?? '', e.evaluated?.revision ?? '')}.`);
     lines.push('');
   }
   lines.push(`event      ${e.event.kind} #${e.event.seq} of session ${e.event.session} at ${e.event.time}, pod ${e.event.pod}${e.event.request_id ? `, request ${e.event.request_id}` : ''}`);

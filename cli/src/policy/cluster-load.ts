@@ -1,0 +1,78 @@
+// The I/O of `--cluster`: reads the cluster's policy for a namespace (cluster-source.ts), picks and
+// loads the bundle (the cluster's own policy ConfigMap, verified with the sidecars' inline key when
+// they verify, or a local build checked for staleness), and puts the cluster's organisation into its
+// data. Read-only towards the cluster.
+import { PolicyVerificationConfig, bundleVerification } from '../../../sidecar/src/policy/bundle-signature.ts';
+import type { BundleVerification } from '../../../sidecar/src/policy/bundle-signature.ts';
+import { BundleError, readBundle } from '../../../sidecar/src/policy/bundle.ts';
+import type { PolicyBundle } from '../../../sidecar/src/policy/bundle.ts';
+import { CliError, EXIT_FAILED } from '../errors.ts';
+import { kubeClient } from '../kube.ts';
+import type { GlobalKubeFlags } from '../kube.ts';
+import type { Io } from '../program.ts';
+import { clusterSummary, composedRevision, enforceFresh, planClusterEvaluation, staleCheck, withClusterOrganisation } from './cluster-eval.ts';
+import type { ClusterPlan } from './cluster-eval.ts';
+import { kubeReader, readClusterPolicy } from './cluster-source.ts';
+import type { ClusterPolicy } from './cluster-source.ts';
+
+export interface ClusterFlags extends GlobalKubeFlags {
+  cluster?: boolean;
+  allowStale?: boolean;
+}
+
+export interface ClusterLoaded {
+  cluster: ClusterPolicy;
+  plan: ClusterPlan;
+  /** the bundle with the cluster's organisation in its data */
+  bundle: PolicyBundle;
+  /** the revision a sidecar running it reports (bundle+org) */
+  revision: string;
+  summary: Record<string, unknown>;
+}
+
+/** The sidecars' signing key when it is inline in their settings (a mounted key file is not readable from here). */
+function verificationOf(cluster: ClusterPolicy, io: Io): BundleVerification | undefined {
+  const raw = (cluster.settings.policy as { verification?: unknown } | undefined)?.verification;
+  if (raw === undefined) return undefined;
+  const parsed = PolicyVerificationConfig.safeParse(raw);
+  if (!parsed.success) throw new CliError(`the sidecars' policy.verification setting is invalid (${parsed.error.issues[0]?.message}): they refuse every bundle`, EXIT_FAILED);
+  if (parsed.data.publicKey === undefined) {
+    io.err(`note: the sidecars verify the bundle with the key in ${parsed.data.publicKeyFile}, which is not readable from here: its signature is not checked\n`);
+    return undefined;
+  }
+  return bundleVerification(parsed.data);
+}
+
+export interface ClusterLoadOptions {
+  /** the namespace whose sidecars count; default: -n, else the kubeconfig context's */
+  namespace?: string | undefined;
+  /** a local bundle to use instead of the cluster's own or the default */
+  bundle?: string | undefined;
+  /** whether the user named that bundle (--bundle) rather than it being the library's own build */
+  explicit: boolean;
+  defaultBundle: string;
+}
+
+export async function loadClusterPolicy(flags: ClusterFlags, o: ClusterLoadOptions, io: Io): Promise<ClusterLoaded> {
+  const client = await kubeClient(flags);
+  const namespace = o.namespace ?? client.namespace;
+  const cluster = await readClusterPolicy(kubeReader(client), namespace);
+  const plan = planClusterEvaluation(cluster, { bundle: o.bundle, defaultBundle: o.defaultBundle });
+  let bundle: PolicyBundle;
+  try {
+    bundle = await readBundle(plan.bundlePath, plan.clusterBundle ? { verification: verificationOf(cluster, io) } : {});
+  } catch (err) {
+    if (!(err instanceof BundleError)) throw err;
+    if (plan.clusterBundle) throw new CliError(`the sidecars in ${namespace} refuse their bundle (ConfigMap ${cluster.customBundle?.configMap}): ${err.message} (${err.code})`, EXIT_FAILED);
+    throw new CliError(`${err.message} (${err.code}); run \`make policy\` to build it, or pass --bundle`, EXIT_FAILED);
+  }
+  enforceFresh(staleCheck(plan, cluster, bundle.revision, o.explicit), flags.allowStale ?? false, (s) => io.err(s));
+  for (const n of plan.notes) io.err(`note: ${n}\n`);
+  return {
+    cluster,
+    plan,
+    bundle: withClusterOrganisation(bundle, cluster),
+    revision: composedRevision(bundle.revision, cluster.organisation?.revision),
+    summary: clusterSummary(cluster, plan, bundle.revision),
+  };
+}

@@ -1,0 +1,206 @@
+// What policy a cluster's sidecars run in one namespace, read with the CLI's identity: the
+// organisation from the SluicePolicy objects (api/'s effectiveSluicePolicy, the merge the sidecars
+// use), the sidecar settings, a custom bundle when the pods mount one (the policy ConfigMap), the
+// policy revision each running sidecar reports on its metrics (through the API server's pod proxy,
+// as `check` reads it) and the sidecar versions injected pods record. A cluster without the
+// SluicePolicy CRD falls back to what was there before it: the organisation is the bundle's own data
+// and the settings are the namespace's sluice-sidecar ConfigMap.
+// Read-only: never writes to the cluster; a custom bundle is copied to a private temp directory.
+import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { LABEL_INJECTED, SIDECAR_CONTAINER, SLUICE_POLICY_PATH, effectiveSluicePolicy } from '../../../api/src/index.ts';
+import type { EffectiveSluicePolicy, Organisation } from '../../../api/src/index.ts';
+import { ApprovalApiError } from '../../../sidecar/src/approvals/errors.ts';
+import { TARBALL_KEY, readBundle } from '../../../sidecar/src/policy/bundle.ts';
+import { metricRevision } from '../commands/check.ts';
+import { WEBHOOK_SELECTOR, injectedVersion } from '../commands/version.ts';
+import type { PodLike } from '../commands/version.ts';
+import { CliError, EXIT_FAILED, EXIT_USAGE } from '../errors.ts';
+import { rawGet } from '../kube.ts';
+import type { KubeClient } from '../kube.ts';
+
+/** The chart's default names (values policy.configMapName, the sidecar settings ConfigMap). */
+export const POLICY_CONFIGMAP = 'sluice-policy';
+export const SETTINGS_CONFIGMAP = 'sluice-sidecar';
+const SETTINGS_KEY = 'sidecar.yaml';
+const MAX_PODS = 20;
+
+export interface SidecarReport {
+  pod: string;
+  version: string;
+  phase: string;
+  /** the bundle revision its metrics report (running pods only) */
+  revision?: string;
+}
+
+export interface ClusterPolicy {
+  namespace: string;
+  /** the organisation the sidecars put into data.organisation; absent: the bundle's own data */
+  organisation?: { value: Organisation; revision: string; objects: string[] };
+  /** where the organisation and settings come from */
+  source: 'SluicePolicy' | 'ConfigMap';
+  settings: Record<string, unknown>;
+  /** a custom bundle the pods mount, copied locally */
+  customBundle?: { configMap: string; path: string; revision?: string };
+  sidecars: SidecarReport[];
+  webhookVersions: string[];
+  notes: string[];
+}
+
+/** The reads the cluster view needs; KubeClient implements them, tests may give another API server. */
+export interface ClusterReader {
+  /** JSON at an API path; undefined on 404. Throws ApprovalApiError otherwise. */
+  get<T>(path: string, query?: Record<string, string>): Promise<T | undefined>;
+  /** Text through the API server (pod proxy); undefined when it does not answer 200. */
+  proxyText(path: string): Promise<string | undefined>;
+}
+
+export function kubeReader(client: KubeClient): ClusterReader {
+  return {
+    async get<T>(path: string, query?: Record<string, string>): Promise<T | undefined> {
+      try {
+        return await client.rest.call<T>('GET', path, query ? { query } : {});
+      } catch (err) {
+        if (err instanceof ApprovalApiError && err.code === 'SLUICE_APPROVAL_API_NOT_FOUND') return undefined;
+        throw err;
+      }
+    },
+    async proxyText(path: string): Promise<string | undefined> {
+      const res = await rawGet(client, path, 5000).catch(() => undefined);
+      return res?.status === 200 ? res.body : undefined;
+    },
+  };
+}
+
+interface ConfigMapLike {
+  metadata?: { name?: string };
+  data?: Record<string, string>;
+  binaryData?: Record<string, string>;
+}
+
+interface Volume {
+  configMap?: { name: string };
+}
+
+type Pod = PodLike & { spec?: PodLike['spec'] & { volumes?: Volume[]; containers?: { name: string; ports?: { name?: string; containerPort: number }[] }[]; initContainers?: { name: string; ports?: { name?: string; containerPort: number }[] }[] } };
+
+function holdsBundle(cm: ConfigMapLike): boolean {
+  return cm.binaryData?.[TARBALL_KEY] !== undefined || cm.data?.['.manifest'] !== undefined || cm.binaryData?.['policy.wasm'] !== undefined || cm.data?.['policy.wasm'] !== undefined;
+}
+
+/** Writes a policy ConfigMap's files as the kubelet would mount them; returns the directory. */
+function copyBundle(cm: ConfigMapLike): string {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-cluster-bundle-'));
+  for (const [key, value] of Object.entries(cm.data ?? {})) {
+    const file = join(dir, key);
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, value);
+  }
+  for (const [key, value] of Object.entries(cm.binaryData ?? {})) {
+    const file = join(dir, key);
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, Buffer.from(value, 'base64'));
+  }
+  return dir;
+}
+
+function manifestRevision(cm: ConfigMapLike): string | undefined {
+  try {
+    const r = (JSON.parse(cm.data?.['.manifest'] ?? '') as { revision?: unknown }).revision;
+    return typeof r === 'string' ? r : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function wrap(err: unknown, what: string): never {
+  if (err instanceof ApprovalApiError) {
+    const usage = err.code === 'SLUICE_APPROVAL_API_UNREACHABLE' || err.code === 'SLUICE_APPROVAL_API_TIMEOUT';
+    throw new CliError(`cannot read ${what}: ${err.message}`, usage ? EXIT_USAGE : EXIT_FAILED);
+  }
+  throw err;
+}
+
+/** Reads the policy the sidecars of `namespace` run. */
+export async function readClusterPolicy(reader: ClusterReader, namespace: string): Promise<ClusterPolicy> {
+  const notes: string[] = [];
+  const ns = await reader.get<{ metadata?: { labels?: Record<string, string> } }>(`/api/v1/namespaces/${encodeURIComponent(namespace)}`).catch((e: unknown) => wrap(e, `namespace ${namespace}`));
+  if (!ns) throw new CliError(`namespace ${namespace} not found`, EXIT_USAGE);
+
+  // The organisation and settings: SluicePolicy when the CRD is served, else the old ConfigMap.
+  let effective: EffectiveSluicePolicy | undefined;
+  let settings: Record<string, unknown> = {};
+  const list = await reader.get<{ items?: unknown[] }>(SLUICE_POLICY_PATH).catch((e: unknown) => wrap(e, 'the SluicePolicy objects'));
+  if (list) {
+    const result = effectiveSluicePolicy(list.items ?? [], { name: namespace, labels: ns.metadata?.labels ?? {} });
+    if (!result.ok) {
+      throw new CliError(`the SluicePolicy objects give namespace ${namespace} no valid policy, so its sidecars keep their last good one or deny everything: ${result.problems.map((p) => `${p.object || '(unnamed)'}: ${p.code}: ${p.message}`).join('; ')}`, EXIT_FAILED);
+    }
+    effective = result.policy;
+    settings = effective.sidecar;
+    for (const p of result.ignored) notes.push(`SluicePolicy ${p.object} is invalid (${p.code}) but does not apply to ${namespace}`);
+  } else {
+    notes.push(`no SluicePolicy API in this cluster: the organisation is the bundle's own data, the settings the ${SETTINGS_CONFIGMAP} ConfigMap's`);
+    const cm = await reader.get<ConfigMapLike>(`/api/v1/namespaces/${encodeURIComponent(namespace)}/configmaps/${SETTINGS_CONFIGMAP}`).catch((e: unknown) => wrap(e, `ConfigMap ${namespace}/${SETTINGS_CONFIGMAP}`));
+    const text = cm?.data?.[SETTINGS_KEY];
+    if (text) {
+      try {
+        const parsed = parseYaml(text) as unknown;
+        if (parsed && typeof parsed === 'object') settings = parsed as Record<string, unknown>;
+      } catch (err) {
+        notes.push(`${SETTINGS_CONFIGMAP}/${SETTINGS_KEY} is not YAML (${(err as Error).message}): its sidecars do not start`);
+      }
+    }
+  }
+
+  // The sidecars: versions, mounted bundles and the revisions running ones report.
+  const pods = ((await reader.get<{ items?: Pod[] }>(`/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`, { labelSelector: `${LABEL_INJECTED}=true` }).catch((e: unknown) => wrap(e, `the injected pods of ${namespace}`)))?.items ?? []);
+  const sidecars: SidecarReport[] = [];
+  const mounted = new Set<string>();
+  for (const pod of pods.slice(0, MAX_PODS)) {
+    for (const v of pod.spec?.volumes ?? []) if (v.configMap?.name) mounted.add(v.configMap.name);
+    const report: SidecarReport = { pod: pod.metadata.name ?? '', version: injectedVersion(pod), phase: pod.status?.phase ?? 'Unknown' };
+    const container = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].find((c) => c.name === SIDECAR_CONTAINER) as { ports?: { name?: string; containerPort: number }[] } | undefined;
+    const port = container?.ports?.find((p) => p.name === 'sluice-admin')?.containerPort;
+    if (report.phase === 'Running' && port !== undefined) {
+      const metrics = await reader.proxyText(`/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(report.pod)}:${port}/proxy/metrics`);
+      const revision = metrics === undefined ? undefined : metricRevision(metrics);
+      if (revision) report.revision = revision;
+    }
+    sidecars.push(report);
+  }
+  if (pods.length > MAX_PODS) notes.push(`${pods.length - MAX_PODS} more injected pods not read`);
+
+  // A custom bundle: a ConfigMap the pods mount that holds one, else the chart's default name.
+  let customBundle: ClusterPolicy['customBundle'];
+  for (const name of [...mounted, POLICY_CONFIGMAP]) {
+    const cm = await reader.get<ConfigMapLike>(`/api/v1/namespaces/${encodeURIComponent(namespace)}/configmaps/${encodeURIComponent(name)}`).catch((e: unknown) => wrap(e, `ConfigMap ${namespace}/${name}`));
+    if (cm && holdsBundle(cm)) {
+      const path = copyBundle(cm);
+      // an archive (binaryData bundle.tar.gz) carries its .manifest inside
+      const revision = manifestRevision(cm) ?? (await readBundle(path).then((b) => b.revision || undefined, () => undefined));
+      customBundle = { configMap: name, path, ...(revision ? { revision } : {}) };
+      break;
+    }
+  }
+
+  let webhookVersions: string[] = [];
+  if (!sidecars.length) {
+    // No pod to ask: the version the webhook injects (its Deployment's version label), where readable.
+    const deployments = await reader.get<{ items?: PodLike[] }>('/apis/apps/v1/deployments', { labelSelector: WEBHOOK_SELECTOR }).catch(() => undefined);
+    webhookVersions = [...new Set((deployments?.items ?? []).map((d) => d.metadata.labels?.['app.kubernetes.io/version'] ?? 'unknown'))];
+  }
+
+  return {
+    namespace,
+    ...(effective ? { organisation: { value: effective.organisation, revision: effective.revision, objects: effective.sources.map((s) => s.name) } } : {}),
+    source: effective ? 'SluicePolicy' : 'ConfigMap',
+    settings,
+    ...(customBundle ? { customBundle } : {}),
+    sidecars,
+    webhookVersions,
+    notes,
+  };
+}
