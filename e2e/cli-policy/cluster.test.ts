@@ -183,6 +183,33 @@ describe('policy eval --cluster', () => {
   });
 });
 
+describe('policy explain --cluster', () => {
+  test('an event a sidecar decided with the cluster\u2019s organisation: reproduced with --cluster; without it, exit 3 saying to pass --cluster', async () => {
+    const evaluated = JSON.parse((await cli(['policy', 'eval', '-i', inputFile('agents', 'globex-reports'), '--cluster', '--bundle', running.path])).out) as EvalOut;
+    const event = {
+      v: 1,
+      id: 'e-1',
+      session: 'cluster-session',
+      seq: 5,
+      prev_hash: '0'.repeat(64),
+      hash: '1'.repeat(64),
+      time: '2026-12-07T19:00:00.000Z',
+      kind: 'request',
+      pod: { namespace: 'agents', name: 'coder-0', service_account: 'coder' },
+      request: { method: 'PUT', scheme: 'https', host: 'globex-reports.s3.us-east-1.amazonaws.com', port: 443, path: '/report.csv', facts: { aws: { service: 's3', region: 'us-east-1', action: 's3:PutObject', bucket: 'globex-reports', key: 'report.csv', signed: true } } },
+      decision: { action: evaluated.action, code: evaluated.decision.code, reason: 'recorded', revision: evaluated.revision },
+    };
+    const file = join(mkdtempSync(join(tmpdir(), 'sluice-explain-')), 'event.json');
+    writeFileSync(file, JSON.stringify(event));
+    const res = await cli(['policy', 'explain', file, '--cluster', '--bundle', running.path, '-o', 'json']);
+    expect([res.code, res.err]).toEqual([0, '']);
+    expect(JSON.parse(res.out)).toMatchObject({ reproduced: true, revision: 'match', cluster: { namespace: 'agents', source: 'SluicePolicy' } });
+    const without = await cli(['policy', 'explain', file, '--bundle', running.path]);
+    expect(without.code).toBe(3);
+    expect(without.err).toContain(`pass --cluster: the sidecar ran with the cluster's organisation (revision ${evaluated.cluster.organisation.revision})`);
+  });
+});
+
 describe('policy test --cluster', () => {
   /** A library checkout: the real Rego and data, a team's own test of its organisation, built with revision c1c1…. */
   function library(revision: string): string {
