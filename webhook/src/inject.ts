@@ -87,7 +87,12 @@ function containerOps(container: V1Container, path: (string | number)[], rendere
 /** Appends `sidecar.imagePullSecrets` the pod does not name yet; never removes or reorders the pod's own. */
 function pullSecretOps(own: readonly { name?: string }[] | undefined, config: WebhookConfig): JsonPatchOp[] {
   const have = new Set((own ?? []).map((r) => r.name));
-  const missing = config.sidecar.imagePullSecrets.filter((r) => !have.has(r.name)).map((r) => ({ name: r.name }));
+  const missing: { name: string }[] = [];
+  for (const r of config.sidecar.imagePullSecrets) {
+    if (have.has(r.name)) continue;
+    have.add(r.name);
+    missing.push({ name: r.name });
+  }
   if (!missing.length) return [];
   if (!own) return [{ op: 'add', path: pointer('spec', 'imagePullSecrets'), value: missing }];
   return missing.map((r) => ({ op: 'add', path: pointer('spec', 'imagePullSecrets', '-'), value: r }));

@@ -104,6 +104,14 @@ describe('sidecar pull secrets', () => {
     expect(() => parseWebhookConfig(sidecar({ imagePullSecrets: ['sluice-pull'] }))).toThrow('sidecar.imagePullSecrets.0');
   });
 
+  test('a name listed twice in the config is added once', () => {
+    const twice = testConfig({ sidecar: { ...baseConfigInput.sidecar, imagePullSecrets: [{ name: 'sluice-pull' }, { name: 'mirror' }, { name: 'sluice-pull' }] } });
+    const plan = planInjection(loadPod('plain-pod.yaml'), ctx, twice);
+    expect(plan.kind === 'patch' && plan.patch.filter((op) => op.path.startsWith('/spec/imagePullSecrets'))).toEqual([
+      { op: 'add', path: '/spec/imagePullSecrets', value: [{ name: 'sluice-pull' }, { name: 'mirror' }] },
+    ]);
+  });
+
   test('an empty list of the pod’s own is appended to, never replaced', () => {
     const pod = loadPod('plain-pod.yaml');
     pod.spec!.imagePullSecrets = [];
