@@ -142,6 +142,11 @@ function withCodings(base: BodyPlan, headers: Headers, opts: BodyPlanOptions, su
   };
 }
 
+/** Header changes for a body whose bytes may change: validators and digests dropped, no ranges. */
+export function maskedBodyHeaderChanges(): HeaderChanges {
+  return { remove: [...STALE_WHEN_MASKED], set: { 'accept-ranges': 'none' } };
+}
+
 /**
  * Changes to the outbound request when its response will be masked: no ranges (offsets of a masked
  * body differ from the origin's), and only codings we can decode.

@@ -10,6 +10,8 @@ export interface MaskingMetrics {
   recordRedaction(r: Redaction): void;
   recordScannedBytes(direction: Redaction['direction'], bytes: number): void;
   recordPackVerdict(v: PackVerdict): void;
+  /** A response cut mid-stream because it could not be scanned (a decompression bomb, an undecodable run, an unmaskable secret). */
+  recordResponseCut(code: string): void;
 }
 
 export function registerMaskingMetrics(registry: Registry): MaskingMetrics {
@@ -31,7 +33,16 @@ export function registerMaskingMetrics(registry: Registry): MaskingMetrics {
     labelNames: ['verdict', 'reason'] as const,
     registers: [registry],
   });
+  const cuts = new Counter({
+    name: 'sluice_masking_responses_cut_total',
+    help: 'Responses cut mid-stream because they could not be scanned for secrets, by code',
+    labelNames: ['code'] as const,
+    registers: [registry],
+  });
   return {
+    recordResponseCut(code) {
+      cuts.inc({ code });
+    },
     recordRedaction(r) {
       redactions.inc({ rule: r.rule, direction: r.direction });
     },

@@ -1,5 +1,6 @@
 // Stages that keep secrets where they belong. responseMaskingStage redacts secrets in what the
-// agent receives (streaming, through gzip/deflate/br/zstd); outboundDlpStage scans what the agent
+// agent receives (streaming, through gzip/deflate/br/zstd, bounded against decompression bombs;
+// the body's kind by its bytes, text with its decoded views: masking/response-body.ts); outboundDlpStage scans what the agent
 // sends — its path, query and headers, and its body with every decoded view (base64, hex, percent,
 // escapes, UTF-16, format characters, JSON values joined) — masking it or blocking the request per
 // the decision's `dlp`, and scanning every blob of a git push, which is forwarded only on a clean
@@ -13,8 +14,8 @@ import {
   PackCollector,
   applyHeaderChanges,
   createDecoder,
+  createEncoder,
   maskRequestHead,
-  maskingStages,
   maskingTransform,
   planBodyMasking,
   planRequestBodyMasking,
@@ -23,6 +24,8 @@ import {
   sniffRequestBody,
 } from '../../masking/index.ts';
 import type { Masker, MaskerCache, MaskingMetrics, PackLimits, Redaction, ViewFinding } from '../../masking/index.ts';
+import { DEFAULT_RESPONSE_LIMITS, inflationGuard, sniffedMaskingStage, textLikeMediaType } from '../../masking/response-body.ts';
+import { maskedBodyHeaderChanges } from '../../masking/body-plan.ts';
 import { MAX_RECORDED_REDACTIONS } from '../audit-records.ts';
 import type { RequestContext, Stage } from '../request-context.ts';
 import type { Answerer } from './answer.ts';
@@ -69,10 +72,33 @@ export function responseMaskingStage(deps: MaskingDeps): Stage {
     ctx.responseHooks.push(({ status, headers }) => {
       const plan = planBodyMasking(headers, { status, passTypes: deps.passTypes });
       if (plan.action === 'refuse') return { headers, refuse: { code: plan.reason, reason: `response cannot be scanned for secrets (${plan.reason})` } };
-      if (plan.action !== 'mask') return { headers };
+      if (plan.action !== 'mask' && plan.reason !== 'masking.binary_type') return { headers };
+      // The body's kind is decided by its bytes (response-body.ts): a binary label is the
+      // upstream's word, which the agent can often choose.
+      const o = {
+        masker,
+        onRedaction: (r: Redaction) => record(ctx, deps.metrics, r),
+        onFinding: (f: ViewFinding) => record(ctx, deps.metrics, { rule: f.rule, direction: 'response', offset: f.offset, length: f.length }),
+        ...(plan.flushAt ? { flushAt: plan.flushAt } : {}),
+      };
+      const cut = (err: Error & { code?: string }) => {
+        const code = err.code && /^[a-z]+\.[a-z_]+$/.test(err.code) ? err.code : 'masking.stream_error';
+        deps.metrics.recordResponseCut(code);
+        ctx.answer ??= { code, reason: `the response was cut: ${err.message}`, kind: 'error' };
+      };
+      if (plan.action !== 'mask') {
+        const stage = sniffedMaskingStage(o, 'pass', false);
+        stage.once('error', cut);
+        return { headers: applyHeaderChanges(headers, maskedBodyHeaderChanges()), transforms: [stage] };
+      }
+      const mediaType = (String(headers['content-type'] ?? '').split(';')[0] ?? '').trim().toLowerCase();
+      const stage = sniffedMaskingStage(o, 'raw', textLikeMediaType(mediaType));
+      stage.once('error', cut);
+      const guard = plan.decode.length ? inflationGuard(DEFAULT_RESPONSE_LIMITS) : undefined;
+      guard?.decoded.once('error', cut);
       return {
         headers: applyHeaderChanges(headers, plan.headerChanges),
-        transforms: maskingStages(plan, { masker, direction: 'response', onRedaction: (r) => record(ctx, deps.metrics, r) }),
+        transforms: [...(guard ? [guard.encoded] : []), ...plan.decode.map(createDecoder), ...(guard ? [guard.decoded] : []), stage, ...plan.encode.map(createEncoder)],
       };
     });
     await next();
