@@ -19,6 +19,8 @@ export const LABEL_VALUES: Readonly<Record<string, Readonly<Record<string, strin
   sluice_websocket_closes_total: { code: '`ws.closed`, `ws.peer_gone`, `ws.*` frame errors, `dlp.*` codes' },
   sluice_policy_bundle_info: { revision: 'the live bundle revision: one series per sidecar at a time' },
   sluice_policy_loads_total: { result: '`success`, `failure`', code: '`ok` or a `bundle.*` error code' },
+  sluice_policy_cluster_info: { revision: 'the effective SluicePolicy revision (16 hex): one series per sidecar at a time' },
+  sluice_policy_cluster_loads_total: { result: '`success`, `failure`', code: '`ok` or a `sluicepolicy.*` error code' },
   sluice_dns_queries_total: { type: 'A, AAAA, HTTPS, SVCB, TXT, MX, ANY, CNAME, NS, PTR, SRV, SOA, NULL, CAA, `NONE` or `OTHER`', result: '`answered`, `nodata`, `nxdomain`, `refused`, `formerr`, `notimp`, `dropped`' },
   sluice_dns_refusals_total: { reason: 'fixed reasons (`type_refused`, `label_too_long`, `malformed_packet`, …)' },
   sluice_dns_queries_by_transport_total: { transport: '`udp`, `tcp`' },

@@ -99,7 +99,8 @@ const PolicyRule = z.strictObject({
  * Input shape: anything with a default may be left out, as in the sidecar's file.
  */
 export const SidecarSettings = SidecarConfig.omit({ pod: true, proxyUID: true, ports: true, podInfoDir: true, trustDir: true }).extend({
-  policy: SidecarConfig.shape.policy.omit({ path: true }).optional(),
+  // cluster is the webhook's to turn on (SLUICE_POLICY_SOURCE); a SluicePolicy cannot set it either.
+  policy: SidecarConfig.shape.policy.omit({ path: true, cluster: true }).optional(),
   credentials: SidecarConfig.shape.credentials.unwrap().omit({ tokenDir: true }).optional(),
   // The spool is the webhook's emptyDir (SLUICE_SPOOL_DIR); the rest of the audit settings are the chart user's.
   audit: SidecarConfig.shape.audit.unwrap().omit({ spoolDir: true }).optional(),
@@ -509,6 +510,8 @@ export const PASSTHROUGH_PATHS = [
   'webhook.podSecurityContext',
   'webhook.securityContext',
   'webhook.extraEnv[]',
+  // A credential provider's own fields (api/src/organisation.ts: provider plus its settings).
+  'organisation.llm.providers[].credential',
 ];
 
 /**

@@ -11,7 +11,6 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, jest, test } from '@jest/globals';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { parseWebhookConfig } from '../../webhook/src/config.ts';
-import { SIDECAR_CONFIG_MAP } from '../src/values-schema.ts';
 import { golden, goldenFiles, snapshot } from './support/golden.ts';
 import { CHART, KUBE_VERSION, MATRIX, NAMESPACE, REPO, find, findAll, helm, lint, parseObjects, template, templateError, templateText } from './support/helm.ts';
 import type { K8sObject } from './support/helm.ts';
@@ -162,8 +161,11 @@ describe('admission registrations come from webhook/manifests', () => {
         expect(excludedBy(w.namespaceSelector)).not.toContain('sluice-system');
       }
     }
-    for (const p of findAll(objs, 'ValidatingAdmissionPolicy') as (K8sObject & { spec: { matchConstraints: { namespaceSelector: Hook['namespaceSelector'] } } })[]) {
-      expect(excludedBy(p.spec.matchConstraints.namespaceSelector)).toEqual(expect.arrayContaining(['kube-system', 'sec']));
+    const policies = findAll(objs, 'ValidatingAdmissionPolicy') as (K8sObject & { spec: { matchConstraints: { namespaceSelector?: Hook['namespaceSelector'] } } })[];
+    // SluicePolicy objects are cluster-scoped: their guard selects no namespace (it names writers instead).
+    expect(policies.filter((p) => !p.spec.matchConstraints.namespaceSelector).map((p) => p.metadata.name)).toEqual(['guard-sluice-policy-guard.sluice.io']);
+    for (const p of policies.filter((p) => p.spec.matchConstraints.namespaceSelector)) {
+      expect(excludedBy(p.spec.matchConstraints.namespaceSelector!)).toEqual(expect.arrayContaining(['kube-system', 'sec']));
     }
     for (const b of findAll(objs, 'ValidatingAdmissionPolicyBinding') as (K8sObject & { spec: { policyName: string } })[]) {
       expect(findAll(objs, 'ValidatingAdmissionPolicy').map((p) => p.metadata.name)).toContain(b.spec.policyName);
@@ -347,7 +349,7 @@ describe('certificate mode self: the webhook keeps its own certificate', () => {
       const b = find(objs(), kind, 'sluice-webhook-certs') as Binding;
       expect(b.subjects).toEqual([{ kind: 'ServiceAccount', name: 'sluice-webhook', namespace: NAMESPACE }]);
     }
-    expect(findAll(objs(), 'ClusterRoleBinding').map((b) => b.metadata.name).sort()).toEqual(['sluice-webhook-certs', 'sluice-webhook-reader']);
+    expect(findAll(objs(), 'ClusterRoleBinding').map((b) => b.metadata.name).sort()).toEqual(['sluice-policy-reader', 'sluice-webhook-certs', 'sluice-webhook-reader']);
   });
 });
 
@@ -421,11 +423,11 @@ describe('the webhook Deployment', () => {
 describe('RBAC is least privilege', () => {
   const rules = (objs: K8sObject[]) => [...findAll(objs, 'Role'), ...findAll(objs, 'ClusterRole')] as Role[];
 
-  test('no wildcard, no ClusterRoleBinding but the webhook reader’s, no Secret access anywhere (but certificate mode self, below)', () => {
+  test('no wildcard, no ClusterRoleBinding but the webhook reader’s and the SluicePolicy reader’s, no Secret access anywhere (but certificate mode self, below)', () => {
     for (const objs of [...Object.entries(rendered).filter(([name]) => name !== 'self').map(([, o]) => o), agents]) {
       // interception.mode cni adds the node agent's reader (charts/test/cni.test.ts holds it to get on pods and one ConfigMap name).
       const bindings = findAll(objs, 'ClusterRoleBinding').map((b) => b.metadata.name).filter((n) => !(objs === rendered.cni && n === 'sluice-cni'));
-      expect(bindings).toEqual(['sluice-webhook-reader']);
+      expect(bindings.sort()).toEqual(['sluice-policy-reader', 'sluice-webhook-reader']);
       for (const r of rules(objs)) {
         for (const rule of r.rules) {
           expect([...rule.verbs, ...rule.resources, ...rule.apiGroups]).not.toContain('*');
@@ -433,6 +435,17 @@ describe('RBAC is least privilege', () => {
         }
       }
     }
+  });
+
+  test('every ServiceAccount may read the SluicePolicy objects and get namespaces (the sidecars read with their pod\u2019s identity), nothing more', () => {
+    const role = find(agents, 'ClusterRole', 'sluice-policy-reader') as Role;
+    expect(role.rules).toEqual([
+      { apiGroups: ['sluice.io'], resources: ['sluicepolicies'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [''], resources: ['namespaces'], verbs: ['get'] },
+    ]);
+    const binding = find(agents, 'ClusterRoleBinding', 'sluice-policy-reader') as Binding & { roleRef: { name: string } };
+    expect(binding.roleRef.name).toBe('sluice-policy-reader');
+    expect(binding.subjects).toEqual([{ kind: 'Group', apiGroup: 'rbac.authorization.k8s.io', name: 'system:serviceaccounts' }]);
   });
 
   test('the webhook only reads: get on pods and workload owners, from webhook/manifests/reader-clusterrole.yaml, and no namespaced role', () => {
@@ -499,8 +512,8 @@ function releaseBytes(manifest: string): number {
 }
 
 describe('agent namespaces', () => {
-  test('by default no policy is copied into agent namespaces: the webhook mounts none and the sidecar runs the library in its image', () => {
-    expect(agents.filter((o) => o.kind === 'ConfigMap' && o.metadata.namespace === 'agents').map((o) => o.metadata.name)).toEqual([SIDECAR_CONFIG_MAP]);
+  test('by default nothing is copied into agent namespaces: no settings ConfigMap, no policy ConfigMap; the sidecar runs the library in its image with the SluicePolicy objects', () => {
+    expect(agents.filter((o) => o.kind === 'ConfigMap' && o.metadata.namespace === 'agents').map((o) => o.metadata.name)).toEqual([]);
     const config = parseWebhookConfig(parseYaml((find(agents, 'ConfigMap', 'sluice-webhook') as K8sObject & { data: { 'config.yaml': string } }).data['config.yaml']));
     expect(config.sidecar.policyConfigMap).toBeNull();
   });
@@ -544,7 +557,7 @@ describe('agent namespaces', () => {
 
   test('policy.create=false leaves the ConfigMap to you (e.g. a signed bundle.tar.gz), still mounted', async () => {
     const objs = await template({ agents: { namespaces: ['agents'] }, policy: { bundle: 'configMap', create: false } });
-    expect(objs.filter((o) => o.kind === 'ConfigMap' && o.metadata.namespace === 'agents').map((o) => o.metadata.name)).toEqual([SIDECAR_CONFIG_MAP]);
+    expect(objs.filter((o) => o.kind === 'ConfigMap' && o.metadata.namespace === 'agents').map((o) => o.metadata.name)).toEqual([]);
     const config = parseWebhookConfig(parseYaml((find(objs, 'ConfigMap', 'sluice-webhook') as K8sObject & { data: { 'config.yaml': string } }).data['config.yaml']));
     expect(config.sidecar.policyConfigMap).toBe('sluice-policy');
   });

@@ -1,13 +1,17 @@
-// `sidecar.config` through the whole chart, rendered by the real Helm: it becomes sidecar.yaml in the
-// sluice-sidecar ConfigMap of every agent namespace, the webhook's config names that ConfigMap, the
-// sidecar the webhook renders mounts it where SLUICE_CONFIG_FILE points, and loadSidecarConfig reads
-// back exactly what Helm wrote. The values schema for it is the sidecar's own config schema.
+// `sidecar.config` through the whole chart, rendered by the real Helm: it becomes spec.sidecar of the
+// cluster-scoped SluicePolicy named default (nothing per agent namespace), the webhook's config
+// says the settings come from the cluster, the sidecar the webhook renders mounts no settings
+// ConfigMap and is told to read SluicePolicy objects, and loadSidecarConfig with what
+// effectiveSluicePolicy gives an agent namespace reads back exactly what Helm wrote. The values
+// schema for it is the sidecar's own config schema.
 import { join } from 'node:path';
 import { beforeAll, describe, expect, jest, test } from '@jest/globals';
 import { parse as parseYaml } from 'yaml';
-import { SidecarConfig } from '../../sidecar/src/config/sidecar-config.ts';
+import { effectiveSluicePolicy } from '../../api/src/index.ts';
+import { SidecarConfig, loadSidecarConfig } from '../../sidecar/src/config/sidecar-config.ts';
+import type { SidecarConfig as SidecarConfigT } from '../../sidecar/src/config/sidecar-config.ts';
 import { projectedTokenPath } from '../../sidecar/src/credentials/projected-token.ts';
-import { loadAsMounted } from '../../sidecar/test/config/settings-volume.ts';
+import { containerEnv } from '../../sidecar/test/config/settings-volume.ts';
 import { parseWebhookConfig } from '../../webhook/src/config.ts';
 import { renderInjection } from '../../webhook/src/render.ts';
 import type { Rendered } from '../../webhook/src/render.ts';
@@ -44,61 +48,68 @@ beforeAll(async () => {
   [configured, defaults] = await Promise.all([template({ agents: { namespaces: ['agents', 'team-b'] }, sidecar: { config: SETTINGS } }), template({ agents: { namespaces: ['agents'] } })]);
 });
 
-function settingsMap(objs: K8sObject[], namespace: string): ConfigMap {
-  const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.namespace === namespace && o.metadata.name === SIDECAR_CONFIG_MAP);
-  if (!cm) throw new Error(`no ConfigMap ${SIDECAR_CONFIG_MAP} in ${namespace}`);
-  return cm as ConfigMap;
+function policyObject(objs: K8sObject[]): K8sObject & { spec: { sidecar: Record<string, unknown>; organisation: unknown } } {
+  return find(objs, 'SluicePolicy', 'default') as K8sObject & { spec: { sidecar: Record<string, unknown>; organisation: unknown } };
 }
 
-function injection(objs: K8sObject[]): { rendered: Rendered; sidecarConfigMap: string; tokenAudiences: { audience: string; path?: string | undefined }[] } {
+function injection(objs: K8sObject[]): { rendered: Rendered; tokenAudiences: { audience: string; path?: string | undefined }[]; settingsSource: string } {
   const config = parseWebhookConfig(parseYaml((find(objs, 'ConfigMap', 'sluice-webhook') as ConfigMap).data['config.yaml']!));
-  return { rendered: renderInjection(config), sidecarConfigMap: config.sidecar.sidecarConfigMap, tokenAudiences: config.sidecar.tokenAudiences };
+  return { rendered: renderInjection(config), tokenAudiences: config.sidecar.tokenAudiences, settingsSource: config.sidecar.settingsSource };
+}
+
+/** What a pod's sidecar in `namespace` starts with: its env, and the settings the SluicePolicy objects give it. */
+function loadInPod(objs: K8sObject[], rendered: Rendered, namespace = 'agents'): SidecarConfigT {
+  const effective = effectiveSluicePolicy(objs.filter((o) => o.kind === 'SluicePolicy'), { name: namespace });
+  if (!effective.ok) throw new Error(JSON.stringify(effective.problems));
+  return loadSidecarConfig({ ...containerEnv(rendered.sidecar, { 'metadata.name': 'coder-0', 'metadata.namespace': namespace, 'metadata.uid': 'uid-0', 'spec.serviceAccountName': 'coder' }) }, effective.policy.sidecar);
 }
 
 describe('sidecar.config', () => {
-  test('every agent namespace gets it as sidecar.yaml in the sluice-sidecar ConfigMap', () => {
-    for (const ns of ['agents', 'team-b']) {
-      const cm = settingsMap(configured, ns);
-      expect(Object.keys(cm.data)).toEqual(['sidecar.yaml']);
-      // The chart's default audit.store (none) is merged in by Helm next to the user's settings.
-      expect(parseYaml(cm.data['sidecar.yaml']!)).toEqual({ ...SETTINGS, audit: { store: 'none' } });
-      expect(cm.data['sidecar.yaml']).toContain('maxSignedBodyBytes: 16777216');
+  test('it is spec.sidecar of the one SluicePolicy named default; no agent namespace gets a settings ConfigMap', () => {
+    expect(configured.filter((o) => o.kind === 'ConfigMap' && o.metadata.name === SIDECAR_CONFIG_MAP)).toEqual([]);
+    // The chart's default audit.store (none) is merged in by Helm next to the user's settings.
+    expect(policyObject(configured).spec.sidecar).toEqual({ ...SETTINGS, audit: { store: 'none' } });
+    expect(configured.filter((o) => o.kind === 'SluicePolicy').map((o) => o.metadata.name)).toEqual(['default']);
+  });
+
+  test('the webhook mounts no settings ConfigMap and points the sidecar at the cluster; the sidecar loads what Helm wrote', () => {
+    const { rendered, settingsSource } = injection(configured);
+    expect(settingsSource).toBe('cluster');
+    expect(rendered.volumes.filter((v) => v.configMap?.name === SIDECAR_CONFIG_MAP)).toEqual([]);
+    for (const c of [rendered.sidecar, rendered.initContainer]) expect(containerEnv(c).SLUICE_CONFIG_FILE).toBeUndefined();
+    expect(containerEnv(rendered.sidecar).SLUICE_POLICY_SOURCE).toBe('cluster');
+    // Any labelled namespace, listed in agents.namespaces or not, gets the same settings.
+    for (const ns of ['agents', 'never-listed']) {
+      const loaded = loadInPod(configured, rendered, ns);
+      expect(loaded.policy.cluster.enabled).toBe(true);
+      expect(loaded.approvals).toMatchObject({ maxWaitMs: 120_000, notify: { url: SETTINGS.approvals.notify.url } });
+      expect(loaded.credentials.aws).toMatchObject({ region: 'eu-west-1', endpoint: 'https://sts.eu-west-1.amazonaws.com', maxSignedBodyBytes: 16_777_216 });
+      expect(loaded.credentials.aws.roles).toEqual([{ ...SETTINGS.credentials.aws.roles[0], name: 'default' }]);
+      expect(loaded.masking.passTypes).toEqual(['application/zip', 'image/png']);
+      expect(loaded.upstream.extraRootsFiles).toEqual(SETTINGS.upstream.extraRootsFiles);
+      // What the webhook sets through env is still the webhook's; no policy path by default (policy.bundle image: the library in the sidecar image).
+      expect([loaded.pod.namespace, loaded.policy.path, loaded.trustDir]).toEqual([ns, undefined, '/var/run/sluice/trust']);
     }
   });
 
-  test('the webhook mounts that ConfigMap where SLUICE_CONFIG_FILE points, and the sidecar loads what Helm wrote', () => {
-    const { rendered, sidecarConfigMap } = injection(configured);
-    expect(sidecarConfigMap).toBe(SIDECAR_CONFIG_MAP);
-    const volume = rendered.volumes.find((v) => v.configMap?.name === SIDECAR_CONFIG_MAP);
-    // Required (issue 15): the kubelet does not start a pod without it, so a missing ConfigMap never means defaults.
-    expect(volume?.configMap).toMatchObject({ optional: false, items: [{ key: 'sidecar.yaml', path: 'sidecar.yaml' }] });
-    expect(rendered.sidecar.volumeMounts).toContainEqual(expect.objectContaining({ name: volume!.name, readOnly: true }));
-    const loaded = loadAsMounted(rendered.sidecar, settingsMap(configured, 'agents').data);
-    expect(loaded.approvals).toMatchObject({ maxWaitMs: 120_000, notify: { url: SETTINGS.approvals.notify.url } });
-    expect(loaded.credentials.aws).toMatchObject({ region: 'eu-west-1', endpoint: 'https://sts.eu-west-1.amazonaws.com', maxSignedBodyBytes: 16_777_216 });
-    expect(loaded.credentials.aws.roles).toEqual([{ ...SETTINGS.credentials.aws.roles[0], name: 'default' }]);
-    expect(loaded.masking.passTypes).toEqual(['application/zip', 'image/png']);
-    expect(loaded.upstream.extraRootsFiles).toEqual(SETTINGS.upstream.extraRootsFiles);
-    // What the webhook sets through env is still the webhook's; no policy path by default (policy.bundle image: the library in the sidecar image).
-    expect([loaded.pod.namespace, loaded.policy.path, loaded.trustDir]).toEqual(['agents', undefined, '/var/run/sluice/trust']);
+  test('the default says one thing, audit.store: none', () => {
+    expect(policyObject(defaults).spec.sidecar).toEqual({ audit: { store: 'none' } });
+    const { rendered } = injection(defaults);
+    expect(resolveStore(loadInPod(defaults, rendered).audit)).toBe('none');
   });
 
-  test('the default file says one thing, audit.store: none; without the ConfigMap at all the sidecar starts on the same settings', () => {
-    const cm = settingsMap(defaults, 'agents');
-    expect(parseYaml(cm.data['sidecar.yaml']!)).toEqual({ audit: { store: 'none' } });
-    const { rendered } = injection(defaults);
-    const withFile = loadAsMounted(rendered.sidecar, cm.data);
-    const without = loadAsMounted(rendered.sidecar, undefined);
-    // Written out or left unset, the store is none (the sidecar warns either way).
-    expect(resolveStore(withFile.audit)).toBe('none');
-    expect(resolveStore(without.audit) ?? 'none').toBe('none');
-    expect({ ...without, audit: { ...without.audit, store: 'none' } }).toEqual(withFile);
+  test('the fake-IP ranges go to both sluice containers as env, not into the SluicePolicy', async () => {
+    const objs = await template({ sidecar: { config: { dns: { ipv4Cidr: '100.80.0.0/16', capacity: 1000 } } } });
+    expect(policyObject(objs).spec.sidecar).toEqual({ dns: { capacity: 1000 }, audit: { store: 'none' } });
+    const { rendered } = injection(objs);
+    for (const c of [rendered.sidecar, rendered.initContainer]) expect(containerEnv(c).SLUICE_FAKE_IPV4_CIDR).toBe('100.80.0.0/16');
+    expect(loadInPod(objs, rendered).dns).toMatchObject({ ipv4Cidr: '100.80.0.0/16', capacity: 1000 });
   });
 
   test('by default a token for sts.amazonaws.com is projected where the aws-sts provider reads it', () => {
     const { rendered, tokenAudiences } = injection(defaults);
     expect(tokenAudiences.map((t) => t.audience)).toContain('sts.amazonaws.com');
-    const loaded = loadAsMounted(rendered.sidecar, settingsMap(defaults, 'agents').data);
+    const loaded = loadInPod(defaults, rendered);
     const tokens = rendered.volumes.find((v) => v.projected?.sources?.some((s) => s.serviceAccountToken?.audience === loaded.credentials.aws.audience));
     const source = tokens!.projected!.sources!.find((s) => s.serviceAccountToken?.audience === loaded.credentials.aws.audience)!.serviceAccountToken!;
     const mount = rendered.sidecar.volumeMounts!.find((m) => m.name === tokens!.name)!;

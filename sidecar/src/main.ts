@@ -8,6 +8,7 @@ import { loadInterceptionSettings, loadSidecarConfig } from './config/sidecar-co
 import { applyInterception } from './interception/apply.ts';
 import { checkInterception } from './interception/check.ts';
 import { planFromSettings } from './interception/plan.ts';
+import { ClusterPolicyRuntime } from './policy/cluster-runtime.ts';
 import { startSidecar } from './sidecar.ts';
 
 const log = pino({ name: 'sluice' });
@@ -29,8 +30,16 @@ async function main(command: string | undefined): Promise<void> {
     return;
   }
   if (command !== 'proxy' && command !== undefined) throw new SchemaError('usage', [`unknown command "${command}" (expected proxy, init-network or check-network)`]);
-  const config = loadSidecarConfig();
-  const sidecar = await startSidecar(config, { logger: log });
+  let config = loadSidecarConfig();
+  let clusterPolicy: ClusterPolicyRuntime | undefined;
+  if (config.policy.cluster.enabled) {
+    // The SluicePolicy objects give the settings too: nothing listens until a valid one is read
+    // (the pod stays not ready, and the interception rules send the agent's traffic nowhere).
+    clusterPolicy = await ClusterPolicyRuntime.create(config, (settings) => loadSidecarConfig(process.env, settings), log);
+    log.info('waiting for a SluicePolicy that applies to this namespace');
+    config = (await clusterPolicy.start()).config;
+  }
+  const sidecar = await startSidecar(config, { logger: log, ...(clusterPolicy ? { clusterPolicy } : {}) });
   const stop = (signal: string) => {
     log.info({ signal }, 'stopping');
     sidecar.stop().then(

@@ -23,6 +23,7 @@ import type { RunningApprovals } from './approvals/index.ts';
 import { BundleWatcher } from './policy/bundle-watcher.ts';
 import { policySource } from './policy/builtin-bundle.ts';
 import { PolicyEngine } from './policy/engine.ts';
+import type { ClusterPolicyRuntime } from './policy/cluster-runtime.ts';
 import { registerPolicyMetrics } from './policy/policy-metrics.ts';
 import { Gateway } from './proxy/gateway.ts';
 import type { GatewayEvents, GatewayOptions } from './proxy/gateway.ts';
@@ -58,6 +59,8 @@ export interface StartOptions {
   /** Skip the DNS listener (the demo runs without root and without redirection). */
   dns?: boolean;
   transparent?: boolean;
+  /** The organisation (and settings) from the cluster's SluicePolicy objects, already started (main.ts). */
+  clusterPolicy?: ClusterPolicyRuntime;
 }
 
 export async function startSidecar(config: SidecarConfig, options: StartOptions = {}): Promise<RunningSidecar> {
@@ -96,7 +99,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     recorder?.record(eventRecord(kind, podInfo.identity, detail, requestId)).catch(() => undefined);
   };
 
-  const engine = new PolicyEngine();
+  const engine = new PolicyEngine({ requireOrganisation: options.clusterPolicy !== undefined });
   const policy = policySource(config.policy);
   const watcher = new BundleWatcher(
     policy.path,
@@ -116,6 +119,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     { pollIntervalMs: config.policy.pollIntervalMs, verification: policy.verification },
   );
   await watcher.start();
+  const cluster = options.clusterPolicy?.attach({ engine, metrics: policyMetrics, note, log, config });
 
   const ca = config.caDir ? await loadPodCa(config.caDir) : await generatePodCa(`sluice ${config.pod.namespace}/${config.pod.name}`);
   const trust = await writeTrustBundle(config.trustDir, ca.certPem);
@@ -164,7 +168,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     limits: config.limits,
     http2: config.http2,
     upstream: { ...config.upstream, secureContext: upstreamTls },
-    facts: config.facts,
+    facts: cluster?.facts ?? config.facts,
     masking: { maskers: masking.maskers, metrics: masking.metrics },
     engine,
     agent,
@@ -213,7 +217,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     registry,
     ready: () => {
       const reasons: string[] = [];
-      if (!engine.ready) reasons.push('no policy loaded');
+      if (!engine.ready) reasons.push(engine.loaded ? 'no SluicePolicy in service' : 'no policy loaded');
       return { ready: reasons.length === 0, reasons };
     },
   });
@@ -231,6 +235,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     addresses: { ...gateway.addresses, admin: admin.address, dns: dnsServers.map((d) => ({ udp: d.udp, tcp: d.tcp })) },
     async stop() {
       watcher.stop();
+      await options.clusterPolicy?.stop();
       await approvals?.stop();
       podInfo.stop();
       await gateway.close();

@@ -24,7 +24,7 @@ export function checkUID(proxyUID: number): number {
   return proxyUID === 65532 ? 65533 : 65532;
 }
 
-export function renderCheckContainer(config: WebhookConfig, parts: { command: string[]; env: V1EnvVar[]; configMount: V1VolumeMount }): V1Container {
+export function renderCheckContainer(config: WebhookConfig, parts: { command: string[]; env: V1EnvVar[]; configMount: V1VolumeMount | undefined }): V1Container {
   const s = config.sidecar;
   const uid = checkUID(s.proxyUID);
   return {
@@ -34,7 +34,7 @@ export function renderCheckContainer(config: WebhookConfig, parts: { command: st
     command: [...parts.command, 'check-network'],
     env: parts.env,
     resources: structuredClone(s.initResources),
-    volumeMounts: [parts.configMount],
+    ...(parts.configMount ? { volumeMounts: [parts.configMount] } : {}),
     securityContext: {
       runAsUser: uid,
       runAsGroup: uid,

@@ -171,6 +171,20 @@ const Sidecar = z
      * (approvals, credentials, masking, upstream, audit). Mounted optional: a pod starts without it.
      */
     sidecarConfigMap: z.string().min(1).default('sluice-sidecar'),
+    /**
+     * Where the sidecar's runtime settings come from: `cluster`, the SluicePolicy objects the sidecar
+     * watches (the chart's choice: no ConfigMap in agent namespaces, docs/policy.md), or `configMap`,
+     * the per-namespace sidecarConfigMap mounted into both containers (deprecated).
+     */
+    settingsSource: z.enum(['cluster', 'configMap']).default('configMap'),
+    /**
+     * The fake-IP ranges, given to both sluice containers as env (the init container's interception
+     * rules and the sidecar's DNS answers must agree); unset: the sidecar's defaults (or the settings file).
+     */
+    fakeIp: z
+      .object({ ipv4Cidr: z.string().min(1).optional(), ipv6Cidr: z.string().min(1).nullable().optional() })
+      .strict()
+      .default({}),
     spoolSizeLimit: quantity.default('256Mi'),
     /** Secrets and ConfigMaps mounted into the sidecar only (render.ts: MOUNTS_DIR). */
     mounts: z.array(SidecarMount).default([]),

@@ -74,10 +74,25 @@ function commonEnv(config: WebhookConfig): V1EnvVar[] {
     fieldEnv('SLUICE_POD_NAMESPACE', 'metadata.namespace'),
     fieldEnv('SLUICE_POD_UID', 'metadata.uid'),
     fieldEnv('SLUICE_SERVICE_ACCOUNT', 'spec.serviceAccountName'),
-    // Both containers read the same settings file: the interception rules the init container
-    // installs depend on settings the sidecar also uses (the fake-IP ranges of `dns`).
-    { name: 'SLUICE_CONFIG_FILE', value: CONFIG_FILE },
+    // Both containers read the same settings: the interception rules the init container installs
+    // depend on settings the sidecar also uses (the fake-IP ranges of `dns`).
+    ...fakeIpEnv(config),
+    ...(fromConfigMap(config) ? [{ name: 'SLUICE_CONFIG_FILE', value: CONFIG_FILE }] : []),
   ];
+}
+
+/** Set only when the config names them, so pods rendered without them keep the sidecar's defaults. */
+function fakeIpEnv(config: WebhookConfig): V1EnvVar[] {
+  const { ipv4Cidr, ipv6Cidr } = config.sidecar.fakeIp;
+  return [
+    ...(ipv4Cidr !== undefined ? [{ name: 'SLUICE_FAKE_IPV4_CIDR', value: ipv4Cidr }] : []),
+    ...(ipv6Cidr !== undefined ? [{ name: 'SLUICE_FAKE_IPV6_CIDR', value: ipv6Cidr ?? 'none' }] : []),
+  ];
+}
+
+/** With settings from the cluster (SluicePolicy objects) no settings ConfigMap is mounted anywhere. */
+function fromConfigMap(config: WebhookConfig): boolean {
+  return config.sidecar.settingsSource === 'configMap';
 }
 
 /** Read-only in both sluice containers; agents never mount it (the guard refuses that). */
@@ -124,10 +139,9 @@ function renderVolumes(config: WebhookConfig): V1Volume[] {
     // Not optional, and the one key named: the kubelet does not start the pod while the ConfigMap
     // or its sidecar.yaml is missing, so a deleted or emptied ConfigMap never means "defaults"
     // (the sluice-settings-guard policy keeps agents from writing or deleting it).
-    {
-      name: VOLUME_CONFIG,
-      configMap: { name: s.sidecarConfigMap, defaultMode: DEFAULT_MODE, optional: false, items: [{ key: CONFIG_KEY, path: CONFIG_KEY }] },
-    },
+    ...(fromConfigMap(config)
+      ? [{ name: VOLUME_CONFIG, configMap: { name: s.sidecarConfigMap, defaultMode: DEFAULT_MODE, optional: false, items: [{ key: CONFIG_KEY, path: CONFIG_KEY }] } }]
+      : []),
   ];
   if (s.tokenAudiences.length) {
     volumes.splice(2, 0, {
@@ -152,7 +166,7 @@ function renderSidecar(config: WebhookConfig): V1Container {
     { name: VOLUME_PODINFO, mountPath: PODINFO_DIR, readOnly: true },
     ...(s.policyConfigMap !== null ? [{ name: VOLUME_POLICY, mountPath: POLICY_DIR, readOnly: true }] : []),
     { name: VOLUME_SPOOL, mountPath: SPOOL_DIR },
-    configMount(),
+    ...(fromConfigMap(config) ? [configMount()] : []),
     ...s.mounts.map((m) => ({ name: `${VOLUME_MOUNT_PREFIX}${m.name}`, mountPath: `${MOUNTS_DIR}/${m.name}`, readOnly: true })),
   ];
   return {
@@ -171,6 +185,8 @@ function renderSidecar(config: WebhookConfig): V1Container {
       { name: 'SLUICE_TOKEN_DIR', value: TOKEN_DIR },
       { name: 'SLUICE_TRUST_DIR', value: TRUST_DIR },
       { name: 'SLUICE_SPOOL_DIR', value: SPOOL_DIR },
+      // The organisation and settings from the SluicePolicy objects, read with the pod's token.
+      ...(fromConfigMap(config) ? [] : [{ name: 'SLUICE_POLICY_SOURCE', value: 'cluster' }]),
       // The platform's own (config.ts refuses SLUICE_* names and duplicates).
       ...s.extraEnv.map((e) => ({ name: e.name, value: e.value })),
     ],
@@ -206,7 +222,8 @@ function renderInitContainer(config: WebhookConfig): V1Container {
     command: [...SIDECAR_COMMAND, 'init-network'],
     env: commonEnv(config),
     resources: structuredClone(s.initResources),
-    volumeMounts: [configMount()],
+    // The API server drops an empty list: none at all, so the stored pod compares equal.
+    ...(fromConfigMap(config) ? { volumeMounts: [configMount()] } : {}),
     // The only container of the pod with NET_ADMIN/NET_RAW and root: it installs the interception
     // rules and exits before anything of the agent's runs.
     securityContext: {
@@ -258,7 +275,7 @@ export function renderInjection(config: WebhookConfig): Rendered {
     rendered = {
       initContainer:
         config.interception.mode === 'cni'
-          ? renderCheckContainer(config, { command: SIDECAR_COMMAND, env: commonEnv(config), configMount: configMount() })
+          ? renderCheckContainer(config, { command: SIDECAR_COMMAND, env: commonEnv(config), configMount: fromConfigMap(config) ? configMount() : undefined })
           : renderInitContainer(config),
       sidecar: renderSidecar(config),
       volumes: renderVolumes(config),

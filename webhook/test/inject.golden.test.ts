@@ -56,6 +56,15 @@ const sidecarOverridesConfig = testConfig({
   },
 });
 
+/**
+ * Settings and organisation from the cluster's SluicePolicy objects (the chart's choice): no settings
+ * ConfigMap volume or mount in either container, SLUICE_POLICY_SOURCE=cluster for the sidecar, and
+ * the fake-IP ranges as env for both.
+ */
+const clusterSettingsConfig = testConfig({
+  sidecar: { ...baseConfigInput.sidecar, policyConfigMap: null, settingsSource: 'cluster', fakeIp: { ipv4Cidr: '100.80.0.0/16', ipv6Cidr: null } },
+});
+
 /** CNI mode (webhook/src/cni-mode.ts): sluice-init is an unprivileged check; the node installs the rules. */
 const cniConfig = testConfig({ interception: { mode: 'cni' } });
 
@@ -80,6 +89,7 @@ const CASES: GoldenCase[] = [
   { name: 'already-injected' },
   { name: 'reinvoked-after-other-webhook' },
   { name: 'cni-mode', config: cniConfig },
+  { name: 'cluster-settings', config: clusterSettingsConfig },
 ];
 
 const refresh = process.env.REFRESH_GOLDEN === '1';

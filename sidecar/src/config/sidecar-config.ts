@@ -1,11 +1,13 @@
 // The sidecar's typed configuration: validated once at start-up (a bad value stops the process
 // with a message naming the field and what was expected) and frozen, so the rest of the program
 // reads a plain object and never re-checks. Sources, later winning: defaults, an optional
-// YAML/JSON file (SLUICE_CONFIG_FILE), SLUICE_* environment variables (set by the webhook).
+// YAML/JSON file (SLUICE_CONFIG_FILE, local runs and tests), the `sidecar` settings of the
+// cluster's SluicePolicy objects (SLUICE_POLICY_SOURCE=cluster, set by the webhook; see
+// policy/cluster-policy.ts), SLUICE_* environment variables (set by the webhook).
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { SchemaError, deepFreeze, describeIssues } from '../../../api/src/index.ts';
+import { SchemaError, deepFreeze, describeIssues, mergeSidecarSettings } from '../../../api/src/index.ts';
 import { FactsConfig } from '../facts/derive-facts.ts';
 import { FakeIpConfig } from '../dns/fake-ip-map.ts';
 import { MaskingConfig } from '../masking/masking-config.ts';
@@ -56,6 +58,23 @@ export const SidecarConfig = z
         pollIntervalMs: Millis.default(2000),
         /** When set, only bundles signed with this key load (docs/policy.md, Distribution). */
         verification: PolicyVerificationConfig.optional(),
+        /**
+         * The organisation and these settings from the cluster's SluicePolicy objects, watched and
+         * hot-reloaded (docs/policy.md, The organisation in the cluster). The webhook turns it on.
+         */
+        cluster: z
+          .object({
+            enabled: z.boolean().default(false),
+            /** Outside a pod (tests, local runs): whose identity reads the objects. In a pod: the pod's ServiceAccount. */
+            kubeconfig: z.string().min(1).optional(),
+            context: z.string().min(1).optional(),
+            apiTimeoutMs: Millis.default(10_000),
+            watchSeconds: z.number().int().min(10).max(3600).default(300),
+            /** How often the namespace's labels are re-read for namespaceSelector bindings. */
+            namespaceResyncMs: Millis.default(30_000),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict(),
     /** Downward API volume with `labels` and `annotations` (kill switch, creator stamp). */
@@ -153,9 +172,45 @@ function section(base: Record<string, unknown>, key: string): Record<string, unk
   return value && typeof value === 'object' ? { ...(value as Record<string, unknown>) } : {};
 }
 
-/** Builds the config from SLUICE_CONFIG_FILE (optional) overlaid with SLUICE_* env vars. */
-export function loadSidecarConfig(env: Env = process.env): SidecarConfig {
-  return parseSidecarConfig(mergeConfigSources(env));
+/** Builds the config from SLUICE_CONFIG_FILE (optional), then the cluster's settings (when given), overlaid with SLUICE_* env vars. */
+export function loadSidecarConfig(env: Env = process.env, clusterSettings?: Readonly<Record<string, unknown>>): SidecarConfig {
+  if (clusterSettings) {
+    const refused = clusterSettingsProblems(clusterSettings);
+    if (refused.length) throw new SchemaError('invalid SluicePolicy sidecar settings', refused);
+  }
+  return parseSidecarConfig(mergeConfigSources(env, clusterSettings));
+}
+
+/**
+ * Settings a SluicePolicy may not carry, each with why: what the webhook sets for each pod (the
+ * pod's identity, UID, ports, directories), the fake-IP ranges the init container installed rules
+ * for before the sidecar read anything, and where the policy itself comes from.
+ */
+const NOT_FROM_CLUSTER: readonly [string[], string][] = [
+  [['pod'], 'the pod\u2019s identity comes from the downward API'],
+  [['proxyUID'], 'set by the webhook (sidecar.proxyUID in the chart)'],
+  [['ports'], 'set by the webhook (sidecar.ports in the chart)'],
+  [['bind'], 'the listeners are the pod\u2019s, not a policy setting'],
+  [['podInfoDir'], 'a directory the webhook mounts'],
+  [['trustDir'], 'a directory the webhook mounts'],
+  [['caDir'], 'a directory the webhook mounts'],
+  [['resolvConf'], 'the pod\u2019s own file'],
+  [['policy', 'path'], 'the bundle location is the chart\u2019s policy.bundle'],
+  [['policy', 'cluster'], 'this very source is the webhook\u2019s to turn on'],
+  [['dns', 'ipv4Cidr'], 'the init container installs interception rules for the fake-IP ranges before the sidecar reads anything: set it in the chart (sidecar.fakeIp)'],
+  [['dns', 'ipv6Cidr'], 'the init container installs interception rules for the fake-IP ranges before the sidecar reads anything: set it in the chart (sidecar.fakeIp)'],
+  [['audit', 'spoolDir'], 'a directory the webhook mounts'],
+  [['credentials', 'tokenDir'], 'a directory the webhook mounts'],
+];
+
+export function clusterSettingsProblems(settings: Readonly<Record<string, unknown>>): string[] {
+  const out: string[] = [];
+  for (const [path, why] of NOT_FROM_CLUSTER) {
+    let node: unknown = settings;
+    for (const key of path) node = node && typeof node === 'object' && !Array.isArray(node) ? (node as Record<string, unknown>)[key] : undefined;
+    if (node !== undefined) out.push(`sidecar.${path.join('.')}: not a SluicePolicy setting (${why})`);
+  }
+  return out;
 }
 
 /**
@@ -176,7 +231,7 @@ export function loadInterceptionSettings(env: Env = process.env): InterceptionSe
   return result.data;
 }
 
-function mergeConfigSources(env: Env): Record<string, unknown> {
+function mergeConfigSources(env: Env, clusterSettings?: Readonly<Record<string, unknown>>): Record<string, unknown> {
   let base: Record<string, unknown> = {};
   const file = env.SLUICE_CONFIG_FILE;
   if (file) {
@@ -195,6 +250,7 @@ function mergeConfigSources(env: Env): Record<string, unknown> {
     }
     base = (parsed ?? {}) as Record<string, unknown>;
   }
+  if (clusterSettings) base = mergeSidecarSettings(base, clusterSettings);
   const pod = section(base, 'pod');
   setIfDefined(pod, 'namespace', env.SLUICE_POD_NAMESPACE);
   setIfDefined(pod, 'name', env.SLUICE_POD_NAME);
@@ -207,6 +263,10 @@ function mergeConfigSources(env: Env): Record<string, unknown> {
   setIfDefined(ports, 'admin', intFromEnv(env, 'SLUICE_ADMIN_PORT'));
   const policy = section(base, 'policy');
   setIfDefined(policy, 'path', env.SLUICE_POLICY_PATH);
+  if (env.SLUICE_POLICY_SOURCE === 'cluster') policy.cluster = { ...section(policy, 'cluster'), enabled: true };
+  else if (env.SLUICE_POLICY_SOURCE !== undefined && env.SLUICE_POLICY_SOURCE !== '') {
+    throw new SchemaError('invalid sidecar configuration', [`SLUICE_POLICY_SOURCE: expected "cluster" or unset, got "${env.SLUICE_POLICY_SOURCE}"`]);
+  }
   const approvals = section(base, 'approvals');
   if (approvals.inCluster === undefined && env.KUBERNETES_SERVICE_HOST) approvals.inCluster = true;
   const merged: Record<string, unknown> = { ...base, pod, ports, policy, approvals };
@@ -214,6 +274,12 @@ function mergeConfigSources(env: Env): Record<string, unknown> {
   setIfDefined(merged, 'podInfoDir', env.SLUICE_PODINFO_DIR);
   setIfDefined(merged, 'trustDir', env.SLUICE_TRUST_DIR);
   setIfDefined(merged, 'caDir', env.SLUICE_CA_DIR);
+  // The fake-IP ranges: the webhook sets both containers' from the chart, so the rules the init
+  // container installs and the sidecar's DNS answers agree without reading anything else.
+  const dns = section(base, 'dns');
+  setIfDefined(dns, 'ipv4Cidr', env.SLUICE_FAKE_IPV4_CIDR || undefined);
+  if (env.SLUICE_FAKE_IPV6_CIDR) dns.ipv6Cidr = env.SLUICE_FAKE_IPV6_CIDR === 'none' ? null : env.SLUICE_FAKE_IPV6_CIDR;
+  merged.dns = dns;
   const audit = section(base, 'audit');
   setIfDefined(audit, 'spoolDir', env.SLUICE_SPOOL_DIR);
   merged.audit = audit;

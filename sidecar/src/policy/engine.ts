@@ -12,6 +12,7 @@ import { importedBuiltins, unsupportedBuiltins } from './wasm-builtins.ts';
 import type { WasmInstance, WasmMemory } from './wasm-builtins.ts';
 
 export const DENY_NOT_LOADED = engineDeny('policy.not_loaded', 'no policy loaded');
+export const DENY_NO_ORGANISATION = engineDeny('policy.no_organisation', 'no SluicePolicy applies yet: every request is denied until the organisation is read from the cluster');
 
 export interface LoadedBundle {
   revision: string;
@@ -32,6 +33,14 @@ interface Compiled {
   policy: LoadedPolicy;
   entrypoint: number;
   meta: LoadedBundle;
+  /** The bundle's own data.json, kept so the organisation can be swapped into it. */
+  data: unknown;
+}
+
+/** The organisation the cluster's SluicePolicy objects give (data.organisation), with their revision. */
+export interface OrganisationOverlay {
+  organisation: object;
+  revision: string;
 }
 
 /** Compiles a bundle into a ready policy, or throws BundleError naming what is wrong. */
@@ -60,22 +69,61 @@ export async function compileBundle(bundle: PolicyBundle, now: () => Date = () =
   }
   const meta: LoadedBundle = { revision: bundle.revision, source: bundle.source, loadedAt: now() };
   if (bundle.signature) meta.signature = bundle.signature;
-  return { policy, entrypoint, meta };
+  return { policy, entrypoint, meta, data: bundle.data };
+}
+
+export interface PolicyEngineOptions {
+  /**
+   * The organisation comes from the cluster (SluicePolicy): until one is set every request is
+   * denied (policy.no_organisation) and the engine is not ready, whatever the bundle's data says.
+   */
+  requireOrganisation?: boolean;
 }
 
 export class PolicyEngine {
   #current: Compiled | undefined;
+  #overlay: OrganisationOverlay | undefined;
+  readonly #requireOrganisation: boolean;
+
+  constructor(options: PolicyEngineOptions = {}) {
+    this.#requireOrganisation = options.requireOrganisation ?? false;
+  }
 
   get ready(): boolean {
-    return this.#current !== undefined;
+    return this.#current !== undefined && (!this.#requireOrganisation || this.#overlay !== undefined);
   }
 
   get loaded(): LoadedBundle | undefined {
     return this.#current?.meta;
   }
 
+  /** The bundle's revision, plus `+org.<revision>` while the cluster's organisation is in service. */
   get revision(): string {
-    return this.#current?.meta.revision ?? '';
+    const bundle = this.#current?.meta.revision ?? '';
+    return bundle && this.#overlay ? `${bundle}+org.${this.#overlay.revision}` : bundle;
+  }
+
+  get organisationRevision(): string | undefined {
+    return this.#overlay?.revision;
+  }
+
+  /**
+   * Puts the cluster's organisation into the live policy's data (data.organisation, the rest of the
+   * bundle's data kept). Synchronous, like evaluate, so no decision ever sees half of it. Throws
+   * BundleError (bundle.bad_data) when the WASM refuses it; the previous data then stays in service.
+   */
+  setOrganisation(overlay: OrganisationOverlay): void {
+    const current = this.#current;
+    if (current) {
+      try {
+        applyData(current, overlay);
+      } catch (err) {
+        // Put the previous data back so the policy never runs on whatever the WASM half-accepted.
+        restoreData(current, this.#overlay);
+        throw err;
+      }
+    }
+    this.#overlay = overlay;
   }
 
   /** Size of the WASM linear memory; flat over evaluations because the SDK resets the heap. */
@@ -84,8 +132,9 @@ export class PolicyEngine {
     return current ? wasmParts(current.policy)[1].buffer.byteLength : 0;
   }
 
-  /** Swaps in a compiled bundle; callers keep the old one when compileBundle throws. */
+  /** Swaps in a compiled bundle (with the cluster's organisation, when set); callers keep the old one when compileBundle throws. */
   install(compiled: Compiled): void {
+    if (this.#overlay) applyData(compiled, this.#overlay);
     this.#current = compiled;
   }
 
@@ -98,7 +147,8 @@ export class PolicyEngine {
   evaluate(input: PolicyInput): Evaluation {
     const current = this.#current;
     if (!current) return { decision: DENY_NOT_LOADED, revision: '', fault: 'not_loaded' };
-    const revision = current.meta.revision;
+    if (this.#requireOrganisation && !this.#overlay) return { decision: DENY_NO_ORGANISATION, revision: current.meta.revision, fault: 'not_loaded' };
+    const revision = this.revision;
     let raw: unknown;
     try {
       raw = current.policy.evaluate(serializeInput(input), current.entrypoint) as unknown;
@@ -120,6 +170,24 @@ export class PolicyEngine {
       };
     }
     return { decision: parsed.data, revision };
+  }
+}
+
+function applyData(compiled: Compiled, overlay: OrganisationOverlay): void {
+  const base = compiled.data && typeof compiled.data === 'object' ? (compiled.data as Record<string, unknown>) : {};
+  try {
+    compiled.policy.setData({ ...base, organisation: overlay.organisation });
+  } catch (err) {
+    throw new BundleError('bundle.bad_data', `organisation ${overlay.revision} was refused by the policy (${messageOf(err)})`);
+  }
+}
+
+function restoreData(compiled: Compiled, previous: OrganisationOverlay | undefined): void {
+  const base = compiled.data && typeof compiled.data === 'object' ? (compiled.data as Record<string, unknown>) : {};
+  try {
+    compiled.policy.setData(previous ? { ...base, organisation: previous.organisation } : base);
+  } catch {
+    // this data was accepted before
   }
 }
 

@@ -5,6 +5,10 @@ import type { Registry } from 'prom-client';
 export interface PolicyMetrics {
   loaded(revision: string): void;
   failed(code: string): void;
+  /** A SluicePolicy revision in service; restartRequired: its sidecar settings differ from the ones the sidecar started with. */
+  clusterLoaded(revision: string, restartRequired: boolean): void;
+  clusterFailed(code: string): void;
+  clusterConnected(connected: boolean): void;
 }
 
 export function registerPolicyMetrics(registry: Registry): PolicyMetrics {
@@ -12,8 +16,24 @@ export function registerPolicyMetrics(registry: Registry): PolicyMetrics {
   const loads = new Counter({ name: 'sluice_policy_loads_total', help: 'Policy bundle load attempts by result and code', labelNames: ['result', 'code'], registers: [registry] });
   const ready = new Gauge({ name: 'sluice_policy_loaded', help: '1 when a valid policy bundle is in service', registers: [registry] });
   const lastLoad = new Gauge({ name: 'sluice_policy_last_load_timestamp_seconds', help: 'When the live bundle was loaded', registers: [registry] });
+  const clusterInfo = new Gauge({ name: 'sluice_policy_cluster_info', help: 'SluicePolicy revision in service (value 1): the organisation and settings the cluster gives this namespace', labelNames: ['revision'], registers: [registry] });
+  const clusterLoads = new Counter({ name: 'sluice_policy_cluster_loads_total', help: 'SluicePolicy revisions taken into service or refused, by result and code', labelNames: ['result', 'code'], registers: [registry] });
+  const clusterConnected = new Gauge({ name: 'sluice_policy_cluster_connected', help: '1 while the SluicePolicy watch is connected to the API server', registers: [registry] });
+  const restart = new Gauge({ name: 'sluice_policy_settings_restart_required', help: '1 when the SluicePolicy sidecar settings in the cluster differ from the ones the sidecar started with (they apply at its next start)', registers: [registry] });
   ready.set(0);
   return {
+    clusterLoaded(revision, restartRequired) {
+      clusterInfo.reset();
+      clusterInfo.set({ revision }, 1);
+      clusterLoads.inc({ result: 'success', code: 'ok' });
+      restart.set(restartRequired ? 1 : 0);
+    },
+    clusterFailed(code) {
+      clusterLoads.inc({ result: 'failure', code });
+    },
+    clusterConnected(connected) {
+      clusterConnected.set(connected ? 1 : 0);
+    },
     loaded(revision) {
       info.reset();
       info.set({ revision }, 1);

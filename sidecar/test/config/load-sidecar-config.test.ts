@@ -132,7 +132,7 @@ credentials: { tokenDir: /tmp/attacker-tokens, providerTimeoutMs: 2000 }
 `);
     const c = loadSidecarConfig({ ...injectedEnv, SLUICE_CONFIG_FILE: file });
     expect(c.pod).toEqual({ namespace: 'agents', name: 'coder-0', uid: 'uid-0', serviceAccount: 'coder' });
-    expect(c.policy).toEqual({ path: '/etc/sluice/policy', pollIntervalMs: 5000 });
+    expect(c.policy).toEqual({ path: '/etc/sluice/policy', pollIntervalMs: 5000, cluster: { enabled: false, apiTimeoutMs: 10_000, watchSeconds: 300, namespaceResyncMs: 30_000 } });
     expect(c.trustDir).toBe('/var/run/sluice/trust');
     expect(c.podInfoDir).toBe('/var/run/sluice/podinfo');
     expect(c.proxyUID).toBe(1337);
@@ -172,5 +172,33 @@ describe('a present but broken file stops start-up naming the file', () => {
     const err = loadError({ ...injectedEnv, SLUICE_CONFIG_FILE: settingsFile('approvals: { maxWaitMs: 0 }\ncredentials: { aws: { roles: [{ roleArn: nope }] } }\nmasking: { rulsFile: x }\n') });
     expect(err.issues.map((i) => i.split(':')[0])).toEqual(expect.arrayContaining(['approvals.maxWaitMs', 'credentials.aws.roles.0.roleArn', 'masking']));
     expect(err.message).toMatch(/rulsFile/);
+  });
+});
+
+describe('settings from the cluster (SluicePolicy)', () => {
+  const env = { SLUICE_POD_NAMESPACE: 'agents', SLUICE_POD_NAME: 'coder-0', SLUICE_SERVICE_ACCOUNT: 'coder', SLUICE_TRUST_DIR: '/t', SLUICE_POLICY_SOURCE: 'cluster', SLUICE_FAKE_IPV4_CIDR: '100.80.0.0/16', SLUICE_FAKE_IPV6_CIDR: 'none' };
+
+  test('the webhook turns the source on; the policy\u2019s settings lie under the env; the fake-IP ranges come from env only', () => {
+    const c = loadSidecarConfig(env, { approvals: { maxWaitMs: 1234 }, dns: { capacity: 1000 } });
+    expect(c.policy.cluster.enabled).toBe(true);
+    expect(c.approvals.maxWaitMs).toBe(1234);
+    expect(c.dns).toMatchObject({ ipv4Cidr: '100.80.0.0/16', ipv6Cidr: null, capacity: 1000 });
+    expect(c.pod).toMatchObject({ namespace: 'agents', name: 'coder-0' });
+  });
+
+  test('what only the webhook or the pod may say is refused, each field named', () => {
+    const refused = ['pod', 'proxyUID', 'ports', 'trustDir', 'policy.path', 'policy.cluster', 'dns.ipv4Cidr', 'audit.spoolDir', 'credentials.tokenDir'];
+    const settings = { pod: { name: 'x' }, proxyUID: 1, ports: { proxy: 1 }, trustDir: '/x', policy: { path: '/x', cluster: { enabled: false } }, dns: { ipv4Cidr: '10.0.0.0/8' }, audit: { spoolDir: '/x' }, credentials: { tokenDir: '/x' } };
+    let message = '';
+    try {
+      loadSidecarConfig(env, settings);
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    for (const field of refused) expect(message).toContain(`sidecar.${field}: not a SluicePolicy setting`);
+  });
+
+  test('an unknown source is refused', () => {
+    expect(() => loadSidecarConfig({ ...env, SLUICE_POLICY_SOURCE: 'configmap' })).toThrow(/SLUICE_POLICY_SOURCE/);
   });
 });
