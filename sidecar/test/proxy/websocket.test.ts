@@ -8,11 +8,14 @@ import { mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server } from 'node:http';
 import { connect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket, { WebSocketServer } from 'ws';
 import { startTestSidecar } from '../../../e2e/support/sidecar/test-sidecar.ts';
+import { createTestCa, startHttpsUpstream } from '../../../e2e/support/sidecar/upstreams.ts';
+import type { TestUpstream } from '../../../e2e/support/sidecar/upstreams.ts';
 import type { TestSidecar } from '../../../e2e/support/sidecar/test-sidecar.ts';
 import { encodeFrame, FrameReader, OPCODE } from '../../src/websocket/frames.ts';
 import { buildBundle } from '../support/opa-build.ts';
@@ -46,6 +49,7 @@ decision := {"allow": true, "code": "test.ws_chat", "reason": "chat only", "allo
 `;
 
 let upstream: Server;
+let tlsUpstream: TestUpstream;
 let wss: WebSocketServer;
 let sidecar: TestSidecar;
 const received: { data: string; binary: boolean }[] = [];
@@ -70,8 +74,13 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', () => r()));
   const dial = `127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+  // wss: TLS from the agent to sluice (a leaf for ws.example) and from sluice to the upstream.
+  const ca = await createTestCa();
+  tlsUpstream = await startHttpsUpstream(ca, ['ws.example']);
+  tlsUpstream.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req)));
   sidecar = await startTestSidecar({
-    resolve: { 'ws.example:80': dial, 'block.example:80': dial, 'chat.example:80': dial },
+    extraRootsFiles: [ca.caFile],
+    resolve: { 'ws.example:80': dial, 'ws.example:443': tlsUpstream.dial, 'block.example:80': dial, 'chat.example:80': dial },
     bundle: buildBundle(POLICY, 'websocket-test'),
     config: { audit: { spoolDir, spool: { fsync: 'none' } } },
   });
@@ -80,6 +89,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await sidecar?.stop();
   for (const c of wss?.clients ?? []) c.terminate();
+  await tlsUpstream?.close();
   wss?.close();
   upstream?.closeAllConnections();
   upstream?.close();
@@ -160,6 +170,23 @@ describe('the upgrade decision', () => {
 });
 
 describe('messages', () => {
+  test('over TLS both ways (wss): a secret from the agent is masked, the echo comes back', async () => {
+    const port = sidecar.addresses.transparent!.port;
+    const ca = readFileSync(sidecar.trust.caFile);
+    const ws = new WebSocket('wss://ws.example/chat', undefined, { createConnection: () => tlsConnect({ host: '127.0.0.1', port, servername: 'ws.example', ca, ALPNProtocols: ['http/1.1'] }) });
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    const a = nextMessage(ws);
+    ws.send(`over tls: ${CREDS}`);
+    const got = (await a).data.toString();
+    expect(got).toMatch(/^echo: over tls: /);
+    expect(got).not.toContain(AWS_SECRET);
+    ws.close();
+  });
+
+
   test('text, binary and fragmented messages are relayed whole', async () => {
     const ws = await open('ws.example');
     const bin = Buffer.from([0, 1, 2, 255, 254]);
