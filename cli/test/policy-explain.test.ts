@@ -5,7 +5,7 @@
 // Events recorded by a real sidecar: e2e/cli-policy.
 import { describe, expect, test } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -148,6 +148,22 @@ describe('policy explain (the binary, events on stdin)', () => {
     const res = run(['policy', 'explain', '-', '--bundle', join(dir, 'bundle.tar.gz'), '-o', 'json'], event({ method: 'POST', host: 'api.github.com', path: '/gists' }, { action: 'deny', code: 'git.paste_denied' }));
     expect(res.code).toBe(0);
     expect(JSON.parse(res.stdout)).toMatchObject({ index: { from: 'bundle' }, rules: [{ code: 'git.paste_denied', file: 'policies/rego/git.rego' }] });
+  });
+
+  test('a checkout whose source moved since make policy: the line named is the build\u2019s, and explain says the file changed', () => {
+    const root = mkdtempSync(join(tmpdir(), 'sluice-checkout-'));
+    mkdirSync(join(root, 'policies', 'build'), { recursive: true });
+    mkdirSync(join(root, 'policies', 'rego'), { recursive: true });
+    copyFileSync(BUNDLE, join(root, 'policies', 'build', 'bundle.tar.gz'));
+    copyFileSync(join(REPO, 'policies', 'build', 'rules.json'), join(root, 'policies', 'build', 'rules.json'));
+    writeFileSync(join(root, 'policies', 'rego', 'git.rego'), `# a comment added after the build\n${readFileSync(join(REPO, 'policies', 'rego', 'git.rego'), 'utf8')}`);
+    const ev = event({ method: 'POST', host: 'api.github.com', path: '/gists' }, { action: 'deny', code: 'git.paste_denied' });
+    const res = run(['policy', 'explain', '-', '--bundle', join(root, 'policies', 'build', 'bundle.tar.gz'), '-o', 'json'], ev);
+    expect(res.code).toBe(0);
+    const e = JSON.parse(res.stdout) as { rules: { file: string; line: number }[]; notes: string[] };
+    expect(e.notes).toContain(`policies/rego/git.rego:${e.rules[0]!.line}: the source changed since \`make policy\` built this bundle; the rule text shown is the build's`);
+    // the unchanged checkout: no such note
+    expect((JSON.parse(run(['policy', 'explain', '-', '-o', 'json'], ev).stdout) as { notes: string[] }).notes).toEqual([]);
   });
 
   test('not an audit event: exit 2 naming the problem', () => {

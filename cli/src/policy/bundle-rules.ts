@@ -69,12 +69,28 @@ export async function regoInBundle(bundlePath: string): Promise<RegoFile[]> {
   return regoInTarball(bundlePath);
 }
 
+/**
+ * Rules whose line no longer holds their code in the sources beside a checkout's rules.json
+ * (policies/build/rules.json → the repository): edited since `make policy`.
+ */
+export function driftedRules(index: RuleIndex & { file?: string }, rules: readonly { file: string; line: number; code: string }[]): string[] {
+  if (!index.file || index.from !== 'sources') return [];
+  const root = join(dirname(index.file), '..', '..');
+  return rules
+    .filter((r) => {
+      const source = join(root, r.file);
+      if (!existsSync(source)) return false;
+      return !(readFileSync(source, 'utf8').split('\n')[r.line - 1] ?? '').includes(`"${r.code}"`);
+    })
+    .map((r) => `${r.file}:${r.line}`);
+}
+
 /** The rule index for a bundle of this revision; `none` only when the bundle stores no Rego either. */
-export async function ruleIndexFor(bundlePath: string, revision: string): Promise<RuleIndex | undefined> {
+export async function ruleIndexFor(bundlePath: string, revision: string): Promise<(RuleIndex & { file?: string }) | undefined> {
   for (const candidate of indexCandidates(bundlePath)) {
     if (!existsSync(candidate)) continue;
     const index = parseRuleIndex(readFileSync(candidate, 'utf8'));
-    if (index && index.revision === revision && revision !== '') return index;
+    if (index && index.revision === revision && revision !== '') return { ...index, file: candidate };
   }
   const files = await regoInBundle(bundlePath).catch(() => []);
   if (!files.length) return undefined;

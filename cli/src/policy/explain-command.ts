@@ -13,7 +13,7 @@ import type { SourceFlags } from '../commands/replay.ts';
 import { CliError, EXIT_FAILED, EXIT_USAGE } from '../errors.ts';
 import { formatData, parseOutput } from '../output.ts';
 import type { Io } from '../program.ts';
-import { ruleIndexFor } from './bundle-rules.ts';
+import { driftedRules, ruleIndexFor } from './bundle-rules.ts';
 import { loadClusterPolicy } from './cluster-load.ts';
 import type { ClusterFlags, ClusterLoaded } from './cluster-load.ts';
 import { EXIT_NOT_REPRODUCED, EXIT_REVISION_MISMATCH, evaluatedDecision, explain, explanationText, inputFromEvent, revisionHint } from './explain.ts';
@@ -141,6 +141,8 @@ export async function explainCommand(target: string | undefined, flags: ExplainF
   const index = await ruleIndexFor(bundlePath, bundleRevision);
   const result = explain({ event, rebuilt, ...(evaluated ? { evaluated } : {}), ...(index ? { index } : {}) });
   result.notes.unshift(...notes);
+  const drifted = index ? driftedRules(index, [...result.rules, ...result.evaluated_rules]) : [];
+  if (drifted.length) result.notes.push(`${drifted.join(', ')}: the source changed since \`make policy\` built this bundle; the rule text shown is the build's`);
   if (cluster) (result as Explanation & { cluster?: unknown }).cluster = cluster.summary;
   io.out(format === 'text' ? explanationText(result) : formatData(result, format));
   if (result.exit_code === EXIT_REVISION_MISMATCH) {
