@@ -1,8 +1,9 @@
 // `kubectl sluice policy explain` against events a real sidecar recorded: an agent's allowed, denied
-// and held requests through the in-process test sidecar land in its spool; explain reads them back
-// by session and seq (as replay does) or from a `replay -o json` export, re-evaluates each with the
-// built bundle and names the rule in policies/rego that decided, with the values it read. A bundle
-// of another revision is refused with exit 3; an event that records no request exits 4.
+// and held requests through the in-process test sidecar land in its spool and a real log store
+// (VictoriaLogs); explain reads them back by session and seq (as replay does) or from a `replay -o
+// json` export, re-evaluates each with the built bundle and names the rule in policies/rego that
+// decided, with the values it read. A bundle of another revision exits 3; an event that records no
+// request exits 4.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -11,6 +12,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { AuditEvent } from '../../api/src/index.ts';
 import { runCli } from '../../cli/src/main.ts';
+import { VictoriaLogsServer } from '../support/logstore/victoria-logs.ts';
 import { startTestSidecar } from '../support/sidecar/test-sidecar.ts';
 import type { TestSidecar } from '../support/sidecar/test-sidecar.ts';
 import { createTestCa, echoHandler, startHttpsUpstream } from '../support/sidecar/upstreams.ts';
@@ -24,6 +26,7 @@ let sidecar: TestSidecar;
 let spool: string;
 let session: string;
 let events: AuditEvent[];
+let vlogs: VictoriaLogsServer;
 
 async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
@@ -53,10 +56,11 @@ beforeAll(async () => {
   const ca = await createTestCa();
   upstream = await startHttpsUpstream(ca, ['registry.npmjs.org', 'api.github.com'], echoHandler);
   spool = join(mkdtempSync(join(tmpdir(), 'sluice-explain-spool-')), 'spool');
+  vlogs = await VictoriaLogsServer.start();
   sidecar = await startTestSidecar({
     resolve: { 'registry.npmjs.org:443': upstream.dial, 'api.github.com:443': upstream.dial },
     extraRootsFiles: [ca.caFile],
-    config: { audit: { spoolDir: spool, spool: { fsync: 'none' } } },
+    config: { audit: { spoolDir: spool, spool: { fsync: 'none' }, loki: { url: vlogs.pushUrl, lingerMs: 5 } } },
   });
   session = sidecar.sessionId;
   const curl = (args: string[]) => run('curl', ['-sS', '-o', '/dev/null', '--cacert', sidecar.trust.caFile, '-x', sidecar.proxyUrl, ...args]).catch(() => undefined);
@@ -64,7 +68,8 @@ beforeAll(async () => {
   await curl(['-X', 'POST', '-d', '{}', 'https://api.github.com/gists']); // deny: git.paste_denied
   await curl(['-X', 'POST', '-d', '{}', 'https://api.github.com/repos/acme/app/issues']); // hold: no approvals backend here
   await curl(['https://paste.example/upload']); // CONNECT refused: a refusal event
-  await sidecar.stop();
+  await sidecar.stop(); // session_end, then a bounded drain to the store
+  await vlogs.flush();
   const c = await cli(['replay', session, '--spool', spool, '-o', 'json']);
   expect(c.code).toBe(0);
   events = c.out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as AuditEvent);
@@ -72,6 +77,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await upstream?.close();
+  await vlogs?.stop();
 });
 
 describe('policy explain on recorded events', () => {
@@ -110,6 +116,13 @@ describe('policy explain on recorded events', () => {
     expect(res.out).toMatch(/evaluated:\n(?: {2}.*\n)*? {2}action: hold/);
     expect(res.out.match(/- code: git\.api_write_requires_approval/g)).toHaveLength(2);
     expect(res.out).toContain('- input.request.headers');
+  });
+
+  test('read from the log store (VictoriaLogs) the sidecar shipped the session to, as replay reads it', async () => {
+    const ev = requestEvent('/gists');
+    const res = await cli(['policy', 'explain', '--session', session, '--seq', String(ev.seq), '--victorialogs', vlogs.url, '-o', 'json']);
+    expect([res.code, res.err]).toEqual([0, '']);
+    expect(JSON.parse(res.out)).toMatchObject({ reproduced: true, revision: 'match', event: { seq: ev.seq, session }, recorded: { code: 'git.paste_denied' } });
   });
 
   test('the response event of a request is explained through its request event', async () => {
