@@ -7,7 +7,7 @@
 import { describe, expect, jest, test } from '@jest/globals';
 import { parse as parseYaml } from 'yaml';
 import { parseWebhookConfig } from '../../webhook/src/config.ts';
-import { find, template, templateError } from './support/helm.ts';
+import { CHART, NAMESPACE, RELEASE, find, helm, template, templateError, valuesFile } from './support/helm.ts';
 import type { K8sObject } from './support/helm.ts';
 
 jest.setTimeout(60_000);
@@ -111,6 +111,17 @@ describe('injected sidecar', () => {
     expect(c.sidecar.securityContext).toEqual({ seccompProfile: { type: 'Localhost', localhostProfile: 'profiles/sluice.json' }, seLinuxOptions: { level: 's0:c1,c2' } });
     const defaults = await webhookConfig({});
     expect([defaults.sidecar.imagePullSecrets, defaults.sidecar.extraEnv, defaults.sidecar.securityContext]).toEqual([[], [], {}]);
+  });
+
+  test('the install notes say the pull secret must exist in each agent namespace, and how', async () => {
+    const res = await helm(['install', RELEASE, CHART, '-n', NAMESPACE, '--dry-run=client', '-f', valuesFile({ agents: { namespaces: ['agents', 'team-b'] }, sidecar: { imagePullSecrets: [{ name: 'sluice-pull' }] } })]);
+    expect(res.code).toBe(0);
+    const notes = res.stdout.slice(res.stdout.indexOf('\nNOTES:\n'));
+    expect(notes).toContain("Injected pods pull the sidecar with sluice-pull: the kubelet reads pull secrets from the pod's own\nnamespace, so each must exist in every agent namespace");
+    expect(notes).toContain('kubectl -n agents create secret docker-registry sluice-pull --docker-server=');
+    expect(notes).toContain('kubectl -n team-b create secret docker-registry sluice-pull --docker-server=');
+    const none = await helm(['install', RELEASE, CHART, '-n', NAMESPACE, '--dry-run=client', '-f', valuesFile({})]);
+    expect(none.stdout).not.toContain('pull the sidecar with');
   });
 
   test.each([
