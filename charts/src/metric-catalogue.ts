@@ -32,7 +32,7 @@ export const LABEL_VALUES: Readonly<Record<string, Readonly<Record<string, strin
   sluice_masking_redactions_total: { rule: 'rule ids of the loaded rule set (built-in plus the platform team’s)', direction: '`request`, `response`' },
   sluice_masking_scanned_bytes_total: { direction: '`request`, `response`' },
   sluice_masking_pack_verdicts_total: { verdict: '`clean`, `secrets`, `unscannable`', reason: 'the unscannable reason code, else empty' },
-  sluice_masking_responses_cut_total: { code: '`masking.decompression_bomb`, `dlp.undecodable_body`, `dlp.unmaskable_secret`, `dlp.decode_*`, `masking.stream_error`' },
+  sluice_masking_responses_cut_total: { code: '`masking.decompression_bomb`, `masking.bad_encoding`, `dlp.undecodable_body`, `dlp.unmaskable_secret`, `dlp.decode_*`, `masking.stream_error`' },
   sluice_credentials_issued_total: { provider: '`aws-sts`, `oauth2-token-exchange`, `kubernetes`, `static`', jit: '`true`, `false` (a static secret)' },
   sluice_credentials_cache_hits_total: { provider: 'as above' },
   sluice_credentials_cache_misses_total: { provider: 'as above' },

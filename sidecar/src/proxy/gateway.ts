@@ -301,6 +301,11 @@ export class Gateway {
     if (!decision.allow_upgrade) {
       return refuse(403, 'http.upgrade_denied', `the policy allows this request (${decision.code}) but not an upgrade to ${String(req.headers.upgrade)}`, decided);
     }
+    // Credentials are not injected into upgrades: relaying the agent's own Authorization where the
+    // policy wants an injected one would hand the upstream a credential the agent should not hold.
+    if (decision.credential) {
+      return refuse(403, 'http.upgrade_credential', `the policy injects ${decision.credential.provider} credentials here (${decision.code}), which an upgraded connection cannot carry`, decided);
+    }
     // Outbound DLP on the handshake's path, query and headers, as on any request (an upgrade
     // without a `dlp` blocks: its messages follow the same rule, see websocket/inspect.ts).
     const maskers = (this.#maskers ??= this.#o.masking?.maskers ?? new MaskerCache());

@@ -50,6 +50,12 @@ let sidecar: TestSidecar;
 
 function serve(req: IncomingMessage, res: ServerResponse): void {
   const name = decodeURIComponent((req.url ?? '/').slice(1));
+  if (name === 'not-gzip') {
+    // Says gzip, is not: the decoder fails, and the plain text behind it never reaches the agent.
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-encoding': 'gzip' });
+    res.end(CREDS);
+    return;
+  }
   if (name === 'bomb') {
     // 1 GiB of zeros in ~1 MiB of gzip: decoded it would have to be scanned, and never is.
     res.writeHead(200, { 'content-type': 'text/plain', 'content-encoding': 'gzip' });
@@ -138,10 +144,23 @@ describe('a secret in a response reaches the agent masked', () => {
     expect(body.length).toBeGreaterThan(40);
   });
 
+  test('a body that is not what its Content-Encoding says is cut, coded and counted', async () => {
+    // Cut before or after the head went out: either the request fails or the body is incomplete.
+    const r = await get('not-gzip').catch(() => undefined);
+    if (r) {
+      expect(r.complete).toBe(false);
+      expect(r.body.toString('latin1')).not.toContain(AWS_SECRET);
+    }
+    const metrics = await (await fetch(`${sidecar.adminUrl}/metrics`)).text();
+    expect(metrics).toMatch(/sluice_masking_responses_cut_total\{code="masking.bad_encoding"\} [1-9]/);
+  });
+
   test('a decompression bomb is cut, not scanned gigabyte by gigabyte', async () => {
     const started = performance.now();
     const r = await get('bomb');
     expect(r.complete).toBe(false);
     expect(performance.now() - started).toBeLessThan(10_000);
+    const metrics = await (await fetch(`${sidecar.adminUrl}/metrics`)).text();
+    expect(metrics).toMatch(/sluice_masking_responses_cut_total\{code="masking.decompression_bomb"\} 1/);
   });
 });

@@ -41,6 +41,9 @@ decision := {"allow": true, "code": "test.plain", "reason": "plain requests only
 # No dlp: an upgrade blocks a secret (the safe default).
 decision := {"allow": true, "code": "test.ws_block", "reason": "websocket, no dlp", "allow_upgrade": true} if input.request.host == "block.example"
 
+# Where the policy injects a credential, an upgrade cannot carry it: refused.
+decision := {"allow": true, "code": "test.ws_cred", "reason": "injected token", "allow_upgrade": true, "credential": {"provider": "oauth2-token-exchange"}} if input.request.host == "cred.example"
+
 # The subprotocol is a fact: only "chat" is allowed here.
 decision := {"allow": true, "code": "test.ws_chat", "reason": "chat only", "allow_upgrade": true, "dlp": "mask"} if {
 	input.request.host == "chat.example"
@@ -80,7 +83,7 @@ beforeAll(async () => {
   tlsUpstream.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req)));
   sidecar = await startTestSidecar({
     extraRootsFiles: [ca.caFile],
-    resolve: { 'ws.example:80': dial, 'ws.example:443': tlsUpstream.dial, 'block.example:80': dial, 'chat.example:80': dial },
+    resolve: { 'ws.example:80': dial, 'ws.example:443': tlsUpstream.dial, 'block.example:80': dial, 'chat.example:80': dial, 'cred.example:80': dial },
     bundle: buildBundle(POLICY, 'websocket-test'),
     config: { audit: { spoolDir, spool: { fsync: 'none' } } },
   });
@@ -144,6 +147,10 @@ describe('the upgrade decision', () => {
     expect(ok.protocol).toBe('chat');
     ok.close();
     await expect(open('chat.example', ['other'])).rejects.toThrow(/refused: 403 deny; code=test.deny/);
+  });
+
+  test('where the decision injects a credential, the upgrade is refused (the agent\'s own would be relayed)', async () => {
+    await expect(open('cred.example')).rejects.toThrow(/refused: 403 deny; code=http.upgrade_credential/);
   });
 
   test('h2c and protocols other than WebSocket are refused, whatever the policy says', async () => {

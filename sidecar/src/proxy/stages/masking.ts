@@ -96,9 +96,12 @@ export function responseMaskingStage(deps: MaskingDeps): Stage {
       stage.once('error', cut);
       const guard = plan.decode.length ? inflationGuard(DEFAULT_RESPONSE_LIMITS) : undefined;
       guard?.decoded.once('error', cut);
+      const decoders = plan.decode.map(createDecoder);
+      // A body that is not what its Content-Encoding says fails its decoder: cut, and counted.
+      for (const d of decoders) d.once('error', (err: Error & { code?: string }) => cut(Object.assign(new Error(err.message), { code: 'masking.bad_encoding' })));
       return {
         headers: applyHeaderChanges(headers, plan.headerChanges),
-        transforms: [...(guard ? [guard.encoded] : []), ...plan.decode.map(createDecoder), ...(guard ? [guard.decoded] : []), stage, ...plan.encode.map(createEncoder)],
+        transforms: [...(guard ? [guard.encoded] : []), ...decoders, ...(guard ? [guard.decoded] : []), stage, ...plan.encode.map(createEncoder)],
       };
     });
     await next();
