@@ -26,10 +26,10 @@ let custom: BuiltBundle;
 let kubeconfig: string;
 const EXAMPLE_ORG = JSON.parse(readFileSync(join(repoRoot, 'policies', 'data', 'organisation', 'data.json'), 'utf8')) as { name: string; aws: { buckets: string[] } };
 
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+async function cli(args: string[], config = kubeconfig): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const code = await runCli([...args, '--kubeconfig', kubeconfig], { out: (s) => (out += s), err: (s) => (err += s) });
+  const code = await runCli([...args, '--kubeconfig', config], { out: (s) => (out += s), err: (s) => (err += s) });
   return { code, out, err };
 }
 
@@ -181,6 +181,35 @@ describe('policy eval --cluster', () => {
     expect(await cli(['policy', 'eval', '-i', inputFile('nowhere', 'x'), '--cluster'])).toMatchObject({ code: 2, err: 'error: namespace nowhere not found\n' });
     expect(await cli(['policy', 'eval', '-i', inputFile('agents', 'x'), '--allow-stale'])).toMatchObject({ code: 2, err: expect.stringContaining('--allow-stale goes with --cluster') });
   });
+});
+
+describe('policy eval --cluster with little RBAC', () => {
+  test('may list SluicePolicies and read the ConfigMaps only: labels and sidecars unknown are said; the default build is refused as unconfirmed, an explicit one evaluated', async () => {
+    const rbac = '/apis/rbac.authorization.k8s.io/v1';
+    await mustCreate(`${rbac}/clusterroles`, { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'sluicepolicy-reader' }, rules: [{ apiGroups: ['sluice.io'], resources: ['sluicepolicies'], verbs: ['list'] }] });
+    await mustCreate(`${rbac}/clusterrolebindings`, {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: 'sluicepolicy-reader' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'sluicepolicy-reader' },
+      subjects: [{ kind: 'User', apiGroup: 'rbac.authorization.k8s.io', name: 'mallory@example.com' }],
+    });
+    await cluster.grant('outsider', 'agents', 'configmap-reader', [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get'] }]);
+    await eventually('the ClusterRoleBinding applies', async () => ((await cluster.request('outsider', 'GET', SLUICE_POLICY_PATH)).status === 200 ? true : undefined));
+    const outsider = cluster.kubeconfigPath('outsider');
+    const explicit = await cli(['policy', 'eval', '-i', inputFile('agents', 'globex-reports'), '--cluster', '--bundle', running.path], outsider);
+    expect(explicit.code).toBe(0);
+    expect(JSON.parse(explicit.out)).toMatchObject({ action: 'allow', cluster: { source: 'SluicePolicy', sidecars: [] } });
+    expect(explicit.err).toContain('you may not read namespace agents: SluicePolicy bindings that select namespaces by label are not applied here');
+    expect(explicit.err).toContain('you may not list pods in agents');
+    const unconfirmed = await cli(['policy', 'eval', '-i', inputFile('agents', 'globex-reports'), '--cluster'], outsider);
+    expect(unconfirmed.code).toBe(3);
+    expect(unconfirmed.err).toContain("cannot confirm the cluster's policy revision");
+    // a ConfigMap it may not read: whether the namespace has its own bundle is unknown, so nothing is evaluated
+    const teamB = await cli(['policy', 'eval', '-i', inputFile('team-b', 'globex-reports'), '--cluster', '--bundle', running.path], outsider);
+    expect(teamB.code).toBe(1);
+    expect(teamB.err).toContain('cannot read ConfigMap team-b/sluice-policy');
+  }, 60_000);
 });
 
 describe('policy explain --cluster', () => {

@@ -115,6 +115,10 @@ function manifestRevision(cm: ConfigMapLike): string | undefined {
   }
 }
 
+function forbidden(err: unknown): boolean {
+  return err instanceof ApprovalApiError && err.code === 'SLUICE_APPROVAL_API_FORBIDDEN';
+}
+
 function wrap(err: unknown, what: string): never {
   if (err instanceof ApprovalApiError) {
     const usage = err.code === 'SLUICE_APPROVAL_API_UNREACHABLE' || err.code === 'SLUICE_APPROVAL_API_TIMEOUT';
@@ -126,7 +130,14 @@ function wrap(err: unknown, what: string): never {
 /** Reads the policy the sidecars of `namespace` run. */
 export async function readClusterPolicy(reader: ClusterReader, namespace: string): Promise<ClusterPolicy> {
   const notes: string[] = [];
-  const ns = await reader.get<{ metadata?: { labels?: Record<string, string> } }>(`/api/v1/namespaces/${encodeURIComponent(namespace)}`).catch((e: unknown) => wrap(e, `namespace ${namespace}`));
+  // Without `get namespaces` the labels are unknown: bindings that select by label cannot be matched (said).
+  const ns = await reader.get<{ metadata?: { labels?: Record<string, string> } }>(`/api/v1/namespaces/${encodeURIComponent(namespace)}`).catch((e: unknown) => {
+    if (forbidden(e)) {
+      notes.push(`you may not read namespace ${namespace}: SluicePolicy bindings that select namespaces by label are not applied here`);
+      return { metadata: { labels: {} } };
+    }
+    return wrap(e, `namespace ${namespace}`);
+  });
   if (!ns) throw new CliError(`namespace ${namespace} not found`, EXIT_USAGE);
 
   // The organisation and settings: SluicePolicy when the CRD is served, else the old ConfigMap.
@@ -156,7 +167,14 @@ export async function readClusterPolicy(reader: ClusterReader, namespace: string
   }
 
   // The sidecars: versions, mounted bundles and the revisions running ones report.
-  const pods = ((await reader.get<{ items?: Pod[] }>(`/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`, { labelSelector: `${LABEL_INJECTED}=true` }).catch((e: unknown) => wrap(e, `the injected pods of ${namespace}`)))?.items ?? []);
+  const pods =
+    (
+      await reader.get<{ items?: Pod[] }>(`/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`, { labelSelector: `${LABEL_INJECTED}=true` }).catch((e: unknown) => {
+        if (!forbidden(e)) return wrap(e, `the injected pods of ${namespace}`);
+        notes.push(`you may not list pods in ${namespace}: no sidecar's revision or version is known`);
+        return undefined;
+      })
+    )?.items ?? [];
   const sidecars: SidecarReport[] = [];
   const mounted = new Set<string>();
   for (const pod of pods.slice(0, MAX_PODS)) {
