@@ -16,7 +16,7 @@ import { eventually } from '../support/kube/admission.ts';
 import { KubeCluster } from '../support/kube/cluster.ts';
 import { startTestSidecar } from '../support/sidecar/test-sidecar.ts';
 import type { TestSidecar } from '../support/sidecar/test-sidecar.ts';
-import { buildBundle, repoRoot } from './support.ts';
+import { buildBundle, repoRoot, rsaKeyPair } from './support.ts';
 import type { BuiltBundle } from './support.ts';
 
 let cluster: KubeCluster;
@@ -75,7 +75,7 @@ function sluicePolicyCrd(): unknown {
 beforeAll(async () => {
   running = buildBundle({ revision: 'c1c1c1c1c1c1' });
   custom = buildBundle({ revision: 'c2c2c2c2c2c2', extraRego: 'package sluice.extra\n\nmarker := true\n' });
-  cluster = await KubeCluster.start({ namespaces: [{ name: 'agents', labels: { 'sluice.io/inject': 'true', team: 'data' } }, { name: 'team-b' }, { name: 'team-c' }] });
+  cluster = await KubeCluster.start({ namespaces: [{ name: 'agents', labels: { 'sluice.io/inject': 'true', team: 'data' } }, { name: 'team-b' }, { name: 'team-c' }, { name: 'team-s' }] });
   kubeconfig = cluster.kubeconfigPath('admin');
   await mustCreate('/apis/apiextensions.k8s.io/v1/customresourcedefinitions', sluicePolicyCrd());
   await eventually('the SluicePolicy API is served', async () => ((await cluster.request('admin', 'GET', SLUICE_POLICY_PATH)).status === 200 ? true : undefined));
@@ -181,6 +181,31 @@ describe('policy eval --cluster', () => {
     expect(await cli(['policy', 'eval', '-i', inputFile('nowhere', 'x'), '--cluster'])).toMatchObject({ code: 2, err: 'error: namespace nowhere not found\n' });
     expect(await cli(['policy', 'eval', '-i', inputFile('agents', 'x'), '--allow-stale'])).toMatchObject({ code: 2, err: expect.stringContaining('--allow-stale goes with --cluster') });
   });
+});
+
+describe('policy eval --cluster with a signed custom bundle', () => {
+  test('verified with the inline key the sidecars\u2019 settings carry; a bundle that is not signed by it is what the sidecars refuse (exit 1)', async () => {
+    const key = rsaKeyPair();
+    const signed = buildBundle({ revision: 'c5c5c5c5c5c5', signingKey: key.priv });
+    await mustCreate(SLUICE_POLICY_PATH, {
+      apiVersion: SLUICE_POLICY_API_VERSION,
+      kind: SLUICE_POLICY_KIND,
+      metadata: { name: 'team-s-signed' },
+      spec: { appliesTo: { namespaces: ['team-s'] }, sidecar: { policy: { path: '/etc/sluice/policy', verification: { algorithm: 'RS256', publicKey: readFileSync(key.pub, 'utf8') } } } },
+    });
+    const cmPath = '/api/v1/namespaces/team-s/configmaps';
+    await mustCreate(cmPath, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'sluice-policy' }, binaryData: { 'bundle.tar.gz': readFileSync(signed.path).toString('base64') } });
+    const ok = await cli(['policy', 'eval', '-i', inputFile('team-s', 'globex-reports'), '--cluster']);
+    expect([ok.code, ok.err]).toEqual([0, '']);
+    expect(JSON.parse(ok.out)).toMatchObject({ action: 'allow', cluster: { bundle: { revision: 'c5c5c5c5c5c5', from: 'ConfigMap team-s/sluice-policy' } } });
+    // an agent (or anyone) swaps in an unsigned bundle: the sidecars would refuse it, so does eval
+    const unsigned = buildBundle({ revision: 'c6c6c6c6c6c6' });
+    const put = await cluster.request('admin', 'PUT', `${cmPath}/sluice-policy`, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'sluice-policy' }, binaryData: { 'bundle.tar.gz': readFileSync(unsigned.path).toString('base64') } });
+    expect(put.status).toBe(200);
+    const refused = await cli(['policy', 'eval', '-i', inputFile('team-s', 'globex-reports'), '--cluster']);
+    expect(refused.code).toBe(1);
+    expect(refused.err).toMatch(/^error: the sidecars in team-s refuse their bundle \(ConfigMap sluice-policy\): .*\(bundle\.unsigned\)/);
+  }, 60_000);
 });
 
 describe('policy eval --cluster with little RBAC', () => {
