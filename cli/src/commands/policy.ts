@@ -1,5 +1,7 @@
 // `kubectl sluice policy eval|test|explain`: evaluate an input with the same WASM engine the sidecar
-// runs, run the Rego unit tests with the pinned OPA, and explain a recorded audit event.
+// runs, run the Rego unit tests with the pinned OPA, and explain a recorded audit event — each with a
+// local bundle or, with --cluster, with the policy a namespace's sidecars run (policy/cluster-*.ts),
+// never letting a local build of another revision pass for it silently. Reads only.
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
