@@ -8,7 +8,7 @@ import type { ExportedMetric } from './metric-exporters.ts';
 export const LABEL_VALUES: Readonly<Record<string, Readonly<Record<string, string>>>> = {
   sluice_requests_total: {
     action: '`allow`, `deny`, `hold`, `error`',
-    code: 'decision code of the policy library (`git.push_requires_approval`, `network.default_deny`, …) or of the sidecar (`sidecar.*`, `approval.*`, `credentials.*`); `none` when the policy gave none; `other` for a code that is not lower-case `a-z0-9_.-` (≤ 64) or past the first 200 distinct codes of a sidecar',
+    code: 'decision code of the policy library (`git.push_requires_approval`, `net.not_allowlisted`, …) or of the sidecar (`sidecar.*`, `approval.*`, `credentials.*`); `none` when the policy gave none; `other` for a code that is not lower-case `a-z0-9_.-` (≤ 64) or past the first 200 distinct codes of a sidecar',
   },
   sluice_connections_total: { via: '`transparent`, `proxy`', kind: 'first-bytes class: `tls`, `http`, `connect`, `opaque`, …' },
   sluice_refusals_total: { code: 'refusal codes (`net.not_http`, `net.no_server_name`, `net.outside_pod`, `tls.handshake_failed`, …)' },
@@ -33,7 +33,7 @@ export const LABEL_VALUES: Readonly<Record<string, Readonly<Record<string, strin
   sluice_masking_scanned_bytes_total: { direction: '`request`, `response`' },
   sluice_masking_pack_verdicts_total: { verdict: '`clean`, `secrets`, `unscannable`', reason: 'the unscannable reason code, else empty' },
   sluice_masking_responses_cut_total: { code: '`masking.decompression_bomb`, `masking.bad_encoding`, `dlp.undecodable_body`, `dlp.unmaskable_secret`, `dlp.decode_*`, `masking.stream_error`' },
-  sluice_credentials_issued_total: { provider: '`aws-sts`, `oauth2-token-exchange`, `kubernetes`, `static`', jit: '`true`, `false` (a static secret)' },
+  sluice_credentials_issued_total: { provider: '`aws-sts`, `oauth2-token-exchange`, `kubernetes`, `static-secret`', jit: '`true`, `false` (a static secret)' },
   sluice_credentials_cache_hits_total: { provider: 'as above' },
   sluice_credentials_cache_misses_total: { provider: 'as above' },
   sluice_credentials_errors_total: { provider: 'as above', code: '`credentials.*` error codes' },

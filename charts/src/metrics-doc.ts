@@ -1,15 +1,49 @@
 // Renders docs/metrics.md: every sluice metric with type, labels and their value sets, meaning,
 // and the dashboards and alerts that read it, plus the naming review. Type and help come from the
 // exporters (metric-exporters.ts), label value sets and review notes from metric-catalogue.ts,
-// usage from the shipped queries (promql-names.ts). Pure: generate.ts writes the file.
+// usage from the shipped queries (promql-names.ts), the code list from the code catalogue
+// (api/src/codes.ts). Pure: generate.ts writes the file.
+import { CODES } from '../../api/src/codes.ts';
+import type { CodeEntry } from '../../api/src/codes.ts';
 import { LABEL_VALUES, REVIEW_NOTES, namingProblems } from './metric-catalogue.ts';
 import type { ExportedMetric } from './metric-exporters.ts';
 
 const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
+/** Labels whose values are codes of the catalogue: their cell points at the Codes section. */
+const CODE_LABELS = new Set(['code', 'rule']);
+
 function labelsCell(m: ExportedMetric): string {
   if (!m.labelNames.length) return '—';
-  return m.labelNames.map((l) => `\`${l}\`: ${LABEL_VALUES[m.name]?.[l] ?? '(undocumented)'}`).join('<br>');
+  return m.labelNames
+    .map((l) => `\`${l}\`: ${LABEL_VALUES[m.name]?.[l] ?? '(undocumented)'}${CODE_LABELS.has(l) ? ' ([codes](#codes))' : ''}`)
+    .join('<br>');
+}
+
+/** The Codes section: every code of the catalogue, by area, with its runbook when it has one. */
+export function renderCodes(codes: readonly CodeEntry[]): string[] {
+  const out = [
+    '## Codes',
+    '',
+    'Every stable `area.code` sluice emits — the `error` of an answer to the agent, the decision code of an audit',
+    'event, a webhook denial rule, a `code`/`rule` label value above — generated from the catalogue in',
+    '`api/src/codes.ts` (api/test/codes.test.ts fails when a source emits a code the catalogue lacks). Kinds:',
+    '`allow`/`deny`/`hold` policy decisions (the Rego library) and sidecar guards; `refusal` a connection closed before',
+    'any request; `error` an answer with an error status; `fault` sluice failed and failed closed; `violation` an',
+    'admission denial; `config` a file or object refused at load; `cut` a response cut mid-body; `close` why a',
+    'WebSocket ended; `unscannable` why a git pack could not be scanned; `plan` how masking treats a body.',
+    '',
+  ];
+  const areas = [...new Set(codes.map((c) => c.code.split('.')[0]!))];
+  for (const area of areas) {
+    out.push(`### ${area}.*`, '', '| code | kind | status | by | meaning |', '|---|---|---|---|---|');
+    for (const c of codes.filter((x) => x.code.split('.')[0] === area)) {
+      const doc = c.runbook ? `${c.doc} — runbook: [${c.runbook}](runbooks/${c.runbook}.md)` : c.doc;
+      out.push(`| \`${c.code}\` | ${c.kind} | ${c.status ?? '—'} | ${c.by} | ${cell(doc)} |`);
+    }
+    out.push('');
+  }
+  return out;
 }
 
 export function renderMetricsDoc(metrics: readonly ExportedMetric[], usage: ReadonlyMap<string, string[]>): string {
@@ -52,6 +86,7 @@ export function renderMetricsDoc(metrics: readonly ExportedMetric[], usage: Read
     'The per-pod dashboard charts the sidecar’s memory and CPU from them; `up{container="sluice-proxy"}` and',
     '`up{container="sluice-webhook"}` come from Prometheus itself.',
     '',
+    ...renderCodes(CODES),
     '## Naming review',
     '',
   );

@@ -1,0 +1,136 @@
+// Keeps api/src/codes.ts honest: every `area.code` literal in the sources that emit codes (the
+// sidecar, webhook, CLI, CNI plugin, api contracts and the Rego library) must be a row of the
+// catalogue, and every row must be emitted by some source. The literals stay where they are for
+// now (issue 22 replaces them with imports of the catalogue); this scan is what stops a new code,
+// or a renamed one, from reaching an answer, an audit event or a metric label undocumented.
+import { describe, expect, test } from '@jest/globals';
+import { readFileSync, readdirSync, statSync, existsSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { CODES, codeAreas, codeEntry } from '../src/codes.ts';
+
+const REPO = join(import.meta.dirname, '..', '..');
+
+/** Areas a code may start with. A literal `'<area>.<word>'` in a scanned file is a code. Areas
+ *  here with no catalogue row yet (network, webhook, cred) are names a new code would plausibly
+ *  take; listing them makes such a code fail here instead of slipping by. */
+const AREAS = [...new Set([...codeAreas(), 'network', 'webhook', 'cred'])].sort();
+
+/** Literals of a code area that are not codes: file names (a key file, the bundle's wasm, the config). */
+const NOT_A_CODE = /\.(ya?ml|json|wasm|crt|key|pem|ts|js|mts|proto|rego|gz|md)$/;
+
+const TS_ROOTS = ['sidecar/src', 'webhook/src', 'cli/src', 'cni/src', 'api/src'];
+const REGO_ROOT = 'policies/rego';
+const SELF = 'api/src/codes.ts';
+
+export interface CodeLiteral {
+  /** the code, or for a template literal (`dlp.secret_in_${where}`) its constant prefix */
+  readonly code: string;
+  readonly template: boolean;
+  readonly at: string;
+}
+
+const literal = new RegExp(`(['"\`])((?:${AREAS.join('|')})\\.[a-z0-9_]+)(\\$\\{|\\1)`, 'g');
+
+/** The code literals of one file; comment lines are skipped (a code named in prose is not emitted). */
+export function codeLiterals(text: string, file: string): CodeLiteral[] {
+  const out: CodeLiteral[] = [];
+  const comment = file.endsWith('.rego') ? /^\s*#/ : /^\s*(\/\/|\/\*|\*)/;
+  text.split('\n').forEach((line, i) => {
+    if (comment.test(line)) return;
+    for (const m of line.matchAll(literal)) {
+      const code = m[2]!;
+      if (NOT_A_CODE.test(code)) continue;
+      out.push({ code, template: m[3] === '${', at: `${file}:${i + 1}` });
+    }
+  });
+  return out;
+}
+
+function walk(dir: string): string[] {
+  return readdirSync(dir).flatMap((n) => {
+    const p = join(dir, n);
+    return statSync(p).isDirectory() ? walk(p) : [p];
+  });
+}
+
+function sourceFiles(): string[] {
+  const ts = TS_ROOTS.flatMap((r) => walk(join(REPO, r))).filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'));
+  const rego = walk(join(REPO, REGO_ROOT)).filter((f) => f.endsWith('.rego') && !f.endsWith('_test.rego'));
+  return [...ts, ...rego].map((f) => relative(REPO, f)).filter((f) => f !== SELF);
+}
+
+const literals = sourceFiles().flatMap((f) => codeLiterals(readFileSync(join(REPO, f), 'utf8'), f));
+
+describe('the code catalogue (api/src/codes.ts)', () => {
+  test('the scan finds the sources and their codes', () => {
+    // a scan that silently finds nothing would pass every check below
+    expect(literals.length).toBeGreaterThan(250);
+  });
+
+  test('every code literal in the sources is in the catalogue', () => {
+    const missing = literals
+      .filter((l) => (l.template ? !CODES.some((c) => c.code.startsWith(l.code)) : !codeEntry(l.code)))
+      .map((l) => `${l.at}: ${l.template ? `template \`${l.code}\${…}\` matches no code` : `'${l.code}'`}`);
+    expect({ notInTheCatalogue: missing, fix: 'add a row to CODES in api/src/codes.ts (code, kind, by, status, doc) or use a catalogued code' }).toEqual({
+      notInTheCatalogue: [],
+      fix: expect.any(String),
+    });
+  });
+
+  test('every catalogue row is emitted by some source', () => {
+    const emitted = (code: string) => literals.some((l) => (l.template ? code.startsWith(l.code) : l.code === code));
+    const stale = CODES.filter((c) => !emitted(c.code)).map((c) => c.code);
+    expect({ emittedByNoSource: stale, fix: 'remove the row from api/src/codes.ts, or emit it' }).toEqual({ emittedByNoSource: [], fix: expect.any(String) });
+  });
+
+  test('rows are unique, well formed, documented, and name runbooks that exist', () => {
+    const seen = new Set<string>();
+    const problems: string[] = [];
+    for (const c of CODES) {
+      if (seen.has(c.code)) problems.push(`${c.code}: listed twice`);
+      seen.add(c.code);
+      if (!/^[a-z0-9]+\.[a-z0-9_]+$/.test(c.code)) problems.push(`${c.code}: not area.lower_snake`);
+      if (c.doc.trim().length < 10) problems.push(`${c.code}: doc too short`);
+      if (c.status !== undefined && (c.status < 400 || c.status > 599)) problems.push(`${c.code}: status ${c.status} is not an error status`);
+      if (c.runbook && !existsSync(join(REPO, 'docs', 'runbooks', `${c.runbook}.md`))) problems.push(`${c.code}: runbook docs/runbooks/${c.runbook}.md does not exist`);
+      if (c.by === 'policy' && !['allow', 'deny', 'hold'].includes(c.kind)) problems.push(`${c.code}: a policy code is allow, deny or hold`);
+    }
+    expect(problems).toEqual([]);
+  });
+
+  test('the Rego library decides with exactly the policy rows of the catalogue', () => {
+    const rego = new Set(literals.filter((l) => l.at.startsWith(`${REGO_ROOT}/`)).map((l) => l.code));
+    const policyRows = new Set(CODES.filter((c) => c.by === 'policy').map((c) => c.code));
+    expect([...rego].filter((c) => !policyRows.has(c)).sort()).toEqual([]);
+    expect([...policyRows].filter((c) => !rego.has(c)).sort()).toEqual([]);
+  });
+
+  test('docs/metrics.md names only codes that exist (an `area.*` or `area.prefix_*` wildcard must match one)', () => {
+    const doc = readFileSync(join(REPO, 'docs', 'metrics.md'), 'utf8');
+    const named = [...doc.matchAll(new RegExp(`\`((?:${AREAS.join('|')})\\.[a-z0-9_]*\\*?)\``, 'g'))].map((m) => m[1]!);
+    const wrong = named.filter((n) => (n.endsWith('*') ? !CODES.some((c) => c.code.startsWith(n.slice(0, -1))) : !codeEntry(n)));
+    expect([...new Set(wrong)]).toEqual([]);
+    // and the generated list names every code
+    expect(CODES.filter((c) => !doc.includes(`\`${c.code}\``)).map((c) => c.code)).toEqual([]);
+  });
+});
+
+describe('the literal scan', () => {
+  test('finds codes in quotes and code prefixes in templates, and skips comments and file names', () => {
+    const ts = [
+      "answer(ctx, { status: 403, code: 'dlp.brand_new', kind: 'deny' });",
+      '// a comment naming \'net.not_http\' emits nothing',
+      " * 'tls.in_a_doc_comment'",
+      "const key = readFileSync('tls.key'); const c = \"http.bad_host\";",
+      'const code = `dlp.secret_in_${where}`;',
+      "const host = 'sluice.approval.pending'; const path = 'status.state';",
+    ].join('\n');
+    expect(codeLiterals(ts, 'x.ts')).toEqual([
+      { code: 'dlp.brand_new', template: false, at: 'x.ts:1' },
+      { code: 'http.bad_host', template: false, at: 'x.ts:4' },
+      { code: 'dlp.secret_in_', template: true, at: 'x.ts:5' },
+    ]);
+    const rego = ['# deny("k8s.in_comment", "…")', 'verdicts contains lib.verdict(90, lib.deny("k8s.brand_new", "why")) if {'].join('\n');
+    expect(codeLiterals(rego, 'p.rego')).toEqual([{ code: 'k8s.brand_new', template: false, at: 'p.rego:2' }]);
+  });
+});
