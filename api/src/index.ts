@@ -6,3 +6,4 @@ export * from './audit.ts';
 export * from './approval.ts';
 export * from './validation.ts';
 export * from './json-schemas.ts';
+export * from './codes.ts';
