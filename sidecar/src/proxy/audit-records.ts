@@ -97,3 +97,27 @@ export function answeredRecord(ctx: RequestContext, identity: PodIdentity): Audi
 export function eventRecord(kind: AuditRecord['kind'], identity: PodIdentity, detail: Record<string, unknown>, requestId?: string): AuditRecord {
   return { ...base(kind, identity), ...(requestId ? { request_id: requestId } : {}), detail: maskAuditValue(detail, masker()) };
 }
+
+/**
+ * An event of an upgraded connection — its request, each WebSocket message, its end — shaped like
+ * a request's events (request part, decision, bytes, redactions by rule) so replay shows it as one;
+ * the request part, the reason and the detail masked like any.
+ */
+export function upgradeRecord(
+  kind: 'request' | 'response',
+  identity: PodIdentity,
+  request: NonNullable<AuditRecord['request']>,
+  fields: Pick<AuditRecord, 'decision' | 'bytes' | 'masking' | 'status'>,
+  detail: Record<string, unknown>,
+  requestId: string,
+): AuditRecord {
+  const m = masker();
+  return {
+    ...base(kind, identity),
+    request_id: requestId,
+    request: maskAuditValue(request, m),
+    ...fields,
+    ...(fields.decision ? { decision: { ...fields.decision, reason: maskAuditValue(fields.decision.reason, m) } } : {}),
+    detail: maskAuditValue(detail, m),
+  };
+}

@@ -41,7 +41,7 @@ import { killSwitchStage } from './stages/kill-switch.ts';
 import { summarizeStage } from './stages/summarize.ts';
 import { auditState, recordRequestStage } from './stages/record.ts';
 import type { RequestAudit } from './stages/record.ts';
-import { answeredRecord, eventRecord, responseRecord } from './audit-records.ts';
+import { answeredRecord, eventRecord, responseRecord, upgradeRecord } from './audit-records.ts';
 import { openWebSocket } from './upgrade.ts';
 import { endToEndHeaders } from './hop-by-hop.ts';
 import { HEADER_REQUEST_ID } from '../../../api/src/index.ts';
@@ -320,9 +320,11 @@ export class Gateway {
       const code = masked.unmaskable ? 'dlp.unmaskable_secret' : `dlp.secret_in_${f.where.startsWith('header:') ? 'header' : 'url'}`;
       return refuse(403, code, `upgrade request blocked: its ${f.where} holds a secret (${f.rule})`, decided);
     }
-    const detail = { upgrade: String(req.headers.upgrade), method: summary.method, scheme: summary.scheme, host: summary.host, port: summary.port, path: summary.path, code: decision.code, revision, facts, websocket: true };
+    const request = { method: summary.method, scheme: summary.scheme, host: summary.host, port: summary.port, path: summary.path, facts };
+    const allowed = { action: 'allow' as const, code: decision.code, reason: decision.reason, ...(revision ? { revision } : {}) };
+    const upgrade = String(req.headers.upgrade);
     try {
-      await this.#o.audit?.record(eventRecord('request', identity, detail, id));
+      await this.#o.audit?.record(upgradeRecord('request', identity, request, { decision: allowed }, { upgrade, websocket: true }, id));
     } catch (err) {
       const e = err as { code?: string; message?: string };
       writeRawAnswer(socket, { status: 503, code: e.code ?? 'audit.error', reason: `the audit trail cannot take this request: ${e.message ?? ''}`, requestId: id, kind: 'error' });
@@ -335,7 +337,8 @@ export class Gateway {
     const secureContext = (this.#upstreamTls ??= this.#o.upstream.secureContext ?? upstreamSecureContext([]));
     const dial = { resolve: this.#o.upstream.resolve, secureContext, connectTimeoutMs: this.#o.upstream.connectTimeoutMs };
     // Not awaited: the recorder counts and logs its own failures (as for every end-of-request record).
-    const record = (kind: 'request' | 'response', d: Record<string, unknown>): void => void this.#o.audit?.record(eventRecord(kind, identity, d, id)).catch(() => undefined);
+    const record = (kind: 'request' | 'response', fields: Parameters<typeof upgradeRecord>[3], d: Record<string, unknown>): void =>
+      void this.#o.audit?.record(upgradeRecord(kind, identity, request, { decision: allowed, ...fields }, { upgrade, ...d }, id)).catch(() => undefined);
     const m = this.#o.metrics;
     openWebSocket(socket, head, requestHead, upstreamKey, req.headers, summary, { [HEADER_REQUEST_ID]: id }, dial, {
       limits: this.#o.websocket ?? {},
@@ -345,18 +348,20 @@ export class Gateway {
         const outcome = msg.findings.length ? 'masked' : 'forwarded';
         m.websocketMessages.inc({ direction: msg.direction, outcome });
         for (const f of msg.findings) this.#o.masking?.metrics.recordRedaction({ rule: f.rule, direction: msg.direction === 'out' ? 'request' : 'response', offset: f.offset, length: f.length });
-        const masking = msg.findings.slice(0, 100).map((f) => ({ rule: f.rule, offset: f.offset }));
-        record(msg.direction === 'out' ? 'request' : 'response', { websocket: { direction: msg.direction, kind: msg.kind, bytes: msg.bytes, frames: msg.frames, ...(masking.length ? { masking } : {}) } });
+        const direction = msg.direction === 'out' ? ('request' as const) : ('response' as const);
+        const masking = msg.findings.slice(0, 100).map((f) => ({ rule: f.rule, direction, offset: f.offset }));
+        const bytes = msg.direction === 'out' ? { in: 0, out: msg.bytes } : { in: msg.bytes, out: 0 };
+        record(direction, { bytes, ...(masking.length ? { masking } : {}) }, { websocket: { direction: msg.direction, kind: msg.kind, frames: msg.frames } });
       },
       onEnd: (end) => {
         m.websocketCloses.inc({ code: end.code });
-        record('response', { ...detail, websocket: { end: end.code, by: end.by, reason: end.reason, ...(end.close !== undefined ? { close: end.close } : {}), messages: end.messages, bytes: end.bytes } });
+        record('response', { bytes: { in: end.bytes.in, out: end.bytes.out } }, { websocket: { end: end.code, by: end.by, reason: end.reason, ...(end.close !== undefined ? { close: end.close } : {}), messages: end.messages } });
         this.#o.events?.websocketEnded?.({ request_id: id, ...end });
       },
     }, {
       refused: (r) => {
         m.upstreamErrors.inc({ code: r.code });
-        record('response', { ...detail, status: r.status, code: r.code, reason: r.reason });
+        record('response', { status: r.status }, { code: r.code, reason: r.reason });
         writeRawAnswer(socket, { ...r, requestId: id, kind: 'error' });
       },
     });
