@@ -111,6 +111,19 @@ describe('helm install', () => {
     }
   });
 
+  test('the SluicePolicy named default holds the organisation and settings; every ServiceAccount may read it, none may write it', async () => {
+    const policy = await get<{ spec: { organisation: { name: string }; sidecar: { audit: { store: string } } } }>('/apis/sluice.io/v1alpha1/sluicepolicies/default');
+    expect(policy.status).toBe(200);
+    expect(policy.body.spec.organisation.name).toBe('acme');
+    expect(policy.body.spec.sidecar).toEqual({ audit: { store: 'none' } });
+    const sa = (ns: string): [string, string[]] => [`system:serviceaccount:${ns}:coder`, ['system:serviceaccounts', `system:serviceaccounts:${ns}`]];
+    // A namespace the chart never listed: its sidecars read their policy all the same.
+    for (const verb of ['get', 'list', 'watch']) expect(await allowed(...sa('never-listed'), verb, 'sluicepolicies', '', 'sluice.io')).toBe(true);
+    expect(await allowed(...sa('never-listed'), 'update', 'sluicepolicies', '', 'sluice.io')).toBe(false);
+    expect(await allowed(...sa('agents'), 'get', 'namespaces', '', '')).toBe(true);
+    expect(await allowed(...sa('agents'), 'list', 'namespaces', '', '')).toBe(false);
+  });
+
   test('the ApprovalRequest CRD is Established and served', async () => {
     const crd = await eventually('the CRD to be established', async () => {
       const res = await get<{ status?: { conditions?: { type: string; status: string }[] } }>('/apis/apiextensions.k8s.io/v1/customresourcedefinitions/approvalrequests.sluice.io');
@@ -249,8 +262,10 @@ describe('helm upgrade', () => {
     expect((await secret('sluice-webhook-ca')).data).toEqual(before.ca.data);
     expect((await secret('sluice-webhook-tls')).data).toEqual(before.tls.data);
     expect((await registration('mutating', 'sluice-injector')).webhooks[0]!.clientConfig.caBundle).toBe(before.bundle);
-    expect((await get('/api/v1/namespaces/team-b/configmaps/sluice-sidecar')).status).toBe(200);
-    // The policy is built into the sidecar image: nothing of it is copied into agent namespaces.
+    // Settings and organisation are the cluster-scoped SluicePolicy (re-applied by the upgrade hook),
+    // and the policy is built into the sidecar image: nothing of either is copied into agent namespaces.
+    expect((await get('/api/v1/namespaces/team-b/configmaps/sluice-sidecar')).status).toBe(404);
+    expect((await get<{ spec: { organisation: { name: string } } }>('/apis/sluice.io/v1alpha1/sluicepolicies/default')).body.spec.organisation.name).toBe('acme');
     expect((await get('/api/v1/namespaces/team-b/configmaps/sluice-policy')).status).toBe(404);
     expect(await allowed('system:serviceaccount:team-b:coder', ['system:serviceaccounts', 'system:serviceaccounts:team-b'], 'create', 'approvalrequests', 'team-b', 'sluice.io')).toBe(true);
   });

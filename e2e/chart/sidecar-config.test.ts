@@ -1,17 +1,22 @@
 // The sidecar's runtime settings from `helm install` to the sidecar, against a real kube-apiserver +
-// etcd (e2e/support/kube): the chart writes `sidecar.config` into the sluice-sidecar ConfigMap of
-// the agent namespace; the real webhook, started from the installed config and called by the API
-// server through the installed registrations, injects a pod that mounts it read-only where
-// SLUICE_CONFIG_FILE points; and the sidecar's loadSidecarConfig, given the stored container's env
-// and the stored ConfigMap laid out as the kubelet would, reads the settings back. `helm upgrade
-// --set` changes them in place. There is no kubelet: the volume is materialised by the test.
+// etcd (e2e/support/kube): the chart writes `sidecar.config` into spec.sidecar of the cluster-scoped
+// SluicePolicy named default (no ConfigMap in the agent namespace); the real webhook, started from
+// the installed config and called by the API server through the installed registrations, injects a
+// pod that mounts no settings and is told to read the SluicePolicy objects; and the sidecar's
+// loadSidecarConfig, given the stored container's env and what effectiveSluicePolicy makes of the
+// stored objects for the pod's namespace, reads the settings back. `helm upgrade --set` changes
+// them in place. There is no kubelet: the test plays the sidecar's read (e2e/policy does it live).
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1Container, V1Pod } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
-import { loadAsMounted, settingsMount } from '../../sidecar/test/config/settings-volume.ts';
+import { SLUICE_POLICY_PATH, effectiveSluicePolicy } from '../../api/src/index.ts';
+import type { SluicePolicy } from '../../api/src/index.ts';
+import { loadSidecarConfig } from '../../sidecar/src/config/sidecar-config.ts';
+import type { SidecarConfig } from '../../sidecar/src/config/sidecar-config.ts';
+import { containerEnv } from '../../sidecar/test/config/settings-volume.ts';
 import type { PodFields } from '../../sidecar/test/config/settings-volume.ts';
 import { CHART, helm as runHelm, valuesFile } from '../../charts/test/support/helm.ts';
 import { eventually, pointWebhooksAt } from '../support/kube/admission.ts';
@@ -42,7 +47,15 @@ let helmEnv: NodeJS.ProcessEnv;
 let counter = 0;
 
 const helm = (args: string[]) => runHelm([...args, '--kubeconfig', cluster.kubeconfigPath('admin')], helmEnv);
-const settingsMap = async () => (await cluster.request<ConfigMap>('admin', 'GET', '/api/v1/namespaces/agents/configmaps/sluice-sidecar')).body;
+const policies = async () => (await cluster.request<{ items: SluicePolicy[] }>('admin', 'GET', SLUICE_POLICY_PATH)).body.items;
+const defaultSettings = async () => (await policies()).find((p) => p.metadata.name === 'default')?.spec.sidecar;
+
+/** loadSidecarConfig as the stored sidecar runs it: its env, and the settings the stored SluicePolicy objects give its namespace. */
+async function loadInPod(sidecar: V1Container, fields: PodFields): Promise<SidecarConfig> {
+  const effective = effectiveSluicePolicy(await policies(), { name: fields['metadata.namespace']! });
+  if (!effective.ok) throw new Error(JSON.stringify(effective.problems));
+  return loadSidecarConfig(containerEnv(sidecar, fields), effective.policy.sidecar);
+}
 
 const REGISTRATIONS = ['/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/sluice-injector', '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/sluice-guard'];
 type Registration = Manifest & { webhooks: { clientConfig: unknown }[] };
@@ -112,27 +125,23 @@ afterAll(async () => {
 }, 60_000);
 
 describe('sidecar.config from helm install to the sidecar', () => {
-  test('the agent namespace holds the ConfigMap with exactly those settings', async () => {
-    const cm = await settingsMap();
-    expect(Object.keys(cm.data)).toEqual(['sidecar.yaml']);
+  test('the SluicePolicy named default holds exactly those settings; the agent namespace holds no settings ConfigMap', async () => {
     // The chart's own default (an explicit `audit.store: none`) is merged under the user's settings.
-    expect(parseYaml(cm.data['sidecar.yaml']!)).toEqual({ ...SETTINGS, audit: { store: 'none' } });
+    expect(await defaultSettings()).toEqual({ ...SETTINGS, audit: { store: 'none' } });
+    expect((await cluster.request('admin', 'GET', '/api/v1/namespaces/agents/configmaps/sluice-sidecar')).status).toBe(404);
   });
 
-  test('a pod created in the labelled namespace is stored mounting it read-only, and the sidecar loads it', async () => {
+  test('a pod created in the labelled namespace mounts no settings and reads the SluicePolicy; the sidecar loads those settings', async () => {
     const pod = await createAgentPod();
-    const volume = pod.spec!.volumes!.find((v) => v.configMap?.name === 'sluice-sidecar');
-    // Required: the kubelet does not start the pod without the ConfigMap or its sidecar.yaml.
-    expect(volume?.configMap).toMatchObject({ optional: false, items: [{ key: 'sidecar.yaml', path: 'sidecar.yaml' }] });
+    expect(pod.spec!.volumes!.filter((v) => v.configMap?.name === 'sluice-sidecar')).toEqual([]);
     for (const name of ['sluice-init', 'sluice-proxy']) {
       const c = pod.spec!.initContainers!.find((x) => x.name === name)!;
-      expect(c.volumeMounts).toContainEqual(expect.objectContaining({ name: volume!.name, readOnly: true }));
+      expect((c.env ?? []).map((e) => e.name)).not.toContain('SLUICE_CONFIG_FILE');
     }
-    for (const c of pod.spec!.containers) expect((c.volumeMounts ?? []).map((m) => m.name)).not.toContain(volume!.name);
-
     const { sidecar, fields } = storedSidecar(pod);
-    expect(settingsMount(sidecar).mount.name).toBe(volume!.name);
-    const config = loadAsMounted(sidecar, (await settingsMap()).data, fields);
+    expect(sidecar.env).toContainEqual({ name: 'SLUICE_POLICY_SOURCE', value: 'cluster' });
+    const config = await loadInPod(sidecar, fields);
+    expect(config.policy.cluster.enabled).toBe(true);
     expect(config.credentials.aws.region).toBe('eu-west-1');
     expect(config.credentials.aws.roles).toEqual([{ namespace: 'agents', serviceAccount: 'default', name: 'default', roleArn: ROLE_ARN }]);
     expect(config.approvals).toMatchObject({ maxWaitMs: 120_000, notify: { url: SETTINGS.approvals.notify.url } });
@@ -145,18 +154,17 @@ describe('sidecar.config from helm install to the sidecar', () => {
     expect(res.stderr).toBe('');
     expect(res.code).toBe(0);
     await pointInstalledWebhooks();
-    const cm = await settingsMap();
-    expect(parseYaml(cm.data['sidecar.yaml']!)).toEqual({ ...SETTINGS, audit: { store: 'none' }, approvals: { ...SETTINGS.approvals, maxWaitMs: 30_000 } });
+    expect(await defaultSettings()).toEqual({ ...SETTINGS, audit: { store: 'none' }, approvals: { ...SETTINGS.approvals, maxWaitMs: 30_000 } });
     const pod = await createAgentPod();
     const { sidecar, fields } = storedSidecar(pod);
-    expect(loadAsMounted(sidecar, cm.data, fields).approvals.maxWaitMs).toBe(30_000);
+    expect((await loadInPod(sidecar, fields)).approvals.maxWaitMs).toBe(30_000);
   });
 
-  test('a typo in the settings fails the upgrade naming the field, and the ConfigMap stays as it was', async () => {
-    const before = await settingsMap();
+  test('a typo in the settings fails the upgrade naming the field, and the SluicePolicy stays as it was', async () => {
+    const before = await defaultSettings();
     const res = await helm(['upgrade', 'sluice', CHART, '-n', NS, '--reuse-values', '--set', 'sidecar.config.credentials.aws.regoin=us-east-1']);
     expect(res.code).not.toBe(0);
     expect(res.stderr).toMatch(/sidecar\/config\/credentials\/aws.*regoin/);
-    expect(await settingsMap()).toEqual(before);
+    expect(await defaultSettings()).toEqual(before);
   });
 });

@@ -234,7 +234,9 @@ describe('against the API server', () => {
     expect(served).toBe(200);
     // The default policy is built into the sidecar image: the chart copies none into agent namespaces.
     expect((await cluster.request('admin', 'GET', '/api/v1/namespaces/agents/configmaps/sluice-policy')).status).toBe(404);
-    expect((await cluster.request('admin', 'GET', '/api/v1/namespaces/agents/configmaps/sluice-sidecar')).status).toBe(200);
+    // Nor settings: those are the cluster-scoped SluicePolicy named default.
+    expect((await cluster.request('admin', 'GET', '/api/v1/namespaces/agents/configmaps/sluice-sidecar')).status).toBe(404);
+    expect((await cluster.request('admin', 'GET', '/apis/sluice.io/v1alpha1/sluicepolicies/default')).status).toBe(200);
   });
 
   test('check after the install: CRD, registrations, policies, certificate and namespaces pass; the webhook has no ready replica here (no kubelet)', async () => {
