@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { readBundle } from '../../sidecar/src/policy/bundle.ts';
 import { parseRuleIndex, scanRules } from '../src/policy/rule-index.ts';
+import { exitedRows } from '../src/policy/rule-provenance.ts';
 
 const REPO = join(import.meta.dirname, '..', '..');
 const BIN = join(REPO, 'cli', 'bin', 'kubectl-sluice.js');
@@ -100,6 +101,20 @@ function event(request: Record<string, unknown>, decision: Record<string, unknow
     ...extra,
   });
 }
+
+describe('which rule fired', () => {
+  test('rows where the OPA trace exits a rule, by file', () => {
+    const trace = [
+      { Op: 'Enter', Location: { file: 'policies/rego/git.rego', row: 147 } },
+      { Op: 'Exit', Location: { file: 'policies/rego/git.rego', row: 156 } },
+      { Op: 'Fail', Location: { file: 'policies/rego/git.rego', row: 147 } },
+      { Op: 'Exit', Location: { file: 'policies/rego/lib.rego', row: 3 } },
+      { Op: 'Exit' },
+    ];
+    expect(exitedRows(trace)).toEqual(new Map([['policies/rego/git.rego', new Set([156])], ['policies/rego/lib.rego', new Set([3])]]));
+    expect(exitedRows('nope')).toEqual(new Map());
+  });
+});
 
 describe('policy explain (the binary, events on stdin)', () => {
   test('a reproduced S3 deny: exit 0, the rule with its line and the facts it read', () => {

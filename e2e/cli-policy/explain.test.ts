@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { parse as parseYaml } from 'yaml';
 import type { AuditEvent } from '../../api/src/index.ts';
 import { runCli } from '../../cli/src/main.ts';
 import { VictoriaLogsServer } from '../support/logstore/victoria-logs.ts';
@@ -116,6 +117,10 @@ describe('policy explain on recorded events', () => {
     expect(res.out).toMatch(/evaluated:\n(?: {2}.*\n)*? {2}action: hold/);
     expect(res.out.match(/- code: git\.api_write_requires_approval/g)).toHaveLength(2);
     expect(res.out).toContain('- input.request.headers');
+    // which of the two fired: the pinned OPA's trace over the sources (acme/app is the organisation's)
+    const rules = (parseYaml(res.out) as { rules: { start: number; fired?: boolean; text: string }[] }).rules;
+    expect(rules.map((r) => r.fired)).toEqual([false, true]);
+    expect(rules[1]!.text).toContain('own_api_repo');
   });
 
   test('read from the log store (VictoriaLogs) the sidecar shipped the session to, as replay reads it', async () => {

@@ -3,10 +3,12 @@
 // re-evaluates the request it records with the sidecar's WASM engine and prints which rule decided
 // (explain.ts). Read-only: it never writes to the store, the spool or the cluster.
 import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { AuditEvent, describeIssues } from '../../../api/src/index.ts';
 import { OmittedStub } from '../../../sidecar/src/audit/chain.ts';
 import { collectSession } from '../../../sidecar/src/audit/session-source.ts';
 import { BundleError, readBundle } from '../../../sidecar/src/policy/bundle.ts';
+import type { PolicyBundle } from '../../../sidecar/src/policy/bundle.ts';
 import { PolicyEngine } from '../../../sidecar/src/policy/engine.ts';
 import { sourceFailure, sourceFromFlags } from '../commands/replay.ts';
 import type { SourceFlags } from '../commands/replay.ts';
@@ -14,6 +16,7 @@ import { CliError, EXIT_FAILED, EXIT_USAGE } from '../errors.ts';
 import { formatData, parseOutput } from '../output.ts';
 import type { Io } from '../program.ts';
 import { driftedRules, ruleIndexFor } from './bundle-rules.ts';
+import { fireTrace } from './rule-provenance.ts';
 import { loadClusterPolicy } from './cluster-load.ts';
 import type { ClusterFlags, ClusterLoaded } from './cluster-load.ts';
 import { EXIT_NOT_REPRODUCED, EXIT_REVISION_MISMATCH, evaluatedDecision, explain, explanationText, inputFromEvent, revisionHint } from './explain.ts';
@@ -119,13 +122,15 @@ export async function explainCommand(target: string | undefined, flags: ExplainF
   const { event, notes } = await readPicked(target, flags);
   const engine = new PolicyEngine();
   let cluster: ClusterLoaded | undefined;
+  let bundle: PolicyBundle;
   try {
     if (flags.cluster) {
       cluster = await loadClusterPolicy(flags, { namespace: flags.namespace ?? event.pod.namespace, bundle: bundleExplicit ? flags.bundle : undefined, explicit: bundleExplicit, defaultBundle: flags.bundle }, io);
-      await engine.load(cluster.bundle);
+      bundle = cluster.bundle;
     } else {
-      await engine.load(await readBundle(flags.bundle));
+      bundle = await readBundle(flags.bundle);
     }
+    await engine.load(bundle);
   } catch (err) {
     if (err instanceof BundleError) throw new CliError(`${err.message} (${err.code}); run \`make policy\` to build it, or pass --bundle`, EXIT_FAILED);
     throw err;
@@ -143,6 +148,14 @@ export async function explainCommand(target: string | undefined, flags: ExplainF
   result.notes.unshift(...notes);
   const drifted = index ? driftedRules(index, [...result.rules, ...result.evaluated_rules]) : [];
   if (drifted.length) result.notes.push(`${drifted.join(', ')}: the source changed since \`make policy\` built this bundle; the rule text shown is the build's`);
+  // Several rules name the code: the pinned OPA's trace over the checkout's sources says which fired.
+  if (result.reproduced && result.rules.length > 1 && rebuilt.ok && index?.from === 'sources' && index.file && !drifted.length) {
+    const trace = fireTrace({ root: join(dirname(index.file), '..', '..'), rules: result.rules, data: bundle.data, input: rebuilt.input, code: result.evaluated!.code });
+    if (trace.ok) for (const r of result.rules) r.fired = [...trace.fired].some((f) => f.file === r.file && f.start === r.start);
+    else result.notes.push(`cannot tell which of the ${result.rules.length} rules fired: ${trace.why}`);
+  } else if (result.rules.length > 1) {
+    result.notes.push(`cannot tell which of the ${result.rules.length} rules fired without the sources and opa (a checkout)`);
+  }
   if (cluster) (result as Explanation & { cluster?: unknown }).cluster = cluster.summary;
   io.out(format === 'text' ? explanationText(result) : formatData(result, format));
   if (result.exit_code === EXIT_REVISION_MISMATCH) {

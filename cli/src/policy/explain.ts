@@ -75,6 +75,8 @@ export interface InputRead {
 
 export interface RuleMatch extends RuleEntry {
   reads: InputRead[];
+  /** set when several rules name the code and OPA's trace tells which fired */
+  fired?: boolean;
 }
 
 export interface Explanation {
@@ -236,7 +238,8 @@ function flatten(prefix: string, v: unknown, out: string[]): void {
 
 function ruleText(r: RuleMatch, indexFrom: string): string {
   const where = `${r.file}:${r.line}`;
-  const head = `  ${r.code}  ${where}  rule ${r.package ? `${r.package}.` : ''}${r.rule}${r.priority !== undefined ? ` (priority ${r.priority})` : ''}${indexFrom === 'bundle' ? ' [line in the bundle\u2019s stored copy]' : ''}\n`;
+  const fired = r.fired === undefined ? '' : r.fired ? '  \u2190 fired (opa trace)' : '  (did not fire)';
+  const head = `  ${r.code}  ${where}  rule ${r.package ? `${r.package}.` : ''}${r.rule}${r.priority !== undefined ? ` (priority ${r.priority})` : ''}${indexFrom === 'bundle' ? ' [line in the bundle\u2019s stored copy]' : ''}${fired}\n`;
   const body = r.text
     .split('\n')
     .map((l, i) => `    ${String(r.start + i).padStart(4)} | ${l.replace(/\t/g, '  ')}`)
