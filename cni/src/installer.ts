@@ -102,9 +102,12 @@ export interface Keeper {
 
 /** Watches the directory (and re-checks every resyncMs, for missed events) and re-adds the entry. */
 export function keepConflist(confDir: string, entry: SluicePluginEntry, onChange: (r: EnsureResult) => void, resyncMs: number): Keeper {
-  let pending = false;
+  let pending: NodeJS.Timeout | undefined;
+  let stopped = false;
   const pass = () => {
-    pending = false;
+    pending = undefined;
+    // A pass scheduled before stop() must not put the entry back after the removal.
+    if (stopped) return;
     try {
       const r = ensureConflist(confDir, entry);
       if (r !== 'present') onChange(r);
@@ -114,9 +117,8 @@ export function keepConflist(confDir: string, entry: SluicePluginEntry, onChange
     }
   };
   const schedule = () => {
-    if (pending) return;
-    pending = true;
-    setTimeout(pass, 50);
+    if (pending || stopped) return;
+    pending = setTimeout(pass, 50);
   };
   let watcher: FSWatcher | undefined;
   try {
@@ -129,7 +131,9 @@ export function keepConflist(confDir: string, entry: SluicePluginEntry, onChange
   pass();
   return {
     stop() {
+      stopped = true;
       clearInterval(timer);
+      clearTimeout(pending);
       watcher?.close();
     },
   };

@@ -83,3 +83,15 @@ test('when the primary plugin rewrites its conflist, the keeper puts sluice back
 test('the launcher runs the copied Node binary on the copied plugin, by the paths the host sees', () => {
   expect(launcher('/opt/cni/bin')).toContain(`exec '/opt/cni/bin/${PLUGIN_TYPE}.d/node' --no-warnings '/opt/cni/bin/${PLUGIN_TYPE}.d/plugin.mts' "$@"`);
 });
+
+test('a change seen just before stop does not put the entry back after the removal', async () => {
+  const dir = confDir({ '10-net.conflist': primary });
+  const keeper = keepConflist(dir, entry, () => undefined, 60_000);
+  // The keeper's own write (and this one) are watch events: a pass is pending when it is stopped.
+  writeFileSync(join(dir, '10-net.conflist'), JSON.stringify(primary));
+  await new Promise((r) => setTimeout(r, 15)); // the events are delivered; the pass waits out its 50 ms debounce
+  keeper.stop();
+  removeFromConflists(dir);
+  await new Promise((r) => setTimeout(r, 300));
+  expect(read(dir, '10-net.conflist')).toEqual(primary);
+});
