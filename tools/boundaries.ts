@@ -1,0 +1,124 @@
+// The import boundaries between sluice's top-level areas, as data and one pure check, shared by the
+// lint rule `sluice/boundaries` (eslint.config.js) and `node tools/import-graph.ts`. An import
+// that crosses a boundary fails lint unless it is on the allow-list below, where each entry names
+// the issue-22 step that removes it: the list may only shrink. Never import sluice code here (the
+// lint config loads this file before anything is type-checked).
+
+/** The area of a repository-relative path: its first two segments (`sidecar/src`, `e2e/support`),
+ *  `sidecar/src/demo` on its own (it is a dev tool living in the sidecar's folder), a root file `.`. */
+export function areaOf(path: string): string {
+  const s = path.split('/');
+  if (s[0] === 'sidecar' && s[1] === 'src' && s[2] === 'demo') return 'sidecar/src/demo';
+  if (s.length === 1) return '.';
+  if (s.length === 2) return s[0]!;
+  return `${s[0]}/${s[1]}`;
+}
+
+/** Code that ships in an image or the CLI binary. */
+const PRODUCTION = ['api/src/', 'sidecar/src/', 'webhook/src/', 'cli/src/', 'cli/bin/', 'cni/src/', 'charts/src/'];
+
+/** Test code: suites, their helpers and fixtures, the e2e harness, benchmarks, golden cases. */
+export function isTestCode(path: string): boolean {
+  return (
+    /(^|\/)(test|testdata)\//.test(path) ||
+    /\.test\.ts$/.test(path) ||
+    path.startsWith('e2e/') ||
+    path.startsWith('bench/') ||
+    path.startsWith('policies/cases/')
+  );
+}
+
+const isProduction = (path: string) => PRODUCTION.some((p) => path.startsWith(p));
+
+interface Rule {
+  readonly from: string;
+  /** path prefixes this area may not import (besides test code, which no production code imports) */
+  readonly never: readonly string[];
+  readonly why: string;
+}
+
+/** What each production area may not import. api/src imports nothing of ours at all. */
+const RULES: readonly Rule[] = [
+  { from: 'api/src/', never: [''], why: 'api/ holds the shared contracts and imports nothing of sluice' },
+  { from: 'sidecar/src/', never: ['webhook/', 'cli/', 'cni/', 'charts/'], why: 'the sidecar ships alone: it imports only api/ and itself' },
+  { from: 'webhook/src/', never: ['sidecar/', 'cli/', 'cni/', 'charts/'], why: 'the webhook ships alone: it imports only api/ and itself' },
+  ...['cli/src/', 'cli/bin/'].map((from) => ({ from, never: ['sidecar/', 'webhook/', 'cni/', 'charts/'], why: 'the CLI imports only api/ and itself (shared code belongs in a library both import)' })),
+  { from: 'cni/src/', never: ['sidecar/', 'webhook/', 'cli/', 'charts/'], why: 'the CNI plugin imports only api/ and itself' },
+];
+
+/** Tests of one component do not reach into another component's tests (shared helpers go to testkit/). */
+const TEST_FOLDERS = ['api/test/', 'sidecar/test/', 'webhook/test/', 'cli/test/', 'cni/test/', 'charts/test/', 'policies/test/'];
+/** `from` of an allow-list entry that stands for any of TEST_FOLDERS (never production code). */
+const TESTS = '<component tests>';
+
+/**
+ * The leaks that exist today. Each entry: importer (a path prefix) → imported file, and the issue-22
+ * step whose work removes it. Adding an entry needs a reason in review; removing one is the goal.
+ */
+export const ALLOWED_LEAKS: readonly { readonly from: string; readonly to: string; readonly step: string }[] = [
+  // issue 22 "Boundaries": code the CLI and the sidecar share moves to a library folder both import
+  ...[
+    'sidecar/src/approvals/approval-api.ts',
+    'sidecar/src/approvals/errors.ts',
+    'sidecar/src/approvals/kube-rest.ts',
+    'sidecar/src/approvals/labels.ts',
+    'sidecar/src/audit/chain.ts',
+    'sidecar/src/audit/session-list.ts',
+    'sidecar/src/audit/session-source.ts',
+    'sidecar/src/policy/bundle.ts',
+    'sidecar/src/policy/bundle-signature.ts',
+    'sidecar/src/policy/engine.ts',
+  ].map((to) => ({ from: 'cli/src/', to, step: 'shared CLI/sidecar library folder' })),
+  // same step: the interception rules and the sidecar config are shared by the CNI plugin and the sidecar
+  ...['sidecar/src/config/sidecar-config.ts', 'sidecar/src/interception/plan.ts', 'sidecar/src/interception/rules.ts'].map((to) => ({
+    from: 'cni/src/',
+    to,
+    step: 'shared CNI/sidecar library folder (interception rules, sidecar contract in api/)',
+  })),
+  // issue 22 "Boundaries": the demo moves out of sidecar/src (with the test harness to testkit/)
+  ...[
+    'webhook/src/approvals/config.ts',
+    'webhook/src/approvals/rules.ts',
+    'webhook/src/json-patch.ts',
+    'webhook/src/violations.ts',
+    'policies/cases/cases.ts',
+    'cli/src/main.ts',
+    'e2e/support/git/git-backend.ts',
+    'e2e/support/sidecar/test-sidecar.ts',
+    'e2e/support/sidecar/upstreams.ts',
+  ].map((to) => ({ from: 'sidecar/src/demo/', to, step: 'demo out of sidecar/src' })),
+  // issue 22 "Boundaries": shared test helpers move to testkit/
+  ...[
+    'sidecar/test/approvals/sample-approval.ts',
+    'sidecar/test/support/opa-build.ts',
+    'sidecar/test/config/settings-volume.ts',
+    'webhook/test/support/fixtures.ts',
+  ].map((to) => ({ from: TESTS, to, step: 'shared test helpers to testkit/' })),
+];
+
+/** Whether an allow-list entry's `from` covers the importing file. */
+export function allowListMatches(entryFrom: string, from: string): boolean {
+  return entryFrom === TESTS ? TEST_FOLDERS.some((t) => from.startsWith(t)) : from.startsWith(entryFrom);
+}
+
+/** Why importing `to` from `from` (repository-relative paths) crosses a boundary, or undefined
+ *  (also when the allow-list lets it through, unless `ignoreAllowList`). */
+export function boundaryViolation(from: string, to: string, opts: { readonly ignoreAllowList?: boolean } = {}): string | undefined {
+  if (areaOf(from) === areaOf(to)) return undefined;
+  const allowed = () =>
+    !opts.ignoreAllowList &&
+    ALLOWED_LEAKS.some((a) => allowListMatches(a.from, from) && to === a.to);
+  if (isProduction(from) && isTestCode(to)) {
+    return allowed() ? undefined : `production code (${areaOf(from)}) imports test code (${to})`;
+  }
+  const rule = RULES.find((r) => from.startsWith(r.from));
+  if (rule?.never.some((p) => to.startsWith(p)) && !(rule.from === 'api/src/' && to.startsWith('api/src/'))) {
+    return allowed() ? undefined : `${areaOf(from)} may not import ${to}: ${rule.why}`;
+  }
+  const fromTests = TEST_FOLDERS.find((t) => from.startsWith(t));
+  const toTests = TEST_FOLDERS.find((t) => to.startsWith(t));
+  if (fromTests && toTests && fromTests !== toTests) {
+    return allowed() ? undefined : `${fromTests} imports ${to} from another component's tests: shared test helpers belong in one place (testkit/)`;
+  }
+  return undefined;
+}
