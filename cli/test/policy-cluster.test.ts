@@ -4,7 +4,7 @@
 // the organisation goes into the data, and what explain says when only the organisation part of a
 // revision differs. Against a real API server and a real sidecar: e2e/cli-policy/cluster.test.ts.
 import { describe, expect, test } from '@jest/globals';
-import { bundleRevisionOf, composedRevision, planClusterEvaluation, staleCheck, withClusterOrganisation } from '../src/policy/cluster-eval.ts';
+import { bundleRevisionOf, planClusterEvaluation, staleCheck, withClusterOrganisation } from '../src/policy/cluster-eval.ts';
 import type { ClusterPolicy } from '../src/policy/cluster-source.ts';
 import { revisionHint } from '../src/policy/explain.ts';
 
@@ -61,12 +61,11 @@ describe('which revision the cluster runs', () => {
 });
 
 describe('organisation and revisions', () => {
-  test('the organisation replaces data.organisation and nothing else; revisions compose as the sidecar reports them', () => {
+  test('the organisation replaces data.organisation and nothing else; the bundle part of a sidecar\u2019s revision', () => {
     const bundle = { wasm: new Uint8Array(), data: { config: { mask_rules: ['*'] }, organisation: { name: 'example' } }, revision: 'aaaaaaaaaaaa', source: 'x' };
     const cluster = { ...base, organisation: { value: { name: 'globex' } as never, revision: '0123456789abcdef', objects: ['default'] } };
     expect(withClusterOrganisation(bundle, cluster).data).toEqual({ config: { mask_rules: ['*'] }, organisation: { name: 'globex' } });
     expect(withClusterOrganisation(bundle, base)).toBe(bundle);
-    expect(composedRevision('aaaaaaaaaaaa', '0123456789abcdef')).toBe('aaaaaaaaaaaa+org.0123456789abcdef');
     expect(bundleRevisionOf('aaaaaaaaaaaa+org.0123456789abcdef')).toBe('aaaaaaaaaaaa');
   });
 

@@ -12,7 +12,7 @@ import { PolicyInput, SchemaError, decisionAction, parseOrThrow } from '../../..
 import { BundleError, readBundle } from '../../../sidecar/src/policy/bundle.ts';
 import { PolicyEngine } from '../../../sidecar/src/policy/engine.ts';
 import { CliError, EXIT_FAILED } from '../errors.ts';
-import { loadClusterPolicy } from '../policy/cluster-load.ts';
+import { loadClusterPolicy, loadIntoEngine } from '../policy/cluster-load.ts';
 import type { ClusterFlags, ClusterLoaded } from '../policy/cluster-load.ts';
 import { EXIT_REVISION_MISMATCH } from '../policy/explain.ts';
 import { explainCommand } from '../policy/explain-command.ts';
@@ -71,7 +71,7 @@ export async function evalCommand(opts: EvalFlags, io: Io, bundleExplicit = true
       // The sidecar of the input's pod decides with its namespace's policy; -n names another.
       if (opts.namespace !== undefined && opts.namespace !== input.pod.namespace) io.err(`note: evaluating with the policy of namespace ${opts.namespace}; the input's pod is in ${input.pod.namespace}\n`);
       cluster = await loadClusterPolicy(opts, { namespace: opts.namespace ?? input.pod.namespace, bundle: bundleExplicit ? opts.bundle : undefined, explicit: bundleExplicit, defaultBundle: DEFAULT_BUNDLE }, io);
-      await engine.load(cluster.bundle);
+      await loadIntoEngine(engine, cluster);
     } else {
       await engine.load(await readBundle(opts.bundle));
     }
@@ -79,8 +79,7 @@ export async function evalCommand(opts: EvalFlags, io: Io, bundleExplicit = true
     if (err instanceof BundleError) throw new CliError(`${err.message} (${err.code}); run \`make policy\` to build it`, EXIT_FAILED);
     throw err;
   }
-  const { decision, fault } = engine.evaluate(input);
-  const revision = cluster ? cluster.revision : engine.revision;
+  const { decision, fault, revision } = engine.evaluate(input);
   const out = { action: decisionAction(decision), revision, ...(fault ? { fault } : {}), decision, ...(cluster ? { cluster: cluster.summary } : {}) };
   io.out(`${JSON.stringify(out, null, 2)}\n`);
 }

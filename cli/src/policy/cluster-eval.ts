@@ -22,12 +22,7 @@ export interface ClusterPlan {
   notes: string[];
 }
 
-/** The revision a sidecar reports while a cluster organisation is in service (sidecar/src/policy/engine.ts). */
-export function composedRevision(bundleRevision: string, organisationRevision: string | undefined): string {
-  return organisationRevision ? `${bundleRevision}+org.${organisationRevision}` : bundleRevision;
-}
-
-/** The bundle part of a (possibly composed) revision. */
+/** The bundle part of a revision a sidecar reports (`<bundle>+org.<organisation>`, sidecar/src/policy/engine.ts). */
 export function bundleRevisionOf(revision: string): string {
   return revision.split('+org.')[0] ?? revision;
 }
@@ -100,7 +95,7 @@ export function enforceFresh(verdict: StaleVerdict, allowStale: boolean, warn: (
   warn(`warning: --allow-stale: ${verdict.message}\n`);
 }
 
-/** The bundle with the cluster's organisation as data.organisation, as the sidecar's engine loads it. */
+/** The bundle's data with the cluster's organisation as data.organisation, as the sidecar's engine sets it (for OPA's trace). */
 export function withClusterOrganisation(bundle: PolicyBundle, cluster: ClusterPolicy): PolicyBundle {
   if (!cluster.organisation) return bundle;
   const base = bundle.data && typeof bundle.data === 'object' ? (bundle.data as Record<string, unknown>) : {};

@@ -6,11 +6,12 @@ import { PolicyVerificationConfig, bundleVerification } from '../../../sidecar/s
 import type { BundleVerification } from '../../../sidecar/src/policy/bundle-signature.ts';
 import { BundleError, readBundle } from '../../../sidecar/src/policy/bundle.ts';
 import type { PolicyBundle } from '../../../sidecar/src/policy/bundle.ts';
+import type { PolicyEngine } from '../../../sidecar/src/policy/engine.ts';
 import { CliError, EXIT_FAILED } from '../errors.ts';
 import { kubeClient } from '../kube.ts';
 import type { GlobalKubeFlags } from '../kube.ts';
 import type { Io } from '../program.ts';
-import { clusterSummary, composedRevision, enforceFresh, planClusterEvaluation, staleCheck, withClusterOrganisation } from './cluster-eval.ts';
+import { clusterSummary, enforceFresh, planClusterEvaluation, staleCheck, withClusterOrganisation } from './cluster-eval.ts';
 import type { ClusterPlan } from './cluster-eval.ts';
 import { kubeReader, readClusterPolicy } from './cluster-source.ts';
 import type { ClusterPolicy } from './cluster-source.ts';
@@ -23,11 +24,22 @@ export interface ClusterFlags extends GlobalKubeFlags {
 export interface ClusterLoaded {
   cluster: ClusterPolicy;
   plan: ClusterPlan;
-  /** the bundle with the cluster's organisation in its data */
+  /** the bundle as read (its own data) */
   bundle: PolicyBundle;
-  /** the revision a sidecar running it reports (bundle+org) */
-  revision: string;
+  /** the data the policy runs with: the bundle's, the cluster's organisation in data.organisation */
+  data: unknown;
   summary: Record<string, unknown>;
+}
+
+/**
+ * Loads the bundle into the engine and puts the cluster's organisation in, with the engine's own
+ * setOrganisation (as the sidecar does), so the engine reports the revision a sidecar would
+ * (`<bundle>+org.<revision>`).
+ */
+export async function loadIntoEngine(engine: PolicyEngine, loaded: ClusterLoaded): Promise<void> {
+  await engine.load(loaded.bundle);
+  const org = loaded.cluster.organisation;
+  if (org) engine.setOrganisation({ organisation: org.value, revision: org.revision });
 }
 
 /** The sidecars' signing key when it is inline in their settings (a mounted key file is not readable from here). */
@@ -71,8 +83,8 @@ export async function loadClusterPolicy(flags: ClusterFlags, o: ClusterLoadOptio
   return {
     cluster,
     plan,
-    bundle: withClusterOrganisation(bundle, cluster),
-    revision: composedRevision(bundle.revision, cluster.organisation?.revision),
+    bundle,
+    data: withClusterOrganisation(bundle, cluster).data,
     summary: clusterSummary(cluster, plan, bundle.revision),
   };
 }

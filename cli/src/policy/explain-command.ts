@@ -8,7 +8,6 @@ import { AuditEvent, describeIssues } from '../../../api/src/index.ts';
 import { OmittedStub } from '../../../sidecar/src/audit/chain.ts';
 import { collectSession } from '../../../sidecar/src/audit/session-source.ts';
 import { BundleError, readBundle } from '../../../sidecar/src/policy/bundle.ts';
-import type { PolicyBundle } from '../../../sidecar/src/policy/bundle.ts';
 import { PolicyEngine } from '../../../sidecar/src/policy/engine.ts';
 import { sourceFailure, sourceFromFlags } from '../commands/replay.ts';
 import type { SourceFlags } from '../commands/replay.ts';
@@ -17,7 +16,7 @@ import { formatData, parseOutput } from '../output.ts';
 import type { Io } from '../program.ts';
 import { driftedRules, ruleIndexFor } from './bundle-rules.ts';
 import { fireTrace } from './rule-provenance.ts';
-import { loadClusterPolicy } from './cluster-load.ts';
+import { loadClusterPolicy, loadIntoEngine } from './cluster-load.ts';
 import type { ClusterFlags, ClusterLoaded } from './cluster-load.ts';
 import { EXIT_NOT_REPRODUCED, EXIT_REVISION_MISMATCH, evaluatedDecision, explain, explanationText, inputFromEvent, revisionHint } from './explain.ts';
 import type { EvaluatedDecision, Explanation } from './explain.ts';
@@ -122,15 +121,17 @@ export async function explainCommand(target: string | undefined, flags: ExplainF
   const { event, notes } = await readPicked(target, flags);
   const engine = new PolicyEngine();
   let cluster: ClusterLoaded | undefined;
-  let bundle: PolicyBundle;
+  let data: unknown;
   try {
     if (flags.cluster) {
       cluster = await loadClusterPolicy(flags, { namespace: flags.namespace ?? event.pod.namespace, bundle: bundleExplicit ? flags.bundle : undefined, explicit: bundleExplicit, defaultBundle: flags.bundle }, io);
-      bundle = cluster.bundle;
+      await loadIntoEngine(engine, cluster);
+      data = cluster.data;
     } else {
-      bundle = await readBundle(flags.bundle);
+      const bundle = await readBundle(flags.bundle);
+      await engine.load(bundle);
+      data = bundle.data;
     }
-    await engine.load(bundle);
   } catch (err) {
     if (err instanceof BundleError) throw new CliError(`${err.message} (${err.code}); run \`make policy\` to build it, or pass --bundle`, EXIT_FAILED);
     throw err;
@@ -141,7 +142,7 @@ export async function explainCommand(target: string | undefined, flags: ExplainF
   let evaluated: EvaluatedDecision | undefined;
   if (rebuilt.ok) {
     const ev = engine.evaluate(rebuilt.input);
-    evaluated = evaluatedDecision(bundlePath, cluster ? cluster.revision : ev.revision, ev.decision, ev.fault);
+    evaluated = evaluatedDecision(bundlePath, ev.revision, ev.decision, ev.fault);
   }
   const index = await ruleIndexFor(bundlePath, bundleRevision);
   const result = explain({ event, rebuilt, ...(evaluated ? { evaluated } : {}), ...(index ? { index } : {}) });
@@ -150,7 +151,7 @@ export async function explainCommand(target: string | undefined, flags: ExplainF
   if (drifted.length) result.notes.push(`${drifted.join(', ')}: the source changed since \`make policy\` built this bundle; the rule text shown is the build's`);
   // Several rules name the code: the pinned OPA's trace over the checkout's sources says which fired.
   if (result.reproduced && result.rules.length > 1 && rebuilt.ok && index?.from === 'sources' && index.file && !drifted.length) {
-    const trace = fireTrace({ root: join(dirname(index.file), '..', '..'), rules: result.rules, data: bundle.data, input: rebuilt.input, code: result.evaluated!.code });
+    const trace = fireTrace({ root: join(dirname(index.file), '..', '..'), rules: result.rules, data, input: rebuilt.input, code: result.evaluated!.code });
     if (trace.ok) for (const r of result.rules) r.fired = [...trace.fired].some((f) => f.file === r.file && f.start === r.start);
     else result.notes.push(`cannot tell which of the ${result.rules.length} rules fired: ${trace.why}`);
   } else if (result.rules.length > 1) {
