@@ -43,3 +43,29 @@ export function inspectPayload(payload: Buffer, direction: WsDirection, o: Inspe
   }
   return { action: 'forward', payload: scan.output, findings: scan.findings };
 }
+
+/** How much of the previous message is kept to catch a secret split across two messages. */
+export const CARRY_BYTES = 256;
+/** How much of the next message a split secret is looked for in (no rule's match is longer). */
+const CARRY_AHEAD = 4096;
+
+/**
+ * A secret split across two messages (a key id at the end of one, its rest at the start of the
+ * next: the far side joins them again). `tail` is the end of what was forwarded before (already
+ * masked), `payload` what is to be forwarded now (already masked in itself). Returns the rule of a
+ * secret that starts in `tail` and ends in `payload`: it cannot be masked any more (the first
+ * half is gone), so the connection is closed.
+ */
+export function splitSecret(tail: Buffer, payload: Buffer, masker: Masker): string | undefined {
+  if (tail.length === 0 || payload.length === 0) return undefined;
+  const joined = Buffer.concat([tail, payload.subarray(0, CARRY_AHEAD)]);
+  const { findings } = masker.scanner.scan(joined, 0, true);
+  return findings.find((f) => f.start < tail.length && f.end > tail.length)?.rule;
+}
+
+/** The last CARRY_BYTES of what has been forwarded so far. */
+export function nextTail(tail: Buffer, payload: Buffer): Buffer {
+  if (payload.length >= CARRY_BYTES) return Buffer.from(payload.subarray(payload.length - CARRY_BYTES));
+  const joined = Buffer.concat([tail, payload]);
+  return Buffer.from(joined.subarray(Math.max(0, joined.length - CARRY_BYTES)));
+}

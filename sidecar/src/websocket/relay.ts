@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { CLOSE, FrameReader, OPCODE, closePayload, encodeFrame } from './frames.ts';
 import type { ReaderLimits, WsEvent, WsViolation } from './frames.ts';
-import { inspectPayload } from './inspect.ts';
+import { inspectPayload, nextTail, splitSecret } from './inspect.ts';
 import type { InspectOptions, WsDirection, WsVerdict } from './inspect.ts';
 import type { Masker, ViewFinding } from '../masking/index.ts';
 
@@ -51,6 +51,8 @@ export function relayWebSocket(client: Socket, upstream: Socket, clientHead: Buf
   const readers = { out: new FrameReader('client', o.limits), in: new FrameReader('server', o.limits) };
   const counts = { messages: { out: 0, in: 0 }, bytes: { out: 0, in: 0 } };
   const closeSent = { out: false, in: false };
+  // The end of the last message forwarded each way: a secret split across two messages is caught.
+  const tails: Record<WsDirection, Buffer> = { out: Buffer.alloc(0), in: Buffer.alloc(0) };
   let ended = false;
 
   const sinkOf = (d: WsDirection) => (d === 'out' ? upstream : client);
@@ -115,6 +117,12 @@ export function relayWebSocket(client: Socket, upstream: Socket, clientHead: Buf
       return false;
     }
     if (ev.type === 'message') {
+      const split = splitSecret(tails[d], v.payload, o.masker);
+      if (split) {
+        refuse(CLOSE.policyViolation, 'dlp.secret_across_messages', `a secret (${split}) is split across two WebSocket messages ${d === 'out' ? 'to the upstream' : 'to the agent'}`);
+        return false;
+      }
+      tails[d] = nextTail(tails[d], v.payload);
       counts.messages[d]++;
       counts.bytes[d] += ev.payload.length;
     }

@@ -253,6 +253,21 @@ describe('messages', () => {
     expect((await c).code).toBe(1008);
   });
 
+  test('a secret split across two messages closes the connection (the far side would join them)', async () => {
+    const ws = await open('ws.example');
+    const before = received.length;
+    const c = closed(ws);
+    const whole = `aws_access_key_id = ${AWS_ID}`;
+    const first = nextMessage(ws);
+    ws.send(whole.slice(0, 26));
+    await first;
+    ws.send(whole.slice(26));
+    const { code, reason } = await c;
+    expect(code).toBe(1008);
+    expect(reason).toBe('sluice: dlp.secret_across_messages');
+    expect(received.slice(before).map((r) => r.data).join('')).not.toContain(AWS_ID);
+  });
+
   test('a message over the limit closes with 1009, either way', async () => {
     const ws = await open('ws.example');
     const c = closed(ws);
