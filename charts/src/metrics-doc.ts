@@ -20,6 +20,14 @@ function labelsCell(m: ExportedMetric): string {
     .join('<br>');
 }
 
+/** The table of docs/runbooks/README.md that says which runbook covers which codes. */
+export function renderRunbookCodes(codes: readonly CodeEntry[]): string {
+  const byRunbook = new Map<string, string[]>();
+  for (const c of codes) if (c.runbook) byRunbook.set(c.runbook, [...(byRunbook.get(c.runbook) ?? []), c.code]);
+  const rows = [...byRunbook].sort(([a], [b]) => a.localeCompare(b)).map(([rb, cs]) => `| [${rb}](${rb}.md) | ${cs.map((c) => `\`${c}\``).join(', ')} |`);
+  return ['| runbook | codes it covers (api/src/codes.ts) |', '|---|---|', ...rows, ''].join('\n');
+}
+
 /** The Codes section: every code of the catalogue, by area, with its runbook when it has one. */
 export function renderCodes(codes: readonly CodeEntry[]): string[] {
   const out = [
