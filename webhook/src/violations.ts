@@ -38,6 +38,9 @@ export const RULES = [
   // ValidatingAdmissionPolicy only: the sidecar settings ConfigMap is written by holders of the
   // virtual permission sidecarsettings.sluice.io alone.
   'guard.sluice_settings_write',
+  // ValidatingAdmissionPolicy only: no ServiceAccount writes SluicePolicy objects, but from the
+  // writer namespaces the chart lists (webhook/manifests/policy-admission-policy.yaml).
+  'guard.sluice_policy_write',
   // ApprovalRequest rules (webhook/src/approvals/rules.ts)
   'approval.not_the_sidecar',
   'approval.pod_mismatch',
