@@ -4,6 +4,9 @@
 // metrics read through the API server's pod proxy, a custom bundle from the namespace's policy
 // ConfigMap. A local build of another revision is refused (exit 3) unless --allow-stale.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { pino } from 'pino';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync, cpSync, mkdirSync } from 'node:fs';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,17 +17,21 @@ import { runCli } from '../../cli/src/main.ts';
 import { agentInput } from '../../policies/cases/cases.ts';
 import { eventually } from '../support/kube/admission.ts';
 import { KubeCluster } from '../support/kube/cluster.ts';
-import { startTestSidecar } from '../support/sidecar/test-sidecar.ts';
+import { defaultBundlePath, startTestSidecar } from '../support/sidecar/test-sidecar.ts';
+import { createTestCa, echoHandler, startHttpsUpstream } from '../support/sidecar/upstreams.ts';
+import { parseSidecarConfig } from '../../sidecar/src/config/sidecar-config.ts';
+import { ClusterPolicyRuntime } from '../../sidecar/src/policy/cluster-runtime.ts';
 import type { TestSidecar } from '../support/sidecar/test-sidecar.ts';
 import { buildBundle, repoRoot, rsaKeyPair } from './support.ts';
 import type { BuiltBundle } from './support.ts';
 
+const run = promisify(execFile);
 let cluster: KubeCluster;
 let sidecar: TestSidecar;
 let running: BuiltBundle;
 let custom: BuiltBundle;
 let kubeconfig: string;
-const EXAMPLE_ORG = JSON.parse(readFileSync(join(repoRoot, 'policies', 'data', 'organisation', 'data.json'), 'utf8')) as { name: string; aws: { buckets: string[] } };
+const EXAMPLE_ORG = JSON.parse(readFileSync(join(repoRoot, 'policies', 'data', 'organisation', 'data.json'), 'utf8')) as { name: string; aws: { buckets: string[] }; git: { owners: string[] } };
 
 async function cli(args: string[], config = kubeconfig): Promise<{ code: number; out: string; err: string }> {
   let out = '';
@@ -80,7 +87,7 @@ beforeAll(async () => {
   await mustCreate('/apis/apiextensions.k8s.io/v1/customresourcedefinitions', sluicePolicyCrd());
   await eventually('the SluicePolicy API is served', async () => ((await cluster.request('admin', 'GET', SLUICE_POLICY_PATH)).status === 200 ? true : undefined));
   // The organisation: the example's, with the bucket pattern a platform team would set; a binding adds one for team: data namespaces.
-  const organisation = { ...EXAMPLE_ORG, name: 'globex', aws: { ...EXAMPLE_ORG.aws, buckets: ['globex-*'] } };
+  const organisation = { ...EXAMPLE_ORG, name: 'globex', aws: { ...EXAMPLE_ORG.aws, buckets: ['globex-*'] }, git: { ...EXAMPLE_ORG.git, owners: [...EXAMPLE_ORG.git.owners, 'github.com/globex'] } };
   await mustCreate(SLUICE_POLICY_PATH, { apiVersion: SLUICE_POLICY_API_VERSION, kind: SLUICE_POLICY_KIND, metadata: { name: 'default' }, spec: { organisation } });
   await mustCreate(SLUICE_POLICY_PATH, {
     apiVersion: SLUICE_POLICY_API_VERSION,
@@ -237,31 +244,34 @@ describe('policy eval --cluster with little RBAC', () => {
   }, 60_000);
 });
 
-describe('policy explain --cluster', () => {
-  test('an event a sidecar decided with the cluster\u2019s organisation: reproduced with --cluster; without it, exit 3 saying to pass --cluster', async () => {
-    const evaluated = JSON.parse((await cli(['policy', 'eval', '-i', inputFile('agents', 'globex-reports'), '--cluster', '--bundle', running.path])).out) as EvalOut;
-    const event = {
-      v: 1,
-      id: 'e-1',
-      session: 'cluster-session',
-      seq: 5,
-      prev_hash: '0'.repeat(64),
-      hash: '1'.repeat(64),
-      time: '2026-12-07T19:00:00.000Z',
-      kind: 'request',
-      pod: { namespace: 'agents', name: 'coder-0', service_account: 'coder' },
-      request: { method: 'PUT', scheme: 'https', host: 'globex-reports.s3.us-east-1.amazonaws.com', port: 443, path: '/report.csv', facts: { aws: { service: 's3', region: 'us-east-1', action: 's3:PutObject', bucket: 'globex-reports', key: 'report.csv', signed: true } } },
-      decision: { action: evaluated.action, code: evaluated.decision.code, reason: 'recorded', revision: evaluated.revision },
-    };
-    const file = join(mkdtempSync(join(tmpdir(), 'sluice-explain-')), 'event.json');
-    writeFileSync(file, JSON.stringify(event));
-    const res = await cli(['policy', 'explain', file, '--cluster', '--bundle', running.path, '-o', 'json']);
-    expect([res.code, res.err]).toEqual([0, '']);
-    expect(JSON.parse(res.out)).toMatchObject({ reproduced: true, revision: 'match', cluster: { namespace: 'agents', source: 'SluicePolicy' } });
-    const without = await cli(['policy', 'explain', file, '--bundle', running.path]);
+describe('policy explain --cluster on an event a sidecar recorded while running with the cluster\u2019s organisation', () => {
+  test('reproduced with --cluster (its revision is the sidecar\u2019s bundle+org); without --cluster, exit 3 saying to pass it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-cluster-sidecar-'));
+    const base = { pod: { namespace: 'team-c', name: 'coder-c', serviceAccount: 'default' }, trustDir: join(dir, 'trust'), policy: { cluster: { enabled: true, kubeconfig, namespaceResyncMs: 200 } } };
+    const runtime = await ClusterPolicyRuntime.create(parseSidecarConfig(base), (settings) => parseSidecarConfig({ ...settings, ...base }), pino({ level: 'silent' }));
+    await runtime.start();
+    const ca = await createTestCa();
+    const upstream = await startHttpsUpstream(ca, ['api.github.com'], echoHandler);
+    const spool = join(dir, 'spool');
+    const withOrg = await startTestSidecar({ resolve: { 'api.github.com:443': upstream.dial }, extraRootsFiles: [ca.caFile], config: { pod: base.pod, audit: { spoolDir: spool, spool: { fsync: 'none' } } }, clusterPolicy: runtime });
+    try {
+      // github.com/globex is the cluster organisation's owner (the example's is acme): an own-repo API write, held
+      await run('curl', ['-sS', '-o', '/dev/null', '--cacert', withOrg.trust.caFile, '-x', withOrg.proxyUrl, '-X', 'POST', '-d', '{}', 'https://api.github.com/repos/globex/app/issues']).catch(() => undefined);
+    } finally {
+      await withOrg.stop();
+      await upstream.close();
+    }
+    const replay = await cli(['replay', withOrg.sessionId, '--spool', spool, '-o', 'json']);
+    const held = replay.out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { seq: number; kind: string; request?: { path: string }; decision?: { action: string; code: string; revision: string } }).find((e) => e.kind === 'request' && e.request?.path === '/repos/globex/app/issues')!;
+    expect(held.decision).toMatchObject({ action: 'hold', code: 'git.api_write_requires_approval', revision: expect.stringMatching(/^[0-9a-f]{12}\+org\.[0-9a-f]{16}$/) });
+    const args = ['policy', 'explain', '--session', withOrg.sessionId, '--seq', String(held.seq), '--spool', spool, '--bundle', defaultBundlePath];
+    const res = await cli([...args, '--cluster', '-o', 'json']);
+    expect(res.code).toBe(0);
+    expect(JSON.parse(res.out)).toMatchObject({ reproduced: true, revision: 'match', evaluated: { revision: held.decision!.revision }, cluster: { namespace: 'team-c', source: 'SluicePolicy' } });
+    const without = await cli(args);
     expect(without.code).toBe(3);
-    expect(without.err).toContain(`pass --cluster: the sidecar ran with the cluster's organisation (revision ${evaluated.cluster.organisation.revision})`);
-  });
+    expect(without.err).toContain("pass --cluster: the sidecar ran with the cluster's organisation");
+  }, 60_000);
 });
 
 describe('policy test --cluster', () => {
