@@ -3,7 +3,7 @@
 // boundary of tools/boundaries.ts (allowed leaks, and new ones). `node tools/import-graph.ts`;
 // `--dot` prints Graphviz instead; `--leaks` lists the crossing imports file by file. Reads files
 // only (a regex over import/export/import() specifiers, comment lines skipped); it never runs them.
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { lstatSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, normalize, relative, sep } from 'node:path';
 import { ALLOWED_LEAKS, allowListMatches as matchesFrom, areaOf, boundaryViolation } from './boundaries.ts';
 
@@ -21,7 +21,8 @@ function walk(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
     if (SKIP_DIRS.has(name)) return [];
     const p = join(dir, name);
-    return statSync(p).isDirectory() ? walk(p) : SOURCE.test(name) && !name.endsWith('.d.ts') ? [p] : [];
+    const st = lstatSync(p); // symlinks (charts/sluice/files/* → other folders) are skipped: their targets are walked where they live
+    return st.isDirectory() ? walk(p) : st.isFile() && SOURCE.test(name) && !name.endsWith('.d.ts') ? [p] : [];
   });
 }
 

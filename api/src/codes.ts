@@ -153,6 +153,7 @@ export const CODES: readonly CodeEntry[] = [
   { code: 'dlp.secret_in_url', kind: 'deny', by: 'sidecar', status: 403, doc: 'the request path or query holds a secret (policy dlp: block)' },
   { code: 'dlp.secret_in_push', kind: 'deny', by: 'sidecar', status: 403, doc: 'a git push carries a secret' },
   { code: 'dlp.secret_in_websocket', kind: 'close', by: 'sidecar', doc: 'a WebSocket message holds a secret; the connection is closed' },
+  { code: 'dlp.secret_across_messages', kind: 'close', by: 'sidecar', doc: 'a secret split across two WebSocket messages; the connection is closed' },
   { code: 'dlp.unmaskable_secret', kind: 'deny', by: 'sidecar', status: 403, doc: 'a secret in a form that cannot be masked in place; blocked (also cuts a response)' },
   { code: 'dlp.unscannable_body', kind: 'deny', by: 'sidecar', status: 403, doc: 'a request body that cannot be scanned (compressed, packed, unknown encoding)' },
   { code: 'dlp.unscannable_push', kind: 'deny', by: 'sidecar', status: 403, doc: 'a git push whose pack cannot be scanned (see the pack.* reasons)' },

@@ -4,7 +4,7 @@
 // now (issue 22 replaces them with imports of the catalogue); this scan is what stops a new code,
 // or a renamed one, from reaching an answer, an audit event or a metric label undocumented.
 import { describe, expect, test } from '@jest/globals';
-import { readFileSync, readdirSync, statSync, existsSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { CODES, codeAreas, codeEntry } from '../src/codes.ts';
 
@@ -49,7 +49,8 @@ export function codeLiterals(text: string, file: string): CodeLiteral[] {
 function walk(dir: string): string[] {
   return readdirSync(dir).flatMap((n) => {
     const p = join(dir, n);
-    return statSync(p).isDirectory() ? walk(p) : [p];
+    const st = lstatSync(p);
+    return st.isDirectory() ? walk(p) : st.isFile() ? [p] : [];
   });
 }
 
