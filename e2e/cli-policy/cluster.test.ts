@@ -302,3 +302,16 @@ describe('policy test --cluster', () => {
     expect(stale.err).toContain('stale local build: the sidecars in agents run policy revision c1c1c1c1c1c1');
   });
 });
+
+// Last: it removes the SluicePolicy API.
+describe('a cluster without the SluicePolicy API (an install from before it)', () => {
+  test('the organisation is the bundle\u2019s own data and the settings the sluice-sidecar ConfigMap\u2019s; said on stderr', async () => {
+    expect((await cluster.request('admin', 'DELETE', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/sluicepolicies.sluice.io')).status).toBe(200);
+    await eventually('the SluicePolicy API is gone', async () => ((await cluster.request('admin', 'GET', SLUICE_POLICY_PATH)).status === 404 ? true : undefined));
+    const res = await cli(['policy', 'eval', '-i', inputFile('team-b', 'globex-reports'), '--cluster']);
+    expect(res.code).toBe(0);
+    expect(res.err).toContain('note: no SluicePolicy API in this cluster: the organisation is the bundle\'s own data, the settings the sluice-sidecar ConfigMap\'s');
+    const out = JSON.parse(res.out) as EvalOut;
+    expect(out).toMatchObject({ action: 'deny', decision: { code: 'cloud.s3_foreign_write_denied' }, revision: 'c2c2c2c2c2c2', cluster: { source: 'ConfigMap', bundle: { from: 'ConfigMap team-b/sluice-policy' } } });
+  }, 30_000);
+});
