@@ -36,10 +36,16 @@ export interface CodeEntry {
   readonly runbook?: string;
 }
 
-const policy = (code: string, kind: 'allow' | 'deny' | 'hold', doc: string): CodeEntry => ({ code, kind, by: 'policy', ...(kind === 'deny' ? { status: 403 } : {}), doc });
-const guard = (code: string, doc: string): CodeEntry => ({ code, kind: 'violation', by: 'webhook', doc });
+const policy = <C extends string>(code: C, kind: 'allow' | 'deny' | 'hold', doc: string): CodeEntry & { readonly code: C } => ({
+  code,
+  kind,
+  by: 'policy',
+  ...(kind === 'deny' ? { status: 403 } : {}),
+  doc,
+});
+const guard = <C extends string>(code: C, doc: string): CodeEntry & { readonly code: C } => ({ code, kind: 'violation', by: 'webhook', doc });
 
-export const CODES: readonly CodeEntry[] = [
+const TABLE = [
   // ── Rego policy library (policies/rego): decision codes ─────────────────────────────────────
   policy('net.not_allowlisted', 'deny', 'no rule of the library allows the destination: the default deny'),
   policy('net.port_denied', 'deny', 'the destination port is not one the organisation allows'),
@@ -351,13 +357,25 @@ export const CODES: readonly CodeEntry[] = [
   guard('approval.not_an_approver', 'the decider is not an approver'),
   guard('approval.decider_mismatch', 'status.decidedBy is not the authenticated user'),
   guard('approval.already_decided', 'a decided request changed again (revocation may only add revokedBy and revokedAt)'),
-];
+] as const satisfies readonly CodeEntry[];
 
-const BY_CODE = new Map(CODES.map((c) => [c.code, c]));
+/** The catalogue: one row per code. */
+export const CODES: readonly CodeEntry[] = TABLE;
+
+/** Every code sluice emits, as a type: `code: Code` instead of `code: string` is how sources will
+ *  name codes once they import them from here (issue 22). */
+export type Code = (typeof TABLE)[number]['code'];
+
+const BY_CODE = new Map<string, CodeEntry>(CODES.map((c) => [c.code, c]));
 
 /** The catalogue row of a code, or undefined for a code sluice does not emit. */
 export function codeEntry(code: string): CodeEntry | undefined {
   return BY_CODE.get(code);
+}
+
+/** Whether a string is a catalogued code. */
+export function isCode(code: string): code is Code {
+  return BY_CODE.has(code);
 }
 
 /** The areas (the part before the dot) of all codes, sorted. */

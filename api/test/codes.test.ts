@@ -6,7 +6,8 @@
 import { describe, expect, test } from '@jest/globals';
 import { existsSync, lstatSync, readFileSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { CODES, codeAreas, codeEntry } from '../src/codes.ts';
+import { CODES, codeAreas, codeEntry, isCode } from '../src/codes.ts';
+import type { Code } from '../src/codes.ts';
 
 const REPO = join(import.meta.dirname, '..', '..');
 
@@ -114,6 +115,13 @@ describe('the code catalogue (api/src/codes.ts)', () => {
     // and the generated list names every code
     expect(CODES.filter((c) => !doc.includes(`\`${c.code}\``)).map((c) => c.code)).toEqual([]);
   });
+});
+
+test('Code is the union of the catalogued codes (make test typechecks this file)', () => {
+  const known: Code = 'net.no_server_name';
+  // @ts-expect-error net.opaque_tunnel is not a code sluice emits
+  const unknown: Code = 'net.opaque_tunnel';
+  expect([isCode(known), isCode(unknown)]).toEqual([true, false]);
 });
 
 describe('the literal scan', () => {
