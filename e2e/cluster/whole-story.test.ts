@@ -21,6 +21,7 @@ import { APPROVAL_API_VERSION, APPROVAL_PLURAL } from '../../api/src/index.ts';
 import type { ApprovalRequest } from '../../api/src/index.ts';
 import { createBareRepo, gitBackendHandler } from '../support/git/git-backend.ts';
 import { eventually } from '../support/kube/admission.ts';
+import { VictoriaLogsServer } from '../support/logstore/victoria-logs.ts';
 import { createTestCa, startHttpsUpstream } from '../support/sidecar/upstreams.ts';
 import { startStsWorld } from '../support/sts/sts-world.ts';
 import type { StsWorld } from '../support/sts/sts-world.ts';
@@ -53,6 +54,7 @@ let upstreamCa: TestCa;
 let github: TestUpstream;
 let repoPath = '';
 let aws: StsWorld;
+let logStore: VictoriaLogsServer;
 const BUCKET = 'acme-agent-data';
 let coderPod = '';
 let version = '';
@@ -215,11 +217,14 @@ beforeAll(async () => {
   // "AWS": moto behind a hop that checks the web identity token against the API server's JWKS,
   // on the bridge address; the role trusts the agents' default service account.
   aws = await startStsWorld(node.cluster, { namespace: AGENTS, serviceAccount: 'default', bucket: BUCKET, host: node.address });
+  // The audit log store, where the sidecars ship their hash-chained events and the CLI reads them.
+  logStore = await VictoriaLogsServer.start({ host: node.address });
 }, 900_000);
 
 afterAll(async () => {
   await github?.close();
   await aws?.close();
+  await logStore?.stop();
   const left = await node?.stop({ keepLogsIn: LOGS });
   figures.hostLeftovers = left;
   figures.wholeStoryMs = Math.round(performance.now() - storyStarted);
@@ -243,7 +248,7 @@ describe('the whole story on a real node', () => {
           image: { repository: SIDECAR_REPO, tag: version, pullPolicy: 'Never' },
           mounts: [{ name: 'upstream-ca', configMap: 'upstream-ca' }],
           config: {
-            audit: { store: 'none' },
+            audit: { store: { type: 'victorialogs', url: logStore.url } },
             upstream: {
               extraRootsFiles: ['/etc/sluice/mounts/upstream-ca/ca.pem', '/etc/sluice/mounts/upstream-ca/aws-ca.pem'],
               // split DNS: these names are served on the bridge (there is no DNS or internet here)
@@ -380,5 +385,40 @@ describe('the whole story on a real node', () => {
     }, 30_000);
     figures.pollsAfterKill = after.map((p) => p.rest);
     expect(after.slice(-3).every((p) => p.rest !== '200')).toBe(true);
+  });
+
+  test('6. kubectl sluice replay and verify read the session back from the log store', async () => {
+    const store = ['--victorialogs', logStore.url];
+    // The sidecar ships in small batches: wait (bounded) until the store has the kill switch's denials too.
+    let last: CliResult | undefined;
+    const replay = await eventually(
+      'the session in the log store up to the kill',
+      async () => {
+        last = await sluice('approver', ['replay', '--pod', coderPod, '-n', AGENTS, ...store]);
+        return last.code === 0 && /git-receive-pack/.test(last.stdout) && /refusal +code=pod\.killed /.test(last.stdout) ? last.stdout : undefined;
+      },
+      60_000,
+    ).catch((err: Error) => {
+      const sidecarLog = kubectl('admin', ['-n', AGENTS, 'logs', coderPod, '-c', 'sluice-proxy']).split('\n').filter((l) => /audit|store|warn|error/i.test(l)).slice(-15).join('\n');
+      throw new Error(`${err.message}\nlast replay (exit ${last?.code}):\n${last?.stdout}\n${last?.stderr}\nsidecar log (audit lines):\n${sidecarLog}`, { cause: err });
+    });
+    figures.replay = replay.split('\n').slice(0, 40);
+    expect(replay).toMatch(/session_start pod /);
+    expect(replay).toMatch(/git-upload-pack/);
+    expect(replay).toMatch(/GET https:\/\/raw\.githubusercontent\.com\/acme\/app\/main\/deploy\/settings\.json → allow /);
+    expect(replay).toMatch(/masked 2 \(aws-access-key-id×1, aws-secret-access-key×1\)/);
+    expect(replay).toMatch(/POST https:\/\/github\.com\/acme\/app\.git\/git-receive-pack \[git push acme\/app refs\/heads\/main\] → hold git\.push_requires_approval/);
+    expect(replay).toMatch(/approval +decidedBy=bob@example\.com .*outcome=approved/);
+    expect(replay).toMatch(/credential +audience=sts\.amazonaws\.com .*provider=aws-sts result=issued role=arn:aws:iam::123456789012:role\/agent-role/);
+    expect(replay).toMatch(/kill +annotation=sluice\.io\/kill/);
+    expect(replay).toMatch(/refusal +code=pod\.killed /);
+    expect(replay).not.toContain(LEAKED_KEY_ID);
+    for (const c of aws.hop.issued.values()) expect(replay).not.toContain(c.secretAccessKey);
+    const stored = await sluice('approver', ['replay', '--pod', coderPod, '-n', AGENTS, ...store, '-o', 'json']);
+    const { session } = JSON.parse(stored.stdout.split('\n')[0]!) as { session: string };
+    const verify = await sluice('approver', ['verify', session, ...store]);
+    figures.verify = verify.stdout.trim();
+    expect(verify.code).toBe(0);
+    expect(verify.stdout).toMatch(/^ok: session [0-9a-f-]+: \d+ events, seq 0\.\.\d+, chain intact/m);
   });
 });

@@ -3,7 +3,8 @@
 // until /health answers, and stopped. It can restart on the same port and data (a store that goes
 // away and comes back). It accepts the Loki push API sluice speaks at /insert/loki/api/v1/push,
 // so `pushUrl` is what a recorder's `loki.url` points at; sessions are read back with LogsQL
-// through the same reader `kubectl sluice replay` uses. It never talks to anything but 127.0.0.1.
+// through the same reader `kubectl sluice replay` uses. It listens on 127.0.0.1 (or the address a
+// test gives it, e2e/cluster's bridge) and talks to nothing else.
 //
 // Loki itself is AGPL and the Go module proxy here marks it not to be used, so it is not built;
 // the Loki query side is tested against recorded responses in its documented format instead.
@@ -39,6 +40,8 @@ export interface LogStoreOptions {
   /** Use this HTTP port (e.g. one a recorder was already pointed at while the store was down). */
   httpPort?: number;
   readyTimeoutMs?: number;
+  /** Address to listen on (default 127.0.0.1; e2e/cluster binds its node's bridge address so pods reach it). */
+  host?: string;
 }
 
 const live = new Set<ChildProcess>();
@@ -56,10 +59,13 @@ export class VictoriaLogsServer {
   private child: ChildProcess | undefined;
   private readonly logFile: string;
 
-  private constructor(dir: string, httpPort: number) {
+  readonly host: string;
+
+  private constructor(dir: string, httpPort: number, host = '127.0.0.1') {
     this.dir = dir;
     this.httpPort = httpPort;
-    this.url = `http://127.0.0.1:${httpPort}`;
+    this.host = host;
+    this.url = `http://${host}:${httpPort}`;
     this.pushUrl = `${this.url}/insert`;
     this.logFile = join(dir, 'victoria-logs.log');
   }
@@ -67,7 +73,7 @@ export class VictoriaLogsServer {
   /** Picks a port and a data directory without starting: for a store that is down at first. */
   static async prepare(opts: LogStoreOptions = {}): Promise<VictoriaLogsServer> {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-vlogs-'));
-    return new VictoriaLogsServer(dir, opts.httpPort ?? (await freePort()));
+    return new VictoriaLogsServer(dir, opts.httpPort ?? (await freePort()), opts.host);
   }
 
   static async start(opts: LogStoreOptions = {}): Promise<VictoriaLogsServer> {
@@ -85,7 +91,7 @@ export class VictoriaLogsServer {
     if (this.running) return;
     const log = createWriteStream(this.logFile, { flags: 'a' });
     const args = [
-      `-httpListenAddr=127.0.0.1:${this.httpPort}`,
+      `-httpListenAddr=${this.host}:${this.httpPort}`,
       `-storageDataPath=${join(this.dir, 'data')}`,
       // Keep each pushed line byte for byte in _msg: the hash chain is over those bytes.
       '-loki.disableMessageParsing',
