@@ -1,6 +1,6 @@
 // Installs an interception plan inside a pod's network namespace from the node: the same `ip` and
 // `iptables-restore --noflush` input the init container runs in init mode, entered with
-// `ip netns exec` through a short-lived name in /var/run/netns that points at the sandbox's
+// `ip netns exec` through a short-lived name in /run/netns that points at the sandbox's
 // namespace as the runtime's process sees it (/proc/<plugin pid>/root/<CNI_NETNS>), so it works
 // whether the agent runs on the host or in a pod with the host's PID namespace. Fails loudly;
 // it never leaves its name behind and never touches the host's own network namespace.
@@ -9,7 +9,8 @@ import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { InterceptionPlan } from '../../sidecar/src/interception/rules.ts';
 
-export const NETNS_RUN_DIR = '/var/run/netns';
+/** Where `ip netns` and `ip -n` look names up (iproute2's NETNS_RUN_DIR; /var/run is often, not always, a link to /run). */
+export const NETNS_RUN_DIR = '/run/netns';
 
 export class NetnsError extends Error {
   readonly code = 'cni.install_failed';

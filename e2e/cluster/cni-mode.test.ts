@@ -15,6 +15,8 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
+import { template } from '../../charts/test/support/helm.ts';
+import type { K8sObject } from '../../charts/test/support/helm.ts';
 import { PLUGIN_TYPE } from '../../cni/src/conflist.ts';
 import { KubeNode } from './node.ts';
 import { RecordingUpstream, allContainersReady, containerStatus, getPod, installSluice, probeLines, sidecarImage, waitPod } from './sluice-on-node.ts';
@@ -38,6 +40,8 @@ let confFile = '';
 let agent: ChildProcess | undefined;
 let agentLog = '';
 let socketDir = '';
+let sidecarImageName = '';
+let chartObjects: K8sObject[] = [];
 const figures: Record<string, unknown> = {};
 
 /** What Pod Security "restricted" asks of the agent's own containers (sluice's already comply). */
@@ -123,26 +127,29 @@ async function deletePod(namespace: string, name: string): Promise<void> {
 beforeAll(async () => {
   images = await ensureTestImages();
   const sidecar = await sidecarImage();
+  sidecarImageName = sidecar.name;
   node = await KubeNode.start({ images: [images.pause, images.agent, sidecar], sandboxImage: images.pause.name, users: { cniAgent: { name: 'sluice-cni-agent' } } });
   confFile = join(node.dir, 'cni', 'net.d', '10-sluice-e2e.conflist');
   sluice = await installSluice(node, { sidecarImageName: sidecar.name, agentNamespaces: [AGENTS], plainNamespaces: [PLAIN], webhookConfig: { interception: { mode: 'cni' } } });
   // The agent namespace enforces "restricted" (after the install's own dry-run probe pod).
   const labelled = await node.cluster.request('admin', 'PATCH', `/api/v1/namespaces/${AGENTS}`, { metadata: { labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } }, 'application/merge-patch+json');
   expect(labelled.status).toBe(200);
-  // The chart's ClusterRole for the node agent (charts/sluice/templates/cni-node-agent.yaml): get pods, get the settings ConfigMap by name.
-  await node.cluster.request('admin', 'POST', '/apis/rbac.authorization.k8s.io/v1/clusterroles', {
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'ClusterRole',
-    metadata: { name: 'sluice-cni' },
-    rules: [
-      { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
-      { apiGroups: [''], resources: ['configmaps'], resourceNames: ['sluice-sidecar'], verbs: ['get'] },
-    ],
-  });
+  // The chart's node agent objects, rendered for this node's paths and image (charts/sluice/templates/cni-node-agent.yaml).
+  const [repository, tag] = sidecarImageName.split(/:(?=[^:/]+$)/);
+  const podSocketDir = mkdtempSync(join(tmpdir(), 'sluice-cni-ds-'));
+  chartObjects = (
+    await template({
+      sidecar: { image: { repository, tag, pullPolicy: 'Never' } },
+      interception: { mode: 'cni', cni: { confDir: join(node.dir, 'cni', 'net.d'), binDir: join(node.dir, 'cni', 'bin'), socketDir: podSocketDir } },
+    })
+  ).filter((o) => o.metadata.name === 'sluice-cni');
+  // The host-process agent gets the chart's ClusterRole (get pods, get the settings ConfigMap by name), bound to its user.
+  const role = chartObjects.find((o) => o.kind === 'ClusterRole')!;
+  expect((await node.cluster.create('admin', role)).status).toBe(201);
   await node.cluster.request('admin', 'POST', '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'ClusterRoleBinding',
-    metadata: { name: 'sluice-cni' },
+    metadata: { name: 'sluice-cni-host-agent' },
     roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'sluice-cni' },
     subjects: [{ kind: 'User', apiGroup: 'rbac.authorization.k8s.io', name: 'sluice-cni-agent' }],
   });
@@ -243,8 +250,48 @@ describe('interception.mode cni on a real node', () => {
     const app = containerStatus(p, 'agent');
     expect(app.state.running).toBeUndefined();
     expect(app.state.waiting?.reason).toBe('PodInitializing');
-    expect(node.kubectl('admin', ['-n', AGENTS, 'logs', 'no-plugin', '-c', 'sluice-init'])).toContain('interception.not_in_place');
+    // The kubelet restarts the failed check (restartPolicy Always): its output is the current or the previous run's.
+    const said = await until('the check to say why', () => {
+      const out = ['--previous', ''].map((flag) => {
+        try {
+          return node.kubectl('admin', ['-n', AGENTS, 'logs', 'no-plugin', '-c', 'sluice-init', ...(flag ? [flag] : [])]);
+        } catch {
+          return '';
+        }
+      });
+      return out.find((o) => o.includes('interception.not_in_place'));
+    }, 30_000);
+    expect(said).toContain('interception.not_in_place');
     await deletePod(AGENTS, 'no-plugin');
+    await startAgent();
+  });
+
+  test('the node agent as the chart deploys it: a privileged DaemonSet pod in the release namespace installs the plugin, intercepts, and removes the plugin when deleted', async () => {
+    if (agent) await stopAgent('SIGTERM');
+    expect(conflistTypes()).toEqual(['bridge']);
+    const mine = chartObjects;
+    expect(mine.map((o) => o.kind).sort()).toEqual(['ClusterRole', 'ClusterRoleBinding', 'DaemonSet', 'ServiceAccount']);
+    await node.cluster.request('admin', 'POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: CHART_NS, labels: { 'pod-security.kubernetes.io/enforce': 'privileged' } } });
+    const at = performance.now();
+    for (const o of mine.filter((x) => x.kind !== 'ClusterRole')) {
+      const res = await node.cluster.create('admin', o);
+      if (res.status !== 201) throw new Error(`creating ${o.kind} ${o.metadata.name}: ${res.status} ${JSON.stringify(res.body)}`);
+    }
+    await until('the DaemonSet pod to put the plugin in the conflist', () => (conflistTypes().at(-1) === PLUGIN_TYPE ? true : undefined), 120_000);
+    figures.daemonSetPluginInstalledMs = Math.round(performance.now() - at);
+    const started = performance.now();
+    await create('via-daemonset', AGENTS);
+    const p = await waitPod(node, AGENTS, 'via-daemonset', 'ready', allContainersReady);
+    figures.podStartInjectedCniDaemonSetMs = Math.round(performance.now() - started);
+    expect(podIptables(p)).toContain('-A SLUICE_NAT -p tcp -j REDIRECT --to-ports 15001');
+    const agents = (await node.cluster.request<{ items: { metadata: { name: string } }[] }>('admin', 'GET', `/api/v1/namespaces/${CHART_NS}/pods?labelSelector=app.kubernetes.io%2Fcomponent%3Dcni`)).body.items;
+    expect(agents).toHaveLength(1);
+    const agentLogs = node.kubectl('admin', ['-n', CHART_NS, 'logs', agents[0]!.metadata.name]);
+    expect(agentLogs).toMatch(/"pod":"agents\/via-daemonset".*interception rules installed/);
+    // Uninstall: the DaemonSet's pod gets SIGTERM and takes the plugin out of the node's configuration.
+    await node.cluster.request('admin', 'DELETE', `/apis/apps/v1/namespaces/${CHART_NS}/daemonsets/sluice-cni`);
+    await until('the plugin out of the conflist after the DaemonSet is deleted', () => (conflistTypes().includes(PLUGIN_TYPE) ? undefined : true), 60_000);
+    await until('the plugin files removed', () => (existsSync(join(node.dir, 'cni', 'bin', PLUGIN_TYPE)) ? undefined : true), 30_000);
     await startAgent();
   });
 });
