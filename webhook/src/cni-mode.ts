@@ -11,6 +11,7 @@ import type { V1Container, V1EnvVar, V1VolumeMount } from '@kubernetes/client-no
 import { z } from 'zod';
 import { INIT_CONTAINER } from '../../api/src/index.ts';
 import type { WebhookConfig } from './config.ts';
+import { restrictedSecurityContext } from './security-context.ts';
 
 export const InterceptionConfig = z
   .object({
@@ -35,16 +36,7 @@ export function renderCheckContainer(config: WebhookConfig, parts: { command: st
     env: parts.env,
     resources: structuredClone(s.initResources),
     ...(parts.configMount ? { volumeMounts: [parts.configMount] } : {}),
-    securityContext: {
-      runAsUser: uid,
-      runAsGroup: uid,
-      runAsNonRoot: true,
-      privileged: false,
-      allowPrivilegeEscalation: false,
-      readOnlyRootFilesystem: true,
-      capabilities: { drop: ['ALL'] },
-      seccompProfile: { type: 'RuntimeDefault' },
-    },
+    securityContext: restrictedSecurityContext(uid),
     terminationMessagePath: '/dev/termination-log',
     terminationMessagePolicy: 'File',
   };

@@ -8,6 +8,7 @@ import { INIT_CONTAINER, SIDECAR_CONTAINER, deepFreeze } from '../../api/src/ind
 import { renderCheckContainer } from './cni-mode.ts';
 import { tokenFileName } from './config.ts';
 import type { SidecarMount, WebhookConfig } from './config.ts';
+import { restrictedSecurityContext } from './security-context.ts';
 
 export const VOLUME_TRUST = 'sluice-trust';
 export const VOLUME_TOKENS = 'sluice-tokens';
@@ -196,14 +197,7 @@ function renderSidecar(config: WebhookConfig): V1Container {
     readinessProbe: httpProbe('/readyz', s.ports.admin, { periodSeconds: 5, failureThreshold: 3, timeoutSeconds: 1 }),
     livenessProbe: httpProbe('/healthz', s.ports.admin, { periodSeconds: 10, failureThreshold: 3, timeoutSeconds: 1 }),
     securityContext: {
-      runAsUser: s.proxyUID,
-      runAsGroup: s.proxyUID,
-      runAsNonRoot: true,
-      privileged: false,
-      allowPrivilegeEscalation: false,
-      readOnlyRootFilesystem: true,
-      capabilities: { drop: ['ALL'] },
-      seccompProfile: { type: 'RuntimeDefault' },
+      ...restrictedSecurityContext(s.proxyUID),
       // Only fields that confine it further (config.ts: SidecarSecurityContext).
       ...structuredClone(s.securityContext),
     },
