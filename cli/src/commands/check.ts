@@ -6,7 +6,8 @@
 import { X509Certificate } from 'node:crypto';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
-import { LABEL_INJECT, LABEL_INJECTED, SIDECAR_CONTAINER } from '../../../api/src/index.ts';
+import { LABEL_INJECT, LABEL_INJECTED, SIDECAR_CONTAINER, SLUICE_POLICY_PATH, effectiveSluicePolicy } from '../../../api/src/index.ts';
+import type { PolicyNamespace } from '../../../api/src/index.ts';
 import { ApprovalApiError } from '../../../sidecar/src/approvals/errors.ts';
 import { CliError, EXIT_FAILED, EXIT_USAGE } from '../errors.ts';
 import { kubeClient, rawGet } from '../kube.ts';
@@ -70,6 +71,54 @@ export type InterceptionMode = 'init' | 'cni';
 export function interceptionModeOf(configYaml: string | undefined): InterceptionMode {
   const parsed = configYaml ? (parseYaml(configYaml) as { interception?: { mode?: string } } | null) : null;
   return parsed?.interception?.mode === 'cni' ? 'cni' : 'init';
+}
+
+/** Where the webhook tells sidecars to read their settings (webhook/src/config.ts sidecar.settingsSource). */
+export interface SettingsSource {
+  source: 'cluster' | 'configMap';
+  /** the per-namespace settings ConfigMap (source configMap, or a cluster without the SluicePolicy API) */
+  configMap: string;
+}
+
+/** The settings source in a webhook ConfigMap's config.yaml (absent: configMap, the webhook's default). */
+export function settingsSourceOf(configYaml: string | undefined): SettingsSource {
+  const parsed = configYaml ? (parseYaml(configYaml) as { sidecar?: { settingsSource?: string; sidecarConfigMap?: string } } | null) : null;
+  const cm = parsed?.sidecar?.sidecarConfigMap;
+  return { source: parsed?.sidecar?.settingsSource === 'cluster' ? 'cluster' : 'configMap', configMap: typeof cm === 'string' && cm ? cm : 'sluice-sidecar' };
+}
+
+/** One namespace's sidecar settings and where they came from; `problem` when its sidecars have none. */
+export type NamespaceSettings = { settings: Record<string, unknown> | undefined; from: string } | { problem: string; from: string };
+
+/** The settings the SluicePolicy objects give a namespace, merged as its sidecars merge them. */
+export function settingsFromSluicePolicies(objects: readonly unknown[], ns: PolicyNamespace): NamespaceSettings {
+  const result = effectiveSluicePolicy(objects, ns);
+  if (!result.ok) return { from: 'SluicePolicy', problem: result.problems.map((p) => `${p.object || '(unnamed)'}: ${p.code}: ${p.message}`).join('; ') };
+  return { settings: result.policy.sidecar, from: `SluicePolicy ${result.policy.sources.map((s) => s.name).join('+')}` };
+}
+
+/** The settings in a namespace's settings ConfigMap (sidecar.yaml); undefined settings when there is none. */
+export function settingsFromConfigMap(namespace: string, name: string, data: Record<string, string> | undefined): NamespaceSettings {
+  const from = `ConfigMap ${namespace}/${name}`;
+  const text = data?.['sidecar.yaml'];
+  if (text === undefined) return { settings: undefined, from };
+  try {
+    const parsed = parseYaml(text) as unknown;
+    return { settings: parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : {}, from };
+  } catch (err) {
+    return { from, problem: `sidecar.yaml is not YAML (${(err as Error).message})` };
+  }
+}
+
+/** The log store in sidecar settings: a store to probe, 'none', or undefined (not set). */
+export function auditStoreOf(settings: Readonly<Record<string, unknown>> | undefined): { kind: string; url: string } | 'none' | undefined {
+  const store = (settings?.audit as { store?: unknown } | undefined)?.store;
+  if (store === 'none') return 'none';
+  if (store && typeof store === 'object' && typeof (store as { url?: unknown }).url === 'string') {
+    const s = store as { type?: unknown; url: string };
+    return { kind: typeof s.type === 'string' ? s.type : 'loki', url: s.url };
+  }
+  return undefined;
 }
 
 /** Pod Security level of an agent namespace: in mode init the init container needs NET_ADMIN/NET_RAW and root. */
@@ -165,6 +214,10 @@ function explain(err: unknown): string {
 
 class Checker {
   readonly results: CheckResult[] = [];
+  /** from the webhook's config.yaml (read by interception()); the webhook's default until then */
+  settingsSource: SettingsSource = settingsSourceOf(undefined);
+  /** the agent namespaces' labels (read by agentNamespaces()): SluicePolicy bindings select by them */
+  readonly namespaceLabels = new Map<string, Record<string, string>>();
   readonly #c: KubeClient;
   readonly #flags: CheckFlags;
   constructor(client: KubeClient, flags: CheckFlags) {
@@ -376,6 +429,7 @@ class Checker {
       const ns = encodeURIComponent(d.metadata.namespace ?? '');
       const cm = await this.find<Obj>(`/api/v1/namespaces/${ns}/configmaps/${encodeURIComponent(d.metadata.name ?? '')}`);
       mode = interceptionModeOf(cm?.data?.['config.yaml']);
+      this.settingsSource = settingsSourceOf(cm?.data?.['config.yaml']);
       if (mode === 'init') {
         this.add(cat, 'ok', 'interception mode init: a root init container with NET_ADMIN/NET_RAW installs each pod\'s rules (agent namespaces must allow Pod Security privileged)');
         return;
@@ -399,6 +453,7 @@ class Checker {
     await this.guard(cat, 'the agent namespaces', async () => {
       const items = (await this.get<List<Obj>>('/api/v1/namespaces', { labelSelector: `${LABEL_INJECT}=true` })).items;
       names = items.map((n) => n.metadata.name ?? '');
+      for (const n of items) this.namespaceLabels.set(n.metadata.name ?? '', n.metadata.labels ?? {});
       if (!items.length) {
         this.add(cat, this.#flags.pre ? 'ok' : 'warn', `no namespace is labelled ${LABEL_INJECT}=true yet`, `kubectl label namespace NAME ${LABEL_INJECT}=true`);
         return;
@@ -414,16 +469,29 @@ class Checker {
       const stores: { kind: string; url: string; from: string }[] = [];
       if (this.#flags.loki) stores.push({ kind: 'loki', url: this.#flags.loki, from: '--loki' });
       if (this.#flags.victorialogs) stores.push({ kind: 'victorialogs', url: this.#flags.victorialogs, from: '--victorialogs' });
-      if (!stores.length) {
+      if (!stores.length && namespaces.length) {
+        // The settings the sidecars run with: the SluicePolicy objects (settingsSource cluster, the
+        // chart's choice) or the per-namespace ConfigMap (configMap, or no SluicePolicy API served).
+        let policies: unknown[] | undefined;
+        const wanted = this.settingsSource;
+        if (wanted.source === 'cluster') {
+          policies = (await this.find<{ items?: unknown[] }>(SLUICE_POLICY_PATH))?.items ?? undefined;
+          if (policies) this.add(cat, 'ok', 'sidecar settings from the SluicePolicy objects (webhook settingsSource cluster)');
+          else this.add(cat, 'warn', `the webhook reads settings from SluicePolicy objects but this cluster serves no SluicePolicy API: reading the ${wanted.configMap} ConfigMaps instead`, 'install the chart\'s CRDs (sluicepolicies.sluice.io); sidecars of this webhook wait for a SluicePolicy');
+        } else {
+          this.add(cat, 'ok', `sidecar settings from each namespace's ${wanted.configMap} ConfigMap (webhook settingsSource configMap)`);
+        }
         for (const ns of namespaces) {
-          const cm = await this.find<Obj>(`/api/v1/namespaces/${encodeURIComponent(ns)}/configmaps/sluice-sidecar`);
-          const store = (parseYaml(cm?.data?.['sidecar.yaml'] ?? '') as { audit?: { store?: unknown } } | null)?.audit?.store;
-          if (store && typeof store === 'object' && typeof (store as { url?: unknown }).url === 'string') {
-            const s = store as { type?: string; url: string };
-            if (!stores.some((x) => x.url === s.url)) stores.push({ kind: s.type ?? 'loki', url: s.url, from: `ConfigMap ${ns}/sluice-sidecar` });
-          } else if (cm && store === 'none') {
-            this.add(cat, 'warn', `namespace ${ns}: audit.store is none (events stay in a bounded local ring, nothing is shipped)`, 'set sidecar.config.audit.store to {type: loki|victorialogs, url} in the chart values');
+          const found = policies
+            ? settingsFromSluicePolicies(policies, { name: ns, labels: this.namespaceLabels.get(ns) ?? {} })
+            : settingsFromConfigMap(ns, wanted.configMap, (await this.find<Obj>(`/api/v1/namespaces/${encodeURIComponent(ns)}/configmaps/${encodeURIComponent(wanted.configMap)}`))?.data);
+          if ('problem' in found) {
+            this.add(cat, 'fail', `namespace ${ns}: no valid sidecar settings (${found.from}: ${found.problem}), so its sidecars do not start or keep their last good ones`, 'fix the object named; kubectl sluice policy eval --cluster -n NAMESPACE shows the merge');
+            continue;
           }
+          const store = auditStoreOf(found.settings);
+          if (store === 'none') this.add(cat, 'warn', `namespace ${ns}: audit.store is none in ${found.from} (events stay in a bounded local ring, nothing is shipped)`, 'set sidecar.config.audit.store to {type: loki|victorialogs, url} in the chart values');
+          else if (store && !stores.some((x) => x.url === store.url)) stores.push({ ...store, from: `${found.from}, namespace ${ns}` });
         }
       }
       if (!stores.length) {
