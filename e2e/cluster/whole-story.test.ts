@@ -9,7 +9,7 @@
 // too), pods reach the API server on the bridge address (node.ts).
 //
 // Needs root and the node tools, like running-pod.test.ts. `make test-cluster` runs it.
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -420,5 +420,94 @@ describe('the whole story on a real node', () => {
     figures.verify = verify.stdout.trim();
     expect(verify.code).toBe(0);
     expect(verify.stdout).toMatch(/^ok: session [0-9a-f-]+: \d+ events, seq 0\.\.\d+, chain intact/m);
+  });
+
+  test('7. on the running pod: the label flip is refused, an ephemeral container as the sidecar\'s UID is refused, a plain debug container is cut off like the agent; port-forward to the sidecar is refused (developer: by the API server; approver: inside the pod)', async () => {
+    // carol may do what a developer does to her pods: patch them, add debug containers, port-forward.
+    await node.cluster.grant('lead', AGENTS, 'pod-debugger', [{ apiGroups: [''], resources: ['pods', 'pods/ephemeralcontainers', 'pods/portforward'], verbs: ['get', 'list', 'patch', 'update', 'create'] }]);
+    const attempt = (args: string[]) => {
+      try {
+        return { code: 0, out: kubectl('lead', args) };
+      } catch (err) {
+        return { code: 1, out: (err as Error).message };
+      }
+    };
+    // 1. Take the running pod out of sluice's view by its labels: refused, whichever label.
+    const flips = ['sluice.io/injected=false', 'sluice.io/inject=false'].map((l) => attempt(['-n', AGENTS, 'label', 'pod', coderPod, l, '--overwrite']));
+    figures.labelFlip = flips.map((f) => f.out.trim().split('\n').pop());
+    for (const f of flips) {
+      expect(f.code).toBe(1);
+      expect(f.out).toMatch(/sluice guard\.injection_marker/);
+    }
+    // 2. A debug container as the sidecar's UID (its traffic would skip interception): refused.
+    const path = `/api/v1/namespaces/${AGENTS}/pods/${coderPod}/ephemeralcontainers`;
+    const withEphemeral = async (c: Record<string, unknown>) => {
+      const current = (await node.cluster.request<{ spec: Record<string, unknown> }>('lead', 'GET', `/api/v1/namespaces/${AGENTS}/pods/${coderPod}`)).body;
+      return node.cluster.request<{ message?: string }>('lead', 'PUT', path, { ...current, spec: { ...current.spec, ephemeralContainers: [c] } });
+    };
+    const debug = (name: string, securityContext: Record<string, unknown>) => ({
+      name,
+      image: toolsAgent.name,
+      imagePullPolicy: 'Never',
+      command: ['/bin/sh', '-c', 'for i in 1 2 3; do echo "STEP debug $(curl -sS -o /dev/null -w \'%{http_code}\' --max-time 5 https://raw.githubusercontent.com/acme/app/main/README.md 2>/dev/null)"; sleep 1; done; sleep 100000'],
+      securityContext,
+    });
+    const asProxy = await withEphemeral(debug('dbg-uid1337', { runAsUser: 1337, runAsGroup: 1337, allowPrivilegeEscalation: false }));
+    figures.ephemeralAsProxy = asProxy.body.message;
+    expect(asProxy.status).toBe(403);
+    expect(asProxy.body.message).toContain('guard.proxy_uid');
+    // 3. A plain debug container is admitted, runs in the pod, and is cut off by the kill switch like the agent.
+    const githubSeen = github.requests.length;
+    const plain = await withEphemeral(debug('dbg', { runAsUser: 1000, runAsGroup: 1000, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } }));
+    expect(plain.status).toBe(200);
+    const polls = await eventually(
+      'three polls from the debug container',
+      () => {
+        const lines = kubectl('admin', ['-n', AGENTS, 'logs', coderPod, '-c', 'dbg']).split('\n').filter((l) => l.startsWith('STEP debug '));
+        return Promise.resolve(lines.length >= 3 ? lines : undefined);
+      },
+      60_000,
+    );
+    figures.debugContainerPolls = polls;
+    for (const l of polls) expect(l).toBe('STEP debug 000');
+    expect(github.requests.length).toBe(githubSeen);
+    // 4. Port-forward to the sidecar's admin port. kubectl listens locally and opens the stream
+    // only when a connection arrives; over SPDY the port is chosen after admission, so the webhook
+    // lets only approvers port-forward to an injected pod at all.
+    const portForward = async (user: string) => {
+      const child = spawn(join(ROOT, '.tools', 'bin', 'kubectl'), ['--kubeconfig', node.cluster.kubeconfigPath(user), '-n', AGENTS, 'port-forward', `pod/${coderPod}`, '0:15090'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+      let gone = false;
+      const exited = new Promise<void>((resolve) =>
+        child.once('exit', () => {
+          gone = true;
+          resolve();
+        }),
+      );
+      // Listening locally, or already gone (refused before it listened).
+      const localPort = await eventually('kubectl port-forward listening or exited', () => Promise.resolve(/Forwarding from 127\.0\.0\.1:(\d+)/.exec(out)?.[1] ?? (gone ? '' : undefined)), 20_000);
+      if (!localPort) return { scraped: 'failed: kubectl exited before listening', out };
+      const scraped = await fetch(`http://127.0.0.1:${localPort}/metrics`, { signal: AbortSignal.timeout(10_000) }).then(
+        (r) => `HTTP ${r.status}`,
+        (err: Error) => `failed: ${err.message}`,
+      );
+      await eventually('kubectl to report the outcome', () => Promise.resolve(/error/i.test(out) ? true : undefined), 20_000).catch(() => undefined);
+      child.kill('SIGTERM');
+      await exited;
+      return { scraped, out };
+    };
+    await node.cluster.grant('creator', AGENTS, 'port-forwarder', [{ apiGroups: [''], resources: ['pods', 'pods/portforward'], verbs: ['get', 'create'] }]);
+    const developer = await portForward('creator');
+    const approver = await portForward('lead');
+    figures.portForward = { developer: developer.out.trim().split('\n').slice(-2), approver: approver.out.trim().split('\n').slice(-2) };
+    // A developer who is no approver: refused by the API server (the webhook).
+    expect(developer.scraped).toMatch(/^failed/);
+    expect(developer.out).toMatch(/guard\.port_forward/);
+    // An approver is admitted, and the kubelet's connection to the sidecar's admin port inside the
+    // pod is refused by the pod's own interception rules: only the sidecar's UID reaches it.
+    expect(approver.scraped).toMatch(/^failed/);
+    expect(approver.out).toMatch(/connect: connection refused/);
   });
 });
