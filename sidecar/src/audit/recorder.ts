@@ -2,9 +2,13 @@
 // resolves once it is durable in the spool (per the fsync policy); a shipper streams the spool to
 // the store (Loki or VictoriaLogs) behind it. With `store: none` the spool is a bounded ring: the
 // oldest events are trimmed when it is full instead of refusing traffic, warned loudly. Every
-// change of the spool's state (ok, behind, near full, full) is logged. Concurrent records share one write and one sync (group commit). The chain head
-// only moves after a successful write, so a failed write leaves no gap and a restart resumes from
-// the spool's last event. It must never resolve a record that is not written, and never throw
+// change of the spool's state (ok, behind, near full, full) is logged. Group commit: concurrent
+// records share one write and one sync, and with fsync `always` a record resolves only after an
+// fdatasync that began after its line was written has completed (so the sync covers it); a failed
+// write or sync rejects every record of its group (audit.spool_io: fail closed), is counted and
+// logged, and the next group is written as usual. The chain head only moves after a successful
+// write, so a failed write leaves no gap and a restart resumes from the spool's last event. It
+// must never resolve a record that is not written (with fsync always: not synced), and never throw
 // anything but an AuditError at the proxy.
 import { randomUUID } from 'node:crypto';
 import { AuditEvent, describeIssues } from '../../../api/src/index.ts';
@@ -18,6 +22,7 @@ import type { AuditMetrics } from './metrics.ts';
 import { LokiShipper, silentLogger } from './shipper.ts';
 import type { AuditLogger } from './shipper.ts';
 import { Spool } from './spool.ts';
+import type { SpoolOptions } from './spool.ts';
 import { entryTag } from './loki-push.ts';
 import type { EntryTag, Omission, StreamLabels } from './loki-push.ts';
 import { isWorse, spoolState } from './spool-state.ts';
@@ -39,6 +44,8 @@ export interface AuditRecorderDeps {
   dispatcher?: Dispatcher;
   /** How often the spool's state is re-evaluated between writes and acknowledgements (default 5000 ms). */
   stateCheckMs?: number;
+  /** The spool's segment sync (default fdatasync); tests and the benchmark wrap the real one to count. */
+  datasync?: SpoolOptions['datasync'];
 }
 
 export interface AuditStopOptions {
@@ -136,6 +143,7 @@ export class AuditRecorder {
   private readonly random: () => number;
   private readonly dispatcher: Dispatcher | undefined;
   private readonly stateCheckMs: number;
+  private readonly datasync: SpoolOptions['datasync'];
   /** The resolved store; `none` is a ring. */
   private readonly store: AuditStore;
   /** `store` was written in the config (or the legacy `loki`), not defaulted. */
@@ -172,6 +180,7 @@ export class AuditRecorder {
     this.random = deps.random ?? Math.random;
     this.dispatcher = deps.dispatcher;
     this.stateCheckMs = deps.stateCheckMs ?? 5000;
+    this.datasync = deps.datasync;
     const store = resolveStore(this.config);
     this.storeExplicit = store !== undefined;
     this.store = store ?? 'none';
@@ -196,6 +205,11 @@ export class AuditRecorder {
     return this.head.session;
   }
 
+  /** Segment syncs the spool has completed (with fsync always: one per group commit). */
+  get syncs(): number {
+    return this.spool?.syncs ?? 0;
+  }
+
   /** The last event durable in the spool: what `verify --head-seq/--head-hash` can be held to. */
   get lastDurable(): { seq: number; hash: string } | undefined {
     return this.head && this.head.seq >= 0 ? { seq: this.head.seq, hash: this.head.hash } : undefined;
@@ -217,6 +231,7 @@ export class AuditRecorder {
         fsyncIntervalMs: this.config.spool.fsyncIntervalMs,
         isValidTail: (line) => headFromLine(line) !== undefined,
         lineTimeMs,
+        ...(this.datasync ? { datasync: this.datasync } : {}),
       });
     } catch (err) {
       this.state = 'stopped';
