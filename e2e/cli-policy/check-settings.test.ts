@@ -11,6 +11,8 @@ import { parse as parseYaml } from 'yaml';
 import { SLUICE_POLICY_API_VERSION, SLUICE_POLICY_KIND, SLUICE_POLICY_PATH } from '../../api/src/index.ts';
 import type { CheckResult } from '../../cli/src/commands/check.ts';
 import { runCli } from '../../cli/src/main.ts';
+import { readClusterPolicy } from '../../cli/src/policy/cluster-source.ts';
+import type { ClusterReader } from '../../cli/src/policy/cluster-source.ts';
 import { eventually } from '../support/kube/admission.ts';
 import { KubeCluster, freePort } from '../support/kube/cluster.ts';
 import { VictoriaLogsServer } from '../support/logstore/victoria-logs.ts';
@@ -32,6 +34,17 @@ async function logStore(): Promise<CheckResult[]> {
   await runCli(['check', '-o', 'json', '--kubeconfig', cluster.kubeconfigPath('admin')], { out: (s) => (out += s), err: () => undefined });
   return (JSON.parse(out) as { results: CheckResult[] }).results.filter((r) => r.category === 'log-store');
 }
+
+/** The cluster view `policy eval|explain --cluster` reads, as the admin. */
+const reader = (): ClusterReader => ({
+  async get<T>(path: string, query?: Record<string, string>): Promise<T | undefined> {
+    const res = await cluster.request<T>('admin', 'GET', query ? `${path}?${new URLSearchParams(query).toString()}` : path);
+    if (res.status === 404) return undefined;
+    if (res.status !== 200) throw new Error(`GET ${path}: ${res.status}`);
+    return res.body;
+  },
+  proxyText: async () => undefined,
+});
 
 async function webhookConfig(settingsSource: 'cluster' | 'configMap'): Promise<void> {
   const body = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'sluice-webhook', namespace: 'sluice-system' }, data: { 'config.yaml': `namespace: sluice-system\nsidecar:\n  settingsSource: ${settingsSource}\n  sidecarConfigMap: sluice-sidecar\n` } };
@@ -72,6 +85,11 @@ describe('check: the log store from the settings the sidecars run with', () => {
     expect(results.filter((r) => r.status === 'skip')).toEqual([]);
   });
 
+  test('policy eval --cluster follows the same source: the SluicePolicy merge while the webhook says cluster', async () => {
+    const view = await readClusterPolicy(reader(), 'agents-a');
+    expect(view).toMatchObject({ source: 'SluicePolicy', organisation: { objects: ['default', 'team-a'] }, settings: { audit: { store: { type: 'loki', url: deadLoki } } } });
+  });
+
   test('settingsSource configMap: the namespace\u2019s sluice-sidecar ConfigMap, the source named', async () => {
     await webhookConfig('configMap');
     await mustCreate('/api/v1/namespaces/agents-b/configmaps', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'sluice-sidecar' }, data: { 'sidecar.yaml': 'audit:\n  store: none\n' } });
@@ -81,5 +99,10 @@ describe('check: the log store from the settings the sidecars run with', () => {
       expect.objectContaining({ status: 'warn', message: 'namespace agents-b: audit.store is none in ConfigMap agents-b/sluice-sidecar (events stay in a bounded local ring, nothing is shipped)' }),
       { category: 'log-store', status: 'skip', message: 'no log store to probe (give --loki URL or --victorialogs URL)' },
     ]);
+    // The sidecars of such a webhook read no SluicePolicy (the CRD is served, but not for them).
+    const view = await readClusterPolicy(reader(), 'agents-b');
+    expect(view).toMatchObject({ source: 'ConfigMap', settings: { audit: { store: 'none' } } });
+    expect(view.organisation).toBeUndefined();
+    expect(view.notes).toContain("the webhook's settingsSource is configMap: the organisation is the bundle's own data, the settings the sluice-sidecar ConfigMap's");
   });
 });

@@ -3,8 +3,9 @@
 // use), the sidecar settings, a custom bundle when the pods mount one (the policy ConfigMap), the
 // policy revision each running sidecar reports on its metrics (through the API server's pod proxy,
 // as `check` reads it) and the sidecar versions injected pods record. A cluster without the
-// SluicePolicy CRD falls back to what was there before it: the organisation is the bundle's own data
-// and the settings are the namespace's sluice-sidecar ConfigMap.
+// SluicePolicy CRD, or whose webhook says settingsSource configMap, falls back to what was there
+// before it: the organisation is the bundle's own data and the settings are the namespace's
+// sluice-sidecar ConfigMap.
 // Read-only: never writes to the cluster; a custom bundle is copied to a private temp directory.
 import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +15,8 @@ import { LABEL_INJECTED, SIDECAR_CONTAINER, SLUICE_POLICY_PATH, effectiveSluiceP
 import type { EffectiveSluicePolicy, Organisation } from '../../../api/src/index.ts';
 import { ApprovalApiError } from '../../../sidecar/src/approvals/errors.ts';
 import { TARBALL_KEY, readBundle } from '../../../sidecar/src/policy/bundle.ts';
-import { metricRevision } from '../commands/check.ts';
+import { metricRevision, settingsSourceOf } from '../commands/check.ts';
+import type { SettingsSource } from '../commands/check.ts';
 import { WEBHOOK_SELECTOR, injectedVersion } from '../commands/version.ts';
 import type { PodLike } from '../commands/version.ts';
 import { CliError, EXIT_FAILED, EXIT_USAGE } from '../errors.ts';
@@ -127,6 +129,19 @@ function wrap(err: unknown, what: string): never {
   throw err;
 }
 
+/**
+ * Where the webhook tells sidecars to read their organisation and settings (its config.yaml,
+ * sidecar.settingsSource): undefined when no webhook or its ConfigMap is readable with this identity.
+ */
+export async function webhookSettingsSource(reader: ClusterReader): Promise<SettingsSource | undefined> {
+  const deployments = await reader.get<{ items?: PodLike[] }>('/apis/apps/v1/deployments', { labelSelector: WEBHOOK_SELECTOR }).catch(() => undefined);
+  const d = deployments?.items?.[0];
+  if (!d?.metadata.name || !d.metadata.namespace) return undefined;
+  const cm = await reader.get<ConfigMapLike>(`/api/v1/namespaces/${encodeURIComponent(d.metadata.namespace)}/configmaps/${encodeURIComponent(d.metadata.name)}`).catch(() => undefined);
+  const text = cm?.data?.['config.yaml'];
+  return text === undefined ? undefined : settingsSourceOf(text);
+}
+
 /** Reads the policy the sidecars of `namespace` run. */
 export async function readClusterPolicy(reader: ClusterReader, namespace: string): Promise<ClusterPolicy> {
   const notes: string[] = [];
@@ -143,7 +158,11 @@ export async function readClusterPolicy(reader: ClusterReader, namespace: string
   // The organisation and settings: SluicePolicy when the CRD is served, else the old ConfigMap.
   let effective: EffectiveSluicePolicy | undefined;
   let settings: Record<string, unknown> = {};
-  const list = await reader.get<{ items?: unknown[] }>(SLUICE_POLICY_PATH).catch((e: unknown) => wrap(e, 'the SluicePolicy objects'));
+  // A webhook with settingsSource configMap gives its sidecars no SluicePolicy (no SLUICE_POLICY_SOURCE):
+  // the bundle's own organisation and the ConfigMap's settings, even where the CRD is served.
+  const wanted = await webhookSettingsSource(reader);
+  const settingsConfigMap = wanted?.configMap ?? SETTINGS_CONFIGMAP;
+  const list = wanted?.source === 'configMap' ? undefined : await reader.get<{ items?: unknown[] }>(SLUICE_POLICY_PATH).catch((e: unknown) => wrap(e, 'the SluicePolicy objects'));
   if (list) {
     const result = effectiveSluicePolicy(list.items ?? [], { name: namespace, labels: ns.metadata?.labels ?? {} });
     if (!result.ok) {
@@ -153,15 +172,16 @@ export async function readClusterPolicy(reader: ClusterReader, namespace: string
     settings = effective.sidecar;
     for (const p of result.ignored) notes.push(`SluicePolicy ${p.object} is invalid (${p.code}) but does not apply to ${namespace}`);
   } else {
-    notes.push(`no SluicePolicy API in this cluster: the organisation is the bundle's own data, the settings the ${SETTINGS_CONFIGMAP} ConfigMap's`);
-    const cm = await reader.get<ConfigMapLike>(`/api/v1/namespaces/${encodeURIComponent(namespace)}/configmaps/${SETTINGS_CONFIGMAP}`).catch((e: unknown) => wrap(e, `ConfigMap ${namespace}/${SETTINGS_CONFIGMAP}`));
+    if (wanted?.source === 'configMap') notes.push(`the webhook's settingsSource is configMap: the organisation is the bundle's own data, the settings the ${settingsConfigMap} ConfigMap's`);
+    else notes.push(`no SluicePolicy API in this cluster: the organisation is the bundle's own data, the settings the ${settingsConfigMap} ConfigMap's`);
+    const cm = await reader.get<ConfigMapLike>(`/api/v1/namespaces/${encodeURIComponent(namespace)}/configmaps/${encodeURIComponent(settingsConfigMap)}`).catch((e: unknown) => wrap(e, `ConfigMap ${namespace}/${settingsConfigMap}`));
     const text = cm?.data?.[SETTINGS_KEY];
     if (text) {
       try {
         const parsed = parseYaml(text) as unknown;
         if (parsed && typeof parsed === 'object') settings = parsed as Record<string, unknown>;
       } catch (err) {
-        notes.push(`${SETTINGS_CONFIGMAP}/${SETTINGS_KEY} is not YAML (${(err as Error).message}): its sidecars do not start`);
+        notes.push(`${settingsConfigMap}/${SETTINGS_KEY} is not YAML (${(err as Error).message}): its sidecars do not start`);
       }
     }
   }
