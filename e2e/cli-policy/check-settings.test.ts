@@ -43,7 +43,7 @@ const reader = (): ClusterReader => ({
     if (res.status !== 200) throw new Error(`GET ${path}: ${res.status}`);
     return res.body;
   },
-  proxyText: async () => undefined,
+  proxyText: () => Promise.resolve(undefined),
 });
 
 async function webhookConfig(settingsSource: 'cluster' | 'configMap'): Promise<void> {
