@@ -1,8 +1,14 @@
 // The whole story on a real node, step by step as a platform team and a developer would live it:
 // `helm install` the packaged chart (the webhook a real pod of the image `make image` builds,
 // managing its own certificate: webhook.certificates.mode self), label a namespace, apply an agent
-// Deployment, and watch the kubelet start it with the interception init container and the native
-// sidecar.
+// Deployment (git, curl, python3, AWS CLI: agent-image.ts) and watch the kubelet start it with the
+// interception init container and the native sidecar. The scripted agent clones from git's own
+// http-backend, reads a file whose AWS keys arrive masked, writes to S3 in moto with keys the
+// sidecar got by STS web identity from the kubelet-projected token, and pushes: held until an
+// approver who did not create it approves (its creator, an approver too, is refused), then it
+// lands; `kubectl sluice kill` cuts it off; `replay` and `verify` read the session back from
+// VictoriaLogs. Then attacks only a running pod shows (label flips, ephemeral containers,
+// port-forward to the sidecar) and a sidecar restart that resumes the same hash chain.
 //
 // No kube-proxy and no cluster DNS here: the API server reaches the webhook's Service through
 // `--enable-aggregator-routing=true` (Services resolved to endpoint IPs, for admission webhooks
@@ -57,6 +63,8 @@ let aws: StsWorld;
 let logStore: VictoriaLogsServer;
 const BUCKET = 'acme-agent-data';
 let coderPod = '';
+let sessionId = '';
+let eventsBeforeRestart = 0;
 let version = '';
 let helmEnv: NodeJS.ProcessEnv;
 const figures: Record<string, unknown> = {};
@@ -416,10 +424,12 @@ describe('the whole story on a real node', () => {
     for (const c of aws.hop.issued.values()) expect(replay).not.toContain(c.secretAccessKey);
     const stored = await sluice('approver', ['replay', '--pod', coderPod, '-n', AGENTS, ...store, '-o', 'json']);
     const { session } = JSON.parse(stored.stdout.split('\n')[0]!) as { session: string };
+    sessionId = session;
     const verify = await sluice('approver', ['verify', session, ...store]);
     figures.verify = verify.stdout.trim();
     expect(verify.code).toBe(0);
     expect(verify.stdout).toMatch(/^ok: session [0-9a-f-]+: \d+ events, seq 0\.\.\d+, chain intact/m);
+    eventsBeforeRestart = Number(/: (\d+) events/.exec(verify.stdout)![1]);
   });
 
   test('7. on the running pod: the label flip is refused, an ephemeral container as the sidecar\'s UID is refused, a plain debug container is cut off like the agent; port-forward to the sidecar is refused (developer: by the API server; approver: inside the pod)', async () => {
@@ -509,5 +519,43 @@ describe('the whole story on a real node', () => {
     // pod is refused by the pod's own interception rules: only the sidecar's UID reaches it.
     expect(approver.scraped).toMatch(/^failed/);
     expect(approver.out).toMatch(/connect: connection refused/);
+  });
+
+  test('8. the sidecar killed and restarted by the kubelet resumes the same session: the chain goes on, nothing lost, the kill switch still holds', async () => {
+    const before = await waitPod(node, AGENTS, coderPod, 'running', allContainersReady);
+    const sidecarId = containerStatus(before, 'sluice-proxy').containerID!.replace(/^containerd:\/\//, '');
+    const killedAt = performance.now();
+    process.kill(node.containerPid(sidecarId), 'SIGKILL');
+    const after = await waitPod(node, AGENTS, coderPod, 'the sidecar restarted and Ready', (p) => containerStatus(p, 'sluice-proxy').restartCount >= 1 && containerStatus(p, 'sluice-proxy').ready, 120_000);
+    figures.sidecarRestartToReadyMs = Math.round(performance.now() - killedAt);
+    expect(containerStatus(after, 'agent').restartCount).toBe(0);
+    const store = ['--victorialogs', logStore.url];
+    const replay = await eventually(
+      'the resumed session_start in the log store',
+      async () => {
+        const r = await sluice('approver', ['replay', sessionId, ...store]);
+        return r.code === 0 && /session_start .*resumed=true/.test(r.stdout) ? r.stdout : undefined;
+      },
+      60_000,
+    );
+    // One session, two starts: the first fresh, the second resumed from the spool the restart kept.
+    expect(replay.match(/session_start /g)).toHaveLength(2);
+    expect(replay).toMatch(/#0 +session_start .*resumed=false/);
+    const verify = await sluice('approver', ['verify', sessionId, ...store]);
+    figures.verifyAfterRestart = verify.stdout.trim();
+    expect(verify.code).toBe(0);
+    expect(verify.stdout).toMatch(/chain intact/);
+    expect(Number(/: (\d+) events/.exec(verify.stdout)![1])).toBeGreaterThan(eventsBeforeRestart);
+    // The kill switch is the pod's annotation, not the sidecar's memory: still cut off after the restart.
+    const restartedAt = Date.parse(containerStatus(after, 'sluice-proxy').state.running!.startedAt);
+    const polls = await eventually(
+      'polls after the restart',
+      () => {
+        const lines = kubectl('admin', ['-n', AGENTS, 'logs', coderPod, '-c', 'agent', '--timestamps']).split('\n').filter((l) => / STEP poll /.test(l) && Date.parse(l.split(' ')[0]!) > restartedAt + 1000);
+        return Promise.resolve(lines.length >= 3 ? lines : undefined);
+      },
+      30_000,
+    );
+    for (const l of polls) expect(l).toMatch(/STEP poll 000$/);
   });
 });
