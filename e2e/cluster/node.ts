@@ -22,6 +22,8 @@ import { join } from 'node:path';
 import { KubeCluster, freePort, startProcess, stopProcess, waitReady } from '../support/kube/cluster.ts';
 import type { UserSpec } from '../support/kube/cluster.ts';
 import { TestCA } from '../support/kube/pki.ts';
+import { NODE_HARNESS_LOCK, acquireMachineLock } from './machine-lock.ts';
+import type { MachineLock } from './machine-lock.ts';
 import { createCgroupRoot, deleteBridge, processesOf, recordHost, removeCgroupRoot, restoreHost, unmountUnder } from './host.ts';
 import type { HostState } from './host.ts';
 import type { TestImage } from './test-images.ts';
@@ -112,9 +114,11 @@ export class KubeNode {
   readonly containerdSocket: string;
   readonly #host: HostState;
   readonly #procs: Map<string, ChildProcess>;
+  /** one node per machine (machine-lock.ts): released after the teardown put the host back */
+  #lock: MachineLock | undefined;
   #stopped = false;
 
-  private constructor(init: { cluster: KubeCluster; dir: string; nodeName: string; bridge: string; address: string; podSubnet: string; timings: NodeTimings; host: HostState; procs: Map<string, ChildProcess> }) {
+  private constructor(init: { cluster: KubeCluster; dir: string; nodeName: string; bridge: string; address: string; podSubnet: string; timings: NodeTimings; host: HostState; procs: Map<string, ChildProcess>; lock?: MachineLock }) {
     this.cluster = init.cluster;
     this.dir = init.dir;
     this.nodeName = init.nodeName;
@@ -124,14 +128,18 @@ export class KubeNode {
     this.timings = init.timings;
     this.#host = init.host;
     this.#procs = init.procs;
+    this.#lock = init.lock;
     this.containerdSocket = join(init.dir, 'run', 'containerd', 'containerd.sock');
   }
 
   static async start(options: NodeOptions): Promise<KubeNode> {
     const missing = missingPrerequisites();
     if (missing.length) throw new NodeHarnessError('SLUICE_NODE_PREREQUISITE', `a real node needs:\n  ${missing.join('\n  ')}`);
-    const started = performance.now();
     exitOnSignals();
+    // Never two nodes on one machine (sysctls saved and restored, /run/containerd, CPU): a second
+    // start — another jest worker, another run — waits here, before recording the host.
+    const lock = await acquireMachineLock(NODE_HARNESS_LOCK, { onWait: () => process.stderr.write(`real node: waiting for another node on this machine to stop (${NODE_HARNESS_LOCK})\n`) });
+    const started = performance.now();
     const timeout = options.readyTimeoutMs ?? 90_000;
     const host = recordHost();
     const dir = mkdtempSync(join(tmpdir(), 'sluice-node-'));
@@ -279,7 +287,7 @@ export class KubeNode {
         return res.ok;
       });
       const kubeletHealthyMs = performance.now() - kubeletStarted;
-      const node = new KubeNode({ cluster, dir, nodeName, bridge, address, podSubnet: `${net}.0/24`, timings: { controlPlaneMs, containerdMs, imagesMs, kubeletHealthyMs, totalMs: 0 }, host, procs });
+      const node = new KubeNode({ cluster, dir, nodeName, bridge, address, podSubnet: `${net}.0/24`, timings: { controlPlaneMs, containerdMs, imagesMs, kubeletHealthyMs, totalMs: 0 }, host, procs, lock });
       process.removeListener('exit', emergency);
       live.add(node);
       await waitReady('node Ready', kubelet, join(logs, 'kubelet.log'), timeout, async () => {
@@ -295,6 +303,7 @@ export class KubeNode {
       else {
         await partial.cluster?.stop().catch(() => undefined);
         teardownSync({ ...partial, containerdSocket: join(dir, 'run', 'containerd', 'containerd.sock') });
+        lock.release();
       }
       throw err;
     }
@@ -368,6 +377,7 @@ export class KubeNode {
     live.delete(this);
     const diffs = teardownSync({ dir: this.dir, bridge: this.bridge, host: this.#host, procs: this.#procs, containerdSocket: this.containerdSocket, cluster: undefined });
     await stopCluster().catch(() => undefined);
+    this.#lock?.release();
     return diffs;
   }
 
@@ -378,6 +388,7 @@ export class KubeNode {
     teardownSync({ dir: this.dir, bridge: this.bridge, host: this.#host, procs: this.#procs, containerdSocket: this.containerdSocket, cluster: this.cluster });
     // cluster.ts's exit handler kills etcd and kube-apiserver but cannot wait to remove their directory.
     rmSync(this.cluster.dir, { recursive: true, force: true });
+    this.#lock?.release();
   }
 }
 
