@@ -25,6 +25,8 @@ let env: ApprovalEnv;
 let podA: AgentPod;
 let podB: AgentPod;
 let plainKubeconfig = '';
+/** A plain token of another account of the namespace, which the chart's sidecar Role binds too (system:serviceaccounts:NS). */
+let otherAccountKubeconfig = '';
 
 /** What pod `p`'s sidecar would create for a held `git push` (draftApproval, the sidecar's own code). */
 function heldPush(p: { name: string; uid: string }, over: { spec?: Partial<ApprovalRequest['spec']>; label?: string; name?: string } = {}): ApprovalRequest {
@@ -74,6 +76,10 @@ beforeAll(async () => {
   podB = await env.createAgentPod('coder-b');
   plainKubeconfig = join(env.cluster.dir, 'kubeconfig-plain-coder.yaml');
   writeFileSync(plainKubeconfig, tokenKubeconfig(env.cluster, await serviceAccountToken(env.cluster, NAMESPACE, SERVICE_ACCOUNT), NAMESPACE), { mode: 0o600 });
+  await env.cluster.request('admin', 'POST', `/api/v1/namespaces/${NAMESPACE}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'builder' } });
+  await env.cluster.grant('serviceaccount:builder', NAMESPACE, 'sluice-sidecar-builder', [{ apiGroups: ['sluice.io'], resources: ['approvalrequests'], verbs: ['create', 'get', 'list', 'watch', 'delete'] }]);
+  otherAccountKubeconfig = join(env.cluster.dir, 'kubeconfig-plain-builder.yaml');
+  writeFileSync(otherAccountKubeconfig, tokenKubeconfig(env.cluster, await serviceAccountToken(env.cluster, NAMESPACE, 'builder'), NAMESPACE), { mode: 0o600 });
 }, 180_000);
 
 afterAll(async () => {
@@ -149,6 +155,8 @@ describe('ApprovalRequests only from the sidecar of the pod they name', () => {
     const name = own.metadata.name!;
     expect(await refusal(apiWith(podB.kubeconfig).delete(NAMESPACE, name))).toContain('sluice approval.not_the_sidecar: metadata: only the sidecar of pod coder-a');
     expect(await refusal(apiWith(plainKubeconfig).delete(NAMESPACE, name))).toContain('sluice approval.not_the_sidecar');
+    // Another account of the namespace (the sidecar Role binds them all), with a plain token: refused too.
+    expect(await refusal(apiWith(otherAccountKubeconfig).delete(NAMESPACE, name))).toContain('sluice approval.not_the_sidecar');
     expect(await refusal(apiWith(podA.kubeconfig).delete(NAMESPACE, name, { uid: own.metadata.uid as string }))).toBe('allowed');
   });
 });
@@ -354,6 +362,7 @@ describe('with the approvals webhooks unregistered, the API server’s policy st
     expect(await refusal(b.patchStatus(NAMESPACE, ofA.metadata.name!, { state: 'Expired' }))).toContain('sluice approval.not_the_sidecar');
     expect(await refusal(b.delete(NAMESPACE, ofA.metadata.name!))).toContain('sluice approval.not_the_sidecar');
     expect(await refusal(apiWith(plainKubeconfig).delete(NAMESPACE, ofA.metadata.name!))).toContain('sluice approval.not_the_sidecar');
+    expect(await refusal(apiWith(otherAccountKubeconfig).delete(NAMESPACE, ofA.metadata.name!))).toContain('sluice approval.not_the_sidecar');
     expect(await refusal(apiWith(podA.kubeconfig).patchStatus(NAMESPACE, ofA.metadata.name!, { state: 'Expired' }))).toBe('allowed');
   });
 });

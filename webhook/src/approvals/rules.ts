@@ -296,10 +296,13 @@ function statusViolations(input: ApprovalReviewInput, spec: Spec, config: Approv
 export function approvalViolations(input: ApprovalReviewInput, config: ApprovalsWebhookConfig): Violation[] {
   if (input.operation === 'CONNECT') return [];
   if (input.operation === 'DELETE') {
-    // A pod's sidecar may clean up its own requests, never another pod's; its ServiceAccount's
-    // other tokens not at all (people and the garbage collector delete under RBAC alone).
+    // A pod's sidecar may clean up its own requests, never another pod's; no other service account
+    // at all, with any token (the sidecar Role binds every account of the namespace, so RBAC alone
+    // would let an agent's other account delete a held request). People and kube-system's
+    // controllers (the garbage collector, the namespace controller) delete under RBAC alone.
     const spec = parseSpec(input.oldObject);
-    const sidecarIdentity = spec !== undefined && (tokenPod(input.actor) !== undefined || input.actor.username === serviceAccountUser(input.namespace, spec.serviceAccount));
+    const serviceAccount = input.actor.username.startsWith('system:serviceaccount:') && !input.actor.username.startsWith('system:serviceaccount:kube-system:');
+    const sidecarIdentity = spec !== undefined && (tokenPod(input.actor) !== undefined || serviceAccount);
     if (spec && sidecarIdentity && !isOwnSidecar(input.actor, input.namespace, spec)) return [notOwnSidecar(input, spec, 'metadata', 'deletes its requests')];
     return [];
   }

@@ -269,6 +269,15 @@ describe('the sidecar’s own status writes', () => {
     expect(approvalViolations(del({ username: 'system:serviceaccount:kube-system:generic-garbage-collector', groups: [], extra: {} }), config)).toEqual([]);
   });
 
+  test('deleting: no other service account of any namespace, with a plain token or one bound to its own pod (the sidecar Role binds every account of the namespace)', () => {
+    const del = (actor: Actor): ApprovalReviewInput => ({ operation: 'DELETE', subResource: '', namespace: 'agents', actor, oldObject: obj(pending), object: undefined });
+    for (const username of ['system:serviceaccount:agents:builder', 'system:serviceaccount:team-b:coder', 'system:serviceaccount:agents:default']) {
+      expect(approvalViolations(del({ username, groups: ['system:serviceaccounts'], extra: {} }), config).map((v) => v.rule)).toEqual(['approval.not_the_sidecar']);
+    }
+    // kube-system's controllers (the garbage collector, the namespace controller) delete under RBAC alone.
+    expect(approvalViolations(del({ username: 'system:serviceaccount:kube-system:namespace-controller', groups: ['system:serviceaccounts'], extra: {} }), config)).toEqual([]);
+  });
+
   test('a Pending status carrying a decision is refused', () => {
     expect(approvalViolations(statusUpdate(sidecar, undefined, { state: 'Pending', decidedBy: 'x' }), config).map((v) => v.rule)).toEqual(['approval.bad_decision']);
   });
