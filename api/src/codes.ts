@@ -331,7 +331,7 @@ const TABLE = [
   guard('guard.static_credential', 'a Secret holding a credential sluice injects'),
   guard('guard.sluice_volume', 'an agent container that mounts a sluice volume'),
   guard('guard.sluice_settings', 'an agent that reads the sidecar settings ConfigMap'),
-  guard('guard.sluice_settings_write', 'a write to the sidecar settings ConfigMap by someone who may not'),
+  guard('guard.sluice_settings_write', 'a write to the sidecar settings or policy bundle ConfigMap by someone who may not'),
   guard('guard.sluice_policy_write', 'a write to a SluicePolicy by a ServiceAccount outside the writer namespaces (any RBAC)'),
   guard('guard.ephemeral_target', 'an ephemeral container targeting the sidecar'),
   guard('guard.exec_sidecar', 'exec or attach into the sidecar'),

@@ -208,7 +208,7 @@ describe('admission registrations come from webhook/manifests', () => {
     expect(connect).toContain("['15080', '15001', '16053', '16090']");
     expect(connect).not.toContain('15090');
     const settings = find(objs, 'ValidatingAdmissionPolicy', 'sluice-settings-guard.sluice.io') as K8sObject & { spec: { matchConstraints: { resourceRules: { resourceNames: string[] }[] } } };
-    expect(settings.spec.matchConstraints.resourceRules[0]!.resourceNames).toEqual(['sluice-sidecar']);
+    expect(settings.spec.matchConstraints.resourceRules[0]!.resourceNames).toEqual(['sluice-sidecar', 'sluice-policy']);
   });
 
   test('the sidecar UID reaches the admission policy', async () => {
@@ -554,6 +554,9 @@ describe('agent namespaces', () => {
     expect(cm.binaryData['policy.wasm']).toBe(Buffer.from('\0asm').toString('base64'));
     const config = parseWebhookConfig(parseYaml((find(objs, 'ConfigMap', 'sluice-webhook') as K8sObject & { data: { 'config.yaml': string } }).data['config.yaml']));
     expect(config.sidecar.policyConfigMap).toBe('team-policy');
+    // The renamed bundle ConfigMap is the one the settings guard keeps agents from writing.
+    const guard = find(objs, 'ValidatingAdmissionPolicy', 'sluice-settings-guard.sluice.io') as K8sObject & { spec: { matchConstraints: { resourceRules: { resourceNames: string[] }[] } } };
+    expect(guard.spec.matchConstraints.resourceRules[0]!.resourceNames).toEqual(['sluice-sidecar', 'team-policy']);
   });
 
   test('policy.create=false leaves the ConfigMap to you (e.g. a signed bundle.tar.gz), still mounted', async () => {

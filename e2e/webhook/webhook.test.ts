@@ -589,7 +589,7 @@ describe('defence in depth: the ValidatingAdmissionPolicy', () => {
     expect((await agentSa.agents!.request<Status>('PATCH', url, kill('true'), MERGE)).status).toBe(200);
   });
 
-  test("the sidecar settings ConfigMap: agents and developers cannot write or delete it; cluster admins can", async () => {
+  test("the sidecar settings and policy bundle ConfigMaps: agents and developers cannot write or delete them; cluster admins can", async () => {
     const cm = (data: string) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'sluice-sidecar', namespace: 'agents' }, data: { 'sidecar.yaml': data } });
     expect((await cluster.create('admin', cm('approvals: {}\n'))).status).toBe(201);
     const path = '/api/v1/namespaces/agents/configmaps/sluice-sidecar';
@@ -606,6 +606,15 @@ describe('defence in depth: the ValidatingAdmissionPolicy', () => {
     expect((await cluster.request<Status>('creator', 'DELETE', path)).status).toBe(403);
     const elsewhere = await agentSa.team!.request<Status>('POST', '/api/v1/namespaces/team/configmaps', { ...cm('{}\n'), metadata: { name: 'sluice-sidecar', namespace: 'team' } });
     expect(elsewhere.status).toBe(403);
+    // The custom policy bundle ConfigMap likewise: an agent that may write ConfigMaps cannot swap in
+    // a policy of its own (a passthrough host, 0.0.0.0/0), create it, or delete it.
+    const bundle = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'sluice-policy', namespace: 'agents' }, data: { 'data.json': '{"passthrough":["*"]}' } };
+    const planted = await agentSa.agents!.request<Status>('POST', '/api/v1/namespaces/agents/configmaps', bundle);
+    expect(planted.status).toBe(403);
+    expect(planted.body.message).toContain('sluice guard.sluice_settings_write: configmaps/sluice-policy: system:serviceaccount:agents:coder may not create the sluice sidecar settings or policy bundle');
+    expect((await cluster.create('admin', bundle)).status).toBe(201);
+    expect((await agentSa.agents!.request<Status>('PUT', '/api/v1/namespaces/agents/configmaps/sluice-policy', bundle)).status).toBe(403);
+    expect((await agentSa.agents!.request<Status>('DELETE', '/api/v1/namespaces/agents/configmaps/sluice-policy')).status).toBe(403);
     // Other ConfigMaps stay the agent's to write; an admin may change the settings.
     expect((await agentSa.agents!.request('POST', '/api/v1/namespaces/agents/configmaps', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'scratch' }, data: {} })).status).toBe(201);
     expect((await cluster.request('admin', 'PUT', path, cm('approvals: { timeout: 60s }\n'))).status).toBe(200);
