@@ -151,12 +151,16 @@ describe('admission registrations come from webhook/manifests', () => {
       'ValidatingWebhookConfiguration/guard-sluice-approvals',
       'ValidatingWebhookConfiguration/guard-sluice-guard',
     ]);
-    const ca = (find(objs, 'Secret', 'guard-sluice-webhook-ca') as K8sObject & { data: Record<string, string> }).data['tls.crt'];
+    // Mode self (the default): no caBundle rendered; the webhook is told these registrations and its Secret's name.
+    const self = parseWebhookConfig(parseYaml((find(objs, 'ConfigMap', 'guard-sluice-webhook') as K8sObject & { data: { 'config.yaml': string } }).data['config.yaml'])).selfCert!;
+    expect(self.secretName).toBe('guard-sluice-webhook-certs');
+    expect(self.hosts).toContain('guard-sluice-webhook.sec.svc');
+    expect([...self.mutatingWebhookConfigurations, ...self.validatingWebhookConfigurations].sort()).toEqual(regs.map((r) => r.metadata.name).sort());
     for (const r of regs) {
       expect(r.metadata.name).toMatch(/^guard-sluice-/);
       for (const w of r.webhooks) {
         expect(w.clientConfig.service).toMatchObject({ name: 'guard-sluice-webhook', namespace: 'sec', port: 443 });
-        expect(w.clientConfig.caBundle).toBe(ca);
+        expect(w.clientConfig.caBundle).toBeUndefined();
         expect(excludedBy(w.namespaceSelector)).toEqual(expect.arrayContaining(['kube-system', 'monitoring', 'sec']));
         expect(excludedBy(w.namespaceSelector)).not.toContain('sluice-system');
       }
@@ -257,7 +261,7 @@ describe('the webhook configuration', () => {
 
 describe('serving certificates', () => {
   test('helm mode: the serving certificate verifies against the CA every registration trusts, for the Service names', () => {
-    const objs = rendered.defaults!;
+    const objs = rendered['helm-certs']!;
     const secret = (name: string) => (find(objs, 'Secret', name) as K8sObject & { data: Record<string, string> }).data;
     const ca = new X509Certificate(Buffer.from(secret('sluice-webhook-ca')['tls.crt']!, 'base64'));
     const leaf = new X509Certificate(Buffer.from(secret('sluice-webhook-tls')['tls.crt']!, 'base64'));
@@ -317,8 +321,15 @@ describe('certificate mode self: the webhook keeps its own certificate', () => {
     expect(await templateError({ certificates: { mode: 'self', caValidityDays: 91, renewBeforeDays: 30 } })).toBe('');
   });
 
+  test('self is the default: the default values render exactly what mode self renders', async () => {
+    expect(snapshot(await template({ agents: { namespaces: ['agents'] } }))).toBe(snapshot(objs()));
+    const config = parseWebhookConfig(parseYaml((find(rendered.defaults!, 'ConfigMap', 'sluice-webhook') as K8sObject & { data: { 'config.yaml': string } }).data['config.yaml']));
+    expect(config.selfCert?.secretName).toBe('sluice-webhook-certs');
+    expect(findAll(rendered.defaults!, 'Secret')).toEqual([]);
+  });
+
   test('the other modes tell the webhook nothing of the kind', () => {
-    for (const name of ['defaults', 'cert-manager']) {
+    for (const name of ['helm-certs', 'cert-manager']) {
       const cm = find(rendered[name]!, 'ConfigMap', 'sluice-webhook') as K8sObject & { data: { 'config.yaml': string } };
       expect(parseWebhookConfig(parseYaml(cm.data['config.yaml'])).selfCert).toBeUndefined();
     }
@@ -355,6 +366,7 @@ describe('certificate mode self: the webhook keeps its own certificate', () => {
 
 describe('GitOps: helm template is deterministic', () => {
   test.each([
+    ['the default (self)', {}],
     ['self', { certificates: { mode: 'self' } }],
     ['cert-manager', { certificates: { mode: 'cert-manager' } }],
   ])('two renders with the same values are byte-identical in %s mode', async (_mode, values) => {
@@ -364,7 +376,7 @@ describe('GitOps: helm template is deterministic', () => {
   });
 
   test('helm mode is not (a new CA per render without a live release): why Argo CD and Flux use self or cert-manager', async () => {
-    const [a, b] = await Promise.all([templateText({}), templateText({})]);
+    const [a, b] = await Promise.all([templateText({ certificates: { mode: 'helm' } }), templateText({ certificates: { mode: 'helm' } })]);
     expect(b).not.toBe(a);
   });
 
@@ -423,12 +435,16 @@ describe('the webhook Deployment', () => {
 describe('RBAC is least privilege', () => {
   const rules = (objs: K8sObject[]) => [...findAll(objs, 'Role'), ...findAll(objs, 'ClusterRole')] as Role[];
 
-  test('no wildcard, no ClusterRoleBinding but the webhook reader’s and the SluicePolicy reader’s, no Secret access anywhere (but certificate mode self, below)', () => {
-    for (const objs of [...Object.entries(rendered).filter(([name]) => name !== 'self').map(([, o]) => o), agents]) {
+  test('no wildcard, no ClusterRoleBinding but the webhook reader’s and the SluicePolicy reader’s, no Secret access anywhere (but the certificate role of mode self, the default, pinned below)', () => {
+    const selfRoles = (objs: K8sObject[]) => rules(objs).filter((r) => r.metadata.name === 'sluice-webhook-certs');
+    for (const [name, objs] of [...Object.entries(rendered), ['agents', agents] as const]) {
+      const selfMode = !['helm-certs', 'cert-manager'].includes(name);
+      // Mode self (every render but those two): exactly the Secret/registration rules pinned in "certificate mode self".
+      expect(selfRoles(objs)).toEqual(selfMode ? selfRoles(rendered.self!) : []);
       // interception.mode cni adds the node agent's reader (charts/test/cni.test.ts holds it to get on pods and one ConfigMap name).
       const bindings = findAll(objs, 'ClusterRoleBinding').map((b) => b.metadata.name).filter((n) => !(objs === rendered.cni && n === 'sluice-cni'));
-      expect(bindings.sort()).toEqual(['sluice-policy-reader', 'sluice-webhook-reader']);
-      for (const r of rules(objs)) {
+      expect(bindings.sort()).toEqual(selfMode ? ['sluice-policy-reader', 'sluice-webhook-certs', 'sluice-webhook-reader'] : ['sluice-policy-reader', 'sluice-webhook-reader']);
+      for (const r of rules(objs).filter((r) => r.metadata.name !== 'sluice-webhook-certs')) {
         for (const rule of r.rules) {
           expect([...rule.verbs, ...rule.resources, ...rule.apiGroups]).not.toContain('*');
           expect(rule.resources).not.toContain('secrets');
@@ -448,7 +464,7 @@ describe('RBAC is least privilege', () => {
     expect(binding.subjects).toEqual([{ kind: 'Group', apiGroup: 'rbac.authorization.k8s.io', name: 'system:serviceaccounts' }]);
   });
 
-  test('the webhook only reads: get on pods and workload owners, from webhook/manifests/reader-clusterrole.yaml, and no namespaced role', () => {
+  test('the webhook only reads: get on pods and workload owners, from webhook/manifests/reader-clusterrole.yaml, and no namespaced role but its certificate Secret’s (mode self, pinned above)', () => {
     const role = find(agents, 'ClusterRole', 'sluice-webhook-reader') as Role;
     const source = sourceManifests().find((o) => o.kind === 'ClusterRole') as Role;
     expect(role.rules).toEqual(source.rules);
@@ -458,7 +474,8 @@ describe('RBAC is least privilege', () => {
     expect(binding.roleRef.name).toBe('sluice-webhook-reader');
     expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: 'sluice-webhook', namespace: NAMESPACE }]);
     const bindings = findAll(agents, 'RoleBinding') as Binding[];
-    expect(bindings.flatMap((b) => b.subjects).filter((s) => s.name === 'sluice-webhook')).toEqual([]);
+    expect(bindings.filter((b) => b.metadata.name !== 'sluice-webhook-certs').flatMap((b) => b.subjects).filter((s) => s.name === 'sluice-webhook')).toEqual([]);
+    expect(bindings.filter((b) => b.metadata.name === 'sluice-webhook-certs').map((b) => [b.metadata.namespace, b.roleRef.name])).toEqual([[NAMESPACE, 'sluice-webhook-certs']]);
   });
 
   test('one sidecar Role per agent namespace: its own ApprovalRequests and nothing else, bound to that namespace only', () => {

@@ -258,7 +258,8 @@ const netns = `sluice-img-${process.pid}`;
   });
 
   test('the webhook: the chart’s ConfigMap and generated certificate mounted, it serves the Service name and injects', async () => {
-    const objects = await template({});
+    // certificates.mode helm (not the default, self): the chart-generated pair is mounted as the pod would mount it.
+    const objects = await template({ certificates: { mode: 'helm' } });
     const cm = find(objects, 'ConfigMap', 'sluice-webhook') as K8sObject & { data: { 'config.yaml': string } };
     const tls = find(objects, 'Secret', 'sluice-webhook-tls') as K8sObject & { data: Record<string, string> };
     const configDir = join(work, 'webhook-config');

@@ -80,7 +80,10 @@ beforeAll(async () => {
   // pod the exclusion test creates there.
   await cluster.request('admin', 'POST', '/api/v1/namespaces/kube-system/serviceaccounts', { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default' } });
   // The documented install: helm install, then label a namespace.
-  const res = await helm(['install', RELEASE, CHART, '-n', NS, '--create-namespace', '--set', 'agents.namespaces={agents}']);
+  // certificates.mode helm (not the default, self): this harness has no kubelet, so no webhook pod
+  // runs to create its Secret and set the caBundle; these tests need the chart's own CA to start the
+  // real webhook below and to pin that helm upgrade keeps it. Mode self as real pods: e2e/cluster/whole-story.
+  const res = await helm(['install', RELEASE, CHART, '-n', NS, '--create-namespace', '--set', 'agents.namespaces={agents}', '--set', 'certificates.mode=helm']);
   if (res.code !== 0) throw new Error(`helm install failed:\n${res.stderr}`);
   installOutput = res.stdout;
   await cluster.request('admin', 'POST', `/api/v1/namespaces/${NS}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default' } });
@@ -298,7 +301,7 @@ describe('helm upgrade', () => {
     expect((await get('/apis/apiextensions.k8s.io/v1/customresourcedefinitions/approvalrequests.sluice.io')).status).toBe(200);
     expect((await get(`/api/v1/namespaces/${NS}/secrets/sluice-webhook-ca`)).status).toBe(200);
     expect((await get('/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/sluice-injector')).status).toBe(404);
-    const again = await helm(['install', RELEASE, CHART, '-n', NS, '--set', 'agents.namespaces={agents}']);
+    const again = await helm(['install', RELEASE, CHART, '-n', NS, '--set', 'agents.namespaces={agents}', '--set', 'certificates.mode=helm']);
     expect(again.stderr).toBe('');
     expect(again.code).toBe(0);
     expect((await secret('sluice-webhook-ca')).data).toEqual(ca.data);

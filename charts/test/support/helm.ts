@@ -109,6 +109,8 @@ export const MATRIX: Record<string, unknown> = {
   'agents-ha-off': { agents: { namespaces: ['agents'] }, webhook: { replicas: 1, antiAffinity: 'none' } },
   'cert-manager': { agents: { namespaces: ['agents', 'team-b'] }, certificates: { mode: 'cert-manager' } },
   self: { agents: { namespaces: ['agents'] }, certificates: { mode: 'self' } },
+  // The chart's own CA (mode helm, the default before self): for installs that set it explicitly.
+  'helm-certs': { agents: { namespaces: ['agents'] }, certificates: { mode: 'helm' } },
   cni: { agents: { namespaces: ['agents'] }, interception: { mode: 'cni' } },
   'monitoring-on': {
     agents: { namespaces: ['agents'] },

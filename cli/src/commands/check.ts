@@ -140,19 +140,42 @@ export function podSecurityCheck(ns: { metadata: { name?: string; labels?: Recor
   return { category, status: 'ok', message: `namespace ${name}: Pod Security "${level}"` };
 }
 
-/** The serving certificate against the CA the registrations trust and the Service name. */
-export function servingCertCheck(leafPem: string, caPem: string, serviceHost: string, nowMs: number): CheckResult {
+/**
+ * The Secret holding the webhook's serving certificate: the Secret volume the Deployment mounts
+ * (modes helm and cert-manager), else the Secret the webhook keeps itself (mode self, the chart's
+ * default: an emptyDir is mounted and config.yaml's selfCert.secretName names the Secret).
+ */
+export function servingSecretOf(volumes: readonly { secret?: { secretName?: string } }[], configYaml: string | undefined): { name: string; self: boolean } | undefined {
+  const mounted = volumes.map((v) => v.secret?.secretName).find((n): n is string => typeof n === 'string' && n !== '');
+  if (mounted) return { name: mounted, self: false };
+  const parsed = configYaml ? (parseYaml(configYaml) as { selfCert?: { secretName?: unknown } } | null) : null;
+  const name = parsed?.selfCert?.secretName;
+  return typeof name === 'string' && name ? { name, self: true } : undefined;
+}
+
+/** Every certificate of a PEM bundle (a caBundle holds two while a self-managed CA rotates). */
+function pemCertificates(pem: string): X509Certificate[] {
+  return (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [pem]).map((block) => new X509Certificate(block));
+}
+
+/**
+ * The serving certificate against the CA bundle the registrations trust (signed by any CA in it)
+ * and the Service name. `selfManaged`: the webhook issues it itself (certificates.mode self).
+ */
+export function servingCertCheck(leafPem: string, caPem: string, serviceHost: string, nowMs: number, selfManaged = false): CheckResult {
   const category = 'sluice-webhook';
   let leaf: X509Certificate;
-  let ca: X509Certificate;
+  let cas: X509Certificate[];
   try {
     leaf = new X509Certificate(leafPem);
-    ca = new X509Certificate(caPem);
+    cas = pemCertificates(caPem);
   } catch (err) {
     return { category, status: 'fail', message: `serving certificate or caBundle unreadable: ${(err as Error).message}` };
   }
-  const hint = 'helm upgrade re-issues it; with cert-manager, check the Certificate';
-  if (!leaf.verify(ca.publicKey)) return { category, status: 'fail', message: 'serving certificate is not signed by the caBundle the registrations trust', hint };
+  const hint = selfManaged
+    ? 'the webhook re-issues it from its CA within certificates.resyncSeconds (mode self): read the webhook logs'
+    : 'helm upgrade re-issues it; with cert-manager, check the Certificate';
+  if (!cas.some((ca) => leaf.verify(ca.publicKey))) return { category, status: 'fail', message: 'serving certificate is not signed by the caBundle the registrations trust', hint };
   if (!leaf.checkHost(serviceHost)) return { category, status: 'fail', message: `serving certificate does not name ${serviceHost} (it names ${leaf.subjectAltName ?? leaf.subject})`, hint };
   const until = Date.parse(leaf.validTo);
   if (until <= nowMs || Date.parse(leaf.validFrom) > nowMs) return { category, status: 'fail', message: `serving certificate not valid now (valid ${leaf.validFrom} to ${leaf.validTo})`, hint };
@@ -389,21 +412,27 @@ class Checker {
         const host = `${name}.${ns}.svc`;
         // The serving certificate is the Secret the Deployment mounts (whoever issued it).
         const d = deployments.find((x) => x.metadata.namespace === ns);
+        // Mode self mounts an emptyDir: the webhook's config.yaml names the Secret it keeps.
         const volumes = (d?.spec?.template?.spec as { volumes?: { secret?: { secretName?: string } }[] } | undefined)?.volumes ?? [];
-        const secretName = volumes.map((v) => v.secret?.secretName).find((n): n is string => n !== undefined);
+        const mounted = volumes.some((v) => v.secret?.secretName);
+        const cm = d && !mounted ? await this.find<Obj>(`/api/v1/namespaces/${encodeURIComponent(ns)}/configmaps/${encodeURIComponent(d.metadata.name ?? '')}`) : undefined;
+        const serving = servingSecretOf(volumes, cm?.data?.['config.yaml']);
+        const secretName = serving?.name;
         if (!ca) {
           this.add(catW, 'fail', 'no caBundle in the registrations: the API server cannot trust the webhook', 'is the webhook running? it writes caBundle at start when it manages its certificate');
         } else if (!secretName) {
-          this.add(catW, 'warn', `serving certificate not checked: no Secret volume on the webhook Deployment in ${ns}`);
+          this.add(catW, 'warn', `serving certificate not checked: no Secret volume on the webhook Deployment in ${ns}, and its config names no selfCert Secret`);
         } else {
           try {
             const secret = await this.get<Obj>(`/api/v1/namespaces/${encodeURIComponent(ns)}/secrets/${encodeURIComponent(secretName)}`);
             const crt = secret.data?.['tls.crt'];
-            if (!crt) this.add(catW, 'fail', `Secret ${ns}/${secretName} has no tls.crt`, 'helm upgrade re-issues it');
-            else this.results.push(servingCertCheck(Buffer.from(crt, 'base64').toString('utf8'), ca, host, Date.now()));
+            if (!crt) this.add(catW, 'fail', `Secret ${ns}/${secretName} has no tls.crt`, serving?.self ? 'the webhook re-issues it at its next re-check (mode self)' : 'helm upgrade re-issues it');
+            else this.results.push(servingCertCheck(Buffer.from(crt, 'base64').toString('utf8'), ca, host, Date.now(), serving?.self));
           } catch (err) {
             if (err instanceof ApprovalApiError && err.code === 'SLUICE_APPROVAL_API_FORBIDDEN') this.add(catW, 'warn', `serving certificate not checked: may not read Secret ${ns}/${secretName}`);
-            else if (err instanceof ApprovalApiError && err.code === 'SLUICE_APPROVAL_API_NOT_FOUND') this.add(catW, 'fail', `Secret ${ns}/${secretName} (the serving certificate) is missing`, 'helm upgrade the release, or check cert-manager');
+            else if (err instanceof ApprovalApiError && err.code === 'SLUICE_APPROVAL_API_NOT_FOUND') {
+              this.add(catW, 'fail', `Secret ${ns}/${secretName} (the serving certificate) is missing`, serving?.self ? 'the webhook creates it at start (mode self): is a webhook pod running? read its logs' : 'helm upgrade the release, or check cert-manager');
+            }
             else throw err;
           }
         }
