@@ -360,7 +360,7 @@ describe('certificate mode self: the webhook keeps its own certificate', () => {
       const b = find(objs(), kind, 'sluice-webhook-certs') as Binding;
       expect(b.subjects).toEqual([{ kind: 'ServiceAccount', name: 'sluice-webhook', namespace: NAMESPACE }]);
     }
-    expect(findAll(objs(), 'ClusterRoleBinding').map((b) => b.metadata.name).sort()).toEqual(['sluice-policy-reader', 'sluice-webhook-certs', 'sluice-webhook-reader']);
+    expect(findAll(objs(), 'ClusterRoleBinding').map((b) => b.metadata.name).sort()).toEqual(['sluice-policy-reader', 'sluice-webhook-agent-rbac', 'sluice-webhook-certs', 'sluice-webhook-reader']);
   });
 });
 
@@ -435,7 +435,7 @@ describe('the webhook Deployment', () => {
 describe('RBAC is least privilege', () => {
   const rules = (objs: K8sObject[]) => [...findAll(objs, 'Role'), ...findAll(objs, 'ClusterRole')] as Role[];
 
-  test('no wildcard, no ClusterRoleBinding but the webhook reader’s and the SluicePolicy reader’s, no Secret access anywhere (but the certificate role of mode self, the default, pinned below)', () => {
+  test('no wildcard, no ClusterRoleBinding but the webhook reader’s, the webhook’s approvals-RBAC one and the SluicePolicy reader’s, no Secret access anywhere (but the certificate role of mode self, the default, pinned below)', () => {
     const selfRoles = (objs: K8sObject[]) => rules(objs).filter((r) => r.metadata.name === 'sluice-webhook-certs');
     for (const [name, objs] of [...Object.entries(rendered), ['agents', agents] as const]) {
       const selfMode = !['helm-certs', 'cert-manager'].includes(name);
@@ -443,7 +443,9 @@ describe('RBAC is least privilege', () => {
       expect(selfRoles(objs)).toEqual(selfMode ? selfRoles(rendered.self!) : []);
       // interception.mode cni adds the node agent's reader (charts/test/cni.test.ts holds it to get on pods and one ConfigMap name).
       const bindings = findAll(objs, 'ClusterRoleBinding').map((b) => b.metadata.name).filter((n) => !(objs === rendered.cni && n === 'sluice-cni'));
-      expect(bindings.sort()).toEqual(selfMode ? ['sluice-policy-reader', 'sluice-webhook-certs', 'sluice-webhook-reader'] : ['sluice-policy-reader', 'sluice-webhook-reader']);
+      // sluice-webhook-agent-rbac: the webhook creates approvals RoleBindings in agent namespaces (charts/test/agent-rbac.test.ts pins its rules).
+      const always = ['sluice-policy-reader', 'sluice-webhook-agent-rbac', 'sluice-webhook-reader'];
+      expect(bindings.sort()).toEqual(selfMode ? [...always, 'sluice-webhook-certs'].sort() : always);
       for (const r of rules(objs).filter((r) => r.metadata.name !== 'sluice-webhook-certs')) {
         for (const rule of r.rules) {
           expect([...rule.verbs, ...rule.resources, ...rule.apiGroups]).not.toContain('*');

@@ -3,6 +3,7 @@
 // a bad value fails start-up naming the field. Nothing here reads files or the environment.
 import { z } from 'zod';
 import { deepFreeze, parseOrThrow } from '../../api/src/index.ts';
+import { AgentRbacConfig } from './agent-rbac.ts';
 import { ApprovalsWebhookConfig } from './approvals/config.ts';
 import { InterceptionConfig } from './cni-mode.ts';
 import { KubeAccessConfig } from './kube-reader.ts';
@@ -243,6 +244,12 @@ export const WebhookConfigSchema = z
     server: Server.prefault({}),
     /** Who may decide ApprovalRequests (webhook/src/approvals). */
     approvals: ApprovalsWebhookConfig.prefault({}),
+    /**
+     * The approvals RoleBindings the webhook ensures in the namespace of every pod it injects
+     * (webhook/src/agent-rbac.ts), so a labelled namespace needs no entry in agents.namespaces.
+     * Absent: the namespace's RBAC is someone else's (the chart's per-namespace Roles).
+     */
+    agentRbac: AgentRbacConfig.optional(),
     /** Whose creations inherit their controller owner's creator stamp (webhook/src/workload-creator.ts). */
     creators: CreatorsConfig.prefault({}),
     /** How the webhook reads pods and owners with its own credentials (webhook/src/kube-reader.ts). */

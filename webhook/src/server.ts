@@ -20,7 +20,8 @@ import { registerWebhookMetrics } from './metrics.ts';
 import { reviewMutation, reviewPortForward, reviewValidation } from './review.ts';
 import { ANNOTATION_CREATOR, ANNOTATION_STATUS } from '../../api/src/index.ts';
 import { podOf } from './admission-review.ts';
-import { KubeReadError, createKubeReader } from './kube-reader.ts';
+import { AgentRbacEnsurer } from './agent-rbac.ts';
+import { KubeReadError, createKubeReader, kubeAccess } from './kube-reader.ts';
 import type { KubeReader } from './kube-reader.ts';
 import { selectForInjection } from './pod-model.ts';
 import { describeViolations, violation } from './violations.ts';
@@ -37,6 +38,8 @@ export interface AppDeps {
   logger: Logger;
   /** Reads pods and owners with the webhook's own credentials; without it, what needs a read is refused. */
   kube?: KubeReader | undefined;
+  /** Ensures the approvals RoleBindings of an injected pod's namespace (config.agentRbac). */
+  agentRbac?: AgentRbacEnsurer | undefined;
 }
 
 /**
@@ -44,7 +47,7 @@ export interface AppDeps {
  * workload-review.ts): only for pods being created that sluice injects (mutate) or injected
  * (validate), so a pod sluice leaves alone never waits on, or is refused for, an API read.
  */
-function withPodCreator(review: typeof reviewMutation, kube: KubeReader | undefined, endpoint: Endpoint): Reviewer {
+function withPodCreator(review: typeof reviewMutation, kube: KubeReader | undefined, endpoint: Endpoint, agentRbac?: AgentRbacEnsurer, logger?: Logger): Reviewer {
   return async (request, scope, config) => {
     if (request.resource.group !== '' || request.resource.resource !== 'pods' || request.subResource || request.operation !== 'CREATE') return review(request, scope, config);
     const pod = podOf(request.object, 'object');
@@ -57,8 +60,29 @@ function withPodCreator(review: typeof reviewMutation, kube: KubeReader | undefi
     if ('violations' in creator) {
       return { review: deny(request.uid, describeViolations(creator.violations)), result: 'denied', rules: [...new Set(creator.violations.map((v) => v.rule))], patchBytes: 0 };
     }
-    return review(request, scope, config, creator.user);
+    const outcome = review(request, scope, config, creator.user);
+    if (endpoint === 'mutate' && agentRbac && !request.dryRun && (outcome.result === 'patched' || outcome.result === 'unchanged')) {
+      await ensureAgentRbac(agentRbac, request, outcome, logger);
+    }
+    return outcome;
   };
+}
+
+/**
+ * The pod is admitted even when its namespace's approvals RBAC cannot be ensured: its egress is
+ * guarded all the same, and without the binding its held requests are refused (fail closed), so
+ * refusing the pod would only couple every agent start to an RBAC write. The creator sees why in
+ * an admission warning, the webhook log names it, and the next injected pod tries again.
+ */
+async function ensureAgentRbac(agentRbac: AgentRbacEnsurer, request: ReturnType<typeof parseAdmissionReview>, outcome: ReviewOutcome, logger?: Logger): Promise<void> {
+  const namespace = request.namespace ?? '';
+  try {
+    await agentRbac.ensure(namespace);
+  } catch (err) {
+    const message = `sluice: the approvals RoleBindings of namespace ${namespace} could not be ensured (${(err as Error).message}); held requests of this pod are refused until they exist`;
+    outcome.review.response.warnings = [...(outcome.review.response.warnings ?? []), message];
+    logger?.warn({ code: 'SLUICE_WEBHOOK_AGENT_RBAC', uid: request.uid, namespace }, message);
+  }
 }
 
 /**
@@ -85,7 +109,7 @@ function withConnectTarget(kube: KubeReader | undefined): Reviewer {
   };
 }
 
-function reviewHandler(endpoint: Endpoint, scope: Scope, { config, metrics, logger, kube }: AppDeps, reviewer: Reviewer = withPodCreator(endpoint === 'mutate' ? reviewMutation : reviewValidation, kube, endpoint)) {
+function reviewHandler(endpoint: Endpoint, scope: Scope, { config, metrics, logger, kube, agentRbac }: AppDeps, reviewer: Reviewer = withPodCreator(endpoint === 'mutate' ? reviewMutation : reviewValidation, kube, endpoint, agentRbac, logger)) {
   return async (req: Request, res: Response) => {
     const started = process.hrtime.bigint();
     let request;
@@ -209,6 +233,14 @@ export async function startWebhookServer(config: WebhookConfig, deps: { registry
       logger.warn({ err: (err as Error).message }, 'no Kubernetes API access: ApprovalRequests cannot be created and pods made by controllers are refused');
     }
   }
+  let agentRbac: AgentRbacEnsurer | undefined;
+  if (config.agentRbac) {
+    try {
+      agentRbac = new AgentRbacEnsurer(config.agentRbac, config.approvals, kubeAccess(config.kube));
+    } catch (err) {
+      logger.warn({ err: (err as Error).message, code: 'SLUICE_WEBHOOK_AGENT_RBAC' }, 'no Kubernetes API access: approvals RoleBindings of agent namespaces are not ensured');
+    }
+  }
   const s = config.server;
   // The first load happens before the server exists; later ones swap its context.
   const serving: { server?: HttpsServer } = {};
@@ -228,7 +260,7 @@ export async function startWebhookServer(config: WebhookConfig, deps: { registry
     },
   });
   const first = await certs.start();
-  const https = createHttpsServer({ cert: first.cert, key: first.key, minVersion: 'TLSv1.2' }, createAdmissionApp({ config, metrics, logger, kube }));
+  const https = createHttpsServer({ cert: first.cert, key: first.key, minVersion: 'TLSv1.2' }, createAdmissionApp({ config, metrics, logger, kube, agentRbac }));
   // The API server's own webhook timeout is seconds; nothing legitimate needs longer.
   serving.server = https;
   https.requestTimeout = 10_000;

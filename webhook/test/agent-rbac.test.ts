@@ -1,0 +1,74 @@
+// The approvals RoleBindings the webhook ensures in an injected pod's namespace: the objects
+// themselves (golden file testdata/rbac/agent-rolebindings.yaml, REFRESH_GOLDEN=1 rewrites it) and what
+// the webhook does with what the API server already stores. The create/update against a real API
+// server is e2e/approvals/labelled-namespace.test.ts.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, test } from '@jest/globals';
+import { stringify } from 'yaml';
+import { bindingAction, desiredRoleBindings } from '../src/agent-rbac.ts';
+import { parseWebhookConfig } from '../src/config.ts';
+import { TESTDATA, baseConfigInput } from './support/fixtures.ts';
+
+const config = parseWebhookConfig({
+  ...baseConfigInput,
+  approvals: { approverGroups: ['sluice-approvers'], namespaces: { payments: { approverGroups: ['payments-leads'] } } },
+  agentRbac: { sidecar: { clusterRole: 'sluice-sidecar', bindingName: 'sluice-sidecar-injected' }, approvers: { clusterRole: 'sluice-approver', bindingName: 'sluice-approvers-injected' } },
+});
+const rbac = config.agentRbac!;
+
+describe('desiredRoleBindings', () => {
+  test('matches the golden file: the namespace group for the sidecar ClusterRole, the approver groups (per-namespace override) for the approver ClusterRole', () => {
+    const text = stringify({ team: desiredRoleBindings(rbac, config.approvals, 'team-a'), payments: desiredRoleBindings(rbac, config.approvals, 'payments') });
+    const file = join(TESTDATA, 'rbac', 'agent-rolebindings.yaml');
+    if (process.env.REFRESH_GOLDEN) writeFileSync(file, text);
+    expect(text).toBe(readFileSync(file, 'utf8'));
+  });
+
+  test('binds only the namespace it is asked for, never a cluster-wide group', () => {
+    for (const b of desiredRoleBindings(rbac, config.approvals, 'team-a')) {
+      expect(b.metadata.namespace).toBe('team-a');
+      expect(b.roleRef.kind).toBe('ClusterRole');
+      for (const s of b.subjects) expect(['system:serviceaccounts', 'system:authenticated', 'system:unauthenticated']).not.toContain(s.name);
+    }
+  });
+
+  test('agents.serviceAccounts: only those accounts of the namespace, no group', () => {
+    const [sidecar] = desiredRoleBindings({ ...rbac, serviceAccounts: ['coder'] }, config.approvals, 'team-a');
+    expect(sidecar!.subjects).toEqual([{ kind: 'ServiceAccount', name: 'coder', namespace: 'team-a' }]);
+  });
+
+  test('without approvers only the sidecar binding', () => {
+    const { approvers: _, ...sidecarOnly } = rbac;
+    expect(desiredRoleBindings(sidecarOnly, config.approvals, 'team-a').map((b) => b.metadata.name)).toEqual(['sluice-sidecar-injected']);
+  });
+});
+
+describe('bindingAction', () => {
+  const [desired] = desiredRoleBindings(rbac, config.approvals, 'team-a');
+
+  test('creates a missing binding', () => {
+    expect(bindingAction(undefined, desired!)).toEqual({ kind: 'create', body: desired });
+  });
+
+  test('leaves one that already says the same (subject order and apiGroup spelling aside)', () => {
+    const stored = { metadata: { name: desired!.metadata.name, resourceVersion: '7' }, roleRef: desired!.roleRef, subjects: [...desired!.subjects] };
+    expect(bindingAction(stored, desired!)).toEqual({ kind: 'none' });
+  });
+
+  test('sets widened subjects back, keeping the resourceVersion it read', () => {
+    const stored = { metadata: { name: desired!.metadata.name, resourceVersion: '7', labels: { extra: 'x' } }, roleRef: desired!.roleRef, subjects: [...desired!.subjects, { kind: 'Group', apiGroup: 'rbac.authorization.k8s.io', name: 'system:authenticated' }] };
+    const action = bindingAction(stored, desired!);
+    expect(action.kind).toBe('update');
+    if (action.kind !== 'update') return;
+    expect(action.body.subjects).toEqual(desired!.subjects);
+    expect(action.body.metadata.resourceVersion).toBe('7');
+    expect(action.body.metadata.labels.extra).toBe('x');
+  });
+
+  test('refuses a binding of that name that refers to another role, naming it', () => {
+    const stored = { metadata: { name: desired!.metadata.name }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' }, subjects: desired!.subjects };
+    const action = bindingAction(stored, desired!);
+    expect(action).toEqual({ kind: 'conflict', message: expect.stringContaining('refers to ClusterRole cluster-admin') });
+  });
+});
