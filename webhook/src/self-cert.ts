@@ -161,6 +161,9 @@ export function caProblem(bundle: Partial<CertBundle>, now: Date): string | unde
     ca = new NodeX509(bundle.caCert);
     if (!ca.ca) return 'ca.crt is not a CA certificate';
     if (!ca.checkPrivateKey(createPrivateKey(bundle.caKey))) return 'ca.key does not belong to ca.crt';
+    // issueServing signs with ECDSA P-256 only: any other CA key (an RSA CA such as Helm's genCA,
+    // copied in by hand) could never issue, and the webhook would never become ready.
+    if (ca.publicKey.asymmetricKeyType !== 'ec' || ca.publicKey.asymmetricKeyDetails?.namedCurve !== 'prime256v1') return 'the CA key is not ECDSA P-256, which this webhook signs with';
   } catch (err) {
     return `CA does not load: ${(err as Error).message}`;
   }

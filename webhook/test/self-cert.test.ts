@@ -2,11 +2,13 @@
 // stored serving certificate is kept or re-issued, when a stored CA is unusable, the caBundle JSON
 // patch, and the atomic file swap the server's ServingCertReloader reads. The API-server side
 // (conflict-safe create, patching real registrations, repair) is in e2e/webhook/self-cert.test.ts.
-import { X509Certificate } from 'node:crypto';
+import 'reflect-metadata'; // @peculiar/x509 (the RSA CA below) needs the Reflect API, as in self-cert.ts
+import { X509Certificate, generateKeyPairSync, webcrypto } from 'node:crypto';
 import { mkdtempSync, readFileSync, readlinkSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from '@jest/globals';
+import * as x509 from '@peculiar/x509';
 import { loadServingCert } from '../src/serving-cert.ts';
 import { caBundleOf, caBundlePatch, caProblem, caRenewalDue, issueCA, issueServing, servingProblem, writeServingFiles } from '../src/self-cert.ts';
 
@@ -87,6 +89,21 @@ describe('an unusable stored CA', () => {
   });
   test('an expired one is refused', () => {
     expect(caProblem(ca, new Date(now.getTime() + 3651 * DAY))).toMatch(/expired/);
+  });
+  test('an RSA CA (as Helm’s genCA makes, copied in from mode helm) is refused, so it is replaced rather than failing every issue', async () => {
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const keys = { privateKey: await webcrypto.subtle.importKey('pkcs8', privateKey.export({ type: 'pkcs8', format: 'der' }), { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }, true, ['sign']), publicKey: await webcrypto.subtle.importKey('spki', publicKey.export({ type: 'spki', format: 'der' }), { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }, true, ['verify']) };
+    const rsaCa = await x509.X509CertificateGenerator.createSelfSigned({
+      name: 'CN=sluice-webhook-ca',
+      notBefore: now,
+      notAfter: new Date(now.getTime() + 3650 * DAY),
+      keys,
+      signingAlgorithm: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' },
+      extensions: [new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true)],
+    });
+    const stored = { caCert: rsaCa.toString('pem'), caKey: privateKey.export({ type: 'pkcs1', format: 'pem' }) as string };
+    await expect(issueServing(stored, ['sluice-webhook.sluice-system.svc'], 365, now)).rejects.toThrow();
+    expect(caProblem(stored, now)).toMatch(/not ECDSA P-256/);
   });
 });
 
