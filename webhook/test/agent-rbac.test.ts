@@ -3,12 +3,20 @@
 // the webhook does with what the API server already stores. The create/update against a real API
 // server is e2e/approvals/labelled-namespace.test.ts.
 import { readFileSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, test } from '@jest/globals';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { Agent, request } from 'undici';
 import { stringify } from 'yaml';
-import { bindingAction, desiredRoleBindings } from '../src/agent-rbac.ts';
+import { AgentRbacEnsurer, bindingAction, desiredRoleBindings } from '../src/agent-rbac.ts';
 import { parseWebhookConfig } from '../src/config.ts';
-import { TESTDATA, baseConfigInput } from './support/fixtures.ts';
+import { registerWebhookMetrics } from '../src/metrics.ts';
+import { createAdmissionApp } from '../src/server.ts';
+import { TESTDATA, baseConfigInput, loadPod } from './support/fixtures.ts';
+import { admissionReview } from './support/reviews.ts';
 
 const config = parseWebhookConfig({
   ...baseConfigInput,
@@ -70,5 +78,33 @@ describe('bindingAction', () => {
     const stored = { metadata: { name: desired!.metadata.name }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' }, subjects: desired!.subjects };
     const action = bindingAction(stored, desired!);
     expect(action).toEqual({ kind: 'conflict', message: expect.stringContaining('refers to ClusterRole cluster-admin') });
+  });
+});
+
+describe('when the bindings cannot be ensured', () => {
+  test('the pod is still injected, with an admission warning naming the namespace; a dry run never tries', async () => {
+    // Nothing listens on port 1: every API call fails the way an unreachable API server does.
+    const ensurer = new AgentRbacEnsurer(rbac, config.approvals, { server: 'https://127.0.0.1:1', token: () => 'unused', dispatcher: new Agent() });
+    const app = createAdmissionApp({ config, metrics: registerWebhookMetrics(new Registry()), logger: pino({ level: 'silent' }), agentRbac: ensurer });
+    const server: Server = app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    try {
+      const post = async (dryRun: boolean) => {
+        const body = admissionReview(loadPod('plain-pod.yaml'), { namespace: 'team-a' });
+        (body.request as { dryRun: boolean }).dryRun = dryRun;
+        const res = await request(`http://127.0.0.1:${(server.address() as AddressInfo).port}/mutate/namespace`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+        return ((await res.body.json()) as { response: { allowed: boolean; patch?: string; warnings?: string[] } }).response;
+      };
+      const real = await post(false);
+      expect(real.allowed).toBe(true);
+      expect(real.patch).toBeDefined();
+      expect(real.warnings).toEqual([expect.stringMatching(/^sluice: the approvals RoleBindings of namespace team-a could not be ensured \(GET .*sluice-sidecar-injected: API server unreachable.*\); held requests of this pod are refused until they exist$/)]);
+      const dry = await post(true);
+      expect(dry.allowed).toBe(true);
+      expect(dry.patch).toBe(real.patch);
+      expect(dry.warnings).toBeUndefined();
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   });
 });
