@@ -63,6 +63,7 @@ describe('approvals RBAC the webhook ensures in labelled namespaces', () => {
       serviceAccounts: ['coder'],
       recheckSeconds: 300,
       timeoutMs: 1500,
+      admissionBudgetMs: 2000,
     });
     const granted = find(objs, 'ClusterRole', 'sluice-webhook-agent-rbac') as Role;
     const [sidecar, approvers] = desiredRoleBindings(config.agentRbac!, config.approvals, 'payments');

@@ -40,8 +40,14 @@ export const AgentRbacConfig = z
     serviceAccounts: z.array(z.string().min(1)).default([]),
     /** An ensured namespace is checked again after this long (a deleted binding comes back). */
     recheckSeconds: z.number().int().min(10).max(86_400).default(300),
-    /** Each API call is abandoned after this (the API server's webhook timeout bounds the review). */
+    /** Each API call is abandoned after this. */
     timeoutMs: z.number().int().min(100).max(5_000).default(1_500),
+    /**
+     * How long an admission waits for the bindings; past it the pod is answered (with a warning)
+     * while the calls finish in the background. The injector registration's timeout is 5 s, and the
+     * creator lookup may take up to kube.timeoutMs (2 s) of it.
+     */
+    admissionBudgetMs: z.number().int().min(100).max(2_500).default(2_000),
   })
   .strict();
 export type AgentRbacConfig = z.infer<typeof AgentRbacConfig>;
@@ -150,8 +156,28 @@ export class AgentRbacEnsurer {
     return job;
   }
 
+  /**
+   * ensure() bounded by admissionBudgetMs: an API server that answers slowly must not make the
+   * API server's own call to the webhook time out (failurePolicy Fail would refuse the pod).
+   */
+  async ensureForAdmission(namespace: string): Promise<void> {
+    const job = this.ensure(namespace);
+    let timer: NodeJS.Timeout | undefined;
+    const budget = this.#rbac.admissionBudgetMs;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new AgentRbacError(`not done within ${budget} ms; still trying in the background`)), budget);
+    });
+    job.catch(() => undefined);
+    try {
+      await Promise.race([job, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   async #ensureNow(namespace: string): Promise<void> {
-    for (const desired of desiredRoleBindings(this.#rbac, this.#approvals, namespace)) await this.#ensureOne(desired);
+    // Both at once: the first pod of a namespace waits for one round trip (two with a create).
+    await Promise.all(desiredRoleBindings(this.#rbac, this.#approvals, namespace).map((desired) => this.#ensureOne(desired)));
     this.#ensured.set(namespace, this.#now() + this.#rbac.recheckSeconds * 1000);
   }
 

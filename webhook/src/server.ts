@@ -77,7 +77,7 @@ function withPodCreator(review: typeof reviewMutation, kube: KubeReader | undefi
 async function ensureAgentRbac(agentRbac: AgentRbacEnsurer, request: ReturnType<typeof parseAdmissionReview>, outcome: ReviewOutcome, logger?: Logger): Promise<void> {
   const namespace = request.namespace ?? '';
   try {
-    await agentRbac.ensure(namespace);
+    await agentRbac.ensureForAdmission(namespace);
   } catch (err) {
     const message = `sluice: the approvals RoleBindings of namespace ${namespace} could not be ensured (${(err as Error).message}); held requests of this pod are refused until they exist`;
     outcome.review.response.warnings = [...(outcome.review.response.warnings ?? []), message];

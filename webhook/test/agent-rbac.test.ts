@@ -4,6 +4,7 @@
 // server is e2e/approvals/labelled-namespace.test.ts.
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
+import { createServer as createTcpServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, test } from '@jest/globals';
@@ -108,3 +109,21 @@ describe('when the bindings cannot be ensured', () => {
     }
   });
 });
+
+test('an API server that accepts and never answers holds the admission no longer than admissionBudgetMs', async () => {
+  const silent = createTcpServer(() => undefined).listen(0, '127.0.0.1');
+  await new Promise((r) => silent.once('listening', r));
+  try {
+    const slow = { ...rbac, timeoutMs: 5_000, admissionBudgetMs: 300 };
+    const ensurer = new AgentRbacEnsurer(slow, config.approvals, { server: `https://127.0.0.1:${(silent.address() as AddressInfo).port}`, token: () => 'unused', dispatcher: new Agent() });
+    const started = performance.now();
+    await expect(ensurer.ensureForAdmission('team-a')).rejects.toThrow('not done within 300 ms; still trying in the background');
+    const took = performance.now() - started;
+    expect(took).toBeGreaterThanOrEqual(290);
+    expect(took).toBeLessThan(1_500);
+    // The calls still running are the ones a second pod of the namespace waits on, not new ones.
+    await expect(ensurer.ensure('team-a')).rejects.toThrow(/API server unreachable/);
+  } finally {
+    silent.close();
+  }
+}, 15_000);
