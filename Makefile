@@ -8,7 +8,7 @@ OPA := $(CURDIR)/.tools/bin/opa
 POLICY_SOURCES := $(wildcard policies/rego/*.rego) $(shell find policies/data -name '*.json')
 BUNDLE := policies/build/bundle.tar.gz
 
-.PHONY: all tools tools-base base-deps deps policy demo test image chart release cli-bundle bench bench-policy bench-webhook bench-masking bench-credentials bench-audit bench-proxy schemas clean test-cluster
+.PHONY: all tools tools-base base-deps deps policy demo test image chart release cli-bundle bench bench-policy bench-webhook bench-masking bench-credentials bench-audit bench-proxy schemas clean test-cluster demo-cluster
 .DEFAULT_GOAL := all
 all: policy
 
@@ -60,6 +60,12 @@ test: deps policy
 # node's tools (kubelet, containerd, ...) are built and cached by tools/install.sh on first use.
 test-cluster: deps policy
 	$(NODE) --experimental-vm-modules --no-warnings=ExperimentalWarning node_modules/jest/bin/jest.js --ci e2e/cluster
+
+# The same story for a person (e2e/cluster/demo-cluster.ts over story.ts, the steps whole-story.test.ts
+# asserts): a real node, helm install, an agent held, masked, refused and replayed, each command printed
+# with what happened. Needs root; tears everything down at the end and on Ctrl-C.
+demo-cluster: deps policy
+	$(NODE) e2e/cluster/demo-cluster.ts
 
 # OCI image archives for the sidecar and the webhook, without a Docker daemon (charts/images).
 image: deps policy

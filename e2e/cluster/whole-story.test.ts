@@ -14,226 +14,38 @@
 // `--enable-aggregator-routing=true` (Services resolved to endpoint IPs, for admission webhooks
 // too), pods reach the API server on the bridge address (node.ts).
 //
+// The steps themselves are story.ts, shared with `make demo-cluster` (demo-cluster.ts), which
+// shows the same story to a person: this file only judges what each step observed.
+//
 // Needs root and the node tools, like running-pod.test.ts. `make test-cluster` runs it.
-import { execFile, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
-import { ensureImages } from '../../charts/images/build-images.ts';
-import { HELM } from '../../charts/test/support/helm.ts';
-import { packageChart } from '../../tools/release.ts';
-import { APPROVAL_API_VERSION, APPROVAL_PLURAL } from '../../api/src/index.ts';
-import type { ApprovalRequest } from '../../api/src/index.ts';
-import { createBareRepo, gitBackendHandler } from '../support/git/git-backend.ts';
 import { eventually } from '../support/kube/admission.ts';
-import { VictoriaLogsServer } from '../support/logstore/victoria-logs.ts';
-import { createTestCa, startHttpsUpstream } from '../support/sidecar/upstreams.ts';
-import { startStsWorld } from '../support/sts/sts-world.ts';
-import type { StsWorld } from '../support/sts/sts-world.ts';
-import type { TestCa, TestUpstream } from '../support/sidecar/upstreams.ts';
-import { ensureToolsAgentImage } from './agent-image.ts';
-import { KubeNode } from './node.ts';
-import { allContainersReady, containerStatus, waitPod } from './sluice-on-node.ts';
-import type { PodView } from './sluice-on-node.ts';
-import { ensureTestImages } from './test-images.ts';
-import type { TestImage, TestImages } from './test-images.ts';
+import { AGENTS, LEAKED_KEY_ID, LEAKED_SECRET, SIDECAR_REPO, Story } from './story.ts';
+import { containerStatus } from './sluice-on-node.ts';
 
 jest.setTimeout(240_000);
 
 const ROOT = join(import.meta.dirname, '..', '..');
-const SYSTEM = 'sluice-system';
-const AGENTS = 'agents';
-const PLAIN = 'plain';
-const WEBHOOK_REPO = 'sluice.local/sluice-webhook';
-const SIDECAR_REPO = 'sluice.local/sluice-sidecar';
 const LOGS = join(tmpdir(), 'sluice-e2e-whole-story-logs');
-const CLI = join(ROOT, 'cli', 'bin', 'kubectl-sluice.js');
-// Well-formed but fake AWS keys in a file the agent reads: it must see them masked.
-const LEAKED_KEY_ID = 'AKIAQ4T7ZK2MWX3RPL6N';
-const LEAKED_SECRET = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYzQ8Lk3Tq9V';
 
-let node: KubeNode;
-let images: TestImages;
-let toolsAgent: TestImage;
-let upstreamCa: TestCa;
-let github: TestUpstream;
-let repoPath = '';
-let aws: StsWorld;
-let logStore: VictoriaLogsServer;
-const BUCKET = 'acme-agent-data';
-let coderPod = '';
-let sessionId = '';
+let story: Story;
 let eventsBeforeRestart = 0;
-let version = '';
-let helmEnv: NodeJS.ProcessEnv;
-const figures: Record<string, unknown> = {};
 const storyStarted = performance.now();
 
-/** helm as the cluster admin; throws with helm's own words on failure. */
-function helm(args: string[], timeoutMs = 240_000): string {
-  try {
-    return execFileSync(HELM, [...args, '--kubeconfig', node.cluster.kubeconfigPath('admin')], { env: helmEnv, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
-  } catch (err) {
-    const e = err as { stderr?: string; stdout?: string; message: string };
-    throw new Error(`helm ${args.join(' ')} failed: ${e.stderr || e.stdout || e.message}`, { cause: err });
-  }
-}
-
 function kubectl(handle: string, args: string[], input?: string): string {
-  return node.kubectl(handle, args, input);
-}
-
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** `kubectl sluice ARGS` as one of the cluster's users (the CLI from this tree). */
-function sluice(user: string, args: string[]): Promise<CliResult> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args, '--kubeconfig', node.cluster.kubeconfigPath(user)], { encoding: 'utf8', env: { ...process.env, KUBECONFIG: '' }, timeout: 60_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-/**
- * The scripted agent: what a coding agent does in its first minute, each step announced on a
- * `STEP <name> <result>` line of its log. It runs on its own once the kubelet starts it; the push
- * blocks until someone decides, then it keeps polling GitHub until it is cut off.
- */
-const AGENT_SCRIPT = [
-  'cd /tmp',
-  'git clone -q https://github.com/acme/app.git app 2>/tmp/clone.err && echo "STEP clone ok" || echo "STEP clone failed $(tr \'\\n\' \' \' </tmp/clone.err)"',
-  'echo "STEP settings $(curl -sS --max-time 20 https://raw.githubusercontent.com/acme/app/main/deploy/settings.json 2>&1)"',
-  // S3 with the webhook's placeholder keys: the sidecar trades the pod's projected token for the role's.
-  'echo "STEP whoami $(aws sts get-caller-identity --query Arn --output text 2>&1)"',
-  `echo "STEP s3put $(echo hello-from-agent | aws s3 cp - s3://${BUCKET}/from-agent.txt 2>&1 && echo ok)"`,
-  `echo "STEP s3ls $(aws s3 ls s3://${BUCKET}/ 2>&1 | tr '\\n' ' ')"`,
-  'echo "STEP keys $AWS_ACCESS_KEY_ID $(ls /var/run/secrets/kubernetes.io/serviceaccount 2>&1 | tr \'\\n\' \' \')"',
-  'cd app && echo fix >> README.md && git -c user.name=agent -c user.email=agent@example.com commit -qam "fix from the agent"',
-  'git push -q origin main 2>/tmp/push.err && echo "STEP push ok" || echo "STEP push failed $(tr \'\\n\' \' \' </tmp/push.err)"',
-  'while true; do echo "STEP poll $(curl -sS -o /dev/null -w \'%{http_code}\' --max-time 5 https://raw.githubusercontent.com/acme/app/main/README.md 2>/dev/null)"; sleep 1; done',
-].join('\n');
-
-/** The agent's `STEP name …` lines so far. */
-function agentSteps(): { name: string; rest: string }[] {
-  return kubectl('admin', ['-n', AGENTS, 'logs', coderPod, '-c', 'agent'])
-    .split('\n')
-    .filter((l) => l.startsWith('STEP '))
-    .map((l) => {
-      const [, name, ...rest] = l.split(' ');
-      return { name: name!, rest: rest.join(' ') };
-    });
-}
-
-/** The first `STEP name` line (bounded wait while the agent gets there). */
-async function agentStep(name: string, timeoutMs = 60_000): Promise<string> {
-  return eventually(`the agent's step ${name}`, () => Promise.resolve(agentSteps().find((s) => s.name === name)?.rest), timeoutMs);
-}
-
-async function approvalRequests(): Promise<ApprovalRequest[]> {
-  const res = await node.cluster.request<{ items: ApprovalRequest[] }>('admin', 'GET', `/apis/${APPROVAL_API_VERSION}/namespaces/${AGENTS}/${APPROVAL_PLURAL}`);
-  return res.body.items ?? [];
-}
-
-function gitLog(): string {
-  return execFileSync('git', ['--git-dir', repoPath, 'log', '--format=%s', 'main'], { encoding: 'utf8' });
-}
-
-/** The Deployment's one pod (bounded wait for the ReplicaSet to create it). */
-async function deploymentPod(namespace: string, app: string): Promise<PodView> {
-  return eventually(`a pod of deployment ${namespace}/${app}`, async () => {
-    const res = await node.cluster.request<{ items: PodView[] }>('admin', 'GET', `/api/v1/namespaces/${namespace}/pods?labelSelector=app%3D${app}`);
-    return res.body.items?.find((p) => !('deletionTimestamp' in p.metadata)) ?? undefined;
-  });
-}
-
-function deployment(name: string, namespace: string, image: string, command: string): string {
-  const env = [
-    { name: 'HOME', value: '/tmp' },
-    { name: 'GIT_TERMINAL_PROMPT', value: '0' },
-    { name: 'AWS_DEFAULT_REGION', value: 'us-east-1' },
-  ];
-  return JSON.stringify({
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name, namespace },
-    spec: {
-      replicas: 1,
-      selector: { matchLabels: { app: name } },
-      template: {
-        metadata: { labels: { app: name } },
-        spec: {
-          terminationGracePeriodSeconds: 1,
-          securityContext: { runAsUser: 1000, runAsGroup: 1000 },
-          containers: [{ name: 'agent', image, imagePullPolicy: 'Never', command: ['/bin/sh', '-c', command], env }],
-        },
-      },
-    },
-  });
-}
-
-function sluiceImage(component: 'sidecar' | 'webhook', built: Awaited<ReturnType<typeof ensureImages>>['images']): TestImage {
-  const img = built.images.find((i) => i.component === component);
-  if (!img) throw new Error(`charts/images built no ${component} image`);
-  return { name: `${component === 'sidecar' ? SIDECAR_REPO : WEBHOOK_REPO}:${built.version}`, archive: join(ROOT, img.archive) };
+  return story.node.kubectl(handle, args, input);
 }
 
 beforeAll(async () => {
-  const t0 = performance.now();
-  images = await ensureTestImages();
-  const tools = await ensureToolsAgentImage();
-  toolsAgent = tools;
-  figures.toolsAgentImageRebuilt = tools.built;
-  const { images: built, built: rebuilt } = await ensureImages();
-  version = built.version;
-  figures.imagesMs = Math.round(performance.now() - t0);
-  figures.sluiceImagesRebuilt = rebuilt;
-  const home = mkdtempSync(join(tmpdir(), 'sluice-story-home-'));
-  helmEnv = { PATH: process.env.PATH, HOME: home, HELM_CACHE_HOME: join(home, 'cache'), HELM_CONFIG_HOME: join(home, 'config'), HELM_DATA_HOME: join(home, 'data') };
-  node = await KubeNode.start({
-    images: [images.pause, images.agent, toolsAgent, sluiceImage('sidecar', built), sluiceImage('webhook', built)],
-    sandboxImage: images.pause.name,
-    // No kube-proxy: the API server calls the webhook Service at its endpoints' pod IPs.
-    apiserverArgs: ['--enable-aggregator-routing=true'],
-    // The agent's owner is an approver too (a team lead): only the self-approval rule stops her.
-    users: { lead: { name: 'carol@example.com', groups: ['developers', 'sluice-approvers'] } },
-  });
-  figures.bringUp = Object.fromEntries(Object.entries(node.timings as unknown as Record<string, number>).map(([k, v]) => [k, Math.round(v)]));
-  // "GitHub": git's own http-backend and a raw file server, on the bridge address (pods reach only
-  // that), with certificates from a CA only the sidecar trusts. The agent reaches it only through sluice.
-  upstreamCa = await createTestCa();
-  repoPath = createBareRepo('acme', 'app', mkdtempSync(join(tmpdir(), 'sluice-story-git-'))).path;
-  const backend = gitBackendHandler(join(repoPath, '..', '..'));
-  github = await startHttpsUpstream(
-    upstreamCa,
-    ['github.com', 'raw.githubusercontent.com'],
-    (req, res, body) => {
-      if (req.headers.host?.startsWith('github.com')) return backend(req, res, body);
-      if (req.url === '/acme/app/main/deploy/settings.json') {
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ region: 'eu-west-1', aws_access_key_id: LEAKED_KEY_ID, aws_secret_access_key: LEAKED_SECRET }));
-        return;
-      }
-      res.writeHead(200, { 'content-type': 'text/plain' }).end('# app\n');
-    },
-    node.address,
-  );
-  // "AWS": moto behind a hop that checks the web identity token against the API server's JWKS,
-  // on the bridge address; the role trusts the agents' default service account.
-  aws = await startStsWorld(node.cluster, { namespace: AGENTS, serviceAccount: 'default', bucket: BUCKET, host: node.address });
-  // The audit log store, where the sidecars ship their hash-chained events and the CLI reads them.
-  logStore = await VictoriaLogsServer.start({ host: node.address });
+  story = await Story.start();
 }, 900_000);
 
 afterAll(async () => {
-  await github?.close();
-  await aws?.close();
-  await logStore?.stop();
-  const left = await node?.stop({ keepLogsIn: LOGS });
+  const left = await story?.stop({ keepLogsIn: LOGS });
+  const figures = story?.figures ?? {};
   figures.hostLeftovers = left;
   figures.wholeStoryMs = Math.round(performance.now() - storyStarted);
   console.log(`e2e/cluster whole story figures (component logs in ${LOGS}): ${JSON.stringify(figures, null, 2)}`);
@@ -242,46 +54,15 @@ afterAll(async () => {
 
 describe('the whole story on a real node', () => {
   test('1. helm install of the packaged chart: the webhook runs as pods and manages its own certificate (certificates.mode self)', async () => {
-    const work = mkdtempSync(join(tmpdir(), 'sluice-story-chart-'));
-    const chart = packageChart(work);
-    kubectl('admin', ['create', 'namespace', AGENTS]);
-    // The upstream CA, mounted into the sidecar only (sidecar.mounts): the agent never trusts it.
-    kubectl('admin', ['-n', AGENTS, 'create', 'configmap', 'upstream-ca', `--from-file=ca.pem=${upstreamCa.caFile}`, `--from-file=aws-ca.pem=${aws.ca.caFile}`]);
-    const values = join(work, 'values.json');
-    writeFileSync(
-      values,
-      JSON.stringify({
-        webhook: { image: { repository: WEBHOOK_REPO, tag: version, pullPolicy: 'Never' } },
-        sidecar: {
-          image: { repository: SIDECAR_REPO, tag: version, pullPolicy: 'Never' },
-          mounts: [{ name: 'upstream-ca', configMap: 'upstream-ca' }],
-          config: {
-            audit: { store: { type: 'victorialogs', url: logStore.url } },
-            upstream: {
-              extraRootsFiles: ['/etc/sluice/mounts/upstream-ca/ca.pem', '/etc/sluice/mounts/upstream-ca/aws-ca.pem'],
-              // split DNS: these names are served on the bridge (there is no DNS or internet here)
-              resolve: { 'github.com:443': github.dial, 'raw.githubusercontent.com:443': github.dial, ...aws.resolve },
-            },
-            credentials: { aws: { roles: [{ namespace: AGENTS, serviceAccount: 'default', roleArn: aws.roleArn }] } },
-          },
-        },
-        certificates: { mode: 'self', resyncSeconds: 5 },
-        agents: { namespaces: [AGENTS] },
-      }),
-    );
-    const started = performance.now();
-    helm(['install', 'sluice', chart, '--namespace', SYSTEM, '--create-namespace', '--values', values, '--wait', '--timeout', '4m']);
-    figures.helmInstallMs = Math.round(performance.now() - started);
+    const installed = await story.installChart();
     // Two webhook replicas on the node, both Ready (ready means: every registration trusts it).
-    const pods = await node.cluster.request<{ items: PodView[] }>('admin', 'GET', `/api/v1/namespaces/${SYSTEM}/pods?labelSelector=app.kubernetes.io%2Fcomponent%3Dwebhook`);
-    expect(pods.body.items).toHaveLength(2);
-    for (const p of pods.body.items) {
+    expect(installed.webhookPods).toHaveLength(2);
+    for (const p of installed.webhookPods) {
       expect(p.status.phase).toBe('Running');
       expect(containerStatus(p, 'sluice-webhook').ready).toBe(true);
     }
     // The caBundle the chart rendered empty was set by the webhook itself, from its own Secret.
-    const mwc = JSON.parse(kubectl('admin', ['get', 'mutatingwebhookconfigurations', '-o', 'json'])) as { items: { metadata: { name: string }; webhooks: { clientConfig: { caBundle?: string; service?: unknown } }[] }[] };
-    const ours = mwc.items.filter((c) => c.metadata.name.startsWith('sluice'));
+    const ours = installed.registrations;
     expect(ours.length).toBeGreaterThan(0);
     for (const c of ours) for (const w of c.webhooks) {
       expect(w.clientConfig.service).toBeDefined();
@@ -290,127 +71,72 @@ describe('the whole story on a real node', () => {
   });
 
   test('2. label the namespace, apply an agent Deployment: the kubelet runs the init container, then the native sidecar, then the agent', async () => {
-    kubectl('admin', ['label', 'namespace', AGENTS, 'sluice.io/inject=true']);
-    await node.cluster.grant('lead', AGENTS, 'deployer', [{ apiGroups: ['apps'], resources: ['deployments'], verbs: ['create', 'get', 'list', 'patch', 'delete'] }]);
-    const started = performance.now();
-    kubectl('lead', ['apply', '-f', '-'], deployment('coder', AGENTS, toolsAgent.name, AGENT_SCRIPT));
-    const first = await deploymentPod(AGENTS, 'coder');
-    coderPod = first.metadata.name;
-    const pod = await waitPod(node, AGENTS, first.metadata.name, 'ready', allContainersReady);
-    figures.podStartInjectedMs = Math.round(performance.now() - started);
+    const { pod, init, sidecar, agent, plainPod } = await story.labelAndDeploy();
     expect(pod.spec.initContainers!.map((c) => [c.name, c.restartPolicy ?? null])).toEqual([
       ['sluice-init', null],
       ['sluice-proxy', 'Always'],
     ]);
-    expect(pod.spec.initContainers![1]!.image).toBe(`${SIDECAR_REPO}:${version}`);
-    const init = containerStatus(pod, 'sluice-init');
-    const sidecar = containerStatus(pod, 'sluice-proxy');
-    const agent = containerStatus(pod, 'agent');
+    expect(pod.spec.initContainers![1]!.image).toBe(`${SIDECAR_REPO}:${story.version}`);
     expect(init.state.terminated).toMatchObject({ exitCode: 0, reason: 'Completed' });
     expect(sidecar).toMatchObject({ ready: true, started: true, restartCount: 0 });
     expect(Date.parse(sidecar.state.running!.startedAt)).toBeGreaterThanOrEqual(Date.parse(init.state.terminated!.finishedAt));
     expect(Date.parse(agent.state.running!.startedAt)).toBeGreaterThanOrEqual(Date.parse(sidecar.state.running!.startedAt));
-    figures.sidecarShare = {
-      initRanS: (Date.parse(init.state.terminated!.finishedAt) - Date.parse(init.state.terminated!.startedAt)) / 1000,
-      sidecarStartToAgentStartS: (Date.parse(agent.state.running!.startedAt) - Date.parse(sidecar.state.running!.startedAt)) / 1000,
-    };
-    // The same Deployment in a namespace nobody labelled: no sidecar, the baseline start latency.
-    kubectl('admin', ['create', 'namespace', PLAIN]);
-    await eventually(`the default ServiceAccount in ${PLAIN}`, async () => ((await node.cluster.request('admin', 'GET', `/api/v1/namespaces/${PLAIN}/serviceaccounts/default`)).status === 200 ? true : undefined));
-    const plainStarted = performance.now();
-    kubectl('admin', ['apply', '-f', '-'], deployment('coder', PLAIN, toolsAgent.name, 'exec sleep 100000'));
-    const plain = await deploymentPod(PLAIN, 'coder');
-    const plainPod = await waitPod(node, PLAIN, plain.metadata.name, 'ready', allContainersReady);
-    figures.podStartPlainMs = Math.round(performance.now() - plainStarted);
+    // The same Deployment in a namespace nobody labelled: no sidecar.
     expect(plainPod.spec.initContainers ?? []).toEqual([]);
   });
 
   test('3. the agent clones through sluice, and the leaked keys in a file it reads arrive masked', async () => {
-    expect(await agentStep('clone')).toBe('ok');
-    const settings = await agentStep('settings');
-    figures.maskedSettings = settings;
+    const { clone, settings, upstreamSawClone } = await story.cloneAndRead();
+    expect(clone).toBe('ok');
     expect(settings).toContain('[REDACTED:aws-access-key-id]');
     expect(settings).toContain('[REDACTED:aws-secret-access-key]');
     expect(settings).not.toContain(LEAKED_KEY_ID);
     expect(settings).not.toContain(LEAKED_SECRET);
     // It went through the sidecar: the upstream saw the pod's sidecar, with the CA only it trusts.
-    expect(github.requests.some((r) => r.url.startsWith('/acme/app.git/info/refs'))).toBe(true);
+    expect(upstreamSawClone).toBe(true);
   });
 
   test('3b. S3 through moto with credentials the agent never sees: STS web identity with the kubelet-projected token', async () => {
-    const whoami = await agentStep('whoami');
-    expect(whoami).toBe(`arn:aws:sts::123456789012:assumed-role/agent-role/sluice-${AGENTS}-${coderPod}`);
-    expect(await agentStep('s3put')).toMatch(/ok$/);
-    expect(await agentStep('s3ls')).toContain('from-agent.txt');
-    const stored = await aws.moto.s3('GET', `/${BUCKET}/from-agent.txt`, aws.admin);
-    expect(stored.body.toString()).toBe('hello-from-agent\n');
+    const s3 = await story.s3();
+    expect(s3.whoami).toBe(`arn:aws:sts::123456789012:assumed-role/agent-role/sluice-${AGENTS}-${story.coderPod}`);
+    expect(s3.s3put).toMatch(/ok$/);
+    expect(s3.s3ls).toContain('from-agent.txt');
+    expect(s3.stored).toBe('hello-from-agent\n');
     // The agent holds the webhook's placeholder and no service-account token; STS issued the real
     // keys to the sidecar, for the pod's own identity, and they never appear in the agent's output.
-    expect(await agentStep('keys')).toMatch(/^SLUICEPLACEHOLDER .*No such file or directory/);
-    expect(aws.hop.issued.size).toBeGreaterThanOrEqual(1);
-    const log = kubectl('admin', ['-n', AGENTS, 'logs', coderPod, '-c', 'agent']);
-    for (const c of aws.hop.issued.values()) {
+    expect(s3.keys).toMatch(/^SLUICEPLACEHOLDER .*No such file or directory/);
+    expect(s3.issued.length).toBeGreaterThanOrEqual(1);
+    for (const c of s3.issued) {
       expect(c.subject).toBe(`system:serviceaccount:${AGENTS}:default`);
-      expect(log).not.toContain(c.accessKeyId);
-      expect(log).not.toContain(c.secretAccessKey);
+      expect(s3.agentLog).not.toContain(c.accessKeyId);
+      expect(s3.agentLog).not.toContain(c.secretAccessKey);
     }
-    figures.awsHop = aws.hop.records.map((r) => `${r.method} ${r.host} ${r.check}`).slice(0, 8);
   });
 
   test('4. the push is held; the creator cannot approve it; an approver can, and it lands', async () => {
-    const held = await eventually('a pending ApprovalRequest for the push', async () => (await approvalRequests()).find((a) => (a.status?.state ?? 'Pending') === 'Pending'), 60_000);
-    const name = held.metadata.name!;
-    expect(agentSteps().some((s) => s.name === 'push')).toBe(false);
-    expect(gitLog()).not.toContain('fix from the agent');
-    const listed = await sluice('approver', ['approvals', '-n', AGENTS]);
-    expect(listed.stdout).toContain(name);
+    const a = await story.approvePush();
+    expect(a.pushReturnedWhileHeld).toBe(false);
+    expect(a.gitLogWhileHeld).not.toContain('fix from the agent');
+    expect(a.listed.stdout).toContain(a.requestName);
     // carol created the Deployment (its pod carries her as creator) and is an approver: refused all the same.
-    const carol = await sluice('lead', ['approve', name, '-n', AGENTS]);
-    figures.creatorApproves = carol.stderr.trim();
-    expect(carol.code).not.toBe(0);
-    expect(carol.stderr).toContain('carol@example.com created pod');
-    expect(carol.stderr).toContain('cannot approve its requests');
-    const started = performance.now();
-    const bob = await sluice('approver', ['approve', name, '-n', AGENTS]);
-    expect(bob.code).toBe(0);
-    expect(await agentStep('push')).toBe('ok');
-    figures.approveToPushLandedMs = Math.round(performance.now() - started);
-    expect(gitLog()).toContain('fix from the agent');
-    const decided = (await approvalRequests()).find((a) => a.metadata.name === name)!;
-    expect(decided.status?.state).toBe('Approved');
-    expect(decided.status?.decidedBy).toBe(node.cluster.user('approver').name);
+    expect(a.byCreator.code).not.toBe(0);
+    expect(a.byCreator.stderr).toContain('carol@example.com created pod');
+    expect(a.byCreator.stderr).toContain('cannot approve its requests');
+    expect(a.byApprover.code).toBe(0);
+    expect(a.push).toBe('ok');
+    expect(a.gitLogAfter).toContain('fix from the agent');
+    expect(a.decided.status?.state).toBe('Approved');
+    expect(a.decided.status?.decidedBy).toBe(story.node.cluster.user('approver').name);
   });
 
   test('5. kubectl sluice kill cuts the agent off', async () => {
-    await eventually('the agent polling GitHub successfully', () => Promise.resolve(agentSteps().some((s) => s.name === 'poll' && s.rest === '200') ? true : undefined));
-    const kill = await sluice('approver', ['kill', coderPod, '-n', AGENTS]);
+    const { kill, pollsAfterKill } = await story.kill();
     expect(kill.code).toBe(0);
-    const before = agentSteps().length;
-    // Every poll after the kill switch took effect fails (bounded: a few polls).
-    const after = await eventually('six polls after the kill', () => {
-      const polls = agentSteps().slice(before).filter((s) => s.name === 'poll');
-      return Promise.resolve(polls.length >= 6 ? polls : undefined);
-    }, 30_000);
-    figures.pollsAfterKill = after.map((p) => p.rest);
-    expect(after.slice(-3).every((p) => p.rest !== '200')).toBe(true);
+    expect(pollsAfterKill.slice(-3).every((p) => p !== '200')).toBe(true);
   });
 
   test('6. kubectl sluice replay and verify read the session back from the log store', async () => {
-    const store = ['--victorialogs', logStore.url];
-    // The sidecar ships in small batches: wait (bounded) until the store has the kill switch's denials too.
-    let last: CliResult | undefined;
-    const replay = await eventually(
-      'the session in the log store up to the kill',
-      async () => {
-        last = await sluice('approver', ['replay', '--pod', coderPod, '-n', AGENTS, ...store]);
-        return last.code === 0 && /git-receive-pack/.test(last.stdout) && /refusal +code=pod\.killed /.test(last.stdout) ? last.stdout : undefined;
-      },
-      60_000,
-    ).catch((err: Error) => {
-      const sidecarLog = kubectl('admin', ['-n', AGENTS, 'logs', coderPod, '-c', 'sluice-proxy']).split('\n').filter((l) => /audit|store|warn|error/i.test(l)).slice(-15).join('\n');
-      throw new Error(`${err.message}\nlast replay (exit ${last?.code}):\n${last?.stdout}\n${last?.stderr}\nsidecar log (audit lines):\n${sidecarLog}`, { cause: err });
-    });
-    figures.replay = replay.split('\n').slice(0, 40);
+    const { replay, verify, events } = await story.replayAndVerify();
     expect(replay).toMatch(/session_start pod /);
     expect(replay).toMatch(/git-upload-pack/);
     expect(replay).toMatch(/GET https:\/\/raw\.githubusercontent\.com\/acme\/app\/main\/deploy\/settings\.json → allow /);
@@ -421,18 +147,14 @@ describe('the whole story on a real node', () => {
     expect(replay).toMatch(/kill +annotation=sluice\.io\/kill/);
     expect(replay).toMatch(/refusal +code=pod\.killed /);
     expect(replay).not.toContain(LEAKED_KEY_ID);
-    for (const c of aws.hop.issued.values()) expect(replay).not.toContain(c.secretAccessKey);
-    const stored = await sluice('approver', ['replay', '--pod', coderPod, '-n', AGENTS, ...store, '-o', 'json']);
-    const { session } = JSON.parse(stored.stdout.split('\n')[0]!) as { session: string };
-    sessionId = session;
-    const verify = await sluice('approver', ['verify', session, ...store]);
-    figures.verify = verify.stdout.trim();
+    for (const c of story.aws.hop.issued.values()) expect(replay).not.toContain(c.secretAccessKey);
     expect(verify.code).toBe(0);
     expect(verify.stdout).toMatch(/^ok: session [0-9a-f-]+: \d+ events, seq 0\.\.\d+, chain intact/m);
-    eventsBeforeRestart = Number(/: (\d+) events/.exec(verify.stdout)![1]);
+    eventsBeforeRestart = events;
   });
 
   test('7. on the running pod: the label flip is refused, an ephemeral container as the sidecar\'s UID is refused, a plain debug container is cut off like the agent; port-forward to the sidecar is refused (developer: by the API server; approver: inside the pod)', async () => {
+    const { node, toolsAgent, github, coderPod, figures } = story;
     // carol may do what a developer does to her pods: patch them, add debug containers, port-forward.
     await node.cluster.grant('lead', AGENTS, 'pod-debugger', [{ apiGroups: [''], resources: ['pods', 'pods/ephemeralcontainers', 'pods/portforward'], verbs: ['get', 'list', 'patch', 'update', 'create'] }]);
     const attempt = (args: string[]) => {
@@ -522,40 +244,15 @@ describe('the whole story on a real node', () => {
   });
 
   test('8. the sidecar killed and restarted by the kubelet resumes the same session: the chain goes on, nothing lost, the kill switch still holds', async () => {
-    const before = await waitPod(node, AGENTS, coderPod, 'running', allContainersReady);
-    const sidecarId = containerStatus(before, 'sluice-proxy').containerID!.replace(/^containerd:\/\//, '');
-    const killedAt = performance.now();
-    process.kill(node.containerPid(sidecarId), 'SIGKILL');
-    const after = await waitPod(node, AGENTS, coderPod, 'the sidecar restarted and Ready', (p) => containerStatus(p, 'sluice-proxy').restartCount >= 1 && containerStatus(p, 'sluice-proxy').ready, 120_000);
-    figures.sidecarRestartToReadyMs = Math.round(performance.now() - killedAt);
-    expect(containerStatus(after, 'agent').restartCount).toBe(0);
-    const store = ['--victorialogs', logStore.url];
-    const replay = await eventually(
-      'the resumed session_start in the log store',
-      async () => {
-        const r = await sluice('approver', ['replay', sessionId, ...store]);
-        return r.code === 0 && /session_start .*resumed=true/.test(r.stdout) ? r.stdout : undefined;
-      },
-      60_000,
-    );
+    const r = await story.restartSidecar();
+    expect(containerStatus(r.after, 'agent').restartCount).toBe(0);
     // One session, two starts: the first fresh, the second resumed from the spool the restart kept.
-    expect(replay.match(/session_start /g)).toHaveLength(2);
-    expect(replay).toMatch(/#0 +session_start .*resumed=false/);
-    const verify = await sluice('approver', ['verify', sessionId, ...store]);
-    figures.verifyAfterRestart = verify.stdout.trim();
-    expect(verify.code).toBe(0);
-    expect(verify.stdout).toMatch(/chain intact/);
-    expect(Number(/: (\d+) events/.exec(verify.stdout)![1])).toBeGreaterThan(eventsBeforeRestart);
+    expect(r.replay.match(/session_start /g)).toHaveLength(2);
+    expect(r.replay).toMatch(/#0 +session_start .*resumed=false/);
+    expect(r.verify.code).toBe(0);
+    expect(r.verify.stdout).toMatch(/chain intact/);
+    expect(r.events).toBeGreaterThan(eventsBeforeRestart);
     // The kill switch is the pod's annotation, not the sidecar's memory: still cut off after the restart.
-    const restartedAt = Date.parse(containerStatus(after, 'sluice-proxy').state.running!.startedAt);
-    const polls = await eventually(
-      'polls after the restart',
-      () => {
-        const lines = kubectl('admin', ['-n', AGENTS, 'logs', coderPod, '-c', 'agent', '--timestamps']).split('\n').filter((l) => / STEP poll /.test(l) && Date.parse(l.split(' ')[0]!) > restartedAt + 1000);
-        return Promise.resolve(lines.length >= 3 ? lines : undefined);
-      },
-      30_000,
-    );
-    for (const l of polls) expect(l).toMatch(/STEP poll 000$/);
+    for (const l of r.pollsAfterRestart) expect(l).toMatch(/STEP poll 000$/);
   });
 });

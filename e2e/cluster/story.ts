@@ -1,0 +1,576 @@
+// The whole story on a real node as steps, shared by the test that asserts it
+// (whole-story.test.ts) and the program that shows it to a person (demo-cluster.ts), so the two
+// cannot drift apart. `Story.start()` builds the world (images, a real node, "GitHub" as git's own
+// http-backend, "AWS" as moto behind an STS web-identity hop, VictoriaLogs); each step method does
+// what a user would do — `helm install`, `kubectl label`, `kubectl apply`, `kubectl sluice approve`
+// — and returns what it observed, with no judgement: deciding what is right is the caller's job
+// (the test's expect(), the demo's ✔/✖). Every command a user would type goes through helm(),
+// kubectl() or sluice() here, which announce it (onCommand) before it runs.
+//
+// It never asserts, never prints, and touches the host only through KubeNode (node.ts), which
+// takes the machine-wide lock and puts the host back on stop() and on exit.
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { ensureImages } from '../../charts/images/build-images.ts';
+import { HELM } from '../../charts/test/support/helm.ts';
+import { packageChart } from '../../tools/release.ts';
+import { APPROVAL_API_VERSION, APPROVAL_PLURAL } from '../../api/src/index.ts';
+import type { ApprovalRequest } from '../../api/src/index.ts';
+import { createBareRepo, gitBackendHandler } from '../support/git/git-backend.ts';
+import { eventually } from '../support/kube/admission.ts';
+import { VictoriaLogsServer } from '../support/logstore/victoria-logs.ts';
+import { createTestCa, startHttpsUpstream } from '../support/sidecar/upstreams.ts';
+import { startStsWorld } from '../support/sts/sts-world.ts';
+import type { StsWorld } from '../support/sts/sts-world.ts';
+import type { TestCa, TestUpstream } from '../support/sidecar/upstreams.ts';
+import { ensureToolsAgentImage } from './agent-image.ts';
+import { KubeNode } from './node.ts';
+import { allContainersReady, containerStatus, waitPod } from './sluice-on-node.ts';
+import type { ContainerStatus, PodView } from './sluice-on-node.ts';
+import { ensureTestImages } from './test-images.ts';
+import type { TestImage, TestImages } from './test-images.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+export const SYSTEM = 'sluice-system';
+export const AGENTS = 'agents';
+export const PLAIN = 'plain';
+export const WEBHOOK_REPO = 'sluice.local/sluice-webhook';
+export const SIDECAR_REPO = 'sluice.local/sluice-sidecar';
+export const BUCKET = 'acme-agent-data';
+const CLI = join(ROOT, 'cli', 'bin', 'kubectl-sluice.js');
+// Well-formed but fake AWS keys in a file the agent reads: it must see them masked.
+export const LEAKED_KEY_ID = 'AKIAQ4T7ZK2MWX3RPL6N';
+export const LEAKED_SECRET = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYzQ8Lk3Tq9V';
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** A command as the user who types it would see it (paths shortened to what they would have). */
+export interface ShownCommand {
+  /** the cluster user's name (admin, carol@example.com, bob@example.com, …) */
+  user: string;
+  line: string;
+}
+
+export interface StoryOptions {
+  /** Called before each command a user would type runs (not for the polling the steps do). */
+  onCommand?: (c: ShownCommand) => void;
+  /** Called when a world component is up (for a person watching a cold start). */
+  onProgress?: (what: string) => void;
+  /** Called when a step sees what the next command acts on (a request held, the agent's traffic flowing). */
+  onObserved?: (what: string) => void;
+}
+
+/**
+ * The scripted agent: what a coding agent does in its first minute, each step announced on a
+ * `STEP <name> <result>` line of its log. It runs on its own once the kubelet starts it; the push
+ * blocks until someone decides, then it keeps polling GitHub until it is cut off.
+ */
+export const AGENT_SCRIPT = [
+  'cd /tmp',
+  'git clone -q https://github.com/acme/app.git app 2>/tmp/clone.err && echo "STEP clone ok" || echo "STEP clone failed $(tr \'\\n\' \' \' </tmp/clone.err)"',
+  'echo "STEP settings $(curl -sS --max-time 20 https://raw.githubusercontent.com/acme/app/main/deploy/settings.json 2>&1)"',
+  // S3 with the webhook's placeholder keys: the sidecar trades the pod's projected token for the role's.
+  'echo "STEP whoami $(aws sts get-caller-identity --query Arn --output text 2>&1)"',
+  `echo "STEP s3put $(echo hello-from-agent | aws s3 cp - s3://${BUCKET}/from-agent.txt 2>&1 && echo ok)"`,
+  `echo "STEP s3ls $(aws s3 ls s3://${BUCKET}/ 2>&1 | tr '\\n' ' ')"`,
+  'echo "STEP keys $AWS_ACCESS_KEY_ID $(ls /var/run/secrets/kubernetes.io/serviceaccount 2>&1 | tr \'\\n\' \' \')"',
+  'cd app && echo fix >> README.md && git -c user.name=agent -c user.email=agent@example.com commit -qam "fix from the agent"',
+  'git push -q origin main 2>/tmp/push.err && echo "STEP push ok" || echo "STEP push failed $(tr \'\\n\' \' \' </tmp/push.err)"',
+  'while true; do echo "STEP poll $(curl -sS -o /dev/null -w \'%{http_code}\' --max-time 5 https://raw.githubusercontent.com/acme/app/main/README.md 2>/dev/null)"; sleep 1; done',
+].join('\n');
+
+/** The agent Deployment (one replica, uid 1000, the image's shell running `command`). */
+export function deployment(name: string, namespace: string, image: string, command: string): string {
+  const env = [
+    { name: 'HOME', value: '/tmp' },
+    { name: 'GIT_TERMINAL_PROMPT', value: '0' },
+    { name: 'AWS_DEFAULT_REGION', value: 'us-east-1' },
+  ];
+  return JSON.stringify({
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name, namespace },
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name } },
+        spec: {
+          terminationGracePeriodSeconds: 1,
+          securityContext: { runAsUser: 1000, runAsGroup: 1000 },
+          containers: [{ name: 'agent', image, imagePullPolicy: 'Never', command: ['/bin/sh', '-c', command], env }],
+        },
+      },
+    },
+  });
+}
+
+type BuiltImages = Awaited<ReturnType<typeof ensureImages>>['images'];
+
+function sluiceImage(component: 'sidecar' | 'webhook', built: BuiltImages): TestImage {
+  const img = built.images.find((i) => i.component === component);
+  if (!img) throw new Error(`charts/images built no ${component} image`);
+  return { name: `${component === 'sidecar' ? SIDECAR_REPO : WEBHOOK_REPO}:${built.version}`, archive: join(ROOT, img.archive) };
+}
+
+const ms = (since: number) => Math.round(performance.now() - since);
+
+// What each step observed.
+export interface Installed {
+  chart: string;
+  webhookPods: PodView[];
+  /** sluice's MutatingWebhookConfigurations: each webhook's Service reference and caBundle */
+  registrations: { name: string; webhooks: { clientConfig: { caBundle?: string; service?: unknown } }[] }[];
+  helmInstallMs: number;
+}
+
+export interface Deployed {
+  pod: PodView;
+  init: ContainerStatus;
+  sidecar: ContainerStatus;
+  agent: ContainerStatus;
+  plainPod: PodView;
+  podStartInjectedMs: number;
+  podStartPlainMs: number;
+}
+
+export interface ClonedAndRead {
+  clone: string;
+  settings: string;
+  /** the upstream saw the clone's ref advertisement (through the sidecar) */
+  upstreamSawClone: boolean;
+}
+
+export interface S3Done {
+  whoami: string;
+  s3put: string;
+  s3ls: string;
+  /** the object as moto stored it */
+  stored: string;
+  /** `$AWS_ACCESS_KEY_ID` and the service-account token directory, as the agent sees them */
+  keys: string;
+  agentLog: string;
+  issued: { subject: string; accessKeyId: string; secretAccessKey: string }[];
+}
+
+export interface Approved {
+  requestName: string;
+  /** the agent's push had not returned, and the repository lacked its commit, while held */
+  pushReturnedWhileHeld: boolean;
+  gitLogWhileHeld: string;
+  listed: CliResult;
+  byCreator: CliResult;
+  byApprover: CliResult;
+  push: string;
+  gitLogAfter: string;
+  decided: ApprovalRequest;
+  approveToPushLandedMs: number;
+}
+
+export interface Killed {
+  kill: CliResult;
+  pollsAfterKill: string[];
+}
+
+export interface Replayed {
+  replay: string;
+  verify: CliResult;
+  sessionId: string;
+  events: number;
+}
+
+export interface Restarted {
+  before: PodView;
+  after: PodView;
+  sidecarRestartToReadyMs: number;
+  replay: string;
+  verify: CliResult;
+  events: number;
+  /** the agent's polls that started after the restarted sidecar did */
+  pollsAfterRestart: string[];
+}
+
+export class Story {
+  readonly node: KubeNode;
+  readonly images: TestImages;
+  readonly toolsAgent: TestImage;
+  readonly upstreamCa: TestCa;
+  readonly github: TestUpstream;
+  readonly repoPath: string;
+  readonly aws: StsWorld;
+  readonly logStore: VictoriaLogsServer;
+  readonly version: string;
+  readonly figures: Record<string, unknown>;
+  readonly #helmEnv: NodeJS.ProcessEnv;
+  readonly #onCommand: (c: ShownCommand) => void;
+  readonly #onObserved: (what: string) => void;
+  coderPod = '';
+  sessionId = '';
+
+  private constructor(init: {
+    node: KubeNode;
+    images: TestImages;
+    toolsAgent: TestImage;
+    upstreamCa: TestCa;
+    github: TestUpstream;
+    repoPath: string;
+    aws: StsWorld;
+    logStore: VictoriaLogsServer;
+    version: string;
+    figures: Record<string, unknown>;
+    helmEnv: NodeJS.ProcessEnv;
+    onCommand: (c: ShownCommand) => void;
+    onObserved: (what: string) => void;
+  }) {
+    this.node = init.node;
+    this.images = init.images;
+    this.toolsAgent = init.toolsAgent;
+    this.upstreamCa = init.upstreamCa;
+    this.github = init.github;
+    this.repoPath = init.repoPath;
+    this.aws = init.aws;
+    this.logStore = init.logStore;
+    this.version = init.version;
+    this.figures = init.figures;
+    this.#helmEnv = init.helmEnv;
+    this.#onCommand = init.onCommand;
+    this.#onObserved = init.onObserved;
+  }
+
+  /** Images (built or reused), the node, and the world outside the cluster on the bridge address. */
+  static async start(opts: StoryOptions = {}): Promise<Story> {
+    const progress = opts.onProgress ?? (() => undefined);
+    const figures: Record<string, unknown> = {};
+    const t0 = performance.now();
+    const images = await ensureTestImages();
+    const toolsAgent = await ensureToolsAgentImage();
+    figures.toolsAgentImageRebuilt = toolsAgent.built;
+    const { images: built, built: rebuilt } = await ensureImages();
+    const imagesMs = ms(t0);
+    figures.imagesMs = imagesMs;
+    figures.sluiceImagesRebuilt = rebuilt;
+    progress(`images ready (${imagesMs} ms; sluice images ${rebuilt ? 'rebuilt' : 'reused'}, agent image ${toolsAgent.built ? 'built' : 'reused'})`);
+    const home = mkdtempSync(join(tmpdir(), 'sluice-story-home-'));
+    const helmEnv = { PATH: process.env.PATH, HOME: home, HELM_CACHE_HOME: join(home, 'cache'), HELM_CONFIG_HOME: join(home, 'config'), HELM_DATA_HOME: join(home, 'data') };
+    const node = await KubeNode.start({
+      images: [images.pause, images.agent, toolsAgent, sluiceImage('sidecar', built), sluiceImage('webhook', built)],
+      sandboxImage: images.pause.name,
+      // No kube-proxy: the API server calls the webhook Service at its endpoints' pod IPs.
+      apiserverArgs: ['--enable-aggregator-routing=true'],
+      // The agent's owner is an approver too (a team lead): only the self-approval rule stops her.
+      users: { lead: { name: 'carol@example.com', groups: ['developers', 'sluice-approvers'] } },
+    });
+    figures.bringUp = Object.fromEntries(Object.entries(node.timings as unknown as Record<string, number>).map(([k, v]) => [k, Math.round(v)]));
+    progress(`node Ready (${Math.round(node.timings.totalMs)} ms from the first process; bridge ${node.bridge}, API server https://${node.address}:443)`);
+    try {
+      // "GitHub": git's own http-backend and a raw file server, on the bridge address (pods reach only
+      // that), with certificates from a CA only the sidecar trusts. The agent reaches it only through sluice.
+      const upstreamCa = await createTestCa();
+      const repoPath = createBareRepo('acme', 'app', mkdtempSync(join(tmpdir(), 'sluice-story-git-'))).path;
+      const backend = gitBackendHandler(join(repoPath, '..', '..'));
+      const github = await startHttpsUpstream(
+        upstreamCa,
+        ['github.com', 'raw.githubusercontent.com'],
+        (req, res, body) => {
+          if (req.headers.host?.startsWith('github.com')) return backend(req, res, body);
+          if (req.url === '/acme/app/main/deploy/settings.json') {
+            res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ region: 'eu-west-1', aws_access_key_id: LEAKED_KEY_ID, aws_secret_access_key: LEAKED_SECRET }));
+            return;
+          }
+          res.writeHead(200, { 'content-type': 'text/plain' }).end('# app\n');
+        },
+        node.address,
+      );
+      // "AWS": moto behind a hop that checks the web identity token against the API server's JWKS,
+      // on the bridge address; the role trusts the agents' default service account.
+      const aws = await startStsWorld(node.cluster, { namespace: AGENTS, serviceAccount: 'default', bucket: BUCKET, host: node.address });
+      // The audit log store, where the sidecars ship their hash-chained events and the CLI reads them.
+      const logStore = await VictoriaLogsServer.start({ host: node.address });
+      progress(`"GitHub" (git http-backend) at ${github.dial}, "AWS" (moto + STS web identity), VictoriaLogs at ${logStore.url}`);
+      return new Story({ node, images, toolsAgent, upstreamCa, github, repoPath, aws, logStore, version: built.version, figures, helmEnv, onCommand: opts.onCommand ?? (() => undefined), onObserved: opts.onObserved ?? (() => undefined) });
+    } catch (err) {
+      await node.stop();
+      throw err;
+    }
+  }
+
+  /** Everything down, the host put back; returns what still differs on the host (empty = clean). */
+  async stop(opts: { keepLogsIn?: string } = {}): Promise<string[]> {
+    const started = performance.now();
+    await this.github.close();
+    await this.aws.close();
+    await this.logStore.stop();
+    const upstreamsMs = ms(started);
+    const left = await this.node.stop(opts);
+    this.figures.teardown = { upstreamsMs, nodeMs: ms(started) - upstreamsMs };
+    return left;
+  }
+
+  #show(handle: string, line: string): void {
+    this.#onCommand({ user: this.node.cluster.user(handle).name, line });
+  }
+
+  /** helm as the cluster admin; throws with helm's own words on failure. */
+  helm(args: string[], shown: string, timeoutMs = 240_000): string {
+    this.#show('admin', shown);
+    try {
+      return execFileSync(HELM, [...args, '--kubeconfig', this.node.cluster.kubeconfigPath('admin')], { env: this.#helmEnv, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
+    } catch (err) {
+      const e = err as { stderr?: string; stdout?: string; message: string };
+      throw new Error(`helm ${args.join(' ')} failed: ${e.stderr || e.stdout || e.message}`, { cause: err });
+    }
+  }
+
+  /** kubectl as one of the cluster's users, shown as typed (`shown` replaces the line, e.g. `-f agent.yaml` for stdin). */
+  kubectl(handle: string, args: string[], opts: { input?: string; shown?: string } = {}): string {
+    this.#show(handle, opts.shown ?? `kubectl ${args.join(' ')}`);
+    return this.node.kubectl(handle, args, opts.input);
+  }
+
+  /** `kubectl sluice ARGS` as one of the cluster's users (the CLI from this tree); `quiet`: not shown (a poll). */
+  sluice(user: string, args: string[], quiet = false): Promise<CliResult> {
+    if (!quiet) this.#show(user, `kubectl sluice ${args.join(' ')}`);
+    return new Promise((resolve) => {
+      execFile(process.execPath, [CLI, ...args, '--kubeconfig', this.node.cluster.kubeconfigPath(user)], { encoding: 'utf8', env: { ...process.env, KUBECONFIG: '' }, timeout: 60_000 }, (err, stdout, stderr) => {
+        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      });
+    });
+  }
+
+  /** The agent's log (not shown: the steps read it to see what the agent did). */
+  agentLog(extra: string[] = []): string {
+    return this.node.kubectl('admin', ['-n', AGENTS, 'logs', this.coderPod, '-c', 'agent', ...extra]);
+  }
+
+  /** The agent's `STEP name …` lines so far. */
+  agentSteps(): { name: string; rest: string }[] {
+    return this.agentLog()
+      .split('\n')
+      .filter((l) => l.startsWith('STEP '))
+      .map((l) => {
+        const [, name, ...rest] = l.split(' ');
+        return { name: name!, rest: rest.join(' ') };
+      });
+  }
+
+  /** The first `STEP name` line (bounded wait while the agent gets there). */
+  async agentStep(name: string, timeoutMs = 60_000): Promise<string> {
+    return eventually(`the agent's step ${name}`, () => Promise.resolve(this.agentSteps().find((s) => s.name === name)?.rest), timeoutMs);
+  }
+
+  async approvalRequests(): Promise<ApprovalRequest[]> {
+    const res = await this.node.cluster.request<{ items: ApprovalRequest[] }>('admin', 'GET', `/apis/${APPROVAL_API_VERSION}/namespaces/${AGENTS}/${APPROVAL_PLURAL}`);
+    return res.body.items ?? [];
+  }
+
+  gitLog(): string {
+    return execFileSync('git', ['--git-dir', this.repoPath, 'log', '--format=%s', 'main'], { encoding: 'utf8' });
+  }
+
+  /** The Deployment's one pod (bounded wait for the ReplicaSet to create it). */
+  async deploymentPod(namespace: string, app: string): Promise<PodView> {
+    return eventually(`a pod of deployment ${namespace}/${app}`, async () => {
+      const res = await this.node.cluster.request<{ items: PodView[] }>('admin', 'GET', `/api/v1/namespaces/${namespace}/pods?labelSelector=app%3D${app}`);
+      return res.body.items?.find((p) => !('deletionTimestamp' in p.metadata)) ?? undefined;
+    });
+  }
+
+  /** 1. helm install of the packaged chart (certificates.mode self), the agents namespace and its upstream CA. */
+  async installChart(): Promise<Installed> {
+    const work = mkdtempSync(join(tmpdir(), 'sluice-story-chart-'));
+    const chart = packageChart(work);
+    this.kubectl('admin', ['create', 'namespace', AGENTS]);
+    // The upstream CA, mounted into the sidecar only (sidecar.mounts): the agent never trusts it.
+    this.kubectl('admin', ['-n', AGENTS, 'create', 'configmap', 'upstream-ca', `--from-file=ca.pem=${this.upstreamCa.caFile}`, `--from-file=aws-ca.pem=${this.aws.ca.caFile}`], {
+      shown: `kubectl -n ${AGENTS} create configmap upstream-ca --from-file=ca.pem --from-file=aws-ca.pem`,
+    });
+    const values = join(work, 'values.json');
+    writeFileSync(
+      values,
+      JSON.stringify({
+        webhook: { image: { repository: WEBHOOK_REPO, tag: this.version, pullPolicy: 'Never' } },
+        sidecar: {
+          image: { repository: SIDECAR_REPO, tag: this.version, pullPolicy: 'Never' },
+          mounts: [{ name: 'upstream-ca', configMap: 'upstream-ca' }],
+          config: {
+            audit: { store: { type: 'victorialogs', url: this.logStore.url } },
+            upstream: {
+              extraRootsFiles: ['/etc/sluice/mounts/upstream-ca/ca.pem', '/etc/sluice/mounts/upstream-ca/aws-ca.pem'],
+              // split DNS: these names are served on the bridge (there is no DNS or internet here)
+              resolve: { 'github.com:443': this.github.dial, 'raw.githubusercontent.com:443': this.github.dial, ...this.aws.resolve },
+            },
+            credentials: { aws: { roles: [{ namespace: AGENTS, serviceAccount: 'default', roleArn: this.aws.roleArn }] } },
+          },
+        },
+        certificates: { mode: 'self', resyncSeconds: 5 },
+        agents: { namespaces: [AGENTS] },
+      }),
+    );
+    const started = performance.now();
+    const args = ['install', 'sluice', chart, '--namespace', SYSTEM, '--create-namespace', '--values', values, '--wait', '--timeout', '4m'];
+    this.helm(args, `helm install sluice dist/release/${basename(chart)} --namespace ${SYSTEM} --create-namespace --values values.json --wait --timeout 4m`);
+    const helmInstallMs = ms(started);
+    this.figures.helmInstallMs = helmInstallMs;
+    const pods = await this.node.cluster.request<{ items: PodView[] }>('admin', 'GET', `/api/v1/namespaces/${SYSTEM}/pods?labelSelector=app.kubernetes.io%2Fcomponent%3Dwebhook`);
+    const mwc = JSON.parse(this.node.kubectl('admin', ['get', 'mutatingwebhookconfigurations', '-o', 'json'])) as { items: { metadata: { name: string }; webhooks: Installed['registrations'][number]['webhooks'] }[] };
+    const registrations = mwc.items.filter((c) => c.metadata.name.startsWith('sluice')).map((c) => ({ name: c.metadata.name, webhooks: c.webhooks }));
+    return { chart, webhookPods: pods.body.items, registrations, helmInstallMs };
+  }
+
+  /** 2. Label the namespace, apply the agent Deployment as carol; the same Deployment in an unlabelled namespace for the baseline. */
+  async labelAndDeploy(): Promise<Deployed> {
+    this.kubectl('admin', ['label', 'namespace', AGENTS, 'sluice.io/inject=true']);
+    await this.node.cluster.grant('lead', AGENTS, 'deployer', [{ apiGroups: ['apps'], resources: ['deployments'], verbs: ['create', 'get', 'list', 'patch', 'delete'] }]);
+    const started = performance.now();
+    this.kubectl('lead', ['apply', '-f', '-'], { input: deployment('coder', AGENTS, this.toolsAgent.name, AGENT_SCRIPT), shown: `kubectl apply -f coder.yaml   # Deployment ${AGENTS}/coder, image ${this.toolsAgent.name}` });
+    const first = await this.deploymentPod(AGENTS, 'coder');
+    this.coderPod = first.metadata.name;
+    const pod = await waitPod(this.node, AGENTS, first.metadata.name, 'ready', allContainersReady);
+    const podStartInjectedMs = ms(started);
+    this.figures.podStartInjectedMs = podStartInjectedMs;
+    const init = containerStatus(pod, 'sluice-init');
+    const sidecar = containerStatus(pod, 'sluice-proxy');
+    const agent = containerStatus(pod, 'agent');
+    if (init.state.terminated && sidecar.state.running && agent.state.running) {
+      this.figures.sidecarShare = {
+        initRanS: (Date.parse(init.state.terminated.finishedAt) - Date.parse(init.state.terminated.startedAt)) / 1000,
+        sidecarStartToAgentStartS: (Date.parse(agent.state.running.startedAt) - Date.parse(sidecar.state.running.startedAt)) / 1000,
+      };
+    }
+    // The same Deployment in a namespace nobody labelled: no sidecar, the baseline start latency.
+    this.kubectl('admin', ['create', 'namespace', PLAIN]);
+    await eventually(`the default ServiceAccount in ${PLAIN}`, async () => ((await this.node.cluster.request('admin', 'GET', `/api/v1/namespaces/${PLAIN}/serviceaccounts/default`)).status === 200 ? true : undefined));
+    const plainStarted = performance.now();
+    this.kubectl('admin', ['apply', '-f', '-'], { input: deployment('coder', PLAIN, this.toolsAgent.name, 'exec sleep 100000'), shown: `kubectl apply -f coder-plain.yaml   # the same Deployment in ${PLAIN} (not labelled), sleeping` });
+    const plain = await this.deploymentPod(PLAIN, 'coder');
+    const plainPod = await waitPod(this.node, PLAIN, plain.metadata.name, 'ready', allContainersReady);
+    const podStartPlainMs = ms(plainStarted);
+    this.figures.podStartPlainMs = podStartPlainMs;
+    return { pod, init, sidecar, agent, plainPod, podStartInjectedMs, podStartPlainMs };
+  }
+
+  /** 3. What the agent did on its own: the clone, and the settings file with leaked keys. */
+  async cloneAndRead(): Promise<ClonedAndRead> {
+    const clone = await this.agentStep('clone');
+    const settings = await this.agentStep('settings');
+    this.figures.maskedSettings = settings;
+    return { clone, settings, upstreamSawClone: this.github.requests.some((r) => r.url.startsWith('/acme/app.git/info/refs')) };
+  }
+
+  /** 3b. S3 through moto: who the agent is to AWS, what it wrote, and which keys it holds. */
+  async s3(): Promise<S3Done> {
+    const whoami = await this.agentStep('whoami');
+    const s3put = await this.agentStep('s3put');
+    const s3ls = await this.agentStep('s3ls');
+    const stored = (await this.aws.moto.s3('GET', `/${BUCKET}/from-agent.txt`, this.aws.admin)).body.toString();
+    const keys = await this.agentStep('keys');
+    this.figures.awsHop = this.aws.hop.records.map((r) => `${r.method} ${r.host} ${r.check}`).slice(0, 8);
+    const issued = [...this.aws.hop.issued.values()].map((c) => ({ subject: c.subject, accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey }));
+    return { whoami, s3put, s3ls, stored, keys, agentLog: this.agentLog(), issued };
+  }
+
+  /** 4. The held push: listed, approved by its creator (carol), then by bob; what landed. */
+  async approvePush(): Promise<Approved> {
+    const held = await eventually('a pending ApprovalRequest for the push', async () => (await this.approvalRequests()).find((a) => (a.status?.state ?? 'Pending') === 'Pending'), 60_000);
+    const requestName = held.metadata.name!;
+    const pushReturnedWhileHeld = this.agentSteps().some((s) => s.name === 'push');
+    const gitLogWhileHeld = this.gitLog();
+    this.#onObserved(`ApprovalRequest ${requestName} is pending; the agent's git push has ${pushReturnedWhileHeld ? 'returned' : 'not returned'}, the repository ${gitLogWhileHeld.includes('fix from the agent') ? 'has' : 'lacks'} its commit`);
+    const listed = await this.sluice('approver', ['approvals', '-n', AGENTS]);
+    // carol created the Deployment (its pod carries her as creator) and is an approver: refused all the same.
+    const byCreator = await this.sluice('lead', ['approve', requestName, '-n', AGENTS]);
+    this.figures.creatorApproves = byCreator.stderr.trim();
+    const started = performance.now();
+    const byApprover = await this.sluice('approver', ['approve', requestName, '-n', AGENTS]);
+    const push = byApprover.code === 0 ? await this.agentStep('push') : '(not approved)';
+    const approveToPushLandedMs = ms(started);
+    this.figures.approveToPushLandedMs = approveToPushLandedMs;
+    const decided = (await this.approvalRequests()).find((a) => a.metadata.name === requestName)!;
+    return { requestName, pushReturnedWhileHeld, gitLogWhileHeld, listed, byCreator, byApprover, push, gitLogAfter: this.gitLog(), decided, approveToPushLandedMs };
+  }
+
+  /** 5. `kubectl sluice kill` once the agent polls GitHub successfully; its next six polls. */
+  async kill(): Promise<Killed> {
+    await eventually('the agent polling GitHub successfully', () => Promise.resolve(this.agentSteps().some((s) => s.name === 'poll' && s.rest === '200') ? true : undefined));
+    this.#onObserved('the agent polls GitHub every second: HTTP 200');
+    const kill = await this.sluice('approver', ['kill', this.coderPod, '-n', AGENTS]);
+    const before = this.agentSteps().length;
+    // Every poll after the kill switch took effect fails (bounded: a few polls).
+    const after = await eventually('six polls after the kill', () => {
+      const polls = this.agentSteps().slice(before).filter((s) => s.name === 'poll');
+      return Promise.resolve(polls.length >= 6 ? polls : undefined);
+    }, 30_000);
+    const pollsAfterKill = after.map((p) => p.rest);
+    this.figures.pollsAfterKill = pollsAfterKill;
+    return { kill, pollsAfterKill };
+  }
+
+  /** 6. replay (once the store has the kill switch's refusals) and verify, from VictoriaLogs. */
+  async replayAndVerify(): Promise<Replayed> {
+    const store = ['--victorialogs', this.logStore.url];
+    // The sidecar ships in small batches: wait (bounded) until the store has the kill switch's denials too.
+    let last: CliResult | undefined;
+    let shown = false;
+    const replay = await eventually(
+      'the session in the log store up to the kill',
+      async () => {
+        last = await this.sluice('approver', ['replay', '--pod', this.coderPod, '-n', AGENTS, ...store], shown);
+        shown = true;
+        return last.code === 0 && /git-receive-pack/.test(last.stdout) && /refusal +code=pod\.killed /.test(last.stdout) ? last.stdout : undefined;
+      },
+      60_000,
+    ).catch((err: Error) => {
+      const sidecarLog = this.node.kubectl('admin', ['-n', AGENTS, 'logs', this.coderPod, '-c', 'sluice-proxy']).split('\n').filter((l) => /audit|store|warn|error/i.test(l)).slice(-15).join('\n');
+      throw new Error(`${err.message}\nlast replay (exit ${last?.code}):\n${last?.stdout}\n${last?.stderr}\nsidecar log (audit lines):\n${sidecarLog}`, { cause: err });
+    });
+    this.figures.replay = replay.split('\n').slice(0, 40);
+    const stored = await this.sluice('approver', ['replay', '--pod', this.coderPod, '-n', AGENTS, ...store, '-o', 'json'], true);
+    const { session } = JSON.parse(stored.stdout.split('\n')[0]!) as { session: string };
+    this.sessionId = session;
+    const verify = await this.sluice('approver', ['verify', session, ...store]);
+    this.figures.verify = verify.stdout.trim();
+    return { replay, verify, sessionId: session, events: Number(/: (\d+) events/.exec(verify.stdout)?.[1] ?? NaN) };
+  }
+
+  /** 8. SIGKILL the running sidecar from the host; the kubelet restarts it; the session read back again. */
+  async restartSidecar(): Promise<Restarted> {
+    const before = await waitPod(this.node, AGENTS, this.coderPod, 'running', allContainersReady);
+    const sidecarId = containerStatus(before, 'sluice-proxy').containerID!.replace(/^containerd:\/\//, '');
+    const killedAt = performance.now();
+    process.kill(this.node.containerPid(sidecarId), 'SIGKILL');
+    const after = await waitPod(this.node, AGENTS, this.coderPod, 'the sidecar restarted and Ready', (p) => containerStatus(p, 'sluice-proxy').restartCount >= 1 && containerStatus(p, 'sluice-proxy').ready, 120_000);
+    const sidecarRestartToReadyMs = ms(killedAt);
+    this.figures.sidecarRestartToReadyMs = sidecarRestartToReadyMs;
+    const store = ['--victorialogs', this.logStore.url];
+    let shown = false;
+    const replay = await eventually(
+      'the resumed session_start in the log store',
+      async () => {
+        const r = await this.sluice('approver', ['replay', this.sessionId, ...store], shown);
+        shown = true;
+        return r.code === 0 && /session_start .*resumed=true/.test(r.stdout) ? r.stdout : undefined;
+      },
+      60_000,
+    );
+    const verify = await this.sluice('approver', ['verify', this.sessionId, ...store]);
+    this.figures.verifyAfterRestart = verify.stdout.trim();
+    // The kill switch is the pod's annotation, not the sidecar's memory: read the polls after the restart.
+    const restartedAt = Date.parse(containerStatus(after, 'sluice-proxy').state.running!.startedAt);
+    const pollsAfterRestart = await eventually(
+      'polls after the restart',
+      () => {
+        const lines = this.agentLog(['--timestamps']).split('\n').filter((l) => / STEP poll /.test(l) && Date.parse(l.split(' ')[0]!) > restartedAt + 1000);
+        return Promise.resolve(lines.length >= 3 ? lines : undefined);
+      },
+      30_000,
+    );
+    return { before, after, sidecarRestartToReadyMs, replay, verify, events: Number(/: (\d+) events/.exec(verify.stdout)?.[1] ?? NaN), pollsAfterRestart };
+  }
+}
