@@ -242,12 +242,12 @@ const Agents = z
     namespaces: z
       .array(z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a namespace name'))
       .default([])
-      .describe('agent namespaces the chart provisions: the sidecar Role for approvals and the approver RoleBindings (the sluice.io/inject label alone protects a namespace: policy and settings come from the SluicePolicy objects)'),
+      .describe('agent namespaces the chart provisions: the sidecar Role for approvals and the approver RoleBindings (optional: the sluice.io/inject label alone protects a namespace; policy and settings come from the SluicePolicy objects, and in a namespace not listed the webhook binds the same approvals rules when it injects the first pod)'),
     serviceAccounts: z
       .array(z.string().min(1))
       .default([])
-      .describe('agent service accounts bound to the sidecar Role; empty binds every service account of the namespace'),
-    extraSidecarRules: z.array(PolicyRule).default([]).describe('extra RBAC rules for the sidecar Role (e.g. for a credential provider)'),
+      .describe('agent service accounts bound to the sidecar Role (and to the sidecar ClusterRole by the webhook in namespaces not listed); empty binds every service account of the namespace'),
+    extraSidecarRules: z.array(PolicyRule).default([]).describe('extra RBAC rules for the sidecar Role and ClusterRole (e.g. for a credential provider)'),
   })
   .prefault({})
   .describe('namespaces where agents run');
