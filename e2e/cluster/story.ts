@@ -303,6 +303,13 @@ export class Story {
   /** Everything down, the host put back; returns what still differs on the host (empty = clean). */
   async stop(opts: { keepLogsIn?: string } = {}): Promise<string[]> {
     const started = performance.now();
+    // The Deployments and their ReplicaSets first: the node's teardown deletes every pod, and a
+    // ReplicaSet would recreate them while it waits for the node's tasks to end.
+    for (const ns of [AGENTS, PLAIN, SYSTEM]) {
+      for (const kind of ['deployments', 'replicasets']) {
+        await this.node.cluster.request('admin', 'DELETE', `/apis/apps/v1/namespaces/${ns}/${kind}?propagationPolicy=Background`).catch(() => undefined);
+      }
+    }
     await this.github.close();
     await this.aws.close();
     await this.logStore.stop();
