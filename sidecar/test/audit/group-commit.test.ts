@@ -4,45 +4,31 @@
 // bytes of the segment it covered, and make one fail: a failed sync rejects every record of its
 // batch (fail closed), is counted and logged, leaves no trace of the batch in the chain, and the
 // next batch is written and synced as usual.
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { Registry } from 'prom-client';
-import type { AuditEvent, AuditRecord } from '../../../api/src/index.ts';
+import type { AuditEvent } from '../../../api/src/index.ts';
 import { verifyChain } from '../../src/audit/chain.ts';
 import { AuditError } from '../../src/audit/errors.ts';
 import { registerAuditMetrics } from '../../src/audit/metrics.ts';
 import { AuditRecorder } from '../../src/audit/recorder.ts';
+import { pod, requestRecord, spoolDirPerTest } from '../support/audit-fixtures.ts';
 
-let dir: string;
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'sluice-group-commit-'));
-});
-afterEach(() => {
-  rmSync(dir, { recursive: true, force: true });
-});
-
-const pod = { namespace: 'agents', name: 'agent-1' };
-const request = (i: number): AuditRecord => ({
-  kind: 'request',
-  pod,
-  request_id: `r-${i}`,
-  request: { method: 'GET', scheme: 'https', host: 'registry.npmjs.org', port: 443, path: `/pkg-${i}` },
-  decision: { action: 'allow', code: 'registry.read', reason: 'package registries are read-only' },
-});
+const spoolDir = spoolDirPerTest('sluice-group-commit-');
+const request = requestRecord;
 
 let ids = 0;
 const deps = () => ({ newId: () => `id-${++ids}`, newSessionId: () => 'sess-1', clock: () => 1_700_000_000_000 });
 
 /** The one segment's lines with the byte offset just after each (what a sync must cover). */
 function segmentLines(): { event: AuditEvent; end: number }[] {
-  const segs = readdirSync(dir).filter((n) => n.startsWith('seg-'));
+  const segs = readdirSync(spoolDir()).filter((n) => n.startsWith('seg-'));
   expect(segs).toHaveLength(1);
   const out: { event: AuditEvent; end: number }[] = [];
   let end = 0;
-  for (const line of readFileSync(join(dir, segs[0]!), 'utf8').split('\n')) {
+  for (const line of readFileSync(join(spoolDir(), segs[0]!), 'utf8').split('\n')) {
     if (!line) continue;
     end += Buffer.byteLength(line) + 1;
     out.push({ event: JSON.parse(line) as AuditEvent, end });
@@ -89,7 +75,7 @@ function syncProbe() {
 describe('AuditRecorder group commit (fsync always)', () => {
   it('records in flight together share one fdatasync, and each resolves only after a sync covering its line', async () => {
     const probe = syncProbe();
-    const rec = new AuditRecorder({ spoolDir: dir, pod, spool: { fsync: 'always' } }, { ...deps(), datasync: probe.datasync });
+    const rec = new AuditRecorder({ spoolDir: spoolDir(), pod, spool: { fsync: 'always' } }, { ...deps(), datasync: probe.datasync });
     await rec.start();
     const before = probe.calls;
     expect(before).toBe(1); // session_start
@@ -127,7 +113,7 @@ describe('AuditRecorder group commit (fsync always)', () => {
     const metrics = registerAuditMetrics(registry);
     const warnings: { obj: Record<string, unknown>; msg: string }[] = [];
     const log = { info: () => undefined, warn: (obj: object, msg: string) => warnings.push({ obj: obj as Record<string, unknown>, msg }) };
-    const rec = new AuditRecorder({ spoolDir: dir, pod, spool: { fsync: 'always' } }, { ...deps(), metrics, log, datasync: probe.datasync });
+    const rec = new AuditRecorder({ spoolDir: spoolDir(), pod, spool: { fsync: 'always' } }, { ...deps(), metrics, log, datasync: probe.datasync });
     await rec.start();
     const { entered, release } = probe.hold();
     const first = rec.record(request(0));

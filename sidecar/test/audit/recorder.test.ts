@@ -4,45 +4,31 @@
 // records.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { Registry } from 'prom-client';
 import type { AuditEvent, AuditRecord } from '../../../api/src/index.ts';
 import { verifyChain } from '../../src/audit/chain.ts';
 import { registerAuditMetrics } from '../../src/audit/metrics.ts';
 import { AuditRecorder } from '../../src/audit/recorder.ts';
+import { pod, requestRecord, spoolDirPerTest } from '../support/audit-fixtures.ts';
 import { resolveStore } from '../../src/audit/config.ts';
 import type { AuditConfigInput } from '../../src/audit/config.ts';
 
-let dir: string;
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'sluice-recorder-'));
-});
-afterEach(() => {
-  rmSync(dir, { recursive: true, force: true });
-});
-
-const pod = { namespace: 'agents', name: 'agent-1' };
-const request = (i: number): AuditRecord => ({
-  kind: 'request',
-  pod,
-  request_id: `r-${i}`,
-  request: { method: 'GET', scheme: 'https', host: 'registry.npmjs.org', port: 443, path: `/pkg-${i}` },
-  decision: { action: 'allow', code: 'registry.read', reason: 'package registries are read-only' },
-});
+const spoolDir = spoolDirPerTest('sluice-recorder-');
+const request = requestRecord;
 
 function config(extra: Partial<AuditConfigInput> = {}): AuditConfigInput {
-  return { spoolDir: dir, pod, ...extra };
+  return { spoolDir: spoolDir(), pod, ...extra };
 }
 
 /** Every event in the spool directory, in file order. */
 function spooled(): AuditEvent[] {
-  return readdirSync(dir)
+  return readdirSync(spoolDir())
     .filter((n) => n.startsWith('seg-'))
     .sort()
-    .flatMap((n) => readFileSync(join(dir, n), 'utf8').split('\n').filter(Boolean))
+    .flatMap((n) => readFileSync(join(spoolDir(), n), 'utf8').split('\n').filter(Boolean))
     .map((l) => JSON.parse(l) as AuditEvent);
 }
 
@@ -188,16 +174,16 @@ describe('AuditRecorder (spool only)', () => {
   });
 
   it('rejects a bad config naming the field', () => {
-    expect(() => new AuditRecorder({ spoolDir: dir, pod, spool: { fsync: 'sometimes' } } as unknown as AuditConfigInput)).toThrow(/spool\.fsync/);
-    expect(() => new AuditRecorder({ spoolDir: dir, pod, loki: { url: 'not a url' } })).toThrow(/loki\.url/);
-    expect(() => new AuditRecorder({ spoolDir: dir, pod, session: 'has space' })).toThrow(/session/);
-    expect(() => new AuditRecorder({ spoolDir: dir, pod, store: 'nowhere' } as unknown as AuditConfigInput)).toThrow(/store: expected "none" or \{type: loki\|victorialogs/);
-    expect(() => new AuditRecorder({ spoolDir: dir, pod, store: { type: 'victorialogs', url: 'http://vl:9428', pushPath: '/loki/api/v1/push' } } as unknown as AuditConfigInput)).toThrow(
+    expect(() => new AuditRecorder({ spoolDir: spoolDir(), pod, spool: { fsync: 'sometimes' } } as unknown as AuditConfigInput)).toThrow(/spool\.fsync/);
+    expect(() => new AuditRecorder({ spoolDir: spoolDir(), pod, loki: { url: 'not a url' } })).toThrow(/loki\.url/);
+    expect(() => new AuditRecorder({ spoolDir: spoolDir(), pod, session: 'has space' })).toThrow(/session/);
+    expect(() => new AuditRecorder({ spoolDir: spoolDir(), pod, store: 'nowhere' } as unknown as AuditConfigInput)).toThrow(/store: expected "none" or \{type: loki\|victorialogs/);
+    expect(() => new AuditRecorder({ spoolDir: spoolDir(), pod, store: { type: 'victorialogs', url: 'http://vl:9428', pushPath: '/loki/api/v1/push' } } as unknown as AuditConfigInput)).toThrow(
       /store: pushPath/,
     );
-    expect(() => new AuditRecorder({ spoolDir: dir, pod, store: { type: 'loki', url: 'http://a:3100' }, loki: { url: 'http://loki:3100' } })).toThrow(/loki: give audit\.store \{type, url\} or the legacy audit\.loki, not both/);
+    expect(() => new AuditRecorder({ spoolDir: spoolDir(), pod, store: { type: 'loki', url: 'http://a:3100' }, loki: { url: 'http://loki:3100' } })).toThrow(/loki: give audit\.store \{type, url\} or the legacy audit\.loki, not both/);
     // The chart's default store: none next to a user's legacy loki block (Helm merges them): loki wins.
-    expect(resolveStore(new AuditRecorder({ spoolDir: dir, pod, store: 'none', loki: { url: 'http://loki:3100' } }).config)).toMatchObject({ type: 'loki', url: 'http://loki:3100' });
+    expect(resolveStore(new AuditRecorder({ spoolDir: spoolDir(), pod, store: 'none', loki: { url: 'http://loki:3100' } }).config)).toMatchObject({ type: 'loki', url: 'http://loki:3100' });
   });
 });
 
@@ -218,7 +204,7 @@ function capture(): { logs: Logged[]; log: { info(o: object, m: string): void; w
   };
 }
 
-const spoolBytes = () => readdirSync(dir).filter((n) => n.startsWith('seg-')).reduce((n, f) => n + statSync(join(dir, f)).size, 0);
+const spoolBytes = () => readdirSync(spoolDir()).filter((n) => n.startsWith('seg-')).reduce((n, f) => n + statSync(join(spoolDir(), f)).size, 0);
 
 describe('AuditRecorder with store none (a bounded local ring)', () => {
   it('keeps serving when the ring is full: trims the oldest events, warns at start and on the change, says so in metrics', async () => {
