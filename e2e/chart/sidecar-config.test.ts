@@ -109,7 +109,9 @@ beforeAll(async () => {
   cluster = await KubeCluster.start({ namespaces: [{ name: 'agents' }] });
   const home = mkdtempSync(join(tmpdir(), 'sluice-helm-'));
   helmEnv = { HELM_CACHE_HOME: join(home, 'cache'), HELM_CONFIG_HOME: join(home, 'config'), HELM_DATA_HOME: join(home, 'data') };
-  const res = await helm(['install', 'sluice', CHART, '-n', NS, '--create-namespace', '--set', 'agents.namespaces={agents}', '-f', valuesFile({ sidecar: { config: SETTINGS } })]);
+  // certificates.mode helm (not the default, self): the webhook runs here as a process from the
+  // rendered config, outside any pod, so it cannot manage its own certificate through the API.
+  const res = await helm(['install', 'sluice', CHART, '-n', NS, '--create-namespace', '--set', 'agents.namespaces={agents}', '--set', 'certificates.mode=helm', '-f', valuesFile({ sidecar: { config: SETTINGS } })]);
   if (res.code !== 0) throw new Error(`helm install failed:\n${res.stderr}`);
   const label = await cluster.request('admin', 'PATCH', '/api/v1/namespaces/agents', { metadata: { labels: { 'sluice.io/inject': 'true' } } }, 'application/merge-patch+json');
   if (label.status !== 200) throw new Error(`labelling the namespace failed: ${JSON.stringify(label.body)}`);
