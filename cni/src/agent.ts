@@ -81,26 +81,43 @@ export async function handle(req: PluginRequest, deps: AgentDeps): Promise<Agent
   return answer;
 }
 
+/** The shape handle() relies on; anything else is refused before it is read. */
+function isPluginRequest(v: unknown): v is PluginRequest {
+  if (typeof v !== 'object' || v === null) return false;
+  const r = v as Record<string, unknown>;
+  const pod = r.pod as Record<string, unknown> | undefined;
+  const strings = [r.command, r.containerId, r.netns, r.ifname];
+  return strings.every((x) => typeof x === 'string') && Number.isInteger(r.pid) && typeof pod === 'object' && pod !== null
+    && [pod.namespace, pod.name, pod.uid].every((x) => typeof x === 'string');
+}
+
 /** The Unix socket the plugin connects to; one request per connection. */
 export function serve(socketPath: string, deps: AgentDeps): Promise<Server> {
   rmSync(socketPath, { force: true });
   const server = createServer((conn) => {
     let buf = '';
+    let answered = false;
+    const answer = (a: AgentAnswer) => conn.end(`${JSON.stringify(a)}\n`);
     conn.setEncoding('utf8');
     conn.on('error', () => undefined);
     conn.on('data', (d: string) => {
+      // One request per connection: bytes after the first line are ignored, never a second ADD.
+      if (answered) return;
       buf += d;
       if (buf.length > 64 * 1024) return void conn.destroy();
       const nl = buf.indexOf('\n');
       if (nl < 0) return;
-      let req: PluginRequest;
+      answered = true;
+      let req: unknown;
       try {
-        req = JSON.parse(buf.slice(0, nl)) as PluginRequest;
+        req = JSON.parse(buf.slice(0, nl));
       } catch {
-        conn.end(`${JSON.stringify({ ok: false, message: 'request is not JSON' })}\n`);
-        return;
+        return void answer({ ok: false, message: 'request is not JSON' });
       }
-      void handle(req, deps).then((a) => conn.end(`${JSON.stringify(a)}\n`));
+      if (!isPluginRequest(req)) return void answer({ ok: false, message: 'request is not a sluice plugin request' });
+      // handle() answers every failure itself; the catch only keeps a bug from becoming an unhandled
+      // rejection that would stop the agent (and with it every new pod on the node).
+      handle(req, deps).then(answer, (err: unknown) => answer({ ok: false, message: `agent error: ${String(err)}` }));
     });
   });
   return new Promise((resolve, reject) => {
