@@ -2,7 +2,8 @@
 # title: sluice default policy
 # description: >-
 #   The entrypoint (sluice/decision). Each concern package proposes verdicts; the highest
-#   priority wins; an allowed read of a credential-looking path becomes a hold; anything no
+#   priority wins; an allowed read of a credential-looking path, or of file content that names no
+#   path (a blob by id, a paste, a code search), becomes a hold; anything no
 #   concern recognises is denied.
 # schemas:
 #   - input: schema.input
@@ -54,16 +55,17 @@ default decision := {
 
 # METADATA
 # entrypoint: true
-decision := held_if_credential_path(top)
+decision := held_if_unchecked_content(top)
 
-held_if_credential_path(d) := object.union(d, {
-	"code": "paths.credential_read_held",
-	"reason": reason,
-	"require_approval": {"reason": reason, "scope": "once", "ttl": config.approval_ttl},
+# An allowed read that reads a credential-looking path, or file content the policy cannot check by
+# path (sluice.paths.content_hold), becomes a hold; a deny or an existing hold stays as it is.
+held_if_unchecked_content(d) := object.union(d, {
+	"code": hold.code,
+	"reason": hold.reason,
+	"require_approval": {"reason": hold.reason, "scope": "once", "ttl": config.approval_ttl},
 }) if {
 	d.allow
 	not d.require_approval
 	input.request.method != "CONNECT"
-	paths.credential_path
-	reason := concat("", [input.request.path, " looks like a credential file; reading it needs approval"])
+	hold := paths.content_hold
 } else := d

@@ -67,3 +67,37 @@ test_ip_literal_on_another_port_is_an_ip_literal_denial if {
 	d := sluice.decision with input as inp
 	d.code == "net.ip_literal_denied"
 }
+
+test_blob_by_sha_turns_api_read_into_hold if {
+	d := sluice.decision with input as lib_test.request("GET", "api.github.com", "/repos/acme/app/git/blobs/3f786850e387550fdab836ed7e6dc881de23001b")
+	d.code == "paths.blob_read_held"
+	d.allow
+	d.require_approval.scope == "once"
+}
+
+test_gist_raw_on_a_registry_host_held if {
+	d := sluice.decision with input as lib_test.request("GET", "gist.githubusercontent.com", "/someone/aa5a/raw/57a7/notes.txt")
+	d.code == "paths.paste_read_held"
+}
+
+test_gist_write_stays_denied if {
+	d := sluice.decision with input as lib_test.request("PATCH", "api.github.com", "/gists/aa5a")
+	d.code == "git.paste_denied"
+}
+
+test_archive_of_a_secrets_folder_held if {
+	inp := object.union(lib_test.request("GET", "gitlab.com", "/api/v4/projects/acme%2Fapp/repository/archive.zip"), {"request": {"query": {"path": ["secrets/"]}}})
+	d := sluice.decision with input as inp
+	d.code == "paths.credential_read_held"
+}
+
+test_whole_repository_archive_allowed if {
+	d := sluice.decision with input as lib_test.request("GET", "api.github.com", "/repos/acme/app/zipball/main")
+	d.code == "git.archive_read"
+	not d.require_approval
+}
+
+test_compare_is_a_read if {
+	d := sluice.decision with input as lib_test.request("GET", "api.github.com", "/repos/acme/app/compare/main...feature")
+	d.code == "git.api_read"
+}

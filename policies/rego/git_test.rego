@@ -138,3 +138,47 @@ test_gitea_repo if {
 		with data.organisation.git.forges as [{"host": "codeberg.org", "kind": "gitea", "api_hosts": ["codeberg.org"]}]
 	top(vs) == "git.api_write_foreign_denied"
 }
+
+test_github_zipball_own_repo_is_a_read_like_a_clone if {
+	vs := git.verdicts with input as lib_test.request("GET", "api.github.com", "/repos/acme/app/zipball/main")
+	some v in vs
+	v.decision.code == "git.archive_read"
+	contains(v.decision.reason, "an organisation repository")
+}
+
+test_github_tarball_foreign_repo_is_a_read_too if {
+	vs := git.verdicts with input as lib_test.request("GET", "api.github.com", "/repos/someone/tool/tarball")
+	some v in vs
+	v.decision.code == "git.archive_read"
+	contains(v.decision.reason, "outside the organisation")
+}
+
+test_github_web_archive if {
+	"git.archive_read" in codes(git.verdicts) with input as lib_test.request("GET", "github.com", "/acme/app/archive/refs/heads/main.zip")
+}
+
+test_gitlab_api_archive_own if {
+	vs := git.verdicts with input as lib_test.request("GET", "gitlab.com", "/api/v4/projects/acme%2Fapp/repository/archive.tar.gz")
+	some v in vs
+	v.decision.code == "git.archive_read"
+	contains(v.decision.reason, "an organisation repository")
+}
+
+test_gitlab_web_archive_in_a_subgroup if {
+	vs := git.verdicts with input as lib_test.request("GET", "gitlab.com", "/acme/platform/app/-/archive/main/app-main.zip")
+	some v in vs
+	v.decision.code == "git.archive_read"
+	contains(v.decision.reason, "acme/platform/app")
+}
+
+test_bitbucket_web_archive if {
+	"git.archive_read" in codes(git.verdicts) with input as lib_test.request("GET", "bitbucket.org", "/acme/app/get/main.zip")
+}
+
+test_gitea_web_archive if {
+	"git.archive_read" in codes(git.verdicts) with input as lib_test.request("GET", "codeberg.org", "/acme/app/archive/main.tar.gz")
+}
+
+test_archive_post_is_no_read if {
+	not "git.archive_read" in codes(git.verdicts) with input as lib_test.request("POST", "api.github.com", "/repos/acme/app/zipball/main")
+}

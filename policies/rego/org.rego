@@ -66,6 +66,14 @@ forge_hosts := [f.host | some f in organisation.git.forges]
 
 api_hosts := [h | some f in organisation.git.forges; some h in f.api_hosts]
 
+# A forge's web/git host or one of its API hosts.
+forge_or_api_host if lib.host_in(input.request.host, forge_hosts)
+
+forge_or_api_host if lib.host_in(input.request.host, api_hosts)
+
+# The kind of forge (github, gitlab, ...) whose web/git or API host this is; the first listed wins.
+forge_kind := [f.kind | some f in organisation.git.forges; lib.host_in(input.request.host, array.concat([f.host], f.api_hosts))][0]
+
 # The kind of forge an API host belongs to (github, gitlab, ...); the first listed wins.
 api_kinds := [f.kind | some f in organisation.git.forges; lib.host_in(input.request.host, f.api_hosts)]
 

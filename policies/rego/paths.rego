@@ -1,53 +1,223 @@
 # METADATA
-# title: Credential-looking paths
+# title: Credential-looking paths and reads that name no path
 # description: >-
 #   Reading a path that looks like a credential file (.env, .npmrc, id_rsa, *.pem, kubeconfig, a
 #   secrets/ folder, ...) on an otherwise allowed destination is held for approval: raw hosts,
 #   forge web pages and forge APIs (GitHub contents, GitLab repository files, Bitbucket src) all
-#   end their path in the file's path. The path is matched percent-decoded and lower-cased. Plain
-#   string tests, not regexes: the WASM runtime compiles a regex on every call.
+#   end their path in the file's path, or name it in a query parameter (GitLab archive and tree
+#   `path=`). The path is matched percent-decoded and lower-cased. A forge read that returns file
+#   content without naming the file cannot be checked by path and is held too: a git blob by id,
+#   a gist's or snippet's content, a code search that returns matching lines, a GraphQL query sent
+#   in the URL. Plain string tests, not regexes: the WASM runtime compiles a regex on every call.
 # schemas:
 #   - input: schema.input
+#   - data.organisation: schema.organisation
 package sluice.paths
 
 import data.config
+import data.sluice.lib
 import data.sluice.org
 
 segments := [s | some s in split(org.decoded_path, "/"); s != ""]
 
-last := count(segments) - 1
+# --- credential files by path -------------------------------------------------------------------
 
-# The file a path reads: its last segment, or the one before a trailing /raw (GitLab's
-# /repository/files/<path>/raw and /-/raw/ forms).
-file_names contains segments[last]
+credential_path if path_is_credential(org.decoded_path)
 
-file_names contains segments[last - 1] if segments[last] == "raw"
-
+# The file named in a query parameter instead of the path (GitLab `repository/archive?path=`,
+# `repository/tree?path=`); the proxy hands the query over decoded.
 credential_path if {
-	some name in file_names
-	name in config.credential_file_names
+	some name in config.credential_query_params
+	some value in object.get(input.request.query, name, [])
+	path_is_credential(lower(concat("", ["/", value])))
 }
 
+# A folder named there (`path=secrets`) stands for every file below it.
 credential_path if {
-	some name in file_names
+	some name in config.credential_query_params
+	some value in object.get(input.request.query, name, [])
+	path_is_credential(lower(concat("", ["/", value, "/-"])))
+}
+
+path_is_credential(path) if {
+	segs := [s | some s in split(path, "/"); s != ""]
+	some name in file_names(segs)
+	credential_name(name)
+}
+
+path_is_credential(path) if {
+	some suffix in config.credential_path_suffixes
+	some trailer in config.credential_path_trailers
+	endswith(trim_suffix(path, concat("", ["/", trailer])), suffix)
+}
+
+path_is_credential(path) if endswith(path, config.credential_path_suffixes[_])
+
+# A file anywhere below a secrets/, .ssh/, .aws/, .kube/ ... folder.
+path_is_credential(path) if {
+	segs := [s | some s in split(path, "/"); s != ""]
+	some i, dir in segs
+	i < count(segs) - 1
+	dir in config.credential_dir_names
+}
+
+# The file a path reads: its last segment, or the one before a trailing /raw or /blame (GitLab's
+# /repository/files/<path>/raw and /blame, the /-/raw/ forms).
+file_names(segs) := {segs[count(segs) - 1], segs[count(segs) - 2]} if {
+	count(segs) > 1
+	segs[count(segs) - 1] in config.credential_path_trailers
+} else := {segs[count(segs) - 1]} if count(segs) > 0
+
+else := set()
+
+credential_name(name) if name in config.credential_file_names
+
+credential_name(name) if {
 	some prefix in config.credential_file_prefixes
 	startswith(name, prefix)
 }
 
-credential_path if {
-	some name in file_names
+credential_name(name) if {
 	some suffix in config.credential_file_suffixes
 	endswith(name, suffix)
 }
 
-credential_path if {
-	some suffix in config.credential_path_suffixes
-	endswith(trim_suffix(org.decoded_path, "/raw"), suffix)
+# --- forge reads that return file content without naming the file --------------------------------
+
+# Only on the forges' own hosts (web, git and API), by the forge's kind: these path shapes mean
+# nothing elsewhere.
+forge if org.forge_or_api_host
+
+kind := org.forge_kind
+
+n := count(segments)
+
+# GitHub Enterprise Server serves the REST API under /api/v3.
+rest := array.slice(segments, 2, n) if array.slice(segments, 0, 2) == ["api", "v3"]
+
+else := segments
+
+# GitHub and Gitea: /repos/{o}/{r}/git/blobs/{sha}.
+blob_read if {
+	kind == "github"
+	rest[0] == "repos"
+	rest[3] == "git"
+	rest[4] == "blobs"
+	count(rest) >= 6
 }
 
-# A file anywhere below a secrets/, .ssh/, .aws/, .kube/ ... folder.
-credential_path if {
-	some i, dir in segments
-	i < last
-	dir in config.credential_dir_names
+blob_read if {
+	kind == "gitea"
+	array.slice(segments, 0, 3) == ["api", "v1", "repos"]
+	segments[5] == "git"
+	segments[6] == "blobs"
+	n >= 8
+}
+
+# GitLab: /api/v4/projects/<id or group/sub/project>/repository/blobs/<sha>(/raw).
+blob_read if {
+	kind == "gitlab"
+	array.slice(segments, 0, 3) == ["api", "v4", "projects"]
+	some i, s in segments
+	s == "repository"
+	segments[i + 1] == "blobs"
+	n > i + 2
+}
+
+# Gitea/Forgejo web: /{o}/{r}/raw/blob/<sha> and /{o}/{r}/media/blob/<sha>.
+blob_read if {
+	kind == "gitea"
+	segments[2] in {"raw", "media"}
+	segments[3] == "blob"
+	n == 5
+}
+
+# A gist's or snippet's content: the file names are in the answer, not the request.
+paste_read if lib.host_in(input.request.host, config.paste_content_hosts)
+
+# GitHub: GET /gists/{id} and /gists/{id}/{revision} carry every file's content; the listings and
+# /commits, /forks, /comments, /star carry none.
+paste_read if {
+	kind == "github"
+	rest[0] == "gists"
+	not rest[1] in {"public", "starred"}
+	count(rest) in {2, 3}
+	not paste_metadata
+}
+
+paste_metadata if rest[2] in {"commits", "forks", "comments", "star"}
+
+# GitLab: snippets/<id>/raw, snippets/<id>/files/<ref>/<path>/raw, project snippets the same,
+# and the web forms (/-/snippets/<id>/raw/...).
+paste_read if {
+	kind == "gitlab"
+	some i, s in segments
+	s == "snippets"
+	some j, r in segments
+	j > i
+	r == "raw"
+}
+
+# Bitbucket: /2.0/snippets/{workspace}/{id}(/{revision})/files/<path>.
+paste_read if {
+	kind == "bitbucket"
+	array.slice(segments, 0, 2) == ["2.0", "snippets"]
+	"files" in segments
+}
+
+# Code search that answers with the matching lines of files: GitHub's with the text-match media
+# type, GitLab's blob scopes (API and web), GitHub's and Gitea's web code search.
+code_search if {
+	kind == "github"
+	rest == ["search", "code"]
+	contains(lower(object.get(input.request.headers, "accept", "")), "text-match")
+}
+
+code_search if {
+	kind == "gitlab"
+	"search" in segments
+	some scope in object.get(input.request.query, "scope", [])
+	lower(scope) in {"blobs", "wiki_blobs"}
+}
+
+code_search if {
+	kind == "github"
+	segments == ["search"]
+	some t in object.get(input.request.query, "type", [])
+	lower(t) == "code"
+}
+
+code_search if {
+	kind == "gitea"
+	segments == ["explore", "code"]
+}
+
+# Gitea web: /{o}/{r}/search?q= answers with matching lines.
+code_search if {
+	kind == "gitea"
+	n == 3
+	segments[2] == "search"
+	input.request.query.q
+}
+
+# A GraphQL query may read any blob (GitHub `object(expression: "HEAD:path") { ... on Blob { text } }`,
+# GitLab `blobs(paths:) { rawTextBlob }`); sent in the URL (GitLab accepts GET) it would be a read.
+# A GraphQL POST is held as an API call already.
+graphql_in_url if {
+	forge
+	segments[n - 1] == "graphql"
+	input.request.query.query
+}
+
+# What turns an allowed read into a hold, first match wins.
+content_hold := {"code": "paths.credential_read_held", "reason": concat("", [input.request.path, " looks like a credential file; reading it needs approval"])} if {
+	credential_path
+} else := {"code": "paths.blob_read_held", "reason": concat("", [input.request.path, " reads a git object by id, which names no file the policy can check; reading it needs approval"])} if {
+	blob_read
+} else := {"code": "paths.paste_read_held", "reason": concat("", [input.request.path, " on ", input.request.host, " reads a gist or snippet, whose files the policy cannot check; reading it needs approval"])} if {
+	paste_read
+} else := {"code": "paths.code_search_held", "reason": concat("", ["code search on ", input.request.host, " answers with lines of files the policy cannot check; it needs approval"])} if {
+	code_search
+} else := {"code": "paths.graphql_read_held", "reason": concat("", ["a GraphQL query in the URL on ", input.request.host, " can read any file; it needs approval"])} if {
+	graphql_in_url
 }
