@@ -100,7 +100,7 @@ const PolicyRule = z.strictObject({
  */
 export const SidecarSettings = SidecarConfig.omit({ pod: true, proxyUID: true, ports: true, podInfoDir: true, trustDir: true }).extend({
   // cluster is the webhook's to turn on (SLUICE_POLICY_SOURCE); a SluicePolicy cannot set it either.
-  policy: SidecarConfig.shape.policy.omit({ path: true, cluster: true }).optional(),
+  policy: SidecarConfig.shape.policy.omit({ path: true, cluster: true, configMap: true }).optional(),
   credentials: SidecarConfig.shape.credentials.unwrap().omit({ tokenDir: true }).optional(),
   // The spool is the webhook's emptyDir (SLUICE_SPOOL_DIR); the rest of the audit settings are the chart user's.
   audit: SidecarConfig.shape.audit.unwrap().omit({ spoolDir: true }).optional(),
@@ -276,10 +276,10 @@ const Approvals = z
 const Policy = z
   .strictObject({
     bundle: z
-      .enum(['image', 'configMap'])
+      .enum(['image', 'configMap', 'release'])
       .default('image')
       .describe(
-        'image: the sidecar runs the default library built into its image (nothing per namespace; the release does not grow with agents.namespaces); configMap: the sidecar mounts configMapName from the pod\'s namespace (a custom bundle, signed when sidecar.config.policy.verification is set)',
+        'image: the sidecar runs the default library built into its image (nothing per namespace; the release does not grow with agents.namespaces); release: a custom signed bundle in one ConfigMap of the release namespace (release.configMapName), read by every sidecar from the API server with a watch and verified with sidecar.config.policy.verification (required); nothing per namespace; configMap: the sidecar mounts configMapName from the pod\'s namespace (a custom bundle per namespace, signed when sidecar.config.policy.verification is set)',
       ),
     writerServiceAccountNamespaces: z
       .array(z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a namespace name'))
@@ -291,6 +291,21 @@ const Policy = z
       .regex(/^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/)
       .default('sluice-policy')
       .describe('bundle configMap: name of the policy bundle ConfigMap the sidecar mounts'),
+    release: z
+      .strictObject({
+        configMapName: z
+          .string()
+          .regex(/^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/)
+          .default('sluice-policy-bundle')
+          .describe('bundle release: the ConfigMap in the release namespace whose binaryData bundle.tar.gz is the signed bundle (every ServiceAccount may read this one object; no ServiceAccount outside policy.writerServiceAccountNamespaces may write it)'),
+        bundleBase64: z
+          .string()
+          .regex(/^[A-Za-z0-9+/=\s]*$/, 'base64')
+          .default('')
+          .describe('bundle release: the signed bundle.tar.gz, base64 (--set-file with a base64 file): the chart creates the ConfigMap; empty: you create it (kubectl create configmap --from-file=bundle.tar.gz)'),
+      })
+      .prefault({})
+      .describe('bundle release: where the signed bundle lives'),
     override: z
       .strictObject({
         wasmBase64: z.string().default('').describe('policy.wasm, base64 (e.g. --set-file with a base64 file)'),

@@ -22,6 +22,8 @@ import { startApprovals } from './approvals/index.ts';
 import type { RunningApprovals } from './approvals/index.ts';
 import { BundleWatcher } from './policy/bundle-watcher.ts';
 import { policySource } from './policy/builtin-bundle.ts';
+import { startConfigMapBundle } from './policy/bundle-configmap.ts';
+import { remoteBundleEvents } from './policy/bundle-remote.ts';
 import { PolicyEngine } from './policy/engine.ts';
 import type { ClusterPolicyRuntime } from './policy/cluster-runtime.ts';
 import { registerPolicyMetrics } from './policy/policy-metrics.ts';
@@ -100,14 +102,18 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
   };
 
   const engine = new PolicyEngine({ requireOrganisation: options.clusterPolicy !== undefined });
-  const policy = policySource(config.policy);
-  const watcher = new BundleWatcher(
+  // A signed bundle from the release namespace's ConfigMap (policy.bundle release), else a file/the built-in library.
+  const remoteBundle = config.policy.configMap
+    ? await startConfigMapBundle(config, engine, remoteBundleEvents(engine, policyMetrics, note, log), log)
+    : undefined;
+  const policy = remoteBundle ? undefined : policySource(config.policy);
+  const watcher = policy && new BundleWatcher(
     policy.path,
     engine,
     {
       loaded: (meta) => {
         policyMetrics.loaded(meta.revision);
-        note('policy_load', { result: 'loaded', revision: meta.revision, source: meta.source, ...(policy.builtin ? { builtin: true } : {}), ...(meta.signature ? { signed: { key_id: meta.signature.keyId, algorithm: meta.signature.algorithm } } : {}) });
+        note('policy_load', { result: 'loaded', revision: meta.revision, source: meta.source, ...(policy?.builtin ? { builtin: true } : {}), ...(meta.signature ? { signed: { key_id: meta.signature.keyId, algorithm: meta.signature.algorithm } } : {}) });
         log.info({ revision: meta.revision, source: meta.source }, 'policy bundle loaded');
       },
       failed: (err) => {
@@ -118,7 +124,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     },
     { pollIntervalMs: config.policy.pollIntervalMs, verification: policy.verification },
   );
-  await watcher.start();
+  await watcher?.start();
   const cluster = options.clusterPolicy?.attach({ engine, metrics: policyMetrics, note, log, config });
 
   const ca = config.caDir ? await loadPodCa(config.caDir) : await generatePodCa(`sluice ${config.pod.namespace}/${config.pod.name}`);
@@ -234,7 +240,8 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     trust,
     addresses: { ...gateway.addresses, admin: admin.address, dns: dnsServers.map((d) => ({ udp: d.udp, tcp: d.tcp })) },
     async stop() {
-      watcher.stop();
+      watcher?.stop();
+      await remoteBundle?.stop();
       await options.clusterPolicy?.stop();
       await approvals?.stop();
       podInfo.stop();

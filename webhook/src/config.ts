@@ -168,6 +168,16 @@ const Sidecar = z
      */
     policyConfigMap: z.string().min(1).nullable().default('sluice-policy'),
     /**
+     * `<namespace>/<name>` of the one ConfigMap holding the signed custom bundle in sluice's release
+     * namespace (the chart's policy.bundle release): the sidecar reads it from the API server
+     * (SLUICE_POLICY_CONFIGMAP), nothing is mounted and nothing exists per agent namespace.
+     */
+    policyBundleObject: z
+      .string()
+      .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/, 'expected <namespace>/<name>')
+      .nullable()
+      .default(null),
+    /**
      * ConfigMap (in the pod's namespace) whose `sidecar.yaml` holds the sidecar's runtime settings
      * (approvals, credentials, masking, upstream, audit). Mounted optional: a pod starts without it.
      */
@@ -202,7 +212,8 @@ const Sidecar = z
     path: ['tokenAudiences'],
   })
   .refine((s) => new Set(s.mounts.map((m) => m.name)).size === s.mounts.length, { message: 'mount names must be unique', path: ['mounts'] })
-  .refine((s) => new Set(s.extraEnv.map((e) => e.name)).size === s.extraEnv.length, { message: 'extraEnv names must be unique', path: ['extraEnv'] });
+  .refine((s) => new Set(s.extraEnv.map((e) => e.name)).size === s.extraEnv.length, { message: 'extraEnv names must be unique', path: ['extraEnv'] })
+  .refine((s) => s.policyBundleObject === null || s.policyConfigMap === null, { message: 'one policy source: policyBundleObject (release namespace) or policyConfigMap (per namespace), not both', path: ['policyBundleObject'] });
 
 const Guard = z
   .object({

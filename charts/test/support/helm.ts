@@ -122,4 +122,10 @@ export const MATRIX: Record<string, unknown> = {
       dashboards: { enabled: true },
     },
   },
+  // A custom signed bundle in one ConfigMap of the release namespace, read by every sidecar (charts/test/policy-bundle.test.ts).
+  'policy-release': {
+    agents: { namespaces: ['agents'] },
+    policy: { bundle: 'release', writerServiceAccountNamespaces: ['argocd'] },
+    sidecar: { config: { policy: { verification: { algorithm: 'ES256', publicKey: '-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n' } } } },
+  },
 };

@@ -59,6 +59,19 @@ export const SidecarConfig = z
         /** When set, only bundles signed with this key load (docs/policy.md, Distribution). */
         verification: PolicyVerificationConfig.optional(),
         /**
+         * A signed bundle read from the API server: one ConfigMap in sluice's release namespace,
+         * listed and watched by name (policy.bundle release in the chart; the webhook sets
+         * SLUICE_POLICY_CONFIGMAP). Needs verification; never falls back to the built-in library.
+         */
+        configMap: z
+          .object({
+            namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/),
+            name: z.string().regex(/^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/),
+            key: z.string().min(1).default('bundle.tar.gz'),
+          })
+          .strict()
+          .optional(),
+        /**
          * The organisation and these settings from the cluster's SluicePolicy objects, watched and
          * hot-reloaded (docs/policy.md, The organisation in the cluster). The webhook turns it on.
          */
@@ -197,6 +210,7 @@ const NOT_FROM_CLUSTER: readonly [string[], string][] = [
   [['resolvConf'], 'the pod\u2019s own file'],
   [['policy', 'path'], 'the bundle location is the chart\u2019s policy.bundle'],
   [['policy', 'cluster'], 'this very source is the webhook\u2019s to turn on'],
+  [['policy', 'configMap'], 'the bundle location is the chart\u2019s policy.bundle'],
   [['dns', 'ipv4Cidr'], 'the init container installs interception rules for the fake-IP ranges before the sidecar reads anything: set it in the chart (sidecar.fakeIp)'],
   [['dns', 'ipv6Cidr'], 'the init container installs interception rules for the fake-IP ranges before the sidecar reads anything: set it in the chart (sidecar.fakeIp)'],
   [['audit', 'spoolDir'], 'a directory the webhook mounts'],
@@ -263,6 +277,11 @@ function mergeConfigSources(env: Env, clusterSettings?: Readonly<Record<string, 
   setIfDefined(ports, 'admin', intFromEnv(env, 'SLUICE_ADMIN_PORT'));
   const policy = section(base, 'policy');
   setIfDefined(policy, 'path', env.SLUICE_POLICY_PATH);
+  if (env.SLUICE_POLICY_CONFIGMAP) {
+    const m = /^([^/]+)\/([^/]+)$/.exec(env.SLUICE_POLICY_CONFIGMAP);
+    if (!m) throw new SchemaError('invalid sidecar configuration', [`SLUICE_POLICY_CONFIGMAP: expected <namespace>/<name>, got "${env.SLUICE_POLICY_CONFIGMAP}"`]);
+    policy.configMap = { ...section(policy, 'configMap'), namespace: m[1], name: m[2] };
+  }
   if (env.SLUICE_POLICY_SOURCE === 'cluster') policy.cluster = { ...section(policy, 'cluster'), enabled: true };
   else if (env.SLUICE_POLICY_SOURCE !== undefined && env.SLUICE_POLICY_SOURCE !== '') {
     throw new SchemaError('invalid sidecar configuration', [`SLUICE_POLICY_SOURCE: expected "cluster" or unset, got "${env.SLUICE_POLICY_SOURCE}"`]);

@@ -98,6 +98,19 @@ class Members {
 }
 
 async function readTarball(path: string): Promise<Map<string, Buffer>> {
+  return readTarStream(path, (parser, fail) => {
+    const input = createReadStream(path);
+    input.on('error', fail);
+    input.pipe(parser);
+  });
+}
+
+/** The members of a tar.gz held in memory (a bundle read from the API server or a registry). */
+export function readTarballBytes(bytes: Uint8Array, source: string): Promise<Map<string, Buffer>> {
+  return readTarStream(source, (parser) => parser.end(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)));
+}
+
+async function readTarStream(path: string, feed: (parser: Parser, fail: (err: unknown) => void) => void): Promise<Map<string, Buffer>> {
   const members = new Members(path);
   await new Promise<void>((resolve, reject) => {
     const fail = (err: unknown) => reject(err instanceof BundleError ? err : new BundleError('bundle.bad_archive', `${path}: ${String(err)}`));
@@ -133,11 +146,9 @@ async function readTarball(path: string): Promise<Map<string, Buffer>> {
         entry.on('end', () => members.files.set(name, Buffer.concat(chunks)));
       },
     });
-    const input = createReadStream(path);
-    input.on('error', fail);
     parser.on('error', (err: Error) => fail(new BundleError('bundle.bad_archive', `${path}: ${err.message}`)));
     parser.on('end', resolve);
-    input.pipe(parser);
+    feed(parser, fail);
   });
   return members.files;
 }
@@ -179,6 +190,17 @@ async function readDirectoryBundle(dir: string): Promise<Map<string, Buffer>> {
     throw new BundleError('bundle.bad_archive', `${dir}: holds ${TARBALL_KEY} and other files (${[...files.keys()].filter((f) => f !== TARBALL_KEY).slice(0, 3).join(', ')}); use one or the other`);
   }
   return readTarball(join(dir, TARBALL_KEY));
+}
+
+/**
+ * Loads a bundle from the bytes of its .tar.gz (a ConfigMap's binaryData, an OCI layer); the same
+ * bounds and, with verification, the same signature check as a file. Throws BundleError.
+ */
+export async function readBundleBytes(bytes: Uint8Array, source: string, options: ReadBundleOptions = {}): Promise<PolicyBundle> {
+  const files = await readTarballBytes(bytes, source);
+  const signature = options.verification ? await verifyBundleFiles(files, options.verification, source) : undefined;
+  const bundle = assemble(files, source);
+  return signature ? { ...bundle, signature } : bundle;
 }
 
 /** Loads a bundle from a .tar.gz file or a directory; throws BundleError with a stable code. */

@@ -1,0 +1,209 @@
+// Follows one ConfigMap — the signed custom policy bundle in sluice's release namespace
+// (policy.bundle: release) — from the API server: list and watch by name (a fieldSelector on
+// metadata.name, which is what RBAC's resourceNames grants list/watch for), re-watch when the server
+// ends a watch, re-list after 410 Gone or an error, with backoff. Each version's archive
+// (binaryData[key]) goes to the RemoteBundleInstaller, which verifies the signature before anything
+// else; a deleted object or one without the archive is recorded and the last good bundle stays.
+// Reads with the pod's ServiceAccount token (the sidecar's mount only), which the chart lets get,
+// list and watch this one object and nothing else in that namespace. It never writes.
+import type { Logger } from 'pino';
+import type { ApprovalApiError } from '../approvals/errors.ts';
+import type { KubeRest, WatchHandle } from '../approvals/kube-rest.ts';
+import type { SidecarConfig } from '../config/sidecar-config.ts';
+import { BundleError } from './bundle-error.ts';
+import { RemoteBundleInstaller, requireVerification } from './bundle-remote.ts';
+import type { RemoteBundleEvents } from './bundle-remote.ts';
+import { bundleVerification } from './bundle-signature.ts';
+import type { PolicyEngine } from './engine.ts';
+
+const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+export interface ConfigMapRef {
+  namespace: string;
+  name: string;
+  /** The binaryData key holding the bundle's .tar.gz. */
+  key: string;
+}
+
+export interface ConfigMapBundleOptions {
+  watchSeconds?: number;
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+interface ConfigMapObject {
+  metadata?: { name?: string; resourceVersion?: string };
+  data?: Record<string, string>;
+  binaryData?: Record<string, string>;
+}
+
+interface ConfigMapList {
+  metadata?: { resourceVersion?: string };
+  items?: ConfigMapObject[];
+}
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+export class ConfigMapBundleWatcher {
+  readonly #rest: KubeRest;
+  readonly #ref: ConfigMapRef;
+  readonly #installer: RemoteBundleInstaller;
+  readonly #log: Logger;
+  readonly #o: Required<ConfigMapBundleOptions>;
+  readonly #path: string;
+  readonly #source: string;
+  #resourceVersion = '';
+  #handle: WatchHandle | undefined;
+  #stopped = false;
+  #healthy: boolean | undefined;
+  #loop: Promise<void> | undefined;
+  #wake: (() => void) | undefined;
+  #firstDone: (() => void) | undefined;
+  readonly #first: Promise<void>;
+
+  constructor(rest: KubeRest, ref: ConfigMapRef, installer: RemoteBundleInstaller, log: Logger, options: ConfigMapBundleOptions = {}) {
+    this.#rest = rest;
+    this.#ref = ref;
+    this.#installer = installer;
+    this.#log = log;
+    this.#o = { watchSeconds: 300, minBackoffMs: 100, maxBackoffMs: 5_000, ...options };
+    this.#path = `/api/v1/namespaces/${encodeURIComponent(ref.namespace)}/configmaps`;
+    this.#source = `configmap ${ref.namespace}/${ref.name}`;
+    this.#first = new Promise((resolve) => (this.#firstDone = resolve));
+  }
+
+  get source(): string {
+    return this.#source;
+  }
+
+  /** True while the list/watch is connected. */
+  get healthy(): boolean {
+    return this.#healthy === true;
+  }
+
+  /**
+   * Starts following the object; resolves once the first read was handled (the bundle in service,
+   * or its refusal recorded) or the first read failed — the caller then starts not ready.
+   */
+  start(): Promise<void> {
+    this.#loop ??= this.#run();
+    return this.#first;
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#handle?.abort();
+    this.#wake?.();
+    await this.#loop;
+  }
+
+  #firstReadDone(): void {
+    this.#firstDone?.();
+    this.#firstDone = undefined;
+  }
+
+  async #take(obj: ConfigMapObject | undefined): Promise<void> {
+    if (!obj) {
+      await this.#installer.absent(new BundleError('bundle.object_missing', `${this.#source}: the policy bundle object does not exist (the last good bundle, if any, stays in service)`));
+      return;
+    }
+    const b64 = obj.binaryData?.[this.#ref.key];
+    if (b64 === undefined || !BASE64.test(b64)) {
+      const why = obj.data?.[this.#ref.key] !== undefined ? `holds ${this.#ref.key} as text data; create it with --from-file so the archive is binaryData` : `has no binaryData key ${this.#ref.key}`;
+      await this.#installer.absent(new BundleError('bundle.object_no_archive', `${this.#source}: ${why}`));
+      return;
+    }
+    await this.#installer.offer(Buffer.from(b64, 'base64'), { source: this.#source, version: obj.metadata?.resourceVersion ?? '' });
+  }
+
+  #setHealth(healthy: boolean, err?: ApprovalApiError): void {
+    if (healthy === this.#healthy) return;
+    this.#healthy = healthy;
+    if (healthy) this.#log.info({ source: this.#source }, 'policy bundle watch connected');
+    else this.#log.warn({ source: this.#source, err: err?.message }, 'policy bundle watch lost contact with the API server; the bundle in service stays');
+  }
+
+  async #sleep(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.#wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.#wake = undefined;
+  }
+
+  async #run(): Promise<void> {
+    const byName = `metadata.name=${this.#ref.name}`;
+    let backoff = this.#o.minBackoffMs;
+    let needList = true;
+    // Watch events are handled in order, one at a time (each may compile a bundle).
+    let chain = Promise.resolve();
+    while (!this.#stopped) {
+      try {
+        if (needList) {
+          const list = await this.#rest.call<ConfigMapList>('GET', this.#path, { query: { fieldSelector: byName } });
+          this.#resourceVersion = list.metadata?.resourceVersion ?? '';
+          this.#setHealth(true);
+          await this.#take(list.items?.find((i) => i.metadata?.name === this.#ref.name));
+          this.#firstReadDone();
+          needList = false;
+        }
+        this.#handle = await this.#rest.watch<ConfigMapObject>(
+          this.#path,
+          { fieldSelector: byName, resourceVersion: this.#resourceVersion, timeoutSeconds: String(this.#o.watchSeconds), allowWatchBookmarks: 'true' },
+          (event) => {
+            const rv = event.object.metadata?.resourceVersion;
+            if (typeof rv === 'string' && rv) this.#resourceVersion = rv;
+            if (event.object.metadata?.name !== this.#ref.name) return;
+            if (event.type === 'ADDED' || event.type === 'MODIFIED') chain = chain.then(() => this.#take(event.object));
+            else if (event.type === 'DELETED') chain = chain.then(() => this.#take(undefined));
+          },
+        );
+        backoff = this.#o.minBackoffMs;
+        const watchedFrom = Date.now();
+        const ended = await this.#handle.done;
+        this.#handle = undefined;
+        await chain;
+        if (ended) throw ended;
+        if (Date.now() - watchedFrom < 1000) await this.#sleep(this.#o.minBackoffMs);
+      } catch (e) {
+        if (this.#stopped) break;
+        const err = e as ApprovalApiError;
+        needList = true;
+        if (err.status === 410) continue;
+        this.#setHealth(false, err);
+        // Recorded (once per distinct error) while nothing is in service: why the pod is not ready.
+        if (!this.#installer.current) await this.#installer.absent(new BundleError('bundle.source_unreachable', `${this.#source}: ${err.message}`));
+        this.#firstReadDone();
+        await this.#sleep(backoff);
+        backoff = Math.min(backoff * 2, this.#o.maxBackoffMs);
+      }
+    }
+    await chain;
+    this.#firstReadDone();
+  }
+}
+
+/**
+ * The sidecar's policy from the release namespace's bundle ConfigMap (config.policy.configMap):
+ * a signing key is required, the identity is the pod's ServiceAccount (or the configured
+ * kubeconfig outside a pod, as for SluicePolicy). Resolves after the first read was handled.
+ */
+export async function startConfigMapBundle(config: SidecarConfig, engine: PolicyEngine, events: RemoteBundleEvents, log: Logger): Promise<ConfigMapBundleWatcher> {
+  const ref = config.policy.configMap!;
+  const verification = requireVerification(bundleVerification(config.policy.verification), `policy.configMap (${ref.namespace}/${ref.name})`);
+  const { existsSync } = await import('node:fs');
+  const { KubeRest, loadKubeConfig } = await import('../approvals/kube-rest.ts');
+  const c = config.policy.cluster;
+  const inCluster = !c.kubeconfig && existsSync(IN_CLUSTER_TOKEN);
+  if (!c.kubeconfig && !inCluster) {
+    const { SchemaError } = await import('../../../api/src/index.ts');
+    throw new SchemaError('invalid sidecar configuration', [`policy.configMap: no service-account token at ${IN_CLUSTER_TOKEN} and no kubeconfig: the policy bundle cannot be read`]);
+  }
+  const rest = new KubeRest(loadKubeConfig({ kubeconfig: c.kubeconfig, context: c.context, inCluster }), c.apiTimeoutMs);
+  const watcher = new ConfigMapBundleWatcher(rest, ref, new RemoteBundleInstaller(engine, verification, events), log.child({ component: 'policy-bundle' }), { watchSeconds: c.watchSeconds });
+  await watcher.start();
+  return watcher;
+}
