@@ -3,13 +3,15 @@
 // decision that fails the api/ schema each become a deny whose code says why.
 import { loadPolicy } from '@open-policy-agent/opa-wasm';
 import type { LoadedPolicy } from '@open-policy-agent/opa-wasm';
-import { Decision, POLICY_ENTRYPOINT, describeIssues, engineDeny } from '../../../api/src/index.ts';
-import type { PolicyInput } from '../../../api/src/index.ts';
+import { POLICY_ENTRYPOINT, engineDeny } from '../../../api/src/index.ts';
+import type { Decision, PolicyInput } from '../../../api/src/index.ts';
 import { BundleError } from './bundle.ts';
 import type { PolicyBundle } from './bundle.ts';
 import type { VerifiedSignature } from './bundle-signature.ts';
+import { DecisionReader } from './decision-reader.ts';
 import { importedBuiltins, unsupportedBuiltins } from './wasm-builtins.ts';
 import type { WasmInstance, WasmMemory } from './wasm-builtins.ts';
+import { evaluateJson, hasFastEval } from './wasm-eval.ts';
 
 export const DENY_NOT_LOADED = engineDeny('policy.not_loaded', 'no policy loaded');
 export const DENY_NO_ORGANISATION = engineDeny('policy.no_organisation', 'no SluicePolicy applies yet: every request is denied until the organisation is read from the cluster');
@@ -35,6 +37,9 @@ interface Compiled {
   meta: LoadedBundle;
   /** The bundle's own data.json, kept so the organisation can be swapped into it. */
   data: unknown;
+  /** ABI >= 1.2: evaluate through opa_eval directly (wasm-eval.ts) rather than the SDK's evaluate. */
+  fast: boolean;
+  reader: DecisionReader;
 }
 
 /** The organisation the cluster's SluicePolicy objects give (data.organisation), with their revision. */
@@ -69,7 +74,7 @@ export async function compileBundle(bundle: PolicyBundle, now: () => Date = () =
   }
   const meta: LoadedBundle = { revision: bundle.revision, source: bundle.source, loadedAt: now() };
   if (bundle.signature) meta.signature = bundle.signature;
-  return { policy, entrypoint, meta, data: bundle.data };
+  return { policy, entrypoint, meta, data: bundle.data, fast: hasFastEval(policy), reader: new DecisionReader() };
 }
 
 export interface PolicyEngineOptions {
@@ -126,7 +131,7 @@ export class PolicyEngine {
     this.#overlay = overlay;
   }
 
-  /** Size of the WASM linear memory; flat over evaluations because the SDK resets the heap. */
+  /** Size of the WASM linear memory; flat over evaluations because each one starts from the heap pointer left after the data. */
   get wasmMemoryBytes(): number {
     const current = this.#current;
     return current ? wasmParts(current.policy)[1].buffer.byteLength : 0;
@@ -149,9 +154,12 @@ export class PolicyEngine {
     if (!current) return { decision: DENY_NOT_LOADED, revision: '', fault: 'not_loaded' };
     if (this.#requireOrganisation && !this.#overlay) return { decision: DENY_NO_ORGANISATION, revision: current.meta.revision, fault: 'not_loaded' };
     const revision = this.revision;
-    let raw: unknown;
+    let resultSet: string;
     try {
-      raw = current.policy.evaluate(serializeInput(input), current.entrypoint) as unknown;
+      const json = serializeInput(input);
+      resultSet = current.fast
+        ? evaluateJson(current.policy, current.entrypoint, json)
+        : JSON.stringify(current.policy.evaluate(encoder.encode(json).buffer, current.entrypoint));
     } catch (err) {
       return {
         decision: engineDeny('policy.eval_error', `policy evaluation failed: ${messageOf(err)}`),
@@ -159,17 +167,15 @@ export class PolicyEngine {
         fault: 'eval_error',
       };
     }
-    const result = Array.isArray(raw) && raw.length === 1 ? (raw[0] as { result?: unknown }).result : undefined;
-    const parsed = Decision.safeParse(result);
-    if (!parsed.success) {
-      const why = result === undefined ? 'policy produced no decision' : describeIssues(parsed.error).join('; ');
+    const read = current.reader.read(resultSet);
+    if (read.decision === undefined) {
       return {
-        decision: engineDeny('policy.malformed_decision', `malformed decision from policy: ${why}`),
+        decision: engineDeny('policy.malformed_decision', `malformed decision from policy: ${read.why}`),
         revision,
         fault: 'malformed_decision',
       };
     }
-    return { decision: parsed.data, revision };
+    return { decision: read.decision, revision };
   }
 }
 
@@ -197,14 +203,13 @@ function restoreData(compiled: Compiled, previous: OrganisationOverlay | undefin
 const podJson = new WeakMap<object, string>();
 const encoder = new TextEncoder();
 
-function serializeInput(input: PolicyInput): ArrayBuffer {
+function serializeInput(input: PolicyInput): string {
   let pod = podJson.get(input.pod);
   if (pod === undefined) {
     pod = JSON.stringify(input.pod);
     podJson.set(input.pod, pod);
   }
-  const json = `{"request":${JSON.stringify(input.request)},"facts":${JSON.stringify(input.facts)},"pod":${pod},"session":${JSON.stringify(input.session)}}`;
-  return encoder.encode(json).buffer;
+  return `{"request":${JSON.stringify(input.request)},"facts":${JSON.stringify(input.facts)},"pod":${pod},"session":${JSON.stringify(input.session)}}`;
 }
 
 // The SDK types these with DOM's WebAssembly namespace, which this project does not load.

@@ -1,0 +1,34 @@
+// Turns the policy's result set (JSON text from the WASM module) into a Decision that passed the
+// api/ schema. A policy produces few distinct decisions, so the text of each one that validated
+// is remembered with the validated decision: the same bytes again skip the schema walk but still
+// yield a fresh object. It must never let a result through that the schema would refuse: only
+// byte-identical text that validated before is taken from the cache.
+import { Decision, describeIssues } from '../../../api/src/index.ts';
+
+export type DecisionRead = { decision: Decision; why?: undefined } | { decision?: undefined; why: string };
+
+// Bounded: a policy that interpolates request data into its reasons makes one entry per distinct
+// text; past the bound the cache starts over rather than grow with what the agent sends.
+const MAX_ENTRIES = 1024;
+
+export class DecisionReader {
+  /** result-set text → JSON of the decision as the schema returned it (its key order included) */
+  readonly #validated = new Map<string, string>();
+
+  read(resultSet: string): DecisionRead {
+    const known = this.#validated.get(resultSet);
+    if (known !== undefined) return { decision: JSON.parse(known) as Decision };
+    let raw: unknown;
+    try {
+      raw = JSON.parse(resultSet) as unknown;
+    } catch {
+      return { why: 'policy result is not JSON' };
+    }
+    const result = Array.isArray(raw) && raw.length === 1 ? (raw[0] as { result?: unknown } | null)?.result : undefined;
+    const parsed = Decision.safeParse(result);
+    if (!parsed.success) return { why: result === undefined ? 'policy produced no decision' : describeIssues(parsed.error).join('; ') };
+    if (this.#validated.size >= MAX_ENTRIES) this.#validated.clear();
+    this.#validated.set(resultSet, JSON.stringify(parsed.data));
+    return { decision: parsed.data };
+  }
+}
