@@ -43,7 +43,7 @@ export interface ContainerStatus {
 
 export interface PodView {
   metadata: { name: string; namespace: string; uid: string; creationTimestamp: string; labels?: Record<string, string> };
-  spec: { initContainers?: { name: string; restartPolicy?: string; image: string }[]; containers: { name: string }[] };
+  spec: { initContainers?: { name: string; restartPolicy?: string; image: string; command?: string[]; securityContext?: Record<string, unknown> }[]; containers: { name: string; securityContext?: Record<string, unknown> }[]; securityContext?: Record<string, unknown> };
   status: { phase?: string; podIP?: string; conditions?: { type: string; status: string; lastTransitionTime: string }[]; initContainerStatuses?: ContainerStatus[]; containerStatuses?: ContainerStatus[] };
 }
 

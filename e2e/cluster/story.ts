@@ -10,7 +10,7 @@
 // It never asserts, never prints, and touches the host only through KubeNode (node.ts), which
 // takes the machine-wide lock and puts the host back on stop() and on exit.
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { ensureImages } from '../../charts/images/build-images.ts';
@@ -27,7 +27,7 @@ import type { StsWorld } from '../support/sts/sts-world.ts';
 import type { TestCa, TestUpstream } from '../support/sidecar/upstreams.ts';
 import { ensureToolsAgentImage } from './agent-image.ts';
 import { KubeNode } from './node.ts';
-import { allContainersReady, containerStatus, waitPod } from './sluice-on-node.ts';
+import { allContainersReady, containerStatus, getPod, waitPod } from './sluice-on-node.ts';
 import type { ContainerStatus, PodView } from './sluice-on-node.ts';
 import { ensureTestImages } from './test-images.ts';
 import type { TestImage, TestImages } from './test-images.ts';
@@ -57,7 +57,17 @@ export interface ShownCommand {
   line: string;
 }
 
+/** Who installs each agent pod's interception rules (the chart's interception.mode, docs/cni.md). */
+export type InterceptionMode = 'init' | 'cni';
+/** A namespace's `pod-security.kubernetes.io/enforce` level. */
+export type PodSecurityLevel = 'privileged' | 'baseline' | 'restricted';
+const PSA_ENFORCE = 'pod-security.kubernetes.io/enforce';
+
 export interface StoryOptions {
+  /** interception.mode of the chart the story installs (default init). */
+  mode?: InterceptionMode;
+  /** The agent namespace's Pod Security enforce level, labelled before the install (default: no label). */
+  podSecurity?: PodSecurityLevel;
   /** Called before each command a user would type runs (not for the polling the steps do). */
   onCommand?: (c: ShownCommand) => void;
   /** Called when a world component is up (for a person watching a cold start). */
@@ -85,8 +95,12 @@ export const AGENT_SCRIPT = [
   'while true; do echo "STEP poll $(curl -sS -o /dev/null -w \'%{http_code}\' --max-time 5 https://raw.githubusercontent.com/acme/app/main/README.md 2>/dev/null)"; sleep 1; done',
 ].join('\n');
 
-/** The agent Deployment (one replica, uid 1000, the image's shell running `command`). */
-export function deployment(name: string, namespace: string, image: string, command: string): string {
+/**
+ * The agent Deployment (one replica, uid 1000, the image's shell running `command`). `restricted`:
+ * the agent's own container also meets Pod Security "restricted" (non-root, RuntimeDefault seccomp,
+ * no capabilities, no privilege escalation), as a namespace enforcing it demands of every container.
+ */
+export function deployment(name: string, namespace: string, image: string, command: string, opts: { restricted?: boolean } = {}): string {
   const env = [
     { name: 'HOME', value: '/tmp' },
     { name: 'GIT_TERMINAL_PROMPT', value: '0' },
@@ -103,8 +117,8 @@ export function deployment(name: string, namespace: string, image: string, comma
         metadata: { labels: { app: name } },
         spec: {
           terminationGracePeriodSeconds: 1,
-          securityContext: { runAsUser: 1000, runAsGroup: 1000 },
-          containers: [{ name: 'agent', image, imagePullPolicy: 'Never', command: ['/bin/sh', '-c', command], env }],
+          securityContext: { runAsUser: 1000, runAsGroup: 1000, ...(opts.restricted ? { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } } : {}) },
+          containers: [{ name: 'agent', image, imagePullPolicy: 'Never', command: ['/bin/sh', '-c', command], env, ...(opts.restricted ? { securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } } } : {}) }],
         },
       },
     },
@@ -128,6 +142,46 @@ export interface Installed {
   /** sluice's MutatingWebhookConfigurations: each webhook's Service reference and caBundle */
   registrations: { name: string; webhooks: { clientConfig: { caBundle?: string; service?: unknown } }[] }[];
   helmInstallMs: number;
+  /** what `helm install` printed (the chart's NOTES) */
+  notes: string;
+  /** mode cni: the node agent DaemonSet's pods, and the node's conflist plugin types after the install */
+  cniAgentPods: PodView[];
+  conflistPlugins: string[];
+}
+
+/** `kubectl sluice check -o json` as the admin. */
+export interface Checked {
+  code: number;
+  ok: boolean;
+  results: { category: string; status: string; message: string; hint?: string }[];
+  stderr: string;
+}
+
+/**
+ * `helm upgrade --reuse-values --set interception.mode=…` with an agent Deployment running: what the
+ * running pod did (nothing: same pod, no restarts, its rules, its traffic), and what a
+ * `kubectl rollout restart` made of it in the new mode.
+ */
+export interface ModeSwitched {
+  helmUpgradeMs: number;
+  before: PodView;
+  podStartBeforeMs: number;
+  pollsBefore: string[];
+  /** the same pod after the upgrade, and its polls that started after it */
+  oldAfter: PodView;
+  oldPollsAfter: string[];
+  oldRules: string;
+  /** `kubectl sluice kill` on the old pod after the switch, and its polls after that */
+  oldKill: CliResult;
+  oldPollsAfterKill: string[];
+  cniAgentPods: PodView[];
+  conflistPlugins: string[];
+  /** after `kubectl rollout restart`: the new pod, its start (restart command to every container Ready), its init command, rules and polls */
+  restarted: PodView;
+  podStartAfterMs: number;
+  restartedInitCommand: string[];
+  restartedRules: string;
+  restartedPolls: string[];
 }
 
 export interface Deployed {
@@ -207,11 +261,17 @@ export class Story {
   readonly logStore: VictoriaLogsServer;
   readonly version: string;
   readonly figures: Record<string, unknown>;
+  readonly mode: InterceptionMode;
+  readonly podSecurity: PodSecurityLevel | undefined;
+  /** mode cni: the host directory of the node agent's socket (interception.cni.socketDir) */
+  readonly cniSocketDir: string;
   readonly #helmEnv: NodeJS.ProcessEnv;
   readonly #onCommand: (c: ShownCommand) => void;
   readonly #onObserved: (what: string) => void;
   coderPod = '';
   sessionId = '';
+  /** the packaged chart `installChart()` installed (for `helm upgrade`) */
+  chart = '';
 
   private constructor(init: {
     node: KubeNode;
@@ -224,6 +284,9 @@ export class Story {
     logStore: VictoriaLogsServer;
     version: string;
     figures: Record<string, unknown>;
+    mode: InterceptionMode;
+    podSecurity: PodSecurityLevel | undefined;
+    cniSocketDir: string;
     helmEnv: NodeJS.ProcessEnv;
     onCommand: (c: ShownCommand) => void;
     onObserved: (what: string) => void;
@@ -238,6 +301,9 @@ export class Story {
     this.logStore = init.logStore;
     this.version = init.version;
     this.figures = init.figures;
+    this.mode = init.mode;
+    this.podSecurity = init.podSecurity;
+    this.cniSocketDir = init.cniSocketDir;
     this.#helmEnv = init.helmEnv;
     this.#onCommand = init.onCommand;
     this.#onObserved = init.onObserved;
@@ -259,7 +325,7 @@ export class Story {
     const home = mkdtempSync(join(tmpdir(), 'sluice-story-home-'));
     const helmEnv = { PATH: process.env.PATH, HOME: home, HELM_CACHE_HOME: join(home, 'cache'), HELM_CONFIG_HOME: join(home, 'config'), HELM_DATA_HOME: join(home, 'data') };
     const node = await KubeNode.start({
-      images: [images.pause, images.agent, toolsAgent, sluiceImage('sidecar', built), sluiceImage('webhook', built)],
+      images: [images.pause, images.agent, images.agentUid1337, toolsAgent, sluiceImage('sidecar', built), sluiceImage('webhook', built)],
       sandboxImage: images.pause.name,
       // No kube-proxy: the API server calls the webhook Service at its endpoints' pod IPs.
       apiserverArgs: ['--enable-aggregator-routing=true'],
@@ -293,7 +359,7 @@ export class Story {
       // The audit log store, where the sidecars ship their hash-chained events and the CLI reads them.
       const logStore = await VictoriaLogsServer.start({ host: node.address });
       progress(`"GitHub" (git http-backend) at ${github.dial}, "AWS" (moto + STS web identity), VictoriaLogs at ${logStore.url}`);
-      return new Story({ node, images, toolsAgent, upstreamCa, github, repoPath, aws, logStore, version: built.version, figures, helmEnv, onCommand: opts.onCommand ?? (() => undefined), onObserved: opts.onObserved ?? (() => undefined) });
+      return new Story({ node, images, toolsAgent, upstreamCa, github, repoPath, aws, logStore, version: built.version, figures, mode: opts.mode ?? 'init', podSecurity: opts.podSecurity, cniSocketDir: mkdtempSync(join(tmpdir(), 'sluice-story-cni-sock-')), helmEnv, onCommand: opts.onCommand ?? (() => undefined), onObserved: opts.onObserved ?? (() => undefined) });
     } catch (err) {
       await node.stop();
       throw err;
@@ -306,13 +372,15 @@ export class Story {
     // The Deployments and their ReplicaSets first: the node's teardown deletes every pod, and a
     // ReplicaSet would recreate them while it waits for the node's tasks to end.
     for (const ns of [AGENTS, PLAIN, SYSTEM]) {
-      for (const kind of ['deployments', 'replicasets']) {
+      // (and the node agent's DaemonSet: its pods take the plugin out of the conflist on SIGTERM)
+      for (const kind of ['deployments', 'replicasets', 'daemonsets']) {
         await this.node.cluster.request('admin', 'DELETE', `/apis/apps/v1/namespaces/${ns}/${kind}?propagationPolicy=Background`).catch(() => undefined);
       }
     }
     await this.github.close();
     await this.aws.close();
     await this.logStore.stop();
+    rmSync(this.cniSocketDir, { recursive: true, force: true });
     const upstreamsMs = ms(started);
     const left = await this.node.stop(opts);
     this.figures.teardown = { upstreamsMs, nodeMs: ms(started) - upstreamsMs };
@@ -389,11 +457,17 @@ export class Story {
     });
   }
 
-  /** 1. helm install of the packaged chart (certificates.mode self), the agents namespace and its upstream CA. */
+  /**
+   * 1. helm install of the packaged chart (certificates.mode self, interception.mode of the story),
+   * the agents namespace (with its Pod Security level, set before the install so NOTES reports it)
+   * and its upstream CA.
+   */
   async installChart(): Promise<Installed> {
     const work = mkdtempSync(join(tmpdir(), 'sluice-story-chart-'));
     const chart = packageChart(work);
+    this.chart = chart;
     this.kubectl('admin', ['create', 'namespace', AGENTS]);
+    if (this.podSecurity) this.kubectl('admin', ['label', 'namespace', AGENTS, `${PSA_ENFORCE}=${this.podSecurity}`]);
     // The upstream CA, mounted into the sidecar only (sidecar.mounts): the agent never trusts it.
     this.kubectl('admin', ['-n', AGENTS, 'create', 'configmap', 'upstream-ca', `--from-file=ca.pem=${this.upstreamCa.caFile}`, `--from-file=aws-ca.pem=${this.aws.ca.caFile}`], {
       shown: `kubectl -n ${AGENTS} create configmap upstream-ca --from-file=ca.pem --from-file=aws-ca.pem`,
@@ -418,17 +492,54 @@ export class Story {
         },
         certificates: { mode: 'self', resyncSeconds: 5 },
         agents: { namespaces: [AGENTS] },
+        ...(this.mode === 'cni' ? { interception: this.#interceptionValues('cni') } : {}),
       }),
     );
     const started = performance.now();
     const args = ['install', 'sluice', chart, '--namespace', SYSTEM, '--create-namespace', '--values', values, '--wait', '--timeout', '4m'];
-    this.helm(args, `helm install sluice dist/release/${basename(chart)} --namespace ${SYSTEM} --create-namespace --values values.json --wait --timeout 4m`);
+    const notes = this.helm(args, `helm install sluice dist/release/${basename(chart)} --namespace ${SYSTEM} --create-namespace --values values.json --wait --timeout 4m`);
     const helmInstallMs = ms(started);
     this.figures.helmInstallMs = helmInstallMs;
     const pods = await this.node.cluster.request<{ items: PodView[] }>('admin', 'GET', `/api/v1/namespaces/${SYSTEM}/pods?labelSelector=app.kubernetes.io%2Fcomponent%3Dwebhook`);
     const mwc = JSON.parse(this.node.kubectl('admin', ['get', 'mutatingwebhookconfigurations', '-o', 'json'])) as { items: { metadata: { name: string }; webhooks: Installed['registrations'][number]['webhooks'] }[] };
     const registrations = mwc.items.filter((c) => c.metadata.name.startsWith('sluice')).map((c) => ({ name: c.metadata.name, webhooks: c.webhooks }));
-    return { chart, webhookPods: pods.body.items, registrations, helmInstallMs };
+    return { chart, webhookPods: pods.body.items, registrations, helmInstallMs, notes, cniAgentPods: await this.cniAgentPods(), conflistPlugins: this.conflistPlugins() };
+  }
+
+  /** The chart's interception values for `mode`: in mode cni, the node's CNI directories (the harness keeps them under the node's directory). */
+  #interceptionValues(mode: InterceptionMode): Record<string, unknown> {
+    if (mode === 'init') return { mode };
+    return { mode, cni: { confDir: join(this.node.dir, 'cni', 'net.d'), binDir: join(this.node.dir, 'cni', 'bin'), socketDir: this.cniSocketDir } };
+  }
+
+  /** The plugin types of the node's CNI configuration, in order (sluice-cni last while a node agent runs). */
+  conflistPlugins(): string[] {
+    const conf = JSON.parse(readFileSync(join(this.node.dir, 'cni', 'net.d', '10-sluice-e2e.conflist'), 'utf8')) as { plugins: { type: string }[] };
+    return conf.plugins.map((p) => p.type);
+  }
+
+  /** The sluice node agent DaemonSet's pods (none in mode init). */
+  async cniAgentPods(): Promise<PodView[]> {
+    const res = await this.node.cluster.request<{ items: PodView[] }>('admin', 'GET', `/api/v1/namespaces/${SYSTEM}/pods?labelSelector=app.kubernetes.io%2Fcomponent%3Dcni`);
+    return res.body.items ?? [];
+  }
+
+  /** The iptables rules in a pod's network namespace, read from the host (through one of its running containers). */
+  podIptables(pod: PodView, container = 'agent'): string {
+    const id = containerStatus(pod, container).containerID!.replace(/^containerd:\/\//, '');
+    return execFileSync('nsenter', ['-t', String(this.node.containerPid(id)), '-n', 'iptables-save'], { encoding: 'utf8' });
+  }
+
+  /** `kubectl sluice check -o json` as the admin: the mode, the node agents, each agent namespace's Pod Security level. */
+  async check(): Promise<Checked> {
+    const r = await this.sluice('admin', ['check', '-o', 'json']);
+    let parsed: { ok?: boolean; results?: Checked['results'] } = {};
+    try {
+      parsed = JSON.parse(r.stdout) as typeof parsed;
+    } catch {
+      // not JSON: the caller sees code and stderr
+    }
+    return { code: r.code, ok: parsed.ok ?? false, results: parsed.results ?? [], stderr: r.stderr };
   }
 
   /** 2. Label the namespace, apply the agent Deployment as carol; the same Deployment in an unlabelled namespace for the baseline. */
@@ -436,7 +547,7 @@ export class Story {
     this.kubectl('admin', ['label', 'namespace', AGENTS, 'sluice.io/inject=true']);
     await this.node.cluster.grant('lead', AGENTS, 'deployer', [{ apiGroups: ['apps'], resources: ['deployments'], verbs: ['create', 'get', 'list', 'patch', 'delete'] }]);
     const started = performance.now();
-    this.kubectl('lead', ['apply', '-f', '-'], { input: deployment('coder', AGENTS, this.toolsAgent.name, AGENT_SCRIPT), shown: `kubectl apply -f coder.yaml   # Deployment ${AGENTS}/coder, image ${this.toolsAgent.name}` });
+    this.kubectl('lead', ['apply', '-f', '-'], { input: deployment('coder', AGENTS, this.toolsAgent.name, AGENT_SCRIPT, { restricted: this.podSecurity === 'restricted' }), shown: `kubectl apply -f coder.yaml   # Deployment ${AGENTS}/coder, image ${this.toolsAgent.name}` });
     const first = await this.deploymentPod(AGENTS, 'coder');
     this.coderPod = first.metadata.name;
     const pod = await waitPod(this.node, AGENTS, first.metadata.name, 'ready', allContainersReady);
@@ -579,5 +690,74 @@ export class Story {
       30_000,
     );
     return { before, after, sidecarRestartToReadyMs, replay, verify, events: Number(/: (\d+) events/.exec(verify.stdout)?.[1] ?? NaN), pollsAfterRestart };
+  }
+
+  /** The `STEP poll <http code>` results of a pod's agent whose log line is later than `sinceEpochMs` (bounded wait for `count`). */
+  async #polls(pod: string, sinceEpochMs: number, count: number): Promise<string[]> {
+    return eventually(
+      `${count} polls of ${pod}`,
+      () => {
+        const lines = this.node.kubectl('admin', ['-n', AGENTS, 'logs', pod, '-c', 'agent', '--timestamps']).split('\n').filter((l) => / STEP poll /.test(l) && Date.parse(l.split(' ')[0]!) > sinceEpochMs);
+        return Promise.resolve(lines.length >= count ? lines.map((l) => l.split(' ').pop()!) : undefined);
+      },
+      30_000,
+    );
+  }
+
+  /**
+   * 9. Changing interception modes under a running agent (docs/cni.md, "Changing modes"): a second
+   * agent Deployment (`reviewer`, polling GitHub every second) starts in the story's mode; `helm
+   * upgrade --reuse-values` switches the chart to `to`; the running pod is left as it was (same pod,
+   * no restart, its rules, its traffic still through its sidecar) and `kubectl sluice kill` still
+   * governs it; `kubectl rollout restart` recreates it in the new mode.
+   */
+  async switchMode(to: InterceptionMode): Promise<ModeSwitched> {
+    const poller = 'while true; do echo "STEP poll $(curl -sS -o /dev/null -w \'%{http_code}\' --max-time 5 https://raw.githubusercontent.com/acme/app/main/README.md 2>/dev/null)"; sleep 1; done';
+    const restricted = this.podSecurity === 'restricted';
+    const started = performance.now();
+    this.kubectl('lead', ['apply', '-f', '-'], { input: deployment('reviewer', AGENTS, this.toolsAgent.name, poller, { restricted }), shown: `kubectl apply -f reviewer.yaml   # Deployment ${AGENTS}/reviewer, polling GitHub every second` });
+    const first = await this.deploymentPod(AGENTS, 'reviewer');
+    const before = await waitPod(this.node, AGENTS, first.metadata.name, 'ready', allContainersReady);
+    const podStartBeforeMs = ms(started);
+    const pollsBefore = await this.#polls(before.metadata.name, 0, 3);
+    this.#onObserved(`reviewer pod ${before.metadata.name} runs in mode ${this.mode}; its polls: ${pollsBefore.join(' ')}`);
+
+    const work = mkdtempSync(join(tmpdir(), 'sluice-story-upgrade-'));
+    const values = join(work, 'mode.json');
+    writeFileSync(values, JSON.stringify({ interception: this.#interceptionValues(to) }));
+    const upgradeStarted = performance.now();
+    this.helm(
+      ['upgrade', 'sluice', this.chart, '--namespace', SYSTEM, '--reuse-values', '--values', values, '--wait', '--timeout', '4m'],
+      `helm upgrade sluice dist/release/${basename(this.chart)} --namespace ${SYSTEM} --reuse-values --set interception.mode=${to}${to === 'cni' ? ' --set interception.cni.confDir=… --set interception.cni.binDir=…' : ''} --wait --timeout 4m`,
+    );
+    const helmUpgradeMs = ms(upgradeStarted);
+    const upgradedAt = Date.now();
+    const cniAgentPods = await this.cniAgentPods();
+    const conflistPlugins = this.conflistPlugins();
+
+    // The running pod: untouched by the upgrade.
+    const oldAfter = await getPod(this.node, AGENTS, before.metadata.name);
+    const oldPollsAfter = await this.#polls(before.metadata.name, upgradedAt, 3);
+    const oldRules = this.podIptables(oldAfter);
+    this.#onObserved(`after the upgrade, ${before.metadata.name} polls: ${oldPollsAfter.join(' ')}`);
+    const oldKill = await this.sluice('approver', ['kill', before.metadata.name, '-n', AGENTS]);
+    const killedAt = Date.now();
+    // Polls that started a second after the kill switch was set (one in flight may still be answered).
+    const oldPollsAfterKill = await this.#polls(before.metadata.name, killedAt + 1000, 5);
+
+    // A restart recreates the pod, and the webhook injects it in the new mode.
+    const restartAt = performance.now();
+    this.kubectl('lead', ['-n', AGENTS, 'rollout', 'restart', 'deployment/reviewer']);
+    const next = await eventually('the reviewer pod of the restart', async () => {
+      const res = await this.node.cluster.request<{ items: PodView[] }>('admin', 'GET', `/api/v1/namespaces/${AGENTS}/pods?labelSelector=app%3Dreviewer`);
+      return res.body.items?.find((p) => p.metadata.name !== before.metadata.name && !('deletionTimestamp' in p.metadata));
+    });
+    const restarted = await waitPod(this.node, AGENTS, next.metadata.name, 'ready', allContainersReady);
+    const podStartAfterMs = ms(restartAt);
+    const restartedInitCommand = restarted.spec.initContainers?.find((c) => c.name === 'sluice-init')?.command ?? [];
+    const restartedRules = this.podIptables(restarted);
+    const restartedPolls = await this.#polls(restarted.metadata.name, 0, 3);
+    this.figures.modeSwitch = { from: this.mode, to, podStartBeforeMs, helmUpgradeMs, podStartAfterRestartMs: podStartAfterMs, oldPollsAfter, oldPollsAfterKill, oldKill: oldKill.code === 0 ? 'ok' : oldKill.stderr.trim(), restartedPolls };
+    return { helmUpgradeMs, before, podStartBeforeMs, pollsBefore, oldAfter, oldPollsAfter, oldRules, oldKill, oldPollsAfterKill, cniAgentPods, conflistPlugins, restarted, podStartAfterMs, restartedInitCommand, restartedRules, restartedPolls };
   }
 }

@@ -1,0 +1,106 @@
+// What the whole story's steps (story.ts) must have observed, in either interception mode: the
+// judgements whole-story.test.ts (mode init) and cni-whole-story.test.ts (mode cni, the agent
+// namespace enforcing Pod Security "restricted") share, so both runs hold the same story to the
+// same standard and cannot drift apart. Only expect() over what a step returned: it never runs a
+// command, and a mode-specific judgement takes the mode as an argument instead of a copy here.
+import { expect } from '@jest/globals';
+import { AGENTS, LEAKED_KEY_ID, LEAKED_SECRET, SIDECAR_REPO } from './story.ts';
+import type { Approved, ClonedAndRead, Deployed, InterceptionMode, Killed, Replayed, Restarted, S3Done, Story } from './story.ts';
+
+/** Step 2: the kubelet ran sluice-init (the mode's command), then the native sidecar, then the agent; the unlabelled namespace's pod has no sidecar. */
+export function expectStartOrder(d: Deployed, story: Story, mode: InterceptionMode): void {
+  const { pod, init, sidecar, agent, plainPod } = d;
+  expect(pod.spec.initContainers!.map((c) => [c.name, c.restartPolicy ?? null])).toEqual([
+    ['sluice-init', null],
+    ['sluice-proxy', 'Always'],
+  ]);
+  expect(pod.spec.initContainers![0]!.command?.at(-1)).toBe(mode === 'cni' ? 'check-network' : 'init-network');
+  expect(pod.spec.initContainers![1]!.image).toBe(`${SIDECAR_REPO}:${story.version}`);
+  expect(init.state.terminated).toMatchObject({ exitCode: 0, reason: 'Completed' });
+  expect(sidecar).toMatchObject({ ready: true, started: true, restartCount: 0 });
+  expect(Date.parse(sidecar.state.running!.startedAt)).toBeGreaterThanOrEqual(Date.parse(init.state.terminated!.finishedAt));
+  expect(Date.parse(agent.state.running!.startedAt)).toBeGreaterThanOrEqual(Date.parse(sidecar.state.running!.startedAt));
+  // The same Deployment in a namespace nobody labelled: no sidecar.
+  expect(plainPod.spec.initContainers ?? []).toEqual([]);
+}
+
+/** Step 3: the clone went through the sidecar, and the leaked keys arrived masked. */
+export function expectClonedAndMasked(c: ClonedAndRead): void {
+  expect(c.clone).toBe('ok');
+  expect(c.settings).toContain('[REDACTED:aws-access-key-id]');
+  expect(c.settings).toContain('[REDACTED:aws-secret-access-key]');
+  expect(c.settings).not.toContain(LEAKED_KEY_ID);
+  expect(c.settings).not.toContain(LEAKED_SECRET);
+  // It went through the sidecar: the upstream saw the pod's sidecar, with the CA only it trusts.
+  expect(c.upstreamSawClone).toBe(true);
+}
+
+/** Step 3b: S3 through moto as the pod's own role, with keys the agent never sees. */
+export function expectS3(s3: S3Done, story: Story): void {
+  expect(s3.whoami).toBe(`arn:aws:sts::123456789012:assumed-role/agent-role/sluice-${AGENTS}-${story.coderPod}`);
+  expect(s3.s3put).toMatch(/ok$/);
+  expect(s3.s3ls).toContain('from-agent.txt');
+  expect(s3.stored).toBe('hello-from-agent\n');
+  // The agent holds the webhook's placeholder and no service-account token; STS issued the real
+  // keys to the sidecar, for the pod's own identity, and they never appear in the agent's output.
+  expect(s3.keys).toMatch(/^SLUICEPLACEHOLDER .*No such file or directory/);
+  expect(s3.issued.length).toBeGreaterThanOrEqual(1);
+  for (const c of s3.issued) {
+    expect(c.subject).toBe(`system:serviceaccount:${AGENTS}:default`);
+    expect(s3.agentLog).not.toContain(c.accessKeyId);
+    expect(s3.agentLog).not.toContain(c.secretAccessKey);
+  }
+}
+
+/** Step 4: held; its creator (an approver too) refused; another approver releases it and it lands. */
+export function expectApproved(a: Approved, story: Story): void {
+  expect(a.pushReturnedWhileHeld).toBe(false);
+  expect(a.gitLogWhileHeld).not.toContain('fix from the agent');
+  expect(a.listed.stdout).toContain(a.requestName);
+  // carol created the Deployment (its pod carries her as creator) and is an approver: refused all the same.
+  expect(a.byCreator.code).not.toBe(0);
+  expect(a.byCreator.stderr).toContain('carol@example.com created pod');
+  expect(a.byCreator.stderr).toContain('cannot approve its requests');
+  expect(a.byApprover.code).toBe(0);
+  expect(a.push).toBe('ok');
+  expect(a.gitLogAfter).toContain('fix from the agent');
+  expect(a.decided.status?.state).toBe('Approved');
+  expect(a.decided.status?.decidedBy).toBe(story.node.cluster.user('approver').name);
+}
+
+/** Step 5: after the kill switch, the agent's polls fail. */
+export function expectKilled(k: Killed): void {
+  expect(k.kill.code).toBe(0);
+  expect(k.pollsAfterKill.slice(-3).every((p) => p !== '200')).toBe(true);
+}
+
+/** Step 6: the session read back from the log store has every act of the story, no secret, and an intact chain. */
+export function expectReplayed(r: Replayed, story: Story): void {
+  const { replay, verify } = r;
+  expect(replay).toMatch(/session_start pod /);
+  expect(replay).toMatch(/git-upload-pack/);
+  expect(replay).toMatch(/GET https:\/\/raw\.githubusercontent\.com\/acme\/app\/main\/deploy\/settings\.json → allow /);
+  expect(replay).toMatch(/masked 2 \(aws-access-key-id×1, aws-secret-access-key×1\)/);
+  expect(replay).toMatch(/POST https:\/\/github\.com\/acme\/app\.git\/git-receive-pack \[git push acme\/app refs\/heads\/main\] → hold git\.push_requires_approval/);
+  expect(replay).toMatch(/approval +decidedBy=bob@example\.com .*outcome=approved/);
+  expect(replay).toMatch(/credential +audience=sts\.amazonaws\.com .*provider=aws-sts result=issued role=arn:aws:iam::123456789012:role\/agent-role/);
+  expect(replay).toMatch(/kill +annotation=sluice\.io\/kill/);
+  expect(replay).toMatch(/refusal +code=pod\.killed /);
+  expect(replay).not.toContain(LEAKED_KEY_ID);
+  for (const c of story.aws.hop.issued.values()) expect(replay).not.toContain(c.secretAccessKey);
+  expect(verify.code).toBe(0);
+  expect(verify.stdout).toMatch(/^ok: session [0-9a-f-]+: \d+ events, seq 0\.\.\d+, chain intact/m);
+}
+
+/** Step 8: a sidecar restart resumes the same session and chain; the kill switch still holds. */
+export function expectRestartResumed(r: Restarted, eventsBeforeRestart: number): void {
+  expect(r.after.status.containerStatuses?.find((c) => c.name === 'agent')?.restartCount).toBe(0);
+  // One session, two starts: the first fresh, the second resumed from the spool the restart kept.
+  expect(r.replay.match(/session_start /g)).toHaveLength(2);
+  expect(r.replay).toMatch(/#0 +session_start .*resumed=false/);
+  expect(r.verify.code).toBe(0);
+  expect(r.verify.stdout).toMatch(/chain intact/);
+  expect(r.events).toBeGreaterThan(eventsBeforeRestart);
+  // The kill switch is the pod's annotation, not the sidecar's memory: still cut off after the restart.
+  for (const l of r.pollsAfterRestart) expect(l).toMatch(/STEP poll 000$/);
+}
