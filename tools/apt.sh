@@ -3,7 +3,7 @@
 # per-project prefix). Installs only what is missing, so a warm machine spends no time here.
 set -euo pipefail
 # `--only PKG…` installs just those (what `make demo` needs); otherwise everything below plus any arguments.
-PACKAGES=(git curl iptables iproute2 ca-certificates dnsutils prometheus python3-requests util-linux tinyproxy squid wrk crun
+PACKAGES=(git curl iptables iproute2 ca-certificates dnsutils python3-requests util-linux tinyproxy squid wrk crun
   runc containernetworking-plugins busybox-static gcc libc6-dev)  # the second line: e2e/cluster's node and agent image
 if [[ ${1:-} == --only ]]; then
   shift

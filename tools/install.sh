@@ -27,6 +27,7 @@ TOOLS=(
   "awscli       1.46.3    aws"
   "mitmproxy    11.0.2    mitmdump"
   "smokescreen  0.1.0     smokescreen"
+  "prometheus   3.16.0    prometheus promtool"
 )
 
 log() { printf '[tools] %s\n' "$*" >&2; }
@@ -150,6 +151,20 @@ build_mitmproxy() { pyvenv_tool "$2" "mitmproxy==$1" mitmdump; }           # int
 build_smokescreen() { # CONNECT-proxy-with-ACLs peer for bench/proxy
   local version=$1 prefix=$2
   GOBIN="$prefix/bin" CGO_ENABLED=0 go install "github.com/stripe/smokescreen@v$version"
+}
+
+# Prometheus with Kubernetes service discovery (Debian's 2.42 has none): e2e/cluster scrapes the
+# sidecars as the chart's PodMonitor would, and the PromQL/alert tests use the same binaries.
+# Prometheus 3.x is published as Go module v0.<major*100+minor>.<patch>; remove_all_sd +
+# enable_kubernetes_sd compile in only the Kubernetes discovery (file and http always stay), and
+# without builtinassets the web UI is left out (the HTTP API is all the tests use).
+build_prometheus() {
+  local version=$1 prefix=$2 major minor patch m=github.com/prometheus/prometheus
+  IFS=. read -r major minor patch <<<"$version"
+  local module="v0.$((major * 100 + minor)).$patch"
+  GOBIN="$prefix/bin" CGO_ENABLED=0 go install -trimpath -tags "remove_all_sd enable_kubernetes_sd" \
+    -ldflags "-X github.com/prometheus/common/version.Version=$version" \
+    "$m/cmd/prometheus@$module" "$m/cmd/promtool@$module"
 }
 
 install_one() {

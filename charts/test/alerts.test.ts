@@ -14,7 +14,8 @@ import type { K8sObject } from './support/helm.ts';
 
 jest.setTimeout(60_000);
 
-const PROMTOOL = process.env.SLUICE_PROMTOOL ?? '/usr/bin/promtool';
+// tools/install.sh's promtool (the same Prometheus release e2e/cluster and the PromQL tests run).
+const PROMTOOL = process.env.SLUICE_PROMTOOL ?? join(REPO, '.tools', 'bin', 'promtool');
 const RULES = join(CHART, 'alerts', 'sluice-alerts.yaml');
 const RUNBOOKS = join(REPO, 'docs', 'runbooks');
 

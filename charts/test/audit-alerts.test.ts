@@ -16,11 +16,12 @@ import type { AuditConfigInput } from '../../sidecar/src/audit/config.ts';
 import { registerAuditMetrics } from '../../sidecar/src/audit/metrics.ts';
 import { AuditRecorder } from '../../sidecar/src/audit/recorder.ts';
 import { expectedAlert } from '../src/alerts.ts';
-import { CHART } from './support/helm.ts';
+import { CHART, REPO } from './support/helm.ts';
 
 jest.setTimeout(120_000);
 
-const PROMTOOL = process.env.SLUICE_PROMTOOL ?? '/usr/bin/promtool';
+// tools/install.sh's promtool (the same Prometheus release e2e/cluster and the PromQL tests run).
+const PROMTOOL = process.env.SLUICE_PROMTOOL ?? join(REPO, '.tools', 'bin', 'promtool');
 const POD = { namespace: 'agents', pod: 'coder-0' };
 const SERIES = ['sluice_audit_spool_bytes', 'sluice_audit_spool_unshipped_bytes', 'sluice_audit_spool_capacity_bytes', 'sluice_audit_oldest_unshipped_age_seconds'];
 const dirs: string[] = [];

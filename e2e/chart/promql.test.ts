@@ -1,5 +1,5 @@
 // Every PromQL expression the chart ships — each dashboard panel and variable, each alert's rule
-// and its measured signal — runs against a real Prometheus (Debian's, on loopback) that scraped two
+// and its measured signal — runs against a real Prometheus (tools/install.sh's, on loopback) that scraped two
 // real sidecars and the real webhook after a scripted session (scripted-session.ts). Each must
 // parse; each panel, variable and alert signal must return series; every metric any of them names
 // must exist in what Prometheus scraped. A panel whose metric does not exist fails here.

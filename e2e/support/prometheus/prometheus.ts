@@ -1,8 +1,9 @@
-// A real Prometheus (Debian's package, `apt-get install prometheus`) for tests, on a free loopback
-// port with a temporary TSDB. Targets come from a file_sd file the test rewrites (`setTargets`),
+// A real Prometheus (tools/install.sh builds it from its Go module, with Kubernetes discovery) for
+// tests, on a free loopback port with a temporary TSDB. Targets come from a file_sd file the test rewrites (`setTargets`),
 // so one Prometheus per test file serves every component it starts. Queries go through the HTTP
 // API; a query Prometheus refuses (parse error, bad function) rejects with PromQLError carrying
-// Prometheus' own message. Only ever listens on and scrapes 127.0.0.1.
+// Prometheus' own message. Only ever listens on 127.0.0.1, and scrapes 127.0.0.1 unless the caller's
+// own scrape configs say otherwise (e2e/cluster/prometheus.ts: pod IPs on its node's bridge).
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +12,7 @@ import { request } from 'undici';
 import { stringify as toYaml } from 'yaml';
 import { freePort, startProcess, stopProcess, waitReady } from '../kube/cluster.ts';
 
-export const PROMETHEUS = process.env.SLUICE_PROMETHEUS ?? '/usr/bin/prometheus';
+export const PROMETHEUS = process.env.SLUICE_PROMETHEUS ?? join(import.meta.dirname, '..', '..', '..', '.tools', 'bin', 'prometheus');
 
 export interface ScrapeTarget {
   /** host:port on loopback */
@@ -39,6 +40,10 @@ export interface PrometheusOptions {
   /** scrape and rule evaluation interval, e.g. '1s' */
   interval?: string;
   readyTimeoutMs?: number;
+  /** the executable (default PROMETHEUS) */
+  binary?: string;
+  /** scrape configs replacing the file_sd job (setTargets then does nothing): e2e/cluster/prometheus.ts */
+  scrapeConfigs?: Record<string, unknown>[];
 }
 
 export class PrometheusServer {
@@ -55,19 +60,20 @@ export class PrometheusServer {
   }
 
   static async start(o: PrometheusOptions = {}): Promise<PrometheusServer> {
-    if (!existsSync(PROMETHEUS)) throw new Error(`${PROMETHEUS} is missing: run \`make tools\` (tools/apt.sh installs Debian's prometheus)`);
+    const binary = o.binary ?? PROMETHEUS;
+    if (!existsSync(binary)) throw new Error(`${binary} is missing: run \`make tools\` (tools/install.sh builds prometheus)`);
     const dir = mkdtempSync(join(tmpdir(), 'sluice-prometheus-'));
     const interval = o.interval ?? '1s';
     const config = {
       global: { scrape_interval: interval, scrape_timeout: interval, evaluation_interval: interval },
-      scrape_configs: [{ job_name: 'sluice', file_sd_configs: [{ files: [join(dir, 'targets.json')], refresh_interval: '1s' }] }],
+      scrape_configs: o.scrapeConfigs ?? [{ job_name: 'sluice', file_sd_configs: [{ files: [join(dir, 'targets.json')], refresh_interval: '1s' }] }],
     };
     writeFileSync(join(dir, 'prometheus.yml'), toYaml(config));
     writeFileSync(join(dir, 'targets.json'), '[]');
     const port = await freePort();
     const logFile = join(dir, 'prometheus.log');
     const child = startProcess(
-      PROMETHEUS,
+      binary,
       [
         `--config.file=${join(dir, 'prometheus.yml')}`,
         `--storage.tsdb.path=${join(dir, 'data')}`,
