@@ -86,3 +86,48 @@ export type AuditEvent = z.infer<typeof AuditEvent>;
  * never runs backwards along the chain), session, seq, prev_hash and hash.
  */
 export type AuditRecord = Omit<AuditEvent, 'v' | 'id' | 'time' | 'session' | 'seq' | 'prev_hash' | 'hash'>;
+
+/**
+ * `detail.websocket` of an event of an upgraded connection, beside `detail.upgrade`. Additive:
+ * `AuditEvent.detail` stays an open record, and these describe what the sidecar writes there so
+ * readers (kubectl sluice replay) can parse it. Shape 2 (`v: 2`) is a window of messages of one
+ * direction (one event per window, not per message); events written before it carry one message
+ * each (`direction`, `kind`, `frames`, no `v`) and are still read.
+ */
+export const WebSocketMessageEntry = z
+  .object({
+    n: z.number().int().positive().describe('its place in the connection, both directions counted together from 1'),
+    t: z.number().nonnegative().describe('milliseconds since the upgrade'),
+    kind: z.enum(['text', 'binary', 'ping', 'pong', 'close']),
+    bytes: z.number().int().nonnegative().describe('payload bytes as received'),
+    frames: z.number().int().positive().optional().describe('frames it arrived in, when more than one'),
+    masked: z.array(z.string()).optional().describe('rules that redacted something in it (never the value)'),
+    close: z.number().int().optional().describe("a close frame's code"),
+    text: z.string().optional().describe('with record_body: the first bytes forwarded (masked), text and close reasons'),
+    base64: z.string().optional().describe('with record_body: the first bytes forwarded (masked), binary, ping and pong'),
+    sha256: z.string().optional().describe('with record_body, when the sample is not the whole message: SHA-256 (hex) of what was forwarded'),
+  })
+  .strict();
+
+export const WebSocketBatchDetail = z
+  .object({
+    v: z.literal(2),
+    direction: z.enum(['out', 'in']).describe('out: agent to upstream (a request event); in: upstream to agent (a response event)'),
+    messages: z.array(WebSocketMessageEntry),
+    undelivered: z.literal(true).optional().describe('the connection ended before these were carried'),
+  })
+  .strict();
+
+export const WebSocketEndDetail = z
+  .object({
+    end: z.string().describe('ws.closed, ws.peer_gone or the code sluice closed it with'),
+    by: z.enum(['agent', 'upstream', 'sluice']),
+    reason: z.string(),
+    close: z.number().int().optional(),
+    messages: z.object({ out: z.number().int(), in: z.number().int() }).strict(),
+  })
+  .strict();
+
+export type WebSocketMessageEntry = z.infer<typeof WebSocketMessageEntry>;
+export type WebSocketBatchDetail = z.infer<typeof WebSocketBatchDetail>;
+export type WebSocketEndDetail = z.infer<typeof WebSocketEndDetail>;

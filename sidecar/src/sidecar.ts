@@ -173,6 +173,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     },
     limits: config.limits,
     http2: config.http2,
+    websocket: config.websocket,
     upstream: { ...config.upstream, secureContext: upstreamTls },
     facts: cluster?.facts ?? config.facts,
     masking: { maskers: masking.maskers, metrics: masking.metrics },

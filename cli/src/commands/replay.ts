@@ -3,6 +3,7 @@
 // summary) or, with --output json, as the stored NDJSON lines (which `verify --file` accepts).
 // Read-only: it never writes to the store or the spool.
 import type { Command } from 'commander';
+import { WebSocketBatchDetail, WebSocketEndDetail } from '../../../api/src/index.ts';
 import type { AuditEvent } from '../../../api/src/index.ts';
 import { SessionSourceError, readSession } from '../../../sidecar/src/audit/session-source.ts';
 import type { SessionSource, StoreSource, StoredItem } from '../../../sidecar/src/audit/session-source.ts';
@@ -103,6 +104,41 @@ function detailSummary(detail: Record<string, unknown> | undefined): string {
   return parts.length ? ` ${parts.join(' ')}` : '';
 }
 
+/** At most this much of a message sample is printed on its line. */
+const SAMPLE_CHARS = 120;
+
+/**
+ * An event of a WebSocket connection: a window of messages (shape 2) is printed one message a
+ * line, in the connection's order, under its event; the connection's end with its code. Shape 1
+ * events (one message each) say their direction and kind. Empty for any other event.
+ */
+function websocketText(ev: AuditEvent): string {
+  const w = ev.detail?.websocket;
+  if (w === undefined || w === true) return '';
+  const batch = WebSocketBatchDetail.safeParse(w);
+  if (batch.success) {
+    const arrow = batch.data.direction === 'out' ? '→' : '←';
+    const lines = batch.data.messages.map((m) => {
+      const t = `+${(m.t / 1000).toFixed(3)}s`;
+      const close = m.close === undefined ? '' : ` ${m.close}`;
+      const masked = m.masked?.length ? ` masked ${m.masked.join(',')}` : '';
+      const frames = m.frames ? ` ${m.frames} frames` : '';
+      const sample = m.text !== undefined ? ` ${JSON.stringify(m.text.length > SAMPLE_CHARS ? `${m.text.slice(0, SAMPLE_CHARS)}…` : m.text)}` : m.base64 !== undefined ? ` base64:${m.base64.slice(0, SAMPLE_CHARS)}` : '';
+      const digest = m.sha256 ? ` sha256:${m.sha256.slice(0, 16)}…` : '';
+      return `\n      ${arrow} ws #${m.n} ${t} ${m.kind}${close} ${formatBytes(m.bytes)}${frames}${masked}${sample}${digest}`;
+    });
+    const undelivered = batch.data.undelivered ? ' (not delivered: the connection ended first)' : '';
+    return ` websocket ${batch.data.direction} ${batch.data.messages.length} message${batch.data.messages.length === 1 ? '' : 's'}${undelivered}${lines.join('')}`;
+  }
+  const end = WebSocketEndDetail.safeParse(w);
+  if (end.success) {
+    const e = end.data;
+    return ` websocket end ${e.end} by ${e.by}${e.close === undefined ? '' : ` close ${e.close}`} (${e.messages.out} out, ${e.messages.in} in)${e.reason ? `: ${e.reason}` : ''}`;
+  }
+  const one = w as { direction?: unknown; kind?: unknown };
+  return typeof one.direction === 'string' && typeof one.kind === 'string' ? ` websocket ${one.direction} ${one.kind}` : '';
+}
+
 /** One timeline line for an event (pure). */
 export function formatTimelineLine(ev: AuditEvent): string {
   return timelineText(ev).trimEnd();
@@ -117,14 +153,14 @@ function timelineText(ev: AuditEvent): string {
       const r = ev.request;
       const target = r ? `${r.method} ${r.scheme}://${r.host}${(r.scheme === 'https' && r.port === 443) || (r.scheme === 'http' && r.port === 80) ? '' : `:${r.port}`}${r.path}` : '';
       const out = ev.bytes ? ` out ${formatBytes(ev.bytes.out)}` : '';
-      return `${head} ${target}${factsSummary(ev)}${dec}${out}${maskingSummary(ev)}${req}`;
+      return `${head} ${target}${factsSummary(ev)}${dec}${out}${maskingSummary(ev)}${req}${websocketText(ev)}`;
     }
     case 'response': {
       const status = ev.status === undefined ? '' : ` ${ev.status}`;
       const bytes = ev.bytes ? ` in ${formatBytes(ev.bytes.in)} out ${formatBytes(ev.bytes.out)}` : '';
       const total = ev.timings?.total === undefined ? '' : ` ${ev.timings.total.toFixed(1)} ms`;
       const sample = ev.body_sample === undefined ? '' : ` body sample ${formatBytes(Buffer.byteLength(ev.body_sample))}`;
-      return `${head}${status}${bytes}${total}${maskingSummary(ev)}${sample}${req}`;
+      return `${head}${status}${bytes}${total}${maskingSummary(ev)}${sample}${req}${websocketText(ev)}`;
     }
     case 'session_start': {
       const who = ev.creator ? ` creator ${ev.creator.username}` : '';

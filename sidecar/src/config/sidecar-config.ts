@@ -15,6 +15,7 @@ import { SidecarAuditSettings } from '../audit/config.ts';
 import { ApprovalsConfig } from '../approvals/config.ts';
 import { CredentialsConfig } from '../credentials/credentials-config.ts';
 import { PolicyVerificationConfig } from '../policy/bundle-signature.ts';
+import { WebSocketSettings } from '../websocket/settings.ts';
 
 // 0 picks a free port (tests and the demo); a pod uses the fixed defaults.
 const Port = z.number().int().min(0).max(65535);
@@ -141,6 +142,8 @@ export const SidecarConfig = z
       })
       .strict()
       .prefault({}),
+    /** Upgraded (WebSocket) connections: message limits, idle timeout and lifetime, rates, how messages are recorded (docs/datapath.md). */
+    websocket: WebSocketSettings.prefault({}),
     /** The pod's resolv.conf: its search domains tell which names a fake IP may be used for. */
     resolvConf: z.string().default('/etc/resolv.conf'),
     facts: FactsConfig.prefault({}),

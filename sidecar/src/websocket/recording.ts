@@ -7,35 +7,17 @@
 // value a redaction removed: the sample is cut from what was forwarded (already masked on the wire)
 // and the audit record masks its detail again with every rule (proxy/audit-records.ts).
 import { createHash } from 'node:crypto';
+import type { WebSocketMessageEntry } from '../../../api/src/index.ts';
 import type { ViewFinding } from '../masking/index.ts';
 import type { WsDirection } from './inspect.ts';
 
 /** The shape version of `detail.websocket` on a message event (1: one event per message). */
 export const WS_RECORD_VERSION = 2;
 
-export type WsEntryKind = 'text' | 'binary' | 'ping' | 'pong' | 'close';
+export type WsEntryKind = WebSocketMessageEntry['kind'];
 
-/** One message or control frame in a batch (api/src/audit.ts: WebSocketMessageEntry). */
-export interface WsEntry {
-  /** Its number on the connection, both directions counted together from 1: the conversation's order. */
-  n: number;
-  /** Milliseconds since the connection opened. */
-  t: number;
-  kind: WsEntryKind;
-  /** Payload bytes as received. */
-  bytes: number;
-  /** Frames it arrived in, when more than one. */
-  frames?: number;
-  /** Rules that redacted something in it (never the value). */
-  masked?: string[];
-  /** A close frame's code. */
-  close?: number;
-  /** With record_body: the first bytes of what was forwarded, as text (text, close) or base64 (binary, ping, pong). */
-  text?: string;
-  base64?: string;
-  /** With record_body, when the sample is not the whole payload: SHA-256 (hex) of the whole forwarded payload. */
-  sha256?: string;
-}
+/** One message or control frame in a batch: the shape api/src/audit.ts documents. */
+export type WsEntry = WebSocketMessageEntry;
 
 export interface WsBatch {
   direction: WsDirection;

@@ -11,10 +11,11 @@ import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { WebSocketBatchDetail } from '../../../api/src/index.ts';
 import { WsBudget } from '../../src/websocket/rate.ts';
 import type { AuditRecorder } from '../../src/audit/index.ts';
-import { closed, entries, nextMessage, openClient, spooled, startFront, startRecorder, startUpstream } from './harness.ts';
-import type { Front, Upstream } from './harness.ts';
+import { closed, entries, nextMessage, openClient, spooled, startFront, startRecorder, startUpstream } from '../../../e2e/support/sidecar/websocket-path.ts';
+import type { Front, Upstream } from '../../../e2e/support/sidecar/websocket-path.ts';
 
 const AWS_ID = 'AKIAQ4T7ZK2MWX3RPL6N';
 
@@ -217,6 +218,10 @@ describe('what an event holds', () => {
       ['out', 'close', 'bye'],
       ['in', 'close', 'bye'],
     ]);
+    // Every window event has the shape api/src/audit.ts documents.
+    const windows = events.map((e) => e.detail?.websocket).filter((w) => (w as { v?: number } | undefined)?.v === 2);
+    expect(windows.length).toBeGreaterThan(0);
+    for (const w of windows) expect(WebSocketBatchDetail.safeParse(w).success).toBe(true);
     const long = list[4]!;
     expect(long.text).toHaveLength(64);
     expect(long.sha256).toMatch(/^[0-9a-f]{64}$/);

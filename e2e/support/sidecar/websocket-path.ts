@@ -1,8 +1,8 @@
-// A WebSocket path with real parts and no sidecar around it, for the relay's tests: a real `ws`
+// A WebSocket path with real parts and no sidecar around it, for the relay's (and replay's) tests: a real `ws`
 // server upstream, a front HTTP server whose upgrade handler does what the gateway does once an
 // upgrade is allowed (sluice's own handshake upstream, then the inspecting relay, through
 // proxy/upgrade.ts), a real AuditRecorder writing a real spool, and real `ws` clients. Tests only;
-// never imported by sidecar/src.
+// never imported by production code.
 import { readFileSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server } from 'node:http';
@@ -11,19 +11,21 @@ import { join } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { AuditEvent, AuditRecord } from '../../../api/src/index.ts';
-import { AuditRecorder } from '../../src/audit/index.ts';
-import type { AuditConfigInput } from '../../src/audit/config.ts';
-import { createMasker } from '../../src/masking/index.ts';
-import { upgradeRecord } from '../../src/proxy/audit-records.ts';
-import { openWebSocket } from '../../src/proxy/upgrade.ts';
-import { newKey, upstreamRequestHead } from '../../src/websocket/handshake.ts';
-import { batchRecord } from '../../src/websocket/recording.ts';
-import type { WsBatch } from '../../src/websocket/recording.ts';
-import type { WsBudget } from '../../src/websocket/rate.ts';
-import type { WsEnd, WsMessageInfo } from '../../src/websocket/relay.ts';
-import type { WebSocketSettingsInput } from '../../src/websocket/settings.ts';
+import { AuditRecorder } from '../../../sidecar/src/audit/index.ts';
+import type { AuditConfigInput } from '../../../sidecar/src/audit/config.ts';
+import { createMasker } from '../../../sidecar/src/masking/index.ts';
+import { upgradeRecord } from '../../../sidecar/src/proxy/audit-records.ts';
+import { openWebSocket } from '../../../sidecar/src/proxy/upgrade.ts';
+import { newKey, upstreamRequestHead } from '../../../sidecar/src/websocket/handshake.ts';
+import { batchRecord } from '../../../sidecar/src/websocket/recording.ts';
+import type { WsBatch } from '../../../sidecar/src/websocket/recording.ts';
+import type { WsBudget } from '../../../sidecar/src/websocket/rate.ts';
+import type { WsEnd, WsMessageInfo } from '../../../sidecar/src/websocket/relay.ts';
+import type { WebSocketSettingsInput } from '../../../sidecar/src/websocket/settings.ts';
 
 export const pod = { namespace: 'agents', name: 'agent-1', service_account: 'agent' };
+/** The pod as the gateway knows it (labels and annotations from the downward API). */
+const identity = { ...pod, labels: {}, annotations: {} };
 
 export interface Upstream {
   port: number;
@@ -112,7 +114,7 @@ export async function startFront(o: FrontOptions): Promise<Front> {
         ? {
             record: (batch: WsBatch) => {
               const r = batchRecord(batch);
-              return rec(upgradeRecord(r.kind, pod, request, { decision: allowed, ...r.fields }, { upgrade: 'websocket', ...r.detail }, id));
+              return rec(upgradeRecord(r.kind, identity, request, { decision: allowed, ...r.fields }, { upgrade: 'websocket', ...r.detail }, id));
             },
           }
         : {}),
@@ -123,10 +125,15 @@ export async function startFront(o: FrontOptions): Promise<Front> {
           const direction = m.direction === 'out' ? ('request' as const) : ('response' as const);
           const masking = m.findings.slice(0, 100).map((f) => ({ rule: f.rule, direction, offset: f.offset }));
           const bytes = m.direction === 'out' ? { in: 0, out: m.bytes } : { in: m.bytes, out: 0 };
-          void rec(upgradeRecord(direction, pod, request, { decision: allowed, bytes, ...(masking.length ? { masking } : {}) }, { upgrade: 'websocket', websocket: { direction: m.direction, kind: m.kind, frames: m.frames } }, id)).catch(() => undefined);
+          void rec(upgradeRecord(direction, identity, request, { decision: allowed, bytes, ...(masking.length ? { masking } : {}) }, { upgrade: 'websocket', websocket: { direction: m.direction, kind: m.kind, frames: m.frames } }, id)).catch(() => undefined);
         }
       },
       onEnd: (end) => {
+        // As the gateway records the end (not awaited: the connection is over).
+        if (o.recorder) {
+          const detail = { websocket: { end: end.code, by: end.by, reason: end.reason, ...(end.close !== undefined ? { close: end.close } : {}), messages: end.messages } };
+          void rec(upgradeRecord('response', identity, request, { decision: allowed, bytes: { in: end.bytes.in, out: end.bytes.out } }, { upgrade: 'websocket', ...detail }, id)).catch(() => undefined);
+        }
         ends.push(end);
         waiting.shift()?.(end);
       },
