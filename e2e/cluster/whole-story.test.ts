@@ -15,7 +15,9 @@
 // too), pods reach the API server on the bridge address (node.ts).
 //
 // The steps themselves are story.ts, shared with `make demo-cluster` (demo-cluster.ts), which
-// shows the same story to a person: this file only judges what each step observed.
+// shows the same story to a person: this file only judges what each step observed, with the
+// judgements it shares with cni-whole-story.test.ts (the same story in interception mode cni) in
+// story-expect.ts.
 //
 // Needs root and the node tools, like running-pod.test.ts. `make test-cluster` runs it.
 import { spawn } from 'node:child_process';
@@ -23,7 +25,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
 import { eventually } from '../support/kube/admission.ts';
-import { AGENTS, LEAKED_KEY_ID, LEAKED_SECRET, SIDECAR_REPO, Story } from './story.ts';
+import { AGENTS, Story } from './story.ts';
+import { expectApproved, expectClonedAndMasked, expectKilled, expectReplayed, expectRestartResumed, expectS3, expectStartOrder } from './story-expect.ts';
 import { containerStatus } from './sluice-on-node.ts';
 
 jest.setTimeout(240_000);
@@ -71,86 +74,29 @@ describe('the whole story on a real node', () => {
   });
 
   test('2. label the namespace, apply an agent Deployment: the kubelet runs the init container, then the native sidecar, then the agent', async () => {
-    const { pod, init, sidecar, agent, plainPod } = await story.labelAndDeploy();
-    expect(pod.spec.initContainers!.map((c) => [c.name, c.restartPolicy ?? null])).toEqual([
-      ['sluice-init', null],
-      ['sluice-proxy', 'Always'],
-    ]);
-    expect(pod.spec.initContainers![1]!.image).toBe(`${SIDECAR_REPO}:${story.version}`);
-    expect(init.state.terminated).toMatchObject({ exitCode: 0, reason: 'Completed' });
-    expect(sidecar).toMatchObject({ ready: true, started: true, restartCount: 0 });
-    expect(Date.parse(sidecar.state.running!.startedAt)).toBeGreaterThanOrEqual(Date.parse(init.state.terminated!.finishedAt));
-    expect(Date.parse(agent.state.running!.startedAt)).toBeGreaterThanOrEqual(Date.parse(sidecar.state.running!.startedAt));
-    // The same Deployment in a namespace nobody labelled: no sidecar.
-    expect(plainPod.spec.initContainers ?? []).toEqual([]);
+    expectStartOrder(await story.labelAndDeploy(), story, 'init');
   });
 
   test('3. the agent clones through sluice, and the leaked keys in a file it reads arrive masked', async () => {
-    const { clone, settings, upstreamSawClone } = await story.cloneAndRead();
-    expect(clone).toBe('ok');
-    expect(settings).toContain('[REDACTED:aws-access-key-id]');
-    expect(settings).toContain('[REDACTED:aws-secret-access-key]');
-    expect(settings).not.toContain(LEAKED_KEY_ID);
-    expect(settings).not.toContain(LEAKED_SECRET);
-    // It went through the sidecar: the upstream saw the pod's sidecar, with the CA only it trusts.
-    expect(upstreamSawClone).toBe(true);
+    expectClonedAndMasked(await story.cloneAndRead());
   });
 
   test('3b. S3 through moto with credentials the agent never sees: STS web identity with the kubelet-projected token', async () => {
-    const s3 = await story.s3();
-    expect(s3.whoami).toBe(`arn:aws:sts::123456789012:assumed-role/agent-role/sluice-${AGENTS}-${story.coderPod}`);
-    expect(s3.s3put).toMatch(/ok$/);
-    expect(s3.s3ls).toContain('from-agent.txt');
-    expect(s3.stored).toBe('hello-from-agent\n');
-    // The agent holds the webhook's placeholder and no service-account token; STS issued the real
-    // keys to the sidecar, for the pod's own identity, and they never appear in the agent's output.
-    expect(s3.keys).toMatch(/^SLUICEPLACEHOLDER .*No such file or directory/);
-    expect(s3.issued.length).toBeGreaterThanOrEqual(1);
-    for (const c of s3.issued) {
-      expect(c.subject).toBe(`system:serviceaccount:${AGENTS}:default`);
-      expect(s3.agentLog).not.toContain(c.accessKeyId);
-      expect(s3.agentLog).not.toContain(c.secretAccessKey);
-    }
+    expectS3(await story.s3(), story);
   });
 
   test('4. the push is held; the creator cannot approve it; an approver can, and it lands', async () => {
-    const a = await story.approvePush();
-    expect(a.pushReturnedWhileHeld).toBe(false);
-    expect(a.gitLogWhileHeld).not.toContain('fix from the agent');
-    expect(a.listed.stdout).toContain(a.requestName);
-    // carol created the Deployment (its pod carries her as creator) and is an approver: refused all the same.
-    expect(a.byCreator.code).not.toBe(0);
-    expect(a.byCreator.stderr).toContain('carol@example.com created pod');
-    expect(a.byCreator.stderr).toContain('cannot approve its requests');
-    expect(a.byApprover.code).toBe(0);
-    expect(a.push).toBe('ok');
-    expect(a.gitLogAfter).toContain('fix from the agent');
-    expect(a.decided.status?.state).toBe('Approved');
-    expect(a.decided.status?.decidedBy).toBe(story.node.cluster.user('approver').name);
+    expectApproved(await story.approvePush(), story);
   });
 
   test('5. kubectl sluice kill cuts the agent off', async () => {
-    const { kill, pollsAfterKill } = await story.kill();
-    expect(kill.code).toBe(0);
-    expect(pollsAfterKill.slice(-3).every((p) => p !== '200')).toBe(true);
+    expectKilled(await story.kill());
   });
 
   test('6. kubectl sluice replay and verify read the session back from the log store', async () => {
-    const { replay, verify, events } = await story.replayAndVerify();
-    expect(replay).toMatch(/session_start pod /);
-    expect(replay).toMatch(/git-upload-pack/);
-    expect(replay).toMatch(/GET https:\/\/raw\.githubusercontent\.com\/acme\/app\/main\/deploy\/settings\.json → allow /);
-    expect(replay).toMatch(/masked 2 \(aws-access-key-id×1, aws-secret-access-key×1\)/);
-    expect(replay).toMatch(/POST https:\/\/github\.com\/acme\/app\.git\/git-receive-pack \[git push acme\/app refs\/heads\/main\] → hold git\.push_requires_approval/);
-    expect(replay).toMatch(/approval +decidedBy=bob@example\.com .*outcome=approved/);
-    expect(replay).toMatch(/credential +audience=sts\.amazonaws\.com .*provider=aws-sts result=issued role=arn:aws:iam::123456789012:role\/agent-role/);
-    expect(replay).toMatch(/kill +annotation=sluice\.io\/kill/);
-    expect(replay).toMatch(/refusal +code=pod\.killed /);
-    expect(replay).not.toContain(LEAKED_KEY_ID);
-    for (const c of story.aws.hop.issued.values()) expect(replay).not.toContain(c.secretAccessKey);
-    expect(verify.code).toBe(0);
-    expect(verify.stdout).toMatch(/^ok: session [0-9a-f-]+: \d+ events, seq 0\.\.\d+, chain intact/m);
-    eventsBeforeRestart = events;
+    const r = await story.replayAndVerify();
+    expectReplayed(r, story);
+    eventsBeforeRestart = r.events;
   });
 
   test('7. on the running pod: the label flip is refused, an ephemeral container as the sidecar\'s UID is refused, a plain debug container is cut off like the agent; port-forward to the sidecar is refused (developer: by the API server; approver: inside the pod)', async () => {
@@ -244,15 +190,28 @@ describe('the whole story on a real node', () => {
   });
 
   test('8. the sidecar killed and restarted by the kubelet resumes the same session: the chain goes on, nothing lost, the kill switch still holds', async () => {
-    const r = await story.restartSidecar();
-    expect(containerStatus(r.after, 'agent').restartCount).toBe(0);
-    // One session, two starts: the first fresh, the second resumed from the spool the restart kept.
-    expect(r.replay.match(/session_start /g)).toHaveLength(2);
-    expect(r.replay).toMatch(/#0 +session_start .*resumed=false/);
-    expect(r.verify.code).toBe(0);
-    expect(r.verify.stdout).toMatch(/chain intact/);
-    expect(r.events).toBeGreaterThan(eventsBeforeRestart);
-    // The kill switch is the pod's annotation, not the sidecar's memory: still cut off after the restart.
-    for (const l of r.pollsAfterRestart) expect(l).toMatch(/STEP poll 000$/);
+    expectRestartResumed(await story.restartSidecar(), eventsBeforeRestart);
+  });
+
+  test('9. helm upgrade to interception.mode cni under a running agent: the running pod keeps its rules, its traffic and the kill switch; a rollout restart brings it back in mode cni, unprivileged', async () => {
+    const s = await story.switchMode('cni');
+    // helm --wait returned with the node agent running and its plugin last in the node's configuration.
+    expect(s.cniAgentPods).toHaveLength(1);
+    expect(s.conflistPlugins.at(-1)).toBe('sluice-cni');
+    // The running pod: the same pod, nothing restarted, the rules its init container installed, its traffic still answered.
+    expect(s.oldAfter.metadata.uid).toBe(s.before.metadata.uid);
+    for (const c of [...(s.oldAfter.status.initContainerStatuses ?? []), ...(s.oldAfter.status.containerStatuses ?? [])]) expect(c.restartCount).toBe(0);
+    expect(s.oldAfter.spec.initContainers![0]!.command?.at(-1)).toBe('init-network');
+    expect(s.oldRules).toContain('-A SLUICE_OUT -j DROP');
+    expect(s.pollsBefore.every((p) => p === '200')).toBe(true);
+    expect(s.oldPollsAfter.every((p) => p === '200')).toBe(true);
+    // Still governed after the switch: the kill switch cuts it off.
+    expect(s.oldKill.code).toBe(0);
+    expect(s.oldPollsAfterKill.slice(-3)).toEqual(['000', '000', '000']);
+    // Recreated: injected in mode cni (the check, no privileges), the rules installed by the node agent, traffic through its sidecar.
+    expect(s.restartedInitCommand.at(-1)).toBe('check-network');
+    expect(JSON.stringify(s.restarted.spec.initContainers)).not.toMatch(/NET_ADMIN|NET_RAW|"runAsUser":0/);
+    expect(s.restartedRules).toContain('-A SLUICE_OUT -j DROP');
+    expect(s.restartedPolls.every((p) => p === '200')).toBe(true);
   });
 });
