@@ -41,6 +41,12 @@ export const AwsFacts = z
       .string()
       .optional()
       .describe('sqs:*, sns:*: the 12-digit account of the queue (QueueUrl or path) or topic (TopicArn/TargetArn) named; absent: none, unknown or conflicting'),
+    resource_accounts: z
+      .array(z.string().regex(/^\d{12}$/))
+      .optional()
+      .describe(
+        'every 12-digit account the resources of the request name (ARNs, queue URLs, account ids in the query, a parameter body, x-amz-* headers, a Lambda function or S3 bucket in the path, an account-prefixed or access point host), sorted; [] when they name none (they resolve in the signer’s own account); absent when a parameter body was not read whole or a value could not be read (unknown)',
+      ),
   })
   .strict();
 

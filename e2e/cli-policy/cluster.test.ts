@@ -43,7 +43,7 @@ async function cli(args: string[], config = kubeconfig): Promise<{ code: number;
 function inputFile(namespace: string, bucket: string): string {
   const input = agentInput(
     { method: 'PUT', host: `${bucket}.s3.us-east-1.amazonaws.com`, path: '/report.csv' },
-    { aws: { service: 's3', region: 'us-east-1', action: 's3:PutObject', bucket, key: 'report.csv', signed: true } },
+    { aws: { service: 's3', region: 'us-east-1', action: 's3:PutObject', bucket, key: 'report.csv', signed: true, resource_accounts: [] } },
   ) as unknown as { pod: { namespace: string } };
   input.pod.namespace = namespace;
   const file = join(mkdtempSync(join(tmpdir(), 'sluice-eval-')), 'input.json');

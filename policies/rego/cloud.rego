@@ -4,7 +4,9 @@
 #   AWS calls are re-signed with the pod's short-lived credentials (aws-sts), so the library must
 #   know what is the organisation's: S3 writes and copies go only to its buckets and reads of
 #   other buckets only where data allows; AssumeRole only into its accounts (held unless the role
-#   is listed); SQS queues and SNS topics only of its accounts; secrets stores and KMS decrypt are held; IAM writes denied (or held); unsigned
+#   is listed); resources of other accounts named anywhere in a request (ARNs, queue URLs, account ids: buses,
+#   streams, keys, functions, tables, access points, ...) are denied, and a request whose resources
+#   could not be read is held; secrets stores and KMS decrypt are held; IAM writes denied (or held); unsigned
 #   requests are denied except reads of buckets listed for anonymous access; only listed services,
 #   regions and endpoints are reachable; destructive actions are held. A request to an AWS host
 #   that the sidecar could not classify is denied.
@@ -178,6 +180,46 @@ verdicts contains lib.verdict(90, lib.deny(
 	aws_host
 	aws.resource_account
 	not org.own_account(aws.resource_account)
+}
+
+# Any request whose resources name another account: an EventBridge bus, Kinesis stream, KMS key,
+# Lambda function, DynamoDB table, Step Functions state machine, log destination, S3 access point,
+# replication or notification target of an account the organisation does not list. The pod's
+# credentials make the call; a resource policy of that account that lets anyone in decides the rest.
+foreign_accounts contains account if {
+	some account in aws.resource_accounts
+	not org.own_account(account)
+}
+
+# S3 reads are judged by the bucket rules (readable_buckets may name another account's data).
+foreign_account_exempt if {
+	s3_read
+	org.readable_bucket(aws.bucket)
+}
+
+verdicts contains lib.verdict(90, lib.deny(
+	"cloud.foreign_resource_denied",
+	concat("", [aws.action, " names a resource of account ", concat(", ", sort([a | some a in foreign_accounts])), ", not one of the organisation's"]),
+)) if {
+	aws_host
+	count(foreign_accounts) > 0
+	not foreign_account_exempt
+	not assume_role # its own rule names the role
+}
+
+# The sidecar reads a parameter body (JSON, query-protocol form, CBOR, S3 configuration XML) whole
+# to name its resources; one too large for its facts buffer (facts.maxAwsFormBytes) or unreadable
+# leaves them unknown: held rather than guessed, reads included (a read's parameters reach the
+# account that owns the resource too). 75: below the holds that say more (a secret read, a
+# destructive action), above every allow.
+verdicts contains lib.verdict(75, with_credential(lib.hold(
+	"cloud.resource_unknown_held",
+	concat("", [aws.action, ": the sidecar could not read which resources it names (body too large or unreadable); it needs approval"]),
+	"once",
+))) if {
+	aws_host
+	aws.action
+	not aws.resource_accounts
 }
 
 resource_send if aws.action in config.aws_resource_send_actions

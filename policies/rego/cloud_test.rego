@@ -3,9 +3,11 @@ package sluice.cloud_test
 import data.sluice.cloud
 import data.sluice.lib_test
 
-# A signed AWS request with the given facts (service and region filled in from the action).
+# A signed AWS request with the given facts (service and region filled in from the action), whose
+# resources the sidecar read and found naming no account (resource_accounts [], as it reports for
+# a request it read whole).
 aws_with(host, action, extra) := lib_test.with_facts("POST", host, "/", {"aws": object.union(
-	{"service": split(action, ":")[0], "region": "eu-west-1", "action": action, "signed": true},
+	{"service": split(action, ":")[0], "region": "eu-west-1", "action": action, "signed": true, "resource_accounts": []},
 	extra,
 )})
 
@@ -277,4 +279,150 @@ test_send_to_unknown_queue_held if {
 
 test_list_queues_allowed if {
 	top(cloud.verdicts) == "cloud.aws" with input as aws("sqs.eu-west-1.amazonaws.com", "sqs:ListQueues")
+}
+
+# --- any resource of another account (resource_accounts) -------------------------------------------
+
+foreign(host, action) := aws_with(host, action, {"resource_accounts": ["999999999999"]})
+
+own(host, action) := aws_with(host, action, {"resource_accounts": ["123456789012"]})
+
+test_eventbridge_put_events_to_a_foreign_bus_denied if {
+	vs := cloud.verdicts with input as foreign("events.eu-west-1.amazonaws.com", "events:PutEvents")
+		with data.organisation.aws.services as ["events"]
+	top(vs) == "cloud.foreign_resource_denied"
+	some v in vs
+	contains(v.decision.reason, "999999999999")
+}
+
+test_eventbridge_put_events_to_an_own_bus_allowed if {
+	top(cloud.verdicts) == "cloud.aws" with input as own("events.eu-west-1.amazonaws.com", "events:PutEvents")
+		with data.organisation.aws.services as ["events"]
+}
+
+test_kinesis_put_records_to_a_foreign_stream_denied if {
+	top(cloud.verdicts) == "cloud.foreign_resource_denied" with input as foreign("kinesis.eu-west-1.amazonaws.com", "kinesis:PutRecords")
+		with data.organisation.aws.services as ["kinesis"]
+}
+
+test_kinesis_put_record_to_an_own_stream_allowed if {
+	top(cloud.verdicts) == "cloud.aws" with input as own("kinesis.eu-west-1.amazonaws.com", "kinesis:PutRecord")
+		with data.organisation.aws.services as ["kinesis"]
+}
+
+test_lambda_invoke_of_a_foreign_function_denied if {
+	top(cloud.verdicts) == "cloud.foreign_resource_denied" with input as foreign("lambda.eu-west-1.amazonaws.com", "lambda:InvokeFunction")
+}
+
+test_lambda_invoke_of_an_own_function_allowed if {
+	top(cloud.verdicts) == "cloud.aws" with input as own("lambda.eu-west-1.amazonaws.com", "lambda:InvokeFunction")
+}
+
+test_kms_encrypt_with_a_foreign_key_denied if {
+	top(cloud.verdicts) == "cloud.foreign_resource_denied" with input as foreign("kms.eu-west-1.amazonaws.com", "kms:Encrypt")
+}
+
+test_kms_generate_data_key_with_a_foreign_key_denied if {
+	top(cloud.verdicts) == "cloud.foreign_resource_denied" with input as foreign("kms.eu-west-1.amazonaws.com", "kms:GenerateDataKey")
+}
+
+test_kms_decrypt_with_a_foreign_key_denied_not_held if {
+	top(cloud.verdicts) == "cloud.foreign_resource_denied" with input as foreign("kms.eu-west-1.amazonaws.com", "kms:Decrypt")
+}
+
+test_kms_encrypt_with_an_own_key_allowed if {
+	top(cloud.verdicts) == "cloud.aws" with input as own("kms.eu-west-1.amazonaws.com", "kms:Encrypt")
+}
+
+test_dynamodb_put_item_into_a_foreign_table_denied if {
+	top(cloud.verdicts) == "cloud.foreign_resource_denied" with input as foreign("dynamodb.eu-west-1.amazonaws.com", "dynamodb:PutItem")
+}
+
+test_one_foreign_account_among_own_ones_denied if {
+	inp := aws_with("events.eu-west-1.amazonaws.com", "events:PutEvents", {"resource_accounts": ["123456789012", "999999999999"]})
+	top(cloud.verdicts) == "cloud.foreign_resource_denied" with input as inp with data.organisation.aws.services as ["events"]
+}
+
+test_namespace_override_account_is_own if {
+	inp := object.union(foreign("kinesis.eu-west-1.amazonaws.com", "kinesis:PutRecord"), {"pod": {"namespace": "team-data"}})
+	top(cloud.verdicts) == "cloud.aws" with input as inp
+		with data.organisation.aws.services as ["kinesis"]
+		with data.organisation.namespaces as {"team-data": {"aws": {"accounts": ["999999999999"]}}}
+}
+
+test_s3_put_through_a_foreign_access_point_denied if {
+	# name-<account>.s3-accesspoint host: the bucket fact matches acme-*, the account does not.
+	inp := s3("s3:PutObject", {"bucket": "acme-drop-999999999999", "key": "k", "resource_accounts": ["999999999999"]})
+	top(cloud.verdicts) == "cloud.foreign_resource_denied" with input as inp
+}
+
+test_s3_read_through_a_readable_foreign_access_point_allowed if {
+	inp := s3("s3:GetObject", {"bucket": "share-999999999999", "key": "k", "resource_accounts": ["999999999999"]})
+	top(cloud.verdicts) == "cloud.aws" with input as inp with data.organisation.aws.readable_buckets as ["share-*"]
+}
+
+test_s3_put_with_a_foreign_kms_key_denied if {
+	inp := s3("s3:PutObject", {"bucket": "acme-a", "key": "k", "resource_accounts": ["999999999999"]})
+	top(cloud.verdicts) == "cloud.foreign_resource_denied" with input as inp
+}
+
+test_s3_replication_to_a_foreign_account_denied if {
+	inp := s3("s3:PutBucketReplication", {"bucket": "acme-a", "resource_accounts": ["999999999999"]})
+	top(cloud.verdicts) == "cloud.foreign_resource_denied" with input as inp
+}
+
+test_resources_unknown_write_held if {
+	inp := lib_test.with_facts("POST", "dynamodb.eu-west-1.amazonaws.com", "/", {"aws": {"service": "dynamodb", "region": "eu-west-1", "action": "dynamodb:PutItem", "signed": true}})
+	vs := cloud.verdicts with input as inp
+	top(vs) == "cloud.resource_unknown_held"
+	some v in vs
+	v.decision.credential.provider == "aws-sts"
+}
+
+test_resources_unknown_read_held_too if {
+	inp := lib_test.with_facts("POST", "dynamodb.eu-west-1.amazonaws.com", "/", {"aws": {"service": "dynamodb", "region": "eu-west-1", "action": "dynamodb:BatchGetItem", "signed": true}})
+	top(cloud.verdicts) == "cloud.resource_unknown_held" with input as inp
+}
+
+test_resources_unknown_does_not_soften_a_foreign_bucket if {
+	inp := lib_test.with_facts("PUT", "s3.eu-west-1.amazonaws.com", "/attacker/x", {"aws": {"service": "s3", "region": "eu-west-1", "action": "s3:PutObject", "bucket": "attacker", "signed": true}})
+	top(cloud.verdicts) == "cloud.s3_foreign_write_denied" with input as inp
+}
+
+# --- bucket stand-ins: access point aliases, multi-region access points, ARNs ----------------------
+
+test_access_point_alias_matching_an_own_pattern_is_foreign if {
+	inp := s3("s3:PutObject", {"bucket": "acme-drop-hrzrlukc5m36ft7okagglf3gmwluquse1b-s3alias", "key": "k"})
+	top(cloud.verdicts) == "cloud.s3_foreign_write_denied" with input as inp
+}
+
+test_access_point_alias_listed_exactly_is_own if {
+	inp := s3("s3:PutObject", {"bucket": "acme-ap-hrzrlukc5m36ft7okagglf3gmwluquse1b-s3alias", "key": "k"})
+	top(cloud.verdicts) == "cloud.aws" with input as inp
+		with data.organisation.aws.buckets as ["acme-*", "acme-ap-hrzrlukc5m36ft7okagglf3gmwluquse1b-s3alias"]
+}
+
+test_object_lambda_alias_is_foreign if {
+	inp := s3("s3:PutObject", {"bucket": "acme-olap-abcdefghijklmnopqrstuvwxyz012345--ol-s3", "key": "k"})
+	top(cloud.verdicts) == "cloud.s3_foreign_write_denied" with input as inp
+}
+
+test_multi_region_access_point_is_foreign if {
+	inp := s3("s3:PutObject", {"bucket": "mfzwi23gnjvgw.mrap.accesspoint", "key": "k"})
+	top(cloud.verdicts) == "cloud.s3_foreign_write_denied" with input as inp with data.organisation.aws.buckets as ["*"]
+}
+
+test_copy_from_an_own_account_access_point_arn_allowed if {
+	inp := s3("s3:CopyObject", {"bucket": "acme-a", "key": "k", "copy_source_bucket": "arn:aws:s3:eu-west-1:123456789012:accesspoint/reports"})
+	top(cloud.verdicts) == "cloud.aws" with input as inp
+}
+
+test_copy_from_a_foreign_access_point_arn_denied if {
+	inp := s3("s3:CopyObject", {"bucket": "acme-a", "key": "k", "copy_source_bucket": "arn:aws:s3:eu-west-1:999999999999:accesspoint/acme-loot"})
+	top(cloud.verdicts) == "cloud.s3_copy_source_denied" with input as inp
+}
+
+test_copy_from_an_alias_matching_an_own_pattern_denied if {
+	inp := s3("s3:CopyObject", {"bucket": "acme-a", "key": "k", "copy_source_bucket": "acme-x-hrzrlukc5m36ft7okagglf3gmwluquse1b-s3alias"})
+	top(cloud.verdicts) == "cloud.s3_copy_source_denied" with input as inp
 }

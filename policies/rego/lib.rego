@@ -51,7 +51,8 @@ read_methods := {"GET", "HEAD", "OPTIONS"}
 is_read(method) if method in read_methods
 
 # A concern package proposes decisions; the highest priority wins (see sluice.decision).
-# Priorities: 100 network denies, 98 ports, 95 unsigned AWS, 90 hard denies, 80 holds, 60 passthrough,
+# Priorities: 100 network denies, 98 ports, 95 unsigned AWS, 90 hard denies, 80 holds, 75 holds for
+# unknown AWS resources, 60 passthrough,
 # 50 allows, 40 host-level defaults (docs/policy.md lists them all).
 verdict(priority, decision) := {"priority": priority, "decision": decision}
 

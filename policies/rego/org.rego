@@ -90,11 +90,48 @@ own_repo(host, repo) if lower(concat("/", [host, repo])) in git_repos
 
 own_account(account) if account in aws_accounts
 
-own_bucket(bucket) if lib.name_in(bucket, aws_buckets)
+# An access point alias (`name-<random>-s3alias`, Object Lambda `--ol-s3`), a multi-region access
+# point (`<alias>.mrap`) or an ARN stands in for a bucket of whichever account created it: anyone
+# can create an access point called `acme-x` in their own account, so such names count as own
+# only when listed exactly, never by a `prefix*` pattern.
+bucket_stand_in(bucket) if {
+	some suffix in config.aws_s3_stand_in_suffixes
+	endswith(bucket, suffix)
+}
+
+bucket_stand_in(bucket) if startswith(bucket, "arn:")
+
+own_bucket(bucket) if {
+	not bucket_stand_in(bucket)
+	lib.name_in(bucket, aws_buckets)
+}
+
+own_bucket(bucket) if {
+	bucket_stand_in(bucket)
+	bucket in aws_buckets
+}
 
 readable_bucket(bucket) if own_bucket(bucket)
 
-readable_bucket(bucket) if lib.name_in(bucket, aws_readable_buckets)
+readable_bucket(bucket) if {
+	not bucket_stand_in(bucket)
+	lib.name_in(bucket, aws_readable_buckets)
+}
+
+readable_bucket(bucket) if {
+	bucket_stand_in(bucket)
+	bucket in aws_readable_buckets
+}
+
+# "*" reads any bucket, stand-ins included.
+readable_bucket(_) if "*" in aws_readable_buckets
+
+# An access point ARN (`arn:aws:s3:<region>:<account>:accesspoint/<name>`, an Object Lambda one)
+# of an own account: the organisation created it.
+readable_bucket(bucket) if {
+	startswith(bucket, "arn:")
+	own_account(split(bucket, ":")[4])
+}
 
 # The request path with percent-encoded unreserved characters and slashes decoded (once, as the
 # server will) and lower-cased, for matching names an agent could otherwise spell as %2Eenv.

@@ -3,15 +3,20 @@
 // Smithy RPC v2 path, `Action=` in the query or a form body (query protocol, presigned STS), or
 // the S3 REST shape. Besides the action it reports what own-vs-foreign rules need: whether the
 // agent signed the request, an S3 copy's source bucket, the role an AssumeRole asks for (RoleArn,
-// from query, form or JSON body), SSM's WithDecryption and the account of an SQS queue or SNS topic. It must never emit facts without an
+// from query, form or JSON body), SSM's WithDecryption, the account of an SQS queue or SNS topic,
+// and every account the request's resources name (aws-resource-accounts.ts: EventBridge buses,
+// Kinesis streams, KMS keys, Lambda functions, access points, ... in the query, the body, the
+// headers, the path or the host). Lambda's REST API is named for its Invoke calls. It must never emit facts without an
 // action: a request it cannot name is left without `aws` facts so that policy denies it as
 // unclassified instead of allowing a blank; a parameter it cannot read unambiguously is left out.
 import type { AwsFacts } from '../../../api/src/index.ts';
 import { credentialScope, iamPrefix, isAwsSigned, parseAwsHost } from './aws-endpoint.ts';
 import type { AwsHost } from './aws-endpoint.ts';
+import { resourceAccounts } from './aws-resource-accounts.ts';
+import type { AwsBodyKind } from './aws-resource-accounts.ts';
 import { decodedBodyPrefix } from './body-prefix.ts';
 import { scanTopLevelJson } from './json-top-level-scan.ts';
-import { decodePercent, headerOf, queryOf } from './request.ts';
+import { declaredBodyLength, decodePercent, headerOf, queryOf } from './request.ts';
 import type { FactsRequest } from './request.ts';
 import { s3RestAction } from './s3-rest-action.ts';
 
@@ -31,6 +36,10 @@ export interface AwsRequestShape {
   copySourceBucket?: string;
   /** SQS query protocol sent to the queue URL itself: the account in its path. */
   pathAccount?: string;
+  /** A body that carries parameters (read whole for the accounts it names); absent for REST payloads. */
+  bodyKind?: AwsBodyKind;
+  /** Resources named in the path (Lambda's FunctionName, an S3 bucket given as an ARN). */
+  pathResources?: string[];
 }
 
 /** Parameters reported as facts, by the operations that take them. */
@@ -72,6 +81,13 @@ export function copySourceBucket(header: string): string | undefined {
 }
 
 const S3_SERVICES = new Set(['s3', 's3express']);
+/** Lambda's REST Invoke paths → the IAM action (InvokeWithResponseStream is authorised as InvokeFunction). */
+const LAMBDA_INVOKE: readonly [RegExp, string][] = [
+  [/^\/2015-03-31\/functions\/([^/]+)\/invocations\/?$/, 'InvokeFunction'],
+  [/^\/2021-11-15\/functions\/([^/]+)\/response-streaming-invocations\/?$/, 'InvokeFunction'],
+  [/^\/2014-11-13\/functions\/([^/]+)\/invoke-async\/?$/, 'InvokeAsync'],
+];
+const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 const OPERATION = /^[A-Za-z][A-Za-z0-9]{0,127}$/;
 
 function targetOperation(target: string): string | undefined {
@@ -132,8 +148,28 @@ export function classifyAwsRequest(req: FactsRequest, hostSuffixes: readonly str
       const source = copySourceBucket(copySource);
       if (source !== undefined) shape.copySourceBucket = source;
     }
+    if (bucket?.toLowerCase().startsWith('arn:')) shape.pathResources = [bucket];
+    // Bucket configuration (replication, notification, inventory, logging, ...) is an XML body
+    // that names destinations: read it like a parameter body.
+    if (key === undefined && BODY_METHODS.has(req.method.toUpperCase())) shape.bodyKind = 'xml';
+  } else if (shape.service === 'lambda' && req.method.toUpperCase() === 'POST') {
+    for (const [pattern, operation] of LAMBDA_INVOKE) {
+      const m = pattern.exec(req.path);
+      const fn = m ? decodePercent(m[1]!) : undefined;
+      if (fn === undefined || fn === '') continue;
+      shape.operation = operation;
+      shape.pathResources = [fn];
+      break;
+    }
   } else if (req.method.toUpperCase() === 'POST' && isFormBody(req)) {
     shape.actionInBody = true;
+  }
+  if (shape.operation !== undefined || shape.actionInBody) {
+    if (shape.bodyKind === undefined && BODY_METHODS.has(req.method.toUpperCase())) {
+      if (isFormBody(req)) shape.bodyKind = 'form';
+      else if (target !== undefined) shape.bodyKind = 'json';
+      else if (rpcV2 && /cbor/i.test(headerOf(req, 'smithy-protocol') ?? '')) shape.bodyKind = 'cbor';
+    }
   }
   const queuePath = shape.service === 'sqs' ? QUEUE_PATH.exec(req.path) : null;
   if (queuePath) shape.pathAccount = queuePath[1]!;
@@ -147,7 +183,7 @@ export function classifyAwsRequest(req: FactsRequest, hostSuffixes: readonly str
 
 /** How many body bytes AWS facts can use: the form or JSON body prefix, when parameters live there. */
 export function awsBodyPrefixNeeded(shape: AwsRequestShape | undefined, maxBytes: number): number {
-  return shape?.paramsIn !== undefined ? maxBytes : 0;
+  return shape?.paramsIn !== undefined || shape?.bodyKind !== undefined ? maxBytes : 0;
 }
 
 /** Every value of each wanted parameter in a form body prefix (only complete parameters count). */
@@ -178,6 +214,18 @@ export function formAction(body: Buffer, complete: boolean): string | undefined 
  * in the body, so a form that names the parameter is still read to its end (within maxBytes).
  */
 export function awsMoreBodyNeeded(req: FactsRequest, shape: AwsRequestShape | undefined, prefix: Buffer, maxBytes: number): number {
+  return Math.max(paramsMoreBodyNeeded(req, shape, prefix, maxBytes), wholeBodyNeeded(req, shape, prefix, maxBytes));
+}
+
+/** A body that carries parameters is read whole (up to maxBytes): any value in it may name an account. */
+function wholeBodyNeeded(req: FactsRequest, shape: AwsRequestShape | undefined, prefix: Buffer, maxBytes: number): number {
+  if (shape?.bodyKind === undefined || prefix.length >= maxBytes) return 0;
+  const declared = declaredBodyLength(req);
+  if (declared === undefined) return 1;
+  return prefix.length >= declared ? 0 : Math.min(declared, maxBytes) - prefix.length;
+}
+
+function paramsMoreBodyNeeded(req: FactsRequest, shape: AwsRequestShape | undefined, prefix: Buffer, maxBytes: number): number {
   if (shape?.paramsIn === undefined || prefix.length >= maxBytes) return 0;
   const decoded = decodedBodyPrefix(req, prefix, maxBytes);
   if (decoded === undefined) return 0;
@@ -269,5 +317,7 @@ export function awsFacts(req: FactsRequest, shape: AwsRequestShape, body: Buffer
   if (shape.key !== undefined) facts.key = shape.key;
   facts.signed = shape.signed;
   if (shape.copySourceBucket !== undefined) facts.copy_source_bucket = shape.copySourceBucket;
+  const accounts = resourceAccounts(req, shape, body, bodyComplete || (body === undefined && declaredBodyLength(req) === 0), maxBytes);
+  if (accounts !== undefined) facts.resource_accounts = accounts;
   return { ...facts, ...paramFacts(req, shape, operation, body, bodyComplete, maxBytes) };
 }

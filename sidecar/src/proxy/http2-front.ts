@@ -36,6 +36,12 @@ export function createHttp2Front(options: Http2FrontOptions): Http2Server {
     maxSessionMemory: 16,
   });
   server.on('request', options.onRequest);
+  // node:http2 hands a CONNECT stream (a tunnel, or RFC 8441's extended CONNECT) to 'connect', not
+  // 'request', and answers 405 itself when nobody listens: the pipeline would never see it, record
+  // it or count it. It goes to the pipeline like any request, which refuses it (http.nested_connect).
+  // Extended CONNECT (:protocol) is never offered (SETTINGS_ENABLE_CONNECT_PROTOCOL stays 0):
+  // WebSocket is carried over HTTP/1.1 only, where its frames are read (websocket/relay.ts).
+  server.on('connect', options.onRequest);
   // As on HTTP/1.1 (http-front.ts): 100-continue is sent only once the policy lets the body come.
   server.on('checkContinue', options.onRequest);
   server.on('session', (session: ServerHttp2Session) => {

@@ -37,12 +37,18 @@ export function upgradeProtocol(headers: Headers): string {
 }
 
 /**
- * The upgrade protocol sluice can carry (only `websocket`), or why not: h2c (cleartext HTTP/2
+ * The upgrade protocol sluice can carry (only `websocket`), or why not: an HTTP/1.0 request
+ * (`httpVersion`, the request line's: the caller passes IncomingMessage.httpVersion), h2c (cleartext HTTP/2
  * would take the connection past the HTTP/1.1 parser that every request is decided on) and any
  * other protocol (its bytes could not be inspected) are refused whatever the policy says.
  */
-export function checkUpgradeRequest(method: string, headers: Headers): UpgradeRefusal | undefined {
+export function checkUpgradeRequest(method: string, headers: Headers, httpVersion?: string): UpgradeRefusal | undefined {
   const asked = tokens(one(headers, 'upgrade'));
+  // RFC 9110 §7.8: an Upgrade in an HTTP/1.0 request is to be ignored; RFC 6455 §4.1 needs 1.1.
+  // Carried, it would be a 101 to a client that cannot have asked for one.
+  if (httpVersion !== undefined && httpVersion !== '1.1') {
+    return { status: 400, code: 'ws.bad_handshake', reason: `an upgrade needs HTTP/1.1; this request is HTTP/${httpVersion.slice(0, 8)}` };
+  }
   if (asked.some((t) => t.startsWith('h2c') || t.startsWith('h2'))) {
     return { status: 400, code: 'http.upgrade_h2c', reason: 'an upgrade to HTTP/2 (h2c) is refused: HTTP/2 is offered through TLS ALPN only' };
   }

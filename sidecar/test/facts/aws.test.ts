@@ -103,14 +103,14 @@ describe('S3 via the AWS SDK', () => {
     const c = new s3.S3Client({ region: 'us-west-2', credentials, maxAttempts: 1, forcePathStyle: true, requestHandler: r.requestHandler as never });
     const facts = await sdkFacts(c, r.seen, new s3.DeleteObjectCommand({ Bucket: 'my.dotted.bucket', Key: 'x/y.txt' }));
     expect(r.seen[0]!.req.host).toBe('s3.us-west-2.amazonaws.com');
-    expect(facts.aws).toEqual({ service: 's3', region: 'us-west-2', action: 's3:DeleteObject', bucket: 'my.dotted.bucket', key: 'x/y.txt', signed: true });
+    expect(facts.aws).toEqual({ service: 's3', region: 'us-west-2', action: 's3:DeleteObject', bucket: 'my.dotted.bucket', key: 'x/y.txt', signed: true, resource_accounts: [] });
   });
 
   test('a custom S3-compatible endpoint (not an AWS host) is classified from the signature', async () => {
     const r = recorder();
     const c = new s3.S3Client({ region: 'us-east-1', credentials, maxAttempts: 1, forcePathStyle: true, endpoint: 'http://127.0.0.1:9000', requestHandler: r.requestHandler as never });
     const facts = await sdkFacts(c, r.seen, new s3.PutObjectCommand({ Bucket: 'b', Key: 'k', Body: 'x' }));
-    expect(facts.aws).toEqual({ service: 's3', region: 'us-east-1', action: 's3:PutObject', bucket: 'b', key: 'k', signed: true });
+    expect(facts.aws).toEqual({ service: 's3', region: 'us-east-1', action: 's3:PutObject', bucket: 'b', key: 'k', signed: true, resource_accounts: [] });
   });
 });
 
@@ -119,7 +119,7 @@ describe('query and JSON protocols via the AWS SDK', () => {
     const r = recorder();
     const c = new STSClient({ region: 'eu-central-1', credentials, maxAttempts: 1, requestHandler: r.requestHandler as never });
     const facts = await sdkFacts(c, r.seen, new GetCallerIdentityCommand({}));
-    expect(facts.aws).toEqual({ service: 'sts', region: 'eu-central-1', action: 'sts:GetCallerIdentity', signed: true });
+    expect(facts.aws).toEqual({ service: 'sts', region: 'eu-central-1', action: 'sts:GetCallerIdentity', signed: true, resource_accounts: [] });
     const { req, body } = r.seen[0]!;
     expect(bodyPrefixNeeded(req)).toBe(16 * 1024);
     expect(moreBodyNeeded(req, body!.subarray(0, 5))).toBeGreaterThan(0);
@@ -138,9 +138,11 @@ describe('query and JSON protocols via the AWS SDK', () => {
       region: 'ap-southeast-2',
       action: 'dynamodb:PutItem',
       signed: true,
+      resource_accounts: [],
     });
     expect((await sdkFacts(c, r.seen, new DeleteTableCommand({ TableName: 't' }))).aws!.action).toBe('dynamodb:DeleteTable');
-    expect(bodyPrefixNeeded(r.seen[0]!.req)).toBe(0);
+    // The body is read whole: any parameter in it may name another account's table.
+    expect(bodyPrefixNeeded(r.seen[0]!.req)).toBe(16 * 1024);
   });
 });
 
@@ -179,7 +181,7 @@ describe('@smithy/signature-v4 headers and presigned URLs', () => {
       { expiresIn: 300 },
     );
     expect(url.query?.['X-Amz-Credential']).toMatch(/\/eu-north-1\/s3\/aws4_request$/);
-    expect(deriveFacts(asFacts(url)).aws).toEqual({ service: 's3', region: 'eu-north-1', action: 's3:GetObject', bucket: 'acme', key: 'reports/q1.csv', signed: true });
+    expect(deriveFacts(asFacts(url)).aws).toEqual({ service: 's3', region: 'eu-north-1', action: 's3:GetObject', bucket: 'acme', key: 'reports/q1.csv', signed: true, resource_accounts: [] });
   });
 
   test('presigned STS GetCallerIdentity (the EKS token shape): action from the query', async () => {
@@ -187,7 +189,7 @@ describe('@smithy/signature-v4 headers and presigned URLs', () => {
       { method: 'GET', protocol: 'https:', hostname: 'sts.amazonaws.com', path: '/', query: { Action: 'GetCallerIdentity', Version: '2011-06-15' }, headers: { host: 'sts.amazonaws.com', 'x-k8s-aws-id': 'cluster' } },
       { expiresIn: 60 },
     );
-    expect(deriveFacts(asFacts(url)).aws).toEqual({ service: 'sts', region: 'us-east-1', action: 'sts:GetCallerIdentity', signed: true });
+    expect(deriveFacts(asFacts(url)).aws).toEqual({ service: 'sts', region: 'us-east-1', action: 'sts:GetCallerIdentity', signed: true, resource_accounts: [] });
   });
 
   test('SigV4a scope (no region) takes the region set header', () => {
@@ -214,11 +216,11 @@ describe('host-only classification', () => {
     ['GET', 'ec2.us-west-1.amazonaws.com:443', '/', { service: 'ec2', region: 'us-west-1', action: 'ec2:DescribeInstances' }],
   ] as const)('%s %s%s', (method, host, path, expected) => {
     const query: Record<string, string[]> = expected.action === 'ec2:DescribeInstances' ? { Action: ['DescribeInstances'] } : {};
-    expect(facts(method, host, path, query)).toEqual({ ...expected, signed: false });
+    expect(facts(method, host, path, query)).toEqual({ ...expected, signed: false, resource_accounts: [] });
   });
 
   test('no action, no facts: unknown REST APIs, S3 control, unsigned non-AWS hosts', () => {
-    expect(facts('POST', 'lambda.eu-west-1.amazonaws.com', '/2015-03-31/functions/f/invocations')).toBeUndefined();
+    expect(facts('GET', 'lambda.eu-west-1.amazonaws.com', '/2015-03-31/functions/f')).toBeUndefined();
     expect(facts('DELETE', '123456789012.s3-control.eu-west-1.amazonaws.com', '/v20180820/configuration/publicAccessBlock')).toBeUndefined();
     expect(facts('GET', 'example.com', '/bucket/key')).toBeUndefined();
     expect(facts('PATCH', 'acme.s3.amazonaws.com', '/k')).toBeUndefined();
@@ -253,12 +255,20 @@ describe('facts for own-vs-foreign rules', () => {
     const { req, body } = form('Action=AssumeRole&Version=2011-06-15&RoleSessionName=s&RoleArn=arn%3Aaws%3Aiam%3A%3A999999999999%3Arole%2Fdrop');
     const seen = buffered(req, body);
     expect(seen.length).toBe(body.length);
-    expect(deriveFacts(req, seen).aws).toEqual({ service: 'sts', region: 'us-east-1', action: 'sts:AssumeRole', signed: true, role_arn: 'arn:aws:iam::999999999999:role/drop', role_account: '999999999999' });
+    expect(deriveFacts(req, seen).aws).toEqual({
+      service: 'sts',
+      region: 'us-east-1',
+      action: 'sts:AssumeRole',
+      signed: true,
+      role_arn: 'arn:aws:iam::999999999999:role/drop',
+      role_account: '999999999999',
+      resource_accounts: ['999999999999'],
+    });
   });
 
   test('AssumeRole: a RoleArn sent twice with different values, or cut off, is unknown', () => {
     const twice = form('Action=AssumeRole&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fok&RoleArn=arn%3Aaws%3Aiam%3A%3A999999999999%3Arole%2Fdrop');
-    expect(deriveFacts(twice.req, twice.body).aws).toEqual({ service: 'sts', region: 'us-east-1', action: 'sts:AssumeRole', signed: true });
+    expect(deriveFacts(twice.req, twice.body).aws).toEqual({ service: 'sts', region: 'us-east-1', action: 'sts:AssumeRole', signed: true, resource_accounts: ['123456789012', '999999999999'] });
     const cut = form('Action=AssumeRole&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fok&x=1');
     expect(deriveFacts(cut.req, cut.body.subarray(0, cut.body.length - 2)).aws).not.toHaveProperty('role_arn');
     const queryAndBody = { ...form('RoleArn=arn%3Aaws%3Aiam%3A%3A999999999999%3Arole%2Fdrop') };
@@ -288,29 +298,31 @@ describe('facts for own-vs-foreign rules', () => {
       expect(bodyPrefixNeeded(req)).toBe(16 * 1024);
       return deriveFacts(req, buffered(req, Buffer.from(payload))).aws;
     };
-    expect(await ssm('{"Names":["/prod/db"],"WithDecryption":true}')).toEqual({ service: 'ssm', region: 'eu-west-1', action: 'ssm:GetParameters', signed: true, with_decryption: true });
+    expect(await ssm('{"Names":["/prod/db"],"WithDecryption":true}')).toEqual({ service: 'ssm', region: 'eu-west-1', action: 'ssm:GetParameters', signed: true, with_decryption: true, resource_accounts: [] });
     expect(await ssm('{"WithDecryption":false,"Names":["/a"]}')).toMatchObject({ with_decryption: false });
     expect(await ssm('{"Names":["/a"]}')).not.toHaveProperty('with_decryption');
     expect(await ssm('{"WithDecryption":false,"WithDecryption":true}')).toMatchObject({ with_decryption: true }); // last wins, as the service parses it
   });
 
-  test('Secrets Manager and KMS: the action is enough, no body is buffered', async () => {
+  test('Secrets Manager: the body is read whole for the secret it names', async () => {
     const signed = await signer('secretsmanager', 'eu-west-1').sign({
       method: 'POST',
       protocol: 'https:',
       hostname: 'secretsmanager.eu-west-1.amazonaws.com',
       path: '/',
-      headers: { host: 'secretsmanager.eu-west-1.amazonaws.com', 'x-amz-target': 'secretsmanager.GetSecretValue' },
+      headers: { host: 'secretsmanager.eu-west-1.amazonaws.com', 'x-amz-target': 'secretsmanager.GetSecretValue', 'content-length': '22' },
       body: '{"SecretId":"prod/db"}',
     });
     const req = toFacts({ ...signed, query: {} }).req;
-    expect(bodyPrefixNeeded(req)).toBe(0);
+    expect(bodyPrefixNeeded(req)).toBe(16 * 1024);
+    expect(deriveFacts(req, Buffer.from('{"SecretId":"prod/db"}')).aws).toEqual({ service: 'secretsmanager', region: 'eu-west-1', action: 'secretsmanager:GetSecretValue', signed: true, resource_accounts: [] });
+    // Without the body (or with part of it) the secret it names is unknown.
     expect(deriveFacts(req).aws).toEqual({ service: 'secretsmanager', region: 'eu-west-1', action: 'secretsmanager:GetSecretValue', signed: true });
   });
 
   test('an unsigned S3 PUT to any bucket says so', () => {
     const req: FactsRequest = { method: 'PUT', host: 'attacker-drop.s3.amazonaws.com', path: '/loot', query: {}, headers: { 'content-length': '4' } };
-    expect(deriveFacts(req).aws).toEqual({ service: 's3', region: 'us-east-1', action: 's3:PutObject', bucket: 'attacker-drop', key: 'loot', signed: false });
+    expect(deriveFacts(req).aws).toEqual({ service: 's3', region: 'us-east-1', action: 's3:PutObject', bucket: 'attacker-drop', key: 'loot', signed: false, resource_accounts: [] });
   });
 
   test.each([
@@ -329,7 +341,7 @@ describe('facts for own-vs-foreign rules', () => {
 
   test('a copy whose source cannot be read has no copy_source_bucket', () => {
     const req: FactsRequest = { method: 'PUT', host: 'acme.s3.amazonaws.com', path: '/k', query: {}, headers: { 'x-amz-copy-source': '%zz', authorization: 'AWS4-HMAC-SHA256 Credential=AKID/20250101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00' } };
-    expect(deriveFacts(req).aws).toEqual({ service: 's3', region: 'us-east-1', action: 's3:CopyObject', bucket: 'acme', key: 'k', signed: true });
+    expect(deriveFacts(req).aws).toEqual({ service: 's3', region: 'us-east-1', action: 's3:CopyObject', bucket: 'acme', key: 'k', signed: true, resource_accounts: [] });
   });
 });
 
@@ -380,6 +392,6 @@ describe('whose queue or topic', () => {
     const two = signedForm('sns', 'sns.eu-west-1.amazonaws.com', '/', 'Action=Publish&Message=m&TopicArn=arn%3Aaws%3Asns%3Aeu-west-1%3A123456789012%3Aok&TargetArn=arn%3Aaws%3Asns%3Aeu-west-1%3A999999999999%3Adrop');
     expect(deriveFacts(two.req, two.body).aws).not.toHaveProperty('resource_account');
     const sms = signedForm('sns', 'sns.eu-west-1.amazonaws.com', '/', 'Action=Publish&Message=m&PhoneNumber=%2B15550100');
-    expect(deriveFacts(sms.req, sms.body).aws).toEqual({ service: 'sns', region: 'eu-west-1', action: 'sns:Publish', signed: true });
+    expect(deriveFacts(sms.req, sms.body).aws).toEqual({ service: 'sns', region: 'eu-west-1', action: 'sns:Publish', signed: true, resource_accounts: [] });
   });
 });
