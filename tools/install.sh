@@ -27,6 +27,7 @@ TOOLS=(
   "awscli       1.46.3    aws"
   "mitmproxy    11.0.2    mitmdump"
   "smokescreen  0.1.0     smokescreen"
+  "registry     0.22.1    registry"
   "prometheus   3.16.0    prometheus promtool"
 )
 
@@ -165,6 +166,11 @@ build_prometheus() {
   GOBIN="$prefix/bin" CGO_ENABLED=0 go install -trimpath -tags "remove_all_sd enable_kubernetes_sd" \
     -ldflags "-X github.com/prometheus/common/version.Version=$version" \
     "$m/cmd/prometheus@$module" "$m/cmd/promtool@$module"
+}
+
+build_registry() { # go-containerregistry's in-memory OCI registry: e2e/policy pulls signed OPA bundles from it (policy.bundle oci)
+  local version=$1 prefix=$2
+  GOBIN="$prefix/bin" CGO_ENABLED=0 go install "github.com/google/go-containerregistry/cmd/registry@v$version"
 }
 
 install_one() {

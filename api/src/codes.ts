@@ -262,6 +262,8 @@ const TABLE = [
   { code: 'bundle.verification_key', kind: 'config', by: 'sidecar', doc: 'the bundle verification key cannot be read', runbook: 'SluicePolicyLoadFailing' },
   { code: 'bundle.object_missing', kind: 'config', by: 'sidecar', doc: 'the policy bundle ConfigMap in the release namespace does not exist (deleted, or not created yet)', runbook: 'SluicePolicyNotLoaded' },
   { code: 'bundle.object_no_archive', kind: 'config', by: 'sidecar', doc: 'the policy bundle ConfigMap has no binaryData bundle.tar.gz', runbook: 'SluicePolicyLoadFailing' },
+  { code: 'bundle.oci_manifest', kind: 'config', by: 'sidecar', doc: 'the OCI reference names no OPA bundle: an index, another media type, or not exactly one tar+gzip layer', runbook: 'SluicePolicyLoadFailing' },
+  { code: 'bundle.oci_digest_mismatch', kind: 'config', by: 'sidecar', doc: 'a manifest or bundle layer pulled from the registry does not match its digest (the pinned one, the registry\'s or the descriptor\'s)', runbook: 'SluicePolicyLoadFailing' },
   { code: 'bundle.source_unreachable', kind: 'config', by: 'sidecar', doc: 'the policy bundle could not be read from the API server or the registry (RBAC, network) and none is in service', runbook: 'SluicePolicyNotLoaded' },
   { code: 'sluicepolicy.invalid', kind: 'config', by: 'sidecar', doc: 'a SluicePolicy object that does not match its schema' },
   { code: 'sluicepolicy.missing_default', kind: 'config', by: 'sidecar', doc: 'the default SluicePolicy must carry spec.organisation' },

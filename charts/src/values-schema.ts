@@ -100,7 +100,7 @@ const PolicyRule = z.strictObject({
  */
 export const SidecarSettings = SidecarConfig.omit({ pod: true, proxyUID: true, ports: true, podInfoDir: true, trustDir: true }).extend({
   // cluster is the webhook's to turn on (SLUICE_POLICY_SOURCE); a SluicePolicy cannot set it either.
-  policy: SidecarConfig.shape.policy.omit({ path: true, cluster: true, configMap: true }).optional(),
+  policy: SidecarConfig.shape.policy.omit({ path: true, cluster: true, configMap: true, oci: true }).optional(),
   credentials: SidecarConfig.shape.credentials.unwrap().omit({ tokenDir: true }).optional(),
   // The spool is the webhook's emptyDir (SLUICE_SPOOL_DIR); the rest of the audit settings are the chart user's.
   audit: SidecarConfig.shape.audit.unwrap().omit({ spoolDir: true }).optional(),
@@ -276,10 +276,10 @@ const Approvals = z
 const Policy = z
   .strictObject({
     bundle: z
-      .enum(['image', 'configMap', 'release'])
+      .enum(['image', 'configMap', 'release', 'oci'])
       .default('image')
       .describe(
-        'image: the sidecar runs the default library built into its image (nothing per namespace; the release does not grow with agents.namespaces); release: a custom signed bundle in one ConfigMap of the release namespace (release.configMapName), read by every sidecar from the API server with a watch and verified with sidecar.config.policy.verification (required); nothing per namespace; configMap: the sidecar mounts configMapName from the pod\'s namespace (a custom bundle per namespace, signed when sidecar.config.policy.verification is set)',
+        'image: the sidecar runs the default library built into its image (nothing per namespace; the release does not grow with agents.namespaces); release: a custom signed bundle in one ConfigMap of the release namespace (release.configMapName), read by every sidecar from the API server with a watch and verified with sidecar.config.policy.verification (required); nothing per namespace; oci: a custom signed bundle pulled by every sidecar from an OCI registry (oci.reference, OPA\'s OCI layout), polled, verified the same way; configMap: the sidecar mounts configMapName from the pod\'s namespace (a custom bundle per namespace, signed when sidecar.config.policy.verification is set)',
       ),
     writerServiceAccountNamespaces: z
       .array(z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a namespace name'))
@@ -306,6 +306,21 @@ const Policy = z
       })
       .prefault({})
       .describe('bundle release: where the signed bundle lives'),
+    oci: z
+      .strictObject({
+        reference: z
+          .string()
+          .default('')
+          .describe('bundle oci: registry.example.com/path/name:tag or …@sha256:<digest> of a signed OPA bundle (one application/vnd.oci.image.layer.v1.tar+gzip layer, as `oras push` or OPA publish it)'),
+        pollSeconds: z.number().int().min(1).max(86400).default(60).describe('bundle oci: how often each sidecar compares the manifest digest (the layer is pulled only when it changed)'),
+        pullSecretFile: z
+          .string()
+          .default('')
+          .describe('bundle oci: a .dockerconfigjson file in the sidecar with the registry\'s pull credentials (mount the Secret with sidecar.mounts, e.g. /etc/sluice/mounts/<name>/.dockerconfigjson); empty: anonymous'),
+        caFile: z.string().default('').describe('bundle oci: a PEM file in the sidecar with extra roots for the registry (a private CA, through sidecar.mounts); the system roots stay trusted'),
+      })
+      .prefault({})
+      .describe('bundle oci: where the signed bundle is pulled from'),
     override: z
       .strictObject({
         wasmBase64: z.string().default('').describe('policy.wasm, base64 (e.g. --set-file with a base64 file)'),

@@ -88,3 +88,23 @@ describe('policy.bundle release', () => {
     expect(releaseBytes(one) - releaseBytes(imageOne)).toBeLessThan(2048);
   });
 });
+
+describe('policy.bundle oci', () => {
+  test('the webhook gives the sidecar the reference, poll interval and pull secret file; nothing else in agent namespaces', async () => {
+    const objs = await template({
+      ...RELEASE_VALUES,
+      agents: { namespaces: ['agents'] },
+      policy: { bundle: 'oci', oci: { reference: 'registry.example.com/acme/policy:prod', pollSeconds: 30, pullSecretFile: '/etc/sluice/mounts/pull/.dockerconfigjson' } },
+    });
+    const config = webhookConfig(objs);
+    expect(config.sidecar.policyOci).toEqual({ reference: 'registry.example.com/acme/policy:prod', pollIntervalMs: 30_000, pullSecretFile: '/etc/sluice/mounts/pull/.dockerconfigjson' });
+    expect(config.sidecar.policyConfigMap).toBeNull();
+    expect(config.sidecar.policyBundleObject).toBeNull();
+    expect(objs.filter((o) => o.kind === 'ConfigMap' && o.metadata.namespace !== NAMESPACE)).toEqual([]);
+  });
+
+  test('refused without a reference or without a verification key', async () => {
+    expect(await templateError({ ...RELEASE_VALUES, policy: { bundle: 'oci' } })).toContain('policy.bundle oci needs policy.oci.reference');
+    expect(await templateError({ policy: { bundle: 'oci', oci: { reference: 'registry.example.com/acme/policy:prod' } } })).toContain('policy.bundle oci needs sidecar.config.policy.verification');
+  });
+});

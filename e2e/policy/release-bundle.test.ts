@@ -9,8 +9,8 @@
 // never listed reads the same object. An agent ServiceAccount that may write ConfigMaps — in its
 // own namespace, or even cluster-wide — cannot change, replace or delete the bundle, and reads
 // nothing else in the release namespace.
-import { execFile, execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
@@ -24,6 +24,8 @@ import { startTestSidecar } from '../support/sidecar/test-sidecar.ts';
 import type { TestSidecar } from '../support/sidecar/test-sidecar.ts';
 import { createTestCa, startHttpsUpstream } from '../support/sidecar/upstreams.ts';
 import type { TestCa, TestUpstream } from '../support/sidecar/upstreams.ts';
+import { buildBundle, rsaKeyPair, tamperedBundle } from './signed-bundles.ts';
+import type { KeyPair } from './signed-bundles.ts';
 
 jest.setTimeout(120_000);
 
@@ -32,49 +34,16 @@ const BUNDLE = 'sluice-policy-bundle';
 const LISTED = 'agents';
 const UNLISTED = 'team-b';
 const HOST = 'pkgs.example.test';
-const OPA = join(import.meta.dirname, '..', '..', '.tools', 'bin', 'opa');
 const CM_PATH = `/api/v1/namespaces/${RELEASE_NS}/configmaps`;
 
 let cluster: KubeCluster;
 let dir: string;
 let ca: TestCa;
 let upstream: TestUpstream;
-let key: { priv: string; pub: string };
-let otherKey: { priv: string; pub: string };
+let key: KeyPair;
+let otherKey: KeyPair;
 const bundles: Record<string, Buffer> = {};
 const running: { sidecar: TestSidecar; agent: ProxyAgent; spool: string }[] = [];
-
-function keyPair(name: string): { priv: string; pub: string } {
-  const priv = join(dir, `${name}.key`);
-  const pub = join(dir, `${name}.pub`);
-  execFileSync('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', priv], { stdio: 'pipe' });
-  execFileSync('openssl', ['pkey', '-in', priv, '-pubout', '-out', pub], { stdio: 'pipe' });
-  return { priv, pub };
-}
-
-/** A real `opa build -b -t wasm` bundle: allow (or deny) everything with a code naming the revision. */
-function build(revision: string, allow: boolean, signWith?: { priv: string }): Buffer {
-  const src = join(dir, `src-${revision}`);
-  mkdirSync(src);
-  writeFileSync(join(src, 'policy.rego'), `package sluice\n\ndecision := {"allow": ${allow}, "code": "custom.${revision.replace(/-/g, '_')}", "reason": "custom bundle ${revision}"}\n`);
-  writeFileSync(join(src, 'data.json'), JSON.stringify({ custom: { revision } }));
-  const out = join(dir, `${revision}.tar.gz`);
-  const sign = signWith ? ['--signing-key', signWith.priv, '--signing-alg', 'RS256'] : [];
-  execFileSync(OPA, ['build', '-b', '-t', 'wasm', '-e', 'sluice/decision', '-r', revision, ...sign, '-o', out, '.'], { stdio: 'pipe', cwd: src });
-  return readFileSync(out);
-}
-
-/** What an attacker with write access does: unpack, edit data.json, pack again (signature kept). */
-function tampered(bundle: Buffer): Buffer {
-  const work = mkdtempSync(join(dir, 'tamper-'));
-  writeFileSync(join(work, 'in.tar.gz'), bundle);
-  const tree = join(work, 'tree');
-  mkdirSync(tree);
-  execFileSync('tar', ['-xzf', join(work, 'in.tar.gz'), '-C', tree], { stdio: 'pipe' });
-  writeFileSync(join(tree, 'data.json'), JSON.stringify({ custom: { revision: 'forged' }, passthrough: ['0.0.0.0/0'] }));
-  execFileSync('tar', ['-czf', join(work, 'out.tar.gz'), '-C', tree, ...readdirSync(tree)], { stdio: 'pipe' });
-  return readFileSync(join(work, 'out.tar.gz'));
-}
 
 function configMap(bundle: Buffer, resourceVersion?: string): Record<string, unknown> {
   return { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: BUNDLE, namespace: RELEASE_NS, ...(resourceVersion ? { resourceVersion } : {}) }, binaryData: { 'bundle.tar.gz': bundle.toString('base64') } };
@@ -161,14 +130,14 @@ async function readyz(s: { sidecar: TestSidecar }): Promise<number> {
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'sluice-release-bundle-'));
-  key = keyPair('signing');
-  otherKey = keyPair('other');
-  bundles.v1 = build('r-1', true, key);
-  bundles.v2 = build('r-2', false, key);
-  bundles.v3 = build('r-3', true, key);
-  bundles.unsigned = build('u-1', true);
-  bundles.otherKey = build('o-1', true, otherKey);
-  bundles.tampered = tampered(bundles.v3);
+  key = rsaKeyPair(dir, 'signing');
+  otherKey = rsaKeyPair(dir, 'other');
+  bundles.v1 = buildBundle(dir, 'r-1', true, key);
+  bundles.v2 = buildBundle(dir, 'r-2', false, key);
+  bundles.v3 = buildBundle(dir, 'r-3', true, key);
+  bundles.unsigned = buildBundle(dir, 'u-1', true);
+  bundles.otherKey = buildBundle(dir, 'o-1', true, otherKey);
+  bundles.tampered = tamperedBundle(dir, bundles.v3);
   ca = await createTestCa();
   upstream = await startHttpsUpstream(ca, [HOST]);
   const chart = await template({

@@ -15,6 +15,7 @@ import { registerDnsMetrics } from './dns/dns-metrics.ts';
 import { startAdminServer } from './admin-server.ts';
 import { AuditRecorder, registerAuditMetrics } from './audit/index.ts';
 import type { AuditRecord } from '../../api/src/index.ts';
+import { SchemaError } from '../../api/src/index.ts';
 import { buildInfo, registerBuildInfo } from '../../api/src/build-info.ts';
 import { eventRecord, podOf } from './proxy/audit-records.ts';
 import { createCredentials } from './credentials/index.ts';
@@ -23,6 +24,7 @@ import type { RunningApprovals } from './approvals/index.ts';
 import { BundleWatcher } from './policy/bundle-watcher.ts';
 import { policySource } from './policy/builtin-bundle.ts';
 import { startConfigMapBundle } from './policy/bundle-configmap.ts';
+import { startOciBundle } from './policy/bundle-oci.ts';
 import { remoteBundleEvents } from './policy/bundle-remote.ts';
 import { PolicyEngine } from './policy/engine.ts';
 import type { ClusterPolicyRuntime } from './policy/cluster-runtime.ts';
@@ -103,9 +105,13 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
 
   const engine = new PolicyEngine({ requireOrganisation: options.clusterPolicy !== undefined });
   // A signed bundle from the release namespace's ConfigMap (policy.bundle release), else a file/the built-in library.
+  if (config.policy.configMap && config.policy.oci) throw new SchemaError('invalid sidecar configuration', ['policy: configMap and oci are two bundle sources; set one']);
+  const remoteEvents = remoteBundleEvents(engine, policyMetrics, note, log);
   const remoteBundle = config.policy.configMap
-    ? await startConfigMapBundle(config, engine, remoteBundleEvents(engine, policyMetrics, note, log), log)
-    : undefined;
+    ? await startConfigMapBundle(config, engine, remoteEvents, log)
+    : config.policy.oci
+      ? await startOciBundle(config, engine, remoteEvents, log)
+      : undefined;
   const policy = remoteBundle ? undefined : policySource(config.policy);
   const watcher = policy && new BundleWatcher(
     policy.path,

@@ -178,6 +178,20 @@ const Sidecar = z
       .nullable()
       .default(null),
     /**
+     * The signed bundle pulled from an OCI registry (the chart's policy.bundle oci), given to the
+     * sidecar as SLUICE_POLICY_OCI (JSON); the sidecar checks the fields.
+     */
+    policyOci: z
+      .object({
+        reference: z.string().min(3),
+        pullSecretFile: z.string().min(1).optional(),
+        caFile: z.string().min(1).optional(),
+        pollIntervalMs: z.number().int().min(1000).optional(),
+      })
+      .strict()
+      .nullable()
+      .default(null),
+    /**
      * ConfigMap (in the pod's namespace) whose `sidecar.yaml` holds the sidecar's runtime settings
      * (approvals, credentials, masking, upstream, audit). Mounted optional: a pod starts without it.
      */
@@ -213,7 +227,7 @@ const Sidecar = z
   })
   .refine((s) => new Set(s.mounts.map((m) => m.name)).size === s.mounts.length, { message: 'mount names must be unique', path: ['mounts'] })
   .refine((s) => new Set(s.extraEnv.map((e) => e.name)).size === s.extraEnv.length, { message: 'extraEnv names must be unique', path: ['extraEnv'] })
-  .refine((s) => s.policyBundleObject === null || s.policyConfigMap === null, { message: 'one policy source: policyBundleObject (release namespace) or policyConfigMap (per namespace), not both', path: ['policyBundleObject'] });
+  .refine((s) => [s.policyBundleObject, s.policyConfigMap, s.policyOci].filter((v) => v !== null).length <= 1, { message: 'one policy source: policyBundleObject (release namespace), policyOci (a registry) or policyConfigMap (per namespace)', path: ['policyBundleObject'] });
 
 const Guard = z
   .object({

@@ -183,6 +183,7 @@ function renderSidecar(config: WebhookConfig): V1Container {
       ...commonEnv(config),
       ...(s.policyConfigMap !== null ? [{ name: 'SLUICE_POLICY_PATH', value: POLICY_DIR }] : []),
       ...(s.policyBundleObject !== null ? [{ name: 'SLUICE_POLICY_CONFIGMAP', value: s.policyBundleObject }] : []),
+      ...(s.policyOci !== null ? [{ name: 'SLUICE_POLICY_OCI', value: JSON.stringify(s.policyOci) }] : []),
       { name: 'SLUICE_PODINFO_DIR', value: PODINFO_DIR },
       { name: 'SLUICE_TOKEN_DIR', value: TOKEN_DIR },
       { name: 'SLUICE_TRUST_DIR', value: TRUST_DIR },

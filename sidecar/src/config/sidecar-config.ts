@@ -73,6 +73,23 @@ export const SidecarConfig = z
           .strict()
           .optional(),
         /**
+         * A signed bundle pulled from an OCI registry (OPA's layout: one tar+gzip layer), polled
+         * with a manifest digest comparison (policy.bundle oci in the chart; the webhook sets
+         * SLUICE_POLICY_OCI). Needs verification; never falls back to the built-in library.
+         */
+        oci: z
+          .object({
+            /** registry.example.com/path/name:tag or …@sha256:<hex> */
+            reference: z.string().min(3),
+            /** A mounted kubernetes.io/dockerconfigjson (.dockerconfigjson) with the registry's pull credentials. */
+            pullSecretFile: z.string().min(1).optional(),
+            /** PEM with extra roots for the registry (a private CA). */
+            caFile: z.string().min(1).optional(),
+            pollIntervalMs: z.number().int().min(1000).max(24 * 60 * 60 * 1000).default(60_000),
+          })
+          .strict()
+          .optional(),
+        /**
          * The organisation and these settings from the cluster's SluicePolicy objects, watched and
          * hot-reloaded (docs/policy.md, The organisation in the cluster). The webhook turns it on.
          */
@@ -214,6 +231,7 @@ const NOT_FROM_CLUSTER: readonly [string[], string][] = [
   [['policy', 'path'], 'the bundle location is the chart\u2019s policy.bundle'],
   [['policy', 'cluster'], 'this very source is the webhook\u2019s to turn on'],
   [['policy', 'configMap'], 'the bundle location is the chart\u2019s policy.bundle'],
+  [['policy', 'oci'], 'the bundle location is the chart\u2019s policy.bundle'],
   [['dns', 'ipv4Cidr'], 'the init container installs interception rules for the fake-IP ranges before the sidecar reads anything: set it in the chart (sidecar.fakeIp)'],
   [['dns', 'ipv6Cidr'], 'the init container installs interception rules for the fake-IP ranges before the sidecar reads anything: set it in the chart (sidecar.fakeIp)'],
   [['audit', 'spoolDir'], 'a directory the webhook mounts'],
@@ -284,6 +302,15 @@ function mergeConfigSources(env: Env, clusterSettings?: Readonly<Record<string, 
     const m = /^([^/]+)\/([^/]+)$/.exec(env.SLUICE_POLICY_CONFIGMAP);
     if (!m) throw new SchemaError('invalid sidecar configuration', [`SLUICE_POLICY_CONFIGMAP: expected <namespace>/<name>, got "${env.SLUICE_POLICY_CONFIGMAP}"`]);
     policy.configMap = { ...section(policy, 'configMap'), namespace: m[1], name: m[2] };
+  }
+  if (env.SLUICE_POLICY_OCI) {
+    let oci: unknown;
+    try {
+      oci = JSON.parse(env.SLUICE_POLICY_OCI);
+    } catch {
+      throw new SchemaError('invalid sidecar configuration', ['SLUICE_POLICY_OCI: not JSON']);
+    }
+    policy.oci = oci;
   }
   if (env.SLUICE_POLICY_SOURCE === 'cluster') policy.cluster = { ...section(policy, 'cluster'), enabled: true };
   else if (env.SLUICE_POLICY_SOURCE !== undefined && env.SLUICE_POLICY_SOURCE !== '') {

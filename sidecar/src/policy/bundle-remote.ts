@@ -43,8 +43,10 @@ export class RemoteBundleInstaller {
   readonly #engine: PolicyEngine;
   readonly #verification: BundleVerification;
   readonly #events: RemoteBundleEvents;
-  /** The last archive (or absence) handled, good or refused: the same one is not handled twice. */
+  /** The last archive handled, good or refused: the same one is not handled twice. */
   #lastKey = '';
+  /** The last problem reported without an archive (deleted, unreachable): reported once until an archive comes. */
+  #lastProblem = '';
   #good: RemoteOrigin | undefined;
   #pending: Offer | undefined;
   #running: Promise<void> | undefined;
@@ -65,9 +67,12 @@ export class RemoteBundleInstaller {
     return this.#enqueue({ kind: 'archive', bytes, origin });
   }
 
-  /** The source has no archive (object deleted, key missing): recorded; the last good one stays. */
+  /**
+   * The source gave no archive (object deleted, key missing, registry unreachable): recorded once
+   * per distinct problem; the last good bundle stays in service.
+   */
   absent(error: BundleError): Promise<void> {
-    return this.#enqueue({ kind: 'absent', error, key: `absent:${error.code}:${error.message}` });
+    return this.#enqueue({ kind: 'absent', error, key: `${error.code}:${error.message}` });
   }
 
   /** Only the newest pending offer matters: a burst of updates compiles at most twice. */
@@ -89,11 +94,12 @@ export class RemoteBundleInstaller {
 
   async #handle(offer: Offer): Promise<void> {
     if (offer.kind === 'absent') {
-      if (offer.key === this.#lastKey) return;
-      this.#lastKey = offer.key;
+      if (offer.key === this.#lastProblem) return;
+      this.#lastProblem = offer.key;
       this.#events.failed(offer.error, undefined);
       return;
     }
+    this.#lastProblem = '';
     const origin: RemoteOrigin = { ...offer.origin, digest: archiveDigest(offer.bytes) };
     if (origin.digest === this.#lastKey) return;
     this.#lastKey = origin.digest;
