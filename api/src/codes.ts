@@ -58,6 +58,7 @@ const TABLE = [
   policy('paths.paste_read_held', 'hold', 'reading a gist’s or snippet’s content, whose files the request does not name, needs approval'),
   policy('paths.code_search_held', 'hold', 'a forge code search that answers with lines of files needs approval'),
   policy('paths.graphql_read_held', 'hold', 'a forge GraphQL query sent in the URL, which can read any file, needs approval'),
+  policy('paths.ci_variables_held', 'hold', 'reading GitLab CI/CD variables, which it answers with their secret values, needs approval'),
   policy('git.fetch', 'allow', 'clone or fetch over the git protocol'),
   policy('git.push_discovery', 'allow', 'listing refs before a push'),
   policy('git.push_requires_approval', 'hold', 'a push to one of the organisation’s repositories needs approval'),

@@ -8,7 +8,7 @@
 #   `path=`). The path is matched percent-decoded and lower-cased. A forge read that returns file
 #   content without naming the file cannot be checked by path and is held too: a git blob by id,
 #   a gist's or snippet's content, a code search that returns matching lines, a GraphQL query sent
-#   in the URL. Plain string tests, not regexes: the WASM runtime compiles a regex on every call.
+#   in the URL; and GitLab's CI/CD variables, which it answers with their (secret) values. Plain string tests, not regexes: the WASM runtime compiles a regex on every call.
 # schemas:
 #   - input: schema.input
 #   - data.organisation: schema.organisation
@@ -209,6 +209,22 @@ graphql_in_url if {
 	input.request.query.query
 }
 
+# GitLab answers CI/CD variable reads with their values, masked and protected ones included:
+# project, group and instance variables, pipeline and pipeline schedule variables.
+ci_variables_read if {
+	kind == "gitlab"
+	array.slice(segments, 0, 2) == ["api", "v4"]
+	"variables" in segments
+}
+
+ci_variables_read if {
+	kind == "gitlab"
+	array.slice(segments, 0, 3) == ["api", "v4", "projects"]
+	some i, s in segments
+	s == "pipeline_schedules"
+	n == i + 2
+}
+
 # What turns an allowed read into a hold, first match wins.
 content_hold := {"code": "paths.credential_read_held", "reason": concat("", [input.request.path, " looks like a credential file; reading it needs approval"])} if {
 	credential_path
@@ -218,6 +234,8 @@ content_hold := {"code": "paths.credential_read_held", "reason": concat("", [inp
 	paste_read
 } else := {"code": "paths.code_search_held", "reason": concat("", ["code search on ", input.request.host, " answers with lines of files the policy cannot check; it needs approval"])} if {
 	code_search
+} else := {"code": "paths.ci_variables_held", "reason": concat("", [input.request.path, " on ", input.request.host, " answers with CI/CD variable values, secrets among them; reading them needs approval"])} if {
+	ci_variables_read
 } else := {"code": "paths.graphql_read_held", "reason": concat("", ["a GraphQL query in the URL on ", input.request.host, " can read any file; it needs approval"])} if {
 	graphql_in_url
 }

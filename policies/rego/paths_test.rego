@@ -141,3 +141,15 @@ test_gitlab_graphql_in_url if {
 }
 
 test_credential_path_wins_over_blob if hold_code("GET", "gitlab.com", "/api/v4/projects/42/repository/blobs/.env") == "paths.credential_read_held"
+
+test_gitlab_project_variables_held if hold_code("GET", "gitlab.com", "/api/v4/projects/acme%2Fapp/variables") == "paths.ci_variables_held"
+
+test_gitlab_one_group_variable_held if hold_code("GET", "gitlab.com", "/api/v4/groups/acme/variables/AWS_SECRET_ACCESS_KEY") == "paths.ci_variables_held"
+
+test_gitlab_instance_variables_held if hold_code("GET", "gitlab.com", "/api/v4/admin/ci/variables") == "paths.ci_variables_held"
+
+test_gitlab_pipeline_schedule_with_variables_held if hold_code("GET", "gitlab.com", "/api/v4/projects/42/pipeline_schedules/7") == "paths.ci_variables_held"
+
+test_gitlab_pipeline_schedule_list_is_not_held if not paths.content_hold with input as lib_test.request("GET", "gitlab.com", "/api/v4/projects/42/pipeline_schedules")
+
+test_github_actions_variables_are_not_secrets if not paths.content_hold with input as lib_test.request("GET", "api.github.com", "/repos/acme/app/actions/variables")
