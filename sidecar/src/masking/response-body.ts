@@ -323,8 +323,14 @@ export function textLikeMediaType(mediaType: string): boolean {
  */
 export function sniffedMaskingStage(o: ResponseMaskOptions, binary: 'pass' | 'raw', unpackGzip: boolean): Transform {
   const limits = { ...DEFAULT_RESPONSE_LIMITS, ...o.limits };
+  return new SniffedStages(sniffedStagesChooser(o, binary, unpackGzip), limits.sniffBytes);
+}
+
+/** The stages for a body by its first bytes (sniffedMaskingStage's choice; none: passed as is, unchanged). */
+export function sniffedStagesChooser(o: ResponseMaskOptions, binary: 'pass' | 'raw', unpackGzip: boolean): (prefix: Buffer) => Transform[] {
+  const limits = { ...DEFAULT_RESPONSE_LIMITS, ...o.limits };
   const raw = (): Transform[] => (binary === 'raw' ? [maskingTransform({ masker: o.masker, direction: 'response', onRedaction: o.onRedaction })] : []);
-  return new SniffedStages((prefix) => {
+  return (prefix) => {
     const kind = sniffResponseBody(prefix);
     if (kind === 'text') return textMaskingStages(o);
     if (kind === 'gzip' && unpackGzip) {
@@ -332,5 +338,5 @@ export function sniffedMaskingStage(o: ResponseMaskOptions, binary: 'pass' | 'ra
       return [guard.encoded, zlib.createGunzip(), guard.decoded, ...textMaskingStages(o), zlib.createGzip({ level: 4 })];
     }
     return raw();
-  }, limits.sniffBytes);
+  };
 }
