@@ -8,12 +8,15 @@
 // harness's machine-wide lock), tears everything down at the end, and on Ctrl-C or SIGTERM
 // exits through the harness's synchronous teardown, which puts the host back. It never leaves a
 // process, link, mount or cgroup behind, and sends traffic only on loopback and its own bridge.
+// `--cni`: the same story with `interception.mode: cni` (the sluice node agent installs each pod's
+// rules, docs/cni.md) in an agent namespace that enforces Pod Security "restricted".
 import { LEAKED_KEY_ID, LEAKED_SECRET, PLAIN, SYSTEM, Story } from './story.ts';
 import type { ShownCommand } from './story.ts';
 import { missingPrerequisites } from './node.ts';
 import { containerStatus } from './sluice-on-node.ts';
 
 const t0 = performance.now();
+const cni = process.argv.includes('--cni');
 const secs = (msValue: number) => `${(msValue / 1000).toFixed(1)} s`;
 const clock = () => `+${((performance.now() - t0) / 1000).toFixed(1).padStart(5)}s`;
 const tty = process.stdout.isTTY;
@@ -80,7 +83,9 @@ async function main(): Promise<number> {
   out('Users: admin (platform team), carol@example.com (team lead: creates the agent, is an approver),');
   out('bob@example.com (approver). "GitHub" and "AWS" (moto) run on the bridge; no internet is used.');
   heading('0', 'Bring-up: images, the node, GitHub, AWS, the log store');
+  if (cni) out('Interception mode cni: the sluice node agent (a privileged DaemonSet) installs each pod\'s rules; the agent namespace enforces Pod Security "restricted".');
   const story = await Story.start({
+    ...(cni ? { mode: 'cni' as const, podSecurity: 'restricted' as const } : {}),
     onCommand: showCommand,
     onProgress: (what) => out(`  ${paint('2', clock())} ${what}`),
     onObserved: (what) => out(`  ${paint('2', clock())} ${what}`),
@@ -93,11 +98,12 @@ async function main(): Promise<number> {
     check(installed.webhookPods.length === 2 && installed.webhookPods.every((p) => p.status.phase === 'Running' && containerStatus(p, 'sluice-webhook').ready), `${installed.webhookPods.length} webhook pods Running and Ready in ${SYSTEM} (helm --wait took ${secs(installed.helmInstallMs)})`);
     const hooks = installed.registrations.flatMap((r) => r.webhooks);
     check(hooks.length > 0 && hooks.every((w) => w.clientConfig.service && w.clientConfig.caBundle), `the webhook set the caBundle of its ${hooks.length} mutating webhooks itself (certificates.mode self; the chart renders it empty)`);
+    if (cni) check(installed.cniAgentPods.length === 1 && installed.conflistPlugins.at(-1) === 'sluice-cni', `the node agent (DaemonSet sluice-cni) runs and put its plugin last in the node's CNI configuration: ${installed.conflistPlugins.join(' → ')}`);
 
     heading('2', 'Label a namespace, apply the agent Deployment');
     const d = await story.labelAndDeploy();
     const order = (d.pod.spec.initContainers ?? []).map((c) => `${c.name}${c.restartPolicy === 'Always' ? ' (native sidecar)' : ''}`).join(', ');
-    note(`pod ${d.pod.metadata.name}: init containers ${order}`);
+    note(`pod ${d.pod.metadata.name}: init containers ${order}; sluice-init runs ${d.pod.spec.initContainers?.[0]?.command?.at(-1) ?? '?'}`);
     const initRan = d.init.state.terminated ? (Date.parse(d.init.state.terminated.finishedAt) - Date.parse(d.init.state.terminated.startedAt)) / 1000 : NaN;
     const sidecarToAgent = d.sidecar.state.running && d.agent.state.running ? (Date.parse(d.agent.state.running.startedAt) - Date.parse(d.sidecar.state.running.startedAt)) / 1000 : NaN;
     check(
