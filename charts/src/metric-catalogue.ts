@@ -38,6 +38,7 @@ export const LABEL_VALUES: Readonly<Record<string, Readonly<Record<string, strin
   sluice_credentials_cache_misses_total: { provider: 'as above' },
   sluice_credentials_errors_total: { provider: 'as above', code: '`credentials.*` error codes' },
   sluice_credentials_injected_total: { provider: 'as above', jit: '`true`, `false`' },
+  sluice_credentials_echoes_redacted_total: { provider: 'as above' },
   sluice_credentials_issue_seconds: { provider: 'as above' },
   sluice_credentials_time_to_expiry_seconds: { provider: 'as above' },
   sluice_audit_events_dropped_total: { reason: '`spool_full`, `spool_io`, `corrupt`, `oversized` (shipped as an `omitted` stub)' },

@@ -3,10 +3,14 @@
 // the value cannot come back to the agent in the response. It runs last before forwarding (after
 // outbound masking, which may change the body a signature covers). A provider failure fails the
 // request closed: 502/503 with a stable code naming the provider, counted by provider and code.
+// An echo of the injected value in the response is overwritten, counted by provider and listed
+// among the response's redactions (rule `credential-echo`, its body offset; 0 for a header).
 import type { Logger } from 'pino';
 import type { Answerer } from '../proxy/stages/answer.ts';
-import type { Stage } from '../proxy/request-context.ts';
+import { MAX_RECORDED_REDACTIONS } from '../proxy/audit-records.ts';
+import type { RequestContext, Stage } from '../proxy/request-context.ts';
 import { redactEchoesHook } from './echo-redaction.ts';
+import type { EchoHit } from './echo-redaction.ts';
 import { CredentialError } from './errors.ts';
 import type { CredentialMetrics } from './metrics.ts';
 import type { CredentialProvider } from './provider.ts';
@@ -16,8 +20,17 @@ export interface CredentialsStageDeps {
   metrics: CredentialMetrics;
   answer: Answerer;
   log?: Logger;
-  /** Echoed credentials that were redacted from a response. */
-  onEchoRedacted?: (provider: string, hits: number) => void;
+}
+
+/** The rule name an echoed credential's redaction is recorded under (never its value). */
+export const ECHO_RULE = 'credential-echo';
+
+function echoesRedacted(ctx: RequestContext, metrics: CredentialMetrics, provider: string, hits: readonly EchoHit[]): void {
+  metrics.echoesRedacted.inc({ provider }, hits.length);
+  for (const h of hits) {
+    if (ctx.redactions.length >= MAX_RECORDED_REDACTIONS) break;
+    ctx.redactions.push({ rule: ECHO_RULE, direction: 'response', offset: h.where === 'body' ? h.offset : 0 });
+  }
 }
 
 export function credentialsStage(deps: CredentialsStageDeps): Stage {
@@ -40,7 +53,8 @@ export function credentialsStage(deps: CredentialsStageDeps): Stage {
       const aws = ctx.facts.aws ? { service: ctx.facts.aws.service, region: ctx.facts.aws.region } : undefined;
       const injection = await provider.inject(ctx.upstream, spec, { host: s.host, port: s.port, scheme: s.scheme, aws });
       if (injection.injected) deps.metrics.injected.inc({ provider: provider.name, jit: String(provider.jit) });
-      if (injection.secrets.length) ctx.responseHooks.push(redactEchoesHook(injection.secrets, (hits) => deps.onEchoRedacted?.(provider.name, hits)));
+      const name = provider.name;
+      if (injection.secrets.length) ctx.responseHooks.push(redactEchoesHook(injection.secrets, (hits) => echoesRedacted(ctx, deps.metrics, name, hits)));
     } catch (err) {
       const e =
         err instanceof CredentialError

@@ -15,6 +15,8 @@ export interface CredentialMetrics {
   errors: Counter<'provider' | 'code'>;
   /** Requests that left with a credential; jit="false" marks static secrets. */
   injected: Counter<'provider' | 'jit'>;
+  /** Injected credentials an upstream echoed back, overwritten before the agent got them (header values and body occurrences). */
+  echoesRedacted: Counter<'provider'>;
   /** Time an issuance took (STS, token endpoint, TokenRequest round trip). */
   issueSeconds: Histogram<'provider'>;
   /** Time to re-sign one AWS request (headers and query; bodies are streamed after). */
@@ -31,6 +33,7 @@ export function registerCredentialMetrics(registry: Registry, secondsToExpiry: (
     cacheMisses: new Counter({ name: 'sluice_credentials_cache_misses_total', help: 'Credential lookups that waited for an issuance', labelNames: ['provider'], registers: r }),
     errors: new Counter({ name: 'sluice_credentials_errors_total', help: 'Credential failures by provider and code; the request was failed closed', labelNames: ['provider', 'code'], registers: r }),
     injected: new Counter({ name: 'sluice_credentials_injected_total', help: 'Requests sent upstream with an injected credential (jit="false": a static secret, not just-in-time)', labelNames: ['provider', 'jit'], registers: r }),
+    echoesRedacted: new Counter({ name: 'sluice_credentials_echoes_redacted_total', help: 'Injected credentials an upstream echoed back in a response, overwritten before the agent got them', labelNames: ['provider'], registers: r }),
     issueSeconds: new Histogram({ name: 'sluice_credentials_issue_seconds', help: 'Time to issue a credential at its provider', labelNames: ['provider'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: r }),
     resignSeconds: new Histogram({ name: 'sluice_credentials_aws_resign_seconds', help: 'Time to re-sign one AWS request with SigV4', buckets: [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01], registers: r }),
     expiry: new Gauge({

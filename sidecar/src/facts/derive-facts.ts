@@ -70,74 +70,112 @@ function guarded<T>(fn: () => T): T {
   }
 }
 
-interface Shapes {
-  git?: GitRequestShape;
-  aws?: AwsRequestShape;
-  llm?: LlmRequestShape;
-  k8s: boolean;
-}
-
-function classify(req: FactsRequest, config: FactsConfig): Shapes {
-  const host = hostName(req.host);
-  const shapes: Shapes = { k8s: config.kubernetesHosts.includes(host) };
-  const git = classifyGitRequest(req);
-  if (git) shapes.git = git;
-  const aws = classifyAwsRequest(req, config.awsHostSuffixes);
-  if (aws) shapes.aws = aws;
-  const llm = classifyLlmRequest(req, config.llmHosts);
-  if (llm) shapes.llm = llm;
-  return shapes;
-}
-
 /**
- * How many body bytes the facts for this request can use at most (0 when none): the proxy
- * buffers up to this many bytes, or fewer when moreBodyNeeded says 0 or the body ends first.
+ * One kind of facts: how to recognise a request it applies to (its shape), how much of the body it
+ * needs, whether a prefix read so far is enough, and the facts. Adding a deriver is a module with
+ * these four functions plus one entry in DERIVERS (and its facts' schema in api/src/policy.ts).
  */
-export function bodyPrefixNeeded(req: FactsRequest, config: FactsConfig = DEFAULT_FACTS_CONFIG): number {
-  return guarded(() => {
-    const s = classify(req, config);
-    return Math.max(
-      gitBodyPrefixNeeded(s.git, config.maxGitCommandBytes),
-      awsBodyPrefixNeeded(s.aws, config.maxAwsFormBytes),
-      s.llm?.scanBody ? config.maxLlmBodyBytes : 0,
-    );
-  });
+interface FactsDeriver<Shape> {
+  classify(req: FactsRequest, config: FactsConfig): Shape | undefined;
+  bodyPrefixNeeded(shape: Shape, config: FactsConfig): number;
+  moreBodyNeeded(req: FactsRequest, shape: Shape, prefix: Buffer, config: FactsConfig): number;
+  /** Writes its facts (if any) on `facts`. */
+  derive(req: FactsRequest, shape: Shape, body: Buffer | undefined, config: FactsConfig, facts: Facts): void;
 }
 
-/**
- * Given the prefix buffered so far: 0 when the facts can be derived now, else the minimum number
- * of further bytes worth waiting for. Never asks for more than bodyPrefixNeeded allows.
- */
-export function moreBodyNeeded(req: FactsRequest, prefix: Buffer, config: FactsConfig = DEFAULT_FACTS_CONFIG): number {
-  return guarded(() => {
-    const s = classify(req, config);
-    return Math.max(
-      gitMoreBodyNeeded(req, s.git, prefix, config.maxGitCommandBytes),
-      awsMoreBodyNeeded(req, s.aws, prefix, config.maxAwsFormBytes),
-      llmMoreBodyNeeded(req, s.llm, prefix, config.maxLlmBodyBytes),
-    );
-  });
-}
+// Method parameters are bivariant: a deriver of one shape stands in the list of unknown shapes.
+const deriver = <Shape>(d: FactsDeriver<Shape>): FactsDeriver<unknown> => d;
 
-/**
- * Facts for a request. `body` is the buffered prefix (or the whole body); it is treated as
- * complete when its length equals the declared Content-Length.
- */
-export function deriveFacts(req: FactsRequest, body?: Buffer, config: FactsConfig = DEFAULT_FACTS_CONFIG): Facts {
-  return guarded(() => {
-    const facts: Facts = {};
-    const s = classify(req, config);
-    if (s.git) facts.git = gitFacts(req, s.git, body, config.maxGitCommandBytes);
-    if (s.aws) {
+/** Every deriver, in the order their facts appear. */
+const DERIVERS: readonly FactsDeriver<unknown>[] = [
+  deriver<GitRequestShape>({
+    classify: (req) => classifyGitRequest(req),
+    bodyPrefixNeeded: (shape, config) => gitBodyPrefixNeeded(shape, config.maxGitCommandBytes),
+    moreBodyNeeded: (req, shape, prefix, config) => gitMoreBodyNeeded(req, shape, prefix, config.maxGitCommandBytes),
+    derive: (req, shape, body, config, facts) => {
+      facts.git = gitFacts(req, shape, body, config.maxGitCommandBytes);
+    },
+  }),
+  deriver<AwsRequestShape>({
+    classify: (req, config) => classifyAwsRequest(req, config.awsHostSuffixes),
+    bodyPrefixNeeded: (shape, config) => awsBodyPrefixNeeded(shape, config.maxAwsFormBytes),
+    moreBodyNeeded: (req, shape, prefix, config) => awsMoreBodyNeeded(req, shape, prefix, config.maxAwsFormBytes),
+    derive: (req, shape, body, config, facts) => {
       const complete = body !== undefined && declaredBodyLength(req) === body.length;
-      const aws = awsFacts(req, s.aws, body, complete, config.maxAwsFormBytes);
+      const aws = awsFacts(req, shape, body, complete, config.maxAwsFormBytes);
       if (aws) facts.aws = aws;
-    }
-    if (s.k8s) {
+    },
+  }),
+  deriver<true>({
+    classify: (req, config) => (config.kubernetesHosts.includes(hostName(req.host)) ? true : undefined),
+    bodyPrefixNeeded: () => 0,
+    moreBodyNeeded: () => 0,
+    derive: (req, _shape, _body, _config, facts) => {
       const k8s = kubernetesFacts(req);
       if (k8s) facts.k8s = k8s;
+    },
+  }),
+  deriver<LlmRequestShape>({
+    classify: (req, config) => classifyLlmRequest(req, config.llmHosts),
+    bodyPrefixNeeded: (shape, config) => (shape.scanBody ? config.maxLlmBodyBytes : 0),
+    moreBodyNeeded: (req, shape, prefix, config) => llmMoreBodyNeeded(req, shape, prefix, config.maxLlmBodyBytes),
+    derive: (req, shape, body, config, facts) => {
+      facts.llm = llmFacts(req, shape, body, config.maxLlmBodyBytes);
+    },
+  }),
+];
+
+/**
+ * A request classified once for facts (the proxy asks all three questions of one request). Every
+ * method throws FactsError on a deriver fault, as classifyForFacts itself does.
+ */
+export interface ClassifiedRequest {
+  /**
+   * How many body bytes the facts for this request can use at most (0 when none): the proxy
+   * buffers up to this many bytes, or fewer when moreBodyNeeded says 0 or the body ends first.
+   */
+  bodyPrefixNeeded(): number;
+  /**
+   * Given the prefix buffered so far: 0 when the facts can be derived now, else the minimum number
+   * of further bytes worth waiting for. Never asks for more than bodyPrefixNeeded allows.
+   */
+  moreBodyNeeded(prefix: Buffer): number;
+  /** The facts; `body` is the buffered prefix (or the whole body), complete when its length equals the declared Content-Length. */
+  derive(body?: Buffer): Facts;
+}
+
+export function classifyForFacts(req: FactsRequest, config: FactsConfig = DEFAULT_FACTS_CONFIG): ClassifiedRequest {
+  const found = guarded(() => {
+    const out: { d: FactsDeriver<unknown>; shape: unknown }[] = [];
+    for (const d of DERIVERS) {
+      const shape = d.classify(req, config);
+      if (shape !== undefined) out.push({ d, shape });
     }
-    if (s.llm) facts.llm = llmFacts(req, s.llm, body, config.maxLlmBodyBytes);
-    return facts;
+    return out;
   });
+  return {
+    bodyPrefixNeeded: () => guarded(() => found.reduce((n, f) => Math.max(n, f.d.bodyPrefixNeeded(f.shape, config)), 0)),
+    moreBodyNeeded: (prefix) => guarded(() => found.reduce((n, f) => Math.max(n, f.d.moreBodyNeeded(req, f.shape, prefix, config)), 0)),
+    derive: (body) =>
+      guarded(() => {
+        const facts: Facts = {};
+        for (const f of found) f.d.derive(req, f.shape, body, config, facts);
+        return facts;
+      }),
+  };
+}
+
+/** classifyForFacts(req).bodyPrefixNeeded(), for one question. */
+export function bodyPrefixNeeded(req: FactsRequest, config: FactsConfig = DEFAULT_FACTS_CONFIG): number {
+  return classifyForFacts(req, config).bodyPrefixNeeded();
+}
+
+/** classifyForFacts(req).moreBodyNeeded(prefix), for one question. */
+export function moreBodyNeeded(req: FactsRequest, prefix: Buffer, config: FactsConfig = DEFAULT_FACTS_CONFIG): number {
+  return classifyForFacts(req, config).moreBodyNeeded(prefix);
+}
+
+/** classifyForFacts(req).derive(body), for one question. */
+export function deriveFacts(req: FactsRequest, body?: Buffer, config: FactsConfig = DEFAULT_FACTS_CONFIG): Facts {
+  return classifyForFacts(req, config).derive(body);
 }
