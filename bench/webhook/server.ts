@@ -1,16 +1,19 @@
 // One peer of the webhook benchmark, run in its own process so the load generator does not share
 // its event loop: `node bench/webhook/server.ts <floor|sluice> <tlsDir>`. Prints its port on stdout.
-//   floor  — an express HTTPS handler that parses the AdmissionReview JSON and answers a minimal
-//            allowed review: the cost of HTTP + TLS + JSON alone.
+//   floor  — a bare node:http(s) handler that reads and parses the AdmissionReview JSON and answers
+//            with the review sluice gives for that path (computed once per path, then only the uid
+//            changes and it is serialised again): the cost of HTTP + TLS + the same JSON in and out.
 //   sluice — the real webhook server (startWebhookServer) with the default config.
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import express from 'express';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
+import { parseAdmissionReview } from '../../webhook/src/admission-review.ts';
+import type { AdmissionReviewResponse } from '../../webhook/src/admission-review.ts';
 import { parseWebhookConfig } from '../../webhook/src/config.ts';
+import { reviewMutation, reviewValidation } from '../../webhook/src/review.ts';
 import { startWebhookServer } from '../../webhook/src/server.ts';
 
 const [mode, tlsDir] = process.argv.slice(2);
@@ -18,24 +21,33 @@ const [mode, tlsDir] = process.argv.slice(2);
 for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => process.exit(0));
 if (!tlsDir || (mode !== 'floor' && mode !== 'sluice')) throw new Error('usage: server.ts <floor|sluice> <tlsDir>');
 
+const config = parseWebhookConfig({
+  sidecar: { image: 'ghcr.io/sluice-dev/sluice:bench', tokenAudiences: [{ audience: 'sts.amazonaws.com', path: 'aws' }] },
+  guard: { staticCredentialSecrets: ['aws-static-keys'] },
+  server: { host: '127.0.0.1', port: 0, metricsHost: '127.0.0.1', metricsPort: 0, tlsDir },
+});
+
 if (mode === 'floor') {
-  const app = express();
-  app.disable('x-powered-by');
-  app.disable('etag');
-  app.use(express.json({ limit: 8 * 1024 * 1024, type: () => true }));
-  app.post(/.*/, (req, res) => {
-    const body = req.body as { request?: { uid?: string } };
-    res.json({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: body.request?.uid, allowed: true } });
+  const answers = new Map<string, AdmissionReviewResponse['response']>();
+  const server = createServer({ cert: readFileSync(join(tlsDir, 'tls.crt')), key: readFileSync(join(tlsDir, 'tls.key')) }, (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { request: { uid: string } };
+      const path = req.url ?? '/';
+      let answer = answers.get(path);
+      if (!answer) {
+        const request = parseAdmissionReview(body);
+        answer = (path.startsWith('/mutate') ? reviewMutation(request, 'pod', config) : reviewValidation(request, 'pod', config)).review.response;
+        answers.set(path, answer);
+      }
+      const text = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { ...answer, uid: body.request.uid } });
+      res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) }).end(text);
+    });
   });
-  const server = createServer({ cert: readFileSync(join(tlsDir, 'tls.crt')), key: readFileSync(join(tlsDir, 'tls.key')) }, app);
   server.keepAliveTimeout = 60_000;
   server.listen(0, '127.0.0.1', () => console.log(JSON.stringify({ port: (server.address() as AddressInfo).port })));
 } else {
-  const config = parseWebhookConfig({
-    sidecar: { image: 'ghcr.io/sluice-dev/sluice:bench', tokenAudiences: [{ audience: 'sts.amazonaws.com', path: 'aws' }] },
-    guard: { staticCredentialSecrets: ['aws-static-keys'] },
-    server: { host: '127.0.0.1', port: 0, metricsHost: '127.0.0.1', metricsPort: 0, tlsDir },
-  });
-  const running = await startWebhookServer(config, { registry: new Registry(), logger: pino({ level: 'warn' }) });
+  const running = await startWebhookServer(config, { registry: new Registry(), logger: pino({ level: 'warn' }, pino.destination(2)) });
   console.log(JSON.stringify({ port: running.port }));
 }

@@ -2,14 +2,13 @@
 // and their /namespace variants, one per webhook in the configurations), and a separate plain
 // port for /healthz, /readyz and /metrics. A request it cannot read is a 400 with the reason; a
 // fault inside a review is a deny with code 500 (failurePolicy is Fail anyway). It never exits
-// on a bad request.
+// on a bad request. Served by node:http directly (http-shell.ts): a fixed table of POST routes
+// needs no framework, and every review is on the API server's admission path.
 import { createServer as createHttpServer } from 'node:http';
-import type { Server as HttpServer } from 'node:http';
+import type { IncomingMessage, RequestListener, Server as HttpServer, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import express from 'express';
-import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { MalformedReviewError, deny, parseAdmissionReview } from './admission-review.ts';
@@ -28,6 +27,7 @@ import { describeViolations, violation } from './violations.ts';
 import { podCreator, reviewWorkloadMutation } from './workload-review.ts';
 import type { ReviewOutcome, Scope } from './review.ts';
 import { ServingCertReloader } from './serving-cert.ts';
+import { BodyError, readJsonBody, routePath, sendJson, sendText } from './http-shell.ts';
 
 type Endpoint = 'mutate' | 'validate';
 type Reviewer = (r: ReturnType<typeof parseAdmissionReview>, s: Scope, c: WebhookConfig) => ReviewOutcome | Promise<ReviewOutcome>;
@@ -109,17 +109,19 @@ function withConnectTarget(kube: KubeReader | undefined): Reviewer {
   };
 }
 
-function reviewHandler(endpoint: Endpoint, scope: Scope, { config, metrics, logger, kube, agentRbac }: AppDeps, reviewer: Reviewer = withPodCreator(endpoint === 'mutate' ? reviewMutation : reviewValidation, kube, endpoint, agentRbac, logger)) {
-  return async (req: Request, res: Response) => {
+/** `after` runs once the answer is on its way (metrics, logging: off the review's latency). */
+type Handler = (body: unknown) => Promise<{ status: number; body: unknown; after?: () => void }>;
+
+function reviewHandler(endpoint: Endpoint, scope: Scope, { config, metrics, logger, kube, agentRbac }: AppDeps, reviewer: Reviewer = withPodCreator(endpoint === 'mutate' ? reviewMutation : reviewValidation, kube, endpoint, agentRbac, logger)): Handler {
+  return async (body) => {
     const started = process.hrtime.bigint();
     let request;
     try {
-      request = parseAdmissionReview(req.body);
+      request = parseAdmissionReview(body);
     } catch (err) {
       metrics.malformed.inc({ endpoint });
       metrics.reviews.inc({ endpoint, operation: 'unknown', result: 'malformed' });
-      res.status(400).json({ error: (err as Error).message });
-      return;
+      return { status: 400, body: { error: (err as Error).message } };
     }
     let outcome: ReviewOutcome;
     try {
@@ -128,71 +130,96 @@ function reviewHandler(endpoint: Endpoint, scope: Scope, { config, metrics, logg
       if (err instanceof MalformedReviewError) {
         metrics.malformed.inc({ endpoint });
         metrics.reviews.inc({ endpoint, operation: request.operation, result: 'malformed' });
-        res.status(400).json({ error: err.message });
-        return;
+        return { status: 400, body: { error: err.message } };
       }
       metrics.errors.inc({ endpoint });
       metrics.reviews.inc({ endpoint, operation: request.operation, result: 'error' });
       logger.error({ err, uid: request.uid, endpoint }, 'review failed');
-      res.json(deny(request.uid, 'sluice webhook internal error; the request is refused (see the webhook log)', 500));
-      return;
+      return { status: 200, body: deny(request.uid, 'sluice webhook internal error; the request is refused (see the webhook log)', 500) };
     }
-    res.json(outcome.review);
-    metrics.reviews.inc({ endpoint, operation: request.operation, result: outcome.result });
-    for (const rule of outcome.rules) metrics.denials.inc({ endpoint, rule });
-    if (outcome.patchBytes) metrics.patchBytes.observe(outcome.patchBytes);
-    metrics.duration.observe({ endpoint }, Number(process.hrtime.bigint() - started) / 1e9);
-    if (outcome.result === 'denied') {
-      logger.info(
-        { uid: request.uid, endpoint, namespace: request.namespace, name: request.name, user: request.userInfo.username, rules: outcome.rules },
-        outcome.review.response.status?.message ?? 'denied',
-      );
-    }
+    const after = () => {
+      metrics.reviews.inc({ endpoint, operation: request.operation, result: outcome.result });
+      for (const rule of outcome.rules) metrics.denials.inc({ endpoint, rule });
+      if (outcome.patchBytes) metrics.patchBytes.observe(outcome.patchBytes);
+      metrics.duration.observe({ endpoint }, Number(process.hrtime.bigint() - started) / 1e9);
+      if (outcome.result === 'denied') {
+        logger.info(
+          { uid: request.uid, endpoint, namespace: request.namespace, name: request.name, user: request.userInfo.username, rules: outcome.rules },
+          outcome.review.response.status?.message ?? 'denied',
+        );
+      }
+    };
+    return { status: 200, body: outcome.review, after };
   };
 }
 
+const NOT_FOUND = { error: 'not found: POST /mutate, /mutate/namespace, /mutate/approvals, /validate, /validate/namespace, /validate/injected, /validate/approvals or /mutate/workloads' };
+
+/** The admission request listener; `listen` serves it over plain HTTP (tests, the bench). */
+export type AdmissionApp = RequestListener & { listen(port: number, host: string): HttpServer };
+
 /** The admission app alone (no TLS, no listening): what the server mounts and the bench drives. */
-export function createAdmissionApp(deps: AppDeps): express.Express {
-  const app = express();
-  app.disable('x-powered-by');
-  app.disable('etag');
-  app.use(express.json({ limit: deps.config.server.bodyLimitBytes, type: () => true }));
+export function createAdmissionApp(deps: AppDeps): AdmissionApp {
+  const routes = new Map<string, Handler>();
   for (const endpoint of ['mutate', 'validate'] as const) {
-    app.post(`/${endpoint}`, reviewHandler(endpoint, 'pod', deps));
-    app.post(`/${endpoint}/namespace`, reviewHandler(endpoint, 'namespace', deps));
+    routes.set(`/${endpoint}`, reviewHandler(endpoint, 'pod', deps));
+    routes.set(`/${endpoint}/namespace`, reviewHandler(endpoint, 'namespace', deps));
   }
   // Every update of an injected pod, selected by the sluice.io/injected label (old or new object).
-  app.post('/validate/injected', reviewHandler('validate', 'injected', deps));
+  routes.set('/validate/injected', reviewHandler('validate', 'injected', deps));
   // port-forward and proxy outside opted-in namespaces: the target pod is read to decide.
-  app.post('/validate/connect', reviewHandler('validate', 'pod', deps, withConnectTarget(deps.kube)));
-  app.post('/mutate/approvals', reviewHandler('mutate', 'pod', deps, (r, _s, c) => reviewApprovalMutation(r, c, deps.kube)));
-  app.post('/validate/approvals', reviewHandler('validate', 'pod', deps, (r, _s, c) => reviewApprovalValidation(r, c, deps.kube)));
-  app.post('/mutate/workloads', reviewHandler('mutate', 'pod', deps, (r, _s, c) => reviewWorkloadMutation(r, c, deps.kube)));
-  app.use((_req: Request, res: Response) => {
-    res.status(404).json({ error: 'not found: POST /mutate, /mutate/namespace, /mutate/approvals, /validate, /validate/namespace, /validate/injected, /validate/approvals or /mutate/workloads' });
-  });
-  app.use((err: Error & { type?: string; status?: number }, req: Request, res: Response, _next: NextFunction) => {
-    const endpoint: Endpoint = req.path.startsWith('/validate') ? 'validate' : 'mutate';
-    deps.metrics.malformed.inc({ endpoint });
-    const status = err.type === 'entity.too.large' ? 413 : 400;
-    res.status(status).json({ error: err.type === 'entity.parse.failed' ? `malformed JSON: ${err.message}` : err.message });
-  });
-  return app;
+  routes.set('/validate/connect', reviewHandler('validate', 'pod', deps, withConnectTarget(deps.kube)));
+  routes.set('/mutate/approvals', reviewHandler('mutate', 'pod', deps, (r, _s, c) => reviewApprovalMutation(r, c, deps.kube)));
+  routes.set('/validate/approvals', reviewHandler('validate', 'pod', deps, (r, _s, c) => reviewApprovalValidation(r, c, deps.kube)));
+  routes.set('/mutate/workloads', reviewHandler('mutate', 'pod', deps, (r, _s, c) => reviewWorkloadMutation(r, c, deps.kube)));
+
+  const serve = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const path = routePath(req.url);
+    const handler = req.method === 'POST' ? routes.get(path) : undefined;
+    if (!handler) {
+      req.resume();
+      sendJson(res, 404, NOT_FOUND);
+      return;
+    }
+    let body: unknown;
+    try {
+      body = await readJsonBody(req, deps.config.server.bodyLimitBytes);
+    } catch (err) {
+      if (!(err instanceof BodyError)) throw err;
+      deps.metrics.malformed.inc({ endpoint: path.startsWith('/validate') ? 'validate' : 'mutate' });
+      sendJson(res, err.status, { error: err.message }, err.status === 413);
+      return;
+    }
+    const answer = await handler(body);
+    sendJson(res, answer.status, answer.body);
+    answer.after?.();
+  };
+  const listener: RequestListener = (req, res) => {
+    serve(req, res).catch((err: unknown) => {
+      deps.logger.error({ err }, 'admission request failed');
+      if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
+      else res.destroy();
+    });
+  };
+  return Object.assign(listener, { listen: (port: number, host: string) => createHttpServer(listener).listen(port, host) });
 }
 
-function healthApp(registry: Registry, ready: () => boolean): express.Express {
-  const app = express();
-  app.disable('x-powered-by');
-  app.get('/healthz', (_req, res) => {
-    res.type('text/plain').send('ok');
-  });
-  app.get('/readyz', (_req, res) => {
-    res.status(ready() ? 200 : 503).type('text/plain').send(ready() ? 'ok' : 'not ready');
-  });
-  app.get('/metrics', async (_req, res) => {
-    res.type(registry.contentType).send(await registry.metrics());
-  });
-  return app;
+function healthApp(registry: Registry, ready: () => boolean): RequestListener {
+  return (req, res) => {
+    req.resume();
+    const path = routePath(req.url);
+    if (req.method !== 'GET' && req.method !== 'HEAD') return sendText(res, 404, 'text/plain; charset=utf-8', 'not found');
+    if (path === '/healthz') return sendText(res, 200, 'text/plain; charset=utf-8', 'ok');
+    if (path === '/readyz') return ready() ? sendText(res, 200, 'text/plain; charset=utf-8', 'ok') : sendText(res, 503, 'text/plain; charset=utf-8', 'not ready');
+    if (path === '/metrics') {
+      registry.metrics().then(
+        (text) => sendText(res, 200, registry.contentType, text),
+        () => sendText(res, 500, 'text/plain; charset=utf-8', 'metrics failed'),
+      );
+      return;
+    }
+    sendText(res, 404, 'text/plain; charset=utf-8', 'not found');
+  };
 }
 
 export interface RunningWebhook {

@@ -5,6 +5,7 @@ import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { connect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import fastJsonPatch from 'fast-json-patch';
@@ -130,6 +131,32 @@ describe('what it cannot read is a 400, never a crash', () => {
 
   test('an unknown path is a 404', async () => {
     expect((await post('/inject', '{}')).status).toBe(404);
+  });
+
+  test("the API server's ?timeout= query and a trailing slash reach the same review; GET is a 404", async () => {
+    const body = JSON.stringify(admissionReview(loadPod('plain-pod.yaml'), { uid: 'q-1' }));
+    for (const path of ['/mutate?timeout=10s', '/mutate/?timeout=10s']) {
+      const res = await post(path, body);
+      expect(res.status).toBe(200);
+      expect(res.json.response).toMatchObject({ uid: 'q-1', allowed: true, patchType: 'JSONPatch' });
+    }
+    const get = await request(`https://127.0.0.1:${server.port}/mutate`, { method: 'GET', dispatcher });
+    expect(get.statusCode).toBe(404);
+    await get.body.dump();
+  });
+
+  test('a body streamed past the limit without a content-length is a 413, and the server keeps serving', async () => {
+    const chunks = Readable.from(Array.from({ length: 100 }, () => Buffer.alloc(1024, 0x20)));
+    const res = await request(`https://127.0.0.1:${server.port}/validate`, { method: 'POST', body: chunks, headers: { 'content-type': 'application/json' }, dispatcher });
+    expect(res.statusCode).toBe(413);
+    expect(((await res.body.json()) as Json).error).toMatch(/too large/);
+    expect((await post('/validate', JSON.stringify(admissionReview(loadPod('plain-pod.patched.yaml'))))).json.response.allowed).toBe(true);
+  });
+
+  test('a compressed body is refused with 415 (the API server sends none)', async () => {
+    const res = await post('/validate', '{}', { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+    expect(res.status).toBe(415);
+    expect(res.json.error).toMatch(/content encoding/);
   });
 
   test('a review the code cannot handle is a deny with code 500, and the server keeps serving', async () => {
