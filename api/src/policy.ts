@@ -76,6 +76,18 @@ export const LlmFacts = z
   })
   .strict();
 
+export const GraphqlFacts = z
+  .object({
+    operations: z
+      .array(z.enum(['query', 'mutation', 'subscription']))
+      .min(1)
+      .describe('the operation types the GraphQL document defines (sorted); a document with several counts each'),
+    reads_content: z
+      .boolean()
+      .describe('the document selects a field or type that carries file content (GitHub Blob.text, GistFile; GitLab blobs, rawBlob, rawTextBlob, plainData, snippet blobs, ciVariables)'),
+  })
+  .strict();
+
 export const UpgradeFacts = z
   .object({
     protocol: z.string().describe('the Upgrade field as asked, lower-case (websocket); sluice carries only websocket, refusing h2c and every other protocol itself'),
@@ -89,6 +101,7 @@ export const Facts = z
     aws: AwsFacts.optional(),
     k8s: K8sFacts.optional(),
     llm: LlmFacts.optional(),
+    graphql: GraphqlFacts.optional().describe('a GraphQL request (a path ending in /graphql): POST body read whole, or GET ?query=; absent when its document could not be read'),
     upgrade: UpgradeFacts.optional().describe('present on a protocol-upgrade request (WebSocket opening handshake)'),
   })
   .strict();
@@ -183,6 +196,7 @@ export type GitFacts = z.infer<typeof GitFacts>;
 export type AwsFacts = z.infer<typeof AwsFacts>;
 export type K8sFacts = z.infer<typeof K8sFacts>;
 export type LlmFacts = z.infer<typeof LlmFacts>;
+export type GraphqlFacts = z.infer<typeof GraphqlFacts>;
 export type UpgradeFacts = z.infer<typeof UpgradeFacts>;
 export type Facts = z.infer<typeof Facts>;
 export type Creator = z.infer<typeof Creator>;

@@ -101,3 +101,39 @@ test_compare_is_a_read if {
 	d := sluice.decision with input as lib_test.request("GET", "api.github.com", "/repos/acme/app/compare/main...feature")
 	d.code == "git.api_read"
 }
+
+test_graphql_plain_query_allowed if {
+	d := sluice.decision with input as lib_test.with_facts("POST", "api.github.com", "/graphql", {"graphql": {"operations": ["query"], "reads_content": false}})
+	d.code == "git.graphql_read"
+	not d.require_approval
+}
+
+test_graphql_unread_post_stays_held if {
+	d := sluice.decision with input as lib_test.request("POST", "api.github.com", "/graphql")
+	d.code == "git.api_write_requires_approval"
+}
+
+test_graphql_blob_query_held if {
+	d := sluice.decision with input as lib_test.with_facts("POST", "api.github.com", "/graphql", {"graphql": {"operations": ["query"], "reads_content": true}})
+	d.code == "paths.graphql_read_held"
+	d.require_approval.scope == "once"
+}
+
+test_gitlab_graphql_get_plain_query_allowed if {
+	inp := object.union(
+		lib_test.with_facts("GET", "gitlab.com", "/api/graphql", {"graphql": {"operations": ["query"], "reads_content": false}}),
+		{"request": {"query": {"query": ["{ project(fullPath: \"acme/app\") { name } }"]}}},
+	)
+	d := sluice.decision with input as inp
+	d.allow
+	not d.require_approval
+}
+
+test_gitlab_graphql_get_content_query_held if {
+	inp := object.union(
+		lib_test.with_facts("GET", "gitlab.com", "/api/graphql", {"graphql": {"operations": ["query"], "reads_content": true}}),
+		{"request": {"query": {"query": ["{ project(fullPath: \"acme/app\") { repository { blobs(paths: [\"x\"]) { nodes { rawTextBlob } } } } }"]}}},
+	)
+	d := sluice.decision with input as inp
+	d.code == "paths.graphql_read_held"
+}

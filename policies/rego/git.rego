@@ -239,3 +239,32 @@ verdicts contains lib.verdict(50, lib.allow("git.archive_read", concat("", ["an 
 	lib.is_read(input.request.method)
 	archive_repo
 }
+
+# --- GraphQL --------------------------------------------------------------------------------------
+
+# facts.graphql says what a GraphQL document asks. A query that reads no file content is a read
+# (`gh pr list`, `gh issue view`): allowed, overriding the hold of a POST to the API (85). A query
+# that selects file content (Blob.text, GitLab blobs, gist files, CI variables) names no path the
+# credential rule could check: held. Mutations, and documents the sidecar could not read, stay
+# held as API calls without a repository in the path.
+graphql_writes if {
+	some op in input.facts.graphql.operations
+	op != "query"
+}
+
+verdicts contains lib.verdict(85, lib.allow("git.graphql_read", "a GraphQL query that reads no file content is a read")) if {
+	api_host
+	input.facts.graphql
+	not graphql_writes
+	not input.facts.graphql.reads_content
+}
+
+verdicts contains lib.verdict(85, lib.hold(
+	"paths.graphql_read_held",
+	concat("", ["a GraphQL query on ", input.request.host, " reads file content (a blob, gist or snippet file, CI variables), which names no path the policy can check; it needs approval"]),
+	"once",
+)) if {
+	api_host
+	not graphql_writes
+	input.facts.graphql.reads_content
+}

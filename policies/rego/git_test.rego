@@ -182,3 +182,27 @@ test_gitea_web_archive if {
 test_archive_post_is_no_read if {
 	not "git.archive_read" in codes(git.verdicts) with input as lib_test.request("POST", "api.github.com", "/repos/acme/app/zipball/main")
 }
+
+graphql_post(host, path, facts) := lib_test.with_facts("POST", host, path, {"graphql": facts})
+
+test_graphql_plain_query_is_a_read if {
+	vs := git.verdicts with input as graphql_post("api.github.com", "/graphql", {"operations": ["query"], "reads_content": false})
+	"git.graphql_read" in codes(vs)
+	[v | some v in vs; v.priority == 85][0].decision.code == "git.graphql_read"
+}
+
+test_graphql_query_reading_a_blob_held if {
+	vs := git.verdicts with input as graphql_post("api.github.com", "/graphql", {"operations": ["query"], "reads_content": true})
+	"paths.graphql_read_held" in codes(vs)
+	not "git.graphql_read" in codes(vs)
+}
+
+test_graphql_mutation_stays_an_api_write if {
+	vs := git.verdicts with input as graphql_post("gitlab.com", "/api/graphql", {"operations": ["mutation"], "reads_content": false})
+	codes(vs) == {"git.api_write_requires_approval"}
+}
+
+test_graphql_query_and_mutation_together_stay_held if {
+	vs := git.verdicts with input as graphql_post("api.github.com", "/graphql", {"operations": ["mutation", "query"], "reads_content": false})
+	not "git.graphql_read" in codes(vs)
+}

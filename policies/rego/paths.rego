@@ -201,12 +201,22 @@ code_search if {
 }
 
 # A GraphQL query may read any blob (GitHub `object(expression: "HEAD:path") { ... on Blob { text } }`,
-# GitLab `blobs(paths:) { rawTextBlob }`); sent in the URL (GitLab accepts GET) it would be a read.
-# A GraphQL POST is held as an API call already.
+# GitLab `blobs(paths:) { rawTextBlob }`); sent in the URL (GitLab accepts GET) it would be a read:
+# held unless facts.graphql says it only queries and reads no content (sluice.git decides POSTs).
 graphql_in_url if {
 	forge
 	segments[n - 1] == "graphql"
 	input.request.query.query
+	not plain_graphql_query
+}
+
+# A document the sidecar read (facts.graphql) that only queries and selects no file content.
+plain_graphql_query if {
+	input.facts.graphql
+	not input.facts.graphql.reads_content
+	every op in input.facts.graphql.operations {
+		op == "query"
+	}
 }
 
 # GitLab answers CI/CD variable reads with their values, masked and protected ones included:

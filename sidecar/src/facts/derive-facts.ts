@@ -1,5 +1,5 @@
 // The one entry the proxy calls to fill `PolicyInput.facts`: classifies a request as git
-// smart-HTTP, AWS, Kubernetes API and/or LLM API, says how much of the body (if any) those facts
+// smart-HTTP, AWS, Kubernetes API, LLM API and/or GraphQL, says how much of the body (if any) those facts
 // need so the proxy buffers only a bounded prefix, and derives the facts. Pure: no I/O, no
 // clock. It must never throw on hostile input (fuzz-tested) and never return facts that fail the
 // api/ schema; a fact that cannot be derived is left out, never guessed (policy treats absence as
@@ -11,6 +11,8 @@ import { awsBodyPrefixNeeded, awsFacts, awsMoreBodyNeeded, classifyAwsRequest } 
 import type { AwsRequestShape } from './aws-request.ts';
 import { classifyGitRequest, gitBodyPrefixNeeded, gitFacts, gitMoreBodyNeeded } from './git-smart-http.ts';
 import type { GitRequestShape } from './git-smart-http.ts';
+import { classifyGraphqlRequest, graphqlBodyPrefixNeeded, graphqlFacts, graphqlMoreBodyNeeded } from './graphql-request.ts';
+import type { GraphqlRequestShape } from './graphql-request.ts';
 import { kubernetesFacts } from './kubernetes-request.ts';
 import { classifyLlmRequest, llmFacts, llmMoreBodyNeeded } from './llm-request.ts';
 import type { LlmRequestShape } from './llm-request.ts';
@@ -121,6 +123,15 @@ const DERIVERS: readonly FactsDeriver<unknown>[] = [
     moreBodyNeeded: (req, shape, prefix, config) => llmMoreBodyNeeded(req, shape, prefix, config.maxLlmBodyBytes),
     derive: (req, shape, body, config, facts) => {
       facts.llm = llmFacts(req, shape, body, config.maxLlmBodyBytes);
+    },
+  }),
+  deriver<GraphqlRequestShape>({
+    classify: (req) => classifyGraphqlRequest(req),
+    bodyPrefixNeeded: (shape) => graphqlBodyPrefixNeeded(shape),
+    moreBodyNeeded: (req, shape, prefix) => graphqlMoreBodyNeeded(req, shape, prefix),
+    derive: (req, shape, body, _config, facts) => {
+      const graphql = graphqlFacts(req, shape, body);
+      if (graphql) facts.graphql = graphql;
     },
   }),
 ];

@@ -32,19 +32,36 @@ const SEEDS: Array<{ req: FactsRequest; body: Buffer }> = [
   },
   { req: { method: 'DELETE', host: 'kubernetes.default.svc', path: '/api/v1/namespaces/ns/pods', query: { watch: ['1'] }, headers: {} }, body: Buffer.alloc(0) },
   { req: { method: 'PUT', host: 'b.s3.us-west-2.amazonaws.com', path: '/k%20y', query: { uploadId: ['u'], partNumber: ['1'] }, headers: {} }, body: Buffer.from('data') },
+  {
+    req: { method: 'POST', host: 'api.github.com', path: '/graphql', query: {}, headers: { 'content-type': 'application/json' } },
+    body: Buffer.from(JSON.stringify({ query: 'query Q($o: String!) { repository(owner: $o, name: "a") { object(expression: "HEAD:.env") { ... on Blob { text } } } } # c\n', variables: { o: 'acme' } })),
+  },
+  {
+    req: { method: 'POST', host: 'kms.eu-west-1.amazonaws.com', path: '/', query: {}, headers: { 'x-amz-target': 'TrentService.Encrypt', 'content-type': 'application/x-amz-json-1.1', authorization: 'AWS4-HMAC-SHA256 Credential=AKID/20250101/eu-west-1/kms/aws4_request, SignedHeaders=host, Signature=0' } },
+    body: Buffer.from('{"KeyId":"arn:aws:kms:eu-west-1:999999999999:key/k","Entries":[{"EventBusName":"arn:aws:events:eu-west-1:123456789012:event-bus/b"}],"RequestItems":{"arn:aws:dynamodb:eu-west-1:1:table/t":[]}}'),
+  },
+  {
+    req: { method: 'POST', host: 'monitoring.eu-west-1.amazonaws.com', path: '/service/GraniteServiceVersion20100801/operation/TagResource', query: {}, headers: { 'smithy-protocol': 'rpc-v2-cbor', authorization: 'AWS4-HMAC-SHA256 Credential=AKID/20250101/eu-west-1/monitoring/aws4_request, SignedHeaders=host, Signature=0' } },
+    // {"ResourceARN": "arn:aws:cloudwatch:eu-west-1:999999999999:alarm:x", "Tags": [1.5, h'00', -2]} with an indefinite-length text key
+    body: Buffer.concat([Buffer.from([0xa2, 0x7f, 0x65]), Buffer.from('Resou'), Buffer.from([0x66]), Buffer.from('rceARN'), Buffer.from([0xff, 0x78, 0x31]), Buffer.from('arn:aws:cloudwatch:eu-west-1:999999999999:alarm:x'), Buffer.from([0x64]), Buffer.from('Tags'), Buffer.from([0x83, 0xfb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0, 0x41, 0x00, 0x21])]),
+  },
+  {
+    req: { method: 'PUT', host: 'acme.s3.eu-west-1.amazonaws.com', path: '/', query: { replication: [''] }, headers: { authorization: 'AWS4-HMAC-SHA256 Credential=AKID/20250101/eu-west-1/s3/aws4_request, SignedHeaders=host, Signature=0' } },
+    body: Buffer.from('<?xml version="1.0"?><ReplicationConfiguration><Rule><Destination><Bucket>arn:aws:s3:::d</Bucket><Account>999999999999</Account></Destination></Rule></ReplicationConfiguration>'),
+  },
 ];
 
-const PATH_PIECES = ['/', '//', '..', '.', '%', '%2F', '%zz', '%00', 'info', 'refs', 'git-receive-pack', 'git-upload-pack', '.git', 'api', 'apis', 'v1', 'namespaces', 'watch', 'proxy', 'chat', 'completions', 'messages', 'service', 'operation', '\u00e9', '\ud800', ' '];
-const HOSTS = ['github.com', 'kubernetes.default.svc', 'api.openai.com', 'x.s3.amazonaws.com', 's3-.amazonaws.com', '.amazonaws.com', '[::1]:443', 'a:b:c', '', 'KUBERNETES.default.svc.', '1.2.3.4'];
-const HEADER_NAMES = ['authorization', 'x-amz-target', 'content-type', 'content-encoding', 'content-length', 'x-amz-copy-source', 'smithy-protocol', 'x-amz-region-set'];
-const HEADER_VALUES = ['AWS4-HMAC-SHA256 Credential=', 'AWS4-X Credential=a/b/c/d/aws4_request', 'AWS4-ECDSA-P256-SHA256 Credential=a/b/s3/aws4_request', 'gzip', 'br', 'deflate', 'application/x-www-form-urlencoded', '12', '-1', '99999999999999999999', 'X.', '.', ''];
+const PATH_PIECES = ['/', '//', '..', '.', '%', '%2F', '%zz', '%00', 'info', 'refs', 'git-receive-pack', 'git-upload-pack', '.git', 'api', 'apis', 'v1', 'namespaces', 'watch', 'proxy', 'chat', 'completions', 'messages', 'service', 'operation', 'graphql', '2015-03-31', 'functions', 'invocations', 'arn%3Aaws%3Alambda%3Ax%3A999999999999%3Afunction%3Af', '\u00e9', '\ud800', ' '];
+const HOSTS = ['api.github.com', 'lambda.eu-west-1.amazonaws.com', 'ap-999999999999.s3-accesspoint.eu-west-1.amazonaws.com', 'x-1.s3-accesspoint.eu-west-1.amazonaws.com', 'github.com', 'kubernetes.default.svc', 'api.openai.com', 'x.s3.amazonaws.com', 's3-.amazonaws.com', '.amazonaws.com', '[::1]:443', 'a:b:c', '', 'KUBERNETES.default.svc.', '1.2.3.4'];
+const HEADER_NAMES = ['authorization', 'x-amz-target', 'x-amz-server-side-encryption-aws-kms-key-id', 'x-amz-expected-bucket-owner', 'content-type', 'content-encoding', 'content-length', 'x-amz-copy-source', 'smithy-protocol', 'x-amz-region-set'];
+const HEADER_VALUES = ['AWS4-HMAC-SHA256 Credential=', 'arn:aws:kms:r:999999999999:key/k', 'arn:x', 'application/json', 'application/graphql', 'AWS4-X Credential=a/b/c/d/aws4_request', 'AWS4-ECDSA-P256-SHA256 Credential=a/b/s3/aws4_request', 'gzip', 'br', 'deflate', 'application/x-www-form-urlencoded', '12', '-1', '99999999999999999999', 'X.', '.', ''];
 
 function randomRequest(): FactsRequest {
   const path = Array.from({ length: int(8) }, () => pick(PATH_PIECES)).join(pick(['/', '']));
   const headers: Record<string, string> = {};
   for (let i = int(4); i > 0; i--) headers[pick(HEADER_NAMES)] = pick(HEADER_VALUES);
   const query: Record<string, string[]> = {};
-  for (let i = int(3); i > 0; i--) query[pick(['service', 'Action', 'X-Amz-Credential', 'watch', 'fieldSelector', 'uploads', 'delete', 'uploadId', 'list-type'])] = [pick(['git-receive-pack', 'a/b/c/s3/aws4_request', 'true', 'metadata.name=x', '', '2', 'Delete'])];
+  for (let i = int(3); i > 0; i--) query[pick(['service', 'Action', 'query', 'TopicArn', 'X-Amz-Credential', 'watch', 'fieldSelector', 'uploads', 'delete', 'uploadId', 'list-type'])] = [pick(['git-receive-pack', 'a/b/c/s3/aws4_request', 'true', 'metadata.name=x', '', '2', 'Delete'])];
   return { method: pick(['GET', 'POST', 'PUT', 'DELETE', 'HEAD', 'PATCH', 'get', 'BREW']), host: pick(HOSTS), path: '/' + path, query, headers };
 }
 
