@@ -182,50 +182,50 @@ verdicts contains lib.verdict(90, lib.deny("git.paste_denied", concat("", [input
 # organisation's repositories and for others alike, as `git fetch` is (the credential-path rule
 # still holds an archive of a single folder asked for by `path=`).
 archive_repo := concat("/", array.slice(segments, 1, 3)) if {
-	org.forge_kind == "github"
-	api_host
-	segments[0] == "repos"
 	segments[3] in {"zipball", "tarball"}
+	segments[0] == "repos"
+	api_host
+	org.forge_kind == "github"
 }
 
 archive_repo := concat("/", array.slice(segments, 0, 2)) if {
-	org.forge_kind in {"github", "gitea"}
-	git_host
 	segments[2] == "archive"
 	count(segments) > 3
+	git_host
+	org.forge_kind in {"github", "gitea"}
 }
 
 archive_repo := concat("/", array.slice(segments, 0, 2)) if {
-	org.forge_kind == "bitbucket"
-	git_host
 	segments[2] == "get"
 	count(segments) > 3
+	git_host
+	org.forge_kind == "bitbucket"
 }
 
 archive_repo := concat("/", array.slice(segments, 3, 5)) if {
-	org.forge_kind == "gitea"
-	array.slice(segments, 0, 3) == ["api", "v1", "repos"]
 	segments[5] == "archive"
+	array.slice(segments, 0, 3) == ["api", "v1", "repos"]
 	count(segments) > 6
+	org.forge_kind == "gitea"
 }
 
 # GitLab API: /api/v4/projects/<id>/repository/archive(.zip|.tar.gz|...); the project by id or
 # by its encoded path.
 archive_repo := project if {
-	org.forge_kind == "gitlab"
-	array.slice(segments, 0, 3) == ["api", "v4", "projects"]
 	segments[4] == "repository"
 	startswith(segments[5], "archive")
+	array.slice(segments, 0, 3) == ["api", "v4", "projects"]
+	org.forge_kind == "gitlab"
 	project := lower(strings.replace_n({"%2f": "/", "%2F": "/"}, segments[3]))
 }
 
 # GitLab web: /<group>/<project>/-/archive/<ref>/<file>.
 archive_repo := concat("/", array.slice(segments, 0, i)) if {
-	org.forge_kind == "gitlab"
-	git_host
 	some i, s in segments
 	s == "-"
 	segments[i + 1] == "archive"
+	git_host
+	org.forge_kind == "gitlab"
 }
 
 archive_whose := "an organisation repository" if org.own_repo(input.request.host, archive_repo)

@@ -71,8 +71,13 @@ forge_or_api_host if lib.host_in(input.request.host, forge_hosts)
 
 forge_or_api_host if lib.host_in(input.request.host, api_hosts)
 
-# The kind of forge (github, gitlab, ...) whose web/git or API host this is; the first listed wins.
-forge_kind := [f.kind | some f in organisation.git.forges; lib.host_in(input.request.host, array.concat([f.host], f.api_hosts))][0]
+# The kind of forge (github, gitlab, ...) whose web/git or API host this is: an exact host first
+# (the common case, without a call per pattern), then patterns; the first listed wins.
+forge_kind := kind if {
+	kind := [f.kind | some f in organisation.git.forges; f.host == input.request.host][0]
+} else := kind if {
+	kind := [f.kind | some f in organisation.git.forges; input.request.host in f.api_hosts][0]
+} else := [f.kind | some f in organisation.git.forges; lib.host_in(input.request.host, array.concat([f.host], f.api_hosts))][0]
 
 # The kind of forge an API host belongs to (github, gitlab, ...); the first listed wins.
 api_kinds := [f.kind | some f in organisation.git.forges; lib.host_in(input.request.host, f.api_hosts)]

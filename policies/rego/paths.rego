@@ -15,60 +15,83 @@
 package sluice.paths
 
 import data.config
+import data.sluice.git
 import data.sluice.lib
 import data.sluice.org
 
 segments := [s | some s in split(org.decoded_path, "/"); s != ""]
 
+last := count(segments) - 1
+
 # --- credential files by path -------------------------------------------------------------------
-
-credential_path if path_is_credential(org.decoded_path)
-
-# The file named in a query parameter instead of the path (GitLab `repository/archive?path=`,
-# `repository/tree?path=`); the proxy hands the query over decoded.
-credential_path if {
-	some name in config.credential_query_params
-	some value in object.get(input.request.query, name, [])
-	path_is_credential(lower(concat("", ["/", value])))
-}
-
-# A folder named there (`path=secrets`) stands for every file below it.
-credential_path if {
-	some name in config.credential_query_params
-	some value in object.get(input.request.query, name, [])
-	path_is_credential(lower(concat("", ["/", value, "/-"])))
-}
-
-path_is_credential(path) if {
-	segs := [s | some s in split(path, "/"); s != ""]
-	some name in file_names(segs)
-	credential_name(name)
-}
-
-path_is_credential(path) if {
-	some suffix in config.credential_path_suffixes
-	some trailer in config.credential_path_trailers
-	endswith(trim_suffix(path, concat("", ["/", trailer])), suffix)
-}
-
-path_is_credential(path) if endswith(path, config.credential_path_suffixes[_])
-
-# A file anywhere below a secrets/, .ssh/, .aws/, .kube/ ... folder.
-path_is_credential(path) if {
-	segs := [s | some s in split(path, "/"); s != ""]
-	some i, dir in segs
-	i < count(segs) - 1
-	dir in config.credential_dir_names
-}
 
 # The file a path reads: its last segment, or the one before a trailing /raw or /blame (GitLab's
 # /repository/files/<path>/raw and /blame, the /-/raw/ forms).
-file_names(segs) := {segs[count(segs) - 1], segs[count(segs) - 2]} if {
-	count(segs) > 1
-	segs[count(segs) - 1] in config.credential_path_trailers
-} else := {segs[count(segs) - 1]} if count(segs) > 0
+file_names contains segments[last]
 
-else := set()
+file_names contains segments[last - 1] if segments[last] in config.credential_path_trailers
+
+# The path without such a trailer, for the path suffixes (/.aws/credentials/raw).
+file_path := concat("", ["/", concat("/", array.slice(segments, 0, last))]) if {
+	segments[last] in config.credential_path_trailers
+} else := org.decoded_path
+
+credential_path if {
+	some name in file_names
+	name in config.credential_file_names
+}
+
+credential_path if {
+	some name in file_names
+	some prefix in config.credential_file_prefixes
+	startswith(name, prefix)
+}
+
+credential_path if {
+	some name in file_names
+	some suffix in config.credential_file_suffixes
+	endswith(name, suffix)
+}
+
+credential_path if {
+	some suffix in config.credential_path_suffixes
+	endswith(file_path, suffix)
+}
+
+# A file anywhere below a secrets/, .ssh/, .aws/, .kube/ ... folder.
+credential_path if {
+	some i, dir in segments
+	i < last
+	dir in config.credential_dir_names
+}
+
+# The file or folder named in a query parameter instead of the path (GitLab
+# `repository/archive?path=secrets`, `repository/tree?path=`); the proxy hands the query over
+# decoded. Complete rule: evaluated once, and most requests carry none of these parameters.
+query_paths := [lower(v) | some name, values in input.request.query; name in config.credential_query_params; some v in values]
+
+credential_path if {
+	count(query_paths) > 0
+	some p in query_paths
+	query_path_is_credential(p)
+}
+
+# A folder named there stands for every file below it: any segment that is a credential folder.
+query_path_is_credential(p) if {
+	some seg in split(p, "/")
+	seg in config.credential_dir_names
+}
+
+query_path_is_credential(p) if {
+	segs := [s | some s in split(p, "/"); s != ""]
+	name := segs[count(segs) - 1]
+	credential_name(name)
+}
+
+query_path_is_credential(p) if {
+	some suffix in config.credential_path_suffixes
+	endswith(concat("", ["/", p]), suffix)
+}
 
 credential_name(name) if name in config.credential_file_names
 
@@ -85,10 +108,11 @@ credential_name(name) if {
 # --- forge reads that return file content without naming the file --------------------------------
 
 # Only on the forges' own hosts (web, git and API), by the forge's kind: these path shapes mean
-# nothing elsewhere.
-forge if org.forge_or_api_host
+# nothing elsewhere. git.applies is the host test sluice.decision has already made (a complete
+# rule, evaluated once), so on every other host each rule below fails at its first expression.
+forge if git.applies
 
-kind := org.forge_kind
+kind := org.forge_kind if forge
 
 n := count(segments)
 
