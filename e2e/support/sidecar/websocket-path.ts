@@ -33,6 +33,8 @@ export interface Upstream {
   received: string[];
   pings: number;
   wss: WebSocketServer;
+  /** Resolves once `received` holds `n` messages (checked as each arrives). */
+  has(n: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -40,11 +42,13 @@ export interface Upstream {
 export async function startUpstream(onMessage?: (ws: WebSocket, data: string) => void): Promise<Upstream> {
   const server: Server = createServer((_req, res) => res.end('plain'));
   const wss = new WebSocketServer({ noServer: true });
+  const waiters: { n: number; resolve: () => void }[] = [];
   const up: Upstream = {
     port: 0,
     received: [],
     pings: 0,
     wss,
+    has: (n) => (up.received.length >= n ? Promise.resolve() : new Promise((resolve) => waiters.push({ n, resolve }))),
     close: async () => {
       for (const c of wss.clients) c.terminate();
       wss.close();
@@ -56,6 +60,10 @@ export async function startUpstream(onMessage?: (ws: WebSocket, data: string) =>
   wss.on('connection', (ws: WebSocket) => {
     ws.on('message', (data: Buffer) => {
       up.received.push(data.toString());
+      for (const w of waiters.filter((x) => up.received.length >= x.n)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve();
+      }
       onMessage?.(ws, data.toString());
     });
     ws.on('ping', () => up.pings++);
