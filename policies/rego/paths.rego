@@ -157,7 +157,7 @@ blob_read if {
 }
 
 # A gist's or snippet's content: the file names are in the answer, not the request.
-paste_read if lib.host_in(input.request.host, config.paste_content_hosts)
+paste_host if lib.host_in(input.request.host, config.paste_content_hosts)
 
 # GitHub: GET /gists/{id} and /gists/{id}/{revision} carry every file's content; the listings and
 # /commits, /forks, /comments, /star carry none.
@@ -259,12 +259,22 @@ ci_variables_read if {
 	n == i + 2
 }
 
-# What turns an allowed read into a hold, first match wins.
+paste_reason := concat("", [input.request.path, " on ", input.request.host, " reads a gist or snippet, whose files the policy cannot check; reading it needs approval"])
+
+# What turns an allowed read into a hold, first match wins. The forge checks are one complete
+# rule reached only on a forge host: the WASM runtime runs every body of a rule it evaluates.
 content_hold := {"code": "paths.credential_read_held", "reason": concat("", [input.request.path, " looks like a credential file; reading it needs approval"])} if {
 	credential_path
-} else := {"code": "paths.blob_read_held", "reason": concat("", [input.request.path, " reads a git object by id, which names no file the policy can check; reading it needs approval"])} if {
+} else := {"code": "paths.paste_read_held", "reason": paste_reason} if {
+	paste_host
+} else := forge_hold if {
+	forge
+	not input.facts.git # the git protocol itself: a fetch is a clone
+}
+
+forge_hold := {"code": "paths.blob_read_held", "reason": concat("", [input.request.path, " reads a git object by id, which names no file the policy can check; reading it needs approval"])} if {
 	blob_read
-} else := {"code": "paths.paste_read_held", "reason": concat("", [input.request.path, " on ", input.request.host, " reads a gist or snippet, whose files the policy cannot check; reading it needs approval"])} if {
+} else := {"code": "paths.paste_read_held", "reason": paste_reason} if {
 	paste_read
 } else := {"code": "paths.code_search_held", "reason": concat("", ["code search on ", input.request.host, " answers with lines of files the policy cannot check; it needs approval"])} if {
 	code_search
