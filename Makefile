@@ -8,7 +8,7 @@ OPA := $(CURDIR)/.tools/bin/opa
 POLICY_SOURCES := $(wildcard policies/rego/*.rego) $(shell find policies/data -name '*.json')
 BUNDLE := policies/build/bundle.tar.gz
 
-.PHONY: all tools tools-base base-deps deps policy demo test image chart release cli-bundle bench bench-policy bench-webhook bench-masking bench-credentials bench-audit bench-proxy schemas clean test-cluster demo-cluster
+.PHONY: all tools tools-base base-deps deps policy demo test image chart release cli-bundle bench bench-policy bench-webhook bench-masking bench-credentials bench-audit bench-proxy bench-startup schemas clean test-cluster demo-cluster
 .DEFAULT_GOAL := all
 all: policy
 
@@ -88,13 +88,16 @@ cli-bundle: base-deps policy
 chart: deps policy
 	$(NODE) charts/src/generate.ts
 
-bench: deps policy bench-policy bench-webhook bench-masking bench-credentials bench-audit bench-proxy
+bench: deps policy bench-policy bench-webhook bench-masking bench-credentials bench-audit bench-proxy bench-startup
 
 bench-policy:
 	$(NODE) bench/policy/run.ts
 
 bench-webhook:
 	$(NODE) bench/webhook/run.ts
+
+bench-startup:
+	$(NODE) bench/startup/run.ts
 
 bench-masking:
 	$(NODE) bench/masking/run.ts
