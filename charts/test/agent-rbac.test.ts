@@ -41,13 +41,17 @@ describe('approvals RBAC the webhook ensures in labelled namespaces', () => {
     }
   });
 
-  test('the webhook may create RoleBindings, get/update only the two it manages, bind only the two ClusterRoles, and nothing else', async () => {
+  test('the webhook may create RoleBindings, get/update/delete only the two it manages, bind only the two ClusterRoles, and read what its cleanup needs, nothing else', async () => {
     const objs = await template({});
     const role = find(objs, 'ClusterRole', 'sluice-webhook-agent-rbac') as Role;
     expect(role.rules).toEqual([
       { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], verbs: ['create'] },
-      { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], resourceNames: ['sluice-sidecar-injected', 'sluice-approvers-injected'], verbs: ['get', 'update'] },
+      { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], resourceNames: ['sluice-sidecar-injected', 'sluice-approvers-injected'], verbs: ['get', 'update', 'delete'] },
       { apiGroups: ['rbac.authorization.k8s.io'], resources: ['clusterroles'], resourceNames: ['sluice-sidecar', 'sluice-approver'], verbs: ['bind'] },
+      // The cleanup of namespaces that stopped being agent namespaces (webhook/src/agent-rbac.ts, AgentRbacCleaner).
+      { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], verbs: ['list'] },
+      { apiGroups: [''], resources: ['namespaces'], verbs: ['get'] },
+      { apiGroups: [''], resources: ['pods'], verbs: ['list'] },
     ]);
     const binding = find(objs, 'ClusterRoleBinding', 'sluice-webhook-agent-rbac') as Binding;
     expect(binding.roleRef).toMatchObject({ kind: 'ClusterRole', name: 'sluice-webhook-agent-rbac' });
@@ -62,6 +66,7 @@ describe('approvals RBAC the webhook ensures in labelled namespaces', () => {
       approvers: { clusterRole: 'sluice-approver', bindingName: 'sluice-approvers-injected' },
       serviceAccounts: ['coder'],
       recheckSeconds: 300,
+      cleanupSeconds: 60,
       timeoutMs: 1500,
       admissionBudgetMs: 2000,
     });

@@ -48,8 +48,12 @@ const BINDINGS = { sidecar: 'sluice-sidecar-injected', approvers: 'sluice-approv
 // What the chart grants the webhook for this (templates/webhook-rbac.yaml), and nothing more.
 const WEBHOOK_AGENT_RBAC = [
   { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], verbs: ['create'] },
-  { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], resourceNames: [BINDINGS.sidecar, BINDINGS.approvers], verbs: ['get', 'update'] },
+  { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], resourceNames: [BINDINGS.sidecar, BINDINGS.approvers], verbs: ['get', 'update', 'delete'] },
   { apiGroups: ['rbac.authorization.k8s.io'], resources: ['clusterroles'], resourceNames: [SIDECAR_ROLE.name, APPROVER_ROLE.name], verbs: ['bind'] },
+  // The cleanup of namespaces that stop being agent namespaces (e2e/approvals/agent-rbac-cleanup.test.ts).
+  { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], verbs: ['list'] },
+  { apiGroups: [''], resources: ['namespaces'], verbs: ['get'] },
+  { apiGroups: [''], resources: ['pods'], verbs: ['list'] },
 ];
 
 let cluster: KubeCluster;

@@ -5,14 +5,21 @@
 // lets decide there. Without them a labelled namespace gets a working sidecar whose held requests
 // are all refused. Reads stay namespace-scoped: nothing here grants anything outside the pod's
 // namespace, and nothing binds a cluster-wide group.
-// The pure part (desiredRoleBindings, bindingAction) decides; AgentRbacEnsurer does the GET and
-// the create/update with the webhook's own credentials. It never deletes, never rewrites a
-// binding whose roleRef is not ours (roleRef is immutable: that is refused loudly), and never
-// blocks longer than the configured timeout; a namespace it ensured is not re-read for
-// recheckSeconds, so only the first pod of a namespace pays for the API round trip.
+// The pure part (desiredRoleBindings, bindingAction, staleBindings) decides; AgentRbacEnsurer does
+// the GET and the create/update with the webhook's own credentials. It never rewrites a binding
+// whose roleRef is not ours (roleRef is immutable: that is refused loudly), and never blocks longer
+// than the configured timeout; a namespace it ensured is not re-read for recheckSeconds, so only
+// the first pod of a namespace pays for the API round trip.
+// AgentRbacCleaner takes them back: every cleanupSeconds it lists the RoleBindings the webhook made
+// (its managed-by label, one of its two names, its roleRef) and deletes those of namespaces that are
+// no longer agent namespaces — not labelled sluice.io/inject=true and running no pod sluice injected
+// (a pod that opted in alone still needs them) — with the object's uid and resourceVersion as
+// preconditions, so a binding someone replaced or that the ensurer just rewrote is left alone. It
+// deletes nothing else: not a binding of the same name without the label, not the chart's own.
 import { request } from 'undici';
 import { z } from 'zod';
 import { approverGroupsFor } from './approvals/config.ts';
+import { LABEL_INJECT, LABEL_INJECTED } from '../../api/src/index.ts';
 import type { WebhookConfig } from './config.ts';
 import type { KubeAccess } from './kube-reader.ts';
 
@@ -40,6 +47,11 @@ export const AgentRbacConfig = z
     serviceAccounts: z.array(z.string().min(1)).default([]),
     /** An ensured namespace is checked again after this long (a deleted binding comes back). */
     recheckSeconds: z.number().int().min(10).max(86_400).default(300),
+    /**
+     * How often the bindings of namespaces that stopped being agent namespaces (label removed, no
+     * injected pod left) are removed; 0: never.
+     */
+    cleanupSeconds: z.number().int().min(0).max(86_400).default(60),
     /** Each API call is abandoned after this. */
     timeoutMs: z.number().int().min(100).max(5_000).default(1_500),
     /**
@@ -156,6 +168,11 @@ export class AgentRbacEnsurer {
     return job;
   }
 
+  /** The namespace's bindings were removed: the next injected pod there ensures them again at once. */
+  forget(namespace: string): void {
+    this.#ensured.delete(namespace);
+  }
+
   /**
    * ensure() bounded by admissionBudgetMs: an API server that answers slowly must not make the
    * API server's own call to the webhook time out (failurePolicy Fail would refuse the pod).
@@ -199,28 +216,152 @@ export class AgentRbacEnsurer {
     return new AgentRbacError(`${method} ${path}: ${res.status} ${typeof res.body.message === 'string' ? res.body.message : ''}`.trim());
   }
 
-  async #call(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
-    const timeout = this.#rbac.timeoutMs;
-    let res;
-    try {
-      res = await request(`${this.#access.server}${path}`, {
-        method,
-        dispatcher: this.#access.dispatcher,
-        headers: { authorization: `Bearer ${this.#access.token()}`, accept: 'application/json', ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        headersTimeout: timeout,
-        bodyTimeout: timeout,
-        signal: AbortSignal.timeout(timeout),
-      });
-    } catch (err) {
-      throw new AgentRbacError(`${method} ${path}: API server unreachable (${(err as Error).message})`);
-    }
-    const text = await res.body.text();
-    try {
-      return { status: res.statusCode, body: JSON.parse(text) as Record<string, unknown> };
-    } catch {
-      return { status: res.statusCode, body: { message: text.slice(0, 300) } };
-    }
+  #call(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+    return apiCall(this.#access, this.#rbac.timeoutMs, method, path, body);
   }
 }
 
+
+/** A stored RoleBinding as listed. */
+interface StoredBinding {
+  metadata?: { name?: string; namespace?: string; uid?: string; resourceVersion?: string; labels?: Record<string, string> };
+  roleRef?: { apiGroup?: string; kind?: string; name?: string };
+}
+
+/**
+ * Which listed bindings are the webhook's own: its label, one of its two names with the roleRef
+ * that name gets. A binding of that name someone else made (no label) or re-pointed is not ours.
+ */
+export function ownBindings(rbac: AgentRbacConfig, items: readonly StoredBinding[]): { namespace: string; name: string; uid: string; resourceVersion: string }[] {
+  const targets = [rbac.sidecar, ...(rbac.approvers ? [rbac.approvers] : [])];
+  const out: { namespace: string; name: string; uid: string; resourceVersion: string }[] = [];
+  for (const b of items) {
+    const m = b.metadata ?? {};
+    if (m.labels?.[MANAGED_BY_LABEL] !== MANAGED_BY || !m.namespace || !m.name || !m.uid || !m.resourceVersion) continue;
+    const target = targets.find((t) => t.bindingName === m.name);
+    if (!target || b.roleRef?.apiGroup !== RBAC_GROUP || b.roleRef.kind !== 'ClusterRole' || b.roleRef.name !== target.clusterRole) continue;
+    out.push({ namespace: m.namespace, name: m.name, uid: m.uid, resourceVersion: m.resourceVersion });
+  }
+  return out;
+}
+
+/** Still an agent namespace: labelled for injection, or running a pod sluice injected (opted in alone). */
+export function isAgentNamespace(labels: Readonly<Record<string, string>> | undefined, injectedPods: number): boolean {
+  return labels?.[LABEL_INJECT] === 'true' || injectedPods > 0;
+}
+
+export interface CleanupReport {
+  removed: string[];
+  kept: { namespace: string; reason: string }[];
+}
+
+export interface CleanupLog {
+  info(o: object, m: string): void;
+  warn(o: object, m: string): void;
+}
+
+export class AgentRbacCleaner {
+  readonly #rbac: AgentRbacConfig;
+  readonly #access: KubeAccess;
+  readonly #ensurer: AgentRbacEnsurer | undefined;
+  readonly #log: CleanupLog | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<CleanupReport> | undefined;
+
+  constructor(rbac: AgentRbacConfig, access: KubeAccess, ensurer?: AgentRbacEnsurer, log?: CleanupLog) {
+    this.#rbac = rbac;
+    this.#access = access;
+    this.#ensurer = ensurer;
+    this.#log = log;
+  }
+
+  start(): void {
+    if (!this.#rbac.cleanupSeconds || this.#timer) return;
+    this.#timer = setInterval(() => {
+      this.sweep().catch((err: unknown) => this.#log?.warn({ code: 'SLUICE_WEBHOOK_AGENT_RBAC', err: (err as Error).message }, 'approvals RoleBindings cleanup failed; trying again later'));
+    }, this.#rbac.cleanupSeconds * 1000);
+    this.#timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.#running?.catch(() => undefined);
+  }
+
+  /** One pass; concurrent calls share it. Throws AgentRbacError when the bindings cannot be listed. */
+  sweep(): Promise<CleanupReport> {
+    this.#running ??= this.#sweep().finally(() => (this.#running = undefined));
+    return this.#running;
+  }
+
+  async #sweep(): Promise<CleanupReport> {
+    const report: CleanupReport = { removed: [], kept: [] };
+    const list = await apiCall(this.#access, this.#rbac.timeoutMs, 'GET', `/apis/rbac.authorization.k8s.io/v1/rolebindings?labelSelector=${encodeURIComponent(`${MANAGED_BY_LABEL}=${MANAGED_BY}`)}`);
+    if (list.status !== 200) throw new AgentRbacError(`list RoleBindings: ${list.status} ${messageOf(list)}`.trim());
+    const byNamespace = new Map<string, ReturnType<typeof ownBindings>>();
+    for (const b of ownBindings(this.#rbac, (list.body.items ?? []) as StoredBinding[])) byNamespace.set(b.namespace, [...(byNamespace.get(b.namespace) ?? []), b]);
+    for (const [namespace, bindings] of byNamespace) {
+      try {
+        const why = await this.#stillAgent(namespace);
+        if (why) {
+          report.kept.push({ namespace, reason: why });
+          continue;
+        }
+        for (const b of bindings) {
+          const path = `/apis/rbac.authorization.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/rolebindings/${encodeURIComponent(b.name)}`;
+          const res = await apiCall(this.#access, this.#rbac.timeoutMs, 'DELETE', path, { apiVersion: 'v1', kind: 'DeleteOptions', preconditions: { uid: b.uid, resourceVersion: b.resourceVersion } });
+          // 404: gone already; 409: changed since listed (rewritten or replaced): not ours to judge now.
+          if (res.status === 200 || res.status === 202) report.removed.push(`${namespace}/${b.name}`);
+          else if (res.status !== 404 && res.status !== 409) throw new AgentRbacError(`DELETE ${path}: ${res.status} ${messageOf(res)}`.trim());
+        }
+        this.#ensurer?.forget(namespace);
+        // A pod injected while we deleted: put the bindings back rather than leave it without approvals.
+        if (await this.#stillAgent(namespace)) await this.#ensurer?.ensure(namespace);
+      } catch (err) {
+        report.kept.push({ namespace, reason: `error: ${(err as Error).message}` });
+        this.#log?.warn({ code: 'SLUICE_WEBHOOK_AGENT_RBAC', namespace, err: (err as Error).message }, 'approvals RoleBindings of a former agent namespace not removed; trying again later');
+      }
+    }
+    if (report.removed.length) this.#log?.info({ removed: report.removed }, 'approvals RoleBindings removed from namespaces that are no longer agent namespaces');
+    return report;
+  }
+
+  /** Why the namespace still needs its bindings ('' when it does not; a deleted namespace takes them with it). */
+  async #stillAgent(namespace: string): Promise<string> {
+    const ns = await apiCall(this.#access, this.#rbac.timeoutMs, 'GET', `/api/v1/namespaces/${encodeURIComponent(namespace)}`);
+    if (ns.status === 404) return 'namespace being deleted';
+    if (ns.status !== 200) throw new AgentRbacError(`GET namespace ${namespace}: ${ns.status} ${messageOf(ns)}`.trim());
+    const labels = (ns.body.metadata as { labels?: Record<string, string> } | undefined)?.labels;
+    if (isAgentNamespace(labels, 0)) return `labelled ${LABEL_INJECT}=true`;
+    const pods = await apiCall(this.#access, this.#rbac.timeoutMs, 'GET', `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods?labelSelector=${encodeURIComponent(`${LABEL_INJECTED}=true`)}&limit=1`);
+    if (pods.status !== 200) throw new AgentRbacError(`list injected pods of ${namespace}: ${pods.status} ${messageOf(pods)}`.trim());
+    const count = Array.isArray(pods.body.items) ? pods.body.items.length : 0;
+    return isAgentNamespace(labels, count) ? 'pods sluice injected still run there' : '';
+  }
+}
+
+const messageOf = (res: { body: Record<string, unknown> }): string => (typeof res.body.message === 'string' ? res.body.message : '');
+
+async function apiCall(access: KubeAccess, timeout: number, method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+  let res;
+  try {
+    res = await request(`${access.server}${path}`, {
+      method,
+      dispatcher: access.dispatcher,
+      headers: { authorization: `Bearer ${access.token()}`, accept: 'application/json', ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      headersTimeout: timeout,
+      bodyTimeout: timeout,
+      signal: AbortSignal.timeout(timeout),
+    });
+  } catch (err) {
+    throw new AgentRbacError(`${method} ${path}: API server unreachable (${(err as Error).message})`);
+  }
+  const text = await res.body.text();
+  try {
+    return { status: res.statusCode, body: JSON.parse(text) as Record<string, unknown> };
+  } catch {
+    return { status: res.statusCode, body: { message: text.slice(0, 300) } };
+  }
+}

@@ -19,7 +19,7 @@ import { registerWebhookMetrics } from './metrics.ts';
 import { reviewMutation, reviewPortForward, reviewValidation } from './review.ts';
 import { ANNOTATION_CREATOR, ANNOTATION_STATUS } from '../../api/src/index.ts';
 import { podOf } from './admission-review.ts';
-import { AgentRbacEnsurer } from './agent-rbac.ts';
+import { AgentRbacCleaner, AgentRbacEnsurer } from './agent-rbac.ts';
 import { KubeReadError, createKubeReader, kubeAccess } from './kube-reader.ts';
 import type { KubeReader } from './kube-reader.ts';
 import { selectForInjection } from './pod-model.ts';
@@ -261,9 +261,13 @@ export async function startWebhookServer(config: WebhookConfig, deps: { registry
     }
   }
   let agentRbac: AgentRbacEnsurer | undefined;
+  let agentRbacCleaner: AgentRbacCleaner | undefined;
   if (config.agentRbac) {
     try {
-      agentRbac = new AgentRbacEnsurer(config.agentRbac, config.approvals, kubeAccess(config.kube));
+      const access = kubeAccess(config.kube);
+      agentRbac = new AgentRbacEnsurer(config.agentRbac, config.approvals, access);
+      // Takes the bindings back from namespaces that stopped being agent namespaces.
+      agentRbacCleaner = new AgentRbacCleaner(config.agentRbac, access, agentRbac, logger);
     } catch (err) {
       logger.warn({ err: (err as Error).message, code: 'SLUICE_WEBHOOK_AGENT_RBAC' }, 'no Kubernetes API access: approvals RoleBindings of agent namespaces are not ensured');
     }
@@ -299,6 +303,7 @@ export async function startWebhookServer(config: WebhookConfig, deps: { registry
     const port = await listen(https, s.port, s.host);
     const metricsPort = await listen(health, s.metricsPort, s.metricsHost);
     listening = true;
+    agentRbacCleaner?.start();
     return {
       port,
       metricsPort,
@@ -307,6 +312,7 @@ export async function startWebhookServer(config: WebhookConfig, deps: { registry
       async close() {
         listening = false;
         certs.stop();
+        await agentRbacCleaner?.stop();
         await Promise.all([closeServer(https), closeServer(health)]);
       },
     };
