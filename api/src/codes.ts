@@ -110,6 +110,7 @@ const TABLE = [
   policy('cloud.iam_write_denied', 'deny', 'a change to identities or their permissions'),
   policy('cloud.iam_write_held', 'hold', 'a change to identities or their permissions that the organisation holds for approval'),
   policy('cloud.destructive_held', 'hold', 'a destructive action needs approval'),
+  policy('cloud.share_held', 'hold', 'making data reachable from outside the organisation’s accounts (a subscription, API destination, permission, grant or ACL) needs approval'),
 
   // ── sidecar: connections refused before any request ─────────────────────────────────────────
   { code: 'net.not_http', kind: 'refusal', by: 'sidecar', doc: 'the first bytes are neither TLS nor HTTP (opaque protocols are not tunnelled)' },

@@ -222,6 +222,36 @@ verdicts contains lib.verdict(75, with_credential(lib.hold(
 	not aws.resource_accounts
 }
 
+# --- sharing: making the organisation's data reachable from outside ------------------------------
+
+# Subscriptions to endpoints (an HTTPS URL, an e-mail address), API destinations, permissions and
+# grants for other principals, ACLs, website hosting: the data then leaves without another request
+# through the sidecar. Held. An S3 write that grants access by header (a canned ACL other than a
+# private one, any x-amz-grant-*) is the same thing.
+share if aws.action in config.aws_share_actions
+
+share if {
+	s3
+	acl := input.request.headers["x-amz-acl"]
+	not lower(acl) in config.aws_s3_private_acls
+}
+
+share if {
+	s3
+	some name, _ in input.request.headers
+	startswith(name, "x-amz-grant-")
+}
+
+verdicts contains lib.verdict(80, with_credential(lib.hold(
+	"cloud.share_held",
+	concat("", [aws.action, " makes data reachable from outside the organisation's accounts (a subscription, destination, permission, grant or ACL); it needs approval"]),
+	"once",
+))) if {
+	aws_host
+	aws.action
+	share
+}
+
 resource_send if aws.action in config.aws_resource_send_actions
 
 # Sending where the sidecar could not tell whose queue or topic it is (a body too large to read

@@ -426,3 +426,41 @@ test_copy_from_an_alias_matching_an_own_pattern_denied if {
 	inp := s3("s3:CopyObject", {"bucket": "acme-a", "key": "k", "copy_source_bucket": "acme-x-hrzrlukc5m36ft7okagglf3gmwluquse1b-s3alias"})
 	top(cloud.verdicts) == "cloud.s3_copy_source_denied" with input as inp
 }
+
+# --- sharing -----------------------------------------------------------------------------------------
+
+with_headers(inp, headers) := object.union(inp, {"request": {"headers": headers}})
+
+test_sns_subscription_held if {
+	vs := cloud.verdicts with input as aws("sns.eu-west-1.amazonaws.com", "sns:Subscribe")
+	top(vs) == "cloud.share_held"
+	some v in vs
+	v.decision.credential.provider == "aws-sts"
+}
+
+test_sns_subscription_of_a_foreign_queue_denied if {
+	top(cloud.verdicts) == "cloud.foreign_resource_denied" with input as foreign("sns.eu-west-1.amazonaws.com", "sns:Subscribe")
+}
+
+test_kms_grant_held if {
+	top(cloud.verdicts) == "cloud.share_held" with input as aws("kms.eu-west-1.amazonaws.com", "kms:CreateGrant")
+}
+
+test_s3_bucket_acl_held if {
+	top(cloud.verdicts) == "cloud.share_held" with input as s3("s3:PutBucketAcl", {"bucket": "acme-a"})
+}
+
+test_s3_put_with_a_public_canned_acl_held if {
+	inp := with_headers(s3("s3:PutObject", {"bucket": "acme-a", "key": "k"}), {"x-amz-acl": "public-read"})
+	top(cloud.verdicts) == "cloud.share_held" with input as inp
+}
+
+test_s3_put_with_a_grant_header_held if {
+	inp := with_headers(s3("s3:PutObject", {"bucket": "acme-a", "key": "k"}), {"x-amz-grant-read": "uri=\"http://acs.amazonaws.com/groups/global/AllUsers\""})
+	top(cloud.verdicts) == "cloud.share_held" with input as inp
+}
+
+test_s3_put_with_a_private_acl_allowed if {
+	inp := with_headers(s3("s3:PutObject", {"bucket": "acme-a", "key": "k"}), {"x-amz-acl": "bucket-owner-full-control"})
+	top(cloud.verdicts) == "cloud.aws" with input as inp
+}

@@ -33,6 +33,7 @@ const RESOURCE_KEYS = new Set([
   'SecretId',
   'Name',
   'QueueUrl',
+  'Endpoint',
   'StreamName',
   'LogGroupIdentifier',
   'logGroupIdentifier',

@@ -246,6 +246,11 @@ describe('query protocol', () => {
     expect(awsFactsOf(await form('sqs', { Action: 'GetQueueUrl', QueueName: 'drop', QueueOwnerAWSAccountId: FOREIGN }))).toMatchObject({ action: 'sqs:GetQueueUrl', resource_accounts: [FOREIGN] });
   });
 
+  test('SNS Subscribe of another account’s queue: the Endpoint ARN', async () => {
+    const sub = await form('sns', { Action: 'Subscribe', TopicArn: `arn:aws:sns:eu-west-1:${OWN}:builds`, Protocol: 'sqs', Endpoint: `arn:aws:sqs:eu-west-1:${FOREIGN}:drop` });
+    expect(awsFactsOf(sub)).toMatchObject({ action: 'sns:Subscribe', resource_accounts: [OWN, FOREIGN] });
+  });
+
   test('a message that is an ARN is data', async () => {
     expect(awsFactsOf(await form('sns', { Action: 'Publish', TopicArn: `arn:aws:sns:eu-west-1:${OWN}:builds`, Message: `arn:aws:iam::${FOREIGN}:role/x` }))).toMatchObject({ resource_accounts: [OWN] });
   });
