@@ -33,7 +33,11 @@ export const FactsConfig = z
     awsHostSuffixes: z.array(z.string()).default(['amazonaws.com', 'amazonaws.com.cn']),
     /** Hard cap on the receive-pack command section read from a push body. */
     maxGitCommandBytes: byteCap.default(64 * 1024),
-    /** Hard cap on the query-protocol form body read for `Action=`. */
+    /**
+     * Hard cap on an AWS parameter body (query-protocol form, JSON, Smithy CBOR, S3 bucket
+     * configuration XML), read whole for its action and for the accounts its resources name; a
+     * larger body leaves `aws.resource_accounts` unknown, which the default library holds.
+     */
     maxAwsFormBytes: byteCap.default(16 * 1024),
     /** Hard cap on the LLM JSON body prefix scanned for `model`/`stream`. */
     maxLlmBodyBytes: byteCap.default(256 * 1024),
