@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { PrometheusServer } from '../support/prometheus/prometheus.ts';
 import type { Sample } from '../support/prometheus/prometheus.ts';
-import { shippedQueries } from '../../charts/src/promql-names.ts';
+import { metricNames, shippedQueries } from '../../charts/src/promql-names.ts';
 import type { ShippedQuery } from '../../charts/src/promql-names.ts';
 import type { KubeNode } from './node.ts';
 
@@ -214,13 +214,15 @@ export function dashboardPromql(q: ShippedQuery, v: { namespace: string; pod: st
 // What kube-prometheus-stack's Prometheus may read for discovery (its ClusterRole, less nodes).
 const DISCOVERY_RULES = [{ apiGroups: [''], resources: ['pods', 'services', 'endpoints'], verbs: ['get', 'list', 'watch'] }];
 
-/** One dashboard query's answer: how many series, and their values (a few). */
+/** One dashboard query's answer: how many series, their values (a few), and the metrics it reads. */
 export interface DashboardResult {
   where: string;
   kind: ShippedQuery['kind'];
   promql: string;
   series: number;
   values: string[];
+  /** each metric the query reads, and whether a scraped target carried its HELP/TYPE (exported, even with no series yet) */
+  metrics: { name: string; exported: boolean }[];
 }
 
 export interface TargetView {
@@ -296,6 +298,13 @@ export class ClusterPrometheus {
     return this.server.query(expr);
   }
 
+  /** The metric's HELP/TYPE as Prometheus last scraped it from any target (empty: no target exports it). */
+  async metadata(metric: string): Promise<{ type: string; help: string }[]> {
+    const res = await fetch(`${this.server.url}/api/v1/metadata?metric=${encodeURIComponent(metric)}`);
+    const body = (await res.json()) as { data?: Record<string, { type: string; help: string }[]> };
+    return body.data?.[metric] ?? [];
+  }
+
   /** Waits (bounded) until every target was scraped again after now: what happened so far is in. */
   async settle(timeoutMs = 20_000): Promise<void> {
     const now = Date.now() / 1000;
@@ -308,7 +317,8 @@ export class ClusterPrometheus {
     for (const q of shippedQueries().filter((x) => x.kind === 'panel' || x.kind === 'variable')) {
       const promql = dashboardPromql(q, v);
       const samples = await this.server.query(promql);
-      out.push({ where: q.where, kind: q.kind, promql, series: samples.length, values: samples.slice(0, 4).map((s) => s.value[1]) });
+      const metrics = await Promise.all(metricNames(q.expr).map(async (name) => ({ name, exported: (await this.metadata(name)).length > 0 })));
+      out.push({ where: q.where, kind: q.kind, promql, series: samples.length, values: samples.slice(0, 4).map((s) => s.value[1]), metrics });
     }
     return out;
   }
