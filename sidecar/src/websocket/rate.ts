@@ -28,6 +28,12 @@ export class TokenBucket {
     this.#tokens -= n;
     return true;
   }
+
+  /** Milliseconds until `n` tokens are there (0: now). */
+  waitMs(n: number, now: number): number {
+    const tokens = Math.min(this.#rate, this.#tokens + (Math.max(0, now - this.#at) * this.#rate) / 1000);
+    return tokens >= n ? 0 : ((n - tokens) * 1000) / this.#rate;
+  }
 }
 
 /** A message-and-byte budget. */

@@ -8,9 +8,10 @@
 //
 // Recording (when the caller gives `record`): messages are written ahead. What passed inspection
 // waits in its direction's queue until the audit event holding it is durable, and only then is
-// sent on; messages that arrive while an event is being written, or within `recording.windowMs`
-// of the last one, share the next event (at most maxMessages / maxBytes each). So a flood of tiny
-// messages costs one event per window, not one per message, and nothing is ever carried that is
+// sent on; messages that arrive while an event is being written, or once the direction has used
+// its `recording.eventsPerSecond` (a token bucket: interactive traffic within it is recorded at
+// once, one event per message), share the next event (at most maxMessages / maxBytes each). So a
+// flood of tiny messages costs events per second, not one per message, and nothing is ever carried that is
 // not recorded: a refused write (a full spool that fails closed, a disk error) closes the
 // connection with 1011 before the messages it held are sent. A full queue pauses its source.
 // It never decides policy: the gateway decided the upgrade, this only enforces what crosses it.
@@ -22,7 +23,7 @@ import { inspectPayload, nextTail, splitSecret } from './inspect.ts';
 import type { InspectOptions, WsDirection, WsVerdict } from './inspect.ts';
 import { entryOf } from './recording.ts';
 import type { WsBatch, WsEntry } from './recording.ts';
-import { WsBudget, sidecarBudget } from './rate.ts';
+import { TokenBucket, WsBudget, sidecarBudget } from './rate.ts';
 import { websocketSettings } from './settings.ts';
 import type { WebSocketSettingsInput } from './settings.ts';
 import type { Masker, ViewFinding } from '../masking/index.ts';
@@ -81,8 +82,8 @@ interface Queue {
   bytes: number;
   /** An event of this direction is being written. */
   inFlight: boolean;
-  /** When the last event of this direction began to be written (ms, monotonic). */
-  lastFlushAt: number;
+  /** Events this direction may write (recording.eventsPerSecond). */
+  events: TokenBucket;
   timer: NodeJS.Timeout | undefined;
 }
 
@@ -104,8 +105,8 @@ export function relayWebSocket(client: Socket, upstream: Socket, clientHead: Buf
   const ownBudget = new WsBudget(s.rate.connection, openedAt);
   const shared = o.sidecarBudget ?? sidecarBudget(s, openedAt);
   const queues: Record<WsDirection, Queue> = {
-    out: { items: [], bytes: 0, inFlight: false, lastFlushAt: -Infinity, timer: undefined },
-    in: { items: [], bytes: 0, inFlight: false, lastFlushAt: -Infinity, timer: undefined },
+    out: { items: [], bytes: 0, inFlight: false, events: new TokenBucket(s.recording.eventsPerSecond, openedAt), timer: undefined },
+    in: { items: [], bytes: 0, inFlight: false, events: new TokenBucket(s.recording.eventsPerSecond, openedAt), timer: undefined },
   };
   let seq = 0;
   let lastActivity = openedAt;
@@ -216,18 +217,22 @@ export function relayWebSocket(client: Socket, upstream: Socket, clientHead: Buf
       return;
     }
     const t = now();
-    const due = full || t - q.lastFlushAt >= s.recording.windowMs || q.items.some((i) => i.opcode === OPCODE.close) || endWhenDrained[d] !== undefined;
-    if (!due) {
+    // A full event, a close or a drain is written at once (a full event is the cheap kind, and the
+    // message rates bound how many there are); otherwise the event waits for the direction's next token.
+    const urgent = full || q.items.some((i) => i.opcode === OPCODE.close) || endWhenDrained[d] !== undefined;
+    const wait = urgent ? 0 : q.events.waitMs(1, t);
+    if (wait > 0) {
       q.timer ??= setTimeout(() => {
         q.timer = undefined;
         pump(d);
-      }, Math.max(1, Math.ceil(q.lastFlushAt + s.recording.windowMs - t)));
+      }, Math.max(1, Math.ceil(wait)));
       return;
     }
     if (q.timer) {
       clearTimeout(q.timer);
       q.timer = undefined;
     }
+    q.events.take(1, t);
     // One event: up to maxMessages messages and the first that reaches maxBytes.
     let take = 0;
     let bytes = 0;
@@ -235,7 +240,6 @@ export function relayWebSocket(client: Socket, upstream: Socket, clientHead: Buf
     const items = q.items.splice(0, take);
     q.bytes -= bytes;
     q.inFlight = true;
-    q.lastFlushAt = t;
     let written: Promise<unknown>;
     try {
       written = o.record(batchOf(d, items));

@@ -33,7 +33,7 @@ export const WebSocketSettings = z
       .describe('over a rate, the connection that exceeds it is closed with 1008 (ws.rate_limited / ws.sidecar_rate_limited), recorded and counted'),
     recording: z
       .object({
-        windowMs: z.number().int().min(0).max(10_000).default(25).describe('after an audit event of a direction, its next messages wait at most this long to be recorded together (0: one event per write); bounds events per connection to 2 x 1000/windowMs a second'),
+        eventsPerSecond: z.number().int().min(1).max(10_000).default(100).describe('audit events a direction of one connection may write a second (a second\u2019s burst): within it a message is recorded at once; past it, messages wait for the next event and share it (so a flood costs events per second, not per message)'),
         maxMessages: z.number().int().min(1).max(4096).default(256).describe('most messages in one audit event'),
         maxBytes: z.number().int().min(1 * KiB).max(16 * MiB).default(64 * KiB).describe('payload bytes after which an audit event is written at once'),
         sampleBytes: z.number().int().min(0).max(4 * KiB).default(256).describe('with the decision\u2019s record_body: the first bytes of each message recorded (masked), with a SHA-256 of the whole message when it is longer'),

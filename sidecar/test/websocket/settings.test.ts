@@ -11,7 +11,7 @@ describe('websocket settings', () => {
       idleTimeoutMs: 300_000,
       maxLifetimeMs: 3_600_000,
       rate: { connection: { messagesPerSecond: 500 }, sidecar: { messagesPerSecond: 2000 } },
-      recording: { windowMs: 25, maxMessages: 256, maxBytes: 65536, sampleBytes: 256 },
+      recording: { eventsPerSecond: 100, maxMessages: 256, maxBytes: 65536, sampleBytes: 256 },
     });
   });
 
@@ -19,7 +19,7 @@ describe('websocket settings', () => {
     const bad = (v: unknown) => WebSocketSettings.safeParse(v).error?.issues.map((i) => i.path.join('.'));
     expect(bad({ maxMessageBytes: 4 * 1024 * 1024, rate: { connection: { bytesPerSecond: 1024 * 1024 } } })).toEqual(['rate']);
     expect(bad({ idleTimeoutMs: 0 })).toEqual(['idleTimeoutMs']);
-    expect(bad({ recording: { window: 5 } })).toEqual(['recording']);
+    expect(bad({ recording: { windowMs: 5 } })).toEqual(['recording']);
   });
 });
 
