@@ -42,11 +42,15 @@ export function evaluateJson(policy: LoadedPolicy, entrypoint: number, inputJson
   const p = policy as unknown as PolicyInternals;
   const exports = p.wasmInstance.exports as OpaEvalExports;
   const inputAddr = p.dataHeapPtr;
-  // UTF-8 takes at most 3 bytes per UTF-16 unit; make room for that before encoding in place.
-  const worst = inputJson.length * 3;
-  const shortfall = inputAddr + worst - p.mem.buffer.byteLength;
-  if (shortfall > 0) p.mem.grow(Math.ceil(shortfall / PAGE));
-  const { written } = encoder.encodeInto(inputJson, new Uint8Array(p.mem.buffer, inputAddr, worst));
+  // UTF-8 takes at most 3 bytes per UTF-16 unit. Only when that might not fit is the exact size
+  // counted, and memory grown by what is missing (linear memory never shrinks: grow no more).
+  let room = p.mem.buffer.byteLength - inputAddr;
+  if (inputJson.length * 3 > room) {
+    const shortfall = Buffer.byteLength(inputJson, 'utf8') - room;
+    if (shortfall > 0) p.mem.grow(Math.ceil(shortfall / PAGE));
+    room = p.mem.buffer.byteLength - inputAddr;
+  }
+  const { written } = encoder.encodeInto(inputJson, new Uint8Array(p.mem.buffer, inputAddr, room));
   const resultAddr = exports.opa_eval(0, entrypoint, p.dataAddr, inputAddr, written, inputAddr + written, 0);
   if (resultAddr === 0) throw new Error('opa_eval returned no result');
   // The module may have grown its memory while evaluating: take a fresh view.
