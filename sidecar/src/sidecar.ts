@@ -30,13 +30,14 @@ import { PolicyEngine } from './policy/engine.ts';
 import type { ClusterPolicyRuntime } from './policy/cluster-runtime.ts';
 import { registerPolicyMetrics } from './policy/policy-metrics.ts';
 import { Gateway } from './proxy/gateway.ts';
-import type { GatewayEvents, GatewayOptions } from './proxy/gateway.ts';
+import type { GatewayEvents } from './proxy/gateway.ts';
 import { PodInfo } from './proxy/pod-info.ts';
 import { parseResolvConfSearch } from './proxy/request-summary.ts';
 import { registerProxyMetrics } from './proxy/proxy-metrics.ts';
 import { createUpstreamAgent, upstreamSecureContext } from './proxy/upstream.ts';
 import { LeafCertificateCache } from './tls/leaf-certificates.ts';
-import { loadMasking } from './proxy/stages/masking-setup.ts';
+import { loadMasking } from './masking/index.ts';
+import type { Feature } from './proxy/pipeline.ts';
 import { generatePodCa, loadPodCa } from './tls/pod-ca.ts';
 import type { PodCa } from './tls/pod-ca.ts';
 import { writeTrustBundle } from './tls/trust-bundle.ts';
@@ -59,7 +60,11 @@ export interface StartOptions {
   logger?: Logger;
   events?: GatewayEvents;
   sessionId?: string;
-  extraStages?: GatewayOptions['extraStages'];
+  /**
+   * Features of the request pipeline beyond sluice's own, between masking and credentials (tests
+   * observe or stamp what is forwarded with a before-forward handler).
+   */
+  features?: readonly Feature[];
   /** Skip the DNS listener (the demo runs without root and without redirection). */
   dns?: boolean;
   transparent?: boolean;
@@ -209,11 +214,9 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
       },
     },
     ...(recorder ? { audit: { record: (rec: AuditRecord) => recorder.record(rec), pod: () => podInfo.identity } } : {}),
-    extraStages: (answer) => {
-      const extra = options.extraStages?.(answer) ?? {};
-      // Credentials go last: a signature must cover the body as it leaves (after outbound masking).
-      return { ...extra, holdStage: extra.holdStage ?? approvals?.holdStage(answer), beforeForward: [...masking.stages(answer), ...(extra.beforeForward ?? []), credentials.stage(answer)] };
-    },
+    // In phase order within each phase: credentials last, so a signature covers the body as it
+    // leaves (after outbound masking).
+    features: [...(approvals ? [approvals.feature] : []), masking.feature, ...(options.features ?? []), credentials.feature],
   });
   await gateway.listen();
   podInfo.onChange(() => {

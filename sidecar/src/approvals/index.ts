@@ -1,21 +1,21 @@
 // Command-level approval for the sidecar: wires the Kubernetes identity, the ApprovalRequest watch,
-// the hold coordinator, notifications and metrics, and hands the gateway its hold stage. Docs:
-// docs/approvals.md. startApprovals returns undefined when approvals are off or no API server
-// identity is available; the gateway then refuses holds ("no approval backend configured").
+// the hold coordinator, notifications and metrics, and declares approvals' work in the request
+// pipeline (`feature`: the hold phase). Docs: docs/approvals.md. startApprovals returns undefined
+// when approvals are off or no API server identity is available; the pipeline then refuses holds
+// ("no approval backend configured").
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Masker } from '../masking/index.ts';
-import type { Stage } from '../proxy/request-context.ts';
-import type { Answerer } from '../proxy/stages/answer.ts';
+import type { Feature } from '../proxy/pipeline.ts';
 import type { PodInfo } from '../proxy/pod-info.ts';
 import { ApprovalApi } from './approval-api.ts';
 import { ApprovalWatcher } from './approval-watcher.ts';
 import type { ApprovalsConfig } from './config.ts';
 import { HoldCoordinator } from './hold-coordinator.ts';
 import type { ApprovalEvent } from './hold-coordinator.ts';
-import { approvalHoldStage } from './hold-stage.ts';
+import { approvalHold } from './hold-phase.ts';
 import { podSelector } from './labels.ts';
 import { registerApprovalMetrics } from './metrics.ts';
 import { Notifier } from './notify.ts';
@@ -25,7 +25,7 @@ export type { ApprovalsConfigInput } from './config.ts';
 export { registerApprovalMetrics } from './metrics.ts';
 export type { ApprovalMetrics } from './metrics.ts';
 export type { ApprovalEvent, HoldResult } from './hold-coordinator.ts';
-export type { RequestApproval } from './hold-stage.ts';
+export type { RequestApproval } from './hold-phase.ts';
 export { APPROVAL_CODES } from './errors.ts';
 
 export interface ApprovalsDeps {
@@ -41,8 +41,8 @@ export interface ApprovalsDeps {
 }
 
 export interface RunningApprovals {
-  /** The gateway's holdStage for `extraStages`. */
-  holdStage(answer: Answerer): Stage;
+  /** approvals: the hold phase (a held request waits for a human or a standing grant). */
+  readonly feature: Feature;
   /** Approval steps (requested, decided, grant used, cut) for the audit trail. */
   onEvent(listener: (e: ApprovalEvent) => void): void;
   coordinator: HoldCoordinator;
@@ -116,17 +116,20 @@ export async function startApprovals(config: ApprovalsConfig, deps: ApprovalsDep
     if (cut) log.warn({ cut }, 'kill switch on: held requests cut');
   });
   return {
-    holdStage: (answer) =>
-      approvalHoldStage({
-        coordinator,
-        answer,
-        pod: () => deps.podInfo.identity,
-        podUid: deps.pod.uid,
-        session: deps.sessionId,
-        maxWaitMs: config.maxWaitMs,
-        clock: deps.clock,
-        masker: deps.masker,
-      }),
+    feature: {
+      name: 'approvals',
+      phases: {
+        hold: approvalHold({
+          coordinator,
+          pod: () => deps.podInfo.identity,
+          podUid: deps.pod.uid,
+          session: deps.sessionId,
+          maxWaitMs: config.maxWaitMs,
+          clock: deps.clock,
+          masker: deps.masker,
+        }),
+      },
+    },
     onEvent: (l) => listeners.push(l),
     coordinator,
     get healthy() {

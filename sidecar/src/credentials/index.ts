@@ -1,11 +1,11 @@
 // Just-in-time credentials for the sidecar: builds the providers named in config (aws-sts,
 // oauth2-token-exchange, kubernetes, static-secret) over one cache and one set of metrics, and
-// hands the proxy the stage that injects them. The rest of the sidecar sees only this surface.
+// declares credentials' work in the request pipeline (`feature`: before-forward injects, last in
+// that phase; response-headers overwrites echoes). The rest of the sidecar sees only this surface.
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Dispatcher } from 'undici';
-import type { Stage } from '../proxy/request-context.ts';
-import type { Answerer } from '../proxy/stages/answer.ts';
+import type { Feature } from '../proxy/pipeline.ts';
 import { createAssumeRoleClient } from './aws/assume-role.ts';
 import type { AssumeRoleClient, PodRef } from './aws/assume-role.ts';
 import { AwsStsProvider } from './aws/aws-sts-provider.ts';
@@ -14,7 +14,7 @@ import { StaticSecretProvider } from './bearer/static-secret.ts';
 import { TokenExchangeProvider } from './bearer/token-exchange.ts';
 import { CredentialCache } from './credential-cache.ts';
 import type { CredentialsConfig } from './credentials-config.ts';
-import { credentialsStage } from './credentials-stage.ts';
+import { credentialsPhases } from './request-phases.ts';
 import { CredentialError } from './errors.ts';
 import { registerCredentialMetrics } from './metrics.ts';
 import type { CredentialMetrics } from './metrics.ts';
@@ -48,7 +48,8 @@ export interface CredentialEvents {
 }
 
 export interface Credentials {
-  stage(answer: Answerer): Stage;
+  /** credentials: before-forward (inject; runs last there), response-headers (echo redaction). */
+  readonly feature: Feature;
   readonly metrics: CredentialMetrics;
   readonly cache: CredentialCache;
   readonly providers: ReadonlyMap<string, CredentialProvider>;
@@ -99,7 +100,7 @@ export function createCredentials(config: CredentialsConfig, deps: CredentialsDe
   add(new StaticSecretProvider({ secrets: config.static, cache, now }));
 
   return {
-    stage: (answer) => credentialsStage({ providers, metrics, answer, log: deps.log }),
+    feature: { name: 'credentials', phases: credentialsPhases({ providers, metrics, ...(deps.log ? { log: deps.log } : {}) }) },
     metrics,
     cache,
     providers,

@@ -29,6 +29,9 @@
 //   //       v.findings[0].rule; 'unscannable' → hold or deny per policy (never forward unscanned).
 //   //       metrics.recordPackVerdict(v).
 //
+// In the request pipeline (setup.ts): loadMasking(config, registry).feature works in before-forward
+// (the request for a response it masks, outbound DLP) and response-headers (the body's masking).
+//
 // Rules are data (rule-schema.ts): literal-keyword pattern rules and `name = value` assignment rules,
 // each with id, description, confidence, optional validator and keep-length. Platform teams add
 // their own in JSON/YAML; `decision.mask` picks rule ids per destination.
@@ -62,5 +65,9 @@ export {
 } from './packfile.ts';
 export type { PackFinding, PackLimits, PackVerdict, ReceivePackRequest, RefUpdate } from './packfile.ts';
 export { registerMaskingMetrics } from './metrics.ts';
+export { loadMasking, maskingFeature } from './setup.ts';
+export type { LoadedMasking } from './setup.ts';
+export { DEFAULT_MASKING_PASS_TYPES } from './request-phases.ts';
+export type { MaskingDeps } from './request-phases.ts';
 export type { MaskingMetrics } from './metrics.ts';
 export { VALIDATORS, base62Crc32, isPlaceholder, isWordlike, looksRandom } from './validators.ts';

@@ -22,8 +22,12 @@ function masker(): Masker {
   return auditMasker;
 }
 
-/** Request parts are built twice per request (request and response events): masked once. */
-const maskedParts = new WeakMap<RequestContext, { summary: unknown; facts: unknown; part: AuditRecord['request'] }>();
+declare module './request-context.ts' {
+  interface RequestContext {
+    /** The masked request part of this request's audit events: built for the request event, reused for the response event. */
+    auditRequestPart?: { summary: unknown; facts: unknown; part: AuditRecord['request'] };
+  }
+}
 
 type Pod = AuditRecord['pod'];
 
@@ -39,10 +43,11 @@ function base(kind: AuditRecord['kind'], identity: PodIdentity): Pick<AuditRecor
 }
 
 function requestPart(ctx: RequestContext): AuditRecord['request'] {
-  const memo = maskedParts.get(ctx);
+  // Request parts are built twice per request (request and response events): masked once.
+  const memo = ctx.auditRequestPart;
   if (memo && memo.summary === ctx.summary && memo.facts === ctx.facts) return memo.part;
   const part = maskAuditValue(rawRequestPart(ctx), masker());
-  maskedParts.set(ctx, { summary: ctx.summary, facts: ctx.facts, part });
+  ctx.auditRequestPart = { summary: ctx.summary, facts: ctx.facts, part };
   return part;
 }
 

@@ -2,6 +2,7 @@
 // arrived and which destination it claims at the connection level (SNI, CONNECT target, fake IP).
 // Every request on the connection is checked against these claims (domain fronting).
 import type { Socket } from 'node:net';
+import type { ConnectionVerdict } from './connection-handoff.ts';
 
 export interface ConnectionInfo {
   id: string;
@@ -20,6 +21,8 @@ export interface ConnectionInfo {
    */
   fakeIpNames?: readonly string[];
   openedAt: number;
+  /** Set when the name was denied at the connection level: every request on it gets this (connection-gate.ts). */
+  denied?: ConnectionVerdict;
 }
 
 // A symbol property rather than a WeakMap: an HTTP/2 request's `socket` is node:http2's Proxy

@@ -1,4 +1,9 @@
-// The state one agent request carries through the pipeline's stages.
+// The state one agent request carries through the pipeline's phases (pipeline.ts), and what each
+// phase may rely on by type: a guard sees a bare RequestContext, the facts phase a Summarized one,
+// the hold phase a Decided one, before-forward and the response phases a Forwarding one. The
+// pipeline's core steps are the only code that adds those fields, so a handler never needs `!`.
+// Features keep their per-request state here too (declared in their own module with
+// `declare module`), never in module-level maps.
 import type { Readable, Transform } from 'node:stream';
 import type { Action, Facts, PolicyInput, RequestSummary } from '../../../api/src/index.ts';
 import type { Evaluation } from '../policy/engine.ts';
@@ -13,6 +18,7 @@ export interface RequestContext {
   readonly conn: ConnectionInfo;
   /** process.hrtime.bigint() when the request head was parsed */
   readonly receivedAt: bigint;
+  /** The policy's view of the request (set by the pipeline before the facts phase). */
   summary?: RequestSummary;
   /** path and query to send upstream (origin-form) */
   pathAndQuery?: string;
@@ -26,15 +32,10 @@ export interface RequestContext {
   status?: number;
   answer?: { code: string; reason: string; kind: 'deny' | 'hold' | 'error' };
   /**
-   * What will be sent upstream, prepared after the decision; stages before the forwarder may
-   * rewrite it (outbound masking replaces the body, credentials rewrite headers and re-sign).
+   * What will be sent upstream, prepared after the decision; before-forward handlers may rewrite
+   * it (outbound masking replaces the body, credentials rewrite headers and re-sign).
    */
   upstream?: UpstreamRequest;
-  /**
-   * Hooks for the response, run by the forwarder in order: each may rewrite status headers and
-   * add a transform to the body stream (response masking).
-   */
-  responseHooks: ResponseHook[];
   /** Every redaction in either direction, by rule id and offset — never the value. */
   redactions: { rule: string; direction: 'request' | 'response'; offset: number }[];
   /** 100 Continue already sent to an agent that asked for it */
@@ -46,19 +47,14 @@ export interface RequestContext {
   timings: Record<string, number>;
 }
 
-export type Next = () => Promise<void>;
-export type Stage = (ctx: RequestContext, next: Next) => Promise<void>;
+/** A request the pipeline has summarized: what the facts phase and later see. */
+export type Summarized = RequestContext & { summary: RequestSummary; pathAndQuery: string };
 
-/** Runs stages in order; each decides whether to call the rest. */
-export function composeStages(stages: readonly Stage[]): (ctx: RequestContext) => Promise<void> {
-  return (ctx) => {
-    const run = (i: number): Promise<void> => {
-      const stage = stages[i];
-      return stage ? stage(ctx, () => run(i + 1)) : Promise.resolve();
-    };
-    return run(0);
-  };
-}
+/** A request the policy allowed or held: what the decided and hold phases see. */
+export type Decided = Summarized & { input: PolicyInput; evaluation: Evaluation; action: Action };
+
+/** A request on its way upstream: what before-forward and the response phases see. */
+export type Forwarding = Decided & { upstream: UpstreamRequest };
 
 export interface UpstreamRequest {
   origin: string;
@@ -71,10 +67,20 @@ export interface UpstreamRequest {
   grpc?: boolean;
 }
 
-export type ResponseHook = (response: { status: number; headers: Record<string, string | string[]> }) => {
+/** The upstream's response head as the response-headers phase sees it. */
+export interface ResponseHead {
+  status: number;
+  headers: Record<string, string | string[]>;
+}
+
+/** What a response-headers handler makes of the response. */
+export interface ResponsePlan {
   headers: Record<string, string | string[]>;
   /** Stages the body goes through, in order (decode → mask → encode). */
   transforms?: Transform[];
   /** The response must not reach the agent (e.g. an encoding that cannot be scanned). */
   refuse?: { code: string; reason: string };
-};
+}
+
+/** A response-headers step for one response (echo redaction builds one per request). */
+export type ResponseHook = (response: ResponseHead) => ResponsePlan;

@@ -8,12 +8,12 @@ import { Registry } from 'prom-client';
 import { loadSidecarConfig, parseSidecarConfig } from '../../src/config/sidecar-config.ts';
 import { classifyStsError, selectRole, sessionNameFor } from '../../src/credentials/aws/assume-role.ts';
 import { AwsRole, CredentialsConfig, hostAllowed } from '../../src/credentials/credentials-config.ts';
-import { credentialsStage } from '../../src/credentials/credentials-stage.ts';
+import { credentialsPhases } from '../../src/credentials/request-phases.ts';
 import { CredentialError } from '../../src/credentials/errors.ts';
 import { registerCredentialMetrics } from '../../src/credentials/metrics.ts';
 import { readTokenFile, tokenFileName } from '../../src/credentials/projected-token.ts';
 import type { CredentialProvider } from '../../src/credentials/provider.ts';
-import type { RequestContext } from '../../src/proxy/request-context.ts';
+import type { Forwarding } from '../../src/proxy/request-context.ts';
 
 describe('config', () => {
   test('defaults are complete and SLUICE_TOKEN_DIR lands in credentials.tokenDir', () => {
@@ -80,17 +80,16 @@ describe('identity', () => {
   });
 });
 
-describe('the stage', () => {
-  function ctx(credential?: Record<string, string>): { ctx: RequestContext; answers: unknown[]; nexts: number[] } {
+describe('the before-forward phase', () => {
+  function ctx(credential?: Record<string, string>): { ctx: Forwarding; answers: unknown[]; nexts: number[] } {
     const c = {
       id: 'r-1',
       summary: { method: 'GET', scheme: 'https', host: 'api.example.test', port: 443, path: '/', query: {}, headers: {}, ip_literal: false },
       facts: {},
       evaluation: { decision: { allow: true, code: 't', reason: 't', ...(credential ? { credential } : {}) } },
       upstream: { origin: 'https://api.example.test', path: '/', method: 'GET', headers: {}, body: null },
-      responseHooks: [],
       timings: {},
-    } as unknown as RequestContext;
+    } as unknown as Forwarding;
     return { ctx: c, answers: [], nexts: [] };
   }
   const provider = (impl: CredentialProvider['inject']): CredentialProvider => ({ name: 'fake', jit: true, inject: impl });
@@ -103,19 +102,25 @@ describe('the stage', () => {
       ['down', provider(() => Promise.reject(new CredentialError('credentials.provider_unavailable', 'fake', 'fake: down')))],
       ['buggy', provider(() => Promise.reject(new TypeError('oops s3cr3t')))],
     ]);
-    const answers: { status: number; code: string; reason: string; kind: string }[] = [];
-    const stage = credentialsStage({ providers, metrics, answer: (_c, a) => answers.push(a) });
+    const answers: unknown[] = [];
+    const inject = credentialsPhases({ providers, metrics })['before-forward']!;
     let nexts = 0;
+    // A handler goes on (undefined) or returns sluice's answer, which ends the request.
+    const stage = async (c: Forwarding, next: () => void) => {
+      const step = await inject(c);
+      if (step === undefined) next();
+      else answers.push(step);
+    };
     const next = () => {
       nexts++;
-      return Promise.resolve();
     };
     const plain = ctx();
     await stage(plain.ctx, next);
     const ok = ctx({ provider: 'ok' });
     await stage(ok.ctx, next);
     expect(nexts).toBe(2);
-    expect(ok.ctx.responseHooks).toHaveLength(1);
+    // What the response phase searches the response for (echo redaction).
+    expect(ok.ctx.injectedCredential).toEqual({ provider: 'fake', secrets: ['s3cr3t-value'] });
     expect(ok.ctx.timings.credentials_ms).toBeGreaterThanOrEqual(0);
     for (const name of ['down', 'buggy', 'vault']) await stage(ctx({ provider: name }).ctx, next);
     const plaintext = ctx({ provider: 'ok' });

@@ -99,15 +99,17 @@ export async function startFrontHarness(): Promise<FrontHarness> {
       malformed: (m) => malformed.push(m),
       upgradeDecided: (u) => malformed.push(u),
     },
-    extraStages: () => ({
-      beforeForward: [
-        async (ctx, next) => {
-          decided.push({ id: ctx.id, method: ctx.upstream!.method, path: ctx.upstream!.path, summaryPath: ctx.summary!.path });
-          ctx.upstream!.headers['x-fuzz-ctx'] = ctx.id;
-          await next();
+    features: [
+      {
+        name: 'fuzz-observer',
+        phases: {
+          'before-forward': (ctx) => {
+            decided.push({ id: ctx.id, method: ctx.upstream.method, path: ctx.upstream.path, summaryPath: ctx.summary.path });
+            ctx.upstream.headers['x-fuzz-ctx'] = ctx.id;
+          },
         },
-      ],
-    }),
+      },
+    ],
   });
   const both = () => [...plain.requests, ...tls.requests];
   return {

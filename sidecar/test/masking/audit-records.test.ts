@@ -28,7 +28,6 @@ function context(path: string, reason: string): RequestContext {
     summary: { method: 'POST', scheme: 'https', host: 'api.openai.com', port: 443, path, query: {}, headers: {}, ip_literal: false },
     facts: { llm: { provider: 'openai', endpoint: 'chat.completions', model: `gpt-${Buffer.from(AWS_ID).toString('base64')}`, prompt_bytes: 10 } },
     answer: { code: 'test.deny', reason, kind: 'deny' },
-    responseHooks: [],
     redactions: [],
     continued: false,
     bytesIn: 0,

@@ -1,7 +1,8 @@
-// Stages that talk to the upstream. prepareUpstreamStage fixes what will be sent (origin, path,
-// end-to-end headers, the body with any buffered prefix first) so later stages can rewrite it;
-// forwardStage sends it through undici and streams the answer back through the response hooks,
-// both directions with back-pressure and nothing buffered whole.
+// Core steps of the pipeline that talk to the upstream. prepareUpstream fixes what will be sent
+// (origin, path, end-to-end headers, the body with any buffered prefix first) so before-forward
+// handlers can rewrite it — the only code that makes a Decided request a Forwarding one; forward
+// sends it through undici and streams the answer back through what the response-headers phase
+// planned, both directions with back-pressure and nothing buffered whole.
 import { PassThrough, Transform } from 'node:stream';
 import type { Readable, Writable } from 'node:stream';
 import type { Agent } from 'undici';
@@ -9,9 +10,9 @@ import { isGrpc, requestHasBody, responseCompleted, responseGone, writeResponseH
 import type { AgentResponse } from '../agent-request.ts';
 import { endToEndHeaders } from '../hop-by-hop.ts';
 import type { ProxyMetrics } from '../proxy-metrics.ts';
-import type { RequestContext, Stage } from '../request-context.ts';
+import type { Decided, Forwarding, RequestContext, ResponseHead } from '../request-context.ts';
 import { classifyUpstreamError } from '../upstream.ts';
-import type { Answerer } from './answer.ts';
+import { answer } from './answer.ts';
 import { sendContinueIfAsked } from './continue.ts';
 
 function counter(onChunk: (n: number) => void): Transform {
@@ -107,23 +108,23 @@ export function originOf(scheme: string, host: string, port: number): string {
   return `${scheme}://${hostForUrl}${port === defaultPort ? '' : `:${port}`}`;
 }
 
-export function prepareUpstreamStage(): Stage {
-  return async (ctx, next) => {
-    const s = ctx.summary!;
-    ctx.upstream = {
+export function prepareUpstream(ctx: Decided): Forwarding {
+  const s = ctx.summary;
+  const f: Forwarding = Object.assign(ctx, {
+    upstream: {
       origin: originOf(s.scheme, s.host, s.port),
-      path: ctx.pathAndQuery!,
+      path: ctx.pathAndQuery,
       method: s.method,
       headers: endToEndHeaders(ctx.req.headers),
       body: requestBody(ctx),
-    };
-    if (isGrpc(ctx.req)) {
-      ctx.upstream.grpc = true;
-      // gRPC servers require `te: trailers` (RFC 9110 drops TE as hop-by-hop; gRPC proxies re-add it).
-      ctx.upstream.headers.te = 'trailers';
-    }
-    await next();
-  };
+    },
+  });
+  if (isGrpc(ctx.req)) {
+    f.upstream.grpc = true;
+    // gRPC servers require `te: trailers` (RFC 9110 drops TE as hop-by-hop; gRPC proxies re-add it).
+    f.upstream.headers.te = 'trailers';
+  }
+  return f;
 }
 
 export interface ForwardDeps {
@@ -131,82 +132,77 @@ export interface ForwardDeps {
   /** HTTP/2-capable agent for gRPC requests (UpstreamRequest.grpc) */
   grpcAgent?: Agent;
   metrics: ProxyMetrics;
-  answer: Answerer;
   onBytesOut?: (n: number) => void;
+  /** The response-headers phase: the headers and body transforms the agent gets, or a refusal. */
+  responseHeaders: (ctx: Forwarding, head: ResponseHead) => { headers: ResponseHead['headers']; transforms: Transform[] } | { refuse: { code: string; reason: string } };
   /**
-   * Runs once the upstream body has been relayed and before the agent's response is ended (the
-   * audit's response event); a rejection cuts the response instead of completing it.
+   * The before-end phase: runs once the upstream body has been relayed and before the agent's
+   * response is ended (the audit's response event); a rejection cuts the response instead of completing it.
    */
-  beforeResponseEnd?: (ctx: RequestContext) => Promise<void>;
+  beforeEnd?: (ctx: Forwarding) => Promise<void>;
 }
 
-export function forwardStage(deps: ForwardDeps): Stage {
-  return async (ctx) => {
-    const up = ctx.upstream!;
-    if (agentLeft(ctx)) {
-      // The agent left while an earlier stage waited (facts, audit, approval): nothing to forward.
-      up.body?.destroy();
-      return;
-    }
-    const abort = new AbortController();
-    ctx.res.once('close', () => {
-      if (!responseCompleted(ctx.res)) abort.abort();
+export async function forward(ctx: Forwarding, deps: ForwardDeps): Promise<void> {
+  const up = ctx.upstream;
+  if (agentLeft(ctx)) {
+    // The agent left while an earlier phase waited (facts, audit, approval): nothing to forward.
+    up.body?.destroy();
+    return;
+  }
+  const abort = new AbortController();
+  ctx.res.once('close', () => {
+    if (!responseCompleted(ctx.res)) abort.abort();
+  });
+  const body = up.body?.pipe(
+    counter((n) => {
+      ctx.bytesOut += n;
+      deps.onBytesOut?.(n);
+    }),
+  );
+  const beforeUpstream = process.hrtime.bigint();
+  ctx.overhead += Number(beforeUpstream - ctx.receivedAt) / 1e9;
+  let upstream;
+  try {
+    upstream = await (up.grpc && deps.grpcAgent ? deps.grpcAgent : deps.agent).request({
+      origin: up.origin,
+      path: up.path,
+      method: up.method,
+      headers: up.headers,
+      body: body ?? null,
+      signal: abort.signal,
     });
-    const body = up.body?.pipe(
-      counter((n) => {
-        ctx.bytesOut += n;
-        deps.onBytesOut?.(n);
-      }),
-    );
-    const beforeUpstream = process.hrtime.bigint();
-    ctx.overhead += Number(beforeUpstream - ctx.receivedAt) / 1e9;
-    let upstream;
-    try {
-      upstream = await (up.grpc && deps.grpcAgent ? deps.grpcAgent : deps.agent).request({
-        origin: up.origin,
-        path: up.path,
-        method: up.method,
-        headers: up.headers,
-        body: body ?? null,
-        signal: abort.signal,
-      });
-    } catch (err) {
-      if (agentLeft(ctx) || abort.signal.aborted) return;
-      const e = classifyUpstreamError(err, up.origin);
-      deps.metrics.upstreamErrors.inc({ code: e.code });
-      deps.answer(ctx, { status: e.status, code: e.code, reason: e.message, kind: 'error' });
-      return;
-    }
-    const afterHeaders = process.hrtime.bigint();
-    ctx.timings.upstream_headers_ms = Number(afterHeaders - beforeUpstream) / 1e6;
-    ctx.status = upstream.statusCode;
-    let headers = endToEndHeaders(upstream.headers);
-    const transforms: Transform[] = [];
-    for (const hook of ctx.responseHooks) {
-      const r = hook({ status: upstream.statusCode, headers });
-      if (r.refuse) {
-        discard(upstream.body);
-        deps.answer(ctx, { status: 502, code: r.refuse.code, reason: r.refuse.reason, kind: 'error' });
-        return;
-      }
-      headers = r.headers;
-      transforms.push(...(r.transforms ?? []));
-    }
-    try {
-      writeResponseHead(ctx.res, upstream.statusCode, headers);
-    } catch (err) {
-      // HTTP/2 refuses what HTTP/1.1 lets through (a repeated single-value field such as ETag):
-      // a malformed upstream answer is a 502, never a crash.
-      discard(upstream.body);
-      const e = err as Error & { code?: string };
-      deps.metrics.upstreamErrors.inc({ code: 'upstream.bad_headers' });
-      deps.answer(ctx, { status: 502, code: 'upstream.bad_headers', reason: `upstream ${up.origin} sent headers the agent's protocol cannot carry: ${e.message}`, kind: 'error' });
-      return;
-    }
-    ctx.overhead += Number(process.hrtime.bigint() - afterHeaders) / 1e9;
-    const relayTrailers = up.grpc ? () => endToEndHeaders(upstream.trailers) : undefined;
-    await streamResponse(upstream.body, transforms, ctx.res, (n) => (ctx.bytesIn += n), deps.beforeResponseEnd ? () => deps.beforeResponseEnd!(ctx) : undefined, relayTrailers);
-    deps.metrics.bytes.inc({ direction: 'out' }, ctx.bytesOut);
-    deps.metrics.bytes.inc({ direction: 'in' }, ctx.bytesIn);
-  };
+  } catch (err) {
+    if (agentLeft(ctx) || abort.signal.aborted) return;
+    const e = classifyUpstreamError(err, up.origin);
+    deps.metrics.upstreamErrors.inc({ code: e.code });
+    answer(ctx, { status: e.status, code: e.code, reason: e.message, kind: 'error' });
+    return;
+  }
+  const afterHeaders = process.hrtime.bigint();
+  ctx.timings.upstream_headers_ms = Number(afterHeaders - beforeUpstream) / 1e6;
+  ctx.status = upstream.statusCode;
+  const plan = deps.responseHeaders(ctx, { status: upstream.statusCode, headers: endToEndHeaders(upstream.headers) });
+  if ('refuse' in plan) {
+    discard(upstream.body);
+    answer(ctx, { status: 502, code: plan.refuse.code, reason: plan.refuse.reason, kind: 'error' });
+    return;
+  }
+  const { headers, transforms } = plan;
+  try {
+    writeResponseHead(ctx.res, upstream.statusCode, headers);
+  } catch (err) {
+    // HTTP/2 refuses what HTTP/1.1 lets through (a repeated single-value field such as ETag):
+    // a malformed upstream answer is a 502, never a crash.
+    discard(upstream.body);
+    const e = err as Error & { code?: string };
+    deps.metrics.upstreamErrors.inc({ code: 'upstream.bad_headers' });
+    answer(ctx, { status: 502, code: 'upstream.bad_headers', reason: `upstream ${up.origin} sent headers the agent's protocol cannot carry: ${e.message}`, kind: 'error' });
+    return;
+  }
+  ctx.overhead += Number(process.hrtime.bigint() - afterHeaders) / 1e9;
+  const relayTrailers = up.grpc ? () => endToEndHeaders(upstream.trailers) : undefined;
+  const beforeEnd = deps.beforeEnd;
+  await streamResponse(upstream.body, transforms, ctx.res, (n) => (ctx.bytesIn += n), beforeEnd && (() => beforeEnd(ctx)), relayTrailers);
+  deps.metrics.bytes.inc({ direction: 'out' }, ctx.bytesOut);
+  deps.metrics.bytes.inc({ direction: 'in' }, ctx.bytesIn);
 }

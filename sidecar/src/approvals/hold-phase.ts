@@ -1,4 +1,4 @@
-// Stage: a request the policy marked `require_approval` waits here. A standing grant (session or
+// The hold phase of the request pipeline: a request the policy marked `require_approval` waits here. A standing grant (session or
 // ttl scope) lets it on at once; otherwise the coordinator asks a human through an ApprovalRequest
 // and the agent's connection stays open meanwhile. Nothing of the body beyond the facts prefix has
 // been read, so the rest waits in the agent's socket (back-pressure) and nothing goes upstream
@@ -7,10 +7,10 @@
 // (or did not), for the audit's `scope_used`.
 import type { ApprovalScope, PodIdentity } from '../../../api/src/index.ts';
 import { HEADER_DECISION, HEADER_REQUEST_ID } from '../../../api/src/index.ts';
-import type { RequestContext, Stage } from '../proxy/request-context.ts';
+import type { HoldStep } from '../proxy/pipeline.ts';
+import type { Decided } from '../proxy/request-context.ts';
 import { decisionHeader } from '../proxy/sluice-responses.ts';
 import { responseGone, writeResponseHead } from '../proxy/agent-request.ts';
-import type { Answerer } from '../proxy/stages/answer.ts';
 import type { Masker } from '../masking/index.ts';
 import { draftApproval } from './approval-draft.ts';
 import { RECEIVE_PACK_RESULT, gitPushRejection } from './git-rejection.ts';
@@ -32,14 +32,13 @@ export interface RequestApproval {
 
 declare module '../proxy/request-context.ts' {
   interface RequestContext {
-    /** Set by the approvals stage for every held request. */
+    /** Set by the hold phase for every held request. */
     approval?: RequestApproval;
   }
 }
 
-export interface HoldStageDeps {
+export interface HoldPhaseDeps {
   coordinator: HoldCoordinator;
-  answer: Answerer;
   pod: () => PodIdentity;
   podUid?: string | undefined;
   session: string;
@@ -50,7 +49,7 @@ export interface HoldStageDeps {
 }
 
 /** A refused push answered as git understands it; false when the request is not one git can take. */
-function answerGitPush(ctx: RequestContext, result: Extract<HoldResult, { kind: 'refused' }>): boolean {
+function answerGitPush(ctx: Decided, result: Extract<HoldResult, { kind: 'refused' }>): boolean {
   const git = ctx.facts.git;
   if (git?.service !== 'git-receive-pack' || git.phase !== 'rpc' || ctx.res.headersSent) return false;
   const refs = (git.refs ?? []).map((r) => r.ref);
@@ -74,18 +73,15 @@ function answerGitPush(ctx: RequestContext, result: Extract<HoldResult, { kind: 
   return true;
 }
 
-export function approvalHoldStage(deps: HoldStageDeps): Stage {
+/** The hold phase's handler (the pipeline runs it only for requests the policy held). */
+export function approvalHold(deps: HoldPhaseDeps): (ctx: Decided) => Promise<HoldStep> {
   const clock = deps.clock ?? Date.now;
-  return async (ctx, next) => {
-    if (ctx.action !== 'hold') {
-      await next();
-      return;
-    }
+  return async (ctx) => {
     const pod = deps.pod();
     const draft = draftApproval({
-      summary: ctx.summary!,
+      summary: ctx.summary,
       facts: ctx.facts,
-      decision: ctx.evaluation!.decision,
+      decision: ctx.evaluation.decision,
       pod: { namespace: pod.namespace, name: pod.name, uid: deps.podUid, serviceAccount: pod.service_account, creator: pod.creator },
       session: deps.session,
       expiresAt: new Date(clock() + deps.maxWaitMs).toISOString(),
@@ -95,8 +91,7 @@ export function approvalHoldStage(deps: HoldStageDeps): Stage {
     if (grant) {
       deps.coordinator.grantUsed(grant, ctx.id);
       ctx.approval = { via: 'grant', outcome: 'approved', name: grant.name, scope: grant.scope, decidedBy: grant.decidedBy };
-      await next();
-      return;
+      return 'approved';
     }
     const gone = new AbortController();
     const onClose = () => gone.abort();
@@ -119,17 +114,13 @@ export function approvalHoldStage(deps: HoldStageDeps): Stage {
     };
     // The wait is the human's time, not the sidecar's overhead.
     ctx.overhead -= result.waitedMs / 1000;
-    if (result.kind === 'approved') {
-      if (gone.signal.aborted) return;
-      await next();
-      return;
-    }
+    if (result.kind === 'approved') return gone.signal.aborted ? 'end' : 'approved';
     if (gone.signal.aborted || responseGone(ctx.res)) {
       ctx.status = 499;
       ctx.answer = { code: result.code, reason: result.reason, kind: 'hold' };
-      return;
+      return 'end';
     }
-    if (answerGitPush(ctx, result)) return;
-    deps.answer(ctx, { status: result.status, code: result.code, reason: result.reason, kind: 'hold' });
+    if (answerGitPush(ctx, result)) return 'end';
+    return { status: result.status, code: result.code, reason: result.reason, kind: 'hold' };
   };
 }

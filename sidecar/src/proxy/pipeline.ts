@@ -1,0 +1,233 @@
+// The request pipeline: one agent request from its head to its end, as named phases (as fastify's
+// lifecycle). Features declare, in their own folder's index.ts, which phases they work in; the
+// pipeline runs the handlers of a phase in the order the features were given, between its own
+// core steps, which are the only code that adds what the next phase relies on:
+//
+//   guard             RequestContext  single Host, the connection's verdict and the kill switch (ConnectionGate)
+//   ── summarize ──   the policy's view of the request, or a 4xx          → Summarized
+//   facts             Summarized      facts, reading the bounded body prefix they need
+//   ── decide ──      the policy; a deny is answered here                 → Decided
+//   decided           Decided         the durable request record (audit)
+//   hold              Decided         only for `hold`: approvals; unless a handler says 'approved' → refused
+//   ── prepare ──     what goes upstream (origin, path, end-to-end headers, body) → Forwarding
+//   before-forward    Forwarding      response masking's request changes, outbound DLP, credentials (last)
+//   ── forward ──     undici; the response head goes through:
+//   response-headers  Forwarding      each handler may rewrite headers, add body transforms (the
+//                                     response-body work: masking, echo redaction) or refuse
+//   before-end        Forwarding      after the body, before the agent's response ends (audit's
+//                                     response record; a rejection cuts the response)
+//   done              RequestContext  always, once: whatever is not yet recorded; then the request is counted
+//
+// A handler returns nothing to go on, a SluiceAnswer to end the request with sluice's own answer
+// (the pipeline sends it), or 'end' when it ended the request itself (wrote its own answer, or the
+// agent left). The connection phase is not per request: ConnectionGate decides a connection
+// (CONNECT target, TLS name) once, and its verdict is what the guard phase and upgrades check.
+// This module never reads a feature's own state and holds none across requests.
+import type { Transform } from 'node:stream';
+import { decisionAction } from '../../../api/src/index.ts';
+import type { PodIdentity, SessionInfo } from '../../../api/src/index.ts';
+import type { PolicyEngine } from '../policy/engine.ts';
+import type { Agent } from 'undici';
+import type { ProxyMetrics } from './proxy-metrics.ts';
+import type { Decided, Forwarding, RequestContext, ResponseHead, ResponsePlan, Summarized } from './request-context.ts';
+import { answer } from './stages/answer.ts';
+import type { SluiceAnswerSpec } from './stages/answer.ts';
+import { forward, prepareUpstream } from './stages/forward.ts';
+import type { ForwardDeps } from './stages/forward.ts';
+import { summarize } from './stages/summarize.ts';
+import { requestEnded } from './request-outcome.ts';
+
+export type { SluiceAnswerSpec } from './stages/answer.ts';
+
+/** What a handler tells the pipeline: go on (nothing), answer and end, or ended already. */
+export type Step = void | SluiceAnswerSpec | 'end';
+
+/**
+ * What a hold handler tells the pipeline: 'approved' lets the held request on; nothing passes it
+ * to the next handler; a held request no handler approves is refused (fail closed).
+ */
+export type HoldStep = Step | 'approved';
+
+type Handler<C> = (ctx: C) => Step | Promise<Step>;
+
+/** The work a feature registers, by phase. */
+export interface PhaseHandlers {
+  guard?: Handler<RequestContext>;
+  facts?: Handler<Summarized>;
+  decided?: Handler<Decided>;
+  hold?: (ctx: Decided) => HoldStep | Promise<HoldStep>;
+  'before-forward'?: Handler<Forwarding>;
+  /** Undefined: nothing to change for this response. */
+  'response-headers'?: (ctx: Forwarding, head: ResponseHead) => ResponsePlan | undefined;
+  'before-end'?: (ctx: Forwarding) => Promise<void>;
+  done?: (ctx: RequestContext) => void;
+}
+
+export type Phase = keyof PhaseHandlers;
+
+/** A feature as the pipeline sees it: a name (for reading and errors) and its phase handlers. */
+export interface Feature {
+  readonly name: string;
+  readonly phases: PhaseHandlers;
+}
+
+export interface PipelineDeps {
+  engine: PolicyEngine;
+  pod: () => PodIdentity;
+  session: () => SessionInfo;
+  metrics: ProxyMetrics;
+  agent: Agent;
+  /** HTTP/2-capable upstream agent for gRPC (which has no HTTP/1.1 form) */
+  grpcAgent?: Agent;
+  onBytesOut: (n: number) => void;
+  /** After the done phase (the gateway's requestDone event). */
+  requestDone?: (ctx: RequestContext) => void;
+}
+
+type Handlers = { readonly [P in Phase]-?: readonly NonNullable<PhaseHandlers[P]>[] };
+
+function byPhase(features: readonly Feature[]): Handlers {
+  const of = <P extends Phase>(p: P) => features.flatMap((f) => (f.phases[p] ? [f.phases[p]] : [])) as NonNullable<PhaseHandlers[P]>[];
+  return {
+    guard: of('guard'),
+    facts: of('facts'),
+    decided: of('decided'),
+    hold: of('hold'),
+    'before-forward': of('before-forward'),
+    'response-headers': of('response-headers'),
+    'before-end': of('before-end'),
+    done: of('done'),
+  };
+}
+
+/** Runs a phase's handlers in order; true when one of them ended the request. */
+async function run<C extends RequestContext>(handlers: readonly Handler<C>[], ctx: C): Promise<boolean> {
+  for (const h of handlers) {
+    const step = await h(ctx);
+    if (step === undefined) continue;
+    if (step !== 'end') answer(ctx, step);
+    return true;
+  }
+  return false;
+}
+
+export class Pipeline {
+  readonly #h: Handlers;
+  readonly #d: PipelineDeps;
+  /** The forward step with the response phases (built once). */
+  readonly #forward: ForwardDeps;
+
+  constructor(features: readonly Feature[], deps: PipelineDeps) {
+    const h = (this.#h = byPhase(features));
+    this.#d = deps;
+    const beforeEnd = h['before-end'];
+    this.#forward = {
+      agent: deps.agent,
+      ...(deps.grpcAgent ? { grpcAgent: deps.grpcAgent } : {}),
+      metrics: deps.metrics,
+      onBytesOut: deps.onBytesOut,
+      responseHeaders: (ctx, head) => planResponse(h['response-headers'], ctx, head),
+      ...(beforeEnd.length
+        ? {
+            beforeEnd: async (ctx: Forwarding) => {
+              for (const end of beforeEnd) await end(ctx);
+            },
+          }
+        : {}),
+    };
+  }
+
+  /** The request from its head to its end; never rejects (a fault is a 502 or a cut response). */
+  async handle(ctx: RequestContext): Promise<void> {
+    try {
+      await this.#phases(ctx);
+    } catch (err) {
+      fault(ctx, err as Error);
+    }
+    this.#done(ctx);
+  }
+
+  async #phases(ctx: RequestContext): Promise<void> {
+    const h = this.#h;
+    if (await run(h.guard, ctx)) return;
+    const summarized = summarize(ctx);
+    if (!summarized.ok) return void answer(ctx, summarized.answer);
+    const s: Summarized = summarized.ctx;
+    if (await run(h.facts, s)) return;
+    const d = this.#decide(s);
+    if (!d) return;
+    if (await run(h.decided, d)) return;
+    if (d.action === 'hold' && !(await held(h.hold, d))) return;
+    const f: Forwarding = prepareUpstream(d);
+    if (await run(h['before-forward'], f)) return;
+    await forward(f, this.#forward);
+  }
+
+  /** The policy's decision; a deny is answered here (an engine fault is already a deny). */
+  #decide(ctx: Summarized): Decided | undefined {
+    const input = { request: ctx.summary, facts: ctx.facts, pod: this.#d.pod(), session: this.#d.session() };
+    const t0 = process.hrtime.bigint();
+    const evaluation = this.#d.engine.evaluate(input);
+    this.#d.metrics.policyEval.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+    const action = decisionAction(evaluation.decision);
+    const d: Decided = Object.assign(ctx, { input, evaluation, action });
+    if (action === 'deny') {
+      answer(d, { status: 403, code: evaluation.decision.code, reason: evaluation.decision.reason, kind: 'deny' });
+      return undefined;
+    }
+    return d;
+  }
+
+  /** Once per request, however it ended: the done handlers, then the one count of the request. */
+  #done(ctx: RequestContext): void {
+    requestEnded(this.#d.metrics, ctx);
+    for (const h of this.#h.done) h(ctx);
+    this.#d.requestDone?.(ctx);
+  }
+}
+
+/** The hold phase: true when a handler approved the held request; otherwise it has been answered. */
+async function held(handlers: Handlers['hold'], ctx: Decided): Promise<boolean> {
+  for (const h of handlers) {
+    const step = await h(ctx);
+    if (step === undefined) continue;
+    if (step === 'approved') return true;
+    if (step !== 'end') answer(ctx, step);
+    return false;
+  }
+  // Nobody decided: without an approval backend a hold is a refusal that says approval is needed.
+  const d = ctx.evaluation.decision;
+  answer(ctx, { status: 403, code: d.code, reason: `approval required: ${d.require_approval?.reason ?? d.reason} (no approval backend configured)`, kind: 'hold' });
+  return false;
+}
+
+/** The response head through every response-headers handler: the headers the agent gets and the body's transforms. */
+function planResponse(
+  handlers: Handlers['response-headers'],
+  ctx: Forwarding,
+  head: ResponseHead,
+): { headers: ResponseHead['headers']; transforms: Transform[] } | { refuse: { code: string; reason: string } } {
+  let headers = head.headers;
+  const transforms: Transform[] = [];
+  for (const h of handlers) {
+    const plan = h(ctx, { status: head.status, headers });
+    if (!plan) continue;
+    if (plan.refuse) return { refuse: plan.refuse };
+    headers = plan.headers;
+    if (plan.transforms) transforms.push(...plan.transforms);
+  }
+  return { headers, transforms };
+}
+
+/** A fault in a phase: sluice's 502 while the agent has no answer yet, else the exchange is cut. */
+function fault(ctx: RequestContext, err: Error): void {
+  try {
+    if (!ctx.res.headersSent) {
+      answer(ctx, { status: 502, code: 'sidecar.internal_error', reason: `sidecar error: ${err.message}`, kind: 'error' });
+      return;
+    }
+  } catch {
+    // the answer itself failed: nothing left but to cut the exchange (below)
+  }
+  ctx.res.destroy();
+}
