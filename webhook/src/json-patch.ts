@@ -7,5 +7,14 @@ export interface JsonPatchOp {
 
 /** A JSON pointer from raw segments: `~` and `/` inside a segment are escaped. */
 export function pointer(...segments: readonly (string | number)[]): string {
-  return segments.map((s) => `/${String(s).replace(/~/g, '~0').replace(/\//g, '~1')}`).join('');
+  // Called for every op of every admission review: most segments need no escaping, so skip the
+  // two regex passes for those (this was half of planInjection's time).
+  let out = '';
+  for (const segment of segments) out += `/${escapeSegment(String(segment))}`;
+  return out;
+}
+
+function escapeSegment(s: string): string {
+  if (!s.includes('~') && !s.includes('/')) return s;
+  return s.replace(/~/g, '~0').replace(/\//g, '~1');
 }
