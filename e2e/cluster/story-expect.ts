@@ -5,7 +5,7 @@
 // command, and a mode-specific judgement takes the mode as an argument instead of a copy here.
 import { expect } from '@jest/globals';
 import { AGENTS, LEAKED_KEY_ID, LEAKED_SECRET, SIDECAR_REPO } from './story.ts';
-import type { Approved, ClonedAndRead, Deployed, InterceptionMode, Killed, Replayed, Restarted, S3Done, Story } from './story.ts';
+import type { Approved, ClonedAndRead, Deployed, InterceptionMode, Killed, PortForwarded, Replayed, Restarted, RunningPodAttempts, S3Done, Story } from './story.ts';
 
 /** Step 2: the kubelet ran sluice-init (the mode's command), then the native sidecar, then the agent; the unlabelled namespace's pod has no sidecar. */
 export function expectStartOrder(d: Deployed, story: Story, mode: InterceptionMode): void {
@@ -103,4 +103,27 @@ export function expectRestartResumed(r: Restarted, eventsBeforeRestart: number):
   expect(r.events).toBeGreaterThan(eventsBeforeRestart);
   // The kill switch is the pod's annotation, not the sidecar's memory: still cut off after the restart.
   for (const l of r.pollsAfterRestart) expect(l).toMatch(/STEP poll 000$/);
+}
+
+/** Step 7: the injection labels stay, an ephemeral container as the sidecar's UID is refused, a plain one is admitted and cut off like the (killed) agent. */
+export function expectRunningPodAttemptsRefused(a: RunningPodAttempts): void {
+  for (const f of a.labelFlips) {
+    expect(f.code).toBe(1);
+    expect(f.out).toMatch(/sluice guard\.injection_marker/);
+  }
+  expect(a.asProxy.status).toBe(403);
+  expect(a.asProxy.message).toContain('guard.proxy_uid');
+  expect(a.plain.status).toBe(200);
+  expect(a.debugPolls.length).toBeGreaterThanOrEqual(3);
+  for (const l of a.debugPolls) expect(l).toBe('STEP debug 000');
+  expect(a.githubRequestsDuring).toBe(0);
+}
+
+/** Step 7b: port-forward to the sidecar's admin port — a developer refused by the API server (the webhook), an approver admitted and refused inside the pod by its rules. */
+export function expectPortForwardRefused(developer: PortForwarded, approver: PortForwarded): void {
+  expect(developer.scraped).toMatch(/^failed/);
+  expect(developer.out).toMatch(/guard\.port_forward/);
+  // Only the sidecar's UID reaches the admin port; the kubelet's connection inside the pod is refused.
+  expect(approver.scraped).toMatch(/^failed/);
+  expect(approver.out).toMatch(/connect: connection refused/);
 }

@@ -9,7 +9,7 @@
 //
 // It never asserts, never prints, and touches the host only through KubeNode (node.ts), which
 // takes the machine-wide lock and puts the host back on stop() and on exit.
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -27,8 +27,6 @@ import type { StsWorld } from '../support/sts/sts-world.ts';
 import type { TestCa, TestUpstream } from '../support/sidecar/upstreams.ts';
 import { ensureToolsAgentImage } from './agent-image.ts';
 import { KubeNode } from './node.ts';
-import { ClusterPrometheus, monitorsIn } from './prometheus.ts';
-import type { DashboardsQueried, PrometheusStarted } from './prometheus.ts';
 import { allContainersReady, containerStatus, getPod, waitPod } from './sluice-on-node.ts';
 import type { ContainerStatus, PodView } from './sluice-on-node.ts';
 import { ensureTestImages } from './test-images.ts';
@@ -137,6 +135,20 @@ function sluiceImage(component: 'sidecar' | 'webhook', built: BuiltImages): Test
 
 const ms = (since: number) => Math.round(performance.now() - since);
 
+/**
+ * A pod's start as the API server and the kubelet recorded it (timestamps of 1 s resolution): created →
+ * Ready, how long sluice-init ran, and the sidecar's start to the agent's. The same measure for pods
+ * whatever created them (an apply, a rollout restart), so two modes can be compared.
+ */
+export function podTimeline(p: PodView): { createdToReadyS: number; initRanS: number; sidecarStartToAgentStartS: number } {
+  const ready = p.status.conditions?.find((c) => c.type === 'Ready' && c.status === 'True')?.lastTransitionTime;
+  const init = containerStatus(p, 'sluice-init').state.terminated;
+  const sidecar = containerStatus(p, 'sluice-proxy').state.running;
+  const agent = containerStatus(p, 'agent').state.running;
+  const s = (a: string | undefined, b: string | undefined) => (a && b ? (Date.parse(b) - Date.parse(a)) / 1000 : NaN);
+  return { createdToReadyS: s(p.metadata.creationTimestamp, ready), initRanS: s(init?.startedAt, init?.finishedAt), sidecarStartToAgentStartS: s(sidecar?.startedAt, agent?.startedAt) };
+}
+
 // What each step observed.
 export interface Installed {
   chart: string;
@@ -184,6 +196,28 @@ export interface ModeSwitched {
   restartedInitCommand: string[];
   restartedRules: string;
   restartedPolls: string[];
+}
+
+/** What carol (a developer who may patch her pods and add debug containers) got trying to take the running agent pod out of sluice's hands. */
+export interface RunningPodAttempts {
+  /** `kubectl label pod … <label> --overwrite` per label: exit code and kubectl's words */
+  labelFlips: { label: string; code: number; out: string }[];
+  /** an ephemeral container as the sidecar's UID (its traffic would skip interception) */
+  asProxy: { status: number; message?: string };
+  /** a plain ephemeral container: admitted, runs in the pod */
+  plain: { status: number; message?: string };
+  /** its polls of GitHub (`STEP debug <http code>`) */
+  debugPolls: string[];
+  /** requests GitHub saw while the debug container ran */
+  githubRequestsDuring: number;
+}
+
+/** `kubectl port-forward pod/<agent> 0:15090` (the sidecar's admin port) as a user, and a scrape through it. */
+export interface PortForwarded {
+  /** `HTTP <status>` or `failed: <why>` */
+  scraped: string;
+  /** what kubectl printed */
+  out: string;
 }
 
 export interface Deployed {
@@ -379,7 +413,6 @@ export class Story {
         await this.node.cluster.request('admin', 'DELETE', `/apis/apps/v1/namespaces/${ns}/${kind}?propagationPolicy=Background`).catch(() => undefined);
       }
     }
-    await this.prometheus?.stop();
     await this.github.close();
     await this.aws.close();
     await this.logStore.stop();
@@ -556,6 +589,7 @@ export class Story {
     const pod = await waitPod(this.node, AGENTS, first.metadata.name, 'ready', allContainersReady);
     const podStartInjectedMs = ms(started);
     this.figures.podStartInjectedMs = podStartInjectedMs;
+    this.figures.podTimeline = podTimeline(pod);
     const init = containerStatus(pod, 'sluice-init');
     const sidecar = containerStatus(pod, 'sluice-proxy');
     const agent = containerStatus(pod, 'agent');
@@ -660,49 +694,6 @@ export class Story {
     return { replay, verify, sessionId: session, events: Number(/: (\d+) events/.exec(verify.stdout)?.[1] ?? NaN) };
   }
 
-  /** The platform team's Prometheus (startPrometheus), scraping as the chart's monitors select. */
-  prometheus: ClusterPrometheus | undefined;
-
-  /**
-   * 1b. Prometheus on the host as the Prometheus Operator would run it from the chart's PodMonitor
-   * and ServiceMonitor (rendered for the installed release's values; prometheus.ts translates them):
-   * kubernetes_sd_configs against the API server, scraping pod IPs over the bridge. Started before
-   * the agent, so it sees all of its traffic.
-   */
-  async startPrometheus(): Promise<PrometheusStarted> {
-    const work = mkdtempSync(join(tmpdir(), 'sluice-story-monitoring-'));
-    const values = join(work, 'values.json');
-    writeFileSync(values, this.helm(['get', 'values', 'sluice', '--namespace', SYSTEM, '-o', 'json'], `helm get values sluice --namespace ${SYSTEM} -o json > values.json`));
-    const monitoring = ['monitoring.podMonitor.enabled=true', 'monitoring.podMonitor.interval=2s', 'monitoring.serviceMonitor.enabled=true', 'monitoring.serviceMonitor.interval=2s'];
-    const rendered = this.helm(
-      ['template', 'sluice', this.chart, '--namespace', SYSTEM, '--values', values, ...monitoring.flatMap((s) => ['--set', s]), '--show-only', 'templates/monitoring.yaml'],
-      `helm template sluice dist/release/${basename(this.chart)} --namespace ${SYSTEM} --values values.json ${monitoring.map((s) => `--set ${s}`).join(' ')} --show-only templates/monitoring.yaml`,
-    );
-    const monitors = monitorsIn(rendered);
-    const started = performance.now();
-    this.prometheus = await ClusterPrometheus.start(this.node, monitors);
-    const startMs = ms(started);
-    this.figures.prometheusStartMs = startMs;
-    // The webhook's pods run already (the ServiceMonitor's targets): scraped once discovery works.
-    const prometheus = this.prometheus;
-    const targets = await eventually('Prometheus scraping the webhook pods', async () => {
-      const t = await prometheus.targets();
-      return t.some((x) => x.health === 'up') ? t : undefined;
-    }, 30_000);
-    return { monitors, scrapeConfigs: prometheus.scrapeConfigs, targets, startMs };
-  }
-
-  /** 6b. Every dashboard query (charts/src/dashboards) as Grafana sends it for the agent's namespace and pod, after the story's traffic. */
-  async dashboardQueries(): Promise<DashboardsQueried> {
-    const prometheus = this.prometheus;
-    if (!prometheus) throw new Error('startPrometheus() first');
-    await prometheus.settle();
-    const targets = await prometheus.targets();
-    const results = await prometheus.dashboardResults({ namespace: AGENTS, pod: this.coderPod });
-    this.figures.dashboardQueries = { total: results.length, withData: results.filter((r) => r.series > 0).length };
-    return { targets, results };
-  }
-
   /** 8. SIGKILL the running sidecar from the host; the kubelet restarts it; the session read back again. */
   async restartSidecar(): Promise<Restarted> {
     const before = await waitPod(this.node, AGENTS, this.coderPod, 'running', allContainersReady);
@@ -803,7 +794,94 @@ export class Story {
     const restartedInitCommand = restarted.spec.initContainers?.find((c) => c.name === 'sluice-init')?.command ?? [];
     const restartedRules = this.podIptables(restarted);
     const restartedPolls = await this.#polls(restarted.metadata.name, 0, 3);
-    this.figures.modeSwitch = { from: this.mode, to, podStartBeforeMs, helmUpgradeMs, podStartAfterRestartMs: podStartAfterMs, oldPollsAfter, oldPollsAfterKill, oldKill: oldKill.code === 0 ? 'ok' : oldKill.stderr.trim(), restartedPolls };
+    this.figures.modeSwitch = { from: this.mode, to, podStartBeforeMs, helmUpgradeMs, podStartAfterRestartMs: podStartAfterMs, timelines: { [this.mode]: podTimeline(before), [to]: podTimeline(restarted) }, oldPollsAfter, oldPollsAfterKill, oldKill: oldKill.code === 0 ? 'ok' : oldKill.stderr.trim(), restartedPolls };
     return { helmUpgradeMs, before, podStartBeforeMs, pollsBefore, oldAfter, oldPollsAfter, oldRules, oldKill, oldPollsAfterKill, cniAgentPods, conflistPlugins, restarted, podStartAfterMs, restartedInitCommand, restartedRules, restartedPolls };
+  }
+
+  /**
+   * 7. On the running agent pod, as carol (who may patch her pods, add debug containers and
+   * port-forward): flip the injection labels, add an ephemeral container as the sidecar's UID, and a
+   * plain one polling GitHub. In a namespace enforcing "restricted" the debug containers comply with
+   * it, so what refuses them is sluice, not Pod Security.
+   */
+  async runningPodAttempts(labels: string[]): Promise<RunningPodAttempts> {
+    const { node, coderPod } = this;
+    await node.cluster.grant('lead', AGENTS, 'pod-debugger', [{ apiGroups: [''], resources: ['pods', 'pods/ephemeralcontainers', 'pods/portforward'], verbs: ['get', 'list', 'patch', 'update', 'create'] }]);
+    const labelFlips = labels.map((label) => {
+      try {
+        return { label, code: 0, out: this.kubectl('lead', ['-n', AGENTS, 'label', 'pod', coderPod, label, '--overwrite']) };
+      } catch (err) {
+        return { label, code: 1, out: (err as Error).message };
+      }
+    });
+    const path = `/api/v1/namespaces/${AGENTS}/pods/${coderPod}/ephemeralcontainers`;
+    const withEphemeral = async (c: Record<string, unknown>) => {
+      const current = (await node.cluster.request<{ spec: Record<string, unknown> }>('lead', 'GET', `/api/v1/namespaces/${AGENTS}/pods/${coderPod}`)).body;
+      const res = await node.cluster.request<{ message?: string }>('lead', 'PUT', path, { ...current, spec: { ...current.spec, ephemeralContainers: [c] } });
+      return { status: res.status, message: res.body.message };
+    };
+    const restricted = this.podSecurity === 'restricted' ? { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } } : {};
+    const debug = (name: string, securityContext: Record<string, unknown>) => ({
+      name,
+      image: this.toolsAgent.name,
+      imagePullPolicy: 'Never',
+      command: ['/bin/sh', '-c', 'for i in 1 2 3; do echo "STEP debug $(curl -sS -o /dev/null -w \'%{http_code}\' --max-time 5 https://raw.githubusercontent.com/acme/app/main/README.md 2>/dev/null)"; sleep 1; done; sleep 100000'],
+      securityContext: { ...securityContext, ...restricted },
+    });
+    this.#show('lead', `kubectl debug ${coderPod} -n ${AGENTS} --image ${this.toolsAgent.name} --custom=as-uid-1337.json   # the sidecar's UID`);
+    const asProxy = await withEphemeral(debug('dbg-uid1337', { runAsUser: 1337, runAsGroup: 1337, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } }));
+    const githubSeen = this.github.requests.length;
+    this.#show('lead', `kubectl debug ${coderPod} -n ${AGENTS} --image ${this.toolsAgent.name} --custom=as-uid-1000.json`);
+    const plain = await withEphemeral(debug('dbg', { runAsUser: 1000, runAsGroup: 1000, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } }));
+    const debugPolls =
+      plain.status === 200
+        ? await eventually(
+            'three polls from the debug container',
+            () => {
+              const lines = node.kubectl('admin', ['-n', AGENTS, 'logs', coderPod, '-c', 'dbg']).split('\n').filter((l) => l.startsWith('STEP debug '));
+              return Promise.resolve(lines.length >= 3 ? lines : undefined);
+            },
+            60_000,
+          )
+        : [];
+    this.figures.labelFlip = labelFlips.map((f) => f.out.trim().split('\n').pop());
+    this.figures.ephemeralAsProxy = asProxy.message;
+    this.figures.debugContainerPolls = debugPolls;
+    return { labelFlips, asProxy, plain, debugPolls, githubRequestsDuring: this.github.requests.length - githubSeen };
+  }
+
+  /**
+   * 7b. `kubectl port-forward` to the sidecar's admin port as `user`. kubectl listens locally and
+   * opens the stream only when a connection arrives (the scrape); over SPDY the port is chosen after
+   * admission, so the webhook lets only approvers port-forward to an injected pod at all.
+   */
+  async portForwardToSidecar(user: string): Promise<PortForwarded> {
+    const { node, coderPod } = this;
+    if (user === 'creator') await node.cluster.grant('creator', AGENTS, 'port-forwarder', [{ apiGroups: [''], resources: ['pods', 'pods/portforward'], verbs: ['get', 'create'] }]);
+    this.#show(user, `kubectl -n ${AGENTS} port-forward pod/${coderPod} 0:15090`);
+    const child = spawn(join(ROOT, '.tools', 'bin', 'kubectl'), ['--kubeconfig', node.cluster.kubeconfigPath(user), '-n', AGENTS, 'port-forward', `pod/${coderPod}`, '0:15090'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    let gone = false;
+    const exited = new Promise<void>((resolve) =>
+      child.once('exit', () => {
+        gone = true;
+        resolve();
+      }),
+    );
+    // Listening locally, or already gone (refused before it listened).
+    const localPort = await eventually('kubectl port-forward listening or exited', () => Promise.resolve(/Forwarding from 127\.0\.0\.1:(\d+)/.exec(out)?.[1] ?? (gone ? '' : undefined)), 20_000);
+    if (!localPort) return { scraped: 'failed: kubectl exited before listening', out };
+    const scraped = await fetch(`http://127.0.0.1:${localPort}/metrics`, { signal: AbortSignal.timeout(10_000) }).then(
+      (r) => `HTTP ${r.status}`,
+      (err: Error) => `failed: ${err.message}`,
+    );
+    await eventually('kubectl to report the outcome', () => Promise.resolve(/error/i.test(out) ? true : undefined), 20_000).catch(() => undefined);
+    child.kill('SIGTERM');
+    await exited;
+    (this.figures.portForward ??= {} as Record<string, unknown>);
+    (this.figures.portForward as Record<string, unknown>)[this.node.cluster.user(user).name] = out.trim().split('\n').slice(-2);
+    return { scraped, out };
   }
 }

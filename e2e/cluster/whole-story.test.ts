@@ -20,27 +20,20 @@
 // story-expect.ts.
 //
 // Needs root and the node tools, like running-pod.test.ts. `make test-cluster` runs it.
-import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
-import { eventually } from '../support/kube/admission.ts';
-import { AGENTS, Story } from './story.ts';
-import { expectApproved, expectClonedAndMasked, expectKilled, expectReplayed, expectRestartResumed, expectS3, expectStartOrder } from './story-expect.ts';
+import { Story } from './story.ts';
+import { expectApproved, expectClonedAndMasked, expectKilled, expectPortForwardRefused, expectReplayed, expectRestartResumed, expectRunningPodAttemptsRefused, expectS3, expectStartOrder } from './story-expect.ts';
 import { containerStatus } from './sluice-on-node.ts';
 
 jest.setTimeout(240_000);
 
-const ROOT = join(import.meta.dirname, '..', '..');
 const LOGS = join(tmpdir(), 'sluice-e2e-whole-story-logs');
 
 let story: Story;
 let eventsBeforeRestart = 0;
 const storyStarted = performance.now();
-
-function kubectl(handle: string, args: string[], input?: string): string {
-  return story.node.kubectl(handle, args, input);
-}
 
 beforeAll(async () => {
   story = await Story.start();
@@ -73,18 +66,6 @@ describe('the whole story on a real node', () => {
     }
   });
 
-  test('1b. Prometheus, configured as the chart\'s PodMonitor and ServiceMonitor select (kubernetes_sd_configs against the real API server), scrapes the webhook pods', async () => {
-    const p = await story.startPrometheus();
-    expect(p.monitors.map((m) => `${m.kind} ${m.metadata.namespace}/${m.metadata.name}`).sort()).toEqual(['PodMonitor sluice-system/sluice-sidecars', 'ServiceMonitor sluice-system/sluice-webhook']);
-    const sd = p.scrapeConfigs.map((c) => (c.kubernetes_sd_configs as { role: string; namespaces?: { names: string[] }; api_server: string }[])[0]!);
-    // The PodMonitor selects the release's agent namespaces (agents.namespaces), through the node's API server.
-    expect(sd.map((c) => [c.role, c.namespaces?.names])).toEqual([['pod', [AGENTS]], ['endpoints', ['sluice-system']]]);
-    for (const c of sd) expect(c.api_server).toBe(story.node.cluster.server);
-    const webhook = p.targets.filter((t) => t.job === 'sluice-webhook');
-    expect(webhook.length).toBeGreaterThanOrEqual(1);
-    for (const t of webhook) expect(t).toMatchObject({ namespace: 'sluice-system', container: 'sluice-webhook', pod: expect.stringMatching(/^sluice-webhook-/) });
-  });
-
   test('2. label the namespace, apply an agent Deployment: the kubelet runs the init container, then the native sidecar, then the agent', async () => {
     expectStartOrder(await story.labelAndDeploy(), story, 'init');
   });
@@ -111,127 +92,11 @@ describe('the whole story on a real node', () => {
     eventsBeforeRestart = r.events;
   });
 
-  test('6b. Prometheus discovered the agent pod\'s sidecar through the API server and scraped it over the bridge; every dashboard query returns data, except the failures the story never causes', async () => {
-    const { targets, results } = await story.dashboardQueries();
-    story.figures.dashboardResults = results.map((r) => `${r.series ? '✔' : '✖'} ${r.where}: ${r.series} series ${r.values.join(' ')}`);
-    const sidecar = targets.filter((t) => t.job === 'sluice-system/sluice-sidecars');
-    // Only the injected pod: the plain namespace's pod has no sluice-admin port and is not in agents.namespaces.
-    expect(sidecar.map((t) => [t.namespace, t.pod, t.container, t.health])).toEqual([[AGENTS, story.coderPod, 'sluice-proxy', 'up']]);
-    expect(sidecar[0]!.scrapeUrl).toMatch(new RegExp(`^http://${story.node.podSubnet.split('.').slice(0, 3).join('\\.')}\\.\\d+:15090/metrics$`));
-    expect(results.filter((r) => r.where.startsWith('sluice / Overview /')).length).toBeGreaterThan(20);
-    // A labelled counter has no series until its first increment, so a panel of failures the story
-    // never causes is empty. Each such metric is named here with the reason, and must be exported by
-    // the sidecar all the same (its HELP/TYPE was scraped: the panel fills the moment it happens).
-    // (Not required to stay empty: a transient upstream error must not fail the story.)
-    const notCaused: Record<string, string> = {
-      sluice_refusals_total: 'the agent speaks only HTTP(S) to named hosts: no connection refused before a request',
-      sluice_http_errors_total: 'no malformed, timed-out or unusable agent request',
-      sluice_upstream_errors_total: 'every upstream answered',
-      sluice_dns_queries_total: 'the agent reaches upstreams through the proxy port (HTTPS_PROXY): it resolves no name itself',
-      sluice_credentials_errors_total: 'every STS web-identity exchange succeeded',
-      sluice_audit_events_dropped_total: 'no audit event dropped',
-      sluice_audit_append_errors_total: 'no spool write failed',
-      sluice_approvals_grant_uses_total: 'the push was approved once; no standing grant was used',
-      sluice_approvals_api_errors_total: 'the API server took every ApprovalRequest call',
-      sluice_approvals_notifications_total: 'no approval notifier is configured',
-    };
-    // A failure ratio over no failures is empty too (its numerator selects outcome!="ok").
-    const noFailedPush = (r: (typeof results)[number]) => r.where === 'sluice / Overview / Audit pushes failing';
-    const empty = results.filter((r) => r.series === 0);
-    const unexplained = empty.filter((r) => !noFailedPush(r) && !r.metrics.some((m) => m.name in notCaused)).map((r) => `${r.where}: ${r.promql}`);
-    expect(unexplained).toEqual([]);
-    for (const r of empty) for (const m of r.metrics) expect(`${m.name} exported: ${m.exported}`).toBe(`${m.name} exported: true`);
-    story.figures.dashboardsWithData = `${results.length - empty.length}/${results.length}`;
-  });
-
   test('7. on the running pod: the label flip is refused, an ephemeral container as the sidecar\'s UID is refused, a plain debug container is cut off like the agent; port-forward to the sidecar is refused (developer: by the API server; approver: inside the pod)', async () => {
-    const { node, toolsAgent, github, coderPod, figures } = story;
     // carol may do what a developer does to her pods: patch them, add debug containers, port-forward.
-    await node.cluster.grant('lead', AGENTS, 'pod-debugger', [{ apiGroups: [''], resources: ['pods', 'pods/ephemeralcontainers', 'pods/portforward'], verbs: ['get', 'list', 'patch', 'update', 'create'] }]);
-    const attempt = (args: string[]) => {
-      try {
-        return { code: 0, out: kubectl('lead', args) };
-      } catch (err) {
-        return { code: 1, out: (err as Error).message };
-      }
-    };
-    // 1. Take the running pod out of sluice's view by its labels: refused, whichever label.
-    const flips = ['sluice.io/injected=false', 'sluice.io/inject=false'].map((l) => attempt(['-n', AGENTS, 'label', 'pod', coderPod, l, '--overwrite']));
-    figures.labelFlip = flips.map((f) => f.out.trim().split('\n').pop());
-    for (const f of flips) {
-      expect(f.code).toBe(1);
-      expect(f.out).toMatch(/sluice guard\.injection_marker/);
-    }
-    // 2. A debug container as the sidecar's UID (its traffic would skip interception): refused.
-    const path = `/api/v1/namespaces/${AGENTS}/pods/${coderPod}/ephemeralcontainers`;
-    const withEphemeral = async (c: Record<string, unknown>) => {
-      const current = (await node.cluster.request<{ spec: Record<string, unknown> }>('lead', 'GET', `/api/v1/namespaces/${AGENTS}/pods/${coderPod}`)).body;
-      return node.cluster.request<{ message?: string }>('lead', 'PUT', path, { ...current, spec: { ...current.spec, ephemeralContainers: [c] } });
-    };
-    const debug = (name: string, securityContext: Record<string, unknown>) => ({
-      name,
-      image: toolsAgent.name,
-      imagePullPolicy: 'Never',
-      command: ['/bin/sh', '-c', 'for i in 1 2 3; do echo "STEP debug $(curl -sS -o /dev/null -w \'%{http_code}\' --max-time 5 https://raw.githubusercontent.com/acme/app/main/README.md 2>/dev/null)"; sleep 1; done; sleep 100000'],
-      securityContext,
-    });
-    const asProxy = await withEphemeral(debug('dbg-uid1337', { runAsUser: 1337, runAsGroup: 1337, allowPrivilegeEscalation: false }));
-    figures.ephemeralAsProxy = asProxy.body.message;
-    expect(asProxy.status).toBe(403);
-    expect(asProxy.body.message).toContain('guard.proxy_uid');
-    // 3. A plain debug container is admitted, runs in the pod, and is cut off by the kill switch like the agent.
-    const githubSeen = github.requests.length;
-    const plain = await withEphemeral(debug('dbg', { runAsUser: 1000, runAsGroup: 1000, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } }));
-    expect(plain.status).toBe(200);
-    const polls = await eventually(
-      'three polls from the debug container',
-      () => {
-        const lines = kubectl('admin', ['-n', AGENTS, 'logs', coderPod, '-c', 'dbg']).split('\n').filter((l) => l.startsWith('STEP debug '));
-        return Promise.resolve(lines.length >= 3 ? lines : undefined);
-      },
-      60_000,
-    );
-    figures.debugContainerPolls = polls;
-    for (const l of polls) expect(l).toBe('STEP debug 000');
-    expect(github.requests.length).toBe(githubSeen);
-    // 4. Port-forward to the sidecar's admin port. kubectl listens locally and opens the stream
-    // only when a connection arrives; over SPDY the port is chosen after admission, so the webhook
-    // lets only approvers port-forward to an injected pod at all.
-    const portForward = async (user: string) => {
-      const child = spawn(join(ROOT, '.tools', 'bin', 'kubectl'), ['--kubeconfig', node.cluster.kubeconfigPath(user), '-n', AGENTS, 'port-forward', `pod/${coderPod}`, '0:15090'], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-      child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-      let gone = false;
-      const exited = new Promise<void>((resolve) =>
-        child.once('exit', () => {
-          gone = true;
-          resolve();
-        }),
-      );
-      // Listening locally, or already gone (refused before it listened).
-      const localPort = await eventually('kubectl port-forward listening or exited', () => Promise.resolve(/Forwarding from 127\.0\.0\.1:(\d+)/.exec(out)?.[1] ?? (gone ? '' : undefined)), 20_000);
-      if (!localPort) return { scraped: 'failed: kubectl exited before listening', out };
-      const scraped = await fetch(`http://127.0.0.1:${localPort}/metrics`, { signal: AbortSignal.timeout(10_000) }).then(
-        (r) => `HTTP ${r.status}`,
-        (err: Error) => `failed: ${err.message}`,
-      );
-      await eventually('kubectl to report the outcome', () => Promise.resolve(/error/i.test(out) ? true : undefined), 20_000).catch(() => undefined);
-      child.kill('SIGTERM');
-      await exited;
-      return { scraped, out };
-    };
-    await node.cluster.grant('creator', AGENTS, 'port-forwarder', [{ apiGroups: [''], resources: ['pods', 'pods/portforward'], verbs: ['get', 'create'] }]);
-    const developer = await portForward('creator');
-    const approver = await portForward('lead');
-    figures.portForward = { developer: developer.out.trim().split('\n').slice(-2), approver: approver.out.trim().split('\n').slice(-2) };
-    // A developer who is no approver: refused by the API server (the webhook).
-    expect(developer.scraped).toMatch(/^failed/);
-    expect(developer.out).toMatch(/guard\.port_forward/);
-    // An approver is admitted, and the kubelet's connection to the sidecar's admin port inside the
-    // pod is refused by the pod's own interception rules: only the sidecar's UID reaches it.
-    expect(approver.scraped).toMatch(/^failed/);
-    expect(approver.out).toMatch(/connect: connection refused/);
+    expectRunningPodAttemptsRefused(await story.runningPodAttempts(['sluice.io/injected=false', 'sluice.io/inject=false']));
+    // alice is a developer and no approver; carol is an approver.
+    expectPortForwardRefused(await story.portForwardToSidecar('creator'), await story.portForwardToSidecar('lead'));
   });
 
   test('8. the sidecar killed and restarted by the kubelet resumes the same session: the chain goes on, nothing lost, the kill switch still holds', async () => {
