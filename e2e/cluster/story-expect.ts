@@ -5,7 +5,7 @@
 // command, and a mode-specific judgement takes the mode as an argument instead of a copy here.
 import { expect } from '@jest/globals';
 import { AGENTS, LEAKED_KEY_ID, LEAKED_SECRET, SIDECAR_REPO } from './story.ts';
-import type { Approved, ClonedAndRead, Deployed, InterceptionMode, Killed, PortForwarded, Replayed, Restarted, RunningPodAttempts, S3Done, Story } from './story.ts';
+import type { Approved, ClonedAndRead, Deployed, InterceptionMode, Killed, ModeSwitched, PortForwarded, Replayed, Restarted, RunningPodAttempts, S3Done, Story } from './story.ts';
 
 /** Step 2: the kubelet ran sluice-init (the mode's command), then the native sidecar, then the agent; the unlabelled namespace's pod has no sidecar. */
 export function expectStartOrder(d: Deployed, story: Story, mode: InterceptionMode): void {
@@ -126,4 +126,35 @@ export function expectPortForwardRefused(developer: PortForwarded, approver: Por
   // Only the sidecar's UID reaches the admin port; the kubelet's connection inside the pod is refused.
   expect(approver.scraped).toMatch(/^failed/);
   expect(approver.out).toMatch(/connect: connection refused/);
+}
+
+/**
+ * Step 9 (and its way back): after `helm upgrade` to `to`, the node agent is there (cni) or gone with
+ * its plugin (init); the pod that ran before is untouched — same pod, nothing restarted, its own
+ * rules, its traffic — and still governed by the kill switch; its replacement is injected in `to`.
+ */
+export function expectModeSwitched(s: ModeSwitched, from: InterceptionMode, to: InterceptionMode): void {
+  const command = (m: InterceptionMode) => (m === 'cni' ? 'check-network' : 'init-network');
+  if (to === 'cni') {
+    expect(s.cniAgentPods).toHaveLength(1);
+    expect(s.conflistPlugins.at(-1)).toBe('sluice-cni');
+  } else {
+    expect(s.cniAgentPods).toEqual([]);
+    expect(s.conflistPlugins).not.toContain('sluice-cni');
+  }
+  expect(s.oldAfter.metadata.uid).toBe(s.before.metadata.uid);
+  for (const c of [...(s.oldAfter.status.initContainerStatuses ?? []), ...(s.oldAfter.status.containerStatuses ?? [])]) expect(c.restartCount).toBe(0);
+  expect(s.oldAfter.spec.initContainers![0]!.command?.at(-1)).toBe(command(from));
+  expect(s.oldRules).toContain('-A SLUICE_OUT -j DROP');
+  expect(s.pollsBefore.every((p) => p === '200')).toBe(true);
+  expect(s.oldPollsAfter.every((p) => p === '200')).toBe(true);
+  // Still governed after the switch: the kill switch cuts it off.
+  expect(s.oldKill.code).toBe(0);
+  expect(s.oldPollsAfterKill.slice(-3)).toEqual(['000', '000', '000']);
+  // Recreated in the new mode: its rules (by the node agent, or its own init container), traffic through its sidecar.
+  expect(s.restartedInitCommand.at(-1)).toBe(command(to));
+  if (to === 'cni') expect(JSON.stringify(s.restarted.spec.initContainers)).not.toMatch(/NET_ADMIN|NET_RAW|"runAsUser":0/);
+  else expect(JSON.stringify(s.restarted.spec.initContainers)).toMatch(/NET_ADMIN/);
+  expect(s.restartedRules).toContain('-A SLUICE_OUT -j DROP');
+  expect(s.restartedPolls.every((p) => p === '200')).toBe(true);
 }

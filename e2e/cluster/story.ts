@@ -27,6 +27,8 @@ import type { StsWorld } from '../support/sts/sts-world.ts';
 import type { TestCa, TestUpstream } from '../support/sidecar/upstreams.ts';
 import { ensureToolsAgentImage } from './agent-image.ts';
 import { KubeNode } from './node.ts';
+import { ClusterPrometheus, monitorsIn } from './prometheus.ts';
+import type { DashboardsQueried, PrometheusStarted } from './prometheus.ts';
 import { allContainersReady, containerStatus, getPod, waitPod } from './sluice-on-node.ts';
 import type { ContainerStatus, PodView } from './sluice-on-node.ts';
 import { ensureTestImages } from './test-images.ts';
@@ -413,6 +415,7 @@ export class Story {
         await this.node.cluster.request('admin', 'DELETE', `/apis/apps/v1/namespaces/${ns}/${kind}?propagationPolicy=Background`).catch(() => undefined);
       }
     }
+    await this.prometheus?.stop();
     await this.github.close();
     await this.aws.close();
     await this.logStore.stop();
@@ -694,6 +697,49 @@ export class Story {
     return { replay, verify, sessionId: session, events: Number(/: (\d+) events/.exec(verify.stdout)?.[1] ?? NaN) };
   }
 
+  /** The platform team's Prometheus (startPrometheus), scraping as the chart's monitors select. */
+  prometheus: ClusterPrometheus | undefined;
+
+  /**
+   * 1b. Prometheus on the host as the Prometheus Operator would run it from the chart's PodMonitor
+   * and ServiceMonitor (rendered for the installed release's values; prometheus.ts translates them):
+   * kubernetes_sd_configs against the API server, scraping pod IPs over the bridge. Started before
+   * the agent, so it sees all of its traffic.
+   */
+  async startPrometheus(): Promise<PrometheusStarted> {
+    const work = mkdtempSync(join(tmpdir(), 'sluice-story-monitoring-'));
+    const values = join(work, 'values.json');
+    writeFileSync(values, this.helm(['get', 'values', 'sluice', '--namespace', SYSTEM, '-o', 'json'], `helm get values sluice --namespace ${SYSTEM} -o json > values.json`));
+    const monitoring = ['monitoring.podMonitor.enabled=true', 'monitoring.podMonitor.interval=2s', 'monitoring.serviceMonitor.enabled=true', 'monitoring.serviceMonitor.interval=2s'];
+    const rendered = this.helm(
+      ['template', 'sluice', this.chart, '--namespace', SYSTEM, '--values', values, ...monitoring.flatMap((s) => ['--set', s]), '--show-only', 'templates/monitoring.yaml'],
+      `helm template sluice dist/release/${basename(this.chart)} --namespace ${SYSTEM} --values values.json ${monitoring.map((s) => `--set ${s}`).join(' ')} --show-only templates/monitoring.yaml`,
+    );
+    const monitors = monitorsIn(rendered);
+    const started = performance.now();
+    this.prometheus = await ClusterPrometheus.start(this.node, monitors);
+    const startMs = ms(started);
+    this.figures.prometheusStartMs = startMs;
+    // The webhook's pods run already (the ServiceMonitor's targets): scraped once discovery works.
+    const prometheus = this.prometheus;
+    const targets = await eventually('Prometheus scraping the webhook pods', async () => {
+      const t = await prometheus.targets();
+      return t.some((x) => x.health === 'up') ? t : undefined;
+    }, 30_000);
+    return { monitors, scrapeConfigs: prometheus.scrapeConfigs, targets, startMs };
+  }
+
+  /** 6b. Every dashboard query (charts/src/dashboards) as Grafana sends it for the agent's namespace and pod, after the story's traffic. */
+  async dashboardQueries(): Promise<DashboardsQueried> {
+    const prometheus = this.prometheus;
+    if (!prometheus) throw new Error('startPrometheus() first');
+    await prometheus.settle();
+    const targets = await prometheus.targets();
+    const results = await prometheus.dashboardResults({ namespace: AGENTS, pod: this.coderPod });
+    this.figures.dashboardQueries = { total: results.length, withData: results.filter((r) => r.series > 0).length };
+    return { targets, results };
+  }
+
   /** 8. SIGKILL the running sidecar from the host; the kubelet restarts it; the session read back again. */
   async restartSidecar(): Promise<Restarted> {
     const before = await waitPod(this.node, AGENTS, this.coderPod, 'running', allContainersReady);
@@ -759,6 +805,8 @@ export class Story {
     const pollsBefore = await this.#polls(before.metadata.name, 0, 3);
     this.#onObserved(`reviewer pod ${before.metadata.name} runs in mode ${this.mode}; its polls: ${pollsBefore.join(' ')}`);
 
+    // Back to init: the agent namespace must allow the root init container first (docs/cni.md, "Changing modes").
+    if (to === 'init' && this.podSecurity && this.podSecurity !== 'privileged') this.kubectl('admin', ['label', 'namespace', AGENTS, `${PSA_ENFORCE}=privileged`, '--overwrite']);
     const work = mkdtempSync(join(tmpdir(), 'sluice-story-upgrade-'));
     const values = join(work, 'mode.json');
     writeFileSync(values, JSON.stringify({ interception: this.#interceptionValues(to) }));
@@ -769,7 +817,11 @@ export class Story {
     );
     const helmUpgradeMs = ms(upgradeStarted);
     const upgradedAt = Date.now();
-    const cniAgentPods = await this.cniAgentPods();
+    // helm --wait waits for what it creates, not for what it deletes: back in mode init, the node
+    // agent's pods take the plugin out of the conflist on SIGTERM, a moment after helm returns.
+    const conflistSettled = () => Promise.resolve(this.conflistPlugins().includes('sluice-cni') === (to === 'cni') ? true : undefined);
+    await eventually(`the node's CNI configuration ${to === 'cni' ? 'with' : 'without'} sluice-cni`, conflistSettled, 60_000);
+    const cniAgentPods = to === 'cni' ? await this.cniAgentPods() : await eventually('the node agent pods gone', async () => ((await this.cniAgentPods()).length === 0 ? [] : undefined), 60_000);
     const conflistPlugins = this.conflistPlugins();
 
     // The running pod: untouched by the upgrade.

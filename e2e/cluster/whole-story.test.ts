@@ -23,8 +23,8 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
-import { Story } from './story.ts';
-import { expectApproved, expectClonedAndMasked, expectKilled, expectPortForwardRefused, expectReplayed, expectRestartResumed, expectRunningPodAttemptsRefused, expectS3, expectStartOrder } from './story-expect.ts';
+import { AGENTS, Story } from './story.ts';
+import { expectApproved, expectClonedAndMasked, expectKilled, expectModeSwitched, expectPortForwardRefused, expectReplayed, expectRestartResumed, expectRunningPodAttemptsRefused, expectS3, expectStartOrder } from './story-expect.ts';
 import { containerStatus } from './sluice-on-node.ts';
 
 jest.setTimeout(240_000);
@@ -66,6 +66,18 @@ describe('the whole story on a real node', () => {
     }
   });
 
+  test('1b. Prometheus, configured as the chart\'s PodMonitor and ServiceMonitor select (kubernetes_sd_configs against the real API server), scrapes the webhook pods', async () => {
+    const p = await story.startPrometheus();
+    expect(p.monitors.map((m) => `${m.kind} ${m.metadata.namespace}/${m.metadata.name}`).sort()).toEqual(['PodMonitor sluice-system/sluice-sidecars', 'ServiceMonitor sluice-system/sluice-webhook']);
+    const sd = p.scrapeConfigs.map((c) => (c.kubernetes_sd_configs as { role: string; namespaces?: { names: string[] }; api_server: string }[])[0]!);
+    // The PodMonitor selects the release's agent namespaces (agents.namespaces), through the node's API server.
+    expect(sd.map((c) => [c.role, c.namespaces?.names])).toEqual([['pod', [AGENTS]], ['endpoints', ['sluice-system']]]);
+    for (const c of sd) expect(c.api_server).toBe(story.node.cluster.server);
+    const webhook = p.targets.filter((t) => t.job === 'sluice-webhook');
+    expect(webhook.length).toBeGreaterThanOrEqual(1);
+    for (const t of webhook) expect(t).toMatchObject({ namespace: 'sluice-system', container: 'sluice-webhook', pod: expect.stringMatching(/^sluice-webhook-/) });
+  });
+
   test('2. label the namespace, apply an agent Deployment: the kubelet runs the init container, then the native sidecar, then the agent', async () => {
     expectStartOrder(await story.labelAndDeploy(), story, 'init');
   });
@@ -92,6 +104,39 @@ describe('the whole story on a real node', () => {
     eventsBeforeRestart = r.events;
   });
 
+  test('6b. Prometheus discovered the agent pod\'s sidecar through the API server and scraped it over the bridge; every dashboard query returns data, except the failures the story never causes', async () => {
+    const { targets, results } = await story.dashboardQueries();
+    story.figures.dashboardResults = results.map((r) => `${r.series ? '✔' : '✖'} ${r.where}: ${r.series} series ${r.values.join(' ')}`);
+    const sidecar = targets.filter((t) => t.job === 'sluice-system/sluice-sidecars');
+    // Only the injected pod: the plain namespace's pod has no sluice-admin port and is not in agents.namespaces.
+    expect(sidecar.map((t) => [t.namespace, t.pod, t.container, t.health])).toEqual([[AGENTS, story.coderPod, 'sluice-proxy', 'up']]);
+    expect(sidecar[0]!.scrapeUrl).toMatch(new RegExp(`^http://${story.node.podSubnet.split('.').slice(0, 3).join('\\.')}\\.\\d+:15090/metrics$`));
+    expect(results.filter((r) => r.where.startsWith('sluice / Overview /')).length).toBeGreaterThan(20);
+    // A labelled counter has no series until its first increment, so a panel of failures the story
+    // never causes is empty. Each such metric is named here with the reason, and must be exported by
+    // the sidecar all the same (its HELP/TYPE was scraped: the panel fills the moment it happens).
+    // (Not required to stay empty: a transient upstream error must not fail the story.)
+    const notCaused: Record<string, string> = {
+      sluice_refusals_total: 'the agent speaks only HTTP(S) to named hosts: no connection refused before a request',
+      sluice_http_errors_total: 'no malformed, timed-out or unusable agent request',
+      sluice_upstream_errors_total: 'every upstream answered',
+      sluice_dns_queries_total: 'the agent reaches upstreams through the proxy port (HTTPS_PROXY): it resolves no name itself',
+      sluice_credentials_errors_total: 'every STS web-identity exchange succeeded',
+      sluice_audit_events_dropped_total: 'no audit event dropped',
+      sluice_audit_append_errors_total: 'no spool write failed',
+      sluice_approvals_grant_uses_total: 'the push was approved once; no standing grant was used',
+      sluice_approvals_api_errors_total: 'the API server took every ApprovalRequest call',
+      sluice_approvals_notifications_total: 'no approval notifier is configured',
+    };
+    // A failure ratio over no failures is empty too (its numerator selects outcome!="ok").
+    const noFailedPush = (r: (typeof results)[number]) => r.where === 'sluice / Overview / Audit pushes failing';
+    const empty = results.filter((r) => r.series === 0);
+    const unexplained = empty.filter((r) => !noFailedPush(r) && !r.metrics.some((m) => m.name in notCaused)).map((r) => `${r.where}: ${r.promql}`);
+    expect(unexplained).toEqual([]);
+    for (const r of empty) for (const m of r.metrics) expect(`${m.name} exported: ${m.exported}`).toBe(`${m.name} exported: true`);
+    story.figures.dashboardsWithData = `${results.length - empty.length}/${results.length}`;
+  });
+
   test('7. on the running pod: the label flip is refused, an ephemeral container as the sidecar\'s UID is refused, a plain debug container is cut off like the agent; port-forward to the sidecar is refused (developer: by the API server; approver: inside the pod)', async () => {
     // carol may do what a developer does to her pods: patch them, add debug containers, port-forward.
     expectRunningPodAttemptsRefused(await story.runningPodAttempts(['sluice.io/injected=false', 'sluice.io/inject=false']));
@@ -104,24 +149,6 @@ describe('the whole story on a real node', () => {
   });
 
   test('9. helm upgrade to interception.mode cni under a running agent: the running pod keeps its rules, its traffic and the kill switch; a rollout restart brings it back in mode cni, unprivileged', async () => {
-    const s = await story.switchMode('cni');
-    // helm --wait returned with the node agent running and its plugin last in the node's configuration.
-    expect(s.cniAgentPods).toHaveLength(1);
-    expect(s.conflistPlugins.at(-1)).toBe('sluice-cni');
-    // The running pod: the same pod, nothing restarted, the rules its init container installed, its traffic still answered.
-    expect(s.oldAfter.metadata.uid).toBe(s.before.metadata.uid);
-    for (const c of [...(s.oldAfter.status.initContainerStatuses ?? []), ...(s.oldAfter.status.containerStatuses ?? [])]) expect(c.restartCount).toBe(0);
-    expect(s.oldAfter.spec.initContainers![0]!.command?.at(-1)).toBe('init-network');
-    expect(s.oldRules).toContain('-A SLUICE_OUT -j DROP');
-    expect(s.pollsBefore.every((p) => p === '200')).toBe(true);
-    expect(s.oldPollsAfter.every((p) => p === '200')).toBe(true);
-    // Still governed after the switch: the kill switch cuts it off.
-    expect(s.oldKill.code).toBe(0);
-    expect(s.oldPollsAfterKill.slice(-3)).toEqual(['000', '000', '000']);
-    // Recreated: injected in mode cni (the check, no privileges), the rules installed by the node agent, traffic through its sidecar.
-    expect(s.restartedInitCommand.at(-1)).toBe('check-network');
-    expect(JSON.stringify(s.restarted.spec.initContainers)).not.toMatch(/NET_ADMIN|NET_RAW|"runAsUser":0/);
-    expect(s.restartedRules).toContain('-A SLUICE_OUT -j DROP');
-    expect(s.restartedPolls.every((p) => p === '200')).toBe(true);
+    expectModeSwitched(await story.switchMode('cni'), 'init', 'cni');
   });
 });
