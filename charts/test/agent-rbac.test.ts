@@ -46,13 +46,15 @@ describe('approvals RBAC the webhook ensures in labelled namespaces', () => {
     const role = find(objs, 'ClusterRole', 'sluice-webhook-agent-rbac') as Role;
     expect(role.rules).toEqual([
       { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], verbs: ['create'] },
-      { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], resourceNames: ['sluice-sidecar-injected', 'sluice-approvers-injected'], verbs: ['get', 'update', 'delete'] },
-      { apiGroups: ['rbac.authorization.k8s.io'], resources: ['clusterroles'], resourceNames: ['sluice-sidecar', 'sluice-approver'], verbs: ['bind'] },
+      { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], resourceNames: ['sluice-sidecar-injected', 'sluice-approvers-injected', 'sluice-webhook-injected'], verbs: ['get', 'update', 'delete'] },
+      { apiGroups: ['rbac.authorization.k8s.io'], resources: ['clusterroles'], resourceNames: ['sluice-sidecar', 'sluice-approver', 'sluice-webhook-pod-reader'], verbs: ['bind'] },
       // The cleanup of namespaces that stopped being agent namespaces (webhook/src/agent-rbac.ts, AgentRbacCleaner).
       { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], verbs: ['list'] },
       { apiGroups: [''], resources: ['namespaces'], verbs: ['get'] },
-      { apiGroups: [''], resources: ['pods'], verbs: ['list'] },
     ]);
+    // Pods are listed only where the webhook binds this to itself, never cluster-wide.
+    expect((find(objs, 'ClusterRole', 'sluice-webhook-pod-reader') as Role).rules).toEqual([{ apiGroups: [''], resources: ['pods'], verbs: ['list'] }]);
+    expect(objs.filter((o) => o.kind === 'ClusterRoleBinding' && (o as Binding).roleRef.name === 'sluice-webhook-pod-reader')).toEqual([]);
     const binding = find(objs, 'ClusterRoleBinding', 'sluice-webhook-agent-rbac') as Binding;
     expect(binding.roleRef).toMatchObject({ kind: 'ClusterRole', name: 'sluice-webhook-agent-rbac' });
     expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: 'sluice-webhook', namespace: NAMESPACE }]);
@@ -64,6 +66,7 @@ describe('approvals RBAC the webhook ensures in labelled namespaces', () => {
     expect(config.agentRbac).toEqual({
       sidecar: { clusterRole: 'sluice-sidecar', bindingName: 'sluice-sidecar-injected' },
       approvers: { clusterRole: 'sluice-approver', bindingName: 'sluice-approvers-injected' },
+      podReader: { clusterRole: 'sluice-webhook-pod-reader', bindingName: 'sluice-webhook-injected', serviceAccount: { name: 'sluice-webhook', namespace: NAMESPACE } },
       serviceAccounts: ['coder'],
       recheckSeconds: 300,
       cleanupSeconds: 60,
@@ -71,14 +74,15 @@ describe('approvals RBAC the webhook ensures in labelled namespaces', () => {
       admissionBudgetMs: 2000,
     });
     const granted = find(objs, 'ClusterRole', 'sluice-webhook-agent-rbac') as Role;
-    const [sidecar, approvers] = desiredRoleBindings(config.agentRbac!, config.approvals, 'payments');
-    for (const b of [sidecar!, approvers!]) {
+    const [sidecar, approvers, reader] = desiredRoleBindings(config.agentRbac!, config.approvals, 'payments');
+    for (const b of [sidecar!, approvers!, reader!]) {
       expect(find(objs, 'ClusterRole', b.roleRef.name)).toBeDefined();
       expect(granted.rules[1]!.resourceNames).toContain(b.metadata.name);
       expect(granted.rules[2]!.resourceNames).toContain(b.roleRef.name);
     }
     expect(sidecar!.subjects).toEqual([{ kind: 'ServiceAccount', name: 'coder', namespace: 'payments' }]);
     expect(approvers!.subjects.map((s) => s.name)).toEqual(['payments-leads']);
+    expect(reader!.subjects).toEqual([{ kind: 'ServiceAccount', name: 'sluice-webhook', namespace: NAMESPACE }]);
   });
 
   test('a renamed release renames all of it consistently', async () => {
@@ -86,6 +90,6 @@ describe('approvals RBAC the webhook ensures in labelled namespaces', () => {
     const config = webhookConfig(objs.map((o) => (o.kind === 'ConfigMap' && o.metadata.name === 'guard-webhook' ? { ...o, metadata: { ...o.metadata, name: 'sluice-webhook' } } : o)));
     expect(config.agentRbac?.sidecar).toEqual({ clusterRole: 'guard-sidecar', bindingName: 'guard-sidecar-injected' });
     expect(find(objs, 'ClusterRole', 'guard-sidecar')).toBeDefined();
-    expect((find(objs, 'ClusterRole', 'guard-webhook-agent-rbac') as Role).rules[2]!.resourceNames).toEqual(['guard-sidecar', 'guard-approver']);
+    expect((find(objs, 'ClusterRole', 'guard-webhook-agent-rbac') as Role).rules[2]!.resourceNames).toEqual(['guard-sidecar', 'guard-approver', 'guard-webhook-pod-reader']);
   });
 });

@@ -5,7 +5,8 @@
 // labelled, or unlabelled while a pod sluice injected still runs there → kept (until the pod is
 // gone); a binding of the same name sluice did not make, the chart's own per-namespace bindings
 // and anything else → never touched; a namespace labelled again gets its bindings back at the next
-// injection, at once. With the chart's grants the webhook can delete no other RoleBinding.
+// injection, at once. With the chart's grants the webhook can delete no other RoleBinding, and lists
+// pods only in the namespaces where it made bindings (its own third binding there).
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,7 +25,7 @@ jest.setTimeout(90_000);
 const RBAC = '/apis/rbac.authorization.k8s.io/v1';
 const WEBHOOK_NS = 'sluice-system';
 const LISTED = 'agents';
-const OURS = ['sluice-sidecar-injected', 'sluice-approvers-injected'];
+const OURS = ['sluice-approvers-injected', 'sluice-sidecar-injected', 'sluice-webhook-injected'];
 
 let cluster: KubeCluster;
 let config: WebhookConfig;
@@ -57,7 +58,7 @@ beforeAll(async () => {
   await cluster.request('admin', 'POST', `/api/v1/namespaces/${WEBHOOK_NS}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'sluice-webhook' } });
   // The chart's ClusterRoles for approvals and the webhook's agent-RBAC grants, and the listed namespace's own bindings.
   const wanted = (o: K8sObject) =>
-    (['ClusterRole', 'ClusterRoleBinding'].includes(o.kind) && ['sluice-sidecar', 'sluice-approver', 'sluice-webhook-agent-rbac'].includes(o.metadata.name)) || (o.metadata.namespace === LISTED && ['Role', 'RoleBinding'].includes(o.kind));
+    (['ClusterRole', 'ClusterRoleBinding'].includes(o.kind) && ['sluice-sidecar', 'sluice-approver', 'sluice-webhook-agent-rbac', 'sluice-webhook-pod-reader'].includes(o.metadata.name)) || (o.metadata.namespace === LISTED && ['Role', 'RoleBinding'].includes(o.kind));
   for (const o of chart.filter(wanted)) {
     const res = await cluster.create('admin', o);
     if (res.status !== 201) throw new Error(`${o.kind} ${o.metadata.name} refused: ${JSON.stringify(res.body)}`);
@@ -102,7 +103,7 @@ describe('approvals RoleBindings of namespaces that stop being agent namespaces'
     await label('team-a', null);
     await label('team-b', 'false');
     const report = await cleaner.sweep();
-    expect(report.removed.sort()).toEqual(['team-a/sluice-approvers-injected', 'team-a/sluice-sidecar-injected', 'team-b/sluice-approvers-injected', 'team-b/sluice-sidecar-injected']);
+    expect(report.removed.sort()).toEqual([...OURS.map((n) => `team-a/${n}`), ...OURS.map((n) => `team-b/${n}`)]);
     expect(await bindingsIn('team-a')).toEqual([]);
     expect(await bindingsIn('team-b')).toEqual([]);
     expect(await bindingsIn('team-c')).toEqual([...OURS].sort());
@@ -121,7 +122,7 @@ describe('approvals RoleBindings of namespaces that stop being agent namespaces'
     expect(await bindingsIn('team-c')).toEqual([...OURS].sort());
     expect((await cluster.request('admin', 'DELETE', '/api/v1/namespaces/team-c/pods/coder-0?gracePeriodSeconds=0')).status).toBe(200);
     const removed = await cleaner.sweep();
-    expect(removed.removed.sort()).toEqual(['team-c/sluice-approvers-injected', 'team-c/sluice-sidecar-injected']);
+    expect(removed.removed.sort()).toEqual(OURS.map((n) => `team-c/${n}`));
   });
 
   test('only what the webhook made: a binding of the same name without its label, and every other binding, stay', async () => {
@@ -139,11 +140,16 @@ describe('approvals RoleBindings of namespaces that stop being agent namespaces'
     }
     await label('team-d', null);
     const report = await cleaner.sweep();
-    expect(report.removed).toEqual(['team-d/sluice-approvers-injected']);
+    expect(report.removed.sort()).toEqual(['team-d/sluice-approvers-injected', 'team-d/sluice-webhook-injected']);
     expect(await bindingsIn('team-d')).toEqual(['sluice-sidecar-injected', 'team-own']);
-    // And with the chart's grants the webhook could not have deleted them anyway (delete only by its two names).
+    // And with the chart's grants the webhook could not have deleted them anyway (delete only by its names),
+    // nor list pods anywhere but where its pod-reader binding is (gone from team-d now; still in team-e).
     const del = await cluster.requestWithToken(webhookToken, 'DELETE', `${RBAC}/namespaces/team-d/rolebindings/team-own`);
     expect(del.status).toBe(403);
+    expect((await cluster.requestWithToken(webhookToken, 'GET', '/api/v1/pods')).status).toBe(403);
+    expect((await cluster.requestWithToken(webhookToken, 'GET', '/api/v1/namespaces/team-d/pods')).status).toBe(403);
+    expect((await cluster.requestWithToken(webhookToken, 'GET', `/api/v1/namespaces/${LISTED}/pods`)).status).toBe(403);
+    expect((await cluster.requestWithToken(webhookToken, 'GET', '/api/v1/namespaces/team-e/pods')).status).toBe(200);
   });
 
   test('the periodic cleaner (what the webhook starts, every cleanupSeconds) removes them without being asked', async () => {

@@ -43,6 +43,11 @@ export const AgentRbacConfig = z
     sidecar: BindingTarget,
     /** The approvers' rules, bound to the groups approvals.approverGroups (or the namespace's own). */
     approvers: BindingTarget.optional(),
+    /**
+     * The webhook's own list of pods in the namespaces it binds (and there only), for the cleanup:
+     * this ClusterRole bound to its ServiceAccount by a third RoleBinding made and removed with the others.
+     */
+    podReader: BindingTarget.extend({ serviceAccount: z.object({ name: objectName, namespace: objectName }).strict() }).optional(),
     /** Only these service accounts of the namespace (agents.serviceAccounts); empty: all of them. */
     serviceAccounts: z.array(z.string().min(1)).default([]),
     /** An ensured namespace is checked again after this long (a deleted binding comes back). */
@@ -102,6 +107,7 @@ export function desiredRoleBindings(rbac: AgentRbacConfig, approvals: WebhookCon
   if (rbac.approvers) {
     out.push(binding(rbac.approvers, namespace, 'approvals', approverGroupsFor(approvals, namespace).map((name) => ({ kind: 'Group', apiGroup: RBAC_GROUP, name }))));
   }
+  if (rbac.podReader) out.push(binding(rbac.podReader, namespace, 'webhook', [{ kind: 'ServiceAccount', ...rbac.podReader.serviceAccount }]));
   return out;
 }
 
@@ -233,7 +239,7 @@ interface StoredBinding {
  * that name gets. A binding of that name someone else made (no label) or re-pointed is not ours.
  */
 export function ownBindings(rbac: AgentRbacConfig, items: readonly StoredBinding[]): { namespace: string; name: string; uid: string; resourceVersion: string }[] {
-  const targets = [rbac.sidecar, ...(rbac.approvers ? [rbac.approvers] : [])];
+  const targets = [rbac.sidecar, ...(rbac.approvers ? [rbac.approvers] : []), ...(rbac.podReader ? [rbac.podReader] : [])];
   const out: { namespace: string; name: string; uid: string; resourceVersion: string }[] = [];
   for (const b of items) {
     const m = b.metadata ?? {};
@@ -308,16 +314,13 @@ export class AgentRbacCleaner {
           report.kept.push({ namespace, reason: why });
           continue;
         }
-        for (const b of bindings) {
-          const path = `/apis/rbac.authorization.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/rolebindings/${encodeURIComponent(b.name)}`;
-          const res = await apiCall(this.#access, this.#rbac.timeoutMs, 'DELETE', path, { apiVersion: 'v1', kind: 'DeleteOptions', preconditions: { uid: b.uid, resourceVersion: b.resourceVersion } });
-          // 404: gone already; 409: changed since listed (rewritten or replaced): not ours to judge now.
-          if (res.status === 200 || res.status === 202) report.removed.push(`${namespace}/${b.name}`);
-          else if (res.status !== 404 && res.status !== 409) throw new AgentRbacError(`DELETE ${path}: ${res.status} ${messageOf(res)}`.trim());
-        }
+        // The webhook's own pod-reader binding goes last: the check below still needs it.
+        const reader = this.#rbac.podReader?.bindingName;
+        for (const b of bindings.filter((x) => x.name !== reader)) await this.#delete(b, report);
         this.#ensurer?.forget(namespace);
         // A pod injected while we deleted: put the bindings back rather than leave it without approvals.
         if (await this.#stillAgent(namespace)) await this.#ensurer?.ensure(namespace);
+        else for (const b of bindings.filter((x) => x.name === reader)) await this.#delete(b, report);
       } catch (err) {
         report.kept.push({ namespace, reason: `error: ${(err as Error).message}` });
         this.#log?.warn({ code: 'SLUICE_WEBHOOK_AGENT_RBAC', namespace, err: (err as Error).message }, 'approvals RoleBindings of a former agent namespace not removed; trying again later');
@@ -325,6 +328,14 @@ export class AgentRbacCleaner {
     }
     if (report.removed.length) this.#log?.info({ removed: report.removed }, 'approvals RoleBindings removed from namespaces that are no longer agent namespaces');
     return report;
+  }
+
+  async #delete(b: { namespace: string; name: string; uid: string; resourceVersion: string }, report: CleanupReport): Promise<void> {
+    const path = `/apis/rbac.authorization.k8s.io/v1/namespaces/${encodeURIComponent(b.namespace)}/rolebindings/${encodeURIComponent(b.name)}`;
+    const res = await apiCall(this.#access, this.#rbac.timeoutMs, 'DELETE', path, { apiVersion: 'v1', kind: 'DeleteOptions', preconditions: { uid: b.uid, resourceVersion: b.resourceVersion } });
+    // 404: gone already; 409: changed since listed (rewritten or replaced): not ours to judge now.
+    if (res.status === 200 || res.status === 202) report.removed.push(`${b.namespace}/${b.name}`);
+    else if (res.status !== 404 && res.status !== 409) throw new AgentRbacError(`DELETE ${path}: ${res.status} ${messageOf(res)}`.trim());
   }
 
   /** Why the namespace still needs its bindings ('' when it does not; a deleted namespace takes them with it). */
