@@ -297,6 +297,7 @@ const TABLE = [
   { code: 'credentials.aws_presign_expired', kind: 'error', by: 'sidecar', status: 403, doc: 'the agent’s presigned URL has expired' },
   { code: 'credentials.aws_body_too_large', kind: 'error', by: 'sidecar', status: 413, doc: 'a body that must be hashed for signing is over the bound' },
   { code: 'credentials.aws_body_invalid', kind: 'error', by: 'sidecar', status: 400, doc: 'the body does not match its declared payload hash, or aws-chunked is malformed' },
+  { code: 'credentials.aws_bucket_owner_conflict', kind: 'error', by: 'sidecar', status: 403, doc: 'the agent’s x-amz-(source-)expected-bucket-owner names another account than the owner sluice makes S3 check' },
   { code: 'credentials.internal_error', kind: 'fault', by: 'sidecar', status: 502, doc: 'a fault in sluice while injecting a credential' },
 
   // ── sidecar: audit ──────────────────────────────────────────────────────────────────────────

@@ -27,7 +27,22 @@ aws_host if {
 
 aws := input.facts.aws
 
-credential := {"provider": "aws-sts"}
+credential := object.union({"provider": "aws-sts"}, object.union(bucket_owner_check, source_bucket_owner_check))
+
+# S3 bucket names are global: `acme-*` also matches a bucket someone else created, which the
+# organisation's credentials may be allowed to write by that account's bucket policy. For a bucket
+# the organisation counts as its own the sidecar makes S3 check the owner
+# (x-amz-expected-bucket-owner = the account of the credentials it signs with; S3 answers 403
+# when the bucket is another account's). Foreign buckets the organisation may read get no check.
+bucket_owner_check := {"expected_bucket_owner": "credential"} if {
+	aws.service == "s3"
+	org.own_bucket(aws.bucket)
+} else := {}
+
+source_bucket_owner_check := {"expected_source_bucket_owner": "credential"} if {
+	aws.service == "s3"
+	org.own_bucket(aws.copy_source_bucket)
+} else := {}
 
 # Actions are "service:Action"; the lists apply to the Action part.
 action_name := split(aws.action, ":")[1]

@@ -172,6 +172,44 @@ test_copy_between_own_buckets_allowed if {
 	top(cloud.verdicts) == "cloud.aws" with input as s3("s3:CopyObject", {"bucket": "acme-a", "key": "k", "copy_source_bucket": "acme-b"})
 }
 
+# --- S3 bucket owner checks (bucket names are global: acme-* may be someone else's)
+
+credential_of(vs) := [v.decision.credential | some v in vs; v.decision.code == top(vs)][0]
+
+test_own_bucket_write_asks_s3_to_check_the_owner if {
+	vs := cloud.verdicts with input as s3("s3:PutObject", {"bucket": "acme-exfil", "key": "k"})
+	credential_of(vs) == {"provider": "aws-sts", "expected_bucket_owner": "credential"}
+}
+
+test_own_bucket_read_asks_s3_to_check_the_owner if {
+	vs := cloud.verdicts with input as s3("s3:GetObject", {"bucket": "acme-build-cache", "key": "k"})
+	credential_of(vs).expected_bucket_owner == "credential"
+}
+
+test_readable_foreign_bucket_gets_no_owner_check if {
+	vs := cloud.verdicts with input as s3("s3:GetObject", {"bucket": "partner-share", "key": "k"})
+		with data.organisation.aws.readable_buckets as ["partner-share"]
+	credential_of(vs) == {"provider": "aws-sts"}
+}
+
+test_copy_between_own_buckets_checks_both_owners if {
+	vs := cloud.verdicts with input as s3("s3:CopyObject", {"bucket": "acme-a", "key": "k", "copy_source_bucket": "acme-b"})
+	credential_of(vs) == {"provider": "aws-sts", "expected_bucket_owner": "credential", "expected_source_bucket_owner": "credential"}
+}
+
+test_copy_from_readable_foreign_source_checks_only_the_destination if {
+	vs := cloud.verdicts with input as s3("s3:CopyObject", {"bucket": "acme-a", "key": "k", "copy_source_bucket": "partner-share"})
+		with data.organisation.aws.readable_buckets as ["partner-share"]
+	credential_of(vs) == {"provider": "aws-sts", "expected_bucket_owner": "credential"}
+}
+
+test_list_buckets_and_other_services_get_no_owner_check if {
+	vs := cloud.verdicts with input as s3("s3:ListBuckets", {})
+	credential_of(vs) == {"provider": "aws-sts"}
+	ws := cloud.verdicts with input as aws("dynamodb.eu-west-1.amazonaws.com", "dynamodb:GetItem")
+	credential_of(ws) == {"provider": "aws-sts"}
+}
+
 # --- STS
 
 sts(action, extra) := aws_with("sts.eu-west-1.amazonaws.com", action, extra)

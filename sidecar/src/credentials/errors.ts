@@ -30,6 +30,8 @@ export type CredentialErrorCode =
   | 'credentials.aws_body_too_large'
   /** The body did not match the payload hash the agent declared, or an aws-chunked body is malformed (400). */
   | 'credentials.aws_body_invalid'
+  /** The agent's x-amz-(source-)expected-bucket-owner names another account than the one sluice makes S3 check (403). */
+  | 'credentials.aws_bucket_owner_conflict'
   /** A fault in sluice itself while injecting (502). */
   | 'credentials.internal_error';
 
@@ -47,6 +49,7 @@ const STATUS: Readonly<Record<CredentialErrorCode, number>> = {
   'credentials.aws_presign_expired': 403,
   'credentials.aws_body_too_large': 413,
   'credentials.aws_body_invalid': 400,
+  'credentials.aws_bucket_owner_conflict': 403,
   'credentials.internal_error': 502,
 };
 

@@ -6,7 +6,9 @@ import { describe, expect, test } from '@jest/globals';
 import { Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
 import { CredentialError } from '../../src/credentials/errors.ts';
-import { resignAwsRequest } from '../../src/credentials/aws/resign.ts';
+import { bucketOwnerHeaders, resignAwsRequest } from '../../src/credentials/aws/resign.ts';
+import { bucketOwners } from '../../src/credentials/aws/aws-sts-provider.ts';
+import { arnAccount } from '../../src/credentials/aws/assume-role.ts';
 import type { AwsCredentials, AwsRequest, ResignedRequest } from '../../src/credentials/aws/resign.ts';
 import { resignAwsChunked } from '../../src/credentials/aws/aws-chunked.ts';
 import { EMPTY_HASH, refPresign, refSignHeaders, refVerify, refVerifyChunked, signingKey } from '../../../e2e/support/sts/sigv4-reference.ts';
@@ -212,6 +214,85 @@ describe('presigned URLs', () => {
   test('an expired presigned URL is refused, not extended', async () => {
     const agentPath = refPresign({ method: 'GET', path, headers: { host } }, placeholder, 'eu-central-1', 's3', '20260301T110000Z', 60);
     await expect(resignAwsRequest({ method: 'GET', host, path: agentPath, headers: {}, body: null }, real, opts)).rejects.toMatchObject({ code: 'credentials.aws_presign_expired', status: 403 });
+  });
+});
+
+// S3 bucket names are global: an `acme-*` bucket may be someone else's. When the policy counted the
+// bucket as the organisation's, S3 is made to check the owner by a signed header (S3 answers 403).
+describe('S3 bucket owner checks', () => {
+  const OWN = '111122223333';
+  const owned = { ...opts, bucketOwners: { bucket: OWN, copySource: OWN } };
+
+  test('a header-signed PutObject carries x-amz-expected-bucket-owner, signed', async () => {
+    const data = Buffer.from('report');
+    const req = asAgent(
+      { method: 'PUT', path: '/acme-exfil/k.txt', headers: { host: 's3.us-east-1.amazonaws.com', 'x-amz-content-sha256': createHash('sha256').update(data).digest('hex'), 'content-length': String(data.length) }, body: data },
+      'us-east-1',
+      's3',
+      data,
+    );
+    const out = await resignAwsRequest(req, real, owned);
+    expect(out.headers['x-amz-expected-bucket-owner']).toBe(OWN);
+    expect(out.headers['x-amz-source-expected-bucket-owner']).toBeUndefined(); // not a copy
+    const { verdict } = await verifyOut(req, out);
+    expect(verdict).toMatchObject({ ok: true });
+    expect(verdict.signedHeaders).toContain('x-amz-expected-bucket-owner');
+  });
+
+  test('CopyObject also checks the source owner; both signed', async () => {
+    const req = asAgent(
+      { method: 'PUT', path: '/acme-a/copy.txt', headers: { host: 's3.us-east-1.amazonaws.com', 'x-amz-content-sha256': EMPTY_HASH, 'x-amz-copy-source': '/acme-b/src.txt' } },
+      'us-east-1',
+      's3',
+    );
+    const out = await resignAwsRequest(req, real, owned);
+    expect(out.headers).toMatchObject({ 'x-amz-expected-bucket-owner': OWN, 'x-amz-source-expected-bucket-owner': OWN });
+    const { verdict } = await verifyOut(req, out);
+    expect(verdict.signedHeaders).toEqual(expect.arrayContaining(['x-amz-expected-bucket-owner', 'x-amz-source-expected-bucket-owner']));
+  });
+
+  test('a presigned URL is presigned anew with the owner header signed (the sidecar sends it)', async () => {
+    const host = 'acme-exfil.s3.eu-central-1.amazonaws.com';
+    const agentPath = refPresign({ method: 'PUT', path: '/k', headers: { host } }, placeholder, 'eu-central-1', 's3', agentDate, 600);
+    const out = await resignAwsRequest({ method: 'PUT', host, path: agentPath, headers: {}, body: null }, real, owned);
+    expect(out.headers['x-amz-expected-bucket-owner']).toBe(OWN);
+    expect(new URLSearchParams(out.path.split('?')[1]).get('X-Amz-SignedHeaders')).toBe('host;x-amz-expected-bucket-owner');
+    const { verdict } = await verifyOut({ method: 'PUT', host, path: agentPath, headers: {}, body: null }, { ...out, headers: { ...out.headers, host } });
+    expect(verdict).toMatchObject({ ok: true });
+  });
+
+  test("the agent's own header: same account kept, another account refused (403, stable code)", async () => {
+    const signedWith = (owner: string) =>
+      asAgent({ method: 'GET', path: '/acme-x/k', headers: { host: 's3.us-east-1.amazonaws.com', 'x-amz-content-sha256': EMPTY_HASH, 'x-amz-expected-bucket-owner': owner } }, 'us-east-1', 's3');
+    expect((await resignAwsRequest(signedWith(OWN), real, owned)).headers['x-amz-expected-bucket-owner']).toBe(OWN);
+    await expect(resignAwsRequest(signedWith('999999999999'), real, owned)).rejects.toMatchObject({ code: 'credentials.aws_bucket_owner_conflict', status: 403 });
+    const copy = asAgent(
+      { method: 'PUT', path: '/acme-a/c', headers: { host: 's3.us-east-1.amazonaws.com', 'x-amz-content-sha256': EMPTY_HASH, 'x-amz-copy-source': 'acme-b/s', 'x-amz-source-expected-bucket-owner': '999999999999' } },
+      'us-east-1',
+      's3',
+    );
+    await expect(resignAwsRequest(copy, real, owned)).rejects.toMatchObject({ code: 'credentials.aws_bucket_owner_conflict' });
+  });
+
+  test('non-S3 requests and requests the policy asked no check for get nothing', async () => {
+    expect(bucketOwnerHeaders('dynamodb', {}, { bucket: OWN })).toEqual({});
+    expect(bucketOwnerHeaders('s3', {}, undefined)).toEqual({});
+    expect(bucketOwnerHeaders('s3', { 'x-amz-copy-source': 'a/b' }, { copySource: OWN })).toEqual({ 'x-amz-source-expected-bucket-owner': OWN });
+    const req = asAgent({ method: 'GET', path: '/', headers: { host: 's3.us-east-1.amazonaws.com', 'x-amz-content-sha256': EMPTY_HASH } }, 'us-east-1', 's3');
+    const out = await resignAwsRequest(req, real, opts);
+    expect(Object.keys(out.headers).filter((h) => h.includes('expected-bucket-owner'))).toEqual([]);
+  });
+
+  test("the decision's parameters: credential = the credentials' account, or a 12-digit account; anything else fails closed", () => {
+    expect(arnAccount('arn:aws:sts::123456789012:assumed-role/agent-coder/sluice-agents-p')).toBe('123456789012');
+    expect(arnAccount('arn:aws-us-gov:iam::210987654321:role/x')).toBe('210987654321');
+    expect(arnAccount('not-an-arn')).toBeUndefined();
+    const creds = { account: OWN };
+    expect(bucketOwners({ provider: 'aws-sts' }, creds)).toBeUndefined();
+    expect(bucketOwners({ provider: 'aws-sts', expected_bucket_owner: 'credential' }, creds)).toEqual({ bucket: OWN, copySource: undefined });
+    expect(bucketOwners({ provider: 'aws-sts', expected_bucket_owner: '210987654321', expected_source_bucket_owner: 'credential' }, creds)).toEqual({ bucket: '210987654321', copySource: OWN });
+    expect(() => bucketOwners({ provider: 'aws-sts', expected_bucket_owner: 'credential' }, {})).toThrow(CredentialError);
+    expect(() => bucketOwners({ provider: 'aws-sts', expected_bucket_owner: 'mine' }, creds)).toThrow(/12-digit/);
   });
 });
 

@@ -31,6 +31,11 @@ export function sessionNameFor(pod: PodRef, configured?: string): string {
   return `sluice-${pod.namespace}-${pod.name}`.replace(/[^\w+=,.@-]/g, '-').slice(0, 64);
 }
 
+/** The account of an IAM/STS ARN (`arn:aws:sts::123456789012:assumed-role/r/s`), if it names one. */
+export function arnAccount(arn: string | undefined): string | undefined {
+  return /^arn:aws[a-z-]*:(?:iam|sts)::(\d{12}):/.exec(arn ?? '')?.[1];
+}
+
 export interface AssumeRoleClient {
   assume(roleArn: string, sessionName: string, webIdentityToken: string): Promise<AwsCredentials>;
   close(): void;
@@ -78,7 +83,9 @@ export function createAssumeRoleClient(config: AwsStsConfig, dispatcher: Dispatc
       if (!c?.AccessKeyId || !c.SecretAccessKey || !c.SessionToken || !c.Expiration) {
         throw new CredentialError('credentials.provider_rejected', PROVIDER, `${PROVIDER}: STS answered without complete credentials`);
       }
-      return { accessKeyId: c.AccessKeyId, secretAccessKey: c.SecretAccessKey, sessionToken: c.SessionToken, expiresAt: c.Expiration.getTime() };
+      // The account the credentials act in: STS's answer names it (AssumedRoleUser), the role ARN asked for too.
+      const account = arnAccount(out.AssumedRoleUser?.Arn) ?? arnAccount(roleArn);
+      return { accessKeyId: c.AccessKeyId, secretAccessKey: c.SecretAccessKey, sessionToken: c.SessionToken, expiresAt: c.Expiration.getTime(), account };
     },
     close() {
       void sdk?.then(({ client }) => client.destroy());

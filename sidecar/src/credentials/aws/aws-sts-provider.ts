@@ -9,10 +9,10 @@ import { CredentialError } from '../errors.ts';
 import { readTokenFile } from '../projected-token.ts';
 import { specString } from '../provider.ts';
 import type { CredentialProvider, CredentialSpec, Injection, InjectionTarget } from '../provider.ts';
-import { selectRole, sessionNameFor } from './assume-role.ts';
+import { arnAccount, selectRole, sessionNameFor } from './assume-role.ts';
 import type { AssumeRoleClient, PodRef } from './assume-role.ts';
 import { PROVIDER, inspectAwsRequest, resignAwsRequest } from './resign.ts';
-import type { AwsCredentials } from './resign.ts';
+import type { AwsCredentials, BucketOwners } from './resign.ts';
 
 export interface AwsStsProviderDeps {
   config: AwsStsConfig;
@@ -44,7 +44,7 @@ export class AwsStsProvider implements CredentialProvider {
     const got = await cache.get({ provider: PROVIDER, audience: config.audience, role: role.roleArn }, async () => {
       const token = await readTokenFile(tokenPath(config.audience), PROVIDER, now);
       const creds = await client.assume(role.roleArn, sessionNameFor(pod, config.sessionName), token);
-      return { value: creds, expiresAt: creds.expiresAt };
+      return { value: { ...creds, account: creds.account ?? arnAccount(role.roleArn) }, expiresAt: creds.expiresAt };
     });
     return got.value;
   }
@@ -59,7 +59,13 @@ export class AwsStsProvider implements CredentialProvider {
     const out = await resignAwsRequest(
       { method: up.method, host: new URL(up.origin).host, path: up.path, headers: up.headers, body: up.body },
       creds,
-      { now: new Date(this.#d.now()), maxSignedBodyBytes: this.#d.config.maxSignedBodyBytes, maxChunkBytes: this.#d.config.maxChunkBytes, fallbackScope: target.aws },
+      {
+        now: new Date(this.#d.now()),
+        maxSignedBodyBytes: this.#d.config.maxSignedBodyBytes,
+        maxChunkBytes: this.#d.config.maxChunkBytes,
+        fallbackScope: target.aws,
+        bucketOwners: bucketOwners(spec, creds),
+      },
     );
     this.#d.onResigned?.(Number(process.hrtime.bigint() - started) / 1e9);
     up.path = out.path;
@@ -69,4 +75,24 @@ export class AwsStsProvider implements CredentialProvider {
     if (creds.sessionToken) secrets.push(creds.sessionToken);
     return { injected: out.signature !== 'none', secrets };
   }
+}
+
+/**
+ * The accounts S3 must check own the request's buckets, from the decision's credential parameters
+ * `expected_bucket_owner` and `expected_source_bucket_owner` (the policy sets them when it treated
+ * the bucket, or a copy's source, as the organisation's): `credential` is the account of the
+ * credentials being signed with, a 12-digit id is that account. Anything else is a policy mistake
+ * and fails closed rather than sending the request unchecked.
+ */
+export function bucketOwners(spec: CredentialSpec, creds: Pick<AwsCredentials, 'account'>): BucketOwners | undefined {
+  const resolve = (param: string): string | undefined => {
+    const v = specString(spec, param);
+    if (v === undefined) return undefined;
+    if (/^\d{12}$/.test(v)) return v;
+    if (v === 'credential' && creds.account) return creds.account;
+    throw new CredentialError('credentials.not_configured', PROVIDER, `${PROVIDER}: ${param} must be "credential" (with credentials whose account is known) or a 12-digit account id`);
+  };
+  const bucket = resolve('expected_bucket_owner');
+  const copySource = resolve('expected_source_bucket_owner');
+  return bucket === undefined && copySource === undefined ? undefined : { bucket, copySource };
 }

@@ -24,6 +24,8 @@ export interface AwsCredentials {
   sessionToken?: string;
   /** ms since the epoch */
   expiresAt: number;
+  /** The 12-digit account the credentials act in (the assumed role's), for S3 bucket owner checks. */
+  account?: string;
 }
 
 export interface AwsRequest {
@@ -42,6 +44,48 @@ export interface ResignOptions {
   maxChunkBytes: number;
   /** Region and service from the request's facts, for SigV2 requests (their signature names neither). */
   fallbackScope?: { region: string; service: string };
+  /** Accounts S3 must check own the bucket(s) (see bucketOwnerHeaders); none: no check added. */
+  bucketOwners?: BucketOwners;
+}
+
+/**
+ * S3 bucket names are global: a bucket called like an own one (`acme-*`) can belong to anyone, and
+ * the organisation's credentials may be allowed to write there by that account's bucket policy.
+ * With these accounts set, the re-signed request carries (signed) `x-amz-expected-bucket-owner`
+ * and, for a copy, `x-amz-source-expected-bucket-owner`: S3 refuses with 403 AccessDenied when
+ * the bucket belongs to another account.
+ */
+export interface BucketOwners {
+  /** the account that must own the request's bucket */
+  bucket?: string;
+  /** the account that must own a copy's source bucket (only used when x-amz-copy-source is sent) */
+  copySource?: string;
+}
+
+const EXPECTED_OWNER = 'x-amz-expected-bucket-owner';
+const SOURCE_EXPECTED_OWNER = 'x-amz-source-expected-bucket-owner';
+
+/**
+ * The owner-check headers to add to an S3 request (lower-case names), from the accounts the
+ * policy asked for. Only S3 gets them (other services, and S3 calls the policy named no bucket
+ * for, get nothing). The agent's own header is kept when it names the same account and refused
+ * when it names another: silently replacing it would change what the agent asked S3 to check,
+ * and keeping it would let the agent pick whose bucket passes.
+ */
+export function bucketOwnerHeaders(service: string, headers: Readonly<Record<string, string>>, owners: BucketOwners | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!owners || service !== 's3') return out;
+  const want = (name: string, account: string | undefined): void => {
+    if (account === undefined) return;
+    const sent = headers[name];
+    if (sent !== undefined && sent.trim() !== account) {
+      throw new CredentialError('credentials.aws_bucket_owner_conflict', PROVIDER, `${PROVIDER}: the request's ${name} names another account than the organisation's owner of the bucket (${account})`);
+    }
+    out[name] = account;
+  };
+  want(EXPECTED_OWNER, owners.bucket);
+  if (headers['x-amz-copy-source'] !== undefined) want(SOURCE_EXPECTED_OWNER, owners.copySource);
+  return out;
 }
 
 export interface ResignedRequest {
@@ -176,6 +220,7 @@ async function resignHeaders(
   const s3 = S3_SERVICES.has(scope.service);
   const headers = flatHeaders(req.headers, AGENT_AUTH_HEADERS);
   headers.host = req.host;
+  Object.assign(headers, bucketOwnerHeaders(scope.service, headers, o.bucketOwners));
   let body: Readable | Buffer | null = req.body;
   let bodyToHash: Buffer | undefined;
   const mode = payloadMode(headers);
@@ -261,10 +306,13 @@ async function represign(req: AwsRequest, pathname: string, query: readonly Quer
   const kept = query.filter((p) => !agent.strip.has(p.name.toLowerCase()));
   const headers = flatHeaders(req.headers, AGENT_AUTH_HEADERS);
   headers.host = req.host;
+  // The sidecar sends the presigned request itself, so the owner check goes on as a signed header.
+  const owners = bucketOwnerHeaders(scope.service, headers, o.bucketOwners);
+  Object.assign(headers, owners);
   const toSign: Record<string, string> = { ...headers };
   // S3 presigned URLs sign no payload; smithy takes the payload hash from this header.
   if (S3_SERVICES.has(scope.service) && toSign['x-amz-content-sha256'] === undefined) toSign['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
-  const signable = new Set([...agent.signedHeaders, 'host']);
+  const signable = new Set([...agent.signedHeaders, 'host', ...Object.keys(owners)]);
   const unsignable = new Set(Object.keys(toSign).filter((n) => !signable.has(n)));
   const { hostname, port } = hostParts(req.host);
   const presigned = await signerFor(creds, scope).presign(
