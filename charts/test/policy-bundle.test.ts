@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { describe, expect, test } from '@jest/globals';
 import { parse as parseYaml } from 'yaml';
 import { parseWebhookConfig } from '../../webhook/src/config.ts';
-import { NAMESPACE, find, template, templateError, templateText } from './support/helm.ts';
+import { CHART, NAMESPACE, RELEASE, find, helm, template, templateError, templateText, valuesFile } from './support/helm.ts';
 import type { K8sObject } from './support/helm.ts';
 
 const KEY = '-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n';
@@ -71,6 +71,17 @@ describe('policy.bundle release', () => {
     expect(cm.metadata.namespace).toBe(NAMESPACE);
     expect(cm.binaryData).toEqual({ 'bundle.tar.gz': archive });
     expect(await templateError({ ...RELEASE_VALUES, policy: { bundle: 'release', release: { bundleBase64: 'not base64!' } } })).toContain('bundleBase64');
+  });
+
+  test('the install notes say where the bundle goes and how to create it; not when the chart creates it', async () => {
+    const notes = async (values: unknown) => (await helm(['install', RELEASE, CHART, '-n', NAMESPACE, '--dry-run=client', '-f', valuesFile(values)])).stdout;
+    const text = await notes(RELEASE_VALUES);
+    expect(text).toContain(`from ConfigMap ${NAMESPACE}/sluice-policy-bundle`);
+    expect(text).toContain(`kubectl -n ${NAMESPACE} create configmap sluice-policy-bundle --from-file=bundle.tar.gz`);
+    const given = await notes({ ...RELEASE_VALUES, policy: { bundle: 'release', release: { bundleBase64: 'H4sIAAAA' } } });
+    expect(given).toContain('from ConfigMap');
+    expect(given).not.toContain('create configmap');
+    expect(await notes({})).not.toContain('your signed bundle');
   });
 
   test('the release does not grow with agents.namespaces: 1 and 50 namespaces', async () => {
