@@ -66,7 +66,7 @@ function kubectl(args: string[], user = 'admin'): Promise<{ code: number; stdout
   });
 }
 
-async function sidecarFor(namespace: string, serviceAccount: string): Promise<{ sidecar: TestSidecar; agent: ProxyAgent; spool: string }> {
+async function sidecarFor(namespace: string, serviceAccount: string, watchSeconds?: number): Promise<{ sidecar: TestSidecar; agent: ProxyAgent; spool: string }> {
   const token = await serviceAccountToken(cluster, namespace, serviceAccount);
   const kubeconfig = join(dir, `kubeconfig-${namespace}-${serviceAccount}-${running.length}.yaml`);
   writeFileSync(kubeconfig, tokenKubeconfig(cluster, token, namespace), { mode: 0o600 });
@@ -77,7 +77,7 @@ async function sidecarFor(namespace: string, serviceAccount: string): Promise<{ 
     config: {
       pod: { namespace, name: `coder-${running.length}`, serviceAccount },
       // What the webhook sets (SLUICE_POLICY_CONFIGMAP) and the chart's verification key; the kubeconfig stands in for the pod's token.
-      policy: { configMap: { namespace: RELEASE_NS, name: BUNDLE }, verification: { algorithm: 'RS256', publicKeyFile: key.pub }, cluster: { kubeconfig } },
+      policy: { configMap: { namespace: RELEASE_NS, name: BUNDLE }, verification: { algorithm: 'RS256', publicKeyFile: key.pub }, cluster: { kubeconfig, ...(watchSeconds ? { watchSeconds } : {}) } },
       audit: { spoolDir: spool, spool: { fsync: 'none' } },
     },
   });
@@ -316,6 +316,17 @@ describe('policy.bundle release: one signed bundle in the release namespace', ()
     expect((await cluster.requestWithToken(token, 'PUT', `${CM_PATH}/sluice-webhook`, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'sluice-webhook' }, data: { 'config.json': '{"x":1}' } })).status).toBe(200);
     expect(s.sidecar.engine.revision).toBe('r-3');
     expect(await status(s)).toBe(200);
+  });
+
+  test('when the API server ends the watch (its timeout), the sidecar watches again from where it was and misses no update', async () => {
+    const s = await sidecarFor(LISTED, 'coder', 10);
+    expect(s.sidecar.engine.revision).toBe('r-3');
+    await new Promise((r) => setTimeout(r, 11_000)); // the first watch has ended by now
+    await put(bundles.v2!);
+    await eventually('r-2 through the second watch', () => Promise.resolve(s.sidecar.engine.revision === 'r-2' ? true : undefined));
+    await put(bundles.v3!);
+    await eventually('r-3 again', () => Promise.resolve(s.sidecar.engine.revision === 'r-3' ? true : undefined));
+    await eventually('the first sidecar too', () => Promise.resolve(running[0]!.sidecar.engine.revision === 'r-3' ? true : undefined));
   });
 
   test('the object deleted: running sidecars keep the last good bundle (recorded); a new sidecar starts not ready', async () => {
