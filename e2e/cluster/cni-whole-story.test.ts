@@ -8,23 +8,26 @@
 // replay and verify from VictoriaLogs, a sidecar restart that resumes the chain. Then what only
 // this mode changes: `kubectl sluice check` and the chart's NOTES report the mode and the
 // namespace's level, and the running-pod attacks that still make sense when no container of the
-// pod holds a capability (raw sockets and iptables, an image whose USER is the sidecar's UID, a
-// root agent, the label flip the node agent's decision rests on).
+// pod holds a capability: a root agent, raw sockets and iptables, an image whose USER is the
+// sidecar's UID, the sidecar killed, the label flip on the markers the node agent decides by,
+// ephemeral containers and port-forward to the sidecar.
 //
 // Needs root and the node tools, like whole-story.test.ts (its own node: the harness's lock
 // serialises it with the other node suites). `make test-cluster` runs it.
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
 import { PLUGIN_TYPE } from '../../cni/src/conflist.ts';
 import { AGENTS, SIDECAR_REPO, SYSTEM, Story } from './story.ts';
-import { expectApproved, expectClonedAndMasked, expectKilled, expectReplayed, expectRestartResumed, expectS3, expectStartOrder } from './story-expect.ts';
+import { expectApproved, expectClonedAndMasked, expectKilled, expectModeSwitched, expectPortForwardRefused, expectReplayed, expectRestartResumed, expectRunningPodAttemptsRefused, expectS3, expectStartOrder } from './story-expect.ts';
 import { RecordingUpstream, allContainersReady, containerStatus, probeLines, waitPod } from './sluice-on-node.ts';
 import type { PodView } from './sluice-on-node.ts';
 
 jest.setTimeout(240_000);
 
 const LOGS = join(tmpdir(), 'sluice-e2e-cni-whole-story-logs');
+const KUBECTL = join(import.meta.dirname, '..', '..', '.tools', 'bin', 'kubectl');
 /** What "restricted" asks of an agent's own pod and containers (sluice's containers comply by themselves). */
 const RESTRICTED_POD = { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } };
 const RESTRICTED_CONTAINER = { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } };
@@ -220,21 +223,49 @@ describe('running-pod attacks in mode cni under "restricted"', () => {
     expect(directHits('/uid1337-explicit', p)).toBe(0);
   });
 
-  test('the label flip: the injection markers the node agent decides by cannot be changed on the running pod', async () => {
-    const attempt = (label: string) => {
-      try {
-        return { code: 0, out: story.node.kubectl('lead', ['-n', AGENTS, 'label', 'pod', story.coderPod, label, '--overwrite']) };
-      } catch (err) {
-        return { code: 1, out: (err as Error).message };
-      }
-    };
-    const flips = ['sluice.io/injected=false', 'sluice.io/injected-', 'sluice.io/inject=false'].map(attempt);
-    story.figures.labelFlip = flips.map((f) => f.out.trim().split('\n').pop());
-    for (const f of flips) {
-      expect(f.code).toBe(1);
-      expect(f.out).toMatch(/sluice guard\.injection_marker/);
-    }
+  test('the sidecar killed: the agent\'s traffic stops and nothing bypasses it (the rules the node installed outlive the sidecar); the kubelet restarts it', async () => {
+    expect((await createPod('sidecar-kill', { command: 'exec sleep 100000' })).status).toBe(201);
+    const before = await waitPod(story.node, AGENTS, 'sidecar-kill', 'ready', allContainersReady);
+    const sidecarPid = story.node.containerPid(containerStatus(before, 'sluice-proxy').containerID!.replace(/^containerd:\/\//, ''));
+    // The agent keeps trying while the sidecar dies and comes back: 30 attempts, 100 ms apart.
+    const loop = `for i in $(seq 30); do sluice-probe http ${upstream.address} ${upstream.port} /while-killed; sleep 0.1; done; true`;
+    const probing = new Promise<string>((resolve, reject) => {
+      const child = spawn(KUBECTL, ['--kubeconfig', story.node.cluster.kubeconfigPath('admin'), '-n', AGENTS, 'exec', 'sidecar-kill', '-c', 'agent', '--', '/bin/sh', '-c', loop], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+      child.once('error', reject);
+      child.once('exit', () => resolve(out));
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    process.kill(sidecarPid, 'SIGKILL');
+    const results = probeLines(await probing);
+    const failed = results.filter((r) => r.result !== 'response');
+    story.figures.sidecarKilled = { attempts: results.length, failedWhileDown: failed.length, outcomes: [...new Set(results.map((r) => `${r.result} ${r.fields.errno ?? r.fields.marker ?? ''}`))] };
+    expect(results.length).toBe(30);
+    expect(failed.length).toBeGreaterThan(0);
+    // Each attempt failed (nothing listens on the redirect port, or the dying sidecar held it) or was the sidecar's own answer.
+    for (const r of results) expect(['connect-failed', 'no-response'].includes(r.result) || /^x-sluice-decision/i.test(r.fields.marker ?? '')).toBe(true);
+    expect(directHits('/while-killed', before)).toBe(0);
+    const after = await waitPod(story.node, AGENTS, 'sidecar-kill', 'the sidecar back and Ready', (v) => containerStatus(v, 'sluice-proxy').restartCount >= 1 && containerStatus(v, 'sluice-proxy').ready);
+    expect(containerStatus(after, 'agent').restartCount).toBe(0);
+    const again = probeLines(story.node.kubectl('admin', ['-n', AGENTS, 'exec', 'sidecar-kill', '-c', 'agent', '--', 'sluice-probe', 'http', upstream.address, String(upstream.port), '/after-restart']));
+    expect(again[0]?.fields.marker).toMatch(/^x-sluice-decision/i);
+    expect(directHits('/after-restart', after)).toBe(0);
+  });
+
+  test('on the running pod: the label flip on the markers the node agent decides by, an ephemeral container as the sidecar\'s UID and port-forward to the sidecar are refused; a plain debug container is cut off like the agent', async () => {
+    const a = await story.runningPodAttempts(['sluice.io/injected=false', 'sluice.io/injected-', 'sluice.io/inject=false']);
+    expectRunningPodAttemptsRefused(a);
     const pod = await waitPod(story.node, AGENTS, story.coderPod, 'running', (p) => p.metadata.labels?.['sluice.io/injected'] !== undefined);
     expect(pod.metadata.labels?.['sluice.io/injected']).toBe('true');
+    // alice is a developer and no approver; carol is an approver.
+    expectPortForwardRefused(await story.portForwardToSidecar('creator'), await story.portForwardToSidecar('lead'));
+  });
+});
+
+describe('the way back: helm upgrade to interception.mode init', () => {
+  test('the namespace relaxed to privileged first; the node agent takes its plugin out; the running pod keeps its rules, its traffic and the kill switch; a rollout restart brings it back in mode init', async () => {
+    expectModeSwitched(await story.switchMode('init'), 'cni', 'init');
   });
 });
