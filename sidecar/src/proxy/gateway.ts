@@ -2,23 +2,29 @@
 // both (http-front.ts, and HTTP/2 on terminated TLS), the ConnectionGate that decides connections
 // (connection-gate.ts: CONNECT, TLS names, and the verdict every request and upgrade on a
 // connection checks), CONNECT (connect-request.ts), the request pipeline and its phases
-// (pipeline.ts) with the features given, protocol upgrades, and the one place that answers and
-// records a request the pipeline never saw. It decides nothing itself.
-import type { IncomingMessage, Server as HttpServer } from 'node:http';
+// (pipeline.ts) with the features given, protocol upgrades (upgrade-request.ts), and the one
+// place that answers and records a request the pipeline never saw. It decides nothing itself.
+import type { Server as HttpServer } from 'node:http';
 import type { Http2Server } from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
+import type { SecureContext } from 'node:tls';
 import type { Agent } from 'undici';
-import { decisionAction } from '../../../api/src/index.ts';
 import type { PodIdentity, SessionInfo } from '../../../api/src/index.ts';
 import { auditFeature } from '../audit/index.ts';
 import type { RequestAudit } from '../audit/index.ts';
 import type { FakeIpMap } from '../dns/fake-ip-map.ts';
-import { podPeers } from '../listener/pod-peers.ts';
-import type { PodPeers } from '../listener/pod-peers.ts';
 import { factsFeature } from '../facts/index.ts';
 import type { FactsConfig } from '../facts/derive-facts.ts';
+import { podPeers } from '../listener/pod-peers.ts';
+import type { PodPeers } from '../listener/pod-peers.ts';
+import { MaskerCache } from '../masking/index.ts';
+import type { MaskingMetrics } from '../masking/index.ts';
 import type { PolicyEngine } from '../policy/engine.ts';
 import type { LeafCertificateCache } from '../tls/leaf-certificates.ts';
+import type { ReaderLimits } from '../websocket/frames.ts';
+import type { WsEnd } from '../websocket/relay.ts';
+import { isHttp2 } from './agent-request.ts';
+import type { AgentRequest, AgentResponse } from './agent-request.ts';
 import { onConnect } from './connect-request.ts';
 import { ConnectionGate } from './connection-gate.ts';
 import { handOff } from './connection-handoff.ts';
@@ -27,31 +33,17 @@ import { connectionInfoOf } from './connection-info.ts';
 import type { ConnectionInfo } from './connection-info.ts';
 import { createHttpFront } from './http-front.ts';
 import { createHttp2Front } from './http2-front.ts';
-import { isHttp2 } from './agent-request.ts';
-import type { AgentRequest, AgentResponse } from './agent-request.ts';
 import { AgentListeners } from './listeners.ts';
 import { resolveOverride, tunnel } from './passthrough.ts';
 import { Pipeline } from './pipeline.ts';
 import type { Feature } from './pipeline.ts';
 import type { ProxyMetrics } from './proxy-metrics.ts';
 import type { RequestContext } from './request-context.ts';
-import { requestEnded } from './request-outcome.ts';
-import { summarizeRequest } from './request-summary.ts';
 import { sendAnswer, writeRawAnswer } from './sluice-responses.ts';
 import { singleHost } from './stages/single-host.ts';
-import { eventRecord, upgradeRecord } from './audit-records.ts';
-import { openWebSocket } from './upgrade.ts';
-import { endToEndHeaders } from './hop-by-hop.ts';
-import { HEADER_REQUEST_ID } from '../../../api/src/index.ts';
-import type { Facts } from '../../../api/src/index.ts';
-import { FactsError, deriveFacts } from '../facts/derive-facts.ts';
-import { MaskerCache, maskRequestHead } from '../masking/index.ts';
-import type { MaskingMetrics } from '../masking/index.ts';
-import { HANDSHAKE_HEADERS, checkUpgradeRequest, newKey, offeredSubprotocols, upgradeProtocol, upstreamRequestHead } from '../websocket/handshake.ts';
-import type { ReaderLimits } from '../websocket/frames.ts';
-import type { WsEnd } from '../websocket/relay.ts';
+import { onUpgrade } from './upgrade-request.ts';
+import type { UpgradeDeps } from './upgrade-request.ts';
 import { upstreamSecureContext } from './upstream.ts';
-import type { SecureContext } from 'node:tls';
 
 export interface GatewayEvents {
   /** A request entered the pipeline (each one is followed by exactly one requestDone). */
@@ -140,17 +132,17 @@ export class Gateway {
   readonly #front: HttpServer;
   readonly #front2: Http2Server | undefined;
   readonly #pipeline: Pipeline;
-  readonly #gate: ConnectionGate;
   readonly #session: SessionCounter;
   readonly #listeners: AgentListeners;
   readonly #handoff: HandoffDeps;
+  readonly #upgrades: UpgradeDeps;
   #upstreamTls: SecureContext | undefined;
   #maskers: MaskerCache | undefined;
 
   constructor(options: GatewayOptions) {
     this.#o = options;
     const session = (this.#session = new SessionCounter(options.session.id));
-    const gate = (this.#gate = new ConnectionGate({ engine: options.engine, pod: options.pod, killed: options.killed, session: () => session.info() }));
+    const gate = new ConnectionGate({ engine: options.engine, pod: options.pod, killed: options.killed, session: () => session.info() });
     const features: Feature[] = [
       // The gateway's own guards: one Host, then the connection's verdict and the kill switch.
       { name: 'gateway', phases: { guard: (ctx) => singleHost(ctx) ?? gate.check(ctx.conn) } },
@@ -168,6 +160,24 @@ export class Gateway {
       onBytesOut: (n) => session.sent(n),
       requestDone: (ctx) => options.events?.requestDone?.(ctx),
     });
+    this.#upgrades = {
+      nextId: () => session.nextId(),
+      pod: options.pod,
+      session: () => session.info(),
+      engine: options.engine,
+      facts: options.facts,
+      metrics: options.metrics,
+      guard: (head) => this.#pipeline.guard(head),
+      audit: options.audit,
+      events: { upgradeDecided: (i) => options.events?.upgradeDecided?.(i), websocketEnded: (i) => options.events?.websocketEnded?.(i) },
+      maskers: () => (this.#maskers ??= options.masking?.maskers ?? new MaskerCache()),
+      maskingMetrics: options.masking?.metrics,
+      dial: () => {
+        const secureContext = (this.#upstreamTls ??= options.upstream.secureContext ?? upstreamSecureContext([]));
+        return { resolve: options.upstream.resolve, secureContext, connectTimeoutMs: options.upstream.connectTimeoutMs };
+      },
+      websocket: options.websocket,
+    };
     this.#front = createHttpFront({
       ...options.limits,
       requestBodyTimeoutMs: options.limits.requestBodyTimeoutMs ?? 0,
@@ -181,7 +191,7 @@ export class Gateway {
           refused: (info) => options.events?.refused?.(info),
           handOff: (s, claims) => this.#handOff(s, claims),
         }),
-      onUpgrade: (req, socket, head) => void this.#onUpgrade(req, socket, head),
+      onUpgrade: (req, socket, head) => void onUpgrade(req, socket, head, this.#upgrades),
       refuse: (socket, r) => this.#refuseRequest(socket, r),
     });
     this.#front2 = options.http2?.enabled
@@ -259,110 +269,6 @@ export class Gateway {
     };
     this.#o.events?.requestStart?.(ctx);
     void this.#pipeline.handle(ctx);
-  }
-
-  /** A protocol upgrade: decided like a request; relayed only where the decision allows it. */
-  async #onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
-    const id = this.#session.nextId();
-    socket.on('error', () => socket.destroy());
-    const conn = connectionInfoOf(socket) ?? { id, via: 'proxy' as const, scheme: 'http' as const, openedAt: Date.now() };
-    const identity = this.#o.pod();
-    const refuse = (status: number, code: string, reason: string, decided?: Record<string, unknown>) => {
-      requestEnded(this.#o.metrics, { action: 'deny', code });
-      this.#o.audit?.record(eventRecord('request', identity, { upgrade: String(req.headers.upgrade), status, code, reason, ...decided }, id)).catch(() => undefined);
-      this.#o.events?.upgradeDecided?.({ request_id: id, status, code });
-      writeRawAnswer(socket, { status, code, reason, requestId: id, kind: 'deny' });
-    };
-    // The connection's verdict (a name denied at its TLS name or CONNECT target) and the kill
-    // switch, from the one gate the pipeline's guard phase asks too.
-    const barred = this.#gate.check(conn);
-    if (barred) return refuse(barred.status, barred.code, barred.reason);
-    const summarized = summarizeRequest({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers }, conn);
-    if (!summarized.ok) return refuse(summarized.status, summarized.code, summarized.reason);
-    const summary = summarized.summary;
-    const target = { host: summary.host, path: summary.path };
-    // Only WebSocket is carried, and only as inspected messages: h2c and other protocols are refused here.
-    const unusable = checkUpgradeRequest(summary.method, req.headers);
-    if (unusable) return refuse(unusable.status, unusable.code, unusable.reason, target);
-    let facts: Facts;
-    try {
-      facts = deriveFacts({ method: summary.method, host: summary.host, path: summary.path, query: summary.query, headers: req.headers as Record<string, string> }, undefined, this.#o.facts);
-    } catch (err) {
-      return refuse(403, err instanceof FactsError ? err.code : 'facts.derive_failed', (err as Error).message, target);
-    }
-    const subprotocols = offeredSubprotocols(req.headers);
-    facts.upgrade = { protocol: upgradeProtocol(req.headers), ...(subprotocols.length ? { subprotocols } : {}) };
-    const { decision, revision } = this.#o.engine.evaluate({ request: summary, facts, pod: identity, session: this.#session.info() });
-    const action = decisionAction(decision);
-    const decided = { ...target, facts, revision };
-    if (action !== 'allow') return refuse(403, decision.code, decision.reason, decided);
-    if (!decision.allow_upgrade) {
-      return refuse(403, 'http.upgrade_denied', `the policy allows this request (${decision.code}) but not an upgrade to ${String(req.headers.upgrade)}`, decided);
-    }
-    // Credentials are not injected into upgrades: relaying the agent's own Authorization where the
-    // policy wants an injected one would hand the upstream a credential the agent should not hold.
-    if (decision.credential) {
-      return refuse(403, 'http.upgrade_credential', `the policy injects ${decision.credential.provider} credentials here (${decision.code}), which an upgraded connection cannot carry`, decided);
-    }
-    // Outbound DLP on the handshake's path, query and headers, as on any request (an upgrade
-    // without a `dlp` blocks: its messages follow the same rule, see websocket/inspect.ts).
-    const maskers = (this.#maskers ??= this.#o.masking?.maskers ?? new MaskerCache());
-    const masker = maskers.get(decision.mask?.length ? decision.mask : '*');
-    const dlp = decision.dlp ?? 'block';
-    // The handshake's own fields are not forwarded (sluice writes its own key, version and no
-    // extension offer); the offered subprotocols are, and are scanned like any header.
-    const masked = maskRequestHead(summarized.pathAndQuery, endToEndHeaders(req.headers, HANDSHAKE_HEADERS), masker);
-    if (masked.unscannable) return refuse(403, masked.unscannable.reason, `the upgrade request's ${masked.unscannable.where} cannot be decoded within sluice's bounds`, decided);
-    if (masked.findings.length && (dlp === 'block' || masked.unmaskable)) {
-      const f = masked.unmaskable ?? masked.findings[0]!;
-      const code = masked.unmaskable ? 'dlp.unmaskable_secret' : `dlp.secret_in_${f.where.startsWith('header:') ? 'header' : 'url'}`;
-      return refuse(403, code, `upgrade request blocked: its ${f.where} holds a secret (${f.rule})`, decided);
-    }
-    const request = { method: summary.method, scheme: summary.scheme, host: summary.host, port: summary.port, path: summary.path, facts };
-    const allowed = { action: 'allow' as const, code: decision.code, reason: decision.reason, ...(revision ? { revision } : {}) };
-    const upgrade = String(req.headers.upgrade);
-    try {
-      await this.#o.audit?.record(upgradeRecord('request', identity, request, { decision: allowed }, { upgrade, websocket: true }, id));
-    } catch (err) {
-      const e = err as { code?: string; message?: string };
-      writeRawAnswer(socket, { status: 503, code: e.code ?? 'audit.error', reason: `the audit trail cannot take this request: ${e.message ?? ''}`, requestId: id, kind: 'error' });
-      return;
-    }
-    if (socket.destroyed) return; // the agent left while the request was recorded
-    requestEnded(this.#o.metrics, { action: 'allow', code: decision.code });
-    const upstreamKey = newKey();
-    const requestHead = upstreamRequestHead(masked.path, String(req.headers.host), masked.headers, upstreamKey);
-    const secureContext = (this.#upstreamTls ??= this.#o.upstream.secureContext ?? upstreamSecureContext([]));
-    const dial = { resolve: this.#o.upstream.resolve, secureContext, connectTimeoutMs: this.#o.upstream.connectTimeoutMs };
-    // Not awaited: the recorder counts and logs its own failures (as for every end-of-request record).
-    const record = (kind: 'request' | 'response', fields: Parameters<typeof upgradeRecord>[3], d: Record<string, unknown>): void =>
-      void this.#o.audit?.record(upgradeRecord(kind, identity, request, { decision: allowed, ...fields }, { upgrade, ...d }, id)).catch(() => undefined);
-    const m = this.#o.metrics;
-    openWebSocket(socket, head, requestHead, upstreamKey, req.headers, summary, { [HEADER_REQUEST_ID]: id }, dial, {
-      limits: this.#o.websocket ?? {},
-      outMode: dlp,
-      masker,
-      onMessage: (msg) => {
-        const outcome = msg.findings.length ? 'masked' : 'forwarded';
-        m.websocketMessages.inc({ direction: msg.direction, outcome });
-        for (const f of msg.findings) this.#o.masking?.metrics.recordRedaction({ rule: f.rule, direction: msg.direction === 'out' ? 'request' : 'response', offset: f.offset, length: f.length });
-        const direction = msg.direction === 'out' ? ('request' as const) : ('response' as const);
-        const masking = msg.findings.slice(0, 100).map((f) => ({ rule: f.rule, direction, offset: f.offset }));
-        const bytes = msg.direction === 'out' ? { in: 0, out: msg.bytes } : { in: msg.bytes, out: 0 };
-        record(direction, { bytes, ...(masking.length ? { masking } : {}) }, { websocket: { direction: msg.direction, kind: msg.kind, frames: msg.frames } });
-      },
-      onEnd: (end) => {
-        m.websocketCloses.inc({ code: end.code });
-        record('response', { bytes: { in: end.bytes.in, out: end.bytes.out } }, { websocket: { end: end.code, by: end.by, reason: end.reason, ...(end.close !== undefined ? { close: end.close } : {}), messages: end.messages } });
-        this.#o.events?.websocketEnded?.({ request_id: id, ...end });
-      },
-    }, {
-      refused: (r) => {
-        m.upstreamErrors.inc({ code: r.code });
-        record('response', { status: r.status }, { code: r.code, reason: r.reason });
-        writeRawAnswer(socket, { ...r, requestId: id, kind: 'error' });
-      },
-    });
   }
 
   #refuse(socket: Socket, code: string, reason: string, conn: Partial<ConnectionInfo>): void {

@@ -3,7 +3,8 @@
 // pipeline runs the handlers of a phase in the order the features were given, between its own
 // core steps, which are the only code that adds what the next phase relies on:
 //
-//   guard             RequestContext  single Host, the connection's verdict and the kill switch (ConnectionGate)
+//   guard             Guarded         single Host, the connection's verdict and the kill switch (ConnectionGate);
+//                                     protocol upgrades run this phase too (upgrade-request.ts)
 //   ── summarize ──   the policy's view of the request, or a 4xx          → Summarized
 //   facts             Summarized      facts, reading the bounded body prefix they need
 //   ── decide ──      the policy; a deny is answered here                 → Decided
@@ -28,6 +29,8 @@ import { decisionAction } from '../../../api/src/index.ts';
 import type { PodIdentity, SessionInfo } from '../../../api/src/index.ts';
 import type { PolicyEngine } from '../policy/engine.ts';
 import type { Agent } from 'undici';
+import type { AgentRequest } from './agent-request.ts';
+import type { ConnectionInfo } from './connection-info.ts';
 import type { ProxyMetrics } from './proxy-metrics.ts';
 import type { Decided, Forwarding, RequestContext, ResponseHead, ResponsePlan, Summarized } from './request-context.ts';
 import { answer } from './stages/answer.ts';
@@ -50,9 +53,21 @@ export type HoldStep = Step | 'approved';
 
 type Handler<C> = (ctx: C) => Step | Promise<Step>;
 
+/**
+ * What the guard phase sees: the request head and its connection — all an upgrade has too. A guard
+ * answers or lets the request on; it never writes to the agent itself.
+ */
+export interface Guarded {
+  readonly id: string;
+  readonly req: AgentRequest;
+  readonly conn: ConnectionInfo;
+}
+
+type Guard = (head: Guarded) => SluiceAnswerSpec | undefined | Promise<SluiceAnswerSpec | undefined>;
+
 /** The work a feature registers, by phase. */
 export interface PhaseHandlers {
-  guard?: Handler<RequestContext>;
+  guard?: Guard;
   facts?: Handler<Summarized>;
   decided?: Handler<Decided>;
   hold?: (ctx: Decided) => HoldStep | Promise<HoldStep>;
@@ -147,9 +162,19 @@ export class Pipeline {
     this.#done(ctx);
   }
 
+  /** The guard phase: the first answer a guard gives, if any (requests and upgrades alike). */
+  async guard(head: Guarded): Promise<SluiceAnswerSpec | undefined> {
+    for (const g of this.#h.guard) {
+      const barred = await g(head);
+      if (barred) return barred;
+    }
+    return undefined;
+  }
+
   async #phases(ctx: RequestContext): Promise<void> {
     const h = this.#h;
-    if (await run(h.guard, ctx)) return;
+    const barred = await this.guard(ctx);
+    if (barred) return void answer(ctx, barred);
     const summarized = summarize(ctx);
     if (!summarized.ok) return void answer(ctx, summarized.answer);
     const s: Summarized = summarized.ctx;

@@ -2,9 +2,11 @@
 // upstream, curl as the agent): a feature registered with the sidecar hears each phase of a request
 // in order, with what that phase's context type promises already there; an answer a handler
 // returns ends the request with sluice's own answer, which is counted and recorded like any other;
-// the done phase runs once for every request, however it ended.
+// the done phase runs once for every request, however it ended. Protocol upgrades run the same
+// guard phase before they are decided.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { execFile } from 'node:child_process';
+import { connect } from 'node:net';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,8 +34,9 @@ const seen: { phase: string; id: string; detail?: string }[] = [];
 const observer: Feature = {
   name: 'observer',
   phases: {
-    guard: (ctx) => {
-      seen.push({ phase: 'guard', id: ctx.id, detail: String(ctx.summary === undefined) });
+    guard: (head) => {
+      seen.push({ phase: 'guard', id: head.id, detail: head.conn.via });
+      const ctx = head;
       if (ctx.req.headers['x-test-refuse']) return { status: 403, code: 'test.refused_by_guard', reason: 'a guard refused it', kind: 'deny' };
       return undefined;
     },
@@ -104,7 +107,7 @@ describe('a feature in the request pipeline', () => {
     const id = upstream.requests.at(-1)!.headers['x-observed'] as string;
     expect(id).toBeTruthy();
     expect(await phasesOf(id)).toEqual([
-      { phase: 'guard', detail: 'true' },
+      { phase: 'guard', detail: 'proxy' },
       { phase: 'facts', detail: 'api.example.test/items?q=1' },
       { phase: 'decided', detail: 'allow test.allowed' },
       { phase: 'before-forward', detail: 'GET http://api.example.test/items?q=1' },
@@ -118,7 +121,7 @@ describe('a feature in the request pipeline', () => {
     const out = await curl('http://other.example.test/');
     expect(out).toMatch(/^HTTP\/1\.1 403/);
     expect(await phasesOf(requestIdOf(out))).toEqual([
-      { phase: 'guard', detail: 'true' },
+      { phase: 'guard', detail: 'proxy' },
       { phase: 'facts', detail: 'other.example.test/' },
       { phase: 'done', detail: '403 test.denied' },
     ]);
@@ -131,7 +134,7 @@ describe('a feature in the request pipeline', () => {
     expect(out).toMatch(/^HTTP\/1\.1 403/);
     expect(out).toMatch(/x-sluice-decision: hold; code=test\.held/i);
     expect(await phasesOf(requestIdOf(out))).toEqual([
-      { phase: 'guard', detail: 'true' },
+      { phase: 'guard', detail: 'proxy' },
       { phase: 'facts', detail: 'held.example.test/' },
       { phase: 'decided', detail: 'hold test.held' },
       { phase: 'hold', detail: undefined },
@@ -148,7 +151,7 @@ describe('a feature in the request pipeline', () => {
     const id = requestIdOf(out);
     expect(JSON.parse(out.slice(out.indexOf('\r\n\r\n') + 4))).toEqual({ error: 'test.refused_by_guard', reason: 'a guard refused it', request_id: id });
     expect(await phasesOf(id)).toEqual([
-      { phase: 'guard', detail: 'true' },
+      { phase: 'guard', detail: 'proxy' },
       { phase: 'done', detail: '403 test.refused_by_guard' },
     ]);
     expect(await requestsTotal('test.refused_by_guard')).toBe(before + 1);
@@ -162,5 +165,37 @@ describe('a feature in the request pipeline', () => {
       if (!recorded) await new Promise((r) => setTimeout(r, 10));
     }
     expect(recorded).toMatchObject({ kind: 'request', request_id: id, status: 403, decision: { action: 'deny', code: 'test.refused_by_guard' } });
+  });
+});
+
+/** A raw WebSocket upgrade request through the explicit proxy; the answer as text. */
+function rawUpgrade(head: string[]): Promise<string> {
+  const proxy = new URL(sidecar.proxyUrl);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(proxy.port), proxy.hostname);
+    let answer = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (d: string) => (answer += d));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(answer));
+    const key = 'dGhlIHNhbXBsZSBub25jZQ==';
+    socket.write(`${['GET http://api.example.test/chat HTTP/1.1', ...head, 'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Version: 13', `Sec-WebSocket-Key: ${key}`].join('\r\n')}\r\n\r\n`);
+  });
+}
+
+describe('upgrades run the guard phase', () => {
+  test('an upgrade the policy would refuse for lack of allow_upgrade is refused by a guard first', async () => {
+    // Without the guard phase it would get http.upgrade_denied from the decision.
+    const answer = await rawUpgrade(['Host: api.example.test', 'X-Test-Refuse: 1']);
+    expect(answer).toMatch(/^HTTP\/1\.1 403 /);
+    expect(answer).toMatch(/x-sluice-decision: deny; code=test\.refused_by_guard/i);
+    const id = requestIdOf(answer);
+    expect(seen.filter((s) => s.id === id).map((s) => s.phase)).toEqual(['guard']);
+  });
+
+  test('an upgrade with two Host fields is refused like any request (http.bad_host), not decided on one of them', async () => {
+    const answer = await rawUpgrade(['Host: api.example.test', 'Host: other.example.test']);
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect(answer).toMatch(/x-sluice-decision: deny; code=http\.bad_host/i);
   });
 });
