@@ -62,6 +62,14 @@ export const LlmProvider = z
   })
   .strict();
 
+/**
+ * The account that owns own buckets matching `bucket` (an exact name or a pattern). Bucket names
+ * are global, so S3 is asked to check the owner of every own bucket; without an entry that is the
+ * account of the credentials the sidecar signs with. An exact name wins over patterns, a longer
+ * pattern over a shorter one.
+ */
+const BucketAccount = z.object({ bucket: NamePattern, account: AwsAccountId }).strict();
+
 /** Additions for one namespace; every list is appended to the organisation-wide list. */
 export const NamespaceOverride = z
   .object({
@@ -76,6 +84,7 @@ export const NamespaceOverride = z
         readable_buckets: z.array(NamePattern).optional(),
         anonymous_buckets: z.array(NamePattern).optional(),
         roles: z.array(NamePattern).optional(),
+        bucket_accounts: z.array(BucketAccount).optional(),
       })
       .strict()
       .optional(),
@@ -118,6 +127,10 @@ export const Organisation = z
         readable_buckets: z.array(NamePattern).default([]).describe('foreign buckets agents may read (* for any)'),
         anonymous_buckets: z.array(NamePattern).default([]).describe('buckets agents may read unsigned (public data)'),
         roles: z.array(NamePattern).default([]).describe('role ARNs in own accounts agents may assume without approval; others in own accounts are held'),
+        bucket_accounts: z
+          .array(BucketAccount)
+          .default([])
+          .describe('which account owns own buckets, for S3’s owner check (x-amz-expected-bucket-owner); a bucket matching none is expected in the signing role’s account'),
         iam_writes: z.enum(['deny', 'hold']).default('deny').describe('what happens to IAM calls that change identities or policies'),
       })
       .strict(),

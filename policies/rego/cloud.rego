@@ -32,17 +32,22 @@ credential := object.union({"provider": "aws-sts"}, object.union(bucket_owner_ch
 # S3 bucket names are global: `acme-*` also matches a bucket someone else created, which the
 # organisation's credentials may be allowed to write by that account's bucket policy. For a bucket
 # the organisation counts as its own the sidecar makes S3 check the owner
-# (x-amz-expected-bucket-owner = the account of the credentials it signs with; S3 answers 403
-# when the bucket is another account's). Foreign buckets the organisation may read get no check.
-bucket_owner_check := {"expected_bucket_owner": "credential"} if {
+# (x-amz-expected-bucket-owner = the bucket's account from the organisation model, else the
+# account of the credentials it signs with; S3 answers 403 when the bucket is another
+# account's). Foreign buckets the organisation may read get no check.
+bucket_owner_check := {"expected_bucket_owner": expected_owner(aws.bucket)} if {
 	aws.service == "s3"
 	org.own_bucket(aws.bucket)
 } else := {}
 
-source_bucket_owner_check := {"expected_source_bucket_owner": "credential"} if {
+source_bucket_owner_check := {"expected_source_bucket_owner": expected_owner(aws.copy_source_bucket)} if {
 	aws.service == "s3"
 	org.own_bucket(aws.copy_source_bucket)
 } else := {}
+
+expected_owner(bucket) := account if {
+	account := org.bucket_account(bucket)
+} else := "credential"
 
 # Actions are "service:Action"; the lists apply to the Action part.
 action_name := split(aws.action, ":")[1]

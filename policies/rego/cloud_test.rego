@@ -210,6 +210,32 @@ test_list_buckets_and_other_services_get_no_owner_check if {
 	credential_of(ws) == {"provider": "aws-sts"}
 }
 
+bound_owner(bucket) := o if {
+	bindings := [
+		{"bucket": "acme-logs-*", "account": "210987654321"},
+		{"bucket": "acme-logs-eu-*", "account": "333333333333"},
+		{"bucket": "acme-logs-eu-main", "account": "123456789012"},
+		{"bucket": "acme-x-*", "account": "999999999999"},
+	]
+	o := credential_of(cloud.verdicts) with input as s3("s3:PutObject", {"bucket": bucket, "key": "k"})
+		with data.organisation.aws.bucket_accounts as bindings
+		with data.organisation.aws.accounts as ["123456789012", "210987654321", "333333333333"]
+}
+
+test_bucket_accounts_bind_own_buckets_to_their_account if {
+	bound_owner("acme-logs-us").expected_bucket_owner == "210987654321" # the pattern
+	bound_owner("acme-logs-eu-1").expected_bucket_owner == "333333333333" # the longer pattern
+	bound_owner("acme-logs-eu-main").expected_bucket_owner == "123456789012" # the exact name
+	bound_owner("acme-other").expected_bucket_owner == "credential" # no entry: the signer's account
+	bound_owner("acme-x-1").expected_bucket_owner == "credential" # an entry naming a foreign account is ignored
+}
+
+test_bucket_accounts_bind_the_copy_source_and_namespace_overrides_add if {
+	vs := cloud.verdicts with input as s3("s3:CopyObject", {"bucket": "acme-a", "key": "k", "copy_source_bucket": "team-a-src"})
+		with data.organisation.namespaces as {"agents": {"aws": {"buckets": ["team-a-*"], "accounts": ["210987654321"], "bucket_accounts": [{"bucket": "team-a-*", "account": "210987654321"}]}}}
+	credential_of(vs) == {"provider": "aws-sts", "expected_bucket_owner": "credential", "expected_source_bucket_owner": "210987654321"}
+}
+
 # --- STS
 
 sts(action, extra) := aws_with("sts.eu-west-1.amazonaws.com", action, extra)

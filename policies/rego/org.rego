@@ -44,6 +44,9 @@ aws_anonymous_buckets := merged("aws", "anonymous_buckets")
 
 aws_roles := merged("aws", "roles")
 
+# Read with defaults: organisation data written before bucket_accounts existed has none.
+aws_bucket_accounts := array.concat(object.get(organisation.aws, "bucket_accounts", []), object.get(override, ["aws", "bucket_accounts"], []))
+
 kubernetes_namespaces := merged("kubernetes", "namespaces")
 
 registries_read := merged("registries", "read")
@@ -114,6 +117,22 @@ own_bucket(bucket) if {
 own_bucket(bucket) if {
 	bucket_stand_in(bucket)
 	bucket in aws_buckets
+}
+
+# The account bucket_accounts binds an own bucket to: an exact name first, then the longest
+# matching pattern (lowest account on a tie, so the answer is always one). Stand-ins (access point
+# aliases, ARNs) match exact entries only, as in own_bucket. Only the organisation's accounts
+# count: an entry naming another account is ignored. Undefined: no entry names the bucket.
+bucket_account(bucket) := account if {
+	account := [e.account | some e in aws_bucket_accounts; e.bucket == bucket; own_account(e.account)][0]
+} else := account if {
+	by_length := sort([[0 - count(e.bucket), e.account] |
+		some e in aws_bucket_accounts
+		not bucket_stand_in(bucket)
+		lib.name_in(bucket, [e.bucket])
+		own_account(e.account)
+	])
+	account := by_length[0][1]
 }
 
 readable_bucket(bucket) if own_bucket(bucket)
