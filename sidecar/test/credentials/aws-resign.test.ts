@@ -274,6 +274,15 @@ describe('S3 bucket owner checks', () => {
     await expect(resignAwsRequest(copy, real, owned)).rejects.toMatchObject({ code: 'credentials.aws_bucket_owner_conflict' });
   });
 
+  test('an owner hoisted into a presigned URL counts as the agent\'s: another account is refused, the same passes', async () => {
+    const host = 'acme-exfil.s3.eu-central-1.amazonaws.com';
+    const presigned = (owner: string) => refPresign({ method: 'PUT', path: `/k?x-amz-expected-bucket-owner=${owner}`, headers: { host } }, placeholder, 'eu-central-1', 's3', agentDate, 600);
+    await expect(resignAwsRequest({ method: 'PUT', host, path: presigned('999999999999'), headers: {}, body: null }, real, owned)).rejects.toMatchObject({ code: 'credentials.aws_bucket_owner_conflict' });
+    const out = await resignAwsRequest({ method: 'PUT', host, path: presigned(OWN), headers: {}, body: null }, real, owned);
+    expect(out.headers['x-amz-expected-bucket-owner']).toBe(OWN);
+    expect(bucketOwnerHeaders('s3', {}, { copySource: OWN }, [{ name: 'X-Amz-Copy-Source', value: 'a/b' }])).toEqual({ 'x-amz-source-expected-bucket-owner': OWN });
+  });
+
   test('non-S3 requests and requests the policy asked no check for get nothing', async () => {
     expect(bucketOwnerHeaders('dynamodb', {}, { bucket: OWN })).toEqual({});
     expect(bucketOwnerHeaders('s3', {}, undefined)).toEqual({});

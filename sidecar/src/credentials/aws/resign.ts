@@ -72,19 +72,25 @@ const SOURCE_EXPECTED_OWNER = 'x-amz-source-expected-bucket-owner';
  * when it names another: silently replacing it would change what the agent asked S3 to check,
  * and keeping it would let the agent pick whose bucket passes.
  */
-export function bucketOwnerHeaders(service: string, headers: Readonly<Record<string, string>>, owners: BucketOwners | undefined): Record<string, string> {
+export function bucketOwnerHeaders(
+  service: string,
+  headers: Readonly<Record<string, string>>,
+  owners: BucketOwners | undefined,
+  query: readonly QueryParam[] = [],
+): Record<string, string> {
   const out: Record<string, string> = {};
   if (!owners || service !== 's3') return out;
   const want = (name: string, account: string | undefined): void => {
     if (account === undefined) return;
-    const sent = headers[name];
-    if (sent !== undefined && sent.trim() !== account) {
+    // A presigned URL may carry x-amz-* headers hoisted into its query: the agent's too.
+    const sent = [headers[name], ...query.filter((p) => p.name.toLowerCase() === name).map((p) => p.value)].filter((v) => v !== undefined);
+    if (sent.some((v) => v.trim() !== account)) {
       throw new CredentialError('credentials.aws_bucket_owner_conflict', PROVIDER, `${PROVIDER}: the request's ${name} names another account than the organisation's owner of the bucket (${account})`);
     }
     out[name] = account;
   };
   want(EXPECTED_OWNER, owners.bucket);
-  if (headers['x-amz-copy-source'] !== undefined) want(SOURCE_EXPECTED_OWNER, owners.copySource);
+  if (headers['x-amz-copy-source'] !== undefined || query.some((p) => p.name.toLowerCase() === 'x-amz-copy-source')) want(SOURCE_EXPECTED_OWNER, owners.copySource);
   return out;
 }
 
@@ -220,7 +226,7 @@ async function resignHeaders(
   const s3 = S3_SERVICES.has(scope.service);
   const headers = flatHeaders(req.headers, AGENT_AUTH_HEADERS);
   headers.host = req.host;
-  Object.assign(headers, bucketOwnerHeaders(scope.service, headers, o.bucketOwners));
+  Object.assign(headers, bucketOwnerHeaders(scope.service, headers, o.bucketOwners, query));
   let body: Readable | Buffer | null = req.body;
   let bodyToHash: Buffer | undefined;
   const mode = payloadMode(headers);
@@ -307,7 +313,7 @@ async function represign(req: AwsRequest, pathname: string, query: readonly Quer
   const headers = flatHeaders(req.headers, AGENT_AUTH_HEADERS);
   headers.host = req.host;
   // The sidecar sends the presigned request itself, so the owner check goes on as a signed header.
-  const owners = bucketOwnerHeaders(scope.service, headers, o.bucketOwners);
+  const owners = bucketOwnerHeaders(scope.service, headers, o.bucketOwners, kept);
   Object.assign(headers, owners);
   const toSign: Record<string, string> = { ...headers };
   // S3 presigned URLs sign no payload; smithy takes the payload hash from this header.
