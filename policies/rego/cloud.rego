@@ -35,8 +35,10 @@ credential := object.union({"provider": "aws-sts"}, object.union(bucket_owner_ch
 # (x-amz-expected-bucket-owner = the bucket's account from the organisation model, else the
 # account of the credentials it signs with; S3 answers 403 when the bucket is another
 # account's). Foreign buckets the organisation may read get no check.
+# CreateBucket takes no owner (the bucket does not exist yet; a taken name fails anyway).
 bucket_owner_check := {"expected_bucket_owner": expected_owner(aws.bucket)} if {
 	aws.service == "s3"
+	aws.action != "s3:CreateBucket"
 	org.own_bucket(aws.bucket)
 } else := {}
 

@@ -203,6 +203,11 @@ test_copy_from_readable_foreign_source_checks_only_the_destination if {
 	credential_of(vs) == {"provider": "aws-sts", "expected_bucket_owner": "credential"}
 }
 
+test_create_bucket_gets_no_owner_check if {
+	vs := cloud.verdicts with input as s3("s3:CreateBucket", {"bucket": "acme-new"})
+	credential_of(vs) == {"provider": "aws-sts"}
+}
+
 test_list_buckets_and_other_services_get_no_owner_check if {
 	vs := cloud.verdicts with input as s3("s3:ListBuckets", {})
 	credential_of(vs) == {"provider": "aws-sts"}

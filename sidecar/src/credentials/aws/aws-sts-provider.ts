@@ -1,6 +1,7 @@
 // The aws-sts provider: temporary credentials for the pod's role (AssumeRoleWithWebIdentity with
 // the projected token, cached), then the agent's placeholder-signed AWS request re-signed with
 // them. Unsupported request shapes fail before any STS call; an unsigned request passes unsigned.
+// The decision's expected_bucket_owner parameters become S3 owner checks (bucketOwners).
 import { Readable } from 'node:stream';
 import type { UpstreamRequest } from '../../proxy/request-context.ts';
 import type { CredentialCache } from '../credential-cache.ts';

@@ -4,7 +4,9 @@
 // same method, path, query, the headers the agent signed (plus host and every x-amz-* header),
 // and a payload hash chosen by how the agent declared its body (see payloadMode). The session
 // token goes in x-amz-security-token (or X-Amz-Security-Token for a presigned URL). The access key
-// the agent named is never trusted, and nothing of its signature is forwarded.
+// the agent named is never trusted, and nothing of its signature is forwarded. For an S3 bucket the
+// policy counts as own, the signed request also makes S3 check the bucket's owner
+// (bucketOwnerHeaders): bucket names are global. It never lets the agent pick that owner.
 import { createHash } from 'node:crypto';
 import { pipeline } from 'node:stream';
 import type { Readable } from 'node:stream';
