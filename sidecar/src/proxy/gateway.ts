@@ -21,8 +21,8 @@ import { MaskerCache } from '../masking/index.ts';
 import type { MaskingMetrics } from '../masking/index.ts';
 import type { PolicyEngine } from '../policy/engine.ts';
 import type { LeafCertificateCache } from '../tls/leaf-certificates.ts';
-import type { ReaderLimits } from '../websocket/frames.ts';
 import type { WsEnd } from '../websocket/relay.ts';
+import type { WebSocketSettingsInput } from '../websocket/settings.ts';
 import { isHttp2 } from './agent-request.ts';
 import type { AgentRequest, AgentResponse } from './agent-request.ts';
 import { onConnect } from './connect-request.ts';
@@ -100,8 +100,8 @@ export interface GatewayOptions {
   features?: readonly Feature[];
   /** The loaded masking rules (WebSocket messages are inspected with them); default: the built-in rules. */
   masking?: { maskers: MaskerCache; metrics: MaskingMetrics };
-  /** WebSocket limits: largest message, most fragments (websocket/frames.ts defaults). */
-  websocket?: Partial<ReaderLimits>;
+  /** The websocket settings (websocket/settings.ts): message limits, idle and lifetime, rates, recording; unset fields take the defaults. */
+  websocket?: Partial<WebSocketSettingsInput>;
 }
 
 /** The session the policy sees: its id, the request sequence and the bytes sent so far. */

@@ -2,7 +2,8 @@
 // it: the pipeline's guard phase (one Host, the connection's verdict, the kill switch), the
 // summary, facts (with `facts.upgrade`), the policy (which must also say `allow_upgrade`, and no
 // injected credential), outbound DLP on the handshake's head, the durable request record; then
-// upgrade.ts dials the upstream and the inspecting relay carries the messages, each recorded.
+// upgrade.ts dials the upstream and the inspecting relay carries the messages, written ahead into
+// shared, bounded audit events (websocket/relay.ts: a message is carried only once its event is durable).
 // Every refusal is answered on the socket, counted once (request-outcome.ts) and recorded.
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
@@ -15,7 +16,8 @@ import type { FactsConfig } from '../facts/derive-facts.ts';
 import { maskRequestHead } from '../masking/index.ts';
 import type { MaskerCache, MaskingMetrics } from '../masking/index.ts';
 import type { PolicyEngine } from '../policy/engine.ts';
-import type { ReaderLimits } from '../websocket/frames.ts';
+import { batchRecord } from '../websocket/recording.ts';
+import type { WebSocketSettingsInput } from '../websocket/settings.ts';
 import { HANDSHAKE_HEADERS, checkUpgradeRequest, newKey, offeredSubprotocols, upgradeProtocol, upstreamRequestHead } from '../websocket/handshake.ts';
 import type { WsEnd } from '../websocket/relay.ts';
 import { eventRecord, upgradeRecord } from './audit-records.ts';
@@ -49,7 +51,7 @@ export interface UpgradeDeps {
   maskingMetrics?: MaskingMetrics | undefined;
   /** How the upstream is reached (built once, on first use). */
   dial(): UpgradeDial;
-  websocket?: Partial<ReaderLimits> | undefined;
+  websocket?: Partial<WebSocketSettingsInput> | undefined;
 }
 
 /** A protocol upgrade: decided like a request; relayed only where the decision allows it. */
@@ -73,7 +75,7 @@ export async function onUpgrade(req: IncomingMessage, socket: Socket, head: Buff
   const summary = summarized.summary;
   const target = { host: summary.host, path: summary.path };
   // Only WebSocket is carried, and only as inspected messages: h2c and other protocols are refused here.
-  const unusable = checkUpgradeRequest(summary.method, req.headers);
+  const unusable = checkUpgradeRequest(summary.method, req.headers, req.httpVersion);
   if (unusable) return refuse(unusable.status, unusable.code, unusable.reason, target);
   let facts: Facts;
   try {
@@ -132,14 +134,17 @@ export async function onUpgrade(req: IncomingMessage, socket: Socket, head: Buff
     limits: d.websocket ?? {},
     outMode: dlp,
     masker,
+    recordContent: decision.record_body === true,
+    // Write-ahead and bounded (websocket/relay.ts): messages share events; each is carried once its
+    // event is durable, and a refused write (a full spool that fails closed) closes the connection 1011.
+    record: (batch) => {
+      const r = batchRecord(batch);
+      return d.audit?.record(upgradeRecord(r.kind, identity, request, { decision: allowed, ...r.fields }, { upgrade, ...r.detail }, id)) ?? Promise.resolve();
+    },
     onMessage: (msg) => {
       const outcome = msg.findings.length ? 'masked' : 'forwarded';
       m.websocketMessages.inc({ direction: msg.direction, outcome });
       for (const f of msg.findings) d.maskingMetrics?.recordRedaction({ rule: f.rule, direction: msg.direction === 'out' ? 'request' : 'response', offset: f.offset, length: f.length });
-      const direction = msg.direction === 'out' ? ('request' as const) : ('response' as const);
-      const masking = msg.findings.slice(0, 100).map((f) => ({ rule: f.rule, direction, offset: f.offset }));
-      const bytes = msg.direction === 'out' ? { in: 0, out: msg.bytes } : { in: msg.bytes, out: 0 };
-      record(direction, { bytes, ...(masking.length ? { masking } : {}) }, { websocket: { direction: msg.direction, kind: msg.kind, frames: msg.frames } });
     },
     onEnd: (end) => {
       m.websocketCloses.inc({ code: end.code });
