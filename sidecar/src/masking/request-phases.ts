@@ -1,6 +1,7 @@
 // Masking's work in the request pipeline: keeping secrets where they belong. In before-forward it
 // asks the upstream for a response it can mask (maskResponseRequest) and runs outbound DLP; in
-// response-headers it plans the response body's masking. Response masking redacts secrets in what the
+// response-headers it plans the response body's masking (under a binary label, by the body's first
+// bytes before the head is written, so the head is true of the body: sniffed-response.ts). Response masking redacts secrets in what the
 // agent receives (streaming, through gzip/deflate/br/zstd, bounded against decompression bombs;
 // the body's kind by its bytes, text with its decoded views: masking/response-body.ts); outboundDlp scans what the agent
 // sends — its path, query and headers, and its body with every decoded view (base64, hex, percent,
@@ -20,7 +21,8 @@ import type { MaskingMetrics } from './metrics.ts';
 import { PackCollector } from './packfile.ts';
 import type { PackLimits } from './packfile.ts';
 import { maskRequestHead } from './request-head.ts';
-import { DEFAULT_RESPONSE_LIMITS, inflationGuard, sniffedMaskingStage, textLikeMediaType } from './response-body.ts';
+import { DEFAULT_RESPONSE_LIMITS, inflationGuard, sniffedMaskingStage, sniffedStagesChooser, textLikeMediaType } from './response-body.ts';
+import { DIGEST_HEADERS, sniffedResponse, wholeHeaders } from './sniffed-response.ts';
 import { maskingTransform } from './stream.ts';
 import { MAX_RECORDED_REDACTIONS } from '../proxy/audit-records.ts';
 import type { Step } from '../proxy/pipeline.ts';
@@ -73,7 +75,7 @@ export function maskResponseRequest(ctx: Forwarding, deps: MaskingDeps): void {
 }
 
 /** response-headers: how the response body is masked (or refused) for a request the decision masks. */
-export function planResponseMasking(ctx: Forwarding, { status, headers }: ResponseHead, deps: MaskingDeps): ResponsePlan | undefined {
+export async function planResponseMasking(ctx: Forwarding, { status, headers, body }: ResponseHead, deps: MaskingDeps): Promise<ResponsePlan | undefined> {
   const masker = ctx.responseMasker;
   if (!masker) return undefined;
   const plan = planBodyMasking(headers, { status, passTypes: deps.passTypes });
@@ -93,9 +95,27 @@ export function planResponseMasking(ctx: Forwarding, { status, headers }: Respon
     ctx.answer ??= { code, reason: `the response was cut: ${err.message}`, kind: 'error' };
   };
   if (plan.action !== 'mask') {
-    const stage = sniffedMaskingStage(o, 'pass', false);
-    stage.once('error', cut);
-    return { headers: applyHeaderChanges(headers, maskedBodyHeaderChanges()), transforms: [stage] };
+    if (!body) {
+      // No body to read ahead (a caller without one): streamed, framed as a body that may change.
+      const stage = sniffedMaskingStage(o, 'pass', false);
+      stage.once('error', cut);
+      return { headers: applyHeaderChanges(headers, maskedBodyHeaderChanges()), transforms: [stage] };
+    }
+    // The head waits for the body's first bytes: a binary body passes with every header; a text
+    // one is masked, whole (exact length, weak ETag if changed) when short, else streamed.
+    let sniffed;
+    try {
+      sniffed = await sniffedResponse(headers, body, sniffedStagesChooser(o, 'pass', false));
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      // A stage's own refusal (dlp.*, masking.*): nothing has reached the agent, so it is refused whole.
+      if (!e.code || !/^[a-z]+\.[a-z_]+$/.test(e.code)) throw err;
+      deps.metrics.recordResponseCut(e.code);
+      return { headers, refuse: { code: e.code, reason: `response cannot be masked: ${e.message}` } };
+    }
+    // A streamed body's stage errors fail the body the agent reads (the stream is cut).
+    if (sniffed.framing === 'streamed') sniffed.body.once('error', (err: Error & { code?: string }) => (err.code && /^[a-z]+\.[a-z_]+$/.test(err.code) ? cut(err) : undefined));
+    return { headers: sniffed.headers, body: sniffed.body };
   }
   const mediaType = (String(headers['content-type'] ?? '').split(';')[0] ?? '').trim().toLowerCase();
   const stage = sniffedMaskingStage(o, 'raw', textLikeMediaType(mediaType));
@@ -204,8 +224,8 @@ export async function outboundDlp(ctx: Forwarding, deps: MaskingDeps): Promise<S
     // Larger than the window: decoded in segments, then raw-masked as a stream (decoded-stream.ts).
     const onFinding = (f: ViewFinding) => record(ctx, deps.metrics, { rule: f.rule, direction: 'request', offset: f.offset, length: f.length });
     up.body = chain(rest, [new DecodedViewsTransform({ masker, window, onFinding }), maskingTransform({ masker, direction: 'request', onRedaction: (r) => record(ctx, deps.metrics, r) })]);
-    delete up.headers['content-encoding'];
-    delete up.headers['content-length'];
+    // Its bytes may change as it streams: no length, no digests of the original.
+    for (const h of ['content-encoding', 'content-length', ...DIGEST_HEADERS]) delete up.headers[h];
     return undefined;
   }
   const scan = scanDecoded(whole, masker.scanner, { mode: decision.dlp === 'mask' ? 'mask' : 'scan', maskRaw: true });
@@ -221,9 +241,18 @@ export async function outboundDlp(ctx: Forwarding, deps: MaskingDeps): Promise<S
     return { status: 403, code, reason: `request blocked: it contains a secret (${f.rule}${VIA(f.via)})${why}`, kind: 'deny' };
   }
   up.body = Readable.from([scan.output]);
-  up.headers = { ...up.headers, 'content-length': String(scan.output.length) };
-  delete up.headers['content-encoding'];
+  // A changed body loses the agent's digests of it (Content-MD5, Digest): they would not match.
+  // So does a decoded one (the digests were of its encoded bytes).
+  up.headers = wholeHeaders(withoutCoding(up.headers), scan.output, plan.decode.length > 0 || !scan.output.equals(whole));
+  up.headers['content-length'] = String(scan.output.length);
   return undefined;
+}
+
+/** The headers without Content-Encoding (the body is sent decoded). */
+function withoutCoding(headers: Record<string, string | string[]>): Record<string, string | string[]> {
+  const out = { ...headers };
+  delete out['content-encoding'];
+  return out;
 }
 
 /** A push is scanned whole (every blob, deltas resolved) before one byte goes upstream. */

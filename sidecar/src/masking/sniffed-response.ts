@@ -17,7 +17,8 @@ import { DEFAULT_RESPONSE_LIMITS } from './response-body.ts';
 type Headers = Record<string, string | string[]>;
 
 /** Digests of the representation: wrong once a byte changes. */
-const DIGESTS = ['content-md5', 'digest', 'content-digest', 'repr-digest'];
+export const DIGEST_HEADERS: readonly string[] = ['content-md5', 'digest', 'content-digest', 'repr-digest'];
+const DIGESTS = DIGEST_HEADERS;
 
 export interface SniffedResponseOptions {
   /** Bytes read before the body's kind is decided (response-body.ts's sniffBytes). */

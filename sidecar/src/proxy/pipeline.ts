@@ -14,7 +14,8 @@
 //   before-forward    Forwarding      response masking's request changes, outbound DLP, credentials (last)
 //   ── forward ──     undici; the response head goes through:
 //   response-headers  Forwarding      each handler may rewrite headers, add body transforms (the
-//                                     response-body work: masking, echo redaction) or refuse
+//                                     response-body work: masking, echo redaction), replace the
+//                                     body after reading its first bytes (masking's framing) or refuse
 //   before-end        Forwarding      after the body, before the agent's response ends (audit's
 //                                     response record; a rejection cuts the response)
 //   done              RequestContext  always, once: whatever is not yet recorded; then the request is counted
@@ -36,7 +37,7 @@ import type { Decided, Forwarding, RequestContext, ResponseHead, ResponsePlan, S
 import { answer } from './stages/answer.ts';
 import type { SluiceAnswerSpec } from './stages/answer.ts';
 import { forward, prepareUpstream } from './stages/forward.ts';
-import type { ForwardDeps } from './stages/forward.ts';
+import type { ForwardDeps, ResponsePlanned } from './stages/forward.ts';
 import { summarize } from './stages/summarize.ts';
 import { requestEnded } from './request-outcome.ts';
 
@@ -73,7 +74,7 @@ export interface PhaseHandlers {
   hold?: (ctx: Decided) => HoldStep | Promise<HoldStep>;
   'before-forward'?: Handler<Forwarding>;
   /** Undefined: nothing to change for this response. */
-  'response-headers'?: (ctx: Forwarding, head: ResponseHead) => ResponsePlan | undefined;
+  'response-headers'?: (ctx: Forwarding, head: ResponseHead) => ResponsePlan | undefined | Promise<ResponsePlan | undefined>;
   'before-end'?: (ctx: Forwarding) => Promise<void>;
   done?: (ctx: RequestContext) => void;
 }
@@ -226,22 +227,28 @@ async function held(handlers: Handlers['hold'], ctx: Decided): Promise<boolean> 
   return false;
 }
 
-/** The response head through every response-headers handler: the headers the agent gets and the body's transforms. */
-function planResponse(
-  handlers: Handlers['response-headers'],
-  ctx: Forwarding,
-  head: ResponseHead,
-): { headers: ResponseHead['headers']; transforms: Transform[] } | { refuse: { code: string; reason: string } } {
+/**
+ * The response head through every response-headers handler: the headers the agent gets, the body
+ * (the upstream's, or a handler's replacement) and the body's transforms. A handler that replaces
+ * the body comes before any that adds transforms (its replacement is read before them).
+ */
+async function planResponse(handlers: Handlers['response-headers'], ctx: Forwarding, head: ResponseHead): Promise<ResponsePlanned | { refuse: { code: string; reason: string } }> {
   let headers = head.headers;
+  let body = head.body;
   const transforms: Transform[] = [];
   for (const h of handlers) {
-    const plan = h(ctx, { status: head.status, headers });
+    const plan = await h(ctx, { status: head.status, headers, ...(body ? { body } : {}) });
     if (!plan) continue;
     if (plan.refuse) return { refuse: plan.refuse };
     headers = plan.headers;
+    if (plan.body) {
+      // A replacement after transforms were added would bypass them: a feature-order bug, never silent.
+      if (transforms.length) throw new Error('a response-headers handler replaced the body after another added transforms');
+      body = plan.body;
+    }
     if (plan.transforms) transforms.push(...plan.transforms);
   }
-  return { headers, transforms };
+  return { headers, transforms, ...(body && body !== head.body ? { body } : {}) };
 }
 
 /** A fault in a phase: sluice's 502 while the agent has no answer yet, else the exchange is cut. */

@@ -71,6 +71,12 @@ export interface UpstreamRequest {
 export interface ResponseHead {
   status: number;
   headers: Record<string, string | string[]>;
+  /**
+   * The body as it stands (the upstream's, or an earlier handler's replacement): a handler that
+   * must read some of it before the head is written (masking's framing by the body's bytes)
+   * reads it here and returns what the agent gets instead as its plan's `body`.
+   */
+  body?: Readable;
 }
 
 /** What a response-headers handler makes of the response. */
@@ -78,6 +84,8 @@ export interface ResponsePlan {
   headers: Record<string, string | string[]>;
   /** Stages the body goes through, in order (decode → mask → encode). */
   transforms?: Transform[];
+  /** Replaces the body (read from the head's `body`): later handlers and every transform get this one. */
+  body?: Readable;
   /** The response must not reach the agent (e.g. an encoding that cannot be scanned). */
   refuse?: { code: string; reason: string };
 }

@@ -1,10 +1,15 @@
 // Masking in the request path, with real clients: secrets in responses are redacted before the
 // agent sees them (also through gzip); secrets in what the agent sends are masked or the request
 // is blocked, per the decision; a git push carrying a secret is refused, a clean one goes through.
+// Framing: a text body under application/octet-stream is masked by its bytes, and its head tells
+// the truth about what the agent gets (no secret: Content-Length, ETag and Content-MD5 kept; a
+// secret: the masked body's exact length, a weak ETag, no digest); a request body outbound DLP
+// changes loses the agent's Content-MD5 and gets its new length.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { createBareRepo, gitBackendHandler } from '../../../e2e/support/git/git-backend.ts';
@@ -28,6 +33,12 @@ default decision := {"allow": true, "code": "test.allow", "reason": "test policy
 decision := {"allow": true, "code": "test.block", "reason": "outbound DLP blocks here", "mask": ["*"], "dlp": "block"} if input.request.host == "paste.example"
 `;
 
+const md5 = (b: Buffer): string => createHash('md5').update(b).digest('base64');
+const OCTET: Record<string, Buffer> = {
+  '/octet-plain': Buffer.from('just some words, nothing to hide\n'.repeat(20)),
+  '/octet-secret': Buffer.from(`config:\naws_access_key_id = ${AWS_ID}\naws_secret_access_key = ${AWS_SECRET}\n`),
+};
+
 let api: TestUpstream;
 let git: TestUpstream;
 let sidecar: TestSidecar;
@@ -37,6 +48,13 @@ beforeAll(async () => {
   api = await startHttpsUpstream(ca, ['registry.npmjs.org', 'api.openai.com', 'paste.example'], (req, res, body) => {
     if (req.url === '/leaky') return void res.writeHead(200, { 'content-type': 'application/json' }).end(LEAKY);
     if (req.url === '/leaky-gzip') return void res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' }).end(gzipSync(LEAKY));
+    const octet = OCTET[req.url ?? ''];
+    if (octet) {
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': octet.length, etag: '"v1"', 'content-md5': md5(octet) });
+      // In two pieces, as a network delivers it: the head waits for the first bytes either way.
+      res.write(octet.subarray(0, 40));
+      return void setTimeout(() => res.end(octet.subarray(40)), 20);
+    }
     echoHandler(req, res, body);
   });
   const repos = createBareRepo('acme', 'app').root;
@@ -81,7 +99,58 @@ describe('responses', () => {
   });
 });
 
+/** The response's head (lower-case names) and body, through the sidecar. */
+async function curlWithHead(args: string[]): Promise<{ status: number; headers: Record<string, string>; body: string }> {
+  const out = await curl(['-i', '--http1.1', '--suppress-connect-headers', ...args]);
+  const split = out.indexOf('\r\n\r\n');
+  const lines = out.slice(0, split).split('\r\n');
+  const headers: Record<string, string> = {};
+  for (const l of lines.slice(1)) {
+    const colon = l.indexOf(':');
+    headers[l.slice(0, colon).trim().toLowerCase()] = l.slice(colon + 1).trim();
+  }
+  return { status: Number(lines[0]!.split(' ')[1]), headers, body: out.slice(split + 4) };
+}
+
+describe('response framing under a binary label', () => {
+  test('a text body under application/octet-stream with no secret keeps its Content-Length, ETag and Content-MD5', async () => {
+    const r = await curlWithHead(['https://registry.npmjs.org/octet-plain']);
+    const sent = OCTET['/octet-plain']!;
+    expect(r.status).toBe(200);
+    expect(r.body).toBe(sent.toString());
+    expect(r.headers['content-length']).toBe(String(sent.length));
+    expect(r.headers.etag).toBe('"v1"');
+    expect(r.headers['content-md5']).toBe(md5(sent));
+    expect(r.headers['transfer-encoding']).toBeUndefined();
+  });
+
+  test('with a secret: masked, with the masked body\'s exact Content-Length, a weak ETag and no Content-MD5', async () => {
+    const r = await curlWithHead(['https://registry.npmjs.org/octet-secret']);
+    expect(r.status).toBe(200);
+    expect(r.body).not.toContain(AWS_SECRET);
+    expect(r.body).toContain('[REDACTED:');
+    expect(r.headers['content-length']).toBe(String(Buffer.byteLength(r.body)));
+    expect(r.headers.etag).toBe('W/"v1"');
+    expect(r.headers['content-md5']).toBeUndefined();
+  });
+});
+
 describe('outbound DLP', () => {
+  test('a request body DLP masks loses its Content-MD5 and is sent with its new length', async () => {
+    const body = `deploy with ${AWS_ID} ${AWS_SECRET} please`;
+    await curl(['-H', 'content-type: text/plain', '-H', `content-md5: ${md5(Buffer.from(body))}`, '-H', 'digest: sha-256=abc=', '--data-binary', body, 'https://api.openai.com/v1/notes']);
+    const got = api.requests.at(-1)!;
+    expect(got.url).toBe('/v1/notes');
+    expect(got.body.toString()).toContain('[REDACTED:');
+    expect(got.headers['content-md5']).toBeUndefined();
+    expect(got.headers.digest).toBeUndefined();
+    expect(got.headers['content-length']).toBe(String(got.body.length));
+    // A body DLP leaves alone keeps its digest.
+    const clean = 'nothing secret here';
+    await curl(['-H', 'content-type: text/plain', '-H', `content-md5: ${md5(Buffer.from(clean))}`, '--data-binary', clean, 'https://api.openai.com/v1/notes']);
+    expect(api.requests.at(-1)!.headers['content-md5']).toBe(md5(Buffer.from(clean)));
+  });
+
   test('a secret in an LLM prompt is masked before it leaves', async () => {
     const prompt = JSON.stringify({ model: 'gpt-5', messages: [{ role: 'user', content: `why does this fail? ${AWS_ID} ${AWS_SECRET}` }] });
     const out = await curl(['-H', 'content-type: application/json', '--data-binary', prompt, 'https://api.openai.com/v1/chat/completions']);

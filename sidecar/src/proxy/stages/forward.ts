@@ -2,7 +2,8 @@
 // (origin, path, end-to-end headers, the body with any buffered prefix first) so before-forward
 // handlers can rewrite it — the only code that makes a Decided request a Forwarding one; forward
 // sends it through undici and streams the answer back through what the response-headers phase
-// planned, both directions with back-pressure and nothing buffered whole.
+// planned, both directions with back-pressure; nothing is buffered whole here (the phase may hold
+// a short body to frame it exactly: masking/sniffed-response.ts).
 import { PassThrough, Transform } from 'node:stream';
 import type { Readable, Writable } from 'node:stream';
 import type { Agent } from 'undici';
@@ -127,14 +128,25 @@ export function prepareUpstream(ctx: Decided): Forwarding {
   return f;
 }
 
+/** What the response-headers phase planned: the head, the body when a handler replaced it, and the stages. */
+export interface ResponsePlanned {
+  headers: ResponseHead['headers'];
+  transforms: Transform[];
+  /** Replaces the upstream body (which it was read from). */
+  body?: Readable;
+}
+
 export interface ForwardDeps {
   agent: Agent;
   /** HTTP/2-capable agent for gRPC requests (UpstreamRequest.grpc) */
   grpcAgent?: Agent;
   metrics: ProxyMetrics;
   onBytesOut?: (n: number) => void;
-  /** The response-headers phase: the headers and body transforms the agent gets, or a refusal. */
-  responseHeaders: (ctx: Forwarding, head: ResponseHead) => { headers: ResponseHead['headers']; transforms: Transform[] } | { refuse: { code: string; reason: string } };
+  /**
+   * The response-headers phase: the headers, body and body transforms the agent gets, or a
+   * refusal. It may read the body's first bytes (or a short body whole) before the head is written.
+   */
+  responseHeaders: (ctx: Forwarding, head: ResponseHead) => Promise<ResponsePlanned | { refuse: { code: string; reason: string } }>;
   /**
    * The before-end phase: runs once the upstream body has been relayed and before the agent's
    * response is ended (the audit's response event); a rejection cuts the response instead of completing it.
@@ -181,18 +193,31 @@ export async function forward(ctx: Forwarding, deps: ForwardDeps): Promise<void>
   const afterHeaders = process.hrtime.bigint();
   ctx.timings.upstream_headers_ms = Number(afterHeaders - beforeUpstream) / 1e6;
   ctx.status = upstream.statusCode;
-  const plan = deps.responseHeaders(ctx, { status: upstream.statusCode, headers: endToEndHeaders(upstream.headers) });
+  let plan: Awaited<ReturnType<ForwardDeps['responseHeaders']>>;
+  try {
+    plan = await deps.responseHeaders(ctx, { status: upstream.statusCode, headers: endToEndHeaders(upstream.headers), body: upstream.body });
+  } catch (err) {
+    // The phase read the body and it failed (the upstream reset it, the agent left): no head was written.
+    discard(upstream.body);
+    if (agentLeft(ctx) || abort.signal.aborted) return;
+    const e = classifyUpstreamError(err, up.origin);
+    deps.metrics.upstreamErrors.inc({ code: e.code });
+    answer(ctx, { status: e.status, code: e.code, reason: e.message, kind: 'error' });
+    return;
+  }
   if ('refuse' in plan) {
     discard(upstream.body);
     answer(ctx, { status: 502, code: plan.refuse.code, reason: plan.refuse.reason, kind: 'error' });
     return;
   }
   const { headers, transforms } = plan;
+  const source = plan.body ?? upstream.body;
   try {
     writeResponseHead(ctx.res, upstream.statusCode, headers);
   } catch (err) {
     // HTTP/2 refuses what HTTP/1.1 lets through (a repeated single-value field such as ETag):
     // a malformed upstream answer is a 502, never a crash.
+    discard(source);
     discard(upstream.body);
     const e = err as Error & { code?: string };
     deps.metrics.upstreamErrors.inc({ code: 'upstream.bad_headers' });
@@ -202,7 +227,7 @@ export async function forward(ctx: Forwarding, deps: ForwardDeps): Promise<void>
   ctx.overhead += Number(process.hrtime.bigint() - afterHeaders) / 1e9;
   const relayTrailers = up.grpc ? () => endToEndHeaders(upstream.trailers) : undefined;
   const beforeEnd = deps.beforeEnd;
-  await streamResponse(upstream.body, transforms, ctx.res, (n) => (ctx.bytesIn += n), beforeEnd && (() => beforeEnd(ctx)), relayTrailers);
+  await streamResponse(source, transforms, ctx.res, (n) => (ctx.bytesIn += n), beforeEnd && (() => beforeEnd(ctx)), relayTrailers);
   deps.metrics.bytes.inc({ direction: 'out' }, ctx.bytesOut);
   deps.metrics.bytes.inc({ direction: 'in' }, ctx.bytesIn);
 }
