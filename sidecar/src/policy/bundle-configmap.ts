@@ -1,15 +1,15 @@
 // Follows one ConfigMap — the signed custom policy bundle in sluice's release namespace
 // (policy.bundle: release) — from the API server: list and watch by name (a fieldSelector on
 // metadata.name, which is what RBAC's resourceNames grants list/watch for), re-watch when the server
-// ends a watch, re-list after 410 Gone or an error, with backoff. Each version's archive
+// ends a watch, re-list after 410 Gone or an error, with backoff (the loop is kube/list-watch.ts). Each version's archive
 // (binaryData[key]) goes to the RemoteBundleInstaller, which verifies the signature before anything
 // else; a deleted object or one without the archive is recorded and the last good bundle stays.
 // Reads with the pod's ServiceAccount token (the sidecar's mount only), which the chart lets get,
 // list and watch this one object and nothing else in that namespace. It never writes.
 import type { Logger } from 'pino';
-import type { ApprovalApiError } from '../approvals/errors.ts';
-import type { KubeRest, WatchHandle } from '../approvals/kube-rest.ts';
+import type { KubeRest } from '../approvals/kube-rest.ts';
 import type { SidecarConfig } from '../config/sidecar-config.ts';
+import { ListWatch } from '../kube/list-watch.ts';
 import { BundleError } from './bundle-error.ts';
 import { RemoteBundleInstaller, requireVerification } from './bundle-remote.ts';
 import type { RemoteBundleEvents } from './bundle-remote.ts';
@@ -37,39 +37,40 @@ interface ConfigMapObject {
   binaryData?: Record<string, string>;
 }
 
-interface ConfigMapList {
-  metadata?: { resourceVersion?: string };
-  items?: ConfigMapObject[];
-}
-
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 export class ConfigMapBundleWatcher {
-  readonly #rest: KubeRest;
   readonly #ref: ConfigMapRef;
   readonly #installer: RemoteBundleInstaller;
-  readonly #log: Logger;
-  readonly #o: Required<ConfigMapBundleOptions>;
-  readonly #path: string;
   readonly #source: string;
-  #resourceVersion = '';
-  #handle: WatchHandle | undefined;
-  #stopped = false;
-  #healthy: boolean | undefined;
-  #loop: Promise<void> | undefined;
-  #wake: (() => void) | undefined;
+  readonly #loop: ListWatch<ConfigMapObject>;
+  #started = false;
   #firstDone: (() => void) | undefined;
   readonly #first: Promise<void>;
 
   constructor(rest: KubeRest, ref: ConfigMapRef, installer: RemoteBundleInstaller, log: Logger, options: ConfigMapBundleOptions = {}) {
-    this.#rest = rest;
     this.#ref = ref;
     this.#installer = installer;
-    this.#log = log;
-    this.#o = { watchSeconds: 300, minBackoffMs: 100, maxBackoffMs: 5_000, ...options };
-    this.#path = `/api/v1/namespaces/${encodeURIComponent(ref.namespace)}/configmaps`;
     this.#source = `configmap ${ref.namespace}/${ref.name}`;
     this.#first = new Promise((resolve) => (this.#firstDone = resolve));
+    const source = this.#source;
+    // By name: a fieldSelector on metadata.name is what RBAC's resourceNames grants list/watch for.
+    this.#loop = new ListWatch<ConfigMapObject>(
+      rest,
+      { path: `/api/v1/namespaces/${encodeURIComponent(ref.namespace)}/configmaps`, fieldSelector: `metadata.name=${ref.name}`, ...options, reportFailureBeforeFirstList: true },
+      {
+        list: (items) => this.#take(items.find((i) => i.metadata?.name === ref.name)),
+        event: (type, obj) => (obj.metadata?.name !== ref.name ? undefined : this.#take(type === 'DELETED' ? undefined : obj)),
+        health: (healthy, err) => {
+          if (healthy) log.info({ source }, 'policy bundle watch connected');
+          else log.warn({ source, err: err?.message }, 'policy bundle watch lost contact with the API server; the bundle in service stays');
+        },
+        failed: async (err) => {
+          // Recorded (once per distinct error) while nothing is in service: why the pod is not ready.
+          if (!installer.current) await installer.absent(new BundleError('bundle.source_unreachable', `${source}: ${err.message}`));
+        },
+      },
+    );
   }
 
   get source(): string {
@@ -78,7 +79,7 @@ export class ConfigMapBundleWatcher {
 
   /** True while the list/watch is connected. */
   get healthy(): boolean {
-    return this.#healthy === true;
+    return this.#loop.healthy;
   }
 
   /**
@@ -86,15 +87,19 @@ export class ConfigMapBundleWatcher {
    * or its refusal recorded) or the first read failed — the caller then starts not ready.
    */
   start(): Promise<void> {
-    this.#loop ??= this.#run();
+    if (!this.#started) {
+      this.#started = true;
+      void this.#loop.start().then(
+        () => this.#firstReadDone(),
+        () => this.#firstReadDone(),
+      );
+    }
     return this.#first;
   }
 
   async stop(): Promise<void> {
-    this.#stopped = true;
-    this.#handle?.abort();
-    this.#wake?.();
-    await this.#loop;
+    await this.#loop.stop();
+    this.#firstReadDone();
   }
 
   #firstReadDone(): void {
@@ -114,75 +119,6 @@ export class ConfigMapBundleWatcher {
       return;
     }
     await this.#installer.offer(Buffer.from(b64, 'base64'), { source: this.#source, version: obj.metadata?.resourceVersion ?? '' });
-  }
-
-  #setHealth(healthy: boolean, err?: ApprovalApiError): void {
-    if (healthy === this.#healthy) return;
-    this.#healthy = healthy;
-    if (healthy) this.#log.info({ source: this.#source }, 'policy bundle watch connected');
-    else this.#log.warn({ source: this.#source, err: err?.message }, 'policy bundle watch lost contact with the API server; the bundle in service stays');
-  }
-
-  async #sleep(ms: number): Promise<void> {
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.#wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
-    this.#wake = undefined;
-  }
-
-  async #run(): Promise<void> {
-    const byName = `metadata.name=${this.#ref.name}`;
-    let backoff = this.#o.minBackoffMs;
-    let needList = true;
-    // Watch events are handled in order, one at a time (each may compile a bundle).
-    let chain = Promise.resolve();
-    while (!this.#stopped) {
-      try {
-        if (needList) {
-          const list = await this.#rest.call<ConfigMapList>('GET', this.#path, { query: { fieldSelector: byName } });
-          this.#resourceVersion = list.metadata?.resourceVersion ?? '';
-          this.#setHealth(true);
-          await this.#take(list.items?.find((i) => i.metadata?.name === this.#ref.name));
-          this.#firstReadDone();
-          needList = false;
-        }
-        this.#handle = await this.#rest.watch<ConfigMapObject>(
-          this.#path,
-          { fieldSelector: byName, resourceVersion: this.#resourceVersion, timeoutSeconds: String(this.#o.watchSeconds), allowWatchBookmarks: 'true' },
-          (event) => {
-            const rv = event.object.metadata?.resourceVersion;
-            if (typeof rv === 'string' && rv) this.#resourceVersion = rv;
-            if (event.object.metadata?.name !== this.#ref.name) return;
-            if (event.type === 'ADDED' || event.type === 'MODIFIED') chain = chain.then(() => this.#take(event.object));
-            else if (event.type === 'DELETED') chain = chain.then(() => this.#take(undefined));
-          },
-        );
-        backoff = this.#o.minBackoffMs;
-        const watchedFrom = Date.now();
-        const ended = await this.#handle.done;
-        this.#handle = undefined;
-        await chain;
-        if (ended) throw ended;
-        if (Date.now() - watchedFrom < 1000) await this.#sleep(this.#o.minBackoffMs);
-      } catch (e) {
-        if (this.#stopped) break;
-        const err = e as ApprovalApiError;
-        needList = true;
-        if (err.status === 410) continue;
-        this.#setHealth(false, err);
-        // Recorded (once per distinct error) while nothing is in service: why the pod is not ready.
-        if (!this.#installer.current) await this.#installer.absent(new BundleError('bundle.source_unreachable', `${this.#source}: ${err.message}`));
-        this.#firstReadDone();
-        await this.#sleep(backoff);
-        backoff = Math.min(backoff * 2, this.#o.maxBackoffMs);
-      }
-    }
-    await chain;
-    this.#firstReadDone();
   }
 }
 

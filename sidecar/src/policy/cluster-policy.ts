@@ -1,6 +1,6 @@
 // Follows the cluster's SluicePolicy objects for this sidecar's namespace: list, then watch from
-// that resourceVersion (re-watch when the server ends a watch, re-list after 410 Gone or an error),
-// and re-read the namespace's labels for namespaceSelector bindings now and then. Every change
+// that resourceVersion (re-watch when the server ends a watch, re-list after 410 Gone or an error;
+// the loop is kube/list-watch.ts), and re-read the namespace's labels for namespaceSelector bindings now and then. Every change
 // recomputes the effective policy with api/'s effectiveSluicePolicy and reports it only when it
 // changed; an invalid object that could apply is reported as rejected and the caller keeps its last
 // good policy. Reads with the pod's own ServiceAccount token (the sidecar's only: agents never get
@@ -9,7 +9,8 @@
 import { SLUICE_POLICY_PATH, effectiveSluicePolicy } from '../../../api/src/index.ts';
 import type { EffectiveSluicePolicy, SluicePolicy, SluicePolicyProblem } from '../../../api/src/index.ts';
 import type { ApprovalApiError } from '../approvals/errors.ts';
-import type { KubeRest, WatchHandle } from '../approvals/kube-rest.ts';
+import type { KubeRest } from '../approvals/kube-rest.ts';
+import { ListWatch } from '../kube/list-watch.ts';
 
 export interface ClusterPolicyEvents {
   /** A new effective policy (its revision differs from the last one applied). */
@@ -29,11 +30,6 @@ export interface ClusterPolicyOptions {
   maxBackoffMs?: number;
 }
 
-interface ObjectList {
-  metadata?: { resourceVersion?: string };
-  items?: SluicePolicy[];
-}
-
 interface NamespaceObject {
   metadata?: { labels?: Record<string, string> };
 }
@@ -43,13 +39,9 @@ export class ClusterPolicyWatcher {
   readonly #o: Required<ClusterPolicyOptions>;
   readonly #events: ClusterPolicyEvents;
   readonly #objects = new Map<string, SluicePolicy>();
+  readonly #loop: ListWatch<SluicePolicy>;
   #labels: Record<string, string> = {};
-  #resourceVersion = '';
-  #handle: WatchHandle | undefined;
   #stopped = false;
-  #healthy = false;
-  #loop: Promise<void> | undefined;
-  #wake: (() => void) | undefined;
   #resync: NodeJS.Timeout | undefined;
   #lastRevision = '';
   #lastProblems = '';
@@ -60,10 +52,31 @@ export class ClusterPolicyWatcher {
     this.#rest = rest;
     this.#o = { watchSeconds: 300, namespaceResyncMs: 30_000, minBackoffMs: 100, maxBackoffMs: 5_000, ...options };
     this.#events = events;
+    const { watchSeconds, minBackoffMs, maxBackoffMs } = this.#o;
+    this.#loop = new ListWatch<SluicePolicy>(
+      rest,
+      { path: SLUICE_POLICY_PATH, watchSeconds, minBackoffMs, maxBackoffMs },
+      {
+        list: async (items) => {
+          // The namespace's labels with every (re-)list, before the objects are replaced.
+          this.#labels = await this.#readLabels();
+          this.#objects.clear();
+          for (const item of items) this.#objects.set(item.metadata.name ?? '', item);
+          this.#recompute();
+        },
+        event: (type, obj) => {
+          const name = obj.metadata?.name ?? '';
+          if (type === 'DELETED') this.#objects.delete(name);
+          else this.#objects.set(name, obj);
+          this.#recompute();
+        },
+        health: (healthy, err) => this.#events.health(healthy, err),
+      },
+    );
   }
 
   get healthy(): boolean {
-    return this.#healthy;
+    return this.#loop.healthy;
   }
 
   /** The last good effective policy, if any. */
@@ -72,7 +85,8 @@ export class ClusterPolicyWatcher {
   }
 
   start(): void {
-    this.#loop ??= this.#run();
+    if (this.#resync) return;
+    void this.#loop.start();
     this.#resync = setInterval(() => void this.#refreshLabels(), this.#o.namespaceResyncMs);
     this.#resync.unref();
   }
@@ -86,9 +100,7 @@ export class ClusterPolicyWatcher {
   async stop(): Promise<void> {
     this.#stopped = true;
     if (this.#resync) clearInterval(this.#resync);
-    this.#handle?.abort();
-    this.#wake?.();
-    await this.#loop;
+    await this.#loop.stop();
   }
 
   #recompute(): void {
@@ -115,7 +127,7 @@ export class ClusterPolicyWatcher {
   }
 
   async #refreshLabels(): Promise<void> {
-    if (this.#stopped || !this.#healthy) return;
+    if (this.#stopped || !this.#loop.healthy) return;
     try {
       const labels = await this.#readLabels();
       if (JSON.stringify(labels) !== JSON.stringify(this.#labels)) {
@@ -124,65 +136,6 @@ export class ClusterPolicyWatcher {
       }
     } catch {
       // The watch loop reports contact; the labels stay as last read.
-    }
-  }
-
-  #setHealth(healthy: boolean, err?: ApprovalApiError): void {
-    if (healthy === this.#healthy) return;
-    this.#healthy = healthy;
-    this.#events.health(healthy, err);
-  }
-
-  async #sleep(ms: number): Promise<void> {
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.#wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
-    this.#wake = undefined;
-  }
-
-  async #run(): Promise<void> {
-    let backoff = this.#o.minBackoffMs;
-    let needList = true;
-    while (!this.#stopped) {
-      try {
-        if (needList) {
-          this.#labels = await this.#readLabels();
-          const list = await this.#rest.call<ObjectList>('GET', SLUICE_POLICY_PATH);
-          this.#resourceVersion = list.metadata?.resourceVersion ?? '';
-          this.#objects.clear();
-          for (const item of list.items ?? []) this.#objects.set(item.metadata.name ?? '', item);
-          this.#setHealth(true);
-          this.#recompute();
-          needList = false;
-        }
-        this.#handle = await this.#rest.watch<SluicePolicy>(SLUICE_POLICY_PATH, { resourceVersion: this.#resourceVersion, timeoutSeconds: String(this.#o.watchSeconds), allowWatchBookmarks: 'true' }, (event) => {
-          const rv = event.object.metadata?.resourceVersion;
-          if (typeof rv === 'string' && rv) this.#resourceVersion = rv;
-          const name = event.object.metadata?.name ?? '';
-          if (event.type === 'ADDED' || event.type === 'MODIFIED') this.#objects.set(name, event.object);
-          else if (event.type === 'DELETED') this.#objects.delete(name);
-          else return;
-          this.#recompute();
-        });
-        backoff = this.#o.minBackoffMs;
-        const watchedFrom = Date.now();
-        const ended = await this.#handle.done;
-        this.#handle = undefined;
-        if (ended) throw ended;
-        if (Date.now() - watchedFrom < 1000) await this.#sleep(this.#o.minBackoffMs);
-      } catch (e) {
-        if (this.#stopped) break;
-        const err = e as ApprovalApiError;
-        needList = true;
-        if (err.status === 410) continue;
-        this.#setHealth(false, err);
-        await this.#sleep(backoff);
-        backoff = Math.min(backoff * 2, this.#o.maxBackoffMs);
-      }
     }
   }
 }
