@@ -96,6 +96,21 @@ describe('every shipped query against the real Prometheus', () => {
     if (q.kind !== 'alert-expr') expect(samples.length).toBeGreaterThan(0);
   });
 
+  // A labelled series born on its first observation has no earlier sample, so increase() misses
+  // that observation: the session's approvals showed as a NaN median until the sidecar exported
+  // every outcome at zero from start-up (approvals/metrics.ts, audit/metrics.ts).
+  test('stats over the session read numbers, not NaN or No data: median time to decision, pushes failing, denied', async () => {
+    const values: Record<string, number[]> = {};
+    for (const title of ['Median time to decision', 'Audit pushes failing', 'Denied']) {
+      const q = queries.find((x) => x.kind === 'panel' && x.where.endsWith(` / ${title}`));
+      expect(q).toBeDefined();
+      values[title] = (await prometheus.query(promql(q!))).map((s) => Number(s.value[1]));
+    }
+    for (const [title, v] of Object.entries(values)) {
+      expect({ title, finite: v.length === 1 && Number.isFinite(v[0]) }).toEqual({ title, finite: true });
+    }
+  });
+
   test('a query naming a metric nobody exports fails this test’s checks', async () => {
     const q: ShippedQuery = { where: 'probe', kind: 'panel', expr: 'sum(rate(sluice_requests_totl[1m]))' };
     expect(metricNames(q.expr).filter((n) => !scraped.has(n))).toEqual(['sluice_requests_totl']);

@@ -25,7 +25,9 @@ export const overview: DashboardSpec = {
           title: 'Denied',
           description: 'Share of requests sluice denied.',
           unit: 'percentunit',
-          queries: [q(`sum(${rate('sluice_requests_total', 'action="deny"')}) / sum(${rate('sluice_requests_total')})`)],
+          // The deny side has no series until a first deny (codes are open, so not zero-initialised):
+          // `or vector(0)` keeps the stat at 0 instead of No data.
+          queries: [q(`(sum(${rate('sluice_requests_total', 'action="deny"')}) or vector(0)) / sum(${rate('sluice_requests_total')})`)],
         },
         { kind: 'stat', title: 'Pending approvals', description: 'ApprovalRequests waiting for a human now.', unit: 'short', queries: [q(`sum(sluice_approvals_pending{${NS}})`)] },
         { kind: 'stat', title: 'Sidecars up', description: 'Sidecars answering scrapes.', unit: 'short', queries: [q(`sum(up{container="sluice-proxy",${NS}})`)] },
@@ -147,7 +149,9 @@ export const overview: DashboardSpec = {
           description: 'Share of pushes to the store that failed (retried or rejected) over the range.',
           unit: 'percentunit',
           width: 6,
-          queries: [q(`sum(increase(sluice_audit_pushes_total{${NS},outcome!="ok"}[$__range])) / sum(increase(sluice_audit_pushes_total{${NS}}[$__range]))`)],
+          // Sidecars export every outcome at 0 from start-up; `or vector(0)` still covers sidecars from
+          // before that, whose failing side has no series until a first failure (No data, not 0).
+          queries: [q(`(sum(increase(sluice_audit_pushes_total{${NS},outcome!="ok"}[$__range])) or vector(0)) / sum(increase(sluice_audit_pushes_total{${NS}}[$__range]))`)],
         },
         {
           kind: 'stat',

@@ -6,6 +6,10 @@ import type { Registry } from 'prom-client';
 /** How a hold ended, for the decisions counter and the time-to-decision histogram. */
 export const OUTCOMES = ['approved', 'denied', 'expired', 'revoked', 'unavailable', 'killed', 'abandoned', 'deleted', 'rejected'] as const;
 export type Outcome = (typeof OUTCOMES)[number];
+/** Closed label sets of the other labelled approval metrics (what the code passes to inc()). */
+export const GRANT_SCOPES = ['session', 'ttl'] as const;
+export const NOTIFY_RESULTS = ['sent', 'retried', 'failed'] as const;
+export const API_OPERATIONS = ['create', 'status', 'watch', 'delete'] as const;
 
 export interface ApprovalMetrics {
   /** ApprovalRequests this sidecar is waiting on. */
@@ -62,5 +66,15 @@ export function registerApprovalMetrics(registry: Registry): ApprovalMetrics {
     }),
     oldestPendingSource: undefined,
   };
+  // Every series of a closed label set exists from start-up at zero: a series born on its first
+  // observation has no earlier sample, so increase()/rate() over it miss that observation (the
+  // story's single approval showed a NaN median and SluiceApprovalsExpired missed a first expiry).
+  for (const outcome of OUTCOMES) {
+    metrics.decisions.inc({ outcome }, 0);
+    metrics.decisionSeconds.zero({ outcome });
+  }
+  for (const scope of GRANT_SCOPES) metrics.grantUses.inc({ scope }, 0);
+  for (const result of NOTIFY_RESULTS) metrics.notifications.inc({ result }, 0);
+  for (const operation of API_OPERATIONS) metrics.apiErrors.inc({ operation }, 0);
   return metrics;
 }

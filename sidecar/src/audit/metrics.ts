@@ -5,8 +5,20 @@ import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Registry } from 'prom-client';
 import { SPOOL_STATES } from './spool-state.ts';
 import type { SpoolState } from './spool-state.ts';
+import type { AuditErrorCode } from './errors.ts';
 
 export const STORE_TYPES = ['none', 'loki', 'victorialogs'] as const;
+/** Closed label sets of the labelled counters (what the recorder and shipper pass to inc()). */
+export const PUSH_OUTCOMES = ['ok', 'retry_network', 'retry_status', 'rejected'] as const;
+export const DROP_REASONS = ['spool_full', 'spool_io', 'corrupt', 'oversized'] as const;
+// A Record so that a new AuditErrorCode fails the typecheck until it is listed here.
+const APPEND_ERROR_CODES: Record<AuditErrorCode, true> = {
+  'audit.spool_full': true,
+  'audit.spool_io': true,
+  'audit.not_running': true,
+  'audit.bad_record': true,
+  'audit.spool_corrupt': true,
+};
 
 export interface AuditGaugeSource {
   spoolBytes(): number;
@@ -141,5 +153,11 @@ export function registerAuditMetrics(registry: Registry): AuditMetrics {
       for (const state of SPOOL_STATES) this.set({ state }, state === current ? 1 : 0);
     },
   });
+  // Every series of a closed label set exists from start-up at zero: a series born on its first
+  // increment has no earlier sample, so increase()/rate() miss that increment (a first failed
+  // push, drop or refusal would not show on the dashboards nor fire SluiceAuditEventsDropped).
+  for (const outcome of PUSH_OUTCOMES) metrics.pushes.inc({ outcome }, 0);
+  for (const reason of DROP_REASONS) metrics.eventsDropped.inc({ reason }, 0);
+  for (const code of Object.keys(APPEND_ERROR_CODES)) metrics.appendErrors.inc({ code }, 0);
   return metrics;
 }
