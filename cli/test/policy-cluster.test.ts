@@ -15,7 +15,7 @@ describe('which revision the cluster runs', () => {
   test('running sidecars first (the most common revision, the others named), organisation part ignored', () => {
     const cluster: ClusterPolicy = {
       ...base,
-      customBundle: { configMap: 'sluice-policy', path: '/tmp/cm', revision: 'cccccccccccc' },
+      customBundle: { configMap: 'sluice-policy', object: 'agents/sluice-policy', path: '/tmp/cm', revision: 'cccccccccccc' },
       sidecars: [
         { pod: 'a', version: '0.1.0', phase: 'Running', revision: 'aaaaaaaaaaaa+org.1234' },
         { pod: 'b', version: '0.1.0', phase: 'Running', revision: 'aaaaaaaaaaaa' },
@@ -31,7 +31,7 @@ describe('which revision the cluster runs', () => {
   });
 
   test('no running sidecar: the policy ConfigMap\u2019s revision; an explicit --bundle of it passes, another is stale', () => {
-    const cluster: ClusterPolicy = { ...base, customBundle: { configMap: 'sluice-policy', path: '/tmp/cm', revision: 'cccccccccccc' } };
+    const cluster: ClusterPolicy = { ...base, customBundle: { configMap: 'sluice-policy', object: 'agents/sluice-policy', path: '/tmp/cm', revision: 'cccccccccccc' } };
     const plan = planClusterEvaluation(cluster, { bundle: '/mine.tar.gz', defaultBundle: DEFAULT });
     expect(plan).toMatchObject({ bundlePath: '/mine.tar.gz', clusterBundle: false, expected: { revision: 'cccccccccccc', from: 'ConfigMap agents/sluice-policy' } });
     expect(staleCheck(plan, cluster, 'cccccccccccc', true).ok).toBe(true);

@@ -9,6 +9,8 @@ import { parse as parseYaml } from 'yaml';
 import { LABEL_INJECT, LABEL_INJECTED, SIDECAR_CONTAINER, SLUICE_POLICY_PATH, effectiveSluicePolicy } from '../../../api/src/index.ts';
 import type { PolicyNamespace } from '../../../api/src/index.ts';
 import { ApprovalApiError } from '../../../sidecar/src/approvals/errors.ts';
+import { BundleError, readBundleBytes } from '../../../sidecar/src/policy/bundle.ts';
+import { PolicyVerificationConfig, bundleVerification } from '../../../sidecar/src/policy/bundle-signature.ts';
 import { CliError, EXIT_FAILED, EXIT_USAGE } from '../errors.ts';
 import { kubeClient, rawGet } from '../kube.ts';
 import type { GlobalKubeFlags, KubeClient } from '../kube.ts';
@@ -85,6 +87,32 @@ export function settingsSourceOf(configYaml: string | undefined): SettingsSource
   const parsed = configYaml ? (parseYaml(configYaml) as { sidecar?: { settingsSource?: string; sidecarConfigMap?: string } } | null) : null;
   const cm = parsed?.sidecar?.sidecarConfigMap;
   return { source: parsed?.sidecar?.settingsSource === 'cluster' ? 'cluster' : 'configMap', configMap: typeof cm === 'string' && cm ? cm : 'sluice-sidecar' };
+}
+
+/**
+ * Where the webhook tells sidecars to take their custom policy bundle from (webhook/src/config.ts
+ * sidecar.policyBundleObject / policyOci / policyConfigMap; the chart's policy.bundle release / oci /
+ * configMap): one ConfigMap in the release namespace, a registry, a ConfigMap mounted per namespace,
+ * or none (the library built into the sidecar image).
+ */
+export type PolicyBundleSource =
+  | { kind: 'release'; namespace: string; name: string; key: 'bundle.tar.gz' }
+  | { kind: 'oci'; reference: string }
+  | { kind: 'configMap'; name: string }
+  | { kind: 'builtin' };
+
+/** The policy source in a webhook ConfigMap's config.yaml (absent: configMap sluice-policy, the webhook's default). */
+export function policyBundleSourceOf(configYaml: string | undefined): PolicyBundleSource {
+  const parsed = configYaml ? (parseYaml(configYaml) as { sidecar?: { policyBundleObject?: unknown; policyOci?: { reference?: unknown } | null; policyConfigMap?: unknown } } | null) : null;
+  const s = parsed?.sidecar;
+  const object = s?.policyBundleObject;
+  if (typeof object === 'string' && /^[^/]+\/[^/]+$/.test(object)) {
+    const [namespace, name] = object.split('/') as [string, string];
+    return { kind: 'release', namespace, name, key: 'bundle.tar.gz' };
+  }
+  if (s?.policyOci && typeof s.policyOci.reference === 'string') return { kind: 'oci', reference: s.policyOci.reference };
+  if (s?.policyConfigMap === null) return { kind: 'builtin' };
+  return { kind: 'configMap', name: typeof s?.policyConfigMap === 'string' && s.policyConfigMap ? s.policyConfigMap : 'sluice-policy' };
 }
 
 /** One namespace's sidecar settings and where they came from; `problem` when its sidecars have none. */
@@ -239,6 +267,8 @@ class Checker {
   readonly results: CheckResult[] = [];
   /** from the webhook's config.yaml (read by interception()); the webhook's default until then */
   settingsSource: SettingsSource = settingsSourceOf(undefined);
+  /** from the webhook's config.yaml (read by interception()); undefined: no webhook config read */
+  policySource: PolicyBundleSource | undefined;
   /** the agent namespaces' labels (read by agentNamespaces()): SluicePolicy bindings select by them */
   readonly namespaceLabels = new Map<string, Record<string, string>>();
   readonly #c: KubeClient;
@@ -459,6 +489,7 @@ class Checker {
       const cm = await this.find<Obj>(`/api/v1/namespaces/${ns}/configmaps/${encodeURIComponent(d.metadata.name ?? '')}`);
       mode = interceptionModeOf(cm?.data?.['config.yaml']);
       this.settingsSource = settingsSourceOf(cm?.data?.['config.yaml']);
+      if (cm?.data?.['config.yaml'] !== undefined) this.policySource = policyBundleSourceOf(cm.data['config.yaml']);
       if (mode === 'init') {
         this.add(cat, 'ok', 'interception mode init: a root init container with NET_ADMIN/NET_RAW installs each pod\'s rules (agent namespaces must allow Pod Security privileged)');
         return;
@@ -490,6 +521,91 @@ class Checker {
       for (const ns of items) this.results.push(podSecurityCheck(ns, mode));
     });
     return names;
+  }
+
+  /** One agent namespace's sidecar settings, from where the webhook says they come from. */
+  async namespaceSettings(ns: string, policies: unknown[] | undefined): Promise<NamespaceSettings> {
+    return policies
+      ? settingsFromSluicePolicies(policies, { name: ns, labels: this.namespaceLabels.get(ns) ?? {} })
+      : settingsFromConfigMap(ns, this.settingsSource.configMap, (await this.find<Obj>(`/api/v1/namespaces/${encodeURIComponent(ns)}/configmaps/${encodeURIComponent(this.settingsSource.configMap)}`))?.data);
+  }
+
+  /**
+   * Where the sidecars' custom policy comes from (the webhook's policy source). policy.bundle
+   * release: the release namespace's ConfigMap exists, holds binaryData bundle.tar.gz and verifies
+   * with the key each agent namespace's sidecars are configured with (the sidecar's own check:
+   * readBundleBytes with that key); oci: the reference, not pulled from here.
+   */
+  async policyBundle(namespaces: readonly string[]): Promise<void> {
+    const cat = 'policy-bundle';
+    const src = this.policySource;
+    if (!src) return;
+    await this.guard(cat, 'the policy bundle', async () => {
+      if (src.kind === 'builtin') {
+        this.add(cat, 'ok', 'policy: the default library built into the sidecar image');
+        return;
+      }
+      if (src.kind === 'configMap') {
+        this.add(cat, 'ok', `policy: each agent namespace's ${src.name} ConfigMap, mounted into its pods (policy.bundle configMap; the library built into the image where there is none)`);
+        return;
+      }
+      if (src.kind === 'oci') {
+        this.add(cat, 'ok', `policy: pulled by every sidecar from ${src.reference} (policy.bundle oci); not pulled from here, run \`kubectl sluice policy eval --cluster --bundle\` with a pulled copy to check it`);
+        return;
+      }
+      const object = `${src.namespace}/${src.name}`;
+      const create = `opa build -b -t wasm -e sluice/decision --signing-key KEY.pem --signing-alg ALG -o ${src.key} . && kubectl -n ${src.namespace} create configmap ${src.name} --from-file=${src.key} --dry-run=client -o yaml | kubectl apply --server-side -f -`;
+      const cm = await this.find<Obj & { binaryData?: Record<string, string> }>(`/api/v1/namespaces/${encodeURIComponent(src.namespace)}/configmaps/${encodeURIComponent(src.name)}`);
+      if (!cm) {
+        this.add(cat, 'fail', `policy: ConfigMap ${object} (policy.bundle release) does not exist: sidecars that never had a bundle are not ready and deny every request (bundle.object_missing)`, create);
+        return;
+      }
+      const b64 = cm.binaryData?.[src.key];
+      if (b64 === undefined) {
+        const text = cm.data?.[src.key] !== undefined;
+        this.add(cat, 'fail', `policy: ConfigMap ${object} ${text ? `holds ${src.key} as text data` : `has no binaryData key ${src.key}`}: the sidecars refuse it (bundle.object_no_archive)`, `create it with --from-file so the archive is binaryData: ${create}`);
+        return;
+      }
+      const bytes = Buffer.from(b64, 'base64');
+      this.add(cat, 'ok', `policy: ConfigMap ${object} (policy.bundle release) holds binaryData ${src.key} (${(bytes.length / 1024).toFixed(1)} KiB)`);
+      if (!namespaces.length) {
+        this.add(cat, 'skip', `policy: signature of ${object} not checked: no agent namespace whose sidecars' key to check it with`);
+        return;
+      }
+      // The key is a sidecar setting: per agent namespace (usually one key for all, checked once).
+      const policies = this.settingsSource.source === 'cluster' ? ((await this.find<{ items?: unknown[] }>(SLUICE_POLICY_PATH))?.items ?? undefined) : undefined;
+      const byKey = new Map<string, string[]>();
+      for (const ns of namespaces) {
+        const found = await this.namespaceSettings(ns, policies);
+        if ('problem' in found) continue; // said by the log-store check
+        const raw = (found.settings?.policy as { verification?: unknown } | undefined)?.verification;
+        const k = raw === undefined ? '' : JSON.stringify(raw);
+        byKey.set(k, [...(byKey.get(k) ?? []), ns]);
+      }
+      for (const [k, nss] of byKey) {
+        const where = `namespace${nss.length > 1 ? 's' : ''} ${nss.join(', ')}`;
+        if (k === '') {
+          this.add(cat, 'fail', `policy: the sidecars of ${where} have no policy.verification key: with policy.bundle release they do not start`, 'set sidecar.config.policy.verification (algorithm and publicKey) in the chart values');
+          continue;
+        }
+        const parsed = PolicyVerificationConfig.safeParse(JSON.parse(k));
+        if (!parsed.success) {
+          this.add(cat, 'fail', `policy: the policy.verification setting of ${where} is invalid (${parsed.error.issues[0]?.message}): their sidecars refuse every bundle`, 'fix sidecar.config.policy.verification in the chart values');
+          continue;
+        }
+        if (parsed.data.publicKey === undefined) {
+          this.add(cat, 'warn', `policy: signature of ${object} not checked for ${where}: their key is the file ${parsed.data.publicKeyFile}, not readable from here`, 'put the public key inline (sidecar.config.policy.verification.publicKey) to have it checked here');
+          continue;
+        }
+        try {
+          const bundle = await readBundleBytes(bytes, `configmap ${object}`, { verification: bundleVerification(parsed.data)! });
+          this.add(cat, 'ok', `policy: ${object} verifies with the key of ${where} (${parsed.data.algorithm}${bundle.signature?.keyId ? `, key id ${bundle.signature.keyId}` : ''}), revision ${bundle.revision || '(none)'}`);
+        } catch (err) {
+          if (!(err instanceof BundleError)) throw err;
+          this.add(cat, 'fail', `policy: the sidecars of ${where} refuse ${object}: ${err.message} (${err.code}); they keep their last good bundle, or deny every request`, `sign it with the private key of sidecar.config.policy.verification: ${create}`);
+        }
+      }
+    });
   }
 
   async logStore(namespaces: readonly string[]): Promise<void> {
@@ -612,6 +728,7 @@ export async function runChecks(client: KubeClient, flags: CheckFlags): Promise<
   await c.registrations(deployments);
   const mode = await c.interception(deployments);
   const namespaces = await c.agentNamespaces(mode);
+  await c.policyBundle(namespaces);
   await c.logStore(namespaces);
   await c.injectedPods(deployments[0]?.metadata.labels?.['app.kubernetes.io/version']);
   return c.results;

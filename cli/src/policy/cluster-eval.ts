@@ -38,7 +38,7 @@ export function planClusterEvaluation(cluster: ClusterPolicy, o: { bundle?: stri
     expected = { revision, from: `running sidecar${pods.length > 1 ? 's' : ''} ${pods.join(', ')}` };
     if (byUse.length > 1) notes.push(`the sidecars of ${cluster.namespace} run ${byUse.length} revisions: ${byUse.map(([r, p]) => `${r} (${p.join(', ')})`).join('; ')}; compared with ${revision}`);
   } else if (cluster.customBundle?.revision) {
-    expected = { revision: cluster.customBundle.revision, from: `ConfigMap ${cluster.namespace}/${cluster.customBundle.configMap}` };
+    expected = { revision: cluster.customBundle.revision, from: `ConfigMap ${cluster.customBundle.object}` };
   }
   const versions = cluster.sidecars.length ? [...new Set(cluster.sidecars.map((s) => s.version))] : cluster.webhookVersions;
   const bundlePath = o.bundle ?? cluster.customBundle?.path ?? o.defaultBundle;
@@ -57,8 +57,10 @@ export interface StaleVerdict {
 export function staleCheck(plan: ClusterPlan, cluster: ClusterPolicy, localRevision: string, explicitBundle: boolean, clientVersion = clientBuild().version): StaleVerdict {
   const warnings: string[] = [];
   const how = cluster.customBundle
-    ? `omit --bundle to evaluate with the cluster's own bundle (ConfigMap ${cluster.namespace}/${cluster.customBundle.configMap})`
-    : `the sidecar image carries the default library: use kubectl-sluice ${plan.versions.join('/') || 'of the installed version'} (its policy/bundle.tar.gz), or check out that release and \`make policy\`, then pass --bundle policies/build/bundle.tar.gz`;
+    ? `omit --bundle to evaluate with the cluster's own bundle (ConfigMap ${cluster.customBundle.object})`
+    : cluster.bundleSource?.kind === 'oci'
+      ? `pull ${cluster.bundleSource.reference} (oras pull) and pass --bundle with its bundle.tar.gz`
+      : `the sidecar image carries the default library: use kubectl-sluice ${plan.versions.join('/') || 'of the installed version'} (its policy/bundle.tar.gz), or check out that release and \`make policy\`, then pass --bundle policies/build/bundle.tar.gz`;
   if (plan.expected) {
     if (bundleRevisionOf(localRevision) === plan.expected.revision) return { ok: true, warnings };
     return {
@@ -108,7 +110,7 @@ export function clusterSummary(cluster: ClusterPolicy, plan: ClusterPlan, localR
     namespace: cluster.namespace,
     source: cluster.source,
     ...(cluster.organisation ? { organisation: { revision: cluster.organisation.revision, objects: cluster.organisation.objects } } : {}),
-    bundle: { path: plan.bundlePath, revision: localRevision, from: plan.clusterBundle ? `ConfigMap ${cluster.namespace}/${cluster.customBundle?.configMap}` : 'local' },
+    bundle: { path: plan.bundlePath, revision: localRevision, from: plan.clusterBundle ? `ConfigMap ${cluster.customBundle?.object}` : 'local' },
     ...(plan.expected ? { running_revision: plan.expected } : {}),
     sidecars: cluster.sidecars,
     ...(plan.notes.length ? { notes: plan.notes } : {}),

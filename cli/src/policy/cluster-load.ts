@@ -2,12 +2,19 @@
 // loads the bundle (the cluster's own policy ConfigMap, verified with the sidecars' inline key when
 // they verify, or a local build checked for staleness), and puts the cluster's organisation into its
 // data. Read-only towards the cluster.
+// policy.bundle release: the release namespace's ConfigMap is verified as the sidecar verifies it
+// (readBundleBytes' signature check with the key of the sidecars' settings): without a key, unsigned,
+// signed by another key or tampered it is refused (exit 1) with the sidecar's code, never evaluated.
+// policy.bundle oci: the registry client is the sidecar's (sidecar/src/policy/bundle-oci.ts), which
+// the CLI may not import (tools/boundaries.ts), so --cluster does not pull it: it says so (exit 2)
+// unless --bundle names a local copy, which is then checked against the running revision as usual.
 import { PolicyVerificationConfig, bundleVerification } from '../../../sidecar/src/policy/bundle-signature.ts';
 import type { BundleVerification } from '../../../sidecar/src/policy/bundle-signature.ts';
-import { BundleError, readBundle } from '../../../sidecar/src/policy/bundle.ts';
+import { readFile } from 'node:fs/promises';
+import { BundleError, readBundle, readBundleBytes } from '../../../sidecar/src/policy/bundle.ts';
 import type { PolicyBundle } from '../../../sidecar/src/policy/bundle.ts';
 import type { PolicyEngine } from '../../../sidecar/src/policy/engine.ts';
-import { CliError, EXIT_FAILED } from '../errors.ts';
+import { CliError, EXIT_FAILED, EXIT_USAGE } from '../errors.ts';
 import { kubeClient } from '../kube.ts';
 import type { GlobalKubeFlags } from '../kube.ts';
 import type { Io } from '../program.ts';
@@ -45,7 +52,11 @@ export async function loadIntoEngine(engine: PolicyEngine, loaded: ClusterLoaded
 /** The sidecars' signing key when it is inline in their settings (a mounted key file is not readable from here). */
 function verificationOf(cluster: ClusterPolicy, io: Io): BundleVerification | undefined {
   const raw = (cluster.settings.policy as { verification?: unknown } | undefined)?.verification;
-  if (raw === undefined) return undefined;
+  if (raw === undefined) {
+    // as the sidecar's requireVerification: a bundle read from the cluster is never taken unsigned
+    if (cluster.customBundle?.release) throw new CliError(`the sidecars in ${cluster.namespace} refuse their bundle (ConfigMap ${cluster.customBundle.object}): policy.bundle release needs policy.verification in their settings, which has none, so they do not start (invalid sidecar configuration: policy.verification required)`, EXIT_FAILED);
+    return undefined;
+  }
   const parsed = PolicyVerificationConfig.safeParse(raw);
   if (!parsed.success) throw new CliError(`the sidecars' policy.verification setting is invalid (${parsed.error.issues[0]?.message}): they refuse every bundle`, EXIT_FAILED);
   if (parsed.data.publicKey === undefined) {
@@ -69,13 +80,31 @@ export async function loadClusterPolicy(flags: ClusterFlags, o: ClusterLoadOptio
   const client = await kubeClient(flags);
   const namespace = o.namespace ?? client.namespace;
   const cluster = await readClusterPolicy(kubeReader(client), namespace);
+  const source = cluster.bundleSource;
+  if (source?.kind === 'oci' && o.bundle === undefined) {
+    throw new CliError(
+      `the sidecars in ${namespace} pull their policy from the registry (policy.bundle oci: ${source.reference}), which --cluster cannot fetch (the registry client is the sidecar's): pull it (oras pull ${source.reference}) and pass --bundle with its bundle.tar.gz; it is then compared with the revision the running sidecars report`,
+      EXIT_USAGE,
+    );
+  }
+  if (cluster.releaseProblem && o.bundle === undefined) {
+    const p = cluster.releaseProblem;
+    throw new CliError(`the sidecars in ${namespace} have no bundle to take from ConfigMap ${p.object} (policy.bundle release): ${p.message} (${p.code})`, EXIT_FAILED);
+  }
   const plan = planClusterEvaluation(cluster, { bundle: o.bundle, defaultBundle: o.defaultBundle });
   let bundle: PolicyBundle;
   try {
-    bundle = await readBundle(plan.bundlePath, plan.clusterBundle ? { verification: verificationOf(cluster, io) } : {});
+    const verification = plan.clusterBundle ? verificationOf(cluster, io) : undefined;
+    if (plan.clusterBundle && cluster.customBundle?.release) {
+      // the archive's bytes, verified before anything in them is parsed: the sidecar's path (bundle-remote.ts)
+      const source = `configmap ${cluster.customBundle.object}`;
+      bundle = await readBundleBytes(await readFile(plan.bundlePath), source, verification ? { verification } : {});
+    } else {
+      bundle = await readBundle(plan.bundlePath, plan.clusterBundle ? { verification } : {});
+    }
   } catch (err) {
     if (!(err instanceof BundleError)) throw err;
-    if (plan.clusterBundle) throw new CliError(`the sidecars in ${namespace} refuse their bundle (ConfigMap ${cluster.customBundle?.configMap}): ${err.message} (${err.code})`, EXIT_FAILED);
+    if (plan.clusterBundle) throw new CliError(`the sidecars in ${namespace} refuse their bundle (ConfigMap ${cluster.customBundle?.release ? cluster.customBundle.object : cluster.customBundle?.configMap}): ${err.message} (${err.code})`, EXIT_FAILED);
     throw new CliError(`${err.message} (${err.code}); run \`make policy\` to build it, or pass --bundle`, EXIT_FAILED);
   }
   enforceFresh(staleCheck(plan, cluster, bundle.revision, o.explicit), flags.allowStale ?? false, (s) => io.err(s));

@@ -5,7 +5,11 @@
 // as `check` reads it) and the sidecar versions injected pods record. A cluster without the
 // SluicePolicy CRD, or whose webhook says settingsSource configMap, falls back to what was there
 // before it: the organisation is the bundle's own data and the settings are the namespace's
-// sluice-sidecar ConfigMap.
+// sluice-sidecar ConfigMap. Where the custom bundle comes from follows the webhook's config (its
+// sidecar.policyBundleObject / policyOci / policyConfigMap, i.e. the chart's policy.bundle): with
+// `release` it is the one ConfigMap in the release namespace every sidecar reads (its archive copied,
+// verified later by cluster-load.ts as the sidecar verifies it); with `oci` only the reference is
+// known (the registry client is the sidecar's and the CLI may not import it, tools/boundaries.ts).
 // Read-only: never writes to the cluster; a custom bundle is copied to a private temp directory.
 import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,8 +19,8 @@ import { LABEL_INJECTED, SIDECAR_CONTAINER, SLUICE_POLICY_PATH, effectiveSluiceP
 import type { EffectiveSluicePolicy, Organisation } from '../../../api/src/index.ts';
 import { ApprovalApiError } from '../../../sidecar/src/approvals/errors.ts';
 import { TARBALL_KEY, readBundle } from '../../../sidecar/src/policy/bundle.ts';
-import { metricRevision, settingsSourceOf } from '../commands/check.ts';
-import type { SettingsSource } from '../commands/check.ts';
+import { metricRevision, policyBundleSourceOf, settingsSourceOf } from '../commands/check.ts';
+import type { PolicyBundleSource, SettingsSource } from '../commands/check.ts';
 import { WEBHOOK_SELECTOR, injectedVersion } from '../commands/version.ts';
 import type { PodLike } from '../commands/version.ts';
 import { CliError, EXIT_FAILED, EXIT_USAGE } from '../errors.ts';
@@ -44,8 +48,20 @@ export interface ClusterPolicy {
   /** where the organisation and settings come from */
   source: 'SluicePolicy' | 'ConfigMap';
   settings: Record<string, unknown>;
-  /** a custom bundle the pods mount, copied locally */
-  customBundle?: { configMap: string; path: string; revision?: string };
+  /** a custom bundle the pods mount (or, policy.bundle release, the release namespace's one), copied locally */
+  customBundle?: {
+    configMap: string;
+    /** `<namespace>/<name>` of that ConfigMap */
+    object: string;
+    path: string;
+    revision?: string;
+    /** read from the API server by every sidecar (policy.bundle release): it must be signed */
+    release?: boolean;
+  };
+  /** where the webhook tells the sidecars to take their bundle from; undefined: no webhook config readable */
+  bundleSource?: PolicyBundleSource;
+  /** policy.bundle release without a usable archive: what the sidecars record (they keep their last good bundle, or deny everything) */
+  releaseProblem?: { object: string; code: string; message: string };
   sidecars: SidecarReport[];
   webhookVersions: string[];
   notes: string[];
@@ -134,12 +150,46 @@ function wrap(err: unknown, what: string): never {
  * sidecar.settingsSource): undefined when no webhook or its ConfigMap is readable with this identity.
  */
 export async function webhookSettingsSource(reader: ClusterReader): Promise<SettingsSource | undefined> {
+  const text = await webhookConfigYaml(reader);
+  return text === undefined ? undefined : settingsSourceOf(text);
+}
+
+/** The webhook's config.yaml (its ConfigMap, named as its Deployment); undefined when not readable. */
+export async function webhookConfigYaml(reader: ClusterReader): Promise<string | undefined> {
   const deployments = await reader.get<{ items?: PodLike[] }>('/apis/apps/v1/deployments', { labelSelector: WEBHOOK_SELECTOR }).catch(() => undefined);
   const d = deployments?.items?.[0];
   if (!d?.metadata.name || !d.metadata.namespace) return undefined;
   const cm = await reader.get<ConfigMapLike>(`/api/v1/namespaces/${encodeURIComponent(d.metadata.namespace)}/configmaps/${encodeURIComponent(d.metadata.name)}`).catch(() => undefined);
-  const text = cm?.data?.['config.yaml'];
-  return text === undefined ? undefined : settingsSourceOf(text);
+  return cm?.data?.['config.yaml'];
+}
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/**
+ * policy.bundle release: the archive in the release namespace's ConfigMap, written to a private
+ * temp file, or the problem its sidecars record with the same code (bundle.object_missing,
+ * bundle.object_no_archive, bundle.source_unreachable when this identity may not read it).
+ */
+async function readReleaseBundle(reader: ClusterReader, src: { namespace: string; name: string; key: string }): Promise<{ path: string; revision?: string } | { code: string; message: string }> {
+  const object = `${src.namespace}/${src.name}`;
+  let cm: ConfigMapLike | undefined;
+  try {
+    cm = await reader.get<ConfigMapLike>(`/api/v1/namespaces/${encodeURIComponent(src.namespace)}/configmaps/${encodeURIComponent(src.name)}`);
+  } catch (err) {
+    if (forbidden(err)) return { code: 'bundle.source_unreachable', message: `you may not read ConfigMap ${object} (the sidecars read it with their ServiceAccount): ${(err as Error).message}` };
+    return wrap(err, `ConfigMap ${object}`);
+  }
+  if (!cm) return { code: 'bundle.object_missing', message: `ConfigMap ${object} does not exist: sidecars that never had a bundle deny every request, running ones keep their last good bundle` };
+  const b64 = cm.binaryData?.[src.key];
+  if (b64 === undefined || !BASE64.test(b64)) {
+    const why = cm.data?.[src.key] !== undefined ? `holds ${src.key} as text data; create it with --from-file so the archive is binaryData` : `has no binaryData key ${src.key}`;
+    return { code: 'bundle.object_no_archive', message: `ConfigMap ${object} ${why}` };
+  }
+  const path = join(mkdtempSync(join(tmpdir(), 'sluice-cluster-bundle-')), src.key);
+  writeFileSync(path, Buffer.from(b64, 'base64'));
+  // unverified here, for the revision only; cluster-load.ts verifies it before it is evaluated
+  const revision = await readBundle(path).then((b) => b.revision || undefined, () => undefined);
+  return { path, ...(revision ? { revision } : {}) };
 }
 
 /** Reads the policy the sidecars of `namespace` run. */
@@ -160,7 +210,9 @@ export async function readClusterPolicy(reader: ClusterReader, namespace: string
   let settings: Record<string, unknown> = {};
   // A webhook with settingsSource configMap gives its sidecars no SluicePolicy (no SLUICE_POLICY_SOURCE):
   // the bundle's own organisation and the ConfigMap's settings, even where the CRD is served.
-  const wanted = await webhookSettingsSource(reader);
+  const configYaml = await webhookConfigYaml(reader);
+  const wanted = configYaml === undefined ? undefined : settingsSourceOf(configYaml);
+  const bundleSource = configYaml === undefined ? undefined : policyBundleSourceOf(configYaml);
   const settingsConfigMap = wanted?.configMap ?? SETTINGS_CONFIGMAP;
   const list = wanted?.source === 'configMap' ? undefined : await reader.get<{ items?: unknown[] }>(SLUICE_POLICY_PATH).catch((e: unknown) => wrap(e, 'the SluicePolicy objects'));
   if (list) {
@@ -213,13 +265,20 @@ export async function readClusterPolicy(reader: ClusterReader, namespace: string
 
   // A custom bundle: a ConfigMap the pods mount that holds one, else the chart's default name.
   let customBundle: ClusterPolicy['customBundle'];
-  for (const name of [...mounted, POLICY_CONFIGMAP]) {
+  let releaseProblem: ClusterPolicy['releaseProblem'];
+  if (bundleSource?.kind === 'release') {
+    const object = `${bundleSource.namespace}/${bundleSource.name}`;
+    const got = await readReleaseBundle(reader, bundleSource);
+    if ('path' in got) customBundle = { configMap: bundleSource.name, object, path: got.path, ...(got.revision ? { revision: got.revision } : {}), release: true };
+    else releaseProblem = { object, ...got };
+  }
+  for (const name of bundleSource?.kind === 'release' || bundleSource?.kind === 'oci' ? [] : [...mounted, POLICY_CONFIGMAP]) {
     const cm = await reader.get<ConfigMapLike>(`/api/v1/namespaces/${encodeURIComponent(namespace)}/configmaps/${encodeURIComponent(name)}`).catch((e: unknown) => wrap(e, `ConfigMap ${namespace}/${name}`));
     if (cm && holdsBundle(cm)) {
       const path = copyBundle(cm);
       // an archive (binaryData bundle.tar.gz) carries its .manifest inside
       const revision = manifestRevision(cm) ?? (await readBundle(path).then((b) => b.revision || undefined, () => undefined));
-      customBundle = { configMap: name, path, ...(revision ? { revision } : {}) };
+      customBundle = { configMap: name, object: `${namespace}/${name}`, path, ...(revision ? { revision } : {}) };
       break;
     }
   }
@@ -237,6 +296,8 @@ export async function readClusterPolicy(reader: ClusterReader, namespace: string
     source: effective ? 'SluicePolicy' : 'ConfigMap',
     settings,
     ...(customBundle ? { customBundle } : {}),
+    ...(bundleSource ? { bundleSource } : {}),
+    ...(releaseProblem ? { releaseProblem } : {}),
     sidecars,
     webhookVersions,
     notes,
