@@ -27,7 +27,10 @@ describe('which revision the cluster runs', () => {
     expect(plan).toMatchObject({ bundlePath: '/tmp/cm', clusterBundle: true, expected: { revision: 'aaaaaaaaaaaa', from: 'running sidecars a, b' } });
     expect(plan.notes).toEqual(['the sidecars of agents run 2 revisions: aaaaaaaaaaaa (a, b); bbbbbbbbbbbb (c); compared with aaaaaaaaaaaa']);
     expect(staleCheck(plan, cluster, 'aaaaaaaaaaaa', false).ok).toBe(true);
-    expect(staleCheck(plan, cluster, 'cccccccccccc', false)).toMatchObject({ ok: false, message: expect.stringContaining("omit --bundle to evaluate with the cluster's own bundle") });
+    // the cluster's own bundle (no --bundle) is not what its sidecars run: said as such, not as a stale local build
+    expect(staleCheck(plan, cluster, 'cccccccccccc', false)).toMatchObject({ ok: false, message: 'the sidecars in agents run policy revision aaaaaaaaaaaa (from running sidecars a, b), ConfigMap agents/sluice-policy holds cccccccccccc: they have not taken it (refused, not read yet, or not readable for them: `kubectl sluice check` and their policy_load events say which); --allow-stale evaluates the ConfigMap\'s bundle anyway' });
+    // a local build of another revision still points at the cluster's own bundle
+    expect(staleCheck(planClusterEvaluation(cluster, { bundle: '/mine.tar.gz', defaultBundle: DEFAULT }), cluster, 'cccccccccccc', true)).toMatchObject({ ok: false, message: expect.stringContaining("omit --bundle to evaluate with the cluster's own bundle") });
   });
 
   test('no running sidecar: the policy ConfigMap\u2019s revision; an explicit --bundle of it passes, another is stale', () => {

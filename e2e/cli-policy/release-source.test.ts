@@ -7,15 +7,17 @@
 // `opa build --signing-key` builds of the default library.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { SLUICE_POLICY_API_VERSION, SLUICE_POLICY_KIND, SLUICE_POLICY_PATH } from '../../api/src/index.ts';
+import { ANNOTATION_STATUS, LABEL_INJECTED, SIDECAR_CONTAINER, SLUICE_POLICY_API_VERSION, SLUICE_POLICY_KIND, SLUICE_POLICY_PATH } from '../../api/src/index.ts';
+import { clientBuild } from '../../cli/src/build-info.ts';
 import { runCli } from '../../cli/src/main.ts';
 import { agentInput } from '../../policies/cases/cases.ts';
 import { eventually } from '../support/kube/admission.ts';
 import { KubeCluster } from '../support/kube/cluster.ts';
 import { tamperedBundle } from '../policy/signed-bundles.ts';
+import { startTestSidecar } from '../support/sidecar/test-sidecar.ts';
 import { buildBundle, repoRoot, rsaKeyPair } from './support.ts';
 import type { BuiltBundle } from './support.ts';
 
@@ -191,4 +193,43 @@ describe('policy.bundle oci', () => {
       await webhookConfig({ policyConfigMap: null, policyBundleObject: `${RELEASE_NS}/${OBJECT}` });
     }
   }, 60_000);
+});
+
+describe('policy.bundle release with a running sidecar that has not taken the ConfigMap\u2019s bundle', () => {
+  test('eval --cluster refuses the ConfigMap\u2019s bundle as not what the sidecars run (exit 3, --allow-stale evaluates it); check warns on the pod', async () => {
+    // A real sidecar at a non-loopback address (the API server does not proxy to loopback pods) running a1a1…
+    const ip = Object.values(networkInterfaces()).flatMap((l) => l ?? []).find((a) => a.family === 'IPv4' && !a.internal)?.address;
+    if (!ip) throw new Error('no non-loopback IPv4 address: the pod proxy to a running sidecar cannot be exercised on this machine');
+    const sidecar = await startTestSidecar({ bundle: signed.path, config: { bind: { proxy: '127.0.0.1', transparent: '127.0.0.1', admin: ip, dns: ['127.0.0.1'] } } });
+    try {
+      await mustCreate('/api/v1/namespaces/agents/pods', {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'coder-0', labels: { [LABEL_INJECTED]: 'true' }, annotations: { [ANNOTATION_STATUS]: JSON.stringify({ version: clientBuild().version }) } },
+        spec: {
+          initContainers: [{ name: SIDECAR_CONTAINER, image: 'sluice-sidecar', restartPolicy: 'Always', ports: [{ name: 'sluice-admin', containerPort: Number(new URL(sidecar.adminUrl).port) }] }],
+          containers: [{ name: 'agent', image: 'agent' }],
+        },
+      });
+      const status = await cluster.request('admin', 'PATCH', '/api/v1/namespaces/agents/pods/coder-0/status', { status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] } }, 'application/merge-patch+json');
+      expect(status.status).toBe(200);
+      // the ConfigMap now holds a newer signed bundle the sidecar has not taken
+      const newer = buildBundle({ revision: 'a4a4a4a4a4a4', signingKey: key.priv });
+      await putBundle(archive(newer.path));
+
+      const res = await cli(['policy', 'eval', '-i', inputFile('agents'), '--cluster']);
+      expect(res.code).toBe(3);
+      expect(res.err).toContain(`error: the sidecars in agents run policy revision a1a1a1a1a1a1 (from running sidecar coder-0), ConfigMap ${RELEASE_NS}/${OBJECT} holds a4a4a4a4a4a4: they have not taken it`);
+      const allowed = await cli(['policy', 'eval', '-i', inputFile('agents'), '--cluster', '--allow-stale']);
+      expect(allowed.code).toBe(0);
+      expect(JSON.parse(allowed.out)).toMatchObject({ cluster: { bundle: { revision: 'a4a4a4a4a4a4', from: `ConfigMap ${RELEASE_NS}/${OBJECT}` } } });
+
+      const check = JSON.parse((await cli(['check', '-o', 'json'])).out) as { results: { category: string; status: string; message: string; hint?: string }[] };
+      const pod = check.results.find((r) => r.category === 'injected-pods' && r.message.startsWith('agents/coder-0'));
+      expect(pod).toMatchObject({ status: 'warn', message: expect.stringContaining('policy a1a1a1a1a1a1'), hint: `runs policy a1a1a1a1a1a1, ConfigMap ${RELEASE_NS}/${OBJECT} holds a4a4a4a4a4a4: the sidecar has not taken it (it refused it, has not read it yet, or may not read it): read its policy_load events and logs` });
+    } finally {
+      await cluster.request('admin', 'DELETE', '/api/v1/namespaces/agents/pods/coder-0');
+      await sidecar.stop();
+    }
+  }, 120_000);
 });

@@ -269,6 +269,8 @@ class Checker {
   settingsSource: SettingsSource = settingsSourceOf(undefined);
   /** from the webhook's config.yaml (read by interception()); undefined: no webhook config read */
   policySource: PolicyBundleSource | undefined;
+  /** policy.bundle release: the revision of the release namespace's bundle, once it verified */
+  releaseBundle: { object: string; revision: string } | undefined;
   /** the agent namespaces' labels (read by agentNamespaces()): SluicePolicy bindings select by them */
   readonly namespaceLabels = new Map<string, Record<string, string>>();
   readonly #c: KubeClient;
@@ -600,6 +602,7 @@ class Checker {
         try {
           const bundle = await readBundleBytes(bytes, `configmap ${object}`, { verification: bundleVerification(parsed.data)! });
           this.add(cat, 'ok', `policy: ${object} verifies with the key of ${where} (${parsed.data.algorithm}${bundle.signature?.keyId ? `, key id ${bundle.signature.keyId}` : ''}), revision ${bundle.revision || '(none)'}`);
+          if (bundle.revision) this.releaseBundle = { object, revision: bundle.revision };
         } catch (err) {
           if (!(err instanceof BundleError)) throw err;
           this.add(cat, 'fail', `policy: the sidecars of ${where} refuse ${object}: ${err.message} (${err.code}); they keep their last good bundle, or deny every request`, `sign it with the private key of sidecar.config.policy.verification: ${create}`);
@@ -689,6 +692,9 @@ class Checker {
           }
           expected ??= revisions.get(key);
         }
+        // policy.bundle release: nothing is mounted; the pod should run the release namespace's bundle
+        const release = expected === undefined ? this.releaseBundle : undefined;
+        if (release) expected = release.revision;
         let running: string | undefined;
         const sidecar = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].find((c) => c.name === SIDECAR_CONTAINER) as { ports?: { name?: string; containerPort: number }[] } | undefined;
         const port = sidecar?.ports?.find((p) => p.name === 'sluice-admin')?.containerPort;
@@ -696,10 +702,11 @@ class Checker {
           const res = await rawGet(this.#c, `/api/v1/namespaces/${encodeURIComponent(pod.metadata.namespace ?? '')}/pods/${encodeURIComponent(pod.metadata.name ?? '')}:${port}/proxy/metrics`).catch(() => undefined);
           running = res?.status === 200 ? metricRevision(res.body) : undefined;
         }
-        const facts = `sidecar ${version}, policy ${running ?? (expected ? `${expected} (from the ConfigMap; pod ${pod.status?.phase ?? 'unknown'})` : 'unknown')}`;
+        const facts = `sidecar ${version}, policy ${running ?? (expected ? `${expected} (from the ConfigMap${release ? ` ${release.object}` : ''}; pod ${pod.status?.phase ?? 'unknown'})` : 'unknown')}`;
         const problems: string[] = [];
         if (webhookVersion && version !== webhookVersion) problems.push(`injected by ${version}, the webhook is ${webhookVersion}: restart the pod to get the current sidecar`);
-        if (running && expected && running !== expected) problems.push(`runs policy ${running}, the ConfigMap holds ${expected}: the sidecar reloads it when the kubelet refreshes the mounted ConfigMap (usually a minute or two); if it stays behind, read the sidecar's logs`);
+        if (release && running && running.split('+org.')[0] !== expected) problems.push(`runs policy ${running}, ConfigMap ${release.object} holds ${expected}: the sidecar has not taken it (it refused it, has not read it yet, or may not read it): read its policy_load events and logs`);
+        else if (!release && running && expected && running !== expected) problems.push(`runs policy ${running}, the ConfigMap holds ${expected}: the sidecar reloads it when the kubelet refreshes the mounted ConfigMap (usually a minute or two); if it stays behind, read the sidecar's logs`);
         if (problems.length) this.add(cat, 'warn', `${id}: ${facts}`, problems.join('; '));
         else this.add(cat, 'ok', `${id}: ${facts}`);
       }

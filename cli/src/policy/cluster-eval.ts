@@ -63,6 +63,14 @@ export function staleCheck(plan: ClusterPlan, cluster: ClusterPolicy, localRevis
       : `the sidecar image carries the default library: use kubectl-sluice ${plan.versions.join('/') || 'of the installed version'} (its policy/bundle.tar.gz), or check out that release and \`make policy\`, then pass --bundle policies/build/bundle.tar.gz`;
   if (plan.expected) {
     if (bundleRevisionOf(localRevision) === plan.expected.revision) return { ok: true, warnings };
+    if (plan.clusterBundle && cluster.customBundle) {
+      // The cluster's own bundle is not what its sidecars run: they refused it, have not read it yet, or cannot.
+      return {
+        ok: false,
+        warnings,
+        message: `the sidecars in ${cluster.namespace} run policy revision ${plan.expected.revision} (from ${plan.expected.from}), ConfigMap ${cluster.customBundle.object} holds ${localRevision || '(no revision)'}: they have not taken it (refused, not read yet, or not readable for them: \`kubectl sluice check\` and their policy_load events say which); --allow-stale evaluates the ConfigMap's bundle anyway`,
+      };
+    }
     return {
       ok: false,
       warnings,
