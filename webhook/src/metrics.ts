@@ -14,9 +14,14 @@ export interface WebhookMetrics {
   certNotAfter: Gauge;
 }
 
+/** Closed label sets (what the handlers pass to inc()/observe()). */
+export const ENDPOINTS = ['mutate', 'validate'] as const;
+export const OPERATIONS = ['CREATE', 'UPDATE', 'CONNECT', 'unknown'] as const;
+export const REVIEW_RESULTS = ['patched', 'unchanged', 'skipped', 'allowed', 'denied', 'malformed', 'error'] as const;
+
 export function registerWebhookMetrics(registry: Registry): WebhookMetrics {
   const registers = [registry];
-  return {
+  const metrics: WebhookMetrics = {
     reviews: new Counter({
       name: 'sluice_webhook_reviews_total',
       help: 'AdmissionReviews answered, by endpoint (mutate|validate), operation and result (patched|unchanged|skipped|allowed|denied|malformed|error)',
@@ -42,4 +47,15 @@ export function registerWebhookMetrics(registry: Registry): WebhookMetrics {
     certReloads: new Counter({ name: 'sluice_webhook_cert_reloads_total', help: 'Serving certificate loads by result (success|failure)', labelNames: ['result'], registers }),
     certNotAfter: new Gauge({ name: 'sluice_webhook_cert_expiry_timestamp_seconds', help: 'notAfter of the serving certificate in use (Unix seconds)', registers }),
   };
+  // Every series of the closed label sets exists at zero from start-up: a series born on its first
+  // increment has no earlier sample, so rate()/increase() miss it (a first review error would not
+  // count towards SluiceWebhookErrors, a first failed certificate reload not fire its alert).
+  for (const endpoint of ENDPOINTS) {
+    for (const operation of OPERATIONS) for (const result of REVIEW_RESULTS) metrics.reviews.inc({ endpoint, operation, result }, 0);
+    metrics.duration.zero({ endpoint });
+    metrics.malformed.inc({ endpoint }, 0);
+    metrics.errors.inc({ endpoint }, 0);
+  }
+  for (const result of ['success', 'failure']) metrics.certReloads.inc({ result }, 0);
+  return metrics;
 }

@@ -25,9 +25,12 @@ export interface CredentialMetrics {
   expiry: Gauge<'provider'>;
 }
 
+/** The four provider names the `provider` label takes (docs/metrics.md). */
+export const PROVIDERS = ['aws-sts', 'oauth2-token-exchange', 'kubernetes', 'static-secret'] as const;
+
 export function registerCredentialMetrics(registry: Registry, secondsToExpiry: () => Map<string, number> = () => new Map()): CredentialMetrics {
   const r = [registry];
-  return {
+  const metrics: CredentialMetrics = {
     issued: new Counter({ name: 'sluice_credentials_issued_total', help: 'Credentials issued by a provider (jit="false": static secret reads)', labelNames: ['provider', 'jit'], registers: r }),
     cacheHits: new Counter({ name: 'sluice_credentials_cache_hits_total', help: 'Credential lookups served from the cache', labelNames: ['provider'], registers: r }),
     cacheMisses: new Counter({ name: 'sluice_credentials_cache_misses_total', help: 'Credential lookups that waited for an issuance', labelNames: ['provider'], registers: r }),
@@ -47,4 +50,18 @@ export function registerCredentialMetrics(registry: Registry, secondsToExpiry: (
       },
     }),
   };
+  // Every provider's series exist at zero from start-up: a series born on its first increment has
+  // no earlier sample, so increase()/rate() on the dashboards would miss a first issuance. (errors
+  // is by code too, an open set: its series still appear on first failure.)
+  for (const provider of PROVIDERS) {
+    for (const jit of ['true', 'false']) {
+      metrics.issued.inc({ provider, jit }, 0);
+      metrics.injected.inc({ provider, jit }, 0);
+    }
+    metrics.cacheHits.inc({ provider }, 0);
+    metrics.cacheMisses.inc({ provider }, 0);
+    metrics.echoesRedacted.inc({ provider }, 0);
+    metrics.issueSeconds.zero({ provider });
+  }
+  return metrics;
 }
