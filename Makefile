@@ -8,7 +8,7 @@ OPA := $(CURDIR)/.tools/bin/opa
 POLICY_SOURCES := $(wildcard policies/rego/*.rego) $(shell find policies/data -name '*.json')
 BUNDLE := policies/build/bundle.tar.gz
 
-.PHONY: all tools tools-base base-deps deps policy demo test image chart release cli-bundle bench bench-policy bench-webhook bench-masking bench-credentials bench-audit bench-proxy bench-startup schemas clean test-cluster demo-cluster
+.PHONY: all tools tools-base base-deps deps policy demo test image chart release cli-bundle bench bench-policy bench-webhook bench-masking bench-credentials bench-audit bench-proxy bench-startup schemas clean test-cluster demo-cluster demo-cluster-cni
 .DEFAULT_GOAL := all
 all: policy
 
@@ -66,6 +66,11 @@ test-cluster: deps policy
 # with what happened. Needs root; tears everything down at the end and on Ctrl-C.
 demo-cluster: deps policy
 	$(NODE) e2e/cluster/demo-cluster.ts
+
+# The same story with interception.mode cni (the sluice node agent installs each pod's rules,
+# docs/cni.md) in an agent namespace that enforces Pod Security "restricted". Needs root.
+demo-cluster-cni: deps policy
+	$(NODE) e2e/cluster/demo-cluster.ts --cni
 
 # OCI image archives for the sidecar and the webhook, without a Docker daemon (charts/images).
 image: deps policy
