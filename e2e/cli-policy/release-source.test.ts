@@ -142,6 +142,16 @@ describe('policy.bundle release', () => {
     }
   }, 120_000);
 
+  test('with --bundle, a refused release bundle\u2019s revision is not taken for what the sidecars run (said on stderr)', async () => {
+    await putBundle(archive(unsigned.path));
+    const res = await cli(['policy', 'eval', '-i', inputFile('agents'), '--cluster', '--bundle', unsigned.path]);
+    expect(res.code).toBe(0);
+    expect(res.err).toContain(`note: ConfigMap ${RELEASE_NS}/${OBJECT} is refused by the sidecars' key (`);
+    expect(res.err).toContain('(bundle.unsigned)): its revision a2a2a2a2a2a2 is not taken for what they run');
+    expect(JSON.parse(res.out)).toMatchObject({ cluster: { bundle: { revision: 'a2a2a2a2a2a2', from: 'local' } } });
+    expect(JSON.parse(res.out)).not.toHaveProperty('cluster.running_revision');
+  }, 60_000);
+
   test('the object missing, or the archive as text data: refused with bundle.object_missing / bundle.object_no_archive; check fails with how to create it', async () => {
     await cluster.request('admin', 'DELETE', `${CM_PATH}/${OBJECT}`);
     const missing = await cli(['policy', 'eval', '-i', inputFile('agents'), '--cluster']);

@@ -66,6 +66,20 @@ function verificationOf(cluster: ClusterPolicy, io: Io): BundleVerification | un
   return bundleVerification(parsed.data);
 }
 
+/** Why the sidecars would refuse the release namespace's bundle, or undefined (taken, or a key file not readable here). */
+async function releaseRefusal(cluster: ClusterPolicy, path: string, object: string, io: Io): Promise<string | undefined> {
+  try {
+    const verification = verificationOf(cluster, io);
+    if (!verification) return undefined;
+    await readBundleBytes(await readFile(path), `configmap ${object}`, { verification });
+    return undefined;
+  } catch (err) {
+    if (err instanceof BundleError) return `${err.message} (${err.code})`;
+    if (err instanceof CliError) return err.message;
+    throw err;
+  }
+}
+
 export interface ClusterLoadOptions {
   /** the namespace whose sidecars count; default: -n, else the kubeconfig context's */
   namespace?: string | undefined;
@@ -90,6 +104,17 @@ export async function loadClusterPolicy(flags: ClusterFlags, o: ClusterLoadOptio
   if (cluster.releaseProblem && o.bundle === undefined) {
     const p = cluster.releaseProblem;
     throw new CliError(`the sidecars in ${namespace} have no bundle to take from ConfigMap ${p.object} (policy.bundle release): ${p.message} (${p.code})`, EXIT_FAILED);
+  }
+  const release = cluster.customBundle;
+  if (o.bundle !== undefined && release?.release && release.revision) {
+    // A local build is compared with the release bundle's revision when no sidecar reports one: only
+    // with a bundle the sidecars would take, not one they refuse (unsigned, another key, tampered).
+    const refused = await releaseRefusal(cluster, release.path, release.object, io);
+    if (refused) {
+      io.err(`note: ConfigMap ${release.object} is refused by the sidecars' key (${refused}): its revision ${release.revision} is not taken for what they run\n`);
+      const { revision: _dropped, ...rest } = release;
+      cluster.customBundle = rest;
+    }
   }
   const plan = planClusterEvaluation(cluster, { bundle: o.bundle, defaultBundle: o.defaultBundle });
   let bundle: PolicyBundle;
