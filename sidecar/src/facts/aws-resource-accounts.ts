@@ -6,7 +6,7 @@
 // EventBridge bus, a Kinesis stream, a KMS key, a DynamoDB table shared with "*") receives
 // whatever the agent sends. It must never throw and never report fewer accounts than the service
 // would act on: a value it cannot read makes the whole answer unknown (undefined), never [].
-import { decodedBodyPrefix } from './body-prefix.ts';
+import { decodedWholeBody } from './body-prefix.ts';
 import { decodePercent, hostName } from './request.ts';
 import type { FactsRequest } from './request.ts';
 
@@ -278,7 +278,9 @@ function cborPairs(body: Buffer, out: Set<string>): void {
 // --- XML (S3 bucket configuration): every text that is an ARN, and <Account>/<AccountId> -----------
 
 const XML_ACCOUNT_ELEMENTS = new Set(['Account', 'AccountId', 'ExpectedBucketOwner']);
-const XML_TOKEN = /<(\/?)([A-Za-z_][\w.:-]*)[^>]*>|([^<]+)/g;
+// A tag skips quoted attribute values whole (a `>` inside quotes does not end it) and cannot run
+// past another `<`; anything else that starts with `<` is a stray one (group 4): unreadable. Linear.
+const XML_TOKEN = /<(\/?)([A-Za-z_][\w.:-]*)(?![\w.:-])(?:[^<>"']|"[^"<]*"|'[^'<]*')*>|([^<]+)|(<)/g;
 
 function xmlText(raw: string): string {
   return raw.replace(/&(#x[0-9a-fA-F]+|#\d+|amp|lt|gt|quot|apos);/g, (_m, e: string) => {
@@ -290,9 +292,11 @@ function xmlText(raw: string): string {
 
 function xmlPairs(text: string, out: Set<string>): void {
   // Comments, CDATA, DOCTYPE and processing instructions can split or hide a text node: unreadable.
-  if (text.includes('<!') || text.replace(/^\uFEFF?\s*<\?xml[^>]*\?>/, '').includes('<?')) throw new Unreadable();
+  const body = text.replace(/^\uFEFF?\s*<\?xml[^>]*\?>/, '');
+  if (body.includes('<!') || body.includes('<?')) throw new Unreadable();
   let element = '';
-  for (const m of text.matchAll(XML_TOKEN)) {
+  for (const m of body.matchAll(XML_TOKEN)) {
+    if (m[4] !== undefined) throw new Unreadable();
     if (m[2] !== undefined) {
       element = m[1] === '/' ? '' : m[2].slice(m[2].indexOf(':') + 1);
       continue;
@@ -370,9 +374,9 @@ export function resourceAccounts(req: FactsRequest, inputs: ResourceInputs, body
     );
     if (inputs.bodyKind !== undefined) {
       if (!bodyComplete) return undefined;
-      const decoded = body === undefined ? Buffer.alloc(0) : decodedBodyPrefix(req, body, maxBytes);
-      // A decoded body that fills the cap may have been cut: its end is unknown.
-      if (decoded === undefined || (body !== undefined && decoded !== body && decoded.length >= maxBytes)) return undefined;
+      // Decoded whole or not at all: a body cut at the cap would hide what follows the cut.
+      const decoded = body === undefined ? Buffer.alloc(0) : decodedWholeBody(req, body, maxBytes);
+      if (decoded === undefined) return undefined;
       if (decoded.length > 0) {
         if (inputs.bodyKind === 'json') jsonPairs(decoded.toString('utf8'), out);
         else if (inputs.bodyKind === 'cbor') cborPairs(decoded, out);

@@ -36,6 +36,24 @@ export function decodedBodyPrefix(req: FactsRequest, prefix: Buffer, maxOutput: 
   return Buffer.alloc(0);
 }
 
+/**
+ * A whole body decoded, or undefined when it is not all there: an unknown encoding, a corrupt or
+ * cut stream, or more than `maxOutput` decoded bytes. Parsers that judge a body as complete use
+ * this, never the prefix decoder above, whose retry-shorter answer is a cut body that looks whole.
+ */
+export function decodedWholeBody(req: FactsRequest, body: Buffer, maxOutput: number): Buffer | undefined {
+  const encoding = bodyEncoding(req);
+  if (encoding === 'unreadable') return undefined;
+  if (encoding === 'identity') return body.length <= maxOutput ? body : undefined;
+  try {
+    // The default finish flush: a stream that does not end where the body ends throws.
+    if (encoding === 'br') return brotliDecompressSync(body, { maxOutputLength: maxOutput });
+    return (encoding === 'gzip' ? gunzipSync : inflateSync)(body, { maxOutputLength: maxOutput });
+  } catch {
+    return undefined;
+  }
+}
+
 function inflatePrefix(encoding: 'gzip' | 'deflate' | 'br', input: Buffer, maxOutputLength: number): Buffer {
   if (encoding === 'br') return brotliDecompressSync(input, { finishFlush: constants.BROTLI_OPERATION_FLUSH, maxOutputLength });
   const opts = { finishFlush: constants.Z_SYNC_FLUSH, maxOutputLength };

@@ -6,7 +6,7 @@
 // (a top-level array), a query sent twice, a non-string query or a body it cannot read whole gives
 // no facts (unknown), never "no content".
 import type { GraphqlFacts } from '../../../api/src/index.ts';
-import { decodedBodyPrefix } from './body-prefix.ts';
+import { decodedWholeBody } from './body-prefix.ts';
 import { declaredBodyLength, headerOf } from './request.ts';
 import type { FactsRequest } from './request.ts';
 
@@ -184,12 +184,12 @@ export function graphqlFacts(req: FactsRequest, shape: GraphqlRequestShape, body
     if (body === undefined || declaredBodyLength(req) !== body.length) return undefined;
     const type = headerOf(req, 'content-type')?.toLowerCase() ?? 'application/json';
     if (type.startsWith('application/graphql')) {
-      const decoded = decodedBodyPrefix(req, body, MAX_GRAPHQL_BODY);
-      if (decoded === undefined || (decoded !== body && decoded.length >= MAX_GRAPHQL_BODY)) return undefined;
+      const decoded = decodedWholeBody(req, body, MAX_GRAPHQL_BODY);
+      if (decoded === undefined) return undefined;
       docs = [decoded.toString('utf8')];
     } else {
-      const decoded = decodedBodyPrefix(req, body, MAX_GRAPHQL_BODY);
-      if (decoded === undefined || (decoded !== body && decoded.length >= MAX_GRAPHQL_BODY)) return undefined;
+      const decoded = decodedWholeBody(req, body, MAX_GRAPHQL_BODY);
+      if (decoded === undefined) return undefined;
       const queries = topLevelQueries(decoded.toString('utf8'));
       if (queries === undefined) return undefined;
       docs = queries;

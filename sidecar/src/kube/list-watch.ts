@@ -112,6 +112,7 @@ export class ListWatch<T> {
   }
 
   async #sleep(ms: number): Promise<void> {
+    if (this.#stopped) return;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, ms);
       this.#wake = () => {
@@ -160,6 +161,8 @@ export class ListWatch<T> {
             });
           },
         );
+        // stop() while the watch was connecting found no handle to abort: end it now, not at its timeout.
+        if (this.#stopped) this.#handle.abort();
         backoff = this.#o.minBackoffMs;
         const watchedFrom = Date.now();
         const ended = await this.#handle.done;

@@ -71,11 +71,18 @@ function startsWith(b: Buffer, sig: readonly number[], at = 0): boolean {
  * bytes other than whitespace and ESC), or
  * `text` (everything else: it is scanned).
  */
-export function sniffResponseBody(prefix: Buffer): BodyKind {
+/** A known file format by its signature (gzip, or a binary format); undefined when none matches. */
+export function fileSignatureKind(prefix: Buffer): 'gzip' | 'binary' | undefined {
   if (startsWith(prefix, [0x1f, 0x8b, 0x08])) return 'gzip';
   if (MAGIC.some((sig) => startsWith(prefix, sig))) return 'binary';
   if (startsWith(prefix, [0x66, 0x74, 0x79, 0x70], 4)) return 'binary'; // MP4, MOV, HEIC, AVIF
   if (prefix.length >= 262 && prefix.subarray(257, 262).toString('latin1') === 'ustar') return 'binary'; // tar
+  return undefined;
+}
+
+export function sniffResponseBody(prefix: Buffer): BodyKind {
+  const signature = fileSignatureKind(prefix);
+  if (signature) return signature;
   // NULs mark binary data, except UTF-16 text (every other byte NUL), which decoded views read;
   // so do other control bytes than whitespace and ESC (text never holds them).
   let nul = 0;
@@ -336,6 +343,11 @@ export function sniffedStagesChooser(o: ResponseMaskOptions, binary: 'pass' | 'r
     if (kind === 'gzip' && unpackGzip) {
       const guard = inflationGuard(limits);
       return [guard.encoded, zlib.createGunzip(), guard.decoded, ...textMaskingStages(o), zlib.createGzip({ level: 4 })];
+    }
+    // Passing unmasked needs a real file signature: a NUL or control byte alone is something an
+    // upstream echoing the agent's input can put in the first bytes of text, so that gets the raw masker.
+    if (binary === 'pass' && kind === 'binary' && fileSignatureKind(prefix) === undefined) {
+      return [maskingTransform({ masker: o.masker, direction: 'response', onRedaction: o.onRedaction })];
     }
     return raw();
   };

@@ -121,6 +121,8 @@ interface Descriptor {
 export interface OciClientOptions {
   credentials?: { username: string; password: string } | undefined;
   timeoutMs?: number;
+  /** Whole-request limit, body included (undici's timeouts bound idle gaps only: a byte every few seconds would never end). */
+  deadlineMs?: number;
   /** Connections to the registry (the sidecar's upstream agent: its roots, its name overrides); closed by close(). */
   dispatcher: Dispatcher;
 }
@@ -234,7 +236,10 @@ export class OciClient {
   async #send(url: URL, headers: Record<string, string>): Promise<Dispatcher.ResponseData> {
     try {
       // undici's request() follows no redirect by itself: #get handles them, dropping credentials off-origin.
-      return await request(url, { method: 'GET', dispatcher: this.#dispatcher, headers, headersTimeout: this.#o.timeoutMs ?? 10_000, bodyTimeout: this.#o.timeoutMs ?? 10_000 });
+      const timeout = this.#o.timeoutMs ?? 10_000;
+      // The signal also ends the body's read (readLimited), so a trickling registry fails the round instead of holding it.
+      const signal = AbortSignal.timeout(this.#o.deadlineMs ?? Math.max(60_000, timeout * 6));
+      return await request(url, { method: 'GET', dispatcher: this.#dispatcher, headers, headersTimeout: timeout, bodyTimeout: timeout, signal });
     } catch (err) {
       const e = err as { code?: string; cause?: { code?: string }; message?: string };
       throw new BundleError('bundle.source_unreachable', `${this.source}: ${url.host} unreachable (${e.cause?.code ?? e.code ?? e.message ?? 'error'})`);
@@ -279,18 +284,24 @@ export class OciClient {
 async function readLimited(body: Dispatcher.ResponseData['body'], limit: number, truncate: boolean, source = ''): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) {
-      if (truncate) {
-        chunks.push(chunk.subarray(0, chunk.length - (size - limit)));
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > limit) {
+        if (truncate) {
+          chunks.push(chunk.subarray(0, chunk.length - (size - limit)));
+          body.destroy();
+          break;
+        }
         body.destroy();
-        break;
+        throw new BundleError('bundle.too_large', `${source}: more than ${limit} bytes`);
       }
-      body.destroy();
-      throw new BundleError('bundle.too_large', `${source}: more than ${limit} bytes`);
+      chunks.push(chunk);
     }
-    chunks.push(chunk);
+  } catch (err) {
+    if (err instanceof BundleError) throw err;
+    body.destroy();
+    throw new BundleError('bundle.source_unreachable', `${source}: reading the answer failed (${(err as Error).name}: ${(err as Error).message})`);
   }
   return Buffer.concat(chunks);
 }

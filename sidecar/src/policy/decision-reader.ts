@@ -10,6 +10,9 @@ export type DecisionRead = { decision: Decision; why?: undefined } | { decision?
 // Bounded: a policy that interpolates request data into its reasons makes one entry per distinct
 // text; past the bound the cache starts over rather than grow with what the agent sends.
 const MAX_ENTRIES = 1024;
+// A result larger than this (a reason echoing a URL or body) is validated each time, not kept:
+// the bound above then also bounds the bytes held (at most about 1024 × 4 KiB × 2).
+const MAX_CACHED_TEXT = 4096;
 
 export class DecisionReader {
   /** result-set text → JSON of the decision as the schema returned it (its key order included) */
@@ -27,6 +30,7 @@ export class DecisionReader {
     const result = Array.isArray(raw) && raw.length === 1 ? (raw[0] as { result?: unknown } | null)?.result : undefined;
     const parsed = Decision.safeParse(result);
     if (!parsed.success) return { why: result === undefined ? 'policy produced no decision' : describeIssues(parsed.error).join('; ') };
+    if (resultSet.length > MAX_CACHED_TEXT) return { decision: parsed.data };
     if (this.#validated.size >= MAX_ENTRIES) this.#validated.clear();
     this.#validated.set(resultSet, JSON.stringify(parsed.data));
     return { decision: parsed.data };

@@ -191,7 +191,15 @@ export class Gateway {
           refused: (info) => options.events?.refused?.(info),
           handOff: (s, claims) => this.#handOff(s, claims),
         }),
-      onUpgrade: (req, socket, head) => void onUpgrade(req, socket, head, this.#upgrades),
+      // An upgrade that faults is answered 502 and closed: a rejection nobody awaits would end the sidecar.
+      onUpgrade: (req, socket, head) =>
+        void onUpgrade(req, socket, head, this.#upgrades).catch((err: Error) => {
+          try {
+            writeRawAnswer(socket, { status: 502, code: 'sidecar.internal_error', reason: `sidecar error: ${err.message}`, requestId: '-', kind: 'error' });
+          } catch {
+            socket.destroy();
+          }
+        }),
       refuse: (socket, r) => this.#refuseRequest(socket, r),
     });
     this.#front2 = options.http2?.enabled

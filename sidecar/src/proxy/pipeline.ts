@@ -206,9 +206,16 @@ export class Pipeline {
 
   /** Once per request, however it ended: the done handlers, then the one count of the request. */
   #done(ctx: RequestContext): void {
-    requestEnded(this.#d.metrics, ctx);
-    for (const h of this.#h.done) h(ctx);
-    this.#d.requestDone?.(ctx);
+    // Each step on its own: a fault in one (a record that cannot be built) must neither skip the
+    // others nor reject handle(), whose caller does not wait — an unhandled rejection ends the sidecar.
+    const steps = [() => requestEnded(this.#d.metrics, ctx), ...this.#h.done.map((h) => () => h(ctx)), () => this.#d.requestDone?.(ctx)];
+    for (const step of steps) {
+      try {
+        step();
+      } catch (err) {
+        process.emitWarning(`sluice: a done-phase step failed (sidecar.internal_error): ${(err as Error).message}`);
+      }
+    }
   }
 }
 

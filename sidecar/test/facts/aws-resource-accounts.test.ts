@@ -13,6 +13,7 @@ import { BatchWriteItemCommand, DynamoDBClient, PutItemCommand, TransactWriteIte
 import { Facts } from '../../../api/src/index.ts';
 import type { AwsFacts } from '../../../api/src/index.ts';
 import { bodyPrefixNeeded, deriveFacts, moreBodyNeeded } from '../../src/facts/derive-facts.ts';
+import { resourceAccounts } from '../../src/facts/aws-resource-accounts.ts';
 import type { FactsRequest } from '../../src/facts/derive-facts.ts';
 
 const credentials = { accessKeyId: 'SLUICEPLACEHOLDER', secretAccessKey: 'sluice-placeholder' };
@@ -234,6 +235,35 @@ describe('JSON protocol calls signed with SigV4', () => {
     const body = gzipSync(JSON.stringify({ KeyId: `arn:aws:kms:eu-west-1:${FOREIGN}:key/k`, Plaintext: 'eA==' }));
     const c = await sign('kms', 'kms.eu-west-1.amazonaws.com', { headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': 'TrentService.Encrypt', 'content-encoding': 'gzip' }, body });
     expect(awsFactsOf(c)).toMatchObject({ resource_accounts: [FOREIGN] });
+  });
+});
+
+describe('bodies written to hide an account', () => {
+  const notification = (xml: string) =>
+    sign('s3', 'acme-a.s3.eu-west-1.amazonaws.com', { method: 'PUT', path: '/', query: { notification: '' }, headers: { 'content-type': 'application/xml' }, body: xml });
+  const topic = `arn:aws:sns:eu-west-1:${FOREIGN}:t`;
+
+  test('a `>` inside a quoted XML attribute does not end the tag: the ARN after it is still read', async () => {
+    for (const attr of ['x=">"', "x='>'"]) {
+      const c = await notification(`<NotificationConfiguration><TopicConfiguration><Topic ${attr}>${topic}</Topic><Event>s3:ObjectCreated:*</Event></TopicConfiguration></NotificationConfiguration>`);
+      expect(awsFactsOf(c)).toMatchObject({ resource_accounts: [FOREIGN] });
+    }
+  });
+
+  test('a stray `<` (a tag that never closes) makes the XML unreadable, not empty', async () => {
+    for (const xml of [`<NotificationConfiguration><Topic>${topic}</Topic><`, `<a${'<a'.repeat(2000)}`, `<${'a'.repeat(4000)}`]) {
+      expect(awsFactsOf(await notification(xml))).not.toHaveProperty('resource_accounts');
+    }
+  });
+
+  test('a compressed body that decodes past the cap is unknown, never read as if it ended at the cap', async () => {
+    const params = new URLSearchParams({ Action: 'SendMessage', Pad: 'A'.repeat(40_000), QueueUrl: `https://sqs.eu-west-1.amazonaws.com/${FOREIGN}/q`, MessageBody: 'm' }).toString();
+    const c = await sign('sqs', 'sqs.eu-west-1.amazonaws.com', { headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-encoding': 'gzip' }, body: gzipSync(params) });
+    // The parser itself, given the whole compressed body as complete (16 KiB cap, the default).
+    expect(resourceAccounts(c.req, { bodyKind: 'form' }, c.body, true, 16 * 1024)).toBeUndefined();
+    // The same body uncompressed and within the cap is read.
+    const small = await sign('sqs', 'sqs.eu-west-1.amazonaws.com', { headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-encoding': 'gzip' }, body: gzipSync(params.replace(/Pad=A+&/, '')) });
+    expect(resourceAccounts(small.req, { bodyKind: 'form' }, small.body, true, 16 * 1024)).toEqual([FOREIGN]);
   });
 });
 

@@ -47,6 +47,8 @@ beforeAll(async () => {
   const ca = await createTestCa();
   api = await startHttpsUpstream(ca, ['registry.npmjs.org', 'api.openai.com', 'paste.example'], (req, res, body) => {
     if (req.url === '/leaky') return void res.writeHead(200, { 'content-type': 'application/json' }).end(LEAKY);
+    // An image label over text an upstream echoed after a NUL byte: binary by its bytes, but no image.
+    if (req.url === '/image-nul-secret') return void res.writeHead(200, { 'content-type': 'image/png' }).end(Buffer.concat([Buffer.from([0, 1, 2]), Buffer.from(LEAKY)]));
     if (req.url === '/leaky-gzip') return void res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' }).end(gzipSync(LEAKY));
     const octet = OCTET[req.url ?? ''];
     if (octet) {
@@ -132,6 +134,14 @@ describe('response framing under a binary label', () => {
     expect(r.headers['content-length']).toBe(String(Buffer.byteLength(r.body)));
     expect(r.headers.etag).toBe('W/"v1"');
     expect(r.headers['content-md5']).toBeUndefined();
+  });
+});
+
+describe('a body that only looks binary', () => {
+  test('under an image label, a NUL byte first does not let the text after it pass unmasked (no file signature)', async () => {
+    const out = await curl(['https://registry.npmjs.org/image-nul-secret']);
+    expect(out).not.toContain(AWS_SECRET);
+    expect(out).toContain('[REDACTED:');
   });
 });
 
