@@ -3,6 +3,7 @@
 // charts/test/metrics.test.ts fails when a metric or a label here and in the code disagree, and
 // e2e/chart/promql.test.ts proves every metric a dashboard or an alert uses reaches Prometheus.
 import type { ExportedMetric } from './metric-exporters.ts';
+import { PROVIDER_NAMES } from '../../sidecar/src/credentials/providers.ts';
 
 /** label → the values it takes, in words (every label of every metric; bounded by construction). */
 export const LABEL_VALUES: Readonly<Record<string, Readonly<Record<string, string>>>> = {
@@ -33,7 +34,7 @@ export const LABEL_VALUES: Readonly<Record<string, Readonly<Record<string, strin
   sluice_masking_scanned_bytes_total: { direction: '`request`, `response`' },
   sluice_masking_pack_verdicts_total: { verdict: '`clean`, `secrets`, `unscannable`', reason: 'the unscannable reason code, else empty' },
   sluice_masking_responses_cut_total: { code: '`masking.decompression_bomb`, `masking.bad_encoding`, `dlp.undecodable_body`, `dlp.unmaskable_secret`, `dlp.decode_*`, `masking.stream_error`' },
-  sluice_credentials_issued_total: { provider: '`aws-sts`, `oauth2-token-exchange`, `kubernetes`, `static-secret`', jit: '`true`, `false` (a static secret)' },
+  sluice_credentials_issued_total: { provider: PROVIDER_NAMES.map((p) => `\`${p}\``).join(', '), jit: '`true`, `false` (a static secret)' },
   sluice_credentials_cache_hits_total: { provider: 'as above' },
   sluice_credentials_cache_misses_total: { provider: 'as above' },
   sluice_credentials_errors_total: { provider: 'as above', code: '`credentials.*` error codes' },

@@ -1,26 +1,22 @@
-// Just-in-time credentials for the sidecar: builds the providers named in config (aws-sts,
-// oauth2-token-exchange, kubernetes, static-secret) over one cache and one set of metrics, and
-// declares credentials' work in the request pipeline (`feature`: before-forward injects, last in
-// that phase; response-headers overwrites echoes). The rest of the sidecar sees only this surface.
+// Just-in-time credentials for the sidecar: builds every provider of the registry (providers.ts)
+// from its config section over one cache and one set of metrics, and declares credentials' work in
+// the request pipeline (`feature`: before-forward injects, last in that phase; response-headers
+// overwrites echoes). The rest of the sidecar sees only this surface; it names no provider.
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Dispatcher } from 'undici';
 import type { Feature } from '../proxy/pipeline.ts';
-import { createAssumeRoleClient } from './aws/assume-role.ts';
 import type { AssumeRoleClient, PodRef } from './aws/assume-role.ts';
-import { AwsStsProvider } from './aws/aws-sts-provider.ts';
-import { KubernetesTokenProvider } from './bearer/kubernetes-token.ts';
-import { StaticSecretProvider } from './bearer/static-secret.ts';
-import { TokenExchangeProvider } from './bearer/token-exchange.ts';
 import { CredentialCache } from './credential-cache.ts';
 import type { CredentialsConfig } from './credentials-config.ts';
 import { credentialsPhases } from './request-phases.ts';
 import { CredentialError } from './errors.ts';
 import { registerCredentialMetrics } from './metrics.ts';
 import type { CredentialMetrics } from './metrics.ts';
-import type { CredentialProvider } from './provider.ts';
+import type { CredentialProvider, ProviderContext, ProviderModule } from './provider.ts';
 import { projectedTokenPath } from './projected-token.ts';
 import { dispatcherFor } from './provider-http.ts';
+import { PROVIDER_MODULES } from './providers.ts';
 
 export { CredentialsConfig } from './credentials-config.ts';
 export type { CredentialsConfigInput } from './credentials-config.ts';
@@ -28,6 +24,8 @@ export { CredentialError } from './errors.ts';
 export type { CredentialErrorCode } from './errors.ts';
 export { registerCredentialMetrics } from './metrics.ts';
 export type { CredentialMetrics } from './metrics.ts';
+export { PROVIDER_NAMES } from './providers.ts';
+export type { ProviderName } from './providers.ts';
 
 export interface CredentialsDeps {
   registry: Registry;
@@ -85,19 +83,29 @@ export function createCredentials(config: CredentialsConfig, deps: CredentialsDe
   });
   const timeoutMs = config.providerTimeoutMs;
   const owned: Dispatcher[] = [];
-  const own = (d: Dispatcher) => {
-    if (d !== deps.upstream) owned.push(d);
-    return d;
+  const closers: (() => void)[] = [];
+  const ctx: ProviderContext = {
+    cache,
+    metrics,
+    now,
+    timeoutMs,
+    pod: deps.pod,
+    upstream: deps.upstream,
+    tokenPath: (audience) => projectedTokenPath(config.tokenDir, audience, config.tokenFiles),
+    dispatcherFor: (caFile) => {
+      const d = dispatcherFor(caFile, deps.upstream, timeoutMs);
+      if (d !== deps.upstream) owned.push(d);
+      return d;
+    },
+    onClose: (fn) => closers.push(fn),
+    ...(deps.assumeRoleClient ? { assumeRoleClient: deps.assumeRoleClient } : {}),
   };
-
-  const tokenPath = (audience: string) => projectedTokenPath(config.tokenDir, audience, config.tokenFiles);
-  const stsClient = deps.assumeRoleClient ?? createAssumeRoleClient(config.aws, deps.upstream, timeoutMs);
-  const add = (p: CredentialProvider) => providers.set(p.name, p);
-  add(new AwsStsProvider({ config: config.aws, tokenPath, pod: deps.pod, cache, client: stsClient, now, onResigned: (s) => metrics.resignSeconds.observe(s) }));
-  const exchangeDispatchers = new Map(Object.entries(config.tokenExchange).map(([name, p]) => [name, own(dispatcherFor(p.caFile, deps.upstream, timeoutMs))]));
-  add(new TokenExchangeProvider({ profiles: config.tokenExchange, tokenPath, cache, dispatcher: (name) => exchangeDispatchers.get(name) ?? deps.upstream, timeoutMs, now }));
-  add(new KubernetesTokenProvider({ config: config.kubernetes, podNamespace: deps.pod.namespace, cache, dispatcher: config.kubernetes.serviceAccount ? own(dispatcherFor(config.kubernetes.caFile, deps.upstream, timeoutMs)) : deps.upstream, timeoutMs, now }));
-  add(new StaticSecretProvider({ secrets: config.static, cache, now }));
+  for (const m of PROVIDER_MODULES as readonly ProviderModule[]) {
+    // The section was parsed by m.config (CredentialsConfig is built from the same modules).
+    const p = m.create((config as unknown as Record<string, unknown>)[m.configKey], ctx);
+    if (p.name !== m.name || p.jit !== m.jit) throw new Error(`credential provider ${m.name} built a provider named ${p.name} (jit ${p.jit})`);
+    providers.set(p.name, p);
+  }
 
   return {
     feature: { name: 'credentials', phases: credentialsPhases({ providers, metrics, ...(deps.log ? { log: deps.log } : {}) }) },
@@ -105,7 +113,7 @@ export function createCredentials(config: CredentialsConfig, deps: CredentialsDe
     cache,
     providers,
     async close() {
-      stsClient.close();
+      for (const fn of closers) fn();
       cache.clear();
       await Promise.all(owned.map((d) => d.close()));
     },

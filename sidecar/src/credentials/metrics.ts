@@ -1,8 +1,9 @@
-// Metrics of credential injection. Labels are bounded: `provider` is one of four names, `code`
-// one of the CredentialError codes, `jit` true/false, `result` hit/miss. Never a role, host,
-// audience or value: a credential never reaches a label or a help text.
+// Metrics of credential injection. Labels are bounded: `provider` is a registered provider's name
+// (providers.ts), `code` one of the CredentialError codes, `jit` true/false, `result` hit/miss.
+// Never a role, host, audience or value: a credential never reaches a label or a help text.
 import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Registry } from 'prom-client';
+import { PROVIDER_NAMES } from './providers.ts';
 
 export interface CredentialMetrics {
   /** Credentials minted (or, for static secrets, read) from a provider. */
@@ -24,9 +25,6 @@ export interface CredentialMetrics {
   /** Seconds until the soonest-expiring cached credential of each provider expires. */
   expiry: Gauge<'provider'>;
 }
-
-/** The four provider names the `provider` label takes (docs/metrics.md). */
-export const PROVIDERS = ['aws-sts', 'oauth2-token-exchange', 'kubernetes', 'static-secret'] as const;
 
 export function registerCredentialMetrics(registry: Registry, secondsToExpiry: () => Map<string, number> = () => new Map()): CredentialMetrics {
   const r = [registry];
@@ -53,7 +51,7 @@ export function registerCredentialMetrics(registry: Registry, secondsToExpiry: (
   // Every provider's series exist at zero from start-up: a series born on its first increment has
   // no earlier sample, so increase()/rate() on the dashboards would miss a first issuance. (errors
   // is by code too, an open set: its series still appear on first failure.)
-  for (const provider of PROVIDERS) {
+  for (const provider of PROVIDER_NAMES) {
     for (const jit of ['true', 'false']) {
       metrics.issued.inc({ provider, jit }, 0);
       metrics.injected.inc({ provider, jit }, 0);

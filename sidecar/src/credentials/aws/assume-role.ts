@@ -6,9 +6,9 @@
 // named by the STS error code only.
 import type * as StsSdk from '@aws-sdk/client-sts';
 import type { Dispatcher } from 'undici';
-import type { AwsRole, AwsStsConfig } from '../credentials-config.ts';
+import type { AwsRole, AwsStsConfig } from './index.ts';
 import { CredentialError } from '../errors.ts';
-import { PROVIDER } from './resign.ts';
+import { PROVIDER } from './index.ts';
 import type { AwsCredentials } from './resign.ts';
 import { UndiciRequestHandler } from './undici-request-handler.ts';
 

@@ -5,14 +5,15 @@
 import { Readable } from 'node:stream';
 import type { UpstreamRequest } from '../../proxy/request-context.ts';
 import type { CredentialCache } from '../credential-cache.ts';
-import type { AwsStsConfig } from '../credentials-config.ts';
+import type { AwsStsConfig } from './index.ts';
 import { CredentialError } from '../errors.ts';
 import { readTokenFile } from '../projected-token.ts';
 import { specString } from '../provider.ts';
 import type { CredentialProvider, CredentialSpec, Injection, InjectionTarget } from '../provider.ts';
 import { arnAccount, selectRole, sessionNameFor } from './assume-role.ts';
 import type { AssumeRoleClient, PodRef } from './assume-role.ts';
-import { PROVIDER, inspectAwsRequest, resignAwsRequest } from './resign.ts';
+import { PROVIDER } from './index.ts';
+import { inspectAwsRequest, resignAwsRequest } from './resign.ts';
 import type { AwsCredentials, BucketOwners } from './resign.ts';
 
 export interface AwsStsProviderDeps {

@@ -17,8 +17,9 @@ import { PRESIGN_PARAMS, SIGV2_PRESIGN_PARAMS, parseQuery, payloadMode, readAgen
 import type { AgentSignature, QueryParam, SigningScope } from './agent-signature.ts';
 import { resignAwsChunked } from './aws-chunked.ts';
 import { EMPTY_SHA256, declaredHashGuard, readBounded, replay } from './payload.ts';
+import { PROVIDER } from './index.ts';
 
-export const PROVIDER = 'aws-sts';
+export { PROVIDER };
 
 export interface AwsCredentials {
   accessKeyId: string;

@@ -4,18 +4,57 @@
 // The agent gets scoped, expiring API access and never the pod's own token; what the minted token
 // may do is that service account's RBAC, and which accounts may be minted is the sidecar's RBAC
 // (`create` on serviceaccounts/token) plus `allowedServiceAccounts` here.
+// Config: `credentials.kubernetes`.
 import type { Dispatcher } from 'undici';
+import { z } from 'zod';
 import type { UpstreamRequest } from '../../proxy/request-context.ts';
 import type { CredentialCache, Issued } from '../credential-cache.ts';
-import { hostAllowed } from '../credentials-config.ts';
-import type { KubernetesTokenConfig } from '../credentials-config.ts';
 import { CredentialError } from '../errors.ts';
 import { readTokenFile } from '../projected-token.ts';
+import { HostPattern, Seconds, Url, hostAllowed } from '../provider-config.ts';
 import { answerError, callProvider, errorCodeOf, isHeaderSafe } from '../provider-http.ts';
-import { setCredentialHeader, specString } from '../provider.ts';
+import { defineProvider, setCredentialHeader, specString } from '../provider.ts';
 import type { CredentialProvider, CredentialSpec, Injection, InjectionTarget } from '../provider.ts';
 
 const PROVIDER = 'kubernetes';
+
+export const KubernetesTokenConfig = z
+  .object({
+    /** API server for TokenRequest. */
+    apiServer: Url.default('https://kubernetes.default.svc'),
+    /** The sidecar's own token (it authenticates the TokenRequest). */
+    tokenFile: z.string().default('/var/run/secrets/kubernetes.io/serviceaccount/token'),
+    caFile: z.string().optional(),
+    /** Service account whose tokens the agent's calls carry; absent: the provider is not configured. */
+    serviceAccount: z.string().min(1).optional(),
+    /** Namespace of that service account; default the pod's own. */
+    namespace: z.string().min(1).optional(),
+    /** Other service accounts a decision may ask for (`credential.service_account`). */
+    allowedServiceAccounts: z.array(z.string().min(1)).default([]),
+    audiences: z.array(z.string().min(1)).default([]),
+    expirationSeconds: Seconds(600, 86_400).default(600),
+    hosts: z.array(HostPattern).default(['kubernetes.default.svc', 'kubernetes.default.svc.cluster.local', 'kubernetes.default', 'kubernetes']),
+  })
+  .strict();
+
+export type KubernetesTokenConfig = z.infer<typeof KubernetesTokenConfig>;
+
+export const kubernetesTokenProvider = defineProvider({
+  name: PROVIDER,
+  configKey: 'kubernetes',
+  config: KubernetesTokenConfig.prefault({}),
+  jit: true,
+  create: (config, ctx) =>
+    new KubernetesTokenProvider({
+      config,
+      podNamespace: ctx.pod.namespace,
+      cache: ctx.cache,
+      // Without a service account the provider refuses every request: no dispatcher of its own.
+      dispatcher: config.serviceAccount ? ctx.dispatcherFor(config.caFile) : ctx.upstream,
+      timeoutMs: ctx.timeoutMs,
+      now: ctx.now,
+    }),
+});
 
 export function tokenRequestBody(audiences: readonly string[], expirationSeconds: number): string {
   return JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { audiences: [...audiences], expirationSeconds } });

@@ -1,18 +1,41 @@
 // The static-secret provider: the explicit fallback for upstreams with no token service. The value
 // is read from a Secret mounted only into the sidecar, re-read every `reloadSeconds` (Secret
 // updates), and injected for the hosts the secret names — never for any other host, whatever the
-// policy says. It is not just-in-time, and metrics say so (jit="false").
+// policy says. It is not just-in-time, and metrics say so (jit="false"). Config: `credentials.static`,
+// secrets by name.
 import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
 import type { UpstreamRequest } from '../../proxy/request-context.ts';
 import type { CredentialCache, Issued } from '../credential-cache.ts';
-import { hostAllowed } from '../credentials-config.ts';
-import type { StaticSecret } from '../credentials-config.ts';
 import { CredentialError } from '../errors.ts';
+import { HeaderName, HostPattern, ProfileName, Scheme, Seconds, hostAllowed } from '../provider-config.ts';
 import { isHeaderSafe } from '../provider-http.ts';
-import { setCredentialHeader, specString } from '../provider.ts';
+import { defineProvider, setCredentialHeader, specString } from '../provider.ts';
 import type { CredentialProvider, CredentialSpec, Injection, InjectionTarget } from '../provider.ts';
 
 const PROVIDER = 'static-secret';
+
+export const StaticSecret = z
+  .object({
+    /** File of a mounted Secret (only the sidecar mounts it). */
+    file: z.string().min(1),
+    header: HeaderName.default('authorization'),
+    scheme: Scheme.default('Bearer'),
+    hosts: z.array(HostPattern).min(1),
+    /** How long a read value is used before the file is read again (Secret updates). */
+    reloadSeconds: Seconds(1, 86_400).default(60),
+  })
+  .strict();
+
+export type StaticSecret = z.infer<typeof StaticSecret>;
+
+export const staticSecretProvider = defineProvider({
+  name: PROVIDER,
+  configKey: 'static',
+  config: z.record(ProfileName, StaticSecret).default({}),
+  jit: false,
+  create: (secrets, ctx) => new StaticSecretProvider({ secrets, cache: ctx.cache, now: ctx.now }),
+});
 
 export interface StaticSecretDeps {
   secrets: Readonly<Record<string, StaticSecret>>;

@@ -3,19 +3,59 @@
 // (audience, scope, resource), cached until shortly before it expires and injected as
 // `Authorization: Bearer` (or a configured header) for the hosts the profile allows. The agent's
 // own Authorization is dropped.
+// Config: `credentials.tokenExchange`, profiles by name.
 import { readFile } from 'node:fs/promises';
 import type { Dispatcher } from 'undici';
+import { z } from 'zod';
 import type { UpstreamRequest } from '../../proxy/request-context.ts';
 import type { CredentialCache, Issued } from '../credential-cache.ts';
-import { hostAllowed } from '../credentials-config.ts';
-import type { TokenExchangeProfile } from '../credentials-config.ts';
 import { CredentialError } from '../errors.ts';
 import { jwtTimes, readTokenFile } from '../projected-token.ts';
+import { HeaderName, HostPattern, ProfileName, Scheme, Seconds, Url, hostAllowed } from '../provider-config.ts';
 import { answerError, callProvider, errorCodeOf, isHeaderSafe } from '../provider-http.ts';
-import { setCredentialHeader, specString } from '../provider.ts';
+import { defineProvider, setCredentialHeader, specString } from '../provider.ts';
 import type { CredentialProvider, CredentialSpec, Injection, InjectionTarget } from '../provider.ts';
 
 const PROVIDER = 'oauth2-token-exchange';
+
+export const TokenExchangeProfile = z
+  .object({
+    tokenEndpoint: Url,
+    /** Audience of the projected token sent as subject_token. */
+    subjectTokenAudience: z.string().min(1),
+    subjectTokenType: z.string().default('urn:ietf:params:oauth:token-type:jwt'),
+    requestedTokenType: z.string().optional(),
+    /** Defaults for the exchange; a decision may override them (`audience`, `scope`, `resource`). */
+    audience: z.string().optional(),
+    scope: z.string().optional(),
+    resource: z.string().optional(),
+    /** Client authentication (client_secret_basic when a secret file is given, else client_id in the form). */
+    clientId: z.string().optional(),
+    clientSecretFile: z.string().optional(),
+    /** CA for the token endpoint; default: the sidecar's upstream trust. */
+    caFile: z.string().optional(),
+    header: HeaderName.default('authorization'),
+    scheme: Scheme.default('Bearer'),
+    /** Destinations this token may be sent to. */
+    hosts: z.array(HostPattern).min(1),
+    /** Lifetime assumed when the endpoint omits expires_in. */
+    defaultExpiresInSeconds: Seconds(30, 86_400).default(300),
+  })
+  .strict();
+
+export type TokenExchangeProfile = z.infer<typeof TokenExchangeProfile>;
+
+export const tokenExchangeProvider = defineProvider({
+  name: PROVIDER,
+  configKey: 'tokenExchange',
+  config: z.record(ProfileName, TokenExchangeProfile).default({}),
+  jit: true,
+  create: (profiles, ctx) => {
+    // One dispatcher per profile with its own CA, made (and its CA file read) at start-up.
+    const dispatchers = new Map(Object.entries(profiles).map(([name, p]) => [name, ctx.dispatcherFor(p.caFile)]));
+    return new TokenExchangeProvider({ profiles, tokenPath: ctx.tokenPath, cache: ctx.cache, dispatcher: (name) => dispatchers.get(name) ?? ctx.upstream, timeoutMs: ctx.timeoutMs, now: ctx.now });
+  },
+});
 const GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 
 export interface ExchangeParams {
