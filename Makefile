@@ -51,7 +51,7 @@ schemas: deps
 	$(NODE) api/scripts/generate-schemas.ts
 
 demo: base-deps policy
-	$(NODE) sidecar/src/demo/main.ts
+	$(NODE) demo/main.ts
 
 test: deps policy
 	$(NODE) tools/run-tests.ts

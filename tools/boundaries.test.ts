@@ -22,12 +22,15 @@ describe('import boundaries', () => {
   });
 
   test.each([
-    ['api/src/codes.ts', 'sidecar/src/policy/engine.ts', /api\/src may not import/],
-    ['webhook/src/guard.ts', 'sidecar/src/policy/engine.ts', /webhook\/src may not import/],
+    ['api/src/codes.ts', 'lib/src/policy/engine.ts', /api\/src may not import/],
+    ['webhook/src/guard.ts', 'lib/src/policy/engine.ts', /webhook\/src may not import/],
+    ['lib/src/policy/engine.ts', 'sidecar/src/proxy/gateway.ts', /lib\/src may not import/],
+    ['sidecar/src/main.ts', 'demo/main.ts', /sidecar\/src may not import/],
     ['sidecar/src/proxy/gateway.ts', 'webhook/src/config.ts', /sidecar\/src may not import/],
     ['sidecar/src/proxy/gateway.ts', 'cli/src/main.ts', /sidecar\/src may not import/],
     ['sidecar/src/proxy/gateway.ts', 'sidecar/test/support/opa-build.ts', /imports test code/],
-    ['sidecar/src/proxy/gateway.ts', 'e2e/support/sidecar/upstreams.ts', /imports test code/],
+    ['sidecar/src/proxy/gateway.ts', 'testkit/sidecar/upstreams.ts', /imports test code/],
+    ['lib/src/audit/chain.ts', 'testkit/policy/opa-build.ts', /imports test code/],
     ['webhook/src/guard.ts', 'webhook/test/support/fixtures.ts', /imports test code/],
     ['cli/src/commands/replay.ts', 'e2e/support/kube/harness.ts', /imports test code/],
     ['cli/src/commands/replay.ts', 'sidecar/src/proxy/gateway.ts', /the CLI imports only api/],
@@ -40,14 +43,17 @@ describe('import boundaries', () => {
   test.each([
     ['sidecar/src/proxy/gateway.ts', 'api/src/index.ts'],
     ['webhook/src/guard.ts', 'api/src/labels.ts'],
-    ['sidecar/test/proxy/gateway.test.ts', 'e2e/support/sidecar/upstreams.ts'],
-    ['cli/src/commands/replay.ts', 'sidecar/src/audit/chain.ts'], // allow-listed until the shared library lands
-    ['webhook/test/approvals/rules.test.ts', 'sidecar/test/approvals/sample-approval.ts'], // allow-listed until testkit/
+    ['sidecar/test/proxy/gateway.test.ts', 'testkit/sidecar/upstreams.ts'],
+    ['cli/src/commands/replay.ts', 'lib/src/audit/chain.ts'],
+    ['sidecar/src/policy/policy-loader.ts', 'lib/src/policy/engine.ts'],
+    ['webhook/test/approvals/rules.test.ts', 'testkit/approvals/sample-approval.ts'],
+    ['demo/proxy-session.ts', 'testkit/sidecar/test-sidecar.ts'],
   ])('%s -> %s is allowed', (from, to) => {
     expect(boundaryViolation(from, to)).toBeUndefined();
   });
 
-  test('an allow-listed test helper is still a leak from production code', () => {
-    expect(boundaryViolation('sidecar/src/main.ts', 'sidecar/test/support/opa-build.ts')).toMatch(/imports test code/);
+  test('a shared test helper is still a leak from production code', () => {
+    expect(boundaryViolation('sidecar/src/main.ts', 'testkit/policy/opa-build.ts')).toMatch(/imports test code/);
+    expect(boundaryViolation('cli/src/main.ts', 'testkit/webhook/fixtures.ts')).toMatch(/imports test code/);
   });
 });

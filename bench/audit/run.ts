@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { AuditRecord } from '../../api/src/index.ts';
-import { verifyChain } from '../../sidecar/src/audit/chain.ts';
+import { verifyChain } from '../../lib/src/audit/chain.ts';
 import type { AuditConfigInput } from '../../sidecar/src/audit/config.ts';
 import { AuditRecorder } from '../../sidecar/src/audit/recorder.ts';
 import { VictoriaLogsServer } from '../../e2e/support/logstore/victoria-logs.ts';

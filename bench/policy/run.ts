@@ -14,8 +14,8 @@ import { loadPolicy } from '@open-policy-agent/opa-wasm';
 import { POLICY_ENTRYPOINT } from '../../api/src/index.ts';
 import type { PolicyInput } from '../../api/src/index.ts';
 import { loadDecisionCases } from '../../policies/cases/cases.ts';
-import { readBundle } from '../../sidecar/src/policy/bundle.ts';
-import { PolicyEngine } from '../../sidecar/src/policy/engine.ts';
+import { readBundle } from '../../lib/src/policy/bundle.ts';
+import { PolicyEngine } from '../../lib/src/policy/engine.ts';
 import { percentile, sortedCopy, table } from '../lib/stats.ts';
 import { SdkPathEngine } from './sdk-path.ts';
 

@@ -5,7 +5,7 @@ import { loadPolicy } from '@open-policy-agent/opa-wasm';
 import type { LoadedPolicy } from '@open-policy-agent/opa-wasm';
 import { Decision, POLICY_ENTRYPOINT, engineDeny } from '../../api/src/index.ts';
 import type { PolicyInput } from '../../api/src/index.ts';
-import type { PolicyBundle } from '../../sidecar/src/policy/bundle.ts';
+import type { PolicyBundle } from '../../lib/src/policy/bundle.ts';
 
 const encoder = new TextEncoder();
 

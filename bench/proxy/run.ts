@@ -27,7 +27,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { freePort } from '../../e2e/support/kube/cluster.ts';
-import { createTestCa } from '../../e2e/support/sidecar/upstreams.ts';
+import { createTestCa } from '../../testkit/sidecar/upstreams.ts';
 import { mintLeafCertificate } from '../../sidecar/src/tls/leaf-certificates.ts';
 import { summarizeCpuProfile } from '../lib/cpu-profile.ts';
 import type { CpuProfile, CpuProfileSummary } from '../lib/cpu-profile.ts';
@@ -430,7 +430,7 @@ interface ProfileRun {
 
 /** Where the lead asked to look, and what the first profiles pointed at. */
 const HOTSPOTS = [
-  { label: 'policy evaluation (PolicyEngine.evaluate: input serialisation, opa-wasm, Decision parse)', functionName: 'evaluate', urlIncludes: 'sidecar/src/policy/engine.ts' },
+  { label: 'policy evaluation (PolicyEngine.evaluate: input serialisation, opa-wasm, Decision parse)', functionName: 'evaluate', urlIncludes: 'lib/src/policy/engine.ts' },
   { label: 'facts (deriveFacts)', functionName: 'deriveFacts', urlIncludes: 'sidecar/src/facts/derive-facts.ts' },
   { label: 'request summary (summarizeRequest)', functionName: 'summarizeRequest', urlIncludes: 'sidecar/src/proxy/request-summary.ts' },
   { label: 'stream.pipeline teardown (finishImpl: builds ERR_STREAM_DESTROYED + AbortError per request)', functionName: 'finishImpl', urlIncludes: 'node:internal/streams/pipeline' },

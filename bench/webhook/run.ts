@@ -21,7 +21,7 @@ import { TestCA } from '../../e2e/support/kube/pki.ts';
 import { parseWebhookConfig } from '../../webhook/src/config.ts';
 import { guardPodCreate } from '../../webhook/src/guard.ts';
 import { planInjection } from '../../webhook/src/inject.ts';
-import { alice, loadPod } from '../../webhook/test/support/fixtures.ts';
+import { alice, loadPod } from '../../testkit/webhook/fixtures.ts';
 import { admissionReview } from '../../webhook/test/support/reviews.ts';
 
 const { values } = parseArgs({

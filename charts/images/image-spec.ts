@@ -43,8 +43,8 @@ export const ALTERNATIVES: Readonly<Record<string, string>> = {
 /** Paths dropped from unpacked packages: documentation and translations nothing at run time reads. */
 export const DROPPED_PATHS = ['usr/share/doc', 'usr/share/man', 'usr/share/info', 'usr/share/locale', 'usr/share/lintian', 'usr/share/bug', 'usr/share/bash-completion'];
 
-/** Repository paths never copied into /app: tests and the developer demo (which imports e2e support). */
-export const APP_EXCLUDED = /(^|\/)(test|testdata)(\/|$)|^sidecar\/src\/demo(\/|$)/;
+/** Repository paths never copied into /app: tests and their data. */
+export const APP_EXCLUDED = /(^|\/)(test|testdata)(\/|$)/;
 
 /** Files dropped from node_modules: source maps, type declarations and markdown (licences stay). */
 export const DROPPED_MODULE_FILES = /\.(map|d\.ts|d\.mts|d\.cts|md|markdown)$/;
@@ -82,7 +82,7 @@ export const IMAGES: Readonly<Record<Component, ImageSpec>> = {
     cmd: ['proxy'],
     packages: [...BASE_PACKAGES, ...NETWORK_PACKAGES],
     // cni/src: the sluice node agent (interception.mode cni) runs from this image too.
-    appDirs: ['api/src', 'sidecar/src', 'cni/src'],
+    appDirs: ['api/src', 'lib/src', 'sidecar/src', 'cni/src'],
     appFiles: [POLICY_BUNDLE_FILE],
   },
   webhook: {

@@ -11,7 +11,7 @@ import { effectiveSluicePolicy } from '../../api/src/index.ts';
 import { SidecarConfig, loadSidecarConfig } from '../../sidecar/src/config/sidecar-config.ts';
 import type { SidecarConfig as SidecarConfigT } from '../../sidecar/src/config/sidecar-config.ts';
 import { projectedTokenPath } from '../../sidecar/src/credentials/projected-token.ts';
-import { containerEnv } from '../../sidecar/test/config/settings-volume.ts';
+import { containerEnv } from '../../testkit/config/settings-volume.ts';
 import { parseWebhookConfig } from '../../webhook/src/config.ts';
 import { renderInjection } from '../../webhook/src/render.ts';
 import type { Rendered } from '../../webhook/src/render.ts';

@@ -11,7 +11,7 @@ import { delimiter, join } from 'node:path';
 import type { Command } from 'commander';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Dispatcher } from 'undici';
-import type { KubeRest, KubeSource } from '../../sidecar/src/approvals/kube-rest.ts';
+import type { KubeRest, KubeSource } from '../../lib/src/approvals/kube-rest.ts';
 import { CliError, EXIT_USAGE } from './errors.ts';
 
 export interface GlobalKubeFlags {
@@ -161,7 +161,7 @@ export async function kubeClient(flags: GlobalKubeFlags, where: Environment = pr
   const source = pickKubeSource(flags, where);
   // Loaded on use: @kubernetes/client-node takes about a second to import, which the verbs that
   // never talk to a cluster (policy eval, replay, verify, completion) would otherwise pay too.
-  const { KubeRest, contextNamespace, loadKubeConfig } = await import('../../sidecar/src/approvals/kube-rest.ts');
+  const { KubeRest, contextNamespace, loadKubeConfig } = await import('../../lib/src/approvals/kube-rest.ts');
   let kc: KubeConfig;
   try {
     kc = loadKubeConfig(source);

@@ -10,7 +10,7 @@ import { describe, expect, jest, test } from '@jest/globals';
 import type { ApprovalRequest, ApprovalRequestStatus } from '../../api/src/index.ts';
 import { approvalsTable, shortDuration } from '../src/commands/approvals.ts';
 import { standingGrants } from '../src/commands/revoke.ts';
-import { sampleApproval } from '../../sidecar/test/approvals/sample-approval.ts';
+import { sampleApproval } from '../../testkit/approvals/sample-approval.ts';
 
 const bin = join(import.meta.dirname, '..', 'bin', 'kubectl-sluice.js');
 // Each case starts the real CLI (about half a second, several under a loaded parallel run).

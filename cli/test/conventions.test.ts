@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from '@jest/globals';
 import { parse as parseYaml } from 'yaml';
-import { sampleApproval } from '../../sidecar/test/approvals/sample-approval.ts';
+import { sampleApproval } from '../../testkit/approvals/sample-approval.ts';
 import { TestCA } from '../../e2e/support/kube/pki.ts';
 import { approvalsTable } from '../src/commands/approvals.ts';
 import { checkText, clockSkew, CRDS, metricRevision, MIN_KUBE_VERSION, podSecurityCheck, servingCertCheck, versionAtLeast } from '../src/commands/check.ts';

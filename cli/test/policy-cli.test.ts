@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { agentInput } from '../../policies/cases/cases.ts';
-import { repoRoot, scratchDir } from '../../sidecar/test/support/opa-build.ts';
+import { repoRoot, scratchDir } from '../../testkit/policy/opa-build.ts';
 
 const bin = join(repoRoot, 'cli', 'bin', 'kubectl-sluice.js');
 

@@ -9,7 +9,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeF
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { readBundle } from '../../sidecar/src/policy/bundle.ts';
+import { readBundle } from '../../lib/src/policy/bundle.ts';
 import { parseRuleIndex, scanRules } from '../src/policy/rule-index.ts';
 import { exitedRows } from '../src/policy/rule-provenance.ts';
 

@@ -7,8 +7,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../src/main.ts';
-import { nextMessage, openClient, startFront, startRecorder, startUpstream } from '../../e2e/support/sidecar/websocket-path.ts';
-import type { Upstream } from '../../e2e/support/sidecar/websocket-path.ts';
+import { nextMessage, openClient, startFront, startRecorder, startUpstream } from '../../testkit/sidecar/websocket-path.ts';
+import type { Upstream } from '../../testkit/sidecar/websocket-path.ts';
 
 const AWS_ID = 'AKIAQ4T7ZK2MWX3RPL6N';
 let upstream: Upstream;

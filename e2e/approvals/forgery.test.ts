@@ -9,12 +9,12 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
 import type { ApprovalRequest } from '../../api/src/index.ts';
-import { ApprovalApi } from '../../sidecar/src/approvals/approval-api.ts';
+import { ApprovalApi } from '../../lib/src/approvals/approval-api.ts';
 import { draftApproval } from '../../sidecar/src/approvals/approval-draft.ts';
-import { KubeRest, loadKubeConfig } from '../../sidecar/src/approvals/kube-rest.ts';
-import { approvalLabelValue } from '../../sidecar/src/approvals/labels.ts';
+import { KubeRest, loadKubeConfig } from '../../lib/src/approvals/kube-rest.ts';
+import { approvalLabelValue } from '../../lib/src/approvals/labels.ts';
 import { eventually } from '../support/kube/admission.ts';
-import { startTestSidecar } from '../support/sidecar/test-sidecar.ts';
+import { startTestSidecar } from '../../testkit/sidecar/test-sidecar.ts';
 import { AGENT_CONTAINER, ApprovalEnv, NAMESPACE, SERVICE_ACCOUNT, serviceAccountToken, tokenKubeconfig } from './approval-env.ts';
 import type { AgentPod } from './approval-env.ts';
 

@@ -13,8 +13,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import { request } from 'undici';
 import type { AuditEvent, AuditRecord } from '../../api/src/index.ts';
 import { runCli } from '../../cli/src/main.ts';
-import { verifyChain } from '../../sidecar/src/audit/chain.ts';
-import { AuditError } from '../../sidecar/src/audit/errors.ts';
+import { verifyChain } from '../../lib/src/audit/chain.ts';
+import { AuditError } from '../../lib/src/audit/errors.ts';
 import { AuditRecorder } from '../../sidecar/src/audit/recorder.ts';
 import { FaultProxy } from '../support/logstore/fault-proxy.ts';
 import { VictoriaLogsServer } from '../support/logstore/victoria-logs.ts';

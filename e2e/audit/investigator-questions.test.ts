@@ -13,7 +13,7 @@ import type { AuditRecord } from '../../api/src/index.ts';
 import { auditTrail } from '../../charts/src/dashboards/audit-trail.ts';
 import { buildDashboard, dashboardLogsQueries } from '../../charts/src/dashboards/panels.ts';
 import type { DashboardJson } from '../../charts/src/dashboards/panels.ts';
-import { verifyChain } from '../../sidecar/src/audit/chain.ts';
+import { verifyChain } from '../../lib/src/audit/chain.ts';
 import { AuditRecorder } from '../../sidecar/src/audit/recorder.ts';
 import { VictoriaLogsServer } from '../support/logstore/victoria-logs.ts';
 

@@ -13,10 +13,10 @@ import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals
 import pino from 'pino';
 import { parse as parseYaml } from 'yaml';
 import { defaultValues } from '../../charts/src/values-schema.ts';
-import { startTestSidecar } from '../support/sidecar/test-sidecar.ts';
-import type { TestSidecar } from '../support/sidecar/test-sidecar.ts';
-import { createTestCa, echoHandler, startHttpsUpstream } from '../support/sidecar/upstreams.ts';
-import type { TestUpstream } from '../support/sidecar/upstreams.ts';
+import { startTestSidecar } from '../../testkit/sidecar/test-sidecar.ts';
+import type { TestSidecar } from '../../testkit/sidecar/test-sidecar.ts';
+import { createTestCa, echoHandler, startHttpsUpstream } from '../../testkit/sidecar/upstreams.ts';
+import type { TestUpstream } from '../../testkit/sidecar/upstreams.ts';
 
 jest.setTimeout(120_000);
 const run = promisify(execFile);

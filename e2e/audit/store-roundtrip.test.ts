@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { AuditRecord } from '../../api/src/index.ts';
 import { runCli } from '../../cli/src/main.ts';
-import { verifyChain } from '../../sidecar/src/audit/chain.ts';
+import { verifyChain } from '../../lib/src/audit/chain.ts';
 import { AuditRecorder } from '../../sidecar/src/audit/recorder.ts';
 import { VictoriaLogsServer } from '../support/logstore/victoria-logs.ts';
 

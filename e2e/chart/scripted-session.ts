@@ -21,10 +21,10 @@ import { ApprovalEnv, NAMESPACE, SERVICE_ACCOUNT } from '../approvals/approval-e
 import type { AgentPod } from '../approvals/approval-env.ts';
 import { freePort } from '../support/kube/cluster.ts';
 import { VictoriaLogsServer } from '../support/logstore/victoria-logs.ts';
-import { startTestSidecar, defaultBundlePath } from '../support/sidecar/test-sidecar.ts';
-import type { TestSidecar } from '../support/sidecar/test-sidecar.ts';
-import { createTestCa, startHttpUpstream, startHttpsUpstream } from '../support/sidecar/upstreams.ts';
-import type { TestUpstream } from '../support/sidecar/upstreams.ts';
+import { startTestSidecar, defaultBundlePath } from '../../testkit/sidecar/test-sidecar.ts';
+import type { TestSidecar } from '../../testkit/sidecar/test-sidecar.ts';
+import { createTestCa, startHttpUpstream, startHttpsUpstream } from '../../testkit/sidecar/upstreams.ts';
+import type { TestUpstream } from '../../testkit/sidecar/upstreams.ts';
 
 /** A secret the registry "leaks" in a response; the masking engine must redact it. */
 const LEAKED = 'aws_access_key_id = AKIAZ3MHQ7R5WXKN4P2L\nDATABASE_URL=postgres://app:Xk93jdP0qLz7Vb2m@db.internal:5432/app\n';

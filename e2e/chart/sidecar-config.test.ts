@@ -16,8 +16,8 @@ import { SLUICE_POLICY_PATH, effectiveSluicePolicy } from '../../api/src/index.t
 import type { SluicePolicy } from '../../api/src/index.ts';
 import { loadSidecarConfig } from '../../sidecar/src/config/sidecar-config.ts';
 import type { SidecarConfig } from '../../sidecar/src/config/sidecar-config.ts';
-import { containerEnv } from '../../sidecar/test/config/settings-volume.ts';
-import type { PodFields } from '../../sidecar/test/config/settings-volume.ts';
+import { containerEnv } from '../../testkit/config/settings-volume.ts';
+import type { PodFields } from '../../testkit/config/settings-volume.ts';
 import { CHART, helm as runHelm, valuesFile } from '../../charts/test/support/helm.ts';
 import { eventually, pointWebhooksAt } from '../support/kube/admission.ts';
 import type { Manifest } from '../support/kube/admission.ts';

@@ -17,11 +17,11 @@ import { runCli } from '../../cli/src/main.ts';
 import { agentInput } from '../../policies/cases/cases.ts';
 import { eventually } from '../support/kube/admission.ts';
 import { KubeCluster } from '../support/kube/cluster.ts';
-import { defaultBundlePath, startTestSidecar } from '../support/sidecar/test-sidecar.ts';
-import { createTestCa, echoHandler, startHttpsUpstream } from '../support/sidecar/upstreams.ts';
+import { defaultBundlePath, startTestSidecar } from '../../testkit/sidecar/test-sidecar.ts';
+import { createTestCa, echoHandler, startHttpsUpstream } from '../../testkit/sidecar/upstreams.ts';
 import { parseSidecarConfig } from '../../sidecar/src/config/sidecar-config.ts';
 import { ClusterPolicyRuntime } from '../../sidecar/src/policy/cluster-runtime.ts';
-import type { TestSidecar } from '../support/sidecar/test-sidecar.ts';
+import type { TestSidecar } from '../../testkit/sidecar/test-sidecar.ts';
 import { buildBundle, repoRoot, rsaKeyPair } from './support.ts';
 import type { BuiltBundle } from './support.ts';
 

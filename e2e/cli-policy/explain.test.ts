@@ -14,10 +14,10 @@ import { parse as parseYaml } from 'yaml';
 import type { AuditEvent } from '../../api/src/index.ts';
 import { runCli } from '../../cli/src/main.ts';
 import { VictoriaLogsServer } from '../support/logstore/victoria-logs.ts';
-import { startTestSidecar } from '../support/sidecar/test-sidecar.ts';
-import type { TestSidecar } from '../support/sidecar/test-sidecar.ts';
-import { createTestCa, echoHandler, startHttpsUpstream } from '../support/sidecar/upstreams.ts';
-import type { TestUpstream } from '../support/sidecar/upstreams.ts';
+import { startTestSidecar } from '../../testkit/sidecar/test-sidecar.ts';
+import type { TestSidecar } from '../../testkit/sidecar/test-sidecar.ts';
+import { createTestCa, echoHandler, startHttpsUpstream } from '../../testkit/sidecar/upstreams.ts';
+import type { TestUpstream } from '../../testkit/sidecar/upstreams.ts';
 import { buildBundle } from './support.ts';
 
 const run = promisify(execFile);

@@ -17,7 +17,7 @@ import { agentInput } from '../../policies/cases/cases.ts';
 import { eventually } from '../support/kube/admission.ts';
 import { KubeCluster } from '../support/kube/cluster.ts';
 import { tamperedBundle } from '../policy/signed-bundles.ts';
-import { startTestSidecar } from '../support/sidecar/test-sidecar.ts';
+import { startTestSidecar } from '../../testkit/sidecar/test-sidecar.ts';
 import { buildBundle, repoRoot, rsaKeyPair } from './support.ts';
 import type { BuiltBundle } from './support.ts';
 

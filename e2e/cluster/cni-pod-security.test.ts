@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { V1Pod } from '@kubernetes/client-node';
 import fastJsonPatch from 'fast-json-patch';
 import { planInjection } from '../../webhook/src/inject.ts';
-import { alice, loadPod, testConfig } from '../../webhook/test/support/fixtures.ts';
+import { alice, loadPod, testConfig } from '../../testkit/webhook/fixtures.ts';
 import { KubeCluster } from '../support/kube/cluster.ts';
 
 let cluster: KubeCluster;

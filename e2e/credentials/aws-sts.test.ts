@@ -22,8 +22,8 @@ import { mintToken, startStsWorld, writeProjectedToken } from '../support/sts/st
 import type { StsWorld } from '../support/sts/sts-world.ts';
 import type { HopRecord } from '../support/sts/verifying-hop.ts';
 import { refSignHeaders } from '../support/sts/sigv4-reference.ts';
-import { startTestSidecar } from '../support/sidecar/test-sidecar.ts';
-import type { TestSidecar } from '../support/sidecar/test-sidecar.ts';
+import { startTestSidecar } from '../../testkit/sidecar/test-sidecar.ts';
+import type { TestSidecar } from '../../testkit/sidecar/test-sidecar.ts';
 import { Agent } from './agent.ts';
 import { buildDefaultPolicyWith } from './policy-bundle.ts';
 

@@ -8,10 +8,10 @@ import { join } from 'node:path';
 import { AGENT_UID, AgentNetns, SIDECAR_UID, canCreateNetns } from '../support/netns/agent-netns.ts';
 import { startNetnsSidecar } from '../support/netns/netns-sidecar.ts';
 import type { NetnsSidecar } from '../support/netns/netns-sidecar.ts';
-import { createTestCa, startHttpUpstream, startHttpsUpstream } from '../support/sidecar/upstreams.ts';
-import type { TestUpstream } from '../support/sidecar/upstreams.ts';
-import { createBareRepo, gitBackendHandler } from '../support/git/git-backend.ts';
-import { repoRoot } from '../support/sidecar/test-sidecar.ts';
+import { createTestCa, startHttpUpstream, startHttpsUpstream } from '../../testkit/sidecar/upstreams.ts';
+import type { TestUpstream } from '../../testkit/sidecar/upstreams.ts';
+import { createBareRepo, gitBackendHandler } from '../../testkit/git/git-backend.ts';
+import { repoRoot } from '../../testkit/sidecar/test-sidecar.ts';
 
 const support = canCreateNetns();
 const describeNetns = support.ok ? describe : describe.skip;

@@ -12,9 +12,9 @@ import { join } from 'node:path';
 import { AGENT_UID, AgentNetns, canCreateNetns } from '../support/netns/agent-netns.ts';
 import { PORTS, startNetnsSidecar } from '../support/netns/netns-sidecar.ts';
 import type { NetnsSidecar } from '../support/netns/netns-sidecar.ts';
-import { createTestCa, startHttpUpstream, startHttpsUpstream } from '../support/sidecar/upstreams.ts';
-import type { TestUpstream } from '../support/sidecar/upstreams.ts';
-import { repoRoot } from '../support/sidecar/test-sidecar.ts';
+import { createTestCa, startHttpUpstream, startHttpsUpstream } from '../../testkit/sidecar/upstreams.ts';
+import type { TestUpstream } from '../../testkit/sidecar/upstreams.ts';
+import { repoRoot } from '../../testkit/sidecar/test-sidecar.ts';
 
 const support = canCreateNetns();
 const describeNetns = support.ok ? describe : describe.skip;

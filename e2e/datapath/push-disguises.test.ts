@@ -12,10 +12,10 @@ import { join } from 'node:path';
 import { AGENT_UID, AgentNetns, canCreateNetns } from '../support/netns/agent-netns.ts';
 import { startNetnsSidecar } from '../support/netns/netns-sidecar.ts';
 import type { NetnsSidecar } from '../support/netns/netns-sidecar.ts';
-import { createBareRepo, gitBackendHandler } from '../support/git/git-backend.ts';
-import { createTestCa, startHttpsUpstream } from '../support/sidecar/upstreams.ts';
-import type { TestUpstream } from '../support/sidecar/upstreams.ts';
-import { repoRoot } from '../support/sidecar/test-sidecar.ts';
+import { createBareRepo, gitBackendHandler } from '../../testkit/git/git-backend.ts';
+import { createTestCa, startHttpsUpstream } from '../../testkit/sidecar/upstreams.ts';
+import type { TestUpstream } from '../../testkit/sidecar/upstreams.ts';
+import { repoRoot } from '../../testkit/sidecar/test-sidecar.ts';
 
 const support = canCreateNetns();
 const describeNetns = support.ok ? describe : describe.skip;

@@ -2,7 +2,7 @@
 // verdict line is asserted (verdict, code, masked rule names), then the replay and verify of the
 // recorded session — so a demo that prints FAIL, or a right answer read wrongly (an HTTP/2 status
 // line the parser did not know), fails here instead of on a user's first run. Held requests go
-// through the approval round trip (sidecar/src/demo/approvals-api.ts, no cluster): the pod's
+// through the approval round trip (demo/approvals-api.ts, no cluster): the pod's
 // creator is refused by the webhook's rules, a second approver's decision releases the request.
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
@@ -15,7 +15,7 @@ const ROOT = join(import.meta.dirname, '..', '..');
 let out: string;
 beforeAll(async () => {
   // Not a TTY: no colour codes. The demo must finish well inside its own curl timeouts.
-  const r = await run(process.execPath, [join(ROOT, 'sidecar', 'src', 'demo', 'main.ts')], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+  const r = await run(process.execPath, [join(ROOT, 'demo', 'main.ts')], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
   out = r.stdout;
 }, 150_000);
 

@@ -4,7 +4,7 @@
 // and without losing the objects written meanwhile, and events are handled in the order the server
 // sent them, one at a time, even when the handler is slow and asynchronous.
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
-import { KubeRest } from '../../sidecar/src/approvals/kube-rest.ts';
+import { KubeRest } from '../../lib/src/approvals/kube-rest.ts';
 import { ListWatch } from '../../sidecar/src/kube/list-watch.ts';
 import type { ObjectEvent } from '../../sidecar/src/kube/list-watch.ts';
 import { eventually } from '../support/kube/admission.ts';

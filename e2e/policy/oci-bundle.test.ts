@@ -17,10 +17,10 @@ import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals
 import { ProxyAgent, request } from 'undici';
 import { eventually } from '../support/kube/admission.ts';
 import { freePort, startProcess, stopProcess, waitReady } from '../support/kube/cluster.ts';
-import { startTestSidecar } from '../support/sidecar/test-sidecar.ts';
-import type { TestSidecar } from '../support/sidecar/test-sidecar.ts';
-import { createTestCa, startHttpsUpstream } from '../support/sidecar/upstreams.ts';
-import type { TestCa, TestUpstream } from '../support/sidecar/upstreams.ts';
+import { startTestSidecar } from '../../testkit/sidecar/test-sidecar.ts';
+import type { TestSidecar } from '../../testkit/sidecar/test-sidecar.ts';
+import { createTestCa, startHttpsUpstream } from '../../testkit/sidecar/upstreams.ts';
+import type { TestCa, TestUpstream } from '../../testkit/sidecar/upstreams.ts';
 import { buildBundle, rsaKeyPair, tamperedBundle } from './signed-bundles.ts';
 import type { KeyPair } from './signed-bundles.ts';
 

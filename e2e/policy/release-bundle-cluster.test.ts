@@ -19,8 +19,8 @@ import type { K8sObject } from '../../charts/test/support/helm.ts';
 import { eventually } from '../support/kube/admission.ts';
 import { KubeCluster } from '../support/kube/cluster.ts';
 import { serviceAccountToken, tokenKubeconfig } from '../support/kube/tokens.ts';
-import { startTestSidecar } from '../support/sidecar/test-sidecar.ts';
-import type { TestSidecar } from '../support/sidecar/test-sidecar.ts';
+import { startTestSidecar } from '../../testkit/sidecar/test-sidecar.ts';
+import type { TestSidecar } from '../../testkit/sidecar/test-sidecar.ts';
 import { buildBundle, rsaKeyPair } from './signed-bundles.ts';
 import type { KeyPair } from './signed-bundles.ts';
 

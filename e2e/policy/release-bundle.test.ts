@@ -20,10 +20,10 @@ import type { K8sObject } from '../../charts/test/support/helm.ts';
 import { eventually } from '../support/kube/admission.ts';
 import { KubeCluster } from '../support/kube/cluster.ts';
 import { serviceAccountToken, tokenKubeconfig } from '../support/kube/tokens.ts';
-import { startTestSidecar } from '../support/sidecar/test-sidecar.ts';
-import type { TestSidecar } from '../support/sidecar/test-sidecar.ts';
-import { createTestCa, startHttpsUpstream } from '../support/sidecar/upstreams.ts';
-import type { TestCa, TestUpstream } from '../support/sidecar/upstreams.ts';
+import { startTestSidecar } from '../../testkit/sidecar/test-sidecar.ts';
+import type { TestSidecar } from '../../testkit/sidecar/test-sidecar.ts';
+import { createTestCa, startHttpsUpstream } from '../../testkit/sidecar/upstreams.ts';
+import type { TestCa, TestUpstream } from '../../testkit/sidecar/upstreams.ts';
 import { buildBundle, rsaKeyPair, tamperedBundle } from './signed-bundles.ts';
 import type { KeyPair } from './signed-bundles.ts';
 

@@ -7,7 +7,7 @@
 //   node policies/scripts/rule-index.ts BUNDLE.tar.gz REGO_DIR... > rules.json
 import { readFileSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { readBundle } from '../../sidecar/src/policy/bundle.ts';
+import { readBundle } from '../../lib/src/policy/bundle.ts';
 import { buildRuleIndex } from '../../cli/src/policy/rule-index.ts';
 
 const [bundlePath, ...dirs] = process.argv.slice(2);

@@ -10,11 +10,11 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import * as s3 from '@aws-sdk/client-s3';
 import { DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { decisionAction } from '../../api/src/index.ts';
-import { readBundle } from '../../sidecar/src/policy/bundle.ts';
-import { PolicyEngine } from '../../sidecar/src/policy/engine.ts';
+import { readBundle } from '../../lib/src/policy/bundle.ts';
+import { PolicyEngine } from '../../lib/src/policy/engine.ts';
 import { bodyPrefixNeeded, deriveFacts, moreBodyNeeded } from '../../sidecar/src/facts/derive-facts.ts';
 import type { FactsRequest } from '../../sidecar/src/facts/derive-facts.ts';
-import { defaultBundle } from '../../sidecar/test/support/opa-build.ts';
+import { defaultBundle } from '../../testkit/policy/opa-build.ts';
 import { agentInput } from '../cases/cases.ts';
 
 const credentials = { accessKeyId: 'SLUICEPLACEHOLDER', secretAccessKey: 'sluice-placeholder' };

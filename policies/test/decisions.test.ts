@@ -2,9 +2,9 @@
 // engine (not only `opa test`), so what ships is what is tested.
 import { beforeAll, describe, expect, test } from '@jest/globals';
 import { decisionAction } from '../../api/src/index.ts';
-import { readBundle } from '../../sidecar/src/policy/bundle.ts';
-import { PolicyEngine } from '../../sidecar/src/policy/engine.ts';
-import { defaultBundle } from '../../sidecar/test/support/opa-build.ts';
+import { readBundle } from '../../lib/src/policy/bundle.ts';
+import { PolicyEngine } from '../../lib/src/policy/engine.ts';
+import { defaultBundle } from '../../testkit/policy/opa-build.ts';
 import { loadDecisionCases } from '../cases/cases.ts';
 
 const cases = loadDecisionCases();

@@ -26,7 +26,7 @@ import { policySource } from './policy/builtin-bundle.ts';
 import { startConfigMapBundle } from './policy/bundle-configmap.ts';
 import { startOciBundle } from './policy/bundle-oci.ts';
 import { remoteBundleEvents } from './policy/bundle-remote.ts';
-import { PolicyEngine } from './policy/engine.ts';
+import { PolicyEngine } from '../../lib/src/policy/engine.ts';
 import type { ClusterPolicyRuntime } from './policy/cluster-runtime.ts';
 import { registerPolicyMetrics } from './policy/policy-metrics.ts';
 import { Gateway } from './proxy/gateway.ts';

@@ -16,7 +16,7 @@ import { AgentRbacEnsurer, bindingAction, desiredRoleBindings } from '../src/age
 import { parseWebhookConfig } from '../src/config.ts';
 import { registerWebhookMetrics } from '../src/metrics.ts';
 import { createAdmissionApp } from '../src/server.ts';
-import { TESTDATA, baseConfigInput, loadPod } from './support/fixtures.ts';
+import { TESTDATA, baseConfigInput, loadPod } from '../../testkit/webhook/fixtures.ts';
 import { admissionReview } from './support/reviews.ts';
 
 const config = parseWebhookConfig({

@@ -9,7 +9,7 @@ import { checkUID } from '../src/cni-mode.ts';
 import { guardPodCreate } from '../src/guard.ts';
 import { planInjection } from '../src/inject.ts';
 import { renderInjection } from '../src/render.ts';
-import { alice, loadPod, testConfig } from './support/fixtures.ts';
+import { alice, loadPod, testConfig } from '../../testkit/webhook/fixtures.ts';
 
 const cni = testConfig({ interception: { mode: 'cni' } });
 const init = testConfig();

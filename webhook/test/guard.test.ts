@@ -9,7 +9,7 @@ import { ANNOTATION_CREATOR, ANNOTATION_KILL, ANNOTATION_STATUS, LABEL_INJECT, L
 import { guardConnect, guardPodCreate, guardPodUpdate, guardPortForward, guardProxy, normaliseCapability } from '../src/guard.ts';
 import type { GuardContext } from '../src/guard.ts';
 import { planInjection } from '../src/inject.ts';
-import { alice, loadPod, testConfig } from './support/fixtures.ts';
+import { alice, loadPod, testConfig } from '../../testkit/webhook/fixtures.ts';
 
 const { applyPatch } = fastJsonPatch;
 const config = testConfig();

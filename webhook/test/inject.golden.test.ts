@@ -12,7 +12,7 @@ import type { WebhookConfig } from '../src/config.ts';
 import { planInjection } from '../src/inject.ts';
 import type { JsonPatchOp } from '../src/json-patch.ts';
 import { guardPodCreate } from '../src/guard.ts';
-import { TESTDATA, alice, baseConfigInput, loadPod, testConfig } from './support/fixtures.ts';
+import { TESTDATA, alice, baseConfigInput, loadPod, testConfig } from '../../testkit/webhook/fixtures.ts';
 
 interface GoldenCase {
   name: string;

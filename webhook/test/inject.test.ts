@@ -9,7 +9,7 @@ import { planInjection } from '../src/inject.ts';
 import type { MutationContext } from '../src/inject.ts';
 import { pointer } from '../src/json-patch.ts';
 import { renderInjection } from '../src/render.ts';
-import { alice, loadPod, testConfig } from './support/fixtures.ts';
+import { alice, loadPod, testConfig } from '../../testkit/webhook/fixtures.ts';
 
 const config = testConfig();
 const ctx: MutationContext = { namespace: 'agents', namespaceOptedIn: false, userInfo: alice };

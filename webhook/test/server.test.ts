@@ -17,7 +17,7 @@ import type { IssuedCert } from '../../e2e/support/kube/pki.ts';
 import { parseWebhookConfig } from '../src/config.ts';
 import { startWebhookServer } from '../src/server.ts';
 import type { RunningWebhook } from '../src/server.ts';
-import { baseConfigInput, loadPod } from './support/fixtures.ts';
+import { baseConfigInput, loadPod } from '../../testkit/webhook/fixtures.ts';
 import { admissionReview } from './support/reviews.ts';
 
 // Response shapes differ per case (reviews, errors); tests read them loosely.

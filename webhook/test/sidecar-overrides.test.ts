@@ -12,7 +12,7 @@ import { parseWebhookConfig } from '../src/config.ts';
 import { guardPodCreate } from '../src/guard.ts';
 import { planInjection } from '../src/inject.ts';
 import { renderInjection } from '../src/render.ts';
-import { alice, baseConfigInput, loadPod, testConfig } from './support/fixtures.ts';
+import { alice, baseConfigInput, loadPod, testConfig } from '../../testkit/webhook/fixtures.ts';
 
 const { applyPatch } = fastJsonPatch;
 const sidecar = (extra: Record<string, unknown>) => ({ sidecar: { image: 'i', ...extra } });

@@ -6,9 +6,9 @@
 import type { Command } from 'commander';
 import { UNKNOWN_CREATOR_USERNAME } from '../../../api/src/index.ts';
 import type { ApprovalRequest } from '../../../api/src/index.ts';
-import { ApprovalApi } from '../../../sidecar/src/approvals/approval-api.ts';
-import { ApprovalApiError } from '../../../sidecar/src/approvals/errors.ts';
-import type { KubeRest } from '../../../sidecar/src/approvals/kube-rest.ts';
+import { ApprovalApi } from '../../../lib/src/approvals/approval-api.ts';
+import { ApprovalApiError } from '../../../lib/src/approvals/errors.ts';
+import type { KubeRest } from '../../../lib/src/approvals/kube-rest.ts';
 import { CliError, EXIT_FAILED, EXIT_USAGE } from '../errors.ts';
 import { kubeClient } from '../kube.ts';
 import type { GlobalKubeFlags } from '../kube.ts';

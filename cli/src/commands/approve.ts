@@ -4,7 +4,7 @@
 // self-approval and non-approvers, and the API server's refusal is printed as it is.
 import type { Command } from 'commander';
 import type { ApprovalRequest, ApprovalRequestStatus } from '../../../api/src/index.ts';
-import { ApprovalApiError } from '../../../sidecar/src/approvals/errors.ts';
+import { ApprovalApiError } from '../../../lib/src/approvals/errors.ts';
 import { CliError, EXIT_FAILED, EXIT_USAGE } from '../errors.ts';
 import type { Io } from '../program.ts';
 import { addKubeOptions, apiFailure, connect, stateOf } from './approvals.ts';

@@ -5,10 +5,10 @@
 import type { Command } from 'commander';
 import { WebSocketBatchDetail, WebSocketEndDetail } from '../../../api/src/index.ts';
 import type { AuditEvent } from '../../../api/src/index.ts';
-import { SessionSourceError, readSession } from '../../../sidecar/src/audit/session-source.ts';
-import type { SessionSource, StoreSource, StoredItem } from '../../../sidecar/src/audit/session-source.ts';
-import { OmittedStub } from '../../../sidecar/src/audit/chain.ts';
-import { listSessions } from '../../../sidecar/src/audit/session-list.ts';
+import { SessionSourceError, readSession } from '../../../lib/src/audit/session-source.ts';
+import type { SessionSource, StoreSource, StoredItem } from '../../../lib/src/audit/session-source.ts';
+import { OmittedStub } from '../../../lib/src/audit/chain.ts';
+import { listSessions } from '../../../lib/src/audit/session-list.ts';
 import { CliError, EXIT_USAGE } from '../errors.ts';
 import type { Io } from '../program.ts';
 

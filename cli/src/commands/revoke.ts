@@ -3,7 +3,7 @@
 // sees that on its watch and asks again next time. Needs the same approver rights as approve.
 import type { Command } from 'commander';
 import type { ApprovalRequest } from '../../../api/src/index.ts';
-import { podSelector, sessionSelector } from '../../../sidecar/src/approvals/labels.ts';
+import { podSelector, sessionSelector } from '../../../lib/src/approvals/labels.ts';
 import { CliError, EXIT_USAGE } from '../errors.ts';
 import type { Io } from '../program.ts';
 import { addKubeOptions, apiFailure, connect } from './approvals.ts';

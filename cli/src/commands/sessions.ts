@@ -2,8 +2,8 @@
 // counts of requests, holds, denies and masked events — where an investigation starts ("which agent
 // pushed, and when?") before `replay`. Read-only.
 import type { Command } from 'commander';
-import { listSessions } from '../../../sidecar/src/audit/session-list.ts';
-import type { SessionSummary } from '../../../sidecar/src/audit/session-list.ts';
+import { listSessions } from '../../../lib/src/audit/session-list.ts';
+import type { SessionSummary } from '../../../lib/src/audit/session-list.ts';
 import { CliError } from '../errors.ts';
 import { formatData } from '../output.ts';
 import type { Io } from '../program.ts';

@@ -2,10 +2,10 @@
 // (edits, gaps, reordering, forks, truncation). Exit 0: intact; exit 1: broken, naming the first
 // bad seq; exit 2: could not check (bad flags, unreadable source, no events for the session). Read-only.
 import type { Command } from 'commander';
-import { verifyChain } from '../../../sidecar/src/audit/chain.ts';
-import type { VerifyOptions, VerifyResult } from '../../../sidecar/src/audit/chain.ts';
-import { collectSession } from '../../../sidecar/src/audit/session-source.ts';
-import type { StoredItem } from '../../../sidecar/src/audit/session-source.ts';
+import { verifyChain } from '../../../lib/src/audit/chain.ts';
+import type { VerifyOptions, VerifyResult } from '../../../lib/src/audit/chain.ts';
+import { collectSession } from '../../../lib/src/audit/session-source.ts';
+import type { StoredItem } from '../../../lib/src/audit/session-source.ts';
 import { CliError, EXIT_FAILED, EXIT_USAGE } from '../errors.ts';
 import type { Io } from '../program.ts';
 import { addSourceOptions, sourceFailure, sourceFromFlags } from './replay.ts';

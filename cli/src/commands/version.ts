@@ -4,8 +4,8 @@
 // (from the injector's status annotation and the sidecar container's image). Read-only.
 import type { Command } from 'commander';
 import { LABEL_INJECTED, SIDECAR_CONTAINER, ANNOTATION_STATUS } from '../../../api/src/index.ts';
-import { ApprovalApiError } from '../../../sidecar/src/approvals/errors.ts';
-import type { KubeRest } from '../../../sidecar/src/approvals/kube-rest.ts';
+import { ApprovalApiError } from '../../../lib/src/approvals/errors.ts';
+import type { KubeRest } from '../../../lib/src/approvals/kube-rest.ts';
 import { clientBuild } from '../build-info.ts';
 import type { ClientBuild } from '../build-info.ts';
 import { CliError, EXIT_FAILED } from '../errors.ts';

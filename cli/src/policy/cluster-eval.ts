@@ -6,7 +6,7 @@
 // is refused (exit 3) unless the user says --allow-stale, and then it is said on stderr.
 import { clientBuild } from '../build-info.ts';
 import { CliError } from '../errors.ts';
-import type { PolicyBundle } from '../../../sidecar/src/policy/bundle.ts';
+import type { PolicyBundle } from '../../../lib/src/policy/bundle.ts';
 import type { ClusterPolicy } from './cluster-source.ts';
 import { EXIT_REVISION_MISMATCH } from './explain.ts';
 
@@ -22,7 +22,7 @@ export interface ClusterPlan {
   notes: string[];
 }
 
-/** The bundle part of a revision a sidecar reports (`<bundle>+org.<organisation>`, sidecar/src/policy/engine.ts). */
+/** The bundle part of a revision a sidecar reports (`<bundle>+org.<organisation>`, lib/src/policy/engine.ts). */
 export function bundleRevisionOf(revision: string): string {
   return revision.split('+org.')[0] ?? revision;
 }

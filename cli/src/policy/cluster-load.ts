@@ -8,12 +8,12 @@
 // policy.bundle oci: the registry client is the sidecar's (sidecar/src/policy/bundle-oci.ts), which
 // the CLI may not import (tools/boundaries.ts), so --cluster does not pull it: it says so (exit 2)
 // unless --bundle names a local copy, which is then checked against the running revision as usual.
-import { PolicyVerificationConfig, bundleVerification } from '../../../sidecar/src/policy/bundle-signature.ts';
-import type { BundleVerification } from '../../../sidecar/src/policy/bundle-signature.ts';
+import { PolicyVerificationConfig, bundleVerification } from '../../../lib/src/policy/bundle-signature.ts';
+import type { BundleVerification } from '../../../lib/src/policy/bundle-signature.ts';
 import { readFile } from 'node:fs/promises';
-import { BundleError, readBundle, readBundleBytes } from '../../../sidecar/src/policy/bundle.ts';
-import type { PolicyBundle } from '../../../sidecar/src/policy/bundle.ts';
-import type { PolicyEngine } from '../../../sidecar/src/policy/engine.ts';
+import { BundleError, readBundle, readBundleBytes } from '../../../lib/src/policy/bundle.ts';
+import type { PolicyBundle } from '../../../lib/src/policy/bundle.ts';
+import type { PolicyEngine } from '../../../lib/src/policy/engine.ts';
 import { CliError, EXIT_FAILED, EXIT_USAGE } from '../errors.ts';
 import { kubeClient } from '../kube.ts';
 import type { GlobalKubeFlags } from '../kube.ts';

@@ -5,10 +5,10 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { AuditEvent, describeIssues } from '../../../api/src/index.ts';
-import { OmittedStub } from '../../../sidecar/src/audit/chain.ts';
-import { collectSession } from '../../../sidecar/src/audit/session-source.ts';
-import { BundleError, readBundle } from '../../../sidecar/src/policy/bundle.ts';
-import { PolicyEngine } from '../../../sidecar/src/policy/engine.ts';
+import { OmittedStub } from '../../../lib/src/audit/chain.ts';
+import { collectSession } from '../../../lib/src/audit/session-source.ts';
+import { BundleError, readBundle } from '../../../lib/src/policy/bundle.ts';
+import { PolicyEngine } from '../../../lib/src/policy/engine.ts';
 import { sourceFailure, sourceFromFlags } from '../commands/replay.ts';
 import type { SourceFlags } from '../commands/replay.ts';
 import { CliError, EXIT_FAILED, EXIT_USAGE } from '../errors.ts';

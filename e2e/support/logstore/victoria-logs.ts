@@ -15,8 +15,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import type { AuditEvent } from '../../../api/src/index.ts';
-import { collectSession } from '../../../sidecar/src/audit/session-source.ts';
-import type { StoreSource, StoredItem } from '../../../sidecar/src/audit/session-source.ts';
+import { collectSession } from '../../../lib/src/audit/session-source.ts';
+import type { StoreSource, StoredItem } from '../../../lib/src/audit/session-source.ts';
 import { freePort } from '../kube/cluster.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');

@@ -5,8 +5,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KubeCluster } from '../kube/cluster.ts';
-import { createTestCa } from '../sidecar/upstreams.ts';
-import type { TestCa } from '../sidecar/upstreams.ts';
+import { createTestCa } from '../../../testkit/sidecar/upstreams.ts';
+import type { TestCa } from '../../../testkit/sidecar/upstreams.ts';
 import type { Jwks } from './jwks.ts';
 import { Moto } from './moto.ts';
 import type { AwsUserKeys } from './moto.ts';

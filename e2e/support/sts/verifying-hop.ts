@@ -9,8 +9,8 @@
 // Everything else goes to moto as it came; moto verifies its SigV4 signature with botocore.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { request } from 'undici';
-import { startHttpsUpstream } from '../sidecar/upstreams.ts';
-import type { TestCa, TestUpstream } from '../sidecar/upstreams.ts';
+import { startHttpsUpstream } from '../../../testkit/sidecar/upstreams.ts';
+import type { TestCa, TestUpstream } from '../../../testkit/sidecar/upstreams.ts';
 import { verifyServiceAccountToken } from './jwks.ts';
 import type { Jwks } from './jwks.ts';
 import { amzDate, tag } from './moto.ts';

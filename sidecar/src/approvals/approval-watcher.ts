@@ -5,9 +5,9 @@
 // It must never report a decision it did not read from the API server.
 import type { ApprovalRequest } from '../../../api/src/index.ts';
 import { ListWatch } from '../kube/list-watch.ts';
-import { approvalsPath } from './approval-api.ts';
-import type { ApprovalApi } from './approval-api.ts';
-import type { ApprovalApiError } from './errors.ts';
+import { approvalsPath } from '../../../lib/src/approvals/approval-api.ts';
+import type { ApprovalApi } from '../../../lib/src/approvals/approval-api.ts';
+import type { ApprovalApiError } from '../../../lib/src/approvals/errors.ts';
 
 export interface WatcherListener {
   /** Every object after a (re-)list, replacing what was known. */

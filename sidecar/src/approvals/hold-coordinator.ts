@@ -6,14 +6,14 @@
 // on anything but an Approved status read back from the API server.
 import { APPROVAL_API_VERSION, APPROVAL_KIND } from '../../../api/src/index.ts';
 import type { ApprovalRequest, ApprovalRequestStatus, ApprovalScope } from '../../../api/src/index.ts';
-import type { ApprovalApi } from './approval-api.ts';
+import type { ApprovalApi } from '../../../lib/src/approvals/approval-api.ts';
 import type { ApprovalDraft } from './approval-draft.ts';
-import { APPROVAL_CODES, ApprovalApiError } from './errors.ts';
-import type { ApprovalCode } from './errors.ts';
+import { APPROVAL_CODES, ApprovalApiError } from '../../../lib/src/approvals/errors.ts';
+import type { ApprovalCode } from '../../../lib/src/approvals/errors.ts';
 import { requestsToDelete } from './cleanup.ts';
 import { GrantTable, isOwnRequest } from './grants.ts';
 import type { Grant, GrantOwner } from './grants.ts';
-import { LABEL_APPROVAL_POD, LABEL_APPROVAL_SESSION, approvalLabelValue } from './labels.ts';
+import { LABEL_APPROVAL_POD, LABEL_APPROVAL_SESSION, approvalLabelValue } from '../../../lib/src/approvals/labels.ts';
 import type { ApprovalMetrics, Outcome } from './metrics.ts';
 import type { WatcherListener } from './approval-watcher.ts';
 

@@ -10,13 +10,13 @@ import type { Registry } from 'prom-client';
 import type { Masker } from '../masking/index.ts';
 import type { Feature } from '../proxy/pipeline.ts';
 import type { PodInfo } from '../proxy/pod-info.ts';
-import { ApprovalApi } from './approval-api.ts';
+import { ApprovalApi } from '../../../lib/src/approvals/approval-api.ts';
 import { ApprovalWatcher } from './approval-watcher.ts';
 import type { ApprovalsConfig } from './config.ts';
 import { HoldCoordinator } from './hold-coordinator.ts';
 import type { ApprovalEvent } from './hold-coordinator.ts';
 import { approvalHold } from './hold-phase.ts';
-import { podSelector } from './labels.ts';
+import { podSelector } from '../../../lib/src/approvals/labels.ts';
 import { registerApprovalMetrics } from './metrics.ts';
 import { Notifier } from './notify.ts';
 
@@ -26,7 +26,7 @@ export { registerApprovalMetrics } from './metrics.ts';
 export type { ApprovalMetrics } from './metrics.ts';
 export type { ApprovalEvent, HoldResult } from './hold-coordinator.ts';
 export type { RequestApproval } from './hold-phase.ts';
-export { APPROVAL_CODES } from './errors.ts';
+export { APPROVAL_CODES } from '../../../lib/src/approvals/errors.ts';
 
 export interface ApprovalsDeps {
   pod: { namespace: string; name: string; uid?: string | undefined };
@@ -68,7 +68,7 @@ export async function startApprovals(config: ApprovalsConfig, deps: ApprovalsDep
     return undefined;
   }
   // @kubernetes/client-node costs ~85 MB of heap: load it only when approvals are on.
-  const { KubeRest, loadKubeConfig } = await import('./kube-rest.ts');
+  const { KubeRest, loadKubeConfig } = await import('../../../lib/src/approvals/kube-rest.ts');
   const rest = new KubeRest(loadKubeConfig({ kubeconfig: config.kubeconfig, context: config.context, inCluster }), config.apiTimeoutMs);
   const api = new ApprovalApi(rest);
   const metrics = registerApprovalMetrics(deps.registry);

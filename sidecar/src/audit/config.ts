@@ -3,12 +3,11 @@
 // module maps its env/flags onto this shape.
 import { z } from 'zod';
 import { Creator, deepFreeze, parseOrThrow } from '../../../api/src/index.ts';
+import { SESSION_ID_PATTERN } from '../../../lib/src/audit/spool-format.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-/** Session ids become a Loki label value and a file-name-safe token. */
-export const SESSION_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 export const FsyncPolicy = z
   .enum(['always', 'interval', 'none'])

@@ -6,8 +6,8 @@ import { readFileSync } from 'node:fs';
 import protobuf from 'protobufjs';
 import { compress, uncompress } from 'snappyjs';
 import type { AuditEvent } from '../../../api/src/index.ts';
-import { storeTimestampNs } from './chain.ts';
-import { canonicalJson } from './canonical-json.ts';
+import { storeTimestampNs } from '../../../lib/src/audit/chain.ts';
+import { canonicalJson } from '../../../lib/src/audit/canonical-json.ts';
 import type { StoreConfig } from './config.ts';
 
 export const PUSH_PATH = '/loki/api/v1/push';

@@ -5,7 +5,7 @@ import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Registry } from 'prom-client';
 import { SPOOL_STATES } from './spool-state.ts';
 import type { SpoolState } from './spool-state.ts';
-import type { AuditErrorCode } from './errors.ts';
+import type { AuditErrorCode } from '../../../lib/src/audit/errors.ts';
 
 export const STORE_TYPES = ['none', 'loki', 'victorialogs'] as const;
 /** Closed label sets of the labelled counters (what the recorder and shipper pass to inc()). */

@@ -13,11 +13,11 @@
 import { randomUUID } from 'node:crypto';
 import { AuditEvent, describeIssues } from '../../../api/src/index.ts';
 import type { AuditRecord } from '../../../api/src/index.ts';
-import { chainEventLine, genesisHead, hashEvent } from './chain.ts';
-import type { ChainHead, ChainedEvent } from './chain.ts';
+import { chainEventLine, genesisHead, hashEvent } from '../../../lib/src/audit/chain.ts';
+import type { ChainHead, ChainedEvent } from '../../../lib/src/audit/chain.ts';
 import { parseAuditConfig, resolveStore } from './config.ts';
 import type { AuditConfig, AuditConfigInput, AuditStore } from './config.ts';
-import { AuditError, spoolIoError } from './errors.ts';
+import { AuditError, spoolIoError } from '../../../lib/src/audit/errors.ts';
 import type { AuditMetrics } from './metrics.ts';
 import { LokiShipper, silentLogger } from './shipper.ts';
 import type { AuditLogger } from './shipper.ts';

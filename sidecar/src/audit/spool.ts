@@ -7,8 +7,9 @@
 import { mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AuditError, spoolIoError } from './errors.ts';
+import { AuditError, spoolIoError } from '../../../lib/src/audit/errors.ts';
 import type { SpoolConfig } from './config.ts';
+import { completeLines } from '../../../lib/src/audit/spool-format.ts';
 
 export interface SpoolPosition {
   segment: number;
@@ -92,14 +93,6 @@ function isNoSpace(err: unknown): boolean {
 
 export function segmentFileName(n: number): string {
   return `seg-${String(n).padStart(20, '0')}.ndjson`;
-}
-
-/** Lines of a buffer up to its last newline (a tail without newline is an unfinished write). */
-export function completeLines(buf: Buffer): { lines: string[]; consumed: number } {
-  const last = buf.lastIndexOf(NEWLINE);
-  if (last < 0) return { lines: [], consumed: 0 };
-  const text = buf.toString('utf8', 0, last);
-  return { lines: text.length ? text.split('\n') : [''], consumed: last + 1 };
 }
 
 interface CursorFile extends SpoolPosition {

@@ -14,7 +14,7 @@ import { MaskingConfig } from '../masking/masking-config.ts';
 import { SidecarAuditSettings } from '../audit/config.ts';
 import { ApprovalsConfig } from '../approvals/config.ts';
 import { CredentialsConfig } from '../credentials/credentials-config.ts';
-import { PolicyVerificationConfig } from '../policy/bundle-signature.ts';
+import { PolicyVerificationConfig } from '../../../lib/src/policy/bundle-signature.ts';
 import { WebSocketSettings } from '../websocket/settings.ts';
 
 // 0 picks a free port (tests and the demo); a pod uses the fixed defaults.

@@ -10,8 +10,8 @@
 // last handler before the next list. It never runs two handlers at once, never reports healthy
 // before a list's result has been handled, never writes to the API server and never retries on
 // its own beyond this loop.
-import type { ApprovalApiError } from '../approvals/errors.ts';
-import type { KubeRest, WatchHandle } from '../approvals/kube-rest.ts';
+import type { ApprovalApiError } from '../../../lib/src/approvals/errors.ts';
+import type { KubeRest, WatchHandle } from '../../../lib/src/approvals/kube-rest.ts';
 
 export interface ListWatchOptions {
   /** The collection, e.g. /api/v1/namespaces/NS/configmaps. */

@@ -5,8 +5,8 @@
 // missing or refused custom bundle keeps the pod not ready (fail closed), it never downgrades.
 import { join } from 'node:path';
 import { SchemaError } from '../../../api/src/index.ts';
-import { bundleVerification } from './bundle-signature.ts';
-import type { BundleVerification, PolicyVerificationConfig } from './bundle-signature.ts';
+import { bundleVerification } from '../../../lib/src/policy/bundle-signature.ts';
+import type { BundleVerification, PolicyVerificationConfig } from '../../../lib/src/policy/bundle-signature.ts';
 
 /** The image copies policies/build/bundle.tar.gz to /app/policies/build/ (charts/images/image-spec.ts). */
 export const BUILTIN_BUNDLE = join(import.meta.dirname, '..', '..', '..', 'policies', 'build', 'bundle.tar.gz');

@@ -7,14 +7,14 @@
 // Reads with the pod's ServiceAccount token (the sidecar's mount only), which the chart lets get,
 // list and watch this one object and nothing else in that namespace. It never writes.
 import type { Logger } from 'pino';
-import type { KubeRest } from '../approvals/kube-rest.ts';
+import type { KubeRest } from '../../../lib/src/approvals/kube-rest.ts';
 import type { SidecarConfig } from '../config/sidecar-config.ts';
 import { ListWatch } from '../kube/list-watch.ts';
-import { BundleError } from './bundle-error.ts';
+import { BundleError } from '../../../lib/src/policy/bundle-error.ts';
 import { RemoteBundleInstaller, requireVerification } from './bundle-remote.ts';
 import type { RemoteBundleEvents } from './bundle-remote.ts';
-import { bundleVerification } from './bundle-signature.ts';
-import type { PolicyEngine } from './engine.ts';
+import { bundleVerification } from '../../../lib/src/policy/bundle-signature.ts';
+import type { PolicyEngine } from '../../../lib/src/policy/engine.ts';
 
 const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
@@ -131,7 +131,7 @@ export async function startConfigMapBundle(config: SidecarConfig, engine: Policy
   const ref = config.policy.configMap!;
   const verification = requireVerification(bundleVerification(config.policy.verification), `policy.configMap (${ref.namespace}/${ref.name})`);
   const { existsSync } = await import('node:fs');
-  const { KubeRest, loadKubeConfig } = await import('../approvals/kube-rest.ts');
+  const { KubeRest, loadKubeConfig } = await import('../../../lib/src/approvals/kube-rest.ts');
   const c = config.policy.cluster;
   const inCluster = !c.kubeconfig && existsSync(IN_CLUSTER_TOKEN);
   if (!c.kubeconfig && !inCluster) {

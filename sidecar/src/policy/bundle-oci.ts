@@ -18,11 +18,11 @@ import type { Dispatcher } from 'undici';
 import { SchemaError } from '../../../api/src/index.ts';
 import type { SidecarConfig } from '../config/sidecar-config.ts';
 import { createUpstreamAgent, upstreamSecureContext } from '../proxy/upstream.ts';
-import { BundleError } from './bundle-error.ts';
+import { BundleError } from '../../../lib/src/policy/bundle-error.ts';
 import { RemoteBundleInstaller, requireVerification } from './bundle-remote.ts';
 import type { RemoteBundleEvents } from './bundle-remote.ts';
-import { bundleVerification } from './bundle-signature.ts';
-import type { PolicyEngine } from './engine.ts';
+import { bundleVerification } from '../../../lib/src/policy/bundle-signature.ts';
+import type { PolicyEngine } from '../../../lib/src/policy/engine.ts';
 
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 export const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';

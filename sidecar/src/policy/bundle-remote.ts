@@ -7,10 +7,10 @@
 // error. It never reads the network itself and never falls back to the built-in library.
 import { createHash } from 'node:crypto';
 import { SchemaError } from '../../../api/src/index.ts';
-import { BundleError, readBundleBytes } from './bundle.ts';
-import type { BundleVerification } from './bundle-signature.ts';
-import { compileBundle } from './engine.ts';
-import type { LoadedBundle, PolicyEngine } from './engine.ts';
+import { BundleError, readBundleBytes } from '../../../lib/src/policy/bundle.ts';
+import type { BundleVerification } from '../../../lib/src/policy/bundle-signature.ts';
+import { compileBundle } from '../../../lib/src/policy/engine.ts';
+import type { LoadedBundle, PolicyEngine } from '../../../lib/src/policy/engine.ts';
 
 /** Where an archive came from, for the audit event and the log. */
 export interface RemoteOrigin {

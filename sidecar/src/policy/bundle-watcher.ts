@@ -7,10 +7,10 @@ import { watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { BundleError, readBundle } from './bundle.ts';
-import type { BundleVerification } from './bundle-signature.ts';
-import { compileBundle } from './engine.ts';
-import type { LoadedBundle, PolicyEngine } from './engine.ts';
+import { BundleError, readBundle } from '../../../lib/src/policy/bundle.ts';
+import type { BundleVerification } from '../../../lib/src/policy/bundle-signature.ts';
+import { compileBundle } from '../../../lib/src/policy/engine.ts';
+import type { LoadedBundle, PolicyEngine } from '../../../lib/src/policy/engine.ts';
 
 export interface BundleWatcherEvents {
   loaded(meta: LoadedBundle): void;

@@ -8,8 +8,8 @@
 // It never decides anything and never writes to the API server.
 import { SLUICE_POLICY_PATH, effectiveSluicePolicy } from '../../../api/src/index.ts';
 import type { EffectiveSluicePolicy, SluicePolicy, SluicePolicyProblem } from '../../../api/src/index.ts';
-import type { ApprovalApiError } from '../approvals/errors.ts';
-import type { KubeRest } from '../approvals/kube-rest.ts';
+import type { ApprovalApiError } from '../../../lib/src/approvals/errors.ts';
+import type { KubeRest } from '../../../lib/src/approvals/kube-rest.ts';
 import { ListWatch } from '../kube/list-watch.ts';
 
 export interface ClusterPolicyEvents {

@@ -12,8 +12,8 @@ import type { SidecarConfig } from '../config/sidecar-config.ts';
 import { ClusterPolicyWatcher } from './cluster-policy.ts';
 import type { ClusterPolicyEvents } from './cluster-policy.ts';
 import type { FactsConfig } from '../facts/derive-facts.ts';
-import { BundleError } from './bundle-error.ts';
-import type { PolicyEngine } from './engine.ts';
+import { BundleError } from '../../../lib/src/policy/bundle-error.ts';
+import type { PolicyEngine } from '../../../lib/src/policy/engine.ts';
 import { LiveFactsConfig, factsFromOrganisation } from './organisation-facts.ts';
 import type { PolicyMetrics } from './policy-metrics.ts';
 
@@ -77,7 +77,7 @@ export class ClusterPolicyRuntime {
    */
   static async create(config: SidecarConfig, validate: SettingsValidator, log: Logger): Promise<ClusterPolicyRuntime> {
     const { existsSync } = await import('node:fs');
-    const { KubeRest, loadKubeConfig } = await import('../approvals/kube-rest.ts');
+    const { KubeRest, loadKubeConfig } = await import('../../../lib/src/approvals/kube-rest.ts');
     const c = config.policy.cluster;
     const inCluster = !c.kubeconfig && existsSync(IN_CLUSTER_TOKEN);
     if (!c.kubeconfig && !inCluster) {

@@ -7,7 +7,7 @@
 // pod's state: it writes nothing to a socket.
 import { decisionAction } from '../../../api/src/index.ts';
 import type { PodIdentity, SessionInfo } from '../../../api/src/index.ts';
-import type { PolicyEngine } from '../policy/engine.ts';
+import type { PolicyEngine } from '../../../lib/src/policy/engine.ts';
 import type { ConnectionVerdict } from './connection-handoff.ts';
 import type { ConnectionInfo } from './connection-info.ts';
 import { connectSummary } from './request-summary.ts';

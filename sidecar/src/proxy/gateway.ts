@@ -19,7 +19,7 @@ import { podPeers } from '../listener/pod-peers.ts';
 import type { PodPeers } from '../listener/pod-peers.ts';
 import { MaskerCache } from '../masking/index.ts';
 import type { MaskingMetrics } from '../masking/index.ts';
-import type { PolicyEngine } from '../policy/engine.ts';
+import type { PolicyEngine } from '../../../lib/src/policy/engine.ts';
 import type { LeafCertificateCache } from '../tls/leaf-certificates.ts';
 import type { WsEnd } from '../websocket/relay.ts';
 import type { WebSocketSettingsInput } from '../websocket/settings.ts';

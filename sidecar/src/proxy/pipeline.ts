@@ -28,7 +28,7 @@
 import type { Transform } from 'node:stream';
 import { decisionAction } from '../../../api/src/index.ts';
 import type { PodIdentity, SessionInfo } from '../../../api/src/index.ts';
-import type { PolicyEngine } from '../policy/engine.ts';
+import type { PolicyEngine } from '../../../lib/src/policy/engine.ts';
 import type { Agent } from 'undici';
 import type { AgentRequest } from './agent-request.ts';
 import type { ConnectionInfo } from './connection-info.ts';

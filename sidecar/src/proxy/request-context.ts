@@ -6,7 +6,7 @@
 // `declare module`), never in module-level maps.
 import type { Readable, Transform } from 'node:stream';
 import type { Action, Facts, PolicyInput, RequestSummary } from '../../../api/src/index.ts';
-import type { Evaluation } from '../policy/engine.ts';
+import type { Evaluation } from '../../../lib/src/policy/engine.ts';
 import type { AgentRequest, AgentResponse } from './agent-request.ts';
 import type { ConnectionInfo } from './connection-info.ts';
 

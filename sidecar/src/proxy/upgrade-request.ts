@@ -15,7 +15,7 @@ import { FactsError, deriveFacts } from '../facts/derive-facts.ts';
 import type { FactsConfig } from '../facts/derive-facts.ts';
 import { maskRequestHead } from '../masking/index.ts';
 import type { MaskerCache, MaskingMetrics } from '../masking/index.ts';
-import type { PolicyEngine } from '../policy/engine.ts';
+import type { PolicyEngine } from '../../../lib/src/policy/engine.ts';
 import { batchRecord } from '../websocket/recording.ts';
 import type { WebSocketSettingsInput } from '../websocket/settings.ts';
 import { HANDSHAKE_HEADERS, checkUpgradeRequest, newKey, offeredSubprotocols, upgradeProtocol, upstreamRequestHead } from '../websocket/handshake.ts';

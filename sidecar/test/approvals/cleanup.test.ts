@@ -8,7 +8,7 @@ import { finishedAt, requestsToDelete } from '../../src/approvals/cleanup.ts';
 import type { GrantOwner } from '../../src/approvals/grants.ts';
 import { HoldCoordinator } from '../../src/approvals/hold-coordinator.ts';
 import { registerApprovalMetrics } from '../../src/approvals/metrics.ts';
-import { sampleApproval } from './sample-approval.ts';
+import { sampleApproval } from '../../../testkit/approvals/sample-approval.ts';
 
 const owner: GrantOwner = { namespace: 'agents', pod: 'coder-0', podUid: 'pod-uid-1', serviceAccount: 'coder', session: 's-1' };
 const T = Date.parse('2030-01-01T12:00:00Z');

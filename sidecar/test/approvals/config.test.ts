@@ -3,7 +3,7 @@ import { describe, expect, test } from '@jest/globals';
 import type { SchemaError } from '../../../api/src/index.ts';
 import { loadSidecarConfig, parseSidecarConfig } from '../../src/config/sidecar-config.ts';
 import { approvalName } from '../../src/approvals/index.ts';
-import { approvalLabelValue, podSelector } from '../../src/approvals/labels.ts';
+import { approvalLabelValue, podSelector } from '../../../lib/src/approvals/labels.ts';
 
 const base = { pod: { namespace: 'agents', name: 'coder-0', serviceAccount: 'coder' }, policy: { path: '/p' }, trustDir: '/t' };
 

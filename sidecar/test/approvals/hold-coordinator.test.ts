@@ -7,7 +7,7 @@ import { Registry } from 'prom-client';
 import type { ApprovalRequest, ApprovalRequestStatus } from '../../../api/src/index.ts';
 import { draftApproval } from '../../src/approvals/approval-draft.ts';
 import type { ApprovalDraft } from '../../src/approvals/approval-draft.ts';
-import { ApprovalApiError } from '../../src/approvals/errors.ts';
+import { ApprovalApiError } from '../../../lib/src/approvals/errors.ts';
 import { HoldCoordinator } from '../../src/approvals/hold-coordinator.ts';
 import type { ApprovalEvent, CoordinatorDeps, HoldResult } from '../../src/approvals/hold-coordinator.ts';
 import { registerApprovalMetrics } from '../../src/approvals/metrics.ts';

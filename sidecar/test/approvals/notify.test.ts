@@ -9,7 +9,7 @@ import { Registry } from 'prom-client';
 import { NotifyConfig } from '../../src/approvals/config.ts';
 import { registerApprovalMetrics } from '../../src/approvals/metrics.ts';
 import { Notifier, backoffMs, genericPayload, noticeFor, slackPayload } from '../../src/approvals/notify.ts';
-import { SAMPLE_SPEC, sampleApproval } from './sample-approval.ts';
+import { SAMPLE_SPEC, sampleApproval } from '../../../testkit/approvals/sample-approval.ts';
 
 const obj = sampleApproval({ spec: { requestedScope: 'ttl', request: { ...SAMPLE_SPEC.request, summary: 'git push acme/app refs/heads/main on github.com <now>' } } });
 

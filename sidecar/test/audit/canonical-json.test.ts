@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
 import canonicalize from 'canonicalize';
-import { canonicalJson } from '../../src/audit/canonical-json.ts';
+import { canonicalJson } from '../../../lib/src/audit/canonical-json.ts';
 import { prng } from '../masking-corpus/generate.ts';
 
 const KEYS = ['a', 'b', 'B', 'aa', '', 'é', '\u20ac', '\ud83d\ude00', '10', '9', '01', 'hash', 'id', ' ', '\n', 'z\u0000'];

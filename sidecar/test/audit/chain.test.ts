@@ -15,8 +15,8 @@ import {
   nextEventTimeMs,
   storeTimestampNs,
   verifyChain,
-} from '../../src/audit/chain.ts';
-import type { ChainHead } from '../../src/audit/chain.ts';
+} from '../../../lib/src/audit/chain.ts';
+import type { ChainHead } from '../../../lib/src/audit/chain.ts';
 
 const testdata = join(import.meta.dirname, 'testdata');
 const goldenPath = join(testdata, 'chain-golden.ndjson');

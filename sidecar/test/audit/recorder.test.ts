@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
 import { Registry } from 'prom-client';
 import type { AuditEvent, AuditRecord } from '../../../api/src/index.ts';
-import { verifyChain } from '../../src/audit/chain.ts';
+import { verifyChain } from '../../../lib/src/audit/chain.ts';
 import { registerAuditMetrics } from '../../src/audit/metrics.ts';
 import { AuditRecorder } from '../../src/audit/recorder.ts';
 import { pod, requestRecord, spoolDirPerTest } from '../support/audit-fixtures.ts';

@@ -8,8 +8,8 @@ import type { IncomingHttpHeaders, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { listSessions, lokiSessionsQueries, victoriaLogsSessionsQuery } from '../../src/audit/session-list.ts';
-import { SessionSourceError, collectSession, parseRfc3339Nano, rfc3339Nano, storeHeaders } from '../../src/audit/session-source.ts';
+import { listSessions, lokiSessionsQueries, victoriaLogsSessionsQuery } from '../../../lib/src/audit/session-list.ts';
+import { SessionSourceError, collectSession, parseRfc3339Nano, rfc3339Nano, storeHeaders } from '../../../lib/src/audit/session-source.ts';
 
 const TESTDATA = join(import.meta.dirname, 'testdata', 'loki');
 const recorded = (name: string): string => readFileSync(join(TESTDATA, name), 'utf8');

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { Registry } from 'prom-client';
 import type { AuditEvent, AuditRecord } from '../../../api/src/index.ts';
-import { verifyChain } from '../../src/audit/chain.ts';
+import { verifyChain } from '../../../lib/src/audit/chain.ts';
 import type { LokiConfig } from '../../src/audit/config.ts';
 import { decodePushBody } from '../../src/audit/loki-push.ts';
 import { registerAuditMetrics } from '../../src/audit/metrics.ts';

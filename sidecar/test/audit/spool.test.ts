@@ -4,7 +4,8 @@ import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import { Spool, completeLines, segmentFileName } from '../../src/audit/spool.ts';
+import { Spool, segmentFileName } from '../../src/audit/spool.ts';
+import { completeLines } from '../../../lib/src/audit/spool-format.ts';
 import type { SpoolOptions } from '../../src/audit/spool.ts';
 
 let dir: string;

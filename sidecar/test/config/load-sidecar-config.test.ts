@@ -10,7 +10,7 @@ import { SchemaError } from '../../../api/src/index.ts';
 import { parseWebhookConfig } from '../../../webhook/src/config.ts';
 import { renderInjection } from '../../../webhook/src/render.ts';
 import { loadSidecarConfig } from '../../src/config/sidecar-config.ts';
-import { containerEnv } from './settings-volume.ts';
+import { containerEnv } from '../../../testkit/config/settings-volume.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'sluice-sidecar-config-'));
 let counter = 0;

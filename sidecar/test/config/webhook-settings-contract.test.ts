@@ -6,9 +6,9 @@
 import { describe, expect, test } from '@jest/globals';
 import fastJsonPatch from 'fast-json-patch';
 import { planInjection } from '../../../webhook/src/inject.ts';
-import { alice, loadPod, testConfig } from '../../../webhook/test/support/fixtures.ts';
+import { alice, loadPod, testConfig } from '../../../testkit/webhook/fixtures.ts';
 import { loadInterceptionSettings } from '../../src/config/sidecar-config.ts';
-import { containerEnv, loadAsMounted, settingsMount } from './settings-volume.ts';
+import { containerEnv, loadAsMounted, settingsMount } from '../../../testkit/config/settings-volume.ts';
 
 const config = testConfig({ sidecar: { image: 'ghcr.io/sluice-dev/sluice:test', sidecarConfigMap: 'team-sidecar' } });
 const input = loadPod('plain-pod.yaml');

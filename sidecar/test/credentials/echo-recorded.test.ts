@@ -10,11 +10,11 @@ import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { startTestSidecar } from '../../../e2e/support/sidecar/test-sidecar.ts';
-import type { TestSidecar } from '../../../e2e/support/sidecar/test-sidecar.ts';
-import { createTestCa, startHttpsUpstream } from '../../../e2e/support/sidecar/upstreams.ts';
-import type { TestUpstream } from '../../../e2e/support/sidecar/upstreams.ts';
-import { buildBundle } from '../support/opa-build.ts';
+import { startTestSidecar } from '../../../testkit/sidecar/test-sidecar.ts';
+import type { TestSidecar } from '../../../testkit/sidecar/test-sidecar.ts';
+import { createTestCa, startHttpsUpstream } from '../../../testkit/sidecar/upstreams.ts';
+import type { TestUpstream } from '../../../testkit/sidecar/upstreams.ts';
+import { buildBundle } from '../../../testkit/policy/opa-build.ts';
 
 const run = promisify(execFile);
 const SECRET = `static-${randomBytes(12).toString('hex')}`;

@@ -8,7 +8,7 @@ import type { V1Container } from '@kubernetes/client-node';
 import fastJsonPatch from 'fast-json-patch';
 import { planInjection } from '../../../webhook/src/inject.ts';
 import { tokenFileName as webhookTokenFileName } from '../../../webhook/src/config.ts';
-import { alice, loadPod, testConfig } from '../../../webhook/test/support/fixtures.ts';
+import { alice, loadPod, testConfig } from '../../../testkit/webhook/fixtures.ts';
 import { loadSidecarConfig } from '../../src/config/sidecar-config.ts';
 import { projectedTokenPath, tokenFileName } from '../../src/credentials/projected-token.ts';
 

@@ -7,11 +7,11 @@ import { readFileSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { get as httpsGet } from 'node:https';
-import { buildBundle } from '../support/opa-build.ts';
-import { startTestSidecar } from '../../../e2e/support/sidecar/test-sidecar.ts';
-import type { TestSidecar } from '../../../e2e/support/sidecar/test-sidecar.ts';
-import { createTestCa, startHttpUpstream, startHttpsUpstream } from '../../../e2e/support/sidecar/upstreams.ts';
-import type { RecordedRequest, TestUpstream } from '../../../e2e/support/sidecar/upstreams.ts';
+import { buildBundle } from '../../../testkit/policy/opa-build.ts';
+import { startTestSidecar } from '../../../testkit/sidecar/test-sidecar.ts';
+import type { TestSidecar } from '../../../testkit/sidecar/test-sidecar.ts';
+import { createTestCa, startHttpUpstream, startHttpsUpstream } from '../../../testkit/sidecar/upstreams.ts';
+import type { RecordedRequest, TestUpstream } from '../../../testkit/sidecar/upstreams.ts';
 import type { RequestContext } from '../../src/proxy/request-context.ts';
 
 // Only github.com is ever allowed: anything else is denied, so no fuzzed Host reaches a real network.

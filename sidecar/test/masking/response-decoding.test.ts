@@ -9,10 +9,10 @@ import { createServer, request } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as zlib from 'node:zlib';
-import { startTestSidecar } from '../../../e2e/support/sidecar/test-sidecar.ts';
-import type { TestSidecar } from '../../../e2e/support/sidecar/test-sidecar.ts';
+import { startTestSidecar } from '../../../testkit/sidecar/test-sidecar.ts';
+import type { TestSidecar } from '../../../testkit/sidecar/test-sidecar.ts';
 import { createMasker, scanDecoded } from '../../src/masking/index.ts';
-import { buildBundle } from '../support/opa-build.ts';
+import { buildBundle } from '../../../testkit/policy/opa-build.ts';
 
 const AWS_ID = 'AKIAQ4T7ZK2MWX3RPL6N';
 const AWS_SECRET = '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';

@@ -5,9 +5,9 @@ import { afterEach, describe, expect, test } from '@jest/globals';
 import { join } from 'node:path';
 import { SchemaError } from '../../../api/src/index.ts';
 import { BUILTIN_BUNDLE, policySource } from '../../src/policy/builtin-bundle.ts';
-import { startTestSidecar } from '../../../e2e/support/sidecar/test-sidecar.ts';
-import type { TestSidecar } from '../../../e2e/support/sidecar/test-sidecar.ts';
-import { defaultBundle, scratchDir } from '../support/opa-build.ts';
+import { startTestSidecar } from '../../../testkit/sidecar/test-sidecar.ts';
+import type { TestSidecar } from '../../../testkit/sidecar/test-sidecar.ts';
+import { defaultBundle, scratchDir } from '../../../testkit/policy/opa-build.ts';
 import { POLICY_BUNDLE_FILE } from '../../../charts/images/image-spec.ts';
 
 describe('where the policy comes from', () => {

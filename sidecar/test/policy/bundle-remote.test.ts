@@ -5,13 +5,13 @@
 // an archive is recorded once per distinct problem, and without a key nothing remote is loaded.
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, test } from '@jest/globals';
-import { BundleError } from '../../src/policy/bundle-error.ts';
+import { BundleError } from '../../../lib/src/policy/bundle-error.ts';
 import { RemoteBundleInstaller, requireVerification } from '../../src/policy/bundle-remote.ts';
 import type { RemoteBundleEvents } from '../../src/policy/bundle-remote.ts';
-import { PolicyEngine } from '../../src/policy/engine.ts';
+import { PolicyEngine } from '../../../lib/src/policy/engine.ts';
 import { buildBundle, rsaKeyPair } from '../../../e2e/policy/signed-bundles.ts';
 import type { KeyPair } from '../../../e2e/policy/signed-bundles.ts';
-import { scratchDir } from '../support/opa-build.ts';
+import { scratchDir } from '../../../testkit/policy/opa-build.ts';
 
 const dir = scratchDir('sluice-remote-');
 let key: KeyPair;

@@ -4,11 +4,11 @@
 // memory still evaluate, an invalid result stays a deny however often it repeats next to valid
 // ones, and every caller gets its own decision object.
 import { describe, expect, test } from '@jest/globals';
-import { readBundle } from '../../src/policy/bundle.ts';
-import { DecisionReader } from '../../src/policy/decision-reader.ts';
-import { PolicyEngine } from '../../src/policy/engine.ts';
+import { readBundle } from '../../../lib/src/policy/bundle.ts';
+import { DecisionReader } from '../../../lib/src/policy/decision-reader.ts';
+import { PolicyEngine } from '../../../lib/src/policy/engine.ts';
 import { agentInput } from '../../../policies/cases/cases.ts';
-import { buildBundle } from '../support/opa-build.ts';
+import { buildBundle } from '../../../testkit/policy/opa-build.ts';
 
 // Valid for GET, malformed (code is not a stable identifier) for anything else; the reason echoes
 // input so that what reaches the module can be read back from the decision.

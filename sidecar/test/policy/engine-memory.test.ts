@@ -1,10 +1,10 @@
 // opa-wasm's linear memory only stays flat if the heap is reset between evaluations (the SDK's
 // ABI 1.2 path does this). A sidecar evaluates millions of times, so prove it rather than trust it.
 import { expect, test } from '@jest/globals';
-import { readBundle } from '../../src/policy/bundle.ts';
-import { PolicyEngine } from '../../src/policy/engine.ts';
+import { readBundle } from '../../../lib/src/policy/bundle.ts';
+import { PolicyEngine } from '../../../lib/src/policy/engine.ts';
 import { loadDecisionCases } from '../../../policies/cases/cases.ts';
-import { defaultBundle } from '../support/opa-build.ts';
+import { defaultBundle } from '../../../testkit/policy/opa-build.ts';
 
 const EVALUATIONS = 1_000_000;
 

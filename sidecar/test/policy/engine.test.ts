@@ -4,12 +4,12 @@ import { afterEach, describe, expect, test } from '@jest/globals';
 import { mkdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { BundleError, readBundle } from '../../src/policy/bundle.ts';
+import { BundleError, readBundle } from '../../../lib/src/policy/bundle.ts';
 import { BundleWatcher } from '../../src/policy/bundle-watcher.ts';
-import { PolicyEngine } from '../../src/policy/engine.ts';
-import type { LoadedBundle } from '../../src/policy/engine.ts';
+import { PolicyEngine } from '../../../lib/src/policy/engine.ts';
+import type { LoadedBundle } from '../../../lib/src/policy/engine.ts';
 import { agentInput } from '../../../policies/cases/cases.ts';
-import { allowAllRego, buildBundle, defaultBundle, opaBin, scratchDir } from '../support/opa-build.ts';
+import { allowAllRego, buildBundle, defaultBundle, opaBin, scratchDir } from '../../../testkit/policy/opa-build.ts';
 
 const input = agentInput({ method: 'GET', host: 'registry.npmjs.org', path: '/express' });
 

@@ -6,12 +6,12 @@ import { describe, expect, test } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Organisation } from '../../../api/src/index.ts';
-import { readBundle } from '../../src/policy/bundle.ts';
-import { PolicyEngine, compileBundle } from '../../src/policy/engine.ts';
+import { readBundle } from '../../../lib/src/policy/bundle.ts';
+import { PolicyEngine, compileBundle } from '../../../lib/src/policy/engine.ts';
 import { LiveFactsConfig, factsFromOrganisation } from '../../src/policy/organisation-facts.ts';
 import { DEFAULT_FACTS_CONFIG, deriveFacts } from '../../src/facts/derive-facts.ts';
 import { agentInput } from '../../../policies/cases/cases.ts';
-import { defaultBundle } from '../support/opa-build.ts';
+import { defaultBundle } from '../../../testkit/policy/opa-build.ts';
 
 const ACME = Organisation.parse(JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', '..', 'policies', 'data', 'organisation', 'data.json'), 'utf8')));
 const read = (host: string) => agentInput({ method: 'GET', host, path: '/pkg/left-pad' });

@@ -7,17 +7,17 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/gl
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, cpSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readBundle } from '../../src/policy/bundle.ts';
-import type { BundleError } from '../../src/policy/bundle.ts';
-import type { BundleVerification } from '../../src/policy/bundle-signature.ts';
+import { readBundle } from '../../../lib/src/policy/bundle.ts';
+import type { BundleError } from '../../../lib/src/policy/bundle.ts';
+import type { BundleVerification } from '../../../lib/src/policy/bundle-signature.ts';
 import { BundleWatcher } from '../../src/policy/bundle-watcher.ts';
-import { PolicyEngine } from '../../src/policy/engine.ts';
-import type { LoadedBundle } from '../../src/policy/engine.ts';
+import { PolicyEngine } from '../../../lib/src/policy/engine.ts';
+import type { LoadedBundle } from '../../../lib/src/policy/engine.ts';
 import { parseSidecarConfig } from '../../src/config/sidecar-config.ts';
 import { agentInput } from '../../../policies/cases/cases.ts';
-import { startTestSidecar } from '../../../e2e/support/sidecar/test-sidecar.ts';
-import type { TestSidecar } from '../../../e2e/support/sidecar/test-sidecar.ts';
-import { allowAllRego, opaBin, repoRoot, scratchDir } from '../support/opa-build.ts';
+import { startTestSidecar } from '../../../testkit/sidecar/test-sidecar.ts';
+import type { TestSidecar } from '../../../testkit/sidecar/test-sidecar.ts';
+import { allowAllRego, opaBin, repoRoot, scratchDir } from '../../../testkit/policy/opa-build.ts';
 
 const input = agentInput({ method: 'GET', host: 'registry.npmjs.org', path: '/express' });
 const work = scratchDir('sluice-signed-');

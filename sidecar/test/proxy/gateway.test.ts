@@ -7,11 +7,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { createTestCa, echoHandler, startHttpUpstream, startHttpsUpstream } from '../../../e2e/support/sidecar/upstreams.ts';
-import type { TestCa, TestUpstream } from '../../../e2e/support/sidecar/upstreams.ts';
-import { startTestSidecar } from '../../../e2e/support/sidecar/test-sidecar.ts';
-import type { TestSidecar } from '../../../e2e/support/sidecar/test-sidecar.ts';
-import { opaBin, repoRoot, scratchDir } from '../support/opa-build.ts';
+import { createTestCa, echoHandler, startHttpUpstream, startHttpsUpstream } from '../../../testkit/sidecar/upstreams.ts';
+import type { TestCa, TestUpstream } from '../../../testkit/sidecar/upstreams.ts';
+import { startTestSidecar } from '../../../testkit/sidecar/test-sidecar.ts';
+import type { TestSidecar } from '../../../testkit/sidecar/test-sidecar.ts';
+import { opaBin, repoRoot, scratchDir } from '../../../testkit/policy/opa-build.ts';
 
 const run = promisify(execFile);
 const download = randomBytes(8 * 1024 * 1024);

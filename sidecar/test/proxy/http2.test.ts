@@ -12,12 +12,12 @@ import { connect as netConnect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
-import { createTestCa, echoHandler, startHttpsUpstream } from '../../../e2e/support/sidecar/upstreams.ts';
-import type { TestCa, TestUpstream } from '../../../e2e/support/sidecar/upstreams.ts';
-import { startTestSidecar } from '../../../e2e/support/sidecar/test-sidecar.ts';
-import type { TestSidecar } from '../../../e2e/support/sidecar/test-sidecar.ts';
+import { createTestCa, echoHandler, startHttpsUpstream } from '../../../testkit/sidecar/upstreams.ts';
+import type { TestCa, TestUpstream } from '../../../testkit/sidecar/upstreams.ts';
+import { startTestSidecar } from '../../../testkit/sidecar/test-sidecar.ts';
+import type { TestSidecar } from '../../../testkit/sidecar/test-sidecar.ts';
 import { mintLeafCertificate } from '../../src/tls/leaf-certificates.ts';
-import { allowAllRego, buildBundle } from '../support/opa-build.ts';
+import { allowAllRego, buildBundle } from '../../../testkit/policy/opa-build.ts';
 
 const run = promisify(execFile);
 

@@ -12,12 +12,12 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
-import { createBareRepo, gitBackendHandler } from '../../../e2e/support/git/git-backend.ts';
-import { startTestSidecar } from '../../../e2e/support/sidecar/test-sidecar.ts';
-import type { TestSidecar } from '../../../e2e/support/sidecar/test-sidecar.ts';
-import { createTestCa, echoHandler, startHttpsUpstream } from '../../../e2e/support/sidecar/upstreams.ts';
-import type { TestUpstream } from '../../../e2e/support/sidecar/upstreams.ts';
-import { buildBundle, scratchDir } from '../support/opa-build.ts';
+import { createBareRepo, gitBackendHandler } from '../../../testkit/git/git-backend.ts';
+import { startTestSidecar } from '../../../testkit/sidecar/test-sidecar.ts';
+import type { TestSidecar } from '../../../testkit/sidecar/test-sidecar.ts';
+import { createTestCa, echoHandler, startHttpsUpstream } from '../../../testkit/sidecar/upstreams.ts';
+import type { TestUpstream } from '../../../testkit/sidecar/upstreams.ts';
+import { buildBundle, scratchDir } from '../../../testkit/policy/opa-build.ts';
 
 const run = promisify(execFile);
 

@@ -11,12 +11,12 @@ import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { startTestSidecar } from '../../../e2e/support/sidecar/test-sidecar.ts';
-import type { TestSidecar } from '../../../e2e/support/sidecar/test-sidecar.ts';
-import { startHttpUpstream } from '../../../e2e/support/sidecar/upstreams.ts';
-import type { TestUpstream } from '../../../e2e/support/sidecar/upstreams.ts';
+import { startTestSidecar } from '../../../testkit/sidecar/test-sidecar.ts';
+import type { TestSidecar } from '../../../testkit/sidecar/test-sidecar.ts';
+import { startHttpUpstream } from '../../../testkit/sidecar/upstreams.ts';
+import type { TestUpstream } from '../../../testkit/sidecar/upstreams.ts';
 import type { Feature } from '../../src/proxy/pipeline.ts';
-import { buildBundle } from '../support/opa-build.ts';
+import { buildBundle } from '../../../testkit/policy/opa-build.ts';
 
 const run = promisify(execFile);
 

@@ -4,8 +4,8 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { once } from 'node:events';
 import { connect } from 'node:net';
-import { startTestSidecar } from '../../../e2e/support/sidecar/test-sidecar.ts';
-import type { TestSidecar } from '../../../e2e/support/sidecar/test-sidecar.ts';
+import { startTestSidecar } from '../../../testkit/sidecar/test-sidecar.ts';
+import type { TestSidecar } from '../../../testkit/sidecar/test-sidecar.ts';
 import type { RequestContext } from '../../src/proxy/request-context.ts';
 
 let sidecar: TestSidecar;

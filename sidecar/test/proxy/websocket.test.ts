@@ -13,12 +13,12 @@ import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket, { WebSocketServer } from 'ws';
-import { startTestSidecar } from '../../../e2e/support/sidecar/test-sidecar.ts';
-import { createTestCa, startHttpsUpstream } from '../../../e2e/support/sidecar/upstreams.ts';
-import type { TestUpstream } from '../../../e2e/support/sidecar/upstreams.ts';
-import type { TestSidecar } from '../../../e2e/support/sidecar/test-sidecar.ts';
+import { startTestSidecar } from '../../../testkit/sidecar/test-sidecar.ts';
+import { createTestCa, startHttpsUpstream } from '../../../testkit/sidecar/upstreams.ts';
+import type { TestUpstream } from '../../../testkit/sidecar/upstreams.ts';
+import type { TestSidecar } from '../../../testkit/sidecar/test-sidecar.ts';
 import { encodeFrame, FrameReader, OPCODE } from '../../src/websocket/frames.ts';
-import { buildBundle } from '../support/opa-build.ts';
+import { buildBundle } from '../../../testkit/policy/opa-build.ts';
 
 const AWS_ID = 'AKIAQ4T7ZK2MWX3RPL6N';
 const AWS_SECRET = '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';

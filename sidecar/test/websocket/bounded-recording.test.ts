@@ -14,8 +14,8 @@ import { join } from 'node:path';
 import { WebSocketBatchDetail } from '../../../api/src/index.ts';
 import { WsBudget } from '../../src/websocket/rate.ts';
 import type { AuditRecorder } from '../../src/audit/index.ts';
-import { closed, entries, nextMessage, openClient, spooled, startFront, startRecorder, startUpstream } from '../../../e2e/support/sidecar/websocket-path.ts';
-import type { Front, Upstream } from '../../../e2e/support/sidecar/websocket-path.ts';
+import { closed, entries, nextMessage, openClient, spooled, startFront, startRecorder, startUpstream } from '../../../testkit/sidecar/websocket-path.ts';
+import type { Front, Upstream } from '../../../testkit/sidecar/websocket-path.ts';
 
 const AWS_ID = 'AKIAQ4T7ZK2MWX3RPL6N';
 

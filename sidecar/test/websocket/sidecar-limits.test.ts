@@ -8,11 +8,11 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { startTestSidecar } from '../../../e2e/support/sidecar/test-sidecar.ts';
-import type { TestSidecar } from '../../../e2e/support/sidecar/test-sidecar.ts';
-import { buildBundle } from '../support/opa-build.ts';
-import { closed, startUpstream } from '../../../e2e/support/sidecar/websocket-path.ts';
-import type { Upstream } from '../../../e2e/support/sidecar/websocket-path.ts';
+import { startTestSidecar } from '../../../testkit/sidecar/test-sidecar.ts';
+import type { TestSidecar } from '../../../testkit/sidecar/test-sidecar.ts';
+import { buildBundle } from '../../../testkit/policy/opa-build.ts';
+import { closed, startUpstream } from '../../../testkit/sidecar/websocket-path.ts';
+import type { Upstream } from '../../../testkit/sidecar/websocket-path.ts';
 
 const POLICY = `package sluice
 

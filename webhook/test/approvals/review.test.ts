@@ -17,8 +17,8 @@ import { parseWebhookConfig } from '../../src/config.ts';
 import { registerWebhookMetrics } from '../../src/metrics.ts';
 import { createAdmissionApp } from '../../src/server.ts';
 import { reviewApprovalMutation } from '../../src/approvals/review.ts';
-import { baseConfigInput } from '../support/fixtures.ts';
-import { SAMPLE_SPEC } from '../../../sidecar/test/approvals/sample-approval.ts';
+import { baseConfigInput } from '../../../testkit/webhook/fixtures.ts';
+import { SAMPLE_SPEC } from '../../../testkit/approvals/sample-approval.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = Record<string, any>;

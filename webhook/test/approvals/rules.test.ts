@@ -6,7 +6,7 @@ import type { ApprovalRequestSpec, ApprovalRequestStatus } from '../../../api/sr
 import { ApprovalsWebhookConfig, ttlMs } from '../../src/approvals/config.ts';
 import { approvalStamp, approvalViolations } from '../../src/approvals/rules.ts';
 import type { Actor, ApprovalReviewInput, BoundPod } from '../../src/approvals/rules.ts';
-import { SAMPLE_SPEC } from '../../../sidecar/test/approvals/sample-approval.ts';
+import { SAMPLE_SPEC } from '../../../testkit/approvals/sample-approval.ts';
 
 const config = ApprovalsWebhookConfig.parse({ namespaces: { payments: { approverGroups: ['payments-leads'] } }, maxTTL: '8h' });
 const NOW = new Date('2030-01-01T12:00:00.000Z');

@@ -6,8 +6,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import type { V1Container, V1VolumeMount } from '@kubernetes/client-node';
-import { loadSidecarConfig } from '../../src/config/sidecar-config.ts';
-import type { SidecarConfig } from '../../src/config/sidecar-config.ts';
+import { loadSidecarConfig } from '../../sidecar/src/config/sidecar-config.ts';
+import type { SidecarConfig } from '../../sidecar/src/config/sidecar-config.ts';
 
 /** Values of the downward API fields sluice's containers use (metadata.name, spec.serviceAccountName, …). */
 export type PodFields = Record<string, string | undefined>;

@@ -6,12 +6,12 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { parseSidecarConfig } from '../../../sidecar/src/config/sidecar-config.ts';
-import type { SidecarConfigInput } from '../../../sidecar/src/config/sidecar-config.ts';
-import { startSidecar } from '../../../sidecar/src/sidecar.ts';
-import type { RunningSidecar, StartOptions } from '../../../sidecar/src/sidecar.ts';
+import { parseSidecarConfig } from '../../sidecar/src/config/sidecar-config.ts';
+import type { SidecarConfigInput } from '../../sidecar/src/config/sidecar-config.ts';
+import { startSidecar } from '../../sidecar/src/sidecar.ts';
+import type { RunningSidecar, StartOptions } from '../../sidecar/src/sidecar.ts';
 
-export const repoRoot = join(import.meta.dirname, '..', '..', '..');
+export const repoRoot = join(import.meta.dirname, '..', '..');
 export const defaultBundlePath = join(repoRoot, 'policies', 'build', 'bundle.tar.gz');
 
 export interface TestSidecarOptions extends StartOptions {

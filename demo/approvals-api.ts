@@ -17,13 +17,13 @@ import type { Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
-import { APPROVAL_API_VERSION, APPROVAL_KIND, APPROVAL_PLURAL, GROUP } from '../../../api/src/index.ts';
-import type { ApprovalRequest, Creator } from '../../../api/src/index.ts';
-import { ApprovalsWebhookConfig, approverGroupsFor } from '../../../webhook/src/approvals/config.ts';
-import { approvalStamp, approvalViolations, serviceAccountUser } from '../../../webhook/src/approvals/rules.ts';
-import type { Actor, ApprovalReviewInput, BoundPod } from '../../../webhook/src/approvals/rules.ts';
-import type { JsonPatchOp } from '../../../webhook/src/json-patch.ts';
-import { describeViolations } from '../../../webhook/src/violations.ts';
+import { APPROVAL_API_VERSION, APPROVAL_KIND, APPROVAL_PLURAL, GROUP } from '../api/src/index.ts';
+import type { ApprovalRequest, Creator } from '../api/src/index.ts';
+import { ApprovalsWebhookConfig, approverGroupsFor } from '../webhook/src/approvals/config.ts';
+import { approvalStamp, approvalViolations, serviceAccountUser } from '../webhook/src/approvals/rules.ts';
+import type { Actor, ApprovalReviewInput, BoundPod } from '../webhook/src/approvals/rules.ts';
+import type { JsonPatchOp } from '../webhook/src/json-patch.ts';
+import { describeViolations } from '../webhook/src/violations.ts';
 
 /** The one agent pod of the demo, as the API server stores it (injected, with its creator stamp). */
 export interface DemoPod {

@@ -1,9 +1,9 @@
 // `make demo` before the data path is wired: a scripted agent session evaluated by the compiled
 // default policy, one line per request with the decision and its reason.
-import { decisionAction } from '../../../api/src/index.ts';
-import { loadDecisionCases } from '../../../policies/cases/cases.ts';
-import { readBundle } from '../policy/bundle.ts';
-import { PolicyEngine } from '../policy/engine.ts';
+import { decisionAction } from '../api/src/index.ts';
+import { loadDecisionCases } from '../policies/cases/cases.ts';
+import { readBundle } from '../lib/src/policy/bundle.ts';
+import { PolicyEngine } from '../lib/src/policy/engine.ts';
 
 const SESSION = [
   'git fetch discovery on github',

@@ -3,11 +3,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
-import { parseWebhookConfig } from '../../src/config.ts';
-import type { WebhookConfig, WebhookConfigInput } from '../../src/config.ts';
-import type { UserInfo } from '../../src/creator.ts';
+import { parseWebhookConfig } from '../../webhook/src/config.ts';
+import type { WebhookConfig, WebhookConfigInput } from '../../webhook/src/config.ts';
+import type { UserInfo } from '../../webhook/src/creator.ts';
 
-export const TESTDATA = join(import.meta.dirname, '..', 'testdata');
+export const TESTDATA = join(import.meta.dirname, '..', '..', 'webhook', 'test', 'testdata');
 
 export const baseConfigInput: WebhookConfigInput = {
   injectorVersion: 'test',

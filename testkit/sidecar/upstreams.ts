@@ -8,9 +8,9 @@ import type { AddressInfo } from 'node:net';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generatePodCa } from '../../../sidecar/src/tls/pod-ca.ts';
-import { mintLeafCertificate } from '../../../sidecar/src/tls/leaf-certificates.ts';
-import type { PodCa } from '../../../sidecar/src/tls/pod-ca.ts';
+import { generatePodCa } from '../../sidecar/src/tls/pod-ca.ts';
+import { mintLeafCertificate } from '../../sidecar/src/tls/leaf-certificates.ts';
+import type { PodCa } from '../../sidecar/src/tls/pod-ca.ts';
 
 export interface TestCa {
   ca: PodCa;

@@ -1,6 +1,6 @@
 // One ApprovalRequest for tests of every component that reads one (sidecar, webhook, CLI): a held
 // `git push` of coder-0 in agents, created by alice, asking for a session scope.
-import type { ApprovalRequest, ApprovalRequestSpec, ApprovalRequestStatus } from '../../../api/src/index.ts';
+import type { ApprovalRequest, ApprovalRequestSpec, ApprovalRequestStatus } from '../../api/src/index.ts';
 
 export const SAMPLE_SPEC: ApprovalRequestSpec = {
   pod: { namespace: 'agents', name: 'coder-0', uid: 'pod-uid-1' },

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { runPolicySession } from './policy-session.ts';
 import { runProxySession } from './proxy-session.ts';
 
-const root = join(import.meta.dirname, '..', '..', '..');
+const root = join(import.meta.dirname, '..');
 const write = (line: string) => process.stdout.write(line);
 if (process.argv.includes('--policy-only')) {
   await runPolicySession(join(root, 'policies', 'build', 'bundle.tar.gz'), write);

@@ -1,5 +1,5 @@
 // git's own smart-HTTP server (`git http-backend`, CGI) as a request handler for the test
-// upstreams in e2e/support/sidecar/upstreams.ts, plus a bare repository to serve. Real git
+// upstreams in testkit/sidecar/upstreams.ts, plus a bare repository to serve. Real git
 // on both ends: clients clone and push through the sidecar exactly as agents do.
 import { spawn, spawnSync } from 'node:child_process';
 import type { IncomingMessage, ServerResponse } from 'node:http';

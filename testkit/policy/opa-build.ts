@@ -5,7 +5,7 @@ import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-export const repoRoot = join(import.meta.dirname, '..', '..', '..');
+export const repoRoot = join(import.meta.dirname, '..', '..');
 export const opaBin = join(repoRoot, '.tools', 'bin', 'opa');
 export const defaultBundle = join(repoRoot, 'policies', 'build', 'bundle.tar.gz');
 

@@ -9,8 +9,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import type { Dispatcher } from 'undici';
-import { SESSION_ID_PATTERN } from './config.ts';
-import { completeLines } from './spool.ts';
+import { SESSION_ID_PATTERN, completeLines } from './spool-format.ts';
 
 /** A log store reached over HTTP: Loki's query API, or VictoriaLogs' LogsQL API. */
 export interface StoreSource {
