@@ -3,36 +3,62 @@
 import { isIP } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import type { SecureContext } from 'node:tls';
-import { webcrypto } from 'node:crypto';
-import { x509 } from './x509.ts';
-import { EC_ALG } from './pod-ca.ts';
+import { ext, KEY_USAGE, OID, distinguishedName, signCertificate } from './certificate.ts';
+import { randomSerial } from './pod-ca.ts';
 import type { PodCa } from './pod-ca.ts';
+import type { Certificate } from './certificate.ts';
 
 const LEAF_VALIDITY_MS = 7 * 24 * 60 * 60 * 1000;
 
-export async function mintLeafCertificate(ca: PodCa, host: string, now: Date = new Date()): Promise<x509.X509Certificate> {
+/** An IP address as the 4 or 16 bytes a subjectAltName iPAddress holds. */
+function ipBytes(ip: string): Buffer {
+  if (isIP(ip) === 4) return Buffer.from(ip.split('.').map(Number));
+  // IPv6: expand "::" and an embedded dotted quad, then 8 groups of 16 bits.
+  let text = ip.split('%')[0]!;
+  const quad = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (quad) {
+    const b = quad[1]!.split('.').map(Number);
+    text = `${text.slice(0, -quad[1]!.length)}${((b[0]! << 8) | b[1]!).toString(16)}:${((b[2]! << 8) | b[3]!).toString(16)}`;
+  }
+  const [head = '', tail] = text.split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  const out = Buffer.alloc(16);
+  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
+  return out;
+}
+
+/** A leaf for `host` signed by the pod CA (synchronous signing; a promise for the callers written for an async minting). */
+export function mintLeafCertificate(ca: PodCa, host: string, now: Date = new Date()): Promise<Certificate> {
+  try {
+    return Promise.resolve(signLeaf(ca, host, now));
+  } catch (err) {
+    return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+  }
+}
+
+function signLeaf(ca: PodCa, host: string, now: Date): Certificate {
   const notBefore = new Date(now.getTime() - 60 * 60 * 1000);
   const notAfter = new Date(Math.min(now.getTime() + LEAF_VALIDITY_MS, ca.cert.notAfter.getTime()));
-  const san = isIP(host) ? { type: 'ip' as const, value: host } : { type: 'dns' as const, value: host };
-  const serial = Buffer.from(webcrypto.getRandomValues(new Uint8Array(16)));
-  serial[0] = serial[0]! & 0x7f;
-  return x509.X509CertificateGenerator.create({
-    serialNumber: serial.toString('hex'),
-    subject: `CN=${host.slice(0, 64)}`,
-    issuer: ca.cert.subject,
-    notBefore,
-    notAfter,
-    signingAlgorithm: EC_ALG,
-    publicKey: ca.leafKeys.publicKey,
-    signingKey: ca.keys.privateKey,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth], false),
-      new x509.SubjectAlternativeNameExtension([san], false),
-      await x509.AuthorityKeyIdentifierExtension.create(ca.cert, false),
-    ],
-  });
+  return signCertificate(
+    {
+      serial: randomSerial(),
+      issuer: ca.subject,
+      subject: distinguishedName(host.slice(0, 64)),
+      notBefore,
+      notAfter,
+      spki: ca.leafSpki,
+      extensions: [
+        ext.basicConstraints(false),
+        ext.keyUsage([KEY_USAGE.digitalSignature]),
+        ext.extKeyUsage([OID.serverAuth]),
+        ext.subjectAltName(isIP(host) ? { ip: ipBytes(host) } : { dns: host }),
+        ext.authorityKeyIdentifier(ca.keyId),
+      ],
+    },
+    ca.keys.privateKey,
+  );
 }
 
 export class LeafCertificateCache {
