@@ -11,13 +11,15 @@
 //   node bench/webhook/run.ts [--requests N] [--rounds R] [--concurrency C] [--rate R] [--serial N]
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { TestCA } from '../../e2e/support/kube/pki.ts';
+import { summarizeCpuProfile } from '../lib/cpu-profile.ts';
+import type { CpuProfile, CpuProfileSummary } from '../lib/cpu-profile.ts';
 import { parseWebhookConfig } from '../../webhook/src/config.ts';
 import { guardPodCreate } from '../../webhook/src/guard.ts';
 import { planInjection } from '../../webhook/src/inject.ts';
@@ -31,6 +33,8 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '50' },
     serial: { type: 'string', default: '1500' },
     rate: { type: 'string', default: '1000' },
+    'profile-requests': { type: 'string', default: '4000' },
+    'profile-dir': { type: 'string' },
   },
 });
 const REQUESTS = Number(values.requests);
@@ -38,7 +42,9 @@ const ROUNDS = Number(values.rounds);
 const CONCURRENCY = Number(values.concurrency);
 const SERIAL = Number(values.serial);
 const RATE = Number(values.rate);
+const PROFILE_REQUESTS = Number(values['profile-requests']);
 const SERVER = join(import.meta.dirname, 'server.ts');
+const ROOT = join(import.meta.dirname, '..', '..');
 
 interface Row {
   peer: string;
@@ -50,8 +56,8 @@ interface Row {
   p99ms: number;
 }
 
-async function startPeer(mode: 'floor' | 'sluice', tlsDir: string): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [SERVER, mode, tlsDir], { stdio: ['ignore', 'pipe', 'inherit'] });
+async function startPeer(mode: 'floor' | 'sluice', tlsDir: string, nodeFlags: string[] = []): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, [...nodeFlags, SERVER, mode, tlsDir], { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise<number>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`${mode} server exited with ${code}`)));
     createInterface({ input: child.stdout }).once('line', (line) => resolve((JSON.parse(line) as { port: number }).port));
@@ -157,6 +163,63 @@ try {
   await Promise.all([pools.floor.close(), pools.sluice.close()]);
   peers.floor.child.kill('SIGTERM');
   peers.sluice.child.kill('SIGTERM');
+}
+
+/** Where the brief asked to look: the admission path's pieces, inclusive of what they call. */
+const HOTSPOTS = [
+  { label: 'read + JSON.parse the body (readJsonBody)', functionName: 'readJsonBody', urlIncludes: 'webhook/src/http-shell.ts' },
+  { label: 'AdmissionReview schema check (parseAdmissionReview)', functionName: 'parseAdmissionReview', urlIncludes: 'webhook/src/admission-review.ts' },
+  { label: 'pod shape check (podOf)', functionName: 'podOf', urlIncludes: 'webhook/src/admission-review.ts' },
+  { label: 'patch building (planInjection)', functionName: 'planInjection', urlIncludes: 'webhook/src/inject.ts' },
+  { label: 'guard (guardPodCreate)', functionName: 'guardPodCreate', urlIncludes: 'webhook/src/guard.ts' },
+  { label: 'patch encoding (allow: JSON + base64)', functionName: 'allow', urlIncludes: 'webhook/src/admission-review.ts' },
+  { label: 'answer (sendJson: stringify + write)', functionName: 'sendJson', urlIncludes: 'webhook/src/http-shell.ts' },
+  { label: 'metrics + log after the answer', functionName: 'after', urlIncludes: 'webhook/src/server.ts' },
+];
+
+interface ProfileRun {
+  mode: 'floor' | 'sluice';
+  requests: number;
+  summary: CpuProfileSummary;
+}
+
+/**
+ * One peer alone under --cpu-prof: warmed up, then PROFILE_REQUESTS reviews per path at CONCURRENCY in
+ * flight; only the samples of that window count. The figures are CPU per review, so the two peers
+ * compare even though their runs did not overlap.
+ */
+async function profilePeer(mode: 'floor' | 'sluice'): Promise<ProfileRun> {
+  const dir = mkdtempSync(join(tmpdir(), `sluice-bench-webhook-prof-${mode}-`));
+  const spawned = performance.now();
+  const peer = await startPeer(mode, tlsDir, ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-interval', '250']);
+  const pool = new Pool(`https://127.0.0.1:${peer.port}`, { connections: CONCURRENCY, connect: { ca: ca.certPem, servername: 'localhost' } });
+  let window: { fromMs: number; toMs: number };
+  try {
+    for (const path of ['/mutate', '/validate'] as const) await drive(pool, path, bodies[path], 2000, CONCURRENCY);
+    const from = performance.now();
+    for (const path of ['/mutate', '/validate'] as const) await drive(pool, path, bodies[path], PROFILE_REQUESTS, CONCURRENCY);
+    window = { fromMs: from - spawned, toMs: performance.now() - spawned };
+  } finally {
+    await pool.close();
+    const exited = new Promise((resolve) => peer.child.once('exit', resolve));
+    peer.child.kill('SIGTERM');
+    await exited;
+  }
+  const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+  if (!file) throw new Error(`${mode} wrote no CPU profile in ${dir}`);
+  const text = readFileSync(join(dir, file), 'utf8');
+  if (values['profile-dir']) {
+    mkdirSync(values['profile-dir'], { recursive: true });
+    writeFileSync(join(values['profile-dir'], `webhook-${mode}.cpuprofile`), text);
+  }
+  rmSync(dir, { recursive: true, force: true });
+  return { mode, requests: 2 * PROFILE_REQUESTS, summary: summarizeCpuProfile(JSON.parse(text) as CpuProfile, { root: ROOT, top: 15, window, hotspots: HOTSPOTS }) };
+}
+
+const profiles: ProfileRun[] = [];
+try {
+  if (PROFILE_REQUESTS > 0) for (const mode of ['floor', 'sluice'] as const) profiles.push(await profilePeer(mode));
+} finally {
   rmSync(tlsDir, { recursive: true, force: true });
 }
 
@@ -190,5 +253,24 @@ for (const load of [`${CONCURRENCY}`, `≤${CONCURRENCY} @${RATE}/s`]) {
   const met = worst <= 5 || worstRatio <= 1.2;
   console.log(`target p99 ≤ 5 ms or ≤ 1.2× the node:http floor, load ${load}: ${met ? 'met' : 'not met'} (worst sluice p99 ${worst.toFixed(2)} ms, ${worstRatio.toFixed(2)}× its floor)`);
 }
+const us = (ms: number, p: ProfileRun) => ((ms * 1000) / p.requests).toFixed(1).padStart(10);
+for (const p of profiles) {
+  const s = p.summary;
+  console.log(`\n${p.mode} CPU profile: ${p.requests} reviews (half mutate, half validate) at ${CONCURRENCY} in flight, busy ${s.busyMs.toFixed(0)} ms ⇒ ${us(s.busyMs, p)} µs CPU per review`);
+  for (const a of s.byArea.filter((x) => x.pctOfBusy >= 1)) console.log(`  ${a.area.padEnd(52)} ${us(a.selfMs, p)} µs/review ${a.pctOfBusy.toFixed(1).padStart(6)} %`);
+  if (p.mode === 'sluice') {
+    console.log('  hot spots (inclusive):');
+    for (const h of s.hotspots) console.log(`  ${h.label.padEnd(52)} ${us(h.totalMs, p)} µs/review ${h.pctOfBusy.toFixed(1).padStart(6)} %`);
+  }
+  console.log('  top self time:');
+  for (const f of s.topSelf.slice(0, 12)) console.log(`  ${`${f.name} ${f.where}`.slice(0, 52).padEnd(52)} ${us(f.selfMs, p)} µs/review ${f.pctOfBusy.toFixed(1).padStart(6)} %`);
+}
+if (profiles.length === 2) {
+  const [floor, sluice] = profiles as [ProfileRun, ProfileRun];
+  const f = floor.summary.busyMs / floor.requests;
+  const s = sluice.summary.busyMs / sluice.requests;
+  console.log(`\nCPU per review: sluice ${(s * 1000).toFixed(0)} µs, floor ${(f * 1000).toFixed(0)} µs (${(s / f).toFixed(2)}×)`);
+}
+console.log('');
 console.log('(closed loop: 50 always in flight, so latency ≈ 50 / throughput — queueing on one core; open loop: arrivals at a fixed rate, latency from arrival)');
-console.log(JSON.stringify({ bench: 'webhook', node: process.version, rows, pure: pures }));
+console.log(JSON.stringify({ bench: 'webhook', node: process.version, rows, pure: pures, cpuPerReviewUs: Object.fromEntries(profiles.map((p) => [p.mode, (p.summary.busyMs * 1000) / p.requests])) }));

@@ -29,7 +29,8 @@ const config = parseWebhookConfig({
 
 if (mode === 'floor') {
   const answers = new Map<string, AdmissionReviewResponse['response']>();
-  const server = createServer({ cert: readFileSync(join(tlsDir, 'tls.crt')), key: readFileSync(join(tlsDir, 'tls.key')) }, (req, res) => {
+  // The TLS and HTTP settings of the webhook's own server (server.ts startWebhookServer).
+  const server = createServer({ cert: readFileSync(join(tlsDir, 'tls.crt')), key: readFileSync(join(tlsDir, 'tls.key')), minVersion: 'TLSv1.2' }, (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -45,6 +46,8 @@ if (mode === 'floor') {
       res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) }).end(text);
     });
   });
+  server.requestTimeout = 10_000;
+  server.headersTimeout = 5_000;
   server.keepAliveTimeout = 60_000;
   server.listen(0, '127.0.0.1', () => console.log(JSON.stringify({ port: (server.address() as AddressInfo).port })));
 } else {

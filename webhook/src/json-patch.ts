@@ -18,3 +18,44 @@ function escapeSegment(s: string): string {
   if (!s.includes('~') && !s.includes('/')) return s;
   return s.replace(/~/g, '~0').replace(/\//g, '~1');
 }
+
+/**
+ * JSON.stringify(ops), byte for byte, with the text of each frozen value kept: the injector's
+ * containers, volumes and env come from renderInjection, deep-frozen once per config, and were most
+ * of every patch's serialisation. A frozen value is taken to be frozen all the way down (deepFreeze,
+ * api/src/validation.ts: the config and everything rendered from it); everything else — the pod's
+ * own values, the ops — is serialised afresh each time.
+ */
+export function patchJson(ops: readonly JsonPatchOp[]): string {
+  return json(ops) ?? 'null';
+}
+
+const frozenJson = new WeakMap<object, string>();
+
+function json(v: unknown): string | undefined {
+  if (typeof v !== 'object' || v === null) return JSON.stringify(v);
+  if (Object.isFrozen(v)) {
+    let text = frozenJson.get(v);
+    if (text === undefined) {
+      text = JSON.stringify(v);
+      frozenJson.set(v, text);
+    }
+    return text;
+  }
+  if (Array.isArray(v)) {
+    let out = '[';
+    for (let i = 0; i < v.length; i++) out += `${i ? ',' : ''}${json(v[i]) ?? 'null'}`;
+    return `${out}]`;
+  }
+  // Only a plain object's own keys are what JSON.stringify writes (no toJSON, no class).
+  if (Object.getPrototypeOf(v) !== Object.prototype || typeof (v as { toJSON?: unknown }).toJSON === 'function') return JSON.stringify(v);
+  let out = '{';
+  let first = true;
+  for (const [k, value] of Object.entries(v)) {
+    const text = typeof value === 'function' || typeof value === 'symbol' ? undefined : json(value);
+    if (text === undefined) continue;
+    out += `${first ? '' : ','}${JSON.stringify(k)}:${text}`;
+    first = false;
+  }
+  return `${out}}`;
+}

@@ -16,45 +16,68 @@ export function quantityValue(q: string): number | undefined {
 
 const QUANTITY_PARENTS = new Set(['requests', 'limits']);
 
-function isQuantityField(path: readonly string[]): boolean {
-  const last = path[path.length - 1];
-  return last === 'sizeLimit' || QUANTITY_PARENTS.has(path[path.length - 2] ?? '');
+/** `last` is the field's own key, `parent` its parent's (the last two segments of its path). */
+function isQuantityField(parent: string | undefined, last: string | undefined): boolean {
+  return last === 'sizeLimit' || QUANTITY_PARENTS.has(parent ?? '');
 }
 
 function typeOf(v: unknown): string {
   return v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v;
 }
 
-/** Path (dotted, with [i] for arrays) of the first difference, or undefined when equal. */
-export function firstDifference(actual: unknown, expected: unknown, path: string[] = []): string | undefined {
-  const at = () => path.join('.').replace(/\.\[/g, '[');
-  if (typeof actual === 'string' && typeof expected === 'string' && actual !== expected && isQuantityField(path)) {
+/**
+ * The segments below this node down to the first difference, innermost first (so each level pushes
+ * one), or undefined when equal. The guard compares the whole rendered sidecar on every review of
+ * an injected pod: no path is built for the fields that are equal, only for the one that is not.
+ */
+function difference(actual: unknown, expected: unknown, parent: string | undefined, last: string | undefined): string[] | undefined {
+  if (typeof actual === 'string' && typeof expected === 'string' && actual !== expected && isQuantityField(parent, last)) {
     const a = quantityValue(actual);
-    return a !== undefined && a === quantityValue(expected) ? undefined : at();
+    return a !== undefined && a === quantityValue(expected) ? undefined : [];
   }
-  if (typeOf(actual) !== typeOf(expected)) return at();
+  if (typeOf(actual) !== typeOf(expected)) return [];
   if (Array.isArray(actual)) {
     const e = expected as unknown[];
-    if (actual.length !== e.length) return at();
+    if (actual.length !== e.length) return [];
     for (let i = 0; i < actual.length; i++) {
-      const d = firstDifference(actual[i], e[i], [...path, `[${i}]`]);
-      if (d !== undefined) return d;
+      const d = difference(actual[i], e[i], last, `[${i}]`);
+      if (d !== undefined) {
+        d.push(`[${i}]`);
+        return d;
+      }
     }
     return undefined;
   }
   if (actual && typeof actual === 'object') {
     const a = actual as Record<string, unknown>;
     const e = expected as Record<string, unknown>;
-    const keys = new Set([...Object.keys(a), ...Object.keys(e)]);
-    for (const k of keys) {
-      const d = firstDifference(a[k], e[k], [...path, k]);
-      if (d !== undefined) return d;
+    // The keys of both, the actual's first, each once.
+    for (const k of Object.keys(a)) {
+      const d = difference(a[k], e[k], last, k);
+      if (d !== undefined) {
+        d.push(k);
+        return d;
+      }
+    }
+    for (const k of Object.keys(e)) {
+      if (Object.prototype.propertyIsEnumerable.call(a, k)) continue;
+      const d = difference(a[k], e[k], last, k);
+      if (d !== undefined) {
+        d.push(k);
+        return d;
+      }
     }
     return undefined;
   }
-  return actual === expected ? undefined : at();
+  return actual === expected ? undefined : [];
+}
+
+/** Path (dotted, with [i] for arrays) of the first difference, or undefined when equal. */
+export function firstDifference(actual: unknown, expected: unknown, path: string[] = []): string | undefined {
+  const d = difference(actual, expected, path[path.length - 2], path[path.length - 1]);
+  return d === undefined ? undefined : [...path, ...d.reverse()].join('.').replace(/\.\[/g, '[');
 }
 
 export function sameSpec(actual: unknown, expected: unknown): boolean {
-  return firstDifference(actual, expected) === undefined;
+  return difference(actual, expected, undefined, undefined) === undefined;
 }

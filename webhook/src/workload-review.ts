@@ -8,6 +8,7 @@ import { allow, deny } from './admission-review.ts';
 import type { AdmissionRequest } from './admission-review.ts';
 import type { WebhookConfig } from './config.ts';
 import type { UserInfo } from './creator.ts';
+import { listOf, plain } from './json-shape.ts';
 import type { KubeReader } from './kube-reader.ts';
 import type { ReviewOutcome } from './review.ts';
 import { describeViolations } from './violations.ts';
@@ -20,12 +21,19 @@ const Meta = z
   .looseObject({ metadata: z.looseObject({ ownerReferences: z.array(z.looseObject({})).optional() }).optional() })
   .catch({});
 
+// Every pod review asks both of these; the common cases (no extra, a plain object with or without
+// owner references) are answered without the schema's copy, anything else is the schema's to say.
 export function actorOf(request: AdmissionRequest): Actor {
   const u = request.userInfo as AdmissionRequest['userInfo'] & { extra?: unknown };
-  return { username: u.username, uid: u.uid, groups: u.groups, extra: Extra.parse(u.extra) };
+  return { username: u.username, uid: u.uid, groups: u.groups, extra: u.extra === undefined ? {} : Extra.parse(u.extra) };
 }
 
 function ownersOf(obj: unknown): OwnerReference[] {
+  if (plain(obj)) {
+    const m = obj.metadata;
+    if (m === undefined) return [];
+    if (plain(m) && (m.ownerReferences === undefined || listOf(m.ownerReferences, plain))) return (m.ownerReferences as OwnerReference[] | undefined) ?? [];
+  }
   return (Meta.parse(obj).metadata?.ownerReferences ?? []);
 }
 
