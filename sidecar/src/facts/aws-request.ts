@@ -18,6 +18,7 @@ import { decodedBodyPrefix } from './body-prefix.ts';
 import { scanTopLevelJson } from './json-top-level-scan.ts';
 import { declaredBodyLength, decodePercent, headerOf, queryOf } from './request.ts';
 import type { FactsRequest } from './request.ts';
+import { defineDeriver } from './deriver.ts';
 import { s3RestAction } from './s3-rest-action.ts';
 
 export interface AwsRequestShape {
@@ -321,3 +322,12 @@ export function awsFacts(req: FactsRequest, shape: AwsRequestShape, body: Buffer
   if (accounts !== undefined) facts.resource_accounts = accounts;
   return { ...facts, ...paramFacts(req, shape, operation, body, bodyComplete, maxBytes) };
 }
+
+/** facts.aws: service, region, action and the accounts its resources name, for signed or AWS-hosted requests. */
+export const awsDeriver = defineDeriver<'aws', AwsRequestShape>({
+  key: 'aws',
+  classify: (req, config) => classifyAwsRequest(req, config.awsHostSuffixes),
+  bodyPrefixNeeded: (shape, config) => awsBodyPrefixNeeded(shape, config.maxAwsFormBytes),
+  moreBodyNeeded: (req, shape, prefix, config) => awsMoreBodyNeeded(req, shape, prefix, config.maxAwsFormBytes),
+  derive: (req, shape, body, config) => awsFacts(req, shape, body, body !== undefined && declaredBodyLength(req) === body.length, config.maxAwsFormBytes),
+});

@@ -1,22 +1,14 @@
-// The one entry the proxy calls to fill `PolicyInput.facts`: classifies a request as git
-// smart-HTTP, AWS, Kubernetes API, LLM API and/or GraphQL, says how much of the body (if any) those facts
-// need so the proxy buffers only a bounded prefix, and derives the facts. Pure: no I/O, no
-// clock. It must never throw on hostile input (fuzz-tested) and never return facts that fail the
-// api/ schema; a fact that cannot be derived is left out, never guessed (policy treats absence as
-// unknown). A deriver bug surfaces as FactsError so the proxy fails closed instead of deciding on
-// facts with a hole in them.
+// The one entry the proxy calls to fill `PolicyInput.facts`: classifies a request with every
+// deriver of the registry (derivers.ts: git smart-HTTP, AWS, Kubernetes API, LLM API, GraphQL),
+// says how much of the body (if any) those facts need so the proxy buffers only a bounded prefix,
+// and derives the facts. Pure: no I/O, no clock. It must never throw on hostile input
+// (fuzz-tested) and never return facts that fail the api/ schema; a fact that cannot be derived is
+// left out, never guessed (policy treats absence as unknown). A deriver bug surfaces as FactsError
+// so the proxy fails closed instead of deciding on facts with a hole in them.
 import { z } from 'zod';
 import type { Facts } from '../../../api/src/index.ts';
-import { awsBodyPrefixNeeded, awsFacts, awsMoreBodyNeeded, classifyAwsRequest } from './aws-request.ts';
-import type { AwsRequestShape } from './aws-request.ts';
-import { classifyGitRequest, gitBodyPrefixNeeded, gitFacts, gitMoreBodyNeeded } from './git-smart-http.ts';
-import type { GitRequestShape } from './git-smart-http.ts';
-import { classifyGraphqlRequest, graphqlBodyPrefixNeeded, graphqlFacts, graphqlMoreBodyNeeded } from './graphql-request.ts';
-import type { GraphqlRequestShape } from './graphql-request.ts';
-import { kubernetesFacts } from './kubernetes-request.ts';
-import { classifyLlmRequest, llmFacts, llmMoreBodyNeeded } from './llm-request.ts';
-import type { LlmRequestShape } from './llm-request.ts';
-import { declaredBodyLength, hostName } from './request.ts';
+import type { FactsDeriver } from './deriver.ts';
+import { DERIVERS } from './derivers.ts';
 import type { FactsRequest } from './request.ts';
 
 export type { FactsRequest } from './request.ts';
@@ -77,70 +69,6 @@ function guarded<T>(fn: () => T): T {
 }
 
 /**
- * One kind of facts: how to recognise a request it applies to (its shape), how much of the body it
- * needs, whether a prefix read so far is enough, and the facts. Adding a deriver is a module with
- * these four functions plus one entry in DERIVERS (and its facts' schema in api/src/policy.ts).
- */
-interface FactsDeriver<Shape> {
-  classify(req: FactsRequest, config: FactsConfig): Shape | undefined;
-  bodyPrefixNeeded(shape: Shape, config: FactsConfig): number;
-  moreBodyNeeded(req: FactsRequest, shape: Shape, prefix: Buffer, config: FactsConfig): number;
-  /** Writes its facts (if any) on `facts`. */
-  derive(req: FactsRequest, shape: Shape, body: Buffer | undefined, config: FactsConfig, facts: Facts): void;
-}
-
-// Method parameters are bivariant: a deriver of one shape stands in the list of unknown shapes.
-const deriver = <Shape>(d: FactsDeriver<Shape>): FactsDeriver<unknown> => d;
-
-/** Every deriver, in the order their facts appear. */
-const DERIVERS: readonly FactsDeriver<unknown>[] = [
-  deriver<GitRequestShape>({
-    classify: (req) => classifyGitRequest(req),
-    bodyPrefixNeeded: (shape, config) => gitBodyPrefixNeeded(shape, config.maxGitCommandBytes),
-    moreBodyNeeded: (req, shape, prefix, config) => gitMoreBodyNeeded(req, shape, prefix, config.maxGitCommandBytes),
-    derive: (req, shape, body, config, facts) => {
-      facts.git = gitFacts(req, shape, body, config.maxGitCommandBytes);
-    },
-  }),
-  deriver<AwsRequestShape>({
-    classify: (req, config) => classifyAwsRequest(req, config.awsHostSuffixes),
-    bodyPrefixNeeded: (shape, config) => awsBodyPrefixNeeded(shape, config.maxAwsFormBytes),
-    moreBodyNeeded: (req, shape, prefix, config) => awsMoreBodyNeeded(req, shape, prefix, config.maxAwsFormBytes),
-    derive: (req, shape, body, config, facts) => {
-      const complete = body !== undefined && declaredBodyLength(req) === body.length;
-      const aws = awsFacts(req, shape, body, complete, config.maxAwsFormBytes);
-      if (aws) facts.aws = aws;
-    },
-  }),
-  deriver<true>({
-    classify: (req, config) => (config.kubernetesHosts.includes(hostName(req.host)) ? true : undefined),
-    bodyPrefixNeeded: () => 0,
-    moreBodyNeeded: () => 0,
-    derive: (req, _shape, _body, _config, facts) => {
-      const k8s = kubernetesFacts(req);
-      if (k8s) facts.k8s = k8s;
-    },
-  }),
-  deriver<LlmRequestShape>({
-    classify: (req, config) => classifyLlmRequest(req, config.llmHosts),
-    bodyPrefixNeeded: (shape, config) => (shape.scanBody ? config.maxLlmBodyBytes : 0),
-    moreBodyNeeded: (req, shape, prefix, config) => llmMoreBodyNeeded(req, shape, prefix, config.maxLlmBodyBytes),
-    derive: (req, shape, body, config, facts) => {
-      facts.llm = llmFacts(req, shape, body, config.maxLlmBodyBytes);
-    },
-  }),
-  deriver<GraphqlRequestShape>({
-    classify: (req) => classifyGraphqlRequest(req),
-    bodyPrefixNeeded: (shape) => graphqlBodyPrefixNeeded(shape),
-    moreBodyNeeded: (req, shape, prefix) => graphqlMoreBodyNeeded(req, shape, prefix),
-    derive: (req, shape, body, _config, facts) => {
-      const graphql = graphqlFacts(req, shape, body);
-      if (graphql) facts.graphql = graphql;
-    },
-  }),
-];
-
-/**
  * A request classified once for facts (the proxy asks all three questions of one request). Every
  * method throws FactsError on a deriver fault, as classifyForFacts itself does.
  */
@@ -161,7 +89,7 @@ export interface ClassifiedRequest {
 
 export function classifyForFacts(req: FactsRequest, config: FactsConfig = DEFAULT_FACTS_CONFIG): ClassifiedRequest {
   const found = guarded(() => {
-    const out: { d: FactsDeriver<unknown>; shape: unknown }[] = [];
+    const out: { d: FactsDeriver; shape: unknown }[] = [];
     for (const d of DERIVERS) {
       const shape = d.classify(req, config);
       if (shape !== undefined) out.push({ d, shape });
@@ -173,8 +101,11 @@ export function classifyForFacts(req: FactsRequest, config: FactsConfig = DEFAUL
     moreBodyNeeded: (prefix) => guarded(() => found.reduce((n, f) => Math.max(n, f.d.moreBodyNeeded(req, f.shape, prefix, config)), 0)),
     derive: (body) =>
       guarded(() => {
-        const facts: Facts = {};
-        for (const f of found) f.d.derive(req, f.shape, body, config, facts);
+        const facts: Record<string, unknown> = {};
+        for (const f of found) {
+          const value = f.d.derive(req, f.shape, body, config);
+          if (value !== undefined) facts[f.d.key] = value;
+        }
         return facts;
       }),
   };

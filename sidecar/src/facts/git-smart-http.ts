@@ -12,6 +12,7 @@ import { parseReceivePackCommands } from './git-receive-pack.ts';
 import type { ReceivePackParse } from './git-receive-pack.ts';
 import { liberalSegments } from './request.ts';
 import type { FactsRequest } from './request.ts';
+import { defineDeriver } from './deriver.ts';
 
 type GitService = GitFacts['service'];
 
@@ -131,3 +132,12 @@ export function gitFacts(req: FactsRequest, shape: GitRequestShape, body: Buffer
   }
   return facts;
 }
+
+/** facts.git: the service, phase and repository from the path; a push's ref updates from its body. */
+export const gitDeriver = defineDeriver<'git', GitRequestShape>({
+  key: 'git',
+  classify: (req) => classifyGitRequest(req),
+  bodyPrefixNeeded: (shape, config) => gitBodyPrefixNeeded(shape, config.maxGitCommandBytes),
+  moreBodyNeeded: (req, shape, prefix, config) => gitMoreBodyNeeded(req, shape, prefix, config.maxGitCommandBytes),
+  derive: (req, shape, body, config) => gitFacts(req, shape, body, config.maxGitCommandBytes),
+});

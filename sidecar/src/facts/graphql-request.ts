@@ -9,6 +9,7 @@ import type { GraphqlFacts } from '../../../api/src/index.ts';
 import { decodedWholeBody } from './body-prefix.ts';
 import { declaredBodyLength, headerOf } from './request.ts';
 import type { FactsRequest } from './request.ts';
+import { defineDeriver } from './deriver.ts';
 
 /** GraphQL documents are small; a larger body is unknown. */
 export const MAX_GRAPHQL_BODY = 64 * 1024;
@@ -198,3 +199,12 @@ export function graphqlFacts(req: FactsRequest, shape: GraphqlRequestShape, body
   if (docs.length !== 1 || typeof docs[0] !== 'string') return undefined;
   return readDocument(docs[0]);
 }
+
+/** facts.graphql: the operation types a GraphQL document defines and whether it selects file content. */
+export const graphqlDeriver = defineDeriver<'graphql', GraphqlRequestShape>({
+  key: 'graphql',
+  classify: (req) => classifyGraphqlRequest(req),
+  bodyPrefixNeeded: (shape) => graphqlBodyPrefixNeeded(shape),
+  moreBodyNeeded: (req, shape, prefix) => graphqlMoreBodyNeeded(req, shape, prefix),
+  derive: (req, shape, body) => graphqlFacts(req, shape, body),
+});

@@ -1,6 +1,6 @@
 // Facts for the policy: what the rest of the sidecar uses of this folder, and the one pipeline
-// phase it works in. A new deriver is a module here plus its entry in derive-facts.ts's DERIVERS
-// and its facts' schema in api/src/policy.ts; nothing in the proxy changes.
+// phase it works in. A new deriver is a module here exporting a FactsDeriver (deriver.ts), one line
+// in derivers.ts and its facts' schema in api/src/policy.ts; nothing in the proxy changes.
 import type { Feature } from '../proxy/pipeline.ts';
 import type { FactsConfig } from './derive-facts.ts';
 import { deriveRequestFacts } from './request-phase.ts';

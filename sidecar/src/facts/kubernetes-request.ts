@@ -4,8 +4,9 @@
 // any difference is a gap an agent can use. Non-resource paths (/version, /apis, /healthz) and
 // paths Go's URL parser would reject yield no facts.
 import type { K8sFacts } from '../../../api/src/index.ts';
-import { decodePercent } from './request.ts';
+import { decodePercent, hostName } from './request.ts';
 import type { FactsRequest } from './request.ts';
+import { defineDeriver } from './deriver.ts';
 
 const API_PREFIXES = new Set(['api', 'apis']);
 const GROUPLESS_PREFIXES = new Set(['api']);
@@ -103,3 +104,12 @@ export function kubernetesFacts(req: FactsRequest): K8sFacts | undefined {
   if (name !== '') facts.name = name;
   return facts;
 }
+
+/** facts.k8s: for the configured API server hosts, the verb and resource as the apiserver reads them (no body). */
+export const kubernetesDeriver = defineDeriver<'k8s', true>({
+  key: 'k8s',
+  classify: (req, config) => (config.kubernetesHosts.includes(hostName(req.host)) ? true : undefined),
+  bodyPrefixNeeded: () => 0,
+  moreBodyNeeded: () => 0,
+  derive: (req) => kubernetesFacts(req),
+});

@@ -11,6 +11,7 @@ import { decodedBodyPrefix } from './body-prefix.ts';
 import { scanTopLevelJson } from './json-top-level-scan.ts';
 import { declaredBodyLength, decodePercent, hostName } from './request.ts';
 import type { FactsRequest } from './request.ts';
+import { defineDeriver } from './deriver.ts';
 
 export type LlmProvider = LlmFacts['provider'];
 
@@ -104,3 +105,12 @@ export function llmFacts(req: FactsRequest, shape: LlmRequestShape, body: Buffer
   }
   return facts;
 }
+
+/** facts.llm: provider and operation from host and path; model and stream from the JSON body's prefix. */
+export const llmDeriver = defineDeriver<'llm', LlmRequestShape>({
+  key: 'llm',
+  classify: (req, config) => classifyLlmRequest(req, config.llmHosts),
+  bodyPrefixNeeded: (shape, config) => (shape.scanBody ? config.maxLlmBodyBytes : 0),
+  moreBodyNeeded: (req, shape, prefix, config) => llmMoreBodyNeeded(req, shape, prefix, config.maxLlmBodyBytes),
+  derive: (req, shape, body, config) => llmFacts(req, shape, body, config.maxLlmBodyBytes),
+});
