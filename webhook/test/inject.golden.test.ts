@@ -1,7 +1,9 @@
 // Golden files, as Istio's injector has them: testdata/<case>.yaml is the pod the API server hands
-// the webhook, <case>.patched.yaml the pod after sluice's JSONPatch. REFRESH_GOLDEN=1 rewrites the
-// expected files; a file without a case here fails. Each case is also injected a second time to
-// prove idempotency, and every operation is checked to stay inside what sluice owns.
+// the webhook, <case>.patched.yaml the pod after sluice's JSONPatch. Every <case>.yaml is a case (a
+// new case is its file; OPTIONS below only for one that needs another config or namespace); an
+// expected file without its input, or options naming no file, fails. REFRESH_GOLDEN=1 rewrites the
+// expected files. Each case is also injected a second time to prove idempotency, and every
+// operation is checked to stay inside what sluice owns.
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from '@jest/globals';
@@ -68,29 +70,27 @@ const clusterSettingsConfig = testConfig({
 /** CNI mode (webhook/src/cni-mode.ts): sluice-init is an unprivileged check; the node installs the rules. */
 const cniConfig = testConfig({ interception: { mode: 'cni' } });
 
-const CASES: GoldenCase[] = [
-  { name: 'plain-pod' },
-  { name: 'job-pod' },
-  { name: 'existing-init-containers' },
-  { name: 'proxy-env-already-set' },
-  { name: 'namespace-opt-in', namespaceOptedIn: true },
-  { name: 'pod-opt-out', namespaceOptedIn: true, skipped: true },
-  { name: 'not-selected', skipped: true },
-  { name: 'multiple-containers' },
-  { name: 'pod-security-context' },
-  { name: 'container-security-context' },
-  { name: 'existing-native-sidecar' },
-  { name: 'annotations-with-escapes' },
-  { name: 'minimal-no-lists' },
-  { name: 'custom-config', config: customConfig },
-  { name: 'builtin-policy', config: builtinPolicyConfig },
-  { name: 'pull-secrets', config: sidecarOverridesConfig },
-  { name: 'sidecar-overrides', config: sidecarOverridesConfig },
-  { name: 'already-injected' },
-  { name: 'reinvoked-after-other-webhook' },
-  { name: 'cni-mode', config: cniConfig },
-  { name: 'cluster-settings', config: clusterSettingsConfig },
-];
+/** Cases that need another config, an opted-in namespace or expect a skip; any other case is its file alone. */
+const OPTIONS: Readonly<Record<string, Omit<GoldenCase, 'name'>>> = {
+  'namespace-opt-in': { namespaceOptedIn: true },
+  'pod-opt-out': { namespaceOptedIn: true, skipped: true },
+  'not-selected': { skipped: true },
+  'custom-config': { config: customConfig },
+  'builtin-policy': { config: builtinPolicyConfig },
+  'pull-secrets': { config: sidecarOverridesConfig },
+  'sidecar-overrides': { config: sidecarOverridesConfig },
+  'cni-mode': { config: cniConfig },
+  'cluster-settings': { config: clusterSettingsConfig },
+};
+
+/** Every testdata/<case>.yaml (beside its <case>.patched.yaml). */
+const CASES: GoldenCase[] = readdirSync(TESTDATA)
+  .filter((f) => f.endsWith('.yaml') && !f.endsWith('.patched.yaml'))
+  .sort()
+  .map((f) => {
+    const name = f.slice(0, -'.yaml'.length);
+    return { name, ...OPTIONS[name] };
+  });
 
 const refresh = process.env.REFRESH_GOLDEN === '1';
 const { applyPatch } = fastJsonPatch;
@@ -153,12 +153,13 @@ describe('golden injection', () => {
     }
   });
 
-  test('every file in testdata belongs to a case', () => {
+  test('every expected file has its input, and every case with options has a file', () => {
     const names = new Set(CASES.map((c) => c.name));
     const orphans = readdirSync(TESTDATA)
-      .filter((f) => f.endsWith('.yaml'))
-      .filter((f) => !names.has(f.replace(/\.patched\.yaml$|\.yaml$/, '')));
+      .filter((f) => f.endsWith('.patched.yaml'))
+      .filter((f) => !names.has(f.replace(/\.patched\.yaml$/, '')));
     expect(orphans).toEqual([]);
+    expect(Object.keys(OPTIONS).filter((name) => !names.has(name))).toEqual([]);
     expect(CASES.length).toBeGreaterThanOrEqual(12);
   });
 });
