@@ -36,14 +36,14 @@ export interface CodeEntry {
   readonly runbook?: string;
 }
 
-const policy = <C extends string>(code: C, kind: 'allow' | 'deny' | 'hold', doc: string): CodeEntry & { readonly code: C } => ({
+const policy = <C extends string, K extends 'allow' | 'deny' | 'hold'>(code: C, kind: K, doc: string): CodeEntry & { readonly code: C; readonly kind: K } => ({
   code,
   kind,
   by: 'policy',
   ...(kind === 'deny' ? { status: 403 } : {}),
   doc,
 });
-const guard = <C extends string>(code: C, doc: string): CodeEntry & { readonly code: C } => ({ code, kind: 'violation', by: 'webhook', doc });
+const guard = <C extends string>(code: C, doc: string): CodeEntry & { readonly code: C; readonly kind: 'violation' } => ({ code, kind: 'violation', by: 'webhook', doc });
 
 const TABLE = [
   // ── Rego policy library (policies/rego): decision codes ─────────────────────────────────────
@@ -380,15 +380,31 @@ const TABLE = [
 /** The catalogue: one row per code. */
 export const CODES: readonly CodeEntry[] = TABLE;
 
-/** Every code sluice emits, as a type: `code: Code` instead of `code: string` is how sources will
- *  name codes once they import them from here (issue 22). */
-export type Code = (typeof TABLE)[number]['code'];
+/** Every code sluice emits, as a type; `Code<'refusal'>` is the codes of one kind. Sources type
+ *  their code fields, error classes and answers with it, so a code that is not a row here fails
+ *  the typecheck (`Type '"net.opaque_tunnel"' is not assignable to type 'Code'`). */
+export type Code<K extends CodeKind = CodeKind> = Extract<(typeof TABLE)[number], { readonly kind: K }>['code'];
+
+/** The codes of one area (the part before the dot): `AreaCode<'audit'>`. */
+export type AreaCode<A extends string> = Extract<Code, `${A}.${string}`>;
+
+/** A union of codes written out by hand (an error class's own codes), checked against the
+ *  catalogue: `Catalogued<'audit.spool_full' | 'audit.typo'>` fails the typecheck on the typo. */
+export type Catalogued<T extends Code> = T;
 
 const BY_CODE = new Map<string, CodeEntry>(CODES.map((c) => [c.code, c]));
 
 /** The catalogue row of a code, or undefined for a code sluice does not emit. */
 export function codeEntry(code: string): CodeEntry | undefined {
   return BY_CODE.get(code);
+}
+
+/** The HTTP status the catalogue gives a code that ends a request with an answer. Throws for a
+ *  code without one: a caller that answers with a code's status must name a code that has one. */
+export function codeStatus(code: Code): number {
+  const status = BY_CODE.get(code)?.status;
+  if (status === undefined) throw new Error(`${code} has no HTTP status in the code catalogue (api/src/codes.ts)`);
+  return status;
 }
 
 /** Whether a string is a catalogued code. */

@@ -2,6 +2,7 @@
 // (Decision). Both are runtime schemas; their JSON Schema (api/schemas) is what `opa check
 // --strict` type-checks the Rego library against, so policy and code cannot drift apart.
 import { z } from 'zod';
+import type { Code } from './codes.ts';
 
 const stringMap = z.record(z.string(), z.string());
 
@@ -160,6 +161,7 @@ export const ApprovalScope = z.enum(['once', 'session', 'ttl']);
 export const Decision = z
   .object({
     allow: z.boolean().describe('false denies; true forwards (after approval when require_approval is set)'),
+    // a string, not the catalogue's Code: a custom bundle (docs/policy.md) decides with codes of its own
     code: z
       .string()
       .regex(/^[a-z0-9_.]+$/)
@@ -215,7 +217,10 @@ export function decisionAction(decision: Decision): Action {
   return decision.require_approval ? 'hold' : 'allow';
 }
 
+/** A decision sluice makes itself (not the policy's): its code is a catalogued one. */
+export type SluiceDecision = Decision & { code: Code };
+
 /** Fail-closed decisions the engine produces itself; their codes are documented in docs/policy.md. */
-export function engineDeny(code: string, reason: string): Decision {
+export function engineDeny(code: Code<'fault'>, reason: string): SluiceDecision {
   return { allow: false, code, reason };
 }

@@ -20,6 +20,7 @@
 // It must never hold a secret value: credentials are named, the sidecar resolves them.
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import type { Catalogued } from './codes.ts';
 import { GROUP } from './labels.ts';
 import { NamePattern, NamespaceOverride, Organisation } from './organisation.ts';
 import type { Organisation as OrganisationT, NamespaceOverride as NamespaceOverrideT } from './organisation.ts';
@@ -111,12 +112,13 @@ export interface PolicyNamespace {
   labels?: Readonly<Record<string, string>> | undefined;
 }
 
-export type SluicePolicyErrorCode =
+export type SluicePolicyErrorCode = Catalogued<
   | 'sluicepolicy.missing_default'
   | 'sluicepolicy.invalid'
   | 'sluicepolicy.organisation_outside_default'
   | 'sluicepolicy.default_has_applies_to'
-  | 'sluicepolicy.binding_without_applies_to';
+  | 'sluicepolicy.binding_without_applies_to'
+>;
 
 export interface SluicePolicyProblem {
   /** metadata.name of the object ('' when it has none). */

@@ -1,13 +1,13 @@
 // Keeps api/src/codes.ts honest: every `area.code` literal in the sources that emit codes (the
-// sidecar, webhook, CLI, CNI plugin, api contracts and the Rego library) must be a row of the
+// sidecar, webhook, CLI, CNI plugin, api contracts, lib and the Rego library) must be a row of the
 // catalogue, and every row must be emitted by some source. The literals stay where they are for
 // now (issue 22 replaces them with imports of the catalogue); this scan is what stops a new code,
 // or a renamed one, from reaching an answer, an audit event or a metric label undocumented.
 import { describe, expect, test } from '@jest/globals';
 import { existsSync, lstatSync, readFileSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { CODES, codeAreas, codeEntry, isCode } from '../src/codes.ts';
-import type { Code } from '../src/codes.ts';
+import { CODES, codeAreas, codeEntry, codeStatus, isCode } from '../src/codes.ts';
+import type { AreaCode, Catalogued, Code } from '../src/codes.ts';
 
 const REPO = join(import.meta.dirname, '..', '..');
 
@@ -19,7 +19,7 @@ const AREAS = [...new Set([...codeAreas(), 'network', 'webhook', 'cred'])].sort(
 /** Literals of a code area that are not codes: file names (a key file, the bundle's wasm, the config). */
 const NOT_A_CODE = /\.(ya?ml|json|wasm|crt|key|pem|ts|js|mts|proto|rego|gz|md)$/;
 
-const TS_ROOTS = ['sidecar/src', 'webhook/src', 'cli/src', 'cni/src', 'api/src'];
+const TS_ROOTS = ['sidecar/src', 'webhook/src', 'cli/src', 'cni/src', 'api/src', 'lib/src'];
 const REGO_ROOT = 'policies/rego';
 const SELF = 'api/src/codes.ts';
 
@@ -122,6 +122,28 @@ test('Code is the union of the catalogued codes (make test typechecks this file)
   // @ts-expect-error net.opaque_tunnel is not a code sluice emits
   const unknown: Code = 'net.opaque_tunnel';
   expect([isCode(known), isCode(unknown)]).toEqual([true, false]);
+  // a kind narrows it: a refusal is not an error answer, a policy hold is not a deny
+  const refusal: Code<'refusal'> = 'net.not_http';
+  // @ts-expect-error http.bad_chunk is an error answer, not a refusal
+  const notRefusal: Code<'refusal'> = 'http.bad_chunk';
+  const hold: Code<'hold'> = 'k8s.write_held';
+  // @ts-expect-error k8s.write_held is a hold, not a deny
+  const notDeny: Code<'deny'> = 'k8s.write_held';
+  const audit: AreaCode<'audit'> = 'audit.spool_full';
+  // @ts-expect-error approval.denied is not an audit code
+  const notAudit: AreaCode<'audit'> = 'approval.denied';
+  type Ok = Catalogued<'audit.spool_full' | 'audit.spool_io'>;
+  // @ts-expect-error audit.spool_ful is a typo
+  type Typo = Catalogued<'audit.spool_full' | 'audit.spool_ful'>;
+  const ok: Ok = 'audit.spool_io';
+  const typo: Typo = 'audit.spool_full';
+  // each is a catalogued code; what the lines marked @ts-expect-error pin is their type (tsc fails when one stops failing)
+  expect([refusal, notRefusal, hold, notDeny, audit, notAudit, ok, typo].filter((c) => !isCode(c))).toEqual([]);
+});
+
+test('codeStatus is the status of the catalogue row, and refuses a code without one', () => {
+  expect([codeStatus('credentials.aws_signature_unsupported'), codeStatus('http.bad_expect'), codeStatus('upstream.timeout'), codeStatus('policy.eval_error')]).toEqual([501, 417, 504, 403]);
+  expect(() => codeStatus('net.not_http')).toThrow('net.not_http has no HTTP status');
 });
 
 describe('the literal scan', () => {

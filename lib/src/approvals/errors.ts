@@ -1,5 +1,7 @@
 // Stable codes for every way a held request ends without being forwarded. They are the `error`
 // in the agent's answer, the audit decision code and a metric label; docs/approvals.md lists them.
+import type { Code } from '../../../api/src/codes.ts';
+
 export const APPROVAL_CODES = {
   denied: 'approval.denied',
   expired: 'approval.expired',
@@ -9,7 +11,7 @@ export const APPROVAL_CODES = {
   deleted: 'approval.deleted',
   killed: 'pod.killed',
   stopped: 'approval.sidecar_stopping',
-} as const;
+} as const satisfies Readonly<Record<string, Code>>;
 
 export type ApprovalCode = (typeof APPROVAL_CODES)[keyof typeof APPROVAL_CODES];
 

@@ -1,8 +1,9 @@
 // Failures of the audit recorder that its caller acts on. Each has a stable code: the proxy turns
 // `retryable` ones into a 503 for the agent, metrics count them by code, docs/audit.md lists them.
 // A recorder error must never crash the process: every I/O failure surfaces as one of these.
+import type { Catalogued } from '../../../api/src/codes.ts';
 
-export type AuditErrorCode =
+export type AuditErrorCode = Catalogued<
   /** The spool holds its configured maximum of unshipped bytes (onFull: fail-closed). */
   | 'audit.spool_full'
   /** The disk refused a write, sync, truncate or rename (ENOSPC, EIO, EROFS, ...). */
@@ -12,7 +13,8 @@ export type AuditErrorCode =
   /** The record cannot be serialised or does not match the audit event schema. */
   | 'audit.bad_record'
   /** The spool directory holds data this version cannot read. */
-  | 'audit.spool_corrupt';
+  | 'audit.spool_corrupt'
+>;
 
 export class AuditError extends Error {
   readonly code: AuditErrorCode;

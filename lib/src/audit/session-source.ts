@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import type { Dispatcher } from 'undici';
+import type { AreaCode } from '../../../api/src/codes.ts';
 import { SESSION_ID_PATTERN, completeLines } from './spool-format.ts';
 
 /** A log store reached over HTTP: Loki's query API, or VictoriaLogs' LogsQL API. */
@@ -50,8 +51,8 @@ export interface StoredItem {
 }
 
 export class SessionSourceError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
+  readonly code: AreaCode<'source'>;
+  constructor(code: AreaCode<'source'>, message: string) {
     super(message);
     this.name = 'SessionSourceError';
     this.code = code;
