@@ -8,7 +8,10 @@
 //   ship backlog          — the shipper alone draining a spool written while the store was away
 // record() latency (p50/p99) is what the proxy adds to a request by awaiting the audit write.
 // syncs/ev is how many segment fdatasyncs the spool made per recorded event (group commit: below 1
-// once records are in flight together). --only spool runs just the floor and the spool peers.
+// once records are in flight together; with fsync always each is one O_DSYNC write). The disk's
+// durability floor (bench/audit/fsync-floor.ts: one durable 700-byte append at a time, the old
+// write + fdatasync and the spool's pre-zeroed O_DSYNC write) is measured in the same run and
+// printed under the table. --only spool runs just the floor and the spool peers.
 //   node bench/audit/run.ts [--events N] [--concurrency C] [--no-pin] [--only spool]
 import { spawnSync } from 'node:child_process';
 import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
@@ -20,6 +23,8 @@ import { verifyChain } from '../../lib/src/audit/chain.ts';
 import type { AuditConfigInput } from '../../sidecar/src/audit/config.ts';
 import { AuditRecorder } from '../../sidecar/src/audit/recorder.ts';
 import { VictoriaLogsServer } from '../../e2e/support/logstore/victoria-logs.ts';
+import { formatFloorRow, measureFsyncFloor } from './fsync-floor.ts';
+import type { FloorRow } from './fsync-floor.ts';
 
 const { values } = parseArgs({
   options: {
@@ -182,6 +187,7 @@ if (!values['no-pin']) {
   pinned = res.status === 0 ? 'benchmark pinned to CPU 0 (taskset), Loki on the other CPUs' : `taskset failed: ${res.stderr.trim()}`;
 }
 const rows: Row[] = [];
+let fsyncFloor: FloorRow[] = [];
 const add = (...done: Row[]): void => {
   for (const r of done) console.error(`  ${r.peer}: ${r.perSecond.toFixed(0)} events/s`);
   rows.push(...done);
@@ -198,6 +204,7 @@ try {
     add(...(await toLoki(vlogs, 'json')));
     add(await backlog(vlogs));
   }
+  fsyncFloor = await measureFsyncFloor({ appends: 500, rounds: 2, dir: scratch });
 } catch (err) {
   console.error(`benchmark failed: ${String(err)}\nstore log tail:\n${vlogs.logTail(20)}`);
   process.exitCode = 1;
@@ -217,6 +224,8 @@ for (const r of rows) {
   );
 }
 console.log('events/s is wall-clock throughput; ev/CPU-s is what one core sustains by this process\'s CPU time (Loki excluded).');
+console.log(`\nfsync floor of this disk (${tmpdir()}): one durable 700-byte append at a time, what one record in flight pays per sync`);
+for (const f of fsyncFloor) console.log(`  ${formatFloorRow(f)}`);
 const shipped = rows.filter((r) => r.peer.startsWith('spool → Loki'));
 if (values.only === 'spool') console.log('(--only spool: the shipping target is not measured)');
 else {
@@ -226,4 +235,4 @@ const best = shipped.length ? Math.max(...shipped.map((r) => r.perSecond)) : 0;
     `\ntarget ≥ 20000 events/s shipped with zero loss: ${best >= 20_000 ? 'met' : 'NOT met'} (end-to-end ${worst.toFixed(0)}–${best.toFixed(0)} events/s over the encodings)`,
   );
 }
-console.log(JSON.stringify({ bench: 'audit', events: N, concurrency: C, pinned, results: rows }));
+console.log(JSON.stringify({ bench: 'audit', events: N, concurrency: C, pinned, results: rows, fsyncFloor }));

@@ -3,8 +3,8 @@
 // the store (Loki or VictoriaLogs) behind it. With `store: none` the spool is a bounded ring: the
 // oldest events are trimmed when it is full instead of refusing traffic, warned loudly. Every
 // change of the spool's state (ok, behind, near full, full) is logged. Group commit: concurrent
-// records share one write and one sync, and with fsync `always` a record resolves only after an
-// fdatasync that began after its line was written has completed (so the sync covers it); a failed
+// records share one durable write, and with fsync `always` a record resolves only after the
+// write holding its line has completed on disk (the spool's O_DSYNC write of the group); a failed
 // write or sync rejects every record of its group (audit.spool_io: fail closed), is counted and
 // logged, and the next group is written as usual. The chain head only moves after a successful
 // write, so a failed write leaves no gap and a restart resumes from the spool's last event. It
@@ -44,8 +44,13 @@ export interface AuditRecorderDeps {
   dispatcher?: Dispatcher;
   /** How often the spool's state is re-evaluated between writes and acknowledgements (default 5000 ms). */
   stateCheckMs?: number;
-  /** The spool's segment sync (default fdatasync); tests and the benchmark wrap the real one to count. */
+  /** The spool's segment sync outside a write (default fdatasync): sealing, closing, fsync interval. */
   datasync?: SpoolOptions['datasync'];
+  /**
+   * The spool's segment write (default: a positional write; with fsync always on an O_DSYNC handle,
+   * so it is the group's sync). Tests and the benchmark wrap the real one to hold, count or fail it.
+   */
+  write?: SpoolOptions['write'];
 }
 
 export interface AuditStopOptions {
@@ -144,6 +149,7 @@ export class AuditRecorder {
   private readonly dispatcher: Dispatcher | undefined;
   private readonly stateCheckMs: number;
   private readonly datasync: SpoolOptions['datasync'];
+  private readonly segmentWrite: SpoolOptions['write'];
   /** The resolved store; `none` is a ring. */
   private readonly store: AuditStore;
   /** `store` was written in the config (or the legacy `loki`), not defaulted. */
@@ -181,6 +187,7 @@ export class AuditRecorder {
     this.dispatcher = deps.dispatcher;
     this.stateCheckMs = deps.stateCheckMs ?? 5000;
     this.datasync = deps.datasync;
+    this.segmentWrite = deps.write;
     const store = resolveStore(this.config);
     this.storeExplicit = store !== undefined;
     this.store = store ?? 'none';
@@ -232,6 +239,7 @@ export class AuditRecorder {
         isValidTail: (line) => headFromLine(line) !== undefined,
         lineTimeMs,
         ...(this.datasync ? { datasync: this.datasync } : {}),
+        ...(this.segmentWrite ? { write: this.segmentWrite } : {}),
       });
     } catch (err) {
       this.state = 'stopped';

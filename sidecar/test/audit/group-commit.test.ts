@@ -1,10 +1,10 @@
-// Group commit with fsync `always`, over a real spool directory and the real fdatasync: records
-// in flight together share one sync, and none resolves before a sync that covers its bytes has
-// completed. The sync is wrapped (never replaced) so the test can hold it, count it, see how many
-// bytes of the segment it covered, and make one fail: a failed sync rejects every record of its
-// batch (fail closed), is counted and logged, leaves no trace of the batch in the chain, and the
-// next batch is written and synced as usual.
-import { readdirSync, readFileSync } from 'node:fs';
+// Group commit with fsync `always`, over a real spool directory and the real O_DSYNC segment
+// write: records in flight together share one durable write, and none resolves before a write
+// that covers its bytes has completed on disk. The write is wrapped (never replaced) so the test
+// can hold it, count it, see how far into the segment it reached, check its handle is O_DSYNC,
+// and make one fail: a failed write rejects every record of its batch (fail closed), is counted
+// and logged, leaves no trace of the batch in the chain, and the next batch is written as usual.
+import { constants, readdirSync, readFileSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
@@ -36,15 +36,25 @@ function segmentLines(): { event: AuditEvent; end: number }[] {
   return out;
 }
 
+/** The handle was opened O_DSYNC: a write on it returns once its bytes are on disk (Linux fdinfo). */
+function isDsync(fh: FileHandle): boolean {
+  const flags = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fh.fd}`, 'utf8'))![1]!;
+  return (parseInt(flags, 8) & constants.O_DSYNC) !== 0;
+}
+
 /**
- * The real fdatasync, wrapped: `covered` is the segment size when the last completed sync began
- * (a lower bound of what it made durable); `hold()` makes the next sync wait until released.
+ * The spool's real segment write, wrapped (with fsync always the segment is O_DSYNC, so a write
+ * that resolved is on disk: it is the group's sync). `covered` is the end of the last completed
+ * write; `dsync` says for each call whether its handle was O_DSYNC; `hold()` makes the next write
+ * wait until released; `failCall` makes that call write its bytes and then fail with EIO, the way
+ * a failed flush leaves bytes in the file it could not make durable.
  */
 function syncProbe() {
   const probe = {
     calls: 0,
     covered: 0,
-    /** The number of the sync call that fails (with EIO) instead of syncing. */
+    dsync: [] as boolean[],
+    /** The number of the write call that fails (with EIO) after writing. */
     failCall: undefined as number | undefined,
     held: undefined as { entered: () => void; release: Promise<void> } | undefined,
     hold(): { entered: Promise<void>; release: () => void } {
@@ -55,27 +65,28 @@ function syncProbe() {
       probe.held = { entered, release: releaseP };
       return { entered: enteredP, release };
     },
-    datasync: async (fh: FileHandle): Promise<void> => {
+    write: async (fh: FileHandle, data: Buffer, offset: number, length: number, position: number): Promise<number> => {
       const call = ++probe.calls;
-      const size = (await fh.stat()).size;
+      probe.dsync.push(isDsync(fh));
       const held = probe.held;
       probe.held = undefined;
       if (held) {
         held.entered();
         await held.release;
       }
-      if (call === probe.failCall) throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO', errno: -5, syscall: 'fdatasync' });
-      await fh.datasync();
-      probe.covered = Math.max(probe.covered, size);
+      const { bytesWritten } = await fh.write(data, offset, length, position);
+      if (call === probe.failCall) throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO', errno: -5, syscall: 'write' });
+      probe.covered = Math.max(probe.covered, position + bytesWritten);
+      return bytesWritten;
     },
   };
   return probe;
 }
 
 describe('AuditRecorder group commit (fsync always)', () => {
-  it('records in flight together share one fdatasync, and each resolves only after a sync covering its line', async () => {
+  it('records in flight together share one durable (O_DSYNC) write, and each resolves only after a write covering its line', async () => {
     const probe = syncProbe();
-    const rec = new AuditRecorder({ spoolDir: spoolDir(), pod, spool: { fsync: 'always' } }, { ...deps(), datasync: probe.datasync });
+    const rec = new AuditRecorder({ spoolDir: spoolDir(), pod, spool: { fsync: 'always' } }, { ...deps(), write: probe.write });
     await rec.start();
     const before = probe.calls;
     expect(before).toBe(1); // session_start
@@ -95,8 +106,10 @@ describe('AuditRecorder group commit (fsync always)', () => {
     release();
     const events = [await first, ...(await Promise.all(rest))];
     const syncs = probe.calls - before;
-    expect(syncs).toBe(2); // 40 records, 2 fdatasyncs: the held one and one for the 39 behind it
+    expect(syncs).toBe(2); // 40 records, 2 durable writes: the held one and one for the 39 behind it
     expect(rec.syncs).toBe(3);
+    // Each of them was the sync: the segment is O_DSYNC.
+    expect(probe.dsync).toEqual([true, true, true]);
     await rec.stop();
     const lines = segmentLines();
     for (const ev of events) {
@@ -107,13 +120,13 @@ describe('AuditRecorder group commit (fsync always)', () => {
     expect(verifyChain(lines.map((l) => l.event), { requireEnd: true })).toMatchObject({ ok: true, count: 42 });
   });
 
-  it('a failed fdatasync rejects every record of its batch (audit.spool_io, counted, logged), leaves no trace, and later batches are written', async () => {
+  it('a failed durable write rejects every record of its batch (audit.spool_io, counted, logged), leaves no trace, and later batches are written', async () => {
     const probe = syncProbe();
     const registry = new Registry();
     const metrics = registerAuditMetrics(registry);
     const warnings: { obj: Record<string, unknown>; msg: string }[] = [];
     const log = { info: () => undefined, warn: (obj: object, msg: string) => warnings.push({ obj: obj as Record<string, unknown>, msg }) };
-    const rec = new AuditRecorder({ spoolDir: spoolDir(), pod, spool: { fsync: 'always' } }, { ...deps(), metrics, log, datasync: probe.datasync });
+    const rec = new AuditRecorder({ spoolDir: spoolDir(), pod, spool: { fsync: 'always' } }, { ...deps(), metrics, log, write: probe.write });
     await rec.start();
     const { entered, release } = probe.hold();
     const first = rec.record(request(0));

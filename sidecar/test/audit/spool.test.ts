@@ -44,8 +44,10 @@ describe('Spool', () => {
       pos = batch.end;
     }
     expect(got).toEqual(lines(0, 20));
-    expect(spool.bytes).toBe(segments().reduce((n, s) => n + statSync(join(dir, s)).size, 0));
     await spool.close();
+    // At rest (sealed or closed) a segment holds exactly its lines; while open, fsync always keeps
+    // the active one zero-filled ahead (see the zero-fill test below).
+    expect(spool.bytes).toBe(segments().reduce((n, s) => n + statSync(join(dir, s)).size, 0));
   });
 
   it('trims acknowledged segments and keeps the unshipped ones', async () => {
@@ -75,8 +77,8 @@ describe('Spool', () => {
     expect(recovery.lastLine).toBe(lines(2, 1)[0]);
     expect(recovery.truncatedBytes).toBe('{"n":3,"pad":"xx'.length);
     await again.append(buf(lines(3, 1)));
-    expect(readFileSync(seg, 'utf8')).toBe(buf(lines(0, 4)).toString());
     await again.close();
+    expect(readFileSync(seg, 'utf8')).toBe(buf(lines(0, 4)).toString());
   });
 
   it('cuts trailing lines the validator rejects (zeros from a lost write) back to the last valid one', async () => {
@@ -178,6 +180,41 @@ describe('Spool', () => {
     const batch = await spool.read(spool.cursor, 10, 1000);
     expect(batch.lines).toEqual([long]);
     await spool.close();
+  });
+
+  it('fsync always: the active segment is zero-filled ahead, appends inside it leave its size alone, and a crash there (data + zeros) recovers to the last line without reporting a torn write', async () => {
+    const segmentBytes = 4096;
+    const { spool } = await Spool.open(dir, { ...opts, segmentBytes });
+    await spool.append(buf(lines(0, 2)));
+    const seg = join(dir, segments().at(-1)!);
+    // Zero-filled to the segment bound (ZERO_AHEAD_BYTES is larger), data at the front.
+    expect(statSync(seg).size).toBe(segmentBytes);
+    for (let i = 2; i < 40; i += 2) await spool.append(buf(lines(i, 2)));
+    expect(statSync(seg).size).toBe(segmentBytes);
+    const data = buf(lines(0, 40));
+    const onDisk = readFileSync(seg);
+    expect(onDisk.subarray(0, data.length)).toEqual(data);
+    expect(onDisk.subarray(data.length).every((b) => b === 0)).toBe(true);
+    // A crash now leaves the file as it is: copy it into a fresh spool directory and recover it.
+    const crashed = mkdtempSync(join(tmpdir(), 'sluice-spool-crash-'));
+    try {
+      writeFileSync(join(crashed, segments().at(-1)!), onDisk);
+      const { spool: again, recovery } = await Spool.open(crashed, { ...opts, segmentBytes });
+      expect(recovery).toEqual({ lastLine: lines(39, 1)[0], truncatedBytes: 0 });
+      expect(again.bytes).toBe(data.length);
+      await again.append(buf(lines(40, 1)));
+      expect((await again.read(again.cursor, 100, 100_000)).lines).toEqual(lines(0, 41));
+      await again.close();
+      expect(readFileSync(join(crashed, segments().at(-1)!), 'utf8')).toBe(buf(lines(0, 41)).toString());
+    } finally {
+      rmSync(crashed, { recursive: true, force: true });
+    }
+    // Sealing cuts the zeros: the next segment starts once this one is full.
+    while (segments().length === 1) await spool.append(buf(lines(100, 2)));
+    expect(readFileSync(seg).includes(0)).toBe(false);
+    await spool.close();
+    for (const s of segments()) expect(readFileSync(join(dir, s)).includes(0)).toBe(false);
+    expect(spool.bytes).toBe(segments().reduce((n, s) => n + statSync(join(dir, s)).size, 0));
   });
 
   it.each(['interval', 'none'] as const)('writes with fsync %s and syncs on close', async (fsync) => {
