@@ -4,7 +4,7 @@
 // decision never silently overwrites another one (the API server answers 409 instead).
 import { APPROVAL_API_VERSION, APPROVAL_PLURAL, GROUP } from '../../../api/src/index.ts';
 import type { ApprovalRequest, ApprovalRequestStatus } from '../../../api/src/index.ts';
-import type { KubeRest, WatchEvent, WatchHandle } from './kube-rest.ts';
+import type { KubeClient, WatchEvent, WatchHandle } from './kube-client.ts';
 
 export interface ApprovalList {
   items: ApprovalRequest[];
@@ -19,9 +19,9 @@ export function approvalsPath(namespace?: string, name?: string, sub?: 'status')
 }
 
 export class ApprovalApi {
-  readonly rest: KubeRest;
+  readonly rest: KubeClient;
 
-  constructor(rest: KubeRest) {
+  constructor(rest: KubeClient) {
     this.rest = rest;
   }
 

@@ -1,22 +1,18 @@
-// A thin Kubernetes REST client: @kubernetes/client-node loads the identity (in-cluster service
-// account, or a kubeconfig with its context, exec plugins and token files) and applies it to each
-// request; undici sends it with a per-call deadline, and failures become ApprovalApiErrors that
-// carry the API server's own message (an admission webhook's refusal, an RBAC denial). Watches
-// stream newline-delimited events. Shared by the sidecar and `kubectl sluice`.
+// The Kubernetes REST client for callers holding a @kubernetes/client-node KubeConfig — `kubectl
+// sluice` (kubectl's loading rules, contexts, exec plugins, impersonation) and the tests: the
+// KubeConfig authenticates each call of a KubeClient (kube-client.ts), which sends it with undici
+// and turns failures into ApprovalApiErrors. The sidecar does not import this module: it reads its
+// identity with kube-identity.ts, which loads client-node only for a kubeconfig that needs it.
 // It never logs a token and never retries on its own; callers decide.
-import { createInterface } from 'node:readline';
 import { HttpMethod, KubeConfig, RequestContext } from '@kubernetes/client-node';
-import { request } from 'undici';
-import type { Dispatcher } from 'undici';
 import { ApprovalApiError } from './errors.ts';
+import { KubeClient } from './kube-client.ts';
+import type { KubeIdentity } from './kube-client.ts';
+import type { KubeSource } from './kube-identity.ts';
 
-export interface KubeSource {
-  /** kubeconfig file(s) (KUBECONFIG-style list); absent → in-cluster, then the default loading rules */
-  kubeconfig?: string | undefined;
-  context?: string | undefined;
-  /** Use the pod's service account (the sidecar); fails when not running in a pod. */
-  inCluster?: boolean;
-}
+export type { CallOptions, KubeIdentity, WatchEvent, WatchHandle } from './kube-client.ts';
+export type { KubeSource } from './kube-identity.ts';
+export { KubeClient } from './kube-client.ts';
 
 /** Loads a KubeConfig the way kubectl does (KUBECONFIG, ~/.kube/config) or from the pod. */
 export function loadKubeConfig(source: KubeSource): KubeConfig {
@@ -47,178 +43,33 @@ export function contextNamespace(kc: KubeConfig): string {
   return kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
 }
 
-interface Status {
-  kind?: string;
-  message?: string;
-  reason?: string;
-  code?: number;
+/**
+ * A KubeConfig as a KubeIdentity: every call asks the KubeConfig to authenticate it (late bound,
+ * so the CLI's impersonation wrapper and refreshed exec credentials apply).
+ */
+export function kubeConfigIdentity(kc: KubeConfig): KubeIdentity {
+  return {
+    server: kc.getCurrentCluster()!.server,
+    get user() {
+      return kc.getCurrentUser()?.name;
+    },
+    get namespace() {
+      return kc.getContextObject(kc.getCurrentContext())?.namespace;
+    },
+    async authenticate(url, method) {
+      const ctx = new RequestContext(url.toString(), HttpMethod[method as keyof typeof HttpMethod]);
+      await kc.applySecurityAuthentication(ctx);
+      return { headers: ctx.getHeaders(), dispatcher: ctx.getDispatcher() };
+    },
+  };
 }
 
-function apiError(status: number, body: string, what: string): ApprovalApiError {
-  let message = body.trim();
-  try {
-    const parsed = JSON.parse(body) as Status;
-    if (parsed.message) message = parsed.message;
-  } catch {
-    // not a Status object: keep the text
-  }
-  message ||= `HTTP ${status}`;
-  switch (status) {
-    case 401:
-    case 403:
-      return new ApprovalApiError('SLUICE_APPROVAL_API_FORBIDDEN', message, status);
-    case 404:
-      return new ApprovalApiError('SLUICE_APPROVAL_API_NOT_FOUND', message, status);
-    case 409:
-      return new ApprovalApiError('SLUICE_APPROVAL_API_CONFLICT', message, status);
-    default:
-      return status >= 500 ? new ApprovalApiError('SLUICE_APPROVAL_API_UNREACHABLE', `${what}: ${message}`, status) : new ApprovalApiError('SLUICE_APPROVAL_API_REJECTED', message, status);
-  }
-}
-
-function transportError(err: unknown, what: string, timedOut: boolean): ApprovalApiError {
-  if (timedOut) return new ApprovalApiError('SLUICE_APPROVAL_API_TIMEOUT', `${what}: no answer from the API server in time`);
-  const e = err as { code?: string; cause?: { code?: string }; message?: string };
-  const code = e.cause?.code ?? e.code ?? '';
-  return new ApprovalApiError('SLUICE_APPROVAL_API_UNREACHABLE', `${what}: API server unreachable (${code || e.message || 'error'})`);
-}
-
-/** An abort signal that fires after `ms`, remembering whether it was the deadline that fired. */
-function deadline(ms: number): { signal: AbortSignal; abort(): void; timedOut(): boolean; clear(): void } {
-  const controller = new AbortController();
-  let fired = false;
-  const timer = setTimeout(() => {
-    fired = true;
-    controller.abort();
-  }, ms);
-  return { signal: controller.signal, abort: () => controller.abort(), timedOut: () => fired, clear: () => clearTimeout(timer) };
-}
-
-export interface CallOptions {
-  query?: Record<string, string | undefined>;
-  body?: unknown;
-  contentType?: string;
-  timeoutMs?: number;
-}
-
-export interface WatchEvent<T> {
-  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
-  object: T;
-}
-
-export interface WatchHandle {
-  /** Ends when the stream ends (null: closed normally) or fails. */
-  done: Promise<ApprovalApiError | null>;
-  abort(): void;
-}
-
-export class KubeRest {
+/** A KubeClient over a client-node KubeConfig (kept as `kc` for the CLI's raw calls). */
+export class KubeRest extends KubeClient {
   readonly kc: KubeConfig;
-  readonly server: string;
-  readonly #timeoutMs: number;
 
   constructor(kc: KubeConfig, timeoutMs = 10_000) {
+    super(kubeConfigIdentity(kc), timeoutMs);
     this.kc = kc;
-    this.server = kc.getCurrentCluster()!.server.replace(/\/$/, '');
-    this.#timeoutMs = timeoutMs;
-  }
-
-  get user(): string | undefined {
-    return this.kc.getCurrentUser()?.name;
-  }
-
-  async #prepare(method: HttpMethod, path: string, query: CallOptions['query']): Promise<{ url: URL; headers: Record<string, string>; dispatcher: Dispatcher | undefined }> {
-    const url = new URL(this.server + path);
-    for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
-    const ctx = new RequestContext(url.toString(), method);
-    await this.kc.applySecurityAuthentication(ctx);
-    return { url, headers: ctx.getHeaders(), dispatcher: ctx.getDispatcher() };
-  }
-
-  /** One call; resolves the parsed JSON body of a 2xx answer, throws ApprovalApiError otherwise. */
-  async call<T>(method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE', path: string, options: CallOptions = {}): Promise<T> {
-    const what = `${method} ${path}`;
-    const { url, headers, dispatcher } = await this.#prepare(HttpMethod[method], path, options.query);
-    const limit = deadline(options.timeoutMs ?? this.#timeoutMs);
-    try {
-      const res = await request(url, {
-        method,
-        dispatcher,
-        signal: limit.signal,
-        headers: {
-          ...headers,
-          accept: 'application/json',
-          ...(options.body === undefined ? {} : { 'content-type': options.contentType ?? 'application/json' }),
-        },
-        body: options.body === undefined ? undefined : JSON.stringify(options.body),
-      });
-      const text = await res.body.text();
-      if (res.statusCode >= 300) throw apiError(res.statusCode, text, what);
-      return JSON.parse(text) as T;
-    } catch (err) {
-      if (err instanceof ApprovalApiError) throw err;
-      throw transportError(err, what, limit.timedOut());
-    } finally {
-      limit.clear();
-    }
-  }
-
-  /**
-   * Opens a watch; resolves once the API server has accepted it (HTTP 200), so the caller knows the
-   * stream is live. `connectTimeoutMs` bounds the wait for that answer; after it, the stream may be
-   * idle for as long as the server keeps it (timeoutSeconds).
-   */
-  async watch<T>(path: string, query: Record<string, string | undefined>, onEvent: (e: WatchEvent<T>) => void, connectTimeoutMs = this.#timeoutMs): Promise<WatchHandle> {
-    const what = `watch ${path}`;
-    const { url, headers, dispatcher } = await this.#prepare(HttpMethod.GET, path, { ...query, watch: '1' });
-    const limit = deadline(connectTimeoutMs);
-    let res;
-    try {
-      // No body timeout: a quiet watch is healthy; the server ends it after timeoutSeconds.
-      res = await request(url, { method: 'GET', dispatcher, signal: limit.signal, bodyTimeout: 0, headers: { ...headers, accept: 'application/json' } });
-    } catch (err) {
-      throw transportError(err, what, limit.timedOut());
-    } finally {
-      limit.clear();
-    }
-    if (res.statusCode !== 200) throw apiError(res.statusCode, await res.body.text(), what);
-    const body = res.body;
-    const done = new Promise<ApprovalApiError | null>((resolve) => {
-      let finished = false;
-      const finish = (err: ApprovalApiError | null) => {
-        if (finished) return;
-        finished = true;
-        resolve(err);
-      };
-      const lines = createInterface({ input: body, crlfDelay: Infinity });
-      // readline re-emits its input's errors; unheard, they would throw.
-      lines.on('error', () => undefined);
-      lines.on('line', (line) => {
-        if (!line) return;
-        let event: WatchEvent<T>;
-        try {
-          event = JSON.parse(line) as WatchEvent<T>;
-        } catch {
-          return;
-        }
-        if (event.type === 'ERROR') {
-          const status = event.object as Status;
-          finish(apiError(status.code ?? 500, JSON.stringify(status), what));
-          return;
-        }
-        onEvent(event);
-      });
-      // `on`, not `once`: an aborted body may emit more than one error, and an unheard one throws.
-      body.on('error', (err) => finish(limit.signal.aborted ? null : transportError(err, what, false)));
-      body.once('end', () => finish(null));
-      body.once('close', () => finish(null));
-    });
-    return {
-      done,
-      abort: () => {
-        limit.abort();
-        body.destroy();
-      },
-    };
   }
 }

@@ -67,9 +67,10 @@ export async function startApprovals(config: ApprovalsConfig, deps: ApprovalsDep
     log.warn(config.inCluster ? `approvals: no service-account token at ${IN_CLUSTER_TOKEN}; held requests are refused` : 'approvals: no kubeconfig and not in a pod; held requests are refused (no approval backend)');
     return undefined;
   }
-  // @kubernetes/client-node costs ~85 MB of heap: load it only when approvals are on.
-  const { KubeRest, loadKubeConfig } = await import('../../../lib/src/approvals/kube-rest.ts');
-  const rest = new KubeRest(loadKubeConfig({ kubeconfig: config.kubeconfig, context: config.context, inCluster }), config.apiTimeoutMs);
+  // The client loads only when approvals are on; @kubernetes/client-node only for a kubeconfig the light reader does not cover.
+  const { KubeClient } = await import('../../../lib/src/approvals/kube-client.ts');
+  const { loadKubeIdentity } = await import('../../../lib/src/approvals/kube-identity.ts');
+  const rest = new KubeClient(await loadKubeIdentity({ kubeconfig: config.kubeconfig, context: config.context, inCluster }), config.apiTimeoutMs);
   const api = new ApprovalApi(rest);
   const metrics = registerApprovalMetrics(deps.registry);
   metrics.maxWaitSeconds.set(config.maxWaitMs / 1000);

@@ -11,7 +11,7 @@
 // before a list's result has been handled, never writes to the API server and never retries on
 // its own beyond this loop.
 import type { ApprovalApiError } from '../../../lib/src/approvals/errors.ts';
-import type { KubeRest, WatchHandle } from '../../../lib/src/approvals/kube-rest.ts';
+import type { KubeClient, WatchHandle } from '../../../lib/src/approvals/kube-client.ts';
 
 export interface ListWatchOptions {
   /** The collection, e.g. /api/v1/namespaces/NS/configmaps. */
@@ -54,7 +54,7 @@ interface Versioned {
 }
 
 export class ListWatch<T> {
-  readonly #rest: KubeRest;
+  readonly #rest: KubeClient;
   readonly #o: Required<Omit<ListWatchOptions, 'labelSelector' | 'fieldSelector'>> & Pick<ListWatchOptions, 'labelSelector' | 'fieldSelector'>;
   readonly #on: ListWatchHandlers<T>;
   #resourceVersion = '';
@@ -65,7 +65,7 @@ export class ListWatch<T> {
   #wake: (() => void) | undefined;
   readonly #first: { promise: Promise<void>; resolve: () => void; reject: (err: Error) => void };
 
-  constructor(rest: KubeRest, options: ListWatchOptions, handlers: ListWatchHandlers<T>) {
+  constructor(rest: KubeClient, options: ListWatchOptions, handlers: ListWatchHandlers<T>) {
     this.#rest = rest;
     // An option given as undefined keeps its default.
     const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as ListWatchOptions;

@@ -7,7 +7,7 @@
 // Reads with the pod's ServiceAccount token (the sidecar's mount only), which the chart lets get,
 // list and watch this one object and nothing else in that namespace. It never writes.
 import type { Logger } from 'pino';
-import type { KubeRest } from '../../../lib/src/approvals/kube-rest.ts';
+import type { KubeClient } from '../../../lib/src/approvals/kube-client.ts';
 import type { SidecarConfig } from '../config/sidecar-config.ts';
 import { ListWatch } from '../kube/list-watch.ts';
 import { BundleError } from '../../../lib/src/policy/bundle-error.ts';
@@ -48,7 +48,7 @@ export class ConfigMapBundleWatcher {
   #firstDone: (() => void) | undefined;
   readonly #first: Promise<void>;
 
-  constructor(rest: KubeRest, ref: ConfigMapRef, installer: RemoteBundleInstaller, log: Logger, options: ConfigMapBundleOptions = {}) {
+  constructor(rest: KubeClient, ref: ConfigMapRef, installer: RemoteBundleInstaller, log: Logger, options: ConfigMapBundleOptions = {}) {
     this.#ref = ref;
     this.#installer = installer;
     this.#source = `configmap ${ref.namespace}/${ref.name}`;
@@ -131,14 +131,15 @@ export async function startConfigMapBundle(config: SidecarConfig, engine: Policy
   const ref = config.policy.configMap!;
   const verification = requireVerification(bundleVerification(config.policy.verification), `policy.configMap (${ref.namespace}/${ref.name})`);
   const { existsSync } = await import('node:fs');
-  const { KubeRest, loadKubeConfig } = await import('../../../lib/src/approvals/kube-rest.ts');
+  const { KubeClient } = await import('../../../lib/src/approvals/kube-client.ts');
+  const { loadKubeIdentity } = await import('../../../lib/src/approvals/kube-identity.ts');
   const c = config.policy.cluster;
   const inCluster = !c.kubeconfig && existsSync(IN_CLUSTER_TOKEN);
   if (!c.kubeconfig && !inCluster) {
     const { SchemaError } = await import('../../../api/src/index.ts');
     throw new SchemaError('invalid sidecar configuration', [`policy.configMap: no service-account token at ${IN_CLUSTER_TOKEN} and no kubeconfig: the policy bundle cannot be read`]);
   }
-  const rest = new KubeRest(loadKubeConfig({ kubeconfig: c.kubeconfig, context: c.context, inCluster }), c.apiTimeoutMs);
+  const rest = new KubeClient(await loadKubeIdentity({ kubeconfig: c.kubeconfig, context: c.context, inCluster }), c.apiTimeoutMs);
   const watcher = new ConfigMapBundleWatcher(rest, ref, new RemoteBundleInstaller(engine, verification, events), log.child({ component: 'policy-bundle' }), { watchSeconds: c.watchSeconds });
   await watcher.start();
   return watcher;

@@ -9,7 +9,7 @@
 import { SLUICE_POLICY_PATH, effectiveSluicePolicy } from '../../../api/src/index.ts';
 import type { EffectiveSluicePolicy, SluicePolicy, SluicePolicyProblem } from '../../../api/src/index.ts';
 import type { ApprovalApiError } from '../../../lib/src/approvals/errors.ts';
-import type { KubeRest } from '../../../lib/src/approvals/kube-rest.ts';
+import type { KubeClient } from '../../../lib/src/approvals/kube-client.ts';
 import { ListWatch } from '../kube/list-watch.ts';
 
 export interface ClusterPolicyEvents {
@@ -35,7 +35,7 @@ interface NamespaceObject {
 }
 
 export class ClusterPolicyWatcher {
-  readonly #rest: KubeRest;
+  readonly #rest: KubeClient;
   readonly #o: Required<ClusterPolicyOptions>;
   readonly #events: ClusterPolicyEvents;
   readonly #objects = new Map<string, SluicePolicy>();
@@ -48,7 +48,7 @@ export class ClusterPolicyWatcher {
   #current: EffectiveSluicePolicy | undefined;
   readonly #waiters: ((p: EffectiveSluicePolicy) => void)[] = [];
 
-  constructor(rest: KubeRest, options: ClusterPolicyOptions, events: ClusterPolicyEvents) {
+  constructor(rest: KubeClient, options: ClusterPolicyOptions, events: ClusterPolicyEvents) {
     this.#rest = rest;
     this.#o = { watchSeconds: 300, namespaceResyncMs: 30_000, minBackoffMs: 100, maxBackoffMs: 5_000, ...options };
     this.#events = events;

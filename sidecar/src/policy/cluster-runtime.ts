@@ -72,18 +72,19 @@ export class ClusterPolicyRuntime {
   }
 
   /**
-   * Reads with the pod's ServiceAccount (in a pod) or the configured kubeconfig. Loads
-   * @kubernetes/client-node only here, as approvals do, so sidecars without it stay lean.
+   * Reads with the pod's ServiceAccount (in a pod) or the configured kubeconfig. The Kubernetes
+   * client loads only here, as for approvals (kube-identity.ts: no SDK for the pod's own identity).
    */
   static async create(config: SidecarConfig, validate: SettingsValidator, log: Logger): Promise<ClusterPolicyRuntime> {
     const { existsSync } = await import('node:fs');
-    const { KubeRest, loadKubeConfig } = await import('../../../lib/src/approvals/kube-rest.ts');
+    const { KubeClient } = await import('../../../lib/src/approvals/kube-client.ts');
+    const { loadKubeIdentity } = await import('../../../lib/src/approvals/kube-identity.ts');
     const c = config.policy.cluster;
     const inCluster = !c.kubeconfig && existsSync(IN_CLUSTER_TOKEN);
     if (!c.kubeconfig && !inCluster) {
       throw new SchemaError('invalid sidecar configuration', [`policy.cluster: no service-account token at ${IN_CLUSTER_TOKEN} and no kubeconfig: the SluicePolicy objects cannot be read`]);
     }
-    const rest = new KubeRest(loadKubeConfig({ kubeconfig: c.kubeconfig, context: c.context, inCluster }), c.apiTimeoutMs);
+    const rest = new KubeClient(await loadKubeIdentity({ kubeconfig: c.kubeconfig, context: c.context, inCluster }), c.apiTimeoutMs);
     return new ClusterPolicyRuntime(
       (events) => new ClusterPolicyWatcher(rest, { namespace: config.pod.namespace, watchSeconds: c.watchSeconds, namespaceResyncMs: c.namespaceResyncMs }, events),
       validate,
