@@ -5,6 +5,22 @@
 import type { ExportedMetric } from './metric-exporters.ts';
 import { PROVIDER_NAMES } from '../../sidecar/src/credentials/providers.ts';
 
+/** Prose under an area's table in docs/metrics.md: what the table alone cannot say (how things are counted). */
+export const AREA_NOTES: Readonly<Record<string, readonly string[]>> = {
+  'Requests and connections': [
+    '**How requests and connections are counted.** A connection refused before any request is one `sluice_refusals_total{code}`',
+    'and one `refusal` audit event; a request is one `sluice_requests_total{action,code}`, counted when it ends by the request',
+    'pipeline’s done phase (`sidecar/src/proxy/request-outcome.ts`), with its `request`/`response` audit events. A name the policy',
+    'denies at the connection level counts the same whichever way the connection arrived: a CONNECT target on the explicit',
+    'proxy port and a TLS server name (or fake-IP name) on the transparent port are each one refusal with the decision’s code',
+    '(`sidecar/src/proxy/connection-gate.ts`), and every request answered with that denial — the CONNECT request itself, or each',
+    'request the agent sends on the terminated TLS connection — is one request `{action="deny",code}`. A protocol upgrade is a',
+    'request too, counted once when it ends (refused, or its relayed connection closed). Requests the HTTP parser refuses before',
+    'the pipeline sees them count in `sluice_http_errors_total` instead. A fault in the pipeline is also counted by phase in',
+    '`sluice_request_faults_total`.',
+  ],
+};
+
 /** label → the values it takes, in words (every label of every metric; bounded by construction). */
 export const LABEL_VALUES: Readonly<Record<string, Readonly<Record<string, string>>>> = {
   sluice_requests_total: {
@@ -12,12 +28,13 @@ export const LABEL_VALUES: Readonly<Record<string, Readonly<Record<string, strin
     code: 'decision code of the policy library (`git.push_requires_approval`, `net.not_allowlisted`, …) or of the sidecar (`sidecar.*`, `approval.*`, `credentials.*`); `none` when the policy gave none; `other` for a code that is not lower-case `a-z0-9_.-` (≤ 64) or past the first 200 distinct codes of a sidecar',
   },
   sluice_connections_total: { via: '`transparent`, `proxy`', kind: 'first-bytes class: `tls`, `http`, `connect`, `opaque`, …' },
-  sluice_refusals_total: { code: 'refusal codes (`net.not_http`, `net.no_server_name`, `net.outside_pod`, `tls.handshake_failed`, …)' },
+  sluice_refusals_total: { code: 'refusal codes (`net.not_http`, `net.no_server_name`, `net.outside_pod`, `tls.handshake_failed`, …), or the decision code of a name the policy denies at the connection level (`net.not_allowlisted`, `pod.killed`, …)' },
   sluice_http_errors_total: { code: '`http.*` codes (parser rejections, `http.headers_timeout`, `http.request_timeout`, `http.bad_expect`, `http.bad_connect_target`, `http.h2_protocol_error`)' },
   sluice_upstream_errors_total: { code: '`upstream.*` codes (connect refused, timeout, TLS verify, reset)' },
   sluice_proxied_bytes_total: { direction: '`out` (agent to upstream), `in`' },
   sluice_websocket_frames_total: { direction: '`out` (agent to upstream), `in`', outcome: '`forwarded`, `masked`' },
   sluice_websocket_closes_total: { code: '`ws.closed`, `ws.peer_gone`, `ws.*` frame errors, `dlp.*` codes' },
+  sluice_request_faults_total: { phase: '`guard`, `summarize`, `facts`, `decide`, `decided`, `hold`, `upgrade`, `before-forward`, `forward` (the response phases included), `done`' },
   sluice_policy_bundle_info: { revision: 'the live bundle revision: one series per sidecar at a time' },
   sluice_policy_loads_total: { result: '`success`, `failure`', code: '`ok` or a `bundle.*` error code' },
   sluice_policy_cluster_info: { revision: 'the effective SluicePolicy revision (16 hex): one series per sidecar at a time' },

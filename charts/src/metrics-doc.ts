@@ -5,7 +5,7 @@
 // (api/src/codes.ts). Pure: generate.ts writes the file.
 import { CODES } from '../../api/src/codes.ts';
 import type { CodeEntry } from '../../api/src/codes.ts';
-import { LABEL_VALUES, REVIEW_NOTES, namingProblems } from './metric-catalogue.ts';
+import { AREA_NOTES, LABEL_VALUES, REVIEW_NOTES, namingProblems } from './metric-catalogue.ts';
 import type { ExportedMetric } from './metric-exporters.ts';
 
 const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
@@ -84,6 +84,8 @@ export function renderMetricsDoc(metrics: readonly ExportedMetric[], usage: Read
       out.push(`| \`${m.name}\` | ${m.type} | ${cell(labelsCell(m))} | ${cell(m.help)} | ${cell(used)} |`);
     }
     out.push('');
+    const note = AREA_NOTES[area];
+    if (note) out.push(...note, '');
   }
   out.push(
     '## Runtime metrics (both components)',

@@ -54,7 +54,10 @@ function requestPart(ctx: RequestContext): AuditRecord['request'] {
 function rawRequestPart(ctx: RequestContext): AuditRecord['request'] {
   const s = ctx.summary;
   if (!s) {
-    return { method: ctx.req.method ?? '', scheme: ctx.conn.scheme, host: ctx.conn.sni ?? ctx.conn.connectTarget?.host ?? '', port: ctx.conn.connectTarget?.port ?? 0, path: (ctx.req.url ?? '').split('?')[0] ?? '' };
+    // Answered before it was summarized (a guard: the connection's verdict, the kill switch): the
+    // destination the connection named, on the port the connection phase decided it for.
+    const port = ctx.conn.connectTarget?.port ?? (ctx.conn.sni ? 443 : 0);
+    return { method: ctx.req.method ?? '', scheme: ctx.conn.scheme, host: ctx.conn.sni ?? ctx.conn.connectTarget?.host ?? '', port, path: (ctx.req.url ?? '').split('?')[0] ?? '' };
   }
   const facts = Object.keys(ctx.facts).length ? { facts: ctx.facts } : {};
   return { method: s.method, scheme: s.scheme, host: s.host, port: s.port, path: s.path, ...facts };
@@ -75,9 +78,14 @@ function decisionPart(ctx: RequestContext): AuditRecord['decision'] {
   };
 }
 
+/** What the request's events carry besides its request part (an upgrade's protocol and end), masked. */
+function detailPart(ctx: RequestContext): Pick<AuditRecord, 'detail'> {
+  return ctx.auditDetail ? { detail: maskAuditValue(ctx.auditDetail, masker()) } : {};
+}
+
 /** The request as decided, recorded before anything is sent upstream. */
 export function requestRecord(ctx: RequestContext, identity: PodIdentity): AuditRecord {
-  return { ...base('request', identity), request_id: ctx.id, request: requestPart(ctx), decision: decisionPart(ctx) };
+  return { ...base('request', identity), request_id: ctx.id, request: requestPart(ctx), decision: decisionPart(ctx), ...detailPart(ctx) };
 }
 
 /** How the request ended: the upstream's answer (streamed) or sluice's own. */
@@ -91,6 +99,7 @@ export function responseRecord(ctx: RequestContext, identity: PodIdentity): Audi
     ...(ctx.redactions.length ? { masking: ctx.redactions.slice(0, MAX_RECORDED_REDACTIONS) } : {}),
     bytes: { in: ctx.bytesIn, out: ctx.bytesOut },
     timings: { ...ctx.timings, total_ms: Number(process.hrtime.bigint() - ctx.receivedAt) / 1e6 },
+    ...detailPart(ctx),
   };
 }
 

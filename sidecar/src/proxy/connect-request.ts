@@ -1,26 +1,24 @@
 // An HTTP CONNECT on the explicit proxy port: the target is decided at the connection level by the
-// ConnectionGate (as a TLS name is); a denied target is answered on the socket, counted as a
-// request and recorded as a refusal; an allowed one is opened and the tunnel handed on by its
-// first bytes like a redirected connection. A CONNECT inside a tunnel and a target without a port
-// are refused before any decision.
+// ConnectionGate (as a TLS name is), which counts and records a denial as a refusal of the
+// connection; the CONNECT request itself is then answered with that denial as a request like any
+// (the pipeline's `refuse`: counted, recorded, done). An allowed target is opened and the tunnel
+// handed on by its first bytes like a redirected connection. A CONNECT inside a tunnel and a
+// target without a port are refused before any decision (the gateway's parser-level refusals).
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ConnectionGate } from './connection-gate.ts';
 import type { HandoffClaims } from './connection-handoff.ts';
 import type { ConnectionInfo } from './connection-info.ts';
-import { requestEnded } from './request-outcome.ts';
-import type { ProxyMetrics } from './proxy-metrics.ts';
 import { splitHostPort } from './request-summary.ts';
-import { writeRawAnswer } from './sluice-responses.ts';
+import type { SluiceAnswerSpec } from './stages/answer.ts';
 
 export interface ConnectDeps {
   gate: ConnectionGate;
-  metrics: ProxyMetrics;
   nextId(): string;
   /** Answers, counts and records a request refused before the pipeline. */
   refuseRequest(socket: Socket, r: { status: number; code: string; reason: string }, id: string): void;
-  /** A connection-level denial, for the audit trail. */
-  refused?(info: { code: string; reason: string; via: string; name?: string }): void;
+  /** The CONNECT request answered with its target's denial, through the pipeline (a request like any). */
+  denied(req: IncomingMessage, socket: Socket, id: string, target: { host: string; port: number }, answer: SluiceAnswerSpec): void;
   handOff(socket: Socket, claims: HandoffClaims): void;
 }
 
@@ -36,11 +34,9 @@ export function onConnect(req: IncomingMessage, socket: Socket, head: Buffer, ou
     deps.refuseRequest(socket, { status: 400, code: 'http.nested_connect', reason: 'CONNECT inside a tunnel is not allowed' }, id);
     return;
   }
-  const verdict = deps.gate.decide(target.host, target.port);
+  const verdict = deps.gate.decide(target.host, target.port, 'proxy');
   if (verdict.action === 'deny') {
-    requestEnded(deps.metrics, { action: 'deny', code: verdict.code });
-    deps.refused?.({ code: verdict.code, reason: verdict.reason, via: 'proxy', name: target.host });
-    writeRawAnswer(socket, { status: 403, code: verdict.code, reason: verdict.reason, requestId: id, kind: 'deny' });
+    deps.denied(req, socket, id, target, { status: 403, code: verdict.code, reason: verdict.reason, kind: 'deny' });
     return;
   }
   socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');

@@ -1,10 +1,13 @@
 // The connection phase: the one place that decides an agent connection and the one place that
 // reads the kill switch. decide() answers for a name before any request (a CONNECT target, a TLS
-// server name): deny, tunnel uninspected (passthrough) or terminate. A connection denied at its
-// name is still terminated so the agent reads the reason; denyAll() marks it, and check() — run by
-// the pipeline's guard phase and by upgrades alike — answers every request on it with that denial,
-// and every request anywhere with the kill switch's while it is on. Pure over the engine and the
-// pod's state: it writes nothing to a socket.
+// server name, a fake IP's name): deny, tunnel uninspected (passthrough) or terminate — and a
+// denial is reported once, as a refusal of that connection (sluice_refusals_total and a `refusal`
+// audit event, through `refused`), the same whichever way the connection arrived. A connection
+// denied at its name is still terminated so the agent reads the reason; denyAll() marks it, and
+// check() — run by the pipeline's guard phase for requests and upgrades alike — answers every
+// request on it with that denial (each such request, like a denied CONNECT itself, is a request:
+// answered, counted and recorded by the pipeline), and every request anywhere with the kill
+// switch's while it is on. Pure over the engine and the pod's state: it writes nothing to a socket.
 import { decisionAction } from '../../../api/src/index.ts';
 import type { PodIdentity, SessionInfo } from '../../../api/src/index.ts';
 import type { PolicyEngine } from '../../../lib/src/policy/engine.ts';
@@ -19,6 +22,8 @@ export interface ConnectionGateDeps {
   /** The pod's kill switch (sluice.io/kill). */
   killed: () => boolean;
   session: () => SessionInfo;
+  /** A connection denied at its name: counted and recorded as a refusal (the gateway's one place for them). */
+  refused(info: { code: string; reason: string; via: ConnectionInfo['via']; name: string }): void;
 }
 
 const KILLED = { code: 'pod.killed', reason: 'this pod has been cut off by its kill switch (sluice.io/kill)' } as const;
@@ -30,8 +35,14 @@ export class ConnectionGate {
     this.#d = deps;
   }
 
-  /** A connection-level decision for a name (CONNECT target, TLS server name). */
-  decide(host: string, port: number): ConnectionVerdict {
+  /** A connection-level decision for a name (CONNECT target, TLS server name); a denial is reported as a refusal. */
+  decide(host: string, port: number, via: ConnectionInfo['via']): ConnectionVerdict {
+    const verdict = this.#verdict(host, port);
+    if (verdict.action === 'deny') this.#d.refused({ code: verdict.code, reason: verdict.reason, via, name: host });
+    return verdict;
+  }
+
+  #verdict(host: string, port: number): ConnectionVerdict {
     if (this.#d.killed()) return { action: 'deny', ...KILLED };
     const { decision } = this.#d.engine.evaluate({ request: connectSummary(host, port), facts: {}, pod: this.#d.pod(), session: this.#d.session() });
     const action = decisionAction(decision);

@@ -26,8 +26,8 @@ export interface HandoffDeps {
   http2Front?: Http2Server;
   leaves: LeafCertificateCache;
   firstBytesTimeoutMs: number;
-  /** Connection-level policy decision for a name (CONNECT / SNI). */
-  decideConnection(host: string, port: number): ConnectionVerdict;
+  /** Connection-level policy decision for a name (CONNECT / SNI); a denial is counted and recorded there. */
+  decideConnection(host: string, port: number, via: ConnectionInfo['via']): ConnectionVerdict;
   /** Tunnels the raw socket to name:port without inspection. */
   passthrough(socket: Socket, host: string, port: number, conn: ConnectionInfo): void;
   refuse(socket: Socket, code: string, reason: string, conn: Partial<ConnectionInfo>): void;
@@ -103,7 +103,7 @@ function dispatch(socket: Socket, kind: FirstBytes, claims: HandoffClaims, deps:
     return;
   }
   const port = claims.connectTarget?.port ?? 443;
-  const verdict = deps.decideConnection(name, port);
+  const verdict = deps.decideConnection(name, port, claims.via);
   const conn: ConnectionInfo = { ...base, scheme: 'https', sni: name };
   if (verdict.action === 'passthrough') {
     deps.passthrough(socket, name, port, conn);

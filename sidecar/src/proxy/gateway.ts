@@ -2,9 +2,10 @@
 // both (http-front.ts, and HTTP/2 on terminated TLS), the ConnectionGate that decides connections
 // (connection-gate.ts: CONNECT, TLS names, and the verdict every request and upgrade on a
 // connection checks), CONNECT (connect-request.ts), the request pipeline and its phases
-// (pipeline.ts) with the features given, protocol upgrades (upgrade-request.ts), and the one
-// place that answers and records a request the pipeline never saw. It decides nothing itself.
-import type { Server as HttpServer } from 'node:http';
+// (pipeline.ts) with the features given — which every request, protocol upgrade
+// (upgrade-request.ts) and denied CONNECT goes through — and the one place that counts and records
+// a refused connection and a request the pipeline never saw. It decides nothing itself.
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Http2Server } from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
@@ -24,13 +25,14 @@ import type { LeafCertificateCache } from '../tls/leaf-certificates.ts';
 import type { WsEnd } from '../websocket/relay.ts';
 import type { WebSocketSettingsInput } from '../websocket/settings.ts';
 import { isHttp2 } from './agent-request.ts';
-import type { AgentRequest, AgentResponse } from './agent-request.ts';
 import { onConnect } from './connect-request.ts';
+import type { ConnectDeps } from './connect-request.ts';
 import { ConnectionGate } from './connection-gate.ts';
 import { handOff } from './connection-handoff.ts';
 import type { HandoffClaims, HandoffDeps } from './connection-handoff.ts';
 import { connectionInfoOf } from './connection-info.ts';
 import type { ConnectionInfo } from './connection-info.ts';
+import { connectSummary } from './request-summary.ts';
 import { createHttpFront } from './http-front.ts';
 import { createHttp2Front } from './http2-front.ts';
 import { AgentListeners } from './listeners.ts';
@@ -38,21 +40,26 @@ import { resolveOverride, tunnel } from './passthrough.ts';
 import { Pipeline } from './pipeline.ts';
 import type { Feature } from './pipeline.ts';
 import type { ProxyMetrics } from './proxy-metrics.ts';
-import type { RequestContext } from './request-context.ts';
+import type { AgentRequest, AgentResponse } from './agent-request.ts';
+import type { RequestContext, UpgradeIo } from './request-context.ts';
 import { sendAnswer, writeRawAnswer } from './sluice-responses.ts';
+import { socketResponse } from './socket-response.ts';
+import type { SluiceAnswerSpec } from './stages/answer.ts';
 import { singleHost } from './stages/single-host.ts';
-import { onUpgrade } from './upgrade-request.ts';
-import type { UpgradeDeps } from './upgrade-request.ts';
+import { upgradeForward } from './upgrade-request.ts';
 import { upstreamSecureContext } from './upstream.ts';
 
 export interface GatewayEvents {
-  /** A request entered the pipeline (each one is followed by exactly one requestDone). */
+  /**
+   * A request entered the pipeline (each one is followed by exactly one requestDone): a plain
+   * request, a protocol upgrade, a CONNECT answered with its target's denial.
+   */
   requestStart?(ctx: RequestContext): void;
-  /** A request finished (answered by sluice or by the upstream). */
+  /** A request finished (answered by sluice or by the upstream; an upgrade once its connection ended). */
   requestDone?(ctx: RequestContext): void;
-  /** A connection was refused before any request. */
+  /** A connection was refused before any request (also a name the policy denies at the connection level). */
   refused?(info: { code: string; reason: string; via: string; name?: string }): void;
-  /** A protocol upgrade was decided (it is recorded in the audit trail as a request). */
+  /** A protocol upgrade was refused before its upstream was dialled (it is recorded in the audit trail as a request). */
   upgradeDecided?(info: { request_id: string; status: number; code: string }): void;
   /** A WebSocket connection ended (closed by a side, or by sluice with the code that closed it). */
   websocketEnded?(info: { request_id: string } & WsEnd): void;
@@ -135,14 +142,13 @@ export class Gateway {
   readonly #session: SessionCounter;
   readonly #listeners: AgentListeners;
   readonly #handoff: HandoffDeps;
-  readonly #upgrades: UpgradeDeps;
   #upstreamTls: SecureContext | undefined;
   #maskers: MaskerCache | undefined;
 
   constructor(options: GatewayOptions) {
     this.#o = options;
     const session = (this.#session = new SessionCounter(options.session.id));
-    const gate = new ConnectionGate({ engine: options.engine, pod: options.pod, killed: options.killed, session: () => session.info() });
+    const gate = new ConnectionGate({ engine: options.engine, pod: options.pod, killed: options.killed, session: () => session.info(), refused: (info) => this.#refused(info) });
     const features: Feature[] = [
       // The gateway's own guards: one Host, then the connection's verdict and the kill switch.
       { name: 'gateway', phases: { guard: (ctx) => singleHost(ctx) ?? gate.check(ctx.conn) } },
@@ -158,48 +164,37 @@ export class Gateway {
       agent: options.agent,
       ...(options.grpcAgent ? { grpcAgent: options.grpcAgent } : {}),
       onBytesOut: (n) => session.sent(n),
-      requestDone: (ctx) => options.events?.requestDone?.(ctx),
-    });
-    this.#upgrades = {
-      nextId: () => session.nextId(),
-      pod: options.pod,
-      session: () => session.info(),
-      engine: options.engine,
-      facts: options.facts,
-      metrics: options.metrics,
-      guard: (head) => this.#pipeline.guard(head),
-      audit: options.audit,
-      events: { upgradeDecided: (i) => options.events?.upgradeDecided?.(i), websocketEnded: (i) => options.events?.websocketEnded?.(i) },
-      maskers: () => (this.#maskers ??= options.masking?.maskers ?? new MaskerCache()),
-      maskingMetrics: options.masking?.metrics,
-      dial: () => {
-        const secureContext = (this.#upstreamTls ??= options.upstream.secureContext ?? upstreamSecureContext([]));
-        return { resolve: options.upstream.resolve, secureContext, connectTimeoutMs: options.upstream.connectTimeoutMs };
+      requestDone: (ctx) => {
+        if (ctx.upgrade && ctx.answer && !ctx.upgrade.dialled) options.events?.upgradeDecided?.({ request_id: ctx.id, status: ctx.status ?? 0, code: ctx.answer.code });
+        options.events?.requestDone?.(ctx);
       },
-      websocket: options.websocket,
+      upgrade: upgradeForward({
+        pod: options.pod,
+        metrics: options.metrics,
+        audit: options.audit,
+        events: { websocketEnded: (i) => options.events?.websocketEnded?.(i) },
+        maskers: () => (this.#maskers ??= options.masking?.maskers ?? new MaskerCache()),
+        maskingMetrics: options.masking?.metrics,
+        dial: () => {
+          const secureContext = (this.#upstreamTls ??= options.upstream.secureContext ?? upstreamSecureContext([]));
+          return { resolve: options.upstream.resolve, secureContext, connectTimeoutMs: options.upstream.connectTimeoutMs };
+        },
+        websocket: options.websocket,
+      }),
+    });
+    const connect: ConnectDeps = {
+      gate,
+      nextId: () => session.nextId(),
+      refuseRequest: (s, r, id) => this.#refuseRequest(s, r, id),
+      denied: (req, socket, id, target, a) => this.#connectDenied(req, socket, id, target, a),
+      handOff: (s, claims) => this.#handOff(s, claims),
     };
     this.#front = createHttpFront({
       ...options.limits,
       requestBodyTimeoutMs: options.limits.requestBodyTimeoutMs ?? 0,
       onRequest: (req, res) => this.#onRequest(req, res),
-      onConnect: (req, socket, head) =>
-        onConnect(req, socket, head, connectionInfoOf(socket), {
-          gate,
-          metrics: options.metrics,
-          nextId: () => session.nextId(),
-          refuseRequest: (s, r, id) => this.#refuseRequest(s, r, id),
-          refused: (info) => options.events?.refused?.(info),
-          handOff: (s, claims) => this.#handOff(s, claims),
-        }),
-      // An upgrade that faults is answered 502 and closed: a rejection nobody awaits would end the sidecar.
-      onUpgrade: (req, socket, head) =>
-        void onUpgrade(req, socket, head, this.#upgrades).catch((err: Error) => {
-          try {
-            writeRawAnswer(socket, { status: 502, code: 'sidecar.internal_error', reason: `sidecar error: ${err.message}`, requestId: '-', kind: 'error' });
-          } catch {
-            socket.destroy();
-          }
-        }),
+      onConnect: (req, socket, head) => onConnect(req, socket, head, connectionInfoOf(socket), connect),
+      onUpgrade: (req, socket, head) => this.#onUpgrade(req, socket, head),
       refuse: (socket, r) => this.#refuseRequest(socket, r),
     });
     this.#front2 = options.http2?.enabled
@@ -219,7 +214,7 @@ export class Gateway {
       ...(this.#front2 ? { http2Front: this.#front2 } : {}),
       leaves: options.leaves,
       firstBytesTimeoutMs: options.limits.firstBytesTimeoutMs,
-      decideConnection: (host, port) => gate.decide(host, port),
+      decideConnection: (host, port, via) => gate.decide(host, port, via),
       passthrough: (socket, host, port) => {
         const to = resolveOverride(options.upstream.resolve, host, port);
         tunnel(socket, to, options.upstream.connectTimeoutMs, (r) => options.events?.tunnelled?.({ host, port, bytesIn: r.bytesIn, bytesOut: r.bytesOut, error: r.error }));
@@ -261,8 +256,40 @@ export class Gateway {
       req.on('error', () => undefined);
       req.once('aborted', () => req.destroy(new Error('the agent reset the stream')));
     }
+    const ctx = this.#started(this.#session.nextId(), req, res, conn);
+    void this.#pipeline.handle(ctx);
+  }
+
+  /** A protocol upgrade: a request through the same phases, answered on its socket until its 101. */
+  #onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
+    const id = this.#session.nextId();
+    const conn = connectionInfoOf(socket) ?? { id, via: 'proxy' as const, scheme: 'http' as const, openedAt: Date.now() };
+    let ctx: RequestContext;
+    try {
+      const upgrade: UpgradeIo = { socket, head, protocol: String(req.headers.upgrade) };
+      ctx = this.#started(id, req, socketResponse(req, socket), conn, upgrade);
+    } catch (err) {
+      // No context to run the pipeline with: answered here, never an exception in node:http's event.
+      writeRawAnswer(socket, { status: 502, code: 'sidecar.internal_error', reason: `sidecar error: ${(err as Error).message}`, requestId: id, kind: 'error' });
+      return;
+    }
+    void this.#pipeline.handle(ctx);
+  }
+
+  /** A CONNECT whose target the connection phase denied: the CONNECT request is answered with it, as a request like any. */
+  #connectDenied(req: IncomingMessage, socket: Socket, id: string, target: { host: string; port: number }, a: SluiceAnswerSpec): void {
+    const conn = connectionInfoOf(socket) ?? { id, via: 'proxy' as const, scheme: 'http' as const, openedAt: Date.now() };
+    const ctx = this.#started(id, req, socketResponse(req, socket), conn);
+    // The policy's view of a CONNECT (as the connection phase decided it), for the audit trail.
+    ctx.summary = connectSummary(target.host, target.port);
+    this.#pipeline.refuse(ctx, a);
+  }
+
+  /** A request's context as the pipeline starts it (the requestStart event). */
+  #started(id: string, req: AgentRequest, res: AgentResponse, conn: ConnectionInfo, upgrade?: UpgradeIo): RequestContext {
     const ctx: RequestContext = {
-      id: this.#session.nextId(),
+      id,
       req,
       res,
       conn,
@@ -274,15 +301,21 @@ export class Gateway {
       bytesOut: 0,
       overhead: 0,
       timings: {},
+      ...(upgrade ? { upgrade, auditDetail: { upgrade: upgrade.protocol } } : {}),
     };
     this.#o.events?.requestStart?.(ctx);
-    void this.#pipeline.handle(ctx);
+    return ctx;
   }
 
   #refuse(socket: Socket, code: string, reason: string, conn: Partial<ConnectionInfo>): void {
-    this.#o.metrics.refusals.inc({ code });
-    this.#o.events?.refused?.({ code, reason, via: conn.via ?? 'transparent', name: conn.sni ?? conn.connectTarget?.host ?? conn.fakeIpName });
+    this.#refused({ code, reason, via: conn.via ?? 'transparent', name: conn.sni ?? conn.connectTarget?.host ?? conn.fakeIpName });
     socket.destroy();
+  }
+
+  /** The one place a refused connection is counted and recorded (also a name denied at the connection level). */
+  #refused(info: { code: string; reason: string; via: string; name?: string | undefined }): void {
+    this.#o.metrics.refusals.inc({ code: info.code });
+    this.#o.events?.refused?.({ code: info.code, reason: info.reason, via: info.via, ...(info.name !== undefined ? { name: info.name } : {}) });
   }
 
   /**

@@ -3,13 +3,18 @@
 // pipeline runs the handlers of a phase in the order the features were given, between its own
 // core steps, which are the only code that adds what the next phase relies on:
 //
-//   guard             Guarded         single Host, the connection's verdict and the kill switch (ConnectionGate);
-//                                     protocol upgrades run this phase too (upgrade-request.ts)
+//   guard             Guarded         single Host, the connection's verdict and the kill switch (ConnectionGate)
 //   ── summarize ──   the policy's view of the request, or a 4xx          → Summarized
+//                     (an upgrade: only a WebSocket opening handshake goes on)
 //   facts             Summarized      facts, reading the bounded body prefix they need
+//                     (an upgrade: then `facts.upgrade`)
 //   ── decide ──      the policy; a deny is answered here                 → Decided
+//                     (an upgrade: the policy must also say allow_upgrade and inject no credential)
 //   decided           Decided         the durable request record (audit)
 //   hold              Decided         only for `hold`: approvals; unless a handler says 'approved' → refused
+//   ── upgrade ──     an upgrade leaves here for its own before-forward and forward
+//                     (upgrade-request.ts: DLP on the handshake's head, the upstream's 101, the
+//                     inspecting relay until the connection ends), then goes to done
 //   ── prepare ──     what goes upstream (origin, path, end-to-end headers, body) → Forwarding
 //   before-forward    Forwarding      response masking's request changes, outbound DLP, credentials (last)
 //   ── forward ──     undici; the response head goes through:
@@ -18,12 +23,18 @@
 //                                     body after reading its first bytes (masking's framing) or refuse
 //   before-end        Forwarding      after the body, before the agent's response ends (audit's
 //                                     response record; a rejection cuts the response)
-//   done              RequestContext  always, once: whatever is not yet recorded; then the request is counted
+//   done              RequestContext  always, once: the request is counted (request-outcome.ts), then
+//                                     whatever is not yet recorded; each step isolated
 //
+// Plain requests, protocol upgrades (the gateway gives them a response on their socket,
+// socket-response.ts) and CONNECTs whose target is denied (answered, then done: `refuse`) all
+// end here, so one decision path decides them and one place counts them.
 // A handler returns nothing to go on, a SluiceAnswer to end the request with sluice's own answer
 // (the pipeline sends it), or 'end' when it ended the request itself (wrote its own answer, or the
 // agent left). The connection phase is not per request: ConnectionGate decides a connection
-// (CONNECT target, TLS name) once, and its verdict is what the guard phase and upgrades check.
+// (CONNECT target, TLS name) once, and its verdict is what the guard phase checks.
+// A fault (a throw) in any phase is sluice's 502 while the agent has no answer yet, else the
+// exchange is cut; a fault in a done step is warned about and skips no other step.
 // This module never reads a feature's own state and holds none across requests.
 import type { Transform } from 'node:stream';
 import { decisionAction } from '../../../api/src/index.ts';
@@ -32,14 +43,15 @@ import type { PolicyEngine } from '../../../lib/src/policy/engine.ts';
 import type { Agent } from 'undici';
 import type { AgentRequest } from './agent-request.ts';
 import type { ConnectionInfo } from './connection-info.ts';
-import type { ProxyMetrics } from './proxy-metrics.ts';
-import type { Decided, Forwarding, RequestContext, ResponseHead, ResponsePlan, Summarized } from './request-context.ts';
+import type { FaultPhase, ProxyMetrics } from './proxy-metrics.ts';
+import type { Decided, Forwarding, RequestContext, ResponseHead, ResponsePlan, Summarized, Upgrading } from './request-context.ts';
 import { answer } from './stages/answer.ts';
 import type { SluiceAnswerSpec } from './stages/answer.ts';
 import { forward, prepareUpstream } from './stages/forward.ts';
 import type { ForwardDeps, ResponsePlanned } from './stages/forward.ts';
 import { summarize } from './stages/summarize.ts';
 import { requestEnded } from './request-outcome.ts';
+import { addUpgradeFacts, isUpgrade, upgradeRefusal, upgradeTerms } from './upgrade-request.ts';
 
 export type { SluiceAnswerSpec } from './stages/answer.ts';
 
@@ -55,8 +67,8 @@ export type HoldStep = Step | 'approved';
 type Handler<C> = (ctx: C) => Step | Promise<Step>;
 
 /**
- * What the guard phase sees: the request head and its connection — all an upgrade has too. A guard
- * answers or lets the request on; it never writes to the agent itself.
+ * What the guard phase sees: the request head and its connection. A guard answers or lets the
+ * request on; it never writes to the agent itself.
  */
 export interface Guarded {
   readonly id: string;
@@ -98,6 +110,12 @@ export interface PipelineDeps {
   onBytesOut: (n: number) => void;
   /** After the done phase (the gateway's requestDone event). */
   requestDone?: (ctx: RequestContext) => void;
+  /**
+   * An upgrade's before-forward and forward once it is decided and held if need be
+   * (upgrade-request.ts upgradeForward): resolves when the upgrade is over, with the refusal to
+   * answer or 'end'. Without it an upgrade that gets that far is a fault (502).
+   */
+  upgrade?: (ctx: Upgrading<Decided>) => Promise<Step>;
 }
 
 type Handlers = { readonly [P in Phase]-?: readonly NonNullable<PhaseHandlers[P]>[] };
@@ -153,18 +171,34 @@ export class Pipeline {
     };
   }
 
-  /** The request from its head to its end; never rejects (a fault is a 502 or a cut response). */
+  /** The request from its head to its end; never rejects (a fault is a 502 or a cut response, counted by phase). */
   async handle(ctx: RequestContext): Promise<void> {
+    const at: { phase: FaultPhase } = { phase: 'guard' };
     try {
-      await this.#phases(ctx);
+      await this.#phases(ctx, at);
     } catch (err) {
+      this.#d.metrics.faults.inc({ phase: at.phase });
       fault(ctx, err as Error);
     }
     this.#done(ctx);
   }
 
-  /** The guard phase: the first answer a guard gives, if any (requests and upgrades alike). */
-  async guard(head: Guarded): Promise<SluiceAnswerSpec | undefined> {
+  /**
+   * A request sluice answers before any phase: a CONNECT whose target the connection phase
+   * denied. Answered, then the done phase (counted and recorded like any request).
+   */
+  refuse(ctx: RequestContext, a: SluiceAnswerSpec): void {
+    try {
+      answer(ctx, a);
+    } catch (err) {
+      this.#d.metrics.faults.inc({ phase: 'decide' });
+      fault(ctx, err as Error);
+    }
+    this.#done(ctx);
+  }
+
+  /** The guard phase: the first answer a guard gives, if any. */
+  async #guard(head: Guarded): Promise<SluiceAnswerSpec | undefined> {
     for (const g of this.#h.guard) {
       const barred = await g(head);
       if (barred) return barred;
@@ -172,24 +206,42 @@ export class Pipeline {
     return undefined;
   }
 
-  async #phases(ctx: RequestContext): Promise<void> {
+  /** The phases in order; `at` says which one runs (a fault is counted by it). */
+  async #phases(ctx: RequestContext, at: { phase: FaultPhase }): Promise<void> {
     const h = this.#h;
-    const barred = await this.guard(ctx);
+    const barred = await this.#guard(ctx);
     if (barred) return void answer(ctx, barred);
+    at.phase = 'summarize';
     const summarized = summarize(ctx);
     if (!summarized.ok) return void answer(ctx, summarized.answer);
     const s: Summarized = summarized.ctx;
+    if (isUpgrade(s)) {
+      const unusable = upgradeRefusal(s);
+      if (unusable) return void answer(s, unusable);
+    }
+    at.phase = 'facts';
     if (await run(h.facts, s)) return;
+    if (isUpgrade(s)) addUpgradeFacts(s);
+    at.phase = 'decide';
     const d = this.#decide(s);
     if (!d) return;
+    at.phase = 'decided';
     if (await run(h.decided, d)) return;
+    at.phase = 'hold';
     if (d.action === 'hold' && !(await held(h.hold, d))) return;
+    at.phase = 'upgrade';
+    if (isUpgrade(d)) return this.#upgrade(d);
+    at.phase = 'before-forward';
     const f: Forwarding = prepareUpstream(d);
     if (await run(h['before-forward'], f)) return;
+    at.phase = 'forward';
     await forward(f, this.#forward);
   }
 
-  /** The policy's decision; a deny is answered here (an engine fault is already a deny). */
+  /**
+   * The policy's decision; a deny is answered here (an engine fault is already a deny), and so is
+   * an upgrade the decision does not carry (upgradeTerms), before any hold asks a human.
+   */
   #decide(ctx: Summarized): Decided | undefined {
     const input = { request: ctx.summary, facts: ctx.facts, pod: this.#d.pod(), session: this.#d.session() };
     const t0 = process.hrtime.bigint();
@@ -197,11 +249,20 @@ export class Pipeline {
     this.#d.metrics.policyEval.observe(Number(process.hrtime.bigint() - t0) / 1e9);
     const action = decisionAction(evaluation.decision);
     const d: Decided = Object.assign(ctx, { input, evaluation, action });
-    if (action === 'deny') {
-      answer(d, { status: 403, code: evaluation.decision.code, reason: evaluation.decision.reason, kind: 'deny' });
+    const refused: SluiceAnswerSpec | undefined =
+      action === 'deny' ? { status: 403, code: evaluation.decision.code, reason: evaluation.decision.reason, kind: 'deny' } : isUpgrade(d) ? upgradeTerms(d) : undefined;
+    if (refused) {
+      answer(d, refused);
       return undefined;
     }
     return d;
+  }
+
+  /** An upgrade's before-forward and forward (upgrade-request.ts); its refusal is answered here. */
+  async #upgrade(ctx: Upgrading<Decided>): Promise<void> {
+    if (!this.#d.upgrade) throw new Error('no upgrade step is configured');
+    const step = await this.#d.upgrade(ctx);
+    if (step !== undefined && step !== 'end') answer(ctx, step);
   }
 
   /** Once per request, however it ended: the done handlers, then the one count of the request. */
@@ -213,6 +274,7 @@ export class Pipeline {
       try {
         step();
       } catch (err) {
+        this.#d.metrics.faults.inc({ phase: 'done' });
         process.emitWarning(`sluice: a done-phase step failed (sidecar.internal_error): ${(err as Error).message}`);
       }
     }
@@ -260,6 +322,8 @@ async function planResponse(handlers: Handlers['response-headers'], ctx: Forward
 
 /** A fault in a phase: sluice's 502 while the agent has no answer yet, else the exchange is cut. */
 function fault(ctx: RequestContext, err: Error): void {
+  // A relayed upgrade's 101 is out on the raw socket (not through `res`): no answer fits any more.
+  if (ctx.upgrade?.opened) return void ctx.upgrade.socket.destroy();
   try {
     if (!ctx.res.headersSent) {
       answer(ctx, { status: 502, code: 'sidecar.internal_error', reason: `sidecar error: ${err.message}`, kind: 'error' });

@@ -17,6 +17,14 @@ export function boundedCode(code: string, seen: Set<string>, max = MAX_CODES): s
   return code;
 }
 
+/**
+ * Where in the request pipeline a fault (a throw) can happen (pipeline.ts): its phases and core
+ * steps (`forward` includes the response phases, `upgrade` an upgrade's own before-forward and
+ * relay), and `done`, whose steps fail one by one after the answer is out.
+ */
+export const FAULT_PHASES = ['guard', 'summarize', 'facts', 'decide', 'decided', 'hold', 'upgrade', 'before-forward', 'forward', 'done'] as const;
+export type FaultPhase = (typeof FAULT_PHASES)[number];
+
 export interface RequestCounter {
   inc(labels: { action: string; code: string }): void;
 }
@@ -34,14 +42,31 @@ export interface ProxyMetrics {
   websocketMessages: Counter<'direction' | 'outcome'>;
   /** WebSocket connections ended, by code (ws.closed, ws.peer_gone, or the sluice code that closed it). */
   websocketCloses: Counter<'code'>;
+  /** Faults in the request pipeline by phase (FAULT_PHASES); each failed closed. */
+  faults: Counter<'phase'>;
 }
 
 const LATENCY_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1];
 
 export function registerProxyMetrics(registry: Registry): ProxyMetrics {
   const r = [registry];
-  const requests = new Counter({ name: 'sluice_requests_total', help: 'Agent requests by decision action and code', labelNames: ['action', 'code'], registers: r });
+  const requests = new Counter({
+    name: 'sluice_requests_total',
+    help: 'Agent requests by decision action and code, each counted once when it ends: forwarded, answered by sluice, a protocol upgrade (when its connection ends), a CONNECT answered with its target\'s denial, a request on a connection denied at its TLS name',
+    labelNames: ['action', 'code'],
+    registers: r,
+  });
   const codes = new Set<string>();
+  const faults = new Counter({
+    name: 'sluice_request_faults_total',
+    help: 'Faults (sidecar bugs) in the request pipeline, by phase: the request was answered 502 sidecar.internal_error, or cut when its answer had begun; in `done`, a step that failed after the answer (its record or event may be missing)',
+    labelNames: ['phase'],
+    registers: r,
+  });
+  // Every phase exists at 0 from start-up: a first fault must show in increase().
+  for (const phase of FAULT_PHASES) faults.inc({ phase }, 0);
+  const bytes = new Counter({ name: 'sluice_proxied_bytes_total', help: 'Body bytes proxied, by direction (out = agent to upstream)', labelNames: ['direction'], registers: r });
+  for (const direction of ['in', 'out']) bytes.inc({ direction }, 0);
   return {
     requests: { inc: ({ action, code }) => requests.inc({ action, code: boundedCode(code, codes) }) },
     addedLatency: new Histogram({
@@ -52,11 +77,17 @@ export function registerProxyMetrics(registry: Registry): ProxyMetrics {
     }),
     policyEval: new Histogram({ name: 'sluice_policy_eval_seconds', help: 'Policy evaluation time per decision', buckets: [0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.001, 0.01], registers: r }),
     connections: new Counter({ name: 'sluice_connections_total', help: 'Agent connections by listener and first-bytes kind', labelNames: ['via', 'kind'], registers: r }),
-    refusals: new Counter({ name: 'sluice_refusals_total', help: 'Connections refused before any request (non-HTTP, no name, denied CONNECT/SNI, a peer outside the pod)', labelNames: ['code'], registers: r }),
+    refusals: new Counter({
+      name: 'sluice_refusals_total',
+      help: 'Agent connections refused before any request, each counted once: non-HTTP, no name, a peer outside the pod, a failed TLS handshake, and a name the policy denies at the connection level, the same whether it came as a CONNECT target or a TLS server name (the requests answered with that denial count in sluice_requests_total)',
+      labelNames: ['code'],
+      registers: r,
+    }),
     httpErrors: new Counter({ name: 'sluice_http_errors_total', help: 'Agent requests refused before the pipeline: by the HTTP parser, a timeout, an unusable CONNECT, an HTTP/2 protocol error', labelNames: ['code'], registers: r }),
     upstreamErrors: new Counter({ name: 'sluice_upstream_errors_total', help: 'Upstream failures by code', labelNames: ['code'], registers: r }),
-    bytes: new Counter({ name: 'sluice_proxied_bytes_total', help: 'Body bytes proxied, by direction (out = agent to upstream)', labelNames: ['direction'], registers: r }),
+    bytes,
     websocketMessages: new Counter({ name: 'sluice_websocket_frames_total', help: 'WebSocket messages and control frames inspected, by direction (out = agent to upstream) and outcome', labelNames: ['direction', 'outcome'], registers: r }),
     websocketCloses: new Counter({ name: 'sluice_websocket_closes_total', help: 'WebSocket connections ended, by code (ws.closed, ws.peer_gone, or the sluice code that closed it)', labelNames: ['code'], registers: r }),
+    faults,
   };
 }

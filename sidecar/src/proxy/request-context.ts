@@ -4,6 +4,7 @@
 // pipeline's core steps are the only code that adds those fields, so a handler never needs `!`.
 // Features keep their per-request state here too (declared in their own module with
 // `declare module`), never in module-level maps.
+import type { Socket } from 'node:net';
 import type { Readable, Transform } from 'node:stream';
 import type { Action, Facts, PolicyInput, RequestSummary } from '../../../api/src/index.ts';
 import type { Evaluation } from '../../../lib/src/policy/engine.ts';
@@ -12,6 +13,13 @@ import type { ConnectionInfo } from './connection-info.ts';
 
 export interface RequestContext {
   readonly id: string;
+  /**
+   * Set on a protocol upgrade (gateway.ts; its `res` is a response on the upgrade's socket): the
+   * pipeline runs the upgrade's own steps between its phases (upgrade-request.ts).
+   */
+  readonly upgrade?: UpgradeIo;
+  /** What this request's audit events carry besides the request part (an upgrade: its protocol, how its WebSocket ended). */
+  auditDetail?: Record<string, unknown>;
   /** HTTP/1.1 or HTTP/2 (agent-request.ts reads both alike) */
   readonly req: AgentRequest;
   readonly res: AgentResponse;
@@ -46,6 +54,23 @@ export interface RequestContext {
   overhead: number;
   timings: Record<string, number>;
 }
+
+/** A protocol upgrade's own connection. */
+export interface UpgradeIo {
+  /** The agent's socket: `res` answers on it until sluice's 101 is out. */
+  readonly socket: Socket;
+  /** Bytes the agent sent after its request head. */
+  readonly head: Buffer;
+  /** The Upgrade field as the agent sent it. */
+  readonly protocol: string;
+  /** The upstream was dialled: a refusal from here on is the upstream's, not the decision's. */
+  dialled?: boolean;
+  /** sluice's 101 is out: the connection is the relay's, no answer can be written any more. */
+  opened?: boolean;
+}
+
+/** A context of a protocol upgrade, at any phase: `Upgrading<Decided>` is a decided upgrade. */
+export type Upgrading<C extends RequestContext> = C & { readonly upgrade: UpgradeIo };
 
 /** A request the pipeline has summarized: what the facts phase and later see. */
 export type Summarized = RequestContext & { summary: RequestSummary; pathAndQuery: string };

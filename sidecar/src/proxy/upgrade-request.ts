@@ -1,51 +1,68 @@
-// A protocol upgrade request, decided like any request and relayed only where the decision allows
-// it: the pipeline's guard phase (one Host, the connection's verdict, the kill switch), the
-// summary, facts (with `facts.upgrade`), the policy (which must also say `allow_upgrade`, and no
-// injected credential), outbound DLP on the handshake's head, the durable request record; then
-// upgrade.ts dials the upstream and the inspecting relay carries the messages, written ahead into
-// shared, bounded audit events (websocket/relay.ts: a message is carried only once its event is durable).
-// Every refusal is answered on the socket, counted once (request-outcome.ts) and recorded.
-import type { IncomingMessage } from 'node:http';
-import type { Socket } from 'node:net';
-import { decisionAction } from '../../../api/src/index.ts';
-import type { Facts, PodIdentity, SessionInfo } from '../../../api/src/index.ts';
+// A protocol upgrade's own steps in the request pipeline (pipeline.ts), which runs an upgrade
+// through the same phases as any request — guard, summarize, facts, decide, decided (the durable
+// request record), hold, done — with these in between: after summarize, only a WebSocket opening
+// handshake goes on (h2c and other protocols are refused); after facts, `facts.upgrade`; at the
+// decision, the policy must also say `allow_upgrade` and inject no credential; and in place of
+// the HTTP request's before-forward and forward, `upgradeForward`: outbound DLP on the
+// handshake's head, sluice's own handshake upstream (upgrade.ts) and the inspecting relay, whose
+// messages are written ahead into shared, bounded audit events (websocket/relay.ts: a message is
+// carried only once its event is durable), until the connection ends. It never answers the agent
+// itself before the 101: a refusal is returned to the pipeline, which answers, counts and records it.
 import { HEADER_REQUEST_ID } from '../../../api/src/index.ts';
+import type { AuditRecord, PodIdentity } from '../../../api/src/index.ts';
 import type { RequestAudit } from '../audit/index.ts';
-import { FactsError, deriveFacts } from '../facts/derive-facts.ts';
-import type { FactsConfig } from '../facts/derive-facts.ts';
 import { maskRequestHead } from '../masking/index.ts';
 import type { MaskerCache, MaskingMetrics } from '../masking/index.ts';
-import type { PolicyEngine } from '../../../lib/src/policy/engine.ts';
 import { batchRecord } from '../websocket/recording.ts';
 import type { WebSocketSettingsInput } from '../websocket/settings.ts';
 import { HANDSHAKE_HEADERS, checkUpgradeRequest, newKey, offeredSubprotocols, upgradeProtocol, upstreamRequestHead } from '../websocket/handshake.ts';
 import type { WsEnd } from '../websocket/relay.ts';
-import { eventRecord, upgradeRecord } from './audit-records.ts';
-import { connectionInfoOf } from './connection-info.ts';
+import { agentHead } from './agent-request.ts';
+import { upgradeRecord } from './audit-records.ts';
 import { endToEndHeaders } from './hop-by-hop.ts';
-import type { Guarded } from './pipeline.ts';
+import type { Step } from './pipeline.ts';
 import type { ProxyMetrics } from './proxy-metrics.ts';
-import { requestEnded } from './request-outcome.ts';
-import { summarizeRequest } from './request-summary.ts';
-import { writeRawAnswer } from './sluice-responses.ts';
+import type { Decided, RequestContext, Summarized, Upgrading } from './request-context.ts';
 import type { SluiceAnswerSpec } from './stages/answer.ts';
 import { openWebSocket } from './upgrade.ts';
 import type { UpgradeDial } from './upgrade.ts';
 
+/** After summarize: only a WebSocket opening handshake on HTTP/1.1 goes on. */
+export function upgradeRefusal(ctx: Upgrading<Summarized>): SluiceAnswerSpec | undefined {
+  const unusable = checkUpgradeRequest(ctx.summary.method, ctx.req.headers, ctx.req.httpVersion);
+  if (unusable) return { ...unusable, kind: 'deny' };
+  ctx.auditDetail = { ...ctx.auditDetail, websocket: true };
+  return undefined;
+}
+
+/** After the facts phase: what the policy sees of the upgrade (`facts.upgrade`). */
+export function addUpgradeFacts(ctx: Upgrading<Summarized>): void {
+  const subprotocols = offeredSubprotocols(ctx.req.headers);
+  ctx.facts.upgrade = { protocol: upgradeProtocol(ctx.req.headers), ...(subprotocols.length ? { subprotocols } : {}) };
+}
+
+/**
+ * At the decision, for a decision that lets the request on (allowed or held): an upgrade needs
+ * `allow_upgrade` too, and no injected credential — relaying the agent's own Authorization where
+ * the policy wants an injected one would hand the upstream a credential the agent should not hold.
+ */
+export function upgradeTerms(ctx: Upgrading<Summarized> & Pick<Decided, 'evaluation'>): SluiceAnswerSpec | undefined {
+  const decision = ctx.evaluation.decision;
+  if (!decision.allow_upgrade) {
+    return { status: 403, code: 'http.upgrade_denied', reason: `the policy allows this request (${decision.code}) but not an upgrade to ${ctx.upgrade.protocol}`, kind: 'deny' };
+  }
+  if (decision.credential) {
+    return { status: 403, code: 'http.upgrade_credential', reason: `the policy injects ${decision.credential.provider} credentials here (${decision.code}), which an upgraded connection cannot carry`, kind: 'deny' };
+  }
+  return undefined;
+}
+
 export interface UpgradeDeps {
-  nextId(): string;
   pod(): PodIdentity;
-  session(): SessionInfo;
-  engine: PolicyEngine;
-  facts: FactsConfig;
   metrics: ProxyMetrics;
-  /** The pipeline's guard phase. */
-  guard(head: Guarded): Promise<SluiceAnswerSpec | undefined>;
+  /** The audit trail the relay writes the messages to (the request's own events are the audit phases'). */
   audit?: RequestAudit | undefined;
-  events?: {
-    upgradeDecided?(info: { request_id: string; status: number; code: string }): void;
-    websocketEnded?(info: { request_id: string } & WsEnd): void;
-  };
+  events?: { websocketEnded?(info: { request_id: string } & WsEnd): void };
   /** The loaded masking rules (built once, on first use). */
   maskers(): MaskerCache;
   maskingMetrics?: MaskingMetrics | undefined;
@@ -54,108 +71,84 @@ export interface UpgradeDeps {
   websocket?: Partial<WebSocketSettingsInput> | undefined;
 }
 
-/** A protocol upgrade: decided like a request; relayed only where the decision allows it. */
-export async function onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer, d: UpgradeDeps): Promise<void> {
-  const id = d.nextId();
-  socket.on('error', () => socket.destroy());
-  const conn = connectionInfoOf(socket) ?? { id, via: 'proxy' as const, scheme: 'http' as const, openedAt: Date.now() };
-  const identity = d.pod();
-  const refuse = (status: number, code: string, reason: string, decided?: Record<string, unknown>) => {
-    requestEnded(d.metrics, { action: 'deny', code });
-    d.audit?.record(eventRecord('request', identity, { upgrade: String(req.headers.upgrade), status, code, reason, ...decided }, id)).catch(() => undefined);
-    d.events?.upgradeDecided?.({ request_id: id, status, code });
-    writeRawAnswer(socket, { status, code, reason, requestId: id, kind: 'deny' });
+/**
+ * An allowed upgrade's before-forward and forward: DLP on the handshake's path, query and headers
+ * (an upgrade without a `dlp` blocks: its messages follow the same rule, see websocket/inspect.ts),
+ * then the upstream's handshake and the relay. Resolves when the upgrade is over: with the
+ * refusal to answer (DLP, the upstream's failed handshake), or 'end' once the relayed connection
+ * (or the agent, before it) has ended.
+ */
+export function upgradeForward(d: UpgradeDeps): (ctx: Upgrading<Decided>) => Promise<Step> {
+  return async (ctx) => {
+    const { decision, revision } = ctx.evaluation;
+    const summary = ctx.summary;
+    const socket = ctx.upgrade.socket;
+    const masker = d.maskers().get(decision.mask?.length ? decision.mask : '*');
+    const dlp = decision.dlp ?? 'block';
+    const headers = agentHead(ctx.req).headers;
+    // The handshake's own fields are not forwarded (sluice writes its own key, version and no
+    // extension offer); the offered subprotocols are, and are scanned like any header.
+    const masked = maskRequestHead(ctx.pathAndQuery, endToEndHeaders(headers, HANDSHAKE_HEADERS), masker);
+    if (masked.unscannable) return { status: 403, code: masked.unscannable.reason, reason: `the upgrade request's ${masked.unscannable.where} cannot be decoded within sluice's bounds`, kind: 'deny' };
+    if (masked.findings.length && (dlp === 'block' || masked.unmaskable)) {
+      const f = masked.unmaskable ?? masked.findings[0]!;
+      const code = masked.unmaskable ? 'dlp.unmaskable_secret' : `dlp.secret_in_${f.where.startsWith('header:') ? 'header' : 'url'}`;
+      return { status: 403, code, reason: `upgrade request blocked: its ${f.where} holds a secret (${f.rule})`, kind: 'deny' };
+    }
+    if (socket.destroyed) return 'end'; // the agent left while the request was recorded
+    const identity = d.pod();
+    const request: NonNullable<AuditRecord['request']> = { method: summary.method, scheme: summary.scheme, host: summary.host, port: summary.port, path: summary.path, facts: ctx.facts };
+    const allowed = { action: 'allow' as const, code: decision.code, reason: decision.reason, ...(revision ? { revision } : {}) };
+    const upgrade = ctx.upgrade.protocol;
+    const upstreamKey = newKey();
+    const requestHead = upstreamRequestHead(masked.path, String(headers.host), masked.headers, upstreamKey);
+    const m = d.metrics;
+    ctx.upgrade.dialled = true;
+    return new Promise<Step>((resolve) => {
+      // Before sluice's 101 the agent may leave (the relay's end reports it after).
+      socket.once('close', () => {
+        if (!ctx.upgrade.opened) resolve('end');
+      });
+      openWebSocket(socket, ctx.upgrade.head, requestHead, upstreamKey, headers, summary, { [HEADER_REQUEST_ID]: ctx.id }, d.dial(), {
+        limits: d.websocket ?? {},
+        outMode: dlp,
+        masker,
+        recordContent: decision.record_body === true,
+        // Write-ahead and bounded (websocket/relay.ts): messages share events; each is carried once its
+        // event is durable, and a refused write (a full spool that fails closed) closes the connection 1011.
+        record: (batch) => {
+          const r = batchRecord(batch);
+          return d.audit?.record(upgradeRecord(r.kind, identity, request, { decision: allowed, ...r.fields }, { upgrade, ...r.detail }, ctx.id)) ?? Promise.resolve();
+        },
+        onMessage: (msg) => {
+          const outcome = msg.findings.length ? 'masked' : 'forwarded';
+          m.websocketMessages.inc({ direction: msg.direction, outcome });
+          for (const f of msg.findings) d.maskingMetrics?.recordRedaction({ rule: f.rule, direction: msg.direction === 'out' ? 'request' : 'response', offset: f.offset, length: f.length });
+        },
+        onEnd: (end) => {
+          m.websocketCloses.inc({ code: end.code });
+          // The done phase records how it ended (the audit's response event) and counts the upgrade.
+          ctx.bytesOut = end.bytes.out;
+          ctx.bytesIn = end.bytes.in;
+          ctx.auditDetail = { upgrade, websocket: { end: end.code, by: end.by, reason: end.reason, ...(end.close !== undefined ? { close: end.close } : {}), messages: end.messages } };
+          d.events?.websocketEnded?.({ request_id: ctx.id, ...end });
+          resolve('end');
+        },
+      }, {
+        opened: () => {
+          ctx.status = 101;
+          ctx.upgrade.opened = true;
+        },
+        refused: (r) => {
+          m.upstreamErrors.inc({ code: r.code });
+          resolve({ ...r, kind: 'error' });
+        },
+      });
+    });
   };
-  // The pipeline's guard phase, as for any request: one Host field, the connection's verdict (a
-  // name denied at its TLS name or CONNECT target) and the kill switch.
-  const barred = await d.guard({ id, req, conn });
-  if (barred) return refuse(barred.status, barred.code, barred.reason);
-  const summarized = summarizeRequest({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers }, conn);
-  if (!summarized.ok) return refuse(summarized.status, summarized.code, summarized.reason);
-  const summary = summarized.summary;
-  const target = { host: summary.host, path: summary.path };
-  // Only WebSocket is carried, and only as inspected messages: h2c and other protocols are refused here.
-  const unusable = checkUpgradeRequest(summary.method, req.headers, req.httpVersion);
-  if (unusable) return refuse(unusable.status, unusable.code, unusable.reason, target);
-  let facts: Facts;
-  try {
-    facts = deriveFacts({ method: summary.method, host: summary.host, path: summary.path, query: summary.query, headers: req.headers as Record<string, string> }, undefined, d.facts);
-  } catch (err) {
-    return refuse(403, err instanceof FactsError ? err.code : 'facts.derive_failed', (err as Error).message, target);
-  }
-  const subprotocols = offeredSubprotocols(req.headers);
-  facts.upgrade = { protocol: upgradeProtocol(req.headers), ...(subprotocols.length ? { subprotocols } : {}) };
-  const { decision, revision } = d.engine.evaluate({ request: summary, facts, pod: identity, session: d.session() });
-  const action = decisionAction(decision);
-  const decided = { ...target, facts, revision };
-  if (action !== 'allow') return refuse(403, decision.code, decision.reason, decided);
-  if (!decision.allow_upgrade) {
-    return refuse(403, 'http.upgrade_denied', `the policy allows this request (${decision.code}) but not an upgrade to ${String(req.headers.upgrade)}`, decided);
-  }
-  // Credentials are not injected into upgrades: relaying the agent's own Authorization where the
-  // policy wants an injected one would hand the upstream a credential the agent should not hold.
-  if (decision.credential) {
-    return refuse(403, 'http.upgrade_credential', `the policy injects ${decision.credential.provider} credentials here (${decision.code}), which an upgraded connection cannot carry`, decided);
-  }
-  // Outbound DLP on the handshake's path, query and headers, as on any request (an upgrade
-  // without a `dlp` blocks: its messages follow the same rule, see websocket/inspect.ts).
-  const maskers = d.maskers();
-  const masker = maskers.get(decision.mask?.length ? decision.mask : '*');
-  const dlp = decision.dlp ?? 'block';
-  // The handshake's own fields are not forwarded (sluice writes its own key, version and no
-  // extension offer); the offered subprotocols are, and are scanned like any header.
-  const masked = maskRequestHead(summarized.pathAndQuery, endToEndHeaders(req.headers, HANDSHAKE_HEADERS), masker);
-  if (masked.unscannable) return refuse(403, masked.unscannable.reason, `the upgrade request's ${masked.unscannable.where} cannot be decoded within sluice's bounds`, decided);
-  if (masked.findings.length && (dlp === 'block' || masked.unmaskable)) {
-    const f = masked.unmaskable ?? masked.findings[0]!;
-    const code = masked.unmaskable ? 'dlp.unmaskable_secret' : `dlp.secret_in_${f.where.startsWith('header:') ? 'header' : 'url'}`;
-    return refuse(403, code, `upgrade request blocked: its ${f.where} holds a secret (${f.rule})`, decided);
-  }
-  const request = { method: summary.method, scheme: summary.scheme, host: summary.host, port: summary.port, path: summary.path, facts };
-  const allowed = { action: 'allow' as const, code: decision.code, reason: decision.reason, ...(revision ? { revision } : {}) };
-  const upgrade = String(req.headers.upgrade);
-  try {
-    await d.audit?.record(upgradeRecord('request', identity, request, { decision: allowed }, { upgrade, websocket: true }, id));
-  } catch (err) {
-    const e = err as { code?: string; message?: string };
-    writeRawAnswer(socket, { status: 503, code: e.code ?? 'audit.error', reason: `the audit trail cannot take this request: ${e.message ?? ''}`, requestId: id, kind: 'error' });
-    return;
-  }
-  if (socket.destroyed) return; // the agent left while the request was recorded
-  requestEnded(d.metrics, { action: 'allow', code: decision.code });
-  const upstreamKey = newKey();
-  const requestHead = upstreamRequestHead(masked.path, String(req.headers.host), masked.headers, upstreamKey);
-  const dial = d.dial();
-  // Not awaited: the recorder counts and logs its own failures (as for every end-of-request record).
-  const record = (kind: 'request' | 'response', fields: Parameters<typeof upgradeRecord>[3], detail: Record<string, unknown>): void =>
-    void d.audit?.record(upgradeRecord(kind, identity, request, { decision: allowed, ...fields }, { upgrade, ...detail }, id)).catch(() => undefined);
-  const m = d.metrics;
-  openWebSocket(socket, head, requestHead, upstreamKey, req.headers, summary, { [HEADER_REQUEST_ID]: id }, dial, {
-    limits: d.websocket ?? {},
-    outMode: dlp,
-    masker,
-    recordContent: decision.record_body === true,
-    // Write-ahead and bounded (websocket/relay.ts): messages share events; each is carried once its
-    // event is durable, and a refused write (a full spool that fails closed) closes the connection 1011.
-    record: (batch) => {
-      const r = batchRecord(batch);
-      return d.audit?.record(upgradeRecord(r.kind, identity, request, { decision: allowed, ...r.fields }, { upgrade, ...r.detail }, id)) ?? Promise.resolve();
-    },
-    onMessage: (msg) => {
-      const outcome = msg.findings.length ? 'masked' : 'forwarded';
-      m.websocketMessages.inc({ direction: msg.direction, outcome });
-      for (const f of msg.findings) d.maskingMetrics?.recordRedaction({ rule: f.rule, direction: msg.direction === 'out' ? 'request' : 'response', offset: f.offset, length: f.length });
-    },
-    onEnd: (end) => {
-      m.websocketCloses.inc({ code: end.code });
-      record('response', { bytes: { in: end.bytes.in, out: end.bytes.out } }, { websocket: { end: end.code, by: end.by, reason: end.reason, ...(end.close !== undefined ? { close: end.close } : {}), messages: end.messages } });
-      d.events?.websocketEnded?.({ request_id: id, ...end });
-    },
-  }, {
-    refused: (r) => {
-      m.upstreamErrors.inc({ code: r.code });
-      record('response', { status: r.status }, { code: r.code, reason: r.reason });
-      writeRawAnswer(socket, { ...r, requestId: id, kind: 'error' });
-    },
-  });
+}
+
+/** The upgrade's part of a context: what the gateway knows before any phase runs. */
+export function isUpgrade<C extends RequestContext>(ctx: C): ctx is Upgrading<C> {
+  return ctx.upgrade !== undefined;
 }

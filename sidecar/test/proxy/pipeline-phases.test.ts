@@ -3,7 +3,7 @@
 // in order, with what that phase's context type promises already there; an answer a handler
 // returns ends the request with sluice's own answer, which is counted and recorded like any other;
 // the done phase runs once for every request, however it ended. Protocol upgrades run the same
-// guard phase before they are decided.
+// phases (guard, facts, decide, decided, hold, done) as any request.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { execFile } from 'node:child_process';
 import { connect } from 'node:net';
@@ -27,6 +27,8 @@ default decision := {"allow": false, "code": "test.denied", "reason": "not in th
 decision := {"allow": true, "code": "test.allowed", "reason": "allowed"} if input.request.host == "api.example.test"
 
 decision := {"allow": true, "code": "test.held", "reason": "held", "require_approval": {"reason": "a human decides", "scope": "once"}} if input.request.host == "held.example.test"
+
+decision := {"allow": true, "code": "test.held_ws", "reason": "held", "allow_upgrade": true, "require_approval": {"reason": "a human decides", "scope": "once"}} if input.request.host == "held-ws.example.test"
 `;
 
 /** phase → what the handler saw (request id, and for later phases the fields its type promises). */
@@ -179,18 +181,45 @@ function rawUpgrade(head: string[]): Promise<string> {
     socket.on('error', reject);
     socket.on('close', () => resolve(answer));
     const key = 'dGhlIHNhbXBsZSBub25jZQ==';
-    socket.write(`${['GET http://api.example.test/chat HTTP/1.1', ...head, 'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Version: 13', `Sec-WebSocket-Key: ${key}`].join('\r\n')}\r\n\r\n`);
+    const host = head.find((h) => h.startsWith('Host: '))?.slice('Host: '.length) ?? 'api.example.test';
+    socket.write(`${[`GET http://${host}/chat HTTP/1.1`, ...head, 'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Version: 13', `Sec-WebSocket-Key: ${key}`].join('\r\n')}\r\n\r\n`);
   });
 }
 
-describe('upgrades run the guard phase', () => {
+describe('upgrades run the same phases as any request', () => {
   test('an upgrade the policy would refuse for lack of allow_upgrade is refused by a guard first', async () => {
     // Without the guard phase it would get http.upgrade_denied from the decision.
     const answer = await rawUpgrade(['Host: api.example.test', 'X-Test-Refuse: 1']);
     expect(answer).toMatch(/^HTTP\/1\.1 403 /);
     expect(answer).toMatch(/x-sluice-decision: deny; code=test\.refused_by_guard/i);
     const id = requestIdOf(answer);
-    expect(seen.filter((s) => s.id === id).map((s) => s.phase)).toEqual(['guard']);
+    expect((await phasesOf(id)).map((s) => s.phase)).toEqual(['guard', 'done']);
+  });
+
+  test('an upgrade is summarized, has its facts, is decided with allow_upgrade, and is done', async () => {
+    const before = await requestsTotal('http.upgrade_denied');
+    const answer = await rawUpgrade(['Host: api.example.test']);
+    expect(answer).toMatch(/^HTTP\/1\.1 403 /);
+    expect(answer).toMatch(/x-sluice-decision: deny; code=http\.upgrade_denied/i);
+    expect(await phasesOf(requestIdOf(answer))).toEqual([
+      { phase: 'guard', detail: 'proxy' },
+      { phase: 'facts', detail: 'api.example.test/chat' },
+      { phase: 'done', detail: '403 http.upgrade_denied' },
+    ]);
+    expect(await requestsTotal('http.upgrade_denied')).toBe(before + 1);
+  });
+
+  test('a held upgrade is recorded and reaches the hold phase, refused unless a hold handler approves it', async () => {
+    const answer = await rawUpgrade(['Host: held-ws.example.test']);
+    expect(answer).toMatch(/^HTTP\/1\.1 403 /);
+    expect(answer).toMatch(/x-sluice-decision: hold; code=test\.held_ws/i);
+    expect(await phasesOf(requestIdOf(answer))).toEqual([
+      { phase: 'guard', detail: 'proxy' },
+      { phase: 'facts', detail: 'held-ws.example.test/chat' },
+      { phase: 'decided', detail: 'hold test.held_ws' },
+      { phase: 'hold', detail: undefined },
+      { phase: 'done', detail: '403 test.held_ws' },
+    ]);
   });
 
   test('an upgrade with two Host fields is refused like any request (http.bad_host), not decided on one of them', async () => {

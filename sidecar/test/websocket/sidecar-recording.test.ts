@@ -133,6 +133,8 @@ test('an upgrade on an HTTP/1.0 request is refused with 400 ws.bad_handshake, re
   } finally {
     upstream.wss.off('connection', count);
   }
-  const refused = spooled(dir).events.filter((e) => (e.detail as { code?: string } | undefined)?.code === 'ws.bad_handshake');
+  // Recorded as any refused request is (the pipeline's done phase): the decision names the code.
+  const refused = spooled(dir).events.filter((e) => e.decision?.code === 'ws.bad_handshake');
   expect(refused).toHaveLength(1);
+  expect(refused[0]).toMatchObject({ kind: 'request', status: 400, decision: { action: 'deny' }, detail: { upgrade: 'websocket' } });
 }, 60_000);
