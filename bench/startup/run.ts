@@ -1,21 +1,27 @@
 // bench/startup: time from `node sidecar/src/main.ts proxy` being spawned to its readiness endpoint
-// answering 200 (what the kubelet's probe and the agent's containers wait for), N times, next to a
-// node floor (`node -e` serving one HTTP endpoint, polled the same way) in interleaved runs. Then
-// the idle RSS of one sidecar with approvals (a kubeconfig) and credentials (AWS STS role, a
-// static secret) configured, a V8 heap summary of that process, and the RSS each large module
-// adds when imported alone into a bare node (what holds the memory, by module). Bounded: N runs
-// of a few hundred ms each, one process at a time.
+// answering 200 (what the kubelet's probe and the agent's containers wait for), and the CPU the
+// process spent until then, N times, next to a node floor (`node -e` serving one HTTP endpoint,
+// polled the same way) in interleaved runs; also the sidecar with Node's compile cache warm, from
+// pre-stripped JavaScript and from one esbuild bundle (what each way of shipping would give). The
+// sidecar's own 'sidecar ready' log line gives the start-up steps. Then one CPU profile of a start
+// (type stripping, module loading, GC, by package), the modules loaded by package, the idle RSS of
+// one sidecar with approvals (a kubeconfig) and credentials (AWS STS role, a static secret)
+// configured and of variants (V8 young generation size, shipping forms), a V8 heap summary, and
+// the RSS each large module adds when imported alone into a bare node. Bounded: N runs of a few
+// hundred ms each, one process at a time.
 //   node bench/startup/run.ts [--runs N] [--no-modules]
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import type { CpuProfile } from '../lib/cpu-profile.ts';
 import { percentile, sortedCopy, table } from '../lib/stats.ts';
+import { buildSidecarBundle } from './bundle.ts';
 import { buildStrippedTree } from './stripped-tree.ts';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '8' }, 'no-modules': { type: 'boolean', default: false } } });
@@ -35,8 +41,11 @@ function freePort(): Promise<number> {
   });
 }
 
-/** Polls GET url every 2 ms until it answers 200; rejects when the child exits first or after 20 s. */
-async function readyAfter(child: ChildProcess, url: string, started: number): Promise<number> {
+/**
+ * Polls GET url every 2 ms until it answers 200 (wall ms since spawn, and the child's CPU ms then);
+ * rejects when the child exits first or after 20 s.
+ */
+async function readyAfter(child: ChildProcess, url: string, started: number): Promise<{ ms: number; cpu: number }> {
   let exited: string | undefined;
   child.once('exit', (code) => (exited = `exited with ${code}`));
   while (performance.now() - started < 20_000) {
@@ -44,7 +53,7 @@ async function readyAfter(child: ChildProcess, url: string, started: number): Pr
     try {
       const res = await fetch(url, { signal: AbortSignal.timeout(500) });
       await res.arrayBuffer();
-      if (res.status === 200) return performance.now() - started;
+      if (res.status === 200) return { ms: performance.now() - started, cpu: cpuMs(child.pid!) };
     } catch {
       // not listening yet
     }
@@ -60,6 +69,12 @@ function stop(child: ChildProcess): Promise<void> {
     child.kill('SIGTERM');
     setTimeout(() => child.kill('SIGKILL'), 3000).unref();
   });
+}
+
+/** CPU (user + system) a process has used so far, in ms (clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 function rssMb(pid: number): number {
@@ -129,23 +144,41 @@ async function startSidecar(tag: string, o: SidecarRun = {}) {
   const child = spawn(node, [...(o.flags ?? []), o.main ?? join(root, 'sidecar', 'src', 'main.ts'), 'proxy'], {
     env: { ...process.env, ...o.env, SLUICE_CONFIG_FILE: file },
     cwd: join(work, tag),
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
+  let stdout = '';
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
   try {
-    return { child, ms: await readyAfter(child, `http://127.0.0.1:${adminPort}/readyz`, started) };
+    const ready = await readyAfter(child, `http://127.0.0.1:${adminPort}/readyz`, started);
+    // The ready line is written just before the admin port answers; give the pipe a moment.
+    for (let i = 0; i < 50 && !stdout.includes('"startupMs"'); i++) await new Promise((r) => setTimeout(r, 10));
+    return { child, ...ready, phases: startupPhases(stdout) };
   } catch (err) {
     await stop(child);
-    throw new Error(`${(err as Error).message}\n${stderr.slice(-2000)}`, { cause: err });
+    throw new Error(`${(err as Error).message}\n${stderr.slice(-2000)}${stdout.slice(-2000)}`, { cause: err });
   }
+}
+
+/** The start-up steps the sidecar logs with 'sidecar ready' (sidecar.ts startupClock). */
+function startupPhases(stdout: string): Record<string, number> {
+  for (const line of stdout.split('\n')) {
+    if (!line.includes('"startupMs"')) continue;
+    try {
+      return (JSON.parse(line) as { startupMs: Record<string, number> }).startupMs;
+    } catch {
+      // not JSON
+    }
+  }
+  return {};
 }
 
 async function startFloor() {
   const port = await freePort();
   const started = performance.now();
   const child = spawn(node, ['-e', `require('node:http').createServer((q, s) => s.end('ok')).listen(${port}, '127.0.0.1')`], { stdio: 'ignore' });
-  return { child, ms: await readyAfter(child, `http://127.0.0.1:${port}/`, started) };
+  return { child, ...(await readyAfter(child, `http://127.0.0.1:${port}/`, started)) };
 }
 
 // Start-up, interleaved: a floor, the sidecar as the image runs it (every .ts stripped of its
@@ -154,23 +187,52 @@ async function startFloor() {
 // …and the sidecar from JavaScript stripped ahead of time (what shipping .js in the image would give).
 const compileCache = join(work, 'compile-cache');
 const strippedMain = buildStrippedTree(root, join(work, 'stripped'));
-const times = { sidecar: [] as number[], cached: [] as number[], stripped: [] as number[], floor: [] as number[] };
+const bundleMain = await buildSidecarBundle(root, join(work, 'bundle'));
+const KINDS = ['sidecar', 'cached', 'stripped', 'bundle', 'floor'] as const;
+type Kind = (typeof KINDS)[number];
+const times = Object.fromEntries(KINDS.map((k) => [k, [] as number[]])) as Record<Kind, number[]>;
+const cpus = Object.fromEntries(KINDS.map((k) => [k, [] as number[]])) as Record<Kind, number[]>;
+const phaseRuns: Record<string, number>[] = [];
 for (let i = -1; i < RUNS; i++) {
+  const runs: [Kind, { child: ChildProcess; ms: number; cpu: number; phases?: Record<string, number> }][] = [];
   const f = await startFloor();
   await stop(f.child);
+  runs.push(['floor', f]);
   const s = await startSidecar(`run-${i + 1}`);
   await stop(s.child);
+  runs.push(['sidecar', s]);
   const c = await startSidecar(`cached-${i + 1}`, { env: { NODE_COMPILE_CACHE: compileCache } });
   await stop(c.child);
+  runs.push(['cached', c]);
   const j = await startSidecar(`stripped-${i + 1}`, { main: strippedMain });
   await stop(j.child);
-  if (i >= 0) {
-    times.floor.push(f.ms);
-    times.sidecar.push(s.ms);
-    times.cached.push(c.ms);
-    times.stripped.push(j.ms);
+  runs.push(['stripped', j]);
+  const b = await startSidecar(`bundle-${i + 1}`, { main: bundleMain });
+  await stop(b.child);
+  runs.push(['bundle', b]);
+  if (i < 0) continue;
+  for (const [kind, r] of runs) {
+    times[kind].push(r.ms);
+    cpus[kind].push(r.cpu);
   }
+  phaseRuns.push(s.phases);
 }
+
+// One start-up under the CPU profiler (as the image runs it), and the modules it loads by package.
+const profDir = join(work, 'cpu-profile');
+const profiled = await startSidecar('profiled', { flags: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] });
+await stop(profiled.child);
+const profile = JSON.parse(readFileSync(join(profDir, readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'))!), 'utf8')) as CpuProfile;
+const hook = join(work, 'loaded-modules.mjs');
+const loadedFile = join(work, 'loaded-modules.json');
+writeFileSync(
+  hook,
+  `import { registerHooks } from 'node:module';\nimport { writeFileSync } from 'node:fs';\nconst seen = [];\nregisterHooks({ load(url, c, next) { seen.push(url); return next(url, c); } });\nsetTimeout(() => writeFileSync(${JSON.stringify(loadedFile)}, JSON.stringify(seen)), 1000).unref();\n`,
+);
+const traced = await startSidecar('traced', { flags: ['--import', hook] });
+await new Promise((r) => setTimeout(r, 1200));
+await stop(traced.child);
+const loaded = JSON.parse(readFileSync(loadedFile, 'utf8')) as string[];
 
 // Idle RSS after start-up settles, and what the V8 heap holds.
 async function idleRssOf(tag: string, o: SidecarRun): Promise<number> {
@@ -183,8 +245,11 @@ async function idleRssOf(tag: string, o: SidecarRun): Promise<number> {
 const variants: [string, SidecarRun][] = [
   ['approvals off, no credentials', { extras: false }],
   ['--max-semi-space-size=1 (smaller V8 young generation)', { flags: ['--max-semi-space-size=1'] }],
+  ['--max-semi-space-size=4', { flags: ['--max-semi-space-size=4'] }],
   ['from pre-stripped JavaScript', { main: strippedMain }],
   ['from pre-stripped JavaScript, --max-semi-space-size=1', { main: strippedMain, flags: ['--max-semi-space-size=1'] }],
+  ['from one esbuild bundle', { main: bundleMain }],
+  ['from one esbuild bundle, --max-semi-space-size=1', { main: bundleMain, flags: ['--max-semi-space-size=1'] }],
 ];
 const variantRss = [] as [string, number][];
 for (const [i, [name, o]] of variants.entries()) variantRss.push([name, await idleRssOf(`variant-${i}`, o)]);
@@ -212,27 +277,88 @@ await new Promise((r) => setTimeout(r, 500));
 const floorRss = rssMb(floorIdle.child.pid!);
 await stop(floorIdle.child);
 
-console.log(`start-up: spawn → readiness 200, ${RUNS} runs each, interleaved (node ${process.version})`);
+console.log(`start-up: spawn → readiness 200, ${RUNS} runs each, interleaved (node ${process.version}, ${availableParallelism()} CPUs, load ${loadavg()[0]!.toFixed(1)})`);
 console.log('target: <= 300 ms to ready; idle RSS <= 60 MB with approvals and credentials configured\n');
-const row = (name: string, xs: number[]) => {
-  const s = sortedCopy(xs);
-  return [name, percentile(s, 50), percentile(s, 95), s[0]!, s[s.length - 1]!];
+const median = (xs: number[]) => percentile(sortedCopy(xs), 50);
+const row = (name: string, kind: Kind) => {
+  const s = sortedCopy(times[kind]);
+  return [name, percentile(s, 50), percentile(s, 95), s[0]!, s[s.length - 1]!, median(cpus[kind])];
 };
 console.log(
   table(
-    ['process', 'p50 ms', 'p95 ms', 'min ms', 'max ms'],
+    ['process', 'p50 ms', 'p95 ms', 'min ms', 'max ms', 'CPU ms to ready (p50)'],
     [
-      row('sluice sidecar (main.ts proxy, as the image runs it)', times.sidecar),
-      row('sluice sidecar, NODE_COMPILE_CACHE warm', times.cached),
-      row('sluice sidecar from pre-stripped JavaScript', times.stripped),
-      row('node floor (node -e, one http endpoint)', times.floor),
+      row('sluice sidecar (main.ts proxy, as the image runs it)', 'sidecar'),
+      row('sluice sidecar, NODE_COMPILE_CACHE warm', 'cached'),
+      row('sluice sidecar from pre-stripped JavaScript', 'stripped'),
+      row('sluice sidecar from one esbuild bundle', 'bundle'),
+      row('node floor (node -e, one http endpoint)', 'floor'),
     ],
   ),
 );
+// The sidecar's own account of its start-up (median of each step over the runs).
+const steps = Object.keys(phaseRuns[0] ?? {});
+console.log(
+  '\n' +
+    table(
+      ['start-up step (sidecar ready log, as the image runs it)', 'p50 ms'],
+      steps.map((k) => [k === 'boot' ? 'boot: node, module loading, config validation' : k, median(phaseRuns.map((p) => p[k] ?? 0))]),
+    ),
+);
+console.log('\n' + table(['CPU profile of one start-up (self time)', 'ms'], startupProfile(profile, root)));
+console.log('\n' + table([`modules loaded by the sidecar (${loaded.length})`, 'count'], modulesByPackage(loaded, root)));
 console.log(`\nidle RSS (approvals and credentials configured): sluice ${idleRss.toFixed(1)} MB, node floor ${floorRss.toFixed(1)} MB`);
 for (const [name, rss] of variantRss) console.log(`  sluice, ${name}: ${rss.toFixed(1)} MB`);
 const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(idleMemory)?.[1] ?? NaN) / 1024;
 console.log(`  of which anonymous ${kb('Anonymous').toFixed(1)} MB, file-backed ${(kb('Rss') - kb('Anonymous')).toFixed(1)} MB`);
+
+/**
+ * Self time of a start-up profile by what it was for: type stripping (amaro, Node's TypeScript
+ * stripper, with its WASM), module loading (resolve, read, compile), GC, each npm package's own
+ * evaluation, sluice's code, the rest of Node. A sample counts for type stripping or module
+ * loading when such a frame is anywhere on its stack.
+ */
+function startupProfile(p: CpuProfile, repo: string): [string, number][] {
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const out = new Map<string, number>();
+  for (let i = 0; i < p.samples.length; i++) {
+    const us = p.timeDeltas[i + 1] ?? 0;
+    let area: string | undefined;
+    const self = byId.get(p.samples[i]!)!.callFrame;
+    if (self.functionName === '(idle)') area = 'idle (waiting: I/O, timers)';
+    else if (self.functionName === '(garbage collector)') area = 'GC';
+    for (let id: number | undefined = p.samples[i]; !area && id !== undefined; id = parent.get(id)) {
+      const url = byId.get(id)!.callFrame.url;
+      if (url.includes('internal/deps/amaro')) area = 'type stripping (amaro)';
+    }
+    if (!area && /^node:internal\/modules\//.test(self.url)) area = 'module loading (resolve, read, compile)';
+    if (!area) {
+      const path = self.url.replace(`file://${repo}/`, '');
+      const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(path)?.[1];
+      if (self.url.startsWith('wasm://')) area = 'WASM (policy compile/eval)';
+      else if (pkg) area = `npm: ${pkg}`;
+      else if (/^(api|lib|sidecar)\/src\//.test(path)) area = `sluice: ${path.split('/').slice(0, 3).join('/')}`;
+      else if (self.url.startsWith('node:')) area = 'node: other';
+      else area = 'V8/native';
+    }
+    out.set(area, (out.get(area) ?? 0) + us / 1000);
+  }
+  return [...out].sort((a, b) => b[1] - a[1]).slice(0, 16);
+}
+
+/** Loaded module URLs counted by npm package, sluice area or Node builtin. */
+function modulesByPackage(urls: string[], repo: string): [string, number][] {
+  const out = new Map<string, number>();
+  for (const url of urls) {
+    const path = url.replace(`file://${repo}/`, '');
+    const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(path)?.[1];
+    const key = pkg ? `npm: ${pkg}` : url.startsWith('node:') ? 'node: builtins' : `sluice: ${path.split('/').slice(0, 2).join('/')}`;
+    out.set(key, (out.get(key) ?? 0) + 1);
+  }
+  return [...out].sort((a, b) => b[1] - a[1]).slice(0, 14);
+}
 
 interface HeapSummary {
   totalMb: number;
@@ -307,4 +433,23 @@ if (!values['no-modules']) {
   console.log('\n' + table(['imported alone into node', 'RSS MB', '+ over bare node'], rows));
 }
 rmSync(work, { recursive: true, force: true });
-console.log(JSON.stringify({ bench: 'startup', runs: RUNS, sidecarMs: times.sidecar, cachedMs: times.cached, strippedMs: times.stripped, floorMs: times.floor, idleRssMb: idleRss, floorRssMb: floorRss, variantRss }));
+console.log(
+  `\nsummary: start-up to ready p50 ${median(times.sidecar).toFixed(0)} ms (CPU ${median(cpus.sidecar)} ms; target 300; bundle ${median(times.bundle).toFixed(0)} ms; node floor ${median(times.floor).toFixed(0)} ms), idle RSS ${idleRss.toFixed(1)} MB (target 60; node floor ${floorRss.toFixed(1)} MB)`,
+);
+console.log(
+  JSON.stringify({
+    bench: 'startup',
+    runs: RUNS,
+    sidecarMs: times.sidecar,
+    cachedMs: times.cached,
+    strippedMs: times.stripped,
+    bundleMs: times.bundle,
+    floorMs: times.floor,
+    cpuMs: cpus,
+    phases: phaseRuns,
+    modulesLoaded: loaded.length,
+    idleRssMb: idleRss,
+    floorRssMb: floorRss,
+    variantRss,
+  }),
+);

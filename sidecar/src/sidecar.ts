@@ -72,7 +72,25 @@ export interface StartOptions {
   clusterPolicy?: ClusterPolicyRuntime;
 }
 
+/**
+ * Milliseconds each start-up step took, in order, for the 'sidecar ready' log line (what
+ * bench/startup reports): `boot` is process start to here (Node, module loading, config).
+ */
+function startupClock(): { mark(step: string): void; phases: Record<string, number> } {
+  const phases: Record<string, number> = { boot: Math.round(performance.now()) };
+  let last = performance.now();
+  return {
+    phases,
+    mark(step) {
+      const now = performance.now();
+      phases[step] = Math.round((now - last) * 10) / 10;
+      last = now;
+    },
+  };
+}
+
 export async function startSidecar(config: SidecarConfig, options: StartOptions = {}): Promise<RunningSidecar> {
+  const startup = startupClock();
   const log = options.logger ?? pino({ name: 'sluice-sidecar' });
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
@@ -82,6 +100,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
 
   const podInfo = new PodInfo({ namespace: config.pod.namespace, name: config.pod.name, serviceAccount: config.pod.serviceAccount, dir: config.podInfoDir });
   await podInfo.start();
+  startup.mark('metrics_podinfo');
 
   // The audit trail starts first: a restarted sidecar resumes its session from the spool, and
   // everything after this point (policy loads included) is recorded.
@@ -102,6 +121,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     : undefined;
   if (recorder) await recorder.start();
   else log.warn('audit is disabled: requests are forwarded without an audit trail');
+  startup.mark('audit_spool');
   const sessionId = recorder?.session ?? options.sessionId ?? randomUUID();
   /** Events outside a request's own path: recorded in order, a failure is the recorder's to count. */
   const note = (kind: AuditRecord['kind'], detail: Record<string, unknown>, requestId?: string) => {
@@ -137,10 +157,12 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
   );
   await watcher?.start();
   const cluster = options.clusterPolicy?.attach({ engine, metrics: policyMetrics, note, log, config });
+  startup.mark('policy');
 
   const ca = config.caDir ? await loadPodCa(config.caDir) : await generatePodCa(`sluice ${config.pod.namespace}/${config.pod.name}`);
   const trust = await writeTrustBundle(config.trustDir, ca.certPem);
   const leaves = new LeafCertificateCache(ca, config.limits.leafCacheSize);
+  startup.mark('ca_trust');
 
   const fakeIps = new FakeIpMap(config.dns);
   const dnsServers: DnsServer[] = [];
@@ -160,9 +182,12 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     }
   }
 
+  startup.mark('dns');
   const masking = await loadMasking(config.masking, registry);
+  startup.mark('masking');
   const approvals = await startApprovals(config.approvals, { pod: config.pod, sessionId, podInfo, registry, logger: log, masker: masking.all });
   approvals?.onEvent((e) => note('approval', { ...e }, 'requestId' in e ? e.requestId : undefined));
+  startup.mark('approvals');
 
   const upstreamTls = upstreamSecureContext(config.upstream.extraRootsFiles);
   const agent = createUpstreamAgent(config.upstream, upstreamTls);
@@ -218,6 +243,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
     // leaves (after outbound masking).
     features: [...(approvals ? [approvals.feature] : []), masking.feature, ...(options.features ?? []), credentials.feature],
   });
+  startup.mark('credentials_gateway');
   await gateway.listen();
   podInfo.onChange(() => {
     if (podInfo.killed) {
@@ -237,7 +263,8 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
       return { ready: reasons.length === 0, reasons };
     },
   });
-  log.info({ session: sessionId, addresses: gateway.addresses, admin: admin.address }, 'sidecar ready');
+  startup.mark('listen');
+  log.info({ session: sessionId, addresses: gateway.addresses, admin: admin.address, startupMs: { ...startup.phases, total: Math.round(performance.now()) } }, 'sidecar ready');
 
   return {
     sessionId,
