@@ -7,3 +7,4 @@ export * from './approval.ts';
 export * from './validation.ts';
 export * from './json-schemas.ts';
 export * from './codes.ts';
+export * from './sidecar-contract.ts';

@@ -4,7 +4,7 @@
 // the README's values table. It never reads files or the cluster; edit here, then regenerate.
 import { z } from 'zod';
 import { SidecarConfig } from '../../sidecar/src/config/sidecar-config.ts';
-import { Organisation } from '../../api/src/index.ts';
+import { DEFAULT_PROXY_UID, DEFAULT_SIDECAR_PORTS, Organisation } from '../../api/src/index.ts';
 import { PullSecret, SidecarEnvVar, SidecarMount, SidecarSecurityContext, TokenAudience } from '../../webhook/src/config.ts';
 import type { JsonSchema } from './values-docs.ts';
 import { ALERT_NAMES } from './alerts.ts';
@@ -162,13 +162,13 @@ const Webhook = z
 const Sidecar = z
   .strictObject({
     image: image('ghcr.io/sluice-dev/sluice-sidecar', 'the sidecar image (also the interception init container)'),
-    proxyUID: z.number().int().min(1).max(2_147_483_647).default(1337).describe('UID and GID of the sidecar; no agent may use it'),
+    proxyUID: z.number().int().min(1).max(2_147_483_647).default(DEFAULT_PROXY_UID).describe('UID and GID of the sidecar; no agent may use it'),
     ports: z
       .strictObject({
-        transparent: port.default(15001).describe('redirected TCP'),
-        proxy: port.default(15080).describe('explicit HTTP(S) proxy'),
-        dns: port.default(15053).describe('DNS (UDP and TCP)'),
-        admin: port.default(15090).describe('health, readiness and /metrics'),
+        transparent: port.default(DEFAULT_SIDECAR_PORTS.transparent).describe('redirected TCP'),
+        proxy: port.default(DEFAULT_SIDECAR_PORTS.proxy).describe('explicit HTTP(S) proxy'),
+        dns: port.default(DEFAULT_SIDECAR_PORTS.dns).describe('DNS (UDP and TCP)'),
+        admin: port.default(DEFAULT_SIDECAR_PORTS.admin).describe('health, readiness and /metrics'),
       })
       .prefault({})
       .describe('sidecar ports inside the agent pod'),

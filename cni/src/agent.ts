@@ -1,7 +1,7 @@
 // The sluice node agent's request handling: one connection from the CNI plugin per pod sandbox,
 // one JSON line in (plugin.ts PluginRequest), one JSON line out (AgentAnswer). For a pod sluice
 // injected it reads the interception settings the pod's own init container would have read,
-// renders them with the one renderer (sidecar/src/interception/plan.ts) and installs them in the
+// renders them with the one renderer (lib/src/interception/plan.ts) and installs them in the
 // sandbox's network namespace before any container of the pod exists. Any error is an answer
 // with ok: false (the plugin then fails the ADD: fail closed); a pod sluice did not inject is
 // answered ok without being touched. It must never intercept on the strength of a label the
@@ -11,9 +11,11 @@ import { createServer } from 'node:net';
 import type { Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadInterceptionSettings } from '../../sidecar/src/config/sidecar-config.ts';
-import { planFromSettings } from '../../sidecar/src/interception/plan.ts';
-import type { InterceptionPlan } from '../../sidecar/src/interception/rules.ts';
+import { SETTINGS_KEY, SIDECAR_ENV } from '../../api/src/index.ts';
+import { planFromSettings } from '../../lib/src/interception/plan.ts';
+import type { InterceptionPlan } from '../../lib/src/interception/rules.ts';
+import { loadInterceptionSettings } from '../../lib/src/interception/settings.ts';
+import type { InterceptionSettings } from '../../lib/src/interception/settings.ts';
 import { decide } from './decide.ts';
 import type { KubeGet } from './kube.ts';
 import { applyInNetns, netnsPath } from './netns.ts';
@@ -34,13 +36,13 @@ export interface AgentDeps {
 const NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 
 /** The interception settings exactly as `init-network` would load them inside the pod. */
-function settingsFor(env: Record<string, string>, configText: string | undefined): ReturnType<typeof loadInterceptionSettings> {
-  if (configText === undefined || !env.SLUICE_CONFIG_FILE) return loadInterceptionSettings({ ...env, SLUICE_CONFIG_FILE: '' });
+function settingsFor(env: Record<string, string>, configText: string | undefined): InterceptionSettings {
+  if (configText === undefined || !env[SIDECAR_ENV.configFile]) return loadInterceptionSettings({ ...env, [SIDECAR_ENV.configFile]: '' });
   const dir = mkdtempSync(join(tmpdir(), 'sluice-cni-'));
   try {
-    const file = join(dir, 'sidecar.yaml');
+    const file = join(dir, SETTINGS_KEY);
     writeFileSync(file, configText);
-    return loadInterceptionSettings({ ...env, SLUICE_CONFIG_FILE: file });
+    return loadInterceptionSettings({ ...env, [SIDECAR_ENV.configFile]: file });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -62,7 +64,7 @@ export async function handleAdd(req: PluginRequest, deps: AgentDeps): Promise<Ag
     configText = cm.data?.[d.configMap.key];
   }
   const plan = planFromSettings(settingsFor(d.env, configText));
-  const ipv6 = d.env.SLUICE_IPV6 !== 'false';
+  const ipv6 = d.env[SIDECAR_ENV.ipv6] !== 'false';
   (deps.install ?? ((r, p, v6) => applyInNetns(netnsPath(r.pid, r.netns), p, { ipv6: v6 })))(req, plan, ipv6);
   return { ok: true, action: 'intercepted' };
 }

@@ -5,9 +5,7 @@
 // settings come from the same places the init container reads them in init mode: the env of the
 // sidecar container (which the guard holds identical to the webhook's rendering) and the
 // `sidecar.yaml` of the settings ConfigMap the pod mounts. Pure: no I/O.
-import { ANNOTATION_STATUS, LABEL_INJECTED, SIDECAR_CONTAINER } from '../../api/src/index.ts';
-
-export const CONFIG_VOLUME = 'sluice-config';
+import { ANNOTATION_STATUS, LABEL_INJECTED, SETTINGS_VOLUME, SIDECAR_CONTAINER, SIDECAR_ENV } from '../../api/src/index.ts';
 
 interface PodLike {
   metadata?: { uid?: string; annotations?: Record<string, string>; labels?: Record<string, string> };
@@ -40,11 +38,12 @@ export function decide(pod: PodLike, expectedUid: string): Decision {
   if (!sidecar) return { intercept: 'refuse', reason: `the pod carries sluice's injection markers but has no ${SIDECAR_CONTAINER} container` };
   const env: Record<string, string> = {};
   for (const e of sidecar.env ?? []) if (typeof e.value === 'string') env[e.name] = e.value;
-  const volume = (pod.spec?.volumes ?? []).find((v) => v.name === CONFIG_VOLUME)?.configMap;
+  const volume = (pod.spec?.volumes ?? []).find((v) => v.name === SETTINGS_VOLUME)?.configMap;
   let configMap: { name: string; key: string } | null = null;
-  if (env.SLUICE_CONFIG_FILE) {
-    if (!volume?.name) return { intercept: 'refuse', reason: `SLUICE_CONFIG_FILE is set but the pod has no ${CONFIG_VOLUME} ConfigMap volume` };
-    const file = env.SLUICE_CONFIG_FILE.split('/').pop()!;
+  const configFile = env[SIDECAR_ENV.configFile];
+  if (configFile) {
+    if (!volume?.name) return { intercept: 'refuse', reason: `${SIDECAR_ENV.configFile} is set but the pod has no ${SETTINGS_VOLUME} ConfigMap volume` };
+    const file = configFile.split('/').pop()!;
     const key = volume.items?.find((i) => i.path === file)?.key ?? file;
     configMap = { name: volume.name, key };
   }

@@ -7,7 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import type { InterceptionPlan } from '../../sidecar/src/interception/rules.ts';
+import type { InterceptionPlan } from '../../lib/src/interception/rules.ts';
 
 /** Where `ip netns` and `ip -n` look names up (iproute2's NETNS_RUN_DIR; /var/run is often, not always, a link to /run). */
 export const NETNS_RUN_DIR = '/run/netns';

@@ -3,33 +3,34 @@
 // installed are in place (CNI mode, no privileges). Configuration errors stop the process with a
 // message naming the field.
 import { pino } from 'pino';
-import { SchemaError } from '../../api/src/index.ts';
-import { loadInterceptionSettings, loadSidecarConfig } from './config/sidecar-config.ts';
+import { SIDECAR_COMMANDS, SIDECAR_ENV, SchemaError } from '../../api/src/index.ts';
+import { loadInterceptionSettings } from '../../lib/src/interception/settings.ts';
+import { planFromSettings } from '../../lib/src/interception/plan.ts';
+import { loadSidecarConfig } from './config/sidecar-config.ts';
 import { applyInterception } from './interception/apply.ts';
 import { checkInterception } from './interception/check.ts';
-import { planFromSettings } from './interception/plan.ts';
 import { ClusterPolicyRuntime } from './policy/cluster-runtime.ts';
 import { startSidecar } from './sidecar.ts';
 
 const log = pino({ name: 'sluice' });
 
 async function main(command: string | undefined): Promise<void> {
-  if (command === 'init-network') {
+  if (command === SIDECAR_COMMANDS.initNetwork) {
     // The init container gets only the common env: it must not need the sidecar's own settings.
     const config = loadInterceptionSettings();
     const plan = planFromSettings(config);
-    applyInterception(plan, { ipv6: process.env.SLUICE_IPV6 !== 'false' });
+    applyInterception(plan, { ipv6: process.env[SIDECAR_ENV.ipv6] !== 'false' });
     log.info('interception rules installed');
     return;
   }
-  if (command === 'check-network') {
+  if (command === SIDECAR_COMMANDS.checkNetwork) {
     // CNI mode: the node installed the rules; prove they work before the sidecar and the agent start.
     const config = loadInterceptionSettings();
     await checkInterception({ proxyUID: config.proxyUID, transparentPort: config.ports.transparent, dnsPort: config.ports.dns, fakeIpv4Cidr: config.dns.ipv4Cidr, uid: process.getuid?.() ?? 0 });
     log.info('interception rules verified');
     return;
   }
-  if (command !== 'proxy' && command !== undefined) throw new SchemaError('usage', [`unknown command "${command}" (expected proxy, init-network or check-network)`]);
+  if (command !== SIDECAR_COMMANDS.proxy && command !== undefined) throw new SchemaError('usage', [`unknown command "${command}" (expected proxy, init-network or check-network)`]);
   let config = loadSidecarConfig();
   let clusterPolicy: ClusterPolicyRuntime | undefined;
   if (config.policy.cluster.enabled) {

@@ -9,7 +9,7 @@
 // both modes unchanged; it must never render a capability, root, or the sidecar's UID.
 import type { V1Container, V1EnvVar, V1VolumeMount } from '@kubernetes/client-node';
 import { z } from 'zod';
-import { INIT_CONTAINER } from '../../api/src/index.ts';
+import { INIT_CONTAINER, SIDECAR_COMMANDS } from '../../api/src/index.ts';
 import type { WebhookConfig } from './config.ts';
 import { restrictedSecurityContext } from './security-context.ts';
 
@@ -25,14 +25,14 @@ export function checkUID(proxyUID: number): number {
   return proxyUID === 65532 ? 65533 : 65532;
 }
 
-export function renderCheckContainer(config: WebhookConfig, parts: { command: string[]; env: V1EnvVar[]; configMount: V1VolumeMount | undefined }): V1Container {
+export function renderCheckContainer(config: WebhookConfig, parts: { command: readonly string[]; env: V1EnvVar[]; configMount: V1VolumeMount | undefined }): V1Container {
   const s = config.sidecar;
   const uid = checkUID(s.proxyUID);
   return {
     name: INIT_CONTAINER,
     image: s.image,
     imagePullPolicy: s.imagePullPolicy,
-    command: [...parts.command, 'check-network'],
+    command: [...parts.command, SIDECAR_COMMANDS.checkNetwork],
     env: parts.env,
     resources: structuredClone(s.initResources),
     ...(parts.configMount ? { volumeMounts: [parts.configMount] } : {}),

@@ -2,7 +2,7 @@
 // what the guard forbids, and where the server listens. Validated once at start-up and deep-frozen;
 // a bad value fails start-up naming the field. Nothing here reads files or the environment.
 import { z } from 'zod';
-import { deepFreeze, parseOrThrow } from '../../api/src/index.ts';
+import { DEFAULT_PROXY_UID, DEFAULT_SIDECAR_PORTS, deepFreeze, defaultTokenFileName, parseOrThrow } from '../../api/src/index.ts';
 import { AgentRbacConfig } from './agent-rbac.ts';
 import { ApprovalsWebhookConfig } from './approvals/config.ts';
 import { InterceptionConfig } from './cni-mode.ts';
@@ -132,10 +132,10 @@ export const SidecarSecurityContext = z
 
 const Ports = z
   .object({
-    transparent: port.default(15001),
-    proxy: port.default(15080),
-    dns: port.default(15053),
-    admin: port.default(15090),
+    transparent: port.default(DEFAULT_SIDECAR_PORTS.transparent),
+    proxy: port.default(DEFAULT_SIDECAR_PORTS.proxy),
+    dns: port.default(DEFAULT_SIDECAR_PORTS.dns),
+    admin: port.default(DEFAULT_SIDECAR_PORTS.admin),
   })
   .strict()
   .refine((p) => new Set([p.transparent, p.proxy, p.dns, p.admin]).size === 4, 'the four ports must differ');
@@ -150,7 +150,7 @@ const Sidecar = z
     resources: Resources.default({ requests: { cpu: '100m', memory: '160Mi' }, limits: { memory: '512Mi' } }),
     initResources: Resources.default({ requests: { cpu: '10m', memory: '96Mi' }, limits: { cpu: '1', memory: '128Mi' } }),
     /** UID and GID the sidecar runs as; the interception rules exempt it, so no agent may use it. */
-    proxyUID: z.number().int().min(1).max(2_147_483_647).default(1337),
+    proxyUID: z.number().int().min(1).max(2_147_483_647).default(DEFAULT_PROXY_UID),
     ports: Ports.prefault({}),
     startupProbe: z
       .object({
@@ -295,7 +295,7 @@ export type SidecarMount = z.infer<typeof SidecarMount>;
 export type SidecarSecurityContext = z.infer<typeof SidecarSecurityContext>;
 
 export function tokenFileName(t: { audience: string; path?: string | undefined }): string {
-  return t.path ?? t.audience.replace(/[^A-Za-z0-9._-]/g, '_');
+  return t.path ?? defaultTokenFileName(t.audience);
 }
 
 

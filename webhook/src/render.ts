@@ -4,7 +4,27 @@
 // (terminationMessagePath, probe thresholds, defaultMode, …) so the guard can compare a stored pod's
 // sidecar to this rendering field for field; it must never depend on the pod being injected.
 import type { V1Container, V1EnvVar, V1Probe, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
-import { INIT_CONTAINER, SIDECAR_CONTAINER, deepFreeze } from '../../api/src/index.ts';
+import {
+  FAKE_IPV6_NONE,
+  INIT_CONTAINER,
+  PODINFO_DIR,
+  POLICY_DIR,
+  POLICY_SOURCE_CLUSTER,
+  SETTINGS_DIR,
+  SETTINGS_FILE,
+  SETTINGS_KEY,
+  SETTINGS_VOLUME,
+  SIDECAR_COMMANDS,
+  SIDECAR_CONTAINER,
+  SIDECAR_ENTRYPOINT,
+  SIDECAR_ENV,
+  SPOOL_DIR,
+  TOKEN_DIR,
+  TRUST_BUNDLE_FILE,
+  TRUST_CA_FILE,
+  TRUST_DIR,
+  deepFreeze,
+} from '../../api/src/index.ts';
 import { renderCheckContainer } from './cni-mode.ts';
 import { tokenFileName } from './config.ts';
 import type { SidecarMount, WebhookConfig } from './config.ts';
@@ -16,26 +36,18 @@ export const VOLUME_KUBE_API = 'sluice-kube-api-access';
 export const VOLUME_PODINFO = 'sluice-podinfo';
 export const VOLUME_POLICY = 'sluice-policy';
 export const VOLUME_SPOOL = 'sluice-spool';
-export const VOLUME_CONFIG = 'sluice-config';
+export const VOLUME_CONFIG = SETTINGS_VOLUME;
 
-export const TRUST_DIR = '/var/run/sluice/trust';
-export const TOKEN_DIR = '/var/run/sluice/tokens';
-export const PODINFO_DIR = '/var/run/sluice/podinfo';
-export const SPOOL_DIR = '/var/run/sluice/spool';
-export const POLICY_DIR = '/etc/sluice/policy';
-export const CONFIG_DIR = '/etc/sluice/config';
+// The directories, file names and SLUICE_* names the sidecar reads: api/src/sidecar-contract.ts.
 /** `sidecar.mounts[].name` is mounted at `${MOUNTS_DIR}/<name>` from volume `${VOLUME_MOUNT_PREFIX}<name>`. */
 export const MOUNTS_DIR = '/etc/sluice/mounts';
 export const VOLUME_MOUNT_PREFIX = 'sluice-mount-';
-/** The sidecar's settings file: key `sidecar.yaml` of the `sidecar.sidecarConfigMap` ConfigMap. */
-export const CONFIG_KEY = 'sidecar.yaml';
-export const CONFIG_FILE = `${CONFIG_DIR}/${CONFIG_KEY}`;
 /** Where client libraries look for the in-cluster service-account token (the sidecar's only). */
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
 export const RESERVED_CONTAINERS: readonly string[] = [INIT_CONTAINER, SIDECAR_CONTAINER];
 
-const SIDECAR_COMMAND = ['node', '/app/sidecar/src/main.ts'];
+const SIDECAR_COMMAND = SIDECAR_ENTRYPOINT;
 const DEFAULT_MODE = 420; // 0644, what the API server defaults for projected/configMap/downwardAPI
 const KUBE_API_TOKEN_SECONDS = 3607; // the ServiceAccount admission plugin's own choice
 
@@ -66,19 +78,19 @@ function httpProbe(path: string, port: number, p: { periodSeconds: number; failu
 function commonEnv(config: WebhookConfig): V1EnvVar[] {
   const { ports, proxyUID } = config.sidecar;
   return [
-    { name: 'SLUICE_PROXY_UID', value: String(proxyUID) },
-    { name: 'SLUICE_TRANSPARENT_PORT', value: String(ports.transparent) },
-    { name: 'SLUICE_PROXY_PORT', value: String(ports.proxy) },
-    { name: 'SLUICE_DNS_PORT', value: String(ports.dns) },
-    { name: 'SLUICE_ADMIN_PORT', value: String(ports.admin) },
-    fieldEnv('SLUICE_POD_NAME', 'metadata.name'),
-    fieldEnv('SLUICE_POD_NAMESPACE', 'metadata.namespace'),
-    fieldEnv('SLUICE_POD_UID', 'metadata.uid'),
-    fieldEnv('SLUICE_SERVICE_ACCOUNT', 'spec.serviceAccountName'),
+    { name: SIDECAR_ENV.proxyUID, value: String(proxyUID) },
+    { name: SIDECAR_ENV.transparentPort, value: String(ports.transparent) },
+    { name: SIDECAR_ENV.proxyPort, value: String(ports.proxy) },
+    { name: SIDECAR_ENV.dnsPort, value: String(ports.dns) },
+    { name: SIDECAR_ENV.adminPort, value: String(ports.admin) },
+    fieldEnv(SIDECAR_ENV.podName, 'metadata.name'),
+    fieldEnv(SIDECAR_ENV.podNamespace, 'metadata.namespace'),
+    fieldEnv(SIDECAR_ENV.podUID, 'metadata.uid'),
+    fieldEnv(SIDECAR_ENV.serviceAccount, 'spec.serviceAccountName'),
     // Both containers read the same settings: the interception rules the init container installs
     // depend on settings the sidecar also uses (the fake-IP ranges of `dns`).
     ...fakeIpEnv(config),
-    ...(fromConfigMap(config) ? [{ name: 'SLUICE_CONFIG_FILE', value: CONFIG_FILE }] : []),
+    ...(fromConfigMap(config) ? [{ name: SIDECAR_ENV.configFile, value: SETTINGS_FILE }] : []),
   ];
 }
 
@@ -86,8 +98,8 @@ function commonEnv(config: WebhookConfig): V1EnvVar[] {
 function fakeIpEnv(config: WebhookConfig): V1EnvVar[] {
   const { ipv4Cidr, ipv6Cidr } = config.sidecar.fakeIp;
   return [
-    ...(ipv4Cidr !== undefined ? [{ name: 'SLUICE_FAKE_IPV4_CIDR', value: ipv4Cidr }] : []),
-    ...(ipv6Cidr !== undefined ? [{ name: 'SLUICE_FAKE_IPV6_CIDR', value: ipv6Cidr ?? 'none' }] : []),
+    ...(ipv4Cidr !== undefined ? [{ name: SIDECAR_ENV.fakeIpv4Cidr, value: ipv4Cidr }] : []),
+    ...(ipv6Cidr !== undefined ? [{ name: SIDECAR_ENV.fakeIpv6Cidr, value: ipv6Cidr ?? FAKE_IPV6_NONE }] : []),
   ];
 }
 
@@ -98,7 +110,7 @@ function fromConfigMap(config: WebhookConfig): boolean {
 
 /** Read-only in both sluice containers; agents never mount it (the guard refuses that). */
 function configMount(): V1VolumeMount {
-  return { name: VOLUME_CONFIG, mountPath: CONFIG_DIR, readOnly: true };
+  return { name: VOLUME_CONFIG, mountPath: SETTINGS_DIR, readOnly: true };
 }
 
 function mountVolume(m: SidecarMount): V1Volume {
@@ -141,7 +153,7 @@ function renderVolumes(config: WebhookConfig): V1Volume[] {
     // or its sidecar.yaml is missing, so a deleted or emptied ConfigMap never means "defaults"
     // (the sluice-settings-guard policy keeps agents from writing or deleting it).
     ...(fromConfigMap(config)
-      ? [{ name: VOLUME_CONFIG, configMap: { name: s.sidecarConfigMap, defaultMode: DEFAULT_MODE, optional: false, items: [{ key: CONFIG_KEY, path: CONFIG_KEY }] } }]
+      ? [{ name: VOLUME_CONFIG, configMap: { name: s.sidecarConfigMap, defaultMode: DEFAULT_MODE, optional: false, items: [{ key: SETTINGS_KEY, path: SETTINGS_KEY }] } }]
       : []),
   ];
   if (s.tokenAudiences.length) {
@@ -174,22 +186,22 @@ function renderSidecar(config: WebhookConfig): V1Container {
     name: SIDECAR_CONTAINER,
     image: s.image,
     imagePullPolicy: s.imagePullPolicy,
-    command: [...SIDECAR_COMMAND, 'proxy'],
+    command: [...SIDECAR_COMMAND, SIDECAR_COMMANDS.proxy],
     // A native sidecar: starts before every other init and app container, stops after them,
     // and does not keep a Job from completing.
     restartPolicy: 'Always',
     ports: [{ name: 'sluice-admin', containerPort: s.ports.admin, protocol: 'TCP' }],
     env: [
       ...commonEnv(config),
-      ...(s.policyConfigMap !== null ? [{ name: 'SLUICE_POLICY_PATH', value: POLICY_DIR }] : []),
-      ...(s.policyBundleObject !== null ? [{ name: 'SLUICE_POLICY_CONFIGMAP', value: s.policyBundleObject }] : []),
-      ...(s.policyOci !== null ? [{ name: 'SLUICE_POLICY_OCI', value: JSON.stringify(s.policyOci) }] : []),
-      { name: 'SLUICE_PODINFO_DIR', value: PODINFO_DIR },
-      { name: 'SLUICE_TOKEN_DIR', value: TOKEN_DIR },
-      { name: 'SLUICE_TRUST_DIR', value: TRUST_DIR },
-      { name: 'SLUICE_SPOOL_DIR', value: SPOOL_DIR },
+      ...(s.policyConfigMap !== null ? [{ name: SIDECAR_ENV.policyPath, value: POLICY_DIR }] : []),
+      ...(s.policyBundleObject !== null ? [{ name: SIDECAR_ENV.policyConfigMap, value: s.policyBundleObject }] : []),
+      ...(s.policyOci !== null ? [{ name: SIDECAR_ENV.policyOci, value: JSON.stringify(s.policyOci) }] : []),
+      { name: SIDECAR_ENV.podInfoDir, value: PODINFO_DIR },
+      { name: SIDECAR_ENV.tokenDir, value: TOKEN_DIR },
+      { name: SIDECAR_ENV.trustDir, value: TRUST_DIR },
+      { name: SIDECAR_ENV.spoolDir, value: SPOOL_DIR },
       // The organisation and settings from the SluicePolicy objects, read with the pod's token.
-      ...(fromConfigMap(config) ? [] : [{ name: 'SLUICE_POLICY_SOURCE', value: 'cluster' }]),
+      ...(fromConfigMap(config) ? [] : [{ name: SIDECAR_ENV.policySource, value: POLICY_SOURCE_CLUSTER }]),
       // The platform's own (config.ts refuses SLUICE_* names and duplicates).
       ...s.extraEnv.map((e) => ({ name: e.name, value: e.value })),
     ],
@@ -215,7 +227,7 @@ function renderInitContainer(config: WebhookConfig): V1Container {
     name: INIT_CONTAINER,
     image: s.image,
     imagePullPolicy: s.imagePullPolicy,
-    command: [...SIDECAR_COMMAND, 'init-network'],
+    command: [...SIDECAR_COMMAND, SIDECAR_COMMANDS.initNetwork],
     env: commonEnv(config),
     resources: structuredClone(s.initResources),
     // The API server drops an empty list: none at all, so the stored pod compares equal.
@@ -238,7 +250,7 @@ function renderInitContainer(config: WebhookConfig): V1Container {
 }
 
 function renderAgentEnv(config: WebhookConfig): V1EnvVar[] {
-  const bundle = `${TRUST_DIR}/ca-bundle.crt`;
+  const bundle = `${TRUST_DIR}/${TRUST_BUNDLE_FILE}`;
   const proxy = `http://127.0.0.1:${config.sidecar.ports.proxy}`;
   const noProxy = 'localhost,127.0.0.1,::1';
   const env: [string, string][] = [
@@ -247,7 +259,7 @@ function renderAgentEnv(config: WebhookConfig): V1EnvVar[] {
     ['CURL_CA_BUNDLE', bundle],
     ['GIT_SSL_CAINFO', bundle],
     ['AWS_CA_BUNDLE', bundle],
-    ['NODE_EXTRA_CA_CERTS', `${TRUST_DIR}/ca.crt`],
+    ['NODE_EXTRA_CA_CERTS', `${TRUST_DIR}/${TRUST_CA_FILE}`],
     ['HTTP_PROXY', proxy],
     ['HTTPS_PROXY', proxy],
     ['http_proxy', proxy],

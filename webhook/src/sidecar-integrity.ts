@@ -2,9 +2,9 @@
 // init containers and the sidecar's volumes, with no other container or volume using their names.
 // Shared by the injector (refuse to build on a forged or stale sidecar) and the guard.
 import type { V1Pod } from '@kubernetes/client-node';
-import { INIT_CONTAINER, SIDECAR_CONTAINER } from '../../api/src/index.ts';
+import { INIT_CONTAINER, SIDECAR_CONTAINER, TRUST_DIR } from '../../api/src/index.ts';
 import { agentContainers, sluicePrefixLength } from './pod-model.ts';
-import { RESERVED_CONTAINERS, isSluiceVolume, TRUST_DIR } from './render.ts';
+import { RESERVED_CONTAINERS, isSluiceVolume } from './render.ts';
 import type { Rendered } from './render.ts';
 import { firstDifference } from './spec-equality.ts';
 import { violation } from './violations.ts';

@@ -6,7 +6,7 @@
 import { X509Certificate } from 'node:crypto';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
-import { LABEL_INJECT, LABEL_INJECTED, SIDECAR_CONTAINER, SLUICE_POLICY_PATH, effectiveSluicePolicy } from '../../../api/src/index.ts';
+import { LABEL_INJECT, LABEL_INJECTED, SETTINGS_KEY, SIDECAR_CONTAINER, SLUICE_POLICY_PATH, effectiveSluicePolicy } from '../../../api/src/index.ts';
 import type { PolicyNamespace } from '../../../api/src/index.ts';
 import { ApprovalApiError } from '../../../lib/src/approvals/errors.ts';
 import { BundleError, readBundleBytes } from '../../../lib/src/policy/bundle.ts';
@@ -128,7 +128,7 @@ export function settingsFromSluicePolicies(objects: readonly unknown[], ns: Poli
 /** The settings in a namespace's settings ConfigMap (sidecar.yaml); undefined settings when there is none. */
 export function settingsFromConfigMap(namespace: string, name: string, data: Record<string, string> | undefined): NamespaceSettings {
   const from = `ConfigMap ${namespace}/${name}`;
-  const text = data?.['sidecar.yaml'];
+  const text = data?.[SETTINGS_KEY];
   if (text === undefined) return { settings: undefined, from };
   try {
     const parsed = parseYaml(text) as unknown;

@@ -15,7 +15,7 @@ import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { LABEL_INJECTED, SIDECAR_CONTAINER, SLUICE_POLICY_PATH, effectiveSluicePolicy } from '../../../api/src/index.ts';
+import { LABEL_INJECTED, SETTINGS_KEY, SIDECAR_CONTAINER, SLUICE_POLICY_PATH, effectiveSluicePolicy } from '../../../api/src/index.ts';
 import type { EffectiveSluicePolicy, Organisation } from '../../../api/src/index.ts';
 import { ApprovalApiError } from '../../../lib/src/approvals/errors.ts';
 import { TARBALL_KEY, readBundle } from '../../../lib/src/policy/bundle.ts';
@@ -30,7 +30,6 @@ import type { KubeClient } from '../kube.ts';
 /** The chart's default names (values policy.configMapName, the sidecar settings ConfigMap). */
 export const POLICY_CONFIGMAP = 'sluice-policy';
 export const SETTINGS_CONFIGMAP = 'sluice-sidecar';
-const SETTINGS_KEY = 'sidecar.yaml';
 const MAX_PODS = 20;
 
 export interface SidecarReport {

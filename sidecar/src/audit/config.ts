@@ -2,7 +2,7 @@
 // value fails fast naming the field. Never read from the environment here; the sidecar's config
 // module maps its env/flags onto this shape.
 import { z } from 'zod';
-import { Creator, deepFreeze, parseOrThrow } from '../../../api/src/index.ts';
+import { Creator, SPOOL_DIR, deepFreeze, parseOrThrow } from '../../../api/src/index.ts';
 import { SESSION_ID_PATTERN } from '../../../lib/src/audit/spool-format.ts';
 
 const KiB = 1024;
@@ -145,7 +145,7 @@ export function parseAuditConfig(raw: unknown): AuditConfig {
 export const SidecarAuditSettings = z
   .object({
     enabled: z.boolean().default(true).describe('off only for local experiments: a sidecar without an audit trail forwards unrecorded'),
-    spoolDir: z.string().min(1).default('/var/run/sluice/spool'),
+    spoolDir: z.string().min(1).default(SPOOL_DIR),
     spool: SpoolConfig.prefault({}),
     // Absent (and no legacy loki): none, warned at every start. A refinement here would stop the
     // chart from deriving its values schema (omit); the recorder refuses both at once.

@@ -4,12 +4,12 @@
 // YAML/JSON file (SLUICE_CONFIG_FILE, local runs and tests), the `sidecar` settings of the
 // cluster's SluicePolicy objects (SLUICE_POLICY_SOURCE=cluster, set by the webhook; see
 // policy/cluster-policy.ts), SLUICE_* environment variables (set by the webhook).
-import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { SchemaError, deepFreeze, describeIssues, mergeSidecarSettings } from '../../../api/src/index.ts';
+import { POLICY_SOURCE_CLUSTER, SIDECAR_ENV, SchemaError, deepFreeze, describeIssues, mergeSidecarSettings } from '../../../api/src/index.ts';
 import { FactsConfig } from '../facts/derive-facts.ts';
-import { FakeIpConfig } from '../dns/fake-ip-map.ts';
+import { readSettingsFile, setIfDefined, settingsSection as section } from '../../../lib/src/config/settings-sources.ts';
+import type { Env } from '../../../lib/src/config/settings-sources.ts';
+import { FakeIpConfig, ProxyUID, SidecarPortSettings, withInterceptionEnv } from '../../../lib/src/interception/settings.ts';
 import { MaskingConfig } from '../masking/masking-config.ts';
 import { SidecarAuditSettings } from '../audit/config.ts';
 import { ApprovalsConfig } from '../approvals/config.ts';
@@ -17,8 +17,8 @@ import { CredentialsConfig } from '../credentials/credentials-config.ts';
 import { PolicyVerificationConfig } from '../../../lib/src/policy/bundle-signature.ts';
 import { WebSocketSettings } from '../websocket/settings.ts';
 
-// 0 picks a free port (tests and the demo); a pod uses the fixed defaults.
-const Port = z.number().int().min(0).max(65535);
+// The UID, the ports and the fake-IP ranges (`dns`) are the interception settings' schemas
+// (lib/src/interception/settings.ts): the init container and the CNI node agent read them too.
 const Millis = z.number().int().min(1).max(24 * 60 * 60 * 1000);
 
 export const SidecarConfig = z
@@ -32,16 +32,8 @@ export const SidecarConfig = z
       })
       .strict(),
     /** The sidecar's own UID: the only one whose traffic is not redirected. */
-    proxyUID: z.number().int().min(1).max(2 ** 31 - 1).default(1337),
-    ports: z
-      .object({
-        transparent: Port.default(15001),
-        proxy: Port.default(15080),
-        dns: Port.default(15053),
-        admin: Port.default(15090),
-      })
-      .strict()
-      .prefault({}),
+    proxyUID: ProxyUID,
+    ports: SidecarPortSettings.prefault({}),
     /** Addresses to bind. Redirected traffic arrives on loopback or a fake IP, so '::' for those. */
     bind: z
       .object({
@@ -186,25 +178,6 @@ export function parseSidecarConfig(input: unknown): SidecarConfig {
   return deepFreeze(result.data);
 }
 
-type Env = Record<string, string | undefined>;
-
-function intFromEnv(env: Env, name: string): number | undefined {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return undefined;
-  const n = Number(raw);
-  if (!Number.isInteger(n)) throw new SchemaError('invalid sidecar configuration', [`${name}: expected an integer, got "${raw}"`]);
-  return n;
-}
-
-function setIfDefined(target: Record<string, unknown>, key: string, value: unknown): void {
-  if (value !== undefined) target[key] = value;
-}
-
-function section(base: Record<string, unknown>, key: string): Record<string, unknown> {
-  const value = base[key];
-  return value && typeof value === 'object' ? { ...(value as Record<string, unknown>) } : {};
-}
-
 /** Builds the config from SLUICE_CONFIG_FILE (optional), then the cluster's settings (when given), overlaid with SLUICE_* env vars. */
 export function loadSidecarConfig(env: Env = process.env, clusterSettings?: Readonly<Record<string, unknown>>): SidecarConfig {
   if (clusterSettings) {
@@ -248,92 +221,50 @@ export function clusterSettingsProblems(settings: Readonly<Record<string, unknow
   return out;
 }
 
-/**
- * What the interception init container needs: the sidecar's UID, its ports and the fake-IP
- * ranges — read from the same sources as the sidecar so the rules and the DNS answers agree,
- * without requiring what only the sidecar has (policy path, trust dir).
- */
-export const InterceptionSettings = z.object({
-  proxyUID: SidecarConfig.shape.proxyUID,
-  ports: SidecarConfig.shape.ports,
-  dns: SidecarConfig.shape.dns,
-});
-export type InterceptionSettings = z.infer<typeof InterceptionSettings>;
-
-export function loadInterceptionSettings(env: Env = process.env): InterceptionSettings {
-  const result = InterceptionSettings.safeParse(mergeConfigSources(env));
-  if (!result.success) throw new SchemaError('invalid interception configuration', describeIssues(result.error));
-  return result.data;
-}
-
 function mergeConfigSources(env: Env, clusterSettings?: Readonly<Record<string, unknown>>): Record<string, unknown> {
-  let base: Record<string, unknown> = {};
-  const file = env.SLUICE_CONFIG_FILE;
-  if (file) {
-    // The webhook mounts the settings ConfigMap as optional: a missing file (no ConfigMap in the
-    // namespace, or no sidecar.yaml key) means no file settings. Anything else stops start-up.
-    let parsed: unknown = null;
-    try {
-      parsed = parseYaml(readFileSync(file, 'utf8'));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-        throw new SchemaError('invalid sidecar configuration', [`SLUICE_CONFIG_FILE (${file}): ${(err as Error).message}`]);
-      }
-    }
-    if (parsed !== null && (typeof parsed !== 'object' || Array.isArray(parsed))) {
-      throw new SchemaError('invalid sidecar configuration', [`SLUICE_CONFIG_FILE (${file}): expected a mapping of settings, got ${Array.isArray(parsed) ? 'a list' : typeof parsed}`]);
-    }
-    base = (parsed ?? {}) as Record<string, unknown>;
-  }
+  let base = readSettingsFile(env);
   if (clusterSettings) base = mergeSidecarSettings(base, clusterSettings);
+  const E = SIDECAR_ENV;
   const pod = section(base, 'pod');
-  setIfDefined(pod, 'namespace', env.SLUICE_POD_NAMESPACE);
-  setIfDefined(pod, 'name', env.SLUICE_POD_NAME);
-  setIfDefined(pod, 'uid', env.SLUICE_POD_UID);
-  setIfDefined(pod, 'serviceAccount', env.SLUICE_SERVICE_ACCOUNT);
-  const ports = section(base, 'ports');
-  setIfDefined(ports, 'transparent', intFromEnv(env, 'SLUICE_TRANSPARENT_PORT'));
-  setIfDefined(ports, 'proxy', intFromEnv(env, 'SLUICE_PROXY_PORT'));
-  setIfDefined(ports, 'dns', intFromEnv(env, 'SLUICE_DNS_PORT'));
-  setIfDefined(ports, 'admin', intFromEnv(env, 'SLUICE_ADMIN_PORT'));
+  setIfDefined(pod, 'namespace', env[E.podNamespace]);
+  setIfDefined(pod, 'name', env[E.podName]);
+  setIfDefined(pod, 'uid', env[E.podUID]);
+  setIfDefined(pod, 'serviceAccount', env[E.serviceAccount]);
   const policy = section(base, 'policy');
-  setIfDefined(policy, 'path', env.SLUICE_POLICY_PATH);
-  if (env.SLUICE_POLICY_CONFIGMAP) {
-    const m = /^([^/]+)\/([^/]+)$/.exec(env.SLUICE_POLICY_CONFIGMAP);
-    if (!m) throw new SchemaError('invalid sidecar configuration', [`SLUICE_POLICY_CONFIGMAP: expected <namespace>/<name>, got "${env.SLUICE_POLICY_CONFIGMAP}"`]);
+  setIfDefined(policy, 'path', env[E.policyPath]);
+  const configMap = env[E.policyConfigMap];
+  if (configMap) {
+    const m = /^([^/]+)\/([^/]+)$/.exec(configMap);
+    if (!m) throw new SchemaError('invalid sidecar configuration', [`${E.policyConfigMap}: expected <namespace>/<name>, got "${configMap}"`]);
     policy.configMap = { ...section(policy, 'configMap'), namespace: m[1], name: m[2] };
   }
-  if (env.SLUICE_POLICY_OCI) {
+  const ociJson = env[E.policyOci];
+  if (ociJson) {
     let oci: unknown;
     try {
-      oci = JSON.parse(env.SLUICE_POLICY_OCI);
+      oci = JSON.parse(ociJson);
     } catch {
-      throw new SchemaError('invalid sidecar configuration', ['SLUICE_POLICY_OCI: not JSON']);
+      throw new SchemaError('invalid sidecar configuration', [`${E.policyOci}: not JSON`]);
     }
     policy.oci = oci;
   }
-  if (env.SLUICE_POLICY_SOURCE === 'cluster') policy.cluster = { ...section(policy, 'cluster'), enabled: true };
-  else if (env.SLUICE_POLICY_SOURCE !== undefined && env.SLUICE_POLICY_SOURCE !== '') {
-    throw new SchemaError('invalid sidecar configuration', [`SLUICE_POLICY_SOURCE: expected "cluster" or unset, got "${env.SLUICE_POLICY_SOURCE}"`]);
+  const source = env[E.policySource];
+  if (source === POLICY_SOURCE_CLUSTER) policy.cluster = { ...section(policy, 'cluster'), enabled: true };
+  else if (source !== undefined && source !== '') {
+    throw new SchemaError('invalid sidecar configuration', [`${E.policySource}: expected "${POLICY_SOURCE_CLUSTER}" or unset, got "${source}"`]);
   }
   const approvals = section(base, 'approvals');
   if (approvals.inCluster === undefined && env.KUBERNETES_SERVICE_HOST) approvals.inCluster = true;
-  const merged: Record<string, unknown> = { ...base, pod, ports, policy, approvals };
-  setIfDefined(merged, 'proxyUID', intFromEnv(env, 'SLUICE_PROXY_UID'));
-  setIfDefined(merged, 'podInfoDir', env.SLUICE_PODINFO_DIR);
-  setIfDefined(merged, 'trustDir', env.SLUICE_TRUST_DIR);
-  setIfDefined(merged, 'caDir', env.SLUICE_CA_DIR);
-  // The fake-IP ranges: the webhook sets both containers' from the chart, so the rules the init
-  // container installs and the sidecar's DNS answers agree without reading anything else.
-  const dns = section(base, 'dns');
-  setIfDefined(dns, 'ipv4Cidr', env.SLUICE_FAKE_IPV4_CIDR || undefined);
-  if (env.SLUICE_FAKE_IPV6_CIDR) dns.ipv6Cidr = env.SLUICE_FAKE_IPV6_CIDR === 'none' ? null : env.SLUICE_FAKE_IPV6_CIDR;
-  merged.dns = dns;
+  // The UID, the ports and the fake-IP ranges as the init container and the CNI agent read them.
+  const merged: Record<string, unknown> = { ...withInterceptionEnv(base, env), pod, policy, approvals };
+  setIfDefined(merged, 'podInfoDir', env[E.podInfoDir]);
+  setIfDefined(merged, 'trustDir', env[E.trustDir]);
+  setIfDefined(merged, 'caDir', env[E.caDir]);
   const audit = section(base, 'audit');
-  setIfDefined(audit, 'spoolDir', env.SLUICE_SPOOL_DIR);
+  setIfDefined(audit, 'spoolDir', env[E.spoolDir]);
   merged.audit = audit;
   const credentials = section(base, 'credentials');
-  setIfDefined(credentials, 'tokenDir', env.SLUICE_TOKEN_DIR);
+  setIfDefined(credentials, 'tokenDir', env[E.tokenDir]);
   merged.credentials = credentials;
   return merged;
 }

@@ -4,6 +4,7 @@
 // sidecar config at start-up; it holds file paths and names, never a secret value. The provider
 // sections come from the registry (providers.ts); each provider's schema lives in its module.
 import { z } from 'zod';
+import { TOKEN_DIR } from '../../../api/src/index.ts';
 import { Seconds } from './provider-config.ts';
 import { providerConfigShape } from './providers.ts';
 
@@ -16,7 +17,7 @@ export { hostAllowed } from './provider-config.ts';
 export const CredentialsConfig = z
   .object({
     /** Projected service-account tokens, one file per audience (SLUICE_TOKEN_DIR). */
-    tokenDir: z.string().min(1).default('/var/run/sluice/tokens'),
+    tokenDir: z.string().min(1).default(TOKEN_DIR),
     /** Audience → file name under tokenDir, for audiences the webhook projects with a custom `path`. */
     tokenFiles: z.record(z.string().min(1), z.string().regex(/^[A-Za-z0-9._-]+$/, 'a plain file name')).default({}),
     /** Bound on one call to a provider (connect + answer); the agent's request waits at most this. */

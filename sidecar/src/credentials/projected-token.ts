@@ -5,14 +5,13 @@
 // code, raised before any provider is called. The token value is returned to the caller only.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { defaultTokenFileName } from '../../../api/src/index.ts';
 import { CredentialError } from './errors.ts';
 
 const MAX_TOKEN_BYTES = 16 * 1024;
 
-/** Same mapping as the webhook's `tokenFileName` (webhook/src/config.ts). */
-export function tokenFileName(audience: string): string {
-  return audience.replace(/[^A-Za-z0-9._-]/g, '_');
-}
+/** The webhook's default file name for an audience's token (api/src/sidecar-contract.ts). */
+export const tokenFileName: (audience: string) => string = defaultTokenFileName;
 
 export interface JwtTimes {
   exp?: number;

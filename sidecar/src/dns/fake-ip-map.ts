@@ -4,31 +4,11 @@
 // it is mapped, and a freed address is reused only after the allocator has gone round the whole
 // block, long after any client's cached answer (answer TTL ≪ entry TTL) has expired. It must
 // never resolve anything for real and never hand one address to two live names.
-import { z } from 'zod';
+// The `dns` settings' schema is shared with the interception rules (they route its ranges locally).
+import { FakeIpConfig } from '../../../lib/src/interception/settings.ts';
+import type { FakeIpConfigInput } from '../../../lib/src/interception/settings.ts';
 import { IpPoolError, ipv4Pool, ipv6Pool } from './ip-pool.ts';
 import type { IpPool } from './ip-pool.ts';
-
-export const FakeIpConfig = z
-  .object({
-    /** Synthetic IPv4 block; default the benchmarking range (RFC 2544), never routed on the internet. */
-    ipv4Cidr: z.string().default('198.18.0.0/15'),
-    /** Synthetic IPv6 block (a ULA /64); null answers AAAA with no data (an IPv4-only pod). */
-    ipv6Cidr: z.string().nullable().default('fd73:6c75:6963::/64'),
-    /** Most names mapped at once; the least recently used is dropped beyond it. */
-    capacity: z.number().int().min(16).max(4_000_000).default(65_536),
-    /** A mapping unused (not queried, not looked up) for this long is dropped. */
-    entryTtlSeconds: z.number().int().min(10).max(7 * 24 * 3600).default(3600),
-    /** TTL in the DNS answers: clients re-ask well before the mapping can expire. */
-    answerTtlSeconds: z.number().int().min(0).max(3600).default(30),
-  })
-  .strict()
-  .refine((c) => c.answerTtlSeconds * 4 <= c.entryTtlSeconds, {
-    message: 'answerTtlSeconds must be at most a quarter of entryTtlSeconds',
-    path: ['answerTtlSeconds'],
-  });
-
-export type FakeIpConfig = Readonly<z.infer<typeof FakeIpConfig>>;
-export type FakeIpConfigInput = z.input<typeof FakeIpConfig>;
 
 export interface FakeAddresses {
   ipv4: string;

@@ -2,7 +2,7 @@
 // the real tools (ip, iptables-restore, ip6tables-restore). Fails loudly: a pod whose rules did
 // not install must not start its agents.
 import { spawnSync } from 'node:child_process';
-import type { InterceptionPlan } from './rules.ts';
+import type { InterceptionPlan } from '../../../lib/src/interception/rules.ts';
 
 export class InterceptionError extends Error {
   readonly code = 'interception.install_failed';

@@ -4,11 +4,12 @@
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { rootCertificates } from 'node:tls';
+import { TRUST_BUNDLE_FILE, TRUST_CA_FILE } from '../../../api/src/index.ts';
 
 export async function writeTrustBundle(dir: string, caPem: string): Promise<{ caFile: string; bundleFile: string }> {
   await mkdir(dir, { recursive: true });
-  const caFile = join(dir, 'ca.crt');
-  const bundleFile = join(dir, 'ca-bundle.crt');
+  const caFile = join(dir, TRUST_CA_FILE);
+  const bundleFile = join(dir, TRUST_BUNDLE_FILE);
   const bundle = `${rootCertificates.join('\n')}\n${caPem}`;
   for (const [file, text] of [
     [caFile, caPem],

@@ -7,7 +7,7 @@ import { describe, expect, test } from '@jest/globals';
 import fastJsonPatch from 'fast-json-patch';
 import { planInjection } from '../../../webhook/src/inject.ts';
 import { alice, loadPod, testConfig } from '../../../testkit/webhook/fixtures.ts';
-import { loadInterceptionSettings } from '../../src/config/sidecar-config.ts';
+import { loadInterceptionSettings } from '../../../lib/src/interception/settings.ts';
 import { containerEnv, loadAsMounted, settingsMount } from '../../../testkit/config/settings-volume.ts';
 
 const config = testConfig({ sidecar: { image: 'ghcr.io/sluice-dev/sluice:test', sidecarConfigMap: 'team-sidecar' } });

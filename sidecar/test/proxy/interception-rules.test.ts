@@ -1,7 +1,7 @@
 // The rendered rules are what the init container installs; these tests pin the properties that
 // make interception hold (the e2e test bed proves them on a real kernel).
 import { expect, test } from '@jest/globals';
-import { renderInterception } from '../../src/interception/rules.ts';
+import { renderInterception } from '../../../lib/src/interception/rules.ts';
 
 const plan = renderInterception({ proxyUID: 1337, transparentPort: 15001, proxyPort: 15080, dnsPort: 15053, adminPort: 15090, fakeIpv4Cidr: '198.18.0.0/15', fakeIpv6Cidr: 'fd73:6c75:6963::/64' });
 

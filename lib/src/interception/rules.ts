@@ -1,6 +1,6 @@
 // The pod's interception rules, rendered as iptables-restore / ip6tables-restore input plus the
-// routes the fake-IP range needs. One pure function is used by the init container and by the
-// tests, so what is tested is what runs. Policy: every TCP connection from any UID but the
+// routes the fake-IP range needs. One pure function is used by the init container, the CNI node
+// agent and the tests, so what is tested is what runs. Policy: every TCP connection from any UID but the
 // sidecar's goes to the sidecar's transparent port (connections to the DNS fake-IP range keep
 // their address so the sidecar can name them); DNS (UDP and TCP 53) goes to the sidecar's DNS
 // listener; loopback stays local except the admin port, which agents cannot reach; everything
