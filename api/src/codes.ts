@@ -124,10 +124,10 @@ const TABLE = [
   { code: 'facts.derive_failed', kind: 'refusal', by: 'sidecar', status: 403, doc: 'the request facts (git, cloud, Kubernetes, model API) could not be derived; denied (fail closed)' },
 
   // ── sidecar: request smuggling and target checks ────────────────────────────────────────────
-  { code: 'net.host_mismatch', kind: 'deny', by: 'sidecar', status: 400, doc: 'the URL host differs from the Host header' },
-  { code: 'net.sni_host_mismatch', kind: 'deny', by: 'sidecar', status: 400, doc: 'the TLS server name differs from Host (domain fronting)' },
-  { code: 'net.connect_host_mismatch', kind: 'deny', by: 'sidecar', status: 400, doc: 'the CONNECT target differs from Host' },
-  { code: 'net.dns_host_mismatch', kind: 'deny', by: 'sidecar', status: 400, doc: 'the connection was for one name (by its DNS answer) but Host names another' },
+  { code: 'net.host_mismatch', kind: 'deny', by: 'sidecar', status: 400, doc: 'Host differs from HTTP/2 :authority (400), or an absolute-form URL host differs from Host (answered 403)' },
+  { code: 'net.sni_host_mismatch', kind: 'deny', by: 'sidecar', status: 403, doc: 'the TLS server name differs from Host (domain fronting)' },
+  { code: 'net.connect_host_mismatch', kind: 'deny', by: 'sidecar', status: 403, doc: 'the CONNECT target differs from Host' },
+  { code: 'net.dns_host_mismatch', kind: 'deny', by: 'sidecar', status: 403, doc: 'the connection was for one name (by its DNS answer) but Host names another' },
   { code: 'pod.killed', kind: 'deny', by: 'sidecar', status: 403, doc: 'the pod has been cut off by its kill switch (sluice.io/kill)' },
   { code: 'http.ambiguous_length', kind: 'error', by: 'sidecar', status: 400, doc: 'both Content-Length and Transfer-Encoding, or several lengths' },
   { code: 'http.bad_chunk', kind: 'error', by: 'sidecar', status: 400, doc: 'a malformed chunked body' },
@@ -385,8 +385,9 @@ export const CODES: readonly CodeEntry[] = TABLE;
  *  the typecheck (`Type '"net.opaque_tunnel"' is not assignable to type 'Code'`). */
 export type Code<K extends CodeKind = CodeKind> = Extract<(typeof TABLE)[number], { readonly kind: K }>['code'];
 
-/** The codes of one area (the part before the dot): `AreaCode<'audit'>`. */
-export type AreaCode<A extends string> = Extract<Code, `${A}.${string}`>;
+/** The codes of one area (the part before the dot), optionally of one kind: `AreaCode<'audit'>`,
+ *  `AreaCode<'masking', 'config'>`. */
+export type AreaCode<A extends string, K extends CodeKind = CodeKind> = Extract<Code<K>, `${A}.${string}`>;
 
 /** A union of codes written out by hand (an error class's own codes), checked against the
  *  catalogue: `Catalogued<'audit.spool_full' | 'audit.typo'>` fails the typecheck on the typo. */

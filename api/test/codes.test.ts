@@ -141,6 +141,29 @@ test('Code is the union of the catalogued codes (make test typechecks this file)
   expect([refusal, notRefusal, hold, notDeny, audit, notAudit, ok, typo].filter((c) => !isCode(c))).toEqual([]);
 });
 
+test('the statuses agents get where the sidecar answers with the catalogue row stay what they were', () => {
+  // Before issue 22 these were literals beside the code (credentials/errors.ts, hold-coordinator.ts,
+  // upstream.ts, http-front.ts, request-summary.ts, request-target.ts); now the row is the status, so
+  // a row edited here changes what an agent gets: this pins it.
+  const before: Record<string, number> = {
+    'credentials.provider_unavailable': 503, 'credentials.provider_rejected': 502, 'credentials.subject_token_unavailable': 503,
+    'credentials.not_configured': 502, 'credentials.unknown_provider': 502, 'credentials.host_not_allowed': 502,
+    'credentials.plaintext_refused': 403, 'credentials.secret_unavailable': 503, 'credentials.aws_signature_unsupported': 501,
+    'credentials.aws_signature_malformed': 400, 'credentials.aws_presign_expired': 403, 'credentials.aws_body_too_large': 413,
+    'credentials.aws_body_invalid': 400, 'credentials.aws_bucket_owner_conflict': 403, 'credentials.internal_error': 502,
+    'approval.denied': 403, 'approval.expired': 403, 'approval.deleted': 403, 'pod.killed': 403,
+    'approval.forbidden': 503, 'approval.unavailable': 503, 'approval.too_many_holds': 503, 'approval.sidecar_stopping': 503,
+    'upstream.tls_verify_failed': 502, 'upstream.timeout': 504, 'upstream.dns_failed': 502, 'upstream.connect_failed': 502, 'upstream.error': 502,
+    'http.header_too_large': 431, 'http.headers_timeout': 408, 'http.request_timeout': 408, 'http.bad_expect': 417,
+    'http.ambiguous_length': 400, 'http.bad_content_length': 400, 'http.bad_transfer_encoding': 400, 'http.bad_header': 400,
+    'http.bad_chunk': 400, 'http.malformed': 400,
+    'http.bad_target': 400, 'http.credentials_in_url': 400, 'http.no_host': 400, 'http.bad_host': 400,
+    'net.sni_host_mismatch': 403, 'net.connect_host_mismatch': 403, 'net.dns_host_mismatch': 403,
+  };
+  const now = Object.fromEntries(Object.keys(before).map((c) => [c, codeEntry(c)?.status]));
+  expect(now).toEqual(before);
+});
+
 test('codeStatus is the status of the catalogue row, and refuses a code without one', () => {
   expect([codeStatus('credentials.aws_signature_unsupported'), codeStatus('http.bad_expect'), codeStatus('upstream.timeout'), codeStatus('policy.eval_error')]).toEqual([501, 417, 504, 403]);
   expect(() => codeStatus('net.not_http')).toThrow('net.not_http has no HTTP status');

@@ -4,7 +4,7 @@
 // server it cannot reach (at create, or for longer than the grace period while waiting), a deleted
 // request, the kill switch or shutdown all end holds as refusals. It never lets a request through
 // on anything but an Approved status read back from the API server.
-import { APPROVAL_API_VERSION, APPROVAL_KIND } from '../../../api/src/index.ts';
+import { APPROVAL_API_VERSION, APPROVAL_KIND, codeStatus } from '../../../api/src/index.ts';
 import type { ApprovalRequest, ApprovalRequestStatus, ApprovalScope } from '../../../api/src/index.ts';
 import type { ApprovalApi } from '../../../lib/src/approvals/approval-api.ts';
 import type { ApprovalDraft } from './approval-draft.ts';
@@ -73,17 +73,6 @@ interface Pending {
   done: boolean;
 }
 
-const REFUSAL_STATUS: Record<ApprovalCode, number> = {
-  [APPROVAL_CODES.denied]: 403,
-  [APPROVAL_CODES.expired]: 403,
-  [APPROVAL_CODES.deleted]: 403,
-  [APPROVAL_CODES.killed]: 403,
-  [APPROVAL_CODES.forbidden]: 503,
-  [APPROVAL_CODES.unavailable]: 503,
-  [APPROVAL_CODES.tooManyHolds]: 503,
-  [APPROVAL_CODES.stopped]: 503,
-};
-
 export class HoldCoordinator implements WatcherListener {
   readonly #d: CoordinatorDeps;
   readonly #clock: () => number;
@@ -130,7 +119,8 @@ export class HoldCoordinator implements WatcherListener {
   }
 
   #refusal(code: ApprovalCode, outcome: Outcome, reason: string, startedMs: number, extra: { name?: string | undefined; decidedBy?: string | undefined } = {}): HoldResult {
-    return { kind: 'refused', outcome, code, status: REFUSAL_STATUS[code], reason, waitedMs: this.#clock() - startedMs, ...extra };
+    // the agent gets the code's status in the catalogue (api/src/codes.ts)
+    return { kind: 'refused', outcome, code, status: codeStatus(code), reason, waitedMs: this.#clock() - startedMs, ...extra };
   }
 
   /**

@@ -1,9 +1,12 @@
 // Failures of credential injection that the proxy acts on. Each has a stable code (metric label,
 // audit reason, docs/credentials.md row) and the HTTP status the agent gets. A provider failure
 // names the provider in its message; no message ever carries a credential value, a token or a
-// signature (callers pass only codes, statuses and names into them).
+// signature (callers pass only codes, statuses and names into them). The status of each code is
+// its row in the code catalogue (api/src/codes.ts).
+import { codeStatus } from '../../../api/src/codes.ts';
+import type { Catalogued } from '../../../api/src/codes.ts';
 
-export type CredentialErrorCode =
+export type CredentialErrorCode = Catalogued<
   /** The provider's endpoint could not be reached, timed out or answered 5xx/throttled (503). */
   | 'credentials.provider_unavailable'
   /** The provider answered and refused (4xx: bad token, access denied) or answered nonsense (502). */
@@ -33,25 +36,8 @@ export type CredentialErrorCode =
   /** The agent's x-amz-(source-)expected-bucket-owner names another account than the one sluice makes S3 check (403). */
   | 'credentials.aws_bucket_owner_conflict'
   /** A fault in sluice itself while injecting (502). */
-  | 'credentials.internal_error';
-
-const STATUS: Readonly<Record<CredentialErrorCode, number>> = {
-  'credentials.provider_unavailable': 503,
-  'credentials.provider_rejected': 502,
-  'credentials.subject_token_unavailable': 503,
-  'credentials.not_configured': 502,
-  'credentials.unknown_provider': 502,
-  'credentials.host_not_allowed': 502,
-  'credentials.plaintext_refused': 403,
-  'credentials.secret_unavailable': 503,
-  'credentials.aws_signature_unsupported': 501,
-  'credentials.aws_signature_malformed': 400,
-  'credentials.aws_presign_expired': 403,
-  'credentials.aws_body_too_large': 413,
-  'credentials.aws_body_invalid': 400,
-  'credentials.aws_bucket_owner_conflict': 403,
-  'credentials.internal_error': 502,
-};
+  | 'credentials.internal_error'
+>;
 
 export class CredentialError extends Error {
   readonly code: CredentialErrorCode;
@@ -62,7 +48,7 @@ export class CredentialError extends Error {
     super(message, options);
     this.name = 'CredentialError';
     this.code = code;
-    this.status = STATUS[code];
+    this.status = codeStatus(code);
     this.provider = provider;
   }
 }

@@ -2,8 +2,11 @@
 // from its config section over one cache and one set of metrics, and declares credentials' work in
 // the request pipeline (`feature`: before-forward injects, last in that phase; response-headers
 // overwrites echoes). The rest of the sidecar sees only this surface; it names no provider.
+import { readFileSync } from 'node:fs';
+import { rootCertificates } from 'node:tls';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { Agent } from 'undici';
 import type { Dispatcher } from 'undici';
 import type { Feature } from '../proxy/pipeline.ts';
 import type { AssumeRoleClient, PodRef } from './aws/assume-role.ts';
@@ -11,11 +14,11 @@ import { CredentialCache } from './credential-cache.ts';
 import type { CredentialsConfig } from './credentials-config.ts';
 import { credentialsPhases } from './request-phases.ts';
 import { CredentialError } from './errors.ts';
+import type { CredentialErrorCode } from './errors.ts';
 import { registerCredentialMetrics } from './metrics.ts';
 import type { CredentialMetrics } from './metrics.ts';
 import type { CredentialProvider, ProviderContext, ProviderModule } from './provider.ts';
 import { projectedTokenPath } from './projected-token.ts';
-import { dispatcherFor } from './provider-http.ts';
 import { PROVIDER_MODULES } from './providers.ts';
 
 export { CredentialsConfig } from './credentials-config.ts';
@@ -42,7 +45,7 @@ export interface CredentialsDeps {
 
 export interface CredentialEvents {
   issued?(info: { provider: string; jit: boolean; audience: string; role: string; expiresAt: number }): void;
-  failed?(info: { provider: string; audience: string; role: string; code: string; reason: string }): void;
+  failed?(info: { provider: string; audience: string; role: string; code: CredentialErrorCode; reason: string }): void;
 }
 
 export interface Credentials {
@@ -52,6 +55,13 @@ export interface Credentials {
   readonly cache: CredentialCache;
   readonly providers: ReadonlyMap<string, CredentialProvider>;
   close(): Promise<void>;
+}
+
+/** A dispatcher trusting `caFile` (plus the system roots) or, without one, the given default. */
+function dispatcherFor(caFile: string | undefined, fallback: Dispatcher, timeoutMs: number): Dispatcher {
+  if (!caFile) return fallback;
+  const ca = [...rootCertificates, readFileSync(caFile, 'utf8')];
+  return new Agent({ connect: { ca, timeout: timeoutMs }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, keepAliveTimeout: 30_000 });
 }
 
 export function createCredentials(config: CredentialsConfig, deps: CredentialsDeps): Credentials {

@@ -1,9 +1,10 @@
 // Address arithmetic for the fake-IP pools: a CIDR block as a base and a size, index ⇄ address.
 // IPv4 uses numbers, IPv6 BigInt. It must never produce an address outside its block.
 import { isIPv4, isIPv6 } from 'node:net';
+import type { Code } from '../../../api/src/codes.ts';
 
 export class IpPoolError extends Error {
-  readonly code = 'dns.bad_cidr';
+  readonly code = 'dns.bad_cidr' satisfies Code;
   constructor(message: string) {
     super(message);
     this.name = 'IpPoolError';

@@ -14,10 +14,11 @@ import type { TransformCallback } from 'node:stream';
 import { scanDecoded } from './decoded-views.ts';
 import type { DecodeLimits, ViewFinding } from './decoded-views.ts';
 import type { Masker } from './masker.ts';
+import type { Code } from '../../../api/src/codes.ts';
 
 export class DlpStreamError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
+  readonly code: Code;
+  constructor(code: Code, message: string) {
     super(message);
     this.code = code;
   }

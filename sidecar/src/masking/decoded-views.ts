@@ -18,6 +18,7 @@
 import { isUtf8 } from 'node:buffer';
 import { replacementFor } from './masker.ts';
 import type { Finding, Scanner } from './scanner.ts';
+import type { AreaCode } from '../../../api/src/codes.ts';
 
 export type ViewEncoding = 'base64' | 'base64url' | 'hex' | 'percent' | 'escape' | 'utf16le' | 'utf16be' | 'format-chars' | 'json-join';
 
@@ -48,7 +49,7 @@ export interface DecodedScan {
   /** A secret that could not be masked in its encoding exactly: the caller must block. */
   unmaskable: ViewFinding | undefined;
   /** Why the input could not be decoded fully (`dlp.decode_too_deep`, `dlp.decode_budget`): fail closed. */
-  unscannable: string | undefined;
+  unscannable: AreaCode<'dlp'> | undefined;
 }
 
 export interface DecodedScanOptions {

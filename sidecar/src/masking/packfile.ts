@@ -5,6 +5,7 @@
 // Findings name rule, object id, path and offset, never the matched bytes.
 import { createHash } from 'node:crypto';
 import { inflateSync } from 'node:zlib';
+import type { AreaCode } from '../../../api/src/codes.ts';
 import type { Scanner } from './scanner.ts';
 
 export interface RefUpdate {
@@ -59,11 +60,11 @@ export interface PackFinding {
 export type PackVerdict =
   | { verdict: 'clean'; objects: number }
   | { verdict: 'secrets'; objects: number; findings: PackFinding[] }
-  | { verdict: 'unscannable'; reason: string; detail: string };
+  | { verdict: 'unscannable'; reason: AreaCode<'pack'>; detail: string };
 
 export class PackError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
+  readonly code: AreaCode<'pack'>;
+  constructor(code: AreaCode<'pack'>, message: string) {
     super(message);
     this.name = 'PackError';
     this.code = code;

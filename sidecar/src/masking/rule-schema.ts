@@ -7,11 +7,12 @@ import type * as Regexpp from '@eslint-community/regexpp';
 import type * as Scslre from 'scslre';
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
+import type { AreaCode } from '../../../api/src/codes.ts';
 import { VALIDATORS } from './validators.ts';
 
 export class MaskingRuleError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
+  readonly code: AreaCode<'masking', 'config'>;
+  constructor(code: AreaCode<'masking', 'config'>, message: string) {
     super(message);
     this.name = 'MaskingRuleError';
     this.code = code;

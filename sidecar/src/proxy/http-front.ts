@@ -8,6 +8,8 @@ import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
+import { codeStatus } from '../../../api/src/codes.ts';
+import type { Code } from '../../../api/src/codes.ts';
 import { trackHttp1Timeouts } from './connection-timers.ts';
 
 export interface HttpFrontOptions {
@@ -25,7 +27,7 @@ export interface HttpFrontOptions {
 
 export interface FrontRefusal {
   status: number;
-  code: string;
+  code: Code;
   reason: string;
 }
 
@@ -34,30 +36,32 @@ interface ParserError extends Error {
   reason?: string;
 }
 
-/** Maps llhttp/node parser errors to the status and stable code the agent and audit see. */
-export function classifyParserError(err: ParserError): { status: number; code: string; reason: string } {
+/** Maps llhttp/node parser errors to the stable code the agent and audit see, answered with the
+ *  code's status in the catalogue. */
+export function classifyParserError(err: ParserError): FrontRefusal {
   const detail = err.reason ?? err.message;
+  const refusal = (code: Code<'error'>, reason: string): FrontRefusal => ({ status: codeStatus(code), code, reason });
   switch (err.code) {
     case 'HPE_HEADER_OVERFLOW':
-      return { status: 431, code: 'http.header_too_large', reason: 'request header block exceeds the limit' };
+      return refusal('http.header_too_large', 'request header block exceeds the limit');
     case 'ERR_HTTP_REQUEST_TIMEOUT':
     case 'HPE_HEADERS_TIMEOUT':
-      return { status: 408, code: 'http.headers_timeout', reason: 'request headers were not received in time' };
+      return refusal('http.headers_timeout', 'request headers were not received in time');
     case 'HPE_UNEXPECTED_CONTENT_LENGTH':
-      return { status: 400, code: 'http.ambiguous_length', reason: `ambiguous message length: ${detail}` };
+      return refusal('http.ambiguous_length', `ambiguous message length: ${detail}`);
     case 'HPE_INVALID_CONTENT_LENGTH':
-      return { status: 400, code: 'http.bad_content_length', reason: `invalid Content-Length: ${detail}` };
+      return refusal('http.bad_content_length', `invalid Content-Length: ${detail}`);
     case 'HPE_INVALID_TRANSFER_ENCODING':
-      if (/Content-Length/i.test(detail)) return { status: 400, code: 'http.ambiguous_length', reason: `ambiguous message length: ${detail}` };
-      return { status: 400, code: 'http.bad_transfer_encoding', reason: `invalid Transfer-Encoding: ${detail}` };
+      if (/Content-Length/i.test(detail)) return refusal('http.ambiguous_length', `ambiguous message length: ${detail}`);
+      return refusal('http.bad_transfer_encoding', `invalid Transfer-Encoding: ${detail}`);
     case 'HPE_INVALID_HEADER_TOKEN':
     case 'HPE_LF_EXPECTED':
     case 'HPE_CR_EXPECTED':
-      return { status: 400, code: 'http.bad_header', reason: `malformed header: ${detail}` };
+      return refusal('http.bad_header', `malformed header: ${detail}`);
     case 'HPE_INVALID_CHUNK_SIZE':
-      return { status: 400, code: 'http.bad_chunk', reason: `malformed chunked body: ${detail}` };
+      return refusal('http.bad_chunk', `malformed chunked body: ${detail}`);
     default:
-      return { status: 400, code: 'http.malformed', reason: `malformed request: ${detail} (${err.code ?? 'unknown'})` };
+      return refusal('http.malformed', `malformed request: ${detail} (${err.code ?? 'unknown'})`);
   }
 }
 
@@ -90,15 +94,15 @@ export function createHttpFront(options: HttpFrontOptions): Server {
   });
   // Without a listener node:http answers any Expect but 100-continue with a bare 417.
   server.on('checkExpectation', (req: IncomingMessage) => {
-    options.refuse(req.socket, { status: 417, code: 'http.bad_expect', reason: `unsupported Expect: ${String(req.headers.expect).slice(0, 100)}` });
+    options.refuse(req.socket, { status: codeStatus('http.bad_expect'), code: 'http.bad_expect', reason: `unsupported Expect: ${String(req.headers.expect).slice(0, 100)}` });
   });
   trackHttp1Timeouts(server, options, {
-    headersTimedOut: (socket) => options.refuse(socket, { status: 408, code: 'http.headers_timeout', reason: `request headers were not received within ${options.headersTimeoutMs} ms` }),
+    headersTimedOut: (socket) => options.refuse(socket, { status: codeStatus('http.headers_timeout'), code: 'http.headers_timeout', reason: `request headers were not received within ${options.headersTimeoutMs} ms` }),
     // The answer ends the connection, which aborts the request: the pipeline releases the
     // upstream request and records its end (destroying the request first would lose the answer).
     bodyTimedOut: (socket, _req, res) => {
       if (res.headersSent) socket.destroy();
-      else options.refuse(socket, { status: 408, code: 'http.request_timeout', reason: `the request body stalled for ${options.requestBodyTimeoutMs} ms` });
+      else options.refuse(socket, { status: codeStatus('http.request_timeout'), code: 'http.request_timeout', reason: `the request body stalled for ${options.requestBodyTimeoutMs} ms` });
     },
   });
   return server;

@@ -4,6 +4,8 @@
 // absolute URL); the address the agent dialled is never trusted.
 import { isIP } from 'node:net';
 import type { RequestSummary } from '../../../api/src/index.ts';
+import { codeStatus } from '../../../api/src/codes.ts';
+import type { Code } from '../../../api/src/codes.ts';
 import type { ConnectionInfo } from './connection-info.ts';
 import { canonicalRequestTarget, targetOverride } from './request-target.ts';
 
@@ -23,7 +25,7 @@ const REDACTED_HEADERS = new Set([
 
 export type SummaryResult =
   | { ok: true; summary: RequestSummary; pathAndQuery: string }
-  | { ok: false; status: number; code: string; reason: string };
+  | { ok: false; status: number; code: Code; reason: string };
 
 export interface RawRequest {
   method: string;
@@ -83,7 +85,8 @@ export function policyHeaders(headers: RawRequest['headers']): Record<string, st
   return out;
 }
 
-const deny = (code: string, reason: string, status = 403): SummaryResult => ({ ok: false, status, code, reason });
+/** A refusal answered with its code's status in the catalogue (api/src/codes.ts) unless told otherwise. */
+const deny = (code: Code, reason: string, status = codeStatus(code)): SummaryResult => ({ ok: false, status, code, reason });
 
 export function summarizeRequest(req: RawRequest, conn: ConnectionInfo): SummaryResult {
   const defaultPort = conn.scheme === 'https' ? 443 : 80;
@@ -96,20 +99,21 @@ export function summarizeRequest(req: RawRequest, conn: ConnectionInfo): Summary
   if (t.form === 'absolute') {
     // absolute-form: only for plain HTTP through the explicit proxy
     if (t.scheme !== 'http' || conn.scheme !== 'http' || conn.via !== 'proxy' || conn.connectTarget) {
-      return deny('http.bad_target', 'absolute-form requests are accepted only as plain HTTP through the proxy port', 400);
+      return deny('http.bad_target', 'absolute-form requests are accepted only as plain HTTP through the proxy port');
     }
-    if (t.authority!.includes('@')) return deny('http.credentials_in_url', 'credentials in the proxy request URL are not allowed', 400);
+    if (t.authority!.includes('@')) return deny('http.credentials_in_url', 'credentials in the proxy request URL are not allowed');
     authority = t.authority!;
   }
   const hostHeader = req.headers.host;
-  if (typeof hostHeader !== 'string' || hostHeader === '') return deny('http.no_host', 'request has no Host header', 400);
+  if (typeof hostHeader !== 'string' || hostHeader === '') return deny('http.no_host', 'request has no Host header');
   const fromHost = splitHostPort(hostHeader, conn.connectTarget?.port ?? defaultPort);
-  if (!fromHost) return deny('http.bad_host', 'Host header is not a valid authority', 400);
+  if (!fromHost) return deny('http.bad_host', 'Host header is not a valid authority');
   let target = fromHost;
   if (authority !== undefined) {
     const fromUrl = splitHostPort(authority, 80);
-    if (!fromUrl) return deny('http.bad_target', 'request URL has no valid host', 400);
-    if (fromUrl.host !== fromHost.host) return deny('net.host_mismatch', `URL host ${fromUrl.host} differs from Host header ${fromHost.host}`);
+    if (!fromUrl) return deny('http.bad_target', 'request URL has no valid host');
+    // 403 here, while the catalogue's 400 is what HTTP/2's Host-vs-:authority conflict gets (stages/summarize.ts)
+    if (fromUrl.host !== fromHost.host) return deny('net.host_mismatch', `URL host ${fromUrl.host} differs from Host header ${fromHost.host}`, 403);
     target = fromUrl;
   }
   // Every name the connection claimed must agree with the Host: otherwise the request is fronted.

@@ -14,16 +14,18 @@
 // over the path (AWS SigV4) still hold. Header fields that replace the target on some servers
 // (X-Original-URL, X-Rewrite-URL) are refused too. It must never rewrite a target into one that
 // means something else, and never pass one it could not read.
+import type { Catalogued } from '../../../api/src/codes.ts';
 
 /** Stable codes of the refusals (answered 400 with `x-sluice-decision: deny; code=…`). */
-export type TargetErrorCode =
+export type TargetErrorCode = Catalogued<
   | 'http.target_fragment'
   | 'http.target_bad_char'
   | 'http.target_bad_escape'
   | 'http.target_above_root'
   | 'http.target_ambiguous'
   | 'http.target_form'
-  | 'http.target_override';
+  | 'http.target_override'
+>;
 
 export interface CanonicalTarget {
   /** origin-form (`/path?query`) or absolute-form (`http://authority/path?query`, proxy port only) */

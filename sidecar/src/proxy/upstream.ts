@@ -7,6 +7,8 @@ import { createSecureContext, rootCertificates } from 'node:tls';
 import type { SecureContext } from 'node:tls';
 import { Agent, buildConnector } from 'undici';
 import type { Dispatcher } from 'undici';
+import { codeStatus } from '../../../api/src/codes.ts';
+import type { AreaCode } from '../../../api/src/codes.ts';
 
 export interface UpstreamOptions {
   extraRootsFiles: readonly string[];
@@ -18,13 +20,14 @@ export interface UpstreamOptions {
 }
 
 export class UpstreamError extends Error {
-  readonly code: string;
+  readonly code: AreaCode<'upstream'>;
+  /** The code's status in the catalogue (api/src/codes.ts). */
   readonly status: number;
-  constructor(code: string, status: number, message: string, cause?: unknown) {
+  constructor(code: AreaCode<'upstream'>, message: string, cause?: unknown) {
     super(message, { cause });
     this.name = 'UpstreamError';
     this.code = code;
-    this.status = status;
+    this.status = codeStatus(code);
   }
 }
 
@@ -48,18 +51,18 @@ export function classifyUpstreamError(err: unknown, origin: string): UpstreamErr
   const code = e.code ?? e.cause?.code ?? '';
   const detail = e.cause?.message ?? e.message ?? String(err);
   if (TLS_VERIFY_CODES.has(code)) {
-    return new UpstreamError('upstream.tls_verify_failed', 502, `upstream ${origin} failed TLS verification: ${detail} (${code})`, err);
+    return new UpstreamError('upstream.tls_verify_failed', `upstream ${origin} failed TLS verification: ${detail} (${code})`, err);
   }
   if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'ETIMEDOUT') {
-    return new UpstreamError('upstream.timeout', 504, `upstream ${origin} timed out (${code})`, err);
+    return new UpstreamError('upstream.timeout', `upstream ${origin} timed out (${code})`, err);
   }
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
-    return new UpstreamError('upstream.dns_failed', 502, `cannot resolve ${origin} (${code})`, err);
+    return new UpstreamError('upstream.dns_failed', `cannot resolve ${origin} (${code})`, err);
   }
   if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'UND_ERR_SOCKET') {
-    return new UpstreamError('upstream.connect_failed', 502, `cannot reach ${origin}: ${detail} (${code})`, err);
+    return new UpstreamError('upstream.connect_failed', `cannot reach ${origin}: ${detail} (${code})`, err);
   }
-  return new UpstreamError('upstream.error', 502, `upstream ${origin} failed: ${detail}${code ? ` (${code})` : ''}`, err);
+  return new UpstreamError('upstream.error', `upstream ${origin} failed: ${detail}${code ? ` (${code})` : ''}`, err);
 }
 
 function splitAddress(address: string): { host: string; port: number } {

@@ -6,10 +6,11 @@
 // inflating them with a per-connection dictionary; stripping the offer costs bandwidth only, and
 // a server may not use an extension nobody offered, so one that does is refused.
 import { createHash, randomBytes } from 'node:crypto';
+import type { Code } from '../../../api/src/codes.ts';
 
 export interface UpgradeRefusal {
   status: number;
-  code: string;
+  code: Code;
   reason: string;
 }
 

@@ -6,6 +6,7 @@
 // by); upstream → agent is always masked. A secret that cannot be masked exactly, or a payload
 // that cannot be decoded within the bounds, ends the connection: nothing unscanned crosses.
 import { isUtf8 } from 'node:buffer';
+import type { Code } from '../../../api/src/codes.ts';
 import { scanDecoded } from '../masking/index.ts';
 import type { Masker, ViewFinding } from '../masking/index.ts';
 
@@ -13,7 +14,7 @@ export type WsDirection = 'out' | 'in';
 
 export type WsVerdict =
   | { action: 'forward'; payload: Buffer; findings: readonly ViewFinding[] }
-  | { action: 'close'; code: string; reason: string; findings: readonly ViewFinding[] };
+  | { action: 'close'; code: Code; reason: string; findings: readonly ViewFinding[] };
 
 export interface InspectOptions {
   masker: Masker;
