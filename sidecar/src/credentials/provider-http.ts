@@ -3,9 +3,6 @@
 // `provider_unavailable` (503), any other refusal `provider_rejected` (502). Error messages carry
 // the provider, the endpoint's origin and status and at most a standard error code, never a body
 // that might echo a token.
-import { readFileSync } from 'node:fs';
-import { rootCertificates } from 'node:tls';
-import { Agent } from 'undici';
 import type { Dispatcher } from 'undici';
 import { CredentialError } from './errors.ts';
 
@@ -21,13 +18,6 @@ export interface ProviderCall {
 export interface ProviderAnswer {
   status: number;
   text: string;
-}
-
-/** A dispatcher trusting `caFile` (plus the system roots) or, without one, the given default. */
-export function dispatcherFor(caFile: string | undefined, fallback: Dispatcher, timeoutMs: number): Dispatcher {
-  if (!caFile) return fallback;
-  const ca = [...rootCertificates, readFileSync(caFile, 'utf8')];
-  return new Agent({ connect: { ca, timeout: timeoutMs }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, keepAliveTimeout: 30_000 });
 }
 
 function originOf(url: string): string {
