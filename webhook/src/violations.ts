@@ -1,6 +1,8 @@
 // The guard's vocabulary: every refusal has a stable rule code (a metric label, a docs anchor, what
 // tests assert on), the field it is about, and a sentence for the person whose request was refused.
-// The set of codes is closed so metric label values stay bounded.
+// The set of codes is closed so metric label values stay bounded, and each is a row of the code
+// catalogue (api/src/codes.ts): a rule that is not fails the typecheck.
+import type { Code } from '../../api/src/codes.ts';
 
 export const RULES = [
   'guard.host_namespace',
@@ -61,7 +63,7 @@ export const RULES = [
   // Creator stamps of workloads and controller-made pods (webhook/src/workload-creator.ts)
   'creator.forged',
   'creator.unresolved',
-] as const;
+] as const satisfies readonly Code[];
 
 export type Rule = (typeof RULES)[number];
 

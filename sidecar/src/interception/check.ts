@@ -8,6 +8,7 @@
 // container exits non-zero, and the kubelet never starts the sidecar or the agent.
 // It must never pass on a timeout, an error it did not expect, or when it runs as the exempt UID.
 import { randomBytes } from 'node:crypto';
+import type { Code } from '../../../api/src/codes.ts';
 import { createSocket } from 'node:dgram';
 import type { Socket as UdpSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
@@ -17,7 +18,7 @@ import { networkInterfaces } from 'node:os';
 import type { NetworkInterfaceInfo } from 'node:os';
 
 export class InterceptionCheckError extends Error {
-  readonly code = 'interception.not_in_place';
+  readonly code = 'interception.not_in_place' satisfies Code;
 }
 
 export interface CheckOptions {

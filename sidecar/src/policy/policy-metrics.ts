@@ -1,13 +1,15 @@
 // Policy bundle health for SREs: which revision is live, loads by result, whether one is loaded.
 import { Counter, Gauge } from 'prom-client';
 import type { Registry } from 'prom-client';
+import type { AreaCode, SluicePolicyErrorCode } from '../../../api/src/index.ts';
 
 export interface PolicyMetrics {
   loaded(revision: string): void;
-  failed(code: string): void;
+  /** a refused bundle, by its code (a label value: the catalogue's bundle.* rows) */
+  failed(code: AreaCode<'bundle'>): void;
   /** A SluicePolicy revision in service; restartRequired: its sidecar settings differ from the ones the sidecar started with. */
   clusterLoaded(revision: string, restartRequired: boolean): void;
-  clusterFailed(code: string): void;
+  clusterFailed(code: SluicePolicyErrorCode): void;
   clusterConnected(connected: boolean): void;
 }
 
