@@ -3,7 +3,7 @@
 //   floor  — a bare node:http(s) handler that reads and parses the AdmissionReview JSON and answers
 //            with the review sluice gives for that path (computed once per path, then only the uid
 //            changes and it is serialised again): the cost of HTTP + TLS + the same JSON in and out.
-//   sluice — the real webhook server (startWebhookServer) with the default config.
+//   sluice — the real webhook server (startWebhookServer) with the bench's config (config.ts).
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -12,20 +12,16 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { parseAdmissionReview } from '../../webhook/src/admission-review.ts';
 import type { AdmissionReviewResponse } from '../../webhook/src/admission-review.ts';
-import { parseWebhookConfig } from '../../webhook/src/config.ts';
 import { reviewMutation, reviewValidation } from '../../webhook/src/review.ts';
 import { startWebhookServer } from '../../webhook/src/server.ts';
+import { benchConfig } from './config.ts';
 
 const [mode, tlsDir] = process.argv.slice(2);
 // Exit through process.exit so --cpu-prof and other exit hooks run when the runner stops the peer.
 for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => process.exit(0));
 if (!tlsDir || (mode !== 'floor' && mode !== 'sluice')) throw new Error('usage: server.ts <floor|sluice> <tlsDir>');
 
-const config = parseWebhookConfig({
-  sidecar: { image: 'ghcr.io/sluice-dev/sluice:bench', tokenAudiences: [{ audience: 'sts.amazonaws.com', path: 'aws' }] },
-  guard: { staticCredentialSecrets: ['aws-static-keys'] },
-  server: { host: '127.0.0.1', port: 0, metricsHost: '127.0.0.1', metricsPort: 0, tlsDir },
-});
+const config = benchConfig(tlsDir);
 
 if (mode === 'floor') {
   const answers = new Map<string, AdmissionReviewResponse['response']>();

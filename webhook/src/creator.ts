@@ -13,11 +13,6 @@ export interface UserInfo {
 /** The annotation value for a user: JSON with a fixed key order, so equal identities give equal strings. */
 export function creatorStamp(user: UserInfo): string {
   const creator: Creator = { username: user.username ?? '', ...(user.uid ? { uid: user.uid } : {}), groups: [...(user.groups ?? [])] };
-  // Strings throughout (every AdmissionReview's userInfo, checked on arrival) is what the schema
-  // accepts unchanged: skip its copy on every review; anything else it still refuses by throwing.
-  if (typeof creator.username === 'string' && (creator.uid === undefined || typeof creator.uid === 'string') && creator.groups.every((g) => typeof g === 'string')) {
-    return JSON.stringify(creator);
-  }
   return JSON.stringify(Creator.parse(creator));
 }
 

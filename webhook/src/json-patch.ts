@@ -22,40 +22,55 @@ function escapeSegment(s: string): string {
 /**
  * JSON.stringify(ops), byte for byte, with the text of each frozen value kept: the injector's
  * containers, volumes and env come from renderInjection, deep-frozen once per config, and were most
- * of every patch's serialisation. A frozen value is taken to be frozen all the way down (deepFreeze,
- * api/src/validation.ts: the config and everything rendered from it); everything else — the pod's
- * own values, the ops — is serialised afresh each time.
+ * of every patch's serialisation (the two init containers alone, 4 KB of JSON). A frozen value is
+ * taken to be frozen all the way down (deepFreeze, api/src/validation.ts: the config and everything
+ * rendered from it). Any other op — the pod's own values, small objects made per review — is left
+ * to JSON.stringify, which is quicker than any walk in JavaScript.
  */
 export function patchJson(ops: readonly JsonPatchOp[]): string {
-  return json(ops) ?? 'null';
+  let out = '[';
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i]!;
+    const value = op.value === undefined ? undefined : keptJson(op.value);
+    out += i ? ',' : '';
+    out += value !== undefined && isOpPathValue(op) ? `{"op":${JSON.stringify(op.op)},"path":${JSON.stringify(op.path)},"value":${value}}` : JSON.stringify(op);
+  }
+  return `${out}]`;
+}
+
+/** Exactly the keys op, path, value in that order (what JSON.stringify of the op would write). */
+function isOpPathValue(op: JsonPatchOp): boolean {
+  let i = 0;
+  for (const k in op) {
+    if (k !== (i === 0 ? 'op' : i === 1 ? 'path' : 'value')) return false;
+    i++;
+  }
+  return i === 3;
 }
 
 const frozenJson = new WeakMap<object, string>();
 
-function json(v: unknown): string | undefined {
-  if (typeof v !== 'object' || v === null) return JSON.stringify(v);
-  if (Object.isFrozen(v)) {
-    let text = frozenJson.get(v);
-    if (text === undefined) {
-      text = JSON.stringify(v);
-      frozenJson.set(v, text);
-    }
-    return text;
+/** The kept text of a frozen plain value, or of an array of them; undefined for anything else. */
+function keptJson(v: unknown): string | undefined {
+  if (!Array.isArray(v)) return frozenText(v);
+  if (Object.isFrozen(v)) return frozenText(v);
+  let out = '[';
+  for (let i = 0; i < v.length; i++) {
+    const text = frozenText(v[i]);
+    if (text === undefined) return undefined;
+    out += i ? `,${text}` : text;
   }
-  if (Array.isArray(v)) {
-    let out = '[';
-    for (let i = 0; i < v.length; i++) out += `${i ? ',' : ''}${json(v[i]) ?? 'null'}`;
-    return `${out}]`;
+  return `${out}]`;
+}
+
+function frozenText(v: unknown): string | undefined {
+  if (typeof v !== 'object' || v === null || !Object.isFrozen(v)) return undefined;
+  let text = frozenJson.get(v);
+  if (text === undefined) {
+    // toJSON would be called with the key it sits under: not a value to keep (none of sluice's has one).
+    if (typeof (v as { toJSON?: unknown }).toJSON === 'function') return undefined;
+    text = JSON.stringify(v);
+    frozenJson.set(v, text);
   }
-  // Only a plain object's own keys are what JSON.stringify writes (no toJSON, no class).
-  if (Object.getPrototypeOf(v) !== Object.prototype || typeof (v as { toJSON?: unknown }).toJSON === 'function') return JSON.stringify(v);
-  let out = '{';
-  let first = true;
-  for (const [k, value] of Object.entries(v)) {
-    const text = typeof value === 'function' || typeof value === 'symbol' ? undefined : json(value);
-    if (text === undefined) continue;
-    out += `${first ? '' : ','}${JSON.stringify(k)}:${text}`;
-    first = false;
-  }
-  return `${out}}`;
+  return text;
 }

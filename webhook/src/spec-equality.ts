@@ -21,26 +21,34 @@ function isQuantityField(parent: string | undefined, last: string | undefined): 
   return last === 'sizeLimit' || QUANTITY_PARENTS.has(parent ?? '');
 }
 
-function typeOf(v: unknown): string {
-  return v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v;
-}
+/** Stands for an array index as a node's key: never a quantity field nor a quantity parent. */
+const INDEX = '[]';
 
 /**
  * The segments below this node down to the first difference, innermost first (so each level pushes
  * one), or undefined when equal. The guard compares the whole rendered sidecar on every review of
- * an injected pod: no path is built for the fields that are equal, only for the one that is not.
+ * an injected pod: nothing is allocated for the fields that are equal (an index's `[i]` segment is
+ * made only for the one that is not).
  */
 function difference(actual: unknown, expected: unknown, parent: string | undefined, last: string | undefined): string[] | undefined {
-  if (typeof actual === 'string' && typeof expected === 'string' && actual !== expected && isQuantityField(parent, last)) {
-    const a = quantityValue(actual);
-    return a !== undefined && a === quantityValue(expected) ? undefined : [];
+  if (actual === expected) return undefined;
+  const ta = typeof actual;
+  if (ta !== typeof expected) return [];
+  if (ta === 'string') {
+    if (!isQuantityField(parent, last)) return [];
+    const a = quantityValue(actual as string);
+    return a !== undefined && a === quantityValue(expected as string) ? undefined : [];
   }
-  if (typeOf(actual) !== typeOf(expected)) return [];
-  if (Array.isArray(actual)) {
+  // Unequal primitives of one type (NaN included), or one of them null.
+  if (ta !== 'object' || actual === null || expected === null) return [];
+  const isArray = Array.isArray(actual);
+  if (isArray !== Array.isArray(expected)) return [];
+  if (isArray) {
+    const a = actual as unknown[];
     const e = expected as unknown[];
-    if (actual.length !== e.length) return [];
-    for (let i = 0; i < actual.length; i++) {
-      const d = difference(actual[i], e[i], last, `[${i}]`);
+    if (a.length !== e.length) return [];
+    for (let i = 0; i < a.length; i++) {
+      const d = difference(a[i], e[i], last, INDEX);
       if (d !== undefined) {
         d.push(`[${i}]`);
         return d;
@@ -48,28 +56,25 @@ function difference(actual: unknown, expected: unknown, parent: string | undefin
     }
     return undefined;
   }
-  if (actual && typeof actual === 'object') {
-    const a = actual as Record<string, unknown>;
-    const e = expected as Record<string, unknown>;
-    // The keys of both, the actual's first, each once.
-    for (const k of Object.keys(a)) {
-      const d = difference(a[k], e[k], last, k);
-      if (d !== undefined) {
-        d.push(k);
-        return d;
-      }
+  const a = actual as Record<string, unknown>;
+  const e = expected as Record<string, unknown>;
+  // The keys of both, the actual's first, each once.
+  for (const k of Object.keys(a)) {
+    const d = difference(a[k], e[k], last, k);
+    if (d !== undefined) {
+      d.push(k);
+      return d;
     }
-    for (const k of Object.keys(e)) {
-      if (Object.prototype.propertyIsEnumerable.call(a, k)) continue;
-      const d = difference(a[k], e[k], last, k);
-      if (d !== undefined) {
-        d.push(k);
-        return d;
-      }
-    }
-    return undefined;
   }
-  return actual === expected ? undefined : [];
+  for (const k of Object.keys(e)) {
+    if (Object.prototype.propertyIsEnumerable.call(a, k)) continue;
+    const d = difference(a[k], e[k], last, k);
+    if (d !== undefined) {
+      d.push(k);
+      return d;
+    }
+  }
+  return undefined;
 }
 
 /** Path (dotted, with [i] for arrays) of the first difference, or undefined when equal. */

@@ -41,6 +41,11 @@ describe('patchJson is JSON.stringify, byte for byte', () => {
       { op: 'add', path: '/e', value: [frozen, frozen, { nested: frozen }] },
       { op: 'remove', path: '/f~1g\u2028"\\', value: undefined },
       { path: '/h', op: 'replace', value: '\ud800 unpaired' },
+      { op: 'add', path: '/i', value: [frozen, { x: 1 }] },
+      { op: 'add', path: '/j', value: frozen, extra: [frozen] },
+      { op: 'add', path: '/k', value: deepFreeze([frozen, 'text', 2]) },
+      { op: 'add', value: frozen, path: '/l' },
+      { op: 'add', path: '/m', value: deepFreeze({ toJSON: (key: string) => `under ${key}` }) },
     ] as unknown as JsonPatchOp[];
     expect(patchJson(ops)).toBe(JSON.stringify(ops));
     expect(patchJson(ops)).toBe(JSON.stringify(ops));
