@@ -2,7 +2,7 @@
 // (Decision). Both are runtime schemas; their JSON Schema (api/schemas) is what `opa check
 // --strict` type-checks the Rego library against, so policy and code cannot drift apart.
 import { z } from 'zod';
-import type { Code } from './codes.ts';
+import type { AreaCode, Code } from './codes.ts';
 
 const stringMap = z.record(z.string(), z.string());
 
@@ -221,6 +221,6 @@ export function decisionAction(decision: Decision): Action {
 export type SluiceDecision = Decision & { code: Code };
 
 /** Fail-closed decisions the engine produces itself; their codes are documented in docs/policy.md. */
-export function engineDeny(code: Code<'fault'>, reason: string): SluiceDecision {
+export function engineDeny(code: AreaCode<'policy', 'fault'>, reason: string): SluiceDecision {
   return { allow: false, code, reason };
 }

@@ -7,13 +7,14 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Code } from '../../api/src/codes.ts';
 import type { InterceptionPlan } from '../../lib/src/interception/rules.ts';
 
 /** Where `ip netns` and `ip -n` look names up (iproute2's NETNS_RUN_DIR; /var/run is often, not always, a link to /run). */
 export const NETNS_RUN_DIR = '/run/netns';
 
 export class NetnsError extends Error {
-  readonly code = 'cni.install_failed';
+  readonly code = 'cni.install_failed' satisfies Code;
 }
 
 function run(cmd: string, args: string[], input?: string): void {

@@ -6,7 +6,7 @@
 // left out, never guessed (policy treats absence as unknown). A deriver bug surfaces as FactsError
 // so the proxy fails closed instead of deciding on facts with a hole in them.
 import { z } from 'zod';
-import type { Facts } from '../../../api/src/index.ts';
+import type { Code, Facts } from '../../../api/src/index.ts';
 import type { FactsDeriver } from './deriver.ts';
 import { DERIVERS } from './derivers.ts';
 import type { FactsRequest } from './request.ts';
@@ -53,7 +53,7 @@ export const DEFAULT_FACTS_CONFIG: FactsConfig = parseFactsConfig({});
 
 /** A fact deriver failed on an input; the proxy must deny (code `facts.derive_failed`). */
 export class FactsError extends Error {
-  readonly code = 'facts.derive_failed';
+  readonly code = 'facts.derive_failed' satisfies Code;
   constructor(cause: unknown) {
     super(`deriving facts failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
     this.name = 'FactsError';

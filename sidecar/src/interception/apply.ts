@@ -2,10 +2,11 @@
 // the real tools (ip, iptables-restore, ip6tables-restore). Fails loudly: a pod whose rules did
 // not install must not start its agents.
 import { spawnSync } from 'node:child_process';
+import type { Code } from '../../../api/src/codes.ts';
 import type { InterceptionPlan } from '../../../lib/src/interception/rules.ts';
 
 export class InterceptionError extends Error {
-  readonly code = 'interception.install_failed';
+  readonly code = 'interception.install_failed' satisfies Code;
 }
 
 function run(cmd: string, args: string[], input?: string): void {

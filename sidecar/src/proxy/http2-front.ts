@@ -4,6 +4,7 @@
 // the strict framing (malformed frames, pseudo-header rules, flow control); the limits here keep
 // one agent connection from holding unbounded memory or streams.
 import { constants, createServer } from 'node:http2';
+import type { Code } from '../../../api/src/codes.ts';
 import type { Http2Server, Http2ServerRequest, Http2ServerResponse, ServerHttp2Session } from 'node:http2';
 import { trackHttp2Timeouts } from './connection-timers.ts';
 
@@ -18,7 +19,7 @@ export interface Http2FrontOptions {
   requestBodyTimeoutMs?: number;
   onRequest: (req: Http2ServerRequest, res: Http2ServerResponse) => void;
   /** a session ended by a protocol error (bad frames, a peer that broke the rules) or a timeout */
-  onSessionError: (code: string, reason: string, status?: number) => void;
+  onSessionError: (code: Code<'error'>, reason: string, status?: number) => void;
 }
 
 const PEER_GONE = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ETIMEDOUT', 'ERR_STREAM_PREMATURE_CLOSE']);

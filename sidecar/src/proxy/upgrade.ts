@@ -10,7 +10,7 @@ import { connect as netConnect, isIP } from 'node:net';
 import type { Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { SecureContext } from 'node:tls';
-import type { RequestSummary } from '../../../api/src/index.ts';
+import type { Code, RequestSummary } from '../../../api/src/index.ts';
 import { resolveOverride } from './passthrough.ts';
 import { agentSwitchHead, checkUpstreamAccept, parseResponseHead } from '../websocket/handshake.ts';
 import { relayWebSocket } from '../websocket/relay.ts';
@@ -26,7 +26,7 @@ export interface UpgradeDial {
 
 export interface UpgradeOutcome {
   /** The upstream did not complete the handshake: the agent gets this answer instead of a 101. */
-  refused?(r: { status: number; code: string; reason: string }): void;
+  refused?(r: { status: number; code: Code; reason: string }): void;
   /** Both 101s are out; the relay runs. */
   opened?(protocol: string | undefined): void;
 }
@@ -57,7 +57,8 @@ export function openWebSocket(
   upstream.setTimeout(dial.connectTimeoutMs);
   let settled = false;
   let received = Buffer.alloc(0);
-  const fail = (code: string, reason: string) => {
+  // 502 for every code here, upstream.timeout included (the catalogue's 504 is a request's upstream timeout)
+  const fail = (code: Code, reason: string) => {
     if (settled) return;
     settled = true;
     upstream.destroy();
