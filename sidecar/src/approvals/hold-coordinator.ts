@@ -25,9 +25,9 @@ export type HoldResult =
 export type ApprovalEvent =
   | { type: 'requested'; name: string; requestId: string; summary: string; code: string }
   | { type: 'joined'; name: string; requestId: string }
-  | { type: 'decided'; name: string; requestIds: string[]; outcome: Outcome; code?: string | undefined; scope?: ApprovalScope | undefined; decidedBy?: string | undefined; reason?: string | undefined; waitedMs: number }
+  | { type: 'decided'; name: string; requestIds: string[]; outcome: Outcome; code?: ApprovalCode | undefined; scope?: ApprovalScope | undefined; decidedBy?: string | undefined; reason?: string | undefined; waitedMs: number }
   | { type: 'grant_used'; name: string; requestId: string; scope: ApprovalScope; decidedBy?: string | undefined }
-  | { type: 'cut'; count: number; code: string };
+  | { type: 'cut'; count: number; code: ApprovalCode };
 
 export interface CoordinatorDeps {
   api: Pick<ApprovalApi, 'create' | 'get' | 'patchStatus'> & Partial<Pick<ApprovalApi, 'delete'>>;
