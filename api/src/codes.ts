@@ -2,9 +2,11 @@
 // events (decision code, refusal, cut reason), webhook denials, CLI errors and metric label values,
 // plus the decision codes of the Rego policy library. Like undici's and fastify's error tables:
 // one row per code with its kind, the HTTP status the agent gets (when it gets one) and what it
-// means. api/test/codes.test.ts scans the sources (sidecar, webhook, cli, cni, api, policies/rego)
-// and fails on a code literal missing here, and on a row here that no source emits; docs/metrics.md
-// renders its code list from this table. Pure data: never import anything of sluice's here.
+// means. Sources type their codes with `Code` (so tsc refuses one that is not a row) and read a
+// code's status with codeStatus; api/test/codes.test.ts scans the sources (sidecar, webhook, cli,
+// cni, api, lib, policies/rego) and fails on a code literal missing here, and on a row here that
+// no source emits; docs/metrics.md and the runbook index render from this table. Pure data: never
+// import anything of sluice's here.
 
 /**
  * What a code says happened:

@@ -1,8 +1,9 @@
 // Keeps api/src/codes.ts honest: every `area.code` literal in the sources that emit codes (the
 // sidecar, webhook, CLI, CNI plugin, api contracts, lib and the Rego library) must be a row of the
-// catalogue, and every row must be emitted by some source. The literals stay where they are for
-// now (issue 22 replaces them with imports of the catalogue); this scan is what stops a new code,
-// or a renamed one, from reaching an answer, an audit event or a metric label undocumented.
+// catalogue, and every row must be emitted by some source. Where a code is typed `Code` (error
+// classes, refusals, webhook rules, bundle/source/audit/credential/upstream codes) tsc already
+// refuses an uncatalogued one; this scan also covers what stays a string because a policy code
+// (a custom bundle's) flows through it too (answers, refusals, the decision code) and the Rego library.
 import { describe, expect, test } from '@jest/globals';
 import { existsSync, lstatSync, readFileSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
