@@ -72,6 +72,12 @@ export const PODINFO_DIR = '/var/run/sluice/podinfo';
 export const SPOOL_DIR = '/var/run/sluice/spool';
 export const POLICY_DIR = '/etc/sluice/policy';
 export const SETTINGS_DIR = '/etc/sluice/config';
+/**
+ * `sidecar.mounts[].name` is mounted read-only at `${MOUNTS_DIR}/<name>` in the sidecar: the files
+ * its settings name (pull secret, private CA, static credentials) live there, and the CLI maps
+ * such a path back to the Secret or ConfigMap it comes from.
+ */
+export const MOUNTS_DIR = '/etc/sluice/mounts';
 
 /** Files the sidecar writes into TRUST_DIR and agents read (NODE_EXTRA_CA_CERTS; SSL_CERT_FILE and friends). */
 export const TRUST_CA_FILE = 'ca.crt';

@@ -32,7 +32,7 @@ function git(args: string[]): string | undefined {
 export function buildIdentity(): { version: string; revision: string } {
   const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string };
   let revision = git(['rev-parse', 'HEAD']) ?? 'unknown';
-  if (revision !== 'unknown' && git(['status', '--porcelain', '--untracked-files=no', '--', 'cli', 'sidecar/src', 'api/src'])) revision += '-dirty';
+  if (revision !== 'unknown' && git(['status', '--porcelain', '--untracked-files=no', '--', 'cli', 'sidecar/src', 'lib/src', 'api/src'])) revision += '-dirty';
   return { version: pkg.version, revision };
 }
 
@@ -51,7 +51,7 @@ function inlineAssets(): Plugin {
     },
     {
       // the SDK's builtin list resolved from node_modules at run time → imported statically
-      file: /sidecar\/src\/policy\/wasm-builtins\.ts$/,
+      file: /lib\/src\/policy\/wasm-builtins\.ts$/,
       apply: (src, path) => {
         const start = src.indexOf('export const sdkBuiltins');
         const end = src.indexOf('})();', start);

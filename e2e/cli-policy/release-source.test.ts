@@ -3,8 +3,8 @@
 // config (its ConfigMap, named as its Deployment) says where the bundle is; with release the CLI
 // reads the one ConfigMap in the release namespace (not the agent namespace's sluice-policy, which
 // such sidecars never read), verifies it with the sidecars' key as the sidecar does, and refuses
-// what they refuse with their codes; with oci it says it cannot pull it. Bundles are real
-// `opa build --signing-key` builds of the default library.
+// what they refuse with their codes (policy.bundle oci, pulled from a real registry: oci-source.test.ts).
+// Bundles are real `opa build --signing-key` builds of the default library.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { networkInterfaces, tmpdir } from 'node:os';
@@ -181,26 +181,6 @@ describe('policy.bundle release', () => {
       expect(results[1]).toMatchObject({ status: 'fail', message: 'policy: the sidecars of namespace agents have no policy.verification key: with policy.bundle release they do not start' });
     } finally {
       await cluster.request('admin', 'PATCH', `${SLUICE_POLICY_PATH}/default`, { spec: { sidecar: { policy: { verification: { algorithm: 'RS256', publicKey: readFileSync(key.pub, 'utf8') } } } } }, 'application/merge-patch+json');
-    }
-  }, 60_000);
-});
-
-describe('policy.bundle oci', () => {
-  test('eval --cluster says it cannot pull the bundle (exit 2) and how to evaluate a pulled copy; check names the reference', async () => {
-    const reference = 'registry.example.com/acme/sluice-policy:prod';
-    await webhookConfig({ policyConfigMap: null, policyOci: { reference } });
-    try {
-      const res = await cli(['policy', 'eval', '-i', inputFile('agents'), '--cluster']);
-      expect(res.code).toBe(2);
-      expect(res.err).toContain(`pull their policy from the registry (policy.bundle oci: ${reference}), which --cluster cannot fetch`);
-      expect(res.err).toContain(`oras pull ${reference}`);
-      // a pulled copy: evaluated (no running sidecar to compare its revision with: said)
-      const copy = await cli(['policy', 'eval', '-i', inputFile('agents'), '--cluster', '--bundle', signed.path]);
-      expect(copy.code).toBe(0);
-      expect(JSON.parse(copy.out)).toMatchObject({ cluster: { bundle: { revision: 'a1a1a1a1a1a1', from: 'local' } } });
-      expect(policyResults((await cli(['check', '-o', 'json'])).out)).toEqual([expect.objectContaining({ status: 'ok', message: expect.stringContaining(`pulled by every sidecar from ${reference} (policy.bundle oci)`) })]);
-    } finally {
-      await webhookConfig({ policyConfigMap: null, policyBundleObject: `${RELEASE_NS}/${OBJECT}` });
     }
   }, 60_000);
 });

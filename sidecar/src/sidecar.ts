@@ -24,7 +24,7 @@ import type { RunningApprovals } from './approvals/index.ts';
 import { BundleWatcher } from './policy/bundle-watcher.ts';
 import { policySource } from './policy/builtin-bundle.ts';
 import { startConfigMapBundle } from './policy/bundle-configmap.ts';
-import { startOciBundle } from './policy/bundle-oci.ts';
+import { startOciBundle } from './policy/bundle-oci-poller.ts';
 import { remoteBundleEvents } from './policy/bundle-remote.ts';
 import { PolicyEngine } from '../../lib/src/policy/engine.ts';
 import type { ClusterPolicyRuntime } from './policy/cluster-runtime.ts';

@@ -211,7 +211,7 @@ const Sidecar = z
       .strict()
       .default({}),
     spoolSizeLimit: quantity.default('256Mi'),
-    /** Secrets and ConfigMaps mounted into the sidecar only (render.ts: MOUNTS_DIR). */
+    /** Secrets and ConfigMaps mounted into the sidecar only (MOUNTS_DIR, api/src/sidecar-contract.ts). */
     mounts: z.array(SidecarMount).default([]),
     /** Pull secrets for the sidecar image, appended to every injected pod's spec.imagePullSecrets. */
     imagePullSecrets: z.array(PullSecret).default([]),

@@ -7,6 +7,7 @@ import type { V1Container, V1EnvVar, V1Probe, V1Volume, V1VolumeMount } from '@k
 import {
   FAKE_IPV6_NONE,
   INIT_CONTAINER,
+  MOUNTS_DIR,
   PODINFO_DIR,
   POLICY_DIR,
   POLICY_SOURCE_CLUSTER,
@@ -39,8 +40,7 @@ export const VOLUME_SPOOL = 'sluice-spool';
 export const VOLUME_CONFIG = SETTINGS_VOLUME;
 
 // The directories, file names and SLUICE_* names the sidecar reads: api/src/sidecar-contract.ts.
-/** `sidecar.mounts[].name` is mounted at `${MOUNTS_DIR}/<name>` from volume `${VOLUME_MOUNT_PREFIX}<name>`. */
-export const MOUNTS_DIR = '/etc/sluice/mounts';
+/** `sidecar.mounts[].name` is mounted at `${MOUNTS_DIR}/<name>` (api/) from volume `${VOLUME_MOUNT_PREFIX}<name>`. */
 export const VOLUME_MOUNT_PREFIX = 'sluice-mount-';
 /** Where client libraries look for the in-cluster service-account token (the sidecar's only). */
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';

@@ -27,6 +27,11 @@ export function bundleRevisionOf(revision: string): string {
   return revision.split('+org.')[0] ?? revision;
 }
 
+/** Where the cluster's own bundle is: `ConfigMap <ns>/<name>`, or the registry reference it was pulled from. */
+export function bundleOrigin(bundle: NonNullable<ClusterPolicy['customBundle']>): string {
+  return bundle.oci ? `registry ${bundle.oci.reference}` : `ConfigMap ${bundle.object}`;
+}
+
 export function planClusterEvaluation(cluster: ClusterPolicy, o: { bundle?: string | undefined; defaultBundle: string }): ClusterPlan {
   const notes: string[] = [];
   const counts = new Map<string, string[]>();
@@ -38,7 +43,7 @@ export function planClusterEvaluation(cluster: ClusterPolicy, o: { bundle?: stri
     expected = { revision, from: `running sidecar${pods.length > 1 ? 's' : ''} ${pods.join(', ')}` };
     if (byUse.length > 1) notes.push(`the sidecars of ${cluster.namespace} run ${byUse.length} revisions: ${byUse.map(([r, p]) => `${r} (${p.join(', ')})`).join('; ')}; compared with ${revision}`);
   } else if (cluster.customBundle?.revision) {
-    expected = { revision: cluster.customBundle.revision, from: `ConfigMap ${cluster.customBundle.object}` };
+    expected = { revision: cluster.customBundle.revision, from: bundleOrigin(cluster.customBundle) };
   }
   const versions = cluster.sidecars.length ? [...new Set(cluster.sidecars.map((s) => s.version))] : cluster.webhookVersions;
   const bundlePath = o.bundle ?? cluster.customBundle?.path ?? o.defaultBundle;
@@ -57,7 +62,7 @@ export interface StaleVerdict {
 export function staleCheck(plan: ClusterPlan, cluster: ClusterPolicy, localRevision: string, explicitBundle: boolean, clientVersion = clientBuild().version): StaleVerdict {
   const warnings: string[] = [];
   const how = cluster.customBundle
-    ? `omit --bundle to evaluate with the cluster's own bundle (ConfigMap ${cluster.customBundle.object})`
+    ? `omit --bundle to evaluate with the cluster's own bundle (${bundleOrigin(cluster.customBundle)})`
     : cluster.bundleSource?.kind === 'oci'
       ? `pull ${cluster.bundleSource.reference} (oras pull) and pass --bundle with its bundle.tar.gz`
       : `the sidecar image carries the default library: use kubectl-sluice ${plan.versions.join('/') || 'of the installed version'} (its policy/bundle.tar.gz), or check out that release and \`make policy\`, then pass --bundle policies/build/bundle.tar.gz`;
@@ -68,7 +73,7 @@ export function staleCheck(plan: ClusterPlan, cluster: ClusterPolicy, localRevis
       return {
         ok: false,
         warnings,
-        message: `the sidecars in ${cluster.namespace} run policy revision ${plan.expected.revision} (from ${plan.expected.from}), ConfigMap ${cluster.customBundle.object} holds ${localRevision || '(no revision)'}: they have not taken it (refused, not read yet, or not readable for them: \`kubectl sluice check\` and their policy_load events say which); --allow-stale evaluates the ConfigMap's bundle anyway`,
+        message: `the sidecars in ${cluster.namespace} run policy revision ${plan.expected.revision} (from ${plan.expected.from}), ${bundleOrigin(cluster.customBundle)} holds ${localRevision || '(no revision)'}: they have not taken it (refused, not read yet, or not readable for them: \`kubectl sluice check\` and their policy_load events say which); --allow-stale evaluates the ${cluster.customBundle.oci ? 'registry' : 'ConfigMap'}'s bundle anyway`,
       };
     }
     return {
@@ -118,7 +123,7 @@ export function clusterSummary(cluster: ClusterPolicy, plan: ClusterPlan, localR
     namespace: cluster.namespace,
     source: cluster.source,
     ...(cluster.organisation ? { organisation: { revision: cluster.organisation.revision, objects: cluster.organisation.objects } } : {}),
-    bundle: { path: plan.bundlePath, revision: localRevision, from: plan.clusterBundle ? `ConfigMap ${cluster.customBundle?.object}` : 'local' },
+    bundle: { path: plan.bundlePath, revision: localRevision, from: plan.clusterBundle && cluster.customBundle ? bundleOrigin(cluster.customBundle) : 'local' },
     ...(plan.expected ? { running_revision: plan.expected } : {}),
     sidecars: cluster.sidecars,
     ...(plan.notes.length ? { notes: plan.notes } : {}),

@@ -8,8 +8,8 @@
 // sluice-sidecar ConfigMap. Where the custom bundle comes from follows the webhook's config (its
 // sidecar.policyBundleObject / policyOci / policyConfigMap, i.e. the chart's policy.bundle): with
 // `release` it is the one ConfigMap in the release namespace every sidecar reads (its archive copied,
-// verified later by cluster-load.ts as the sidecar verifies it); with `oci` only the reference is
-// known (the registry client is the sidecar's and the CLI may not import it, tools/boundaries.ts).
+// verified later by cluster-load.ts as the sidecar verifies it); with `oci` cluster-load.ts pulls it
+// (cluster-oci.ts, the registry client the sidecars use) and verifies it the same way.
 // Read-only: never writes to the cluster; a custom bundle is copied to a private temp directory.
 import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -56,6 +56,8 @@ export interface ClusterPolicy {
     revision?: string;
     /** read from the API server by every sidecar (policy.bundle release): it must be signed */
     release?: boolean;
+    /** pulled from the registry as every sidecar pulls it (policy.bundle oci): it must be signed */
+    oci?: { reference: string; manifestDigest: string };
   };
   /** where the webhook tells the sidecars to take their bundle from; undefined: no webhook config readable */
   bundleSource?: PolicyBundleSource;

@@ -3,7 +3,7 @@
 // secret entry belongs to the registry. Pulling itself runs against a real registry in
 // e2e/policy/oci-bundle.test.ts.
 import { describe, expect, test } from '@jest/globals';
-import { dockerCredentials, parseChallenge, parseOciReference } from '../../src/policy/bundle-oci.ts';
+import { dockerCredentials, parseChallenge, parseOciReference } from '../../../lib/src/policy/bundle-oci.ts';
 
 describe('OCI references', () => {
   test('registry, repository, tag and digest', () => {
