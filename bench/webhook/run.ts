@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { Pool } from 'undici';
+import { Pool, buildConnector } from 'undici';
 import { TestCA } from '../../e2e/support/kube/pki.ts';
 import { summarizeCpuProfile } from '../lib/cpu-profile.ts';
 import { benchConfig, injectedPod } from './config.ts';
@@ -171,11 +171,25 @@ const combos = [
   { peer: 'sluice /validate', mode: 'sluice', path: '/validate' },
 ] as const;
 
+/**
+ * A keep-alive pool of CONCURRENCY connections, as the API server's webhook client keeps them, that
+ * counts its TLS handshakes: after the warm-up there should be none (each connection is reused).
+ */
+function keepAlivePool(port: number, handshakes: { count: number }): Pool {
+  const connect = buildConnector({ ca: ca.certPem, servername: 'localhost' });
+  return new Pool(`https://127.0.0.1:${port}`, {
+    connections: CONCURRENCY,
+    connect: (options, callback) => {
+      handshakes.count++;
+      connect(options, callback);
+    },
+  });
+}
+
 const peers = { floor: await startPeer('floor', tlsDir), sluice: await startPeer('sluice', tlsDir) };
-const pools = {
-  floor: new Pool(`https://127.0.0.1:${peers.floor.port}`, { connections: CONCURRENCY, connect: { ca: ca.certPem, servername: 'localhost' } }),
-  sluice: new Pool(`https://127.0.0.1:${peers.sluice.port}`, { connections: CONCURRENCY, connect: { ca: ca.certPem, servername: 'localhost' } }),
-};
+const handshakes = { floor: { count: 0 }, sluice: { count: 0 } };
+const pools = { floor: keepAlivePool(peers.floor.port, handshakes.floor), sluice: keepAlivePool(peers.sluice.port, handshakes.sluice) };
+const warmHandshakes = { floor: 0, sluice: 0 };
 const rows: Row[] = [];
 try {
   // What is measured is the admitting path: /mutate patches, /validate allows, from both peers.
@@ -187,6 +201,8 @@ try {
     }
   }
   for (const c of combos) await drive(pools[c.mode], c.path, bodies[c.path], 2000, CONCURRENCY); // warm-up: JIT, TLS sessions
+  warmHandshakes.floor = handshakes.floor.count;
+  warmHandshakes.sluice = handshakes.sluice.count;
   const modes = [
     { label: `${CONCURRENCY}`, total: REQUESTS, run: (c: (typeof combos)[number], n: number) => drive(pools[c.mode], c.path, bodies[c.path], n, CONCURRENCY) },
     { label: `≤${CONCURRENCY} @${RATE}/s`, total: Math.min(REQUESTS, RATE * 6), run: (c: (typeof combos)[number], n: number) => driveAtRate(pools[c.mode], c.path, bodies[c.path], n, RATE, CONCURRENCY) },
@@ -260,7 +276,7 @@ async function profilePeers(): Promise<ProfileRun[]> {
     for (const mode of modes) {
       spawned[mode] = performance.now();
       started[mode] = await startPeer(mode, tlsDir, ['--cpu-prof', '--cpu-prof-dir', dirs[mode], '--cpu-prof-interval', '250']);
-      profPools[mode] = new Pool(`https://127.0.0.1:${started[mode].port}`, { connections: CONCURRENCY, connect: { ca: ca.certPem, servername: 'localhost' } });
+      profPools[mode] = keepAlivePool(started[mode].port, { count: 0 });
     }
     for (const mode of modes) for (const path of ['/mutate', '/validate'] as const) await drive(profPools[mode]!, path, bodies[path], 2000, CONCURRENCY);
     const from = performance.now();
@@ -346,6 +362,9 @@ for (const load of [`${CONCURRENCY}`, `≤${CONCURRENCY} @${RATE}/s`]) {
   const met = worst <= 5 || worstRatio <= 1.2;
   console.log(`target p99 ≤ 5 ms or ≤ 1.2× the node:http floor, load ${load}: ${met ? 'met' : 'not met'} (worst sluice p99 ${worst.toFixed(2)} ms, ${worstRatio.toFixed(2)}× its floor)`);
 }
+console.log(
+  `TLS handshakes: floor ${warmHandshakes.floor} in the warm-up, ${handshakes.floor.count - warmHandshakes.floor} after; sluice ${warmHandshakes.sluice} in the warm-up, ${handshakes.sluice.count - warmHandshakes.sluice} after (keep-alive, as the API server's webhook client)`,
+);
 console.log('(closed loop: 50 always in flight, so latency ≈ 50 × CPU per review plus queueing on 2 shared cores; open loop: arrivals at a fixed rate, latency from arrival; CPU: the process\'s own, all threads, from /proc)');
 
 for (const p of profiles) {
@@ -369,6 +388,7 @@ console.log(
     node: process.version,
     rows,
     pure: pures,
+    tlsHandshakes: { warmUp: warmHandshakes, measured: { floor: handshakes.floor.count - warmHandshakes.floor, sluice: handshakes.sluice.count - warmHandshakes.sluice } },
     profiles: profiles.map((p) => ({ mode: p.mode, requests: p.requests, cpuUsPerReview: p.cpuUsPerReview, byArea: p.summary.byArea, hotspots: p.summary.hotspots })),
   }),
 );

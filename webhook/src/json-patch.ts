@@ -53,7 +53,8 @@ const frozenJson = new WeakMap<object, string>();
 /** The kept text of a frozen plain value, or of an array of them; undefined for anything else. */
 function keptJson(v: unknown): string | undefined {
   if (!Array.isArray(v)) return frozenText(v);
-  if (Object.isFrozen(v)) return frozenText(v);
+  const kept = frozenJson.get(v);
+  if (kept !== undefined) return kept;
   let out = '[';
   for (let i = 0; i < v.length; i++) {
     const text = frozenText(v[i]);
@@ -64,13 +65,13 @@ function keptJson(v: unknown): string | undefined {
 }
 
 function frozenText(v: unknown): string | undefined {
-  if (typeof v !== 'object' || v === null || !Object.isFrozen(v)) return undefined;
+  if (typeof v !== 'object' || v === null) return undefined;
+  // The kept text first: Object.isFrozen is a slow runtime call on an object that is not frozen.
   let text = frozenJson.get(v);
-  if (text === undefined) {
-    // toJSON would be called with the key it sits under: not a value to keep (none of sluice's has one).
-    if (typeof (v as { toJSON?: unknown }).toJSON === 'function') return undefined;
-    text = JSON.stringify(v);
-    frozenJson.set(v, text);
-  }
+  if (text !== undefined) return text;
+  // toJSON would be called with the key it sits under: not a value to keep (none of sluice's has one).
+  if (!Object.isFrozen(v) || typeof (v as { toJSON?: unknown }).toJSON === 'function') return undefined;
+  text = JSON.stringify(v);
+  frozenJson.set(v, text);
   return text;
 }
