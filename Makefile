@@ -32,11 +32,12 @@ deps: tools base-deps
 
 # The policy bundle: WASM compiled against the SDK's capabilities (a builtin the runtime lacks
 # fails here, not in production), tests excluded, revision = content hash of the sources.
-$(BUNDLE): $(POLICY_SOURCES) | base-deps
+$(BUNDLE): $(POLICY_SOURCES) policies/scripts/input-reads.ts lib/src/policy/input-reads.ts | base-deps
 	@mkdir -p policies/build
 	@$(NODE) policies/scripts/wasm-capabilities.ts $(OPA) > policies/build/capabilities.json
 	$(OPA) build -t wasm -e sluice/decision --ignore '*_test.rego' --capabilities policies/build/capabilities.json \
 	  -r "$$(cat $(filter-out %_test.rego,$(POLICY_SOURCES)) | sha256sum | cut -c1-12)" -o $@ policies/rego policies/data
+	@$(NODE) policies/scripts/input-reads.ts $@ policies/rego policies/data
 	@rm -rf policies/build/bundle && mkdir -p policies/build/bundle && tar -xzf $@ -C policies/build/bundle 2>/dev/null
 	@echo "built $@ (revision $$(tar -xzOf $@ /.manifest 2>/dev/null | $(NODE) -pe 'JSON.parse(require("fs").readFileSync(0)).revision'))"
 

@@ -19,7 +19,15 @@ export interface PolicyBundle {
   source: string;
   /** Present when the bundle's signature was verified against the configured key. */
   signature?: VerifiedSignature;
+  /**
+   * The bundle's INPUT_READS_MEMBER text, when it has one: which input paths the Rego that
+   * policy.wasm was compiled from reads, bound to the WASM by its digest (input-reads.ts).
+   */
+  inputReads?: string;
 }
+
+/** Written into the default bundle by `make policy` (policies/scripts/input-reads.ts); not .json, so OPA's bundle loader ignores it. */
+export const INPUT_READS_MEMBER = 'sluice.input-reads';
 
 export interface ReadBundleOptions {
   /** When set, only a bundle signed by this key, with every file covered, is accepted. */
@@ -59,7 +67,10 @@ function assemble(files: Map<string, Buffer>, source: string): PolicyBundle {
       throw new BundleError('bundle.bad_manifest', `${source}: .manifest is not valid JSON (${(err as Error).message})`);
     }
   }
-  return { wasm: new Uint8Array(wasm), data, revision, source };
+  const bundle: PolicyBundle = { wasm: new Uint8Array(wasm), data, revision, source };
+  const reads = files.get(INPUT_READS_MEMBER);
+  if (reads) bundle.inputReads = reads.toString('utf8');
+  return bundle;
 }
 
 /** Bundle-relative name as OPA lists it in a signature; refuses names that could mean two files. */

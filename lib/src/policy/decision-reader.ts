@@ -5,7 +5,8 @@
 // byte-identical text that validated before is taken from the cache.
 import { Decision, describeIssues } from '../../../api/src/index.ts';
 
-export type DecisionRead = { decision: Decision; why?: undefined } | { decision?: undefined; why: string };
+/** `json`: the validated decision's JSON text, kept (and so safe to keep elsewhere) when the result was small enough. */
+export type DecisionRead = { decision: Decision; json?: string; why?: undefined } | { decision?: undefined; json?: undefined; why: string };
 
 // Bounded: a policy that interpolates request data into its reasons makes one entry per distinct
 // text; past the bound the cache starts over rather than grow with what the agent sends.
@@ -20,7 +21,7 @@ export class DecisionReader {
 
   read(resultSet: string): DecisionRead {
     const known = this.#validated.get(resultSet);
-    if (known !== undefined) return { decision: JSON.parse(known) as Decision };
+    if (known !== undefined) return { decision: JSON.parse(known) as Decision, json: known };
     let raw: unknown;
     try {
       raw = JSON.parse(resultSet) as unknown;
@@ -32,7 +33,8 @@ export class DecisionReader {
     if (!parsed.success) return { why: result === undefined ? 'policy produced no decision' : describeIssues(parsed.error).join('; ') };
     if (resultSet.length > MAX_CACHED_TEXT) return { decision: parsed.data };
     if (this.#validated.size >= MAX_ENTRIES) this.#validated.clear();
-    this.#validated.set(resultSet, JSON.stringify(parsed.data));
-    return { decision: parsed.data };
+    const json = JSON.stringify(parsed.data);
+    this.#validated.set(resultSet, json);
+    return { decision: parsed.data, json };
   }
 }

@@ -1,6 +1,8 @@
 // Evaluates PolicyInput → Decision with the loaded WASM bundle. It must never throw into the
 // request path and never allow what the policy would not: no bundle, an evaluation error or a
-// decision that fails the api/ schema each become a deny whose code says why.
+// decision that fails the api/ schema each become a deny whose code says why. An input identical
+// to an earlier one in every part the policy reads is answered with that decision (decision-cache.ts,
+// emptied on every bundle, data and organisation change); every other input runs the WASM.
 import { loadPolicy } from '@open-policy-agent/opa-wasm';
 import type { LoadedPolicy } from '@open-policy-agent/opa-wasm';
 import { POLICY_ENTRYPOINT, engineDeny } from '../../../api/src/index.ts';
@@ -8,7 +10,10 @@ import type { Decision, PolicyInput } from '../../../api/src/index.ts';
 import { BundleError } from './bundle.ts';
 import type { PolicyBundle } from './bundle.ts';
 import type { VerifiedSignature } from './bundle-signature.ts';
+import { DecisionCache, PURE_BUILTINS } from './decision-cache.ts';
+import type { DecisionCacheStats } from './decision-cache.ts';
 import { DecisionReader } from './decision-reader.ts';
+import { bundledInputReads } from './input-reads.ts';
 import { importedBuiltins, unsupportedBuiltins } from './wasm-builtins.ts';
 import type { WasmInstance, WasmMemory } from './wasm-builtins.ts';
 import { evaluateJson, hasFastEval } from './wasm-eval.ts';
@@ -40,6 +45,9 @@ interface Compiled {
   /** ABI >= 1.2: evaluate through opa_eval directly (wasm-eval.ts) rather than the SDK's evaluate. */
   fast: boolean;
   reader: DecisionReader;
+  /** Absent when the policy may read the whole input or call an impure builtin (`uncached` says which). */
+  cache: DecisionCache | undefined;
+  uncached?: string;
 }
 
 /** The organisation the cluster's SluicePolicy objects give (data.organisation), with their revision. */
@@ -56,7 +64,8 @@ export async function compileBundle(bundle: PolicyBundle, now: () => Date = () =
   } catch (err) {
     throw new BundleError('bundle.bad_wasm', `${bundle.source}: policy.wasm does not load (${messageOf(err)})`);
   }
-  const missing = unsupportedBuiltins(importedBuiltins(...wasmParts(policy)));
+  const imported = importedBuiltins(...wasmParts(policy));
+  const missing = unsupportedBuiltins(imported);
   if (missing.length) {
     throw new BundleError(
       'bundle.unsupported_builtin',
@@ -74,7 +83,13 @@ export async function compileBundle(bundle: PolicyBundle, now: () => Date = () =
   }
   const meta: LoadedBundle = { revision: bundle.revision, source: bundle.source, loadedAt: now() };
   if (bundle.signature) meta.signature = bundle.signature;
-  return { policy, entrypoint, meta, data: bundle.data, fast: hasFastEval(policy), reader: new DecisionReader() };
+  const compiled: Compiled = { policy, entrypoint, meta, data: bundle.data, fast: hasFastEval(policy), reader: new DecisionReader(), cache: undefined };
+  const impure = imported.filter((name) => !PURE_BUILTINS.has(name));
+  const reads = bundledInputReads(bundle.inputReads, bundle.wasm);
+  if (impure.length) compiled.uncached = `the policy calls ${impure.join(', ')}`;
+  else if (reads.whole !== undefined) compiled.uncached = reads.whole;
+  else compiled.cache = new DecisionCache(reads.paths);
+  return compiled;
 }
 
 export interface PolicyEngineOptions {
@@ -83,15 +98,39 @@ export interface PolicyEngineOptions {
    * denied (policy.no_organisation) and the engine is not ready, whatever the bundle's data says.
    */
   requireOrganisation?: boolean;
+  /** Answer inputs identical in what the policy reads from a cache (default true); false runs the WASM every time. */
+  decisionCache?: boolean;
+}
+
+export interface DecisionCacheState extends DecisionCacheStats {
+  enabled: boolean;
+  /** Why a loaded policy gets no cache. */
+  why?: string;
 }
 
 export class PolicyEngine {
   #current: Compiled | undefined;
   #overlay: OrganisationOverlay | undefined;
   readonly #requireOrganisation: boolean;
+  readonly #useCache: boolean;
+  // The pod part of the input is the same object for every request of a sidecar: serialised once.
+  // Keyed by identity: a new pod object is serialised afresh. The cache keys on a number standing
+  // for that text (one per distinct text, never reused) rather than on the text itself.
+  readonly #pods = new WeakMap<object, { json: string; id: string }>();
+  readonly #podIds = new Map<string, string>();
+  #nextPodId = 0;
 
   constructor(options: PolicyEngineOptions = {}) {
     this.#requireOrganisation = options.requireOrganisation ?? false;
+    this.#useCache = options.decisionCache ?? true;
+  }
+
+  /** Hits and misses of the loaded policy's decision cache (counted since that bundle was loaded). */
+  get decisionCache(): DecisionCacheState {
+    const current = this.#current;
+    const cache = this.#useCache ? current?.cache : undefined;
+    if (!cache) return { enabled: false, hits: 0, misses: 0, entries: 0, why: this.#useCache ? current?.uncached ?? 'no policy loaded' : 'turned off' };
+    return { enabled: true, ...cache.stats };
   }
 
   get ready(): boolean {
@@ -120,6 +159,7 @@ export class PolicyEngine {
   setOrganisation(overlay: OrganisationOverlay): void {
     const current = this.#current;
     if (current) {
+      current.cache?.clear();
       try {
         applyData(current, overlay);
       } catch (err) {
@@ -139,6 +179,7 @@ export class PolicyEngine {
 
   /** Swaps in a compiled bundle (with the cluster's organisation, when set); callers keep the old one when compileBundle throws. */
   install(compiled: Compiled): void {
+    compiled.cache?.clear();
     if (this.#overlay) applyData(compiled, this.#overlay);
     this.#current = compiled;
   }
@@ -154,12 +195,24 @@ export class PolicyEngine {
     if (!current) return { decision: DENY_NOT_LOADED, revision: '', fault: 'not_loaded' };
     if (this.#requireOrganisation && !this.#overlay) return { decision: DENY_NO_ORGANISATION, revision: current.meta.revision, fault: 'not_loaded' };
     const revision = this.revision;
+    const cache = this.#useCache ? current.cache : undefined;
+    let key: string | undefined;
     let resultSet: string;
     try {
-      const json = serializeInput(input);
+      // Each part's JSON text is made once: the cache key is made of the very texts given to the module.
+      const pod = this.#pod(input.pod);
+      const json = { request: JSON.stringify(input.request), facts: JSON.stringify(input.facts), pod: pod.id, session: '' };
+      if (cache) {
+        if (cache.parts.includes('session')) json.session = JSON.stringify(input.session);
+        key = cache.keyOf(json);
+        const known = key === undefined ? undefined : cache.get(key);
+        if (known !== undefined) return { decision: JSON.parse(known) as Decision, revision };
+      }
+      json.session ||= JSON.stringify(input.session);
+      const text = `{"request":${json.request},"facts":${json.facts},"pod":${pod.json},"session":${json.session}}`;
       resultSet = current.fast
-        ? evaluateJson(current.policy, current.entrypoint, json)
-        : JSON.stringify(current.policy.evaluate(encoder.encode(json).buffer, current.entrypoint));
+        ? evaluateJson(current.policy, current.entrypoint, text)
+        : JSON.stringify(current.policy.evaluate(encoder.encode(text).buffer, current.entrypoint));
     } catch (err) {
       return {
         decision: engineDeny('policy.eval_error', `policy evaluation failed: ${messageOf(err)}`),
@@ -175,7 +228,25 @@ export class PolicyEngine {
         fault: 'malformed_decision',
       };
     }
+    if (key !== undefined && read.json !== undefined) cache!.set(key, read.json);
     return { decision: read.decision, revision };
+  }
+
+  #pod(pod: object): { json: string; id: string } {
+    let known = this.#pods.get(pod);
+    if (known === undefined) {
+      const json = JSON.stringify(pod);
+      // Bounded (a CLI run may build many pods): forgetting only means a text gets a new number.
+      if (this.#podIds.size >= 1024) this.#podIds.clear();
+      let id = this.#podIds.get(json);
+      if (id === undefined) {
+        id = `#${this.#nextPodId++}`;
+        this.#podIds.set(json, id);
+      }
+      known = { json, id };
+      this.#pods.set(pod, known);
+    }
+    return known;
   }
 }
 
@@ -189,6 +260,7 @@ function applyData(compiled: Compiled, overlay: OrganisationOverlay): void {
 }
 
 function restoreData(compiled: Compiled, previous: OrganisationOverlay | undefined): void {
+  compiled.cache?.clear();
   const base = compiled.data && typeof compiled.data === 'object' ? (compiled.data as Record<string, unknown>) : {};
   try {
     compiled.policy.setData(previous ? { ...base, organisation: previous.organisation } : base);
@@ -197,20 +269,7 @@ function restoreData(compiled: Compiled, previous: OrganisationOverlay | undefin
   }
 }
 
-// The pod part of the input is the same object for every request of a sidecar; serialising it
-// once saves a third of the JSON work per decision. Keyed by identity, so a new pod object
-// (labels changed through the downward API) is serialised afresh.
-const podJson = new WeakMap<object, string>();
 const encoder = new TextEncoder();
-
-function serializeInput(input: PolicyInput): string {
-  let pod = podJson.get(input.pod);
-  if (pod === undefined) {
-    pod = JSON.stringify(input.pod);
-    podJson.set(input.pod, pod);
-  }
-  return `{"request":${JSON.stringify(input.request)},"facts":${JSON.stringify(input.facts)},"pod":${pod},"session":${JSON.stringify(input.session)}}`;
-}
 
 // The SDK types these with DOM's WebAssembly namespace, which this project does not load.
 function wasmParts(policy: LoadedPolicy): [WasmInstance, WasmMemory] {
