@@ -62,7 +62,19 @@ export interface ImageSpec {
   appDirs: string[];
   /** single repository files copied to the same path under /app (built artefacts such as the policy bundle) */
   appFiles: string[];
+  /** environment of every process the image runs, besides PATH, NODE_ENV and SLUICE_REVISION */
+  env: string[];
 }
+
+/**
+ * V8 flags of every Node process in the sidecar image (sidecar, init container, node agent): a
+ * 2 MiB young generation (semi-space) instead of V8's default of up to 16 MiB. bench/startup: the
+ * idle sidecar 146 -> 128 MB RSS; 16 connections of plain-HTTP load through the explicit proxy
+ * (audit fsync always, 4 interleaved rounds on a busy 2-core machine): RSS ~210 -> ~170 MB, median
+ * ~990 requests per CPU-second either way (no throughput loss within the noise). A pod's own
+ * NODE_OPTIONS (sidecar.extraEnv) replaces it.
+ */
+export const SIDECAR_NODE_OPTIONS = '--max-semi-space-size=2';
 
 /**
  * The compiled default policy library (`make policy`), shipped in the sidecar image so it is
@@ -84,6 +96,7 @@ export const IMAGES: Readonly<Record<Component, ImageSpec>> = {
     // cni/src: the sluice node agent (interception.mode cni) runs from this image too.
     appDirs: ['api/src', 'lib/src', 'sidecar/src', 'cni/src'],
     appFiles: [POLICY_BUNDLE_FILE],
+    env: [`NODE_OPTIONS=${SIDECAR_NODE_OPTIONS}`],
   },
   webhook: {
     component: 'webhook',
@@ -96,6 +109,7 @@ export const IMAGES: Readonly<Record<Component, ImageSpec>> = {
     packages: BASE_PACKAGES,
     appDirs: ['api/src', 'webhook/src'],
     appFiles: [],
+    env: [],
   },
 };
 
@@ -139,7 +153,7 @@ export function imageConfig(spec: ImageSpec, b: BuildInfo, layers: readonly Laye
     config: {
       User: spec.user,
       // SLUICE_REVISION feeds sluice_build_info{revision}.
-      Env: ['PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin', 'NODE_ENV=production', `SLUICE_REVISION=${b.revision}`],
+      Env: ['PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin', 'NODE_ENV=production', `SLUICE_REVISION=${b.revision}`, ...spec.env],
       Entrypoint: spec.entrypoint,
       Cmd: spec.cmd,
       WorkingDir: '/app',
