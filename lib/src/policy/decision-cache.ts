@@ -10,6 +10,7 @@
 // and must be emptied whenever the data changes (the engine clears it on every bundle, data and
 // organisation swap). Bounded in entries and in bytes per entry: an agent that sends a new URL each
 // time only makes it miss.
+import type { Decision } from '../../../api/src/index.ts';
 import type { InputPath } from './input-reads.ts';
 
 /** Builtins the module may import from the host and still be a pure function of input and data. */
@@ -34,8 +35,8 @@ export type InputPart = (typeof INPUT_PARTS)[number];
 export class DecisionCache {
   /** The parts a key is made of: every part some read path starts with. */
   readonly parts: readonly InputPart[];
-  /** key → JSON text of the validated decision, oldest first: past the bound the oldest goes (a hit does not reorder: that cost a fifth of a hit). */
-  readonly #entries = new Map<string, string>();
+  /** key → the validated decision (never handed out: the engine returns copies), oldest first: past the bound the oldest goes (a hit does not reorder: that cost a fifth of a hit). */
+  readonly #entries = new Map<string, Decision>();
   #hits = 0;
   #misses = 0;
 
@@ -45,16 +46,18 @@ export class DecisionCache {
 
   /**
    * The key of an input from the JSON text of each part (exactly as given to the module) that is in
-   * `parts`, or undefined when it is too long to keep (then evaluate without the cache). JSON.stringify
+   * `parts`, or undefined (counted as a miss) when it is too long to keep: then evaluate without the cache. JSON.stringify
    * never writes a raw newline, so joined by one the texts have one reading.
    */
   keyOf(json: Readonly<Record<InputPart, string>>): string | undefined {
     let key = '';
     for (const part of this.parts) key += `${json[part]}\n`;
-    return key.length > MAX_KEY_CHARS ? undefined : key;
+    if (key.length <= MAX_KEY_CHARS) return key;
+    this.#misses++;
+    return undefined;
   }
 
-  get(key: string): string | undefined {
+  get(key: string): Decision | undefined {
     const hit = this.#entries.get(key);
     if (hit === undefined) {
       this.#misses++;
@@ -64,9 +67,9 @@ export class DecisionCache {
     return hit;
   }
 
-  set(key: string, decisionJson: string): void {
+  set(key: string, decision: Decision): void {
     if (this.#entries.size >= MAX_ENTRIES) this.#entries.delete(this.#entries.keys().next().value!);
-    this.#entries.set(key, decisionJson);
+    this.#entries.set(key, decision);
   }
 
   /** Forgets every decision: the policy's data changed. */

@@ -12,7 +12,7 @@ import type { PolicyBundle } from './bundle.ts';
 import type { VerifiedSignature } from './bundle-signature.ts';
 import { DecisionCache, PURE_BUILTINS } from './decision-cache.ts';
 import type { DecisionCacheStats } from './decision-cache.ts';
-import { DecisionReader } from './decision-reader.ts';
+import { DecisionReader, copyDecision } from './decision-reader.ts';
 import { bundledInputReads } from './input-reads.ts';
 import { importedBuiltins, unsupportedBuiltins } from './wasm-builtins.ts';
 import type { WasmInstance, WasmMemory } from './wasm-builtins.ts';
@@ -206,7 +206,7 @@ export class PolicyEngine {
         if (cache.parts.includes('session')) json.session = JSON.stringify(input.session);
         key = cache.keyOf(json);
         const known = key === undefined ? undefined : cache.get(key);
-        if (known !== undefined) return { decision: JSON.parse(known) as Decision, revision };
+        if (known !== undefined) return { decision: copyDecision(known), revision };
       }
       json.session ||= JSON.stringify(input.session);
       const text = `{"request":${json.request},"facts":${json.facts},"pod":${pod.json},"session":${json.session}}`;
@@ -228,7 +228,8 @@ export class PolicyEngine {
         fault: 'malformed_decision',
       };
     }
-    if (key !== undefined && read.json !== undefined) cache!.set(key, read.json);
+    // Only a decision small enough for the reader to keep is kept here (the same bound on bytes held).
+    if (key !== undefined && read.json !== undefined) cache!.set(key, JSON.parse(read.json) as Decision);
     return { decision: read.decision, revision };
   }
 

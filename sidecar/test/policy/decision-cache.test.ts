@@ -13,6 +13,7 @@ import { Organisation } from '../../../api/src/index.ts';
 import type { PolicyInput } from '../../../api/src/index.ts';
 import { readBundle } from '../../../lib/src/policy/bundle.ts';
 import { DecisionCache } from '../../../lib/src/policy/decision-cache.ts';
+import { copyDecision } from '../../../lib/src/policy/decision-reader.ts';
 import { PolicyEngine, compileBundle } from '../../../lib/src/policy/engine.ts';
 import { bundledInputReads, inputReads } from '../../../lib/src/policy/input-reads.ts';
 import { agentInput, loadDecisionCases } from '../../../policies/cases/cases.ts';
@@ -82,12 +83,24 @@ describe('cache keys', () => {
     expect(key({ a: 'x'.repeat(5000) }, {})).toBeUndefined();
   });
 
+  test('a decision handed out is a deep copy, whatever its keys are called', () => {
+    const stored = JSON.parse('{"allow":true,"code":"c","reason":"r","mask":["m"],"credential":{"provider":"p","__proto__":"x"}}') as Parameters<typeof copyDecision>[0];
+    const copy = copyDecision(stored);
+    expect(copy).toEqual(stored);
+    expect(JSON.stringify(copy)).toBe(JSON.stringify(stored));
+    expect(Object.getPrototypeOf(copy.credential)).toBe(Object.prototype);
+    copy.mask!.push('n');
+    copy.credential!.provider = 'changed';
+    expect(stored.mask).toEqual(['m']);
+    expect(stored.credential!.provider).toBe('p');
+  });
+
   test('hold at most 2048 decisions however many distinct inputs arrive, the newest kept', () => {
     const cache = new DecisionCache([['request']]);
     const key = (n: number) => cache.keyOf({ request: `{"path":"/${n}"}`, facts: '{}', pod: '{}', session: '{}' })!;
-    for (let n = 0; n < 10_000; n++) cache.set(key(n), `{"n":${n}}`);
+    for (let n = 0; n < 10_000; n++) cache.set(key(n), { allow: true, code: 'n', reason: String(n) });
     expect(cache.stats.entries).toBe(2048);
-    expect(cache.get(key(9_999))).toBe('{"n":9999}');
+    expect(cache.get(key(9_999))?.reason).toBe('9999');
     expect(cache.get(key(0))).toBeUndefined();
   });
 });
