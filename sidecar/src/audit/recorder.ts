@@ -11,7 +11,7 @@
 // must never resolve a record that is not written (with fsync always: not synced), and never throw
 // anything but an AuditError at the proxy.
 import { randomUUID } from 'node:crypto';
-import { AuditEvent, describeIssues } from '../../../api/src/index.ts';
+import { AuditEvent, GENESIS_HASH, describeIssues } from '../../../api/src/index.ts';
 import type { AuditRecord } from '../../../api/src/index.ts';
 import { chainEventLine, genesisHead, hashEvent } from '../../../lib/src/audit/chain.ts';
 import type { ChainHead, ChainedEvent } from '../../../lib/src/audit/chain.ts';
@@ -138,6 +138,23 @@ export function headFromLine(line: string): ChainHead | undefined {
   }
 }
 
+/**
+ * Whether a spooled event line follows `prev` in the chain: the next seq of the same session with
+ * its hash as prev_hash, or the first event of a new session. Recovery keeps a tail line only if
+ * this holds, so a write that reached the disk without the one before it is not resumed from.
+ */
+export function linksAfter(prev: string, line: string): boolean {
+  const before = headFromLine(prev);
+  if (!before) return false;
+  try {
+    const ev = JSON.parse(line) as AuditEvent;
+    if (ev.session === before.session) return ev.seq === before.seq + 1 && ev.prev_hash === before.hash;
+    return ev.seq === 0 && ev.prev_hash === GENESIS_HASH;
+  } catch {
+    return false;
+  }
+}
+
 export class AuditRecorder {
   readonly config: AuditConfig;
   private readonly metrics: AuditMetrics | undefined;
@@ -237,6 +254,7 @@ export class AuditRecorder {
         fsync: this.config.spool.fsync,
         fsyncIntervalMs: this.config.spool.fsyncIntervalMs,
         isValidTail: (line) => headFromLine(line) !== undefined,
+        isValidSuccessor: linksAfter,
         lineTimeMs,
         ...(this.datasync ? { datasync: this.datasync } : {}),
         ...(this.segmentWrite ? { write: this.segmentWrite } : {}),

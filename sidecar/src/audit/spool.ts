@@ -73,6 +73,12 @@ export type SpoolOptions = Pick<SpoolConfig, 'segmentBytes' | 'fsync' | 'fsyncIn
   /** Recovery keeps the tail of the newest segment only up to the last line this accepts. */
   isValidTail?: (line: string) => boolean;
   /**
+   * Whether `line` may follow `prev` (the line before it in the segment): recovery keeps a tail
+   * line only if it also links to its predecessor (a hash chain's prev-hash), so a line that
+   * reached the disk without the one before it is cut with it.
+   */
+  isValidSuccessor?: (prev: string, line: string) => boolean;
+  /**
    * The write time (ms since the epoch) of a line, for `oldestUnshippedMs`: the spool measures
    * how far behind it is itself, whether or not anything ships from it.
    */
@@ -198,26 +204,18 @@ export class Spool<Tag = never> {
       let lastLine: string | undefined;
       let truncatedBytes = 0;
       const kept = [...this.sizes.keys()];
+      // A sealed segment was synced before the next one existed, so it holds whole lines, but one
+      // sealed by an older release after a partial zero-fill may still end in zeros: cut them, or
+      // the reader would wait at them forever. Only those ending in a zero byte are read.
+      for (const n of kept.slice(0, -1)) this.sizes.set(n, await cutAtFirstNul(join(this.dir, segmentFileName(n)), this.sizes.get(n) ?? 0));
       // Only the newest segment can end in an unacknowledged, torn or garbage write: cut it back to
       // its last valid line. The head of the chain is the last valid line, maybe in an older segment.
       for (let i = kept.length - 1; i >= 0 && lastLine === undefined; i--) {
         const n = kept[i]!;
         const path = join(this.dir, segmentFileName(n));
         const buf = await readFile(path);
-        // Zeros after the last written byte are the zero-fill ahead of the data (fsync always), not a
-        // lost write: cut like one, but not counted or reported as torn.
-        let end = buf.length;
-        while (end > 0 && buf[end - 1] === 0) end--;
-        const { lines, consumed } = completeLines(end === buf.length ? buf : buf.subarray(0, end));
-        let keep = consumed;
-        for (let j = lines.length - 1; j >= 0; j--) {
-          const line = lines[j]!;
-          if (line.length && (this.opts.isValidTail?.(line) ?? true)) {
-            lastLine = line;
-            break;
-          }
-          keep -= Buffer.byteLength(line) + 1;
-        }
+        const { keep, line, written } = validPrefix(buf, this.opts.isValidTail, this.opts.isValidSuccessor);
+        lastLine = line;
         if (i === kept.length - 1 && keep < buf.length) {
           const fh = await open(path, 'r+');
           try {
@@ -226,7 +224,7 @@ export class Spool<Tag = never> {
           } finally {
             await fh.close();
           }
-          truncatedBytes += Math.max(0, end - keep);
+          truncatedBytes += Math.max(0, written - keep);
           this.sizes.set(n, keep);
         }
       }
@@ -378,8 +376,11 @@ export class Spool<Tag = never> {
     } catch (err) {
       if (isNoSpace(err)) return;
       throw err;
+    } finally {
+      // Zeros partly written (a full disk, a short write) are still past the data: sealing and
+      // closing must know the file is longer than its lines.
+      this.zeroedTo = Math.max(this.zeroedTo, from + done);
     }
-    this.zeroedTo = to;
   }
 
   /** Opens segment `n` for writing (O_DSYNC with fsync always); `create` insists it is new. */
@@ -536,7 +537,8 @@ export class Spool<Tag = never> {
     const old = this.fh!;
     const size = this.sizes.get(this.active) ?? 0;
     try {
-      if (this.zeroedTo > size) {
+      // Always with fsync always: whatever zeros went past the data, however far they got.
+      if (this.dsync || this.zeroedTo > size) {
         await old.truncate(size);
         this.zeroedTo = size;
       }
@@ -625,7 +627,14 @@ export class Spool<Tag = never> {
           got = await readAt(fh, pos.offset, want);
           parsed = completeLines(got);
         }
-        if (parsed.consumed === 0) break;
+        if (parsed.consumed === 0) {
+          // No newline in the rest of a sealed segment: nothing more will ever be written to it (a
+          // tail without one is garbage recovery should have cut), so the reader moves on.
+          const next = pos.segment === this.active ? undefined : this.nextSegment(pos.segment);
+          if (next === undefined) break;
+          pos = { segment: next, offset: 0 };
+          continue;
+        }
         let used = 0;
         let full = false;
         for (const line of parsed.lines) {
@@ -800,7 +809,7 @@ export class Spool<Tag = never> {
     try {
       // A spool at rest holds exactly its lines: the zeros ahead of the data go.
       const size = this.sizes.get(this.active) ?? 0;
-      if (this.fh && this.zeroedTo > size) await this.fh.truncate(size);
+      if (this.fh && (this.dsync || this.zeroedTo > size)) await this.fh.truncate(size);
       if (this.fh && this.opts.fsync !== 'none') await this.datasync(this.fh);
     } catch (err) {
       throw spoolIoError('cannot sync spool at close', err);
@@ -810,6 +819,56 @@ export class Spool<Tag = never> {
       this.fh = undefined;
       this.readFh = undefined;
     }
+  }
+}
+
+const NUL = 0x00;
+
+/**
+ * The part of a segment recovery keeps: up to its last newline before the first NUL byte (a JSON
+ * line never holds a raw NUL: any zero is the zero-fill ahead, or a page of a torn write that did
+ * not reach the disk while a later page did, so nothing after it can be trusted), then back to the
+ * last line `isValid` accepts that also links to the line before it. Raw byte offsets throughout:
+ * a decoded length is not a byte length once invalid UTF-8 became U+FFFD.
+ * `written` is where the non-zero bytes end (what was cut past `keep` short of it was a torn write).
+ */
+export function validPrefix(
+  buf: Buffer,
+  isValid?: (line: string) => boolean,
+  isValidSuccessor?: (prev: string, line: string) => boolean,
+): { keep: number; line: string | undefined; written: number } {
+  let written = buf.length;
+  while (written > 0 && buf[written - 1] === NUL) written--;
+  const nul = buf.indexOf(NUL);
+  const end = nul < 0 ? buf.length : nul;
+  let keep = end > 0 ? buf.lastIndexOf(NEWLINE, end - 1) + 1 : 0;
+  while (keep > 0) {
+    const start = keep >= 2 ? buf.lastIndexOf(NEWLINE, keep - 2) + 1 : 0;
+    const line = buf.toString('utf8', start, keep - 1);
+    if (line.length && (isValid?.(line) ?? true)) {
+      const prev = start > 0 ? buf.toString('utf8', start >= 2 ? buf.lastIndexOf(NEWLINE, start - 2) + 1 : 0, start - 1) : undefined;
+      if (prev === undefined || !isValidSuccessor || isValidSuccessor(prev, line)) return { keep, line, written };
+    }
+    keep = start;
+  }
+  return { keep: 0, line: undefined, written };
+}
+
+/** Cuts a sealed segment ending in a zero byte back to its last newline before the first NUL; returns its size. */
+async function cutAtFirstNul(path: string, size: number): Promise<number> {
+  if (size === 0) return size;
+  const fh = await open(path, 'r+');
+  try {
+    const last = await readAt(fh, size - 1, 1);
+    if (last[0] !== NUL) return size;
+    const buf = await readAt(fh, 0, size);
+    const nul = buf.indexOf(NUL);
+    const keep = nul > 0 ? buf.lastIndexOf(NEWLINE, nul - 1) + 1 : 0;
+    await fh.truncate(keep);
+    await fh.sync();
+    return keep;
+  } finally {
+    await fh.close();
   }
 }
 

@@ -4,7 +4,7 @@
 // records.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
 import { Registry } from 'prom-client';
@@ -84,6 +84,25 @@ describe('AuditRecorder (spool only)', () => {
     expect(all.map((e) => e.seq)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
     expect(all[6]).toMatchObject({ kind: 'session_start', detail: { resumed: true } });
     expect(verifyChain(all)).toMatchObject({ ok: true, count: 9, ended: true });
+  });
+
+  it('does not resume from a whole event whose predecessor never reached the disk (a torn write kept a later page)', async () => {
+    const first = new AuditRecorder(config(), deps());
+    await first.start();
+    for (let i = 0; i < 5; i++) await first.record(request(i));
+    // The process dies; of the last write only a later part persisted: seq 4 is gone, seq 5 is whole.
+    const newest = readdirSync(spoolDir()).filter((n) => n.startsWith('seg-')).sort().at(-1)!;
+    const path = join(spoolDir(), newest);
+    const onDisk = readFileSync(path);
+    const text = onDisk.subarray(0, onDisk.indexOf(0) < 0 ? onDisk.length : onDisk.indexOf(0)).toString('utf8');
+    const kept = text.split('\n').filter(Boolean).filter((l) => (JSON.parse(l) as AuditEvent).seq !== 4);
+    writeFileSync(path, `${kept.join('\n')}\n`);
+    const second = new AuditRecorder(config(), deps());
+    expect(await second.start()).toMatchObject({ session: 'sess-1', resumed: true, seq: 4 });
+    await second.stop();
+    const all = spooled();
+    expect(all.map((e) => e.seq)).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(verifyChain(all)).toMatchObject({ ok: true, count: 6, ended: true });
   });
 
   it('starts a new chain when configured with another session, keeping the old one intact', async () => {

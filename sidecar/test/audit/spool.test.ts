@@ -285,3 +285,80 @@ describe('Spool: its own oldest-unshipped time and the ring', () => {
     await again.spool.close();
   });
 });
+
+describe('Spool recovery after a torn O_DSYNC write (pages of one write persisted in any order)', () => {
+  const big = { ...opts, segmentBytes: 4 * 1024 * 1024 };
+  const json = (i: number, note = ''): string => JSON.stringify({ seq: i, note });
+  const isValidTail = (l: string): boolean => {
+    try {
+      return typeof (JSON.parse(l) as { seq?: unknown }).seq === 'number';
+    } catch {
+      return false;
+    }
+  };
+  const seg1 = (): string => join(dir, segmentFileName(1));
+
+  it('cuts at the first NUL: a later page that reached the disk without the one before it is not kept, shipped or resumed from', async () => {
+    const acked = buf([json(1), json(2)]);
+    // Page 1 of the write (the head of line 3) never reached the disk, page 2 (line 3's tail, a whole
+    // line 4, the head of line 5) did; the zero-fill ahead follows.
+    const page2 = Buffer.from(`x","tail-of-3":1}\n${json(4)}\n{"seq":5,"par`);
+    writeFileSync(seg1(), Buffer.concat([acked, Buffer.alloc(4096), page2, Buffer.alloc(8192)]));
+    const { spool, recovery } = await Spool.open(dir, { ...big, isValidTail });
+    expect(recovery).toEqual({ lastLine: json(2), truncatedBytes: 4096 + page2.length });
+    expect(readFileSync(seg1())).toEqual(acked);
+    expect((await spool.read({ segment: 1, offset: 0 }, 100, 1 << 20)).lines).toEqual([json(1), json(2)]);
+    await spool.append(buf([json(3)]));
+    await spool.close();
+    expect(readFileSync(seg1(), 'utf8')).toBe(buf([json(1), json(2), json(3)]).toString());
+  });
+
+  it('cuts by raw byte offsets: a torn tail of invalid UTF-8 does not move the cut into the last acknowledged line', async () => {
+    const acked = buf([json(1), json(2, 'é€')]);
+    // A page starting with the continuation bytes of a 3-byte character: each decodes to U+FFFD (3 bytes).
+    const torn = Buffer.concat([Buffer.from([0x82, 0xac, 0x82, 0xac]), Buffer.from('abc"}\n{"seq":4,"part')]);
+    writeFileSync(seg1(), Buffer.concat([acked, torn]));
+    const { spool, recovery } = await Spool.open(dir, { ...big, isValidTail });
+    expect(recovery).toEqual({ lastLine: json(2, 'é€'), truncatedBytes: torn.length });
+    await spool.append(buf([json(3)]));
+    await spool.close();
+    expect(readFileSync(seg1(), 'utf8')).toBe(buf([json(1), json(2, 'é€'), json(3)]).toString());
+  });
+
+  it('keeps a tail line only if it links to the line before it (isValidSuccessor)', async () => {
+    // Line 4 is whole and valid, but the line before it is not line 3: its predecessor is missing.
+    writeFileSync(seg1(), buf([json(1), json(2), json(4)]));
+    const isValidSuccessor = (prev: string, line: string): boolean => (JSON.parse(line) as { seq: number }).seq === (JSON.parse(prev) as { seq: number }).seq + 1;
+    const { spool, recovery } = await Spool.open(dir, { ...big, isValidTail, isValidSuccessor });
+    expect(recovery.lastLine).toBe(json(2));
+    expect(readFileSync(seg1())).toEqual(buf([json(1), json(2)]));
+    await spool.close();
+  });
+
+  it('a sealed segment left ending in zeros is cut at recovery, and the reader moves on to the next segment', async () => {
+    writeFileSync(seg1(), Buffer.concat([buf([json(1)]), Buffer.alloc(1000)]));
+    writeFileSync(join(dir, segmentFileName(2)), buf([json(2)]));
+    const { spool } = await Spool.open(dir, big);
+    expect(statSync(seg1()).size).toBe(buf([json(1)]).length);
+    const got: string[] = [];
+    let pos = spool.cursor;
+    for (let k = 0; k < 4; k++) {
+      const b = await spool.read(pos, 100, 1 << 20);
+      got.push(...b.lines);
+      pos = b.end;
+    }
+    expect(got).toEqual([json(1), json(2)]);
+    expect(pos).toEqual(spool.end);
+    await spool.close();
+  });
+
+  it('the reader passes the garbage end of a sealed segment (no newline in the rest) instead of waiting at it forever', async () => {
+    writeFileSync(seg1(), Buffer.concat([buf([json(1)]), Buffer.from('{"seq":1.5,"torn')]));
+    writeFileSync(join(dir, segmentFileName(2)), buf([json(2)]));
+    const { spool } = await Spool.open(dir, big);
+    const first = await spool.read(spool.cursor, 100, 1 << 20);
+    const second = await spool.read(first.end, 100, 1 << 20);
+    expect([...first.lines, ...second.lines]).toEqual([json(1), json(2)]);
+    await spool.close();
+  });
+});
