@@ -5,7 +5,6 @@
 // admission webhook's refusal, an RBAC denial). Watches stream newline-delimited events.
 // It imports no Kubernetes SDK (that SDK costs ~75 MB of RSS and a large share of start-up), never
 // logs a token and never retries on its own; callers decide.
-import { createInterface } from 'node:readline';
 import { request } from 'undici';
 import type { Dispatcher } from 'undici';
 import { ApprovalApiError } from './errors.ts';
@@ -56,6 +55,38 @@ function transportError(err: unknown, what: string, timedOut: boolean): Approval
   const e = err as { code?: string; cause?: { code?: string }; message?: string };
   const code = e.cause?.code ?? e.code ?? '';
   return new ApprovalApiError('SLUICE_APPROVAL_API_UNREACHABLE', `${what}: API server unreachable (${code || e.message || 'error'})`);
+}
+
+/**
+ * The longest watch event line read (an object is at most ~1.5 MiB in etcd; its event wraps it):
+ * past it the watch ends with an error instead of buffering whatever the stream sends.
+ */
+export const WATCH_LINE_MAX_BYTES = 4 * 1024 * 1024;
+/** The largest answer body read from one call (a list included); past it the call fails. */
+export const CALL_BODY_MAX_BYTES = 64 * 1024 * 1024;
+
+const WATCH_EVENT_TYPES: ReadonlySet<unknown> = new Set(['ADDED', 'MODIFIED', 'DELETED', 'BOOKMARK', 'ERROR']);
+
+/** A parsed watch line that is an event: a known type and an object (never null, never an array). */
+function isWatchEvent(v: unknown): v is WatchEvent<unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const e = v as { type?: unknown; object?: unknown };
+  return WATCH_EVENT_TYPES.has(e.type) && typeof e.object === 'object' && e.object !== null && !Array.isArray(e.object);
+}
+
+/** A body's text, or an error once it passes `max` bytes (the rest is not read). */
+async function boundedText(body: AsyncIterable<Buffer> & { destroy(): unknown }, max: number, what: string): Promise<string> {
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  for await (const chunk of body) {
+    bytes += chunk.length;
+    if (bytes > max) {
+      body.destroy();
+      throw new ApprovalApiError('SLUICE_APPROVAL_API_UNREACHABLE', `${what}: the API server's answer is larger than ${max} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** An abort signal that fires after `ms`, remembering whether it was the deadline that fired. */
@@ -126,7 +157,7 @@ export class KubeClient {
         },
         body: options.body === undefined ? undefined : JSON.stringify(options.body),
       });
-      const text = await res.body.text();
+      const text = await boundedText(res.body, CALL_BODY_MAX_BYTES, what);
       if (res.statusCode >= 300) throw apiError(res.statusCode, text, what);
       return JSON.parse(text) as T;
     } catch (err) {
@@ -155,7 +186,16 @@ export class KubeClient {
     } finally {
       limit.clear();
     }
-    if (res.statusCode !== 200) throw apiError(res.statusCode, await res.body.text(), what);
+    if (res.statusCode !== 200) {
+      let text: string;
+      try {
+        text = await boundedText(res.body, CALL_BODY_MAX_BYTES, what);
+      } catch (err) {
+        if (err instanceof ApprovalApiError) throw err;
+        throw transportError(err, what, false);
+      }
+      throw apiError(res.statusCode, text, what);
+    }
     const body = res.body;
     const done = new Promise<ApprovalApiError | null>((resolve) => {
       let finished = false;
@@ -164,27 +204,64 @@ export class KubeClient {
         finished = true;
         resolve(err);
       };
-      const lines = createInterface({ input: body, crlfDelay: Infinity });
-      // readline re-emits its input's errors; unheard, they would throw.
-      lines.on('error', () => undefined);
-      lines.on('line', (line) => {
-        if (!line) return;
-        let event: WatchEvent<T>;
+      // A line that is not a watch event (null, a number, garbage, an unknown type) or one longer
+      // than WATCH_LINE_MAX_BYTES ends the watch with an error: the caller re-lists. Nothing the
+      // stream sends may throw out of this handler (an uncaught exception ends the sidecar).
+      const malformed = (why: string): void => {
+        finish(new ApprovalApiError('SLUICE_APPROVAL_API_UNREACHABLE', `${what}: ${why}`));
+        body.destroy();
+      };
+      const onLine = (text: string): void => {
+        if (!text.trim()) return;
+        let event: unknown;
         try {
-          event = JSON.parse(line) as WatchEvent<T>;
+          event = JSON.parse(text);
         } catch {
+          malformed('a watch line that is not JSON');
+          return;
+        }
+        if (!isWatchEvent(event)) {
+          malformed('a watch line that is not an event');
           return;
         }
         if (event.type === 'ERROR') {
           const status = event.object as Status;
-          finish(apiError(status.code ?? 500, JSON.stringify(status), what));
+          finish(apiError(typeof status.code === 'number' ? status.code : 500, JSON.stringify(status), what));
           return;
         }
-        onEvent(event);
+        try {
+          onEvent(event as WatchEvent<T>);
+        } catch (err) {
+          malformed(`the watch's event handler failed: ${(err as Error)?.message ?? String(err)}`);
+        }
+      };
+      let pending: Buffer[] = [];
+      let pendingBytes = 0;
+      body.on('data', (chunk: Buffer) => {
+        let start = 0;
+        while (!finished) {
+          const nl = chunk.indexOf(0x0a, start);
+          if (nl < 0) break;
+          if (pendingBytes + nl - start > WATCH_LINE_MAX_BYTES) return malformed(`a watch line longer than ${WATCH_LINE_MAX_BYTES} bytes`);
+          const part = chunk.subarray(start, nl);
+          const line = pendingBytes ? Buffer.concat([...pending, part]) : part;
+          pending = [];
+          pendingBytes = 0;
+          start = nl + 1;
+          onLine(line.toString('utf8'));
+        }
+        if (finished || start >= chunk.length) return;
+        pending.push(chunk.subarray(start));
+        pendingBytes += chunk.length - start;
+        if (pendingBytes > WATCH_LINE_MAX_BYTES) malformed(`a watch line longer than ${WATCH_LINE_MAX_BYTES} bytes`);
+      });
+      body.once('end', () => {
+        // A last line without its newline, as readline would have handed it over.
+        if (!finished && pendingBytes) onLine(Buffer.concat(pending).toString('utf8'));
+        finish(null);
       });
       // `on`, not `once`: an aborted body may emit more than one error, and an unheard one throws.
       body.on('error', (err) => finish(limit.signal.aborted ? null : transportError(err, what, false)));
-      body.once('end', () => finish(null));
       body.once('close', () => finish(null));
     });
     return {

@@ -62,8 +62,21 @@ interface TlsSettings {
 }
 
 function identity(o: { server: string; user: string | undefined; namespace: string | undefined; tls: TlsSettings; headers: () => Record<string, string> }): KubeIdentity {
-  if (o.server.startsWith('http:') && o.tls.rejectUnauthorized !== false) {
-    throw new ApprovalApiError('SLUICE_APPROVAL_API_REJECTED', `the API server ${o.server} is plain http: refused unless the kubeconfig says insecure-skip-tls-verify`);
+  // The scheme as the URL parser reads it (case and surrounding blanks ignored), exactly as every
+  // call's URL will be built: a prefix check let `HTTP://` or ` http://` send the token in clear.
+  let protocol: string;
+  try {
+    protocol = new URL(o.server).protocol;
+  } catch {
+    throw new ApprovalApiError('SLUICE_APPROVAL_API_REJECTED', `the API server ${JSON.stringify(o.server)} is not a URL`);
+  }
+  if (protocol !== 'https:' && !(protocol === 'http:' && o.tls.rejectUnauthorized === false)) {
+    throw new ApprovalApiError(
+      'SLUICE_APPROVAL_API_REJECTED',
+      protocol === 'http:'
+        ? `the API server ${o.server} is plain http: refused unless the kubeconfig says insecure-skip-tls-verify`
+        : `the API server ${JSON.stringify(o.server)} is not an https URL`,
+    );
   }
   // One pool for every call (client-node built an agent per call); 30 s keep-alive probes like client-go.
   const dispatcher: Dispatcher | undefined = Object.keys(o.tls).length ? new Agent({ connect: { ...o.tls, keepAlive: true, keepAliveInitialDelay: 30_000 } }) : undefined;
