@@ -14,6 +14,7 @@
 // --cpu-prof, alternating, for where sluice's CPU goes (areas, the admission path's hot spots).
 //   node bench/webhook/run.ts [--requests N] [--rounds R] [--concurrency C] [--rate R] [--serial N]
 //                             [--profile-requests N (0: no profile)] [--profile-dir DIR (keep the .cpuprofile files)]
+// Writes bench/results/webhook.json (the figures of the last line).
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -382,13 +383,14 @@ for (const p of profiles) {
   for (const f of s.topSelf.slice(0, 12)) console.log(`  ${`${f.name} ${f.where}`.slice(0, 52).padEnd(52)} ${us(f.selfMs)} µs/review ${f.pctOfBusy.toFixed(1).padStart(6)} %`);
 }
 console.log('');
-console.log(
-  JSON.stringify({
-    bench: 'webhook',
-    node: process.version,
-    rows,
-    pure: pures,
-    tlsHandshakes: { warmUp: warmHandshakes, measured: { floor: handshakes.floor.count - warmHandshakes.floor, sluice: handshakes.sluice.count - warmHandshakes.sluice } },
-    profiles: profiles.map((p) => ({ mode: p.mode, requests: p.requests, cpuUsPerReview: p.cpuUsPerReview, byArea: p.summary.byArea, hotspots: p.summary.hotspots })),
-  }),
-);
+const result = {
+  bench: 'webhook',
+  node: process.version,
+  rows,
+  pure: pures,
+  tlsHandshakes: { warmUp: warmHandshakes, measured: { floor: handshakes.floor.count - warmHandshakes.floor, sluice: handshakes.sluice.count - warmHandshakes.sluice } },
+  profiles: profiles.map((p) => ({ mode: p.mode, requests: p.requests, cpuUsPerReview: p.cpuUsPerReview, byArea: p.summary.byArea, hotspots: p.summary.hotspots })),
+};
+console.log(JSON.stringify(result));
+mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
+writeFileSync(join(ROOT, 'bench', 'results', 'webhook.json'), `${JSON.stringify(result, null, 2)}\n`);
