@@ -228,8 +228,9 @@ export class PolicyEngine {
         fault: 'malformed_decision',
       };
     }
-    // Only a decision small enough for the reader to keep is kept here (the same bound on bytes held).
-    if (key !== undefined && read.json !== undefined) cache!.set(key, JSON.parse(read.json) as Decision);
+    // Only a decision small enough for the reader to keep is kept here (the same bound on bytes held);
+    // a copy, since the caller gets this one.
+    if (key !== undefined && read.json !== undefined) cache!.set(key, copyDecision(read.decision));
     return { decision: read.decision, revision };
   }
 

@@ -26,6 +26,19 @@ interface PolicyInternals {
 const PAGE = 64 * 1024;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+// One byte view of each module's memory, made again only when the memory grew (growing replaces
+// its ArrayBuffer): two fewer allocations per evaluation.
+const views = new WeakMap<object, Uint8Array>();
+
+function bytesOf(memory: WasmMemoryLike): Uint8Array {
+  const buffer = memory.buffer;
+  let view = views.get(memory);
+  if (view === undefined || view.buffer !== buffer) {
+    view = new Uint8Array(buffer);
+    views.set(memory, view);
+  }
+  return view;
+}
 
 /** Whether this policy's ABI has the single-call opa_eval the direct path needs (OPA >= 0.37 builds). */
 export function hasFastEval(policy: LoadedPolicy): boolean {
@@ -50,11 +63,11 @@ export function evaluateJson(policy: LoadedPolicy, entrypoint: number, inputJson
     if (shortfall > 0) p.mem.grow(Math.ceil(shortfall / PAGE));
     room = p.mem.buffer.byteLength - inputAddr;
   }
-  const { written } = encoder.encodeInto(inputJson, new Uint8Array(p.mem.buffer, inputAddr, room));
+  const { written } = encoder.encodeInto(inputJson, bytesOf(p.mem).subarray(inputAddr, inputAddr + room));
   const resultAddr = exports.opa_eval(0, entrypoint, p.dataAddr, inputAddr, written, inputAddr + written, 0);
   if (resultAddr === 0) throw new Error('opa_eval returned no result');
-  // The module may have grown its memory while evaluating: take a fresh view.
-  const bytes = new Uint8Array(p.mem.buffer);
+  // The module may have grown its memory while evaluating: bytesOf sees that.
+  const bytes = bytesOf(p.mem);
   const end = bytes.indexOf(0, resultAddr);
   if (end < 0) throw new Error('opa_eval result is not terminated');
   return decoder.decode(bytes.subarray(resultAddr, end));
