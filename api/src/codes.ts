@@ -119,6 +119,7 @@ const TABLE = [
   { code: 'net.no_server_name', kind: 'refusal', by: 'sidecar', doc: 'a TLS connection without a server name to a destination sluice cannot name' },
   { code: 'net.first_bytes_timeout', kind: 'refusal', by: 'sidecar', doc: 'the connection sent nothing in time' },
   { code: 'net.sni_mismatch', kind: 'refusal', by: 'sidecar', doc: 'the TLS server name differs from the CONNECT target' },
+  { code: 'net.bad_server_name', kind: 'refusal', by: 'sidecar', doc: 'the TLS server name (or the CONNECT or DNS name it stands for) is not a hostname or IP address' },
   { code: 'net.outside_pod', kind: 'refusal', by: 'sidecar', doc: 'a connection from an address outside the pod' },
   { code: 'tls.handshake_failed', kind: 'refusal', by: 'sidecar', doc: 'the TLS handshake with the agent failed' },
   { code: 'tls.handshake_timeout', kind: 'refusal', by: 'sidecar', doc: 'the TLS handshake with the agent did not complete in time' },

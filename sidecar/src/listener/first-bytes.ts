@@ -92,7 +92,9 @@ function readHandshake(hs: Buffer): FirstBytes {
       while (list.pos < list.buf.length) {
         const nameType = list.u8();
         const name = list.bytes(list.u16());
-        if (nameType === 0) sni = name.toString('ascii').toLowerCase();
+        // latin1: one character per byte, as sent ('ascii' maps 0xAA to '*'); the handoff refuses
+        // any name that is not a hostname.
+        if (nameType === 0) sni = name.toString('latin1').toLowerCase();
       }
     } else if (type === 0x0010) {
       const list = new Reader(data.bytes(data.u16()));

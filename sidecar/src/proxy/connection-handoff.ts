@@ -11,6 +11,7 @@ import { TLSSocket } from 'node:tls';
 import { classifyFirstBytes, MAX_HELLO_BYTES } from '../listener/first-bytes.ts';
 import type { FirstBytes } from '../listener/first-bytes.ts';
 import type { LeafCertificateCache } from '../tls/leaf-certificates.ts';
+import { isMintableServerName } from '../tls/server-name.ts';
 import { attachConnectionInfo } from './connection-info.ts';
 import type { ConnectionInfo } from './connection-info.ts';
 
@@ -92,6 +93,12 @@ function dispatch(socket: Socket, kind: FirstBytes, claims: HandoffClaims, deps:
   const name = kind.sni ?? claims.connectTarget?.host ?? claims.fakeIpName;
   if (!name) {
     deps.refuse(socket, 'net.no_server_name', 'TLS connection without a server name to a destination sluice cannot name', base);
+    return;
+  }
+  // Before any decision or certificate: a name that is not a hostname or an IP literal (a
+  // wildcard, a NUL, bytes past ASCII, an endless name) is refused, whatever the policy says of it.
+  if (!isMintableServerName(name)) {
+    deps.refuse(socket, 'net.bad_server_name', `the TLS server name ${JSON.stringify(name.slice(0, 80))} is not a hostname or IP address`, base);
     return;
   }
   if (kind.sni && claims.connectTarget && kind.sni !== claims.connectTarget.host) {

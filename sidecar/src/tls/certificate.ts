@@ -56,6 +56,12 @@ export function distinguishedName(commonName: string, organization?: string): Bu
   return sequence(rdn(OID.commonName, commonName), ...(organization === undefined ? [] : [rdn(OID.organization, organization)]));
 }
 
+/** An IA5String's bytes (a dNSName): printable ASCII only, never a character re-encoded as another (U+0100 as NUL). */
+function ia5(text: string): Buffer {
+  if (!/^[\x21-\x7e]+$/.test(text)) throw new Error(`not a printable ASCII name: ${JSON.stringify(text.slice(0, 80))}`);
+  return Buffer.from(text, 'ascii');
+}
+
 export function extension(id: string, critical: boolean, value: Buffer): Buffer {
   return sequence(oid(id), ...(critical ? [boolean(true)] : []), octetString(value));
 }
@@ -72,7 +78,7 @@ export const ext = {
   keyUsage: (bits: number[]) => extension(OID.keyUsage, true, namedBits(bits)),
   extKeyUsage: (purposes: string[]) => extension(OID.extKeyUsage, false, sequence(...purposes.map(oid))),
   /** One SAN: a DNS name, or an IP address as its 4 or 16 bytes. */
-  subjectAltName: (san: { dns: string } | { ip: Buffer }) => extension(OID.subjectAltName, false, sequence('dns' in san ? implicit(2, Buffer.from(san.dns, 'latin1')) : implicit(7, san.ip))),
+  subjectAltName: (san: { dns: string } | { ip: Buffer }) => extension(OID.subjectAltName, false, sequence('dns' in san ? implicit(2, ia5(san.dns)) : implicit(7, san.ip))),
   subjectKeyIdentifier: (id: Buffer) => extension(OID.subjectKeyIdentifier, false, octetString(id)),
   authorityKeyIdentifier: (id: Buffer) => extension(OID.authorityKeyIdentifier, false, sequence(implicit(0, id))),
 };

@@ -7,6 +7,7 @@ import { ext, KEY_USAGE, OID, distinguishedName, signCertificate } from './certi
 import { randomSerial } from './pod-ca.ts';
 import type { PodCa } from './pod-ca.ts';
 import type { Certificate } from './certificate.ts';
+import { isMintableServerName } from './server-name.ts';
 
 const LEAF_VALIDITY_MS = 7 * 24 * 60 * 60 * 1000;
 
@@ -39,6 +40,9 @@ export function mintLeafCertificate(ca: PodCa, host: string, now: Date = new Dat
 }
 
 function signLeaf(ca: PodCa, host: string, now: Date): Certificate {
+  // Every path that mints comes through here: a name that is not a hostname or an IP literal
+  // (a wildcard, a NUL, non-ASCII, too long) never gets a certificate.
+  if (!isMintableServerName(host)) throw new Error(`not a hostname or IP address: ${JSON.stringify(host.slice(0, 80))}`);
   const notBefore = new Date(now.getTime() - 60 * 60 * 1000);
   const notAfter = new Date(Math.min(now.getTime() + LEAF_VALIDITY_MS, ca.cert.notAfter.getTime()));
   return signCertificate(
