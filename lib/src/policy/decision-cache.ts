@@ -35,8 +35,14 @@ export type InputPart = (typeof INPUT_PARTS)[number];
 export class DecisionCache {
   /** The parts a key is made of: every part some read path starts with. */
   readonly parts: readonly InputPart[];
-  /** key → the validated decision (never handed out: the engine returns copies), oldest first: past the bound the oldest goes (a hit does not reorder: that cost a fifth of a hit). */
-  readonly #entries = new Map<string, Decision>();
+  /**
+   * key → the validated decision (never handed out: the engine returns copies) and when it was last
+   * put at the end, least recently used first: past the bound the first goes. A hit moves its entry
+   * to the end only once it has fallen into the older half (moving on every hit cost a fifth of a
+   * hit), so inputs that repeat stay while one-off inputs (a new tarball, a growing prompt) pass through.
+   */
+  readonly #entries = new Map<string, { decision: Decision; stamp: number }>();
+  #stamp = 0;
   #hits = 0;
   #misses = 0;
 
@@ -64,12 +70,17 @@ export class DecisionCache {
       return undefined;
     }
     this.#hits++;
-    return hit;
+    if (this.#stamp - hit.stamp > MAX_ENTRIES / 2) {
+      this.#entries.delete(key);
+      hit.stamp = ++this.#stamp;
+      this.#entries.set(key, hit);
+    }
+    return hit.decision;
   }
 
   set(key: string, decision: Decision): void {
     if (this.#entries.size >= MAX_ENTRIES) this.#entries.delete(this.#entries.keys().next().value!);
-    this.#entries.set(key, decision);
+    this.#entries.set(key, { decision, stamp: ++this.#stamp });
   }
 
   /** Forgets every decision: the policy's data changed. */

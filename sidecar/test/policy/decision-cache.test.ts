@@ -103,6 +103,17 @@ describe('cache keys', () => {
     expect(cache.get(key(9_999))?.reason).toBe('9999');
     expect(cache.get(key(0))).toBeUndefined();
   });
+
+  test('keep an input that repeats while a stream of one-off inputs passes through', () => {
+    const cache = new DecisionCache([['request']]);
+    const key = (path: string) => cache.keyOf({ request: `{"path":"${path}"}`, facts: '{}', pod: '{}', session: '{}' })!;
+    cache.set(key('/polled'), { allow: true, code: 'polled', reason: 'r' });
+    for (let n = 0; n < 20_000; n++) {
+      cache.set(key(`/one-off/${n}`), { allow: true, code: 'n', reason: String(n) });
+      if (n % 100 === 0) expect(cache.get(key('/polled'))?.code).toBe('polled');
+    }
+    expect(cache.stats.entries).toBe(2048);
+  });
 });
 
 describe('the cached engine', () => {
