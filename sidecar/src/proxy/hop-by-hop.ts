@@ -17,18 +17,24 @@ const HOP_BY_HOP = new Set([
 
 type Headers = Record<string, string | string[] | undefined>;
 
-function connectionTokens(headers: Headers): Set<string> {
+const NOTHING_MORE: ReadonlySet<string> = new Set();
+
+/** The field names a Connection header lists (hop-by-hop too); none without one, the usual case. */
+function connectionTokens(headers: Headers): ReadonlySet<string> {
   const value = headers.connection;
-  const text = Array.isArray(value) ? value.join(',') : (value ?? '');
+  if (value === undefined) return NOTHING_MORE;
+  const text = Array.isArray(value) ? value.join(',') : value;
   return new Set(text.split(',').map((t) => t.trim().toLowerCase()).filter(Boolean));
 }
 
-export function endToEndHeaders(headers: Headers, extraDrop: ReadonlySet<string> = new Set()): Record<string, string | string[]> {
+/** A copy of the end-to-end fields (runs twice per request: the request's and the response's). */
+export function endToEndHeaders(headers: Headers, extraDrop: ReadonlySet<string> = NOTHING_MORE): Record<string, string | string[]> {
   const named = connectionTokens(headers);
   const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name of Object.keys(headers)) {
+    const value = headers[name];
     // HTTP/2 pseudo-headers (:method, :path, :authority, :scheme, :status) never cross over.
-    if (value === undefined || HOP_BY_HOP.has(name) || named.has(name) || extraDrop.has(name) || name.startsWith(':')) continue;
+    if (value === undefined || HOP_BY_HOP.has(name) || named.has(name) || extraDrop.has(name) || name.charCodeAt(0) === 0x3a) continue;
     out[name] = value;
   }
   return out;

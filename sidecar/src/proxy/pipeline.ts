@@ -36,7 +36,7 @@
 // A fault (a throw) in any phase is sluice's 502 while the agent has no answer yet, else the
 // exchange is cut; a fault in a done step is warned about and skips no other step.
 // This module never reads a feature's own state and holds none across requests.
-import type { Transform } from 'node:stream';
+import type { Readable, Transform } from 'node:stream';
 import { decisionAction } from '../../../api/src/index.ts';
 import type { PodIdentity, SessionInfo } from '../../../api/src/index.ts';
 import type { PolicyEngine } from '../../../lib/src/policy/engine.ts';
@@ -134,13 +134,28 @@ function byPhase(features: readonly Feature[]): Handlers {
   };
 }
 
-/** Runs a phase's handlers in order; true when one of them ended the request. */
-async function run<C extends RequestContext>(handlers: readonly Handler<C>[], ctx: C): Promise<boolean> {
-  for (const h of handlers) {
-    const step = await h(ctx);
-    if (step === undefined) continue;
-    if (step !== 'end') answer(ctx, step);
-    return true;
+function isPromise<T>(x: T | Promise<T>): x is Promise<T> {
+  return typeof (x as { then?: unknown } | undefined)?.then === 'function';
+}
+
+/** A handler's step applied: true when it ended the request (its answer sent). */
+function ended<C extends RequestContext>(ctx: C, step: Step): boolean {
+  if (step === undefined) return false;
+  if (step !== 'end') answer(ctx, step);
+  return true;
+}
+
+/**
+ * Runs a phase's handlers in order from `from`; true when one of them ended the request.
+ * Synchronous while the handlers are: a promise (and a turn of the microtask queue) only from the
+ * first handler that returns one — the hot path of every request. A handler's throw reaches the
+ * caller either way (as a throw, or as the returned promise's rejection).
+ */
+function run<C extends RequestContext>(handlers: readonly Handler<C>[], ctx: C, from = 0): boolean | Promise<boolean> {
+  for (let i = from; i < handlers.length; i++) {
+    const step = handlers[i]!(ctx);
+    if (isPromise(step)) return step.then((s) => ended(ctx, s) || run(handlers, ctx, i + 1));
+    if (ended(ctx, step)) return true;
   }
   return false;
 }
@@ -197,10 +212,12 @@ export class Pipeline {
     this.#done(ctx);
   }
 
-  /** The guard phase: the first answer a guard gives, if any. */
-  async #guard(head: Guarded): Promise<SluiceAnswerSpec | undefined> {
-    for (const g of this.#h.guard) {
-      const barred = await g(head);
+  /** The guard phase: the first answer a guard gives, if any (synchronous while the guards are). */
+  #guard(head: Guarded, from = 0): SluiceAnswerSpec | undefined | Promise<SluiceAnswerSpec | undefined> {
+    const guards = this.#h.guard;
+    for (let i = from; i < guards.length; i++) {
+      const barred = guards[i]!(head);
+      if (isPromise(barred)) return barred.then((b) => b ?? this.#guard(head, i + 1));
       if (barred) return barred;
     }
     return undefined;
@@ -209,7 +226,9 @@ export class Pipeline {
   /** The phases in order; `at` says which one runs (a fault is counted by it). */
   async #phases(ctx: RequestContext, at: { phase: FaultPhase }): Promise<void> {
     const h = this.#h;
-    const barred = await this.#guard(ctx);
+    // Each phase awaited only when it returned a promise: no microtask turn for a synchronous one.
+    let barred = this.#guard(ctx);
+    if (isPromise(barred)) barred = await barred;
     if (barred) return void answer(ctx, barred);
     at.phase = 'summarize';
     const summarized = summarize(ctx);
@@ -220,20 +239,23 @@ export class Pipeline {
       if (unusable) return void answer(s, unusable);
     }
     at.phase = 'facts';
-    if (await run(h.facts, s)) return;
+    const facts = run(h.facts, s);
+    if (facts === true || (facts !== false && (await facts))) return;
     if (isUpgrade(s)) addUpgradeFacts(s);
     at.phase = 'decide';
     const d = this.#decide(s);
     if (!d) return;
     at.phase = 'decided';
-    if (await run(h.decided, d)) return;
+    const decided = run(h.decided, d);
+    if (decided === true || (decided !== false && (await decided))) return;
     at.phase = 'hold';
     if (d.action === 'hold' && !(await held(h.hold, d))) return;
     at.phase = 'upgrade';
     if (isUpgrade(d)) return this.#upgrade(d);
     at.phase = 'before-forward';
     const f: Forwarding = prepareUpstream(d);
-    if (await run(h['before-forward'], f)) return;
+    const prepared = run(h['before-forward'], f);
+    if (prepared === true || (prepared !== false && (await prepared))) return;
     at.phase = 'forward';
     await forward(f, this.#forward);
   }
@@ -269,15 +291,29 @@ export class Pipeline {
   #done(ctx: RequestContext): void {
     // Each step on its own: a fault in one (a record that cannot be built) must neither skip the
     // others nor reject handle(), whose caller does not wait — an unhandled rejection ends the sidecar.
-    const steps = [() => requestEnded(this.#d.metrics, ctx), ...this.#h.done.map((h) => () => h(ctx)), () => this.#d.requestDone?.(ctx)];
-    for (const step of steps) {
+    // (No array of closures per request: the steps are called in place.)
+    try {
+      requestEnded(this.#d.metrics, ctx);
+    } catch (err) {
+      this.#doneFault(err);
+    }
+    for (const h of this.#h.done) {
       try {
-        step();
+        h(ctx);
       } catch (err) {
-        this.#d.metrics.faults.inc({ phase: 'done' });
-        process.emitWarning(`sluice: a done-phase step failed (sidecar.internal_error): ${(err as Error).message}`);
+        this.#doneFault(err);
       }
     }
+    try {
+      this.#d.requestDone?.(ctx);
+    } catch (err) {
+      this.#doneFault(err);
+    }
+  }
+
+  #doneFault(err: unknown): void {
+    this.#d.metrics.faults.inc({ phase: 'done' });
+    process.emitWarning(`sluice: a done-phase step failed (sidecar.internal_error): ${(err as Error).message}`);
   }
 }
 
@@ -296,28 +332,47 @@ async function held(handlers: Handlers['hold'], ctx: Decided): Promise<boolean> 
   return false;
 }
 
+/** What the response-headers phase has made of a response so far. */
+interface PlanSoFar {
+  headers: ResponseHead['headers'];
+  body: Readable | undefined;
+  transforms: Transform[];
+}
+
+type Planned = ResponsePlanned | { refuse: { code: string; reason: string } };
+
 /**
  * The response head through every response-headers handler: the headers the agent gets, the body
  * (the upstream's, or a handler's replacement) and the body's transforms. A handler that replaces
  * the body comes before any that adds transforms (its replacement is read before them).
+ * Synchronous while the handlers are (as `run`).
  */
-async function planResponse(handlers: Handlers['response-headers'], ctx: Forwarding, head: ResponseHead): Promise<ResponsePlanned | { refuse: { code: string; reason: string } }> {
-  let headers = head.headers;
-  let body = head.body;
-  const transforms: Transform[] = [];
-  for (const h of handlers) {
-    const plan = await h(ctx, { status: head.status, headers, ...(body ? { body } : {}) });
-    if (!plan) continue;
-    if (plan.refuse) return { refuse: plan.refuse };
-    headers = plan.headers;
-    if (plan.body) {
-      // A replacement after transforms were added would bypass them: a feature-order bug, never silent.
-      if (transforms.length) throw new Error('a response-headers handler replaced the body after another added transforms');
-      body = plan.body;
-    }
-    if (plan.transforms) transforms.push(...plan.transforms);
+function planResponse(handlers: Handlers['response-headers'], ctx: Forwarding, head: ResponseHead): Planned | Promise<Planned> {
+  return planFrom(handlers, ctx, head, { headers: head.headers, body: head.body, transforms: [] }, 0);
+}
+
+function planFrom(handlers: Handlers['response-headers'], ctx: Forwarding, head: ResponseHead, so: PlanSoFar, from: number): Planned | Promise<Planned> {
+  for (let i = from; i < handlers.length; i++) {
+    const plan = handlers[i]!(ctx, { status: head.status, headers: so.headers, ...(so.body ? { body: so.body } : {}) });
+    if (isPromise(plan)) return plan.then((p) => applyPlan(so, p) ?? planFrom(handlers, ctx, head, so, i + 1));
+    const refused = applyPlan(so, plan);
+    if (refused) return refused;
   }
-  return { headers, transforms, ...(body && body !== head.body ? { body } : {}) };
+  return { headers: so.headers, transforms: so.transforms, ...(so.body && so.body !== head.body ? { body: so.body } : {}) };
+}
+
+/** One handler's plan onto what the phase has so far; its refusal, if it refuses. */
+function applyPlan(so: PlanSoFar, plan: ResponsePlan | undefined): { refuse: { code: string; reason: string } } | undefined {
+  if (!plan) return undefined;
+  if (plan.refuse) return { refuse: plan.refuse };
+  so.headers = plan.headers;
+  if (plan.body) {
+    // A replacement after transforms were added would bypass them: a feature-order bug, never silent.
+    if (so.transforms.length) throw new Error('a response-headers handler replaced the body after another added transforms');
+    so.body = plan.body;
+  }
+  if (plan.transforms) so.transforms.push(...plan.transforms);
+  return undefined;
 }
 
 /** A fault in a phase: sluice's 502 while the agent has no answer yet, else the exchange is cut. */
