@@ -88,8 +88,11 @@ export const SETTINGS_VOLUME = 'sluice-config';
 export const SETTINGS_KEY = 'sidecar.yaml';
 export const SETTINGS_FILE = `${SETTINGS_DIR}/${SETTINGS_KEY}`;
 
-/** The sidecar image's entry point and its commands (sidecar/src/main.ts). */
-export const SIDECAR_ENTRYPOINT: readonly string[] = Object.freeze(['node', '/app/sidecar/src/main.ts']);
+/**
+ * The sidecar image's entry point and its commands: sidecar/src/main.ts as the JavaScript twin the
+ * image ships beside it (charts/images/strip-types.ts), so no sidecar start strips TypeScript.
+ */
+export const SIDECAR_ENTRYPOINT: readonly string[] = Object.freeze(['node', '/app/sidecar/src/main.js']);
 export const SIDECAR_COMMANDS = { proxy: 'proxy', initNetwork: 'init-network', checkNetwork: 'check-network' } as const;
 
 /**

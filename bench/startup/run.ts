@@ -1,15 +1,20 @@
-// bench/startup: time from `node sidecar/src/main.ts proxy` being spawned to its readiness endpoint
-// answering 200 (what the kubelet's probe and the agent's containers wait for), and the CPU the
-// process spent until then, N times, next to a node floor (`node -e` serving one HTTP endpoint,
-// polled the same way) in interleaved runs; also the sidecar with Node's compile cache warm, from
-// pre-stripped JavaScript and from one esbuild bundle (what each way of shipping would give). The
-// sidecar's own 'sidecar ready' log line gives the start-up steps. Then one CPU profile of a start
+// bench/startup: time from the sidecar being spawned as the image runs it (`node
+// --max-semi-space-size=2 sidecar/src/main.js proxy` from the JavaScript tree the image ships,
+// charts/images/strip-types.ts) to its readiness endpoint answering 200 (what the kubelet's probe
+// and the agent's containers wait for), and the CPU the process spent until then, N times, next to
+// a node floor (`node -e` serving one HTTP endpoint, polled the same way) in interleaved runs; also
+// the sidecar from its .ts sources (as tests run it), with Node's compile cache warm, and from one
+// esbuild bundle (what other ways of shipping would give). The sidecar's own 'sidecar ready' log
+// line gives the start-up steps. Then one CPU profile of a start
 // (type stripping, module loading, GC, by package), the modules loaded by package, the idle RSS of
 // one sidecar with approvals (a kubeconfig) and credentials (AWS STS role, a static secret)
 // configured and of variants (V8 young generation size, shipping forms), a V8 heap summary, and
 // the RSS each large module adds when imported alone into a bare node. Bounded: N runs of a few
 // hundred ms each, one process at a time.
-//   node bench/startup/run.ts [--runs N] [--no-modules]
+//   node bench/startup/run.ts [--runs N] [--no-modules] [--compare DIR]
+// --compare DIR adds a row for another tree's sidecar in the same interleaved runs (DIR holds api/,
+// lib/, sidecar/ and node_modules of an earlier revision, e.g. `git archive REV api lib sidecar
+// package.json | tar -x -C DIR` plus `cp -al node_modules DIR/`): a before/after in one run.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
@@ -21,10 +26,14 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { CpuProfile } from '../lib/cpu-profile.ts';
 import { percentile, sortedCopy, table } from '../lib/stats.ts';
+import { SIDECAR_NODE_OPTIONS } from '../../charts/images/image-spec.ts';
 import { buildSidecarBundle } from './bundle.ts';
 import { buildStrippedTree } from './stripped-tree.ts';
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '8' }, 'no-modules': { type: 'boolean', default: false } } });
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '8' }, 'no-modules': { type: 'boolean', default: false }, compare: { type: 'string' } } });
+const compareMain = values.compare ? join(values.compare, 'sidecar', 'src', 'main.ts') : undefined;
+/** The V8 flags the sidecar image sets (NODE_OPTIONS): every sidecar row runs with them unless it says otherwise. */
+const IMAGE_FLAGS = SIDECAR_NODE_OPTIONS.split(/\s+/).filter(Boolean);
 const RUNS = Number(values.runs);
 const root = join(import.meta.dirname, '..', '..');
 const node = process.execPath;
@@ -130,8 +139,9 @@ async function sidecarConfig(tag: string, extras = true): Promise<{ file: string
 }
 
 interface SidecarRun {
-  /** main.ts (default) or the pre-stripped main.js */
+  /** the entry point (default: main.js of the JavaScript tree, as the image runs it) */
   main?: string;
+  /** node flags (default: the image's NODE_OPTIONS) */
   flags?: string[];
   env?: Record<string, string>;
   /** approvals and credentials configured (default) or approvals off and no credentials */
@@ -141,7 +151,7 @@ interface SidecarRun {
 async function startSidecar(tag: string, o: SidecarRun = {}) {
   const { file, adminPort } = await sidecarConfig(tag, o.extras ?? true);
   const started = performance.now();
-  const child = spawn(node, [...(o.flags ?? []), o.main ?? join(root, 'sidecar', 'src', 'main.ts'), 'proxy'], {
+  const child = spawn(node, [...(o.flags ?? IMAGE_FLAGS), o.main ?? imageMain, 'proxy'], {
     env: { ...process.env, ...o.env, SLUICE_CONFIG_FILE: file },
     cwd: join(work, tag),
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -181,14 +191,16 @@ async function startFloor() {
   return { child, ...(await readyAfter(child, `http://127.0.0.1:${port}/`, started)) };
 }
 
-// Start-up, interleaved: a floor, the sidecar as the image runs it (every .ts stripped of its
-// types and compiled at each start), and the sidecar with Node's compile cache warm (what baking
-// NODE_COMPILE_CACHE into the image would give), RUNS times; one warm-up round first (disk cache).
-// …and the sidecar from JavaScript stripped ahead of time (what shipping .js in the image would give).
+// Start-up, interleaved: a floor, the sidecar as the image runs it, from the .ts sources (every
+// module stripped of its types at each start), the same with Node's compile cache warm, and from one
+// bundle, RUNS times; one warm-up round first (disk cache).
 const compileCache = join(work, 'compile-cache');
-const strippedMain = buildStrippedTree(root, join(work, 'stripped'));
+/** The sidecar as the image runs it: main.js of the JavaScript tree (charts/images/strip-types.ts). */
+const imageMain = buildStrippedTree(root, join(work, 'stripped'));
+/** The sidecar from its TypeScript sources, as the tests and a checkout run it. */
+const sourceMain = join(root, 'sidecar', 'src', 'main.ts');
 const bundleMain = await buildSidecarBundle(root, join(work, 'bundle'));
-const KINDS = ['sidecar', 'cached', 'stripped', 'bundle', 'floor'] as const;
+const KINDS = ['sidecar', 'source', 'cached', 'bundle', 'floor', 'compare'] as const;
 type Kind = (typeof KINDS)[number];
 const times = Object.fromEntries(KINDS.map((k) => [k, [] as number[]])) as Record<Kind, number[]>;
 const cpus = Object.fromEntries(KINDS.map((k) => [k, [] as number[]])) as Record<Kind, number[]>;
@@ -201,15 +213,21 @@ for (let i = -1; i < RUNS; i++) {
   const s = await startSidecar(`run-${i + 1}`);
   await stop(s.child);
   runs.push(['sidecar', s]);
-  const c = await startSidecar(`cached-${i + 1}`, { env: { NODE_COMPILE_CACHE: compileCache } });
+  const c = await startSidecar(`cached-${i + 1}`, { main: sourceMain, env: { NODE_COMPILE_CACHE: compileCache } });
   await stop(c.child);
   runs.push(['cached', c]);
-  const j = await startSidecar(`stripped-${i + 1}`, { main: strippedMain });
+  const j = await startSidecar(`source-${i + 1}`, { main: sourceMain });
   await stop(j.child);
-  runs.push(['stripped', j]);
+  runs.push(['source', j]);
   const b = await startSidecar(`bundle-${i + 1}`, { main: bundleMain });
   await stop(b.child);
   runs.push(['bundle', b]);
+  if (compareMain) {
+    // As the image ran it before it set NODE_OPTIONS.
+    const o = await startSidecar(`compare-${i + 1}`, { main: compareMain, flags: [] });
+    await stop(o.child);
+    runs.push(['compare', o]);
+  }
   if (i < 0) continue;
   for (const [kind, r] of runs) {
     times[kind].push(r.ms);
@@ -246,15 +264,17 @@ const variants: [string, SidecarRun][] = [
   ['approvals off, no credentials', { extras: false }],
   ['--max-semi-space-size=1 (smaller V8 young generation)', { flags: ['--max-semi-space-size=1'] }],
   ['--max-semi-space-size=4', { flags: ['--max-semi-space-size=4'] }],
-  ['from pre-stripped JavaScript', { main: strippedMain }],
-  ['from pre-stripped JavaScript, --max-semi-space-size=1', { main: strippedMain, flags: ['--max-semi-space-size=1'] }],
+  ['from the .ts sources (main.ts: Node strips the types at start)', { main: sourceMain }],
+  ['from the .ts sources, V8 default young generation (the image before issue 23)', { main: sourceMain, flags: [] }],
   ['from one esbuild bundle', { main: bundleMain }],
   ['from one esbuild bundle, --max-semi-space-size=1', { main: bundleMain, flags: ['--max-semi-space-size=1'] }],
+  ['without the image\'s NODE_OPTIONS (V8 default young generation)', { flags: [] }],
+  ...(compareMain ? ([[`at ${values.compare!} (--compare, no NODE_OPTIONS)`, { main: compareMain, flags: [] }]] as [string, SidecarRun][]) : []),
 ];
 const variantRss = [] as [string, number][];
 for (const [i, [name, o]] of variants.entries()) variantRss.push([name, await idleRssOf(`variant-${i}`, o)]);
 
-const idle = await startSidecar('idle', { flags: ['--heapsnapshot-signal=SIGUSR2'] });
+const idle = await startSidecar('idle', { flags: [...IMAGE_FLAGS, '--heapsnapshot-signal=SIGUSR2'] });
 await new Promise((r) => setTimeout(r, 1500));
 const idleRss = rssMb(idle.child.pid!);
 const idleMemory = readFileSync(`/proc/${idle.child.pid}/smaps_rollup`, 'utf8');
@@ -277,7 +297,7 @@ await new Promise((r) => setTimeout(r, 500));
 const floorRss = rssMb(floorIdle.child.pid!);
 await stop(floorIdle.child);
 
-console.log(`start-up: spawn → readiness 200, ${RUNS} runs each, interleaved (node ${process.version}, ${availableParallelism()} CPUs, load ${loadavg()[0]!.toFixed(1)})`);
+console.log(`start-up: spawn → readiness 200, ${RUNS} runs each, interleaved (node ${process.version}, ${availableParallelism()} CPUs, load ${loadavg()[0]!.toFixed(1)}); sidecars run with the image's NODE_OPTIONS (${SIDECAR_NODE_OPTIONS}) unless a row says otherwise`);
 console.log('target: <= 300 ms to ready; idle RSS <= 60 MB with approvals and credentials configured\n');
 const median = (xs: number[]) => percentile(sortedCopy(xs), 50);
 const row = (name: string, kind: Kind) => {
@@ -288,11 +308,12 @@ console.log(
   table(
     ['process', 'p50 ms', 'p95 ms', 'min ms', 'max ms', 'CPU ms to ready (p50)'],
     [
-      row('sluice sidecar (main.ts proxy, as the image runs it)', 'sidecar'),
-      row('sluice sidecar, NODE_COMPILE_CACHE warm', 'cached'),
-      row('sluice sidecar from pre-stripped JavaScript', 'stripped'),
+      row('sluice sidecar as the image runs it (main.js, NODE_OPTIONS)', 'sidecar'),
+      row('sluice sidecar from the .ts sources (main.ts)', 'source'),
+      row('sluice sidecar from the .ts sources, NODE_COMPILE_CACHE warm', 'cached'),
       row('sluice sidecar from one esbuild bundle', 'bundle'),
       row('node floor (node -e, one http endpoint)', 'floor'),
+      ...(compareMain ? [row(`sluice sidecar at ${values.compare!} (--compare)`, 'compare')] : []),
     ],
   ),
 );
@@ -442,7 +463,7 @@ console.log(
     runs: RUNS,
     sidecarMs: times.sidecar,
     cachedMs: times.cached,
-    strippedMs: times.stripped,
+    sourceMs: times.source,
     bundleMs: times.bundle,
     floorMs: times.floor,
     cpuMs: cpus,

@@ -15,6 +15,7 @@ import { dirname, join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ALTERNATIVES, APP_EXCLUDED, DROPPED_MODULE_FILES, DROPPED_PATHS, GROUP, IMAGES, PASSWD, imageConfig, index, labels, manifest } from './image-spec.ts';
 import type { BuildInfo, Component, ImageSpec, LayerRef } from './image-spec.ts';
+import { stripTree } from './strip-types.ts';
 import { listTree, writeLayer } from './tar-layer.ts';
 import type { TarEntry } from './tar-layer.ts';
 
@@ -120,6 +121,7 @@ function productionModules(dir: string): void {
 
 function appTree(spec: ImageSpec, dir: string): void {
   for (const d of spec.appDirs) cpSync(join(REPO, d), join(dir, d), { recursive: true, filter: (src) => !APP_EXCLUDED.test(relative(REPO, src)) });
+  for (const d of spec.stripTypes) stripTree(join(dir, d));
   for (const f of spec.appFiles) {
     if (!existsSync(join(REPO, f))) throw new Error(`${f} is missing: run \`make policy\` before building the images`);
     mkdirSync(dirname(join(dir, f)), { recursive: true });

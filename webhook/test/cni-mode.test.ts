@@ -34,7 +34,7 @@ describe('CNI mode', () => {
       expect(sc.capabilities).toEqual({ drop: ['ALL'] });
       expect(sc.seccompProfile).toEqual({ type: 'RuntimeDefault' });
     }
-    expect(r.initContainer.command).toEqual(['node', '/app/sidecar/src/main.ts', 'check-network']);
+    expect(r.initContainer.command).toEqual(['node', '/app/sidecar/src/main.js', 'check-network']);
     expect(r.initContainer.securityContext!.runAsUser).not.toBe(cni.sidecar.proxyUID);
     expect(checkUID(65532)).toBe(65533);
     expect(checkUID(1337)).toBe(65532);
