@@ -10,6 +10,8 @@ BUNDLE := policies/build/bundle.tar.gz
 
 .PHONY: all tools tools-base base-deps deps policy demo test image chart release cli-bundle bench bench-policy bench-webhook bench-masking bench-credentials bench-audit bench-proxy bench-startup schemas clean test-cluster demo-cluster demo-cluster-cni
 .DEFAULT_GOAL := all
+# A recipe that fails part-way (the bundle built, its input-reads step refused) leaves no target behind.
+.DELETE_ON_ERROR:
 all: policy
 
 tools:

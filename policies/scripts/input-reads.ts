@@ -6,16 +6,17 @@
 // build compiled (a read it does not see would be missing from every cache key).
 //
 //   node policies/scripts/input-reads.ts BUNDLE.tar.gz SOURCE_DIR...
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { create } from 'tar';
 import { INPUT_READS_MEMBER, readTarballBytes } from '../../lib/src/policy/bundle.ts';
 import { inputReads, inputReadsMember } from '../../lib/src/policy/input-reads.ts';
 
 function regoUnder(dir: string): { path: string; text: string }[] {
   return readdirSync(dir, { withFileTypes: true, recursive: true })
-    .filter((e) => e.isFile() && e.name.endsWith('.rego') && !e.name.endsWith('_test.rego'))
+    // a symlink to a file is compiled by opa build, so it is scanned too
+    .filter((e) => (e.isFile() || (e.isSymbolicLink() && statSync(join(e.parentPath, e.name)).isFile())) && e.name.endsWith('.rego') && !e.name.endsWith('_test.rego'))
     .map((e) => join(e.parentPath, e.name))
     .sort()
     .map((path) => ({ path, text: readFileSync(path, 'utf8') }));
@@ -26,7 +27,13 @@ export async function addInputReads(bundlePath: string, sourceDirs: readonly str
   const files = await readTarballBytes(readFileSync(bundlePath), bundlePath);
   const wasm = files.get('policy.wasm');
   if (!wasm) throw new Error(`${bundlePath}: no policy.wasm`);
-  const member = inputReadsMember(inputReads(sourceDirs.flatMap(regoUnder)), wasm);
+  const sources = sourceDirs.flatMap(regoUnder);
+  // opa build keeps a copy of every module it compiled, named by its path: each must be one this
+  // scan read, or a read it missed would be left out of every cache key (fail the build instead).
+  const scanned = new Set(sources.flatMap((f) => ['/' + relative(process.cwd(), f.path).split(sep).join('/'), resolve(f.path).split(sep).join('/')]));
+  const unscanned = [...files.keys()].filter((name) => name.endsWith('.rego') && !scanned.has(name.startsWith('/') ? name : '/' + name));
+  if (unscanned.length) throw new Error(`${bundlePath}: compiled modules not scanned for input reads: ${unscanned.join(', ')} (give input-reads.ts the directories opa build was given)`);
+  const member = inputReadsMember(inputReads(sources), wasm);
   files.set(INPUT_READS_MEMBER, Buffer.from(member));
   const dir = mkdtempSync(join(tmpdir(), 'sluice-input-reads-'));
   try {
