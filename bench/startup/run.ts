@@ -360,7 +360,7 @@ function startupProfile(p: CpuProfile, repo: string): [string, number][] {
       const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(path)?.[1];
       if (self.url.startsWith('wasm://')) area = 'WASM (policy compile/eval)';
       else if (pkg) area = `npm: ${pkg}`;
-      else if (/^(api|lib|sidecar)\/src\//.test(path)) area = `sluice: ${path.split('/').slice(0, 3).join('/')}`;
+      else if (/\/(api|lib|sidecar)\/src\//.test(self.url)) area = `sluice: ${/\/((?:api|lib|sidecar)\/src\/[^/]+)/.exec(self.url)![1]!.replace(/\.(ts|js)$/, '')}`;
       else if (self.url.startsWith('node:')) area = 'node: other';
       else area = 'V8/native';
     }
@@ -375,7 +375,8 @@ function modulesByPackage(urls: string[], repo: string): [string, number][] {
   for (const url of urls) {
     const path = url.replace(`file://${repo}/`, '');
     const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(path)?.[1];
-    const key = pkg ? `npm: ${pkg}` : url.startsWith('node:') ? 'node: builtins' : `sluice: ${path.split('/').slice(0, 2).join('/')}`;
+    const area = /\/((?:api|lib|sidecar)\/src)\//.exec(url)?.[1];
+    const key = pkg ? `npm: ${pkg}` : url.startsWith('node:') ? 'node: builtins' : area ? `sluice: ${area}` : 'other';
     out.set(key, (out.get(key) ?? 0) + 1);
   }
   return [...out].sort((a, b) => b[1] - a[1]).slice(0, 14);

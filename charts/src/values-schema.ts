@@ -174,7 +174,7 @@ const Sidecar = z
       .describe('sidecar ports inside the agent pod'),
     // Measured: docs/e2e-cluster.md (init container OOMKilled at 64Mi on a real node), bench/startup (idle RSS with
     // approvals and credentials configured, the image's NODE_OPTIONS) and bench/proxy (RSS under load).
-    resources: resources({ cpu: '100m', memory: '144Mi' }, { memory: '512Mi' }, 'sidecar container resources (an idle sidecar holds ~122 MiB with approvals and credentials configured; under load see bench/proxy)'),
+    resources: resources({ cpu: '100m', memory: '128Mi' }, { memory: '512Mi' }, 'sidecar container resources (an idle sidecar holds ~95 MiB with approvals and credentials configured; under load see bench/proxy)'),
     initResources: resources({ cpu: '10m', memory: '96Mi' }, { cpu: '1', memory: '128Mi' }, 'interception init container resources (init-network needs ~68 MiB)'),
     startupProbe: z
       .strictObject({
