@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { SIDECAR_NODE_OPTIONS } from '../../charts/images/image-spec.ts';
 import { spawnPinned, processTree, stopProcess, waitForPort } from './processes.ts';
 
 export interface BenchNet {
@@ -77,7 +78,8 @@ export async function startSluice(
   const child = spawnPinned(net.node, [...(o.nodeFlags ?? []), join(net.root, 'sidecar', 'src', 'main.ts'), 'proxy'], {
     cpu: net.proxyCpu,
     nice: net.nice,
-    env: { ...process.env, SLUICE_CONFIG_FILE: file },
+    // As the image runs it (its V8 flags: a 2 MiB young generation, which also costs less CPU per request under load).
+    env: { ...process.env, NODE_OPTIONS: SIDECAR_NODE_OPTIONS, SLUICE_CONFIG_FILE: file },
     cwd: dir,
     stdio: 'pipe',
   });

@@ -2,8 +2,9 @@
 // library and the sidecar's own fixed set, `via`/`kind` are enums. Never a host or a path. A
 // custom policy may return any code, so `sluice_requests_total{code}` takes codes through
 // boundedCode: an odd-looking code, or one past the first MAX_CODES distinct ones, counts as `other`.
-import { Counter, Histogram } from 'prom-client';
+import { Counter } from 'prom-client';
 import type { Registry } from 'prom-client';
+import { BucketHistogram, SummedCounter } from './hot-metrics.ts';
 
 /** Distinct decision codes one sidecar reports before the rest count as `other`. */
 export const MAX_CODES = 200;
@@ -29,15 +30,25 @@ export interface RequestCounter {
   inc(labels: { action: string; code: string }): void;
 }
 
+/** A histogram without labels (hot-metrics.ts: observed on every request). */
+export interface Observer {
+  observe(value: number): void;
+}
+
+/** Body bytes proxied, by direction (out = agent to upstream). */
+export interface ByteCounter {
+  add(direction: 'in' | 'out', n: number): void;
+}
+
 export interface ProxyMetrics {
   requests: RequestCounter;
-  addedLatency: Histogram;
-  policyEval: Histogram;
+  addedLatency: Observer;
+  policyEval: Observer;
   connections: Counter<'via' | 'kind'>;
   refusals: Counter<'code'>;
   httpErrors: Counter<'code'>;
   upstreamErrors: Counter<'code'>;
-  bytes: Counter<'direction'>;
+  bytes: ByteCounter;
   /** WebSocket messages and control frames by direction (out = agent to upstream) and outcome (forwarded, masked, refused). */
   websocketMessages: Counter<'direction' | 'outcome'>;
   /** WebSocket connections ended, by code (ws.closed, ws.peer_gone, or the sluice code that closed it). */
@@ -50,7 +61,8 @@ const LATENCY_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
 
 export function registerProxyMetrics(registry: Registry): ProxyMetrics {
   const r = [registry];
-  const requests = new Counter({
+  // The four series every request updates are kept out of prom-client's per-call work (hot-metrics.ts).
+  const requests = new SummedCounter({
     name: 'sluice_requests_total',
     help: 'Agent requests by decision action and code, each counted once when it ends: forwarded, answered by sluice, a protocol upgrade (when its connection ends), a CONNECT answered with its target\'s denial, a request on a connection denied at its TLS name',
     labelNames: ['action', 'code'],
@@ -65,17 +77,27 @@ export function registerProxyMetrics(registry: Registry): ProxyMetrics {
   });
   // Every phase exists at 0 from start-up: a first fault must show in increase().
   for (const phase of FAULT_PHASES) faults.inc({ phase }, 0);
-  const bytes = new Counter({ name: 'sluice_proxied_bytes_total', help: 'Body bytes proxied, by direction (out = agent to upstream)', labelNames: ['direction'], registers: r });
+  const sent = { in: 0, out: 0 };
+  const bytes = new Counter({
+    name: 'sluice_proxied_bytes_total',
+    help: 'Body bytes proxied, by direction (out = agent to upstream)',
+    labelNames: ['direction'],
+    registers: r,
+    collect() {
+      for (const direction of ['in', 'out'] as const) if (sent[direction]) this.inc({ direction }, sent[direction]);
+      sent.in = sent.out = 0;
+    },
+  });
   for (const direction of ['in', 'out']) bytes.inc({ direction }, 0);
   return {
-    requests: { inc: ({ action, code }) => requests.inc({ action, code: boundedCode(code, codes) }) },
-    addedLatency: new Histogram({
+    requests: { inc: ({ action, code }) => requests.add(action, boundedCode(code, codes)) },
+    addedLatency: new BucketHistogram({
       name: 'sluice_request_added_latency_seconds',
       help: 'Time the sidecar adds to a forwarded request (its own work before the upstream request and after its response headers)',
       buckets: LATENCY_BUCKETS,
       registers: r,
     }),
-    policyEval: new Histogram({ name: 'sluice_policy_eval_seconds', help: 'Policy evaluation time per decision', buckets: [0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.001, 0.01], registers: r }),
+    policyEval: new BucketHistogram({ name: 'sluice_policy_eval_seconds', help: 'Policy evaluation time per decision', buckets: [0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.001, 0.01], registers: r }),
     connections: new Counter({ name: 'sluice_connections_total', help: 'Agent connections by listener and first-bytes kind', labelNames: ['via', 'kind'], registers: r }),
     refusals: new Counter({
       name: 'sluice_refusals_total',
@@ -85,7 +107,11 @@ export function registerProxyMetrics(registry: Registry): ProxyMetrics {
     }),
     httpErrors: new Counter({ name: 'sluice_http_errors_total', help: 'Agent requests refused before the pipeline: by the HTTP parser, a timeout, an unusable CONNECT, an HTTP/2 protocol error', labelNames: ['code'], registers: r }),
     upstreamErrors: new Counter({ name: 'sluice_upstream_errors_total', help: 'Upstream failures by code', labelNames: ['code'], registers: r }),
-    bytes,
+    bytes: {
+      add: (direction, n) => {
+        sent[direction] += n;
+      },
+    },
     websocketMessages: new Counter({ name: 'sluice_websocket_frames_total', help: 'WebSocket messages and control frames inspected, by direction (out = agent to upstream) and outcome', labelNames: ['direction', 'outcome'], registers: r }),
     websocketCloses: new Counter({ name: 'sluice_websocket_closes_total', help: 'WebSocket connections ended, by code (ws.closed, ws.peer_gone, or the sluice code that closed it)', labelNames: ['code'], registers: r }),
     faults,

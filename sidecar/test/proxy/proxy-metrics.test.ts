@@ -1,7 +1,8 @@
 // sluice_requests_total{code} stays bounded whatever a custom policy returns: a code that does not
 // look like one, or any past the budget of distinct codes, is counted as `other`.
 import { describe, expect, test } from '@jest/globals';
-import { Registry } from 'prom-client';
+import { Histogram, Registry } from 'prom-client';
+import { BucketHistogram } from '../../src/proxy/hot-metrics.ts';
 import { MAX_CODES, boundedCode, registerProxyMetrics } from '../../src/proxy/proxy-metrics.ts';
 
 describe('decision code label', () => {
@@ -35,5 +36,47 @@ describe('decision code label', () => {
     const codes = new Set(json!.values.map((v) => v.labels.code));
     expect(codes.size).toBe(MAX_CODES + 1);
     expect(codes.has('other')).toBe(true);
+  });
+});
+
+// The per-request series are kept out of prom-client's per-call work (hot-metrics.ts): what a
+// scrape reads must be what prom-client itself would have exported for the same updates.
+describe('per-request series read as prom-client would export them', () => {
+  test('a bucket histogram exports the same text as a prom-client histogram', async () => {
+    const buckets = [0.00005, 0.0001, 0.001, 0.01, 1];
+    const ours = new Registry();
+    const theirs = new Registry();
+    const h = new BucketHistogram({ name: 'x_seconds', help: 'h', buckets, registers: [ours] });
+    const p = new Histogram({ name: 'x_seconds', help: 'h', buckets, registers: [theirs] });
+    for (const v of [0, 0.00005, 0.00007, 0.0001, 0.5, 1, 2, 40, 0.003]) {
+      h.observe(v);
+      p.observe(v);
+    }
+    expect(await ours.metrics()).toBe(await theirs.metrics());
+    expect(() => h.observe(Number.NaN)).toThrow(TypeError);
+  });
+
+  test('requests and bytes counted since the last read are all in the next one', async () => {
+    const registry = new Registry();
+    const metrics = registerProxyMetrics(registry);
+    for (let i = 0; i < 5; i++) metrics.requests.inc({ action: 'allow', code: 'net.allowlisted' });
+    metrics.requests.inc({ action: 'deny', code: 'net.not_allowlisted' });
+    metrics.bytes.add('out', 10);
+    metrics.bytes.add('in', 300);
+    const read = async (name: string) => (await registry.getMetricsAsJSON()).find((m) => m.name === name)!.values.map((v) => [v.labels, v.value]);
+    expect(await read('sluice_requests_total')).toEqual([
+      [{ action: 'allow', code: 'net.allowlisted' }, 5],
+      [{ action: 'deny', code: 'net.not_allowlisted' }, 1],
+    ]);
+    metrics.requests.inc({ action: 'allow', code: 'net.allowlisted' });
+    metrics.bytes.add('in', 1);
+    expect(await read('sluice_requests_total')).toEqual([
+      [{ action: 'allow', code: 'net.allowlisted' }, 6],
+      [{ action: 'deny', code: 'net.not_allowlisted' }, 1],
+    ]);
+    expect(await read('sluice_proxied_bytes_total')).toEqual([
+      [{ direction: 'in' }, 301],
+      [{ direction: 'out' }, 10],
+    ]);
   });
 });

@@ -254,6 +254,6 @@ export async function forward(ctx: Forwarding, deps: ForwardDeps): Promise<void>
   const relayTrailers = up.grpc ? () => endToEndHeaders(upstream.trailers) : undefined;
   const beforeEnd = deps.beforeEnd;
   await streamResponse(source, transforms, ctx.res, (n) => (ctx.bytesIn += n), beforeEnd && (() => beforeEnd(ctx)), relayTrailers);
-  deps.metrics.bytes.inc({ direction: 'out' }, ctx.bytesOut);
-  deps.metrics.bytes.inc({ direction: 'in' }, ctx.bytesIn);
+  deps.metrics.bytes.add('out', ctx.bytesOut);
+  deps.metrics.bytes.add('in', ctx.bytesIn);
 }
