@@ -18,11 +18,18 @@ const HOP_BY_HOP = new Set([
 type Headers = Record<string, string | string[] | undefined>;
 
 const NOTHING_MORE: ReadonlySet<string> = new Set();
+const ONLY_CLOSE: ReadonlySet<string> = new Set(['close']);
 
 /** The field names a Connection header lists (hop-by-hop too); none without one, the usual case. */
 function connectionTokens(headers: Headers): ReadonlySet<string> {
   const value = headers.connection;
   if (value === undefined) return NOTHING_MORE;
+  // Nearly every message says just `keep-alive` (already hop-by-hop) or `close`: no Set built.
+  if (typeof value === 'string') {
+    const only = value.trim().toLowerCase();
+    if (only === 'keep-alive') return NOTHING_MORE;
+    if (only === 'close') return ONLY_CLOSE;
+  }
   const text = Array.isArray(value) ? value.join(',') : value;
   return new Set(text.split(',').map((t) => t.trim().toLowerCase()).filter(Boolean));
 }
