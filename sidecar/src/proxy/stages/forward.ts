@@ -56,9 +56,15 @@ function streamResponse(
   onBytes: (n: number) => void,
   beforeEnd?: () => Promise<void>,
   trailers?: () => Record<string, string | string[]> | undefined,
+  fixedLength = false,
 ): Promise<void> {
+  // With a Content-Length the agent holds the whole response once its last byte arrives, ended or
+  // not: that byte waits for before-end (the response's audit event made durable), so no agent
+  // reads a complete response whose record a crash could still lose. A chunked body is complete
+  // only at its last chunk, which end() writes after before-end anyway, so it streams unheld.
+  const held = beforeEnd && fixedLength ? holdLastChunk(beforeEnd) : undefined;
   return new Promise((resolve) => {
-    const chain: (Readable | Transform)[] = [source, ...transforms];
+    const chain: (Readable | Transform)[] = [source, ...transforms, ...(held ? [held] : [])];
     const cut = () => {
       for (const s of chain) s.destroy();
       sink.destroy();
@@ -69,7 +75,8 @@ function streamResponse(
       if (!responseCompleted(sink)) for (const s of chain) s.destroy();
       resolve();
     });
-    const last = transforms.reduce<Readable>((from, to) => from.pipe(to), source);
+    const relayed = transforms.reduce<Readable>((from, to) => from.pipe(to), source);
+    const last = held ? relayed.pipe(held) : relayed;
     // HTTP/1.1: the agent's socket stays corked until this turn of the event loop is over, so what
     // the body brings in one turn leaves in one write. A body sluice re-frames (chunked, after
     // masking) otherwise sends its last chunk (`0\r\n\r\n`) in a write of its own once the data has
@@ -80,8 +87,9 @@ function streamResponse(
       corked = false;
       sink.uncork();
     };
-    last.on('data', (c: Buffer) => {
-      onBytes(c.length);
+    // counted before any held chunk: before-end records the response with every byte of it
+    relayed.on('data', (c: Buffer) => onBytes(c.length));
+    last.on('data', () => {
       if (coalesce && !corked) {
         corked = true;
         sink.cork();
@@ -94,7 +102,7 @@ function streamResponse(
     }
     last.pipe(sink, { end: false });
     last.once('end', () => {
-      (beforeEnd ?? (() => Promise.resolve()))().then(
+      (beforeEnd && !held ? beforeEnd() : Promise.resolve()).then(
         () => {
           // Trailers are known once the upstream body has ended (gRPC's grpc-status lives there).
           const t = trailers?.();
@@ -104,6 +112,25 @@ function streamResponse(
         () => cut(),
       );
     });
+  });
+}
+
+/** Passes a body on one chunk late and releases the last one only once `beforeEnd` resolved (a
+ *  rejection fails the stream, which cuts the response short of its length). */
+function holdLastChunk(beforeEnd: () => Promise<void>): Transform {
+  let last: Buffer | undefined;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      const previous = last;
+      last = chunk;
+      done(null, previous);
+    },
+    flush(done) {
+      beforeEnd().then(
+        () => done(null, last),
+        (err: unknown) => done(err instanceof Error ? err : new Error(String(err))),
+      );
+    },
   });
 }
 
@@ -253,7 +280,8 @@ export async function forward(ctx: Forwarding, deps: ForwardDeps): Promise<void>
   ctx.overhead += Number(process.hrtime.bigint() - afterHeaders) / 1e9;
   const relayTrailers = up.grpc ? () => endToEndHeaders(upstream.trailers) : undefined;
   const beforeEnd = deps.beforeEnd;
-  await streamResponse(source, transforms, ctx.res, (n) => (ctx.bytesIn += n), beforeEnd && (() => beforeEnd(ctx)), relayTrailers);
+  const fixedLength = headers['content-length'] !== undefined;
+  await streamResponse(source, transforms, ctx.res, (n) => (ctx.bytesIn += n), beforeEnd && (() => beforeEnd(ctx)), relayTrailers, fixedLength);
   deps.metrics.bytes.add('out', ctx.bytesOut);
   deps.metrics.bytes.add('in', ctx.bytesIn);
 }
