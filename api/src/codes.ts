@@ -149,6 +149,7 @@ const TABLE = [
   { code: 'http.headers_timeout', kind: 'error', by: 'sidecar', status: 408, doc: 'the request headers were not received in time' },
   { code: 'http.malformed', kind: 'error', by: 'sidecar', status: 400, doc: 'a request the HTTP parser rejects' },
   { code: 'http.nested_connect', kind: 'deny', by: 'sidecar', status: 400, doc: 'CONNECT inside a tunnel' },
+  { code: 'http.pipelined_takeover', kind: 'refusal', by: 'sidecar', doc: 'a CONNECT or protocol upgrade pipelined behind a request still being answered: the connection is closed (no answer could be framed), the request in flight ends cut' },
   { code: 'http.no_host', kind: 'deny', by: 'sidecar', status: 400, doc: 'a request without a Host header' },
   { code: 'http.request_timeout', kind: 'error', by: 'sidecar', status: 408, doc: 'the request body stalled' },
   { code: 'http.target_above_root', kind: 'deny', by: 'sidecar', status: 400, doc: 'the request path climbs above the root with ..' },
@@ -160,6 +161,7 @@ const TABLE = [
   { code: 'http.target_override', kind: 'deny', by: 'sidecar', status: 400, doc: 'a header that replaces the request target on some servers (X-Original-URL…)' },
   { code: 'http.upgrade_credential', kind: 'deny', by: 'sidecar', status: 403, doc: 'an upgrade where the decision injects a credential (an upgraded connection cannot carry it)' },
   { code: 'http.upgrade_denied', kind: 'deny', by: 'sidecar', status: 403, doc: 'the policy allows the request but not the upgrade' },
+  { code: 'http.upgrade_body', kind: 'deny', by: 'sidecar', status: 400, doc: 'a protocol upgrade request with a body (Content-Length above 0 or Transfer-Encoding); the opening handshake carries none' },
   { code: 'http.upgrade_h2c', kind: 'deny', by: 'sidecar', status: 400, doc: 'an upgrade to cleartext HTTP/2 (h2c); HTTP/2 is offered through TLS ALPN only' },
   { code: 'http.upgrade_protocol', kind: 'deny', by: 'sidecar', status: 403, doc: 'an upgrade to a protocol other than WebSocket' },
 

@@ -34,7 +34,7 @@ export const LABEL_VALUES: Readonly<Record<string, Readonly<Record<string, strin
   sluice_proxied_bytes_total: { direction: '`out` (agent to upstream), `in`' },
   sluice_websocket_frames_total: { direction: '`out` (agent to upstream), `in`', outcome: '`forwarded`, `masked`' },
   sluice_websocket_closes_total: { code: '`ws.closed`, `ws.peer_gone`, `ws.*` frame errors, `dlp.*` codes' },
-  sluice_request_faults_total: { phase: '`guard`, `summarize`, `facts`, `decide`, `decided`, `hold`, `upgrade`, `before-forward`, `forward` (the response phases included), `done`' },
+  sluice_request_faults_total: { phase: '`guard`, `summarize`, `facts`, `decide`, `decided`, `hold`, `upgrade`, `before-forward`, `forward` (the response phases included), `done`, `front` (an agent-facing server event handler: its connection was closed)' },
   sluice_policy_bundle_info: { revision: 'the live bundle revision: one series per sidecar at a time' },
   sluice_policy_loads_total: { result: '`success`, `failure`', code: '`ok` or a `bundle.*` error code' },
   sluice_policy_cluster_info: { revision: 'the effective SluicePolicy revision (16 hex): one series per sidecar at a time' },

@@ -17,12 +17,16 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Http2Server, Http2ServerRequest, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
+import { guardedHandler } from './server-events.ts';
+import type { HandlerFaults } from './server-events.ts';
 
 export interface AgentTimeouts {
   headersTimeoutMs: number;
   keepAliveTimeoutMs: number;
   /** 0: off */
   requestBodyTimeoutMs: number;
+  /** A tracker's handler that threw (server-events.ts): its connection is destroyed, the fault counted. */
+  faults: HandlerFaults;
 }
 
 export interface Http1TimeoutEvents {
@@ -66,6 +70,7 @@ export function tickMs(t: AgentTimeouts): number {
  */
 export function trackHttp1Timeouts(server: Server, t: AgentTimeouts, events: Http1TimeoutEvents, now: () => number = Date.now): { size(): number } {
   const tracked = new Map<Socket, Tracked>();
+  const on = <A extends unknown[]>(event: string, handler: (...args: A) => unknown) => server.on(event, guardedHandler(event, handler, t.faults));
   let interval: NodeJS.Timeout | undefined;
   const untrack = (socket: Socket) => {
     tracked.delete(socket);
@@ -114,7 +119,7 @@ export function trackHttp1Timeouts(server: Server, t: AgentTimeouts, events: Htt
       }
     }
   };
-  server.on('connection', (socket: Socket) => {
+  on('connection', (socket: Socket) => {
     tracked.set(socket, { phase: 'head', since: now(), bytes: socket.bytesRead, inflight: new Set() });
     socket.once('close', () => untrack(socket));
     interval ??= setInterval(tick, tickMs(t)).unref();
@@ -135,13 +140,13 @@ export function trackHttp1Timeouts(server: Server, t: AgentTimeouts, events: Htt
       s.bytes = req.socket.bytesRead;
     });
   };
-  server.on('request', started);
-  server.on('checkContinue', started);
-  server.on('checkExpectation', started);
+  on('request', started);
+  on('checkContinue', started);
+  on('checkExpectation', started);
   // A CONNECT or an upgrade takes the socket out of HTTP: what runs on it is timed elsewhere
   // (a tunnel is handed off again and tracked anew).
-  server.on('connect', (req: IncomingMessage) => untrack(req.socket));
-  server.on('upgrade', (req: IncomingMessage) => untrack(req.socket));
+  on('connect', (req: IncomingMessage) => untrack(req.socket));
+  on('upgrade', (req: IncomingMessage) => untrack(req.socket));
   return { size: () => tracked.size };
 }
 
@@ -155,7 +160,8 @@ export interface Http2TimeoutEvents {
 
 /** Tracks the sessions of an HTTP/2 server by their open streams (see the header comment). */
 export function trackHttp2Timeouts(server: Http2Server, t: AgentTimeouts, events: Http2TimeoutEvents): void {
-  server.on('session', (session: ServerHttp2Session) => {
+  const on = <A extends unknown[]>(event: string, handler: (...args: A) => unknown) => server.on(event, guardedHandler(event, handler, t.faults));
+  on('session', (session: ServerHttp2Session) => {
     let open = 0;
     let everOpened = false;
     let timer: NodeJS.Timeout | undefined;
@@ -168,7 +174,9 @@ export function trackHttp2Timeouts(server: Http2Server, t: AgentTimeouts, events
       if (session.destroyed || everOpened) return;
       events.headersTimedOut(session);
     });
-    session.on('stream', (stream: ServerHttp2Stream) => {
+    session.on(
+      'stream',
+      guardedHandler('stream', (stream: ServerHttp2Stream) => {
       everOpened = true;
       open++;
       clearTimeout(timer);
@@ -180,7 +188,8 @@ export function trackHttp2Timeouts(server: Http2Server, t: AgentTimeouts, events
           session.close();
         });
       });
-    });
+      }, t.faults),
+    );
     session.once('close', () => clearTimeout(timer));
   });
   if (!t.requestBodyTimeoutMs || !events.bodyTimedOut) return;
@@ -226,6 +235,6 @@ export function trackHttp2Timeouts(server: Http2Server, t: AgentTimeouts, events
     req.stream.once('close', () => untrack(req));
     interval ??= setInterval(tick, tickMs(t)).unref();
   };
-  server.on('request', started);
-  server.on('checkContinue', started);
+  on('request', started);
+  on('checkContinue', started);
 }

@@ -43,6 +43,7 @@ import type { ProxyMetrics } from './proxy-metrics.ts';
 import type { AgentRequest, AgentResponse } from './agent-request.ts';
 import type { RequestContext, UpgradeIo } from './request-context.ts';
 import { sendAnswer, writeRawAnswer } from './sluice-responses.ts';
+import { frontFaults } from './server-events.ts';
 import { socketResponse } from './socket-response.ts';
 import type { SluiceAnswerSpec } from './stages/answer.ts';
 import { singleHost } from './stages/single-host.ts';
@@ -182,6 +183,8 @@ export class Gateway {
         websocket: options.websocket,
       }),
     });
+    // A throw in any agent-facing server's event handler: that connection is destroyed, counted, logged.
+    const faults = frontFaults(() => options.metrics.faults.inc({ phase: 'front' }));
     const connect: ConnectDeps = {
       gate,
       nextId: () => session.nextId(),
@@ -196,6 +199,11 @@ export class Gateway {
       onConnect: (req, socket, head) => onConnect(req, socket, head, connectionInfoOf(socket), connect),
       onUpgrade: (req, socket, head) => this.#onUpgrade(req, socket, head),
       refuse: (socket, r) => this.#refuseRequest(socket, r),
+      pipelinedTakeover: (socket, req) => {
+        const conn = connectionInfoOf(socket);
+        this.#refuse(socket, 'http.pipelined_takeover', `a ${req.method === 'CONNECT' ? 'CONNECT' : 'protocol upgrade'} was pipelined behind a request still being answered`, conn ?? { via: 'proxy' });
+      },
+      faults,
     });
     this.#front2 = options.http2?.enabled
       ? createHttp2Front({
@@ -207,6 +215,7 @@ export class Gateway {
           onRequest: (req, res) => this.#onRequest(req, res),
           // No stream to answer on: the session ends (GOAWAY); it is counted and recorded.
           onSessionError: (code, reason, status) => this.#recordRefusal({ status: status ?? 400, code, reason }, 'transparent', session.nextId()),
+          faults,
         })
       : undefined;
     this.#handoff = {
@@ -232,6 +241,7 @@ export class Gateway {
       handOff: (socket, claims) => this.#handOff(socket, claims),
       refuse: (socket, code, reason, conn) => this.#refuse(socket, code, reason, conn),
       counted: (via, kind) => options.metrics.connections.inc({ via, kind }),
+      faults,
     });
   }
 
@@ -270,7 +280,9 @@ export class Gateway {
       const upgrade: UpgradeIo = { socket, head, protocol: String(req.headers.upgrade) };
       ctx = this.#started(id, req, socketResponse(req, socket), conn, upgrade);
     } catch (err) {
-      // No context to run the pipeline with: answered here, never an exception in node:http's event.
+      // No context to run the pipeline with: answered here (the socket is this request's alone:
+      // http-front.ts refused a takeover behind a pending response), counted as a front fault.
+      this.#o.metrics.faults.inc({ phase: 'front' });
       writeRawAnswer(socket, { status: 502, code: 'sidecar.internal_error', reason: `sidecar error: ${(err as Error).message}`, requestId: id, kind: 'error' });
       return;
     }

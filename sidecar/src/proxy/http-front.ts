@@ -11,6 +11,8 @@ import type { Socket } from 'node:net';
 import { codeStatus } from '../../../api/src/codes.ts';
 import type { Code } from '../../../api/src/codes.ts';
 import { trackHttp1Timeouts } from './connection-timers.ts';
+import { guardedHandler, responsePending } from './server-events.ts';
+import type { HandlerFaults } from './server-events.ts';
 
 export interface HttpFrontOptions {
   maxHeaderBytes: number;
@@ -23,6 +25,14 @@ export interface HttpFrontOptions {
   onUpgrade: (req: IncomingMessage, socket: Socket, head: Buffer) => void;
   /** Answers a refusal straight on the socket (then closes it), counts and records it. */
   refuse: (socket: Socket, refusal: FrontRefusal) => void;
+  /**
+   * A CONNECT or upgrade pipelined behind a request still being answered: the socket cannot be
+   * taken over, nor answered on (the bytes would land inside that response). Counted, recorded
+   * and the connection destroyed; the request in flight ends cut.
+   */
+  pipelinedTakeover: (socket: Socket, req: IncomingMessage) => void;
+  /** A handler that threw (its socket has been destroyed): counted and logged. */
+  faults: HandlerFaults;
 }
 
 export interface FrontRefusal {
@@ -78,13 +88,24 @@ export function createHttpFront(options: HttpFrontOptions): Server {
     keepAliveTimeout: options.keepAliveTimeoutMs,
     connectionsCheckingInterval: Math.min(1000, options.headersTimeoutMs),
   });
-  server.on('request', options.onRequest);
-  server.on('connect', options.onConnect);
-  server.on('upgrade', options.onUpgrade);
+  // Every handler here runs inside node:http's own event emission: guarded, so a throw destroys
+  // that connection instead of the process (server-events.ts).
+  const on = <A extends unknown[]>(event: string, handler: (...args: A) => unknown) => server.on(event, guardedHandler(event, handler, options.faults));
+  // Who takes a socket over from node:http (CONNECT, upgrade) must own it: with a response still
+  // pending on it (a request pipelined ahead), refused before anything is written or handed on.
+  const takeover =
+    (handler: (req: IncomingMessage, socket: Socket, head: Buffer) => void) =>
+    (req: IncomingMessage, socket: Socket, head: Buffer): void => {
+      if (responsePending(socket)) options.pipelinedTakeover(socket, req);
+      else handler(req, socket, head);
+    };
+  on('request', options.onRequest);
+  on('connect', takeover(options.onConnect));
+  on('upgrade', takeover(options.onUpgrade));
   // With a checkContinue listener Node leaves 100-continue to us: it is sent only once the
   // policy lets the request through (or a fact needs the body), so a denied upload never starts.
-  server.on('checkContinue', options.onRequest);
-  server.on('clientError', (err: ParserError, socket: Duplex) => {
+  on('checkContinue', options.onRequest);
+  on('clientError', (err: ParserError, socket: Duplex) => {
     const c = classifyParserError(err);
     if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
@@ -93,7 +114,7 @@ export function createHttpFront(options: HttpFrontOptions): Server {
     options.refuse(socket as Socket, c);
   });
   // Without a listener node:http answers any Expect but 100-continue with a bare 417.
-  server.on('checkExpectation', (req: IncomingMessage) => {
+  on('checkExpectation', (req: IncomingMessage) => {
     options.refuse(req.socket, { status: codeStatus('http.bad_expect'), code: 'http.bad_expect', reason: `unsupported Expect: ${String(req.headers.expect).slice(0, 100)}` });
   });
   trackHttp1Timeouts(server, options, {

@@ -14,6 +14,8 @@ import type { HandoffClaims } from './connection-handoff.ts';
 import { attachConnectionInfo } from './connection-info.ts';
 import type { ConnectionInfo } from './connection-info.ts';
 import { namesForResolved } from './request-summary.ts';
+import { guardedHandler } from './server-events.ts';
+import type { HandlerFaults } from './server-events.ts';
 
 export interface ListenerDeps {
   listen: { transparent?: { host: string; port: number }; proxy?: { host: string; port: number } };
@@ -28,6 +30,8 @@ export interface ListenerDeps {
   handOff(socket: Socket, claims: HandoffClaims): void;
   refuse(socket: Socket, code: string, reason: string, conn: Partial<ConnectionInfo>): void;
   counted(via: ConnectionInfo['via'], kind: 'tls' | 'http' | 'opaque'): void;
+  /** A connection handler that threw (server-events.ts): the socket is destroyed, the fault counted. */
+  faults: HandlerFaults;
 }
 
 export class AgentListeners {
@@ -44,14 +48,14 @@ export class AgentListeners {
     const { transparent, proxy } = this.#d.listen;
     if (transparent) {
       // noDelay: without it Nagle holds small writes back ~40 ms on every redirected connection.
-      const server = createNetServer({ noDelay: true }, (socket) => {
+      const server = createNetServer({ noDelay: true }, guardedHandler('connection', (socket: Socket) => {
         this.#track(socket);
         if (!this.#fromPod(socket, 'transparent')) return;
         const local = socket.localAddress?.replace(/^::ffff:/, '');
         const fakeIpName = local ? this.#d.fakeIps?.lookupFakeIp(local) : undefined;
         const fakeIpNames = fakeIpName ? namesForResolved(fakeIpName, this.#d.searchDomains) : undefined;
         this.#d.handOff(socket, { via: 'transparent', fakeIpName, fakeIpNames });
-      });
+      }, this.#d.faults));
       this.addresses.transparent = await listenOn(server, transparent);
       this.#servers.push(server);
     }
@@ -60,13 +64,13 @@ export class AgentListeners {
       // The proxy port only accepts the socket and hands it to the shared front, so both ports
       // share one parser configuration and one pipeline.
       server.removeAllListeners('connection');
-      server.on('connection', (socket: Socket) => {
+      server.on('connection', guardedHandler('connection', (socket: Socket) => {
         this.#track(socket);
         if (!this.#fromPod(socket, 'proxy')) return;
         attachConnectionInfo(socket, { id: randomUUID(), via: 'proxy', scheme: 'http', openedAt: Date.now() });
         this.#d.counted('proxy', 'http');
         this.#d.front.emit('connection', socket);
-      });
+      }, this.#d.faults));
       this.addresses.proxy = await listenOn(server, proxy);
       this.#servers.push(server);
     }

@@ -21,9 +21,11 @@ export function boundedCode(code: string, seen: Set<string>, max = MAX_CODES): s
 /**
  * Where in the request pipeline a fault (a throw) can happen (pipeline.ts): its phases and core
  * steps (`forward` includes the response phases, `upgrade` an upgrade's own before-forward and
- * relay), and `done`, whose steps fail one by one after the answer is out.
+ * relay), and `done`, whose steps fail one by one after the answer is out; `front`: a handler of
+ * an agent-facing server's event, before or around the pipeline (server-events.ts: its connection
+ * is destroyed).
  */
-export const FAULT_PHASES = ['guard', 'summarize', 'facts', 'decide', 'decided', 'hold', 'upgrade', 'before-forward', 'forward', 'done'] as const;
+export const FAULT_PHASES = ['guard', 'summarize', 'facts', 'decide', 'decided', 'hold', 'upgrade', 'before-forward', 'forward', 'done', 'front'] as const;
 export type FaultPhase = (typeof FAULT_PHASES)[number];
 
 export interface RequestCounter {
@@ -71,7 +73,7 @@ export function registerProxyMetrics(registry: Registry): ProxyMetrics {
   const codes = new Set<string>();
   const faults = new Counter({
     name: 'sluice_request_faults_total',
-    help: 'Faults (sidecar bugs) in the request pipeline, by phase: the request was answered 502 sidecar.internal_error, or cut when its answer had begun; in `done`, a step that failed after the answer (its record or event may be missing)',
+    help: 'Faults (sidecar bugs) in the request pipeline, by phase: the request was answered 502 sidecar.internal_error, or cut when its answer had begun; in `done`, a step that failed after the answer (its record or event may be missing); in `front`, a server event handler that threw (its connection was closed)',
     labelNames: ['phase'],
     registers: r,
   });

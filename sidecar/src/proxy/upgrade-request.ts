@@ -24,6 +24,7 @@ import type { Step } from './pipeline.ts';
 import type { ProxyMetrics } from './proxy-metrics.ts';
 import type { Decided, RequestContext, Summarized, Upgrading } from './request-context.ts';
 import type { SluiceAnswerSpec } from './stages/answer.ts';
+import { originOf } from './stages/forward.ts';
 import { openWebSocket } from './upgrade.ts';
 import type { UpgradeDial } from './upgrade.ts';
 
@@ -101,7 +102,10 @@ export function upgradeForward(d: UpgradeDeps): (ctx: Upgrading<Decided>) => Pro
     const allowed = { action: 'allow' as const, code: decision.code, reason: decision.reason, ...(revision ? { revision } : {}) };
     const upgrade = ctx.upgrade.protocol;
     const upstreamKey = newKey();
-    const requestHead = upstreamRequestHead(masked.path, String(headers.host), masked.headers, upstreamKey);
+    // The Host the upstream reads is the one decided and dialled (as for a plain request, whose Host
+    // undici writes from the same origin): the agent's may name another port.
+    const authority = originOf(summary.scheme, summary.host, summary.port).slice(summary.scheme.length + 3);
+    const requestHead = upstreamRequestHead(masked.path, authority, masked.headers, upstreamKey);
     const m = d.metrics;
     ctx.upgrade.dialled = true;
     return new Promise<Step>((resolve) => {

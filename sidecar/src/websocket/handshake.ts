@@ -50,6 +50,12 @@ export function checkUpgradeRequest(method: string, headers: Headers, httpVersio
   if (httpVersion !== undefined && httpVersion !== '1.1') {
     return { status: 400, code: 'ws.bad_handshake', reason: `an upgrade needs HTTP/1.1; this request is HTTP/${httpVersion.slice(0, 8)}` };
   }
+  // An opening handshake has no body; node:http hands any that comes with the socket as if it
+  // were the upgraded protocol's first bytes, and sluice's own handshake upstream carries none.
+  const length = one(headers, 'content-length')?.trim();
+  if ((length !== undefined && length !== '0') || one(headers, 'transfer-encoding') !== undefined) {
+    return { status: 400, code: 'http.upgrade_body', reason: 'an upgrade request with a body (Content-Length or Transfer-Encoding) is refused: the opening handshake carries none' };
+  }
   if (asked.some((t) => t.startsWith('h2c') || t.startsWith('h2'))) {
     return { status: 400, code: 'http.upgrade_h2c', reason: 'an upgrade to HTTP/2 (h2c) is refused: HTTP/2 is offered through TLS ALPN only' };
   }
@@ -78,6 +84,9 @@ export function acceptFor(key: string): string {
 /** Headers that belong to the WebSocket handshake itself: sluice writes them, never copies them (nor scans them: see gateway). */
 export const HANDSHAKE_HEADERS: ReadonlySet<string> = new Set(['sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-accept']);
 
+/** Framing of a body the handshake sent upstream never has (a body is refused: checkUpgradeRequest). */
+const BODY_FRAMING: ReadonlySet<string> = new Set(['content-length', 'transfer-encoding']);
+
 /** A fresh Sec-WebSocket-Key for the upstream handshake. */
 export function newKey(): string {
   return randomBytes(16).toString('base64');
@@ -91,7 +100,7 @@ export function newKey(): string {
 export function upstreamRequestHead(pathAndQuery: string, hostHeader: string, endToEnd: Record<string, string | string[]>, key: string): string {
   const lines = [`GET ${pathAndQuery} HTTP/1.1`, `host: ${hostHeader}`, 'connection: Upgrade', 'upgrade: websocket', `sec-websocket-version: 13`, `sec-websocket-key: ${key}`];
   for (const [name, value] of Object.entries(endToEnd)) {
-    if (HANDSHAKE_HEADERS.has(name)) continue;
+    if (HANDSHAKE_HEADERS.has(name) || BODY_FRAMING.has(name)) continue;
     for (const v of Array.isArray(value) ? value : [value]) lines.push(`${name}: ${v}`);
   }
   return `${lines.join('\r\n')}\r\n\r\n`;
