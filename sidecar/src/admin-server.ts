@@ -2,9 +2,10 @@
 // up — the startupProbe, so no agent container starts before), /metrics (Prometheus). The
 // interception rules keep agent UIDs from reaching it.
 import { createServer } from 'node:http';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { frontFaults, guardedHandler } from './proxy/server-events.ts';
 
 export interface AdminOptions {
   host: string;
@@ -14,7 +15,8 @@ export interface AdminOptions {
 }
 
 export async function startAdminServer(o: AdminOptions): Promise<{ server: Server; address: AddressInfo }> {
-  const server = createServer((req, res) => {
+  // Guarded like every server sluice runs (server-events.ts): a throw closes that connection, logged.
+  const server = createServer(guardedHandler('request', (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
@@ -29,7 +31,7 @@ export async function startAdminServer(o: AdminOptions): Promise<{ server: Serve
     } else {
       res.writeHead(404).end();
     }
-  });
+  }, frontFaults(() => undefined)));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(o.port, o.host, () => resolve());

@@ -34,6 +34,7 @@ import type { GatewayEvents } from './proxy/gateway.ts';
 import { PodInfo } from './proxy/pod-info.ts';
 import { parseResolvConfSearch } from './proxy/request-summary.ts';
 import { registerProxyMetrics } from './proxy/proxy-metrics.ts';
+import { frontFaults } from './proxy/server-events.ts';
 import { createUpstreamAgent, upstreamSecureContext } from './proxy/upstream.ts';
 import { LeafCertificateCache } from './tls/leaf-certificates.ts';
 import { loadMasking } from './masking/index.ts';
@@ -176,6 +177,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
           host,
           map: fakeIps,
           metrics: dnsMetrics,
+          faults: frontFaults(() => proxyMetrics.faults.inc({ phase: 'front' })),
           onQuery: (q) => note('dns', { name: q.name, type: q.type, result: q.result, transport: q.transport, ...(q.reason ? { reason: q.reason } : {}) }),
         }),
       );

@@ -10,6 +10,8 @@ import { answerQuery } from './answer-query.ts';
 import type { AnswerOptions, DnsQueryEvent } from './answer-query.ts';
 import type { DnsMetrics } from './dns-metrics.ts';
 import type { FakeIpMap } from './fake-ip-map.ts';
+import { frontFaults, guardedHandler } from '../proxy/server-events.ts';
+import type { HandlerFaults } from '../proxy/server-events.ts';
 
 export type DnsTransport = 'udp' | 'tcp';
 export type DnsAuditEvent = DnsQueryEvent & { transport: DnsTransport };
@@ -26,6 +28,11 @@ export interface DnsServerOptions {
   answer?: AnswerOptions;
   maxTcpConnections?: number;
   tcpIdleTimeoutMs?: number;
+  /**
+   * A handler that threw on an agent's query (server-events.ts): a TCP connection is destroyed,
+   * a datagram dropped; counted and logged (default: logged only). The listener stays up.
+   */
+  faults?: HandlerFaults;
 }
 
 export interface DnsServer {
@@ -46,8 +53,9 @@ export async function startDnsServer(options: DnsServerOptions): Promise<DnsServ
     }
     return response;
   };
+  const faults = options.faults ?? frontFaults(() => undefined);
   const sockets = new Set<Socket>();
-  const tcp = createServer((socket) => serveTcp(socket, handle, options.tcpIdleTimeoutMs ?? 10_000, sockets));
+  const tcp = createServer(guardedHandler('connection', (socket: Socket) => serveTcp(socket, handle, options.tcpIdleTimeoutMs ?? 10_000, sockets, faults), faults));
   tcp.maxConnections = options.maxTcpConnections ?? 64;
   await listen(tcp, options.port, host);
   const tcpAddress = tcp.address() as AddressInfo;
@@ -61,10 +69,14 @@ export async function startDnsServer(options: DnsServerOptions): Promise<DnsServ
     }
     udp = await bindUdp(0, host);
   }
-  udp.on('message', (msg, rinfo) => {
-    const response = handle(msg, 'udp');
-    if (response) udp.send(response, rinfo.port, rinfo.address, () => undefined);
-  });
+  // No victim: the datagram socket serves every query; the one that failed is dropped.
+  udp.on(
+    'message',
+    guardedHandler('message', (msg: Buffer, rinfo: { port: number; address: string }) => {
+      const response = handle(msg, 'udp');
+      if (response) udp.send(response, rinfo.port, rinfo.address, () => undefined);
+    }, faults, () => undefined),
+  );
   udp.on('error', () => undefined); // per-datagram send errors; the socket stays up
   return {
     udp: udp.address(),
@@ -107,13 +119,13 @@ function bindUdp(port: number, host: string): Promise<UdpSocket> {
 }
 
 /** RFC 1035 §4.2.2 / RFC 7766: each message is preceded by a two-byte length. */
-function serveTcp(socket: Socket, handle: (packet: Buffer, t: DnsTransport) => Buffer | undefined, idleMs: number, sockets: Set<Socket>): void {
+function serveTcp(socket: Socket, handle: (packet: Buffer, t: DnsTransport) => Buffer | undefined, idleMs: number, sockets: Set<Socket>, faults: HandlerFaults): void {
   sockets.add(socket);
   socket.setTimeout(idleMs, () => socket.destroy());
   socket.on('error', () => undefined);
   socket.on('close', () => sockets.delete(socket));
   let buffered: Buffer = Buffer.alloc(0);
-  socket.on('data', (chunk: Buffer) => {
+  socket.on('data', guardedHandler('data', (chunk: Buffer) => {
     buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
     while (buffered.length >= 2) {
       const len = buffered.readUInt16BE(0);
@@ -129,5 +141,5 @@ function serveTcp(socket: Socket, handle: (packet: Buffer, t: DnsTransport) => B
         socket.once('drain', () => socket.resume());
       }
     }
-  });
+  }, faults, () => socket));
 }

@@ -8,12 +8,15 @@ import type { Server } from 'node:http';
 import type { Http2Server } from 'node:http2';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
+import type { SecureContext } from 'node:tls';
 import { classifyFirstBytes, MAX_HELLO_BYTES } from '../listener/first-bytes.ts';
 import type { FirstBytes } from '../listener/first-bytes.ts';
 import type { LeafCertificateCache } from '../tls/leaf-certificates.ts';
 import { isMintableServerName } from '../tls/server-name.ts';
 import { attachConnectionInfo } from './connection-info.ts';
 import type { ConnectionInfo } from './connection-info.ts';
+import { guardedHandler } from './server-events.ts';
+import type { HandlerFaults } from './server-events.ts';
 
 export interface ConnectionVerdict {
   action: 'terminate' | 'passthrough' | 'deny';
@@ -35,6 +38,12 @@ export interface HandoffDeps {
   counted(via: ConnectionInfo['via'], kind: 'tls' | 'http' | 'opaque'): void;
   /** Marks a connection whose requests must all be denied with this verdict. */
   denyAll(conn: ConnectionInfo, verdict: ConnectionVerdict): void;
+  /**
+   * A handler here that threw (server-events.ts): its socket is destroyed, the fault counted. The
+   * first bytes are the agent's and are parsed in a socket's 'data' event, where a throw would
+   * otherwise take the process down.
+   */
+  faults: HandlerFaults;
 }
 
 export interface HandoffClaims {
@@ -51,7 +60,7 @@ export function handOff(socket: Socket, claims: HandoffClaims, deps: HandoffDeps
     cleanup();
     deps.refuse(socket, 'net.first_bytes_timeout', 'connection sent nothing in time', { via: claims.via });
   }, deps.firstBytesTimeoutMs);
-  const onData = (chunk: Buffer) => {
+  const onData = guardedHandler('data', (chunk: Buffer) => {
     buffered = buffered.length ? Buffer.concat([buffered, chunk]) : chunk;
     const kind = classifyFirstBytes(buffered);
     if (kind.kind === 'need-more' && buffered.length < MAX_HELLO_BYTES + 5) return;
@@ -59,7 +68,7 @@ export function handOff(socket: Socket, claims: HandoffClaims, deps: HandoffDeps
     socket.pause();
     socket.unshift(buffered);
     dispatch(socket, kind.kind === 'need-more' ? { kind: 'opaque', reason: 'incomplete first bytes' } : kind, claims, deps);
-  };
+  }, deps.faults, () => socket);
   const onEnd = () => {
     cleanup();
     socket.destroy();
@@ -120,7 +129,8 @@ function dispatch(socket: Socket, kind: FirstBytes, claims: HandoffClaims, deps:
   // TLS failure; every request on it is answered with that denial and nothing goes upstream.
   if (verdict.action === 'deny') deps.denyAll(conn, verdict);
   deps.leaves.contextFor(name).then(
-    (secureContext) => {
+    // Guarded: a throw here would be an unhandled rejection, which ends the process.
+    guardedHandler('secure context', (secureContext: SecureContext) => {
       const h2 = deps.http2Front;
       const tls = new TLSSocket(socket, { isServer: true, secureContext, ALPNProtocols: h2 ? ['h2', 'http/1.1'] : ['http/1.1'] });
       // A TLS socket inherits allowHalfOpen from the socket it wraps, and a CONNECT tunnel's comes
@@ -150,7 +160,7 @@ function dispatch(socket: Socket, kind: FirstBytes, claims: HandoffClaims, deps:
         deps.refuse(tls, 'tls.handshake_timeout', 'TLS handshake with the agent did not complete in time', conn);
       }, deps.firstBytesTimeoutMs);
       tls.once('close', () => clearTimeout(timer));
-      tls.once('secure', () => {
+      tls.once('secure', guardedHandler('secure', () => {
         clearTimeout(timer);
         if (tls.alpnProtocol !== 'h2') {
           deps.httpFront.emit('connection', tls);
@@ -160,8 +170,8 @@ function dispatch(socket: Socket, kind: FirstBytes, claims: HandoffClaims, deps:
         // built on a socket still marked as connecting waits for an event that never comes.
         (tls as TLSSocket & { secureConnecting: boolean }).secureConnecting = false;
         h2.emit('connection', tls);
-      });
-    },
-    (err: Error) => deps.refuse(socket, 'tls.mint_failed', `could not mint a certificate for ${name}: ${err.message}`, conn),
+      }, deps.faults, () => tls));
+    }, deps.faults, () => socket),
+    guardedHandler('secure context', (err: Error) => deps.refuse(socket, 'tls.mint_failed', `could not mint a certificate for ${name}: ${err.message}`, conn), deps.faults, () => socket),
   );
 }

@@ -231,6 +231,7 @@ export class Gateway {
       refuse: (socket, code, reason, conn) => this.#refuse(socket, code, reason, conn),
       counted: (via, kind) => options.metrics.connections.inc({ via, kind }),
       denyAll: (conn, verdict) => gate.denyAll(conn, verdict),
+      faults,
     };
     this.#listeners = new AgentListeners({
       listen: options.listen,

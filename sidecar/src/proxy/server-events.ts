@@ -10,7 +10,7 @@
 // Also here: whether node:http still has a response pending on a socket it hands over.
 
 /** Something the event was about that can be destroyed: a socket, an HTTP/2 stream or session. */
-interface Destroyable {
+export interface Destroyable {
   destroy(err?: Error): unknown;
 }
 
@@ -41,13 +41,17 @@ export function victimOf(args: readonly unknown[]): Destroyable | undefined {
   return undefined;
 }
 
-/** `handler`, made unable to throw out of node's event emission (see the header). */
-export function guardedHandler<A extends unknown[]>(event: string, handler: (...args: A) => unknown, faults: HandlerFaults): (...args: A) => void {
+/**
+ * `handler`, made unable to throw out of node's event emission (see the header). `victim` names
+ * what to destroy when the event's arguments do not (a socket's own 'data' or 'secure'); a
+ * victim of undefined (a datagram socket's 'message') destroys nothing: the fault is still counted.
+ */
+export function guardedHandler<A extends unknown[]>(event: string, handler: (...args: A) => unknown, faults: HandlerFaults, victim: (...args: A) => Destroyable | undefined = (...args) => victimOf(args)): (...args: A) => void {
   return (...args: A) => {
     const failed = (err: unknown) => {
       const e = err instanceof Error ? err : new Error(String(err));
       try {
-        victimOf(args)?.destroy();
+        victim(...args)?.destroy();
       } catch {
         // a victim that cannot even be destroyed: the fault is still counted below
       }

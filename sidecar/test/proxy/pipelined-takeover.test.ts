@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { once } from 'node:events';
 import { connect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { buildBundle } from '../../../testkit/policy/opa-build.ts';
 import { startTestSidecar } from '../../../testkit/sidecar/test-sidecar.ts';
 import type { TestSidecar } from '../../../testkit/sidecar/test-sidecar.ts';
@@ -38,7 +39,11 @@ beforeAll(async () => {
     bundle: buildBundle(POLICY, 'pipelined-takeover'),
     resolve: { 'allowed.example:80': upstream.dial, 'allowed.example:443': upstream.dial },
     events: {
-      refused: (r) => void refused.push(r),
+      refused: (r) => {
+        refused.push(r);
+        // Thrown from the transparent port's first-bytes handler (a socket's 'data' event).
+        if (r.name === 'throw-in-handler.example') throw new Error('a handler fault forced by the test');
+      },
       requestDone: (ctx) => void done.push(ctx),
       // A hook that throws inside the gateway's handlers, for the guarded-handler test below.
       requestStart: (ctx) => {
@@ -127,6 +132,17 @@ describe('an agent-facing server event handler that throws', () => {
     expect(uncaught).toEqual([]);
     expect(answer.startsWith(answered)).toBe(true);
     if (!answered) expect(answer).toBe('');
+    expect(await counted('sluice_request_faults_total', { phase: 'front' })).toBe(before + 1);
+    const after = await exchange('GET http://allowed.example/after HTTP/1.1\r\nHost: allowed.example\r\nConnection: close\r\n\r\n');
+    expect(after.answer).toMatch(/^HTTP\/1\.1 200 /);
+  });
+
+  test("in the transparent port's first-bytes handler (a TLS hello) costs its own connection, not the process", async () => {
+    const before = await counted('sluice_request_faults_total', { phase: 'front' });
+    const s = tlsConnect({ host: '127.0.0.1', port: sidecar.addresses.transparent!.port, servername: 'throw-in-handler.example', rejectUnauthorized: false });
+    s.on('error', () => undefined);
+    await new Promise<void>((resolve) => s.once('close', () => resolve()));
+    expect(uncaught).toEqual([]);
     expect(await counted('sluice_request_faults_total', { phase: 'front' })).toBe(before + 1);
     const after = await exchange('GET http://allowed.example/after HTTP/1.1\r\nHost: allowed.example\r\nConnection: close\r\n\r\n');
     expect(after.answer).toMatch(/^HTTP\/1\.1 200 /);
