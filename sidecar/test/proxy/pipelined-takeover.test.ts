@@ -60,8 +60,8 @@ afterAll(async () => {
 });
 
 /** Writes `bytes` in one write; everything answered until the sidecar closes (bounded). */
-async function exchange(bytes: string): Promise<{ answer: string }> {
-  const s = connect({ host: '127.0.0.1', port: sidecar.addresses.proxy!.port });
+async function exchange(bytes: string, port: 'proxy' | 'transparent' = 'proxy'): Promise<{ answer: string }> {
+  const s = connect({ host: '127.0.0.1', port: sidecar.addresses[port]!.port });
   await once(s, 'connect');
   let answer = '';
   s.on('data', (d: Buffer) => (answer += d.toString('latin1')));
@@ -108,6 +108,20 @@ describe('a CONNECT or upgrade pipelined behind a pending request', () => {
     // The request in flight is recorded once, as cut; the refused one is not a request.
     const ended = await recorded(seenDone, 1);
     expect(ended.map((c) => [c.req.url, c.answer?.code])).toEqual([['http://allowed.example/slow', 'http.client_closed']]);
+  });
+
+  test('a WebSocket upgrade pipelined on the transparent port is refused the same way', async () => {
+    const seenRefused = refused.length;
+    const seenDone = done.length;
+    const { answer } = await exchange(
+      'GET /slow HTTP/1.1\r\nHost: allowed.example\r\n\r\nGET /ws HTTP/1.1\r\nHost: allowed.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+      'transparent',
+    );
+    expect(uncaught).toEqual([]);
+    expect(answer).not.toMatch(/HTTP\/1\.1 (101|403|502)/);
+    expect(refused.slice(seenRefused)).toEqual([expect.objectContaining({ code: 'http.pipelined_takeover', via: 'transparent' })]);
+    const ended = await recorded(seenDone, 1);
+    expect(ended.map((c) => [c.req.url, c.answer?.code])).toEqual([['/slow', 'http.client_closed']]);
   });
 
   test('a CONNECT that is not pipelined is still answered, and the sidecar still serves', async () => {
