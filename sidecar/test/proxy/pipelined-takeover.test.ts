@@ -124,6 +124,22 @@ describe('a CONNECT or upgrade pipelined behind a pending request', () => {
     expect(ended.map((c) => [c.req.url, c.answer?.code])).toEqual([['/slow', 'http.client_closed']]);
   });
 
+  test('a CONNECT after the first answer is complete, on the same connection, is answered as usual', async () => {
+    const s = connect({ host: '127.0.0.1', port: sidecar.addresses.proxy!.port });
+    await once(s, 'connect');
+    let answer = '';
+    s.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+    s.on('error', () => undefined);
+    const timer = setTimeout(() => s.destroy(), 3000);
+    s.write(FIRST);
+    // The first answer is complete (its last chunk is in) before the CONNECT is sent.
+    while (!/slow-ok\n\r\n0\r\n\r\n$/.test(answer)) await once(s, 'data');
+    s.write('CONNECT denied.example:443 HTTP/1.1\r\nHost: denied.example:443\r\n\r\n');
+    await new Promise<void>((resolve) => s.once('close', () => resolve()));
+    clearTimeout(timer);
+    expect(answer).toMatch(/^HTTP\/1\.1 200 [^]*slow-ok\n\r\n0\r\n\r\nHTTP\/1\.1 403 [^]*code=test\.name_denied/);
+  });
+
   test('a CONNECT that is not pipelined is still answered, and the sidecar still serves', async () => {
     const { answer } = await exchange('CONNECT denied.example:443 HTTP/1.1\r\nHost: denied.example:443\r\n\r\n');
     expect(answer).toMatch(/^HTTP\/1\.1 403 /);
