@@ -22,26 +22,26 @@ export interface AgentHead {
   conflict?: string;
 }
 
+/** HTTP/2 heads, built once per stream (their header fields are a copy). */
 const heads = new WeakMap<AgentRequest, AgentHead>();
 
-/** The request head as the policy sees it (computed once per request). */
+/** The request head as the policy sees it (an HTTP/2 one computed once per request). */
 export function agentHead(req: AgentRequest): AgentHead {
-  let head = heads.get(req);
-  if (head) return head;
-  if (!isHttp2(req)) {
-    head = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers };
-  } else {
-    const headers: IncomingHttpHeaders = {};
-    for (const [name, value] of Object.entries(req.headers)) if (!name.startsWith(':')) headers[name] = value;
-    const authority = req.headers[':authority'];
-    let conflict: string | undefined;
-    if (typeof authority === 'string' && authority !== '') {
-      // RFC 9113 §8.3.1: a Host that names another authority makes the request malformed.
-      if (typeof headers.host === 'string' && headers.host.toLowerCase() !== authority.toLowerCase()) conflict = `Host ${headers.host} differs from :authority ${authority}`;
-      headers.host = authority;
-    }
-    head = { method: req.method, url: req.url, headers, ...(conflict ? { conflict } : {}) };
+  // HTTP/1.1: the request's own fields, nothing copied; building this small object costs less than
+  // a WeakMap entry per request (and the collector's work on it).
+  if (!isHttp2(req)) return { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers };
+  const known = heads.get(req);
+  if (known) return known;
+  const headers: IncomingHttpHeaders = {};
+  for (const [name, value] of Object.entries(req.headers)) if (!name.startsWith(':')) headers[name] = value;
+  const authority = req.headers[':authority'];
+  let conflict: string | undefined;
+  if (typeof authority === 'string' && authority !== '') {
+    // RFC 9113 §8.3.1: a Host that names another authority makes the request malformed.
+    if (typeof headers.host === 'string' && headers.host.toLowerCase() !== authority.toLowerCase()) conflict = `Host ${headers.host} differs from :authority ${authority}`;
+    headers.host = authority;
   }
+  const head: AgentHead = { method: req.method, url: req.url, headers, ...(conflict ? { conflict } : {}) };
   heads.set(req, head);
   return head;
 }
