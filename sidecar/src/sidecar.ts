@@ -130,6 +130,7 @@ export async function startSidecar(config: SidecarConfig, options: StartOptions 
   };
 
   const engine = new PolicyEngine({ requireOrganisation: options.clusterPolicy !== undefined });
+  policyMetrics.trackDecisionCache(() => engine.decisionCacheTotals);
   // A signed bundle from the release namespace's ConfigMap (policy.bundle release), else a file/the built-in library.
   if (config.policy.configMap && config.policy.oci) throw new SchemaError('invalid sidecar configuration', ['policy: configMap and oci are two bundle sources; set one']);
   const remoteEvents = remoteBundleEvents(engine, policyMetrics, note, log);

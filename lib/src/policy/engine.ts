@@ -119,6 +119,13 @@ export class PolicyEngine {
   readonly #pods = new WeakMap<object, { json: string; id: string }>();
   readonly #podIds = new Map<string, string>();
   #nextPodId = 0;
+  // Hits and misses of the caches of bundles no longer in service: with the live one's they make
+  // totals that never go down across bundle swaps (Prometheus counters, read on scrape).
+  // Counted from what the live cache had already counted when it was installed (a bundle put back
+  // into service twice is not counted twice).
+  #retiredHits = 0;
+  #retiredMisses = 0;
+  #liveBase = { hits: 0, misses: 0 };
 
   constructor(options: PolicyEngineOptions = {}) {
     this.#requireOrganisation = options.requireOrganisation ?? false;
@@ -131,6 +138,12 @@ export class PolicyEngine {
     const cache = this.#useCache ? current?.cache : undefined;
     if (!cache) return { enabled: false, hits: 0, misses: 0, entries: 0, why: this.#useCache ? current?.uncached ?? 'no policy loaded' : 'turned off' };
     return { enabled: true, ...cache.stats };
+  }
+
+  /** Hits and misses of every decision cache this engine has had in service: they only grow. */
+  get decisionCacheTotals(): { hits: number; misses: number } {
+    const live = this.#current?.cache?.stats ?? this.#liveBase;
+    return { hits: this.#retiredHits + live.hits - this.#liveBase.hits, misses: this.#retiredMisses + live.misses - this.#liveBase.misses };
   }
 
   get ready(): boolean {
@@ -181,6 +194,13 @@ export class PolicyEngine {
   install(compiled: Compiled): void {
     compiled.cache?.clear();
     if (this.#overlay) applyData(compiled, this.#overlay);
+    const retired = this.#current?.cache?.stats;
+    if (retired) {
+      this.#retiredHits += retired.hits - this.#liveBase.hits;
+      this.#retiredMisses += retired.misses - this.#liveBase.misses;
+    }
+    const base = compiled.cache?.stats;
+    this.#liveBase = { hits: base?.hits ?? 0, misses: base?.misses ?? 0 };
     this.#current = compiled;
   }
 

@@ -11,6 +11,11 @@ export interface PolicyMetrics {
   clusterLoaded(revision: string, restartRequired: boolean): void;
   clusterFailed(code: SluicePolicyErrorCode): void;
   clusterConnected(connected: boolean): void;
+  /**
+   * Where the decision cache's hit and miss totals are read when the registry is scraped: the
+   * engine counts them in two plain integers, so a decision pays no metric call.
+   */
+  trackDecisionCache(read: () => { hits: number; misses: number }): void;
 }
 
 export function registerPolicyMetrics(registry: Registry): PolicyMetrics {
@@ -22,8 +27,28 @@ export function registerPolicyMetrics(registry: Registry): PolicyMetrics {
   const clusterLoads = new Counter({ name: 'sluice_policy_cluster_loads_total', help: 'SluicePolicy revisions taken into service or refused, by result and code', labelNames: ['result', 'code'], registers: [registry] });
   const clusterConnected = new Gauge({ name: 'sluice_policy_cluster_connected', help: '1 while the SluicePolicy watch is connected to the API server', registers: [registry] });
   const restart = new Gauge({ name: 'sluice_policy_settings_restart_required', help: '1 when the SluicePolicy sidecar settings in the cluster differ from the ones the sidecar started with (they apply at its next start)', registers: [registry] });
+  let cacheTotals: (() => { hits: number; misses: number }) | undefined;
+  // Counters that only go up: each scrape adds what the engine counted since the last one. Both
+  // series exist at 0 from start-up (registered without labels), before any decision.
+  const seen = { hits: 0, misses: 0 };
+  const cacheCounter = (field: 'hits' | 'misses', name: string, help: string) =>
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const now = cacheTotals?.()[field] ?? seen[field];
+        if (now > seen[field]) this.inc(now - seen[field]);
+        seen[field] = now;
+      },
+    });
+  cacheCounter('hits', 'sluice_policy_decision_cache_hits_total', 'Policy decisions answered from the decision cache (an input identical in every part the policy reads)');
+  cacheCounter('misses', 'sluice_policy_decision_cache_misses_total', 'Policy decisions the cache could not answer (the WASM ran), on policies that have a cache');
   ready.set(0);
   return {
+    trackDecisionCache(read) {
+      cacheTotals = read;
+    },
     clusterLoaded(revision, restartRequired) {
       clusterInfo.reset();
       clusterInfo.set({ revision }, 1);
