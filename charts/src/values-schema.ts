@@ -327,9 +327,10 @@ const Policy = z
         wasmBase64: z.string().default('').describe('policy.wasm, base64 (e.g. --set-file with a base64 file)'),
         dataJson: z.string().default('').describe('data.json'),
         manifest: z.string().default('').describe('.manifest (JSON with the revision)'),
+        inputReads: z.string().default('').describe('sluice.input-reads (optional; `make policy` writes it): which input paths the policy reads, bound to policy.wasm; without it the sidecar evaluates every request (no decision cache)'),
       })
       .prefault({})
-      .describe('your own bundle (all three or none); empty uses the default library built from policies/'),
+      .describe('your own bundle (wasmBase64, dataJson and manifest: all three or none; inputReads optional); empty uses the default library built from policies/'),
   })
   .prefault({})
   .describe('the policy bundle');

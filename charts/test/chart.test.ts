@@ -5,12 +5,14 @@
 // hardened Deployment, the policy bundle, NetworkPolicy and the monitoring objects.
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, jest, test } from '@jest/globals';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { parseWebhookConfig } from '../../webhook/src/config.ts';
+import { readBundle } from '../../lib/src/policy/bundle.ts';
+import { PolicyEngine } from '../../lib/src/policy/engine.ts';
 import { golden, goldenFiles, snapshot } from './support/golden.ts';
 import { CHART, KUBE_VERSION, MATRIX, NAMESPACE, REPO, find, findAll, helm, lint, parseObjects, template, templateError, templateText } from './support/helm.ts';
 import type { K8sObject } from './support/helm.ts';
@@ -562,7 +564,20 @@ describe('agent namespaces', () => {
       expect(Buffer.from(cm.binaryData['policy.wasm']!, 'base64').equals(readFileSync(join(bundle, 'policy.wasm')))).toBe(true);
       expect(cm.data['data.json']).toBe(readFileSync(join(bundle, 'data.json'), 'utf8'));
       expect(JSON.parse(cm.data['.manifest']!)).toEqual(JSON.parse(readFileSync(join(bundle, '.manifest'), 'utf8')));
+      expect(cm.data['sluice.input-reads']).toBe(readFileSync(join(bundle, 'sluice.input-reads'), 'utf8'));
     }
+  });
+
+  test('policy.bundle configMap: a sidecar reading the mounted ConfigMap gets the decision cache (the bundle says what its policy reads)', async () => {
+    const objs = await template({ agents: { namespaces: ['agents'] }, policy: { bundle: 'configMap' } });
+    const cm = find(objs, 'ConfigMap', 'sluice-policy') as K8sObject & { data: Record<string, string>; binaryData: Record<string, string> };
+    // As the kubelet mounts it: one file per key.
+    const mounted = mkdtempSync(join(tmpdir(), 'sluice-policy-cm-'));
+    for (const [key, text] of Object.entries(cm.data)) writeFileSync(join(mounted, key), text);
+    for (const [key, b64] of Object.entries(cm.binaryData)) writeFileSync(join(mounted, key), Buffer.from(b64, 'base64'));
+    const engine = new PolicyEngine();
+    await engine.load(await readBundle(mounted));
+    expect(engine.decisionCache).toMatchObject({ enabled: true });
   });
 
   test('policy.override replaces the bundle; another ConfigMap name reaches the webhook', async () => {
@@ -571,6 +586,8 @@ describe('agent namespaces', () => {
     const cm = find(objs, 'ConfigMap', 'team-policy') as K8sObject & { data: Record<string, string>; binaryData: Record<string, string> };
     expect(cm.data).toEqual({ 'data.json': '{"a":1}', '.manifest': manifest });
     expect(cm.binaryData['policy.wasm']).toBe(Buffer.from('\0asm').toString('base64'));
+    const withReads = await template({ agents: { namespaces: ['agents'] }, policy: { bundle: 'configMap', override: { wasmBase64: Buffer.from('\0asm').toString('base64'), dataJson: '{}', manifest, inputReads: '{"x":1}' } } });
+    expect((find(withReads, 'ConfigMap', 'sluice-policy') as K8sObject & { data: Record<string, string> }).data['sluice.input-reads']).toBe('{"x":1}');
     const config = parseWebhookConfig(parseYaml((find(objs, 'ConfigMap', 'sluice-webhook') as K8sObject & { data: { 'config.yaml': string } }).data['config.yaml']));
     expect(config.sidecar.policyConfigMap).toBe('team-policy');
     // The renamed bundle ConfigMap is the one the settings guard keeps agents from writing.

@@ -56,7 +56,11 @@ app.kubernetes.io/component: webhook
 {{- toJson (uniq (append .Values.webhook.excludedNamespaces .Release.Namespace)) -}}
 {{- end -}}
 
-{{/* The three policy bundle files: the override when given, else the bundle `make policy` built. */}}
+{{/*
+The policy bundle files: the override when given, else the bundle `make policy` built. inputReads is
+the bundle's sluice.input-reads member (which input paths the Rego reads, bound to policy.wasm by its
+digest): without it the sidecar runs the WASM for every request (no decision cache). Optional.
+*/}}
 {{- define "sluice.policyFiles" -}}
 {{- $o := .Values.policy.override -}}
 {{- $set := list $o.wasmBase64 $o.dataJson $o.manifest | compact | len -}}
@@ -64,13 +68,13 @@ app.kubernetes.io/component: webhook
 {{- fail "policy.override: set wasmBase64, dataJson and manifest together (or none of them)" -}}
 {{- end -}}
 {{- if eq $set 3 -}}
-{{- toJson (dict "wasm" $o.wasmBase64 "data" $o.dataJson "manifest" $o.manifest) -}}
+{{- toJson (dict "wasm" $o.wasmBase64 "data" $o.dataJson "manifest" $o.manifest "inputReads" $o.inputReads) -}}
 {{- else -}}
 {{- $wasm := .Files.Get "files/policy-bundle/policy.wasm" -}}
 {{- if not $wasm -}}
 {{- fail "the chart has no policy bundle (files/policy-bundle → policies/build/bundle): run `make policy`, or set policy.override" -}}
 {{- end -}}
-{{- toJson (dict "wasm" (.Files.Get "files/policy-bundle/policy.wasm" | b64enc) "data" (.Files.Get "files/policy-bundle/data.json") "manifest" (.Files.Get "files/policy-bundle/.manifest")) -}}
+{{- toJson (dict "wasm" (.Files.Get "files/policy-bundle/policy.wasm" | b64enc) "data" (.Files.Get "files/policy-bundle/data.json") "manifest" (.Files.Get "files/policy-bundle/.manifest") "inputReads" (.Files.Get "files/policy-bundle/sluice.input-reads")) -}}
 {{- end -}}
 {{- end -}}
 
