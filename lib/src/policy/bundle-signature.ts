@@ -8,7 +8,6 @@
 import { createHash, createPublicKey } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { compactVerify } from 'jose';
 import { z } from 'zod';
 import { BundleError } from './bundle-error.ts';
 
@@ -104,6 +103,8 @@ export async function verifyBundleFiles(files: ReadonlyMap<string, Buffer>, v: B
     throw new BundleError('bundle.signature_invalid', `${source}: ${SIGNATURES_FILE} holds ${tokens.length} signatures (expected exactly one)`);
   }
   const key = await verificationKey(v);
+  // jose is loaded on the first signed bundle, not at start-up: most sidecars never verify one.
+  const { compactVerify } = await import('jose');
   let payloadBytes: Uint8Array;
   let keyId: string;
   try {

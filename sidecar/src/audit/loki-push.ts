@@ -3,7 +3,8 @@
 // pod's namespace and name and the session id, so a stream per pod start; never a path, host or
 // anything the agent controls, which would make the store's index grow with user input.
 import { readFileSync } from 'node:fs';
-import protobuf from 'protobufjs';
+import { createRequire } from 'node:module';
+import type { Type, parse } from 'protobufjs';
 import { compress, uncompress } from 'snappyjs';
 import type { AuditEvent } from '../../../api/src/index.ts';
 import { storeTimestampNs } from '../../../lib/src/audit/chain.ts';
@@ -70,8 +71,18 @@ export function omittedStub(line: string, o: Pick<Omission, 'bytes' | 'reason' |
   return canonicalJson(stub);
 }
 
-const root = protobuf.parse(readFileSync(new URL('./loki-push.proto', import.meta.url), 'utf8'), { keepCase: true }).root;
-const PushRequestType = root.lookupType('sluice.audit.loki.PushRequest');
+// protobufjs and the schema are loaded on the first protobuf push or decode, not when the
+// recorder imports this module for entryTag: a sidecar that ships JSON or to no store never pays
+// for them at start-up. Synchronous (require), so the encoders stay plain functions.
+let pushRequestType: Type | undefined;
+function pushRequest(): Type {
+  if (!pushRequestType) {
+    const protobuf = createRequire(import.meta.url)('protobufjs') as { parse: typeof parse };
+    const root = protobuf.parse(readFileSync(new URL('./loki-push.proto', import.meta.url), 'utf8'), { keepCase: true }).root;
+    pushRequestType = root.lookupType('sluice.audit.loki.PushRequest');
+  }
+  return pushRequestType;
+}
 
 /** The only labels an audit stream carries. */
 export interface StreamLabels {
@@ -202,7 +213,7 @@ export function encodePushProtobuf(streams: readonly PushStream[]): Uint8Array {
       })),
     })),
   };
-  return PushRequestType.encode(message).finish();
+  return pushRequest().encode(message).finish();
 }
 
 /** The body Loki expects for Content-Type application/x-protobuf: snappy block format. */
@@ -271,7 +282,8 @@ export function encodePush(streams: readonly PushStream[], encoding: 'protobuf' 
 
 /** Decodes an uncompressed protobuf PushRequest (tests and the fault proxy read bodies back). */
 export function decodePushProtobuf(bytes: Uint8Array): { streams: { labels: string; entries: { ts: bigint; line: string }[] }[] } {
-  const msg = PushRequestType.toObject(PushRequestType.decode(bytes), { longs: String, defaults: true }) as {
+  const type = pushRequest();
+  const msg = type.toObject(type.decode(bytes), { longs: String, defaults: true }) as {
     streams: { labels: string; entries: { timestamp?: { seconds: string; nanos: number }; line: string }[] }[];
   };
   return {
