@@ -9,6 +9,7 @@
 // measurement of real traffic. Bench code only.
 import type { PolicyInput } from '../../api/src/index.ts';
 import type { DecisionCase } from '../../policies/cases/cases.ts';
+import { prng } from '../../testkit/prng.ts';
 
 /** Weight per 100 requests and how each kind varies. */
 const KINDS = [
@@ -26,18 +27,6 @@ const KINDS = [
 ] as const;
 
 export const TRACE_KINDS: readonly string[] = KINDS.map((k) => `${k.weight}% ${k.name}`);
-
-/** Mulberry32: a small seeded PRNG so the trace is the same every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Zipf-like pick in [0, n): small indexes much more often (the packages every project uses). */
 function zipf(random: () => number, n: number): number {

@@ -7,7 +7,7 @@ import { DEFAULT_FACTS_CONFIG, bodyPrefixNeeded, deriveFacts, moreBodyNeeded, pa
 import type { FactsRequest } from '../../src/facts/derive-facts.ts';
 import { parseReceivePackCommands } from '../../src/facts/git-receive-pack.ts';
 import { scanTopLevelJson } from '../../src/facts/json-top-level-scan.ts';
-import { prng as rng } from '../support/prng.ts';
+import { prng as rng } from '../../../testkit/prng.ts';
 
 const rand = rng(0x5111ce);
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Negative, Positive } from './generate.ts';
-import { prng } from '../support/prng.ts';
+import { prng } from '../../../testkit/prng.ts';
 import { CORPUS_DIR, secretsGone } from './evaluate.ts';
 
 export const ENCODED_FILES = { positives: 'encoded-positives.jsonl', negatives: 'encoded-negatives.jsonl' } as const;

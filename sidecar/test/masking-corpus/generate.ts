@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { base62Crc32 } from '../../src/masking/validators.ts';
-import { prng } from '../support/prng.ts';
+import { prng } from '../../../testkit/prng.ts';
 
 export interface Positive {
   id: string;

@@ -7,7 +7,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DecodedViewsTransform, DlpStreamError, createMasker, maskingTransform, scanDecoded, segmentEnd } from '../../src/masking/index.ts';
 import type { ViewFinding } from '../../src/masking/index.ts';
-import { prng } from '../support/prng.ts';
+import { prng } from '../../../testkit/prng.ts';
 
 const masker = createMasker('*');
 const AWS_ID = 'AKIAQ4T7ZK2MWX3RPL6N';

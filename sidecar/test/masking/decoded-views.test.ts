@@ -6,7 +6,7 @@
 import { describe, expect, test } from '@jest/globals';
 import { createMasker, isTextLike, maskAuditText, scanDecoded } from '../../src/masking/index.ts';
 import { secretsGone } from '../masking-corpus/evaluate.ts';
-import { prng } from '../support/prng.ts';
+import { prng } from '../../../testkit/prng.ts';
 
 const masker = createMasker('*');
 // Fake but well-formed credentials (the same shapes the corpus uses).
